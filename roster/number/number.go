@@ -1,0 +1,112 @@
+// Package number normalises telephone numbers to E.164 (ITU-T E.164, with the
+// libphonenumber rules of github.com/nyaruka/phonenumbers) and maps them to and
+// from the JIDs Switchboard gives them (+12015550123@sms.example.com).
+package number
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/nyaruka/phonenumbers"
+	"mellium.im/xmpp/jid"
+)
+
+// Errors returned by Parse. Each is wrapped with the offending input.
+var (
+	ErrEmpty   = errors.New("number: empty")
+	ErrInvalid = errors.New("number: not a valid phone number")
+	ErrRegion  = errors.New("number: no country code and no default region")
+)
+
+// E164 is a normalised phone number in E.164 form, with the leading "+".
+type E164 string
+
+// Digits returns the number without the leading "+", as SMPP carries it with
+// TON 1 / NPI 1.
+func (n E164) Digits() string { return strings.TrimPrefix(string(n), "+") }
+
+// String returns the number with its leading "+".
+func (n E164) String() string { return string(n) }
+
+// Region returns the ISO 3166 region the number belongs to ("US", "GB"…), or
+// "" when it cannot be told.
+func (n E164) Region() string {
+	p, err := phonenumbers.Parse(string(n), "")
+	if err != nil {
+		return ""
+	}
+	return phonenumbers.GetRegionCodeForNumber(p)
+}
+
+// Parse normalises s, written in any common way ("+1 (201) 555-0123",
+// "00 44 20 7946 0000", "201-555-0123" with region "US"), to E.164.
+// region is the ISO 3166 region used when s has no country code.
+func Parse(s, region string) (E164, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return "", ErrEmpty
+	}
+	if len(s) > 64 {
+		return "", fmt.Errorf("%w: %.20q… is too long", ErrInvalid, s)
+	}
+	region = strings.ToUpper(strings.TrimSpace(region))
+	if !strings.HasPrefix(s, "+") && !strings.HasPrefix(s, "00") && region == "" {
+		// A bare national number cannot be placed without a region.
+		digits := strings.IndexFunc(s, func(r rune) bool { return r >= '0' && r <= '9' }) >= 0
+		if digits {
+			return "", fmt.Errorf("%w: %q", ErrRegion, s)
+		}
+	}
+	if region == "" {
+		region = "ZZ"
+	}
+	p, err := phonenumbers.Parse(s, region)
+	if err != nil {
+		return "", fmt.Errorf("%w: %q: %v", ErrInvalid, s, err)
+	}
+	if !phonenumbers.IsValidNumber(p) {
+		return "", fmt.Errorf("%w: %q", ErrInvalid, s)
+	}
+	return E164(phonenumbers.Format(p, phonenumbers.E164)), nil
+}
+
+// FromDigits turns the digits of an SMPP address with TON 1 (international)
+// into an E.164 number, keeping numbers libphonenumber does not know (short
+// codes and ranges newer than its metadata) rather than refusing them.
+func FromDigits(digits string) (E164, error) {
+	digits = strings.TrimPrefix(strings.TrimSpace(digits), "+")
+	if digits == "" {
+		return "", ErrEmpty
+	}
+	for _, r := range digits {
+		if r < '0' || r > '9' {
+			return "", fmt.Errorf("%w: %q", ErrInvalid, digits)
+		}
+	}
+	if len(digits) > 15 {
+		return "", fmt.Errorf("%w: %q has more than 15 digits", ErrInvalid, digits)
+	}
+	return E164("+" + digits), nil
+}
+
+// JID returns the number's JID on the component domain.
+func (n E164) JID(component jid.JID) jid.JID {
+	j, err := jid.New(string(n), component.Domainpart(), "")
+	if err != nil {
+		// An E.164 string is always a valid localpart.
+		panic(fmt.Sprintf("number: %q is not a localpart: %v", n, err))
+	}
+	return j
+}
+
+// FromJID reads the number from a JID on the component domain. The localpart
+// is normalised with region as for Parse, so "2015550123@sms.example.com" with
+// region "US" is accepted.
+func FromJID(j jid.JID, region string) (E164, error) {
+	local := j.Localpart()
+	if local == "" {
+		return "", fmt.Errorf("%w: %s has no number before the @", ErrEmpty, j.Bare())
+	}
+	return Parse(local, region)
+}

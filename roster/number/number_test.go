@@ -1,0 +1,114 @@
+package number_test
+
+import (
+	"errors"
+	"testing"
+
+	"mellium.im/xmpp/jid"
+
+	"switchboard/roster/number"
+)
+
+func TestParse(t *testing.T) {
+	tests := []struct {
+		in, region string
+		want       number.E164
+		err        error
+	}{
+		{"+12015550123", "", "+12015550123", nil},
+		{"+1 (201) 555-0123", "", "+12015550123", nil},
+		{"201-555-0123", "US", "+12015550123", nil},
+		{"(201) 555 0123", "us", "+12015550123", nil},
+		{"0044 20 7946 0000", "US", "", nil}, // not a valid dialling prefix from the US
+		{"00 44 20 7946 0000", "DE", "+442079460000", nil},
+		{"020 7946 0000", "GB", "+442079460000", nil},
+		{"+49 30 901820", "US", "+4930901820", nil},
+		{"8 (912) 345-67-89", "RU", "+79123456789", nil},
+		{"+15555550123", "", "", number.ErrInvalid}, // 555 exchange codes are invalid
+		{"2015550123", "", "", number.ErrRegion},
+		{"", "US", "", number.ErrEmpty},
+		{"   ", "US", "", number.ErrEmpty},
+		{"hello", "US", "", number.ErrInvalid},
+		{"+1201555012345678901234567890123456789012345678901234567890123456789", "", "", number.ErrInvalid},
+	}
+	for _, tc := range tests {
+		got, err := number.Parse(tc.in, tc.region)
+		if tc.want == "" && tc.err == nil {
+			// Either outcome is acceptable as long as it is an error or valid E.164.
+			if err == nil && got[0] != '+' {
+				t.Errorf("Parse(%q, %q) = %q, not E.164", tc.in, tc.region, got)
+			}
+			continue
+		}
+		if tc.err != nil {
+			if !errors.Is(err, tc.err) {
+				t.Errorf("Parse(%q, %q) error = %v, want %v", tc.in, tc.region, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || got != tc.want {
+			t.Errorf("Parse(%q, %q) = %q, %v; want %q", tc.in, tc.region, got, err, tc.want)
+		}
+	}
+}
+
+func TestJIDRoundTrip(t *testing.T) {
+	comp := jid.MustParse("sms.example.com")
+	n := number.E164("+12015550123")
+	j := n.JID(comp)
+	if got := j.String(); got != "+12015550123@sms.example.com" {
+		t.Fatalf("JID = %s", got)
+	}
+	back, err := number.FromJID(j, "")
+	if err != nil || back != n {
+		t.Fatalf("FromJID = %q, %v", back, err)
+	}
+	back, err = number.FromJID(jid.MustParse("2015550123@sms.example.com"), "US")
+	if err != nil || back != n {
+		t.Fatalf("FromJID national = %q, %v", back, err)
+	}
+	if _, err := number.FromJID(comp, "US"); !errors.Is(err, number.ErrEmpty) {
+		t.Fatalf("FromJID(domain) error = %v", err)
+	}
+	if n.Digits() != "12015550123" || n.Region() != "US" {
+		t.Fatalf("Digits/Region = %q %q", n.Digits(), n.Region())
+	}
+}
+
+func TestFromDigits(t *testing.T) {
+	for in, want := range map[string]number.E164{"12015550123": "+12015550123", "+447700900123": "+447700900123"} {
+		if got, err := number.FromDigits(in); err != nil || got != want {
+			t.Errorf("FromDigits(%q) = %q, %v", in, got, err)
+		}
+	}
+	for _, in := range []string{"", "12a", "1234567890123456"} {
+		if _, err := number.FromDigits(in); err == nil {
+			t.Errorf("FromDigits(%q) succeeded", in)
+		}
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	for _, s := range []string{"+12015550123", "201-555-0123", "00 44 20 7946 0000", "+", "00", "+1 (", "٣٤٥"} {
+		f.Add(s, "US")
+	}
+	f.Fuzz(func(t *testing.T, s, region string) {
+		n, err := number.Parse(s, region)
+		if err != nil {
+			return
+		}
+		again, err := number.Parse(string(n), "")
+		if err != nil || again != n {
+			t.Fatalf("Parse(%q) = %q, but reparsing gives %q, %v", s, n, again, err)
+		}
+	})
+}
+
+func BenchmarkParse(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := number.Parse("(201) 555-0123", "US"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -1,0 +1,141 @@
+package coding
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"unicode/utf16"
+	"unicode/utf8"
+)
+
+// ErrUnknownCoding is returned, wrapped with the value, by Decode for a data_coding it cannot turn into text.
+var ErrUnknownCoding = errors.New("coding: unsupported data coding")
+
+type alphabet int
+
+const (
+	alphaUnknown alphabet = iota
+	alphaGSM
+	alphaASCII
+	alphaLatin1
+	alpha8Bit
+	alphaUCS2
+)
+
+// alphabetOf maps an SMPP data_coding value to an alphabet. Values 0x00-0x0F have their
+// SMPP 3.4 meaning (§5.2.19); from 0x10 up the coding groups of 3GPP TS 23.038 §4 apply:
+// general data coding (0x00-0x7F, uncompressed only), message waiting (0xC0-0xEF) and
+// data coding/message class (0xF0-0xFF).
+func alphabetOf(dc byte) alphabet {
+	switch {
+	case dc == DCDefault:
+		return alphaGSM
+	case dc == DCIA5:
+		return alphaASCII
+	case dc == 0x02 || dc == 0x04: // octet unspecified (8-bit binary)
+		return alpha8Bit
+	case dc == DCLatin1:
+		return alphaLatin1
+	case dc == DCUCS2:
+		return alphaUCS2
+	case dc < 0x10: // JIS, Cyrillic, Hebrew, pictogram, ISO-2022-JP, Kanji, KS C 5601, reserved
+		return alphaUnknown
+	case dc < 0x80: // general data coding; bit 6 is automatic deletion, bit 5 compression
+		if dc&0x20 != 0 {
+			return alphaUnknown
+		}
+		switch (dc >> 2) & 3 {
+		case 0:
+			return alphaGSM
+		case 1:
+			return alpha8Bit
+		case 2:
+			return alphaUCS2
+		}
+		return alphaUnknown
+	case dc < 0xC0: // reserved groups
+		return alphaUnknown
+	case dc < 0xE0: // message waiting, discard or store, GSM 7-bit
+		return alphaGSM
+	case dc < 0xF0: // message waiting, store, UCS-2
+		return alphaUCS2
+	case dc&0x04 != 0: // data coding/message class: 8-bit data
+		return alpha8Bit
+	default:
+		return alphaGSM
+	}
+}
+
+// Decode turns a short_message (without UDH) in data coding dc into text. Unknown codings: error. Codings 0, 1, 3, 8 (and
+// 0xF0-class/0x00-0x0F general data coding groups mapping to GSM/8bit/UCS2 per TS 23.038 where simple) supported. Invalid bytes are
+// replaced, not fatal, where sensible.
+//
+// GSM text is expected unpacked (see DecodeGSM). IA5 octets above 0x7F, a lone UTF-16 surrogate and
+// an odd trailing UCS-2 octet become U+FFFD. 8-bit data (0x02, 0x04 and the TS 23.038 8-bit codings)
+// has no defined character set and is decoded octet for octet as Latin-1; the error wraps
+// ErrUnknownCoding for compressed, reserved and national codings.
+func Decode(dc byte, b []byte) (string, error) {
+	switch alphabetOf(dc) {
+	case alphaGSM:
+		return DecodeGSM(b), nil
+	case alphaASCII:
+		return decodeASCII(b), nil
+	case alphaLatin1, alpha8Bit:
+		return decodeLatin1(b), nil
+	case alphaUCS2:
+		return decodeUTF16BE(b), nil
+	}
+	return "", fmt.Errorf("%w 0x%02X", ErrUnknownCoding, dc)
+}
+
+func decodeASCII(b []byte) string {
+	var sb strings.Builder
+	sb.Grow(len(b))
+	for _, c := range b {
+		if c >= utf8.RuneSelf {
+			sb.WriteRune(utf8.RuneError)
+			continue
+		}
+		sb.WriteByte(c)
+	}
+	return sb.String()
+}
+
+func decodeLatin1(b []byte) string {
+	n := len(b)
+	for _, c := range b {
+		if c >= utf8.RuneSelf {
+			n++
+		}
+	}
+	var sb strings.Builder
+	sb.Grow(n)
+	for _, c := range b {
+		sb.WriteRune(rune(c))
+	}
+	return sb.String()
+}
+
+func decodeUTF16BE(b []byte) string {
+	var sb strings.Builder
+	sb.Grow(len(b) + len(b)/2)
+	for i := 0; i+1 < len(b); i += 2 {
+		u := rune(b[i])<<8 | rune(b[i+1])
+		if utf16.IsSurrogate(u) {
+			if u < 0xDC00 && i+3 < len(b) {
+				lo := rune(b[i+2])<<8 | rune(b[i+3])
+				if r := utf16.DecodeRune(u, lo); r != utf8.RuneError {
+					sb.WriteRune(r)
+					i += 2
+					continue
+				}
+			}
+			u = utf8.RuneError
+		}
+		sb.WriteRune(u)
+	}
+	if len(b)%2 != 0 {
+		sb.WriteRune(utf8.RuneError)
+	}
+	return sb.String()
+}

@@ -1,0 +1,6 @@
+// Package coding implements SMS text encodings (GSM 03.38 / 3GPP TS 23.038 default alphabet with the extension table, Latin-1, UCS-2) and concatenation (3GPP TS 23.040 UDH IE 0x00/0x08) for SMPP 3.4 short messages.
+//
+// GSM text is carried unpacked, one septet per octet, as SMPP 3.4 transports data_coding 0.
+// Segment chooses the coding and splits outgoing text; SplitUDH and Decode take incoming
+// short_message fields apart. Reassembly of parts is left to the caller.
+package coding

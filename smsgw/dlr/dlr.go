@@ -1,0 +1,166 @@
+package dlr
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+)
+
+// TLV tags read by [Parse].
+const (
+	TagReceiptedMessageID uint16 = 0x001E // C-octet string
+	TagNetworkErrorCode   uint16 = 0x0423 // network type (1 octet) + error code (2 octets)
+	TagMessageState       uint16 = 0x0427 // 1 octet, see [StateFromTLV]
+	TagMessagePayload     uint16 = 0x0424 // receipt text in a data_sm, used when short_message is empty
+)
+
+// ErrMalformed is returned (wrapped) for a PDU or text that claims to be a
+// receipt but lacks the message id or the state.
+var ErrMalformed = errors.New("dlr: malformed receipt")
+
+// State is the final or intermediate state of a submitted message, spelled as
+// in the stat: field of the text form. Values other than the constants below
+// are kept as the carrier sent them, in upper case.
+type State string
+
+// The message states of SMPP 3.4 section 5.2.28, in their text-form spelling.
+const (
+	Enroute       State = "ENROUTE"
+	Delivered     State = "DELIVRD"
+	Expired       State = "EXPIRED"
+	Deleted       State = "DELETED"
+	Undeliverable State = "UNDELIV"
+	Accepted      State = "ACCEPTD"
+	Unknown       State = "UNKNOWN"
+	Rejected      State = "REJECTD"
+	Skipped       State = "SKIPPED" // SMPP 5.0 value 9; rare
+)
+
+// Final reports whether no further receipt is expected for the message.
+// ENROUTE and ACCEPTD are intermediate; every other non-empty state, including
+// ones this package does not recognise, is treated like UNKNOWN: final.
+func (s State) Final() bool {
+	switch s {
+	case "", Enroute, Accepted:
+		return false
+	}
+	return true
+}
+
+// Success reports whether the message reached the handset (DELIVRD only).
+func (s State) Success() bool { return s == Delivered }
+
+// StateFromTLV maps message_state TLV values (1 ENROUTE .. 8 REJECTED, 9 SKIPPED) to State.
+// Values outside 1..9 map to Unknown.
+func StateFromTLV(v byte) State {
+	switch v {
+	case 1:
+		return Enroute
+	case 2:
+		return Delivered
+	case 3:
+		return Expired
+	case 4:
+		return Deleted
+	case 5:
+		return Undeliverable
+	case 6:
+		return Accepted
+	case 8:
+		return Rejected
+	case 9:
+		return Skipped
+	}
+	return Unknown
+}
+
+// Receipt is a parsed delivery receipt.
+type Receipt struct {
+	ID                   string    // the SMSC message id as the receipt gives it (trimmed)
+	State                State     // stat: field or message_state TLV
+	Err                  string    // err: field or network_error_code rendered, "" if none
+	Submitted, Done      int       // sub:, dlvrd: (0 if missing)
+	SubmitDate, DoneDate time.Time // UTC; zero if missing/unparseable; formats YYMMDDhhmm (10 digits) and YYMMDDhhmmss (12)
+	Text                 string    // text:/Text: field (may be empty)
+}
+
+// IsReceipt reports whether esm_class marks an SMSC delivery receipt (bits 2-5: 0x04 SMSC delivery receipt; also 0x08 SME ack, 0x10 manual ack, 0x20 intermediate notification count as receipts).
+// 0x18 (conversation abort) and the other combinations do not.
+func IsReceipt(esmClass byte) bool {
+	switch esmClass & 0x3C {
+	case 0x04, 0x08, 0x10, 0x20:
+		return true
+	}
+	return false
+}
+
+// Parse extracts a receipt from a deliver_sm/data_sm. tlvs maps tag → raw value. The TLVs win over the text when both are present
+// (receipted_message_id is a C-octet string, may have trailing NUL; message_state 1 byte). If there are no TLVs, the text form is parsed.
+// ok=false means this PDU is not a receipt (esm_class says no and no receipt TLVs); err non-nil means it claims to be a receipt but cannot be parsed.
+//
+// When shortMessage is empty the text is taken from the message_payload TLV
+// (data_sm has no short_message). Fields the TLVs do not carry (dates,
+// counts, text) come from the text when it has them. A network_error_code
+// is rendered as its error code in at least three decimal digits, as in the
+// text form's err: field. With err non-nil, r holds what could be read.
+func Parse(esmClass byte, shortMessage []byte, tlvs map[uint16][]byte) (r Receipt, ok bool, err error) {
+	idTLV, hasID := tlvs[TagReceiptedMessageID]
+	stTLV, hasState := tlvs[TagMessageState]
+	if !IsReceipt(esmClass) && !hasID && !hasState {
+		return Receipt{}, false, nil
+	}
+	text := shortMessage
+	if len(trimSpace(text)) == 0 {
+		text = tlvs[TagMessagePayload]
+	}
+	if len(text) > 0 {
+		r = scanText(string(text))
+	}
+	if id := trimSpace(idTLV); len(id) > 0 {
+		r.ID = string(id)
+	}
+	if len(stTLV) > 0 && stTLV[0] >= 1 && stTLV[0] <= 9 {
+		r.State = StateFromTLV(stTLV[0])
+	} else if hasState && r.State == "" {
+		r.State = Unknown
+	}
+	if e, ok := networkError(tlvs[TagNetworkErrorCode]); ok {
+		r.Err = e
+	}
+	return r, true, r.check()
+}
+
+// networkError renders a network_error_code TLV (network type, 2-octet code).
+func networkError(b []byte) (string, bool) {
+	var code int
+	switch len(b) {
+	case 3:
+		code = int(b[1])<<8 | int(b[2])
+	case 2:
+		code = int(b[0])<<8 | int(b[1])
+	case 1:
+		code = int(b[0])
+	default:
+		return "", false
+	}
+	if code < 10 {
+		return "00" + strconv.Itoa(code), true
+	}
+	if code < 100 {
+		return "0" + strconv.Itoa(code), true
+	}
+	return strconv.Itoa(code), true
+}
+
+func (r *Receipt) check() error {
+	switch {
+	case r.ID == "" && r.State == "":
+		return fmt.Errorf("%w: no message id and no state", ErrMalformed)
+	case r.ID == "":
+		return fmt.Errorf("%w: no message id", ErrMalformed)
+	case r.State == "":
+		return fmt.Errorf("%w: no state", ErrMalformed)
+	}
+	return nil
+}

@@ -1,0 +1,310 @@
+package smpp
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+
+	"github.com/fiorix/go-smpp/smpp/pdu"
+	"github.com/fiorix/go-smpp/smpp/pdu/pdufield"
+	"github.com/fiorix/go-smpp/smpp/pdu/pdutlv"
+)
+
+// Command ids used by the session (SMPP 3.4 section 5.1.2.1).
+const (
+	cmdGenericNack       uint32 = 0x80000000
+	cmdBindTransceiver   uint32 = 0x00000009
+	cmdSubmitSM          uint32 = 0x00000004
+	cmdDeliverSM         uint32 = 0x00000005
+	cmdUnbind            uint32 = 0x00000006
+	cmdOutbind           uint32 = 0x0000000B
+	cmdEnquireLink       uint32 = 0x00000015
+	cmdAlertNotification uint32 = 0x00000102
+	cmdDataSM            uint32 = 0x00000103
+
+	respBit uint32 = 0x80000000
+)
+
+const (
+	headerLen = 16
+	// maxPDULen bounds command_length. fiorix's pdu.MaxSize (4 KiB) is too
+	// small for a data_sm carrying a long message_payload.
+	maxPDULen = 64 * 1024
+	// maxShortMessage is the largest short_message SMPP 3.4 allows (sm_length
+	// is one octet, 0..254).
+	maxShortMessage = 254
+
+	tagMessagePayload uint16 = 0x0424
+	ifVersion34       byte   = 0x34
+)
+
+// header is a PDU header.
+type header struct {
+	Len, ID, Status, Seq uint32
+}
+
+// lengthError reports a command_length outside 16..64 KiB. The stream cannot
+// be resynchronised after one.
+type lengthError struct {
+	h header
+}
+
+func (e *lengthError) Error() string {
+	return fmt.Sprintf("smpp: invalid command_length %d (command_id 0x%08X)", e.h.Len, e.h.ID)
+}
+
+// readPDU reads one PDU. The body is a fresh slice of command_length-16
+// bytes, so it may be retained. A command_length below 16 or above 64 KiB is
+// reported as a *lengthError before anything is allocated.
+func readPDU(r io.Reader) (header, []byte, error) {
+	var b [headerLen]byte
+	if _, err := io.ReadFull(r, b[:]); err != nil {
+		return header{}, nil, err
+	}
+	h := header{
+		Len:    binary.BigEndian.Uint32(b[0:4]),
+		ID:     binary.BigEndian.Uint32(b[4:8]),
+		Status: binary.BigEndian.Uint32(b[8:12]),
+		Seq:    binary.BigEndian.Uint32(b[12:16]),
+	}
+	if h.Len < headerLen || h.Len > maxPDULen {
+		return h, nil, &lengthError{h}
+	}
+	body := make([]byte, h.Len-headerLen)
+	if _, err := io.ReadFull(r, body); err != nil {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return h, nil, err
+	}
+	return h, body, nil
+}
+
+// appendHeader appends a header with a zero command_length; setLen fixes it.
+func appendHeader(b []byte, id, status, seq uint32) []byte {
+	b = binary.BigEndian.AppendUint32(b, 0)
+	b = binary.BigEndian.AppendUint32(b, id)
+	b = binary.BigEndian.AppendUint32(b, status)
+	return binary.BigEndian.AppendUint32(b, seq)
+}
+
+func setLen(b []byte) []byte {
+	binary.BigEndian.PutUint32(b[0:4], uint32(len(b)))
+	return b
+}
+
+// serialize encodes a fiorix PDU and appends tlvs sorted by tag. fiorix
+// writes its own TLVs in map order, which makes the bytes differ from run
+// to run, so TLVs are never handed to it.
+func serialize(p pdu.Body, tlvs map[uint16][]byte) ([]byte, error) {
+	var buf bytes.Buffer
+	if err := p.SerializeTo(&buf); err != nil {
+		return nil, err
+	}
+	b := buf.Bytes()
+	tags := make([]uint16, 0, len(tlvs))
+	for t := range tlvs {
+		tags = append(tags, t)
+	}
+	slices.Sort(tags)
+	for _, t := range tags {
+		v := tlvs[t]
+		if len(v) > 0xFFFF {
+			return nil, fmt.Errorf("smpp: TLV 0x%04X is %d bytes, max 65535", t, len(v))
+		}
+		b = binary.BigEndian.AppendUint16(b, t)
+		b = binary.BigEndian.AppendUint16(b, uint16(len(v)))
+		b = append(b, v...)
+	}
+	if len(b) > maxPDULen {
+		return nil, fmt.Errorf("smpp: PDU is %d bytes, max %d", len(b), maxPDULen)
+	}
+	return setLen(b), nil
+}
+
+func checkCString(field, s string, max int) error {
+	if strings.IndexByte(s, 0) >= 0 {
+		return fmt.Errorf("smpp: %s contains a NUL byte", field)
+	}
+	if max > 0 && len(s) > max {
+		return fmt.Errorf("smpp: %s is %d bytes, max %d", field, len(s), max)
+	}
+	return nil
+}
+
+func encodeBindTransceiver(seq uint32, systemID, password, systemType string) ([]byte, error) {
+	p := pdu.NewBindTransceiver()
+	p.Header().Seq = seq
+	f := p.Fields()
+	f.Set(pdufield.SystemID, systemID)
+	f.Set(pdufield.Password, password)
+	f.Set(pdufield.SystemType, systemType)
+	f.Set(pdufield.InterfaceVersion, ifVersion34)
+	f.Set(pdufield.AddrTON, uint8(0))
+	f.Set(pdufield.AddrNPI, uint8(0))
+	f.Set(pdufield.AddressRange, "")
+	return serialize(p, nil)
+}
+
+// encodeSubmitSM validates s and encodes it. A validation error means
+// nothing can be sent.
+func encodeSubmitSM(seq uint32, s *Submit) ([]byte, error) {
+	if err := errors.Join(
+		checkCString("source address", s.Source.Addr, 20),
+		checkCString("destination address", s.Dest.Addr, 20),
+		checkCString("validity period", s.ValidityPeriod, 16),
+	); err != nil {
+		return nil, err
+	}
+	if len(s.ShortMessage) > maxShortMessage {
+		return nil, fmt.Errorf("smpp: short_message is %d bytes, max %d; send longer text in TLV 0x0424 (message_payload)",
+			len(s.ShortMessage), maxShortMessage)
+	}
+	p := pdu.NewSubmitSM(nil)
+	p.Header().Seq = seq
+	f := p.Fields()
+	f.Set(pdufield.ServiceType, "")
+	f.Set(pdufield.SourceAddrTON, s.Source.TON)
+	f.Set(pdufield.SourceAddrNPI, s.Source.NPI)
+	f.Set(pdufield.SourceAddr, s.Source.Addr)
+	f.Set(pdufield.DestAddrTON, s.Dest.TON)
+	f.Set(pdufield.DestAddrNPI, s.Dest.NPI)
+	f.Set(pdufield.DestinationAddr, s.Dest.Addr)
+	f.Set(pdufield.ESMClass, s.ESMClass)
+	f.Set(pdufield.ProtocolID, s.ProtocolID)
+	f.Set(pdufield.PriorityFlag, s.PriorityFlag)
+	f.Set(pdufield.ScheduleDeliveryTime, "")
+	f.Set(pdufield.ValidityPeriod, s.ValidityPeriod)
+	f.Set(pdufield.RegisteredDelivery, s.RegisteredDelivery)
+	f.Set(pdufield.ReplaceIfPresentFlag, uint8(0))
+	f.Set(pdufield.DataCoding, s.DataCoding)
+	f.Set(pdufield.SMDefaultMsgID, uint8(0))
+	f.Set(pdufield.ShortMessage, s.ShortMessage) // also sets sm_length
+	return serialize(p, s.TLVs)
+}
+
+// encodeHeaderOnly encodes enquire_link, enquire_link_resp, unbind,
+// unbind_resp and generic_nack, which have no body.
+func encodeHeaderOnly(id, status, seq uint32) []byte {
+	return setLen(appendHeader(make([]byte, 0, headerLen), id, status, seq))
+}
+
+// encodeDeliverResp encodes deliver_sm_resp or data_sm_resp; both carry an
+// empty message_id.
+func encodeDeliverResp(cmd, seq uint32, st Status) []byte {
+	if cmd == cmdDataSM {
+		return encodeDataSMResp(seq, st)
+	}
+	p := pdu.NewDeliverSMRespSeq(seq)
+	p.Header().Status = pdu.Status(st)
+	b, err := serialize(p, nil)
+	if err != nil { // cannot happen: fixed small body
+		panic(err)
+	}
+	return b
+}
+
+// decodeFields decodes the mandatory fields in list, then TLVs. fiorix's
+// List.Decode stops silently at the end of the body, so every field in list
+// is checked for presence.
+func decodeFields(list pdufield.List, body []byte) (pdufield.Map, map[uint16][]byte, error) {
+	r := bytes.NewBuffer(body)
+	f, err := list.Decode(r)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, k := range list {
+		if _, ok := f[k]; !ok {
+			return nil, nil, fmt.Errorf("smpp: truncated body: %s missing", k)
+		}
+	}
+	t, err := pdutlv.DecodeTLV(r)
+	if err != nil {
+		return nil, nil, err
+	}
+	var tlvs map[uint16][]byte
+	if len(t) > 0 {
+		tlvs = make(map[uint16][]byte, len(t))
+		for tag, v := range t {
+			tlvs[uint16(tag)] = v.Bytes()
+		}
+	}
+	return f, tlvs, nil
+}
+
+func fixed(f pdufield.Map, k pdufield.Name) byte {
+	if v, ok := f[k].(*pdufield.Fixed); ok {
+		return v.Data
+	}
+	return 0
+}
+
+func cstring(f pdufield.Map, k pdufield.Name) string {
+	if v, ok := f[k]; ok {
+		return v.String()
+	}
+	return ""
+}
+
+// deliverSMFields is deliver_sm's body (SMPP 3.4 section 4.6.1). fiorix's
+// own deliver_sm list splits the UDH off short_message and mis-parses a
+// malformed UDH; this is the plain layout, which keeps the UDH in
+// ShortMessage for the reassembly code above.
+var deliverSMFields = pdufield.List{
+	pdufield.ServiceType,
+	pdufield.SourceAddrTON,
+	pdufield.SourceAddrNPI,
+	pdufield.SourceAddr,
+	pdufield.DestAddrTON,
+	pdufield.DestAddrNPI,
+	pdufield.DestinationAddr,
+	pdufield.ESMClass,
+	pdufield.ProtocolID,
+	pdufield.PriorityFlag,
+	pdufield.ScheduleDeliveryTime,
+	pdufield.ValidityPeriod,
+	pdufield.RegisteredDelivery,
+	pdufield.ReplaceIfPresentFlag,
+	pdufield.DataCoding,
+	pdufield.SMDefaultMsgID,
+	pdufield.SMLength,
+	pdufield.ShortMessage,
+}
+
+func decodeDeliverSM(h header, body []byte) (*Deliver, error) {
+	f, tlvs, err := decodeFields(deliverSMFields, body)
+	if err != nil {
+		return nil, err
+	}
+	d := &Deliver{
+		Command:    cmdDeliverSM,
+		Seq:        h.Seq,
+		Source:     Address{TON: fixed(f, pdufield.SourceAddrTON), NPI: fixed(f, pdufield.SourceAddrNPI), Addr: cstring(f, pdufield.SourceAddr)},
+		Dest:       Address{TON: fixed(f, pdufield.DestAddrTON), NPI: fixed(f, pdufield.DestAddrNPI), Addr: cstring(f, pdufield.DestinationAddr)},
+		ESMClass:   fixed(f, pdufield.ESMClass),
+		DataCoding: fixed(f, pdufield.DataCoding),
+		TLVs:       tlvs,
+	}
+	if sm := f[pdufield.ShortMessage].Bytes(); len(sm) > 0 {
+		d.ShortMessage = sm
+	} else {
+		d.ShortMessage = tlvs[tagMessagePayload]
+	}
+	return d, nil
+}
+
+var messageIDFields = pdufield.List{pdufield.MessageID}
+
+// decodeMessageID decodes the body of submit_sm_resp. An error response may
+// have no body at all (SMPP 3.4 section 4.4.2), which yields "".
+func decodeMessageID(body []byte) string {
+	f, err := messageIDFields.Decode(bytes.NewBuffer(body))
+	if err != nil {
+		return ""
+	}
+	return cstring(f, pdufield.MessageID)
+}

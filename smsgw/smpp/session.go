@@ -1,0 +1,433 @@
+package smpp
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+const maxSeq = 0x7FFFFFFF
+
+var (
+	errShutdown   = errors.New("smpp: shutting down")
+	errPeerUnbind = errors.New("smpp: SMSC sent unbind")
+	// errNotSent is returned by session.write when the connection was
+	// already closed: none of the bytes went out.
+	errNotSent = errors.New("smpp: connection closed before sending")
+)
+
+type result struct {
+	messageID string
+	err       error
+}
+
+// pending is a request awaiting its response.
+type pending struct {
+	cmd   uint32
+	slot  bool        // holds a Client.window token
+	ch    chan result // buffered; receives exactly one result
+	timer *time.Timer
+}
+
+// session is one bound connection. Its goroutines (read loop, keepalive,
+// dispatch workers) are tracked by wg; fail ends them all.
+type session struct {
+	c    *Client
+	conn net.Conn
+	log  zerolog.Logger
+	br   *bufio.Reader
+
+	wmu      sync.Mutex
+	bw       *bufio.Writer
+	wclosed  atomic.Bool
+	wwaiting atomic.Int32 // writers queued on wmu; the last one flushes
+
+	pmu     sync.Mutex
+	pending map[uint32]*pending // by sequence number; nil once dead
+	seq     uint32
+
+	lastRx atomic.Int64 // UnixNano of the last PDU received
+
+	done     chan struct{}
+	failOnce sync.Once
+	cause    error // set before done is closed
+
+	dispatch chan *Deliver
+	hctx     context.Context
+	hcancel  context.CancelFunc
+	wg       sync.WaitGroup
+}
+
+func newSession(c *Client, conn net.Conn) *session {
+	return &session{
+		c:        c,
+		conn:     conn,
+		log:      c.log,
+		br:       bufio.NewReaderSize(conn, 16<<10),
+		bw:       bufio.NewWriterSize(conn, 16<<10),
+		pending:  make(map[uint32]*pending),
+		done:     make(chan struct{}),
+		dispatch: make(chan *Deliver, 8*c.cfg.DispatchWorkers),
+		hcancel:  func() {},
+	}
+}
+
+// bind sends bind_transceiver and waits for bind_transceiver_resp, before
+// any of the session's goroutines run.
+func (s *session) bind(ctx context.Context) error {
+	if d, ok := ctx.Deadline(); ok {
+		s.conn.SetDeadline(d)
+	}
+	stop := context.AfterFunc(ctx, func() { s.conn.SetDeadline(time.Now()) })
+	defer stop()
+	defer s.conn.SetDeadline(time.Time{})
+
+	cfg := &s.c.cfg
+	s.seq = 1
+	b, err := encodeBindTransceiver(s.seq, cfg.SystemID, cfg.Password, cfg.SystemType)
+	if err != nil {
+		return err
+	}
+	if _, err := s.conn.Write(b); err != nil {
+		return fmt.Errorf("smpp: bind: %w", err)
+	}
+	for {
+		h, _, err := readPDU(s.br)
+		if err != nil {
+			if ctx.Err() != nil {
+				err = ctx.Err()
+			}
+			return fmt.Errorf("smpp: bind: %w", err)
+		}
+		switch {
+		case h.ID == cmdBindTransceiver|respBit && h.Seq == s.seq,
+			h.ID == cmdGenericNack && h.Seq == s.seq:
+			if h.Status != 0 {
+				return fmt.Errorf("%w: bind_transceiver rejected", Status(h.Status))
+			}
+			if h.ID == cmdGenericNack {
+				return errors.New("smpp: bind_transceiver answered with generic_nack")
+			}
+			return nil
+		case h.ID == cmdEnquireLink:
+			if _, err := s.conn.Write(encodeHeaderOnly(cmdEnquireLink|respBit, 0, h.Seq)); err != nil {
+				return fmt.Errorf("smpp: bind: %w", err)
+			}
+		default:
+			s.log.Warn().Uint32("command_id", h.ID).Uint32("seq", h.Seq).Msg("smpp: PDU before bind_transceiver_resp ignored")
+		}
+	}
+}
+
+// start launches the session's goroutines. ctx supplies values (not
+// cancellation) to Handler calls.
+func (s *session) start(ctx context.Context) {
+	s.hctx, s.hcancel = context.WithCancel(context.WithoutCancel(ctx))
+	s.lastRx.Store(time.Now().UnixNano())
+	s.wg.Add(2 + s.c.cfg.DispatchWorkers)
+	go s.readLoop()
+	go s.keepalive()
+	for range s.c.cfg.DispatchWorkers {
+		go s.worker()
+	}
+}
+
+func (s *session) wait() { s.wg.Wait() }
+
+func (s *session) err() error {
+	<-s.done
+	return s.cause
+}
+
+// fail ends the session: it closes the connection, and every pending
+// request gets ErrUnknownOutcome at once. Safe to call many times, from any
+// goroutine that does not hold pmu.
+func (s *session) fail(cause error) {
+	s.failOnce.Do(func() {
+		s.cause = cause
+		s.wclosed.Store(true)
+		close(s.done)
+		s.conn.Close()
+		s.hcancel()
+		s.pmu.Lock()
+		ps := s.pending
+		s.pending = nil
+		s.pmu.Unlock()
+		if len(ps) > 0 {
+			s.log.Warn().Err(cause).Int("in_flight", len(ps)).Msg("smpp: connection lost with requests in flight")
+		}
+		for _, p := range ps {
+			s.finish(p, result{err: fmt.Errorf("%w: connection lost (%v)", ErrUnknownOutcome, cause)})
+		}
+	})
+}
+
+func (s *session) finish(p *pending, r result) {
+	p.timer.Stop()
+	if p.slot {
+		<-s.c.window
+	}
+	p.ch <- r
+}
+
+// write sends one encoded PDU. Writers queue on wmu; the last one in the
+// queue flushes, so bursts share TCP segments. It returns errNotSent if the
+// connection was closed before any byte of b was written. Any other error
+// fails the session.
+func (s *session) write(b []byte) error {
+	s.wwaiting.Add(1)
+	s.wmu.Lock()
+	s.wwaiting.Add(-1)
+	defer s.wmu.Unlock()
+	if s.wclosed.Load() {
+		return errNotSent
+	}
+	s.conn.SetWriteDeadline(time.Now().Add(s.c.cfg.RespTimeout))
+	_, err := s.bw.Write(b)
+	if err == nil && s.wwaiting.Load() == 0 {
+		err = s.bw.Flush()
+	}
+	if err != nil {
+		s.fail(fmt.Errorf("smpp: write: %w", err))
+	}
+	return err
+}
+
+func (s *session) nextSeqLocked() uint32 {
+	for {
+		s.seq++
+		if s.seq > maxSeq {
+			s.seq = 1
+		}
+		if _, busy := s.pending[s.seq]; !busy {
+			return s.seq
+		}
+	}
+}
+
+// request registers a pending request, encodes it with its sequence number
+// and sends it. If slot is set the caller holds a window token, which the
+// session now releases when the request completes (or here, on error).
+//
+// An error means nothing was sent: ErrNotBound if the session is dead, or
+// the encoder's error. Otherwise exactly one result arrives on p.ch: the
+// response, ErrUnknownOutcome after RespTimeout, or ErrUnknownOutcome when
+// the connection is lost.
+func (s *session) request(cmd uint32, slot bool, encode func(seq uint32) ([]byte, error)) (*pending, error) {
+	p := &pending{cmd: cmd, slot: slot, ch: make(chan result, 1)}
+	s.pmu.Lock()
+	if s.pending == nil {
+		s.pmu.Unlock()
+		if slot {
+			<-s.c.window
+		}
+		return nil, ErrNotBound
+	}
+	seq := s.nextSeqLocked()
+	s.pending[seq] = p
+	timeout := s.c.cfg.RespTimeout
+	p.timer = time.AfterFunc(timeout, func() {
+		s.complete(seq, 0, result{err: fmt.Errorf("%w: no response within %v", ErrUnknownOutcome, timeout)})
+	})
+	s.pmu.Unlock()
+
+	b, err := encode(seq)
+	if err == nil {
+		err = s.write(b)
+		if err != nil && !errors.Is(err, errNotSent) {
+			return p, nil // fail has given p its ErrUnknownOutcome
+		}
+		if err != nil {
+			err = ErrNotBound
+		}
+	}
+	if err != nil {
+		s.pmu.Lock()
+		mine := s.pending != nil && s.pending[seq] == p
+		if mine {
+			delete(s.pending, seq)
+		}
+		s.pmu.Unlock()
+		if mine {
+			p.timer.Stop()
+			if slot {
+				<-s.c.window
+			}
+		} // else fail or the timer finished p and released the slot
+		return nil, err
+	}
+	return p, nil
+}
+
+// complete delivers r to the request with sequence number seq. respID is
+// the response's command_id: it must be the request's response or
+// generic_nack; 0 matches any (timeouts). It reports whether a request
+// matched.
+func (s *session) complete(seq, respID uint32, r result) bool {
+	s.pmu.Lock()
+	p := s.pending[seq]
+	if p == nil || respID != 0 && respID != p.cmd|respBit && respID != cmdGenericNack {
+		s.pmu.Unlock()
+		return false
+	}
+	delete(s.pending, seq)
+	s.pmu.Unlock()
+	s.finish(p, r)
+	return true
+}
+
+func (s *session) readLoop() {
+	defer s.wg.Done()
+	defer close(s.dispatch)
+	for {
+		h, body, err := readPDU(s.br)
+		if err != nil {
+			if le := (*lengthError)(nil); errors.As(err, &le) {
+				s.log.Error().Uint32("command_length", h.Len).Uint32("command_id", h.ID).Uint32("seq", h.Seq).
+					Msg("smpp: invalid command_length; sending generic_nack and dropping the connection")
+				s.write(encodeGenericNack(h.Seq, StatusInvCmdLen))
+			}
+			s.fail(fmt.Errorf("smpp: read: %w", err))
+			return
+		}
+		s.lastRx.Store(time.Now().UnixNano())
+		if h.ID&respBit != 0 {
+			s.handleResp(h, body)
+			continue
+		}
+		switch h.ID {
+		case cmdEnquireLink:
+			s.write(encodeHeaderOnly(cmdEnquireLink|respBit, 0, h.Seq))
+		case cmdDeliverSM, cmdDataSM:
+			s.handleDeliver(h, body)
+		case cmdUnbind:
+			s.log.Info().Msg("smpp: SMSC sent unbind")
+			s.write(encodeHeaderOnly(cmdUnbind|respBit, 0, h.Seq))
+			s.fail(errPeerUnbind)
+			return
+		case cmdAlertNotification:
+			s.log.Debug().Msg("smpp: alert_notification ignored")
+		default:
+			s.log.Warn().Uint32("command_id", h.ID).Uint32("seq", h.Seq).Msg("smpp: unsupported command; generic_nack")
+			s.write(encodeGenericNack(h.Seq, StatusInvCmdID))
+		}
+	}
+}
+
+func (s *session) handleResp(h header, body []byte) {
+	var r result
+	switch {
+	case h.Status != 0:
+		r.err = Status(h.Status)
+	case h.ID == cmdGenericNack:
+		r.err = StatusUnknownErr // a generic_nack must carry an error status
+	case h.ID == cmdSubmitSM|respBit:
+		r.messageID = decodeMessageID(body)
+	}
+	if !s.complete(h.Seq, h.ID, r) {
+		ev := s.log.Warn().Uint32("command_id", h.ID).Uint32("seq", h.Seq).Uint32("status", h.Status)
+		if h.ID == cmdSubmitSM|respBit {
+			ev = ev.Str("message_id", r.messageID)
+		}
+		ev.Msg("smpp: response matches no request in flight (late or unsolicited)")
+	}
+}
+
+func (s *session) handleDeliver(h header, body []byte) {
+	var d *Deliver
+	var err error
+	if h.ID == cmdDataSM {
+		d, err = decodeDataSM(h, body)
+	} else {
+		d, err = decodeDeliverSM(h, body)
+	}
+	if err != nil {
+		s.log.Warn().Err(err).Uint32("command_id", h.ID).Uint32("seq", h.Seq).Msg("smpp: malformed inbound PDU rejected")
+		s.write(encodeDeliverResp(h.ID, h.Seq, StatusInvCmdLen))
+		return
+	}
+	if s.c.cfg.Handler == nil {
+		s.write(encodeDeliverResp(h.ID, h.Seq, StatusRxTAppn))
+		return
+	}
+	select {
+	case s.dispatch <- d:
+	default:
+		s.log.Warn().Uint32("seq", h.Seq).Msg("smpp: dispatch queue full; answering ESME_RX_T_APPN")
+		s.write(encodeDeliverResp(h.ID, h.Seq, StatusRxTAppn))
+	}
+}
+
+func (s *session) worker() {
+	defer s.wg.Done()
+	for d := range s.dispatch {
+		select {
+		case <-s.done:
+			continue // the response could not be sent; the SMSC will redeliver
+		default:
+		}
+		st := s.c.cfg.Handler.HandleDeliver(s.hctx, d)
+		s.log.Debug().Uint32("command_id", d.Command).Uint32("seq", d.Seq).Stringer("status", st).Msg("smpp: inbound handled")
+		s.write(encodeDeliverResp(d.Command, d.Seq, st))
+	}
+}
+
+// keepalive sends enquire_link when nothing has been received for
+// EnquireLink, and fails the session if it goes unanswered.
+func (s *session) keepalive() {
+	defer s.wg.Done()
+	every := s.c.cfg.EnquireLink
+	t := time.NewTimer(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.done:
+			return
+		case <-t.C:
+		}
+		if idle := time.Since(time.Unix(0, s.lastRx.Load())); idle < every {
+			t.Reset(every - idle)
+			continue
+		}
+		p, err := s.request(cmdEnquireLink, false, func(seq uint32) ([]byte, error) {
+			return encodeHeaderOnly(cmdEnquireLink, 0, seq), nil
+		})
+		if err != nil {
+			return
+		}
+		select {
+		case r := <-p.ch:
+			if errors.Is(r.err, ErrUnknownOutcome) {
+				s.fail(fmt.Errorf("smpp: enquire_link: %w", r.err))
+				return
+			}
+		case <-s.done:
+			return
+		}
+		t.Reset(every)
+	}
+}
+
+// unbind sends unbind and waits for unbind_resp, at most RespTimeout.
+func (s *session) unbind() {
+	p, err := s.request(cmdUnbind, false, func(seq uint32) ([]byte, error) {
+		return encodeHeaderOnly(cmdUnbind, 0, seq), nil
+	})
+	if err != nil {
+		return
+	}
+	select {
+	case r := <-p.ch:
+		if r.err != nil {
+			s.log.Warn().Err(r.err).Msg("smpp: no unbind_resp")
+		}
+	case <-s.done:
+	}
+}

@@ -1,0 +1,934 @@
+package smpp
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// ---- fake SMSC: a real listener on loopback, driven by the test ----
+
+type fakeSMSC struct {
+	t     testing.TB
+	ln    net.Listener
+	conns chan net.Conn
+	mu    sync.Mutex
+	all   []net.Conn
+}
+
+func newFakeSMSC(t testing.TB) *fakeSMSC {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fakeSMSC{t: t, ln: ln, conns: make(chan net.Conn, 16)}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				close(f.conns)
+				return
+			}
+			f.mu.Lock()
+			f.all = append(f.all, c)
+			f.mu.Unlock()
+			f.conns <- c
+		}
+	}()
+	t.Cleanup(func() { ln.Close(); f.closeAll() })
+	return f
+}
+
+func (f *fakeSMSC) addr() string { return f.ln.Addr().String() }
+
+func (f *fakeSMSC) closeAll() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, c := range f.all {
+		c.Close()
+	}
+}
+
+// accept waits for the client's next connection.
+func (f *fakeSMSC) accept() *peer {
+	f.t.Helper()
+	select {
+	case c, ok := <-f.conns:
+		if !ok {
+			f.t.Fatal("listener closed")
+		}
+		return &peer{t: f.t, c: c, r: bufio.NewReader(c)}
+	case <-time.After(5 * time.Second):
+		f.t.Fatal("no connection from client")
+	}
+	return nil
+}
+
+// acceptBound accepts a connection and answers its bind_transceiver.
+func (f *fakeSMSC) acceptBound() *peer {
+	f.t.Helper()
+	p := f.accept()
+	h, _ := p.expect(cmdBindTransceiver)
+	p.send(raw(cmdBindTransceiver|respBit, 0, h.Seq, cstr("SMSC")))
+	return p
+}
+
+type peer struct {
+	t testing.TB
+	c net.Conn
+	r *bufio.Reader
+}
+
+func (p *peer) readWithin(d time.Duration) (header, []byte, error) {
+	p.c.SetReadDeadline(time.Now().Add(d))
+	defer p.c.SetReadDeadline(time.Time{})
+	return readPDU(p.r)
+}
+
+func (p *peer) read() (header, []byte) {
+	p.t.Helper()
+	h, body, err := p.readWithin(5 * time.Second)
+	if err != nil {
+		p.t.Fatalf("SMSC read: %v", err)
+	}
+	return h, body
+}
+
+func (p *peer) expect(id uint32) (header, []byte) {
+	p.t.Helper()
+	h, body := p.read()
+	if h.ID != id {
+		p.t.Fatalf("SMSC got command_id 0x%08X, want 0x%08X", h.ID, id)
+	}
+	return h, body
+}
+
+// expectBytes reads one PDU and compares it, header included, with want.
+func (p *peer) expectBytes(want []byte) {
+	p.t.Helper()
+	h, body := p.read()
+	got := append(appendHeader(nil, h.ID, h.Status, h.Seq), body...)
+	binary.BigEndian.PutUint32(got, h.Len)
+	if !bytes.Equal(got, want) {
+		p.t.Fatalf("SMSC got\n% x\nwant\n% x", got, want)
+	}
+}
+
+// expectNothing asserts that no PDU arrives within d.
+func (p *peer) expectNothing(d time.Duration) {
+	p.t.Helper()
+	h, _, err := p.readWithin(d)
+	if err == nil {
+		p.t.Fatalf("SMSC got unexpected PDU 0x%08X seq %d", h.ID, h.Seq)
+	}
+	var ne net.Error
+	if !errors.As(err, &ne) || !ne.Timeout() {
+		p.t.Fatalf("SMSC read: %v", err)
+	}
+}
+
+// expectClosed asserts that the client closes the connection.
+func (p *peer) expectClosed() {
+	p.t.Helper()
+	for {
+		h, _, err := p.readWithin(5 * time.Second)
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				p.t.Fatal("client did not close the connection")
+			}
+			return
+		}
+		p.t.Logf("SMSC got 0x%08X seq %d before close", h.ID, h.Seq)
+	}
+}
+
+func (p *peer) send(b []byte) {
+	p.t.Helper()
+	if _, err := p.c.Write(b); err != nil {
+		p.t.Fatalf("SMSC write: %v", err)
+	}
+}
+
+// serve answers every submit_sm with message_id "m<seq>" and enquire_link
+// and unbind, until the connection ends.
+func (p *peer) serve() {
+	w := bufio.NewWriter(p.c)
+	for {
+		h, _, err := readPDU(p.r)
+		if err != nil {
+			return
+		}
+		switch h.ID {
+		case cmdSubmitSM:
+			w.Write(raw(cmdSubmitSM|respBit, 0, h.Seq, cstr(fmt.Sprintf("m%d", h.Seq))))
+		case cmdEnquireLink, cmdUnbind:
+			w.Write(raw(h.ID|respBit, 0, h.Seq))
+		}
+		if p.r.Buffered() == 0 {
+			if w.Flush() != nil {
+				return
+			}
+		}
+	}
+}
+
+// raw builds a PDU from a header and body parts.
+func raw(id, status, seq uint32, body ...[]byte) []byte {
+	b := appendHeader(nil, id, status, seq)
+	for _, part := range body {
+		b = append(b, part...)
+	}
+	return setLen(b)
+}
+
+func cstr(s string) []byte { return append([]byte(s), 0) }
+
+func tlv(tag uint16, v []byte) []byte {
+	b := binary.BigEndian.AppendUint16(nil, tag)
+	b = binary.BigEndian.AppendUint16(b, uint16(len(v)))
+	return append(b, v...)
+}
+
+// deliverBody is a deliver_sm body (SMPP 3.4 section 4.6.1).
+func deliverBody(src, dst string, esm, dcs byte, sm []byte, tlvs ...[]byte) []byte {
+	var b []byte
+	b = append(b, 0)    // service_type
+	b = append(b, 1, 1) // source TON, NPI
+	b = append(b, cstr(src)...)
+	b = append(b, 1, 1)
+	b = append(b, cstr(dst)...)
+	b = append(b, esm, 0, 0)    // esm_class, protocol_id, priority_flag
+	b = append(b, 0, 0)         // schedule_delivery_time, validity_period
+	b = append(b, 0, 0, dcs, 0) // registered_delivery, replace_if_present, data_coding, sm_default_msg_id
+	b = append(b, byte(len(sm)))
+	b = append(b, sm...)
+	for _, t := range tlvs {
+		b = append(b, t...)
+	}
+	return b
+}
+
+// ---- client harness ----
+
+type harness struct {
+	c      *Client
+	cancel context.CancelFunc
+	done   chan error
+	states chan bool
+}
+
+func startClient(t testing.TB, f *fakeSMSC, mod func(*Config)) *harness {
+	t.Helper()
+	h := &harness{done: make(chan error, 1), states: make(chan bool, 16)}
+	cfg := Config{
+		Addr:         f.addr(),
+		SystemID:     "sb",
+		Password:     "secret",
+		RespTimeout:  2 * time.Second,
+		ReconnectMin: 10 * time.Millisecond,
+		ReconnectMax: 50 * time.Millisecond,
+		Logger:       zerolog.New(zerolog.NewTestWriter(t)),
+		OnState:      func(b bool) { h.states <- b },
+	}
+	if _, ok := t.(*testing.B); ok {
+		cfg.Logger = zerolog.Nop()
+	}
+	if mod != nil {
+		mod(&cfg)
+	}
+	h.c = NewClient(cfg)
+	ctx, cancel := context.WithCancel(context.Background())
+	h.cancel = cancel
+	go func() { h.done <- h.c.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		f.closeAll()
+		select {
+		case err := <-h.done:
+			if err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Error("Run did not return")
+		}
+		checkNoSessionGoroutines(t)
+	})
+	return h
+}
+
+func (h *harness) waitBound(t testing.TB) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := h.c.WaitBound(ctx); err != nil {
+		t.Fatalf("WaitBound: %v", err)
+	}
+}
+
+func (h *harness) expectState(t testing.TB, want bool) {
+	t.Helper()
+	select {
+	case got := <-h.states:
+		if got != want {
+			t.Fatalf("OnState(%v), want OnState(%v)", got, want)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatalf("no OnState(%v)", want)
+	}
+}
+
+type submitResult struct {
+	id  string
+	err error
+}
+
+func (h *harness) submitAsync(ctx context.Context, s *Submit) chan submitResult {
+	ch := make(chan submitResult, 1)
+	go func() {
+		id, err := h.c.Submit(ctx, s)
+		ch <- submitResult{id, err}
+	}()
+	return ch
+}
+
+func waitResult(t testing.TB, ch chan submitResult) submitResult {
+	t.Helper()
+	select {
+	case r := <-ch:
+		return r
+	case <-time.After(5 * time.Second):
+		t.Fatal("Submit did not return")
+	}
+	return submitResult{}
+}
+
+// checkNoSessionGoroutines fails if any goroutine of a session is left.
+func checkNoSessionGoroutines(t testing.TB) {
+	t.Helper()
+	var stacks string
+	for range 100 {
+		buf := make([]byte, 1<<20)
+		stacks = string(buf[:runtime.Stack(buf, true)])
+		if !strings.Contains(stacks, "smpp.(*session)") && !strings.Contains(stacks, "smpp.(*Client).Run") {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Errorf("session goroutines left after Run returned:\n%s", stacks)
+}
+
+var hello = &Submit{
+	Source:             Address{TON: 5, NPI: 0, Addr: "Switchboard"},
+	Dest:               Address{TON: 1, NPI: 1, Addr: "12015550199"},
+	RegisteredDelivery: 1,
+	ShortMessage:       []byte("hello"),
+}
+
+// ---- transcripts ----
+
+func TestBindAndSubmit(t *testing.T) {
+	f := newFakeSMSC(t)
+	h := startClient(t, f, func(c *Config) { c.SystemType = "SB" })
+	p := f.accept()
+	// bind_transceiver: system_id, password, system_type, interface_version
+	// 0x34, addr_ton, addr_npi, address_range.
+	p.expectBytes(raw(cmdBindTransceiver, 0, 1, cstr("sb"), cstr("secret"), cstr("SB"), []byte{0x34, 0, 0, 0}))
+	if h.c.Bound() {
+		t.Fatal("Bound before bind_resp")
+	}
+	p.send(raw(cmdBindTransceiver|respBit, 0, 1, cstr("SMSC")))
+	h.waitBound(t)
+	h.expectState(t, true)
+
+	s := *hello
+	s.TLVs = map[uint16][]byte{0x020C: {0, 7}, 0x0204: {0, 1}}
+	res := h.submitAsync(context.Background(), &s)
+	p.expectBytes(raw(cmdSubmitSM, 0, 2,
+		[]byte{0},                         // service_type
+		[]byte{5, 0}, cstr("Switchboard"), // source
+		[]byte{1, 1}, cstr("12015550199"), // destination
+		[]byte{0, 0, 0},      // esm_class, protocol_id, priority_flag
+		[]byte{0}, []byte{0}, // schedule_delivery_time, validity_period
+		[]byte{1, 0, 0, 0},         // registered_delivery, replace_if_present, data_coding, sm_default_msg_id
+		[]byte{5}, []byte("hello"), // sm_length, short_message
+		tlv(0x0204, []byte{0, 1}), tlv(0x020C, []byte{0, 7}), // TLVs, sorted by tag
+	))
+	if got := h.c.InFlight(); got != 1 {
+		t.Errorf("InFlight = %d, want 1", got)
+	}
+	p.send(raw(cmdSubmitSM|respBit, 0, 2, cstr("abc123")))
+	r := waitResult(t, res)
+	if r.err != nil || r.id != "abc123" {
+		t.Fatalf("Submit = %q, %v; want abc123", r.id, r.err)
+	}
+	if got := h.c.InFlight(); got != 0 {
+		t.Errorf("InFlight = %d, want 0", got)
+	}
+}
+
+// A deliver_sm whose sequence number equals an in-flight submit_sm's is a
+// request: it is dispatched and answered, and the submit_sm stays pending.
+func TestDeliverWithSameSeqAsInFlightSubmit(t *testing.T) {
+	f := newFakeSMSC(t)
+	got := make(chan *Deliver, 1)
+	h := startClient(t, f, func(c *Config) {
+		c.Handler = HandlerFunc(func(_ context.Context, d *Deliver) Status { got <- d; return StatusOK })
+	})
+	p := f.acceptBound()
+	h.waitBound(t)
+
+	res := h.submitAsync(context.Background(), hello)
+	sh, _ := p.expect(cmdSubmitSM)
+	udh := []byte{0x05, 0x00, 0x03, 0x2A, 0x02, 0x01}
+	sm := append(append([]byte{}, udh...), "hi"...)
+	p.send(raw(cmdDeliverSM, 0, sh.Seq, deliverBody("12015550123", "12015550100", 0x40, 0x00, sm, tlv(0x0204, []byte{0, 9}))))
+	p.expectBytes(raw(cmdDeliverSM|respBit, 0, sh.Seq, []byte{0}))
+
+	d := <-got
+	want := Deliver{
+		Command: cmdDeliverSM, Seq: sh.Seq,
+		Source: Address{1, 1, "12015550123"}, Dest: Address{1, 1, "12015550100"},
+		ESMClass: 0x40, ShortMessage: sm,
+		TLVs: map[uint16][]byte{0x0204: {0, 9}},
+	}
+	if fmt.Sprint(*d) != fmt.Sprint(want) {
+		t.Errorf("Deliver = %+v\nwant      %+v", *d, want)
+	}
+	select {
+	case r := <-res:
+		t.Fatalf("Submit returned %+v on a deliver_sm", r)
+	case <-time.After(50 * time.Millisecond):
+	}
+	p.send(raw(cmdSubmitSM|respBit, 0, sh.Seq, cstr("id-1")))
+	if r := waitResult(t, res); r.err != nil || r.id != "id-1" {
+		t.Fatalf("Submit = %q, %v; want id-1", r.id, r.err)
+	}
+}
+
+func TestDataSM(t *testing.T) {
+	f := newFakeSMSC(t)
+	got := make(chan *Deliver, 1)
+	h := startClient(t, f, func(c *Config) {
+		c.Handler = HandlerFunc(func(_ context.Context, d *Deliver) Status { got <- d; return StatusRxTAppn })
+	})
+	p := f.acceptBound()
+	h.waitBound(t)
+
+	payload := []byte("id:abc123 sub:001 dlvrd:001 submit date:2611010000 done date:2611010001 stat:DELIVRD err:000 text:")
+	body := append([]byte{0, 1, 1}, cstr("12015550199")...)
+	body = append(body, 1, 1)
+	body = append(body, cstr("Switchboard")...)
+	body = append(body, 0x04, 0x00, 0x00) // esm_class (receipt), registered_delivery, data_coding
+	body = append(body, tlv(0x001E, cstr("abc123"))...)
+	body = append(body, tlv(0x0427, []byte{2})...)
+	body = append(body, tlv(0x0424, payload)...)
+	p.send(raw(cmdDataSM, 0, 31, body))
+	p.expectBytes(raw(cmdDataSM|respBit, uint32(StatusRxTAppn), 31, []byte{0}))
+
+	d := <-got
+	if d.Command != cmdDataSM || d.Seq != 31 || d.ESMClass != 0x04 || d.Source.Addr != "12015550199" ||
+		d.Dest.Addr != "Switchboard" || !bytes.Equal(d.ShortMessage, payload) ||
+		string(d.TLVs[0x001E]) != "abc123\x00" || !bytes.Equal(d.TLVs[0x0427], []byte{2}) {
+		t.Errorf("Deliver = %+v", d)
+	}
+}
+
+func TestEnquireLinkFromSMSC(t *testing.T) {
+	f := newFakeSMSC(t)
+	h := startClient(t, f, nil)
+	p := f.acceptBound()
+	h.waitBound(t)
+	p.send(raw(cmdEnquireLink, 0, 77))
+	p.expectBytes(raw(cmdEnquireLink|respBit, 0, 77))
+}
+
+func TestEnquireLinkWhenIdle(t *testing.T) {
+	f := newFakeSMSC(t)
+	h := startClient(t, f, func(c *Config) {
+		c.EnquireLink = 100 * time.Millisecond
+		c.RespTimeout = 200 * time.Millisecond
+	})
+	p := f.acceptBound()
+	h.waitBound(t)
+	h.expectState(t, true)
+
+	start := time.Now()
+	e, _ := p.expect(cmdEnquireLink)
+	if d := time.Since(start); d < 80*time.Millisecond {
+		t.Errorf("enquire_link after %v idle, want about 100ms", d)
+	}
+	p.send(raw(cmdEnquireLink|respBit, 0, e.Seq))
+	// Traffic from the SMSC keeps the link from being idle.
+	for i := range 3 {
+		time.Sleep(30 * time.Millisecond)
+		p.send(raw(cmdEnquireLink, 0, uint32(100+i)))
+		p.expectBytes(raw(cmdEnquireLink|respBit, 0, uint32(100+i)))
+	}
+	// Unanswered: the client drops the connection and reconnects.
+	e2, _ := p.expect(cmdEnquireLink)
+	if e2.Seq == e.Seq {
+		t.Errorf("enquire_link reused seq %d", e.Seq)
+	}
+	p.expectClosed()
+	h.expectState(t, false)
+	f.acceptBound()
+	h.waitBound(t)
+}
+
+func TestUnknownCommandGetsGenericNack(t *testing.T) {
+	f := newFakeSMSC(t)
+	h := startClient(t, f, nil)
+	p := f.acceptBound()
+	h.waitBound(t)
+
+	p.send(raw(0x00000050, 0, 9, []byte("junk")))
+	p.expectBytes(raw(cmdGenericNack, uint32(StatusInvCmdID), 9))
+	p.send(raw(cmdOutbind, 0, 10, cstr("x"), cstr("y")))
+	p.expectBytes(raw(cmdGenericNack, uint32(StatusInvCmdID), 10))
+	// alert_notification has no response.
+	p.send(raw(cmdAlertNotification, 0, 11, []byte{1, 1}, cstr("12015550199"), []byte{1, 1}, cstr("12015550100")))
+	p.send(raw(cmdEnquireLink, 0, 12))
+	p.expectBytes(raw(cmdEnquireLink|respBit, 0, 12))
+	// An unsolicited response is ignored.
+	p.send(raw(cmdSubmitSM|respBit, 0, 999, cstr("x")))
+	p.send(raw(cmdEnquireLink, 0, 13))
+	p.expectBytes(raw(cmdEnquireLink|respBit, 0, 13))
+}
+
+func TestWindowBlocks(t *testing.T) {
+	f := newFakeSMSC(t)
+	h := startClient(t, f, func(c *Config) { c.Window = 2 })
+	p := f.acceptBound()
+	h.waitBound(t)
+
+	var res [3]chan submitResult
+	for i := range res {
+		res[i] = h.submitAsync(context.Background(), hello)
+	}
+	a, _ := p.expect(cmdSubmitSM)
+	b, _ := p.expect(cmdSubmitSM)
+	p.expectNothing(150 * time.Millisecond)
+	if got := h.c.InFlight(); got != 2 {
+		t.Fatalf("InFlight = %d, want 2", got)
+	}
+	// A Submit whose ctx ends while waiting for the window sent nothing.
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	if _, err := h.c.Submit(ctx, hello); !errors.Is(err, context.DeadlineExceeded) || errors.Is(err, ErrUnknownOutcome) {
+		t.Fatalf("Submit with expiring ctx = %v, want context.DeadlineExceeded", err)
+	}
+
+	p.send(raw(cmdSubmitSM|respBit, 0, a.Seq, cstr("A")))
+	c, _ := p.expect(cmdSubmitSM)
+	p.send(raw(cmdSubmitSM|respBit, 0, c.Seq, cstr("C")))
+	p.send(raw(cmdSubmitSM|respBit, 0, b.Seq, cstr("B")))
+	ids := map[string]bool{}
+	for _, ch := range res {
+		r := waitResult(t, ch)
+		if r.err != nil {
+			t.Fatal(r.err)
+		}
+		ids[r.id] = true
+	}
+	if len(ids) != 3 {
+		t.Errorf("ids = %v", ids)
+	}
+}
+
+func TestRespTimeoutIsUnknownOutcome(t *testing.T) {
+	f := newFakeSMSC(t)
+	h := startClient(t, f, func(c *Config) { c.RespTimeout = 150 * time.Millisecond })
+	p := f.acceptBound()
+	h.waitBound(t)
+
+	start := time.Now()
+	res := h.submitAsync(context.Background(), hello)
+	sh, _ := p.expect(cmdSubmitSM)
+	r := waitResult(t, res)
+	if !errors.Is(r.err, ErrUnknownOutcome) {
+		t.Fatalf("Submit = %v, want ErrUnknownOutcome", r.err)
+	}
+	if d := time.Since(start); d < 140*time.Millisecond {
+		t.Errorf("timed out after %v", d)
+	}
+	if got := h.c.InFlight(); got != 0 {
+		t.Errorf("InFlight = %d after timeout", got)
+	}
+	// The late response is logged and dropped; the session carries on.
+	p.send(raw(cmdSubmitSM|respBit, 0, sh.Seq, cstr("late")))
+	res = h.submitAsync(context.Background(), hello)
+	sh2, _ := p.expect(cmdSubmitSM)
+	p.send(raw(cmdSubmitSM|respBit, 0, sh2.Seq, cstr("ok")))
+	if r := waitResult(t, res); r.err != nil || r.id != "ok" {
+		t.Fatalf("Submit = %q, %v", r.id, r.err)
+	}
+
+	// ctx ending after the submit_sm was sent: outcome unknown too.
+	ctx, cancel := context.WithCancel(context.Background())
+	res = h.submitAsync(ctx, hello)
+	p.expect(cmdSubmitSM)
+	cancel()
+	if r := waitResult(t, res); !errors.Is(r.err, ErrUnknownOutcome) || errors.Is(r.err, context.Canceled) {
+		t.Fatalf("Submit = %v, want only ErrUnknownOutcome", r.err)
+	}
+}
+
+func TestConnectionDropFailsInFlightAndReconnects(t *testing.T) {
+	f := newFakeSMSC(t)
+	h := startClient(t, f, func(c *Config) { c.RespTimeout = 10 * time.Second })
+	p := f.acceptBound()
+	h.waitBound(t)
+	h.expectState(t, true)
+
+	res1 := h.submitAsync(context.Background(), hello)
+	res2 := h.submitAsync(context.Background(), hello)
+	p.expect(cmdSubmitSM)
+	p.expect(cmdSubmitSM)
+	start := time.Now()
+	p.c.Close()
+	for _, ch := range []chan submitResult{res1, res2} {
+		if r := waitResult(t, ch); !errors.Is(r.err, ErrUnknownOutcome) {
+			t.Fatalf("Submit = %v, want ErrUnknownOutcome", r.err)
+		}
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("in-flight Submit failed after %v; want at once", d)
+	}
+	h.expectState(t, false)
+	if got := h.c.InFlight(); got != 0 {
+		t.Errorf("InFlight = %d", got)
+	}
+
+	p = f.acceptBound()
+	h.waitBound(t)
+	h.expectState(t, true)
+	res := h.submitAsync(context.Background(), hello)
+	sh, _ := p.expect(cmdSubmitSM)
+	if sh.Seq != 2 {
+		t.Errorf("first submit_sm of the new session has seq %d, want 2", sh.Seq)
+	}
+	p.send(raw(cmdSubmitSM|respBit, 0, sh.Seq, cstr("again")))
+	if r := waitResult(t, res); r.err != nil || r.id != "again" {
+		t.Fatalf("Submit = %q, %v", r.id, r.err)
+	}
+}
+
+func TestSubmitStatusErrors(t *testing.T) {
+	f := newFakeSMSC(t)
+	h := startClient(t, f, nil)
+	p := f.acceptBound()
+	h.waitBound(t)
+
+	res := h.submitAsync(context.Background(), hello)
+	sh, _ := p.expect(cmdSubmitSM)
+	p.send(raw(cmdSubmitSM|respBit, uint32(StatusThrottled), sh.Seq)) // error responses may have no body
+	r := waitResult(t, res)
+	var st Status
+	if !errors.As(r.err, &st) || st != StatusThrottled || !st.Temporary() {
+		t.Fatalf("Submit = %v, want StatusThrottled", r.err)
+	}
+	if got, want := r.err.Error(), "smpp: ESME_RTHROTTLED (0x00000058)"; got != want {
+		t.Errorf("Error() = %q, want %q", got, want)
+	}
+
+	res = h.submitAsync(context.Background(), hello)
+	sh, _ = p.expect(cmdSubmitSM)
+	p.send(raw(cmdGenericNack, uint32(StatusInvCmdLen), sh.Seq))
+	if r := waitResult(t, res); r.err != StatusInvCmdLen {
+		t.Fatalf("Submit after generic_nack = %v", r.err)
+	}
+
+	// Invalid input: nothing is sent, nothing held.
+	long := *hello
+	long.ShortMessage = make([]byte, 255)
+	if _, err := h.c.Submit(context.Background(), &long); err == nil || errors.Is(err, ErrUnknownOutcome) {
+		t.Fatalf("Submit of 255 bytes = %v, want a validation error", err)
+	}
+	p.expectNothing(50 * time.Millisecond)
+	if got := h.c.InFlight(); got != 0 {
+		t.Errorf("InFlight = %d", got)
+	}
+}
+
+func TestStatus(t *testing.T) {
+	for _, tc := range []struct {
+		s    Status
+		text string
+		temp bool
+	}{
+		{StatusThrottled, "smpp: ESME_RTHROTTLED (0x00000058)", true},
+		{StatusMsgQFul, "smpp: ESME_RMSGQFUL (0x00000014)", true},
+		{StatusSysErr, "smpp: ESME_RSYSERR (0x00000008)", true},
+		{StatusRxTAppn, "smpp: ESME_RX_T_APPN (0x00000064)", true},
+		{StatusSubmitFail, "smpp: ESME_RSUBMITFAIL (0x00000045)", false},
+		{StatusInvDstAdr, "smpp: ESME_RINVDSTADR (0x0000000B)", false},
+		{StatusInvPaswd, "smpp: ESME_RINVPASWD (0x0000000E)", false},
+		{StatusDeliveryFailure, "smpp: ESME_RDELIVERYFAILURE (0x000000FE)", false},
+		{StatusInvDCS, "smpp: ESME_RINVDCS (0x00000104)", false},
+		{Status(0x400), "smpp: command_status (0x00000400)", false},
+	} {
+		if got := tc.s.Error(); got != tc.text {
+			t.Errorf("Error() = %q, want %q", got, tc.text)
+		}
+		if got := tc.s.Temporary(); got != tc.temp {
+			t.Errorf("%v.Temporary() = %v", tc.s, got)
+		}
+	}
+}
+
+func TestUnbindOnCancel(t *testing.T) {
+	f := newFakeSMSC(t)
+	h := startClient(t, f, nil)
+	p := f.acceptBound()
+	h.waitBound(t)
+	h.expectState(t, true)
+
+	h.cancel()
+	u, _ := p.expect(cmdUnbind)
+	h.expectState(t, false)
+	p.send(raw(cmdUnbind|respBit, 0, u.Seq))
+	select {
+	case err := <-h.done:
+		if err != nil {
+			t.Fatalf("Run = %v", err)
+		}
+		h.done <- nil // for Cleanup
+	case <-time.After(time.Second):
+		t.Fatal("Run did not return after unbind_resp")
+	}
+	p.expectClosed()
+	if _, err := h.c.Submit(context.Background(), hello); err != ErrClosed {
+		t.Errorf("Submit after Run = %v, want ErrClosed", err)
+	}
+	if err := h.c.WaitBound(context.Background()); err != ErrClosed {
+		t.Errorf("WaitBound after Run = %v, want ErrClosed", err)
+	}
+}
+
+func TestUnbindFromSMSC(t *testing.T) {
+	f := newFakeSMSC(t)
+	h := startClient(t, f, nil)
+	p := f.acceptBound()
+	h.waitBound(t)
+	h.expectState(t, true)
+
+	p.send(raw(cmdUnbind, 0, 5))
+	p.expectBytes(raw(cmdUnbind|respBit, 0, 5))
+	p.expectClosed()
+	h.expectState(t, false)
+	f.acceptBound()
+	h.expectState(t, true)
+}
+
+// The handler's status is sent, and only after the handler returns; a slow
+// handler does not hold up submit_sm_resp.
+func TestHandlerStatusSentAfterReturn(t *testing.T) {
+	f := newFakeSMSC(t)
+	release := make(chan Status)
+	entered := make(chan struct{})
+	h := startClient(t, f, func(c *Config) {
+		c.Handler = HandlerFunc(func(ctx context.Context, d *Deliver) Status {
+			close(entered)
+			return <-release
+		})
+	})
+	p := f.acceptBound()
+	h.waitBound(t)
+
+	p.send(raw(cmdDeliverSM, 0, 40, deliverBody("12015550123", "12015550100", 0, 0, []byte("store me"))))
+	<-entered
+	res := h.submitAsync(context.Background(), hello)
+	sh, _ := p.expect(cmdSubmitSM)
+	p.send(raw(cmdSubmitSM|respBit, 0, sh.Seq, cstr("x1")))
+	if r := waitResult(t, res); r.err != nil {
+		t.Fatal(r.err)
+	}
+	p.expectNothing(100 * time.Millisecond)
+	release <- StatusRxTAppn
+	p.expectBytes(raw(cmdDeliverSM|respBit, uint32(StatusRxTAppn), 40, []byte{0}))
+}
+
+func TestMalformedDeliverSM(t *testing.T) {
+	f := newFakeSMSC(t)
+	called := atomic.Bool{}
+	h := startClient(t, f, func(c *Config) {
+		c.Handler = HandlerFunc(func(context.Context, *Deliver) Status { called.Store(true); return StatusOK })
+	})
+	p := f.acceptBound()
+	h.waitBound(t)
+
+	body := deliverBody("12015550123", "12015550100", 0, 0, []byte("hello"))
+	p.send(raw(cmdDeliverSM, 0, 8, body[:len(body)-3])) // sm_length says 5, 2 bytes follow
+	p.expectBytes(raw(cmdDeliverSM|respBit, uint32(StatusInvCmdLen), 8, []byte{0}))
+	p.send(raw(cmdDeliverSM, 0, 9, body[:10])) // cut inside source_addr
+	p.expectBytes(raw(cmdDeliverSM|respBit, uint32(StatusInvCmdLen), 9, []byte{0}))
+	if called.Load() {
+		t.Error("handler called for a malformed PDU")
+	}
+}
+
+func TestInvalidCommandLength(t *testing.T) {
+	for _, length := range []uint32{0, 8, 15, maxPDULen + 1, 0x7FFFFFFF, 0xFFFFFFFF} {
+		t.Run(fmt.Sprint(length), func(t *testing.T) {
+			f := newFakeSMSC(t)
+			h := startClient(t, f, nil)
+			p := f.acceptBound()
+			h.waitBound(t)
+
+			b := appendHeader(nil, cmdDeliverSM, 0, 21)
+			binary.BigEndian.PutUint32(b, length)
+			p.send(b)
+			p.expectBytes(raw(cmdGenericNack, uint32(StatusInvCmdLen), 21))
+			p.expectClosed()
+			f.acceptBound()
+			h.waitBound(t)
+		})
+	}
+}
+
+func TestBindRejectedIsRetried(t *testing.T) {
+	f := newFakeSMSC(t)
+	h := startClient(t, f, nil)
+	p := f.accept()
+	b, _ := p.expect(cmdBindTransceiver)
+	p.send(raw(cmdBindTransceiver|respBit, uint32(StatusInvPaswd), b.Seq))
+	p.expectClosed()
+	if h.c.Bound() {
+		t.Fatal("bound after ESME_RINVPASWD")
+	}
+	f.acceptBound()
+	h.waitBound(t)
+}
+
+func TestNotBound(t *testing.T) {
+	c := NewClient(Config{Addr: "127.0.0.1:1", SystemID: "sb"})
+	if _, err := c.Submit(context.Background(), hello); err != ErrNotBound {
+		t.Fatalf("Submit = %v, want ErrNotBound", err)
+	}
+	if c.InFlight() != 0 {
+		t.Fatal("InFlight != 0")
+	}
+	if err := NewClient(Config{}).Run(context.Background()); err == nil {
+		t.Fatal("Run with empty Config succeeded")
+	}
+}
+
+func TestSequenceWraps(t *testing.T) {
+	f := newFakeSMSC(t)
+	h := startClient(t, f, nil)
+	p := f.acceptBound()
+	h.waitBound(t)
+	go p.serve()
+
+	s, err := h.c.session()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.pmu.Lock()
+	s.seq = maxSeq - 1
+	s.pmu.Unlock()
+	for _, want := range []string{"m2147483647", "m1", "m2"} {
+		id, err := h.c.Submit(context.Background(), hello)
+		if err != nil || id != want {
+			t.Fatalf("Submit = %q, %v; want %q", id, err, want)
+		}
+	}
+}
+
+func TestThroughput(t *testing.T) {
+	f := newFakeSMSC(t)
+	h := startClient(t, f, func(c *Config) { c.Throughput = 50 })
+	p := f.acceptBound()
+	h.waitBound(t)
+	go p.serve()
+
+	start := time.Now()
+	var wg sync.WaitGroup
+	for range 6 {
+		wg.Go(func() {
+			if _, err := h.c.Submit(context.Background(), hello); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if d := time.Since(start); d < 90*time.Millisecond {
+		t.Errorf("6 submits at 50/s took %v, want >= 100ms", d)
+	}
+}
+
+// BenchmarkSubmit measures submit_sm/submit_sm_resp round trips over
+// loopback with a window of 100.
+func BenchmarkSubmit(b *testing.B) {
+	f := newFakeSMSC(b)
+	h := startClient(b, f, func(c *Config) { c.Window = 100 })
+	p := f.acceptBound()
+	h.waitBound(b)
+	go p.serve()
+
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	b.ReportAllocs()
+	b.ResetTimer()
+	start := time.Now()
+	for range 200 {
+		wg.Go(func() {
+			for next.Add(1) <= int64(b.N) {
+				if _, err := h.c.Submit(context.Background(), hello); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "msg/s")
+}
+
+// When every worker is busy and the queue is full, an inbound PDU is
+// answered ESME_RX_T_APPN at once rather than stalling the read loop.
+func TestDispatchQueueFull(t *testing.T) {
+	f := newFakeSMSC(t)
+	release := make(chan struct{})
+	entered := make(chan struct{}, 100)
+	h := startClient(t, f, func(c *Config) {
+		c.DispatchWorkers = 1
+		c.Handler = HandlerFunc(func(ctx context.Context, d *Deliver) Status {
+			entered <- struct{}{}
+			select {
+			case <-release:
+			case <-ctx.Done():
+			}
+			return StatusOK
+		})
+	})
+	p := f.acceptBound()
+	h.waitBound(t)
+
+	body := deliverBody("12015550123", "12015550100", 0, 0, []byte("x"))
+	p.send(raw(cmdDeliverSM, 0, 1, body))
+	<-entered
+	for seq := uint32(2); seq <= 9; seq++ { // fills the queue of 8
+		p.send(raw(cmdDeliverSM, 0, seq, body))
+	}
+	p.send(raw(cmdDeliverSM, 0, 10, body))
+	p.expectBytes(raw(cmdDeliverSM|respBit, uint32(StatusRxTAppn), 10, []byte{0}))
+	close(release)
+	for seq := uint32(1); seq <= 9; seq++ {
+		p.expectBytes(raw(cmdDeliverSM|respBit, 0, seq, []byte{0}))
+	}
+}
