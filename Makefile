@@ -1,0 +1,31 @@
+# Switchboard. `make test` installs the servers the integration tests need (Debian, via apt-get).
+export PATH := $(PATH):/usr/local/go/bin
+GO ?= go
+FUZZTIME ?= 10s
+BENCH ?= .
+PKGS ?= ./...
+
+.PHONY: build test demo fuzz bench vet lint
+
+build:
+	$(GO) build -o bin/switchboard ./cmd/switchboard
+
+test:
+	scripts/test-deps.sh
+	SWITCHBOARD_REQUIRE_SERVERS=1 $(GO) test -race -count=1 -timeout 20m $(PKGS)
+
+demo:
+	scripts/demo.sh
+
+fuzz:
+	GO=$(GO) FUZZTIME=$(FUZZTIME) scripts/fuzz.sh
+
+bench:
+	$(GO) test -run '^$$' -bench '$(BENCH)' -benchmem $(PKGS)
+
+vet:
+	$(GO) vet $(PKGS)
+
+lint: vet
+	@out=$$(find . -name '*.go' -not -path './demo/*' -not -path './bin/*' -not -path '*/testdata/*' -print0 | xargs -0 gofmt -l); \
+	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

@@ -1,0 +1,360 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+	"github.com/nyaruka/phonenumbers"
+	"mellium.im/xmpp/jid"
+)
+
+// Config is the whole configuration: a TOML file, then SWITCHBOARD_<SECTION>_<KEY>
+// environment variables over it. Zero values mean the defaults documented on
+// each field (and in the README).
+type Config struct {
+	XMPP  XMPPConfig  `toml:"xmpp"`
+	SMPP  SMPPConfig  `toml:"smpp"`
+	Store StoreConfig `toml:"store"`
+	Phone PhoneConfig `toml:"phone"`
+	SMS   SMSConfig   `toml:"sms"`
+	Log   LogConfig   `toml:"log"`
+}
+
+// XMPPConfig is the component's connection to the XMPP server.
+type XMPPConfig struct {
+	Component  string   `toml:"component"`   // component domain, e.g. sms.example.com. Required.
+	Server     string   `toml:"server"`      // host:port of the server's component port. Default 127.0.0.1:5347.
+	Secret     string   `toml:"secret"`      // shared component secret. Required (or secret_file).
+	SecretFile string   `toml:"secret_file"` // file holding the secret (trailing newline trimmed).
+	Domains    []string `toml:"domains"`     // XMPP domains whose users may use the gateway. Required.
+	TLS        bool     `toml:"tls"`         // connect with direct TLS. Default false.
+}
+
+// SMPPConfig is the bind to the carrier's SMSC.
+type SMPPConfig struct {
+	Addr         string   `toml:"addr"`            // host:port of the SMSC. Default 127.0.0.1:2775.
+	SystemID     string   `toml:"system_id"`       // bind system_id. Required.
+	Password     string   `toml:"password"`        // bind password.
+	PasswordFile string   `toml:"password_file"`   // file holding the password.
+	SystemType   string   `toml:"system_type"`     // bind system_type. Default empty.
+	Window       int      `toml:"window"`          // outstanding requests per bind. Default 10.
+	Throughput   float64  `toml:"throughput"`      // submit_sm per second per bind; 0 means no limit. Default 0.
+	EnquireLink  Duration `toml:"enquire_link"`    // idle link check. Default 30s.
+	RespTimeout  Duration `toml:"resp_timeout"`    // wait for a response before the outcome is unknown. Default 10s.
+	TLS          bool     `toml:"tls"`             // SMPP over TLS. Default false.
+	TLSCA        string   `toml:"tls_ca"`          // PEM file of CAs to trust for TLS; default the system pool.
+	TLSServer    string   `toml:"tls_server_name"` // name to verify; default the host of addr.
+}
+
+// StoreConfig is persistence.
+type StoreConfig struct {
+	DSN string `toml:"dsn"` // "sqlite:PATH" or "postgres://…". Default sqlite:switchboard.db.
+}
+
+// PhoneConfig is about numbers.
+type PhoneConfig struct {
+	DefaultRegion string `toml:"default_region"` // ISO 3166 region for numbers without a country code. Default none: numbers must be international.
+}
+
+// SMSConfig is about the SMS path.
+type SMSConfig struct {
+	MaxParts    int      `toml:"max_parts"`    // most SMS parts per message. Default 10.
+	Validity    Duration `toml:"validity"`     // how long a message may wait for the SMSC. Default 48h.
+	MaxAttempts int      `toml:"max_attempts"` // submissions before a message fails. Default 8.
+	Reassembly  Duration `toml:"reassembly"`   // wait for the missing parts of a message from a phone. Default 2m.
+}
+
+// LogConfig is logging.
+type LogConfig struct {
+	Level  string `toml:"level"`  // trace, debug, info, warn, error. Default info.
+	Format string `toml:"format"` // json or console. Default json.
+}
+
+// Duration is a time.Duration written as "30s", "10m".
+type Duration time.Duration
+
+// UnmarshalText parses a Go duration string.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("%q is not a duration such as 30s or 10m", b)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// D returns the duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// loadConfig reads path (may be empty: defaults and environment only), applies
+// the environment and defaults, and validates. All problems are reported at once.
+func loadConfig(path string, environ []string) (*Config, error) {
+	var (
+		cfg  Config
+		errs []error
+	)
+	if path != "" {
+		md, err := toml.DecodeFile(path, &cfg)
+		if err != nil {
+			var perr toml.ParseError
+			if errors.As(err, &perr) {
+				return nil, fmt.Errorf("config %s: %s", path, perr.ErrorWithPosition())
+			}
+			return nil, fmt.Errorf("config %s: %w", path, err)
+		}
+		for _, k := range md.Undecoded() {
+			errs = append(errs, fmt.Errorf("%s: unknown key", k))
+		}
+	}
+	errs = append(errs, applyEnv(&cfg, environ)...)
+	cfg.defaults()
+	errs = append(errs, cfg.validate()...)
+	if len(errs) > 0 {
+		return nil, configError(errs)
+	}
+	return &cfg, nil
+}
+
+// configError lists every problem, one per line.
+type configError []error
+
+func (e configError) Error() string {
+	var b strings.Builder
+	b.WriteString("invalid configuration:")
+	for _, err := range e {
+		b.WriteString("\n  ")
+		b.WriteString(err.Error())
+	}
+	return b.String()
+}
+
+func (c *Config) defaults() {
+	if c.XMPP.Server == "" {
+		c.XMPP.Server = "127.0.0.1:5347"
+	}
+	if c.SMPP.Addr == "" {
+		c.SMPP.Addr = "127.0.0.1:2775"
+	}
+	if c.SMPP.Window == 0 {
+		c.SMPP.Window = 10
+	}
+	if c.SMPP.EnquireLink == 0 {
+		c.SMPP.EnquireLink = Duration(30 * time.Second)
+	}
+	if c.SMPP.RespTimeout == 0 {
+		c.SMPP.RespTimeout = Duration(10 * time.Second)
+	}
+	if c.Store.DSN == "" {
+		c.Store.DSN = "sqlite:switchboard.db"
+	}
+	if c.SMS.MaxParts == 0 {
+		c.SMS.MaxParts = 10
+	}
+	if c.SMS.Validity == 0 {
+		c.SMS.Validity = Duration(48 * time.Hour)
+	}
+	if c.SMS.MaxAttempts == 0 {
+		c.SMS.MaxAttempts = 8
+	}
+	if c.SMS.Reassembly == 0 {
+		c.SMS.Reassembly = Duration(2 * time.Minute)
+	}
+	if c.Log.Level == "" {
+		c.Log.Level = "info"
+	}
+	if c.Log.Format == "" {
+		c.Log.Format = "json"
+	}
+	c.Phone.DefaultRegion = strings.ToUpper(c.Phone.DefaultRegion)
+}
+
+func (c *Config) validate() []error {
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: "+format, append([]any{key}, args...)...))
+	}
+	if c.XMPP.Component == "" {
+		bad("xmpp.component", "required (the component domain, e.g. sms.example.com)")
+	} else if j, err := jid.Parse(c.XMPP.Component); err != nil || j.Localpart() != "" || j.Resourcepart() != "" {
+		bad("xmpp.component", "%q is not a domain", c.XMPP.Component)
+	}
+	if err := readSecret(&c.XMPP.Secret, c.XMPP.SecretFile); err != nil {
+		bad("xmpp.secret_file", "%v", err)
+	}
+	if c.XMPP.Secret == "" {
+		bad("xmpp.secret", "required (the component secret from the XMPP server's configuration)")
+	}
+	if len(c.XMPP.Domains) == 0 {
+		bad("xmpp.domains", "required (the XMPP domains whose users may use the gateway)")
+	}
+	for _, d := range c.XMPP.Domains {
+		if j, err := jid.Parse(d); err != nil || j.Localpart() != "" || j.Resourcepart() != "" {
+			bad("xmpp.domains", "%q is not a domain", d)
+		}
+	}
+	if !hostPort(c.XMPP.Server) {
+		bad("xmpp.server", "%q is not host:port", c.XMPP.Server)
+	}
+	if !hostPort(c.SMPP.Addr) {
+		bad("smpp.addr", "%q is not host:port", c.SMPP.Addr)
+	}
+	if c.SMPP.SystemID == "" {
+		bad("smpp.system_id", "required")
+	} else if len(c.SMPP.SystemID) > 15 {
+		bad("smpp.system_id", "at most 15 characters")
+	}
+	if err := readSecret(&c.SMPP.Password, c.SMPP.PasswordFile); err != nil {
+		bad("smpp.password_file", "%v", err)
+	}
+	if len(c.SMPP.Password) > 8 {
+		bad("smpp.password", "at most 8 characters in SMPP 3.4")
+	}
+	if len(c.SMPP.SystemType) > 12 {
+		bad("smpp.system_type", "at most 12 characters")
+	}
+	if c.SMPP.Window < 1 || c.SMPP.Window > 10000 {
+		bad("smpp.window", "%d is not between 1 and 10000", c.SMPP.Window)
+	}
+	if c.SMPP.Throughput < 0 {
+		bad("smpp.throughput", "must not be negative")
+	}
+	if c.SMPP.EnquireLink.D() < time.Second {
+		bad("smpp.enquire_link", "at least 1s")
+	}
+	if c.SMPP.RespTimeout.D() < 100*time.Millisecond {
+		bad("smpp.resp_timeout", "at least 100ms")
+	}
+	if c.SMPP.TLSCA != "" {
+		if _, err := os.Stat(c.SMPP.TLSCA); err != nil {
+			bad("smpp.tls_ca", "%v", err)
+		}
+	}
+	if !strings.HasPrefix(c.Store.DSN, "sqlite:") && !strings.HasPrefix(c.Store.DSN, "postgres://") && !strings.HasPrefix(c.Store.DSN, "postgresql://") {
+		bad("store.dsn", "must start with sqlite: or postgres://")
+	}
+	if r := c.Phone.DefaultRegion; r != "" && phonenumbers.GetCountryCodeForRegion(r) == 0 {
+		bad("phone.default_region", "%q is not an ISO 3166 region code such as US or GB", r)
+	}
+	if c.SMS.MaxParts < 1 || c.SMS.MaxParts > 255 {
+		bad("sms.max_parts", "%d is not between 1 and 255", c.SMS.MaxParts)
+	}
+	if c.SMS.Validity.D() < time.Minute {
+		bad("sms.validity", "at least 1m")
+	}
+	if c.SMS.MaxAttempts < 1 {
+		bad("sms.max_attempts", "at least 1")
+	}
+	if c.SMS.Reassembly.D() < time.Second {
+		bad("sms.reassembly", "at least 1s")
+	}
+	switch c.Log.Level {
+	case "trace", "debug", "info", "warn", "error":
+	default:
+		bad("log.level", "%q is not one of trace, debug, info, warn, error", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "json", "console":
+	default:
+		bad("log.format", "%q is not json or console", c.Log.Format)
+	}
+	return errs
+}
+
+func hostPort(s string) bool {
+	i := strings.LastIndexByte(s, ':')
+	if i <= 0 {
+		return false
+	}
+	p, err := strconv.Atoi(s[i+1:])
+	return err == nil && p > 0 && p < 65536
+}
+
+func readSecret(dst *string, file string) error {
+	if file == "" {
+		return nil
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return err
+	}
+	*dst = strings.TrimRight(string(b), "\r\n")
+	return nil
+}
+
+// applyEnv sets fields from SWITCHBOARD_<SECTION>_<KEY> variables.
+func applyEnv(cfg *Config, environ []string) []error {
+	env := make(map[string]string)
+	for _, kv := range environ {
+		if k, v, ok := strings.Cut(kv, "="); ok && strings.HasPrefix(k, "SWITCHBOARD_") {
+			env[k] = v
+		}
+	}
+	var errs []error
+	known := make(map[string]bool)
+	root := reflect.ValueOf(cfg).Elem()
+	for i := range root.NumField() {
+		section := root.Type().Field(i).Tag.Get("toml")
+		sv := root.Field(i)
+		for j := range sv.NumField() {
+			key := sv.Type().Field(j).Tag.Get("toml")
+			name := "SWITCHBOARD_" + strings.ToUpper(section) + "_" + strings.ToUpper(key)
+			known[name] = true
+			v, ok := env[name]
+			if !ok {
+				continue
+			}
+			if err := setField(sv.Field(j), v); err != nil {
+				errs = append(errs, fmt.Errorf("%s.%s (from %s): %v", section, key, name, err))
+			}
+		}
+	}
+	for k := range env {
+		if !known[k] && k != "SWITCHBOARD_REQUIRE_SERVERS" {
+			errs = append(errs, fmt.Errorf("%s: unknown environment variable", k))
+		}
+	}
+	return errs
+}
+
+func setField(f reflect.Value, v string) error {
+	switch p := f.Addr().Interface().(type) {
+	case *string:
+		*p = v
+	case *[]string:
+		*p = nil
+		for _, s := range strings.Split(v, ",") {
+			if s = strings.TrimSpace(s); s != "" {
+				*p = append(*p, s)
+			}
+		}
+	case *int:
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return fmt.Errorf("%q is not a whole number", v)
+		}
+		*p = n
+	case *float64:
+		n, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			return fmt.Errorf("%q is not a number", v)
+		}
+		*p = n
+	case *bool:
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return fmt.Errorf("%q is not true or false", v)
+		}
+		*p = b
+	case *Duration:
+		return p.UnmarshalText([]byte(v))
+	default:
+		return fmt.Errorf("unsupported type %s", f.Type())
+	}
+	return nil
+}

@@ -1,0 +1,96 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"text/tabwriter"
+	"time"
+
+	"mellium.im/xmpp/jid"
+
+	"switchboard/roster/number"
+	"switchboard/store"
+)
+
+func cmdNumbers(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("numbers", flag.ContinueOnError)
+	path := fs.String("config", "", "configuration file (TOML)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	rest := fs.Args()
+	if len(rest) == 0 {
+		return usageError{"numbers: want assign JID NUMBER, list, or release NUMBER"}
+	}
+	// Flags may also follow the subcommand: numbers assign -config F JID NUMBER.
+	sub := rest[0]
+	if err := fs.Parse(rest[1:]); err != nil {
+		return err
+	}
+	rest = fs.Args()
+	cfg, err := loadConfig(*path, os.Environ())
+	if err != nil {
+		return err
+	}
+	st, err := store.Open(ctx, cfg.Store.DSN)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	switch sub {
+	case "assign":
+		if len(rest) != 2 {
+			return usageError{"numbers assign: want JID NUMBER"}
+		}
+		j, err := jid.Parse(rest[0])
+		if err != nil || j.Localpart() == "" {
+			return usageError{fmt.Sprintf("numbers assign: %q is not a user JID", rest[0])}
+		}
+		n, err := number.Parse(rest[1], cfg.Phone.DefaultRegion)
+		if err != nil {
+			return usageError{fmt.Sprintf("numbers assign: %v", err)}
+		}
+		prev, err := st.Bind(ctx, n.String(), j.Bare().String(), "operator")
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "%s is now bound to %s\n", n, j.Bare())
+		if prev != "" {
+			fmt.Fprintf(stdout, "(it was bound to %s before)\n", prev)
+		}
+	case "release":
+		if len(rest) != 1 {
+			return usageError{"numbers release: want NUMBER"}
+		}
+		n, err := number.Parse(rest[0], cfg.Phone.DefaultRegion)
+		if err != nil {
+			return usageError{fmt.Sprintf("numbers release: %v", err)}
+		}
+		j, err := st.Release(ctx, n.String())
+		if errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("numbers release: %s is not bound", n)
+		}
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "%s released (was bound to %s)\n", n, j)
+	case "list":
+		bs, err := st.Bindings(ctx)
+		if err != nil {
+			return err
+		}
+		w := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(w, "NUMBER\tJID\tMETHOD\tSINCE")
+		for _, b := range bs {
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", b.Number, b.JID, b.Method, b.VerifiedAt.UTC().Format(time.RFC3339))
+		}
+		return w.Flush()
+	default:
+		return usageError{fmt.Sprintf("numbers: unknown subcommand %q", sub)}
+	}
+	return nil
+}

@@ -1,0 +1,209 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+	"mellium.im/xmpp/jid"
+
+	"switchboard/component"
+	"switchboard/router"
+	"switchboard/smsgw"
+	"switchboard/smsgw/smpp"
+	"switchboard/store"
+)
+
+func cmdServe(ctx context.Context, args []string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", "", "configuration file (TOML)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usageError{"serve takes no arguments besides -config"}
+	}
+	cfg, err := loadConfig(*path, os.Environ())
+	if err != nil {
+		return err
+	}
+	return run(ctx, cfg, newLogger(cfg.Log, stderr))
+}
+
+func newLogger(c LogConfig, w io.Writer) zerolog.Logger {
+	if c.Format == "console" {
+		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.TimeOnly}
+	}
+	lvl, err := zerolog.ParseLevel(c.Level)
+	if err != nil {
+		lvl = zerolog.InfoLevel
+	}
+	return zerolog.New(w).Level(lvl).With().Timestamp().Logger()
+}
+
+// drainTimeout bounds how long shutdown waits for submissions in flight.
+const drainTimeout = 10 * time.Second
+
+// run wires the gateway and serves until ctx ends. Shutdown goes in order:
+// stop reading from XMPP, store what was read, let submissions in flight get
+// their responses, unbind from the SMSC, close the store.
+func run(ctx context.Context, cfg *Config, log zerolog.Logger) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	st, err := store.Open(ctx, cfg.Store.DSN)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := st.Close(); err != nil {
+			log.Error().Err(err).Msg("closing store")
+		}
+	}()
+	instance := instanceName()
+	log = log.With().Str("instance", instance).Logger()
+	log.Info().Str("version", version()).Str("store", st.Engine()).Str("component", cfg.XMPP.Component).Msg("starting")
+
+	compJID := jid.MustParse(cfg.XMPP.Component)
+	var gw *smsgw.Gateway
+	rt := router.New(router.Config{
+		Component:     compJID,
+		Domains:       cfg.XMPP.Domains,
+		DefaultRegion: cfg.Phone.DefaultRegion,
+		Validity:      cfg.SMS.Validity.D(),
+		MaxParts:      cfg.SMS.MaxParts,
+		Instance:      instance,
+		Logger:        log,
+		WakeSMS:       func() { gw.Wake() },
+	}, st)
+	gw = smsgw.New(smsgw.Config{
+		Instance:    instance,
+		MaxAttempts: cfg.SMS.MaxAttempts,
+		Reassembly:  cfg.SMS.Reassembly.D(),
+		NoRecipient: router.ErrNoRecipient,
+		OnFinal:     rt.Wake,
+		Logger:      log,
+	}, st, rt)
+
+	var smppTLS *tls.Config
+	if cfg.SMPP.TLS {
+		if smppTLS, err = tlsConfig(cfg.SMPP); err != nil {
+			return err
+		}
+	}
+	client := smpp.NewClient(smpp.Config{
+		Addr:        cfg.SMPP.Addr,
+		TLS:         smppTLS,
+		SystemID:    cfg.SMPP.SystemID,
+		Password:    cfg.SMPP.Password,
+		SystemType:  cfg.SMPP.SystemType,
+		Window:      cfg.SMPP.Window,
+		Throughput:  cfg.SMPP.Throughput,
+		EnquireLink: cfg.SMPP.EnquireLink.D(),
+		RespTimeout: cfg.SMPP.RespTimeout.D(),
+		Handler:     gw,
+		Logger:      log,
+		OnState: func(bound bool) {
+			if bound {
+				gw.Wake()
+			}
+		},
+	})
+	gw.SetSubmitter(client)
+
+	var xmppTLS *tls.Config
+	if cfg.XMPP.TLS {
+		host, _, _ := net.SplitHostPort(cfg.XMPP.Server)
+		xmppTLS = &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12}
+	}
+	comp := component.New(component.Config{
+		JID:       compJID,
+		Server:    cfg.XMPP.Server,
+		Secret:    cfg.XMPP.Secret,
+		TLS:       xmppTLS,
+		Version:   version(),
+		OnConnect: rt.Wake,
+		Logger:    log,
+	}, rt)
+	rt.SetXMPP(comp)
+
+	// The SMPP client outlives the gateway, so submissions in flight at
+	// shutdown still get their responses, and inbound messages are still
+	// stored, before the unbind.
+	smppCtx, stopSMPP := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopSMPP()
+	errc := make(chan error, 4)
+	var wg sync.WaitGroup
+	start := func(name string, ctx context.Context, f func(context.Context) error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := f(ctx); err != nil {
+				errc <- fmt.Errorf("%s: %w", name, err)
+			}
+		}()
+	}
+	var smppDone sync.WaitGroup
+	smppDone.Add(1)
+	go func() {
+		defer smppDone.Done()
+		if err := client.Run(smppCtx); err != nil {
+			errc <- fmt.Errorf("smpp: %w", err)
+		}
+	}()
+	start("xmpp", ctx, comp.Run)
+	start("router", ctx, rt.Run)
+	start("smsgw", ctx, func(ctx context.Context) error { return gw.Run(ctx, drainTimeout) })
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+		log.Info().Msg("shutting down")
+	case runErr = <-errc:
+		log.Error().Err(runErr).Msg("stopping after a fatal error")
+	}
+	cancel()
+	wg.Wait()
+	stopSMPP()
+	smppDone.Wait()
+	log.Info().Msg("stopped")
+	return runErr
+}
+
+func instanceName() string {
+	host, _ := os.Hostname()
+	var b [3]byte
+	_, _ = rand.Read(b[:])
+	return fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(b[:]))
+}
+
+func tlsConfig(c SMPPConfig) (*tls.Config, error) {
+	host, _, _ := net.SplitHostPort(c.Addr)
+	t := &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12}
+	if c.TLSServer != "" {
+		t.ServerName = c.TLSServer
+	}
+	if c.TLSCA != "" {
+		pem, err := os.ReadFile(c.TLSCA)
+		if err != nil {
+			return nil, fmt.Errorf("smpp.tls_ca: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, errors.New("smpp.tls_ca: no PEM certificates in the file")
+		}
+		t.RootCAs = pool
+	}
+	return t, nil
+}

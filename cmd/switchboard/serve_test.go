@@ -1,0 +1,276 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+	"mellium.im/xmpp/jid"
+
+	"switchboard/internal/testenv"
+	"switchboard/smsgw/smsc"
+	"switchboard/store"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+const (
+	alice = "+12015550100"
+	phone = "+12015550199"
+)
+
+// stack is a running gateway between a real Prosody and the SMSC simulator.
+type stack struct {
+	prosody *testenv.Prosody
+	smsc    *smsc.Server
+	cfg     *Config
+	stop    func()
+}
+
+func startStack(t *testing.T, dsn string, simCfg smsc.Config) *stack {
+	t.Helper()
+	p := testenv.StartProsody(t, testenv.ProsodyOptions{Users: map[string]string{"alice": "alice", "bob": "bob"}})
+	simCfg.Logger = zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel)
+	sim := smsc.NewServer(simCfg)
+	smscAddr, err := sim.Start("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sim.Close() })
+	env := []string{
+		"SWITCHBOARD_XMPP_COMPONENT=" + p.Component,
+		"SWITCHBOARD_XMPP_SERVER=" + p.ComponentAddr,
+		"SWITCHBOARD_XMPP_SECRET=" + p.Secret,
+		"SWITCHBOARD_XMPP_DOMAINS=" + p.Domain,
+		"SWITCHBOARD_SMPP_ADDR=" + smscAddr,
+		"SWITCHBOARD_SMPP_SYSTEM_ID=switchboard",
+		"SWITCHBOARD_SMPP_PASSWORD=secret",
+		"SWITCHBOARD_SMPP_RESP_TIMEOUT=2s",
+		"SWITCHBOARD_STORE_DSN=" + dsn,
+		"SWITCHBOARD_PHONE_DEFAULT_REGION=US",
+		"SWITCHBOARD_SMS_REASSEMBLY=2s",
+	}
+	cfg, err := loadConfig("", env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Open(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Bind(context.Background(), alice, "alice@"+p.Domain, "operator"); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	s := &stack{prosody: p, smsc: sim, cfg: cfg}
+	s.start(t)
+	return s
+}
+
+// start runs the gateway in the background until stop (or the test's end).
+func (s *stack) start(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	log := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.DebugLevel)
+	go func() { done <- run(ctx, s.cfg, log) }()
+	stopped := false
+	s.stop = func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("run: %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Error("run did not return after cancel")
+		}
+	}
+	t.Cleanup(s.stop)
+	// Ready when the component answers a ping from a user.
+}
+
+func (s *stack) login(t *testing.T, user string) *testenv.Client {
+	t.Helper()
+	return testenv.Login(t, s.prosody.C2SAddr, jid.MustParse(user+"@"+s.prosody.Domain), user)
+}
+
+func (s *stack) numberJID(n string) string { return n + "@" + s.prosody.Component }
+
+func ctxT(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// waitComponent waits until the component is connected (disco answers).
+func waitComponent(t *testing.T, s *stack, c *testenv.Client) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		iq, err := c.IQ(ctx, fmt.Sprintf(`<iq type='get' to='%s' id='ping%d'><ping xmlns='urn:xmpp:ping'/></iq>`, s.prosody.Component, time.Now().UnixNano()))
+		cancel()
+		if err == nil && iq.Attr["type"] == "result" {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatal("component never answered a ping")
+}
+
+func norm(x string) string { return strings.ReplaceAll(x, "'", "\"") }
+
+func message(from string) func(testenv.Stanza) bool {
+	return func(s testenv.Stanza) bool { return s.Name == "message" && strings.HasPrefix(s.Attr["from"], from) }
+}
+
+func stores(t *testing.T, f func(t *testing.T, dsn string)) {
+	t.Run("sqlite", func(t *testing.T) { f(t, "sqlite:"+filepath.Join(t.TempDir(), "sb.db")) })
+	t.Run("postgres", func(t *testing.T) { f(t, testenv.StartPostgres(t)) })
+}
+
+// TestRoundTrip is the walking skeleton through real servers: a user's
+// message leaves as SMS, the carrier's receipt comes back as an XEP-0184
+// receipt, failures as errors, and a phone's reply reaches the user.
+func TestRoundTrip(t *testing.T) {
+	stores(t, func(t *testing.T, dsn string) {
+		s := startStack(t, dsn, smsc.Config{SystemID: "switchboard", Password: "secret", ReceiptMode: smsc.ReceiptText})
+		a := s.login(t, "alice")
+		waitComponent(t, s, a)
+		ctx := ctxT(t, 60*time.Second)
+
+		// Plain GSM text.
+		must(t, a.Send(ctx, fmt.Sprintf(`<message to='%s' id='m1' type='chat'><body>Hello phone</body><request xmlns='urn:xmpp:receipts'/></message>`, s.numberJID(phone))))
+		msgs, err := s.smsc.WaitMessages(ctx, 1)
+		must(t, err)
+		m := msgs[0]
+		if m.Source != alice[1:] || m.SourceTON != 1 || m.SourceNPI != 1 || m.Dest != phone[1:] || m.Text != "Hello phone" || m.DataCoding != 0 || m.RegisteredDelivery&1 == 0 {
+			t.Fatalf("submit_sm = %+v", m)
+		}
+		r, err := a.Next(ctx, message(s.numberJID(phone)))
+		must(t, err)
+		if !strings.Contains(norm(r.XML), `<received xmlns="urn:xmpp:receipts" id="m1"`) {
+			t.Fatalf("want receipt for m1, got %s", r.XML)
+		}
+
+		// Long Unicode text: three UCS-2 parts, one receipt when all are delivered.
+		long := strings.Repeat("Привет мир ", 15) // 165 UTF-16 units
+		must(t, a.Send(ctx, fmt.Sprintf(`<message to='%s' id='m2' type='chat'><body>%s</body><request xmlns='urn:xmpp:receipts'/></message>`, s.numberJID(phone), long)))
+		msgs, err = s.smsc.WaitMessages(ctx, 4)
+		must(t, err)
+		parts := msgs[1:]
+		for _, p := range parts {
+			if p.DataCoding != 8 || p.Concat == nil || p.Concat.Total != 3 {
+				t.Fatalf("part = %+v", p)
+			}
+		}
+		if parts[2].FullText != long {
+			t.Fatalf("reassembled %q", parts[2].FullText)
+		}
+		r, err = a.Next(ctx, message(s.numberJID(phone)))
+		must(t, err)
+		if !strings.Contains(norm(r.XML), `id="m2"`) || !strings.Contains(norm(r.XML), "received") {
+			t.Fatalf("want receipt for m2, got %s", r.XML)
+		}
+
+		// A failed delivery comes back as an error naming the carrier status.
+		s.smsc.SetConfig(func(c *smsc.Config) { c.Outcome = smsc.OutcomeFailed })
+		must(t, a.Send(ctx, fmt.Sprintf(`<message to='%s' id='m3' type='chat'><body>will fail</body></message>`, s.numberJID(phone))))
+		r, err = a.Next(ctx, message(s.numberJID(phone)))
+		must(t, err)
+		if r.Attr["type"] != "error" || r.Attr["id"] != "m3" || !strings.Contains(norm(r.XML), "UNDELIV") {
+			t.Fatalf("want error for m3, got %s", r.XML)
+		}
+		s.smsc.SetConfig(func(c *smsc.Config) { c.Outcome = smsc.OutcomeDelivered })
+
+		// A phone replies, short and long.
+		must(t, s.smsc.SendMO(ctx, phone, alice, "Hi Alice"))
+		r, err = a.Next(ctx, message(s.numberJID(phone)))
+		must(t, err)
+		if r.Body != "Hi Alice" || r.Attr["type"] != "chat" {
+			t.Fatalf("MO = %s", r.XML)
+		}
+		longMO := strings.Repeat("0123456789 ", 30) + "€ end"
+		must(t, s.smsc.SendMO(ctx, phone, alice, longMO))
+		r, err = a.Next(ctx, message(s.numberJID(phone)))
+		must(t, err)
+		if r.Body != longMO {
+			t.Fatalf("long MO = %q", r.Body)
+		}
+
+		// A number nobody has is refused permanently.
+		if err := s.smsc.SendMO(ctx, phone, "+12015550142", "anyone?"); err == nil || !strings.Contains(err.Error(), "0x0000000B") {
+			t.Fatalf("MO to unbound number: %v", err)
+		}
+	})
+}
+
+// TestRefusals checks the stanza errors: no number, foreign JID forms,
+// invalid numbers, too long, and that nothing reaches the SMSC.
+func TestRefusals(t *testing.T) {
+	s := startStack(t, "sqlite:"+filepath.Join(t.TempDir(), "sb.db"), smsc.Config{})
+	b := s.login(t, "bob")
+	waitComponent(t, s, b)
+	ctx := ctxT(t, 30*time.Second)
+	cases := []struct {
+		id, to, body, cond string
+	}{
+		{"r1", s.numberJID(phone), "hi", "registration-required"},
+		{"r2", "+15555550123@" + s.prosody.Component, "hi", "jid-malformed"},
+		{"r3", "hello@" + s.prosody.Component, "hi", "jid-malformed"},
+	}
+	for _, c := range cases {
+		must(t, b.Send(ctx, fmt.Sprintf(`<message to='%s' id='%s' type='chat'><body>%s</body></message>`, c.to, c.id, c.body)))
+		r, err := b.Next(ctx, func(st testenv.Stanza) bool { return st.Name == "message" && st.Attr["id"] == c.id })
+		must(t, err)
+		if r.Attr["type"] != "error" || r.ErrorCondition() != c.cond || !strings.Contains(norm(r.XML), "<text") {
+			t.Errorf("%s: want %s with text, got %s", c.id, c.cond, r.XML)
+		}
+	}
+	a := s.login(t, "alice")
+	must(t, a.Send(ctx, fmt.Sprintf(`<message to='%s' id='r4' type='chat'><body>%s</body></message>`, s.numberJID(phone), strings.Repeat("x", 160*11))))
+	r, err := a.Next(ctx, func(st testenv.Stanza) bool { return st.Name == "message" && st.Attr["id"] == "r4" })
+	must(t, err)
+	if r.ErrorCondition() != "policy-violation" {
+		t.Errorf("too long: %s", r.XML)
+	}
+	// Chat states alone never make an SMS.
+	must(t, a.Send(ctx, fmt.Sprintf(`<message to='%s' id='r5' type='chat'><composing xmlns='http://jabber.org/protocol/chatstates'/></message>`, s.numberJID(phone))))
+
+	// Service discovery and version.
+	iq, err := a.IQ(ctx, fmt.Sprintf(`<iq type='get' to='%s' id='d1'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>`, s.prosody.Component))
+	must(t, err)
+	if !strings.Contains(norm(iq.XML), `category="gateway"`) || !strings.Contains(norm(iq.XML), `type="sms"`) || !strings.Contains(norm(iq.XML), "urn:xmpp:receipts") {
+		t.Errorf("disco#info = %s", iq.XML)
+	}
+	iq, err = a.IQ(ctx, fmt.Sprintf(`<iq type='get' to='%s' id='v1'><query xmlns='jabber:iq:version'/></iq>`, s.prosody.Component))
+	must(t, err)
+	if !strings.Contains(norm(iq.XML), "Switchboard") {
+		t.Errorf("version = %s", iq.XML)
+	}
+	iq, err = a.IQ(ctx, fmt.Sprintf(`<iq type='get' to='%s' id='u1'><query xmlns='urn:example:unknown'/></iq>`, s.prosody.Component))
+	must(t, err)
+	if iq.Attr["type"] != "error" || iq.ErrorCondition() != "service-unavailable" {
+		t.Errorf("unknown IQ = %s", iq.XML)
+	}
+	// The session survived all of it, and nothing was submitted.
+	waitComponent(t, s, a)
+	if n := len(s.smsc.Messages()); n != 0 {
+		t.Errorf("%d messages reached the SMSC", n)
+	}
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,182 @@
+// Package component is Switchboard's XEP-0114 (Jabber Component Protocol)
+// session to the XMPP server: it connects and reconnects, reads every stanza
+// addressed to the component domain, answers service discovery (XEP-0030),
+// ping (XEP-0199) and version (XEP-0092), and hands messages to the router.
+// No stanza can end the session: every problem is answered with a stanza error.
+package component
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+	"mellium.im/xmlstream"
+	"mellium.im/xmpp"
+	xmppcomponent "mellium.im/xmpp/component"
+	"mellium.im/xmpp/jid"
+	"mellium.im/xmpp/stanza"
+
+	"switchboard/router"
+)
+
+// ErrDisconnected is returned when sending while the session is down.
+var ErrDisconnected = errors.New("component: not connected to the XMPP server")
+
+// Router is what the component hands messages to. *router.Router satisfies it.
+type Router interface {
+	Outbound(ctx context.Context, m router.Message) error
+}
+
+// Config configures a Component. Zero values mean the defaults.
+type Config struct {
+	JID    jid.JID // the component's domain, e.g. sms.example.com
+	Server string  // host:port of the XMPP server's component listener
+	Secret string  // the shared secret
+	TLS    *tls.Config
+	// Version is reported to XEP-0092 queries.
+	Version string
+	// ReconnectMin and ReconnectMax bound the reconnect backoff. Defaults 500ms and 30s.
+	ReconnectMin, ReconnectMax time.Duration
+	// OnConnect is called after each successful handshake.
+	OnConnect func()
+	Logger    zerolog.Logger
+}
+
+// Component is the session to the XMPP server. Create it with New and Run it.
+type Component struct {
+	cfg    Config
+	router Router
+	log    zerolog.Logger
+
+	mu   sync.RWMutex
+	sess *xmpp.Session
+
+	connected atomic.Bool
+	stanzas   atomic.Uint64
+}
+
+// New returns a component handing messages to r.
+func New(cfg Config, r Router) *Component {
+	if cfg.ReconnectMin <= 0 {
+		cfg.ReconnectMin = 500 * time.Millisecond
+	}
+	if cfg.ReconnectMax <= 0 {
+		cfg.ReconnectMax = 30 * time.Second
+	}
+	if cfg.OnConnect == nil {
+		cfg.OnConnect = func() {}
+	}
+	return &Component{cfg: cfg, router: r, log: cfg.Logger.With().Str("component", "xmpp").Logger()}
+}
+
+// Connected reports whether the session is up.
+func (c *Component) Connected() bool { return c.connected.Load() }
+
+// Run connects, serves, and reconnects with backoff until ctx ends; then it
+// closes the stream. It returns nil when ctx ends.
+func (c *Component) Run(ctx context.Context) error {
+	delay := c.cfg.ReconnectMin
+	for {
+		start := time.Now()
+		err := c.session(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if time.Since(start) > time.Minute {
+			delay = c.cfg.ReconnectMin
+		}
+		c.log.Warn().Err(err).Dur("retry_in", delay).Str("server", c.cfg.Server).Msg("XMPP session ended")
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, c.cfg.ReconnectMax)
+		delay = delay/2 + rand.N(delay/2+1)
+	}
+}
+
+func (c *Component) session(ctx context.Context) error {
+	d := net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
+	conn, err := d.DialContext(ctx, "tcp", c.cfg.Server)
+	if err != nil {
+		return err
+	}
+	if c.cfg.TLS != nil {
+		conn = tls.Client(conn, c.cfg.TLS)
+	}
+	hsCtx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	s, err := xmppcomponent.NewSession(hsCtx, c.cfg.JID.Domain(), []byte(c.cfg.Secret), conn)
+	cancel()
+	if err != nil {
+		conn.Close()
+		return fmt.Errorf("component handshake: %w", err)
+	}
+	c.mu.Lock()
+	c.sess = s
+	c.mu.Unlock()
+	c.connected.Store(true)
+	c.log.Info().Str("server", c.cfg.Server).Str("jid", c.cfg.JID.String()).Msg("connected to XMPP server")
+	c.cfg.OnConnect()
+
+	// Close the stream when ctx ends; that makes Serve return.
+	stop := context.AfterFunc(ctx, func() {
+		c.log.Info().Msg("closing XMPP stream")
+		_ = s.Close()
+	})
+	err = s.Serve(xmpp.HandlerFunc(c.handle))
+	stop()
+	c.connected.Store(false)
+	c.mu.Lock()
+	c.sess = nil
+	c.mu.Unlock()
+	_ = s.Close()
+	_ = conn.Close()
+	if err == nil {
+		err = errors.New("stream closed by server")
+	}
+	return err
+}
+
+// send writes a stanza on the current session.
+func (c *Component) send(ctx context.Context, r xml.TokenReader) error {
+	c.mu.RLock()
+	s := c.sess
+	c.mu.RUnlock()
+	if s == nil {
+		return ErrDisconnected
+	}
+	return s.Send(ctx, r)
+}
+
+// SendText sends a chat message.
+func (c *Component) SendText(ctx context.Context, from, to jid.JID, id, body string) error {
+	return c.send(ctx, stanza.Message{From: from, To: to, ID: id, Type: stanza.ChatMessage}.Wrap(
+		xmlstream.MultiReader(
+			xmlstream.Wrap(xmlstream.Token(xml.CharData(body)), xml.StartElement{Name: xml.Name{Local: "body"}}),
+			xmlstream.Wrap(nil, xml.StartElement{Name: xml.Name{Space: nsHints, Local: "store"}}),
+		)))
+}
+
+// SendReceipt sends an XEP-0184 receipt for message id.
+func (c *Component) SendReceipt(ctx context.Context, from, to jid.JID, id string) error {
+	return c.send(ctx, stanza.Message{From: from, To: to, ID: "rcpt-" + id, Type: stanza.ChatMessage}.Wrap(
+		xmlstream.MultiReader(
+			xmlstream.Wrap(nil, xml.StartElement{Name: xml.Name{Space: nsReceipts, Local: "received"},
+				Attr: []xml.Attr{{Name: xml.Name{Local: "id"}, Value: id}}}),
+			xmlstream.Wrap(nil, xml.StartElement{Name: xml.Name{Space: nsHints, Local: "store"}}),
+		)))
+}
+
+// SendError sends a message error about message id.
+func (c *Component) SendError(ctx context.Context, from, to jid.JID, id string, e stanza.Error) error {
+	return c.send(ctx, stanza.Message{From: from, To: to, ID: id, Type: stanza.ErrorMessage}.Wrap(e.TokenReader()))
+}

@@ -1,0 +1,238 @@
+package component
+
+import (
+	"context"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"time"
+
+	"mellium.im/xmlstream"
+	"mellium.im/xmpp/disco/info"
+	"mellium.im/xmpp/jid"
+	"mellium.im/xmpp/stanza"
+	"mellium.im/xmpp/version"
+
+	"switchboard/router"
+)
+
+// Namespaces the component speaks.
+const (
+	nsDiscoInfo  = "http://jabber.org/protocol/disco#info"
+	nsDiscoItems = "http://jabber.org/protocol/disco#items"
+	nsPing       = "urn:xmpp:ping"
+	nsReceipts   = "urn:xmpp:receipts"
+	nsHints      = "urn:xmpp:hints"
+)
+
+// features lists what the component domain implements, for disco#info.
+var features = []string{nsDiscoInfo, nsDiscoItems, nsPing, version.NS, nsReceipts}
+
+// numberFeatures lists what a number JID implements.
+var numberFeatures = []string{nsDiscoInfo, nsReceipts}
+
+// inStanza is any stanza as read from the stream. JIDs are kept as strings
+// and parsed by the handlers, so a malformed one gets a stanza error instead
+// of ending the session.
+type inStanza struct {
+	XMLName xml.Name
+	From    string    `xml:"from,attr"`
+	To      string    `xml:"to,attr"`
+	ID      string    `xml:"id,attr"`
+	Type    string    `xml:"type,attr"`
+	Body    []body    `xml:"body"`
+	Request *struct{} `xml:"urn:xmpp:receipts request"`
+	Payload []element `xml:",any"`
+}
+
+type body struct {
+	Lang string `xml:"http://www.w3.org/XML/1998/namespace lang,attr"`
+	Text string `xml:",chardata"`
+}
+
+type element struct {
+	XMLName xml.Name
+	Attr    []xml.Attr `xml:",any,attr"`
+	Inner   []byte     `xml:",innerxml"`
+}
+
+// text picks the body without a language tag, or the first one.
+func (s *inStanza) text() string {
+	for _, b := range s.Body {
+		if b.Lang == "" {
+			return b.Text
+		}
+	}
+	if len(s.Body) > 0 {
+		return s.Body[0].Text
+	}
+	return ""
+}
+
+func errText(typ stanza.ErrorType, cond stanza.Condition, text string) stanza.Error {
+	return stanza.Error{Type: typ, Condition: cond, Text: map[string]string{"": text}}
+}
+
+// handle is the session's only handler. It never returns an error for a
+// problem with one stanza: mellium would end the session.
+func (c *Component) handle(t xmlstream.TokenReadEncoder, start *xml.StartElement) error {
+	var s inStanza
+	d := xml.NewTokenDecoder(xmlstream.MultiReader(xmlstream.Token(start.Copy()), t))
+	if err := d.Decode(&s); err != nil {
+		// The stream itself is broken; the next read reports it.
+		c.log.Warn().Err(err).Str("element", start.Name.Local).Msg("unreadable stanza")
+		return nil
+	}
+	c.stanzas.Add(1)
+	defer func() {
+		if r := recover(); r != nil {
+			c.log.Error().Interface("panic", r).Bytes("stack", debug.Stack()).Str("element", s.XMLName.Local).Msg("handler failed")
+			if s.XMLName.Local == "iq" && (s.Type == "get" || s.Type == "set") {
+				_ = c.iqError(t, &s, errText(stanza.Wait, stanza.InternalServerError, "The gateway failed to handle this request."))
+			}
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	switch s.XMLName.Local {
+	case "message":
+		c.handleMessage(ctx, &s)
+	case "iq":
+		if err := c.handleIQ(ctx, t, &s); err != nil {
+			return err // only write errors on the stream end the session
+		}
+	case "presence":
+		// Presence for number JIDs is served with the address book.
+	}
+	return nil
+}
+
+func (c *Component) handleMessage(ctx context.Context, s *inStanza) {
+	from, err := jid.Parse(s.From)
+	if err != nil {
+		c.log.Warn().Str("from", s.From).Msg("message with an unreadable sender dropped")
+		return
+	}
+	to, err := jid.Parse(s.To)
+	if err != nil {
+		c.replyError(ctx, c.cfg.JID, from, s.ID, errText(stanza.Modify, stanza.JIDMalformed, fmt.Sprintf("%q is not a valid address.", s.To)))
+		return
+	}
+	switch s.Type {
+	case "error":
+		c.log.Debug().Str("from", from.String()).Str("id", s.ID).Msg("message error received")
+		return
+	case "groupchat", "headline":
+		return
+	}
+	if to.Localpart() == "" {
+		if s.text() != "" {
+			c.replyError(ctx, to, from, s.ID, errText(stanza.Cancel, stanza.ServiceUnavailable,
+				"This is an SMS gateway: write to a phone number, e.g. +12015550123@"+c.cfg.JID.Domainpart()+"."))
+		}
+		return
+	}
+	err = c.router.Outbound(ctx, router.Message{From: from, To: to, ID: s.ID, Body: s.text(), WantReceipt: s.Request != nil})
+	if err != nil {
+		var se stanza.Error
+		if !errors.As(err, &se) {
+			c.log.Error().Err(err).Msg("routing failed")
+			se = errText(stanza.Wait, stanza.InternalServerError, "The gateway could not take the message; send it again later.")
+		}
+		c.replyError(ctx, to, from, s.ID, se)
+	}
+}
+
+func (c *Component) replyError(ctx context.Context, from, to jid.JID, id string, e stanza.Error) {
+	if err := c.SendError(ctx, from, to, id, e); err != nil {
+		c.log.Warn().Err(err).Msg("sending stanza error failed")
+	}
+}
+
+func (c *Component) handleIQ(ctx context.Context, t xmlstream.TokenReadEncoder, s *inStanza) error {
+	if s.Type != "get" && s.Type != "set" {
+		return nil // results and errors for IQs nobody waits for
+	}
+	to, err := jid.Parse(s.To)
+	if err != nil {
+		bad := s.To
+		s.To = c.cfg.JID.String()
+		return c.iqError(t, s, errText(stanza.Modify, stanza.JIDMalformed, fmt.Sprintf("%q is not a valid address.", bad)))
+	}
+	if _, err := jid.Parse(s.From); err != nil {
+		// No one to answer; the XMPP server would not route it.
+		c.log.Warn().Str("from", s.From).Msg("IQ with an unreadable sender dropped")
+		return c.iqError(t, s, errText(stanza.Modify, stanza.JIDMalformed, "The sender's address is not valid."))
+	}
+	if len(s.Payload) != 1 {
+		return c.iqError(t, s, errText(stanza.Modify, stanza.BadRequest, "An IQ request must have exactly one child element."))
+	}
+	p := s.Payload[0].XMLName
+	switch {
+	case s.Type == "get" && p.Space == nsDiscoInfo && p.Local == "query":
+		return c.iqResult(t, s, c.discoInfo(to, s.Payload[0]))
+	case s.Type == "get" && p.Space == nsDiscoItems && p.Local == "query":
+		return c.iqResult(t, s, xmlstream.Wrap(nil, queryStart(nsDiscoItems, s.Payload[0])))
+	case s.Type == "get" && p.Space == nsPing && p.Local == "ping":
+		return c.iqResult(t, s, nil)
+	case s.Type == "get" && p.Space == version.NS && p.Local == "query" && to.Localpart() == "":
+		return c.iqResult(t, s, version.Query{Name: "Switchboard", Version: c.cfg.Version}.TokenReader())
+	}
+	return c.iqError(t, s, errText(stanza.Cancel, stanza.ServiceUnavailable,
+		fmt.Sprintf("The gateway does not serve %s %q requests here.", s.Type, p.Space)))
+}
+
+// queryStart echoes the node attribute of a disco query.
+func queryStart(ns string, q element) xml.StartElement {
+	start := xml.StartElement{Name: xml.Name{Space: ns, Local: "query"}}
+	for _, a := range q.Attr {
+		if a.Name.Local == "node" && a.Name.Space == "" {
+			start.Attr = append(start.Attr, xml.Attr{Name: xml.Name{Local: "node"}, Value: a.Value})
+		}
+	}
+	return start
+}
+
+func (c *Component) discoInfo(to jid.JID, q element) xml.TokenReader {
+	var (
+		id   info.Identity
+		feat []string
+	)
+	if to.Localpart() == "" {
+		id, feat = info.Identity{Category: "gateway", Type: "sms", Name: "Switchboard SMS gateway"}, features
+	} else {
+		id, feat = info.Identity{Category: "client", Type: "sms", Name: to.Localpart()}, numberFeatures
+	}
+	readers := []xml.TokenReader{id.TokenReader()}
+	for _, f := range feat {
+		readers = append(readers, info.Feature{Var: f}.TokenReader())
+	}
+	return xmlstream.Wrap(xmlstream.MultiReader(readers...), queryStart(nsDiscoInfo, q))
+}
+
+func (c *Component) iqResult(t xmlstream.TokenReadEncoder, s *inStanza, payload xml.TokenReader) error {
+	_, err := xmlstream.Copy(t, xmlstream.Wrap(payload, iqStart(s, "result")))
+	return err
+}
+
+func (c *Component) iqError(t xmlstream.TokenReadEncoder, s *inStanza, e stanza.Error) error {
+	_, err := xmlstream.Copy(t, xmlstream.Wrap(e.TokenReader(), iqStart(s, "error")))
+	return err
+}
+
+// iqStart answers s: from and to swapped (attributes copied as strings, so
+// an unparseable address is echoed rather than fatal), same id.
+func iqStart(s *inStanza, typ string) xml.StartElement {
+	attr := []xml.Attr{
+		{Name: xml.Name{Local: "type"}, Value: typ},
+		{Name: xml.Name{Local: "id"}, Value: s.ID},
+	}
+	if s.From != "" {
+		attr = append(attr, xml.Attr{Name: xml.Name{Local: "to"}, Value: s.From})
+	}
+	if s.To != "" {
+		attr = append(attr, xml.Attr{Name: xml.Name{Local: "from"}, Value: s.To})
+	}
+	return xml.StartElement{Name: xml.Name{Local: "iq"}, Attr: attr}
+}

@@ -1,0 +1,205 @@
+package testenv
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	_ "github.com/lib/pq" // the "postgres" database/sql driver
+)
+
+// pgShared is the one PostgreSQL server of this test binary. It starts on first use and
+// stops when the last test using it has cleaned up, or, under Main, when all tests are done.
+var pgShared struct {
+	mu   sync.Mutex
+	srv  *pgServer
+	refs int  // tests holding the server
+	held bool // Main is running: keep the server until m.Run returns
+}
+
+type pgServer struct {
+	dir  string
+	port int
+	proc *process
+	db   *sql.DB // maintenance connection to the "postgres" database
+}
+
+// StartPostgres returns the DSN of a fresh, empty database (CREATE DATABASE t_<random>) on a
+// throwaway PostgreSQL listening on 127.0.0.1, for example
+// "postgres://postgres@127.0.0.1:PORT/t_0123abcd?sslmode=disable", usable with lib/pq.
+// The server is shared by the tests of the binary (see Main); the database is dropped on cleanup.
+// Without PostgreSQL binaries the test is skipped, or fails when SWITCHBOARD_REQUIRE_SERVERS=1.
+func StartPostgres(t testing.TB) (dsn string) {
+	t.Helper()
+	initdb := findBinary("/usr/lib/postgresql/*/bin/initdb", "initdb")
+	if initdb == "" {
+		missingBinary(t, "PostgreSQL (initdb)", "apt-get install postgresql")
+	}
+	postgres := filepath.Join(filepath.Dir(initdb), "postgres")
+	if !isExecutable(postgres) {
+		missingBinary(t, "PostgreSQL (postgres next to "+initdb+")", "apt-get install postgresql")
+	}
+
+	pgShared.mu.Lock()
+	if pgShared.srv == nil {
+		srv, err := startPostgres(t, initdb, postgres)
+		if err != nil {
+			pgShared.mu.Unlock()
+			t.Fatal(err)
+		}
+		pgShared.srv = srv
+	}
+	pgShared.refs++
+	srv := pgShared.srv
+	pgShared.mu.Unlock()
+	t.Cleanup(releasePostgres)
+
+	name := "t_" + randomHex(6)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := srv.db.ExecContext(ctx, "CREATE DATABASE "+name); err != nil {
+		t.Fatalf("testenv: create database %s: %v", name, err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if _, err := srv.db.ExecContext(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
+			t.Logf("testenv: drop database %s: %v", name, err)
+		}
+	})
+	return srv.dsn(name)
+}
+
+// Main runs the tests and then stops the servers shared by the test binary. Call it from
+// TestMain so that one PostgreSQL serves every test of the package:
+//
+//	func TestMain(m *testing.M) { testenv.Main(m) }
+//
+// Without it, the shared server stops whenever no test holds it and the next one starts a new one.
+func Main(m *testing.M) {
+	pgShared.mu.Lock()
+	pgShared.held = true
+	pgShared.mu.Unlock()
+
+	code := m.Run()
+
+	pgShared.mu.Lock()
+	pgShared.held = false
+	if pgShared.refs == 0 {
+		stopSharedPostgres()
+	}
+	pgShared.mu.Unlock()
+	os.Exit(code)
+}
+
+func releasePostgres() {
+	pgShared.mu.Lock()
+	defer pgShared.mu.Unlock()
+	pgShared.refs--
+	if pgShared.refs == 0 && !pgShared.held {
+		stopSharedPostgres()
+	}
+}
+
+// stopSharedPostgres stops the shared server; pgShared.mu must be held.
+func stopSharedPostgres() {
+	srv := pgShared.srv
+	if srv == nil {
+		return
+	}
+	pgShared.srv = nil
+	srv.db.Close()
+	if err := srv.proc.stop(syscall.SIGINT, 15*time.Second); err != nil { // SIGINT: fast shutdown
+		fmt.Fprintln(os.Stderr, err)
+	}
+	os.RemoveAll(srv.dir)
+}
+
+func (s *pgServer) dsn(database string) string {
+	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/%s?sslmode=disable", s.port, database)
+}
+
+func startPostgres(t testing.TB, initdb, postgres string) (*pgServer, error) {
+	t.Helper()
+	begin := time.Now()
+	acct, err := serviceAccount("postgres")
+	if err != nil {
+		return nil, err
+	}
+	dir, err := acct.tempDir("switchboard-pg-")
+	if err != nil {
+		return nil, fmt.Errorf("testenv: %w", err)
+	}
+	srv := &pgServer{dir: dir}
+	fail := func(err error) (*pgServer, error) {
+		logTail(t, 40, filepath.Join(dir, "postgres.log"))
+		if srv.proc != nil {
+			srv.proc.stop(syscall.SIGQUIT, 5*time.Second)
+		}
+		os.RemoveAll(dir)
+		return nil, err
+	}
+
+	data := filepath.Join(dir, "data")
+	cmd, err := acct.command(0, dir, filepath.Join(dir, "initdb.log"), initdb,
+		"-D", data, "-A", "trust", "-U", "postgres", "-E", "UTF8", "--no-locale", "--no-sync", "--no-instructions")
+	if err != nil {
+		return fail(fmt.Errorf("testenv: %w", err))
+	}
+	if err := runLogged(cmd); err != nil {
+		logTail(t, 40, filepath.Join(dir, "initdb.log"))
+		return fail(fmt.Errorf("testenv: initdb: %w", err))
+	}
+
+	if srv.port, err = freePort(); err != nil {
+		return fail(fmt.Errorf("testenv: %w", err))
+	}
+	cmd, err = acct.command(syscall.SIGQUIT, dir, filepath.Join(dir, "postgres.log"), postgres,
+		"-D", data,
+		"-k", dir,
+		"-p", strconv.Itoa(srv.port),
+		"-c", "listen_addresses=127.0.0.1",
+		"-c", "max_connections=200",
+		"-c", "fsync=off",
+		"-c", "synchronous_commit=off",
+		"-c", "full_page_writes=off",
+	)
+	if err != nil {
+		return fail(fmt.Errorf("testenv: %w", err))
+	}
+	if srv.proc, err = startProcess(cmd); err != nil {
+		return fail(fmt.Errorf("testenv: start postgres: %w", err))
+	}
+	srv.db, err = sql.Open("postgres", srv.dsn("postgres"))
+	if err != nil {
+		return fail(fmt.Errorf("testenv: %w", err))
+	}
+	err = srv.proc.waitReady(30*time.Second, func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		return srv.db.PingContext(ctx)
+	})
+	if err != nil {
+		srv.db.Close()
+		return fail(err)
+	}
+	t.Logf("testenv: postgres on 127.0.0.1:%d (dir %s), ready in %v", srv.port, dir, time.Since(begin).Round(time.Millisecond))
+	return srv, nil
+}
+
+func runLogged(cmd *exec.Cmd) error {
+	p, err := startProcess(cmd)
+	if err != nil {
+		return err
+	}
+	<-p.exited
+	return p.err
+}

@@ -1,0 +1,269 @@
+package testenv
+
+import (
+	"bufio"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// RequireServersEnv names the environment variable that turns a missing server binary
+// from a skipped test into a failed one.
+const RequireServersEnv = "SWITCHBOARD_REQUIRE_SERVERS"
+
+// missingBinary skips or fails t for a server that is not installed.
+func missingBinary(t testing.TB, what, hint string) {
+	t.Helper()
+	if os.Getenv(RequireServersEnv) == "1" {
+		t.Fatalf("testenv: %s is not installed and %s=1 (%s)", what, RequireServersEnv, hint)
+	}
+	t.Skipf("testenv: %s is not installed (%s); set %s=1 to fail instead of skipping", what, hint, RequireServersEnv)
+}
+
+// findBinary returns the first of candidates that exists: a bare name is looked up in PATH,
+// a pattern with a '*' is globbed (the last match in lexical order wins, i.e. the newest version).
+func findBinary(candidates ...string) string {
+	for _, c := range candidates {
+		switch {
+		case strings.Contains(c, "*"):
+			m, _ := filepath.Glob(c)
+			for i := len(m) - 1; i >= 0; i-- {
+				if isExecutable(m[i]) {
+					return m[i]
+				}
+			}
+		case strings.Contains(c, "/"):
+			if isExecutable(c) {
+				return c
+			}
+		default:
+			if p, err := exec.LookPath(c); err == nil {
+				return p
+			}
+		}
+	}
+	return ""
+}
+
+func isExecutable(p string) bool {
+	fi, err := os.Stat(p)
+	return err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0
+}
+
+// account is the identity a server process runs as. Zero value: the current user.
+type account struct {
+	name     string
+	uid, gid int
+}
+
+func (a account) switches() bool { return a.name != "" }
+
+// serviceAccount returns the system user a server must run as: name when the test runs as root
+// (Prosody and PostgreSQL refuse root), else the current user.
+func serviceAccount(name string) (account, error) {
+	if os.Geteuid() != 0 {
+		return account{uid: os.Geteuid(), gid: os.Getegid()}, nil
+	}
+	u, err := user.Lookup(name)
+	if err != nil {
+		return account{}, fmt.Errorf("testenv: running as root needs the system user %q: %w", name, err)
+	}
+	uid, err := strconv.Atoi(u.Uid)
+	if err != nil {
+		return account{}, fmt.Errorf("testenv: user %q: bad uid %q", name, u.Uid)
+	}
+	gid, err := strconv.Atoi(u.Gid)
+	if err != nil {
+		return account{}, fmt.Errorf("testenv: user %q: bad gid %q", name, u.Gid)
+	}
+	return account{name: name, uid: uid, gid: gid}, nil
+}
+
+// tempDir makes a fresh directory under os.TempDir owned by a. Unlike t.TempDir its parents
+// are traversable by other users.
+func (a account) tempDir(prefix string) (string, error) {
+	dir, err := os.MkdirTemp("", prefix)
+	if err != nil {
+		return "", err
+	}
+	if err := os.Chmod(dir, 0o750); err != nil {
+		return "", err
+	}
+	return dir, a.chown(dir)
+}
+
+// chown hands dir and everything below it to a.
+func (a account) chown(dir string) error {
+	if !a.switches() {
+		return nil
+	}
+	return filepath.WalkDir(dir, func(p string, _ fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		return os.Lchown(p, a.uid, a.gid)
+	})
+}
+
+// command prepares name to run as a in its own process group, killed with deathSig when
+// the test binary dies. Output goes to logPath.
+func (a account) command(deathSig syscall.Signal, dir, logPath, name string, args ...string) (*exec.Cmd, error) {
+	out, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
+	if err != nil {
+		return nil, err
+	}
+	if a.switches() {
+		if err := out.Chown(a.uid, a.gid); err != nil {
+			out.Close()
+			return nil, err
+		}
+	}
+	cmd := exec.Command(name, args...)
+	cmd.Dir = dir
+	cmd.Stdout = out
+	cmd.Stderr = out
+	cmd.Env = []string{
+		"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+		"HOME=" + dir,
+		"LANG=C.UTF-8",
+		"TZ=UTC",
+	}
+	if a.switches() {
+		cmd.Env = append(cmd.Env, "USER="+a.name, "LOGNAME="+a.name)
+	}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: deathSig}
+	if a.switches() {
+		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: uint32(a.uid), Gid: uint32(a.gid)}
+	}
+	return cmd, nil
+}
+
+// process is a started server.
+type process struct {
+	cmd    *exec.Cmd
+	exited chan struct{}
+	err    error // valid once exited is closed
+}
+
+func startProcess(cmd *exec.Cmd) (*process, error) {
+	if err := cmd.Start(); err != nil {
+		closeOutput(cmd)
+		return nil, err
+	}
+	p := &process{cmd: cmd, exited: make(chan struct{})}
+	go func() {
+		p.err = cmd.Wait()
+		closeOutput(cmd)
+		close(p.exited)
+	}()
+	return p, nil
+}
+
+func closeOutput(cmd *exec.Cmd) {
+	if f, ok := cmd.Stdout.(*os.File); ok {
+		f.Close()
+	}
+}
+
+// stop sends sig and waits up to grace for the process to exit, then kills its process group.
+func (p *process) stop(sig syscall.Signal, grace time.Duration) error {
+	select {
+	case <-p.exited:
+		return nil
+	default:
+	}
+	_ = p.cmd.Process.Signal(sig)
+	select {
+	case <-p.exited:
+		return nil
+	case <-time.After(grace):
+	}
+	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+	<-p.exited
+	return fmt.Errorf("testenv: %s did not exit within %v of %v; killed", filepath.Base(p.cmd.Path), grace, sig)
+}
+
+// waitReady polls ready until it succeeds, the process exits or timeout passes.
+func (p *process) waitReady(timeout time.Duration, ready func() error) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		err := ready()
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-p.exited:
+			return fmt.Errorf("testenv: %s exited before it was ready: %v", filepath.Base(p.cmd.Path), p.err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("testenv: %s not ready after %v: %w", filepath.Base(p.cmd.Path), timeout, err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// freePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+func dialable(addr string) error {
+	c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+	if err != nil {
+		return err
+	}
+	return c.Close()
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		panic(err)
+	}
+	return hex.EncodeToString(b)
+}
+
+// logTail logs the last lines of each file, for a failed test.
+func logTail(t testing.TB, lines int, paths ...string) {
+	t.Helper()
+	for _, p := range paths {
+		f, err := os.Open(p)
+		if err != nil {
+			if !errors.Is(err, fs.ErrNotExist) {
+				t.Logf("testenv: %v", err)
+			}
+			continue
+		}
+		var tail []string
+		s := bufio.NewScanner(f)
+		s.Buffer(make([]byte, 64*1024), 1024*1024)
+		for s.Scan() {
+			tail = append(tail, s.Text())
+			if len(tail) > lines {
+				tail = tail[1:]
+			}
+		}
+		f.Close()
+		if len(tail) > 0 {
+			t.Logf("testenv: last lines of %s:\n%s", p, strings.Join(tail, "\n"))
+		}
+	}
+}

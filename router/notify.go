@@ -1,0 +1,96 @@
+package router
+
+import (
+	"context"
+	"strconv"
+	"time"
+
+	"mellium.im/xmpp/jid"
+	"mellium.im/xmpp/stanza"
+
+	"switchboard/store"
+)
+
+const (
+	noticeBatch = 256
+	noticeLease = 30 * time.Second
+	noticePoll  = 2 * time.Second
+)
+
+// notifyLoop sends pending notices — outcomes to senders and messages from
+// phones to their recipients — whenever woken, and every noticePoll to pick
+// up work recorded by other instances.
+func (r *Router) notifyLoop(ctx context.Context) {
+	t := time.NewTicker(noticePoll)
+	defer t.Stop()
+	for {
+		for r.xmpp.Connected() && r.sendNotices(ctx) == noticeBatch {
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-r.wake:
+		case <-t.C:
+		}
+	}
+}
+
+// sendNotices claims one batch and sends it; it returns how many it claimed.
+func (r *Router) sendNotices(ctx context.Context) int {
+	ns, err := r.store.ClaimNotices(ctx, r.cfg.Instance, noticeBatch, noticeLease)
+	if err != nil {
+		if ctx.Err() == nil {
+			r.log.Error().Err(err).Msg("claiming notices failed")
+		}
+		return 0
+	}
+	var done, failed []int64
+	for _, n := range ns {
+		if err := r.send(ctx, n); err != nil {
+			r.log.Warn().Err(err).Int64("msg", n.ID).Msg("sending notice failed; will retry")
+			failed = append(failed, n.ID)
+			continue
+		}
+		done = append(done, n.ID)
+	}
+	// The stanzas are written; record that even when ctx has just ended.
+	bg := context.WithoutCancel(ctx)
+	if err := r.store.NoticesDone(bg, done); err != nil {
+		r.log.Error().Err(err).Msg("recording sent notices failed")
+	}
+	if err := r.store.ReleaseNotices(bg, failed); err != nil {
+		r.log.Error().Err(err).Msg("releasing notices failed")
+	}
+	return len(ns)
+}
+
+func (r *Router) send(ctx context.Context, n store.Notice) error {
+	peer, err := jid.New(n.PeerNumber, r.cfg.Component.Domainpart(), "")
+	if err != nil {
+		// Not a number (an alphanumeric sender with characters a JID
+		// cannot hold): deliver from the component itself.
+		peer = r.cfg.Component
+	}
+	user, err := jid.Parse(n.UserJID)
+	if err != nil {
+		r.log.Error().Err(err).Int64("msg", n.ID).Msg("stored JID does not parse; dropping notice")
+		return nil
+	}
+	switch {
+	case n.Direction == store.In:
+		body := n.Body
+		if peer.Equal(r.cfg.Component) {
+			body = n.PeerNumber + ": " + body
+		}
+		return r.xmpp.SendText(ctx, peer, user, "sms-"+strconv.FormatInt(n.ID, 10), body)
+	case n.State == store.StateDelivered:
+		if !n.WantReceipt || n.StanzaID == "" {
+			return nil
+		}
+		return r.xmpp.SendReceipt(ctx, peer, user, n.StanzaID)
+	case n.State == store.StateFailed:
+		return r.xmpp.SendError(ctx, peer, user, n.StanzaID,
+			stanzaErr(stanza.Cancel, stanza.RecipientUnavailable, "The SMS was not delivered: "+n.Error+"."))
+	}
+	return nil
+}

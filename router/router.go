@@ -1,0 +1,321 @@
+// Package router is the heart of Switchboard: it decides how each message
+// travels, accepts it into the store, and tells senders and recipients what
+// happened. It knows numbers, JIDs and message states, and nothing of the
+// SMPP or XMPP wire: the component hands it messages from users, the SMS
+// gateway hands it messages from phones, and it hands notices back through
+// the small interfaces it declares.
+package router
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+	"mellium.im/xmpp/jid"
+	"mellium.im/xmpp/stanza"
+
+	"switchboard/roster/number"
+	"switchboard/smsgw/coding"
+	"switchboard/store"
+)
+
+// Store is what the router needs from persistence. *store.Store satisfies it.
+type Store interface {
+	NumbersOf(ctx context.Context, jids []string) (map[string]string, error)
+	OwnerOf(ctx context.Context, number string) (store.Binding, error)
+	AcceptOutbound(ctx context.Context, msgs []*store.Outbound) error
+	AcceptInbound(ctx context.Context, in *store.Inbound) error
+	ClaimNotices(ctx context.Context, owner string, limit int, lease time.Duration) ([]store.Notice, error)
+	NoticesDone(ctx context.Context, ids []int64) error
+	ReleaseNotices(ctx context.Context, ids []int64) error
+}
+
+// XMPP is what the router needs from the XMPP side: sending to users.
+// The component satisfies it.
+type XMPP interface {
+	// Connected reports whether stanzas can be sent now.
+	Connected() bool
+	// SendText sends a chat message with body from → to.
+	SendText(ctx context.Context, from, to jid.JID, id, body string) error
+	// SendReceipt sends an XEP-0184 receipt for the message id.
+	SendReceipt(ctx context.Context, from, to jid.JID, id string) error
+	// SendError sends a message error for the message id.
+	SendError(ctx context.Context, from, to jid.JID, id string, e stanza.Error) error
+}
+
+// Config configures a Router. Zero values mean the defaults.
+type Config struct {
+	Component     jid.JID  // the component's domain, e.g. sms.example.com
+	Domains       []string // XMPP domains whose users may use the gateway
+	DefaultRegion string   // ISO 3166 region for numbers written without a country code
+	// Validity is how long an accepted SMS may wait for the SMSC before it
+	// fails back to its sender. Default 48h.
+	Validity time.Duration
+	// MaxParts is the most SMS parts one message may need. Default 10.
+	MaxParts int
+	// Instance names this process for leases in a shared store. Required.
+	Instance string
+	Logger   zerolog.Logger
+	// WakeSMS is called after messages were queued for SMS.
+	WakeSMS func()
+}
+
+// Router routes messages. Create it with New, then Run it.
+type Router struct {
+	cfg     Config
+	store   Store
+	xmpp    XMPP
+	log     zerolog.Logger
+	domains map[string]bool
+
+	intake chan *pending
+	wake   chan struct{}
+
+	mu      sync.Mutex
+	running bool
+}
+
+// pending is a message from a user that passed the checks that need no
+// store, waiting for the batch that stores it.
+type pending struct {
+	from, to jid.JID
+	msg      *store.Outbound
+}
+
+// New returns a router. Call SetXMPP before Run.
+func New(cfg Config, st Store) *Router {
+	if cfg.Validity <= 0 {
+		cfg.Validity = 48 * time.Hour
+	}
+	if cfg.MaxParts <= 0 {
+		cfg.MaxParts = 10
+	}
+	if cfg.WakeSMS == nil {
+		cfg.WakeSMS = func() {}
+	}
+	r := &Router{
+		cfg:     cfg,
+		store:   st,
+		log:     cfg.Logger.With().Str("component", "router").Logger(),
+		domains: make(map[string]bool),
+		intake:  make(chan *pending, 4096),
+		wake:    make(chan struct{}, 1),
+	}
+	for _, d := range cfg.Domains {
+		r.domains[strings.ToLower(d)] = true
+	}
+	return r
+}
+
+// SetXMPP sets the XMPP side. It must be called before Run.
+func (r *Router) SetXMPP(x XMPP) { r.xmpp = x }
+
+// Wake makes the router look for notices now (an outcome was recorded, or
+// the XMPP connection came back).
+func (r *Router) Wake() {
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Message is a message from an XMPP user to a number JID.
+type Message struct {
+	From, To    jid.JID
+	ID          string
+	Body        string
+	WantReceipt bool
+}
+
+func stanzaErr(typ stanza.ErrorType, cond stanza.Condition, text string) stanza.Error {
+	return stanza.Error{Type: typ, Condition: cond, Text: map[string]string{"": text}}
+}
+
+// Served reports whether j belongs to a domain the gateway serves.
+func (r *Router) Served(j jid.JID) bool { return r.domains[strings.ToLower(j.Domainpart())] }
+
+// Outbound takes a message from a user. A returned error is a stanza.Error
+// to send back to the sender at once. A nil error means the message will be
+// stored, and its sender will learn the outcome (a receipt or an error).
+// Outbound never blocks on the store: messages are stored in batches.
+func (r *Router) Outbound(ctx context.Context, m Message) error {
+	if !r.Served(m.From) {
+		return stanzaErr(stanza.Cancel, stanza.Forbidden, "This gateway serves only users of "+strings.Join(r.cfg.Domains, ", ")+".")
+	}
+	if m.Body == "" {
+		return nil // chat states, markers and other body-less stanzas never make an SMS
+	}
+	dest, err := number.FromJID(m.To, r.cfg.DefaultRegion)
+	if err != nil {
+		return stanzaErr(stanza.Modify, stanza.JIDMalformed,
+			fmt.Sprintf("%q is not a phone number this gateway can reach: write it in international form, e.g. +12015550123@%s.",
+				m.To.Localpart(), r.cfg.Component.Domainpart()))
+	}
+	_, parts := coding.Count(m.Body)
+	if parts > r.cfg.MaxParts {
+		return stanzaErr(stanza.Modify, stanza.PolicyViolation,
+			fmt.Sprintf("The message is too long: it would take %d SMS, and at most %d are allowed.", parts, r.cfg.MaxParts))
+	}
+	p := &pending{from: m.From, to: m.To, msg: &store.Outbound{
+		SenderJID:   m.From.String(),
+		Dest:        dest.String(),
+		StanzaID:    m.ID,
+		WantReceipt: m.WantReceipt,
+		Body:        m.Body,
+		Parts:       parts,
+		ExpiresAt:   time.Now().Add(r.cfg.Validity),
+	}}
+	select {
+	case r.intake <- p:
+		return nil
+	case <-ctx.Done():
+		return stanzaErr(stanza.Wait, stanza.ResourceConstraint, "The gateway is shutting down; send the message again later.")
+	}
+}
+
+// Run stores incoming messages in batches and sends notices until ctx ends.
+// On the way out it stores what is already in the intake.
+func (r *Router) Run(ctx context.Context) error {
+	if r.xmpp == nil {
+		return errors.New("router: no XMPP side set")
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		r.notifyLoop(ctx)
+	}()
+	r.intakeLoop(ctx)
+	<-done
+	return nil
+}
+
+const batchMax = 512
+
+func (r *Router) intakeLoop(ctx context.Context) {
+	batch := make([]*pending, 0, batchMax)
+	for {
+		batch = batch[:0]
+		select {
+		case p := <-r.intake:
+			batch = append(batch, p)
+		case <-ctx.Done():
+			// Drain what the component already handed over.
+			for {
+				select {
+				case p := <-r.intake:
+					batch = append(batch, p)
+					if len(batch) == batchMax {
+						r.storeBatch(context.WithoutCancel(ctx), batch)
+						batch = batch[:0]
+					}
+				default:
+					r.storeBatch(context.WithoutCancel(ctx), batch)
+					return
+				}
+			}
+		}
+	fill:
+		for len(batch) < batchMax {
+			select {
+			case p := <-r.intake:
+				batch = append(batch, p)
+			default:
+				break fill
+			}
+		}
+		r.storeBatch(ctx, batch)
+	}
+}
+
+// storeBatch resolves the senders' numbers and stores the messages in one
+// transaction; senders without a number get registration-required.
+func (r *Router) storeBatch(ctx context.Context, batch []*pending) {
+	if len(batch) == 0 {
+		return
+	}
+	jids := make([]string, 0, len(batch))
+	seen := make(map[string]bool, len(batch))
+	for _, p := range batch {
+		b := p.from.Bare().String()
+		if !seen[b] {
+			seen[b] = true
+			jids = append(jids, b)
+		}
+	}
+	numbers, err := r.store.NumbersOf(ctx, jids)
+	if err != nil {
+		r.log.Error().Err(err).Int("messages", len(batch)).Msg("looking up senders failed")
+		r.refuse(ctx, batch, stanzaErr(stanza.Wait, stanza.InternalServerError, "The gateway could not store the message; send it again later."))
+		return
+	}
+	accepted := make([]*store.Outbound, 0, len(batch))
+	acceptedP := make([]*pending, 0, len(batch))
+	for _, p := range batch {
+		num, ok := numbers[p.from.Bare().String()]
+		if !ok {
+			r.refuse(ctx, []*pending{p}, stanzaErr(stanza.Auth, stanza.RegistrationRequired,
+				"You have no phone number on this gateway yet: register one with the gateway first."))
+			continue
+		}
+		p.msg.SenderNumber = num
+		accepted = append(accepted, p.msg)
+		acceptedP = append(acceptedP, p)
+	}
+	if len(accepted) == 0 {
+		return
+	}
+	if err := r.store.AcceptOutbound(ctx, accepted); err != nil {
+		r.log.Error().Err(err).Int("messages", len(accepted)).Msg("storing messages failed")
+		r.refuse(ctx, acceptedP, stanzaErr(stanza.Wait, stanza.InternalServerError, "The gateway could not store the message; send it again later."))
+		return
+	}
+	for _, m := range accepted {
+		r.log.Debug().Int64("msg", m.ID).Str("stanza_id", m.StanzaID).Int("parts", m.Parts).Msg("accepted for SMS")
+	}
+	r.cfg.WakeSMS()
+}
+
+func (r *Router) refuse(ctx context.Context, ps []*pending, e stanza.Error) {
+	for _, p := range ps {
+		if err := r.xmpp.SendError(ctx, p.to, p.from, p.msg.StanzaID, e); err != nil {
+			r.log.Warn().Err(err).Str("to", p.from.String()).Msg("could not send error to sender")
+		}
+	}
+}
+
+// ErrNoRecipient means a number has no XMPP user bound to it.
+var ErrNoRecipient = errors.New("router: no user has this number")
+
+// Recipient returns the bare JID bound to a number.
+func (r *Router) Recipient(ctx context.Context, dest string) (string, error) {
+	b, err := r.store.OwnerOf(ctx, dest)
+	if errors.Is(err, store.ErrNotFound) {
+		return "", ErrNoRecipient
+	}
+	if err != nil {
+		return "", err
+	}
+	return b.JID, nil
+}
+
+// Inbound stores a message from a phone for the user bound to dest. It
+// returns after the message is committed; ErrNoRecipient when nobody has the
+// number. key, when not nil, names the stored fragments it was assembled
+// from, deleted in the same transaction.
+func (r *Router) Inbound(ctx context.Context, source, dest, body string, key *store.FragmentKey) error {
+	rcpt, err := r.Recipient(ctx, dest)
+	if err != nil {
+		return err
+	}
+	in := &store.Inbound{Source: source, Dest: dest, RecipientJID: rcpt, Body: body, FragmentKey: key}
+	if err := r.store.AcceptInbound(ctx, in); err != nil {
+		return err
+	}
+	r.log.Debug().Int64("msg", in.ID).Msg("accepted from phone")
+	r.Wake()
+	return nil
+}

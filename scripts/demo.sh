@@ -1,0 +1,176 @@
+#!/usr/bin/env bash
+# make demo: Prosody + the SMSC simulator + switchboard on this machine, on the standard ports.
+#
+#   sudo scripts/demo.sh                 # everything (needs cmd/switchboard)
+#   sudo scripts/demo.sh --prosody-only  # just Prosody with alice and bob
+#
+# Installs Prosody from Debian if missing, writes a throwaway ./demo/ (gitignored) and stops
+# everything it started on Ctrl-C. The Prosody config comes from
+# testdata/prosody/prosody.cfg.lua.tmpl, the same template the integration tests use.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+export PATH="$PATH:/usr/local/go/bin"
+
+prosody_only=false
+case "${1:-}" in
+	--prosody-only) prosody_only=true ;;
+	"") ;;
+	*) echo "usage: $0 [--prosody-only]" >&2; exit 2 ;;
+esac
+
+say() { printf '\033[1mdemo:\033[0m %s\n' "$*"; }
+die() { printf 'demo: %s\n' "$*" >&2; exit 1; }
+
+[ "$(id -u)" -eq 0 ] || die "run as root (it installs Prosody and runs it as user prosody): sudo make demo"
+command -v go >/dev/null || die "no go on PATH or in /usr/local/go/bin"
+
+# --- Prosody from Debian -------------------------------------------------------------------
+need=()
+command -v prosody >/dev/null || need+=(prosody)
+[ -e /usr/lib/prosody/modules/mod_privilege/mod_privilege.lua ] || need+=(prosody-modules)
+if [ ${#need[@]} -gt 0 ]; then
+	say "installing ${need[*]} from Debian"
+	DEBIAN_FRONTEND=noninteractive apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}"
+fi
+id prosody >/dev/null 2>&1 || die "the prosody package did not create user prosody"
+
+# --- Ports ----------------------------------------------------------------------------------
+port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+ports=(5222 5347)
+$prosody_only || ports+=(2775 8025)
+for p in "${ports[@]}"; do
+	if port_busy "$p"; then
+		die "127.0.0.1:$p is in use (a system Prosody? try: systemctl stop prosody)"
+	fi
+done
+
+# --- Build ----------------------------------------------------------------------------------
+if ! $prosody_only; then
+	[ -d cmd/switchboard ] || die "cmd/switchboard does not exist yet; try --prosody-only"
+	say "building bin/switchboard"
+	go build -o bin/switchboard ./cmd/switchboard
+fi
+
+# --- Throwaway directory ----------------------------------------------------------------------
+demo="$root/demo"
+pdir="$demo/prosody"
+rm -rf "$pdir" "$demo"/switchboard.db*
+mkdir -p "$demo"
+# Prosody runs as user prosody and must reach its directory; a repo under /root is not reachable.
+if ! runuser -u prosody -- test -x "$demo"; then
+	pdir=$(mktemp -d /tmp/switchboard-demo-prosody.XXXXXX)
+	say "user prosody cannot reach $demo; using $pdir for Prosody"
+fi
+secret=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
+
+privilege=()
+[ -e /usr/lib/prosody/modules/mod_privilege/mod_privilege.lua ] && privilege=(-privilege)
+go run ./scripts/prosodyconf -dir "$pdir" -secret "$secret" \
+	-domain localhost -component sms.localhost -c2s-port 5222 -component-port 5347 \
+	-user alice:alice -user bob:bob "${privilege[@]}" >/dev/null
+chown -R prosody:prosody "$pdir"
+
+cat >"$demo/switchboard.toml" <<TOML
+[xmpp]
+component = "sms.localhost"
+server = "127.0.0.1:5347"
+secret = "$secret"
+domains = ["localhost"]
+
+[smpp]
+addr = "127.0.0.1:2775"
+system_id = "switchboard"
+password = "demo"
+
+[store]
+dsn = "sqlite:demo/switchboard.db"
+
+[phone]
+default_region = "US"
+
+[log]
+format = "console"
+TOML
+chmod 600 "$demo/switchboard.toml"
+
+# --- Processes --------------------------------------------------------------------------------
+pids=()
+stop_all() {
+	trap - INT TERM EXIT
+	say "stopping"
+	if [ -s "$pdir/prosody.pid" ]; then
+		kill -TERM "$(cat "$pdir/prosody.pid")" 2>/dev/null || true
+	fi
+	for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
+		kill -TERM "${pids[i]}" 2>/dev/null || true
+	done
+	wait 2>/dev/null || true
+	[[ $pdir == /tmp/switchboard-demo-prosody.* ]] && rm -rf "$pdir"
+	exit 0
+}
+trap stop_all INT TERM EXIT
+
+wait_port() { # port what
+	for _ in $(seq 100); do
+		port_busy "$1" && return 0
+		sleep 0.1
+	done
+	die "$2 did not open 127.0.0.1:$1; see its log"
+}
+
+say "starting Prosody (log $pdir/prosody.log)"
+runuser -u prosody -- prosody --config "$pdir/prosody.cfg.lua" -F >"$pdir/prosody.out" 2>&1 &
+pids+=($!)
+wait_port 5222 Prosody
+wait_port 5347 Prosody
+
+if ! $prosody_only; then
+	say "starting the SMSC simulator (log demo/smsc-sim.log)"
+	bin/switchboard smsc-sim -smpp 127.0.0.1:2775 -http 127.0.0.1:8025 >"$demo/smsc-sim.log" 2>&1 &
+	pids+=($!)
+	wait_port 2775 "the SMSC simulator"
+
+	bin/switchboard numbers assign -config demo/switchboard.toml alice@localhost +12015550100
+	bin/switchboard numbers assign -config demo/switchboard.toml bob@localhost +12015550101
+
+	say "starting switchboard (log demo/switchboard.log)"
+	bin/switchboard serve -config demo/switchboard.toml >"$demo/switchboard.log" 2>&1 &
+	pids+=($!)
+fi
+
+cat <<TEXT
+
+  Switchboard demo is running. Ctrl-C stops everything.
+
+  XMPP server   127.0.0.1:5222 (Prosody, domain localhost, no TLS: allow plain-text login)
+  accounts      alice@localhost / alice   (number +12015550100)
+                bob@localhost   / bob     (number +12015550101)
+  component     sms.localhost on 127.0.0.1:5347
+TEXT
+if $prosody_only; then
+	printf '\n  (--prosody-only: no SMSC simulator, no switchboard)\n\n'
+else
+	cat <<TEXT
+  SMSC sim      SMPP 127.0.0.1:2775, web http://127.0.0.1:8025/
+
+  1. Log in as alice@localhost / alice with any XMPP client (Gajim, Dino, profanity, ...),
+     server 127.0.0.1 port 5222, TLS off.
+  2. Send a message to +12015550199@sms.localhost: it leaves as SMS; watch it arrive at the
+     simulator (http://127.0.0.1:8025/ and the log below).
+  3. Text back as the phone:
+       curl -d from=+12015550199 -d to=+12015550100 -d text=hi http://127.0.0.1:8025/mo
+  4. Message +12015550101@sms.localhost: bob has that number, so it goes over XMPP
+     (log in as bob@localhost / bob to see it).
+
+  Logs: demo/switchboard.log, demo/smsc-sim.log, $pdir/prosody.log
+
+TEXT
+	tail -n +1 -F "$demo/smsc-sim.log" "$demo/switchboard.log" &
+	pids+=($!)
+fi
+
+# Runs until Ctrl-C, or until something we started exits.
+wait -n "${pids[@]}" || true
+say "a demo process exited; see the logs"

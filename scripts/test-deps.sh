@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs what the integration tests start (Prosody, mod_privilege, PostgreSQL) from Debian,
+# only when missing. Used by `make test`; safe to run again.
+set -euo pipefail
+
+installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
+
+need=()
+command -v prosody >/dev/null 2>&1 || installed prosody || need+=(prosody)
+installed prosody-modules || [ -e /usr/lib/prosody/modules/mod_privilege/mod_privilege.lua ] || need+=(prosody-modules)
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need+=(postgresql)
+
+if [ ${#need[@]} -eq 0 ]; then
+	exit 0
+fi
+if ! command -v apt-get >/dev/null 2>&1; then
+	echo "test-deps: missing ${need[*]} and no apt-get; install them by hand" >&2
+	exit 1
+fi
+sudo=()
+if [ "$(id -u)" -ne 0 ]; then
+	if ! command -v sudo >/dev/null 2>&1; then
+		echo "test-deps: missing ${need[*]}; run as root to install them" >&2
+		exit 1
+	fi
+	sudo=(sudo)
+fi
+echo "test-deps: installing ${need[*]}" >&2
+"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}"

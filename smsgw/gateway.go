@@ -1,0 +1,292 @@
+// Package smsgw is the SMPP side of Switchboard: it submits stored messages
+// over an SMPP 3.4 bind (subpackage smpp), turns delivery receipts into
+// message states (subpackage dlr), and reassembles and hands on messages
+// from phones. Text encoding and segmentation live in subpackage coding; the
+// SMSC simulator in subpackage smsc.
+package smsgw
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"switchboard/roster/number"
+	"switchboard/smsgw/coding"
+	"switchboard/smsgw/dlr"
+	"switchboard/smsgw/smpp"
+	"switchboard/store"
+)
+
+// Outbox is what the gateway needs from the store for messages to phones.
+type Outbox interface {
+	ClaimOutbound(ctx context.Context, owner string, limit int, lease time.Duration) ([]*store.Outbound, error)
+	PartSubmitted(ctx context.Context, msgID int64, seq int, forms []string) (final bool, err error)
+	Receipt(ctx context.Context, forms []string, state, errText string) (store.ReceiptResult, error)
+	Retry(ctx context.Context, msgID int64, at time.Time, reason string, refund bool) error
+	Fail(ctx context.Context, msgID int64, reason string) error
+	AddFragment(ctx context.Context, f store.Fragment) ([]store.Fragment, error)
+	StaleFragments(ctx context.Context, cutoff time.Time) ([][]store.Fragment, error)
+}
+
+// Inbox is where messages from phones go. The router satisfies it.
+type Inbox interface {
+	// Recipient returns the JID bound to a number, or an error wrapping
+	// ErrNoRecipient (tested with errors.Is against Config.NoRecipient).
+	Recipient(ctx context.Context, dest string) (string, error)
+	// Inbound stores a message; it returns once it is committed.
+	Inbound(ctx context.Context, source, dest, body string, key *store.FragmentKey) error
+}
+
+// Submitter sends submit_sm. *smpp.Client satisfies it.
+type Submitter interface {
+	Submit(ctx context.Context, s *smpp.Submit) (string, error)
+	WaitBound(ctx context.Context) error
+	Bound() bool
+}
+
+// Config configures a Gateway. Zero values mean the defaults.
+type Config struct {
+	Instance string // lease owner in a shared store; required
+	// MaxAttempts is how many times a message is claimed for submission
+	// before it fails back to its sender. Default 8.
+	MaxAttempts int
+	// Concurrency is how many messages are submitted at once. Default 64.
+	Concurrency int
+	// Reassembly is how long parts of a concatenated message from a phone
+	// are kept waiting for the rest. Default 2 minutes; then what arrived is
+	// delivered with the gaps marked.
+	Reassembly time.Duration
+	// NoRecipient is the error Inbox returns for a number nobody has.
+	NoRecipient error
+	// OnFinal is called when a message reached a final state (a notice
+	// waits for its sender).
+	OnFinal func()
+	Logger  zerolog.Logger
+}
+
+// Gateway moves messages between the store and an SMPP bind.
+type Gateway struct {
+	cfg    Config
+	outbox Outbox
+	inbox  Inbox
+	smsc   Submitter
+	log    zerolog.Logger
+	wake   chan struct{}
+	sem    chan struct{}
+	wg     sync.WaitGroup
+}
+
+// New returns a gateway; Run it. Set the SMPP client with SetSubmitter before Run.
+func New(cfg Config, outbox Outbox, inbox Inbox) *Gateway {
+	if cfg.MaxAttempts <= 0 {
+		cfg.MaxAttempts = 8
+	}
+	if cfg.Concurrency <= 0 {
+		cfg.Concurrency = 64
+	}
+	if cfg.Reassembly <= 0 {
+		cfg.Reassembly = 2 * time.Minute
+	}
+	if cfg.OnFinal == nil {
+		cfg.OnFinal = func() {}
+	}
+	return &Gateway{
+		cfg:    cfg,
+		outbox: outbox,
+		inbox:  inbox,
+		log:    cfg.Logger.With().Str("component", "smsgw").Logger(),
+		wake:   make(chan struct{}, 1),
+		sem:    make(chan struct{}, cfg.Concurrency),
+	}
+}
+
+// SetSubmitter sets the SMPP side. The client's Handler should be the
+// gateway itself (it implements smpp.Handler).
+func (g *Gateway) SetSubmitter(s Submitter) { g.smsc = s }
+
+// Wake makes the gateway look for queued messages now.
+func (g *Gateway) Wake() {
+	select {
+	case g.wake <- struct{}{}:
+	default:
+	}
+}
+
+const (
+	claimLease = 2 * time.Minute
+	claimPoll  = time.Second
+)
+
+// Run submits queued messages and sweeps stale fragments until ctx ends;
+// then it waits up to drain for the submissions in flight to get their
+// responses (after that they end with an unknown outcome and are resubmitted
+// after the restart).
+func (g *Gateway) Run(ctx context.Context, drain time.Duration) error {
+	if g.smsc == nil {
+		return errors.New("smsgw: no SMPP client set")
+	}
+	work, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancel()
+	stop := context.AfterFunc(ctx, func() { time.AfterFunc(drain, cancel) })
+	defer stop()
+	defer g.wg.Wait()
+	t := time.NewTicker(claimPoll)
+	defer t.Stop()
+	sweep := time.NewTicker(min(g.cfg.Reassembly/4, 15*time.Second))
+	defer sweep.Stop()
+	for {
+		if g.smsc.Bound() {
+			for g.claim(ctx, work) {
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-g.wake:
+		case <-t.C:
+		case <-sweep.C:
+			g.sweepFragments(ctx)
+		}
+	}
+}
+
+// claim takes one batch of due messages and starts submitting them. It
+// reports whether a full batch was claimed (so there may be more).
+func (g *Gateway) claim(ctx, work context.Context) bool {
+	limit := cap(g.sem)
+	msgs, err := g.outbox.ClaimOutbound(ctx, g.cfg.Instance, limit, claimLease)
+	if err != nil {
+		if ctx.Err() == nil {
+			g.log.Error().Err(err).Msg("claiming messages failed")
+		}
+		return false
+	}
+	for _, m := range msgs {
+		select {
+		case g.sem <- struct{}{}:
+		case <-ctx.Done():
+			// Not started: give it back at once rather than waiting for the lease.
+			_ = g.outbox.Retry(context.WithoutCancel(ctx), m.ID, time.Now(), "shutting down", true)
+			continue
+		}
+		g.wg.Add(1)
+		go func() {
+			defer g.wg.Done()
+			defer func() { <-g.sem }()
+			g.submit(work, m)
+		}()
+	}
+	return len(msgs) == limit
+}
+
+// submit sends the parts of one message that have no SMSC id yet.
+func (g *Gateway) submit(ctx context.Context, m *store.Outbound) {
+	log := g.log.With().Int64("msg", m.ID).Logger()
+	bg := context.WithoutCancel(ctx)
+	if !m.ExpiresAt.IsZero() && time.Now().After(m.ExpiresAt) {
+		g.fail(bg, log, m, "it could not be handed to the carrier within its validity period")
+		return
+	}
+	if m.Attempts > g.cfg.MaxAttempts {
+		g.fail(bg, log, m, fmt.Sprintf("the carrier did not accept it after %d attempts", m.Attempts-1))
+		return
+	}
+	src, err := number.FromDigits(m.SenderNumber)
+	if err != nil {
+		g.fail(bg, log, m, "the sender's number is not valid")
+		return
+	}
+	dst, err := number.FromDigits(m.Dest)
+	if err != nil {
+		g.fail(bg, log, m, "the destination number is not valid")
+		return
+	}
+	dc, parts, err := coding.Segment(m.Body, uint8(m.ID), 255)
+	if err != nil || len(parts) != m.Parts {
+		g.fail(bg, log, m, "the text could not be encoded as SMS")
+		return
+	}
+	esm := byte(0)
+	if len(parts) > 1 {
+		esm = coding.ESMClassUDHI
+	}
+	for i, sm := range parts {
+		seq := i + 1
+		if m.Done[seq] {
+			continue
+		}
+		id, err := g.smsc.Submit(ctx, &smpp.Submit{
+			Source:             smpp.Address{TON: 1, NPI: 1, Addr: src.Digits()},
+			Dest:               smpp.Address{TON: 1, NPI: 1, Addr: dst.Digits()},
+			ESMClass:           esm,
+			DataCoding:         dc,
+			RegisteredDelivery: 1,
+			ShortMessage:       sm,
+		})
+		if err != nil {
+			g.submitError(bg, log, m, seq, err)
+			return
+		}
+		final, err := g.outbox.PartSubmitted(bg, m.ID, seq, dlr.IDForms(id))
+		if err != nil {
+			// The SMSC has the part but we could not record its id: its
+			// receipt will be kept as early and the lease will expire and
+			// resubmit. Log loudly; this is a store outage.
+			log.Error().Err(err).Str("smsc_id", id).Msg("recording SMSC id failed")
+			return
+		}
+		log.Debug().Int("part", seq).Str("smsc_id", id).Msg("submitted")
+		if final {
+			g.cfg.OnFinal()
+		}
+	}
+}
+
+func (g *Gateway) submitError(ctx context.Context, log zerolog.Logger, m *store.Outbound, seq int, err error) {
+	var st smpp.Status
+	switch {
+	case errors.Is(err, smpp.ErrNotBound), errors.Is(err, context.Canceled):
+		// Nothing was sent: back in the queue, not counted as an attempt.
+		g.retry(ctx, log, m, 0, "waiting for the SMSC", true)
+	case errors.Is(err, smpp.ErrUnknownOutcome):
+		// The SMSC may or may not have the part. Rule: resubmit
+		// (at-least-once), bounded by MaxAttempts.
+		log.Warn().Int("part", seq).Msg("no submit_sm_resp: outcome unknown, will resubmit")
+		g.retry(ctx, log, m, backoff(m.Attempts), "the SMSC did not answer", false)
+	case errors.As(err, &st) && st.Temporary():
+		log.Info().Int("part", seq).Stringer("status", st).Msg("temporary SMSC error")
+		g.retry(ctx, log, m, backoff(m.Attempts), st.Error(), false)
+	case errors.As(err, &st):
+		g.fail(ctx, log, m, "the carrier refused it ("+strings.TrimPrefix(st.Error(), "smpp: ")+")")
+	default:
+		g.retry(ctx, log, m, backoff(m.Attempts), err.Error(), false)
+	}
+}
+
+func (g *Gateway) retry(ctx context.Context, log zerolog.Logger, m *store.Outbound, after time.Duration, reason string, refund bool) {
+	if err := g.outbox.Retry(ctx, m.ID, time.Now().Add(after), reason, refund); err != nil {
+		log.Error().Err(err).Msg("requeueing failed; the lease will expire and requeue it")
+	}
+}
+
+func (g *Gateway) fail(ctx context.Context, log zerolog.Logger, m *store.Outbound, reason string) {
+	log.Info().Str("reason", reason).Msg("message failed")
+	if err := g.outbox.Fail(ctx, m.ID, reason); err != nil {
+		log.Error().Err(err).Msg("recording failure failed")
+		return
+	}
+	g.cfg.OnFinal()
+}
+
+// backoff is the wait before attempt n+1: 1s, 2s, 4s … up to 5 minutes, with jitter.
+func backoff(n int) time.Duration {
+	d := time.Second << min(max(n-1, 0), 9)
+	d = min(d, 5*time.Minute)
+	return d/2 + rand.N(d/2+1)
+}

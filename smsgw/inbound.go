@@ -1,0 +1,221 @@
+package smsgw
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"switchboard/roster/number"
+	"switchboard/smsgw/coding"
+	"switchboard/smsgw/dlr"
+	"switchboard/smsgw/smpp"
+	"switchboard/store"
+)
+
+// SAR TLVs (SMPP 3.4 §5.3.2.22–24), the other way to mark concatenation.
+const (
+	tlvSarMsgRefNum     = 0x020C
+	tlvSarTotalSegments = 0x020E
+	tlvSarSegmentSeqnum = 0x020F
+	tlvReceiptedMsgID   = 0x001E
+)
+
+// HandleDeliver handles deliver_sm and data_sm: delivery receipts update
+// message states; other messages are stored for their recipient. The
+// response status tells the SMSC whether it must retry: nothing is
+// acknowledged before it is stored.
+func (g *Gateway) HandleDeliver(ctx context.Context, d *smpp.Deliver) smpp.Status {
+	_, hasReceiptTLV := d.TLVs[tlvReceiptedMsgID]
+	if dlr.IsReceipt(d.ESMClass) || hasReceiptTLV {
+		return g.handleReceipt(ctx, d)
+	}
+	return g.handleMO(ctx, d)
+}
+
+func (g *Gateway) handleReceipt(ctx context.Context, d *smpp.Deliver) smpp.Status {
+	r, ok, err := dlr.Parse(d.ESMClass, d.ShortMessage, d.TLVs)
+	if err != nil || !ok || r.ID == "" {
+		// Retrying will not make it parse: acknowledge and log.
+		g.log.Warn().Err(err).Hex("short_message", d.ShortMessage).Msg("unreadable delivery receipt ignored")
+		return smpp.StatusOK
+	}
+	if !r.State.Final() {
+		return smpp.StatusOK
+	}
+	res, err := g.outbox.Receipt(ctx, dlr.IDForms(r.ID), string(r.State), r.Err)
+	if err != nil {
+		g.log.Error().Err(err).Str("smsc_id", r.ID).Msg("storing receipt failed; asking the SMSC to retry")
+		return smpp.StatusRxTAppn
+	}
+	ev := g.log.Debug().Str("smsc_id", r.ID).Str("stat", string(r.State))
+	if !res.Matched {
+		ev.Msg("receipt for an id not seen yet: kept")
+		return smpp.StatusOK
+	}
+	ev.Int64("msg", res.Message).Msg("receipt")
+	if res.Final {
+		g.cfg.OnFinal()
+	}
+	return smpp.StatusOK
+}
+
+func (g *Gateway) handleMO(ctx context.Context, d *smpp.Deliver) smpp.Status {
+	src := phoneAddr(d.Source)
+	dst, err := number.FromDigits(d.Dest.Addr)
+	if err != nil {
+		g.log.Warn().Str("dest", d.Dest.Addr).Msg("message from a phone to an address that is not a number")
+		return smpp.StatusInvDstAdr
+	}
+	log := g.log.With().Str("source", src).Str("dest", dst.String()).Logger()
+	if _, err := g.inbox.Recipient(ctx, dst.String()); err != nil {
+		return g.inboundError(log, err)
+	}
+	payload := d.ShortMessage
+	var key *store.FragmentKey
+	seq := 0
+	if d.ESMClass&coding.ESMClassUDHI != 0 {
+		c, rest, err := coding.SplitUDH(payload)
+		if err != nil {
+			log.Warn().Err(err).Msg("malformed UDH")
+			return smpp.StatusInvEsmClass
+		}
+		payload = rest
+		if c != nil && c.Total > 1 {
+			key = &store.FragmentKey{Source: src, Dest: dst.String(), Ref: int(c.Ref), Total: int(c.Total)}
+			seq = int(c.Seq)
+		}
+	} else if ref, total, s, ok := sar(d.TLVs); ok && total > 1 {
+		key = &store.FragmentKey{Source: src, Dest: dst.String(), Ref: ref, Total: total}
+		seq = s
+	}
+	if key == nil {
+		text, err := coding.Decode(d.DataCoding, payload)
+		if err != nil {
+			log.Warn().Err(err).Uint8("data_coding", d.DataCoding).Msg("undecodable message")
+			return smpp.StatusRxPAppn
+		}
+		if err := g.inbox.Inbound(ctx, src, dst.String(), text, nil); err != nil {
+			return g.inboundError(log, err)
+		}
+		return smpp.StatusOK
+	}
+	if seq < 1 || seq > key.Total {
+		log.Warn().Int("seq", seq).Int("total", key.Total).Msg("concatenated part out of range")
+		return smpp.StatusInvMsgLen
+	}
+	frags, err := g.outbox.AddFragment(ctx, store.Fragment{FragmentKey: *key, Seq: seq, DataCoding: d.DataCoding, Payload: payload})
+	if err != nil {
+		log.Error().Err(err).Msg("storing part failed; asking the SMSC to retry")
+		return smpp.StatusRxTAppn
+	}
+	if len(frags) < key.Total {
+		return smpp.StatusOK
+	}
+	// The part is stored: from here a failure is recovered by the sweep, so
+	// the SMSC need not retry.
+	if err := g.inbox.Inbound(ctx, src, dst.String(), assemble(frags), key); err != nil {
+		log.Warn().Err(err).Msg("delivering a reassembled message failed; the sweep will retry")
+	}
+	return smpp.StatusOK
+}
+
+func (g *Gateway) inboundError(log zerolog.Logger, err error) smpp.Status {
+	if g.cfg.NoRecipient != nil && errors.Is(err, g.cfg.NoRecipient) {
+		log.Info().Msg("message from a phone to a number nobody has: refused")
+		return smpp.StatusInvDstAdr
+	}
+	log.Error().Err(err).Msg("storing message from a phone failed; asking the SMSC to retry")
+	return smpp.StatusRxTAppn
+}
+
+// sweepFragments delivers concatenated messages whose missing parts did not
+// come within the reassembly time, with the gaps marked.
+func (g *Gateway) sweepFragments(ctx context.Context) {
+	groups, err := g.outbox.StaleFragments(ctx, time.Now().Add(-g.cfg.Reassembly))
+	if err != nil {
+		g.log.Error().Err(err).Msg("reading stale fragments failed")
+		return
+	}
+	for _, frags := range groups {
+		k := frags[0].FragmentKey
+		text := assemble(frags)
+		err := g.inbox.Inbound(ctx, k.Source, k.Dest, text, &k)
+		if g.cfg.NoRecipient != nil && errors.Is(err, g.cfg.NoRecipient) {
+			// The number was released meanwhile; keep nothing for nobody.
+			g.log.Warn().Str("dest", k.Dest).Msg("dropping parts for a number nobody has any more")
+			continue
+		}
+		if err != nil {
+			g.log.Error().Err(err).Msg("delivering incomplete message failed")
+			continue
+		}
+		g.log.Info().Str("source", k.Source).Int("parts", len(frags)).Int("total", k.Total).Msg("delivered incomplete concatenated message")
+	}
+}
+
+// assemble joins stored parts in order, marking missing ones with "[…]".
+// Runs of parts with the same data coding are decoded together, so a
+// character split across parts (a UCS-2 surrogate pair) survives.
+func assemble(frags []store.Fragment) string {
+	var b strings.Builder
+	next := 1
+	var run []byte
+	var runDC byte
+	flush := func() {
+		if len(run) > 0 {
+			t, err := coding.Decode(runDC, run)
+			if err != nil {
+				t = "[undecodable part]"
+			}
+			b.WriteString(t)
+			run = run[:0]
+		}
+	}
+	for _, f := range frags {
+		if f.Seq != next || (len(run) > 0 && f.DataCoding != runDC) {
+			flush()
+		}
+		for ; next < f.Seq; next++ {
+			b.WriteString("[…]")
+		}
+		runDC = f.DataCoding
+		run = append(run, f.Payload...)
+		next = f.Seq + 1
+	}
+	flush()
+	if total := frags[0].Total; next <= total {
+		b.WriteString("[…]")
+	}
+	return b.String()
+}
+
+func sar(tlvs map[uint16][]byte) (ref, total, seq int, ok bool) {
+	r, ok1 := tlvs[tlvSarMsgRefNum]
+	t, ok2 := tlvs[tlvSarTotalSegments]
+	s, ok3 := tlvs[tlvSarSegmentSeqnum]
+	if !ok1 || !ok2 || !ok3 || len(t) != 1 || len(s) != 1 {
+		return 0, 0, 0, false
+	}
+	switch len(r) {
+	case 1:
+		ref = int(r[0])
+	case 2:
+		ref = int(binary.BigEndian.Uint16(r))
+	default:
+		return 0, 0, 0, false
+	}
+	return ref, int(t[0]), int(s[0]), true
+}
+
+// phoneAddr renders an SMPP source address: international numbers as
+// E.164, anything else (alphanumeric senders, short codes) as given.
+func phoneAddr(a smpp.Address) string {
+	if n, err := number.FromDigits(a.Addr); err == nil && (a.TON == 1 || a.TON == 0) && len(a.Addr) > 6 {
+		return n.String()
+	}
+	return strings.TrimSpace(a.Addr)
+}

@@ -1,0 +1,135 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Binding ties a phone number (E.164) to the bare JID that texts and is texted as it.
+type Binding struct {
+	Number     string
+	JID        string
+	Method     string // how it was verified: "operator" or "sms"
+	VerifiedAt time.Time
+}
+
+// Bind makes number belong to jid. A number belongs to at most one JID and a
+// JID has at most one number, so any older binding of either is replaced.
+// It returns the JID that held the number before, if it was another one.
+func (s *Store) Bind(ctx context.Context, number, jid, method string) (previous string, err error) {
+	err = s.tx(ctx, func(tx *sql.Tx) error {
+		err := tx.QueryRowContext(ctx, `SELECT jid FROM bindings WHERE number = $1`, number).Scan(&previous)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+		if previous == jid {
+			previous = ""
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM bindings WHERE number = $1 OR jid = $2`, number, jid); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO bindings (number, jid, method, verified_at) VALUES ($1, $2, $3, $4)`,
+			number, jid, method, s.ms())
+		return err
+	})
+	if err != nil {
+		return "", fmt.Errorf("store: bind %s: %w", number, err)
+	}
+	return previous, nil
+}
+
+// Release removes the binding of number and returns the JID that held it.
+func (s *Store) Release(ctx context.Context, number string) (jid string, err error) {
+	err = s.tx(ctx, func(tx *sql.Tx) error {
+		if err := tx.QueryRowContext(ctx, `SELECT jid FROM bindings WHERE number = $1`, number).Scan(&jid); err != nil {
+			if errors.Is(err, sql.ErrNoRows) {
+				return ErrNotFound
+			}
+			return err
+		}
+		_, err := tx.ExecContext(ctx, `DELETE FROM bindings WHERE number = $1`, number)
+		return err
+	})
+	return jid, err
+}
+
+// NumberOf returns the binding of a bare JID, or ErrNotFound.
+func (s *Store) NumberOf(ctx context.Context, jid string) (Binding, error) {
+	return s.binding(ctx, `SELECT number, jid, method, verified_at FROM bindings WHERE jid = $1`, jid)
+}
+
+// OwnerOf returns the binding of a number, or ErrNotFound.
+func (s *Store) OwnerOf(ctx context.Context, number string) (Binding, error) {
+	return s.binding(ctx, `SELECT number, jid, method, verified_at FROM bindings WHERE number = $1`, number)
+}
+
+func (s *Store) binding(ctx context.Context, q, arg string) (Binding, error) {
+	var (
+		b  Binding
+		at int64
+	)
+	err := s.db.QueryRowContext(ctx, q, arg).Scan(&b.Number, &b.JID, &b.Method, &at)
+	if errors.Is(err, sql.ErrNoRows) {
+		return b, ErrNotFound
+	}
+	if err != nil {
+		return b, fmt.Errorf("store: binding: %w", err)
+	}
+	b.VerifiedAt = time.UnixMilli(at)
+	return b, nil
+}
+
+// NumbersOf returns the numbers bound to each of the given bare JIDs that has one.
+func (s *Store) NumbersOf(ctx context.Context, jids []string) (map[string]string, error) {
+	out := make(map[string]string, len(jids))
+	const chunk = 500
+	for len(jids) > 0 {
+		n := min(len(jids), chunk)
+		args := make([]any, n)
+		for i, j := range jids[:n] {
+			args[i] = j
+		}
+		rows, err := s.db.QueryContext(ctx, `SELECT jid, number FROM bindings WHERE jid IN (`+inList(1, n)+`)`, args...)
+		if err != nil {
+			return nil, fmt.Errorf("store: numbers: %w", err)
+		}
+		for rows.Next() {
+			var j, num string
+			if err := rows.Scan(&j, &num); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			out[j] = num
+		}
+		if err := rows.Close(); err != nil {
+			return nil, err
+		}
+		jids = jids[n:]
+	}
+	return out, nil
+}
+
+// Bindings lists every binding, ordered by number.
+func (s *Store) Bindings(ctx context.Context) ([]Binding, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT number, jid, method, verified_at FROM bindings ORDER BY number`)
+	if err != nil {
+		return nil, fmt.Errorf("store: bindings: %w", err)
+	}
+	defer rows.Close()
+	var out []Binding
+	for rows.Next() {
+		var (
+			b  Binding
+			at int64
+		)
+		if err := rows.Scan(&b.Number, &b.JID, &b.Method, &at); err != nil {
+			return nil, err
+		}
+		b.VerifiedAt = time.UnixMilli(at)
+		out = append(out, b)
+	}
+	return out, rows.Err()
+}

@@ -1,0 +1,94 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+)
+
+// FragmentKey names one concatenated message from a phone.
+type FragmentKey struct {
+	Source, Dest string
+	Ref, Total   int
+}
+
+// Fragment is one part of a concatenated message from a phone, kept until
+// all parts are in (or the reassembly time runs out).
+type Fragment struct {
+	FragmentKey
+	Seq        int
+	DataCoding byte
+	Payload    []byte
+	ReceivedAt time.Time
+}
+
+// AddFragment stores a part durably and returns every stored part of its
+// message, ordered by sequence, so the caller can tell whether it is complete.
+// A repeated part (the SMSC retrying) replaces the stored copy.
+func (s *Store) AddFragment(ctx context.Context, f Fragment) ([]Fragment, error) {
+	var out []Fragment
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO fragments (source, dest, ref, total, seq, data_coding, payload, received_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+			ON CONFLICT (source, dest, ref, total, seq) DO UPDATE SET data_coding = excluded.data_coding, payload = excluded.payload`,
+			f.Source, f.Dest, f.Ref, f.Total, f.Seq, int(f.DataCoding), f.Payload, s.ms()); err != nil {
+			return err
+		}
+		var err error
+		out, err = fragments(ctx, tx, `WHERE source = $1 AND dest = $2 AND ref = $3 AND total = $4 ORDER BY seq`,
+			f.Source, f.Dest, f.Ref, f.Total)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: add fragment: %w", err)
+	}
+	return out, nil
+}
+
+// StaleFragments returns the stored parts of messages whose first part came
+// before cutoff, grouped by message: they will not be completed, or were
+// completed just before a crash, and are to be delivered as they are.
+func (s *Store) StaleFragments(ctx context.Context, cutoff time.Time) ([][]Fragment, error) {
+	var all []Fragment
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		var err error
+		all, err = fragments(ctx, tx, `f WHERE EXISTS (SELECT 1 FROM fragments o WHERE o.source = f.source AND o.dest = f.dest
+			AND o.ref = f.ref AND o.total = f.total AND o.received_at < $1) ORDER BY source, dest, ref, total, seq`, cutoff.UnixMilli())
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: stale fragments: %w", err)
+	}
+	var groups [][]Fragment
+	for i, f := range all {
+		if i == 0 || f.FragmentKey != all[i-1].FragmentKey {
+			groups = append(groups, nil)
+		}
+		groups[len(groups)-1] = append(groups[len(groups)-1], f)
+	}
+	return groups, nil
+}
+
+func fragments(ctx context.Context, tx *sql.Tx, where string, args ...any) ([]Fragment, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT source, dest, ref, total, seq, data_coding, payload, received_at FROM fragments `+where, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Fragment
+	for rows.Next() {
+		var (
+			f  Fragment
+			dc int
+			at int64
+		)
+		if err := rows.Scan(&f.Source, &f.Dest, &f.Ref, &f.Total, &f.Seq, &dc, &f.Payload, &at); err != nil {
+			return nil, err
+		}
+		f.DataCoding = byte(dc)
+		f.ReceivedAt = time.UnixMilli(at)
+		out = append(out, f)
+	}
+	return out, rows.Err()
+}

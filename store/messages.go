@@ -1,0 +1,562 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"slices"
+	"time"
+)
+
+// Message directions, routes and states. A message's state only moves forward:
+//
+//	out: queued → submitting → submitted → delivered | failed
+//	     (submitting goes back to queued for a retry after a temporary error,
+//	     or when the instance holding it died: see ClaimOutbound)
+//	in:  received → delivered
+const (
+	Out = "out"
+	In  = "in"
+
+	RouteSMS  = "sms"
+	RouteXMPP = "xmpp"
+
+	StateQueued     = "queued"
+	StateSubmitting = "submitting"
+	StateSubmitted  = "submitted"
+	StateDelivered  = "delivered"
+	StateFailed     = "failed"
+	StateReceived   = "received"
+)
+
+// Part states besides the carrier's receipt states (DELIVRD, UNDELIV…).
+const (
+	PartSubmitted = "submitted"
+)
+
+// notify values: a notice (receipt, error, or an inbound message) waits to
+// be sent to the XMPP side, is being sent by an instance, or is done.
+const (
+	notifyNone    = 0
+	notifyPending = 1
+	notifyClaimed = 2
+)
+
+// Outbound is a message from an XMPP user to a phone number.
+type Outbound struct {
+	ID           int64
+	SenderJID    string // full JID the message came from
+	SenderNumber string // E.164
+	Dest         string // E.164
+	StanzaID     string
+	WantReceipt  bool
+	Body         string
+	Parts        int
+	Attempts     int       // claims so far, this one included
+	ExpiresAt    time.Time // validity: past it, the message fails instead of being sent
+	// Done lists the parts that already have an SMSC id, from an earlier
+	// claim; they are not submitted again.
+	Done map[int]bool
+}
+
+// AcceptOutbound stores new messages in one transaction, state queued, and
+// sets their IDs.
+func (s *Store) AcceptOutbound(ctx context.Context, msgs []*Outbound) error {
+	if len(msgs) == 0 {
+		return nil
+	}
+	now := s.ms()
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		stmt, err := tx.PrepareContext(ctx, `INSERT INTO messages
+			(direction, route, state, user_jid, user_number, peer_number, stanza_id, want_receipt, body, parts, expires_at, created_at, updated_at)
+			VALUES ('out', 'sms', 'queued', $1, $2, $3, $4, $5, $6, $7, $8, $9, $9) RETURNING id`)
+		if err != nil {
+			return fmt.Errorf("store: accept: %w", err)
+		}
+		defer stmt.Close()
+		for _, m := range msgs {
+			var exp int64
+			if !m.ExpiresAt.IsZero() {
+				exp = m.ExpiresAt.UnixMilli()
+			}
+			if err := stmt.QueryRowContext(ctx, m.SenderJID, m.SenderNumber, m.Dest, m.StanzaID, b2i(m.WantReceipt),
+				m.Body, m.Parts, exp, now).Scan(&m.ID); err != nil {
+				return fmt.Errorf("store: accept: %w", err)
+			}
+		}
+		return nil
+	})
+}
+
+// ClaimOutbound takes up to limit messages that are due for submission and
+// leases them to owner for lease. Due are queued messages whose retry time has
+// come, and messages whose lease ran out while submitting (their instance died:
+// parts without an SMSC id are submitted again, so a part whose submit_sm the
+// SMSC took just before the crash can be sent twice — at-least-once, bounded
+// by the caller's attempt limit). Several instances never claim the same message.
+func (s *Store) ClaimOutbound(ctx context.Context, owner string, limit int, lease time.Duration) ([]*Outbound, error) {
+	now := s.ms()
+	var out []*Outbound
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		q := `SELECT id FROM messages WHERE direction = 'out' AND
+			((state = 'queued' AND next_attempt_at <= $1) OR (state = 'submitting' AND lease_until < $1))
+			ORDER BY id LIMIT $2`
+		if s.dialect == postgres {
+			q += ` FOR UPDATE SKIP LOCKED`
+		}
+		ids, err := queryIDs(ctx, tx, q, now, limit)
+		if err != nil || len(ids) == 0 {
+			return err
+		}
+		args := []any{owner, now + lease.Milliseconds(), now}
+		for _, id := range ids {
+			args = append(args, id)
+		}
+		rows, err := tx.QueryContext(ctx, `UPDATE messages SET state = 'submitting', lease_owner = $1, lease_until = $2,
+			attempts = attempts + 1, updated_at = $3 WHERE id IN (`+inList(4, len(ids))+`)
+			RETURNING id, user_jid, user_number, peer_number, stanza_id, want_receipt, body, parts, attempts, expires_at`, args...)
+		if err != nil {
+			return err
+		}
+		byID := make(map[int64]*Outbound, len(ids))
+		for rows.Next() {
+			var (
+				m    Outbound
+				want int
+				exp  int64
+			)
+			if err := rows.Scan(&m.ID, &m.SenderJID, &m.SenderNumber, &m.Dest, &m.StanzaID, &want, &m.Body, &m.Parts, &m.Attempts, &exp); err != nil {
+				rows.Close()
+				return err
+			}
+			m.WantReceipt = want != 0
+			if exp != 0 {
+				m.ExpiresAt = time.UnixMilli(exp)
+			}
+			out = append(out, &m)
+			byID[m.ID] = &m
+		}
+		if err := rows.Close(); err != nil {
+			return err
+		}
+		// Parts that already have an SMSC id (from an earlier claim).
+		prow, err := tx.QueryContext(ctx, `SELECT message_id, seq FROM parts WHERE message_id IN (`+inList(1, len(ids))+`)`, args[3:]...)
+		if err != nil {
+			return err
+		}
+		defer prow.Close()
+		for prow.Next() {
+			var (
+				id  int64
+				seq int
+			)
+			if err := prow.Scan(&id, &seq); err != nil {
+				return err
+			}
+			if m := byID[id]; m != nil {
+				if m.Done == nil {
+					m.Done = make(map[int]bool)
+				}
+				m.Done[seq] = true
+			}
+		}
+		return prow.Err()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: claim outbound: %w", err)
+	}
+	return out, nil
+}
+
+// PartSubmitted records the SMSC id of a part (forms are the id's comparable
+// forms, canonical first; see package dlr). A receipt that arrived before the
+// submit_sm_resp is applied now. When every part has an id the message becomes
+// submitted; final reports whether the message reached a final state.
+func (s *Store) PartSubmitted(ctx context.Context, msgID int64, seq int, forms []string) (final bool, err error) {
+	if len(forms) == 0 {
+		return false, errors.New("store: part submitted without an SMSC id")
+	}
+	now := s.ms()
+	err = s.tx(ctx, func(tx *sql.Tx) error {
+		if err := s.lockIDs(ctx, tx, forms); err != nil {
+			return err
+		}
+		state, errText := PartSubmitted, ""
+		args := make([]any, len(forms))
+		for i, f := range forms {
+			args[i] = f
+		}
+		var early string
+		err := tx.QueryRowContext(ctx, `SELECT smsc_id, state, err FROM early_receipts WHERE smsc_id IN (`+inList(1, len(forms))+`) LIMIT 1`,
+			args...).Scan(&early, &state, &errText)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			state, errText = PartSubmitted, ""
+		case err != nil:
+			return err
+		default:
+			if _, err := tx.ExecContext(ctx, `DELETE FROM early_receipts WHERE smsc_id = $1`, early); err != nil {
+				return err
+			}
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO parts (message_id, seq, smsc_id, state, err, updated_at) VALUES ($1, $2, $3, $4, $5, $6)
+			ON CONFLICT (message_id, seq) DO UPDATE SET smsc_id = excluded.smsc_id, state = excluded.state, err = excluded.err, updated_at = excluded.updated_at`,
+			msgID, seq, forms[0], state, errText, now); err != nil {
+			return err
+		}
+		final, err = s.settle(ctx, tx, msgID, now)
+		return err
+	})
+	if err != nil {
+		return false, fmt.Errorf("store: part submitted: %w", err)
+	}
+	return final, nil
+}
+
+// ReceiptResult says what a delivery receipt did.
+type ReceiptResult struct {
+	Matched bool  // a part with that SMSC id was found (else it was kept as early)
+	Final   bool  // the message reached a final state
+	Message int64 // the message the part belongs to, when matched
+}
+
+// Receipt applies a carrier receipt to the part whose SMSC id is one of forms.
+// state is the receipt's stat (DELIVRD, UNDELIV…); only final states are
+// recorded. A receipt for an id not seen yet is kept, to be applied when the
+// submit_sm_resp naming it is recorded.
+func (s *Store) Receipt(ctx context.Context, forms []string, state, errText string) (ReceiptResult, error) {
+	var res ReceiptResult
+	if len(forms) == 0 {
+		return res, errors.New("store: receipt without an SMSC id")
+	}
+	now := s.ms()
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		if err := s.lockIDs(ctx, tx, forms); err != nil {
+			return err
+		}
+		args := make([]any, len(forms))
+		for i, f := range forms {
+			args[i] = f
+		}
+		var (
+			seq  int
+			prev string
+		)
+		err := tx.QueryRowContext(ctx, `SELECT message_id, seq, state FROM parts WHERE smsc_id IN (`+inList(1, len(forms))+`)
+			ORDER BY message_id DESC LIMIT 1`, args...).Scan(&res.Message, &seq, &prev)
+		if errors.Is(err, sql.ErrNoRows) {
+			_, err = tx.ExecContext(ctx, `INSERT INTO early_receipts (smsc_id, state, err, received_at) VALUES ($1, $2, $3, $4)
+				ON CONFLICT (smsc_id) DO UPDATE SET state = excluded.state, err = excluded.err, received_at = excluded.received_at`,
+				forms[0], state, errText, now)
+			return err
+		}
+		if err != nil {
+			return err
+		}
+		res.Matched = true
+		if prev != PartSubmitted {
+			return nil // already final: a duplicate receipt changes nothing
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE parts SET state = $1, err = $2, updated_at = $3 WHERE message_id = $4 AND seq = $5`,
+			state, errText, now, res.Message, seq); err != nil {
+			return err
+		}
+		res.Final, err = s.settle(ctx, tx, res.Message, now)
+		return err
+	})
+	if err != nil {
+		return res, fmt.Errorf("store: receipt: %w", err)
+	}
+	return res, nil
+}
+
+// lockIDs serialises the transactions that record an SMSC id and a receipt
+// for it. Without it, on PostgreSQL, a receipt racing its submit_sm_resp could
+// find no part while the part's transaction finds no early receipt, and the
+// receipt would never be applied. Both sides lock every form of their id, in
+// one global order; they share at least the form under which they match.
+// SQLite runs one transaction at a time and needs nothing.
+func (s *Store) lockIDs(ctx context.Context, tx *sql.Tx, forms []string) error {
+	if s.dialect != postgres {
+		return nil
+	}
+	keys := make([]int64, len(forms))
+	for i, f := range forms {
+		h := fnv.New64a()
+		h.Write([]byte(f))
+		keys[i] = int64(h.Sum64())
+	}
+	slices.Sort(keys)
+	for _, k := range slices.Compact(keys) {
+		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// settle moves a message forward from its parts: submitted once every part
+// has an id; delivered once every part is DELIVRD; failed as soon as one part
+// failed. Reaching delivered (with a receipt requested) or failed raises a notice.
+func (s *Store) settle(ctx context.Context, tx *sql.Tx, msgID int64, now int64) (final bool, err error) {
+	var (
+		state      string
+		parts      int
+		want       int
+		n, ok      int
+		failed     string
+		failedText string
+	)
+	if err := tx.QueryRowContext(ctx, `SELECT state, parts, want_receipt FROM messages WHERE id = $1`, msgID).Scan(&state, &parts, &want); err != nil {
+		return false, err
+	}
+	if state == StateDelivered || state == StateFailed {
+		return false, nil
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT state, err FROM parts WHERE message_id = $1`, msgID)
+	if err != nil {
+		return false, err
+	}
+	for rows.Next() {
+		var st, e string
+		if err := rows.Scan(&st, &e); err != nil {
+			rows.Close()
+			return false, err
+		}
+		n++
+		switch st {
+		case PartSubmitted, "ENROUTE", "ACCEPTD":
+		case "DELIVRD":
+			ok++
+		default:
+			if failed == "" {
+				failed, failedText = st, e
+			}
+		}
+	}
+	if err := rows.Close(); err != nil {
+		return false, err
+	}
+	switch {
+	case failed != "":
+		reason := "the carrier reported " + failed
+		if failedText != "" {
+			reason += " (error " + failedText + ")"
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE messages SET state = 'failed', error = $1, notify = 1, lease_owner = '', updated_at = $2 WHERE id = $3`,
+			reason, now, msgID)
+		return true, err
+	case ok == parts:
+		_, err = tx.ExecContext(ctx, `UPDATE messages SET state = 'delivered', notify = $1, lease_owner = '', updated_at = $2 WHERE id = $3`,
+			want, now, msgID)
+		return true, err
+	case n == parts && state == StateSubmitting:
+		_, err = tx.ExecContext(ctx, `UPDATE messages SET state = 'submitted', lease_owner = '', updated_at = $1 WHERE id = $2`, now, msgID)
+	}
+	return false, err
+}
+
+// Retry puts a claimed message back in the queue until at, noting why.
+// With refund, the claim does not count as an attempt (nothing was sent).
+func (s *Store) Retry(ctx context.Context, msgID int64, at time.Time, reason string, refund bool) error {
+	_, err := s.db.ExecContext(ctx, `UPDATE messages SET state = 'queued', next_attempt_at = $1, error = $2, lease_owner = '', lease_until = 0,
+		attempts = attempts - $3, updated_at = $4 WHERE id = $5 AND state = 'submitting'`, at.UnixMilli(), reason, b2i(refund), s.ms(), msgID)
+	if err != nil {
+		return fmt.Errorf("store: retry: %w", err)
+	}
+	return nil
+}
+
+// Fail ends a message as failed and raises a notice to its sender.
+func (s *Store) Fail(ctx context.Context, msgID int64, reason string) error {
+	_, err := s.db.ExecContext(ctx, `UPDATE messages SET state = 'failed', error = $1, notify = 1, lease_owner = '', updated_at = $2
+		WHERE id = $3 AND state NOT IN ('delivered', 'failed')`, reason, s.ms(), msgID)
+	if err != nil {
+		return fmt.Errorf("store: fail: %w", err)
+	}
+	return nil
+}
+
+// Inbound is a message from a phone to an XMPP user.
+type Inbound struct {
+	ID              int64
+	Source          string // E.164 of the phone
+	Dest            string // E.164 of the user's number
+	RecipientJID    string // bare JID bound to Dest
+	Body            string
+	ReceivedAt      time.Time
+	FragmentKey     *FragmentKey // set when assembled from fragments, which are deleted with the insert
+}
+
+// AcceptInbound stores a message from a phone, raising a notice to deliver
+// it. When in.FragmentKey is set, the fragments it was assembled from are
+// deleted in the same transaction.
+func (s *Store) AcceptInbound(ctx context.Context, in *Inbound) error {
+	now := s.ms()
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		if k := in.FragmentKey; k != nil {
+			if _, err := tx.ExecContext(ctx, `DELETE FROM fragments WHERE source = $1 AND dest = $2 AND ref = $3 AND total = $4`,
+				k.Source, k.Dest, k.Ref, k.Total); err != nil {
+				return err
+			}
+		}
+		return tx.QueryRowContext(ctx, `INSERT INTO messages
+			(direction, route, state, user_jid, user_number, peer_number, body, parts, notify, created_at, updated_at)
+			VALUES ('in', 'sms', 'received', $1, $2, $3, $4, 1, 1, $5, $5) RETURNING id`,
+			in.RecipientJID, in.Dest, in.Source, in.Body, now).Scan(&in.ID)
+	})
+	if err != nil {
+		return fmt.Errorf("store: accept inbound: %w", err)
+	}
+	return nil
+}
+
+// Notice is something to tell the XMPP side: an outbound message's outcome
+// (a receipt or an error for its sender), or an inbound message to deliver.
+type Notice struct {
+	ID          int64
+	Direction   string // Out or In
+	State       string
+	UserJID     string // out: the sender's full JID; in: the recipient's bare JID
+	UserNumber  string
+	PeerNumber  string
+	StanzaID    string
+	WantReceipt bool
+	Body        string
+	Error       string
+}
+
+// ClaimNotices leases up to limit pending notices to owner. A notice whose
+// lease ran out (its instance died before sending it) is claimed again.
+func (s *Store) ClaimNotices(ctx context.Context, owner string, limit int, lease time.Duration) ([]Notice, error) {
+	now := s.ms()
+	var out []Notice
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		q := `SELECT id FROM messages WHERE notify = 1 OR (notify = 2 AND lease_until < $1) ORDER BY id LIMIT $2`
+		if s.dialect == postgres {
+			q += ` FOR UPDATE SKIP LOCKED`
+		}
+		ids, err := queryIDs(ctx, tx, q, now, limit)
+		if err != nil || len(ids) == 0 {
+			return err
+		}
+		args := []any{owner, now + lease.Milliseconds()}
+		for _, id := range ids {
+			args = append(args, id)
+		}
+		rows, err := tx.QueryContext(ctx, `UPDATE messages SET notify = 2, lease_owner = $1, lease_until = $2 WHERE id IN (`+inList(3, len(ids))+`)
+			RETURNING id, direction, state, user_jid, user_number, peer_number, stanza_id, want_receipt, body, error`, args...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var (
+				n    Notice
+				want int
+			)
+			if err := rows.Scan(&n.ID, &n.Direction, &n.State, &n.UserJID, &n.UserNumber, &n.PeerNumber, &n.StanzaID, &want, &n.Body, &n.Error); err != nil {
+				return err
+			}
+			n.WantReceipt = want != 0
+			out = append(out, n)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: claim notices: %w", err)
+	}
+	return out, nil
+}
+
+// NoticesDone records that notices were handed to the XMPP server. Inbound
+// messages become delivered.
+func (s *Store) NoticesDone(ctx context.Context, ids []int64) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	args := []any{s.ms()}
+	for _, id := range ids {
+		args = append(args, id)
+	}
+	_, err := s.db.ExecContext(ctx, `UPDATE messages SET notify = 0, lease_owner = '', updated_at = $1,
+		state = CASE WHEN direction = 'in' THEN 'delivered' ELSE state END
+		WHERE id IN (`+inList(2, len(ids))+`)`, args...)
+	if err != nil {
+		return fmt.Errorf("store: notices done: %w", err)
+	}
+	return nil
+}
+
+// MessageState returns a message's state and error text (for tests and admin).
+func (s *Store) MessageState(ctx context.Context, id int64) (state, errText string, err error) {
+	err = s.db.QueryRowContext(ctx, `SELECT state, error FROM messages WHERE id = $1`, id).Scan(&state, &errText)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", "", ErrNotFound
+	}
+	return state, errText, err
+}
+
+// Counts returns the number of messages per direction and state.
+func (s *Store) Counts(ctx context.Context) (map[string]int, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT direction, state, count(*) FROM messages GROUP BY direction, state`)
+	if err != nil {
+		return nil, fmt.Errorf("store: counts: %w", err)
+	}
+	defer rows.Close()
+	out := make(map[string]int)
+	for rows.Next() {
+		var (
+			d, st string
+			n     int
+		)
+		if err := rows.Scan(&d, &st, &n); err != nil {
+			return nil, err
+		}
+		out[d+"/"+st] = n
+	}
+	return out, rows.Err()
+}
+
+func queryIDs(ctx context.Context, tx *sql.Tx, q string, args ...any) ([]int64, error) {
+	rows, err := tx.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var ids []int64
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		ids = append(ids, id)
+	}
+	return ids, rows.Err()
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+
+// ReleaseNotices gives claimed notices back, to be sent again.
+func (s *Store) ReleaseNotices(ctx context.Context, ids []int64) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	args := make([]any, len(ids))
+	for i, id := range ids {
+		args[i] = id
+	}
+	_, err := s.db.ExecContext(ctx, `UPDATE messages SET notify = 1, lease_owner = '' WHERE notify = 2 AND id IN (`+inList(1, len(ids))+`)`, args...)
+	if err != nil {
+		return fmt.Errorf("store: release notices: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,120 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+)
+
+// migrations are applied in order, each once, recorded in schema_migrations.
+// Types are spelled with placeholders replaced per engine: {{id}} an
+// auto-increment primary key, {{bytes}} a byte string.
+var migrations = []string{
+	`CREATE TABLE bindings (
+		number      TEXT PRIMARY KEY,
+		jid         TEXT NOT NULL UNIQUE,
+		method      TEXT NOT NULL,
+		verified_at BIGINT NOT NULL
+	);
+	CREATE TABLE messages (
+		id              {{id}},
+		direction       TEXT NOT NULL,
+		route           TEXT NOT NULL,
+		state           TEXT NOT NULL,
+		user_jid        TEXT NOT NULL,
+		user_number     TEXT NOT NULL,
+		peer_number     TEXT NOT NULL,
+		stanza_id       TEXT NOT NULL DEFAULT '',
+		want_receipt    SMALLINT NOT NULL DEFAULT 0,
+		body            TEXT NOT NULL,
+		parts           INTEGER NOT NULL DEFAULT 0,
+		attempts        INTEGER NOT NULL DEFAULT 0,
+		next_attempt_at BIGINT NOT NULL DEFAULT 0,
+		expires_at      BIGINT NOT NULL DEFAULT 0,
+		lease_owner     TEXT NOT NULL DEFAULT '',
+		lease_until     BIGINT NOT NULL DEFAULT 0,
+		error           TEXT NOT NULL DEFAULT '',
+		notify          SMALLINT NOT NULL DEFAULT 0,
+		created_at      BIGINT NOT NULL,
+		updated_at      BIGINT NOT NULL
+	);
+	CREATE INDEX messages_work ON messages (state, next_attempt_at);
+	CREATE INDEX messages_notify ON messages (notify);
+	CREATE TABLE parts (
+		message_id BIGINT NOT NULL REFERENCES messages (id) ON DELETE CASCADE,
+		seq        INTEGER NOT NULL,
+		smsc_id    TEXT NOT NULL DEFAULT '',
+		state      TEXT NOT NULL,
+		err        TEXT NOT NULL DEFAULT '',
+		updated_at BIGINT NOT NULL,
+		PRIMARY KEY (message_id, seq)
+	);
+	CREATE INDEX parts_smsc_id ON parts (smsc_id);
+	CREATE TABLE early_receipts (
+		smsc_id     TEXT PRIMARY KEY,
+		state       TEXT NOT NULL,
+		err         TEXT NOT NULL DEFAULT '',
+		received_at BIGINT NOT NULL
+	);
+	CREATE TABLE fragments (
+		source      TEXT NOT NULL,
+		dest        TEXT NOT NULL,
+		ref         INTEGER NOT NULL,
+		total       INTEGER NOT NULL,
+		seq         INTEGER NOT NULL,
+		data_coding SMALLINT NOT NULL,
+		payload     {{bytes}} NOT NULL,
+		received_at BIGINT NOT NULL,
+		PRIMARY KEY (source, dest, ref, total, seq)
+	);`,
+}
+
+func (s *Store) migrate(ctx context.Context) error {
+	if _, err := s.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+		version    INTEGER PRIMARY KEY,
+		applied_at BIGINT NOT NULL
+	)`); err != nil {
+		return fmt.Errorf("store: migrations table: %w", err)
+	}
+	for i, m := range migrations {
+		version := i + 1
+		err := s.tx(ctx, func(tx *sql.Tx) error {
+			if s.dialect == postgres {
+				// Instances starting together migrate one at a time.
+				if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(7254110)`); err != nil {
+					return err
+				}
+			}
+			var n int
+			if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations WHERE version = $1`, version).Scan(&n); err != nil {
+				return err
+			}
+			if n > 0 {
+				return nil
+			}
+			for _, stmt := range strings.Split(s.ddl(m), ";") {
+				if strings.TrimSpace(stmt) == "" {
+					continue
+				}
+				if _, err := tx.ExecContext(ctx, stmt); err != nil {
+					return fmt.Errorf("%w\n%s", err, stmt)
+				}
+			}
+			_, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)`, version, s.ms())
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("store: migration %d: %w", version, err)
+		}
+	}
+	return nil
+}
+
+func (s *Store) ddl(m string) string {
+	r := strings.NewReplacer("{{id}}", "INTEGER PRIMARY KEY AUTOINCREMENT", "{{bytes}}", "BLOB")
+	if s.dialect == postgres {
+		r = strings.NewReplacer("{{id}}", "BIGSERIAL PRIMARY KEY", "{{bytes}}", "BYTEA")
+	}
+	return r.Replace(m)
+}

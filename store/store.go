@@ -1,0 +1,150 @@
+// Package store persists Switchboard's state — number bindings, every message
+// with its parts, SMSC ids and state, and inbound fragments — in one schema with
+// two engines: PostgreSQL (github.com/lib/pq) for several instances, and an
+// embedded SQLite file (modernc.org/sqlite, no cgo) as the single-process default.
+//
+// Every state change is a committed transaction before the caller acts on it
+// across a process boundary, so a restart resumes from the tables.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
+	_ "github.com/lib/pq"  // PostgreSQL driver
+	_ "modernc.org/sqlite" // SQLite driver
+)
+
+// ErrNotFound is returned when a looked-up row does not exist.
+var ErrNotFound = errors.New("store: not found")
+
+type dialect int
+
+const (
+	sqlite dialect = iota
+	postgres
+)
+
+// Store is a handle on the database. It is safe for concurrent use.
+type Store struct {
+	db      *sql.DB
+	dialect dialect
+	now     func() time.Time
+}
+
+// Open connects to dsn and applies migrations. dsn is "sqlite:PATH" (a file,
+// created if missing) or a "postgres://" / "postgresql://" URL as lib/pq takes it
+// (sslmode and the other lib/pq parameters are honoured).
+func Open(ctx context.Context, dsn string) (*Store, error) {
+	var (
+		s   = &Store{now: time.Now}
+		err error
+	)
+	switch {
+	case strings.HasPrefix(dsn, "sqlite:"):
+		path := strings.TrimPrefix(dsn, "sqlite:")
+		path = strings.TrimPrefix(path, "//")
+		if path == "" {
+			return nil, errors.New("store: sqlite: DSN has no path")
+		}
+		s.dialect = sqlite
+		q := url.Values{}
+		q.Add("_pragma", "journal_mode(WAL)")
+		q.Add("_pragma", "synchronous(FULL)")
+		q.Add("_pragma", "busy_timeout(10000)")
+		q.Add("_pragma", "foreign_keys(1)")
+		q.Set("_txlock", "immediate")
+		s.db, err = sql.Open("sqlite", "file:"+path+"?"+q.Encode())
+		if err == nil {
+			// One writer at a time is SQLite's model; a single connection
+			// avoids SQLITE_BUSY and lets transactions batch the fsyncs.
+			s.db.SetMaxOpenConns(1)
+		}
+	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
+		s.dialect = postgres
+		s.db, err = sql.Open("postgres", dsn)
+		if err == nil {
+			s.db.SetMaxOpenConns(16)
+			s.db.SetMaxIdleConns(16)
+		}
+	default:
+		return nil, fmt.Errorf("store: DSN must start with sqlite: or postgres://, got %q", redact(dsn))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: open: %w", err)
+	}
+	if err := s.db.PingContext(ctx); err != nil {
+		s.db.Close()
+		return nil, fmt.Errorf("store: connect %s: %w", redact(dsn), err)
+	}
+	if err := s.migrate(ctx); err != nil {
+		s.db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Close closes the database. SQLite checkpoints its write-ahead log.
+func (s *Store) Close() error {
+	if s.dialect == sqlite {
+		_, _ = s.db.Exec("PRAGMA wal_checkpoint(TRUNCATE)")
+	}
+	return s.db.Close()
+}
+
+// Ping checks the database answers.
+func (s *Store) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
+
+// Engine names the engine: "sqlite" or "postgres".
+func (s *Store) Engine() string {
+	if s.dialect == postgres {
+		return "postgres"
+	}
+	return "sqlite"
+}
+
+func (s *Store) ms() int64 { return s.now().UnixMilli() }
+
+// redact removes a password from a DSN for messages.
+func redact(dsn string) string {
+	u, err := url.Parse(dsn)
+	if err != nil || u.User == nil {
+		return dsn
+	}
+	if _, ok := u.User.Password(); ok {
+		u.User = url.UserPassword(u.User.Username(), "xxxxx")
+	}
+	return u.String()
+}
+
+func (s *Store) tx(ctx context.Context, fn func(*sql.Tx) error) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("store: begin: %w", err)
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("store: commit: %w", err)
+	}
+	return nil
+}
+
+// inList renders "$first, $first+1, …" for n values.
+func inList(first, n int) string {
+	var b strings.Builder
+	for i := range n {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "$%d", first+i)
+	}
+	return b.String()
+}

@@ -1,0 +1,306 @@
+package store_test
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"switchboard/internal/testenv"
+	"switchboard/store"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+// engines runs f against a fresh SQLite file and a fresh PostgreSQL database.
+func engines(t *testing.T, f func(t *testing.T, s *store.Store)) {
+	t.Run("sqlite", func(t *testing.T) {
+		s, err := store.Open(context.Background(), "sqlite:"+filepath.Join(t.TempDir(), "sb.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		f(t, s)
+	})
+	t.Run("postgres", func(t *testing.T) {
+		s, err := store.Open(context.Background(), testenv.StartPostgres(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		f(t, s)
+	})
+}
+
+func TestOpenErrors(t *testing.T) {
+	ctx := context.Background()
+	for _, dsn := range []string{"", "mysql://x", "sqlite:"} {
+		if _, err := store.Open(ctx, dsn); err == nil {
+			t.Errorf("Open(%q) succeeded", dsn)
+		}
+	}
+	// Reopening applies no migration twice.
+	path := "sqlite:" + filepath.Join(t.TempDir(), "sb.db")
+	for range 2 {
+		s, err := store.Open(ctx, path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Close()
+	}
+}
+
+func TestBindings(t *testing.T) {
+	engines(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		if prev, err := s.Bind(ctx, "+12015550100", "alice@example.com", "operator"); err != nil || prev != "" {
+			t.Fatalf("Bind = %q, %v", prev, err)
+		}
+		// The number moves to bob; alice is told who had it.
+		prev, err := s.Bind(ctx, "+12015550100", "bob@example.com", "sms")
+		if err != nil || prev != "alice@example.com" {
+			t.Fatalf("rebind = %q, %v", prev, err)
+		}
+		if _, err := s.NumberOf(ctx, "alice@example.com"); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("alice still has a number: %v", err)
+		}
+		// Bob takes another number: his old one is released.
+		if _, err := s.Bind(ctx, "+12015550101", "bob@example.com", "operator"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.OwnerOf(ctx, "+12015550100"); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("old number still bound: %v", err)
+		}
+		b, err := s.NumberOf(ctx, "bob@example.com")
+		if err != nil || b.Number != "+12015550101" || b.Method != "operator" || time.Since(b.VerifiedAt) > time.Minute {
+			t.Fatalf("NumberOf = %+v, %v", b, err)
+		}
+		m, err := s.NumbersOf(ctx, []string{"bob@example.com", "nobody@example.com"})
+		if err != nil || len(m) != 1 || m["bob@example.com"] != "+12015550101" {
+			t.Fatalf("NumbersOf = %v, %v", m, err)
+		}
+		all, err := s.Bindings(ctx)
+		if err != nil || len(all) != 1 {
+			t.Fatalf("Bindings = %v, %v", all, err)
+		}
+		if j, err := s.Release(ctx, "+12015550101"); err != nil || j != "bob@example.com" {
+			t.Fatalf("Release = %q, %v", j, err)
+		}
+		if _, err := s.Release(ctx, "+12015550101"); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("second Release = %v", err)
+		}
+	})
+}
+
+func accept(t *testing.T, s *store.Store, parts int) *store.Outbound {
+	t.Helper()
+	m := &store.Outbound{SenderJID: "alice@example.com/phone", SenderNumber: "+12015550100", Dest: "+12015550199",
+		StanzaID: "m1", WantReceipt: true, Body: "hello", Parts: parts, ExpiresAt: time.Now().Add(time.Hour)}
+	if err := s.AcceptOutbound(context.Background(), []*store.Outbound{m}); err != nil {
+		t.Fatal(err)
+	}
+	if m.ID == 0 {
+		t.Fatal("no id assigned")
+	}
+	return m
+}
+
+func claimOne(t *testing.T, s *store.Store, owner string) *store.Outbound {
+	t.Helper()
+	got, err := s.ClaimOutbound(context.Background(), owner, 10, time.Minute)
+	if err != nil || len(got) != 1 {
+		t.Fatalf("ClaimOutbound = %v, %v", got, err)
+	}
+	return got[0]
+}
+
+func notices(t *testing.T, s *store.Store) []store.Notice {
+	t.Helper()
+	ns, err := s.ClaimNotices(context.Background(), "test", 10, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := make([]int64, len(ns))
+	for i, n := range ns {
+		ids[i] = n.ID
+	}
+	if err := s.NoticesDone(context.Background(), ids); err != nil {
+		t.Fatal(err)
+	}
+	return ns
+}
+
+func TestOutboundLifecycle(t *testing.T) {
+	engines(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		m := accept(t, s, 2)
+		c := claimOne(t, s, "a")
+		if c.ID != m.ID || c.Attempts != 1 || c.Body != "hello" || !c.WantReceipt || len(c.Done) != 0 {
+			t.Fatalf("claimed %+v", c)
+		}
+		// Claimed: no one else gets it.
+		if more, _ := s.ClaimOutbound(ctx, "b", 10, time.Minute); len(more) != 0 {
+			t.Fatalf("claimed twice: %v", more)
+		}
+		if final, err := s.PartSubmitted(ctx, m.ID, 1, []string{"1a", "26"}); err != nil || final {
+			t.Fatalf("PartSubmitted 1 = %v, %v", final, err)
+		}
+		if final, err := s.PartSubmitted(ctx, m.ID, 2, []string{"1b", "27"}); err != nil || final {
+			t.Fatalf("PartSubmitted 2 = %v, %v", final, err)
+		}
+		if st, _, _ := s.MessageState(ctx, m.ID); st != store.StateSubmitted {
+			t.Fatalf("state = %s", st)
+		}
+		// Receipts matched through another form of the id (decimal).
+		res, err := s.Receipt(ctx, []string{"26", "1a"}, "DELIVRD", "")
+		if err != nil || !res.Matched || res.Final || res.Message != m.ID {
+			t.Fatalf("Receipt 1 = %+v, %v", res, err)
+		}
+		if len(notices(t, s)) != 0 {
+			t.Fatal("notice before all parts were delivered")
+		}
+		res, err = s.Receipt(ctx, []string{"27", "1b"}, "DELIVRD", "")
+		if err != nil || !res.Final {
+			t.Fatalf("Receipt 2 = %+v, %v", res, err)
+		}
+		// A duplicate receipt changes nothing.
+		if res, err := s.Receipt(ctx, []string{"1b"}, "UNDELIV", ""); err != nil || res.Final {
+			t.Fatalf("duplicate = %+v, %v", res, err)
+		}
+		ns := notices(t, s)
+		if len(ns) != 1 || ns[0].State != store.StateDelivered || ns[0].StanzaID != "m1" || ns[0].UserJID != "alice@example.com/phone" {
+			t.Fatalf("notices = %+v", ns)
+		}
+		if len(notices(t, s)) != 0 {
+			t.Fatal("notice sent twice")
+		}
+	})
+}
+
+func TestEarlyReceiptAndFailure(t *testing.T) {
+	engines(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		m := accept(t, s, 1)
+		claimOne(t, s, "a")
+		// The receipt arrives before submit_sm_resp.
+		res, err := s.Receipt(ctx, []string{"ff", "255"}, "UNDELIV", "001")
+		if err != nil || res.Matched {
+			t.Fatalf("early Receipt = %+v, %v", res, err)
+		}
+		final, err := s.PartSubmitted(ctx, m.ID, 1, []string{"255", "ff"})
+		if err != nil || !final {
+			t.Fatalf("PartSubmitted = %v, %v", final, err)
+		}
+		st, reason, _ := s.MessageState(ctx, m.ID)
+		if st != store.StateFailed || reason == "" {
+			t.Fatalf("state = %s %q", st, reason)
+		}
+		ns := notices(t, s)
+		if len(ns) != 1 || ns[0].State != store.StateFailed || ns[0].Error != reason {
+			t.Fatalf("notices = %+v", ns)
+		}
+	})
+}
+
+func TestRetryLeaseAndFail(t *testing.T) {
+	engines(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		m := accept(t, s, 2)
+		claimOne(t, s, "a")
+		if _, err := s.PartSubmitted(ctx, m.ID, 1, []string{"10"}); err != nil {
+			t.Fatal(err)
+		}
+		// Nothing sent for part 2: requeued now, attempt refunded.
+		if err := s.Retry(ctx, m.ID, time.Now().Add(-time.Second), "not bound", true); err != nil {
+			t.Fatal(err)
+		}
+		c := claimOne(t, s, "a")
+		if c.Attempts != 1 || !c.Done[1] || c.Done[2] {
+			t.Fatalf("after retry: %+v", c)
+		}
+		// A retry in the future is not due.
+		if err := s.Retry(ctx, m.ID, time.Now().Add(time.Hour), "throttled", false); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := s.ClaimOutbound(ctx, "a", 10, time.Minute); len(got) != 0 {
+			t.Fatalf("claimed before its time: %v", got)
+		}
+		// An expired lease (its instance died) makes it claimable by another.
+		m2 := accept(t, s, 1)
+		if got, _ := s.ClaimOutbound(ctx, "dead", 10, -time.Second); len(got) != 1 || got[0].ID != m2.ID {
+			t.Fatalf("claim = %v", got)
+		}
+		c = claimOne(t, s, "alive")
+		if c.ID != m2.ID || c.Attempts != 2 {
+			t.Fatalf("reclaimed %+v", c)
+		}
+		if err := s.Fail(ctx, m2.ID, "carrier refused"); err != nil {
+			t.Fatal(err)
+		}
+		ns := notices(t, s)
+		if len(ns) != 1 || ns[0].ID != m2.ID || ns[0].Error != "carrier refused" {
+			t.Fatalf("notices = %+v", ns)
+		}
+	})
+}
+
+func TestInboundAndFragments(t *testing.T) {
+	engines(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		key := store.FragmentKey{Source: "+12015550199", Dest: "+12015550100", Ref: 7, Total: 2}
+		frags, err := s.AddFragment(ctx, store.Fragment{FragmentKey: key, Seq: 2, Payload: []byte("world")})
+		if err != nil || len(frags) != 1 {
+			t.Fatalf("AddFragment = %v, %v", frags, err)
+		}
+		// The SMSC retries part 2: still one copy.
+		if frags, _ = s.AddFragment(ctx, store.Fragment{FragmentKey: key, Seq: 2, Payload: []byte("world")}); len(frags) != 1 {
+			t.Fatalf("duplicate fragment stored: %v", frags)
+		}
+		frags, err = s.AddFragment(ctx, store.Fragment{FragmentKey: key, Seq: 1, Payload: []byte("hello ")})
+		if err != nil || len(frags) != 2 || frags[0].Seq != 1 || string(frags[1].Payload) != "world" {
+			t.Fatalf("AddFragment = %v, %v", frags, err)
+		}
+		in := &store.Inbound{Source: key.Source, Dest: key.Dest, RecipientJID: "alice@example.com", Body: "hello world", FragmentKey: &key}
+		if err := s.AcceptInbound(ctx, in); err != nil {
+			t.Fatal(err)
+		}
+		if groups, err := s.StaleFragments(ctx, time.Now().Add(time.Hour)); err != nil || len(groups) != 0 {
+			t.Fatalf("fragments left: %v, %v", groups, err)
+		}
+		ns := notices(t, s)
+		if len(ns) != 1 || ns[0].Direction != store.In || ns[0].Body != "hello world" || ns[0].UserJID != "alice@example.com" {
+			t.Fatalf("notices = %+v", ns)
+		}
+		if st, _, _ := s.MessageState(ctx, in.ID); st != store.StateDelivered {
+			t.Fatalf("inbound state = %s", st)
+		}
+		// An incomplete message goes stale.
+		k2 := store.FragmentKey{Source: "+12015550199", Dest: "+12015550100", Ref: 8, Total: 3}
+		if _, err := s.AddFragment(ctx, store.Fragment{FragmentKey: k2, Seq: 1, Payload: []byte("a")}); err != nil {
+			t.Fatal(err)
+		}
+		if groups, _ := s.StaleFragments(ctx, time.Now().Add(-time.Hour)); len(groups) != 0 {
+			t.Fatalf("fresh fragments reported stale: %v", groups)
+		}
+		groups, err := s.StaleFragments(ctx, time.Now().Add(time.Second))
+		if err != nil || len(groups) != 1 || groups[0][0].FragmentKey != k2 {
+			t.Fatalf("StaleFragments = %v, %v", groups, err)
+		}
+		// A released notice is claimed again.
+		in2 := &store.Inbound{Source: "+12015550199", Dest: "+12015550100", RecipientJID: "alice@example.com", Body: "again"}
+		if err := s.AcceptInbound(ctx, in2); err != nil {
+			t.Fatal(err)
+		}
+		ns, _ = s.ClaimNotices(ctx, "x", 10, time.Minute)
+		if len(ns) != 1 {
+			t.Fatalf("claim = %v", ns)
+		}
+		if err := s.ReleaseNotices(ctx, []int64{ns[0].ID}); err != nil {
+			t.Fatal(err)
+		}
+		if ns := notices(t, s); len(ns) != 1 || ns[0].Body != "again" {
+			t.Fatalf("after release: %v", ns)
+		}
+	})
+}
