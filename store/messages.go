@@ -381,13 +381,13 @@ func (s *Store) Fail(ctx context.Context, msgID int64, reason string) error {
 
 // Inbound is a message from a phone to an XMPP user.
 type Inbound struct {
-	ID              int64
-	Source          string // E.164 of the phone
-	Dest            string // E.164 of the user's number
-	RecipientJID    string // bare JID bound to Dest
-	Body            string
-	ReceivedAt      time.Time
-	FragmentKey     *FragmentKey // set when assembled from fragments, which are deleted with the insert
+	ID           int64
+	Source       string // E.164 of the phone
+	Dest         string // E.164 of the user's number
+	RecipientJID string // bare JID bound to Dest
+	Body         string
+	ReceivedAt   time.Time
+	FragmentKey  *FragmentKey // set when assembled from fragments, which are deleted with the insert
 }
 
 // AcceptInbound stores a message from a phone, raising a notice to deliver
@@ -543,7 +543,6 @@ func b2i(b bool) int {
 	}
 	return 0
 }
-
 
 // ReleaseNotices gives claimed notices back, to be sent again.
 func (s *Store) ReleaseNotices(ctx context.Context, ids []int64) error {
