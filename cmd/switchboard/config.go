@@ -76,21 +76,31 @@ type LogConfig struct {
 	Format string `toml:"format"` // json or console. Default json.
 }
 
-// Duration is a time.Duration written as "30s", "10m".
-type Duration time.Duration
+// Duration is a time.Duration written as "30s", "10m". A value that does not
+// parse is kept and reported by validation with the other problems.
+type Duration struct {
+	d   time.Duration
+	bad string
+}
+
+// Dur makes a Duration.
+func Dur(d time.Duration) Duration { return Duration{d: d} }
 
 // UnmarshalText parses a Go duration string.
 func (d *Duration) UnmarshalText(b []byte) error {
 	v, err := time.ParseDuration(string(b))
 	if err != nil {
-		return fmt.Errorf("%q is not a duration such as 30s or 10m", b)
+		*d = Duration{bad: string(b)}
+		return nil
 	}
-	*d = Duration(v)
+	*d = Duration{d: v}
 	return nil
 }
 
 // D returns the duration.
-func (d Duration) D() time.Duration { return time.Duration(d) }
+func (d Duration) D() time.Duration { return d.d }
+
+func (d Duration) unset() bool { return d.d == 0 && d.bad == "" }
 
 // loadConfig reads path (may be empty: defaults and environment only), applies
 // the environment and defaults, and validates. All problems are reported at once.
@@ -144,11 +154,11 @@ func (c *Config) defaults() {
 	if c.SMPP.Window == 0 {
 		c.SMPP.Window = 10
 	}
-	if c.SMPP.EnquireLink == 0 {
-		c.SMPP.EnquireLink = Duration(30 * time.Second)
+	if c.SMPP.EnquireLink.unset() {
+		c.SMPP.EnquireLink = Dur(30 * time.Second)
 	}
-	if c.SMPP.RespTimeout == 0 {
-		c.SMPP.RespTimeout = Duration(10 * time.Second)
+	if c.SMPP.RespTimeout.unset() {
+		c.SMPP.RespTimeout = Dur(10 * time.Second)
 	}
 	if c.Store.DSN == "" {
 		c.Store.DSN = "sqlite:switchboard.db"
@@ -156,14 +166,14 @@ func (c *Config) defaults() {
 	if c.SMS.MaxParts == 0 {
 		c.SMS.MaxParts = 10
 	}
-	if c.SMS.Validity == 0 {
-		c.SMS.Validity = Duration(48 * time.Hour)
+	if c.SMS.Validity.unset() {
+		c.SMS.Validity = Dur(48 * time.Hour)
 	}
 	if c.SMS.MaxAttempts == 0 {
 		c.SMS.MaxAttempts = 8
 	}
-	if c.SMS.Reassembly == 0 {
-		c.SMS.Reassembly = Duration(2 * time.Minute)
+	if c.SMS.Reassembly.unset() {
+		c.SMS.Reassembly = Dur(2 * time.Minute)
 	}
 	if c.Log.Level == "" {
 		c.Log.Level = "info"
@@ -178,6 +188,12 @@ func (c *Config) validate() []error {
 	var errs []error
 	bad := func(key, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%s: "+format, append([]any{key}, args...)...))
+	}
+	for key, d := range map[string]Duration{"smpp.enquire_link": c.SMPP.EnquireLink, "smpp.resp_timeout": c.SMPP.RespTimeout,
+		"sms.validity": c.SMS.Validity, "sms.reassembly": c.SMS.Reassembly} {
+		if d.bad != "" {
+			bad(key, "%q is not a duration such as 30s or 10m", d.bad)
+		}
 	}
 	if c.XMPP.Component == "" {
 		bad("xmpp.component", "required (the component domain, e.g. sms.example.com)")
@@ -224,10 +240,10 @@ func (c *Config) validate() []error {
 	if c.SMPP.Throughput < 0 {
 		bad("smpp.throughput", "must not be negative")
 	}
-	if c.SMPP.EnquireLink.D() < time.Second {
+	if c.SMPP.EnquireLink.bad == "" && c.SMPP.EnquireLink.D() < time.Second {
 		bad("smpp.enquire_link", "at least 1s")
 	}
-	if c.SMPP.RespTimeout.D() < 100*time.Millisecond {
+	if c.SMPP.RespTimeout.bad == "" && c.SMPP.RespTimeout.D() < 100*time.Millisecond {
 		bad("smpp.resp_timeout", "at least 100ms")
 	}
 	if c.SMPP.TLSCA != "" {
@@ -244,13 +260,13 @@ func (c *Config) validate() []error {
 	if c.SMS.MaxParts < 1 || c.SMS.MaxParts > 255 {
 		bad("sms.max_parts", "%d is not between 1 and 255", c.SMS.MaxParts)
 	}
-	if c.SMS.Validity.D() < time.Minute {
+	if c.SMS.Validity.bad == "" && c.SMS.Validity.D() < time.Minute {
 		bad("sms.validity", "at least 1m")
 	}
 	if c.SMS.MaxAttempts < 1 {
 		bad("sms.max_attempts", "at least 1")
 	}
-	if c.SMS.Reassembly.D() < time.Second {
+	if c.SMS.Reassembly.bad == "" && c.SMS.Reassembly.D() < time.Second {
 		bad("sms.reassembly", "at least 1s")
 	}
 	switch c.Log.Level {
@@ -314,9 +330,16 @@ func applyEnv(cfg *Config, environ []string) []error {
 			}
 		}
 	}
+	// A variable naming a known section but no key in it is a typo; other
+	// SWITCHBOARD_ variables (the test suite's, for one) are not config.
 	for k := range env {
-		if !known[k] && k != "SWITCHBOARD_REQUIRE_SERVERS" {
-			errs = append(errs, fmt.Errorf("%s: unknown environment variable", k))
+		if known[k] {
+			continue
+		}
+		for i := range root.NumField() {
+			if strings.HasPrefix(k, "SWITCHBOARD_"+strings.ToUpper(root.Type().Field(i).Tag.Get("toml"))+"_") {
+				errs = append(errs, fmt.Errorf("%s: unknown environment variable", k))
+			}
 		}
 	}
 	return errs

@@ -20,7 +20,7 @@ func cmdNumbers(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("numbers", flag.ContinueOnError)
 	path := fs.String("config", "", "configuration file (TOML)")
 	if err := fs.Parse(args); err != nil {
-		return err
+		return usageError{err.Error()}
 	}
 	rest := fs.Args()
 	if len(rest) == 0 {
@@ -29,7 +29,7 @@ func cmdNumbers(ctx context.Context, args []string, stdout io.Writer) error {
 	// Flags may also follow the subcommand: numbers assign -config F JID NUMBER.
 	sub := rest[0]
 	if err := fs.Parse(rest[1:]); err != nil {
-		return err
+		return usageError{err.Error()}
 	}
 	rest = fs.Args()
 	cfg, err := loadConfig(*path, os.Environ())

@@ -30,7 +30,7 @@ func cmdServe(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	path := fs.String("config", "", "configuration file (TOML)")
 	if err := fs.Parse(args); err != nil {
-		return err
+		return usageError{err.Error()}
 	}
 	if fs.NArg() > 0 {
 		return usageError{"serve takes no arguments besides -config"}

@@ -28,7 +28,7 @@ func cmdSMSCSim(ctx context.Context, args []string, stderr io.Writer) error {
 		level    = fs.String("log-level", "info", "log level")
 	)
 	if err := fs.Parse(args); err != nil {
-		return err
+		return usageError{err.Error()}
 	}
 	log := newLogger(LogConfig{Level: *level, Format: "console"}, stderr)
 	cfg := smsc.Config{

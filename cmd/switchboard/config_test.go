@@ -1,0 +1,247 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func writeFile(t *testing.T, name, text string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+const goodConfig = `
+[xmpp]
+component = "sms.example.com"
+secret = "s3cret"
+domains = ["example.com"]
+[smpp]
+system_id = "switchboard"
+password = "pw"
+enquire_link = "45s"
+[phone]
+default_region = "gb"
+`
+
+func TestConfigDefaultsAndEnv(t *testing.T) {
+	path := writeFile(t, "sb.toml", goodConfig)
+	cfg, err := loadConfig(path, []string{
+		"SWITCHBOARD_SMPP_WINDOW=50",
+		"SWITCHBOARD_XMPP_DOMAINS=example.com, example.org",
+		"SWITCHBOARD_SMPP_THROUGHPUT=120.5",
+		"SWITCHBOARD_LOG_FORMAT=console",
+		"HOME=/root",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checks := []struct {
+		name      string
+		got, want any
+	}{
+		{"xmpp.server", cfg.XMPP.Server, "127.0.0.1:5347"},
+		{"smpp.addr", cfg.SMPP.Addr, "127.0.0.1:2775"},
+		{"smpp.window (env)", cfg.SMPP.Window, 50},
+		{"smpp.throughput (env)", cfg.SMPP.Throughput, 120.5},
+		{"smpp.enquire_link (file)", cfg.SMPP.EnquireLink.D(), 45 * time.Second},
+		{"smpp.resp_timeout", cfg.SMPP.RespTimeout.D(), 10 * time.Second},
+		{"store.dsn", cfg.Store.DSN, "sqlite:switchboard.db"},
+		{"phone.default_region", cfg.Phone.DefaultRegion, "GB"},
+		{"sms.max_parts", cfg.SMS.MaxParts, 10},
+		{"sms.validity", cfg.SMS.Validity.D(), 48 * time.Hour},
+		{"log.level", cfg.Log.Level, "info"},
+		{"log.format (env)", cfg.Log.Format, "console"},
+		{"xmpp.domains (env)", strings.Join(cfg.XMPP.Domains, "|"), "example.com|example.org"},
+	}
+	for _, c := range checks {
+		if c.got != c.want {
+			t.Errorf("%s = %v, want %v", c.name, c.got, c.want)
+		}
+	}
+}
+
+func TestConfigSecretFile(t *testing.T) {
+	secret := writeFile(t, "secret", "from-file\n")
+	path := writeFile(t, "sb.toml", strings.Replace(goodConfig, `secret = "s3cret"`, `secret_file = "`+secret+`"`, 1))
+	cfg, err := loadConfig(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.XMPP.Secret != "from-file" {
+		t.Fatalf("secret = %q", cfg.XMPP.Secret)
+	}
+}
+
+// TestConfigErrors checks that every bad key is named, all at once.
+func TestConfigErrors(t *testing.T) {
+	path := writeFile(t, "bad.toml", `
+[xmpp]
+component = "not a domain@x/y"
+domains = []
+colour = "blue"
+[smpp]
+addr = "nohostport"
+window = 0
+password = "far-too-long"
+enquire_link = "soon"
+[store]
+dsn = "mysql://x"
+[phone]
+default_region = "XX"
+[log]
+level = "loud"
+`)
+	_, err := loadConfig(path, []string{"SWITCHBOARD_SMPP_WINDOW=lots", "SWITCHBOARD_SMPP_NOPE=1", "SWITCHBOARD_UNRELATED=1"})
+	if err == nil {
+		t.Fatal("bad config accepted")
+	}
+	msg := err.Error()
+	if strings.Contains(msg, "SWITCHBOARD_UNRELATED") {
+		t.Errorf("a variable outside the config sections was reported:\n%s", msg)
+	}
+	for _, key := range []string{"xmpp.component", "xmpp.secret", "xmpp.domains", "xmpp.colour", "smpp.addr",
+		"smpp.window", "smpp.password", "smpp.system_id", "smpp.enquire_link", "store.dsn", "phone.default_region",
+		"log.level", "SWITCHBOARD_SMPP_NOPE"} {
+		if !strings.Contains(msg, key) {
+			t.Errorf("error does not name %s:\n%s", key, msg)
+		}
+	}
+	// A TOML syntax error names the line.
+	_, err = loadConfig(writeFile(t, "syntax.toml", "[xmpp\ncomponent = 1\n"), nil)
+	if err == nil || !strings.Contains(err.Error(), "line 2") {
+		t.Fatalf("syntax error = %v", err)
+	}
+}
+
+// The tests below run the real binary: this test binary re-executes itself
+// as switchboard when SB_TEST_MAIN is set.
+func init() {
+	if os.Getenv("SB_TEST_MAIN") == "1" {
+		os.Exit(mainErr(os.Args[1:], os.Stdout, os.Stderr))
+	}
+}
+
+func command(t *testing.T, args ...string) *exec.Cmd {
+	cmd := exec.Command(os.Args[0], args...)
+	cmd.Env = append(os.Environ(), "SB_TEST_MAIN=1")
+	return cmd
+}
+
+func TestExitStatus(t *testing.T) {
+	bad := writeFile(t, "bad.toml", "[xmpp]\ncomponent = \"sms.example.com\"\n")
+	for _, tc := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"serve", "-config", bad}, 2, "xmpp.secret"},
+		{[]string{"frobnicate"}, 2, "unknown command"},
+		{[]string{"serve", "-nope"}, 2, "flag provided but not defined"},
+		{[]string{"numbers", "-config", writeFile(t, "ok.toml", goodConfig), "assign", "alice@example.com", "12"}, 2, "not a valid phone number"},
+		{[]string{"version"}, 0, "switchboard"},
+	} {
+		var out bytes.Buffer
+		cmd := command(t, tc.args...)
+		cmd.Stdout, cmd.Stderr = &out, &out
+		err := cmd.Run()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		}
+		if code != tc.code || !strings.Contains(out.String(), tc.want) {
+			t.Errorf("%v: exit %d, output %q; want exit %d containing %q", tc.args, code, out.String(), tc.code, tc.want)
+		}
+	}
+}
+
+func TestNumbersCommand(t *testing.T) {
+	dir := t.TempDir()
+	path := writeFile(t, "sb.toml", goodConfig+"\n[store]\ndsn = \"sqlite:"+filepath.Join(dir, "sb.db")+"\"\n")
+	run := func(args ...string) string {
+		t.Helper()
+		out, err := command(t, append([]string{"numbers", "-config", path}, args...)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("%v: %v\n%s", args, err, out)
+		}
+		return string(out)
+	}
+	if out := run("assign", "alice@example.com/phone", "+1 (201) 555-0100"); !strings.Contains(out, "+12015550100 is now bound to alice@example.com") {
+		t.Fatalf("assign: %s", out)
+	}
+	if out := run("assign", "bob@example.com", "+12015550100"); !strings.Contains(out, "it was bound to alice@example.com") {
+		t.Fatalf("reassign: %s", out)
+	}
+	if out := run("list"); !strings.Contains(out, "+12015550100") || !strings.Contains(out, "bob@example.com") || strings.Contains(out, "alice") {
+		t.Fatalf("list: %s", out)
+	}
+	if out := run("release", "+12015550100"); !strings.Contains(out, "released") {
+		t.Fatalf("release: %s", out)
+	}
+	if out := run("list"); strings.Contains(out, "+12015550100") {
+		t.Fatalf("list after release: %s", out)
+	}
+}
+
+// TestSIGTERM starts serve against servers that are not there and checks a
+// SIGTERM still ends it cleanly, with status 0.
+func TestSIGTERM(t *testing.T) {
+	path := writeFile(t, "sb.toml", goodConfig+"\n[store]\ndsn = \"sqlite:"+filepath.Join(t.TempDir(), "sb.db")+"\"\n")
+	cmd := command(t, "serve", "-config", path)
+	cmd.Env = append(cmd.Env, "SWITCHBOARD_XMPP_SERVER=127.0.0.1:1", "SWITCHBOARD_SMPP_ADDR=127.0.0.1:1", "SWITCHBOARD_LOG_LEVEL=debug")
+	var out syncBuffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Wait until it logged that it started.
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(out.String(), "starting") && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("exit: %v\n%s", err, out.String())
+		}
+	case <-time.After(20 * time.Second):
+		cmd.Process.Kill()
+		t.Fatalf("no exit after SIGTERM\n%s", out.String())
+	}
+	if !strings.Contains(out.String(), `"stopped"`) || strings.Contains(out.String(), "s3cret") || strings.Contains(out.String(), `"pw"`) {
+		t.Fatalf("log:\n%s", out.String())
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe to read while a process writes to it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
