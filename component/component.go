@@ -27,12 +27,18 @@ import (
 	"switchboard/router"
 )
 
+// closeTimeout bounds how long Run waits for the server to close its stream
+// after ctx ends.
+const closeTimeout = 2 * time.Second
+
 // ErrDisconnected is returned when sending while the session is down.
 var ErrDisconnected = errors.New("component: not connected to the XMPP server")
 
 // Router is what the component hands messages to. *router.Router satisfies it.
 type Router interface {
 	Outbound(ctx context.Context, m router.Message) error
+	// Served reports whether a JID belongs to a domain the gateway serves.
+	Served(j jid.JID) bool
 }
 
 // Config configures a Component. Zero values mean the defaults.
@@ -45,6 +51,11 @@ type Config struct {
 	Version string
 	// ReconnectMin and ReconnectMax bound the reconnect backoff. Defaults 500ms and 30s.
 	ReconnectMin, ReconnectMax time.Duration
+	// Registrar binds users to numbers (commands and XEP-0077); nil
+	// disables registration.
+	Registrar Registrar
+	// Sessions keeps ad-hoc command state; required with Registrar.
+	Sessions Sessions
 	// OnConnect is called after each successful handshake.
 	OnConnect func()
 	Logger    zerolog.Logger
@@ -127,9 +138,11 @@ func (c *Component) session(ctx context.Context) error {
 	c.log.Info().Str("server", c.cfg.Server).Str("jid", c.cfg.JID.String()).Msg("connected to XMPP server")
 	c.cfg.OnConnect()
 
-	// Close the stream when ctx ends; that makes Serve return.
+	// Close the stream when ctx ends; that makes Serve return once the server
+	// closes its stream, or at the deadline if it never does.
 	stop := context.AfterFunc(ctx, func() {
 		c.log.Info().Msg("closing XMPP stream")
+		_ = conn.SetDeadline(time.Now().Add(closeTimeout))
 		_ = s.Close()
 	})
 	err = s.Serve(xmpp.HandlerFunc(c.handle))

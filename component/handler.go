@@ -15,6 +15,7 @@ import (
 	"mellium.im/xmpp/version"
 
 	"switchboard/router"
+	"switchboard/xep/adhoc"
 )
 
 // Namespaces the component speaks.
@@ -27,7 +28,7 @@ const (
 )
 
 // features lists what the component domain implements, for disco#info.
-var features = []string{nsDiscoInfo, nsDiscoItems, nsPing, version.NS, nsReceipts}
+var features = []string{nsDiscoInfo, nsDiscoItems, nsPing, version.NS, nsReceipts, adhoc.NS, nsRegister}
 
 // numberFeatures lists what a number JID implements.
 var numberFeatures = []string{nsDiscoInfo, nsReceipts}
@@ -51,10 +52,41 @@ type body struct {
 	Text string `xml:",chardata"`
 }
 
+// element is an IQ payload or other child, kept as tokens so it can be
+// decoded into the type its namespace calls for. (innerxml would be empty:
+// the stream is read through a token reader, not from bytes.)
 type element struct {
 	XMLName xml.Name
-	Attr    []xml.Attr `xml:",any,attr"`
-	Inner   []byte     `xml:",innerxml"`
+	Attr    []xml.Attr
+	toks    []xml.Token
+}
+
+// maxElementTokens bounds what one child element may hold.
+const maxElementTokens = 100_000
+
+// UnmarshalXML records the element's tokens.
+func (e *element) UnmarshalXML(d *xml.Decoder, start xml.StartElement) error {
+	e.XMLName, e.Attr = start.Name, start.Attr
+	e.toks = append(e.toks[:0], start.Copy())
+	for depth := 1; depth > 0; {
+		t, err := d.Token()
+		if err != nil {
+			return err
+		}
+		switch t.(type) {
+		case xml.StartElement:
+			depth++
+		case xml.EndElement:
+			depth--
+		}
+		if len(e.toks) < maxElementTokens {
+			e.toks = append(e.toks, xml.CopyToken(t))
+		}
+	}
+	if len(e.toks) >= maxElementTokens {
+		return errors.New("component: element too large")
+	}
+	return nil
 }
 
 // text picks the body without a language tag, or the first one.
@@ -114,16 +146,18 @@ func (c *Component) handleMessage(ctx context.Context, s *inStanza) {
 		c.log.Warn().Str("from", s.From).Msg("message with an unreadable sender dropped")
 		return
 	}
-	to, err := jid.Parse(s.To)
-	if err != nil {
-		c.replyError(ctx, c.cfg.JID, from, s.ID, errText(stanza.Modify, stanza.JIDMalformed, fmt.Sprintf("%q is not a valid address.", s.To)))
-		return
-	}
+	// Never answer an error with an error (RFC 6120 8.3.1), even when its
+	// address is malformed.
 	switch s.Type {
 	case "error":
 		c.log.Debug().Str("from", from.String()).Str("id", s.ID).Msg("message error received")
 		return
 	case "groupchat", "headline":
+		return
+	}
+	to, err := jid.Parse(s.To)
+	if err != nil {
+		c.replyError(ctx, c.cfg.JID, from, s.ID, errText(stanza.Modify, stanza.JIDMalformed, fmt.Sprintf("%q is not a valid address.", s.To)))
 		return
 	}
 	if to.Localpart() == "" {
@@ -165,15 +199,67 @@ func (c *Component) handleIQ(ctx context.Context, t xmlstream.TokenReadEncoder, 
 		c.log.Warn().Str("from", s.From).Msg("IQ with an unreadable sender dropped")
 		return c.iqError(t, s, errText(stanza.Modify, stanza.JIDMalformed, "The sender's address is not valid."))
 	}
-	if len(s.Payload) != 1 {
+	children := len(s.Payload) + len(s.Body)
+	if s.Request != nil {
+		children++
+	}
+	if children != 1 {
 		return c.iqError(t, s, errText(stanza.Modify, stanza.BadRequest, "An IQ request must have exactly one child element."))
 	}
+	if len(s.Payload) == 0 {
+		// The child was decoded as a <body/> or a receipt <request/>.
+		return c.iqError(t, s, errText(stanza.Cancel, stanza.ServiceUnavailable, "The gateway does not serve this request."))
+	}
 	p := s.Payload[0].XMLName
+	from, _ := jid.Parse(s.From)
+	node := nodeOf(s.Payload[0])
+	toComponent := to.Localpart() == ""
 	switch {
+	case s.Type == "get" && p.Space == nsDiscoInfo && p.Local == "query" && node != "" && toComponent:
+		if r, ok := c.commandInfoReply(node, s.Payload[0]); ok {
+			return c.iqResult(t, s, r)
+		}
+		return c.iqError(t, s, errText(stanza.Cancel, stanza.ItemNotFound, fmt.Sprintf("There is no node %q here.", node)))
 	case s.Type == "get" && p.Space == nsDiscoInfo && p.Local == "query":
 		return c.iqResult(t, s, c.discoInfo(to, s.Payload[0]))
+	case s.Type == "get" && p.Space == nsDiscoItems && p.Local == "query" && node == adhoc.NS && toComponent:
+		return c.iqResult(t, s, c.commandItems(s.Payload[0]))
 	case s.Type == "get" && p.Space == nsDiscoItems && p.Local == "query":
 		return c.iqResult(t, s, xmlstream.Wrap(nil, queryStart(nsDiscoItems, s.Payload[0])))
+	case s.Type == "set" && p.Space == adhoc.NS && p.Local == "command" && toComponent:
+		var req adhoc.Command
+		if err := s.Payload[0].decode(&req); err != nil {
+			return c.iqError(t, s, errText(stanza.Modify, stanza.BadRequest, "The command request could not be read: "+err.Error()))
+		}
+		resp, err := c.handleCommand(ctx, from, &req)
+		if err != nil {
+			return c.iqError(t, s, c.asStanzaError(err))
+		}
+		r, err := marshalTokens(resp)
+		if err != nil {
+			return c.iqError(t, s, c.asStanzaError(err))
+		}
+		return c.iqResult(t, s, r)
+	case p.Space == nsRegister && p.Local == "query" && toComponent:
+		var q registerQuery
+		if err := s.Payload[0].decode(&q); err != nil {
+			return c.iqError(t, s, errText(stanza.Modify, stanza.BadRequest, "The registration could not be read: "+err.Error()))
+		}
+		if s.Type == "get" {
+			resp, err := c.registerGet(ctx, from)
+			if err != nil {
+				return c.iqError(t, s, c.asStanzaError(err))
+			}
+			r, err := marshalTokens(resp)
+			if err != nil {
+				return c.iqError(t, s, c.asStanzaError(err))
+			}
+			return c.iqResult(t, s, r)
+		}
+		if err := c.registerSet(ctx, from, &q); err != nil {
+			return c.iqError(t, s, c.asStanzaError(err))
+		}
+		return c.iqResult(t, s, nil)
 	case s.Type == "get" && p.Space == nsPing && p.Local == "ping":
 		return c.iqResult(t, s, nil)
 	case s.Type == "get" && p.Space == version.NS && p.Local == "query" && to.Localpart() == "":
@@ -181,6 +267,26 @@ func (c *Component) handleIQ(ctx context.Context, t xmlstream.TokenReadEncoder, 
 	}
 	return c.iqError(t, s, errText(stanza.Cancel, stanza.ServiceUnavailable,
 		fmt.Sprintf("The gateway does not serve %s %q requests here.", s.Type, p.Space)))
+}
+
+// asStanzaError passes stanza errors through and hides any other error
+// behind internal-server-error, logging it.
+func (c *Component) asStanzaError(err error) stanza.Error {
+	var se stanza.Error
+	if errors.As(err, &se) {
+		return se
+	}
+	c.log.Error().Err(err).Msg("request failed")
+	return errText(stanza.Wait, stanza.InternalServerError, "The gateway failed to handle this request; try again later.")
+}
+
+func nodeOf(q element) string {
+	for _, a := range q.Attr {
+		if a.Name.Local == "node" && a.Name.Space == "" {
+			return a.Value
+		}
+	}
+	return ""
 }
 
 // queryStart echoes the node attribute of a disco query.

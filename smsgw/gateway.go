@@ -197,8 +197,8 @@ func (g *Gateway) submit(ctx context.Context, m *store.Outbound) {
 		g.fail(bg, log, m, fmt.Sprintf("the carrier did not accept it after %d attempts", m.Attempts-1))
 		return
 	}
-	src, err := number.FromDigits(m.SenderNumber)
-	if err != nil {
+	src, ok := sourceAddr(m.SenderNumber)
+	if !ok {
 		g.fail(bg, log, m, "the sender's number is not valid")
 		return
 	}
@@ -222,7 +222,7 @@ func (g *Gateway) submit(ctx context.Context, m *store.Outbound) {
 			continue
 		}
 		id, err := g.smsc.Submit(ctx, &smpp.Submit{
-			Source:             smpp.Address{TON: 1, NPI: 1, Addr: src.Digits()},
+			Source:             src,
 			Dest:               smpp.Address{TON: 1, NPI: 1, Addr: dst.Digits()},
 			ESMClass:           esm,
 			DataCoding:         dc,
@@ -289,4 +289,23 @@ func backoff(n int) time.Duration {
 	d := time.Second << min(max(n-1, 0), 9)
 	d = min(d, 5*time.Minute)
 	return d/2 + rand.N(d/2+1)
+}
+
+// sourceAddr renders a sender: an E.164 number as TON 1 / NPI 1 without the
+// "+", an alphanumeric sender ID (at most 11 GSM characters) as TON 5 / NPI 0.
+func sourceAddr(s string) (smpp.Address, bool) {
+	if strings.HasPrefix(s, "+") {
+		n, err := number.FromDigits(s)
+		if err != nil {
+			return smpp.Address{}, false
+		}
+		return smpp.Address{TON: 1, NPI: 1, Addr: n.Digits()}, true
+	}
+	if s == "" || len(s) > 11 {
+		return smpp.Address{}, false
+	}
+	if _, ok := coding.EncodeGSM(s); !ok {
+		return smpp.Address{}, false
+	}
+	return smpp.Address{TON: 5, NPI: 0, Addr: s}, true
 }

@@ -21,24 +21,30 @@ type Binding struct {
 // It returns the JID that held the number before, if it was another one.
 func (s *Store) Bind(ctx context.Context, number, jid, method string) (previous string, err error) {
 	err = s.tx(ctx, func(tx *sql.Tx) error {
-		err := tx.QueryRowContext(ctx, `SELECT jid FROM bindings WHERE number = $1`, number).Scan(&previous)
-		if err != nil && !errors.Is(err, sql.ErrNoRows) {
-			return err
-		}
-		if previous == jid {
-			previous = ""
-		}
-		if _, err := tx.ExecContext(ctx, `DELETE FROM bindings WHERE number = $1 OR jid = $2`, number, jid); err != nil {
-			return err
-		}
-		_, err = tx.ExecContext(ctx, `INSERT INTO bindings (number, jid, method, verified_at) VALUES ($1, $2, $3, $4)`,
-			number, jid, method, s.ms())
+		var err error
+		previous, err = bindTx(ctx, tx, number, jid, method, s.ms())
 		return err
 	})
 	if err != nil {
 		return "", fmt.Errorf("store: bind %s: %w", number, err)
 	}
 	return previous, nil
+}
+
+func bindTx(ctx context.Context, tx *sql.Tx, number, jid, method string, now int64) (previous string, err error) {
+	err = tx.QueryRowContext(ctx, `SELECT jid FROM bindings WHERE number = $1`, number).Scan(&previous)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return "", err
+	}
+	if previous == jid {
+		previous = ""
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM bindings WHERE number = $1 OR jid = $2`, number, jid); err != nil {
+		return "", err
+	}
+	_, err = tx.ExecContext(ctx, `INSERT INTO bindings (number, jid, method, verified_at) VALUES ($1, $2, $3, $4)`,
+		number, jid, method, now)
+	return previous, err
 }
 
 // Release removes the binding of number and returns the JID that held it.

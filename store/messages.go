@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"slices"
+	"strconv"
 	"time"
 )
 
@@ -69,25 +70,24 @@ func (s *Store) AcceptOutbound(ctx context.Context, msgs []*Outbound) error {
 	}
 	now := s.ms()
 	return s.tx(ctx, func(tx *sql.Tx) error {
-		stmt, err := tx.PrepareContext(ctx, `INSERT INTO messages
-			(direction, route, state, user_jid, user_number, peer_number, stanza_id, want_receipt, body, parts, expires_at, created_at, updated_at)
-			VALUES ('out', 'sms', 'queued', $1, $2, $3, $4, $5, $6, $7, $8, $9, $9) RETURNING id`)
-		if err != nil {
-			return fmt.Errorf("store: accept: %w", err)
-		}
-		defer stmt.Close()
 		for _, m := range msgs {
-			var exp int64
-			if !m.ExpiresAt.IsZero() {
-				exp = m.ExpiresAt.UnixMilli()
-			}
-			if err := stmt.QueryRowContext(ctx, m.SenderJID, m.SenderNumber, m.Dest, m.StanzaID, b2i(m.WantReceipt),
-				m.Body, m.Parts, exp, now).Scan(&m.ID); err != nil {
+			if err := s.insertOutbound(ctx, tx, m, now); err != nil {
 				return fmt.Errorf("store: accept: %w", err)
 			}
 		}
 		return nil
 	})
+}
+
+func (s *Store) insertOutbound(ctx context.Context, tx *sql.Tx, m *Outbound, now int64) error {
+	var exp int64
+	if !m.ExpiresAt.IsZero() {
+		exp = m.ExpiresAt.UnixMilli()
+	}
+	return tx.QueryRowContext(ctx, `INSERT INTO messages
+		(direction, route, state, user_jid, user_number, peer_number, stanza_id, want_receipt, body, parts, expires_at, created_at, updated_at)
+		VALUES ('out', 'sms', 'queued', $1, $2, $3, $4, $5, $6, $7, $8, $9, $9) RETURNING id`,
+		m.SenderJID, m.SenderNumber, m.Dest, m.StanzaID, b2i(m.WantReceipt), m.Body, m.Parts, exp, now).Scan(&m.ID)
 }
 
 // ClaimOutbound takes up to limit messages that are due for submission and
@@ -188,9 +188,13 @@ func (s *Store) PartSubmitted(ctx context.Context, msgID int64, seq int, forms [
 		for i, f := range forms {
 			args[i] = f
 		}
+		// Only a receipt that came after this claim began can be for this
+		// submit (less a margin for clocks of other instances); an older one
+		// is for an earlier use of the id by the SMSC.
 		var early string
-		err := tx.QueryRowContext(ctx, `SELECT smsc_id, state, err FROM early_receipts WHERE smsc_id IN (`+inList(1, len(forms))+`) LIMIT 1`,
-			args...).Scan(&early, &state, &errText)
+		err := tx.QueryRowContext(ctx, `SELECT smsc_id, state, err FROM early_receipts WHERE smsc_id IN (`+inList(2, len(forms))+`)
+			AND received_at >= (SELECT updated_at FROM messages WHERE id = $1) - `+strconv.FormatInt(earlySkew.Milliseconds(), 10)+` LIMIT 1`,
+			append([]any{msgID}, args...)...).Scan(&early, &state, &errText)
 		switch {
 		case errors.Is(err, sql.ErrNoRows):
 			state, errText = PartSubmitted, ""
@@ -214,6 +218,10 @@ func (s *Store) PartSubmitted(ctx context.Context, msgID int64, seq int, forms [
 	}
 	return final, nil
 }
+
+// earlySkew is how much older than the claim of its message an early
+// receipt may be: the clocks of instances sharing a database differ.
+const earlySkew = time.Minute
 
 // ReceiptResult says what a delivery receipt did.
 type ReceiptResult struct {
@@ -246,18 +254,25 @@ func (s *Store) Receipt(ctx context.Context, forms []string, state, errText stri
 		)
 		err := tx.QueryRowContext(ctx, `SELECT message_id, seq, state FROM parts WHERE smsc_id IN (`+inList(1, len(forms))+`)
 			ORDER BY message_id DESC LIMIT 1`, args...).Scan(&res.Message, &seq, &prev)
-		if errors.Is(err, sql.ErrNoRows) {
-			_, err = tx.ExecContext(ctx, `INSERT INTO early_receipts (smsc_id, state, err, received_at) VALUES ($1, $2, $3, $4)
+		keepEarly := func() error {
+			_, err := tx.ExecContext(ctx, `INSERT INTO early_receipts (smsc_id, state, err, received_at) VALUES ($1, $2, $3, $4)
 				ON CONFLICT (smsc_id) DO UPDATE SET state = excluded.state, err = excluded.err, received_at = excluded.received_at`,
 				forms[0], state, errText, now)
 			return err
+		}
+		if errors.Is(err, sql.ErrNoRows) {
+			return keepEarly()
 		}
 		if err != nil {
 			return err
 		}
 		res.Matched = true
 		if prev != PartSubmitted {
-			return nil // already final: a duplicate receipt changes nothing
+			// Already final: a repeated receipt changes nothing to that part.
+			// But SMSCs reuse ids (a counter reset by a restart, or wrapped),
+			// so it may also be the receipt of a part just submitted whose
+			// submit_sm_resp is not recorded yet: keep it as early too.
+			return keepEarly()
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE parts SET state = $1, err = $2, updated_at = $3 WHERE message_id = $4 AND seq = $5`,
 			state, errText, now, res.Message, seq); err != nil {

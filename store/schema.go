@@ -68,6 +68,32 @@ var migrations = []string{
 		received_at BIGINT NOT NULL,
 		PRIMARY KEY (source, dest, ref, total, seq)
 	);`,
+	`CREATE TABLE verifications (
+		jid        TEXT PRIMARY KEY,
+		number     TEXT NOT NULL,
+		code_hash  {{bytes}} NOT NULL,
+		salt       {{bytes}} NOT NULL,
+		tries      INTEGER NOT NULL DEFAULT 0,
+		expires_at BIGINT NOT NULL,
+		created_at BIGINT NOT NULL
+	);
+	CREATE TABLE code_sends (
+		id      {{id}},
+		number  TEXT NOT NULL,
+		jid     TEXT NOT NULL,
+		sent_at BIGINT NOT NULL
+	);
+	CREATE INDEX code_sends_number ON code_sends (number, sent_at);
+	CREATE INDEX code_sends_jid ON code_sends (jid, sent_at);
+	CREATE INDEX code_sends_at ON code_sends (sent_at);
+	CREATE TABLE command_sessions (
+		id         TEXT PRIMARY KEY,
+		jid        TEXT NOT NULL,
+		node       TEXT NOT NULL,
+		stage      INTEGER NOT NULL,
+		data       TEXT NOT NULL DEFAULT '',
+		expires_at BIGINT NOT NULL
+	);`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {

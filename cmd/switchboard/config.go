@@ -12,18 +12,22 @@ import (
 	"github.com/BurntSushi/toml"
 	"github.com/nyaruka/phonenumbers"
 	"mellium.im/xmpp/jid"
+
+	"switchboard/roster/number"
+	"switchboard/smsgw/coding"
 )
 
 // Config is the whole configuration: a TOML file, then SWITCHBOARD_<SECTION>_<KEY>
 // environment variables over it. Zero values mean the defaults documented on
 // each field (and in the README).
 type Config struct {
-	XMPP  XMPPConfig  `toml:"xmpp"`
-	SMPP  SMPPConfig  `toml:"smpp"`
-	Store StoreConfig `toml:"store"`
-	Phone PhoneConfig `toml:"phone"`
-	SMS   SMSConfig   `toml:"sms"`
-	Log   LogConfig   `toml:"log"`
+	XMPP         XMPPConfig         `toml:"xmpp"`
+	SMPP         SMPPConfig         `toml:"smpp"`
+	Store        StoreConfig        `toml:"store"`
+	Phone        PhoneConfig        `toml:"phone"`
+	SMS          SMSConfig          `toml:"sms"`
+	Registration RegistrationConfig `toml:"registration"`
+	Log          LogConfig          `toml:"log"`
 }
 
 // XMPPConfig is the component's connection to the XMPP server.
@@ -68,6 +72,19 @@ type SMSConfig struct {
 	Validity    Duration `toml:"validity"`     // how long a message may wait for the SMSC. Default 48h.
 	MaxAttempts int      `toml:"max_attempts"` // submissions before a message fails. Default 8.
 	Reassembly  Duration `toml:"reassembly"`   // wait for the missing parts of a message from a phone. Default 2m.
+}
+
+// RegistrationConfig is how users prove they own a number.
+type RegistrationConfig struct {
+	Verification string   `toml:"verification"`   // "sms" (users verify by code) or "none" (only operators assign numbers). Default sms.
+	Sender       string   `toml:"sender"`         // SMS sender of codes: E.164 number or alphanumeric ID (≤ 11 chars). Default "Switchboard".
+	Text         string   `toml:"text"`           // code SMS text; {code} is replaced. Default "Your Switchboard code is {code}. It expires in 10 minutes."
+	CodeTTL      Duration `toml:"code_ttl"`       // how long a code is valid. Default 10m.
+	MaxTries     int      `toml:"max_tries"`      // wrong codes that void a code. Default 5.
+	ResendAfter  Duration `toml:"resend_after"`   // least time between two codes to one number. Default 2m.
+	PerNumberDay int      `toml:"per_number_day"` // codes per number per 24 h. Default 5.
+	PerJIDDay    int      `toml:"per_jid_day"`    // codes per JID per 24 h. Default 10.
+	GlobalHour   int      `toml:"global_hour"`    // codes sent by everyone per hour. Default 500.
 }
 
 // LogConfig is logging.
@@ -175,6 +192,34 @@ func (c *Config) defaults() {
 	if c.SMS.Reassembly.unset() {
 		c.SMS.Reassembly = Dur(2 * time.Minute)
 	}
+	r := &c.Registration
+	if r.Verification == "" {
+		r.Verification = "sms"
+	}
+	if r.Sender == "" {
+		r.Sender = "Switchboard"
+	}
+	if r.Text == "" {
+		r.Text = "Your Switchboard code is {code}. It expires in 10 minutes."
+	}
+	if r.CodeTTL.unset() {
+		r.CodeTTL = Dur(10 * time.Minute)
+	}
+	if r.MaxTries == 0 {
+		r.MaxTries = 5
+	}
+	if r.ResendAfter.unset() {
+		r.ResendAfter = Dur(2 * time.Minute)
+	}
+	if r.PerNumberDay == 0 {
+		r.PerNumberDay = 5
+	}
+	if r.PerJIDDay == 0 {
+		r.PerJIDDay = 10
+	}
+	if r.GlobalHour == 0 {
+		r.GlobalHour = 500
+	}
 	if c.Log.Level == "" {
 		c.Log.Level = "info"
 	}
@@ -190,7 +235,8 @@ func (c *Config) validate() []error {
 		errs = append(errs, fmt.Errorf("%s: "+format, append([]any{key}, args...)...))
 	}
 	for key, d := range map[string]Duration{"smpp.enquire_link": c.SMPP.EnquireLink, "smpp.resp_timeout": c.SMPP.RespTimeout,
-		"sms.validity": c.SMS.Validity, "sms.reassembly": c.SMS.Reassembly} {
+		"sms.validity": c.SMS.Validity, "sms.reassembly": c.SMS.Reassembly,
+		"registration.code_ttl": c.Registration.CodeTTL, "registration.resend_after": c.Registration.ResendAfter} {
 		if d.bad != "" {
 			bad(key, "%q is not a duration such as 30s or 10m", d.bad)
 		}
@@ -268,6 +314,34 @@ func (c *Config) validate() []error {
 	}
 	if c.SMS.Reassembly.bad == "" && c.SMS.Reassembly.D() < time.Second {
 		bad("sms.reassembly", "at least 1s")
+	}
+	r := c.Registration
+	switch r.Verification {
+	case "sms", "none":
+	default:
+		bad("registration.verification", "%q is not sms or none", r.Verification)
+	}
+	if strings.HasPrefix(r.Sender, "+") {
+		if _, err := number.Parse(r.Sender, ""); err != nil {
+			bad("registration.sender", "%q is not a valid E.164 number", r.Sender)
+		}
+	} else if _, ok := coding.EncodeGSM(r.Sender); !ok || len(r.Sender) > 11 {
+		bad("registration.sender", "%q is neither an E.164 number nor an alphanumeric sender ID of at most 11 characters", r.Sender)
+	}
+	if !strings.Contains(r.Text, "{code}") {
+		bad("registration.text", "must contain {code}")
+	}
+	if r.CodeTTL.bad == "" && r.CodeTTL.D() < time.Minute {
+		bad("registration.code_ttl", "at least 1m")
+	}
+	if r.ResendAfter.bad == "" && r.ResendAfter.D() < 0 {
+		bad("registration.resend_after", "must not be negative")
+	}
+	for key, v := range map[string]int{"registration.max_tries": r.MaxTries, "registration.per_number_day": r.PerNumberDay,
+		"registration.per_jid_day": r.PerJIDDay, "registration.global_hour": r.GlobalHour} {
+		if v < 1 {
+			bad(key, "at least 1")
+		}
 	}
 	switch c.Log.Level {
 	case "trace", "debug", "info", "warn", "error":

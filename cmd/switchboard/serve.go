@@ -19,6 +19,7 @@ import (
 	"mellium.im/xmpp/jid"
 
 	"switchboard/component"
+	"switchboard/roster/verify"
 	"switchboard/router"
 	"switchboard/smsgw"
 	"switchboard/smsgw/smpp"
@@ -96,6 +97,22 @@ func run(ctx context.Context, cfg *Config, log zerolog.Logger) error {
 		Logger:      log,
 	}, st, rt)
 
+	reg := cfg.Registration
+	verifier := verify.New(verify.Config{
+		Mode:          reg.Verification,
+		Sender:        reg.Sender,
+		Text:          reg.Text,
+		CodeTTL:       reg.CodeTTL.D(),
+		MaxTries:      reg.MaxTries,
+		Resend:        reg.ResendAfter.D(),
+		PerNumberDay:  reg.PerNumberDay,
+		PerJIDDay:     reg.PerJIDDay,
+		GlobalHour:    reg.GlobalHour,
+		DefaultRegion: cfg.Phone.DefaultRegion,
+		Logger:        log,
+		WakeSMS:       func() { gw.Wake() },
+	}, st)
+
 	var smppTLS *tls.Config
 	if cfg.SMPP.TLS {
 		if smppTLS, err = tlsConfig(cfg.SMPP); err != nil {
@@ -133,10 +150,13 @@ func run(ctx context.Context, cfg *Config, log zerolog.Logger) error {
 		Secret:    cfg.XMPP.Secret,
 		TLS:       xmppTLS,
 		Version:   version(),
+		Registrar: verifier,
+		Sessions:  st,
 		OnConnect: rt.Wake,
 		Logger:    log,
 	}, rt)
 	rt.SetXMPP(comp)
+	verifier.SetNotifier(comp)
 
 	// The SMPP client outlives the gateway, so submissions in flight at
 	// shutdown still get their responses, and inbound messages are still

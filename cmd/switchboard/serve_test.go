@@ -31,7 +31,7 @@ type stack struct {
 	stop    func()
 }
 
-func startStack(t *testing.T, dsn string, simCfg smsc.Config) *stack {
+func startStack(t *testing.T, dsn string, simCfg smsc.Config, extraEnv ...string) *stack {
 	t.Helper()
 	p := testenv.StartProsody(t, testenv.ProsodyOptions{Users: map[string]string{"alice": "alice", "bob": "bob"}})
 	simCfg.Logger = zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel)
@@ -54,6 +54,7 @@ func startStack(t *testing.T, dsn string, simCfg smsc.Config) *stack {
 		"SWITCHBOARD_PHONE_DEFAULT_REGION=US",
 		"SWITCHBOARD_SMS_REASSEMBLY=2s",
 	}
+	env = append(env, extraEnv...)
 	cfg, err := loadConfig("", env)
 	if err != nil {
 		t.Fatal(err)

@@ -1,0 +1,315 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"switchboard/internal/testenv"
+	"switchboard/smsgw/smsc"
+	"switchboard/xep/adhoc"
+)
+
+// command runs one stage of an ad-hoc command and decodes the answer.
+func adhocRun(t *testing.T, c *testenv.Client, to, node, session, action string, fields map[string]string) (adhoc.Command, testenv.Stanza) {
+	t.Helper()
+	var form string
+	if fields != nil {
+		form = `<x xmlns='jabber:x:data' type='submit'>`
+		for k, v := range fields {
+			form += fmt.Sprintf(`<field var='%s'><value>%s</value></field>`, k, v)
+		}
+		form += `</x>`
+	}
+	attrs := fmt.Sprintf(`node='%s'`, node)
+	if session != "" {
+		attrs += fmt.Sprintf(` sessionid='%s'`, session)
+	}
+	if action != "" {
+		attrs += fmt.Sprintf(` action='%s'`, action)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	iq, err := c.IQ(ctx, fmt.Sprintf(`<iq type='set' to='%s'><command xmlns='http://jabber.org/protocol/commands' %s>%s</command></iq>`, to, attrs, form))
+	must(t, err)
+	var v struct {
+		Command adhoc.Command `xml:"http://jabber.org/protocol/commands command"`
+	}
+	if iq.Attr["type"] == "result" {
+		must(t, iq.Decode(&v))
+	}
+	return v.Command, iq
+}
+
+func notes(c adhoc.Command) string {
+	var s []string
+	for _, n := range c.Notes {
+		s = append(s, n.Type+": "+n.Text)
+	}
+	return strings.Join(s, " | ")
+}
+
+var codeRE = regexp.MustCompile(`\b(\d{6})\b`)
+
+// lastCode waits for the n-th SMS at the simulator and reads the code in it.
+func lastCode(t *testing.T, s *stack, n int, dest string) string {
+	t.Helper()
+	msgs, err := s.smsc.WaitMessages(ctxT(t, 15*time.Second), n)
+	must(t, err)
+	m := msgs[n-1]
+	if m.Dest != strings.TrimPrefix(dest, "+") || m.Source != "Switchboard" || m.SourceTON != 5 {
+		t.Fatalf("code SMS = %+v", m)
+	}
+	code := codeRE.FindString(m.Text)
+	if code == "" {
+		t.Fatalf("no code in %q", m.Text)
+	}
+	return code
+}
+
+func wrong(code string) string {
+	if code == "000000" {
+		return "111111"
+	}
+	return "000000"
+}
+
+// TestRegisterCommand runs the whole verification through a real client:
+// the number is normalised, the code goes out by SMS, a wrong code is
+// refused with the tries left, the right one binds the number, and
+// messages then leave from it.
+func TestRegisterCommand(t *testing.T) {
+	stores(t, func(t *testing.T, dsn string) {
+		s := startStack(t, dsn, smsc.Config{}, "SWITCHBOARD_REGISTRATION_RESEND_AFTER=1s")
+		comp := s.prosody.Component
+		b := s.login(t, "bob")
+		waitComponent(t, s, b)
+		ctx := ctxT(t, 60*time.Second)
+
+		iq, err := b.IQ(ctx, fmt.Sprintf(`<iq type='get' to='%s'><query xmlns='http://jabber.org/protocol/disco#items' node='http://jabber.org/protocol/commands'/></iq>`, comp))
+		must(t, err)
+		for _, node := range []string{"jabber:iq:register", "unregister", "status"} {
+			if !strings.Contains(norm(iq.XML), `node="`+node+`"`) {
+				t.Errorf("command %s not listed: %s", node, iq.XML)
+			}
+		}
+
+		c, _ := adhocRun(t, b, comp, "jabber:iq:register", "", "execute", nil)
+		if c.Status != adhoc.Executing || c.Form == nil || c.SessionID == "" {
+			t.Fatalf("stage 1 = %+v", c)
+		}
+		sid := c.SessionID
+		// A bad number keeps the form, with an error note.
+		c, _ = adhocRun(t, b, comp, "jabber:iq:register", sid, "next", map[string]string{"phone": "12"})
+		if c.Status != adhoc.Executing || !strings.Contains(notes(c), "not a phone number") {
+			t.Fatalf("bad number = %+v", c)
+		}
+		c, _ = adhocRun(t, b, comp, "jabber:iq:register", sid, "next", map[string]string{"phone": "(201) 555-0142"})
+		if c.Status != adhoc.Executing || c.Form == nil || !strings.Contains(strings.Join(c.Form.Instructions, " "), "+12015550142") {
+			t.Fatalf("stage 2 = %+v", c)
+		}
+		code := lastCode(t, s, 1, "+12015550142")
+		c, _ = adhocRun(t, b, comp, "jabber:iq:register", sid, "complete", map[string]string{"code": wrong(code)})
+		if c.Status != adhoc.Executing || !strings.Contains(notes(c), "4 tries left") {
+			t.Fatalf("wrong code = %+v", c)
+		}
+		c, _ = adhocRun(t, b, comp, "jabber:iq:register", sid, "complete", map[string]string{"code": code})
+		if c.Status != adhoc.Completed || !strings.Contains(notes(c), "+12015550142") {
+			t.Fatalf("right code = %+v (%s)", c, notes(c))
+		}
+		// The same code cannot be used twice.
+		c, _ = adhocRun(t, b, comp, "jabber:iq:register", "", "execute", nil)
+		c, _ = adhocRun(t, b, comp, "jabber:iq:register", c.SessionID, "next", map[string]string{"phone": "+12015550143"})
+		c2, _ := adhocRun(t, b, comp, "jabber:iq:register", c.SessionID, "complete", map[string]string{"code": code})
+		if c2.Status == adhoc.Completed && !strings.Contains(notes(c2), "error") && strings.Contains(notes(c2), "+12015550143") {
+			t.Fatalf("replayed code accepted: %s", notes(c2))
+		}
+
+		c, _ = adhocRun(t, b, comp, "status", "", "execute", nil)
+		if c.Status != adhoc.Completed || !strings.Contains(notes(c), "+12015550142") || !strings.Contains(notes(c), "verified by SMS") {
+			t.Fatalf("status = %s", notes(c))
+		}
+		// Messages now leave from the verified number.
+		must(t, b.Send(ctx, fmt.Sprintf(`<message to='%s' id='b1' type='chat'><body>from bob</body></message>`, s.numberJID(phone))))
+		deadline := time.Now().Add(15 * time.Second)
+		for {
+			var found bool
+			for _, m := range s.smsc.Messages() {
+				if m.Text == "from bob" {
+					if m.Source != "12015550142" || m.SourceTON != 1 {
+						t.Fatalf("bob's SMS = %+v", m)
+					}
+					found = true
+				}
+			}
+			if found {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("bob's message never reached the SMSC")
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+
+		// The number moves to alice; bob is told.
+		a := s.login(t, "alice")
+		time.Sleep(1100 * time.Millisecond) // resend_after is 1s in this stack
+		n := len(s.smsc.Messages())
+		c, _ = adhocRun(t, a, comp, "jabber:iq:register", "", "execute", nil)
+		c, _ = adhocRun(t, a, comp, "jabber:iq:register", c.SessionID, "next", map[string]string{"phone": "+12015550142"})
+		code = lastCode(t, s, n+1, "+12015550142")
+		c, _ = adhocRun(t, a, comp, "jabber:iq:register", c.SessionID, "complete", map[string]string{"code": code})
+		if c.Status != adhoc.Completed {
+			t.Fatalf("alice register = %s", notes(c))
+		}
+		r, err := b.Next(ctx, func(st testenv.Stanza) bool {
+			return st.Name == "message" && st.Attr["from"] == comp && strings.Contains(st.Body, "+12015550142")
+		})
+		must(t, err)
+		t.Logf("bob was told: %s", r.Body)
+		c, _ = adhocRun(t, b, comp, "status", "", "execute", nil)
+		if !strings.Contains(notes(c), "no phone number") {
+			t.Fatalf("bob still has a number: %s", notes(c))
+		}
+
+		// Unregister.
+		c, _ = adhocRun(t, a, comp, "unregister", "", "execute", nil)
+		if c.Status != adhoc.Executing || c.Form == nil {
+			t.Fatalf("unregister stage 1 = %+v", c)
+		}
+		c, _ = adhocRun(t, a, comp, "unregister", c.SessionID, "complete", map[string]string{"confirm": "true"})
+		if c.Status != adhoc.Completed || !strings.Contains(notes(c), "no longer bound") {
+			t.Fatalf("unregister = %s", notes(c))
+		}
+		c, _ = adhocRun(t, a, comp, "status", "", "execute", nil)
+		if !strings.Contains(notes(c), "no phone number") {
+			t.Fatalf("after unregister: %s", notes(c))
+		}
+		// Cancelling a session ends it; a dead session id is refused.
+		c, _ = adhocRun(t, a, comp, "jabber:iq:register", "", "execute", nil)
+		c2, _ = adhocRun(t, a, comp, "jabber:iq:register", c.SessionID, "cancel", nil)
+		if c2.Status != adhoc.Canceled {
+			t.Fatalf("cancel = %+v", c2)
+		}
+		_, iq = adhocRun(t, a, comp, "jabber:iq:register", c.SessionID, "next", map[string]string{"phone": "+12015550144"})
+		if iq.ErrorCondition() != "bad-request" {
+			t.Fatalf("dead session = %s", iq.XML)
+		}
+	})
+}
+
+// TestRegisterLimits: too many tries void a code; codes to one number are
+// rate limited with a text saying when to try again.
+func TestRegisterLimits(t *testing.T) {
+	s := startStack(t, "sqlite:"+filepath.Join(t.TempDir(), "sb.db"), smsc.Config{}, "SWITCHBOARD_REGISTRATION_MAX_TRIES=3")
+	comp := s.prosody.Component
+	b := s.login(t, "bob")
+	waitComponent(t, s, b)
+
+	c, _ := adhocRun(t, b, comp, "jabber:iq:register", "", "execute", nil)
+	sid := c.SessionID
+	adhocRun(t, b, comp, "jabber:iq:register", sid, "next", map[string]string{"phone": "+12015550142"})
+	code := lastCode(t, s, 1, "+12015550142")
+	for i := 0; i < 2; i++ {
+		c, _ = adhocRun(t, b, comp, "jabber:iq:register", sid, "complete", map[string]string{"code": wrong(code)})
+	}
+	c, _ = adhocRun(t, b, comp, "jabber:iq:register", sid, "complete", map[string]string{"code": wrong(code)})
+	if c.Status != adhoc.Completed || !strings.Contains(notes(c), "void") {
+		t.Fatalf("third wrong code = %+v %s", c, notes(c))
+	}
+	// The right code no longer works.
+	c, _ = adhocRun(t, b, comp, "jabber:iq:register", "", "execute", nil)
+	c2, iq := adhocRun(t, b, comp, "jabber:iq:register", c.SessionID, "next", map[string]string{"phone": "+12015550142"})
+	if !strings.Contains(notes(c2), "ask for another in 2 minutes") {
+		t.Fatalf("resend limit = %s %s", notes(c2), iq.XML)
+	}
+	if n := len(s.smsc.Messages()); n != 1 {
+		t.Fatalf("%d SMS sent, want 1", n)
+	}
+}
+
+// TestRegisterIQ runs XEP-0077: get shows a form; a number alone sends a
+// code (not-acceptable, with a text saying so); the code completes it;
+// <remove/> unregisters.
+func TestRegisterIQ(t *testing.T) {
+	s := startStack(t, "sqlite:"+filepath.Join(t.TempDir(), "sb.db"), smsc.Config{})
+	comp := s.prosody.Component
+	b := s.login(t, "bob")
+	waitComponent(t, s, b)
+	ctx := ctxT(t, 30*time.Second)
+
+	iq, err := b.IQ(ctx, fmt.Sprintf(`<iq type='get' to='%s'><query xmlns='jabber:iq:register'/></iq>`, comp))
+	must(t, err)
+	if iq.Attr["type"] != "result" || !strings.Contains(iq.XML, "jabber:x:data") || !strings.Contains(norm(iq.XML), `var="phone"`) || strings.Contains(iq.XML, "registered") {
+		t.Fatalf("get = %s", iq.XML)
+	}
+	iq, err = b.IQ(ctx, fmt.Sprintf(`<iq type='set' to='%s'><query xmlns='jabber:iq:register'><phone>+1 201 555 0142</phone></query></iq>`, comp))
+	must(t, err)
+	if iq.ErrorCondition() != "not-acceptable" || !strings.Contains(iq.XML, "A code was sent by SMS to +12015550142") {
+		t.Fatalf("set phone = %s", iq.XML)
+	}
+	code := lastCode(t, s, 1, "+12015550142")
+	iq, err = b.IQ(ctx, fmt.Sprintf(`<iq type='get' to='%s'><query xmlns='jabber:iq:register'/></iq>`, comp))
+	must(t, err)
+	if !strings.Contains(norm(iq.XML), `var="code"`) {
+		t.Fatalf("get after code = %s", iq.XML)
+	}
+	iq, err = b.IQ(ctx, fmt.Sprintf(`<iq type='set' to='%s'><query xmlns='jabber:iq:register'><x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE'><value>jabber:iq:register</value></field><field var='code'><value>%s</value></field></x></query></iq>`, comp, wrong(code)))
+	must(t, err)
+	if iq.ErrorCondition() != "not-authorized" || !strings.Contains(iq.XML, "not right") {
+		t.Fatalf("wrong code = %s", iq.XML)
+	}
+	iq, err = b.IQ(ctx, fmt.Sprintf(`<iq type='set' to='%s'><query xmlns='jabber:iq:register'><x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE'><value>jabber:iq:register</value></field><field var='code'><value>%s</value></field></x></query></iq>`, comp, code))
+	must(t, err)
+	if iq.Attr["type"] != "result" {
+		t.Fatalf("right code = %s", iq.XML)
+	}
+	iq, err = b.IQ(ctx, fmt.Sprintf(`<iq type='get' to='%s'><query xmlns='jabber:iq:register'/></iq>`, comp))
+	must(t, err)
+	if !strings.Contains(iq.XML, "registered") || !strings.Contains(iq.XML, "+12015550142") {
+		t.Fatalf("get after register = %s", iq.XML)
+	}
+	iq, err = b.IQ(ctx, fmt.Sprintf(`<iq type='set' to='%s'><query xmlns='jabber:iq:register'><remove/></query></iq>`, comp))
+	must(t, err)
+	if iq.Attr["type"] != "result" {
+		t.Fatalf("remove = %s", iq.XML)
+	}
+	iq, err = b.IQ(ctx, fmt.Sprintf(`<iq type='get' to='%s'><query xmlns='jabber:iq:register'/></iq>`, comp))
+	must(t, err)
+	if strings.Contains(iq.XML, "registered") {
+		t.Fatalf("still registered: %s", iq.XML)
+	}
+	// disco advertises both ways in.
+	iq, err = b.IQ(ctx, fmt.Sprintf(`<iq type='get' to='%s'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>`, comp))
+	must(t, err)
+	for _, f := range []string{"jabber:iq:register", "http://jabber.org/protocol/commands"} {
+		if !strings.Contains(iq.XML, f) {
+			t.Errorf("disco lacks %s", f)
+		}
+	}
+}
+
+// TestRegistrationNone: with verification = "none" only operators bind numbers.
+func TestRegistrationNone(t *testing.T) {
+	s := startStack(t, "sqlite:"+filepath.Join(t.TempDir(), "sb.db"), smsc.Config{}, "SWITCHBOARD_REGISTRATION_VERIFICATION=none")
+	comp := s.prosody.Component
+	b := s.login(t, "bob")
+	waitComponent(t, s, b)
+	_, iq := adhocRun(t, b, comp, "jabber:iq:register", "", "execute", nil)
+	if iq.ErrorCondition() != "not-allowed" || !strings.Contains(iq.XML, "operator") {
+		t.Fatalf("register with none = %s", iq.XML)
+	}
+	ctx := ctxT(t, 10*time.Second)
+	iq, err := b.IQ(ctx, fmt.Sprintf(`<iq type='set' to='%s'><query xmlns='jabber:iq:register'><phone>+12015550142</phone></query></iq>`, comp))
+	must(t, err)
+	if iq.ErrorCondition() != "not-allowed" {
+		t.Fatalf("XEP-0077 with none = %s", iq.XML)
+	}
+	if n := len(s.smsc.Messages()); n != 0 {
+		t.Fatalf("%d SMS sent", n)
+	}
+}

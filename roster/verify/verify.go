@@ -1,0 +1,319 @@
+// Package verify proves that an XMPP user owns a phone number: a one-time
+// code goes to the number by SMS, and the user repeats it. Codes are six
+// random digits, stored only as salted HMAC-SHA-256 hashes, compared in
+// constant time, expire, and are voided after too many wrong tries. Sending
+// is rate limited per number, per JID and overall; every counter lives in
+// the store, so several instances share the limits.
+package verify
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"math/big"
+	"strings"
+	"time"
+
+	"github.com/rs/zerolog"
+	"mellium.im/xmpp/jid"
+
+	"switchboard/roster/number"
+	"switchboard/smsgw/coding"
+	"switchboard/store"
+)
+
+// Store is what verification needs from persistence. *store.Store satisfies it.
+type Store interface {
+	CodeSends(ctx context.Context, number, jid string, windowStart, globalStart time.Time) (store.SendCounts, error)
+	StartVerification(ctx context.Context, v store.Verification, sms *store.Outbound) error
+	PendingVerification(ctx context.Context, jid string) (store.Verification, error)
+	CheckVerification(ctx context.Context, jid string, maxTries int, check func(store.Verification) bool) (bool, store.Verification, string, error)
+	NumberOf(ctx context.Context, jid string) (store.Binding, error)
+	Release(ctx context.Context, number string) (string, error)
+}
+
+// Notifier tells a user something in a chat message from the gateway.
+type Notifier interface {
+	Notify(ctx context.Context, to jid.JID, text string) error
+}
+
+// Config configures a Service. Zero values mean the defaults.
+type Config struct {
+	// Mode is "sms" (users verify by code; the default) or "none" (only
+	// operators bind numbers).
+	Mode string
+	// Sender is the SMS sender of codes: an E.164 number or an
+	// alphanumeric sender ID of at most 11 characters. Default "Switchboard".
+	Sender string
+	// Text is the SMS text; "{code}" is replaced by the code. Default
+	// "Your Switchboard code is {code}. It expires in 10 minutes."
+	Text string
+	// CodeTTL is how long a code is valid. Default 10 minutes.
+	CodeTTL time.Duration
+	// MaxTries is how many wrong codes void a code. Default 5.
+	MaxTries int
+	// Resend is the least time between two codes to one number. Default 2 minutes.
+	Resend time.Duration
+	// PerNumberDay and PerJIDDay cap codes per number and per JID in 24 hours.
+	// Defaults 5 and 10.
+	PerNumberDay, PerJIDDay int
+	// GlobalHour caps codes sent by everyone in an hour. Default 500.
+	GlobalHour int
+	// DefaultRegion is for numbers written without a country code.
+	DefaultRegion string
+	Logger        zerolog.Logger
+	// WakeSMS is called after a code SMS was queued.
+	WakeSMS func()
+}
+
+// Service runs verifications.
+type Service struct {
+	cfg    Config
+	store  Store
+	notify Notifier
+	log    zerolog.Logger
+	now    func() time.Time
+}
+
+// New returns a verification service. notify may be nil until SetNotifier.
+func New(cfg Config, st Store) *Service {
+	if cfg.Mode == "" {
+		cfg.Mode = "sms"
+	}
+	if cfg.Sender == "" {
+		cfg.Sender = "Switchboard"
+	}
+	if cfg.Text == "" {
+		cfg.Text = "Your Switchboard code is {code}. It expires in 10 minutes."
+	}
+	if cfg.CodeTTL <= 0 {
+		cfg.CodeTTL = 10 * time.Minute
+	}
+	if cfg.MaxTries <= 0 {
+		cfg.MaxTries = 5
+	}
+	if cfg.Resend <= 0 {
+		cfg.Resend = 2 * time.Minute
+	}
+	if cfg.PerNumberDay <= 0 {
+		cfg.PerNumberDay = 5
+	}
+	if cfg.PerJIDDay <= 0 {
+		cfg.PerJIDDay = 10
+	}
+	if cfg.GlobalHour <= 0 {
+		cfg.GlobalHour = 500
+	}
+	if cfg.WakeSMS == nil {
+		cfg.WakeSMS = func() {}
+	}
+	return &Service{cfg: cfg, store: st, log: cfg.Logger.With().Str("component", "verify").Logger(), now: time.Now}
+}
+
+// SetNotifier sets how previous owners of a number are told it moved.
+func (s *Service) SetNotifier(n Notifier) { s.notify = n }
+
+// Mode is "sms" or "none".
+func (s *Service) Mode() string { return s.cfg.Mode }
+
+// Error is a refusal to show the user: what went wrong, in plain words.
+type Error struct {
+	Kind       Kind
+	Text       string
+	RetryAfter time.Duration // for RateLimited
+}
+
+func (e *Error) Error() string { return "verify: " + e.Text }
+
+// Kind classifies refusals, so each front end picks its own error condition.
+type Kind int
+
+// Kinds of refusal.
+const (
+	BadNumber   Kind = iota // the number does not parse
+	RateLimited             // too many codes; RetryAfter says when to try
+	NoPending               // no code was requested, or it expired or was voided
+	WrongCode               // the code does not match; tries remain or not (see Text)
+	Disabled                // verification is off: operators assign numbers
+)
+
+func refuse(k Kind, format string, args ...any) *Error {
+	return &Error{Kind: k, Text: fmt.Sprintf(format, args...)}
+}
+
+// Start normalises phone, checks the rate limits, and sends a code to it.
+// It returns the number the code went to.
+func (s *Service) Start(ctx context.Context, user jid.JID, phone string) (number.E164, error) {
+	if s.cfg.Mode != "sms" {
+		return "", refuse(Disabled, "This gateway does not verify numbers by SMS: its operator assigns them.")
+	}
+	bare := user.Bare().String()
+	region := s.cfg.DefaultRegion
+	if b, err := s.store.NumberOf(ctx, bare); err == nil {
+		if r := number.E164(b.Number).Region(); r != "" {
+			region = r
+		}
+	}
+	n, err := number.Parse(phone, region)
+	if err != nil {
+		return "", refuse(BadNumber, "%q is not a phone number: write it in international form, such as +12015550123.", strings.TrimSpace(phone))
+	}
+	now := s.now()
+	c, err := s.store.CodeSends(ctx, n.String(), bare, now.Add(-24*time.Hour), now.Add(-time.Hour))
+	if err != nil {
+		return "", err
+	}
+	switch {
+	case !c.NumberLast.IsZero() && now.Sub(c.NumberLast) < s.cfg.Resend:
+		wait := s.cfg.Resend - now.Sub(c.NumberLast)
+		return "", &Error{Kind: RateLimited, RetryAfter: wait,
+			Text: fmt.Sprintf("A code was sent to %s moments ago; you can ask for another in %s.", n, roundUp(wait))}
+	case c.NumberWindow >= s.cfg.PerNumberDay:
+		return "", &Error{Kind: RateLimited, RetryAfter: 24 * time.Hour,
+			Text: fmt.Sprintf("Too many codes were sent to %s today; try again tomorrow.", n)}
+	case c.JIDWindow >= s.cfg.PerJIDDay:
+		return "", &Error{Kind: RateLimited, RetryAfter: 24 * time.Hour,
+			Text: "You have asked for too many codes today; try again tomorrow."}
+	case c.Global >= s.cfg.GlobalHour:
+		return "", &Error{Kind: RateLimited, RetryAfter: time.Hour,
+			Text: "The gateway is sending too many codes right now; try again in an hour."}
+	}
+	code, err := newCode()
+	if err != nil {
+		return "", err
+	}
+	salt := make([]byte, 16)
+	if _, err := rand.Read(salt); err != nil {
+		return "", err
+	}
+	text := strings.ReplaceAll(s.cfg.Text, "{code}", code)
+	_, parts := coding.Count(text)
+	sms := &store.Outbound{
+		SenderJID:    user.String(),
+		SenderNumber: s.cfg.Sender,
+		Dest:         n.String(),
+		Body:         text,
+		Parts:        parts,
+		ExpiresAt:    now.Add(s.cfg.CodeTTL),
+	}
+	v := store.Verification{JID: bare, Number: n.String(), CodeHash: hash(salt, code), Salt: salt, ExpiresAt: now.Add(s.cfg.CodeTTL)}
+	if err := s.store.StartVerification(ctx, v, sms); err != nil {
+		return "", err
+	}
+	s.log.Info().Str("jid", bare).Str("number", n.String()).Msg("verification code sent")
+	s.cfg.WakeSMS()
+	return n, nil
+}
+
+// Pending returns the number awaiting a code from user, if any.
+func (s *Service) Pending(ctx context.Context, user jid.JID) (number.E164, bool) {
+	v, err := s.store.PendingVerification(ctx, user.Bare().String())
+	if err != nil || s.now().After(v.ExpiresAt) {
+		return "", false
+	}
+	return number.E164(v.Number), true
+}
+
+// Confirm checks code; on success the number is bound to user, replacing
+// any older binding, and the previous owner (if another JID) is told.
+func (s *Service) Confirm(ctx context.Context, user jid.JID, code string) (number.E164, error) {
+	if s.cfg.Mode != "sms" {
+		return "", refuse(Disabled, "This gateway does not verify numbers by SMS: its operator assigns them.")
+	}
+	code = strings.Map(func(r rune) rune {
+		if r >= '0' && r <= '9' {
+			return r
+		}
+		if r == ' ' || r == '-' {
+			return -1
+		}
+		return 'x' // anything else can never match
+	}, code)
+	bare := user.Bare().String()
+	now := s.now()
+	ok, v, previous, err := s.store.CheckVerification(ctx, bare, s.cfg.MaxTries, func(v store.Verification) bool {
+		return len(code) == 6 && hmac.Equal(hash(v.Salt, code), v.CodeHash)
+	})
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return "", refuse(NoPending, "No code is waiting for you: ask for a new one.")
+	case err != nil:
+		return "", err
+	case now.After(v.ExpiresAt):
+		return "", refuse(NoPending, "The code has expired: ask for a new one.")
+	case !ok && v.Tries >= s.cfg.MaxTries:
+		s.log.Warn().Str("jid", bare).Str("number", v.Number).Msg("verification voided after too many wrong codes")
+		return "", refuse(NoPending, "Too many wrong codes: this code is void. Ask for a new one.")
+	case !ok:
+		left := s.cfg.MaxTries - v.Tries
+		return "", refuse(WrongCode, "That code is not right; %d %s left.", left, plural(left, "try", "tries"))
+	}
+	n := number.E164(v.Number)
+	s.log.Info().Str("jid", bare).Str("number", v.Number).Str("previous", previous).Msg("number verified")
+	if previous != "" && s.notify != nil {
+		pj, err := jid.Parse(previous)
+		if err == nil {
+			msg := fmt.Sprintf("Your number %s was verified by another account and is no longer yours on this gateway.", n)
+			if err := s.notify.Notify(ctx, pj, msg); err != nil {
+				s.log.Warn().Err(err).Str("jid", previous).Msg("could not tell the previous owner")
+			}
+		}
+	}
+	return n, nil
+}
+
+// Unregister removes user's binding. It returns the number that was bound,
+// or "" if there was none.
+func (s *Service) Unregister(ctx context.Context, user jid.JID) (number.E164, error) {
+	b, err := s.store.NumberOf(ctx, user.Bare().String())
+	if errors.Is(err, store.ErrNotFound) {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	if _, err := s.store.Release(ctx, b.Number); err != nil && !errors.Is(err, store.ErrNotFound) {
+		return "", err
+	}
+	s.log.Info().Str("jid", user.Bare().String()).Str("number", b.Number).Msg("number unregistered")
+	return number.E164(b.Number), nil
+}
+
+// Status returns user's binding, or store.ErrNotFound.
+func (s *Service) Status(ctx context.Context, user jid.JID) (store.Binding, error) {
+	return s.store.NumberOf(ctx, user.Bare().String())
+}
+
+var million = big.NewInt(1_000_000)
+
+func newCode() (string, error) {
+	n, err := rand.Int(rand.Reader, million)
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("%06d", n.Int64()), nil
+}
+
+func hash(salt []byte, code string) []byte {
+	m := hmac.New(sha256.New, salt)
+	m.Write([]byte(code))
+	return m.Sum(nil)
+}
+
+func roundUp(d time.Duration) string {
+	if d < time.Minute {
+		return fmt.Sprintf("%d seconds", int((d+time.Second-1)/time.Second))
+	}
+	m := int((d + time.Minute - 1) / time.Minute)
+	return fmt.Sprintf("%d %s", m, plural(m, "minute", "minutes"))
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}

@@ -1,0 +1,80 @@
+// Package adhoc implements the wire format of XEP-0050: Ad-Hoc Commands, the
+// server side: the <command/> request and response, notes, and actions.
+package adhoc
+
+import (
+	"encoding/xml"
+
+	"switchboard/xep/dataform"
+)
+
+// NS is the ad-hoc commands namespace (also the disco node listing them).
+const NS = "http://jabber.org/protocol/commands"
+
+// Actions.
+const (
+	Execute  = "execute"
+	Cancel   = "cancel"
+	Next     = "next"
+	Prev     = "prev"
+	Complete = "complete"
+)
+
+// Statuses.
+const (
+	Executing = "executing"
+	Completed = "completed"
+	Canceled  = "canceled"
+)
+
+// Note types.
+const (
+	Info  = "info"
+	Warn  = "warn"
+	Error = "error"
+)
+
+// Command is the <command/> element, in requests and responses.
+type Command struct {
+	XMLName   xml.Name       `xml:"http://jabber.org/protocol/commands command"`
+	Node      string         `xml:"node,attr"`
+	SessionID string         `xml:"sessionid,attr,omitempty"`
+	Action    string         `xml:"action,attr,omitempty"`
+	Status    string         `xml:"status,attr,omitempty"`
+	Actions   *Actions       `xml:"actions,omitempty"`
+	Notes     []Note         `xml:"note,omitempty"`
+	Form      *dataform.Form `xml:"jabber:x:data x,omitempty"`
+}
+
+// Actions lists what the requester may do next.
+type Actions struct {
+	Execute  string    `xml:"execute,attr,omitempty"`
+	Prev     *struct{} `xml:"prev,omitempty"`
+	Next     *struct{} `xml:"next,omitempty"`
+	Complete *struct{} `xml:"complete,omitempty"`
+}
+
+// Note is a message to the requester.
+type Note struct {
+	Type string `xml:"type,attr,omitempty"`
+	Text string `xml:",chardata"`
+}
+
+var present = &struct{}{}
+
+// NextActions offers "next" (the default) when more stages follow, or
+// "complete" when the submitted form ends the command.
+func NextActions(final bool) *Actions {
+	if final {
+		return &Actions{Execute: Complete, Complete: present}
+	}
+	return &Actions{Execute: Next, Next: present}
+}
+
+// EffectiveAction is the request's action; an empty one means execute.
+func (c *Command) EffectiveAction() string {
+	if c.Action == "" {
+		return Execute
+	}
+	return c.Action
+}
