@@ -256,10 +256,10 @@ func (c *Component) cmdUnregister(ctx context.Context, from jid.JID, req *adhoc.
 	if sess.Stage == 0 {
 		sess.Stage = 1
 		return executing(&dataform.Form{
-			Type:  dataform.TypeForm,
-			Title: "Unregister " + b.Number,
+			Type:         dataform.TypeForm,
+			Title:        "Unregister " + b.Number,
 			Instructions: []string{fmt.Sprintf("Remove %s from your account? You will no longer send or receive SMS as this number.", b.Number)},
-			Fields: []dataform.Field{{Var: "confirm", Type: dataform.Boolean, Label: "Yes, remove it", Values: []string{"1"}}},
+			Fields:       []dataform.Field{{Var: "confirm", Type: dataform.Boolean, Label: "Yes, remove it", Values: []string{"1"}}},
 		}, true), nil
 	}
 	if req.Form == nil || !req.Form.Bool("confirm", false) {
