@@ -272,7 +272,7 @@ func (s *Store) Receipt(ctx context.Context, forms []string, state, errText stri
 			// But SMSCs reuse ids (a counter reset by a restart, or wrapped),
 			// so it may also be the receipt of a part just submitted whose
 			// submit_sm_resp is not recorded yet: keep it as early too.
-			return nil
+			return keepEarly()
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE parts SET state = $1, err = $2, updated_at = $3 WHERE message_id = $4 AND seq = $5`,
 			state, errText, now, res.Message, seq); err != nil {

@@ -51,11 +51,14 @@ func (s *Store) CodeSends(ctx context.Context, number, jid string, windowStart, 
 }
 
 // StartVerification records a pending verification (replacing the JID's
-// earlier one), counts the code as sent, and queues the SMS carrying it — all
-// in one transaction, so a code is never counted without being sent or sent
-// without being checkable.
+// earlier one), counts the code as sent at v.CreatedAt (now if zero), and
+// queues the SMS carrying it — all in one transaction, so a code is never
+// counted without being sent or sent without being checkable.
 func (s *Store) StartVerification(ctx context.Context, v Verification, sms *Outbound) error {
 	now := s.ms()
+	if !v.CreatedAt.IsZero() {
+		now = v.CreatedAt.UnixMilli()
+	}
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, `DELETE FROM verifications WHERE jid = $1`, v.JID); err != nil {
 			return err
@@ -100,9 +103,10 @@ func (s *Store) PendingVerification(ctx context.Context, jid string) (Verificati
 // accepts the code, the number is bound to the JID (method "sms") and the
 // verification deleted; previous is the JID that held the number before.
 // When it refuses, the try is counted and the verification deleted once
-// tries reach maxTries. It returns ErrNotFound when nothing is pending.
-func (s *Store) CheckVerification(ctx context.Context, jid string, maxTries int, check func(Verification) bool) (ok bool, v Verification, previous string, err error) {
-	now := s.ms()
+// tries reach maxTries. A verification expired at time at is deleted
+// unchecked. It returns ErrNotFound when nothing is pending.
+func (s *Store) CheckVerification(ctx context.Context, jid string, at time.Time, maxTries int, check func(Verification) bool) (ok bool, v Verification, previous string, err error) {
+	now := at.UnixMilli()
 	err = s.tx(ctx, func(tx *sql.Tx) error {
 		q := `SELECT number, code_hash, salt, tries, expires_at, created_at FROM verifications WHERE jid = $1`
 		if s.dialect == postgres {

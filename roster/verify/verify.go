@@ -30,7 +30,7 @@ type Store interface {
 	CodeSends(ctx context.Context, number, jid string, windowStart, globalStart time.Time) (store.SendCounts, error)
 	StartVerification(ctx context.Context, v store.Verification, sms *store.Outbound) error
 	PendingVerification(ctx context.Context, jid string) (store.Verification, error)
-	CheckVerification(ctx context.Context, jid string, maxTries int, check func(store.Verification) bool) (bool, store.Verification, string, error)
+	CheckVerification(ctx context.Context, jid string, at time.Time, maxTries int, check func(store.Verification) bool) (bool, store.Verification, string, error)
 	NumberOf(ctx context.Context, jid string) (store.Binding, error)
 	Release(ctx context.Context, number string) (string, error)
 }
@@ -199,7 +199,7 @@ func (s *Service) Start(ctx context.Context, user jid.JID, phone string) (number
 		Parts:        parts,
 		ExpiresAt:    now.Add(s.cfg.CodeTTL),
 	}
-	v := store.Verification{JID: bare, Number: n.String(), CodeHash: hash(salt, code), Salt: salt, ExpiresAt: now.Add(s.cfg.CodeTTL)}
+	v := store.Verification{JID: bare, Number: n.String(), CodeHash: hash(salt, code), Salt: salt, ExpiresAt: now.Add(s.cfg.CodeTTL), CreatedAt: now}
 	if err := s.store.StartVerification(ctx, v, sms); err != nil {
 		return "", err
 	}
@@ -234,7 +234,7 @@ func (s *Service) Confirm(ctx context.Context, user jid.JID, code string) (numbe
 	}, code)
 	bare := user.Bare().String()
 	now := s.now()
-	ok, v, previous, err := s.store.CheckVerification(ctx, bare, s.cfg.MaxTries, func(v store.Verification) bool {
+	ok, v, previous, err := s.store.CheckVerification(ctx, bare, now, s.cfg.MaxTries, func(v store.Verification) bool {
 		return len(code) == 6 && hmac.Equal(hash(v.Salt, code), v.CodeHash)
 	})
 	switch {
@@ -242,7 +242,7 @@ func (s *Service) Confirm(ctx context.Context, user jid.JID, code string) (numbe
 		return "", refuse(NoPending, "No code is waiting for you: ask for a new one.")
 	case err != nil:
 		return "", err
-	case now.After(v.ExpiresAt):
+	case !ok && now.After(v.ExpiresAt):
 		return "", refuse(NoPending, "The code has expired: ask for a new one.")
 	case !ok && v.Tries >= s.cfg.MaxTries:
 		s.log.Warn().Str("jid", bare).Str("number", v.Number).Msg("verification voided after too many wrong codes")
