@@ -47,6 +47,30 @@ type inStanza struct {
 	Payload []element `xml:",any"`
 }
 
+// stanzaAttrs returns a stanza's from, to, id and type: the attributes
+// without a namespace. (encoding/xml would fill a field tagged "from,attr"
+// from the last attribute of that local name in any namespace, so a sender
+// could add x:from or x:to and be taken for someone else, or make the
+// component answer from another domain.)
+func stanzaAttrs(attrs []xml.Attr) (from, to, id, typ string) {
+	for _, a := range attrs {
+		if a.Name.Space != "" {
+			continue
+		}
+		switch a.Name.Local {
+		case "from":
+			from = a.Value
+		case "to":
+			to = a.Value
+		case "id":
+			id = a.Value
+		case "type":
+			typ = a.Value
+		}
+	}
+	return from, to, id, typ
+}
+
 type body struct {
 	Lang string `xml:"http://www.w3.org/XML/1998/namespace lang,attr"`
 	Text string `xml:",chardata"`
@@ -116,6 +140,7 @@ func (c *Component) handle(t xmlstream.TokenReadEncoder, start *xml.StartElement
 		c.log.Warn().Err(err).Str("element", start.Name.Local).Msg("unreadable stanza")
 		return nil
 	}
+	s.From, s.To, s.ID, s.Type = stanzaAttrs(start.Attr)
 	c.stanzas.Add(1)
 	defer func() {
 		if r := recover(); r != nil {
@@ -240,6 +265,10 @@ func (c *Component) handleIQ(ctx context.Context, t xmlstream.TokenReadEncoder, 
 			return c.iqError(t, s, c.asStanzaError(err))
 		}
 		return c.iqResult(t, s, r)
+	case s.Type == "set" && p.Space == nsMAM && p.Local == "query" && toComponent:
+		return c.handleMAM(ctx, t, s, from, s.Payload[0])
+	case s.Type == "get" && p.Space == nsMAM && p.Local == "metadata" && toComponent:
+		return c.handleMAMMetadata(ctx, t, s, from)
 	case p.Space == nsRegister && p.Local == "query" && toComponent:
 		var q registerQuery
 		if err := s.Payload[0].decode(&q); err != nil {
