@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"slices"
+	"strings"
 	"strconv"
 	"time"
 )
@@ -85,9 +86,9 @@ func (s *Store) insertOutbound(ctx context.Context, tx *sql.Tx, m *Outbound, now
 		exp = m.ExpiresAt.UnixMilli()
 	}
 	return tx.QueryRowContext(ctx, `INSERT INTO messages
-		(direction, route, state, user_jid, user_number, peer_number, stanza_id, want_receipt, body, parts, expires_at, created_at, updated_at)
-		VALUES ('out', 'sms', 'queued', $1, $2, $3, $4, $5, $6, $7, $8, $9, $9) RETURNING id`,
-		m.SenderJID, m.SenderNumber, m.Dest, m.StanzaID, b2i(m.WantReceipt), m.Body, m.Parts, exp, now).Scan(&m.ID)
+		(direction, route, state, user_jid, user_bare, user_number, peer_number, stanza_id, want_receipt, body, parts, expires_at, created_at, updated_at)
+		VALUES ('out', 'sms', 'queued', $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10) RETURNING id`,
+		m.SenderJID, bare(m.SenderJID), m.SenderNumber, m.Dest, m.StanzaID, b2i(m.WantReceipt), m.Body, m.Parts, exp, now).Scan(&m.ID)
 }
 
 // ClaimOutbound takes up to limit messages that are due for submission and
@@ -418,9 +419,9 @@ func (s *Store) AcceptInbound(ctx context.Context, in *Inbound) error {
 			}
 		}
 		return tx.QueryRowContext(ctx, `INSERT INTO messages
-			(direction, route, state, user_jid, user_number, peer_number, body, parts, notify, created_at, updated_at)
-			VALUES ('in', 'sms', 'received', $1, $2, $3, $4, 1, 1, $5, $5) RETURNING id`,
-			in.RecipientJID, in.Dest, in.Source, in.Body, now).Scan(&in.ID)
+			(direction, route, state, user_jid, user_bare, user_number, peer_number, body, parts, notify, created_at, updated_at)
+			VALUES ('in', 'sms', 'received', $1, $2, $3, $4, $5, 1, 1, $6, $6) RETURNING id`,
+			in.RecipientJID, bare(in.RecipientJID), in.Dest, in.Source, in.Body, now).Scan(&in.ID)
 	})
 	if err != nil {
 		return fmt.Errorf("store: accept inbound: %w", err)
@@ -550,6 +551,12 @@ func queryIDs(ctx context.Context, tx *sql.Tx, q string, args ...any) ([]int64, 
 		ids = append(ids, id)
 	}
 	return ids, rows.Err()
+}
+
+// bare strips the resource from a JID string.
+func bare(j string) string {
+	b, _, _ := strings.Cut(j, "/")
+	return b
 }
 
 func b2i(b bool) int {

@@ -94,6 +94,19 @@ var migrations = []string{
 		data       TEXT NOT NULL DEFAULT '',
 		expires_at BIGINT NOT NULL
 	);`,
+	// Routing over XMPP and the archive.
+	`ALTER TABLE messages ADD COLUMN user_bare TEXT NOT NULL DEFAULT '';
+	ALTER TABLE messages ADD COLUMN peer_jid TEXT NOT NULL DEFAULT '';
+	ALTER TABLE messages ADD COLUMN extra TEXT NOT NULL DEFAULT '';
+	ALTER TABLE messages ADD COLUMN fallback SMALLINT NOT NULL DEFAULT 0;
+	CREATE INDEX messages_user ON messages (user_bare, peer_number, id);
+	CREATE INDEX messages_peer ON messages (peer_jid, user_number, id);
+	CREATE INDEX messages_relay ON messages (route, user_number, peer_number, stanza_id);
+	CREATE TABLE user_settings (
+		jid            TEXT PRIMARY KEY,
+		fallback       SMALLINT NOT NULL,
+		fallback_after BIGINT NOT NULL
+	);`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {
