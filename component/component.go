@@ -37,6 +37,10 @@ var ErrDisconnected = errors.New("component: not connected to the XMPP server")
 // Router is what the component hands messages to. *router.Router satisfies it.
 type Router interface {
 	Outbound(ctx context.Context, m router.Message) error
+	// Receipt and Bounce take a receipt or an error for a message relayed
+	// to a user; false means no relayed message matched.
+	Receipt(ctx context.Context, from, to jid.JID, id string) bool
+	Bounce(ctx context.Context, from, to jid.JID, id string, payload []byte) bool
 	// Served reports whether a JID belongs to a domain the gateway serves.
 	Served(j jid.JID) bool
 }
@@ -192,4 +196,19 @@ func (c *Component) SendReceipt(ctx context.Context, from, to jid.JID, id string
 // SendError sends a message error about message id.
 func (c *Component) SendError(ctx context.Context, from, to jid.JID, id string, e stanza.Error) error {
 	return c.send(ctx, stanza.Message{From: from, To: to, ID: id, Type: stanza.ErrorMessage}.Wrap(e.TokenReader()))
+}
+
+// SendRelay sends a chat message carrying payload (children captured from
+// another user's stanza), asking for a receipt when requestReceipt.
+func (c *Component) SendRelay(ctx context.Context, from, to jid.JID, id string, payload []byte, requestReceipt bool) error {
+	inner := []xml.TokenReader{payloadTokens(payload)}
+	if requestReceipt {
+		inner = append(inner, xmlstream.Wrap(nil, xml.StartElement{Name: xml.Name{Space: nsReceipts, Local: "request"}}))
+	}
+	return c.send(ctx, stanza.Message{From: from, To: to, ID: id, Type: stanza.ChatMessage}.Wrap(xmlstream.MultiReader(inner...)))
+}
+
+// SendRelayError sends a message error carrying payload.
+func (c *Component) SendRelayError(ctx context.Context, from, to jid.JID, id string, payload []byte) error {
+	return c.send(ctx, stanza.Message{From: from, To: to, ID: id, Type: stanza.ErrorMessage}.Wrap(payloadTokens(payload)))
 }

@@ -175,7 +175,10 @@ func (c *Component) handleMessage(ctx context.Context, s *inStanza) {
 	// address is malformed.
 	switch s.Type {
 	case "error":
-		c.log.Debug().Str("from", from.String()).Str("id", s.ID).Msg("message error received")
+		to, err := jid.Parse(s.To)
+		if err == nil && to.Localpart() != "" && !c.router.Bounce(ctx, from, to, s.ID, payloadXML(s)) {
+			c.log.Debug().Str("from", from.String()).Str("id", s.ID).Msg("message error for no relayed message")
+		}
 		return
 	case "groupchat", "headline":
 		return
@@ -192,7 +195,18 @@ func (c *Component) handleMessage(ctx context.Context, s *inStanza) {
 		}
 		return
 	}
-	err = c.router.Outbound(ctx, router.Message{From: from, To: to, ID: s.ID, Body: s.text(), WantReceipt: s.Request != nil})
+	if id, ok := receiptOf(s); ok && s.text() == "" && c.router.Receipt(ctx, from, to, id) {
+		return
+	}
+	err = c.router.Outbound(ctx, router.Message{
+		From:        from,
+		To:          to,
+		ID:          s.ID,
+		Body:        s.text(),
+		SMSText:     smsText(s),
+		Payload:     payloadXML(s),
+		WantReceipt: s.Request != nil,
+	})
 	if err != nil {
 		var se stanza.Error
 		if !errors.As(err, &se) {

@@ -26,6 +26,12 @@ import (
 // Store is what the router needs from persistence. *store.Store satisfies it.
 type Store interface {
 	NumbersOf(ctx context.Context, jids []string) (map[string]string, error)
+	OwnersOf(ctx context.Context, numbers []string) (map[string]string, error)
+	SettingsOf(ctx context.Context, jids []string) (map[string]store.Settings, error)
+	FallBack(ctx context.Context, now time.Time, limit int) ([]*store.Outbound, error)
+	FallBackNow(ctx context.Context, id int64) (*store.Outbound, error)
+	FindRelay(ctx context.Context, senderNumber, peerNumber, stanzaID string) (store.Relay, error)
+	AckRelay(ctx context.Context, id int64) (bool, error)
 	OwnerOf(ctx context.Context, number string) (store.Binding, error)
 	AcceptOutbound(ctx context.Context, msgs []*store.Outbound) error
 	AcceptInbound(ctx context.Context, in *store.Inbound) error
@@ -45,6 +51,11 @@ type XMPP interface {
 	SendReceipt(ctx context.Context, from, to jid.JID, id string) error
 	// SendError sends a message error for the message id.
 	SendError(ctx context.Context, from, to jid.JID, id string, e stanza.Error) error
+	// SendRelay sends a chat message whose children are payload (XML as
+	// the component captured it), asking for a receipt when requestReceipt.
+	SendRelay(ctx context.Context, from, to jid.JID, id string, payload []byte, requestReceipt bool) error
+	// SendRelayError sends a message error whose children are payload.
+	SendRelayError(ctx context.Context, from, to jid.JID, id string, payload []byte) error
 }
 
 // Config configures a Router. Zero values mean the defaults.
@@ -57,6 +68,10 @@ type Config struct {
 	Validity time.Duration
 	// MaxParts is the most SMS parts one message may need. Default 10.
 	MaxParts int
+	// FallbackAfter is how long a message relayed over XMPP waits for the
+	// recipient's receipt before it is sent as SMS too; users may change
+	// it for themselves. Default 30s; negative disables the fallback.
+	FallbackAfter time.Duration
 	// Instance names this process for leases in a shared store. Required.
 	Instance string
 	Logger   zerolog.Logger
@@ -75,15 +90,15 @@ type Router struct {
 	intake chan *pending
 	wake   chan struct{}
 
-	mu      sync.Mutex
-	running bool
 }
 
 // pending is a message from a user that passed the checks that need no
-// store, waiting for the batch that stores it.
+// store, waiting for the batch that routes it.
 type pending struct {
 	from, to jid.JID
-	msg      *store.Outbound
+	dest     string // E.164
+	m        Message
+	msg      *store.Outbound // nil for a body-less stanza (never stored)
 }
 
 // New returns a router. Call SetXMPP before Run.
@@ -93,6 +108,9 @@ func New(cfg Config, st Store) *Router {
 	}
 	if cfg.MaxParts <= 0 {
 		cfg.MaxParts = 10
+	}
+	if cfg.FallbackAfter == 0 {
+		cfg.FallbackAfter = 30 * time.Second
 	}
 	if cfg.WakeSMS == nil {
 		cfg.WakeSMS = func() {}
@@ -125,10 +143,25 @@ func (r *Router) Wake() {
 
 // Message is a message from an XMPP user to a number JID.
 type Message struct {
-	From, To    jid.JID
-	ID          string
-	Body        string
+	From, To jid.JID
+	ID       string
+	// Body is the message's text; empty for chat states, markers and
+	// other body-less stanzas, which are relayed to registered users and
+	// never become SMS.
+	Body string
+	// SMSText is what an SMS carries: the body with links, locations and
+	// the like turned into text. Empty means the same as Body.
+	SMSText string
+	// Payload is the stanza's children, relayed as they are over XMPP.
+	Payload     []byte
 	WantReceipt bool
+}
+
+func (m *Message) smsText() string {
+	if m.SMSText != "" {
+		return m.SMSText
+	}
+	return m.Body
 }
 
 func stanzaErr(typ stanza.ErrorType, cond stanza.Condition, text string) stanza.Error {
@@ -140,35 +173,35 @@ func (r *Router) Served(j jid.JID) bool { return r.domains[strings.ToLower(j.Dom
 
 // Outbound takes a message from a user. A returned error is a stanza.Error
 // to send back to the sender at once. A nil error means the message will be
-// stored, and its sender will learn the outcome (a receipt or an error).
-// Outbound never blocks on the store: messages are stored in batches.
+// routed: stored and relayed over XMPP to the number's owner, or stored and
+// sent as SMS, and its sender will learn the outcome (a receipt or an
+// error). Outbound never blocks on the store: messages are routed in batches.
 func (r *Router) Outbound(ctx context.Context, m Message) error {
 	if !r.Served(m.From) {
 		return stanzaErr(stanza.Cancel, stanza.Forbidden, "This gateway serves only users of "+strings.Join(r.cfg.Domains, ", ")+".")
 	}
-	if m.Body == "" {
-		return nil // chat states, markers and other body-less stanzas never make an SMS
-	}
 	dest, err := number.FromJID(m.To, r.cfg.DefaultRegion)
 	if err != nil {
+		if m.Body == "" {
+			return nil
+		}
 		return stanzaErr(stanza.Modify, stanza.JIDMalformed,
 			fmt.Sprintf("%q is not a phone number this gateway can reach: write it in international form, e.g. +12015550123@%s.",
 				m.To.Localpart(), r.cfg.Component.Domainpart()))
 	}
-	_, parts := coding.Count(m.Body)
-	if parts > r.cfg.MaxParts {
-		return stanzaErr(stanza.Modify, stanza.PolicyViolation,
-			fmt.Sprintf("The message is too long: it would take %d SMS, and at most %d are allowed.", parts, r.cfg.MaxParts))
+	p := &pending{from: m.From, to: m.To, dest: dest.String(), m: m}
+	if m.Body != "" {
+		_, parts := coding.Count(m.smsText())
+		p.msg = &store.Outbound{
+			SenderJID:   m.From.String(),
+			Dest:        dest.String(),
+			StanzaID:    m.ID,
+			WantReceipt: m.WantReceipt,
+			Body:        m.smsText(),
+			Parts:       parts,
+			ExpiresAt:   time.Now().Add(r.cfg.Validity),
+		}
 	}
-	p := &pending{from: m.From, to: m.To, msg: &store.Outbound{
-		SenderJID:   m.From.String(),
-		Dest:        dest.String(),
-		StanzaID:    m.ID,
-		WantReceipt: m.WantReceipt,
-		Body:        m.Body,
-		Parts:       parts,
-		ExpiresAt:   time.Now().Add(r.cfg.Validity),
-	}}
 	select {
 	case r.intake <- p:
 		return nil
@@ -183,13 +216,18 @@ func (r *Router) Run(ctx context.Context) error {
 	if r.xmpp == nil {
 		return errors.New("router: no XMPP side set")
 	}
-	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(2)
 	go func() {
-		defer close(done)
+		defer wg.Done()
 		r.notifyLoop(ctx)
 	}()
+	go func() {
+		defer wg.Done()
+		r.fallbackLoop(ctx)
+	}()
 	r.intakeLoop(ctx)
-	<-done
+	wg.Wait()
 	return nil
 }
 
@@ -231,56 +269,143 @@ func (r *Router) intakeLoop(ctx context.Context) {
 	}
 }
 
-// storeBatch resolves the senders' numbers and stores the messages in one
-// transaction; senders without a number get registration-required.
+// storeBatch resolves the senders' numbers, the destinations' owners and
+// the senders' settings, stores the messages with a body in one transaction
+// (relayed over XMPP when the destination number is registered, else queued
+// for SMS), then relays in arrival order.
 func (r *Router) storeBatch(ctx context.Context, batch []*pending) {
 	if len(batch) == 0 {
 		return
 	}
-	jids := make([]string, 0, len(batch))
-	seen := make(map[string]bool, len(batch))
+	var jids, dests []string
+	seen := make(map[string]bool, 2*len(batch))
 	for _, p := range batch {
-		b := p.from.Bare().String()
-		if !seen[b] {
+		if b := p.from.Bare().String(); !seen[b] {
 			seen[b] = true
 			jids = append(jids, b)
 		}
+		if !seen[p.dest] {
+			seen[p.dest] = true
+			dests = append(dests, p.dest)
+		}
 	}
+	internal := stanzaErr(stanza.Wait, stanza.InternalServerError, "The gateway could not store the message; send it again later.")
 	numbers, err := r.store.NumbersOf(ctx, jids)
 	if err != nil {
 		r.log.Error().Err(err).Int("messages", len(batch)).Msg("looking up senders failed")
-		r.refuse(ctx, batch, stanzaErr(stanza.Wait, stanza.InternalServerError, "The gateway could not store the message; send it again later."))
+		r.refuse(ctx, batch, internal)
 		return
 	}
+	owners, err := r.store.OwnersOf(ctx, dests)
+	if err != nil {
+		r.log.Error().Err(err).Int("messages", len(batch)).Msg("looking up recipients failed")
+		r.refuse(ctx, batch, internal)
+		return
+	}
+	settings, err := r.store.SettingsOf(ctx, jids)
+	if err != nil {
+		r.log.Error().Err(err).Msg("looking up settings failed")
+		settings = nil
+	}
+	now := time.Now()
 	accepted := make([]*store.Outbound, 0, len(batch))
 	acceptedP := make([]*pending, 0, len(batch))
+	var ok []*pending // in arrival order, the ones to relay or count
+	sms := false
 	for _, p := range batch {
-		num, ok := numbers[p.from.Bare().String()]
-		if !ok {
-			r.refuse(ctx, []*pending{p}, stanzaErr(stanza.Auth, stanza.RegistrationRequired,
-				"You have no phone number on this gateway yet: register one with the gateway first."))
+		bare := p.from.Bare().String()
+		num, has := numbers[bare]
+		if !has {
+			if p.msg != nil {
+				r.refuse(ctx, []*pending{p}, stanzaErr(stanza.Auth, stanza.RegistrationRequired,
+					"You have no phone number on this gateway yet: register one with the gateway first."))
+			}
+			continue
+		}
+		owner := owners[p.dest]
+		if p.msg == nil {
+			if owner != "" {
+				ok = append(ok, p) // body-less: relayed, never stored
+			}
 			continue
 		}
 		p.msg.SenderNumber = num
+		tooLong := p.msg.Parts > r.cfg.MaxParts
+		if owner == "" {
+			if tooLong {
+				r.refuse(ctx, []*pending{p}, stanzaErr(stanza.Modify, stanza.PolicyViolation,
+					fmt.Sprintf("The message is too long: it would take %d SMS, and at most %d are allowed.", p.msg.Parts, r.cfg.MaxParts)))
+				continue
+			}
+			sms = true
+		} else {
+			p.msg.PeerJID = owner
+			p.msg.Extra = string(p.m.Payload)
+			after := r.cfg.FallbackAfter
+			if st, ok := settings[bare]; ok {
+				after = st.FallbackAfter
+				if !st.Fallback {
+					after = -1
+				}
+			}
+			if after > 0 && !tooLong {
+				p.msg.FallbackAt = now.Add(after)
+			}
+		}
 		accepted = append(accepted, p.msg)
 		acceptedP = append(acceptedP, p)
+		ok = append(ok, p)
 	}
-	if len(accepted) == 0 {
+	if len(accepted) > 0 {
+		if err := r.store.AcceptOutbound(ctx, accepted); err != nil {
+			r.log.Error().Err(err).Int("messages", len(accepted)).Msg("storing messages failed")
+			r.refuse(ctx, acceptedP, internal)
+			return
+		}
+	}
+	for _, p := range ok {
+		owner := owners[p.dest]
+		if owner == "" {
+			r.log.Debug().Int64("msg", p.msg.ID).Str("stanza_id", p.msg.StanzaID).Int("parts", p.msg.Parts).Msg("accepted for SMS")
+			continue
+		}
+		r.relay(ctx, p, numbers[p.from.Bare().String()], owner)
+	}
+	if sms {
+		r.cfg.WakeSMS()
+	}
+}
+
+// relay sends a message over XMPP to the owner of its destination number,
+// from the sender's number JID. A failed send is left to the fallback timer.
+func (r *Router) relay(ctx context.Context, p *pending, senderNumber, owner string) {
+	to, err := jid.Parse(owner)
+	if err != nil {
+		r.log.Error().Err(err).Str("owner", owner).Msg("stored owner JID does not parse")
 		return
 	}
-	if err := r.store.AcceptOutbound(ctx, accepted); err != nil {
-		r.log.Error().Err(err).Int("messages", len(accepted)).Msg("storing messages failed")
-		r.refuse(ctx, acceptedP, stanzaErr(stanza.Wait, stanza.InternalServerError, "The gateway could not store the message; send it again later."))
+	from, err := jid.New(senderNumber, r.cfg.Component.Domainpart(), "")
+	if err != nil {
+		r.log.Error().Err(err).Msg("sender number is not a localpart")
 		return
 	}
-	for _, m := range accepted {
-		r.log.Debug().Int64("msg", m.ID).Str("stanza_id", m.StanzaID).Int("parts", m.Parts).Msg("accepted for SMS")
+	err = r.xmpp.SendRelay(ctx, from, to, p.m.ID, p.m.Payload, p.msg != nil)
+	ev := r.log.Debug().Str("to", owner)
+	if p.msg != nil {
+		ev = ev.Int64("msg", p.msg.ID)
 	}
-	r.cfg.WakeSMS()
+	if err != nil {
+		r.log.Warn().Err(err).Str("to", owner).Msg("relaying over XMPP failed; the SMS fallback will carry it")
+		return
+	}
+	ev.Msg("relayed over XMPP")
 }
 
 func (r *Router) refuse(ctx context.Context, ps []*pending, e stanza.Error) {
 	for _, p := range ps {
+		if p.msg == nil {
+			continue
+		}
 		if err := r.xmpp.SendError(ctx, p.to, p.from, p.msg.StanzaID, e); err != nil {
 			r.log.Warn().Err(err).Str("to", p.from.String()).Msg("could not send error to sender")
 		}

@@ -61,6 +61,13 @@ type Outbound struct {
 	// Done lists the parts that already have an SMSC id, from an earlier
 	// claim; they are not submitted again.
 	Done map[int]bool
+
+	// For a message relayed over XMPP: the recipient's bare JID, the
+	// stanza's children as relayed, and when to fall back to SMS (zero:
+	// never). Body is then the text an SMS fallback would carry.
+	PeerJID    string
+	Extra      string
+	FallbackAt time.Time
 }
 
 // AcceptOutbound stores new messages in one transaction, state queued, and
@@ -85,10 +92,19 @@ func (s *Store) insertOutbound(ctx context.Context, tx *sql.Tx, m *Outbound, now
 	if !m.ExpiresAt.IsZero() {
 		exp = m.ExpiresAt.UnixMilli()
 	}
+	route, state, next := RouteSMS, StateQueued, int64(0)
+	if m.PeerJID != "" {
+		route, state = RouteXMPP, StateRelayed
+		if !m.FallbackAt.IsZero() {
+			next = m.FallbackAt.UnixMilli()
+		}
+	}
 	return tx.QueryRowContext(ctx, `INSERT INTO messages
-		(direction, route, state, user_jid, user_bare, user_number, peer_number, stanza_id, want_receipt, body, parts, expires_at, created_at, updated_at)
-		VALUES ('out', 'sms', 'queued', $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10) RETURNING id`,
-		m.SenderJID, bare(m.SenderJID), m.SenderNumber, m.Dest, m.StanzaID, b2i(m.WantReceipt), m.Body, m.Parts, exp, now).Scan(&m.ID)
+		(direction, route, state, user_jid, user_bare, user_number, peer_number, stanza_id, want_receipt, body, parts, expires_at, created_at, updated_at,
+		peer_jid, extra, next_attempt_at)
+		VALUES ('out', $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12, $13, $14, $15) RETURNING id`,
+		route, state, m.SenderJID, bare(m.SenderJID), m.SenderNumber, m.Dest, m.StanzaID, b2i(m.WantReceipt), m.Body, m.Parts, exp, now,
+		m.PeerJID, m.Extra, next).Scan(&m.ID)
 }
 
 // ClaimOutbound takes up to limit messages that are due for submission and

@@ -1,0 +1,1233 @@
+package component
+
+import (
+	"context"
+	"crypto/sha1"
+	"encoding/hex"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+	"mellium.im/xmpp/jid"
+	"mellium.im/xmpp/stanza"
+
+	"switchboard/router"
+)
+
+const (
+	testDomain  = "sms.example.com"
+	testSecret  = "s3cret"
+	testVersion = "1.2.3-test"
+	testNumber  = "+12015550123@sms.example.com"
+	testAlice   = "alice@example.com/r"
+
+	nsAccept  = "jabber:component:accept"
+	nsStream  = "http://etherx.jabber.org/streams"
+	nsStanzas = "urn:ietf:params:xml:ns:xmpp-stanzas"
+
+	// waitFor bounds every wait on the component. It is a deadline for a hung
+	// test, not a speed assertion.
+	waitFor = 5 * time.Second
+)
+
+// fakeRouter records the messages it is handed and answers with fn.
+type fakeRouter struct {
+	mu    sync.Mutex
+	calls []router.Message
+	fn    func(router.Message) error
+}
+
+func (r *fakeRouter) Outbound(_ context.Context, m router.Message) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.calls = append(r.calls, m)
+	if r.fn != nil {
+		return r.fn(m)
+	}
+	return nil
+}
+
+// script sets the answer for the next calls and forgets the recorded ones.
+func (r *fakeRouter) script(fn func(router.Message) error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.calls = nil
+	r.fn = fn
+}
+
+func (r *fakeRouter) taken() []router.Message {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.calls)
+}
+
+// fakeServer is the XMPP server's component listener on loopback. Tests take
+// each accepted connection with accept and run the handshake themselves, so
+// they decide when (and whether) a connection becomes a session.
+type fakeServer struct {
+	t        *testing.T
+	ln       net.Listener
+	accepted chan net.Conn
+	done     chan struct{}
+
+	mu    sync.Mutex
+	conns []net.Conn
+}
+
+func newFakeServer(t *testing.T) *fakeServer {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &fakeServer{t: t, ln: ln, accepted: make(chan net.Conn), done: make(chan struct{})}
+	go func() {
+		defer close(s.done)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			s.mu.Lock()
+			s.conns = append(s.conns, c)
+			s.mu.Unlock()
+			s.accepted <- c
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		// Unblock an Accept goroutine waiting to hand over a connection.
+		for drained := false; !drained; {
+			select {
+			case <-s.accepted:
+			case <-s.done:
+				drained = true
+			}
+		}
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		for _, c := range s.conns {
+			c.Close()
+		}
+	})
+	return s
+}
+
+func (s *fakeServer) addr() string { return s.ln.Addr().String() }
+
+// accept waits for the component to dial.
+func (s *fakeServer) accept() net.Conn {
+	s.t.Helper()
+	select {
+	case c := <-s.accepted:
+		return c
+	case <-time.After(waitFor):
+		s.t.Fatal("the component did not connect")
+		return nil
+	}
+}
+
+// session accepts a connection and completes the handshake.
+func (s *fakeServer) session() *serverConn {
+	s.t.Helper()
+	sc, err := handshake(s.t, s.accept(), testSecret)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return sc
+}
+
+// serverConn is the server end of one component stream.
+type serverConn struct {
+	t    *testing.T
+	conn net.Conn
+	dec  *xml.Decoder
+
+	// polite makes the server answer the component's </stream:stream> with
+	// its own and close the connection, as Prosody and ejabberd do.
+	polite atomic.Bool
+
+	stanzas   chan node     // top-level elements from the component
+	closed    chan struct{} // the component sent </stream:stream>
+	readerEnd chan struct{} // the reader goroutine returned
+	pings     atomic.Int64
+}
+
+// handshake is the server side of XEP-0114 over conn: read the stream header,
+// answer with an id, check <handshake/> against secret.
+func handshake(t *testing.T, conn net.Conn, secret string) (*serverConn, error) {
+	t.Helper()
+	_ = conn.SetDeadline(time.Now().Add(waitFor))
+	dec := xml.NewDecoder(conn)
+	start, err := nextStart(dec)
+	if err != nil {
+		return nil, fmt.Errorf("reading the stream header: %w", err)
+	}
+	if start.Name.Space != nsStream || start.Name.Local != "stream" {
+		return nil, fmt.Errorf("want stream:stream, got %v", start.Name)
+	}
+	if to := attrOf(start.Attr, "to"); to != testDomain {
+		return nil, fmt.Errorf("stream header to=%q, want %q", to, testDomain)
+	}
+	var ns string
+	for _, a := range start.Attr {
+		if a.Name.Space == "" && a.Name.Local == "xmlns" {
+			ns = a.Value
+		}
+	}
+	if ns != nsAccept {
+		return nil, fmt.Errorf("stream namespace %q, want %q", ns, nsAccept)
+	}
+	const id = "stream-id-1234"
+	if _, err := io.WriteString(conn, `<?xml version='1.0'?><stream:stream xmlns='jabber:component:accept' xmlns:stream='http://etherx.jabber.org/streams' from='`+testDomain+`' id='`+id+`'>`); err != nil {
+		return nil, err
+	}
+	hs, err := nextStart(dec)
+	if err != nil {
+		return nil, fmt.Errorf("reading the handshake: %w", err)
+	}
+	var digest string
+	if err := dec.DecodeElement(&digest, &hs); err != nil {
+		return nil, err
+	}
+	sum := sha1.Sum([]byte(id + secret))
+	if hs.Name.Local != "handshake" || strings.TrimSpace(digest) != hex.EncodeToString(sum[:]) {
+		_, _ = io.WriteString(conn, `<stream:error><not-authorized xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error></stream:stream>`)
+		conn.Close()
+		return nil, errNotAuthorized
+	}
+	if _, err := io.WriteString(conn, `<handshake/>`); err != nil {
+		return nil, err
+	}
+	_ = conn.SetDeadline(time.Time{})
+
+	sc := &serverConn{t: t, conn: conn, dec: dec,
+		stanzas: make(chan node, 4096), closed: make(chan struct{}), readerEnd: make(chan struct{})}
+	sc.polite.Store(true)
+	go sc.read()
+	return sc, nil
+}
+
+var errNotAuthorized = errors.New("fake server: handshake refused")
+
+func nextStart(dec *xml.Decoder) (xml.StartElement, error) {
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return xml.StartElement{}, err
+		}
+		if s, ok := tok.(xml.StartElement); ok {
+			return s, nil
+		}
+	}
+}
+
+func (sc *serverConn) read() {
+	defer close(sc.readerEnd)
+	defer close(sc.stanzas)
+	for {
+		tok, err := sc.dec.Token()
+		if err != nil {
+			return
+		}
+		switch tok := tok.(type) {
+		case xml.StartElement:
+			var n node
+			if err := sc.dec.DecodeElement(&n, &tok); err != nil {
+				return
+			}
+			sc.stanzas <- n
+		case xml.EndElement:
+			close(sc.closed)
+			if sc.polite.Load() {
+				_, _ = io.WriteString(sc.conn, `</stream:stream>`)
+				sc.conn.Close()
+			}
+			return
+		}
+	}
+}
+
+// send writes raw XML to the component.
+func (sc *serverConn) send(raw string) {
+	sc.t.Helper()
+	if _, err := io.WriteString(sc.conn, raw); err != nil {
+		sc.t.Fatalf("writing to the component: %v", err)
+	}
+}
+
+// next returns the next stanza from the component.
+func (sc *serverConn) next() node {
+	sc.t.Helper()
+	select {
+	case n, ok := <-sc.stanzas:
+		if !ok {
+			sc.t.Fatal("the component's stream ended")
+		}
+		return n
+	case <-time.After(waitFor):
+		sc.t.Fatal("no stanza from the component")
+		return node{}
+	}
+}
+
+// ping sends an XEP-0199 ping to the component domain and returns whatever
+// the component sent before the answer. The component handles stanzas in
+// order, so these are its answers to everything sent before the ping, and a
+// pong proves the session survived them.
+func (sc *serverConn) ping() []node {
+	sc.t.Helper()
+	id := fmt.Sprintf("ping-%d", sc.pings.Add(1))
+	sc.send(`<iq type='get' id='` + id + `' from='example.com' to='` + testDomain + `'><ping xmlns='urn:xmpp:ping'/></iq>`)
+	var before []node
+	for {
+		n := sc.next()
+		if n.XMLName.Local == "iq" && n.attr("id") == id {
+			if n.attr("type") != "result" || n.attr("from") != testDomain || n.attr("to") != "example.com" || len(n.Nodes) != 0 {
+				sc.t.Fatalf("bad pong: %s", n)
+			}
+			return before
+		}
+		before = append(before, n)
+	}
+}
+
+// node is any element read back from the component.
+type node struct {
+	XMLName xml.Name
+	Attr    []xml.Attr `xml:",any,attr"`
+	Text    string     `xml:",chardata"`
+	Nodes   []node     `xml:",any"`
+}
+
+func attrOf(attrs []xml.Attr, local string) string {
+	for _, a := range attrs {
+		if a.Name.Space == "" && a.Name.Local == local {
+			return a.Value
+		}
+	}
+	return ""
+}
+
+func (n node) attr(local string) string { return attrOf(n.Attr, local) }
+
+func (n node) hasAttr(local string) bool {
+	for _, a := range n.Attr {
+		if a.Name.Space == "" && a.Name.Local == local {
+			return true
+		}
+	}
+	return false
+}
+
+func (n node) children(space, local string) []node {
+	var out []node
+	for _, c := range n.Nodes {
+		if c.XMLName.Space == space && c.XMLName.Local == local {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+func (n node) String() string {
+	n = n.withoutXMLNS()
+	b, err := xml.Marshal(n)
+	if err != nil {
+		return fmt.Sprintf("%#v", n)
+	}
+	return string(b)
+}
+
+// withoutXMLNS drops namespace declarations, which Marshal writes again.
+func (n node) withoutXMLNS() node {
+	n.Attr = slices.DeleteFunc(slices.Clone(n.Attr), func(a xml.Attr) bool {
+		return a.Name.Space == "xmlns" || (a.Name.Space == "" && a.Name.Local == "xmlns")
+	})
+	n.Nodes = slices.Clone(n.Nodes)
+	for i := range n.Nodes {
+		n.Nodes[i] = n.Nodes[i].withoutXMLNS()
+	}
+	return n
+}
+
+// stanzaError returns the type, condition and text of n's <error/>.
+func (n node) stanzaError() (typ, cond, text string, ok bool) {
+	errs := n.children(nsAccept, "error")
+	if len(errs) != 1 {
+		return "", "", "", false
+	}
+	e := errs[0]
+	for _, c := range e.Nodes {
+		if c.XMLName.Space != nsStanzas {
+			continue
+		}
+		if c.XMLName.Local == "text" {
+			text = c.Text
+		} else {
+			cond = c.XMLName.Local
+		}
+	}
+	return e.attr("type"), cond, text, true
+}
+
+// want describes one stanza the component must send.
+type want struct {
+	name string            // message or iq
+	attr map[string]string // attributes that must have these values
+	// For type='error' replies: the error type, condition and a part of the text.
+	errType, errCond, errText string
+	check                     func(t *testing.T, n node)
+}
+
+func (w want) match(t *testing.T, n node) {
+	t.Helper()
+	if n.XMLName.Space != nsAccept || n.XMLName.Local != w.name {
+		t.Errorf("got %s, want a %s", n, w.name)
+		return
+	}
+	for k, v := range w.attr {
+		if got := n.attr(k); got != v {
+			t.Errorf("%s=%q, want %q in %s", k, got, v, n)
+		}
+	}
+	if w.errCond != "" {
+		typ, cond, text, ok := n.stanzaError()
+		switch {
+		case !ok:
+			t.Errorf("no <error/> in %s", n)
+		case typ != w.errType || cond != w.errCond:
+			t.Errorf("error %s/%s, want %s/%s in %s", typ, cond, w.errType, w.errCond, n)
+		case !strings.Contains(text, w.errText) || text == "":
+			t.Errorf("error text %q, want it to contain %q", text, w.errText)
+		}
+	}
+	if w.check != nil {
+		w.check(t, n)
+	}
+}
+
+func msgError(from, to, id, typ, cond, text string) want {
+	return want{name: "message", attr: map[string]string{"from": from, "to": to, "id": id, "type": "error"},
+		errType: typ, errCond: cond, errText: text}
+}
+
+func iqError(from, to, id, typ, cond, text string) want {
+	return want{name: "iq", attr: map[string]string{"from": from, "to": to, "id": id, "type": "error"},
+		errType: typ, errCond: cond, errText: text}
+}
+
+func iqResult(from, to, id string, check func(t *testing.T, n node)) want {
+	return want{name: "iq", attr: map[string]string{"from": from, "to": to, "id": id, "type": "result"}, check: check}
+}
+
+// harness is a component running against a fake server.
+type harness struct {
+	srv    *fakeServer
+	comp   *Component
+	router *fakeRouter
+	conns  chan struct{} // one value per OnConnect call
+	cancel context.CancelFunc
+	done   chan error // Run's result
+}
+
+func start(t *testing.T, srv *fakeServer, modify func(*Config)) *harness {
+	t.Helper()
+	h := &harness{srv: srv, router: &fakeRouter{}, conns: make(chan struct{}, 16), done: make(chan error, 1)}
+	cfg := Config{
+		JID:          jid.MustParse(testDomain),
+		Server:       srv.addr(),
+		Secret:       testSecret,
+		Version:      testVersion,
+		ReconnectMin: 5 * time.Millisecond,
+		ReconnectMax: 20 * time.Millisecond,
+		OnConnect:    func() { h.conns <- struct{}{} },
+		Logger:       zerolog.New(zerolog.NewTestWriter(t)),
+	}
+	if modify != nil {
+		modify(&cfg)
+	}
+	h.comp = New(cfg, h.router)
+	ctx, cancel := context.WithCancel(context.Background())
+	h.cancel = cancel
+	go func() { h.done <- h.comp.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-h.done:
+		case <-time.After(waitFor):
+			t.Error("Run did not return after its context ended")
+		}
+	})
+	return h
+}
+
+func (h *harness) onConnect(t *testing.T) {
+	t.Helper()
+	select {
+	case <-h.conns:
+	case <-time.After(waitFor):
+		t.Fatal("OnConnect was not called")
+	}
+}
+
+func (h *harness) stop(t *testing.T) error {
+	t.Helper()
+	h.cancel()
+	select {
+	case err := <-h.done:
+		h.done <- err // for the cleanup
+		return err
+	case <-time.After(waitFor):
+		t.Fatal("Run did not return after its context ended")
+		return nil
+	}
+}
+
+type transcript struct {
+	name   string
+	router func(router.Message) error // nil: accept everything
+	in     string
+	want   []want           // the component's answers, in order
+	calls  []router.Message // what the router must be handed; nil: nothing
+}
+
+func msgCall(from, to, id, body string, receipt bool) router.Message {
+	return router.Message{From: jid.MustParse(from), To: jid.MustParse(to), ID: id, Body: body, WantReceipt: receipt}
+}
+
+func hasQuery(ns, nodeAttr string, check func(t *testing.T, q node)) func(t *testing.T, n node) {
+	return func(t *testing.T, n node) {
+		t.Helper()
+		qs := n.children(ns, "query")
+		if len(qs) != 1 || len(n.Nodes) != 1 {
+			t.Fatalf("want one %s query in %s", ns, n)
+		}
+		if got := qs[0].attr("node"); got != nodeAttr || qs[0].hasAttr("node") != (nodeAttr != "") {
+			t.Errorf("query node=%q, want %q", got, nodeAttr)
+		}
+		if check != nil {
+			check(t, qs[0])
+		}
+	}
+}
+
+func discoInfoCheck(category, typ string, feats ...string) func(t *testing.T, q node) {
+	return func(t *testing.T, q node) {
+		t.Helper()
+		ids := q.children(nsDiscoInfo, "identity")
+		if len(ids) != 1 || ids[0].attr("category") != category || ids[0].attr("type") != typ || ids[0].attr("name") == "" {
+			t.Errorf("identities %v, want one %s/%s with a name", ids, category, typ)
+		}
+		var got []string
+		for _, f := range q.children(nsDiscoInfo, "feature") {
+			got = append(got, f.attr("var"))
+		}
+		for _, f := range feats {
+			if !slices.Contains(got, f) {
+				t.Errorf("features %q, want %q among them", got, f)
+			}
+		}
+	}
+}
+
+func transcripts() []transcript {
+	longLocal := strings.Repeat("9", 2000) + "@" + testDomain
+	regRequired := stanza.Error{Type: stanza.Auth, Condition: stanza.RegistrationRequired,
+		Text: map[string]string{"": "Register your number first."}}
+	isRegRequired := func(router.Message) error { return regRequired }
+	pong := func(t *testing.T, n node) {
+		if len(n.Nodes) != 0 {
+			t.Errorf("ping result with a payload: %s", n)
+		}
+	}
+	allFeatures := []string{nsDiscoInfo, nsDiscoItems, nsPing, "jabber:iq:version", nsReceipts}
+
+	return []transcript{
+		// Messages.
+		{
+			name:  "message with receipt request",
+			in:    `<message from='alice@example.com/r' to='+12015550123@sms.example.com' id='m1' type='chat'><body>Hello there</body><request xmlns='urn:xmpp:receipts'/></message>`,
+			calls: []router.Message{msgCall(testAlice, testNumber, "m1", "Hello there", true)},
+		},
+		{
+			name:  "message without receipt request nor type",
+			in:    `<message from='alice@example.com/r' to='+12015550123@sms.example.com' id='m2'><body>No receipt</body><active xmlns='http://jabber.org/protocol/chatstates'/></message>`,
+			calls: []router.Message{msgCall(testAlice, testNumber, "m2", "No receipt", false)},
+		},
+		{
+			name:  "message with escaped and non-ASCII body",
+			in:    `<message from='alice@example.com/r' to='+12015550123@sms.example.com' id='m3' type='chat'><body>a &amp; b &lt;3 &#x263A; 😀 "q" 'a'</body></message>`,
+			calls: []router.Message{msgCall(testAlice, testNumber, "m3", `a & b <3 ☺ 😀 "q" 'a'`, false)},
+		},
+		{
+			name:   "router refuses with a stanza error",
+			router: isRegRequired,
+			in:     `<message from='alice@example.com/r' to='+12015550123@sms.example.com' id='m4' type='chat'><body>hi</body></message>`,
+			want:   []want{msgError(testNumber, testAlice, "m4", "auth", "registration-required", "Register your number first.")},
+			calls:  []router.Message{msgCall(testAlice, testNumber, "m4", "hi", false)},
+		},
+		{
+			name:   "router refuses with a wrapped stanza error",
+			router: func(router.Message) error { return fmt.Errorf("router: %w", regRequired) },
+			in:     `<message from='alice@example.com/r' to='+12015550123@sms.example.com' id='m5' type='chat'><body>hi</body></message>`,
+			want:   []want{msgError(testNumber, testAlice, "m5", "auth", "registration-required", "Register your number first.")},
+			calls:  []router.Message{msgCall(testAlice, testNumber, "m5", "hi", false)},
+		},
+		{
+			name:   "router fails with a plain error",
+			router: func(router.Message) error { return errors.New("store: disk on fire") },
+			in:     `<message from='alice@example.com/r' to='+12015550123@sms.example.com' id='m6' type='chat'><body>hi</body></message>`,
+			want:   []want{msgError(testNumber, testAlice, "m6", "wait", "internal-server-error", "again later")},
+			calls:  []router.Message{msgCall(testAlice, testNumber, "m6", "hi", false)},
+		},
+		{
+			name: "message to a malformed JID",
+			in:   `<message from='alice@example.com/r' to='@@@' id='m7' type='chat'><body>hi</body></message>`,
+			want: []want{msgError(testDomain, testAlice, "m7", "modify", "jid-malformed", `"@@@"`)},
+		},
+		{
+			name: "message to a JID without domainpart",
+			in:   `<message from='alice@example.com/r' to='+1@' id='m8' type='chat'><body>hi</body></message>`,
+			want: []want{msgError(testDomain, testAlice, "m8", "modify", "jid-malformed", `"+1@"`)},
+		},
+		{
+			name: "message to a 2000-byte localpart",
+			in:   `<message from='alice@example.com/r' to='` + longLocal + `' id='m9' type='chat'><body>hi</body></message>`,
+			want: []want{msgError(testDomain, testAlice, "m9", "modify", "jid-malformed", "not a valid address")},
+		},
+		{
+			name: "message without to",
+			in:   `<message from='alice@example.com/r' id='m10' type='chat'><body>hi</body></message>`,
+			want: []want{msgError(testDomain, testAlice, "m10", "modify", "jid-malformed", "not a valid address")},
+		},
+		{
+			name: "message from a malformed JID",
+			in:   `<message from='a@b@c' to='+12015550123@sms.example.com' id='m11' type='chat'><body>hi</body></message>`,
+		},
+		{
+			name: "message without from",
+			in:   `<message to='+12015550123@sms.example.com' id='m12' type='chat'><body>hi</body></message>`,
+		},
+		{
+			name: "message from the component's own domain",
+			in:   `<message from='sms.example.com' to='+12015550123@sms.example.com' id='m13'><body>loop</body></message>`,
+		},
+		{
+			name: "message to the bare domain with body",
+			in:   `<message from='alice@example.com/r' to='sms.example.com' id='m14' type='chat'><body>help</body></message>`,
+			want: []want{msgError(testDomain, testAlice, "m14", "cancel", "service-unavailable", testNumber)},
+		},
+		{
+			name: "message to the domain with a resource",
+			in:   `<message from='alice@example.com/r' to='sms.example.com/bot' id='m15' type='chat'><body>help</body></message>`,
+			want: []want{msgError(testDomain+"/bot", testAlice, "m15", "cancel", "service-unavailable", "SMS gateway")},
+		},
+		{
+			name: "message to the bare domain without body",
+			in:   `<message from='alice@example.com/r' to='sms.example.com' id='m16' type='chat'><composing xmlns='http://jabber.org/protocol/chatstates'/></message>`,
+		},
+		{
+			name: "message error",
+			in:   `<message from='alice@example.com/r' to='+12015550123@sms.example.com' id='m17' type='error'><body>hi</body><error type='cancel'><item-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></message>`,
+		},
+		{
+			name: "message error to a malformed JID",
+			in:   `<message from='alice@example.com/r' to='@@@' id='m18' type='error'><error type='cancel'><item-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></message>`,
+		},
+		{
+			name: "groupchat message",
+			in:   `<message from='room@muc.example.com/nick' to='+12015550123@sms.example.com' id='m19' type='groupchat'><body>hi all</body></message>`,
+		},
+		{
+			name: "headline message",
+			in:   `<message from='example.com' to='+12015550123@sms.example.com' id='m20' type='headline'><body>MOTD</body></message>`,
+		},
+		{
+			name: "headline to a malformed JID",
+			in:   `<message from='example.com' to='a@b@c' id='m21' type='headline'><body>MOTD</body></message>`,
+		},
+		{
+			name:  "chat state only",
+			in:    `<message from='alice@example.com/r' to='+12015550123@sms.example.com' id='m22' type='chat'><composing xmlns='http://jabber.org/protocol/chatstates'/></message>`,
+			calls: []router.Message{msgCall(testAlice, testNumber, "m22", "", false)},
+		},
+		{
+			name:  "several bodies: the one without xml:lang wins",
+			in:    `<message from='alice@example.com/r' to='+12015550123@sms.example.com' id='m23' type='chat'><body xml:lang='de'>Hallo</body><body>Hello</body><body xml:lang='fr'>Bonjour</body></message>`,
+			calls: []router.Message{msgCall(testAlice, testNumber, "m23", "Hello", false)},
+		},
+		{
+			name:  "several bodies all with xml:lang: the first wins",
+			in:    `<message from='alice@example.com/r' to='+12015550123@sms.example.com' id='m24' type='chat'><body xml:lang='de'>Hallo</body><body xml:lang='fr'>Bonjour</body></message>`,
+			calls: []router.Message{msgCall(testAlice, testNumber, "m24", "Hallo", false)},
+		},
+		{
+			name:  "message without id",
+			in:    `<message from='alice@example.com/r' to='+12015550123@sms.example.com' type='chat'><body>no id</body></message>`,
+			calls: []router.Message{msgCall(testAlice, testNumber, "", "no id", false)},
+		},
+
+		// IQs.
+		{
+			name: "disco#info to the component",
+			in:   `<iq type='get' id='i1' from='alice@example.com/r' to='sms.example.com'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>`,
+			want: []want{iqResult(testDomain, testAlice, "i1", hasQuery(nsDiscoInfo, "", discoInfoCheck("gateway", "sms", allFeatures...)))},
+		},
+		{
+			name: "disco#info for an unknown node of the component",
+			in:   `<iq type='get' id='i2' from='alice@example.com/r' to='sms.example.com'><query xmlns='http://jabber.org/protocol/disco#info' node='http://example.com/caps#abc'/></iq>`,
+			want: []want{iqError(testDomain, testAlice, "i2", "cancel", "item-not-found", "http://example.com/caps#abc")},
+		},
+		{
+			name: "disco#info for a node of a number",
+			in:   `<iq type='get' id='i2b' from='alice@example.com/r' to='+12015550123@sms.example.com'><query xmlns='http://jabber.org/protocol/disco#info' node='http://example.com/caps#abc'/></iq>`,
+			want: []want{iqResult(testNumber, testAlice, "i2b", hasQuery(nsDiscoInfo, "http://example.com/caps#abc", discoInfoCheck("client", "sms", nsDiscoInfo, nsReceipts)))},
+		},
+		{
+			name: "disco#info to a number",
+			in:   `<iq type='get' id='i3' from='alice@example.com/r' to='+12015550123@sms.example.com'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>`,
+			want: []want{iqResult(testNumber, testAlice, "i3", hasQuery(nsDiscoInfo, "", discoInfoCheck("client", "sms", nsDiscoInfo, nsReceipts)))},
+		},
+		{
+			name: "disco#items",
+			in:   `<iq type='get' id='i4' from='alice@example.com/r' to='sms.example.com'><query xmlns='http://jabber.org/protocol/disco#items'/></iq>`,
+			want: []want{iqResult(testDomain, testAlice, "i4", hasQuery(nsDiscoItems, "", func(t *testing.T, q node) {
+				if len(q.Nodes) != 0 {
+					t.Errorf("disco#items not empty: %s", q)
+				}
+			}))},
+		},
+		{
+			name: "disco#items with a node",
+			in:   `<iq type='get' id='i5' from='alice@example.com/r' to='sms.example.com'><query xmlns='http://jabber.org/protocol/disco#items' node='commands'/></iq>`,
+			want: []want{iqResult(testDomain, testAlice, "i5", hasQuery(nsDiscoItems, "commands", nil))},
+		},
+		{
+			name: "ping",
+			in:   `<iq type='get' id='i6' from='alice@example.com/r' to='sms.example.com'><ping xmlns='urn:xmpp:ping'/></iq>`,
+			want: []want{iqResult(testDomain, testAlice, "i6", pong)},
+		},
+		{
+			name: "ping a number",
+			in:   `<iq type='get' id='i7' from='alice@example.com/r' to='+12015550123@sms.example.com'><ping xmlns='urn:xmpp:ping'/></iq>`,
+			want: []want{iqResult(testNumber, testAlice, "i7", pong)},
+		},
+		{
+			name: "version",
+			in:   `<iq type='get' id='i8' from='alice@example.com/r' to='sms.example.com'><query xmlns='jabber:iq:version'/></iq>`,
+			want: []want{iqResult(testDomain, testAlice, "i8", func(t *testing.T, n node) {
+				qs := n.children("jabber:iq:version", "query")
+				if len(qs) != 1 {
+					t.Fatalf("no version query in %s", n)
+				}
+				name := qs[0].children("jabber:iq:version", "name")
+				version := qs[0].children("jabber:iq:version", "version")
+				if len(name) != 1 || name[0].Text != "Switchboard" || len(version) != 1 || version[0].Text != testVersion {
+					t.Errorf("version answer %s, want Switchboard %s", qs[0], testVersion)
+				}
+			})},
+		},
+		{
+			name: "version of a number",
+			in:   `<iq type='get' id='i9' from='alice@example.com/r' to='+12015550123@sms.example.com'><query xmlns='jabber:iq:version'/></iq>`,
+			want: []want{iqError(testNumber, testAlice, "i9", "cancel", "service-unavailable", "jabber:iq:version")},
+		},
+		{
+			name: "unknown IQ get",
+			in:   `<iq type='get' id='i10' from='alice@example.com/r' to='sms.example.com'><vCard xmlns='vcard-temp'/></iq>`,
+			want: []want{iqError(testDomain, testAlice, "i10", "cancel", "service-unavailable", "vcard-temp")},
+		},
+		{
+			name: "unknown IQ set",
+			in:   `<iq type='set' id='i11' from='alice@example.com/r' to='sms.example.com'><pubsub xmlns='http://jabber.org/protocol/pubsub'/></iq>`,
+			want: []want{iqError(testDomain, testAlice, "i11", "cancel", "service-unavailable", "set")},
+		},
+		{
+			name: "disco#info set",
+			in:   `<iq type='set' id='i12' from='alice@example.com/r' to='sms.example.com'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>`,
+			want: []want{iqError(testDomain, testAlice, "i12", "cancel", "service-unavailable", "disco#info")},
+		},
+		{
+			name: "IQ with two children",
+			in:   `<iq type='get' id='i13' from='alice@example.com/r' to='sms.example.com'><ping xmlns='urn:xmpp:ping'/><query xmlns='jabber:iq:version'/></iq>`,
+			want: []want{iqError(testDomain, testAlice, "i13", "modify", "bad-request", "exactly one child")},
+		},
+		{
+			name: "IQ with a ping and a body",
+			in:   `<iq type='get' id='i14' from='alice@example.com/r' to='sms.example.com'><ping xmlns='urn:xmpp:ping'/><body>x</body></iq>`,
+			want: []want{iqError(testDomain, testAlice, "i14", "modify", "bad-request", "exactly one child")},
+		},
+		{
+			name: "IQ with no child",
+			in:   `<iq type='get' id='i15' from='alice@example.com/r' to='sms.example.com'/>`,
+			want: []want{iqError(testDomain, testAlice, "i15", "modify", "bad-request", "exactly one child")},
+		},
+		{
+			name: "IQ whose only child is a body",
+			in:   `<iq type='get' id='i16' from='alice@example.com/r' to='sms.example.com'><body xmlns='urn:example:body'/></iq>`,
+			want: []want{iqError(testDomain, testAlice, "i16", "cancel", "service-unavailable", "")},
+		},
+		{
+			name: "IQ whose only child is a receipt request",
+			in:   `<iq type='set' id='i17' from='alice@example.com/r' to='sms.example.com'><request xmlns='urn:xmpp:receipts'/></iq>`,
+			want: []want{iqError(testDomain, testAlice, "i17", "cancel", "service-unavailable", "")},
+		},
+		{
+			name: "IQ result",
+			in:   `<iq type='result' id='i18' from='alice@example.com/r' to='sms.example.com'><query xmlns='jabber:iq:roster'/></iq>`,
+		},
+		{
+			name: "IQ error",
+			in:   `<iq type='error' id='i19' from='alice@example.com/r' to='sms.example.com'><error type='cancel'><service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>`,
+		},
+		{
+			name: "IQ with an unknown type",
+			in:   `<iq type='bogus' id='i20' from='alice@example.com/r' to='sms.example.com'><ping xmlns='urn:xmpp:ping'/></iq>`,
+		},
+		{
+			name: "IQ to a malformed JID",
+			in:   `<iq type='get' id='i21' from='alice@example.com/r' to='@@@'><ping xmlns='urn:xmpp:ping'/></iq>`,
+			want: []want{iqError(testDomain, testAlice, "i21", "modify", "jid-malformed", `"@@@"`)},
+		},
+		{
+			name: "IQ to a 2000-byte localpart",
+			in:   `<iq type='get' id='i22' from='alice@example.com/r' to='` + longLocal + `'><ping xmlns='urn:xmpp:ping'/></iq>`,
+			want: []want{iqError(testDomain, testAlice, "i22", "modify", "jid-malformed", "not a valid address")},
+		},
+		{
+			name: "IQ without to",
+			in:   `<iq type='get' id='i23' from='alice@example.com/r'><ping xmlns='urn:xmpp:ping'/></iq>`,
+			want: []want{iqError(testDomain, testAlice, "i23", "modify", "jid-malformed", "not a valid address")},
+		},
+		{
+			name: "IQ from a malformed JID",
+			in:   `<iq type='get' id='i24' from='a@b@c' to='sms.example.com'><ping xmlns='urn:xmpp:ping'/></iq>`,
+			want: []want{iqError(testDomain, "a@b@c", "i24", "modify", "jid-malformed", "sender")},
+		},
+		{
+			name: "IQ from the component's own domain",
+			in:   `<iq type='get' id='i25' from='sms.example.com' to='sms.example.com'><ping xmlns='urn:xmpp:ping'/></iq>`,
+			want: []want{{name: "iq", attr: map[string]string{"from": testDomain, "id": "i25", "type": "error"},
+				errType: "modify", errCond: "jid-malformed", errText: "sender"}},
+		},
+
+		// Stanza attributes in another namespace are not the stanza's.
+		{
+			name:  "message with a namespaced from",
+			in:    `<message from='alice@example.com/r' to='+12015550123@sms.example.com' id='n1' type='chat' xmlns:x='urn:example:x' x:from='victim@example.com/r' x:to='+12015550199@elsewhere.example' x:id='forged'><body>spoof</body></message>`,
+			calls: []router.Message{msgCall(testAlice, testNumber, "n1", "spoof", false)},
+		},
+		{
+			name:   "refused message with a namespaced to",
+			router: isRegRequired,
+			in:     `<message from='alice@example.com/r' to='+12015550123@sms.example.com' id='n2' type='chat' xmlns:x='urn:example:x' x:to='evil.example'><body>hi</body></message>`,
+			want:   []want{msgError(testNumber, testAlice, "n2", "auth", "registration-required", "Register")},
+			calls:  []router.Message{msgCall(testAlice, testNumber, "n2", "hi", false)},
+		},
+		{
+			name: "IQ with namespaced to, id and type",
+			in:   `<iq type='get' id='n3' from='alice@example.com/r' to='sms.example.com' xmlns:x='urn:example:x' x:to='evil.example' x:id='forged' x:type='result'><ping xmlns='urn:xmpp:ping'/></iq>`,
+			want: []want{iqResult(testDomain, testAlice, "n3", pong)},
+		},
+		{
+			name: "IQ with only a namespaced type",
+			in:   `<iq xmlns:x='urn:example:x' x:type='get' id='n4' from='alice@example.com/r' to='sms.example.com'><ping xmlns='urn:xmpp:ping'/></iq>`,
+		},
+		{
+			name: "message with a namespaced type error",
+			in:   `<message from='alice@example.com/r' to='sms.example.com' id='n5' xmlns:x='urn:example:x' x:type='error'><body>help</body></message>`,
+			want: []want{msgError(testDomain, testAlice, "n5", "cancel", "service-unavailable", testNumber)},
+		},
+
+		// Presence and other elements.
+		{
+			name: "presence subscribe",
+			in:   `<presence from='alice@example.com' to='+12015550123@sms.example.com' type='subscribe' id='p1'/>`,
+		},
+		{
+			name: "presence probe",
+			in:   `<presence from='example.com' to='+12015550123@sms.example.com' type='probe'/>`,
+		},
+		{
+			name: "presence unavailable",
+			in:   `<presence from='alice@example.com/r' to='sms.example.com' type='unavailable'><status>bye</status></presence>`,
+		},
+		{
+			name: "available presence with malformed JIDs",
+			in:   `<presence from='a@b@c' to='@@@'><show>away</show><c xmlns='http://jabber.org/protocol/caps' hash='sha-1' node='n' ver='v'/></presence>`,
+		},
+		{
+			name: "unknown element in the accept namespace",
+			in:   `<foo xmlns='jabber:component:accept' from='alice@example.com/r' to='sms.example.com' type='get' id='x1'><bar/></foo>`,
+		},
+		{
+			name: "unknown element in another namespace",
+			in:   `<foo xmlns='urn:example:foo'><iq type='get' id='x2'/></foo>`,
+		},
+		{
+			name: "stray handshake",
+			in:   `<handshake>00</handshake>`,
+		},
+		{
+			name: "whitespace keepalive",
+			in:   " \n\t ",
+		},
+		{
+			name:  "message in another namespace prefix form",
+			in:    `<c:message xmlns:c='jabber:component:accept' from='alice@example.com/r' to='+12015550123@sms.example.com' id='m30'><c:body>prefixed</c:body></c:message>`,
+			calls: []router.Message{msgCall(testAlice, testNumber, "m30", "prefixed", false)},
+		},
+	}
+}
+
+func TestTranscripts(t *testing.T) {
+	srv := newFakeServer(t)
+	h := start(t, srv, nil)
+	sc := srv.session()
+	h.onConnect(t)
+	if !h.comp.Connected() {
+		t.Fatal("Connected() is false after the handshake")
+	}
+	sc.ping()
+
+	for _, tc := range transcripts() {
+		t.Run(tc.name, func(t *testing.T) {
+			sc.t = t
+			h.router.script(tc.router)
+			sc.send(tc.in)
+			got := sc.ping()
+			if len(got) != len(tc.want) {
+				t.Errorf("got %d stanzas, want %d:", len(got), len(tc.want))
+				for _, n := range got {
+					t.Logf("  %s", n)
+				}
+			}
+			for i := range min(len(got), len(tc.want)) {
+				tc.want[i].match(t, got[i])
+			}
+			calls := h.router.taken()
+			if !slices.EqualFunc(calls, tc.calls, sameMessage) {
+				t.Errorf("router got %+v, want %+v", calls, tc.calls)
+			}
+		})
+	}
+	sc.t = t
+
+	t.Run("burst of 1000 messages", func(t *testing.T) {
+		sc.t = t
+		h.router.script(nil)
+		var b strings.Builder
+		const n = 1000
+		for i := range n {
+			fmt.Fprintf(&b, `<message from='alice@example.com/r' to='+12015550123@sms.example.com' id='b%d' type='chat'><body>message %d</body></message>`, i, i)
+		}
+		sc.send(b.String())
+		if got := sc.ping(); len(got) != 0 {
+			t.Errorf("unexpected answers: %v", got)
+		}
+		calls := h.router.taken()
+		if len(calls) != n {
+			t.Fatalf("router got %d messages, want %d", len(calls), n)
+		}
+		for i, m := range calls {
+			if m.ID != fmt.Sprintf("b%d", i) || m.Body != fmt.Sprintf("message %d", i) {
+				t.Fatalf("message %d is %q %q: out of order", i, m.ID, m.Body)
+			}
+		}
+	})
+	sc.t = t
+
+	select {
+	case <-h.conns:
+		t.Error("the component reconnected during the transcripts")
+	default:
+	}
+	if err := h.stop(t); err != nil {
+		t.Errorf("Run returned %v, want nil", err)
+	}
+	select {
+	case <-sc.closed:
+	case <-time.After(waitFor):
+		t.Error("the server did not see </stream:stream>")
+	}
+}
+
+func sameMessage(a, b router.Message) bool {
+	return a.From.Equal(b.From) && a.To.Equal(b.To) && a.ID == b.ID && a.Body == b.Body && a.WantReceipt == b.WantReceipt
+}
+
+func TestSend(t *testing.T) {
+	srv := newFakeServer(t)
+	h := start(t, srv, nil)
+	ctx := context.Background()
+	number, alice := jid.MustParse(testNumber), jid.MustParse(testAlice)
+
+	sc := srv.session()
+	h.onConnect(t)
+
+	if err := h.comp.SendText(ctx, number, alice, "t1", "Reply <from> & phone"); err != nil {
+		t.Fatal(err)
+	}
+	n := sc.next()
+	want{name: "message", attr: map[string]string{"from": testNumber, "to": testAlice, "id": "t1", "type": "chat"}, check: func(t *testing.T, n node) {
+		if b := n.children(nsAccept, "body"); len(b) != 1 || b[0].Text != "Reply <from> & phone" {
+			t.Errorf("body %v", b)
+		}
+		if len(n.children(nsHints, "store")) != 1 {
+			t.Errorf("no store hint in %s", n)
+		}
+	}}.match(t, n)
+
+	if err := h.comp.SendReceipt(ctx, number, alice, "m1"); err != nil {
+		t.Fatal(err)
+	}
+	n = sc.next()
+	want{name: "message", attr: map[string]string{"from": testNumber, "to": testAlice, "type": "chat"}, check: func(t *testing.T, n node) {
+		r := n.children(nsReceipts, "received")
+		if len(r) != 1 || r[0].attr("id") != "m1" {
+			t.Errorf("receipt %v, want <received id='m1'/>", r)
+		}
+		if n.attr("id") == "" || n.attr("id") == "m1" {
+			t.Errorf("receipt id %q: want its own id", n.attr("id"))
+		}
+		if len(n.children(nsAccept, "body")) != 0 {
+			t.Errorf("receipt with a body: %s", n)
+		}
+	}}.match(t, n)
+
+	e := stanza.Error{Type: stanza.Cancel, Condition: stanza.RemoteServerNotFound, Text: map[string]string{"": "The SMS could not be delivered."}}
+	if err := h.comp.SendError(ctx, number, alice, "m2", e); err != nil {
+		t.Fatal(err)
+	}
+	msgError(testNumber, testAlice, "m2", "cancel", "remote-server-not-found", "could not be delivered").match(t, sc.next())
+
+	// Sends from other goroutines while stanzas are being handled.
+	var wg sync.WaitGroup
+	for i := range 20 {
+		wg.Go(func() {
+			if err := h.comp.SendText(ctx, number, alice, fmt.Sprintf("c%d", i), "x"); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	sc.send(`<iq type='get' id='d1' from='alice@example.com/r' to='sms.example.com'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>`)
+	wg.Wait()
+	got := sc.ping()
+	if len(got) != 21 {
+		t.Errorf("got %d stanzas, want 20 messages and a disco result", len(got))
+	}
+
+	if err := h.stop(t); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.comp.SendText(ctx, number, alice, "t2", "late"); !errors.Is(err, ErrDisconnected) {
+		t.Errorf("SendText after Run: %v, want ErrDisconnected", err)
+	}
+	if err := h.comp.SendReceipt(ctx, number, alice, "t2"); !errors.Is(err, ErrDisconnected) {
+		t.Errorf("SendReceipt after Run: %v, want ErrDisconnected", err)
+	}
+	if err := h.comp.SendError(ctx, number, alice, "t2", e); !errors.Is(err, ErrDisconnected) {
+		t.Errorf("SendError after Run: %v, want ErrDisconnected", err)
+	}
+}
+
+func TestSendBeforeConnect(t *testing.T) {
+	c := New(Config{JID: jid.MustParse(testDomain), Logger: zerolog.New(zerolog.NewTestWriter(t))}, &fakeRouter{})
+	ctx := context.Background()
+	number, alice := jid.MustParse(testNumber), jid.MustParse(testAlice)
+	if c.Connected() {
+		t.Error("Connected() before Run")
+	}
+	if err := c.SendText(ctx, number, alice, "1", "x"); !errors.Is(err, ErrDisconnected) {
+		t.Errorf("SendText: %v", err)
+	}
+	if err := c.SendReceipt(ctx, number, alice, "1"); !errors.Is(err, ErrDisconnected) {
+		t.Errorf("SendReceipt: %v", err)
+	}
+	if err := c.SendError(ctx, number, alice, "1", stanza.Error{Condition: stanza.BadRequest}); !errors.Is(err, ErrDisconnected) {
+		t.Errorf("SendError: %v", err)
+	}
+}
+
+func TestReconnect(t *testing.T) {
+	srv := newFakeServer(t)
+	h := start(t, srv, nil)
+	number, alice := jid.MustParse(testNumber), jid.MustParse(testAlice)
+
+	sc := srv.session()
+	h.onConnect(t)
+	if !h.comp.Connected() {
+		t.Fatal("not connected after the first handshake")
+	}
+	sc.ping()
+
+	// The server drops the connection.
+	sc.conn.Close()
+	conn := srv.accept()
+	// The component is dialling again but has no session.
+	if h.comp.Connected() {
+		t.Error("Connected() is true while the component is reconnecting")
+	}
+	if err := h.comp.SendText(context.Background(), number, alice, "r1", "x"); !errors.Is(err, ErrDisconnected) {
+		t.Errorf("SendText while reconnecting: %v, want ErrDisconnected", err)
+	}
+	sc2, err := handshake(t, conn, testSecret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.onConnect(t)
+	if !h.comp.Connected() {
+		t.Error("Connected() is false after reconnecting")
+	}
+	sc2.ping()
+	if err := h.comp.SendText(context.Background(), number, alice, "r2", "x"); err != nil {
+		t.Fatal(err)
+	}
+	if n := sc2.next(); n.attr("id") != "r2" {
+		t.Errorf("got %s, want message r2", n)
+	}
+
+	// The server ends the stream politely.
+	sc2.send(`</stream:stream>`)
+	select {
+	case <-sc2.closed:
+	case <-time.After(waitFor):
+		t.Error("the component did not close its stream when the server closed its one")
+	}
+	sc3 := srv.session()
+	h.onConnect(t)
+	sc3.ping()
+
+	// A stream error from the server ends the session; the component comes back.
+	sc3.send(`<stream:error><system-shutdown xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error></stream:stream>`)
+	sc4 := srv.session()
+	h.onConnect(t)
+	sc4.ping()
+
+	// An unknown element in the stream namespace is a stream error (RFC 6120
+	// 4.9.3.22); mellium ends the session and the component comes back.
+	sc4.send(`<stream:features/>`)
+	select {
+	case <-sc4.closed:
+	case <-time.After(waitFor):
+		t.Error("the component did not end the stream after an unknown stream element")
+	}
+	sc5 := srv.session()
+	h.onConnect(t)
+	sc5.ping()
+}
+
+func TestHandshakeRefused(t *testing.T) {
+	srv := newFakeServer(t)
+	h := start(t, srv, func(c *Config) { c.Secret = "wrong" })
+
+	for range 2 {
+		if _, err := handshake(t, srv.accept(), testSecret); !errors.Is(err, errNotAuthorized) {
+			t.Fatalf("handshake with the wrong secret: %v", err)
+		}
+		if h.comp.Connected() {
+			t.Error("Connected() after a refused handshake")
+		}
+	}
+	select {
+	case <-h.conns:
+		t.Error("OnConnect called after a refused handshake")
+	default:
+	}
+	// The server's secret changes to the component's: the next retry works.
+	sc, err := handshake(t, srv.accept(), "wrong")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.onConnect(t)
+	sc.ping()
+}
+
+// TestNoServer: nothing listens; the component keeps dialling until its
+// context ends, then Run returns nil.
+func TestNoServer(t *testing.T) {
+	srv := newFakeServer(t)
+	srv.ln.Close()
+	h := start(t, srv, nil)
+	if err := h.stop(t); err != nil {
+		t.Errorf("Run: %v", err)
+	}
+	if h.comp.Connected() {
+		t.Error("Connected() without a server")
+	}
+}
+
+func TestStopClosesStream(t *testing.T) {
+	srv := newFakeServer(t)
+	h := start(t, srv, nil)
+	sc := srv.session()
+	h.onConnect(t)
+	sc.ping()
+	if err := h.stop(t); err != nil {
+		t.Errorf("Run returned %v, want nil", err)
+	}
+	select {
+	case <-sc.closed:
+	default:
+		t.Error("Run returned before the server saw </stream:stream>")
+	}
+	if h.comp.Connected() {
+		t.Error("Connected() after Run returned")
+	}
+}
+
+// TestStopSilentServer: a server that never answers </stream:stream> (a dead
+// peer, a half-open connection) must not keep Run from returning.
+func TestStopSilentServer(t *testing.T) {
+	srv := newFakeServer(t)
+	h := start(t, srv, nil)
+	sc := srv.session()
+	sc.polite.Store(false)
+	h.onConnect(t)
+	sc.ping()
+	if err := h.stop(t); err != nil {
+		t.Errorf("Run returned %v, want nil", err)
+	}
+	select {
+	case <-sc.closed:
+	case <-time.After(waitFor):
+		t.Error("the server did not see </stream:stream>")
+	}
+}
+
+// TestStopWhileRouting: ctx ends while a message is with the router.
+func TestStopWhileRouting(t *testing.T) {
+	srv := newFakeServer(t)
+	h := start(t, srv, nil)
+	sc := srv.session()
+	h.onConnect(t)
+	sc.ping()
+	entered := make(chan struct{})
+	release := make(chan struct{})
+	h.router.script(func(router.Message) error {
+		close(entered)
+		<-release
+		return nil
+	})
+	sc.send(`<message from='alice@example.com/r' to='+12015550123@sms.example.com' id='s1' type='chat'><body>hi</body></message>`)
+	select {
+	case <-entered:
+	case <-time.After(waitFor):
+		t.Fatal("the router was not called")
+	}
+	h.cancel()
+	close(release)
+	if err := h.stop(t); err != nil {
+		t.Errorf("Run returned %v, want nil", err)
+	}
+}

@@ -1,0 +1,162 @@
+package component
+
+import (
+	"bytes"
+	"encoding/xml"
+	"fmt"
+	"io"
+	"strings"
+)
+
+// Namespaces of content that changes how a message reads as SMS.
+const (
+	nsOOB        = "jabber:x:oob"                         // XEP-0066 (and XEP-0363 uploads)
+	nsGeoloc     = "http://jabber.org/protocol/geoloc"    // XEP-0080
+	nsCorrection = "urn:xmpp:message-correct:0"           // XEP-0308
+	nsRosterX    = "http://jabber.org/protocol/rosterx"   // XEP-0144, a shared contact
+	nsChatStates = "http://jabber.org/protocol/chatstates" // XEP-0085
+	nsMarkers    = "urn:xmpp:chat-markers:0"              // XEP-0333
+)
+
+// smsText is the text an SMS carries for a message: the body, with out-of-
+// band links, locations and shared contacts written out, and corrections
+// marked. "" means the stanza has nothing to send as SMS.
+func smsText(s *inStanza) string {
+	body := s.text()
+	if strings.TrimSpace(body) == "" {
+		body = ""
+	}
+	var extra []string
+	correction := false
+	for _, e := range s.Payload {
+		switch e.XMLName.Space {
+		case nsOOB:
+			var v struct {
+				URL  string `xml:"url"`
+				Desc string `xml:"desc"`
+			}
+			if e.decode(&v) == nil && v.URL != "" && !strings.Contains(body, v.URL) {
+				line := v.URL
+				if v.Desc != "" {
+					line = v.Desc + ": " + v.URL
+				}
+				extra = append(extra, line)
+			}
+		case nsGeoloc:
+			var v struct {
+				Lat  string `xml:"lat"`
+				Lon  string `xml:"lon"`
+				Text string `xml:"text"`
+			}
+			if e.decode(&v) == nil && v.Lat != "" && v.Lon != "" {
+				line := fmt.Sprintf("geo:%s,%s https://www.openstreetmap.org/?mlat=%s&mlon=%s", v.Lat, v.Lon, v.Lat, v.Lon)
+				if v.Text != "" {
+					line = v.Text + " " + line
+				}
+				extra = append(extra, line)
+			}
+		case nsRosterX:
+			var v struct {
+				Items []struct {
+					JID  string `xml:"jid,attr"`
+					Name string `xml:"name,attr"`
+				} `xml:"item"`
+			}
+			if e.decode(&v) == nil {
+				for _, it := range v.Items {
+					who := it.JID
+					if local, _, ok := strings.Cut(it.JID, "@"); ok && strings.HasPrefix(local, "+") {
+						who = local
+					}
+					if it.Name != "" {
+						who = it.Name + ": " + who
+					}
+					extra = append(extra, "Contact "+who)
+				}
+			}
+		case nsCorrection:
+			correction = e.XMLName.Local == "replace"
+		}
+	}
+	if body == "" && len(extra) == 0 {
+		return ""
+	}
+	parts := make([]string, 0, 1+len(extra))
+	if body != "" {
+		parts = append(parts, body)
+	}
+	parts = append(parts, extra...)
+	text := strings.Join(parts, "\n")
+	if correction {
+		text = "Correction: " + text
+	}
+	return text
+}
+
+// payloadXML renders the stanza's children — bodies and every other
+// element except the receipt request, which the relay sets itself — as XML
+// to relay.
+func payloadXML(s *inStanza) []byte {
+	var b bytes.Buffer
+	enc := xml.NewEncoder(&b)
+	for _, bd := range s.Body {
+		start := xml.StartElement{Name: xml.Name{Local: "body"}}
+		if bd.Lang != "" {
+			start.Attr = []xml.Attr{{Name: xml.Name{Local: "xml:lang"}, Value: bd.Lang}}
+		}
+		_ = enc.EncodeElement(bd.Text, start)
+	}
+	for _, e := range s.Payload {
+		if e.XMLName.Space == nsReceipts && e.XMLName.Local == "request" {
+			continue
+		}
+		for _, t := range e.toks {
+			_ = enc.EncodeToken(t)
+		}
+	}
+	_ = enc.Flush()
+	return b.Bytes()
+}
+
+// payloadTokens reads relayed XML back as tokens for the stream, without
+// the xmlns attributes encoding/xml writes (the stream writer adds its own).
+func payloadTokens(payload []byte) xml.TokenReader {
+	d := xml.NewDecoder(bytes.NewReader(payload))
+	var toks []xml.Token
+	for {
+		t, err := d.Token()
+		if err == io.EOF || err != nil {
+			break
+		}
+		if se, ok := t.(xml.StartElement); ok {
+			attrs := se.Attr[:0:0]
+			for _, a := range se.Attr {
+				if a.Name.Local == "xmlns" || a.Name.Space == "xmlns" {
+					continue
+				}
+				if a.Name.Space == "xml" {
+					a.Name.Space = "http://www.w3.org/XML/1998/namespace"
+				}
+				attrs = append(attrs, a)
+			}
+			se.Attr = attrs
+			t = se
+		}
+		toks = append(toks, xml.CopyToken(t))
+	}
+	return &tokenSlice{toks: toks}
+}
+
+// receiptOf returns the id of an XEP-0184 <received/> in the stanza.
+func receiptOf(s *inStanza) (string, bool) {
+	for _, e := range s.Payload {
+		if e.XMLName.Space == nsReceipts && e.XMLName.Local == "received" {
+			for _, a := range e.Attr {
+				if a.Name.Local == "id" {
+					return a.Value, true
+				}
+			}
+		}
+	}
+	return "", false
+}

@@ -1,0 +1,17 @@
+package component
+
+import (
+	"context"
+
+	"mellium.im/xmpp/jid"
+)
+
+// Served accepts every JID but those of forbidden.example.
+func (r *fakeRouter) Served(j jid.JID) bool { return j.Domainpart() != "forbidden.example" }
+
+func (fuzzRouter) Served(jid.JID) bool { return true }
+
+func (r *fakeRouter) Receipt(context.Context, jid.JID, jid.JID, string) bool        { return false }
+func (r *fakeRouter) Bounce(context.Context, jid.JID, jid.JID, string, []byte) bool { return false }
+func (fuzzRouter) Receipt(context.Context, jid.JID, jid.JID, string) bool           { return false }
+func (fuzzRouter) Bounce(context.Context, jid.JID, jid.JID, string, []byte) bool    { return false }

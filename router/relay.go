@@ -1,0 +1,161 @@
+package router
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"mellium.im/xmpp/jid"
+
+	"switchboard/roster/number"
+	"switchboard/store"
+)
+
+const fallbackPoll = time.Second
+
+// fallbackLoop sends as SMS the relayed messages whose receipt did not come
+// in time. The store moves each at most once, so no message is sent twice.
+func (r *Router) fallbackLoop(ctx context.Context) {
+	t := time.NewTicker(fallbackPoll)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		for {
+			msgs, err := r.store.FallBack(ctx, time.Now(), 256)
+			if err != nil {
+				if ctx.Err() == nil {
+					r.log.Error().Err(err).Msg("SMS fallback failed")
+				}
+				break
+			}
+			for _, m := range msgs {
+				r.fellBack(ctx, m, "no receipt came over XMPP in time")
+			}
+			if len(msgs) > 0 {
+				r.cfg.WakeSMS()
+			}
+			if len(msgs) < 256 {
+				break
+			}
+		}
+	}
+}
+
+// fellBack tells the sender that a message goes as SMS after all. The
+// notice is a courtesy: the message's own outcome comes as a receipt or an
+// error like any SMS.
+func (r *Router) fellBack(ctx context.Context, m *store.Outbound, why string) {
+	r.log.Info().Int64("msg", m.ID).Str("why", why).Msg("falling back to SMS")
+	sender, err := jid.Parse(m.SenderJID)
+	if err != nil {
+		return
+	}
+	peer, err := jid.New(m.Dest, r.cfg.Component.Domainpart(), "")
+	if err != nil {
+		return
+	}
+	text := fmt.Sprintf("(Not confirmed over XMPP: %s. The message was sent as SMS.)", why)
+	if err := r.xmpp.SendText(ctx, peer, sender, "fallback-"+m.StanzaID, text); err != nil {
+		r.log.Debug().Err(err).Msg("could not send the fallback notice")
+	}
+}
+
+// numbersOf resolves a user's number and a number JID's number.
+func (r *Router) conversation(ctx context.Context, user, numberJID jid.JID) (userNumber, peer string, err error) {
+	nums, err := r.store.NumbersOf(ctx, []string{user.Bare().String()})
+	if err != nil {
+		return "", "", err
+	}
+	userNumber, ok := nums[user.Bare().String()]
+	if !ok {
+		return "", "", errNoNumber
+	}
+	n, err := number.FromJID(numberJID, r.cfg.DefaultRegion)
+	if err != nil {
+		return "", "", err
+	}
+	return userNumber, n.String(), nil
+}
+
+var errNoNumber = errors.New("router: user has no number")
+
+// Receipt handles an XEP-0184 receipt from a user for a message relayed to
+// them: the message is delivered, and its sender gets the receipt if they
+// asked. A receipt after the SMS fallback is reported the same way (the
+// SMS is not recalled; none is sent again). It returns false when no relayed
+// message matches, so the caller relays the stanza as it is.
+func (r *Router) Receipt(ctx context.Context, from, to jid.JID, id string) bool {
+	if !r.Served(from) {
+		return false
+	}
+	recipientNumber, senderNumber, err := r.conversation(ctx, from, to)
+	if err != nil {
+		return false
+	}
+	rel, err := r.store.FindRelay(ctx, senderNumber, recipientNumber, id)
+	if err != nil {
+		return false
+	}
+	fresh, err := r.store.AckRelay(ctx, rel.ID)
+	if err != nil {
+		r.log.Error().Err(err).Int64("msg", rel.ID).Msg("recording receipt failed")
+	}
+	if !fresh {
+		r.log.Info().Int64("msg", rel.ID).Str("state", rel.State).Msg("late XMPP receipt after SMS fallback")
+	}
+	if !rel.WantReceipt {
+		return true
+	}
+	sender, err := jid.Parse(rel.SenderJID)
+	if err != nil {
+		return true
+	}
+	peer, err := jid.New(recipientNumber, r.cfg.Component.Domainpart(), "")
+	if err != nil {
+		return true
+	}
+	if err := r.xmpp.SendReceipt(ctx, peer, sender, id); err != nil {
+		r.log.Warn().Err(err).Msg("relaying receipt failed")
+	}
+	return true
+}
+
+// Bounce handles a message error coming back for a message relayed to a
+// user (their server could not deliver it). With the fallback on, the
+// message goes as SMS at once; otherwise the error is relayed to the sender.
+// It returns false when no relayed message matches.
+func (r *Router) Bounce(ctx context.Context, from, to jid.JID, id string, payload []byte) bool {
+	recipientNumber, senderNumber, err := r.conversation(ctx, from, to)
+	if err != nil {
+		return false
+	}
+	rel, err := r.store.FindRelay(ctx, senderNumber, recipientNumber, id)
+	if err != nil {
+		return false
+	}
+	if rel.Armed {
+		m, err := r.store.FallBackNow(ctx, rel.ID)
+		if err == nil && m != nil {
+			r.fellBack(ctx, m, "the recipient's server could not deliver it")
+			r.cfg.WakeSMS()
+			return true
+		}
+	}
+	sender, err := jid.Parse(rel.SenderJID)
+	if err != nil {
+		return true
+	}
+	peer, err := jid.New(recipientNumber, r.cfg.Component.Domainpart(), "")
+	if err != nil {
+		return true
+	}
+	if err := r.xmpp.SendRelayError(ctx, peer, sender, id, payload); err != nil {
+		r.log.Warn().Err(err).Msg("relaying error failed")
+	}
+	return true
+}

@@ -1,0 +1,207 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// StateRelayed is an outbound message handed to its recipient over XMPP,
+// waiting for a receipt; it becomes delivered on the receipt, or queued for
+// SMS (fallback) when none comes in time.
+const StateRelayed = "relayed"
+
+// OwnersOf returns the bare JID bound to each of the given numbers that has one.
+func (s *Store) OwnersOf(ctx context.Context, numbers []string) (map[string]string, error) {
+	out := make(map[string]string, len(numbers))
+	const chunk = 500
+	for len(numbers) > 0 {
+		n := min(len(numbers), chunk)
+		args := make([]any, n)
+		for i, num := range numbers[:n] {
+			args[i] = num
+		}
+		rows, err := s.db.QueryContext(ctx, `SELECT number, jid FROM bindings WHERE number IN (`+inList(1, n)+`)`, args...)
+		if err != nil {
+			return nil, fmt.Errorf("store: owners: %w", err)
+		}
+		for rows.Next() {
+			var num, j string
+			if err := rows.Scan(&num, &j); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			out[num] = j
+		}
+		if err := rows.Close(); err != nil {
+			return nil, err
+		}
+		numbers = numbers[n:]
+	}
+	return out, nil
+}
+
+// FallBack moves relayed messages whose fallback time has come to the SMS
+// queue, at most limit of them, and returns them. The move is one update
+// per message guarded by its state, so a message falls back at most once
+// and a receipt that wins the race keeps it on XMPP.
+func (s *Store) FallBack(ctx context.Context, now time.Time, limit int) ([]*Outbound, error) {
+	var out []*Outbound
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		q := `SELECT id FROM messages WHERE state = 'relayed' AND next_attempt_at > 0 AND next_attempt_at <= $1 ORDER BY id LIMIT $2`
+		if s.dialect == postgres {
+			q += ` FOR UPDATE SKIP LOCKED`
+		}
+		ids, err := queryIDs(ctx, tx, q, now.UnixMilli(), limit)
+		if err != nil || len(ids) == 0 {
+			return err
+		}
+		out, err = s.fallBack(ctx, tx, ids, now)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: fall back: %w", err)
+	}
+	return out, nil
+}
+
+// FallBackNow moves one relayed message to the SMS queue at once (its
+// recipient is unreachable). It returns nil if the message is no longer
+// relayed (a receipt came, or it already fell back).
+func (s *Store) FallBackNow(ctx context.Context, id int64) (*Outbound, error) {
+	var out []*Outbound
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		var err error
+		out, err = s.fallBack(ctx, tx, []int64{id}, s.now())
+		return err
+	})
+	if err != nil || len(out) == 0 {
+		return nil, err
+	}
+	return out[0], nil
+}
+
+func (s *Store) fallBack(ctx context.Context, tx *sql.Tx, ids []int64, now time.Time) ([]*Outbound, error) {
+	args := []any{now.UnixMilli()}
+	for _, id := range ids {
+		args = append(args, id)
+	}
+	rows, err := tx.QueryContext(ctx, `UPDATE messages SET state = 'queued', route = 'sms', fallback = 1, next_attempt_at = 0, updated_at = $1
+		WHERE state = 'relayed' AND id IN (`+inList(2, len(ids))+`)
+		RETURNING id, user_jid, user_number, peer_number, stanza_id, want_receipt, body, parts, expires_at`, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []*Outbound
+	for rows.Next() {
+		var (
+			m    Outbound
+			want int
+			exp  int64
+		)
+		if err := rows.Scan(&m.ID, &m.SenderJID, &m.SenderNumber, &m.Dest, &m.StanzaID, &want, &m.Body, &m.Parts, &exp); err != nil {
+			return nil, err
+		}
+		m.WantReceipt = want != 0
+		if exp != 0 {
+			m.ExpiresAt = time.UnixMilli(exp)
+		}
+		out = append(out, &m)
+	}
+	return out, rows.Err()
+}
+
+// Relay is an outbound message found by its conversation and stanza id.
+type Relay struct {
+	ID          int64
+	SenderJID   string
+	State       string
+	Route       string
+	WantReceipt bool
+	Fallback    bool // it was (also) sent as SMS
+	Armed       bool // an SMS fallback is set for it
+}
+
+// FindRelay returns the latest message from senderNumber to peerNumber
+// with stanza id, or ErrNotFound.
+func (s *Store) FindRelay(ctx context.Context, senderNumber, peerNumber, stanzaID string) (Relay, error) {
+	var (
+		r        Relay
+		want, fb int
+		next     int64
+	)
+	err := s.db.QueryRowContext(ctx, `SELECT id, user_jid, state, route, want_receipt, fallback, next_attempt_at FROM messages
+		WHERE direction = 'out' AND user_number = $1 AND peer_number = $2 AND stanza_id = $3 AND peer_jid <> ''
+		ORDER BY id DESC LIMIT 1`, senderNumber, peerNumber, stanzaID).Scan(&r.ID, &r.SenderJID, &r.State, &r.Route, &want, &fb, &next)
+	if errors.Is(err, sql.ErrNoRows) {
+		return r, ErrNotFound
+	}
+	if err != nil {
+		return r, fmt.Errorf("store: find relay: %w", err)
+	}
+	r.WantReceipt, r.Fallback = want != 0, fb != 0
+	r.Armed = r.State == StateRelayed && next > 0
+	return r, nil
+}
+
+// AckRelay records the recipient's receipt for a relayed message: relayed
+// becomes delivered. It reports whether the message was still relayed (false
+// for a late receipt, after the SMS fallback).
+func (s *Store) AckRelay(ctx context.Context, id int64) (bool, error) {
+	res, err := s.db.ExecContext(ctx, `UPDATE messages SET state = 'delivered', next_attempt_at = 0, updated_at = $1 WHERE id = $2 AND state = 'relayed'`,
+		s.ms(), id)
+	if err != nil {
+		return false, fmt.Errorf("store: ack relay: %w", err)
+	}
+	n, err := res.RowsAffected()
+	return n == 1, err
+}
+
+// Settings are a user's routing preferences.
+type Settings struct {
+	Fallback      bool          // send as SMS when XMPP delivery is not confirmed
+	FallbackAfter time.Duration // how long to wait for the receipt
+}
+
+// SettingsOf returns the stored settings of the given bare JIDs that have any.
+func (s *Store) SettingsOf(ctx context.Context, jids []string) (map[string]Settings, error) {
+	out := make(map[string]Settings)
+	if len(jids) == 0 {
+		return out, nil
+	}
+	args := make([]any, len(jids))
+	for i, j := range jids {
+		args[i] = j
+	}
+	rows, err := s.db.QueryContext(ctx, `SELECT jid, fallback, fallback_after FROM user_settings WHERE jid IN (`+inList(1, len(jids))+`)`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("store: settings: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			j     string
+			fb    int
+			after int64
+		)
+		if err := rows.Scan(&j, &fb, &after); err != nil {
+			return nil, err
+		}
+		out[j] = Settings{Fallback: fb != 0, FallbackAfter: time.Duration(after) * time.Millisecond}
+	}
+	return out, rows.Err()
+}
+
+// SetSettings stores a user's settings.
+func (s *Store) SetSettings(ctx context.Context, jid string, st Settings) error {
+	_, err := s.db.ExecContext(ctx, `INSERT INTO user_settings (jid, fallback, fallback_after) VALUES ($1, $2, $3)
+		ON CONFLICT (jid) DO UPDATE SET fallback = excluded.fallback, fallback_after = excluded.fallback_after`,
+		jid, b2i(st.Fallback), st.FallbackAfter.Milliseconds())
+	if err != nil {
+		return fmt.Errorf("store: set settings: %w", err)
+	}
+	return nil
+}
