@@ -68,6 +68,9 @@ func (c *Component) commandList() []commandInfo {
 		commandInfo{NodeStatus, "Show my phone number"},
 		commandInfo{NodeUnregister, "Unregister my phone number"},
 	)
+	if c.cfg.Preferences != nil {
+		list = append(list, commandInfo{NodeSettings, "Delivery settings"})
+	}
 	return list
 }
 
@@ -153,6 +156,8 @@ func (c *Component) handleCommand(ctx context.Context, from jid.JID, req *adhoc.
 		resp, err = c.cmdUnregister(ctx, from, req, &sess)
 	case NodeStatus:
 		resp, err = c.cmdStatus(ctx, from)
+	case NodeSettings:
+		resp, err = c.cmdSettings(ctx, from, req, &sess)
 	}
 	if err != nil {
 		return nil, err

@@ -60,6 +60,13 @@ type Config struct {
 	Registrar Registrar
 	// Sessions keeps ad-hoc command state; required with Registrar.
 	Sessions Sessions
+	// Preferences keeps users' settings; nil hides the settings command.
+	Preferences Preferences
+	// DefaultFallback is the gateway's SMS fallback delay, shown as the
+	// default in the settings command (≤ 0: fallback off by default).
+	DefaultFallback time.Duration
+	// Archive serves users' message history (XEP-0313); nil disables it.
+	Archive Archive
 	// OnConnect is called after each successful handshake.
 	OnConnect func()
 	Logger    zerolog.Logger

@@ -145,12 +145,12 @@ func (r *Router) Wake() {
 type Message struct {
 	From, To jid.JID
 	ID       string
-	// Body is the message's text; empty for chat states, markers and
-	// other body-less stanzas, which are relayed to registered users and
-	// never become SMS.
+	// Body is the message's text.
 	Body string
 	// SMSText is what an SMS carries: the body with links, locations and
-	// the like turned into text. Empty means the same as Body.
+	// the like turned into text. Empty means the same as Body. A stanza
+	// with neither (chat states, markers) is relayed to registered users
+	// and never becomes an SMS.
 	SMSText string
 	// Payload is the stanza's children, relayed as they are over XMPP.
 	Payload     []byte
@@ -182,7 +182,7 @@ func (r *Router) Outbound(ctx context.Context, m Message) error {
 	}
 	dest, err := number.FromJID(m.To, r.cfg.DefaultRegion)
 	if err != nil {
-		if m.Body == "" {
+		if m.smsText() == "" {
 			return nil
 		}
 		return stanzaErr(stanza.Modify, stanza.JIDMalformed,
@@ -190,7 +190,7 @@ func (r *Router) Outbound(ctx context.Context, m Message) error {
 				m.To.Localpart(), r.cfg.Component.Domainpart()))
 	}
 	p := &pending{from: m.From, to: m.To, dest: dest.String(), m: m}
-	if m.Body != "" {
+	if m.smsText() != "" {
 		_, parts := coding.Count(m.smsText())
 		p.msg = &store.Outbound{
 			SenderJID:   m.From.String(),

@@ -27,6 +27,8 @@ type Config struct {
 	Phone        PhoneConfig        `toml:"phone"`
 	SMS          SMSConfig          `toml:"sms"`
 	Registration RegistrationConfig `toml:"registration"`
+	Routing      RoutingConfig      `toml:"routing"`
+	Archive      ArchiveConfig      `toml:"archive"`
 	Log          LogConfig          `toml:"log"`
 }
 
@@ -87,6 +89,22 @@ type RegistrationConfig struct {
 	GlobalHour   int      `toml:"global_hour"`    // codes sent by everyone per hour. Default 500.
 }
 
+// RoutingConfig is how messages choose between XMPP and SMS.
+type RoutingConfig struct {
+	// SMSFallbackAfter is how long a message relayed over XMPP to a
+	// registered number waits for the recipient's receipt before it is
+	// sent as SMS too. 0 disables the fallback. Default 30s.
+	SMSFallbackAfter Duration `toml:"sms_fallback_after"`
+}
+
+// ArchiveConfig is the message archive users query (XEP-0313).
+type ArchiveConfig struct {
+	// Retention is how long finished messages are kept; older ones are
+	// deleted hourly. Messages still on their way are kept. 0 keeps
+	// everything forever. Default 0.
+	Retention Duration `toml:"retention"`
+}
+
 // LogConfig is logging.
 type LogConfig struct {
 	Level  string `toml:"level"`  // trace, debug, info, warn, error. Default info.
@@ -98,26 +116,27 @@ type LogConfig struct {
 type Duration struct {
 	d   time.Duration
 	bad string
+	set bool
 }
 
 // Dur makes a Duration.
-func Dur(d time.Duration) Duration { return Duration{d: d} }
+func Dur(d time.Duration) Duration { return Duration{d: d, set: true} }
 
 // UnmarshalText parses a Go duration string.
 func (d *Duration) UnmarshalText(b []byte) error {
 	v, err := time.ParseDuration(string(b))
 	if err != nil {
-		*d = Duration{bad: string(b)}
+		*d = Duration{bad: string(b), set: true}
 		return nil
 	}
-	*d = Duration{d: v}
+	*d = Duration{d: v, set: true}
 	return nil
 }
 
 // D returns the duration.
 func (d Duration) D() time.Duration { return d.d }
 
-func (d Duration) unset() bool { return d.d == 0 && d.bad == "" }
+func (d Duration) unset() bool { return !d.set }
 
 // loadConfig reads path (may be empty: defaults and environment only), applies
 // the environment and defaults, and validates. All problems are reported at once.
@@ -220,6 +239,9 @@ func (c *Config) defaults() {
 	if r.GlobalHour == 0 {
 		r.GlobalHour = 500
 	}
+	if c.Routing.SMSFallbackAfter.unset() {
+		c.Routing.SMSFallbackAfter = Dur(30 * time.Second)
+	}
 	if c.Log.Level == "" {
 		c.Log.Level = "info"
 	}
@@ -236,7 +258,8 @@ func (c *Config) validate() []error {
 	}
 	for key, d := range map[string]Duration{"smpp.enquire_link": c.SMPP.EnquireLink, "smpp.resp_timeout": c.SMPP.RespTimeout,
 		"sms.validity": c.SMS.Validity, "sms.reassembly": c.SMS.Reassembly,
-		"registration.code_ttl": c.Registration.CodeTTL, "registration.resend_after": c.Registration.ResendAfter} {
+		"registration.code_ttl": c.Registration.CodeTTL, "registration.resend_after": c.Registration.ResendAfter,
+		"routing.sms_fallback_after": c.Routing.SMSFallbackAfter, "archive.retention": c.Archive.Retention} {
 		if d.bad != "" {
 			bad(key, "%q is not a duration such as 30s or 10m", d.bad)
 		}
@@ -342,6 +365,12 @@ func (c *Config) validate() []error {
 		if v < 1 {
 			bad(key, "at least 1")
 		}
+	}
+	if c.Routing.SMSFallbackAfter.D() < 0 {
+		bad("routing.sms_fallback_after", "must not be negative (0 disables the fallback)")
+	}
+	if c.Archive.Retention.D() < 0 {
+		bad("archive.retention", "must not be negative (0 keeps messages forever)")
 	}
 	switch c.Log.Level {
 	case "trace", "debug", "info", "warn", "error":

@@ -84,6 +84,7 @@ func run(ctx context.Context, cfg *Config, log zerolog.Logger) error {
 		DefaultRegion: cfg.Phone.DefaultRegion,
 		Validity:      cfg.SMS.Validity.D(),
 		MaxParts:      cfg.SMS.MaxParts,
+		FallbackAfter: fallbackAfter(cfg.Routing.SMSFallbackAfter.D()),
 		Instance:      instance,
 		Logger:        log,
 		WakeSMS:       func() { gw.Wake() },
@@ -145,15 +146,18 @@ func run(ctx context.Context, cfg *Config, log zerolog.Logger) error {
 		xmppTLS = &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12}
 	}
 	comp := component.New(component.Config{
-		JID:       compJID,
-		Server:    cfg.XMPP.Server,
-		Secret:    cfg.XMPP.Secret,
-		TLS:       xmppTLS,
-		Version:   version(),
-		Registrar: verifier,
-		Sessions:  st,
-		OnConnect: rt.Wake,
-		Logger:    log,
+		JID:             compJID,
+		Server:          cfg.XMPP.Server,
+		Secret:          cfg.XMPP.Secret,
+		TLS:             xmppTLS,
+		Version:         version(),
+		Registrar:       verifier,
+		Sessions:        st,
+		Archive:         st,
+		Preferences:     st,
+		DefaultFallback: cfg.Routing.SMSFallbackAfter.D(),
+		OnConnect:       rt.Wake,
+		Logger:          log,
 	}, rt)
 	rt.SetXMPP(comp)
 	verifier.SetNotifier(comp)
@@ -185,6 +189,9 @@ func run(ctx context.Context, cfg *Config, log zerolog.Logger) error {
 	start("xmpp", ctx, comp.Run)
 	start("router", ctx, rt.Run)
 	start("smsgw", ctx, func(ctx context.Context) error { return gw.Run(ctx, drainTimeout) })
+	if keep := cfg.Archive.Retention.D(); keep > 0 {
+		start("prune", ctx, func(ctx context.Context) error { return prune(ctx, st, keep, time.Hour, log) })
+	}
 
 	var runErr error
 	select {
@@ -226,4 +233,34 @@ func tlsConfig(c SMPPConfig) (*tls.Config, error) {
 		t.RootCAs = pool
 	}
 	return t, nil
+}
+
+// fallbackAfter maps the configuration's 0 (disabled) to the router's negative.
+func fallbackAfter(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
+}
+
+// prune deletes finished messages older than keep, now and then every
+// interval, until ctx ends. A failure is logged and tried again next time.
+func prune(ctx context.Context, st *store.Store, keep, interval time.Duration, log zerolog.Logger) error {
+	log = log.With().Str("component", "prune").Logger()
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		n, err := st.Prune(ctx, time.Now().Add(-keep))
+		switch {
+		case err != nil && ctx.Err() == nil:
+			log.Error().Err(err).Msg("pruning the archive failed")
+		case n > 0:
+			log.Info().Int64("deleted", n).Dur("retention", keep).Msg("pruned the archive")
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+	}
 }

@@ -1,0 +1,207 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"switchboard/internal/testenv"
+	"switchboard/smsgw/smsc"
+	"switchboard/store"
+)
+
+const bobNumber = "+12015550101"
+
+func bind(t *testing.T, s *stack, user, num string) {
+	t.Helper()
+	st, err := store.Open(context.Background(), s.cfg.Store.DSN)
+	must(t, err)
+	defer st.Close()
+	_, err = st.Bind(context.Background(), num, user+"@"+s.prosody.Domain, "operator")
+	must(t, err)
+}
+
+func from(j string) func(testenv.Stanza) bool {
+	return func(s testenv.Stanza) bool { return s.Name == "message" && s.Attr["from"] == j }
+}
+
+// smsCount counts SMS at the simulator whose text contains sub.
+func smsCount(s *stack, sub string) int {
+	n := 0
+	for _, m := range s.smsc.Messages() {
+		if strings.Contains(m.FullText, sub) || strings.Contains(m.Text, sub) {
+			n++
+		}
+	}
+	return n
+}
+
+func waitSMS(t *testing.T, s *stack, sub string) *smsc.Message {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		for _, m := range s.smsc.Messages() {
+			if strings.Contains(m.FullText, sub) || strings.Contains(m.Text, sub) {
+				return m
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("no SMS containing %q", sub)
+	return nil
+}
+
+// TestRoutingOverXMPP: a message to a registered number travels over XMPP,
+// number to number; receipts, markers and replies come back the same way;
+// no SMS is sent.
+func TestRoutingOverXMPP(t *testing.T) {
+	stores(t, func(t *testing.T, dsn string) {
+		s := startStack(t, dsn, smsc.Config{}, "SWITCHBOARD_ROUTING_SMS_FALLBACK_AFTER=2s")
+		bind(t, s, "bob", bobNumber)
+		a, b := s.login(t, "alice"), s.login(t, "bob")
+		waitComponent(t, s, a)
+		ctx := ctxT(t, 60*time.Second)
+		aliceJID, bobJID := s.numberJID(alice), s.numberJID(bobNumber)
+
+		must(t, a.Send(ctx, fmt.Sprintf(`<message to='%s' id='r1' type='chat'><body>hi bob</body><request xmlns='urn:xmpp:receipts'/></message>`, bobJID)))
+		m, err := b.Next(ctx, from(aliceJID))
+		must(t, err)
+		if m.Body != "hi bob" || m.Attr["id"] != "r1" || !strings.Contains(m.XML, "urn:xmpp:receipts") {
+			t.Fatalf("bob got %s", m.XML)
+		}
+		must(t, b.Send(ctx, fmt.Sprintf(`<message to='%s' id='ack1'><received xmlns='urn:xmpp:receipts' id='r1'/></message>`, aliceJID)))
+		r, err := a.Next(ctx, from(bobJID))
+		must(t, err)
+		if !strings.Contains(norm(r.XML), `<received xmlns="urn:xmpp:receipts" id="r1"`) {
+			t.Fatalf("alice got %s", r.XML)
+		}
+
+		// Bob replies and marks the message displayed; both reach alice.
+		must(t, b.Send(ctx, fmt.Sprintf(`<message to='%s' id='r2' type='chat'><body>hi alice</body><active xmlns='http://jabber.org/protocol/chatstates'/></message>`, aliceJID)))
+		r, err = a.Next(ctx, from(bobJID))
+		must(t, err)
+		if r.Body != "hi alice" || !strings.Contains(r.XML, "chatstates") {
+			t.Fatalf("reply = %s", r.XML)
+		}
+		must(t, b.Send(ctx, fmt.Sprintf(`<message to='%s' id='mk1' type='chat'><displayed xmlns='urn:xmpp:chat-markers:0' id='r1'/></message>`, aliceJID)))
+		r, err = a.Next(ctx, from(bobJID))
+		must(t, err)
+		if !strings.Contains(norm(r.XML), `<displayed xmlns="urn:xmpp:chat-markers:0" id="r1"`) {
+			t.Fatalf("marker = %s", r.XML)
+		}
+		// Alice acknowledges bob's reply so it does not fall back either.
+		must(t, a.Send(ctx, fmt.Sprintf(`<message to='%s' id='ack2'><received xmlns='urn:xmpp:receipts' id='r2'/></message>`, bobJID)))
+		time.Sleep(3500 * time.Millisecond) // past the 2s fallback, plus the 1s poll
+		if n := len(s.smsc.Messages()); n != 0 {
+			t.Fatalf("%d SMS sent for messages confirmed over XMPP", n)
+		}
+	})
+}
+
+// TestFallback: no receipt in time sends the message as SMS once, with a
+// notice and the carrier's receipt; a late XMPP receipt is passed on but no
+// second SMS goes; a user can turn the fallback off; a bounce falls back at
+// once.
+func TestFallback(t *testing.T) {
+	s := startStack(t, "sqlite:"+filepath.Join(t.TempDir(), "sb.db"), smsc.Config{}, "SWITCHBOARD_ROUTING_SMS_FALLBACK_AFTER=2s")
+	bind(t, s, "bob", bobNumber)
+	a, b := s.login(t, "alice"), s.login(t, "bob")
+	waitComponent(t, s, a)
+	ctx := ctxT(t, 90*time.Second)
+	aliceJID, bobJID := s.numberJID(alice), s.numberJID(bobNumber)
+
+	must(t, a.Send(ctx, fmt.Sprintf(`<message to='%s' id='f1' type='chat'><body>are you there</body><request xmlns='urn:xmpp:receipts'/></message>`, bobJID)))
+	if _, err := b.Next(ctx, from(aliceJID)); err != nil {
+		t.Fatal(err)
+	}
+	sms := waitSMS(t, s, "are you there")
+	if sms.Source != alice[1:] || sms.Dest != bobNumber[1:] {
+		t.Fatalf("fallback SMS = %+v", sms)
+	}
+	notice, err := a.Next(ctx, func(st testenv.Stanza) bool { return st.Attr["from"] == bobJID && strings.Contains(st.Body, "sent as SMS") })
+	must(t, err)
+	t.Logf("notice: %s", notice.Body)
+	r, err := a.Next(ctx, func(st testenv.Stanza) bool { return st.Attr["from"] == bobJID && strings.Contains(st.XML, "received") })
+	must(t, err)
+	if !strings.Contains(norm(r.XML), `id="f1"`) {
+		t.Fatalf("carrier receipt = %s", r.XML)
+	}
+	// Bob's client acknowledges late: reported, not re-sent.
+	must(t, b.Send(ctx, fmt.Sprintf(`<message to='%s' id='ack'><received xmlns='urn:xmpp:receipts' id='f1'/></message>`, aliceJID)))
+	r, err = a.Next(ctx, func(st testenv.Stanza) bool { return st.Attr["from"] == bobJID && strings.Contains(st.XML, "received") })
+	must(t, err)
+	time.Sleep(2 * time.Second)
+	if n := smsCount(s, "are you there"); n != 1 {
+		t.Fatalf("%d SMS for one message", n)
+	}
+
+	// Alice turns the fallback off.
+	c, _ := adhocRun(t, a, s.prosody.Component, "settings", "", "execute", nil)
+	if c.Form == nil {
+		t.Fatalf("settings form = %+v", c)
+	}
+	c, _ = adhocRun(t, a, s.prosody.Component, "settings", c.SessionID, "complete", map[string]string{"fallback": "0"})
+	if !strings.Contains(notes(c), "never go as SMS") {
+		t.Fatalf("settings = %s", notes(c))
+	}
+	must(t, a.Send(ctx, fmt.Sprintf(`<message to='%s' id='f2' type='chat'><body>no fallback please</body></message>`, bobJID)))
+	if _, err := b.Next(ctx, func(st testenv.Stanza) bool { return st.Body == "no fallback please" }); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(3500 * time.Millisecond)
+	if n := smsCount(s, "no fallback please"); n != 0 {
+		t.Fatalf("SMS sent with the fallback off")
+	}
+	c, _ = adhocRun(t, a, s.prosody.Component, "settings", "", "execute", nil)
+	adhocRun(t, a, s.prosody.Component, "settings", c.SessionID, "complete", map[string]string{"fallback": "1", "fallback_after": "30"})
+
+	// A number bound to an account that does not exist: Prosody bounces
+	// the relay, and the message goes as SMS at once.
+	bind(t, s, "carol", "+12015550102")
+	start := time.Now()
+	must(t, a.Send(ctx, fmt.Sprintf(`<message to='%s' id='f3' type='chat'><body>to carol</body></message>`, s.numberJID("+12015550102"))))
+	waitSMS(t, s, "to carol")
+	if time.Since(start) > 20*time.Second {
+		t.Fatalf("bounce did not fall back before the 30s timer")
+	}
+	notice, err = a.Next(ctx, func(st testenv.Stanza) bool { return strings.Contains(st.Body, "could not deliver") })
+	must(t, err)
+}
+
+// TestRichContentAsSMS: links, locations, contacts and corrections become
+// text; chat states and markers never make an SMS.
+func TestRichContentAsSMS(t *testing.T) {
+	s := startStack(t, "sqlite:"+filepath.Join(t.TempDir(), "sb.db"), smsc.Config{})
+	a := s.login(t, "alice")
+	waitComponent(t, s, a)
+	ctx := ctxT(t, 30*time.Second)
+	to := s.numberJID(phone)
+	for _, tc := range []struct{ stanza, want string }{
+		{`<body>see this</body><x xmlns='jabber:x:oob'><url>https://up.example.com/cat.jpg</url></x>`, "see this\nhttps://up.example.com/cat.jpg"},
+		{`<body>https://up.example.com/dog.jpg</body><x xmlns='jabber:x:oob'><url>https://up.example.com/dog.jpg</url></x>`, "https://up.example.com/dog.jpg"},
+		{`<geoloc xmlns='http://jabber.org/protocol/geoloc'><lat>40.7128</lat><lon>-74.006</lon></geoloc>`, "geo:40.7128,-74.006 https://www.openstreetmap.org/?mlat=40.7128&mlon=-74.006"},
+		{`<x xmlns='http://jabber.org/protocol/rosterx'><item action='add' jid='+12015550177@` + s.prosody.Component + `' name='Dana'/></x>`, "Contact Dana: +12015550177"},
+		{`<body>fixed text</body><replace xmlns='urn:xmpp:message-correct:0' id='x1'/>`, "Correction: fixed text"},
+	} {
+		n := len(s.smsc.Messages())
+		must(t, a.Send(ctx, fmt.Sprintf(`<message to='%s' type='chat'>%s</message>`, to, tc.stanza)))
+		msgs, err := s.smsc.WaitMessages(ctx, n+1)
+		must(t, err)
+		if got := msgs[n].FullText; got != tc.want {
+			t.Errorf("SMS = %q, want %q", got, tc.want)
+		}
+	}
+	n := len(s.smsc.Messages())
+	must(t, a.Send(ctx, fmt.Sprintf(`<message to='%s' type='chat'><composing xmlns='http://jabber.org/protocol/chatstates'/></message>`, to)))
+	must(t, a.Send(ctx, fmt.Sprintf(`<message to='%s' type='chat'><displayed xmlns='urn:xmpp:chat-markers:0' id='x'/></message>`, to)))
+	must(t, a.Send(ctx, fmt.Sprintf(`<message to='%s' type='chat'><body>last</body></message>`, to)))
+	msgs, err := s.smsc.WaitMessages(ctx, n+1)
+	must(t, err)
+	time.Sleep(300 * time.Millisecond)
+	if got := len(s.smsc.Messages()); got != n+1 || msgs[n].Text != "last" {
+		t.Fatalf("body-less stanzas made SMS: %d new, first %q", got-n, msgs[n].Text)
+	}
+}
