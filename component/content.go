@@ -10,12 +10,12 @@ import (
 
 // Namespaces of content that changes how a message reads as SMS.
 const (
-	nsOOB        = "jabber:x:oob"                         // XEP-0066 (and XEP-0363 uploads)
-	nsGeoloc     = "http://jabber.org/protocol/geoloc"    // XEP-0080
-	nsCorrection = "urn:xmpp:message-correct:0"           // XEP-0308
-	nsRosterX    = "http://jabber.org/protocol/rosterx"   // XEP-0144, a shared contact
+	nsOOB        = "jabber:x:oob"                          // XEP-0066 (and XEP-0363 uploads)
+	nsGeoloc     = "http://jabber.org/protocol/geoloc"     // XEP-0080
+	nsCorrection = "urn:xmpp:message-correct:0"            // XEP-0308
+	nsRosterX    = "http://jabber.org/protocol/rosterx"    // XEP-0144, a shared contact
 	nsChatStates = "http://jabber.org/protocol/chatstates" // XEP-0085
-	nsMarkers    = "urn:xmpp:chat-markers:0"              // XEP-0333
+	nsMarkers    = "urn:xmpp:chat-markers:0"               // XEP-0333
 )
 
 // smsText is the text an SMS carries for a message: the body, with out-of-

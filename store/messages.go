@@ -7,8 +7,8 @@ import (
 	"fmt"
 	"hash/fnv"
 	"slices"
-	"strings"
 	"strconv"
+	"strings"
 	"time"
 )
 
