@@ -68,6 +68,9 @@ func (c *Component) commandList() []commandInfo {
 		commandInfo{NodeStatus, "Show my phone number"},
 		commandInfo{NodeUnregister, "Unregister my phone number"},
 	)
+	if c.cfg.AddressBook != nil {
+		list = append(list, commandInfo{NodeAddressBook, "Upload my address book"})
+	}
 	if c.cfg.Preferences != nil {
 		list = append(list, commandInfo{NodeSettings, "Delivery settings"})
 	}
@@ -158,6 +161,8 @@ func (c *Component) handleCommand(ctx context.Context, from jid.JID, req *adhoc.
 		resp, err = c.cmdStatus(ctx, from)
 	case NodeSettings:
 		resp, err = c.cmdSettings(ctx, from, req, &sess)
+	case NodeAddressBook:
+		resp, err = c.cmdAddressBook(ctx, from, req, &sess)
 	}
 	if err != nil {
 		return nil, err

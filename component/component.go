@@ -55,11 +55,23 @@ type Config struct {
 	Version string
 	// ReconnectMin and ReconnectMax bound the reconnect backoff. Defaults 500ms and 30s.
 	ReconnectMin, ReconnectMax time.Duration
+	// SyncTo is where Sync pings: the XMPP server's own domain. Default
+	// the component's parent domain is not assumed; set it to a served
+	// domain (cmd does). Zero pings the component domain itself.
+	SyncTo jid.JID
 	// Registrar binds users to numbers (commands and XEP-0077); nil
 	// disables registration.
 	Registrar Registrar
 	// Sessions keeps ad-hoc command state; required with Registrar.
 	Sessions Sessions
+	// AddressBook imports address books and answers who may know what of
+	// a number; nil disables address books.
+	AddressBook AddressBook
+	// FetchPrivate lets address-book URLs point at loopback and private
+	// networks (tests, closed deployments). Default false.
+	FetchPrivate bool
+	// DefaultRegion is for numbers written without a country code.
+	DefaultRegion string
 	// Preferences keeps users' settings; nil hides the settings command.
 	Preferences Preferences
 	// DefaultFallback is the gateway's SMS fallback delay, shown as the
@@ -218,4 +230,33 @@ func (c *Component) SendRelay(ctx context.Context, from, to jid.JID, id string, 
 // SendRelayError sends a message error carrying payload.
 func (c *Component) SendRelayError(ctx context.Context, from, to jid.JID, id string, payload []byte) error {
 	return c.send(ctx, stanza.Message{From: from, To: to, ID: id, Type: stanza.ErrorMessage}.Wrap(payloadTokens(payload)))
+}
+
+// Sync returns once the XMPP server has processed every stanza sent before
+// it: it sends a ping to the server and waits for any answer (the server
+// handles a connection's stanzas in order). XEP-0114 has no acknowledgements,
+// so this is how a sender learns that stanzas were not lost in a connection
+// that died. It must not be called from a stanza handler.
+func (c *Component) Sync(ctx context.Context) error {
+	c.mu.RLock()
+	s := c.sess
+	c.mu.RUnlock()
+	if s == nil {
+		return ErrDisconnected
+	}
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	to, err := jid.Parse(c.cfg.JID.Domainpart())
+	if err != nil {
+		return err
+	}
+	if c.cfg.SyncTo.Domainpart() != "" {
+		to = c.cfg.SyncTo
+	}
+	resp, err := s.SendIQ(ctx, stanza.IQ{Type: stanza.GetIQ, From: c.cfg.JID, To: to}.Wrap(
+		xmlstream.Wrap(nil, xml.StartElement{Name: xml.Name{Space: nsPing, Local: "ping"}})))
+	if err != nil {
+		return fmt.Errorf("component: sync: %w", err)
+	}
+	return resp.Close()
 }

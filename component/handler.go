@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime/debug"
+	"slices"
 	"time"
 
 	"mellium.im/xmlstream"
@@ -14,6 +15,7 @@ import (
 	"mellium.im/xmpp/stanza"
 	"mellium.im/xmpp/version"
 
+	"switchboard/roster/number"
 	"switchboard/router"
 	"switchboard/xep/adhoc"
 )
@@ -28,7 +30,7 @@ const (
 )
 
 // features lists what the component domain implements, for disco#info.
-var features = []string{nsDiscoInfo, nsDiscoItems, nsPing, version.NS, nsReceipts, adhoc.NS, nsRegister}
+var features = []string{nsDiscoInfo, nsDiscoItems, nsPing, version.NS, nsReceipts, adhoc.NS, nsRegister, nsMAM}
 
 // numberFeatures lists what a number JID implements.
 var numberFeatures = []string{nsDiscoInfo, nsReceipts}
@@ -160,7 +162,7 @@ func (c *Component) handle(t xmlstream.TokenReadEncoder, start *xml.StartElement
 			return err // only write errors on the stream end the session
 		}
 	case "presence":
-		// Presence for number JIDs is served with the address book.
+		c.handlePresence(ctx, &s)
 	}
 	return nil
 }
@@ -189,6 +191,12 @@ func (c *Component) handleMessage(ctx context.Context, s *inStanza) {
 		return
 	}
 	if to.Localpart() == "" {
+		for _, e := range s.Payload {
+			if e.XMLName.Space == nsRosterX && e.XMLName.Local == "x" && c.cfg.AddressBook != nil && c.router.Served(from) {
+				c.handleRosterX(ctx, from, e)
+				return
+			}
+		}
 		if s.text() != "" {
 			c.replyError(ctx, to, from, s.ID, errText(stanza.Cancel, stanza.ServiceUnavailable,
 				"This is an SMS gateway: write to a phone number, e.g. +12015550123@"+c.cfg.JID.Domainpart()+"."))
@@ -260,7 +268,34 @@ func (c *Component) handleIQ(ctx context.Context, t xmlstream.TokenReadEncoder, 
 		}
 		return c.iqError(t, s, errText(stanza.Cancel, stanza.ItemNotFound, fmt.Sprintf("There is no node %q here.", node)))
 	case s.Type == "get" && p.Space == nsDiscoInfo && p.Local == "query":
-		return c.iqResult(t, s, c.discoInfo(to, s.Payload[0]))
+		return c.iqResult(t, s, c.discoInfo(ctx, from, to, s.Payload[0]))
+	case c.cfg.AddressBook != nil && toComponent && ((s.Type == "get" && p.Space == nsQuicksy && p.Local == "phone-book") ||
+		(s.Type == "set" && p.Space == nsRosterX && p.Local == "x") || (p.Space == nsGateway && p.Local == "query")):
+		if !c.router.Served(from) {
+			return c.iqError(t, s, errText(stanza.Cancel, stanza.Forbidden, "Only users of the XMPP domains this gateway serves may use its address book."))
+		}
+		var (
+			r   xml.TokenReader
+			err error
+		)
+		switch p.Space {
+		case nsQuicksy:
+			r, err = c.quicksySync(ctx, from, s.Payload[0])
+		case nsGateway:
+			r, err = c.gatewayQuery(ctx, from, s.Type, s.Payload[0])
+		case nsRosterX:
+			c.handleRosterX(ctx, from, s.Payload[0])
+		}
+		if err != nil {
+			return c.iqError(t, s, c.asStanzaError(err))
+		}
+		return c.iqResult(t, s, r)
+	case s.Type == "get" && p.Space == nsVCardTmp && p.Local == "vCard" && !toComponent:
+		r, err := c.vcardOf(ctx, from, to)
+		if err != nil {
+			return c.iqError(t, s, c.asStanzaError(err))
+		}
+		return c.iqResult(t, s, r)
 	case s.Type == "get" && p.Space == nsDiscoItems && p.Local == "query" && node == adhoc.NS && toComponent:
 		return c.iqResult(t, s, c.commandItems(s.Payload[0]))
 	case s.Type == "get" && p.Space == nsDiscoItems && p.Local == "query":
@@ -281,6 +316,8 @@ func (c *Component) handleIQ(ctx context.Context, t xmlstream.TokenReadEncoder, 
 		return c.iqResult(t, s, r)
 	case s.Type == "set" && p.Space == nsMAM && p.Local == "query" && toComponent:
 		return c.handleMAM(ctx, t, s, from, s.Payload[0])
+	case s.Type == "get" && p.Space == nsMAM && p.Local == "query" && toComponent:
+		return c.handleMAMForm(t, s, from)
 	case s.Type == "get" && p.Space == nsMAM && p.Local == "metadata" && toComponent:
 		return c.handleMAMMetadata(ctx, t, s, from)
 	case p.Space == nsRegister && p.Local == "query" && toComponent:
@@ -343,15 +380,29 @@ func queryStart(ns string, q element) xml.StartElement {
 	return start
 }
 
-func (c *Component) discoInfo(to jid.JID, q element) xml.TokenReader {
+// discoInfo answers for the component, or for a number JID: client/phone
+// when the number is registered and in the requester's address book,
+// client/sms otherwise (registration is not revealed beyond the book).
+func (c *Component) discoInfo(ctx context.Context, from, to jid.JID, q element) xml.TokenReader {
 	var (
 		id   info.Identity
 		feat []string
 	)
 	if to.Localpart() == "" {
 		id, feat = info.Identity{Category: "gateway", Type: "sms", Name: "Switchboard SMS gateway"}, features
+		if c.cfg.AddressBook != nil {
+			feat = append(slices.Clone(feat), nsGateway, nsQuicksy, nsRosterX)
+		}
 	} else {
 		id, feat = info.Identity{Category: "client", Type: "sms", Name: to.Localpart()}, numberFeatures
+		if c.cfg.AddressBook != nil {
+			if n, err := number.FromJID(to, ""); err == nil {
+				if rel, err := c.cfg.AddressBook.Relation(ctx, from, n.String()); err == nil && rel.OnXMPP {
+					id.Type = "phone"
+				}
+				feat = append(slices.Clone(feat), nsVCardTmp)
+			}
+		}
 	}
 	readers := []xml.TokenReader{id.TokenReader()}
 	for _, f := range feat {

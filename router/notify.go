@@ -53,8 +53,18 @@ func (r *Router) sendNotices(ctx context.Context) int {
 		}
 		done = append(done, n.ID)
 	}
-	// The stanzas are written; record that even when ctx has just ended.
+	// Written is not delivered: only once the server has answered a ping
+	// sent after them are the stanzas known to have left this connection.
+	// If it dies first, everything is sent again after the reconnect
+	// (at-least-once: a message may, rarely, arrive twice, never not at all).
 	bg := context.WithoutCancel(ctx)
+	if len(done) > 0 {
+		if err := r.xmpp.Sync(ctx); err != nil {
+			r.log.Warn().Err(err).Int("notices", len(done)).Msg("server did not confirm; notices will be sent again")
+			failed = append(failed, done...)
+			done = nil
+		}
+	}
 	if err := r.store.NoticesDone(bg, done); err != nil {
 		r.log.Error().Err(err).Msg("recording sent notices failed")
 	}

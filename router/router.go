@@ -56,6 +56,8 @@ type XMPP interface {
 	SendRelay(ctx context.Context, from, to jid.JID, id string, payload []byte, requestReceipt bool) error
 	// SendRelayError sends a message error whose children are payload.
 	SendRelayError(ctx context.Context, from, to jid.JID, id string, payload []byte) error
+	// Sync returns once the server has processed everything sent before.
+	Sync(ctx context.Context) error
 }
 
 // Config configures a Router. Zero values mean the defaults.

@@ -107,6 +107,27 @@ var migrations = []string{
 		fallback       SMALLINT NOT NULL,
 		fallback_after BIGINT NOT NULL
 	);`,
+	// Address books.
+	`CREATE TABLE contacts (
+		owner      TEXT NOT NULL,
+		number     TEXT NOT NULL,
+		name       TEXT NOT NULL DEFAULT '',
+		photo      {{bytes}},
+		photo_type TEXT NOT NULL DEFAULT '',
+		added_at   BIGINT NOT NULL,
+		deleted    SMALLINT NOT NULL DEFAULT 0,
+		dirty      SMALLINT NOT NULL DEFAULT 1,
+		PRIMARY KEY (owner, number)
+	);
+	CREATE INDEX contacts_number ON contacts (number);
+	CREATE INDEX contacts_dirty ON contacts (dirty);
+	CREATE TABLE lookups (
+		owner  TEXT NOT NULL,
+		number TEXT NOT NULL,
+		at     BIGINT NOT NULL,
+		PRIMARY KEY (owner, number)
+	);
+	CREATE INDEX lookups_at ON lookups (owner, at);`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {

@@ -28,6 +28,7 @@ type Config struct {
 	SMS          SMSConfig          `toml:"sms"`
 	Registration RegistrationConfig `toml:"registration"`
 	Routing      RoutingConfig      `toml:"routing"`
+	AddressBook  AddressBookConfig  `toml:"addressbook"`
 	Archive      ArchiveConfig      `toml:"archive"`
 	Log          LogConfig          `toml:"log"`
 }
@@ -87,6 +88,14 @@ type RegistrationConfig struct {
 	PerNumberDay int      `toml:"per_number_day"` // codes per number per 24 h. Default 5.
 	PerJIDDay    int      `toml:"per_jid_day"`    // codes per JID per 24 h. Default 10.
 	GlobalHour   int      `toml:"global_hour"`    // codes sent by everyone per hour. Default 500.
+}
+
+// AddressBookConfig is about uploaded address books and the rosters made from them.
+type AddressBookConfig struct {
+	Group        string `toml:"group"`         // roster group of number JIDs. Default "Phone contacts".
+	MaxContacts  int    `toml:"max_contacts"`  // numbers per upload. Default 10000.
+	DailyLookups int    `toml:"daily_lookups"` // numbers a user may look up for the first time per 24 h. Default 2048.
+	FetchPrivate bool   `toml:"fetch_private"` // let address-book URLs point at loopback/private networks. Default false.
 }
 
 // RoutingConfig is how messages choose between XMPP and SMS.
@@ -239,6 +248,15 @@ func (c *Config) defaults() {
 	if r.GlobalHour == 0 {
 		r.GlobalHour = 500
 	}
+	if c.AddressBook.Group == "" {
+		c.AddressBook.Group = "Phone contacts"
+	}
+	if c.AddressBook.MaxContacts == 0 {
+		c.AddressBook.MaxContacts = 10000
+	}
+	if c.AddressBook.DailyLookups == 0 {
+		c.AddressBook.DailyLookups = 2048
+	}
 	if c.Routing.SMSFallbackAfter.unset() {
 		c.Routing.SMSFallbackAfter = Dur(30 * time.Second)
 	}
@@ -365,6 +383,12 @@ func (c *Config) validate() []error {
 		if v < 1 {
 			bad(key, "at least 1")
 		}
+	}
+	if c.AddressBook.MaxContacts < 1 {
+		bad("addressbook.max_contacts", "at least 1")
+	}
+	if c.AddressBook.DailyLookups < 1 {
+		bad("addressbook.daily_lookups", "at least 1")
 	}
 	if c.Routing.SMSFallbackAfter.D() < 0 {
 		bad("routing.sms_fallback_after", "must not be negative (0 disables the fallback)")

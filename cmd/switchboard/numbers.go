@@ -58,6 +58,10 @@ func cmdNumbers(ctx context.Context, args []string, stdout io.Writer) error {
 		if err != nil {
 			return err
 		}
+		// Users with the number in their address books see the change.
+		if _, err := st.TouchNumber(ctx, n.String()); err != nil {
+			return err
+		}
 		fmt.Fprintf(stdout, "%s is now bound to %s\n", n, j.Bare())
 		if prev != "" {
 			fmt.Fprintf(stdout, "(it was bound to %s before)\n", prev)
@@ -75,6 +79,9 @@ func cmdNumbers(ctx context.Context, args []string, stdout io.Writer) error {
 			return fmt.Errorf("numbers release: %s is not bound", n)
 		}
 		if err != nil {
+			return err
+		}
+		if _, err := st.TouchNumber(ctx, n.String()); err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "%s released (was bound to %s)\n", n, j)

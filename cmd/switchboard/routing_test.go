@@ -121,7 +121,9 @@ func TestFallback(t *testing.T) {
 	if sms.Source != alice[1:] || sms.Dest != bobNumber[1:] {
 		t.Fatalf("fallback SMS = %+v", sms)
 	}
-	notice, err := a.Next(ctx, func(st testenv.Stanza) bool { return st.Attr["from"] == bobJID && strings.Contains(st.Body, "sent as SMS") })
+	notice, err := a.Next(ctx, func(st testenv.Stanza) bool {
+		return st.Attr["from"] == bobJID && strings.Contains(st.Body, "sent as SMS")
+	})
 	must(t, err)
 	t.Logf("notice: %s", notice.Body)
 	r, err := a.Next(ctx, func(st testenv.Stanza) bool { return st.Attr["from"] == bobJID && strings.Contains(st.XML, "received") })

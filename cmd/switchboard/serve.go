@@ -19,6 +19,7 @@ import (
 	"mellium.im/xmpp/jid"
 
 	"switchboard/component"
+	"switchboard/roster"
 	"switchboard/roster/verify"
 	"switchboard/router"
 	"switchboard/smsgw"
@@ -98,6 +99,15 @@ func run(ctx context.Context, cfg *Config, log zerolog.Logger) error {
 		Logger:      log,
 	}, st, rt)
 
+	ab := cfg.AddressBook
+	book := roster.New(roster.Config{
+		Component:     compJID,
+		Group:         ab.Group,
+		MaxContacts:   ab.MaxContacts,
+		DailyLookups:  ab.DailyLookups,
+		DefaultRegion: cfg.Phone.DefaultRegion,
+		Logger:        log,
+	}, st)
 	reg := cfg.Registration
 	verifier := verify.New(verify.Config{
 		Mode:          reg.Verification,
@@ -112,6 +122,11 @@ func run(ctx context.Context, cfg *Config, log zerolog.Logger) error {
 		DefaultRegion: cfg.Phone.DefaultRegion,
 		Logger:        log,
 		WakeSMS:       func() { gw.Wake() },
+		OnBind:        func(ctx context.Context, _ jid.JID, num string) { _ = book.Registered(ctx, num) },
+		OnUnbind: func(ctx context.Context, owner jid.JID, num string) {
+			_ = book.Registered(ctx, num)
+			_ = book.Forget(ctx, owner)
+		},
 	}, st)
 
 	var smppTLS *tls.Config
@@ -147,6 +162,7 @@ func run(ctx context.Context, cfg *Config, log zerolog.Logger) error {
 	}
 	comp := component.New(component.Config{
 		JID:             compJID,
+		SyncTo:          jid.MustParse(cfg.XMPP.Domains[0]),
 		Server:          cfg.XMPP.Server,
 		Secret:          cfg.XMPP.Secret,
 		TLS:             xmppTLS,
@@ -154,6 +170,9 @@ func run(ctx context.Context, cfg *Config, log zerolog.Logger) error {
 		Registrar:       verifier,
 		Sessions:        st,
 		Archive:         st,
+		AddressBook:     book,
+		FetchPrivate:    ab.FetchPrivate,
+		DefaultRegion:   cfg.Phone.DefaultRegion,
 		Preferences:     st,
 		DefaultFallback: cfg.Routing.SMSFallbackAfter.D(),
 		OnConnect:       rt.Wake,
@@ -161,6 +180,7 @@ func run(ctx context.Context, cfg *Config, log zerolog.Logger) error {
 	}, rt)
 	rt.SetXMPP(comp)
 	verifier.SetNotifier(comp)
+	// book.SetPusher(comp) -- PENDING
 
 	// The SMPP client outlives the gateway, so submissions in flight at
 	// shutdown still get their responses, and inbound messages are still
@@ -188,6 +208,7 @@ func run(ctx context.Context, cfg *Config, log zerolog.Logger) error {
 	}()
 	start("xmpp", ctx, comp.Run)
 	start("router", ctx, rt.Run)
+	// start("roster", ctx, book.Run) -- PENDING
 	start("smsgw", ctx, func(ctx context.Context) error { return gw.Run(ctx, drainTimeout) })
 	if keep := cfg.Archive.Retention.D(); keep > 0 {
 		start("prune", ctx, func(ctx context.Context) error { return prune(ctx, st, keep, time.Hour, log) })

@@ -33,7 +33,18 @@ type stack struct {
 
 func startStack(t *testing.T, dsn string, simCfg smsc.Config, extraEnv ...string) *stack {
 	t.Helper()
-	p := testenv.StartProsody(t, testenv.ProsodyOptions{Users: map[string]string{"alice": "alice", "bob": "bob"}})
+	return startStackWith(t, dsn, testenv.ProsodyOptions{}, simCfg, extraEnv...)
+}
+
+// startStackWith is startStack with Prosody options (users alice and bob
+// are always there).
+func startStackWith(t *testing.T, dsn string, popts testenv.ProsodyOptions, simCfg smsc.Config, extraEnv ...string) *stack {
+	t.Helper()
+	if popts.Users == nil {
+		popts.Users = map[string]string{}
+	}
+	popts.Users["alice"], popts.Users["bob"] = "alice", "bob"
+	p := testenv.StartProsody(t, popts)
 	simCfg.Logger = zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel)
 	sim := smsc.NewServer(simCfg)
 	smscAddr, err := sim.Start("")

@@ -67,6 +67,10 @@ type Config struct {
 	Logger        zerolog.Logger
 	// WakeSMS is called after a code SMS was queued.
 	WakeSMS func()
+	// OnBind is called after a number was verified and bound to user;
+	// OnUnbind after a user's number was removed.
+	OnBind   func(ctx context.Context, user jid.JID, number string)
+	OnUnbind func(ctx context.Context, user jid.JID, number string)
 }
 
 // Service runs verifications.
@@ -109,6 +113,12 @@ func New(cfg Config, st Store) *Service {
 	}
 	if cfg.WakeSMS == nil {
 		cfg.WakeSMS = func() {}
+	}
+	if cfg.OnBind == nil {
+		cfg.OnBind = func(context.Context, jid.JID, string) {}
+	}
+	if cfg.OnUnbind == nil {
+		cfg.OnUnbind = func(context.Context, jid.JID, string) {}
 	}
 	return &Service{cfg: cfg, store: st, log: cfg.Logger.With().Str("component", "verify").Logger(), now: time.Now}
 }
@@ -253,6 +263,7 @@ func (s *Service) Confirm(ctx context.Context, user jid.JID, code string) (numbe
 	}
 	n := number.E164(v.Number)
 	s.log.Info().Str("jid", bare).Str("number", v.Number).Str("previous", previous).Msg("number verified")
+	s.cfg.OnBind(ctx, user.Bare(), v.Number)
 	if previous != "" && s.notify != nil {
 		pj, err := jid.Parse(previous)
 		if err == nil {
@@ -279,6 +290,7 @@ func (s *Service) Unregister(ctx context.Context, user jid.JID) (number.E164, er
 		return "", err
 	}
 	s.log.Info().Str("jid", user.Bare().String()).Str("number", b.Number).Msg("number unregistered")
+	s.cfg.OnUnbind(ctx, user.Bare(), b.Number)
 	return number.E164(b.Number), nil
 }
 

@@ -1,0 +1,384 @@
+package component
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"syscall"
+	"time"
+
+	"mellium.im/xmlstream"
+	"mellium.im/xmpp/jid"
+	"mellium.im/xmpp/stanza"
+
+	"switchboard/roster"
+	"switchboard/roster/addressbook"
+	"switchboard/roster/number"
+	"switchboard/store"
+	"switchboard/xep/adhoc"
+	"switchboard/xep/dataform"
+)
+
+// Namespaces of the ways an address book comes in.
+const (
+	nsQuicksy  = "im.quicksy.synchronization:0" // Quicksy phone-book sync
+	nsGateway  = "jabber:iq:gateway"            // XEP-0100 §6.3
+	nsVCardTmp = "vcard-temp"                   // XEP-0054
+)
+
+// NodeAddressBook is the address-book upload command.
+const NodeAddressBook = "address-book"
+
+// AddressBook is the roster service. *roster.Service satisfies it.
+type AddressBook interface {
+	Upload(ctx context.Context, owner jid.JID, data []byte) (*roster.Report, error)
+	Merge(ctx context.Context, owner jid.JID, contacts []addressbook.Contact) (*roster.Report, error)
+	Relation(ctx context.Context, requester jid.JID, num string) (roster.Relation, error)
+	Sync(ctx context.Context, owner jid.JID, numbers []string) (string, []roster.Entry, error)
+	PresenceFor(ctx context.Context, requester jid.JID, num string) (string, bool)
+}
+
+// cmdAddressBook asks for contacts (pasted, or a URL to fetch), imports
+// them, and reports who is on XMPP.
+func (c *Component) cmdAddressBook(ctx context.Context, from jid.JID, req *adhoc.Command, sess *store.CommandSession) (*adhoc.Command, error) {
+	form := &dataform.Form{
+		Type:  dataform.TypeForm,
+		Title: "Upload your address book",
+		Instructions: []string{"Paste your contacts (a vCard or CSV export, or lines of \"Name, number\"), or give the address of such a file. " +
+			"This replaces the address book uploaded before: contacts no longer in it leave your roster."},
+		Fields: []dataform.Field{
+			dataform.Text(dataform.TextMulti, "contacts", "Contacts", false),
+			dataform.Text(dataform.TextSingle, "url", "…or the address of a file", false),
+		},
+	}
+	if sess.Stage == 0 {
+		sess.Stage = 1
+		return executing(form, true), nil
+	}
+	var data []byte
+	if req.Form != nil {
+		if lines := req.Form.Values("contacts"); len(lines) > 0 {
+			data = []byte(strings.Join(lines, "\n"))
+		}
+		if u, _ := req.Form.Get("url"); u != "" && len(strings.TrimSpace(string(data))) == 0 {
+			fetched, err := c.fetch(ctx, u)
+			if err != nil {
+				return executing(form, true, adhoc.Note{Type: adhoc.Error, Text: err.Error()}), nil
+			}
+			data = fetched
+		}
+	}
+	if len(strings.TrimSpace(string(data))) == 0 {
+		return executing(form, true, adhoc.Note{Type: adhoc.Error, Text: "Paste your contacts or give the address of a file."}), nil
+	}
+	rep, err := c.cfg.AddressBook.Upload(ctx, from, data)
+	var re *roster.Error
+	if errors.As(err, &re) {
+		return completed(adhoc.Error, re.Text), nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return reportCommand(rep), nil
+}
+
+// reportCommand renders an import report: counts in a note, the contacts
+// in a result table, and unreadable entries in a second note.
+func reportCommand(rep *roster.Report) *adhoc.Command {
+	cmd := completed(adhoc.Info, fmt.Sprintf("%d contacts: %d on XMPP, %d by SMS. Added %d, changed %d, removed %d.",
+		len(rep.Entries), rep.OnXMPP(), len(rep.Entries)-rep.OnXMPP(), rep.Added, rep.Changed, rep.Removed))
+	if len(rep.Problems) > 0 {
+		var b strings.Builder
+		fmt.Fprintf(&b, "%d entries could not be read:", len(rep.Problems))
+		for i, p := range rep.Problems {
+			if i == 20 {
+				fmt.Fprintf(&b, "\n… and %d more", len(rep.Problems)-20)
+				break
+			}
+			who := p.Entry
+			if p.Name != "" {
+				who = p.Name + " (" + p.Entry + ")"
+			}
+			fmt.Fprintf(&b, "\nline %d: %s: %s", p.Line, who, p.Reason)
+		}
+		cmd.Notes = append(cmd.Notes, adhoc.Note{Type: adhoc.Warn, Text: b.String()})
+	}
+	table := &dataform.Form{Type: dataform.TypeResult, Title: "Your contacts", Reported: &dataform.Reported{Fields: []dataform.Field{
+		{Var: "name", Label: "Name"}, {Var: "number", Label: "Number"}, {Var: "reach", Label: "Reached by"},
+	}}}
+	for _, e := range rep.Entries {
+		reach := "SMS"
+		if e.OnXMPP {
+			reach = "XMPP"
+		}
+		table.Items = append(table.Items, dataform.Item{Fields: []dataform.Field{
+			{Var: "name", Values: []string{e.Name}}, {Var: "number", Values: []string{e.Number.String()}}, {Var: "reach", Values: []string{reach}},
+		}})
+	}
+	cmd.Form = table
+	return cmd
+}
+
+// maxFetch bounds a fetched address book.
+const maxFetch = 5 << 20
+
+// fetch downloads an address book over HTTP(S), with a size limit and a
+// timeout. Unless FetchPrivate is set, addresses on loopback, private and
+// link-local networks are refused, so the gateway cannot be used to reach
+// inside its own network.
+func (c *Component) fetch(ctx context.Context, raw string) ([]byte, error) {
+	u, err := url.Parse(strings.TrimSpace(raw))
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return nil, errors.New("The address must be an http or https URL.")
+	}
+	dialer := &net.Dialer{Timeout: 5 * time.Second}
+	if !c.cfg.FetchPrivate {
+		dialer.Control = func(_, address string, _ syscall.RawConn) error {
+			host, _, _ := net.SplitHostPort(address)
+			ip := net.ParseIP(host)
+			if ip == nil || ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast() || ip.IsUnspecified() || ip.IsLinkLocalMulticast() {
+				return errors.New("address not allowed")
+			}
+			return nil
+		}
+	}
+	client := &http.Client{Timeout: 15 * time.Second, Transport: &http.Transport{DialContext: dialer.DialContext, Proxy: nil}}
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	hreq, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return nil, errors.New("The address could not be used.")
+	}
+	resp, err := client.Do(hreq)
+	if err != nil {
+		c.log.Info().Err(err).Str("host", u.Host).Msg("address book fetch failed")
+		return nil, fmt.Errorf("The file at %s could not be fetched.", u.Host)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("The file could not be fetched: the server answered %s.", resp.Status)
+	}
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxFetch+1))
+	if err != nil {
+		return nil, errors.New("The file could not be read completely.")
+	}
+	if len(data) > maxFetch {
+		return nil, fmt.Errorf("The file is larger than %d MiB.", maxFetch>>20)
+	}
+	return data, nil
+}
+
+// rosterxItems reads XEP-0144 items naming number JIDs on the component.
+func (c *Component) rosterxItems(e element) []addressbook.Contact {
+	var v struct {
+		Items []struct {
+			Action string `xml:"action,attr"`
+			JID    string `xml:"jid,attr"`
+			Name   string `xml:"name,attr"`
+		} `xml:"item"`
+	}
+	if e.decode(&v) != nil {
+		return nil
+	}
+	var out []addressbook.Contact
+	for _, it := range v.Items {
+		if it.Action == "delete" {
+			continue
+		}
+		j, err := jid.Parse(it.JID)
+		if err != nil || j.Domainpart() != c.cfg.JID.Domainpart() {
+			continue
+		}
+		n, err := number.FromJID(j, "")
+		if err != nil {
+			continue
+		}
+		out = append(out, addressbook.Contact{Name: it.Name, Number: n})
+	}
+	return out
+}
+
+// handleRosterX imports XEP-0144 items a user's client sent to the
+// component, and tells the user what happened.
+func (c *Component) handleRosterX(ctx context.Context, from jid.JID, e element) {
+	contacts := c.rosterxItems(e)
+	if len(contacts) == 0 {
+		return
+	}
+	rep, err := c.cfg.AddressBook.Merge(ctx, from, contacts)
+	text := ""
+	var re *roster.Error
+	switch {
+	case errors.As(err, &re):
+		text = re.Text
+	case err != nil:
+		c.log.Error().Err(err).Msg("importing roster items failed")
+		text = "The contacts could not be imported; try again later."
+	default:
+		text = fmt.Sprintf("Added %d contacts (%d already known): %d on XMPP, %d by SMS.",
+			rep.Added, rep.Changed+rep.Unchanged, rep.OnXMPP(), len(rep.Entries)-rep.OnXMPP())
+	}
+	if err := c.Notify(ctx, from, text); err != nil {
+		c.log.Warn().Err(err).Msg("could not report the import")
+	}
+}
+
+// quicksySync answers the Quicksy phone-book IQ.
+func (c *Component) quicksySync(ctx context.Context, from jid.JID, q element) (xml.TokenReader, error) {
+	var v struct {
+		Ver     string `xml:"ver,attr"`
+		Entries []struct {
+			Number string `xml:"number,attr"`
+		} `xml:"entry"`
+	}
+	if err := q.decode(&v); err != nil {
+		return nil, errText(stanza.Modify, stanza.BadRequest, "The phone book could not be read.")
+	}
+	nums := make([]string, 0, len(v.Entries))
+	for _, e := range v.Entries {
+		nums = append(nums, e.Number)
+	}
+	ver, entries, err := c.cfg.AddressBook.Sync(ctx, from, nums)
+	var re *roster.Error
+	if errors.As(err, &re) {
+		return nil, errText(stanza.Modify, stanza.PolicyViolation, re.Text)
+	}
+	if err != nil {
+		return nil, err
+	}
+	start := xml.StartElement{Name: xml.Name{Space: nsQuicksy, Local: "phone-book"}, Attr: []xml.Attr{{Name: xml.Name{Local: "ver"}, Value: ver}}}
+	if ver == v.Ver {
+		return xmlstream.Wrap(nil, start), nil
+	}
+	var items []xml.TokenReader
+	for _, e := range entries {
+		items = append(items, xmlstream.Wrap(
+			xmlstream.Wrap(xmlstream.Token(xml.CharData(e.Number.JID(c.cfg.JID).String())), xml.StartElement{Name: xml.Name{Local: "jid"}}),
+			xml.StartElement{Name: xml.Name{Local: "entry"}, Attr: []xml.Attr{{Name: xml.Name{Local: "number"}, Value: e.Number.String()}}}))
+	}
+	return xmlstream.Wrap(xmlstream.MultiReader(items...), start), nil
+}
+
+// gatewayQuery answers XEP-0100 jabber:iq:gateway: a prompt for a phone
+// number (get), and the number JID for a number in any common form (set).
+// It reveals nothing about registration.
+func (c *Component) gatewayQuery(ctx context.Context, from jid.JID, typ string, q element) (xml.TokenReader, error) {
+	start := xml.StartElement{Name: xml.Name{Space: nsGateway, Local: "query"}}
+	text := func(name, s string) xml.TokenReader {
+		return xmlstream.Wrap(xmlstream.Token(xml.CharData(s)), xml.StartElement{Name: xml.Name{Local: name}})
+	}
+	if typ == "get" {
+		return xmlstream.Wrap(xmlstream.MultiReader(
+			text("desc", "Enter the phone number of the contact you want to add."),
+			text("prompt", "Phone number"),
+		), start), nil
+	}
+	var v struct {
+		Prompt string `xml:"prompt"`
+	}
+	if err := q.decode(&v); err != nil || strings.TrimSpace(v.Prompt) == "" {
+		return nil, errText(stanza.Modify, stanza.BadRequest, "Send the phone number in <prompt/>.")
+	}
+	region := c.cfg.DefaultRegion
+	if c.cfg.Registrar != nil {
+		if b, err := c.cfg.Registrar.Status(ctx, from); err == nil {
+			if r := number.E164(b.Number).Region(); r != "" {
+				region = r
+			}
+		}
+	}
+	n, err := number.Parse(v.Prompt, region)
+	if err != nil {
+		return nil, errText(stanza.Modify, stanza.NotAcceptable, fmt.Sprintf("%q is not a phone number.", v.Prompt))
+	}
+	j := n.JID(c.cfg.JID).String()
+	return xmlstream.Wrap(xmlstream.MultiReader(text("jid", j), text("prompt", j)), start), nil
+}
+
+// vcardOf answers vcard-temp for a number JID with the name (and photo)
+// the requester's own address book gives it.
+func (c *Component) vcardOf(ctx context.Context, from, to jid.JID) (xml.TokenReader, error) {
+	n, err := number.FromJID(to, "")
+	if err != nil {
+		return nil, errText(stanza.Cancel, stanza.ItemNotFound, "Not a phone number.")
+	}
+	var rel roster.Relation
+	if c.cfg.AddressBook != nil {
+		if rel, err = c.cfg.AddressBook.Relation(ctx, from, n.String()); err != nil {
+			return nil, err
+		}
+	}
+	text := func(name, s string) xml.TokenReader {
+		return xmlstream.Wrap(xmlstream.Token(xml.CharData(s)), xml.StartElement{Name: xml.Name{Local: name}})
+	}
+	fn := rel.Name
+	if fn == "" {
+		fn = n.String()
+	}
+	parts := []xml.TokenReader{
+		text("FN", fn),
+		xmlstream.Wrap(text("NUMBER", n.String()), xml.StartElement{Name: xml.Name{Local: "TEL"}}),
+	}
+	if len(rel.Photo) > 0 {
+		typ := rel.PhotoType
+		if typ == "" {
+			typ = "image/jpeg"
+		}
+		parts = append(parts, xmlstream.Wrap(xmlstream.MultiReader(text("TYPE", typ), text("BINVAL", base64.StdEncoding.EncodeToString(rel.Photo))),
+			xml.StartElement{Name: xml.Name{Local: "PHOTO"}}))
+	}
+	return xmlstream.Wrap(xmlstream.MultiReader(parts...), xml.StartElement{Name: xml.Name{Space: nsVCardTmp, Local: "vCard"}}), nil
+}
+
+// handlePresence answers presence addressed to number JIDs: subscription
+// requests from served users are accepted, and probes are answered with
+// the contact's presence (see the README's presence rules).
+func (c *Component) handlePresence(ctx context.Context, s *inStanza) {
+	from, err := jid.Parse(s.From)
+	if err != nil {
+		return
+	}
+	to, err := jid.Parse(s.To)
+	if err != nil || to.Localpart() == "" || !c.router.Served(from) {
+		return
+	}
+	n, err := number.FromJID(to, "")
+	if err != nil {
+		return
+	}
+	send := func(typ stanza.PresenceType, status string) {
+		var inner xml.TokenReader
+		if status != "" {
+			inner = xmlstream.Wrap(xmlstream.Token(xml.CharData(status)), xml.StartElement{Name: xml.Name{Local: "status"}})
+		}
+		p := stanza.Presence{From: n.JID(c.cfg.JID), To: from.Bare(), Type: typ}
+		if err := c.send(ctx, p.Wrap(inner)); err != nil {
+			c.log.Debug().Err(err).Msg("presence reply failed")
+		}
+	}
+	status, avail := roster.StatusSMS, true
+	if c.cfg.AddressBook != nil {
+		status, avail = c.cfg.AddressBook.PresenceFor(ctx, from, n.String())
+	}
+	switch s.Type {
+	case "subscribe":
+		send(stanza.SubscribedPresence, "")
+		send(stanza.SubscribePresence, "")
+		fallthrough
+	case "probe":
+		if avail {
+			send("", status)
+		} else {
+			send(stanza.UnavailablePresence, "")
+		}
+	case "unsubscribe":
+		send(stanza.UnsubscribedPresence, "")
+	}
+}

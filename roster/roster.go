@@ -1,0 +1,32 @@
+// Package roster turns users' address books into rosters: it imports
+// contacts (from the formats package addressbook reads, XEP-0144 items or a
+// Quicksy phone-book sync), matches their numbers against registrations,
+// and keeps each user's roster items for number JIDs in step — through
+// XEP-0356 privileged roster access where the server grants it, or as
+// XEP-0144 suggestions where it does not. Only items this component created
+// are ever changed.
+package roster
+
+import (
+	"context"
+
+	"mellium.im/xmpp/jid"
+)
+
+// Item is a roster item for a number JID.
+type Item struct {
+	JID    jid.JID
+	Name   string
+	Group  string
+	Remove bool
+}
+
+// Pusher changes users' rosters and tells them about contacts' presence.
+// The component satisfies it.
+type Pusher interface {
+	// PushRoster sets or removes items in owner's roster.
+	PushRoster(ctx context.Context, owner jid.JID, items []Item) error
+	// ContactPresence sends presence from a number JID to owner:
+	// available with status, or unavailable.
+	ContactPresence(ctx context.Context, from, owner jid.JID, available bool, status string) error
+}

@@ -1,0 +1,446 @@
+package roster
+
+import (
+	"context"
+	"crypto/sha1"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+
+	"time"
+
+	"github.com/rs/zerolog"
+	"mellium.im/xmpp/jid"
+
+	"switchboard/roster/addressbook"
+	"switchboard/roster/number"
+	"switchboard/store"
+)
+
+// Store is what the roster service needs from persistence. *store.Store satisfies it.
+type Store interface {
+	ImportContacts(ctx context.Context, owner string, contacts []store.Contact, replace bool, dailyLimit int, now time.Time) (store.ImportResult, error)
+	ContactsOf(ctx context.Context, owner string) ([]store.Contact, error)
+	ContactOf(ctx context.Context, owner, number string) (store.Contact, error)
+	HoldersOf(ctx context.Context, number string) ([]string, error)
+	TouchNumber(ctx context.Context, number string) (int64, error)
+	DropContacts(ctx context.Context, owner string) error
+	DirtyContacts(ctx context.Context, limit int) ([]store.Contact, error)
+	ContactsPushed(ctx context.Context, pushed []store.Contact) error
+	OwnersOf(ctx context.Context, numbers []string) (map[string]string, error)
+	NumberOf(ctx context.Context, jid string) (store.Binding, error)
+}
+
+// Config configures a Service. Zero values mean the defaults.
+type Config struct {
+	Component jid.JID
+	// Group is the roster group of number JIDs. Default "Phone contacts".
+	Group string
+	// MaxContacts caps the numbers in one upload. Default 10,000.
+	MaxContacts int
+	// DailyLookups caps the numbers a user may look up for the first time
+	// in 24 hours, against enumeration. Default 2,048.
+	DailyLookups int
+	// MaxBytes caps an uploaded file. Default 5 MiB.
+	MaxBytes      int
+	DefaultRegion string
+	Logger        zerolog.Logger
+}
+
+// Service imports address books and keeps rosters in step.
+type Service struct {
+	cfg    Config
+	store  Store
+	pusher Pusher
+	log    zerolog.Logger
+	wake   chan struct{}
+	now    func() time.Time
+}
+
+// New returns a roster service; set its Pusher before Run.
+func New(cfg Config, st Store) *Service {
+	if cfg.Group == "" {
+		cfg.Group = "Phone contacts"
+	}
+	if cfg.MaxContacts <= 0 {
+		cfg.MaxContacts = 10_000
+	}
+	if cfg.DailyLookups <= 0 {
+		cfg.DailyLookups = 2048
+	}
+	if cfg.MaxBytes <= 0 {
+		cfg.MaxBytes = 5 << 20
+	}
+	return &Service{cfg: cfg, store: st, log: cfg.Logger.With().Str("component", "roster").Logger(),
+		wake: make(chan struct{}, 1), now: time.Now}
+}
+
+// SetPusher sets how rosters are changed.
+func (s *Service) SetPusher(p Pusher) { s.pusher = p }
+
+// Wake makes the worker look for roster items to push now.
+func (s *Service) Wake() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Error is a refusal to show the user.
+type Error struct {
+	Text   string
+	Policy bool // a limit (policy-violation), not malformed input
+}
+
+func (e *Error) Error() string { return "roster: " + e.Text }
+
+// Entry is one contact in a report.
+type Entry struct {
+	Name   string
+	Number number.E164
+	OnXMPP bool // the number belongs to a registered user
+}
+
+// Report says what an import did.
+type Report struct {
+	store.ImportResult
+	Format   addressbook.Format
+	Entries  []Entry // the whole address book after the import, sorted by name
+	Problems []addressbook.Problem
+}
+
+// OnXMPP counts the entries reachable over XMPP.
+func (r *Report) OnXMPP() int {
+	n := 0
+	for _, e := range r.Entries {
+		if e.OnXMPP {
+			n++
+		}
+	}
+	return n
+}
+
+// region is the default region for a user's numbers: their own number's.
+func (s *Service) region(ctx context.Context, owner jid.JID) string {
+	if b, err := s.store.NumberOf(ctx, owner.Bare().String()); err == nil {
+		if r := number.E164(b.Number).Region(); r != "" {
+			return r
+		}
+	}
+	return s.cfg.DefaultRegion
+}
+
+// Upload replaces owner's address book with the one in data (vCard, CSV or
+// plain lines): new contacts are added, changed names updated, and
+// contacts no longer there removed — from the book and the roster.
+func (s *Service) Upload(ctx context.Context, owner jid.JID, data []byte) (*Report, error) {
+	contacts, problems, format, err := addressbook.Parse(data, s.region(ctx, owner),
+		addressbook.Limits{MaxBytes: s.cfg.MaxBytes, MaxContacts: s.cfg.MaxContacts})
+	switch {
+	case errors.Is(err, addressbook.ErrTooLarge):
+		return nil, &Error{Policy: true, Text: fmt.Sprintf("The address book is larger than %d MiB.", s.cfg.MaxBytes>>20)}
+	case errors.Is(err, addressbook.ErrTooMany):
+		return nil, &Error{Policy: true, Text: fmt.Sprintf("The address book has more than %d numbers.", s.cfg.MaxContacts)}
+	case err != nil:
+		return nil, &Error{Text: "The address book could not be read: " + err.Error()}
+	}
+	if len(contacts) == 0 && len(problems) > 0 {
+		rep := &Report{Format: format, Problems: problems}
+		return rep, &Error{Text: "No phone number in the address book could be read."}
+	}
+	rep, err := s.apply(ctx, owner, contacts, true)
+	if rep != nil {
+		rep.Format, rep.Problems = format, problems
+	}
+	return rep, err
+}
+
+// Merge adds contacts to owner's address book (renaming known ones) and
+// removes nothing: for XEP-0144 items and phone-book syncs.
+func (s *Service) Merge(ctx context.Context, owner jid.JID, contacts []addressbook.Contact) (*Report, error) {
+	if len(contacts) > s.cfg.MaxContacts {
+		return nil, &Error{Policy: true, Text: fmt.Sprintf("At most %d numbers at once.", s.cfg.MaxContacts)}
+	}
+	return s.apply(ctx, owner, contacts, false)
+}
+
+func (s *Service) apply(ctx context.Context, owner jid.JID, contacts []addressbook.Contact, replace bool) (*Report, error) {
+	bare := owner.Bare().String()
+	in := make([]store.Contact, 0, len(contacts))
+	for _, c := range contacts {
+		in = append(in, store.Contact{Owner: bare, Number: c.Number.String(), Name: c.Name, Photo: c.Photo, PhotoType: c.PhotoType})
+	}
+	res, err := s.store.ImportContacts(ctx, bare, in, replace, s.cfg.DailyLookups, s.now())
+	var le *store.LookupLimitError
+	if errors.As(err, &le) {
+		return nil, &Error{Policy: true, Text: fmt.Sprintf(
+			"This would look up %d new numbers, and %d of your %d for the last 24 hours are used. Try again later or upload fewer.",
+			le.New, le.Used, le.Limit)}
+	}
+	if err != nil {
+		return nil, err
+	}
+	s.Wake()
+	rep := &Report{ImportResult: res}
+	book, err := s.store.ContactsOf(ctx, bare)
+	if err != nil {
+		return nil, err
+	}
+	nums := make([]string, len(book))
+	for i, c := range book {
+		nums[i] = c.Number
+	}
+	owners, err := s.store.OwnersOf(ctx, nums)
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range book {
+		rep.Entries = append(rep.Entries, Entry{Name: c.Name, Number: number.E164(c.Number), OnXMPP: owners[c.Number] != ""})
+	}
+	s.log.Info().Str("owner", bare).Int("added", res.Added).Int("changed", res.Changed).Int("removed", res.Removed).
+		Int("contacts", len(book)).Msg("address book imported")
+	return rep, nil
+}
+
+// Registered is called when number was bound or released: the users who
+// have it in their address books get their roster items and presence updated.
+func (s *Service) Registered(ctx context.Context, num string) error {
+	n, err := s.store.TouchNumber(ctx, num)
+	if err != nil {
+		return err
+	}
+	if n > 0 {
+		s.Wake()
+	}
+	return nil
+}
+
+// Forget deletes owner's address book and, through the worker, the roster
+// items made from it.
+func (s *Service) Forget(ctx context.Context, owner jid.JID) error {
+	if err := s.store.DropContacts(ctx, owner.Bare().String()); err != nil {
+		return err
+	}
+	s.Wake()
+	return nil
+}
+
+// Relation is what a requester may learn about a number.
+type Relation struct {
+	InBook    bool   // the number is in the requester's address book
+	Name      string // its name there
+	OnXMPP    bool   // registered (only reported for numbers in the book)
+	Mutual    bool   // registered, and its owner has the requester's number too
+	Photo     []byte
+	PhotoType string
+}
+
+// Relation tells what requester may know of number: registration is
+// revealed only for numbers in the requester's own address book, so nobody
+// can scan the numbering plan.
+func (s *Service) Relation(ctx context.Context, requester jid.JID, num string) (Relation, error) {
+	var r Relation
+	bare := requester.Bare().String()
+	c, err := s.store.ContactOf(ctx, bare, num)
+	if errors.Is(err, store.ErrNotFound) {
+		return r, nil
+	}
+	if err != nil {
+		return r, err
+	}
+	r.InBook, r.Name, r.Photo, r.PhotoType = true, c.Name, c.Photo, c.PhotoType
+	owners, err := s.store.OwnersOf(ctx, []string{num})
+	if err != nil {
+		return r, err
+	}
+	owner := owners[num]
+	if owner == "" {
+		return r, nil
+	}
+	r.OnXMPP = true
+	own, err := s.store.NumberOf(ctx, bare)
+	if err != nil {
+		return r, nil
+	}
+	if _, err := s.store.ContactOf(ctx, owner, own.Number); err == nil {
+		r.Mutual = true
+	}
+	return r, nil
+}
+
+// Sync answers a Quicksy phone-book sync: the numbers of the list that are
+// on XMPP, with their JIDs, and a version over them. The numbers are merged
+// into the user's address book (so the lookup limits apply).
+func (s *Service) Sync(ctx context.Context, owner jid.JID, numbers []string) (ver string, onXMPP []Entry, err error) {
+	var contacts []addressbook.Contact
+	seen := make(map[number.E164]bool)
+	region := s.region(ctx, owner)
+	for _, raw := range numbers {
+		n, err := number.Parse(raw, region)
+		if err != nil || seen[n] {
+			continue
+		}
+		seen[n] = true
+		contacts = append(contacts, addressbook.Contact{Number: n})
+	}
+	if len(contacts) > 0 {
+		// Names come from the address book, if any: a sync keeps them.
+		book, err := s.store.ContactsOf(ctx, owner.Bare().String())
+		if err != nil {
+			return "", nil, err
+		}
+		names := make(map[string]string, len(book))
+		for _, c := range book {
+			names[c.Number] = c.Name
+		}
+		for i := range contacts {
+			contacts[i].Name = names[contacts[i].Number.String()]
+		}
+		if _, err := s.Merge(ctx, owner, contacts); err != nil {
+			return "", nil, err
+		}
+	}
+	nums := make([]string, 0, len(contacts))
+	for _, c := range contacts {
+		nums = append(nums, c.Number.String())
+	}
+	owners, err := s.store.OwnersOf(ctx, nums)
+	if err != nil {
+		return "", nil, err
+	}
+	for _, n := range nums {
+		if owners[n] != "" {
+			onXMPP = append(onXMPP, Entry{Number: number.E164(n), OnXMPP: true})
+		}
+	}
+	sort.Slice(onXMPP, func(i, j int) bool { return onXMPP[i].Number < onXMPP[j].Number })
+	h := sha1.New()
+	for _, e := range onXMPP {
+		fmt.Fprintf(h, "%s\x00%s\x00", e.Number, e.Number.JID(s.cfg.Component))
+	}
+	return base64.StdEncoding.EncodeToString(h.Sum(nil)), onXMPP, nil
+}
+
+const (
+	pushBatch = 500
+	pushPoll  = 2 * time.Second
+)
+
+// Run pushes roster changes until ctx ends.
+func (s *Service) Run(ctx context.Context) error {
+	if s.pusher == nil {
+		return errors.New("roster: no pusher set")
+	}
+	t := time.NewTicker(pushPoll)
+	defer t.Stop()
+	for {
+		for s.pushOnce(ctx) {
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-s.wake:
+		case <-t.C:
+		}
+	}
+}
+
+// pushOnce pushes one batch; it reports whether there may be more.
+func (s *Service) pushOnce(ctx context.Context) bool {
+	dirty, err := s.store.DirtyContacts(ctx, pushBatch)
+	if err != nil {
+		if ctx.Err() == nil {
+			s.log.Error().Err(err).Msg("reading roster changes failed")
+		}
+		return false
+	}
+	if len(dirty) == 0 {
+		return false
+	}
+	nums := make([]string, 0, len(dirty))
+	for _, c := range dirty {
+		nums = append(nums, c.Number)
+	}
+	slices.Sort(nums)
+	owners, err := s.store.OwnersOf(ctx, slices.Compact(nums))
+	if err != nil {
+		s.log.Error().Err(err).Msg("matching numbers failed")
+		return false
+	}
+	var done []store.Contact
+	for i := 0; i < len(dirty); {
+		j := i
+		for j < len(dirty) && dirty[j].Owner == dirty[i].Owner {
+			j++
+		}
+		group := dirty[i:j]
+		i = j
+		owner, err := jid.Parse(group[0].Owner)
+		if err != nil {
+			done = append(done, group...)
+			continue
+		}
+		items := make([]Item, 0, len(group))
+		for _, c := range group {
+			items = append(items, Item{JID: number.E164(c.Number).JID(s.cfg.Component), Name: c.Name, Group: s.cfg.Group, Remove: c.Deleted})
+		}
+		if err := s.pusher.PushRoster(ctx, owner, items); err != nil {
+			s.log.Warn().Err(err).Str("owner", group[0].Owner).Msg("roster push failed; will retry")
+			continue
+		}
+		for _, c := range group {
+			if c.Deleted {
+				continue
+			}
+			status, avail := s.presenceFor(ctx, owner, c.Number, owners[c.Number])
+			_ = s.pusher.ContactPresence(ctx, number.E164(c.Number).JID(s.cfg.Component), owner, avail, status)
+		}
+		done = append(done, group...)
+	}
+	if len(done) == 0 {
+		return false
+	}
+	if err := s.store.ContactsPushed(ctx, done); err != nil {
+		s.log.Error().Err(err).Msg("recording roster pushes failed")
+		return false
+	}
+	return len(dirty) == pushBatch
+}
+
+// Presence statuses of number JIDs (see the README's presence rules).
+const (
+	StatusXMPP = "on XMPP"
+	StatusSMS  = "SMS"
+)
+
+// presenceFor is the presence a number JID shows to owner: a registered
+// contact whose owner also has owner's number (mutual) is "on XMPP"; every
+// other contact is reachable by SMS and says so. Both are available, since
+// a message to either gets through.
+func (s *Service) presenceFor(ctx context.Context, owner jid.JID, num, numOwner string) (string, bool) {
+	if numOwner == "" {
+		return StatusSMS, true
+	}
+	own, err := s.store.NumberOf(ctx, owner.Bare().String())
+	if err != nil {
+		return StatusSMS, true
+	}
+	if _, err := s.store.ContactOf(ctx, numOwner, own.Number); err == nil {
+		return StatusXMPP, true
+	}
+	return StatusSMS, true
+}
+
+// PresenceFor answers a presence probe from requester for a number JID.
+func (s *Service) PresenceFor(ctx context.Context, requester jid.JID, num string) (status string, available bool) {
+	rel, err := s.Relation(ctx, requester, num)
+	if err != nil || !rel.InBook {
+		return StatusSMS, true
+	}
+	if rel.Mutual {
+		return StatusXMPP, true
+	}
+	return StatusSMS, true
+}

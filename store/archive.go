@@ -1,0 +1,256 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"time"
+)
+
+// The archive is the messages table read as XEP-0313 expects: a user's
+// conversation with a number is every message with a body that the user sent
+// to it or that reached the user from it, over SMS or relayed over XMPP from
+// another user. Archive ids are message ids.
+
+// ArchiveQuery selects part of a user's archive.
+type ArchiveQuery struct {
+	User string // bare JID; required
+	With string // E.164 of the other party; "" for every conversation
+	// Start and End bound the time a message was accepted, inclusive; zero
+	// means unbounded.
+	Start, End time.Time
+	// AfterID and BeforeID narrow the result set to ids strictly between
+	// them (0: unbounded); they must name messages of the user's archive.
+	AfterID, BeforeID int64
+	// Page: Max items (0 asks for the count alone), after the message
+	// PageAfter or, with Backward, before PageBefore (0: from the end).
+	// PageAfter and PageBefore must name messages of the user's archive.
+	Max        int
+	PageAfter  int64
+	PageBefore int64
+	Backward   bool
+}
+
+// ArchiveItem is one archived message, seen from the user's side.
+type ArchiveItem struct {
+	ID       int64
+	Outgoing bool   // the user sent it; else it reached the user
+	Number   string // E.164 of the other party
+	StanzaID string // the sender's stanza id, if any
+	Body     string
+	At       time.Time // when it was accepted
+}
+
+// ArchivePage is a page of a result set.
+type ArchivePage struct {
+	Items    []ArchiveItem // oldest first
+	Count    int           // items in the whole result set
+	Index    int           // position of Items[0] in the result set
+	Complete bool          // the page reaches the end of the set in the paging direction
+}
+
+// archiveCond is the user's archive (and, with with, one conversation of it).
+// Messages whose sender is not a number — verification codes, sent from an
+// alphanumeric ID — are not part of it.
+func archiveCond(user, with string, args *[]any) string {
+	*args = append(*args, user)
+	u := "$" + strconv.Itoa(len(*args))
+	cond := "body <> '' AND user_number LIKE '+%' AND "
+	if with == "" {
+		return cond + "(user_bare = " + u + " OR peer_jid = " + u + ")"
+	}
+	*args = append(*args, with)
+	w := "$" + strconv.Itoa(len(*args))
+	return cond + "((user_bare = " + u + " AND peer_number = " + w + ") OR (peer_jid = " + u + " AND user_number = " + w + "))"
+}
+
+// Archive returns a page of the user's archive. An id bound that is not a
+// message of the user's archive gives an error wrapping ErrNotFound.
+func (s *Store) Archive(ctx context.Context, q ArchiveQuery) (ArchivePage, error) {
+	var page ArchivePage
+	if q.User == "" {
+		return page, errors.New("store: archive: no user")
+	}
+	for _, id := range []int64{q.AfterID, q.BeforeID, q.PageAfter, q.PageBefore} {
+		if id == 0 {
+			continue
+		}
+		ok, err := s.inArchive(ctx, q.User, id)
+		if err != nil {
+			return page, err
+		}
+		if !ok {
+			return page, fmt.Errorf("store: archive: no message %d: %w", id, ErrNotFound)
+		}
+	}
+	var args []any
+	where := archiveCond(q.User, q.With, &args)
+	arg := func(v any) string {
+		args = append(args, v)
+		return "$" + strconv.Itoa(len(args))
+	}
+	if !q.Start.IsZero() {
+		where += " AND created_at >= " + arg(q.Start.UnixMilli())
+	}
+	if !q.End.IsZero() {
+		where += " AND created_at <= " + arg(q.End.UnixMilli())
+	}
+	if q.AfterID != 0 {
+		where += " AND id > " + arg(q.AfterID)
+	}
+	if q.BeforeID != 0 {
+		where += " AND id < " + arg(q.BeforeID)
+	}
+	if err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM messages WHERE `+where, args...).Scan(&page.Count); err != nil {
+		return page, fmt.Errorf("store: archive count: %w", err)
+	}
+	if q.Max <= 0 || page.Count == 0 {
+		page.Complete = page.Count == 0
+		return page, nil
+	}
+	pargs := slices.Clone(args)
+	parg := func(v any) string {
+		pargs = append(pargs, v)
+		return "$" + strconv.Itoa(len(pargs))
+	}
+	pageWhere, order := where, "ASC"
+	if q.Backward {
+		order = "DESC"
+		if q.PageBefore != 0 {
+			pageWhere += " AND id < " + parg(q.PageBefore)
+		}
+	} else if q.PageAfter != 0 {
+		pageWhere += " AND id > " + parg(q.PageAfter)
+	}
+	limit := parg(q.Max + 1)
+	rows, err := s.db.QueryContext(ctx, `SELECT id, direction, user_bare, user_number, peer_number, stanza_id, body, created_at
+		FROM messages WHERE `+pageWhere+` ORDER BY id `+order+` LIMIT `+limit, pargs...)
+	if err != nil {
+		return page, fmt.Errorf("store: archive: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			it                           ArchiveItem
+			dir, userBare, uNum, peerNum string
+			at                           int64
+		)
+		if err := rows.Scan(&it.ID, &dir, &userBare, &uNum, &peerNum, &it.StanzaID, &it.Body, &at); err != nil {
+			return page, fmt.Errorf("store: archive: %w", err)
+		}
+		it.At = time.UnixMilli(at)
+		if userBare == q.User {
+			it.Outgoing, it.Number = dir == Out, peerNum
+		} else {
+			// Relayed to the user from another user's number.
+			it.Outgoing, it.Number = false, uNum
+		}
+		page.Items = append(page.Items, it)
+	}
+	if err := rows.Err(); err != nil {
+		return page, fmt.Errorf("store: archive: %w", err)
+	}
+	page.Complete = len(page.Items) <= q.Max
+	if !page.Complete {
+		page.Items = page.Items[:q.Max]
+	}
+	if q.Backward {
+		for i, j := 0, len(page.Items)-1; i < j; i, j = i+1, j-1 {
+			page.Items[i], page.Items[j] = page.Items[j], page.Items[i]
+		}
+	}
+	if len(page.Items) > 0 {
+		first := arg(page.Items[0].ID)
+		err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM messages WHERE `+where+` AND id < `+first, args...).Scan(&page.Index)
+		if err != nil {
+			return page, fmt.Errorf("store: archive index: %w", err)
+		}
+	}
+	return page, nil
+}
+
+// inArchive reports whether message id is in the user's archive.
+func (s *Store) inArchive(ctx context.Context, user string, id int64) (bool, error) {
+	var args []any
+	where := archiveCond(user, "", &args)
+	args = append(args, id)
+	var n int
+	err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM messages WHERE `+where+` AND id = $`+strconv.Itoa(len(args)), args...).Scan(&n)
+	if err != nil {
+		return false, fmt.Errorf("store: archive: %w", err)
+	}
+	return n > 0, nil
+}
+
+// ArchiveBounds are the first and last messages of a user's archive.
+type ArchiveBounds struct {
+	Empty   bool // no messages; the other fields are zero
+	FirstID int64
+	FirstAt time.Time
+	LastID  int64
+	LastAt  time.Time
+	Count   int // messages in the archive
+}
+
+// ArchiveMetadata returns the bounds of the user's archive (XEP-0313 metadata).
+func (s *Store) ArchiveMetadata(ctx context.Context, user string) (ArchiveBounds, error) {
+	var (
+		b     ArchiveBounds
+		args  []any
+		first sql.NullInt64
+		last  sql.NullInt64
+	)
+	where := archiveCond(user, "", &args)
+	err := s.db.QueryRowContext(ctx, `SELECT min(id), max(id), count(*) FROM messages WHERE `+where, args...).Scan(&first, &last, &b.Count)
+	if err != nil {
+		return b, fmt.Errorf("store: archive metadata: %w", err)
+	}
+	if !first.Valid {
+		b.Empty = true
+		return b, nil
+	}
+	b.FirstID, b.LastID = first.Int64, last.Int64
+	for _, p := range []struct {
+		id int64
+		at *time.Time
+	}{{b.FirstID, &b.FirstAt}, {b.LastID, &b.LastAt}} {
+		var ms int64
+		if err := s.db.QueryRowContext(ctx, `SELECT created_at FROM messages WHERE id = $1`, p.id).Scan(&ms); err != nil {
+			return b, fmt.Errorf("store: archive metadata: %w", err)
+		}
+		*p.at = time.UnixMilli(ms)
+	}
+	return b, nil
+}
+
+// pruneBatch bounds one delete, so SQLite's single writer is not held long.
+const pruneBatch = 1000
+
+// finalCond selects messages whose life is over: outbound delivered or
+// failed, inbound delivered, no notice waiting to be sent.
+const finalCond = `notify = 0 AND ((direction = 'out' AND state IN ('delivered', 'failed')) OR (direction = 'in' AND state = 'delivered'))`
+
+// Prune deletes messages accepted before the cutoff whose life is over
+// (see finalCond), with their parts, and returns how many it deleted.
+// Messages still on their way are kept, however old.
+func (s *Store) Prune(ctx context.Context, before time.Time) (int64, error) {
+	var total int64
+	for {
+		q := `DELETE FROM messages WHERE id IN (SELECT id FROM messages WHERE created_at < $1 AND ` + finalCond + ` ORDER BY id LIMIT $2)`
+		res, err := s.db.ExecContext(ctx, q, before.UnixMilli(), pruneBatch)
+		if err != nil {
+			return total, fmt.Errorf("store: prune: %w", err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return total, fmt.Errorf("store: prune: %w", err)
+		}
+		total += n
+		if n < pruneBatch {
+			return total, nil
+		}
+	}
+}

@@ -1,0 +1,283 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Contact is one number in a user's address book.
+type Contact struct {
+	Owner     string // bare JID
+	Number    string // E.164
+	Name      string
+	Photo     []byte
+	PhotoType string
+	Deleted   bool // gone from the address book; its roster item is still to remove
+}
+
+// ImportResult counts what an import changed.
+type ImportResult struct {
+	Added, Changed, Removed, Unchanged int
+}
+
+// ErrLookupLimit is returned when an import would look up more new numbers
+// in a day than allowed.
+var ErrLookupLimit = errors.New("store: daily limit of new numbers reached")
+
+// LookupLimitError says how far over the limit an import was.
+type LookupLimitError struct {
+	New, Used, Limit int
+}
+
+func (e *LookupLimitError) Error() string {
+	return fmt.Sprintf("store: %d new numbers, %d of %d looked up in the last 24 hours", e.New, e.Used, e.Limit)
+}
+
+func (e *LookupLimitError) Unwrap() error { return ErrLookupLimit }
+
+// ImportContacts merges contacts into owner's address book. With replace,
+// contacts not in the list are marked deleted (the upload is the whole book);
+// without, the list only adds and renames. Numbers owner never looked up
+// before count against dailyLimit per 24 hours (≤ 0: no limit); over it,
+// nothing changes and a *LookupLimitError is returned. Every changed row is
+// marked dirty for the roster worker.
+func (s *Store) ImportContacts(ctx context.Context, owner string, contacts []Contact, replace bool, dailyLimit int, now time.Time) (ImportResult, error) {
+	var res ImportResult
+	at := now.UnixMilli()
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		if s.dialect == postgres {
+			// One import per owner at a time.
+			if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(hashtext($1))`, "contacts:"+owner); err != nil {
+				return err
+			}
+		}
+		existing := make(map[string]Contact)
+		rows, err := tx.QueryContext(ctx, `SELECT number, name, photo, photo_type, deleted FROM contacts WHERE owner = $1`, owner)
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var (
+				c   Contact
+				del int
+			)
+			if err := rows.Scan(&c.Number, &c.Name, &c.Photo, &c.PhotoType, &del); err != nil {
+				rows.Close()
+				return err
+			}
+			c.Deleted = del != 0
+			existing[c.Number] = c
+		}
+		if err := rows.Close(); err != nil {
+			return err
+		}
+		looked := make(map[string]bool)
+		rows, err = tx.QueryContext(ctx, `SELECT number FROM lookups WHERE owner = $1`, owner)
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var n string
+			if err := rows.Scan(&n); err != nil {
+				rows.Close()
+				return err
+			}
+			looked[n] = true
+		}
+		if err := rows.Close(); err != nil {
+			return err
+		}
+		var fresh []string
+		for _, c := range contacts {
+			if !looked[c.Number] {
+				looked[c.Number] = true
+				fresh = append(fresh, c.Number)
+			}
+		}
+		if dailyLimit > 0 && len(fresh) > 0 {
+			var used int
+			if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM lookups WHERE owner = $1 AND at >= $2`,
+				owner, at-24*3600*1000).Scan(&used); err != nil {
+				return err
+			}
+			if used+len(fresh) > dailyLimit {
+				return &LookupLimitError{New: len(fresh), Used: used, Limit: dailyLimit}
+			}
+		}
+		for _, n := range fresh {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO lookups (owner, number, at) VALUES ($1, $2, $3) ON CONFLICT (owner, number) DO NOTHING`,
+				owner, n, at); err != nil {
+				return err
+			}
+		}
+		seen := make(map[string]bool, len(contacts))
+		for _, c := range contacts {
+			seen[c.Number] = true
+			old, ok := existing[c.Number]
+			switch {
+			case !ok:
+				res.Added++
+				_, err = tx.ExecContext(ctx, `INSERT INTO contacts (owner, number, name, photo, photo_type, added_at, deleted, dirty)
+					VALUES ($1, $2, $3, $4, $5, $6, 0, 1)`, owner, c.Number, c.Name, c.Photo, c.PhotoType, at)
+			case old.Deleted || old.Name != c.Name || (c.Photo != nil && !bytes.Equal(old.Photo, c.Photo)):
+				if old.Deleted {
+					res.Added++
+				} else {
+					res.Changed++
+				}
+				photo, ptype := c.Photo, c.PhotoType
+				if photo == nil {
+					photo, ptype = old.Photo, old.PhotoType
+				}
+				_, err = tx.ExecContext(ctx, `UPDATE contacts SET name = $1, photo = $2, photo_type = $3, deleted = 0, dirty = 1
+					WHERE owner = $4 AND number = $5`, c.Name, photo, ptype, owner, c.Number)
+			default:
+				res.Unchanged++
+			}
+			if err != nil {
+				return err
+			}
+		}
+		if replace {
+			for n, old := range existing {
+				if seen[n] || old.Deleted {
+					continue
+				}
+				res.Removed++
+				if _, err := tx.ExecContext(ctx, `UPDATE contacts SET deleted = 1, dirty = 1 WHERE owner = $1 AND number = $2`, owner, n); err != nil {
+					return err
+				}
+			}
+		}
+		// Forget lookups older than a day that are not in the book.
+		_, err = tx.ExecContext(ctx, `DELETE FROM lookups WHERE owner = $1 AND at < $2
+			AND NOT EXISTS (SELECT 1 FROM contacts c WHERE c.owner = lookups.owner AND c.number = lookups.number)`, owner, at-24*3600*1000)
+		return err
+	})
+	if err != nil {
+		var le *LookupLimitError
+		if errors.As(err, &le) {
+			return res, le
+		}
+		return res, fmt.Errorf("store: import contacts: %w", err)
+	}
+	return res, nil
+}
+
+// ContactsOf returns owner's address book (without deleted entries),
+// ordered by name then number.
+func (s *Store) ContactsOf(ctx context.Context, owner string) ([]Contact, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT number, name, photo_type FROM contacts WHERE owner = $1 AND deleted = 0 ORDER BY name, number`, owner)
+	if err != nil {
+		return nil, fmt.Errorf("store: contacts: %w", err)
+	}
+	defer rows.Close()
+	var out []Contact
+	for rows.Next() {
+		c := Contact{Owner: owner}
+		if err := rows.Scan(&c.Number, &c.Name, &c.PhotoType); err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+// ContactOf returns one contact of owner's (with its photo), or ErrNotFound.
+func (s *Store) ContactOf(ctx context.Context, owner, number string) (Contact, error) {
+	c := Contact{Owner: owner, Number: number}
+	err := s.db.QueryRowContext(ctx, `SELECT name, photo, photo_type FROM contacts WHERE owner = $1 AND number = $2 AND deleted = 0`,
+		owner, number).Scan(&c.Name, &c.Photo, &c.PhotoType)
+	if errors.Is(err, sql.ErrNoRows) {
+		return c, ErrNotFound
+	}
+	if err != nil {
+		return c, fmt.Errorf("store: contact: %w", err)
+	}
+	return c, nil
+}
+
+// HoldersOf returns the owners whose address books hold number.
+func (s *Store) HoldersOf(ctx context.Context, number string) ([]string, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT owner FROM contacts WHERE number = $1 AND deleted = 0`, number)
+	if err != nil {
+		return nil, fmt.Errorf("store: holders: %w", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var o string
+		if err := rows.Scan(&o); err != nil {
+			return nil, err
+		}
+		out = append(out, o)
+	}
+	return out, rows.Err()
+}
+
+// TouchNumber marks every address-book entry of number dirty (its
+// registration changed), and returns how many there were.
+func (s *Store) TouchNumber(ctx context.Context, number string) (int64, error) {
+	res, err := s.db.ExecContext(ctx, `UPDATE contacts SET dirty = 1 WHERE number = $1 AND deleted = 0`, number)
+	if err != nil {
+		return 0, fmt.Errorf("store: touch number: %w", err)
+	}
+	return res.RowsAffected()
+}
+
+// DropContacts marks owner's whole address book deleted (the roster worker
+// then removes the items and the rows).
+func (s *Store) DropContacts(ctx context.Context, owner string) error {
+	_, err := s.db.ExecContext(ctx, `UPDATE contacts SET deleted = 1, dirty = 1 WHERE owner = $1`, owner)
+	if err != nil {
+		return fmt.Errorf("store: drop contacts: %w", err)
+	}
+	return nil
+}
+
+// DirtyContacts returns up to limit contacts whose roster items need a push.
+func (s *Store) DirtyContacts(ctx context.Context, limit int) ([]Contact, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT owner, number, name, deleted FROM contacts WHERE dirty = 1 ORDER BY owner, number LIMIT $1`, limit)
+	if err != nil {
+		return nil, fmt.Errorf("store: dirty contacts: %w", err)
+	}
+	defer rows.Close()
+	var out []Contact
+	for rows.Next() {
+		var (
+			c   Contact
+			del int
+		)
+		if err := rows.Scan(&c.Owner, &c.Number, &c.Name, &del); err != nil {
+			return nil, err
+		}
+		c.Deleted = del != 0
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+// ContactsPushed records that the given contacts' roster items are as
+// they were read: clean, and deleted rows gone. A row changed since it was
+// read stays dirty.
+func (s *Store) ContactsPushed(ctx context.Context, pushed []Contact) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		for _, c := range pushed {
+			var err error
+			if c.Deleted {
+				_, err = tx.ExecContext(ctx, `DELETE FROM contacts WHERE owner = $1 AND number = $2 AND deleted = 1`, c.Owner, c.Number)
+			} else {
+				_, err = tx.ExecContext(ctx, `UPDATE contacts SET dirty = 0 WHERE owner = $1 AND number = $2 AND name = $3 AND deleted = 0`,
+					c.Owner, c.Number, c.Name)
+			}
+			if err != nil {
+				return fmt.Errorf("store: contacts pushed: %w", err)
+			}
+		}
+		return nil
+	})
+}
