@@ -27,6 +27,7 @@ import (
 type Store interface {
 	NumbersOf(ctx context.Context, jids []string) (map[string]string, error)
 	OwnersOf(ctx context.Context, numbers []string) (map[string]string, error)
+	SMSSent(ctx context.Context, jids []string, minute, day time.Time) (map[string]store.SMSCounts, int, error)
 	SettingsOf(ctx context.Context, jids []string) (map[string]store.Settings, error)
 	FallBack(ctx context.Context, now time.Time, limit int) ([]*store.Outbound, error)
 	FallBackNow(ctx context.Context, id int64) (*store.Outbound, error)
@@ -74,11 +75,29 @@ type Config struct {
 	// recipient's receipt before it is sent as SMS too; users may change
 	// it for themselves. Default 30s; negative disables the fallback.
 	FallbackAfter time.Duration
+	// Limits guard against SMS pumping and toll fraud.
+	Limits Limits
 	// Instance names this process for leases in a shared store. Required.
 	Instance string
 	Logger   zerolog.Logger
 	// WakeSMS is called after messages were queued for SMS.
 	WakeSMS func()
+	// OnRefused is called for each SMS refused by a limit (for metrics).
+	OnRefused func(reason string)
+}
+
+// Limits bound where and how much users may send by SMS. Zero values mean
+// no limit. Messages relayed over XMPP cost nothing and are not limited.
+type Limits struct {
+	// AllowedRegions lists the ISO 3166 regions SMS may go to; empty
+	// allows every region.
+	AllowedRegions []string
+	// BlockedPrefixes lists E.164 prefixes (premium-rate ranges) SMS may
+	// never go to, such as "+1900".
+	BlockedPrefixes []string
+	// PerUserMinute and PerUserDay cap each user's SMS; GlobalMinute caps
+	// everyone's together.
+	PerUserMinute, PerUserDay, GlobalMinute int
 }
 
 // Router routes messages. Create it with New, then Run it.
@@ -91,7 +110,6 @@ type Router struct {
 
 	intake chan *pending
 	wake   chan struct{}
-
 }
 
 // pending is a message from a user that passed the checks that need no
@@ -309,6 +327,12 @@ func (r *Router) storeBatch(ctx context.Context, batch []*pending) {
 		r.log.Error().Err(err).Msg("looking up settings failed")
 		settings = nil
 	}
+	quota, err := r.newQuota(ctx, jids)
+	if err != nil {
+		r.log.Error().Err(err).Msg("counting SMS failed")
+		r.refuse(ctx, batch, internal)
+		return
+	}
 	now := time.Now()
 	accepted := make([]*store.Outbound, 0, len(batch))
 	acceptedP := make([]*pending, 0, len(batch))
@@ -337,6 +361,14 @@ func (r *Router) storeBatch(ctx context.Context, batch []*pending) {
 			if tooLong {
 				r.refuse(ctx, []*pending{p}, stanzaErr(stanza.Modify, stanza.PolicyViolation,
 					fmt.Sprintf("The message is too long: it would take %d SMS, and at most %d are allowed.", p.msg.Parts, r.cfg.MaxParts)))
+				continue
+			}
+			if why := r.forbidden(p.dest); why != "" {
+				r.refused(ctx, p, why)
+				continue
+			}
+			if why := quota.take(bare); why != "" {
+				r.refused(ctx, p, why)
 				continue
 			}
 			sms = true
@@ -401,6 +433,15 @@ func (r *Router) relay(ctx context.Context, p *pending, senderNumber, owner stri
 		return
 	}
 	ev.Msg("relayed over XMPP")
+}
+
+// refused refuses one message for a policy reason, and counts it.
+func (r *Router) refused(ctx context.Context, p *pending, why string) {
+	r.log.Info().Str("from", p.from.Bare().String()).Str("dest", p.dest).Str("why", why).Msg("SMS refused by policy")
+	if r.cfg.OnRefused != nil {
+		r.cfg.OnRefused(why)
+	}
+	r.refuse(ctx, []*pending{p}, stanzaErr(stanza.Modify, stanza.PolicyViolation, why))
 }
 
 func (r *Router) refuse(ctx context.Context, ps []*pending, e stanza.Error) {

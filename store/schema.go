@@ -128,6 +128,9 @@ var migrations = []string{
 		PRIMARY KEY (owner, number)
 	);
 	CREATE INDEX lookups_at ON lookups (owner, at);`,
+	// SMS quotas.
+	`CREATE INDEX messages_sms_quota ON messages (user_bare, created_at);
+	CREATE INDEX messages_created ON messages (created_at);`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {

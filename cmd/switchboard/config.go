@@ -29,6 +29,7 @@ type Config struct {
 	Registration RegistrationConfig `toml:"registration"`
 	Routing      RoutingConfig      `toml:"routing"`
 	AddressBook  AddressBookConfig  `toml:"addressbook"`
+	Limits       LimitsConfig       `toml:"limits"`
 	Archive      ArchiveConfig      `toml:"archive"`
 	Log          LogConfig          `toml:"log"`
 }
@@ -96,6 +97,21 @@ type AddressBookConfig struct {
 	MaxContacts  int    `toml:"max_contacts"`  // numbers per upload. Default 10000.
 	DailyLookups int    `toml:"daily_lookups"` // numbers a user may look up for the first time per 24 h. Default 2048.
 	FetchPrivate bool   `toml:"fetch_private"` // let address-book URLs point at loopback/private networks. Default false.
+}
+
+// LimitsConfig guards against SMS pumping and toll fraud. A negative
+// number means no limit.
+type LimitsConfig struct {
+	// AllowedCountries lists the ISO 3166 regions SMS may go to. Default:
+	// the regions sharing phone.default_region's country code (e.g. US, CA
+	// and the rest of +1), or every region when no default region is set.
+	AllowedCountries []string `toml:"allowed_countries"`
+	// BlockedPrefixes lists E.164 prefixes SMS never go to. Default
+	// ["+1900", "+1976", "+449"] (premium rate in North America and the UK).
+	BlockedPrefixes []string `toml:"blocked_prefixes"`
+	PerUserMinute   int      `toml:"per_user_minute"` // SMS per user per minute. Default 20.
+	PerUserDay      int      `toml:"per_user_day"`    // SMS per user per 24 h. Default 200.
+	GlobalMinute    int      `toml:"global_minute"`   // SMS by everyone per minute. Default 3000.
 }
 
 // RoutingConfig is how messages choose between XMPP and SMS.
@@ -248,6 +264,24 @@ func (c *Config) defaults() {
 	if r.GlobalHour == 0 {
 		r.GlobalHour = 500
 	}
+	l := &c.Limits
+	if l.AllowedCountries == nil && c.Phone.DefaultRegion != "" {
+		if cc := phonenumbers.GetCountryCodeForRegion(c.Phone.DefaultRegion); cc != 0 {
+			l.AllowedCountries = phonenumbers.GetRegionCodesForCountryCode(cc)
+		}
+	}
+	if l.BlockedPrefixes == nil {
+		l.BlockedPrefixes = []string{"+1900", "+1976", "+449"}
+	}
+	if l.PerUserMinute == 0 {
+		l.PerUserMinute = 20
+	}
+	if l.PerUserDay == 0 {
+		l.PerUserDay = 200
+	}
+	if l.GlobalMinute == 0 {
+		l.GlobalMinute = 3000
+	}
 	if c.AddressBook.Group == "" {
 		c.AddressBook.Group = "Phone contacts"
 	}
@@ -382,6 +416,17 @@ func (c *Config) validate() []error {
 		"registration.per_jid_day": r.PerJIDDay, "registration.global_hour": r.GlobalHour} {
 		if v < 1 {
 			bad(key, "at least 1")
+		}
+	}
+	for i, r := range c.Limits.AllowedCountries {
+		c.Limits.AllowedCountries[i] = strings.ToUpper(r)
+		if phonenumbers.GetCountryCodeForRegion(strings.ToUpper(r)) == 0 {
+			bad("limits.allowed_countries", "%q is not an ISO 3166 region code", r)
+		}
+	}
+	for _, p := range c.Limits.BlockedPrefixes {
+		if len(p) < 2 || p[0] != '+' || strings.Trim(p[1:], "0123456789") != "" {
+			bad("limits.blocked_prefixes", "%q is not an E.164 prefix such as +1900", p)
 		}
 	}
 	if c.AddressBook.MaxContacts < 1 {

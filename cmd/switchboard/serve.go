@@ -86,9 +86,16 @@ func run(ctx context.Context, cfg *Config, log zerolog.Logger) error {
 		Validity:      cfg.SMS.Validity.D(),
 		MaxParts:      cfg.SMS.MaxParts,
 		FallbackAfter: fallbackAfter(cfg.Routing.SMSFallbackAfter.D()),
-		Instance:      instance,
-		Logger:        log,
-		WakeSMS:       func() { gw.Wake() },
+		Limits: router.Limits{
+			AllowedRegions:  cfg.Limits.AllowedCountries,
+			BlockedPrefixes: cfg.Limits.BlockedPrefixes,
+			PerUserMinute:   max(cfg.Limits.PerUserMinute, 0),
+			PerUserDay:      max(cfg.Limits.PerUserDay, 0),
+			GlobalMinute:    max(cfg.Limits.GlobalMinute, 0),
+		},
+		Instance: instance,
+		Logger:   log,
+		WakeSMS:  func() { gw.Wake() },
 	}, st)
 	gw = smsgw.New(smsgw.Config{
 		Instance:    instance,

@@ -64,6 +64,10 @@ func startStackWith(t *testing.T, dsn string, popts testenv.ProsodyOptions, simC
 		"SWITCHBOARD_STORE_DSN=" + dsn,
 		"SWITCHBOARD_PHONE_DEFAULT_REGION=US",
 		"SWITCHBOARD_SMS_REASSEMBLY=2s",
+		// Load tests send more than a person would.
+		"SWITCHBOARD_LIMITS_PER_USER_MINUTE=-1",
+		"SWITCHBOARD_LIMITS_PER_USER_DAY=-1",
+		"SWITCHBOARD_LIMITS_GLOBAL_MINUTE=-1",
 	}
 	env = append(env, extraEnv...)
 	cfg, err := loadConfig("", env)

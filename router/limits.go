@@ -1,0 +1,76 @@
+package router
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"switchboard/roster/number"
+)
+
+// forbidden says why SMS may not go to dest, or "".
+func (r *Router) forbidden(dest string) string {
+	for _, p := range r.cfg.Limits.BlockedPrefixes {
+		if strings.HasPrefix(dest, p) {
+			return fmt.Sprintf("SMS to %s… numbers are blocked by this gateway (premium-rate or otherwise barred).", p)
+		}
+	}
+	if allowed := r.cfg.Limits.AllowedRegions; len(allowed) > 0 {
+		region := number.E164(dest).Region()
+		if !slices.Contains(allowed, region) {
+			if region == "" {
+				region = "an unknown region"
+			}
+			return fmt.Sprintf("This gateway does not send SMS to %s (%s); it sends to %s.", dest, region, strings.Join(allowed, ", "))
+		}
+	}
+	return ""
+}
+
+// quota tracks one batch's SMS against the users' and the global limits.
+type quota struct {
+	l      Limits
+	users  map[string]*[2]int // minute, day
+	global int
+}
+
+func (r *Router) newQuota(ctx context.Context, jids []string) (*quota, error) {
+	l := r.cfg.Limits
+	q := &quota{l: l, users: make(map[string]*[2]int)}
+	if l.PerUserMinute == 0 && l.PerUserDay == 0 && l.GlobalMinute == 0 {
+		return q, nil
+	}
+	now := time.Now()
+	counts, global, err := r.store.SMSSent(ctx, jids, now.Add(-time.Minute), now.Add(-24*time.Hour))
+	if err != nil {
+		return nil, err
+	}
+	q.global = global
+	for j, c := range counts {
+		q.users[j] = &[2]int{c.Minute, c.Day}
+	}
+	return q, nil
+}
+
+// take counts one SMS for user, or says which limit refuses it.
+func (q *quota) take(user string) string {
+	c := q.users[user]
+	if c == nil {
+		c = new([2]int)
+		q.users[user] = c
+	}
+	switch {
+	case q.l.GlobalMinute > 0 && q.global >= q.l.GlobalMinute:
+		return "The gateway is sending too many SMS right now; try again in a minute."
+	case q.l.PerUserMinute > 0 && c[0] >= q.l.PerUserMinute:
+		return fmt.Sprintf("You have sent %d SMS in the last minute, the most allowed; try again in a minute.", c[0])
+	case q.l.PerUserDay > 0 && c[1] >= q.l.PerUserDay:
+		return fmt.Sprintf("You have sent %d SMS in the last 24 hours, the most allowed; try again tomorrow.", c[1])
+	}
+	c[0]++
+	c[1]++
+	q.global++
+	return ""
+}
