@@ -10,8 +10,10 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -26,8 +28,8 @@ import (
 // Outbox is what the gateway needs from the store for messages to phones.
 type Outbox interface {
 	ClaimOutbound(ctx context.Context, owner string, limit int, lease time.Duration) ([]*store.Outbound, error)
-	PartSubmitted(ctx context.Context, msgID int64, seq int, forms []string) (final bool, err error)
-	Receipt(ctx context.Context, forms []string, state, errText string) (store.ReceiptResult, error)
+	PartSubmitted(ctx context.Context, msgID int64, seq int, smsc string, forms []string) (final bool, err error)
+	Receipt(ctx context.Context, smsc string, forms []string, state, errText string) (store.ReceiptResult, error)
 	Retry(ctx context.Context, msgID int64, at time.Time, reason string, refund bool) error
 	Fail(ctx context.Context, msgID int64, reason string) error
 	AddFragment(ctx context.Context, f store.Fragment) ([]store.Fragment, error)
@@ -75,7 +77,8 @@ type Gateway struct {
 	cfg    Config
 	outbox Outbox
 	inbox  Inbox
-	smsc   Submitter
+	links  []*Link
+	rr     atomic.Uint64
 	log    zerolog.Logger
 	wake   chan struct{}
 	sem    chan struct{}
@@ -106,9 +109,71 @@ func New(cfg Config, outbox Outbox, inbox Inbox) *Gateway {
 	}
 }
 
-// SetSubmitter sets the SMPP side. The client's Handler should be the
-// gateway itself (it implements smpp.Handler).
-func (g *Gateway) SetSubmitter(s Submitter) { g.smsc = s }
+// Link is one bind to an SMSC.
+type Link struct {
+	// SMSC names the SMSC; SMSC message ids are compared only within one.
+	// Binds to the same SMSC share the name. "" is the default SMSC.
+	SMSC string
+	// Prefixes are the E.164 destination prefixes this SMSC takes, such
+	// as "+1" or "+4477"; none means any destination.
+	Prefixes []string
+	Client   Submitter
+}
+
+// AddLink adds a bind. Its client's Handler should be g.Handler(l.SMSC).
+// Call before Run.
+func (g *Gateway) AddLink(l Link) { g.links = append(g.links, &l) }
+
+// SetSubmitter adds the one bind of a single-SMSC setup.
+func (g *Gateway) SetSubmitter(s Submitter) { g.AddLink(Link{Client: s}) }
+
+// Handler returns the handler for deliver_sm and data_sm from SMSC smsc.
+func (g *Gateway) Handler(smsc string) smpp.Handler {
+	return smpp.HandlerFunc(func(ctx context.Context, d *smpp.Deliver) smpp.Status { return g.handleDeliver(ctx, smsc, d) })
+}
+
+// anyBound reports whether some bind is up.
+func (g *Gateway) anyBound() bool {
+	for _, l := range g.links {
+		if l.Client.Bound() {
+			return true
+		}
+	}
+	return false
+}
+
+// pick chooses the bind for a destination: among the SMSCs whose prefixes
+// match, the longest match wins; its binds that are up take turns; when
+// none is up, the next-best matching SMSC takes over (failover). nil means
+// no matching bind is up.
+func (g *Gateway) pick(dest string) *Link {
+	best := make(map[int][]*Link)
+	var lens []int
+	for _, l := range g.links {
+		n := -1
+		if len(l.Prefixes) == 0 {
+			n = 0
+		}
+		for _, p := range l.Prefixes {
+			if strings.HasPrefix(dest, p) && len(p) > n {
+				n = len(p)
+			}
+		}
+		if n < 0 || !l.Client.Bound() {
+			continue
+		}
+		if best[n] == nil {
+			lens = append(lens, n)
+		}
+		best[n] = append(best[n], l)
+	}
+	if len(lens) == 0 {
+		return nil
+	}
+	top := slices.Max(lens)
+	cands := best[top]
+	return cands[int(g.rr.Add(1)%uint64(len(cands)))]
+}
 
 // Wake makes the gateway look for queued messages now.
 func (g *Gateway) Wake() {
@@ -128,8 +193,8 @@ const (
 // responses (after that they end with an unknown outcome and are resubmitted
 // after the restart).
 func (g *Gateway) Run(ctx context.Context, drain time.Duration) error {
-	if g.smsc == nil {
-		return errors.New("smsgw: no SMPP client set")
+	if len(g.links) == 0 {
+		return errors.New("smsgw: no SMPP bind set")
 	}
 	work, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancel()
@@ -141,7 +206,7 @@ func (g *Gateway) Run(ctx context.Context, drain time.Duration) error {
 	sweep := time.NewTicker(min(g.cfg.Reassembly/4, 15*time.Second))
 	defer sweep.Stop()
 	for {
-		if g.smsc.Bound() {
+		if g.anyBound() {
 			for g.claim(ctx, work) {
 			}
 		}
@@ -216,12 +281,19 @@ func (g *Gateway) submit(ctx context.Context, m *store.Outbound) {
 	if len(parts) > 1 {
 		esm = coding.ESMClassUDHI
 	}
+	link := g.pick(m.Dest)
 	for i, sm := range parts {
 		seq := i + 1
 		if m.Done[seq] {
 			continue
 		}
-		id, err := g.smsc.Submit(ctx, &smpp.Submit{
+		if link == nil || !link.Client.Bound() {
+			if link = g.pick(m.Dest); link == nil {
+				g.retry(bg, log, m, time.Second, "no bind to an SMSC for "+m.Dest+" is up", true)
+				return
+			}
+		}
+		id, err := link.Client.Submit(ctx, &smpp.Submit{
 			Source:             src,
 			Dest:               smpp.Address{TON: 1, NPI: 1, Addr: dst.Digits()},
 			ESMClass:           esm,
@@ -233,7 +305,7 @@ func (g *Gateway) submit(ctx context.Context, m *store.Outbound) {
 			g.submitError(bg, log, m, seq, err)
 			return
 		}
-		final, err := g.outbox.PartSubmitted(bg, m.ID, seq, dlr.IDForms(id))
+		final, err := g.outbox.PartSubmitted(bg, m.ID, seq, link.SMSC, dlr.IDForms(id))
 		if err != nil {
 			// The SMSC has the part but we could not record its id: its
 			// receipt will be kept as early and the lease will expire and
@@ -241,7 +313,7 @@ func (g *Gateway) submit(ctx context.Context, m *store.Outbound) {
 			log.Error().Err(err).Str("smsc_id", id).Msg("recording SMSC id failed")
 			return
 		}
-		log.Debug().Int("part", seq).Str("smsc_id", id).Msg("submitted")
+		log.Debug().Int("part", seq).Str("smsc", link.SMSC).Str("smsc_id", id).Msg("submitted")
 		if final {
 			g.cfg.OnFinal()
 		}

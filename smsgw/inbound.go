@@ -28,15 +28,20 @@ const (
 // message states; other messages are stored for their recipient. The
 // response status tells the SMSC whether it must retry: nothing is
 // acknowledged before it is stored.
+// It handles the default SMSC's; see Handler for others.
 func (g *Gateway) HandleDeliver(ctx context.Context, d *smpp.Deliver) smpp.Status {
+	return g.handleDeliver(ctx, "", d)
+}
+
+func (g *Gateway) handleDeliver(ctx context.Context, smsc string, d *smpp.Deliver) smpp.Status {
 	_, hasReceiptTLV := d.TLVs[tlvReceiptedMsgID]
 	if dlr.IsReceipt(d.ESMClass) || hasReceiptTLV {
-		return g.handleReceipt(ctx, d)
+		return g.handleReceipt(ctx, smsc, d)
 	}
 	return g.handleMO(ctx, d)
 }
 
-func (g *Gateway) handleReceipt(ctx context.Context, d *smpp.Deliver) smpp.Status {
+func (g *Gateway) handleReceipt(ctx context.Context, smsc string, d *smpp.Deliver) smpp.Status {
 	r, ok, err := dlr.Parse(d.ESMClass, d.ShortMessage, d.TLVs)
 	if err != nil || !ok || r.ID == "" {
 		// Retrying will not make it parse: acknowledge and log.
@@ -46,7 +51,7 @@ func (g *Gateway) handleReceipt(ctx context.Context, d *smpp.Deliver) smpp.Statu
 	if !r.State.Final() {
 		return smpp.StatusOK
 	}
-	res, err := g.outbox.Receipt(ctx, dlr.IDForms(r.ID), string(r.State), r.Err)
+	res, err := g.outbox.Receipt(ctx, smsc, dlr.IDForms(r.ID), string(r.State), r.Err)
 	if err != nil {
 		g.log.Error().Err(err).Str("smsc_id", r.ID).Msg("storing receipt failed; asking the SMSC to retry")
 		return smpp.StatusRxTAppn

@@ -244,10 +244,10 @@ func TestPrune(t *testing.T) {
 		// Delivered by the carrier.
 		delivered := f.out(t, aliceTo(phoneNum, "d", "delivered"))
 		claimOne(t, s, "test")
-		if _, err := s.PartSubmitted(ctx, delivered, 1, []string{"smsc-1"}); err != nil {
+		if _, err := s.PartSubmitted(ctx, delivered, 1, "", []string{"smsc-1"}); err != nil {
 			t.Fatal(err)
 		}
-		if r, err := s.Receipt(ctx, []string{"smsc-1"}, "DELIVRD", ""); err != nil || !r.Final {
+		if r, err := s.Receipt(ctx, "", []string{"smsc-1"}, "DELIVRD", ""); err != nil || !r.Final {
 			t.Fatalf("receipt = %+v, %v", r, err)
 		}
 		gone = append(gone, delivered)
@@ -275,7 +275,7 @@ func TestPrune(t *testing.T) {
 		}
 		for _, m := range claimed {
 			if m.ID == submitted {
-				if _, err := s.PartSubmitted(ctx, submitted, 1, []string{"smsc-2"}); err != nil {
+				if _, err := s.PartSubmitted(ctx, submitted, 1, "", []string{"smsc-2"}); err != nil {
 					t.Fatal(err)
 				}
 			} else {
@@ -313,7 +313,7 @@ func TestPrune(t *testing.T) {
 			}
 		}
 		// The carrier's late receipt for a pruned message changes nothing.
-		if r, err := s.Receipt(ctx, []string{"smsc-1"}, "DELIVRD", ""); err != nil || r.Matched {
+		if r, err := s.Receipt(ctx, "", []string{"smsc-1"}, "DELIVRD", ""); err != nil || r.Matched {
 			t.Errorf("late receipt = %+v, %v", r, err)
 		}
 		if n, err := s.Prune(ctx, cutoff); err != nil || n != 0 {

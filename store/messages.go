@@ -191,10 +191,14 @@ func (s *Store) ClaimOutbound(ctx context.Context, owner string, limit int, leas
 // forms, canonical first; see package dlr). A receipt that arrived before the
 // submit_sm_resp is applied now. When every part has an id the message becomes
 // submitted; final reports whether the message reached a final state.
-func (s *Store) PartSubmitted(ctx context.Context, msgID int64, seq int, forms []string) (final bool, err error) {
+//
+// smsc names the SMSC (link) that took the part: ids are compared only
+// within one SMSC.
+func (s *Store) PartSubmitted(ctx context.Context, msgID int64, seq int, smsc string, forms []string) (final bool, err error) {
 	if len(forms) == 0 {
 		return false, errors.New("store: part submitted without an SMSC id")
 	}
+	forms = scoped(smsc, forms)
 	now := s.ms()
 	err = s.tx(ctx, func(tx *sql.Tx) error {
 		if err := s.lockIDs(ctx, tx, forms); err != nil {
@@ -247,15 +251,16 @@ type ReceiptResult struct {
 	Message int64 // the message the part belongs to, when matched
 }
 
-// Receipt applies a carrier receipt to the part whose SMSC id is one of forms.
-// state is the receipt's stat (DELIVRD, UNDELIV…); only final states are
-// recorded. A receipt for an id not seen yet is kept, to be applied when the
-// submit_sm_resp naming it is recorded.
-func (s *Store) Receipt(ctx context.Context, forms []string, state, errText string) (ReceiptResult, error) {
+// Receipt applies a carrier receipt from SMSC smsc to the part whose SMSC id
+// is one of forms. state is the receipt's stat (DELIVRD, UNDELIV…); only
+// final states are recorded. A receipt for an id not seen yet is kept, to be
+// applied when the submit_sm_resp naming it is recorded.
+func (s *Store) Receipt(ctx context.Context, smsc string, forms []string, state, errText string) (ReceiptResult, error) {
 	var res ReceiptResult
 	if len(forms) == 0 {
 		return res, errors.New("store: receipt without an SMSC id")
 	}
+	forms = scoped(smsc, forms)
 	now := s.ms()
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		if err := s.lockIDs(ctx, tx, forms); err != nil {
@@ -302,6 +307,19 @@ func (s *Store) Receipt(ctx context.Context, forms []string, state, errText stri
 		return res, fmt.Errorf("store: receipt: %w", err)
 	}
 	return res, nil
+}
+
+// scoped qualifies SMSC ids with the name of the SMSC that gave them (ids
+// are unique only per SMSC). The unnamed SMSC's ids stay as they are.
+func scoped(smsc string, forms []string) []string {
+	if smsc == "" {
+		return forms
+	}
+	out := make([]string, len(forms))
+	for i, f := range forms {
+		out[i] = smsc + "/" + f
+	}
+	return out
 }
 
 // lockIDs serialises the transactions that record an SMSC id and a receipt

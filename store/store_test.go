@@ -143,29 +143,29 @@ func TestOutboundLifecycle(t *testing.T) {
 		if more, _ := s.ClaimOutbound(ctx, "b", 10, time.Minute); len(more) != 0 {
 			t.Fatalf("claimed twice: %v", more)
 		}
-		if final, err := s.PartSubmitted(ctx, m.ID, 1, []string{"1a", "26"}); err != nil || final {
+		if final, err := s.PartSubmitted(ctx, m.ID, 1, "", []string{"1a", "26"}); err != nil || final {
 			t.Fatalf("PartSubmitted 1 = %v, %v", final, err)
 		}
-		if final, err := s.PartSubmitted(ctx, m.ID, 2, []string{"1b", "27"}); err != nil || final {
+		if final, err := s.PartSubmitted(ctx, m.ID, 2, "", []string{"1b", "27"}); err != nil || final {
 			t.Fatalf("PartSubmitted 2 = %v, %v", final, err)
 		}
 		if st, _, _ := s.MessageState(ctx, m.ID); st != store.StateSubmitted {
 			t.Fatalf("state = %s", st)
 		}
 		// Receipts matched through another form of the id (decimal).
-		res, err := s.Receipt(ctx, []string{"26", "1a"}, "DELIVRD", "")
+		res, err := s.Receipt(ctx, "", []string{"26", "1a"}, "DELIVRD", "")
 		if err != nil || !res.Matched || res.Final || res.Message != m.ID {
 			t.Fatalf("Receipt 1 = %+v, %v", res, err)
 		}
 		if len(notices(t, s)) != 0 {
 			t.Fatal("notice before all parts were delivered")
 		}
-		res, err = s.Receipt(ctx, []string{"27", "1b"}, "DELIVRD", "")
+		res, err = s.Receipt(ctx, "", []string{"27", "1b"}, "DELIVRD", "")
 		if err != nil || !res.Final {
 			t.Fatalf("Receipt 2 = %+v, %v", res, err)
 		}
 		// A duplicate receipt changes nothing.
-		if res, err := s.Receipt(ctx, []string{"1b"}, "UNDELIV", ""); err != nil || res.Final {
+		if res, err := s.Receipt(ctx, "", []string{"1b"}, "UNDELIV", ""); err != nil || res.Final {
 			t.Fatalf("duplicate = %+v, %v", res, err)
 		}
 		ns := notices(t, s)
@@ -184,11 +184,11 @@ func TestEarlyReceiptAndFailure(t *testing.T) {
 		m := accept(t, s, 1)
 		claimOne(t, s, "a")
 		// The receipt arrives before submit_sm_resp.
-		res, err := s.Receipt(ctx, []string{"ff", "255"}, "UNDELIV", "001")
+		res, err := s.Receipt(ctx, "", []string{"ff", "255"}, "UNDELIV", "001")
 		if err != nil || res.Matched {
 			t.Fatalf("early Receipt = %+v, %v", res, err)
 		}
-		final, err := s.PartSubmitted(ctx, m.ID, 1, []string{"255", "ff"})
+		final, err := s.PartSubmitted(ctx, m.ID, 1, "", []string{"255", "ff"})
 		if err != nil || !final {
 			t.Fatalf("PartSubmitted = %v, %v", final, err)
 		}
@@ -208,7 +208,7 @@ func TestRetryLeaseAndFail(t *testing.T) {
 		ctx := context.Background()
 		m := accept(t, s, 2)
 		claimOne(t, s, "a")
-		if _, err := s.PartSubmitted(ctx, m.ID, 1, []string{"10"}); err != nil {
+		if _, err := s.PartSubmitted(ctx, m.ID, 1, "", []string{"10"}); err != nil {
 			t.Fatal(err)
 		}
 		// Nothing sent for part 2: requeued now, attempt refunded.

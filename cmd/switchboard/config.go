@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"os"
@@ -21,8 +22,11 @@ import (
 // environment variables over it. Zero values mean the defaults documented on
 // each field (and in the README).
 type Config struct {
-	XMPP         XMPPConfig         `toml:"xmpp"`
-	SMPP         SMPPConfig         `toml:"smpp"`
+	XMPP XMPPConfig `toml:"xmpp"`
+	SMPP SMPPConfig `toml:"smpp"`
+	// SMSCs are further SMSCs ([[smsc]] tables, file only), each with its
+	// own name and destination prefixes; unset keys take [smpp]'s values.
+	SMSCs        []SMPPConfig       `toml:"smsc"`
 	Store        StoreConfig        `toml:"store"`
 	Phone        PhoneConfig        `toml:"phone"`
 	SMS          SMSConfig          `toml:"sms"`
@@ -58,6 +62,9 @@ type SMPPConfig struct {
 	TLS          bool     `toml:"tls"`             // SMPP over TLS. Default false.
 	TLSCA        string   `toml:"tls_ca"`          // PEM file of CAs to trust for TLS; default the system pool.
 	TLSServer    string   `toml:"tls_server_name"` // name to verify; default the host of addr.
+	Binds        int      `toml:"binds"`           // binds (transceiver sessions) to this SMSC. Default 1.
+	Name         string   `toml:"name"`            // names the SMSC; required for [[smsc]] entries. Default "" for [smpp].
+	Prefixes     []string `toml:"prefixes"`        // E.164 destination prefixes it takes; empty: any. Longest match wins.
 }
 
 // StoreConfig is persistence.
@@ -209,17 +216,9 @@ func (c *Config) defaults() {
 	if c.XMPP.Server == "" {
 		c.XMPP.Server = "127.0.0.1:5347"
 	}
-	if c.SMPP.Addr == "" {
-		c.SMPP.Addr = "127.0.0.1:2775"
-	}
-	if c.SMPP.Window == 0 {
-		c.SMPP.Window = 10
-	}
-	if c.SMPP.EnquireLink.unset() {
-		c.SMPP.EnquireLink = Dur(30 * time.Second)
-	}
-	if c.SMPP.RespTimeout.unset() {
-		c.SMPP.RespTimeout = Dur(10 * time.Second)
+	c.SMPP.defaults(SMPPConfig{})
+	for i := range c.SMSCs {
+		c.SMSCs[i].defaults(c.SMPP)
 	}
 	if c.Store.DSN == "" {
 		c.Store.DSN = "sqlite:switchboard.db"
@@ -303,12 +302,102 @@ func (c *Config) defaults() {
 	c.Phone.DefaultRegion = strings.ToUpper(c.Phone.DefaultRegion)
 }
 
+// defaults fills unset keys from base, then from the documented defaults.
+func (c *SMPPConfig) defaults(base SMPPConfig) {
+	str := func(v *string, b, def string) {
+		if *v == "" {
+			*v = b
+		}
+		if *v == "" {
+			*v = def
+		}
+	}
+	str(&c.Addr, base.Addr, "127.0.0.1:2775")
+	str(&c.SystemID, base.SystemID, "")
+	str(&c.Password, base.Password, "")
+	str(&c.PasswordFile, base.PasswordFile, "")
+	str(&c.SystemType, base.SystemType, "")
+	if c.Window == 0 {
+		c.Window = cmp.Or(base.Window, 10)
+	}
+	if c.Throughput == 0 {
+		c.Throughput = base.Throughput
+	}
+	if c.Binds == 0 {
+		c.Binds = 1
+	}
+	if c.EnquireLink.unset() {
+		c.EnquireLink = base.EnquireLink
+		if c.EnquireLink.unset() {
+			c.EnquireLink = Dur(30 * time.Second)
+		}
+	}
+	if c.RespTimeout.unset() {
+		c.RespTimeout = base.RespTimeout
+		if c.RespTimeout.unset() {
+			c.RespTimeout = Dur(10 * time.Second)
+		}
+	}
+}
+
+// validate checks one SMSC's settings; key is "smpp" or "smsc[N]".
+func (c *SMPPConfig) validate(key string, bad func(key, format string, args ...any)) {
+	if c.EnquireLink.bad != "" {
+		bad(key+".enquire_link", "%q is not a duration such as 30s or 10m", c.EnquireLink.bad)
+	}
+	if c.RespTimeout.bad != "" {
+		bad(key+".resp_timeout", "%q is not a duration such as 30s or 10m", c.RespTimeout.bad)
+	}
+	if !hostPort(c.Addr) {
+		bad(key+".addr", "%q is not host:port", c.Addr)
+	}
+	if c.SystemID == "" {
+		bad(key+".system_id", "required")
+	} else if len(c.SystemID) > 15 {
+		bad(key+".system_id", "at most 15 characters")
+	}
+	if err := readSecret(&c.Password, c.PasswordFile); err != nil {
+		bad(key+".password_file", "%v", err)
+	}
+	if len(c.Password) > 8 {
+		bad(key+".password", "at most 8 characters in SMPP 3.4")
+	}
+	if len(c.SystemType) > 12 {
+		bad(key+".system_type", "at most 12 characters")
+	}
+	if c.Window < 1 || c.Window > 10000 {
+		bad(key+".window", "%d is not between 1 and 10000", c.Window)
+	}
+	if c.Binds < 1 || c.Binds > 64 {
+		bad(key+".binds", "%d is not between 1 and 64", c.Binds)
+	}
+	if c.Throughput < 0 {
+		bad(key+".throughput", "must not be negative")
+	}
+	if c.EnquireLink.bad == "" && c.EnquireLink.D() < time.Second {
+		bad(key+".enquire_link", "at least 1s")
+	}
+	if c.RespTimeout.bad == "" && c.RespTimeout.D() < 100*time.Millisecond {
+		bad(key+".resp_timeout", "at least 100ms")
+	}
+	if c.TLSCA != "" {
+		if _, err := os.Stat(c.TLSCA); err != nil {
+			bad(key+".tls_ca", "%v", err)
+		}
+	}
+	for _, p := range c.Prefixes {
+		if len(p) < 2 || p[0] != '+' || strings.Trim(p[1:], "0123456789") != "" {
+			bad(key+".prefixes", "%q is not an E.164 prefix such as +1 or +4477", p)
+		}
+	}
+}
+
 func (c *Config) validate() []error {
 	var errs []error
 	bad := func(key, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%s: "+format, append([]any{key}, args...)...))
 	}
-	for key, d := range map[string]Duration{"smpp.enquire_link": c.SMPP.EnquireLink, "smpp.resp_timeout": c.SMPP.RespTimeout,
+	for key, d := range map[string]Duration{
 		"sms.validity": c.SMS.Validity, "sms.reassembly": c.SMS.Reassembly,
 		"registration.code_ttl": c.Registration.CodeTTL, "registration.resend_after": c.Registration.ResendAfter,
 		"routing.sms_fallback_after": c.Routing.SMSFallbackAfter, "archive.retention": c.Archive.Retention} {
@@ -338,39 +427,18 @@ func (c *Config) validate() []error {
 	if !hostPort(c.XMPP.Server) {
 		bad("xmpp.server", "%q is not host:port", c.XMPP.Server)
 	}
-	if !hostPort(c.SMPP.Addr) {
-		bad("smpp.addr", "%q is not host:port", c.SMPP.Addr)
-	}
-	if c.SMPP.SystemID == "" {
-		bad("smpp.system_id", "required")
-	} else if len(c.SMPP.SystemID) > 15 {
-		bad("smpp.system_id", "at most 15 characters")
-	}
-	if err := readSecret(&c.SMPP.Password, c.SMPP.PasswordFile); err != nil {
-		bad("smpp.password_file", "%v", err)
-	}
-	if len(c.SMPP.Password) > 8 {
-		bad("smpp.password", "at most 8 characters in SMPP 3.4")
-	}
-	if len(c.SMPP.SystemType) > 12 {
-		bad("smpp.system_type", "at most 12 characters")
-	}
-	if c.SMPP.Window < 1 || c.SMPP.Window > 10000 {
-		bad("smpp.window", "%d is not between 1 and 10000", c.SMPP.Window)
-	}
-	if c.SMPP.Throughput < 0 {
-		bad("smpp.throughput", "must not be negative")
-	}
-	if c.SMPP.EnquireLink.bad == "" && c.SMPP.EnquireLink.D() < time.Second {
-		bad("smpp.enquire_link", "at least 1s")
-	}
-	if c.SMPP.RespTimeout.bad == "" && c.SMPP.RespTimeout.D() < 100*time.Millisecond {
-		bad("smpp.resp_timeout", "at least 100ms")
-	}
-	if c.SMPP.TLSCA != "" {
-		if _, err := os.Stat(c.SMPP.TLSCA); err != nil {
-			bad("smpp.tls_ca", "%v", err)
+	c.SMPP.validate("smpp", bad)
+	names := map[string]bool{c.SMPP.Name: true}
+	for i := range c.SMSCs {
+		key := fmt.Sprintf("smsc[%d]", i+1)
+		c.SMSCs[i].validate(key, bad)
+		switch n := c.SMSCs[i].Name; {
+		case n == "":
+			bad(key+".name", "required, to tell this SMSC's message ids from the others'")
+		case names[n] || strings.Contains(n, "/"):
+			bad(key+".name", "%q is used twice or contains /", n)
 		}
+		names[c.SMSCs[i].Name] = true
 	}
 	if !strings.HasPrefix(c.Store.DSN, "sqlite:") && !strings.HasPrefix(c.Store.DSN, "postgres://") && !strings.HasPrefix(c.Store.DSN, "postgresql://") {
 		bad("store.dsn", "must start with sqlite: or postgres://")
@@ -489,6 +557,9 @@ func applyEnv(cfg *Config, environ []string) []error {
 	for i := range root.NumField() {
 		section := root.Type().Field(i).Tag.Get("toml")
 		sv := root.Field(i)
+		if sv.Kind() != reflect.Struct {
+			continue // [[smsc]] tables come from the file only
+		}
 		for j := range sv.NumField() {
 			key := sv.Type().Field(j).Tag.Get("toml")
 			name := "SWITCHBOARD_" + strings.ToUpper(section) + "_" + strings.ToUpper(key)

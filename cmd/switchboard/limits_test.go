@@ -23,7 +23,9 @@ func TestSMSLimits(t *testing.T) {
 	send := func(id, to, body string) testenv.Stanza {
 		t.Helper()
 		must(t, a.Send(ctx, fmt.Sprintf(`<message to='%s' id='%s' type='chat'><body>%s</body><request xmlns='urn:xmpp:receipts'/></message>`, s.numberJID(to), id, body)))
-		r, err := a.Next(ctx, func(st testenv.Stanza) bool { return st.Attr["id"] == id || strings.Contains(norm(st.XML), `id="`+id+`"`) })
+		r, err := a.Next(ctx, func(st testenv.Stanza) bool {
+			return st.Attr["id"] == id || strings.Contains(norm(st.XML), `id="`+id+`"`)
+		})
 		must(t, err)
 		return r
 	}

@@ -69,8 +69,17 @@ func startStackWith(t *testing.T, dsn string, popts testenv.ProsodyOptions, simC
 		"SWITCHBOARD_LIMITS_PER_USER_DAY=-1",
 		"SWITCHBOARD_LIMITS_GLOBAL_MINUTE=-1",
 	}
-	env = append(env, extraEnv...)
-	cfg, err := loadConfig("", env)
+	// An extra "CONFIG_FILE=path" names a TOML file under the environment
+	// (for what only a file can say, such as [[smsc]] tables).
+	file := ""
+	for _, e := range extraEnv {
+		if f, ok := strings.CutPrefix(e, "CONFIG_FILE="); ok {
+			file = f
+			continue
+		}
+		env = append(env, e)
+	}
+	cfg, err := loadConfig(file, env)
 	if err != nil {
 		t.Fatal(err)
 	}
