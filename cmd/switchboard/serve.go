@@ -136,31 +136,37 @@ func run(ctx context.Context, cfg *Config, log zerolog.Logger) error {
 		},
 	}, st)
 
-	var smppTLS *tls.Config
-	if cfg.SMPP.TLS {
-		if smppTLS, err = tlsConfig(cfg.SMPP); err != nil {
-			return err
+	var clients []*smpp.Client
+	for _, sc := range append([]SMPPConfig{cfg.SMPP}, cfg.SMSCs...) {
+		var smppTLS *tls.Config
+		if sc.TLS {
+			if smppTLS, err = tlsConfig(sc); err != nil {
+				return err
+			}
+		}
+		for b := range sc.Binds {
+			client := smpp.NewClient(smpp.Config{
+				Addr:        sc.Addr,
+				TLS:         smppTLS,
+				SystemID:    sc.SystemID,
+				Password:    sc.Password,
+				SystemType:  sc.SystemType,
+				Window:      sc.Window,
+				Throughput:  sc.Throughput,
+				EnquireLink: sc.EnquireLink.D(),
+				RespTimeout: sc.RespTimeout.D(),
+				Handler:     gw.Handler(sc.Name),
+				Logger:      log.With().Str("smsc_name", sc.Name).Int("bind", b+1).Logger(),
+				OnState: func(bound bool) {
+					if bound {
+						gw.Wake()
+					}
+				},
+			})
+			gw.AddLink(smsgw.Link{SMSC: sc.Name, Prefixes: sc.Prefixes, Client: client})
+			clients = append(clients, client)
 		}
 	}
-	client := smpp.NewClient(smpp.Config{
-		Addr:        cfg.SMPP.Addr,
-		TLS:         smppTLS,
-		SystemID:    cfg.SMPP.SystemID,
-		Password:    cfg.SMPP.Password,
-		SystemType:  cfg.SMPP.SystemType,
-		Window:      cfg.SMPP.Window,
-		Throughput:  cfg.SMPP.Throughput,
-		EnquireLink: cfg.SMPP.EnquireLink.D(),
-		RespTimeout: cfg.SMPP.RespTimeout.D(),
-		Handler:     gw,
-		Logger:      log,
-		OnState: func(bound bool) {
-			if bound {
-				gw.Wake()
-			}
-		},
-	})
-	gw.SetSubmitter(client)
 
 	var xmppTLS *tls.Config
 	if cfg.XMPP.TLS {
@@ -206,13 +212,15 @@ func run(ctx context.Context, cfg *Config, log zerolog.Logger) error {
 		}()
 	}
 	var smppDone sync.WaitGroup
-	smppDone.Add(1)
-	go func() {
-		defer smppDone.Done()
-		if err := client.Run(smppCtx); err != nil {
-			errc <- fmt.Errorf("smpp: %w", err)
-		}
-	}()
+	for _, client := range clients {
+		smppDone.Add(1)
+		go func() {
+			defer smppDone.Done()
+			if err := client.Run(smppCtx); err != nil {
+				errc <- fmt.Errorf("smpp: %w", err)
+			}
+		}()
+	}
 	start("xmpp", ctx, comp.Run)
 	start("router", ctx, rt.Run)
 	// start("roster", ctx, book.Run) -- PENDING
