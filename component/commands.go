@@ -56,29 +56,31 @@ type commandInfo struct {
 }
 
 // commandList lists the commands a user may run.
-func (c *Component) commandList() []commandInfo {
+func (c *Component) commandList(from jid.JID) []commandInfo {
 	var list []commandInfo
-	if c.cfg.Registrar == nil {
-		return nil
+	if c.cfg.Registrar != nil {
+		if c.cfg.Registrar.Mode() == "sms" {
+			list = append(list, commandInfo{NodeRegister, "Register a phone number"})
+		}
+		list = append(list,
+			commandInfo{NodeStatus, "Show my phone number"},
+			commandInfo{NodeUnregister, "Unregister my phone number"},
+		)
+		if c.cfg.AddressBook != nil {
+			list = append(list, commandInfo{NodeAddressBook, "Upload my address book"})
+		}
+		if c.cfg.Preferences != nil {
+			list = append(list, commandInfo{NodeSettings, "Delivery settings"})
+		}
 	}
-	if c.cfg.Registrar.Mode() == "sms" {
-		list = append(list, commandInfo{NodeRegister, "Register a phone number"})
-	}
-	list = append(list,
-		commandInfo{NodeStatus, "Show my phone number"},
-		commandInfo{NodeUnregister, "Unregister my phone number"},
-	)
-	if c.cfg.AddressBook != nil {
-		list = append(list, commandInfo{NodeAddressBook, "Upload my address book"})
-	}
-	if c.cfg.Preferences != nil {
-		list = append(list, commandInfo{NodeSettings, "Delivery settings"})
+	if c.isAdmin(from) {
+		list = append(list, adminCommands()...)
 	}
 	return list
 }
 
-func (c *Component) commandName(node string) (string, bool) {
-	for _, ci := range c.commandList() {
+func (c *Component) commandName(from jid.JID, node string) (string, bool) {
+	for _, ci := range c.commandList(from) {
 		if ci.node == node {
 			return ci.name, true
 		}
@@ -87,9 +89,9 @@ func (c *Component) commandName(node string) (string, bool) {
 }
 
 // commandItems answers disco#items on the commands node.
-func (c *Component) commandItems(q element) xml.TokenReader {
+func (c *Component) commandItems(from jid.JID, q element) xml.TokenReader {
 	var items []xml.TokenReader
-	for _, ci := range c.commandList() {
+	for _, ci := range c.commandList(from) {
 		items = append(items, xmlstream.Wrap(nil, xml.StartElement{Name: xml.Name{Local: "item"}, Attr: []xml.Attr{
 			{Name: xml.Name{Local: "jid"}, Value: c.cfg.JID.String()},
 			{Name: xml.Name{Local: "node"}, Value: ci.node},
@@ -100,8 +102,8 @@ func (c *Component) commandItems(q element) xml.TokenReader {
 }
 
 // commandInfoReply answers disco#info on a command node.
-func (c *Component) commandInfoReply(node string, q element) (xml.TokenReader, bool) {
-	name, ok := c.commandName(node)
+func (c *Component) commandInfoReply(from jid.JID, node string, q element) (xml.TokenReader, bool) {
+	name, ok := c.commandName(from, node)
 	if !ok {
 		return nil, false
 	}
@@ -121,7 +123,7 @@ func (c *Component) handleCommand(ctx context.Context, from jid.JID, req *adhoc.
 	if !c.router.Served(from) {
 		return nil, errText(stanza.Cancel, stanza.Forbidden, "Only users of the XMPP domains this gateway serves may use its commands.")
 	}
-	if _, ok := c.commandName(req.Node); !ok {
+	if _, ok := c.commandName(from, req.Node); !ok {
 		if req.Node == NodeRegister {
 			return nil, errText(stanza.Cancel, stanza.NotAllowed, "This gateway does not verify numbers by SMS: its operator assigns them.")
 		}
@@ -163,6 +165,8 @@ func (c *Component) handleCommand(ctx context.Context, from jid.JID, req *adhoc.
 		resp, err = c.cmdSettings(ctx, from, req, &sess)
 	case NodeAddressBook:
 		resp, err = c.cmdAddressBook(ctx, from, req, &sess)
+	case NodeAdminStats, NodeAdminAssign, NodeAdminRelease, NodeAdminLookup, NodeAdminFailures:
+		resp, err = c.cmdAdmin(ctx, from, req, &sess)
 	}
 	if err != nil {
 		return nil, err

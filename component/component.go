@@ -72,6 +72,9 @@ type Config struct {
 	FetchPrivate bool
 	// DefaultRegion is for numbers written without a country code.
 	DefaultRegion string
+	// Admins may run the operators' commands, through Admin.
+	Admins []jid.JID
+	Admin  Admin
 	// Preferences keeps users' settings; nil hides the settings command.
 	Preferences Preferences
 	// DefaultFallback is the gateway's SMS fallback delay, shown as the
@@ -92,6 +95,8 @@ type Component struct {
 
 	mu   sync.RWMutex
 	sess *xmpp.Session
+
+	priv privState // XEP-0356 grants of the current session (privilege.go)
 
 	connected atomic.Bool
 	stanzas   atomic.Uint64
@@ -154,6 +159,7 @@ func (c *Component) session(ctx context.Context) error {
 		conn.Close()
 		return fmt.Errorf("component handshake: %w", err)
 	}
+	c.priv.reset()
 	c.mu.Lock()
 	c.sess = s
 	c.mu.Unlock()
@@ -170,6 +176,7 @@ func (c *Component) session(ctx context.Context) error {
 	})
 	err = s.Serve(xmpp.HandlerFunc(c.handle))
 	stop()
+	c.priv.end()
 	c.connected.Store(false)
 	c.mu.Lock()
 	c.sess = nil

@@ -168,6 +168,9 @@ func (c *Component) handle(t xmlstream.TokenReadEncoder, start *xml.StartElement
 }
 
 func (c *Component) handleMessage(ctx context.Context, s *inStanza) {
+	if c.recordPrivilege(s) {
+		return
+	}
 	from, err := jid.Parse(s.From)
 	if err != nil {
 		c.log.Warn().Str("from", s.From).Msg("message with an unreadable sender dropped")
@@ -263,7 +266,7 @@ func (c *Component) handleIQ(ctx context.Context, t xmlstream.TokenReadEncoder, 
 	toComponent := to.Localpart() == ""
 	switch {
 	case s.Type == "get" && p.Space == nsDiscoInfo && p.Local == "query" && node != "" && toComponent:
-		if r, ok := c.commandInfoReply(node, s.Payload[0]); ok {
+		if r, ok := c.commandInfoReply(from, node, s.Payload[0]); ok {
 			return c.iqResult(t, s, r)
 		}
 		return c.iqError(t, s, errText(stanza.Cancel, stanza.ItemNotFound, fmt.Sprintf("There is no node %q here.", node)))
@@ -297,7 +300,7 @@ func (c *Component) handleIQ(ctx context.Context, t xmlstream.TokenReadEncoder, 
 		}
 		return c.iqResult(t, s, r)
 	case s.Type == "get" && p.Space == nsDiscoItems && p.Local == "query" && node == adhoc.NS && toComponent:
-		return c.iqResult(t, s, c.commandItems(s.Payload[0]))
+		return c.iqResult(t, s, c.commandItems(from, s.Payload[0]))
 	case s.Type == "get" && p.Space == nsDiscoItems && p.Local == "query":
 		return c.iqResult(t, s, xmlstream.Wrap(nil, queryStart(nsDiscoItems, s.Payload[0])))
 	case s.Type == "set" && p.Space == adhoc.NS && p.Local == "command" && toComponent:

@@ -249,6 +249,11 @@ type ReceiptResult struct {
 	Matched bool  // a part with that SMSC id was found (else it was kept as early)
 	Final   bool  // the message reached a final state
 	Message int64 // the message the part belongs to, when matched
+	// State is the message's state when Final: StateDelivered or StateFailed.
+	State string
+	// SubmittedAt is when the part's submit_sm_resp was recorded, for a
+	// receipt that settled a part waiting for one; zero otherwise.
+	SubmittedAt time.Time
 }
 
 // Receipt applies a carrier receipt from SMSC smsc to the part whose SMSC id
@@ -271,11 +276,12 @@ func (s *Store) Receipt(ctx context.Context, smsc string, forms []string, state,
 			args[i] = f
 		}
 		var (
-			seq  int
-			prev string
+			seq       int
+			prev      string
+			submitted int64
 		)
-		err := tx.QueryRowContext(ctx, `SELECT message_id, seq, state FROM parts WHERE smsc_id IN (`+inList(1, len(forms))+`)
-			ORDER BY message_id DESC LIMIT 1`, args...).Scan(&res.Message, &seq, &prev)
+		err := tx.QueryRowContext(ctx, `SELECT message_id, seq, state, updated_at FROM parts WHERE smsc_id IN (`+inList(1, len(forms))+`)
+			ORDER BY message_id DESC LIMIT 1`, args...).Scan(&res.Message, &seq, &prev, &submitted)
 		keepEarly := func() error {
 			_, err := tx.ExecContext(ctx, `INSERT INTO early_receipts (smsc_id, state, err, received_at) VALUES ($1, $2, $3, $4)
 				ON CONFLICT (smsc_id) DO UPDATE SET state = excluded.state, err = excluded.err, received_at = excluded.received_at`,
@@ -300,8 +306,12 @@ func (s *Store) Receipt(ctx context.Context, smsc string, forms []string, state,
 			state, errText, now, res.Message, seq); err != nil {
 			return err
 		}
+		res.SubmittedAt = time.UnixMilli(submitted)
 		res.Final, err = s.settle(ctx, tx, res.Message, now)
-		return err
+		if err != nil || !res.Final {
+			return err
+		}
+		return tx.QueryRowContext(ctx, `SELECT state FROM messages WHERE id = $1`, res.Message).Scan(&res.State)
 	})
 	if err != nil {
 		return res, fmt.Errorf("store: receipt: %w", err)
@@ -614,4 +624,37 @@ func (s *Store) ReleaseNotices(ctx context.Context, ids []int64) error {
 		return fmt.Errorf("store: release notices: %w", err)
 	}
 	return nil
+}
+
+// Failure is a message that failed, for operators.
+type Failure struct {
+	ID        int64
+	At        time.Time
+	Direction string
+	UserJID   string
+	Peer      string
+	Error     string
+}
+
+// RecentFailures returns the last limit failed messages, newest first.
+func (s *Store) RecentFailures(ctx context.Context, limit int) ([]Failure, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT id, updated_at, direction, user_bare, peer_number, error FROM messages
+		WHERE state = 'failed' ORDER BY updated_at DESC, id DESC LIMIT $1`, limit)
+	if err != nil {
+		return nil, fmt.Errorf("store: recent failures: %w", err)
+	}
+	defer rows.Close()
+	var out []Failure
+	for rows.Next() {
+		var (
+			f  Failure
+			at int64
+		)
+		if err := rows.Scan(&f.ID, &at, &f.Direction, &f.UserJID, &f.Peer, &f.Error); err != nil {
+			return nil, err
+		}
+		f.At = time.UnixMilli(at)
+		out = append(out, f)
+	}
+	return out, rows.Err()
 }

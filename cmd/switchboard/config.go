@@ -46,6 +46,7 @@ type XMPPConfig struct {
 	SecretFile string   `toml:"secret_file"` // file holding the secret (trailing newline trimmed).
 	Domains    []string `toml:"domains"`     // XMPP domains whose users may use the gateway. Required.
 	TLS        bool     `toml:"tls"`         // connect with direct TLS. Default false.
+	Admins     []string `toml:"admins"`      // bare JIDs that get the operators' ad-hoc commands. Default none.
 }
 
 // SMPPConfig is the bind to the carrier's SMSC.
@@ -422,6 +423,11 @@ func (c *Config) validate() []error {
 	for _, d := range c.XMPP.Domains {
 		if j, err := jid.Parse(d); err != nil || j.Localpart() != "" || j.Resourcepart() != "" {
 			bad("xmpp.domains", "%q is not a domain", d)
+		}
+	}
+	for _, a := range c.XMPP.Admins {
+		if j, err := jid.Parse(a); err != nil || j.Localpart() == "" || j.Resourcepart() != "" {
+			bad("xmpp.admins", "%q is not a bare user JID", a)
 		}
 	}
 	if !hostPort(c.XMPP.Server) {

@@ -184,6 +184,8 @@ func run(ctx context.Context, cfg *Config, log zerolog.Logger) error {
 		Sessions:        st,
 		Archive:         st,
 		AddressBook:     book,
+		Admins:          admins(cfg.XMPP.Admins),
+		Admin:           st,
 		FetchPrivate:    ab.FetchPrivate,
 		DefaultRegion:   cfg.Phone.DefaultRegion,
 		Preferences:     st,
@@ -299,4 +301,14 @@ func prune(ctx context.Context, st *store.Store, keep, interval time.Duration, l
 		case <-tick.C:
 		}
 	}
+}
+
+func admins(list []string) []jid.JID {
+	var out []jid.JID
+	for _, a := range list {
+		if j, err := jid.Parse(a); err == nil {
+			out = append(out, j.Bare())
+		}
+	}
+	return out
 }
