@@ -851,12 +851,14 @@ func transcripts() []transcript {
 
 		// Presence and other elements.
 		{
-			name: "presence subscribe",
-			in:   `<presence from='alice@example.com' to='+12015550123@sms.example.com' type='subscribe' id='p1'/>`,
+			// Served users' presence is answered (see the address-book
+			// integration tests); other domains' is ignored.
+			name: "presence subscribe from a foreign domain",
+			in:   `<presence from='mallory@forbidden.example' to='+12015550123@sms.example.com' type='subscribe' id='p1'/>`,
 		},
 		{
-			name: "presence probe",
-			in:   `<presence from='example.com' to='+12015550123@sms.example.com' type='probe'/>`,
+			name: "presence probe from a foreign domain",
+			in:   `<presence from='forbidden.example' to='+12015550123@sms.example.com' type='probe'/>`,
 		},
 		{
 			name: "presence unavailable",

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs what the integration tests start (Prosody, mod_privilege, PostgreSQL) from Debian,
+# Installs what the integration tests start (Prosody, mod_privilege, PostgreSQL, ejabberd) from Debian,
 # only when missing. Used by `make test`; safe to run again.
 set -euo pipefail
 
@@ -9,6 +9,7 @@ need=()
 command -v prosody >/dev/null 2>&1 || installed prosody || need+=(prosody)
 installed prosody-modules || [ -e /usr/lib/prosody/modules/mod_privilege/mod_privilege.lua ] || need+=(prosody-modules)
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need+=(postgresql)
+command -v ejabberdctl >/dev/null 2>&1 || [ -x /usr/sbin/ejabberdctl ] || need+=(ejabberd)
 
 if [ ${#need[@]} -eq 0 ]; then
 	exit 0
@@ -28,3 +29,5 @@ fi
 echo "test-deps: installing ${need[*]}" >&2
 "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
 "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}"
+# Debian starts the ejabberd it installs on the standard ports; the tests start their own.
+if [[ " ${need[*]} " == *" ejabberd "* ]]; then "${sudo[@]}" ejabberdctl stop >/dev/null 2>&1 || true; fi

@@ -19,6 +19,7 @@ import (
 	"mellium.im/xmpp/jid"
 
 	"switchboard/component"
+	"switchboard/internal/metrics"
 	"switchboard/roster"
 	"switchboard/roster/verify"
 	"switchboard/router"
@@ -77,6 +78,8 @@ func run(ctx context.Context, cfg *Config, log zerolog.Logger) error {
 	log = log.With().Str("instance", instance).Logger()
 	log.Info().Str("version", version()).Str("store", st.Engine()).Str("component", cfg.XMPP.Component).Msg("starting")
 
+	promReg, mx := newMetrics()
+	mx.SetStore(st)
 	compJID := jid.MustParse(cfg.XMPP.Component)
 	var gw *smsgw.Gateway
 	rt := router.New(router.Config{
@@ -93,9 +96,11 @@ func run(ctx context.Context, cfg *Config, log zerolog.Logger) error {
 			PerUserDay:      max(cfg.Limits.PerUserDay, 0),
 			GlobalMinute:    max(cfg.Limits.GlobalMinute, 0),
 		},
-		Instance: instance,
-		Logger:   log,
-		WakeSMS:  func() { gw.Wake() },
+		Instance:  instance,
+		Logger:    log,
+		WakeSMS:   func() { gw.Wake() },
+		OnRefused: mx.Refusal,
+		OnMessage: mx.Message,
 	}, st)
 	gw = smsgw.New(smsgw.Config{
 		Instance:    instance,
@@ -103,6 +108,9 @@ func run(ctx context.Context, cfg *Config, log zerolog.Logger) error {
 		Reassembly:  cfg.SMS.Reassembly.D(),
 		NoRecipient: router.ErrNoRecipient,
 		OnFinal:     rt.Wake,
+		OnMessage:   mx.Message,
+		OnSubmit:    mx.PartSubmitted,
+		OnReceipt:   mx.ReceiptLatency,
 		Logger:      log,
 	}, st, rt)
 
@@ -165,6 +173,7 @@ func run(ctx context.Context, cfg *Config, log zerolog.Logger) error {
 			})
 			gw.AddLink(smsgw.Link{SMSC: sc.Name, Prefixes: sc.Prefixes, Client: client})
 			clients = append(clients, client)
+			mx.AddSMPP(sc.Name, client)
 		}
 	}
 
@@ -194,15 +203,16 @@ func run(ctx context.Context, cfg *Config, log zerolog.Logger) error {
 		Logger:          log,
 	}, rt)
 	rt.SetXMPP(comp)
+	mx.SetXMPP(comp)
 	verifier.SetNotifier(comp)
-	// book.SetPusher(comp) -- PENDING
+	book.SetPusher(comp)
 
 	// The SMPP client outlives the gateway, so submissions in flight at
 	// shutdown still get their responses, and inbound messages are still
 	// stored, before the unbind.
 	smppCtx, stopSMPP := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopSMPP()
-	errc := make(chan error, 4)
+	errc := make(chan error, 8+len(clients))
 	var wg sync.WaitGroup
 	start := func(name string, ctx context.Context, f func(context.Context) error) {
 		wg.Add(1)
@@ -225,8 +235,12 @@ func run(ctx context.Context, cfg *Config, log zerolog.Logger) error {
 	}
 	start("xmpp", ctx, comp.Run)
 	start("router", ctx, rt.Run)
-	// start("roster", ctx, book.Run) -- PENDING
+	start("roster", ctx, book.Run)
 	start("smsgw", ctx, func(ctx context.Context) error { return gw.Run(ctx, drainTimeout) })
+	if addr := cfg.HTTP.Listen; addr != "" {
+		h := mx.Handler(promReg, log)
+		start("http", ctx, func(ctx context.Context) error { return metrics.Serve(ctx, addr, h, log) })
+	}
 	if keep := cfg.Archive.Retention.D(); keep > 0 {
 		start("prune", ctx, func(ctx context.Context) error { return prune(ctx, st, keep, time.Hour, log) })
 	}

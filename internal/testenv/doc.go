@@ -1,4 +1,4 @@
-// Package testenv starts real servers on loopback for tests: Prosody, PostgreSQL, ejabberd (later).
+// Package testenv starts real servers on loopback for tests: Prosody, PostgreSQL and ejabberd.
 //
 // Every server runs in a throwaway directory under os.TempDir, listens on free ports on
 // 127.0.0.1 only and is stopped by t.Cleanup. Debian's Prosody and PostgreSQL refuse to
@@ -15,4 +15,10 @@
 //
 // The Prosody configuration comes from one template, testdata/prosody/prosody.cfg.lua.tmpl,
 // rendered by RenderProsodyConfig for tests and for scripts/demo.sh alike.
+//
+// ejabberd (Debian's 23.01, testdata/ejabberd/ejabberd.yml.tmpl) runs under `ejabberdctl
+// foreground` as user ejabberd, with its own ejabberdctl configuration: Erlang distribution on
+// a free port without epmd, and a parent-death signal for the Erlang VM. Accounts are created
+// through its HTTP API. Cleanup kills it outright, since its data is thrown away; Stop and
+// Restart stop it gracefully (about a second).
 package testenv

@@ -204,7 +204,7 @@ func StartEjabberd(t testing.TB, opts EjabberdOptions) *Ejabberd {
 	}
 	e := &Ejabberd{Dir: dir, bin: bin, acct: acct}
 	t.Cleanup(func() {
-		e.stop(t)
+		e.kill(t)
 		if t.Failed() {
 			logTail(t, 40, e.cfg.LogFile(), filepath.Join(dir, "ejabberd.out"))
 		}
@@ -248,8 +248,24 @@ func StartEjabberd(t testing.TB, opts EjabberdOptions) *Ejabberd {
 		t.Fatalf("testenv: %v", err)
 	}
 	e.start(t)
+	// The first API call takes a few hundred milliseconds, later ones a few: register in parallel.
+	var (
+		wg      sync.WaitGroup
+		errMu   sync.Mutex
+		regErrs []error
+	)
 	for local, pass := range opts.Users {
-		e.AddUser(t, local, pass)
+		wg.Go(func() {
+			if err := e.addUser(local, pass); err != nil {
+				errMu.Lock()
+				regErrs = append(regErrs, err)
+				errMu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(regErrs...); err != nil {
+		t.Fatal(err)
 	}
 	return e
 }
@@ -270,6 +286,12 @@ func ejabberdAccount() (account, error) {
 // AddUser creates or replaces the account local@Domain through the HTTP API; ejabberd must be running.
 func (e *Ejabberd) AddUser(t testing.TB, local, password string) {
 	t.Helper()
+	if err := e.addUser(local, password); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (e *Ejabberd) addUser(local, password string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	args := map[string]string{"user": local, "host": e.Domain, "password": password}
@@ -280,8 +302,9 @@ func (e *Ejabberd) AddUser(t testing.TB, local, password string) {
 		}
 	}
 	if err != nil {
-		t.Fatalf("testenv: ejabberd account %s@%s: %v", local, e.Domain, err)
+		return fmt.Errorf("testenv: ejabberd account %s@%s: %w", local, e.Domain, err)
 	}
+	return nil
 }
 
 // api calls an ejabberd command through mod_http_api.
@@ -368,7 +391,13 @@ func (e *Ejabberd) start(t testing.TB) {
 // stop sends SIGTERM to the Erlang VM (its pid file names it) and waits for ejabberdctl,
 // which waits for the VM, to exit. Signalling the shell instead would end it at once and
 // leave the VM shutting down (and holding the ports) after stop returned.
-func (e *Ejabberd) stop(t testing.TB) {
+func (e *Ejabberd) stop(t testing.TB) { e.halt(t, syscall.SIGTERM) }
+
+// kill ends ejabberd at once (SIGKILL), for cleanup: its data is thrown away, and a graceful
+// stop takes about a second.
+func (e *Ejabberd) kill(t testing.TB) { e.halt(t, syscall.SIGKILL) }
+
+func (e *Ejabberd) halt(t testing.TB, sig syscall.Signal) {
 	t.Helper()
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -380,18 +409,18 @@ func (e *Ejabberd) stop(t testing.TB) {
 	e.proc = nil
 	pgid := p.cmd.Process.Pid
 	if pid := readPid(e.cfg.PidFile()); pid > 0 && pgidOf(pid) == pgid {
-		_ = syscall.Kill(pid, syscall.SIGTERM)
+		_ = syscall.Kill(pid, sig)
 	} else {
-		_ = syscall.Kill(-pgid, syscall.SIGTERM)
+		_ = syscall.Kill(-pgid, sig)
 	}
 	select {
 	case <-p.exited:
 	case <-time.After(15 * time.Second):
 		_ = syscall.Kill(-pgid, syscall.SIGKILL)
 		<-p.exited
-		t.Errorf("testenv: ejabberd did not exit within 15s of SIGTERM; killed")
+		t.Errorf("testenv: ejabberd did not exit within 15s of %v; killed", sig)
 	}
-	t.Logf("testenv: ejabberd stopped in %v", time.Since(begin).Round(time.Millisecond))
+	t.Logf("testenv: ejabberd stopped (%v) in %v", sig, time.Since(begin).Round(time.Millisecond))
 }
 
 func readPid(path string) int {

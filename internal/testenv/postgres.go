@@ -162,9 +162,24 @@ func startPostgres(t testing.TB, initdb, postgres string) (*pgServer, error) {
 	if srv.port, err = freePort(); err != nil {
 		return fail(fmt.Errorf("testenv: %w", err))
 	}
-	cmd, err = acct.command(syscall.SIGQUIT, dir, filepath.Join(dir, "postgres.log"), postgres,
-		"-D", data,
-		"-k", dir,
+	srv.db, err = sql.Open("postgres", srv.dsn("postgres"))
+	if err != nil {
+		return fail(fmt.Errorf("testenv: %w", err))
+	}
+	if err := srv.launch(acct, postgres); err != nil {
+		srv.db.Close()
+		return fail(err)
+	}
+	t.Logf("testenv: postgres on 127.0.0.1:%d (dir %s), ready in %v", srv.port, dir, time.Since(begin).Round(time.Millisecond))
+	return srv, nil
+}
+
+// launch starts the server on srv.port with the data directory under srv.dir and waits
+// until srv.db answers.
+func (srv *pgServer) launch(acct account, postgres string) error {
+	cmd, err := acct.command(syscall.SIGQUIT, srv.dir, filepath.Join(srv.dir, "postgres.log"), postgres,
+		"-D", filepath.Join(srv.dir, "data"),
+		"-k", srv.dir,
 		"-p", strconv.Itoa(srv.port),
 		"-c", "listen_addresses=127.0.0.1",
 		"-c", "max_connections=200",
@@ -173,14 +188,10 @@ func startPostgres(t testing.TB, initdb, postgres string) (*pgServer, error) {
 		"-c", "full_page_writes=off",
 	)
 	if err != nil {
-		return fail(fmt.Errorf("testenv: %w", err))
+		return fmt.Errorf("testenv: %w", err)
 	}
 	if srv.proc, err = startProcess(cmd); err != nil {
-		return fail(fmt.Errorf("testenv: start postgres: %w", err))
-	}
-	srv.db, err = sql.Open("postgres", srv.dsn("postgres"))
-	if err != nil {
-		return fail(fmt.Errorf("testenv: %w", err))
+		return fmt.Errorf("testenv: start postgres: %w", err)
 	}
 	err = srv.proc.waitReady(30*time.Second, func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
@@ -188,11 +199,104 @@ func startPostgres(t testing.TB, initdb, postgres string) (*pgServer, error) {
 		return srv.db.PingContext(ctx)
 	})
 	if err != nil {
-		srv.db.Close()
-		return fail(err)
+		srv.proc.stop(syscall.SIGQUIT, 5*time.Second)
+		srv.proc = nil
+		return err
 	}
-	t.Logf("testenv: postgres on 127.0.0.1:%d (dir %s), ready in %v", srv.port, dir, time.Since(begin).Round(time.Millisecond))
-	return srv, nil
+	return nil
+}
+
+// Postgres is a PostgreSQL server of its own for one test, unlike the shared server behind
+// StartPostgres: a test may stop and restart it (to see what its clients do meanwhile)
+// without disturbing other tests.
+type Postgres struct {
+	DSN string // of a database created for the test, as StartPostgres returns
+
+	srv      *pgServer
+	acct     account
+	postgres string
+
+	mu      sync.Mutex
+	running bool
+}
+
+// StartPrivatePostgres starts a throwaway PostgreSQL for t alone, creates a database in it and
+// stops it on cleanup. Without PostgreSQL binaries the test is skipped, or fails when
+// SWITCHBOARD_REQUIRE_SERVERS=1.
+func StartPrivatePostgres(t testing.TB) *Postgres {
+	t.Helper()
+	initdb := findBinary("/usr/lib/postgresql/*/bin/initdb", "initdb")
+	if initdb == "" {
+		missingBinary(t, "PostgreSQL (initdb)", "apt-get install postgresql")
+	}
+	postgres := filepath.Join(filepath.Dir(initdb), "postgres")
+	if !isExecutable(postgres) {
+		missingBinary(t, "PostgreSQL (postgres next to "+initdb+")", "apt-get install postgresql")
+	}
+	acct, err := serviceAccount("postgres")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := startPostgres(t, initdb, postgres)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &Postgres{srv: srv, acct: acct, postgres: postgres, running: true}
+	t.Cleanup(func() {
+		p.Stop(t)
+		srv.db.Close()
+		os.RemoveAll(srv.dir)
+	})
+	name := "t_" + randomHex(6)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := srv.db.ExecContext(ctx, "CREATE DATABASE "+name); err != nil {
+		t.Fatalf("testenv: create database %s: %v", name, err)
+	}
+	p.DSN = srv.dsn(name)
+	return p
+}
+
+// Stop shuts the server down the way pg_ctl stop -m fast does (SIGINT: clients are
+// disconnected, transactions in progress roll back) and waits for it to exit. Its port
+// then refuses connections until Start.
+func (p *Postgres) Stop(t testing.TB) {
+	t.Helper()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.running {
+		return
+	}
+	p.running = false
+	begin := time.Now()
+	if err := p.srv.proc.stop(syscall.SIGINT, 15*time.Second); err != nil {
+		t.Error(err)
+	}
+	t.Logf("testenv: postgres on 127.0.0.1:%d stopped in %v", p.srv.port, time.Since(begin).Round(time.Millisecond))
+}
+
+// Start starts a stopped server again on the same port with the same data.
+func (p *Postgres) Start(t testing.TB) {
+	t.Helper()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.running {
+		return
+	}
+	begin := time.Now()
+	if err := p.srv.launch(p.acct, p.postgres); err != nil {
+		logTail(t, 40, filepath.Join(p.srv.dir, "postgres.log"))
+		t.Fatal(err)
+	}
+	p.running = true
+	t.Logf("testenv: postgres on 127.0.0.1:%d started again in %v", p.srv.port, time.Since(begin).Round(time.Millisecond))
+}
+
+// Restart is Stop then Start.
+func (p *Postgres) Restart(t testing.TB) {
+	t.Helper()
+	p.Stop(t)
+	p.Start(t)
 }
 
 func runLogged(cmd *exec.Cmd) error {

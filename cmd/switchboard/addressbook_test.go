@@ -1,0 +1,220 @@
+package main
+
+import (
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"switchboard/internal/testenv"
+	"switchboard/smsgw/smsc"
+	"switchboard/xep/adhoc"
+)
+
+const bobBook = `BEGIN:VCARD
+VERSION:3.0
+FN:Alice Example
+TEL;TYPE=CELL:+1 201-555-0100
+END:VCARD
+BEGIN:VCARD
+VERSION:3.0
+FN:Phone Guy
+TEL;TYPE=HOME:(201) 555-0199
+END:VCARD
+BEGIN:VCARD
+VERSION:3.0
+FN:Nobody
+TEL:12
+END:VCARD
+`
+
+// rosterPush waits for a roster push naming jid and returns it.
+func rosterPush(t *testing.T, c *testenv.Client, j string) testenv.Stanza {
+	t.Helper()
+	st, err := c.Next(ctxT(t, 15*time.Second), func(s testenv.Stanza) bool {
+		return s.Name == "iq" && s.Attr["type"] == "set" && strings.Contains(s.XML, "jabber:iq:roster") && strings.Contains(norm(s.XML), `jid="`+j+`"`)
+	})
+	must(t, err)
+	return st
+}
+
+func identity(t *testing.T, c *testenv.Client, to string) string {
+	t.Helper()
+	iq, err := c.IQ(ctxT(t, 10*time.Second), fmt.Sprintf(`<iq type='get' to='%s'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>`, to))
+	must(t, err)
+	x := norm(iq.XML)
+	i := strings.Index(x, `category="client"`)
+	j := strings.Index(x, "<identity")
+	if i < 0 || j < 0 {
+		t.Fatalf("disco#info of %s = %s", to, iq.XML)
+	}
+	id := x[j:]
+	id = id[:strings.Index(id, ">")]
+	for _, typ := range []string{"phone", "sms"} {
+		if strings.Contains(id, `type="`+typ+`"`) {
+			return typ
+		}
+	}
+	t.Fatalf("identity %s", id)
+	return ""
+}
+
+// TestAddressBook: an uploaded address book is matched, reported, and
+// becomes roster items (XEP-0356 on Prosody); disco and vCards answer
+// from the requester's own book; re-uploading syncs; a later registration
+// shows; unregistering removes it all.
+func TestAddressBook(t *testing.T) {
+	stores(t, func(t *testing.T, dsn string) {
+		s := startStackWith(t, dsn, testenv.ProsodyOptions{Privilege: true}, smsc.Config{})
+		bind(t, s, "bob", bobNumber)
+		comp := s.prosody.Component
+		a, b := s.login(t, "alice"), s.login(t, "bob")
+		waitComponent(t, s, b)
+		// Prosody pushes roster changes only to sessions that fetched the roster.
+		if _, err := b.IQ(ctxT(t, 10*time.Second), `<iq type='get'><query xmlns='jabber:iq:roster'/></iq>`); err != nil {
+			t.Fatal(err)
+		}
+		aliceNum, phoneJID := s.numberJID(alice), s.numberJID(phone)
+
+		c, _ := adhocRun(t, b, comp, "address-book", "", "execute", nil)
+		if c.Form == nil {
+			t.Fatalf("address-book stage 1 = %+v", c)
+		}
+		c, iq := adhocRun(t, b, comp, "address-book", c.SessionID, "complete", map[string]string{"contacts": escape(bobBook)})
+		if c.Status != adhoc.Completed || !strings.Contains(notes(c), "2 contacts: 1 on XMPP, 1 by SMS") || !strings.Contains(notes(c), "could not be read") {
+			t.Fatalf("report = %s\n%s", notes(c), iq.XML)
+		}
+		if c.Form == nil || len(c.Form.Items) != 2 {
+			t.Fatalf("report table = %+v", c.Form)
+		}
+		p := rosterPush(t, b, aliceNum)
+		if !strings.Contains(norm(p.XML), `name="Alice Example"`) || !strings.Contains(p.XML, "Phone contacts") {
+			t.Fatalf("push = %s", p.XML)
+		}
+		rosterPush(t, b, phoneJID)
+
+		// Disco answers from the requester's own book only.
+		if got := identity(t, b, aliceNum); got != "phone" {
+			t.Errorf("bob sees alice's number as %s", got)
+		}
+		if got := identity(t, b, phoneJID); got != "sms" {
+			t.Errorf("bob sees the phone as %s", got)
+		}
+		if got := identity(t, a, s.numberJID(bobNumber)); got != "sms" {
+			t.Errorf("alice (no book) sees bob's number as %s: registration leaked", got)
+		}
+		vc, err := b.IQ(ctxT(t, 10*time.Second), fmt.Sprintf(`<iq type='get' to='%s'><vCard xmlns='vcard-temp'/></iq>`, phoneJID))
+		must(t, err)
+		if !strings.Contains(vc.XML, "<FN>Phone Guy</FN>") {
+			t.Errorf("vCard = %s", vc.XML)
+		}
+
+		// Re-upload: the phone renamed, alice gone, carol new.
+		book2 := "Phone Friend, +1 201 555 0199\nCarol, +1 201 555 0142\n"
+		c, _ = adhocRun(t, b, comp, "address-book", "", "execute", nil)
+		c, _ = adhocRun(t, b, comp, "address-book", c.SessionID, "complete", map[string]string{"contacts": book2})
+		if !strings.Contains(notes(c), "Added 1, changed 1, removed 1") {
+			t.Fatalf("re-upload = %s", notes(c))
+		}
+		p = rosterPush(t, b, aliceNum)
+		if !strings.Contains(norm(p.XML), `subscription="remove"`) {
+			t.Fatalf("removal push = %s", p.XML)
+		}
+		p = rosterPush(t, b, phoneJID)
+		if !strings.Contains(norm(p.XML), `name="Phone Friend"`) {
+			t.Fatalf("rename push = %s", p.XML)
+		}
+		carol := s.numberJID("+12015550142")
+		rosterPush(t, b, carol)
+		if got := identity(t, b, carol); got != "sms" {
+			t.Fatalf("carol before registering = %s", got)
+		}
+		// Carol registers later: bob's view changes without re-uploading.
+		out, err := command(t, "numbers", "-config", writeConfig(t, s), "assign", "carol@"+s.prosody.Domain, "+12015550142").CombinedOutput()
+		if err != nil {
+			t.Fatalf("numbers assign: %v\n%s", err, out)
+		}
+		if got := identity(t, b, carol); got != "phone" {
+			t.Fatalf("carol after registering = %s", got)
+		}
+		if _, err := b.Next(ctxT(t, 15*time.Second), func(st testenv.Stanza) bool {
+			return st.Name == "presence" && st.Attr["from"] == carol
+		}); err != nil {
+			t.Fatalf("no presence update from carol: %v", err)
+		}
+
+		// Unregistering deletes the address book and its roster items.
+		c, _ = adhocRun(t, b, comp, "unregister", "", "execute", nil)
+		adhocRun(t, b, comp, "unregister", c.SessionID, "complete", map[string]string{"confirm": "1"})
+		p = rosterPush(t, b, carol)
+		if !strings.Contains(norm(p.XML), `subscription="remove"`) {
+			t.Fatalf("unregister push = %s", p.XML)
+		}
+	})
+}
+
+// TestPhoneBookSyncAndGateway: the Quicksy phone-book IQ, XEP-0100
+// prompts, XEP-0144 items sent to the component, and the lookup limit.
+func TestPhoneBookSyncAndGateway(t *testing.T) {
+	s := startStack(t, "sqlite:"+filepath.Join(t.TempDir(), "sb.db"), smsc.Config{}, "SWITCHBOARD_ADDRESSBOOK_DAILY_LOOKUPS=4")
+	bind(t, s, "bob", bobNumber)
+	comp := s.prosody.Component
+	a := s.login(t, "alice")
+	waitComponent(t, s, a)
+	ctx := ctxT(t, 30*time.Second)
+
+	q := fmt.Sprintf(`<iq type='get' to='%s'><phone-book xmlns='im.quicksy.synchronization:0'><entry number='%s'/><entry number='%s'/></phone-book></iq>`, comp, bobNumber, phone)
+	iq, err := a.IQ(ctx, q)
+	must(t, err)
+	x := norm(iq.XML)
+	if !strings.Contains(x, `number="`+bobNumber+`"`) || !strings.Contains(x, "<jid>"+s.numberJID(bobNumber)+"</jid>") || strings.Contains(x, phone) {
+		t.Fatalf("sync = %s", iq.XML)
+	}
+	ver := x[strings.Index(x, `ver="`)+5:]
+	ver = ver[:strings.Index(ver, `"`)]
+	iq, err = a.IQ(ctx, strings.Replace(q, "<phone-book xmlns='im.quicksy.synchronization:0'>", "<phone-book xmlns='im.quicksy.synchronization:0' ver='"+ver+"'>", 1))
+	must(t, err)
+	if strings.Contains(iq.XML, "<entry") {
+		t.Fatalf("unchanged sync listed entries: %s", iq.XML)
+	}
+
+	iq, err = a.IQ(ctx, fmt.Sprintf(`<iq type='set' to='%s'><query xmlns='jabber:iq:gateway'><prompt>(201) 555-0177</prompt></query></iq>`, comp))
+	must(t, err)
+	if !strings.Contains(iq.XML, "<jid>"+s.numberJID("+12015550177")+"</jid>") {
+		t.Fatalf("gateway = %s", iq.XML)
+	}
+
+	// XEP-0144 items from the client: added to the book.
+	must(t, a.Send(ctx, fmt.Sprintf(`<message to='%s'><x xmlns='http://jabber.org/protocol/rosterx'><item action='add' jid='%s' name='Dana'/></x></message>`,
+		comp, s.numberJID("+12015550143"))))
+	r, err := a.Next(ctx, func(st testenv.Stanza) bool { return st.Attr["from"] == comp && strings.Contains(st.Body, "Added 1") })
+	must(t, err)
+	t.Logf("rosterx: %s", r.Body)
+
+	// Three numbers looked up so far; the limit is 4: two more are refused.
+	iq, err = a.IQ(ctx, fmt.Sprintf(`<iq type='get' to='%s'><phone-book xmlns='im.quicksy.synchronization:0'><entry number='+12015550144'/><entry number='+12015550145'/></phone-book></iq>`, comp))
+	must(t, err)
+	if iq.ErrorCondition() != "policy-violation" || !strings.Contains(iq.XML, "new numbers") {
+		t.Fatalf("over the limit = %s", iq.XML)
+	}
+}
+
+func escape(s string) string {
+	r := strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", "'", "&apos;")
+	return r.Replace(s)
+}
+
+// writeConfig writes the stack's configuration as environment-free TOML
+// for the numbers command.
+func writeConfig(t *testing.T, s *stack) string {
+	return writeFile(t, "sb.toml", fmt.Sprintf(`[xmpp]
+component = %q
+secret = %q
+domains = [%q]
+[smpp]
+system_id = "switchboard"
+[store]
+dsn = %q
+`, s.cfg.XMPP.Component, s.cfg.XMPP.Secret, s.prosody.Domain, s.cfg.Store.DSN))
+}
