@@ -97,6 +97,7 @@ type Component struct {
 	sess *xmpp.Session
 
 	priv privState // XEP-0356 grants of the current session (privilege.go)
+	pres presences // users' availability, from forwarded presence (presence.go)
 
 	connected atomic.Bool
 	stanzas   atomic.Uint64
@@ -160,6 +161,7 @@ func (c *Component) session(ctx context.Context) error {
 		return fmt.Errorf("component handshake: %w", err)
 	}
 	c.priv.reset()
+	c.pres.reset()
 	c.mu.Lock()
 	c.sess = s
 	c.mu.Unlock()

@@ -59,6 +59,9 @@ type XMPP interface {
 	SendRelayError(ctx context.Context, from, to jid.JID, id string, payload []byte) error
 	// Sync returns once the server has processed everything sent before.
 	Sync(ctx context.Context) error
+	// Available tells whether a user has an available resource; known is
+	// false when the component cannot see the user's presence.
+	Available(user jid.JID) (known, available bool)
 }
 
 // Config configures a Router. Zero values mean the defaults.
@@ -82,8 +85,20 @@ type Config struct {
 	Logger   zerolog.Logger
 	// WakeSMS is called after messages were queued for SMS.
 	WakeSMS func()
-	// OnRefused is called for each SMS refused by a limit (for metrics).
+	// OnRefused, if set, is called for each message from a user refused
+	// before it was stored, with a short reason for metrics: "country",
+	// "prefix", "quota_global", "quota_user_minute", "quota_user_day",
+	// "too_long", "unregistered" (the sender has no number) or "internal"
+	// (the store failed).
 	OnRefused func(reason string)
+	// OnMessage, if set, is called for each outcome of a message the router
+	// sees, for metrics: direction "out" or "in", route "sms" or "xmpp", and
+	// outcome "accepted" (stored), "refused" (also counted by OnRefused),
+	// "fallback" (relayed over XMPP, then queued for SMS), "delivered" (an
+	// XMPP receipt for a relayed message; a message from a phone handed to
+	// the XMPP server) or "failed" (an error for a relayed message, passed to
+	// its sender). The SMS gateway reports the outcomes of SMS.
+	OnMessage func(direction, route, outcome string)
 }
 
 // Limits bound where and how much users may send by SMS. Zero values mean
@@ -117,6 +132,7 @@ type Router struct {
 type pending struct {
 	from, to jid.JID
 	dest     string // E.164
+	owner    string // bare JID the destination number belongs to, if routed over XMPP
 	m        Message
 	msg      *store.Outbound // nil for a body-less stanza (never stored)
 }
@@ -134,6 +150,12 @@ func New(cfg Config, st Store) *Router {
 	}
 	if cfg.WakeSMS == nil {
 		cfg.WakeSMS = func() {}
+	}
+	if cfg.OnRefused == nil {
+		cfg.OnRefused = func(string) {}
+	}
+	if cfg.OnMessage == nil {
+		cfg.OnMessage = func(string, string, string) {}
 	}
 	r := &Router{
 		cfg:     cfg,
@@ -313,13 +335,13 @@ func (r *Router) storeBatch(ctx context.Context, batch []*pending) {
 	numbers, err := r.store.NumbersOf(ctx, jids)
 	if err != nil {
 		r.log.Error().Err(err).Int("messages", len(batch)).Msg("looking up senders failed")
-		r.refuse(ctx, batch, internal)
+		r.refuse(ctx, batch, "internal", internal)
 		return
 	}
 	owners, err := r.store.OwnersOf(ctx, dests)
 	if err != nil {
 		r.log.Error().Err(err).Int("messages", len(batch)).Msg("looking up recipients failed")
-		r.refuse(ctx, batch, internal)
+		r.refuse(ctx, batch, "internal", internal)
 		return
 	}
 	settings, err := r.store.SettingsOf(ctx, jids)
@@ -330,7 +352,7 @@ func (r *Router) storeBatch(ctx context.Context, batch []*pending) {
 	quota, err := r.newQuota(ctx, jids)
 	if err != nil {
 		r.log.Error().Err(err).Msg("counting SMS failed")
-		r.refuse(ctx, batch, internal)
+		r.refuse(ctx, batch, "internal", internal)
 		return
 	}
 	now := time.Now()
@@ -343,12 +365,19 @@ func (r *Router) storeBatch(ctx context.Context, batch []*pending) {
 		num, has := numbers[bare]
 		if !has {
 			if p.msg != nil {
-				r.refuse(ctx, []*pending{p}, stanzaErr(stanza.Auth, stanza.RegistrationRequired,
+				r.refuse(ctx, []*pending{p}, "unregistered", stanzaErr(stanza.Auth, stanza.RegistrationRequired,
 					"You have no phone number on this gateway yet: register one with the gateway first."))
 			}
 			continue
 		}
 		owner := owners[p.dest]
+		if owner != "" && p.msg != nil && r.unreachable(owner, settings[bare]) {
+			// The recipient has no available resource (seen through the
+			// presence privilege): straight to SMS.
+			r.log.Debug().Str("to", owner).Msg("recipient unavailable: routing as SMS")
+			owner = ""
+		}
+		p.owner = owner
 		if p.msg == nil {
 			if owner != "" {
 				ok = append(ok, p) // body-less: relayed, never stored
@@ -359,16 +388,16 @@ func (r *Router) storeBatch(ctx context.Context, batch []*pending) {
 		tooLong := p.msg.Parts > r.cfg.MaxParts
 		if owner == "" {
 			if tooLong {
-				r.refuse(ctx, []*pending{p}, stanzaErr(stanza.Modify, stanza.PolicyViolation,
-					fmt.Sprintf("The message is too long: it would take %d SMS, and at most %d are allowed.", p.msg.Parts, r.cfg.MaxParts)))
+				r.refused(ctx, p, "too_long",
+					fmt.Sprintf("The message is too long: it would take %d SMS, and at most %d are allowed.", p.msg.Parts, r.cfg.MaxParts))
 				continue
 			}
-			if why := r.forbidden(p.dest); why != "" {
-				r.refused(ctx, p, why)
+			if reason, why := r.forbidden(p.dest); why != "" {
+				r.refused(ctx, p, reason, why)
 				continue
 			}
-			if why := quota.take(bare); why != "" {
-				r.refused(ctx, p, why)
+			if reason, why := quota.take(bare); why != "" {
+				r.refused(ctx, p, reason, why)
 				continue
 			}
 			sms = true
@@ -393,12 +422,15 @@ func (r *Router) storeBatch(ctx context.Context, batch []*pending) {
 	if len(accepted) > 0 {
 		if err := r.store.AcceptOutbound(ctx, accepted); err != nil {
 			r.log.Error().Err(err).Int("messages", len(accepted)).Msg("storing messages failed")
-			r.refuse(ctx, acceptedP, internal)
+			r.refuse(ctx, acceptedP, "internal", internal)
 			return
 		}
 	}
+	for _, m := range accepted {
+		r.cfg.OnMessage(store.Out, routeOf(m), "accepted")
+	}
 	for _, p := range ok {
-		owner := owners[p.dest]
+		owner := p.owner
 		if owner == "" {
 			r.log.Debug().Int64("msg", p.msg.ID).Str("stanza_id", p.msg.StanzaID).Int("parts", p.msg.Parts).Msg("accepted for SMS")
 			continue
@@ -408,6 +440,23 @@ func (r *Router) storeBatch(ctx context.Context, batch []*pending) {
 	if sms {
 		r.cfg.WakeSMS()
 	}
+}
+
+// unreachable reports whether owner is known to have no available
+// resource, and the sender wants SMS fallback.
+func (r *Router) unreachable(owner string, st store.Settings) bool {
+	if st.FallbackAfter != 0 && !st.Fallback {
+		return false // the sender never wants SMS for XMPP users
+	}
+	if r.cfg.FallbackAfter < 0 && st.FallbackAfter == 0 {
+		return false // fallback off for everyone
+	}
+	j, err := jid.Parse(owner)
+	if err != nil {
+		return false
+	}
+	known, avail := r.xmpp.Available(j)
+	return known && !avail
 }
 
 // relay sends a message over XMPP to the owner of its destination number,
@@ -429,26 +478,32 @@ func (r *Router) relay(ctx context.Context, p *pending, senderNumber, owner stri
 		ev = ev.Int64("msg", p.msg.ID)
 	}
 	if err != nil {
-		r.log.Warn().Err(err).Str("to", owner).Msg("relaying over XMPP failed; the SMS fallback will carry it")
+		wev := r.log.Warn().Err(err).Str("to", owner)
+		if p.msg != nil {
+			wev = wev.Int64("msg", p.msg.ID)
+		}
+		wev.Msg("relaying over XMPP failed; the SMS fallback will carry it")
 		return
 	}
 	ev.Msg("relayed over XMPP")
 }
 
-// refused refuses one message for a policy reason, and counts it.
-func (r *Router) refused(ctx context.Context, p *pending, why string) {
+// refused refuses one message for a policy reason: reason is the label for
+// metrics, why the text for the sender.
+func (r *Router) refused(ctx context.Context, p *pending, reason, why string) {
 	r.log.Info().Str("from", p.from.Bare().String()).Str("dest", p.dest).Str("why", why).Msg("SMS refused by policy")
-	if r.cfg.OnRefused != nil {
-		r.cfg.OnRefused(why)
-	}
-	r.refuse(ctx, []*pending{p}, stanzaErr(stanza.Modify, stanza.PolicyViolation, why))
+	r.refuse(ctx, []*pending{p}, reason, stanzaErr(stanza.Modify, stanza.PolicyViolation, why))
 }
 
-func (r *Router) refuse(ctx context.Context, ps []*pending, e stanza.Error) {
+// refuse sends e to the senders of the messages, and counts them as refused
+// for reason.
+func (r *Router) refuse(ctx context.Context, ps []*pending, reason string, e stanza.Error) {
 	for _, p := range ps {
 		if p.msg == nil {
 			continue
 		}
+		r.cfg.OnRefused(reason)
+		r.cfg.OnMessage(store.Out, routeOf(p.msg), "refused")
 		if err := r.xmpp.SendError(ctx, p.to, p.from, p.msg.StanzaID, e); err != nil {
 			r.log.Warn().Err(err).Str("to", p.from.String()).Msg("could not send error to sender")
 		}
@@ -484,6 +539,15 @@ func (r *Router) Inbound(ctx context.Context, source, dest, body string, key *st
 		return err
 	}
 	r.log.Debug().Int64("msg", in.ID).Msg("accepted from phone")
+	r.cfg.OnMessage(store.In, store.RouteSMS, "accepted")
 	r.Wake()
 	return nil
+}
+
+// routeOf is a message's route: over XMPP when it has a recipient JID.
+func routeOf(m *store.Outbound) string {
+	if m.PeerJID != "" {
+		return store.RouteXMPP
+	}
+	return store.RouteSMS
 }

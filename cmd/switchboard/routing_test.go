@@ -207,3 +207,34 @@ func TestRichContentAsSMS(t *testing.T) {
 		t.Fatalf("body-less stanzas made SMS: %d new, first %q", got-n, msgs[n].Text)
 	}
 }
+
+// TestFallbackByPresence: where the server grants presence privilege, a
+// message to a registered user with no available resource goes as SMS at
+// once; once they are online it goes over XMPP.
+func TestFallbackByPresence(t *testing.T) {
+	s := startStackWith(t, "sqlite:"+filepath.Join(t.TempDir(), "sb.db"), testenv.ProsodyOptions{Privilege: true}, smsc.Config{},
+		"SWITCHBOARD_ROUTING_SMS_FALLBACK_AFTER=60s")
+	bind(t, s, "bob", bobNumber)
+	a := s.login(t, "alice")
+	waitComponent(t, s, a)
+	ctx := ctxT(t, 30*time.Second)
+	time.Sleep(500 * time.Millisecond) // the privilege grant arrives just after connecting
+	start := time.Now()
+	must(t, a.Send(ctx, fmt.Sprintf(`<message to='%s' id='p1' type='chat'><body>bob is offline</body></message>`, s.numberJID(bobNumber))))
+	waitSMS(t, s, "bob is offline")
+	if d := time.Since(start); d > 20*time.Second {
+		t.Fatalf("SMS after %s: not at once", d)
+	}
+	b := s.login(t, "bob")
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		must(t, a.Send(ctx, fmt.Sprintf(`<message to='%s' type='chat'><body>bob is online</body></message>`, s.numberJID(bobNumber))))
+		_, err := b.Next(ctxT(t, time.Second), func(st testenv.Stanza) bool { return st.Body == "bob is online" })
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("message never relayed to bob once online")
+		}
+	}
+}
