@@ -10,11 +10,12 @@ import (
 	"switchboard/roster/number"
 )
 
-// forbidden says why SMS may not go to dest, or "".
-func (r *Router) forbidden(dest string) string {
+// forbidden says why SMS may not go to dest — a label for metrics and a
+// text for the sender — or "", "".
+func (r *Router) forbidden(dest string) (reason, why string) {
 	for _, p := range r.cfg.Limits.BlockedPrefixes {
 		if strings.HasPrefix(dest, p) {
-			return fmt.Sprintf("SMS to %s… numbers are blocked by this gateway (premium-rate or otherwise barred).", p)
+			return "prefix", fmt.Sprintf("SMS to %s… numbers are blocked by this gateway (premium-rate or otherwise barred).", p)
 		}
 	}
 	if allowed := r.cfg.Limits.AllowedRegions; len(allowed) > 0 {
@@ -23,10 +24,10 @@ func (r *Router) forbidden(dest string) string {
 			if region == "" {
 				region = "an unknown region"
 			}
-			return fmt.Sprintf("This gateway does not send SMS to %s (%s); it sends to %s.", dest, region, strings.Join(allowed, ", "))
+			return "country", fmt.Sprintf("This gateway does not send SMS to %s (%s); it sends to %s.", dest, region, strings.Join(allowed, ", "))
 		}
 	}
-	return ""
+	return "", ""
 }
 
 // quota tracks one batch's SMS against the users' and the global limits.
@@ -54,8 +55,9 @@ func (r *Router) newQuota(ctx context.Context, jids []string) (*quota, error) {
 	return q, nil
 }
 
-// take counts one SMS for user, or says which limit refuses it.
-func (q *quota) take(user string) string {
+// take counts one SMS for user, or says which limit refuses it: a label
+// for metrics and a text for the sender.
+func (q *quota) take(user string) (reason, why string) {
 	c := q.users[user]
 	if c == nil {
 		c = new([2]int)
@@ -63,14 +65,14 @@ func (q *quota) take(user string) string {
 	}
 	switch {
 	case q.l.GlobalMinute > 0 && q.global >= q.l.GlobalMinute:
-		return "The gateway is sending too many SMS right now; try again in a minute."
+		return "quota_global", "The gateway is sending too many SMS right now; try again in a minute."
 	case q.l.PerUserMinute > 0 && c[0] >= q.l.PerUserMinute:
-		return fmt.Sprintf("You have sent %d SMS in the last minute, the most allowed; try again in a minute.", c[0])
+		return "quota_user_minute", fmt.Sprintf("You have sent %d SMS in the last minute, the most allowed; try again in a minute.", c[0])
 	case q.l.PerUserDay > 0 && c[1] >= q.l.PerUserDay:
-		return fmt.Sprintf("You have sent %d SMS in the last 24 hours, the most allowed; try again tomorrow.", c[1])
+		return "quota_user_day", fmt.Sprintf("You have sent %d SMS in the last 24 hours, the most allowed; try again tomorrow.", c[1])
 	}
 	c[0]++
 	c[1]++
 	q.global++
-	return ""
+	return "", ""
 }

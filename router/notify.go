@@ -67,6 +67,16 @@ func (r *Router) sendNotices(ctx context.Context) int {
 	}
 	if err := r.store.NoticesDone(bg, done); err != nil {
 		r.log.Error().Err(err).Msg("recording sent notices failed")
+	} else if len(done) > 0 {
+		in := make(map[int64]bool)
+		for _, n := range ns {
+			in[n.ID] = n.Direction == store.In
+		}
+		for _, id := range done {
+			if in[id] {
+				r.cfg.OnMessage(store.In, store.RouteSMS, "delivered")
+			}
+		}
 	}
 	if err := r.store.ReleaseNotices(bg, failed); err != nil {
 		r.log.Error().Err(err).Msg("releasing notices failed")

@@ -51,6 +51,7 @@ func (r *Router) fallbackLoop(ctx context.Context) {
 // error like any SMS.
 func (r *Router) fellBack(ctx context.Context, m *store.Outbound, why string) {
 	r.log.Info().Int64("msg", m.ID).Str("why", why).Msg("falling back to SMS")
+	r.cfg.OnMessage(store.Out, store.RouteXMPP, "fallback")
 	sender, err := jid.Parse(m.SenderJID)
 	if err != nil {
 		return
@@ -105,7 +106,9 @@ func (r *Router) Receipt(ctx context.Context, from, to jid.JID, id string) bool 
 	if err != nil {
 		r.log.Error().Err(err).Int64("msg", rel.ID).Msg("recording receipt failed")
 	}
-	if !fresh {
+	if fresh {
+		r.cfg.OnMessage(store.Out, store.RouteXMPP, "delivered")
+	} else {
 		r.log.Info().Int64("msg", rel.ID).Str("state", rel.State).Msg("late XMPP receipt after SMS fallback")
 	}
 	if !rel.WantReceipt {
@@ -120,7 +123,7 @@ func (r *Router) Receipt(ctx context.Context, from, to jid.JID, id string) bool 
 		return true
 	}
 	if err := r.xmpp.SendReceipt(ctx, peer, sender, id); err != nil {
-		r.log.Warn().Err(err).Msg("relaying receipt failed")
+		r.log.Warn().Int64("msg", rel.ID).Err(err).Msg("relaying receipt failed")
 	}
 	return true
 }
@@ -154,8 +157,11 @@ func (r *Router) Bounce(ctx context.Context, from, to jid.JID, id string, payloa
 	if err != nil {
 		return true
 	}
+	if rel.State == store.StateRelayed {
+		r.cfg.OnMessage(store.Out, store.RouteXMPP, "failed")
+	}
 	if err := r.xmpp.SendRelayError(ctx, peer, sender, id, payload); err != nil {
-		r.log.Warn().Err(err).Msg("relaying error failed")
+		r.log.Warn().Int64("msg", rel.ID).Err(err).Msg("relaying error failed")
 	}
 	return true
 }

@@ -32,6 +32,7 @@ type Outbox interface {
 	Receipt(ctx context.Context, smsc string, forms []string, state, errText string) (store.ReceiptResult, error)
 	Retry(ctx context.Context, msgID int64, at time.Time, reason string, refund bool) error
 	Fail(ctx context.Context, msgID int64, reason string) error
+	MessageState(ctx context.Context, id int64) (state, errText string, err error)
 	AddFragment(ctx context.Context, f store.Fragment) ([]store.Fragment, error)
 	StaleFragments(ctx context.Context, cutoff time.Time) ([][]store.Fragment, error)
 }
@@ -69,7 +70,19 @@ type Config struct {
 	// OnFinal is called when a message reached a final state (a notice
 	// waits for its sender).
 	OnFinal func()
-	Logger  zerolog.Logger
+	// OnMessage, if set, is called with each outcome of an SMS, for
+	// metrics: direction "out", route "sms", outcome "delivered" or
+	// "failed"; direction "in", outcome "refused" for a message from a
+	// phone to a number nobody has.
+	OnMessage func(direction, route, outcome string)
+	// OnSubmit, if set, is called for each submit_sm sent, with the SMSC's
+	// answer: "ok", "temporary", "permanent", "unknown" (no response) or
+	// "error".
+	OnSubmit func(status string)
+	// OnReceipt, if set, is called for each final receipt that settles a
+	// part, with the time since the part's submit_sm_resp was recorded.
+	OnReceipt func(latency time.Duration)
+	Logger    zerolog.Logger
 }
 
 // Gateway moves messages between the store and an SMPP bind.
@@ -98,6 +111,15 @@ func New(cfg Config, outbox Outbox, inbox Inbox) *Gateway {
 	}
 	if cfg.OnFinal == nil {
 		cfg.OnFinal = func() {}
+	}
+	if cfg.OnMessage == nil {
+		cfg.OnMessage = func(string, string, string) {}
+	}
+	if cfg.OnSubmit == nil {
+		cfg.OnSubmit = func(string) {}
+	}
+	if cfg.OnReceipt == nil {
+		cfg.OnReceipt = func(time.Duration) {}
 	}
 	return &Gateway{
 		cfg:    cfg,
@@ -305,6 +327,7 @@ func (g *Gateway) submit(ctx context.Context, m *store.Outbound) {
 			g.submitError(bg, log, m, seq, err)
 			return
 		}
+		g.cfg.OnSubmit("ok")
 		final, err := g.outbox.PartSubmitted(bg, m.ID, seq, link.SMSC, dlr.IDForms(id))
 		if err != nil {
 			// The SMSC has the part but we could not record its id: its
@@ -315,6 +338,10 @@ func (g *Gateway) submit(ctx context.Context, m *store.Outbound) {
 		}
 		log.Debug().Int("part", seq).Str("smsc", link.SMSC).Str("smsc_id", id).Msg("submitted")
 		if final {
+			// A receipt that came before this submit_sm_resp settled it.
+			if state, _, err := g.outbox.MessageState(bg, m.ID); err == nil {
+				g.cfg.OnMessage(store.Out, store.RouteSMS, state)
+			}
 			g.cfg.OnFinal()
 		}
 	}
@@ -330,13 +357,17 @@ func (g *Gateway) submitError(ctx context.Context, log zerolog.Logger, m *store.
 		// The SMSC may or may not have the part. Rule: resubmit
 		// (at-least-once), bounded by MaxAttempts.
 		log.Warn().Int("part", seq).Msg("no submit_sm_resp: outcome unknown, will resubmit")
+		g.cfg.OnSubmit("unknown")
 		g.retry(ctx, log, m, backoff(m.Attempts), "the SMSC did not answer", false)
 	case errors.As(err, &st) && st.Temporary():
 		log.Info().Int("part", seq).Stringer("status", st).Msg("temporary SMSC error")
+		g.cfg.OnSubmit("temporary")
 		g.retry(ctx, log, m, backoff(m.Attempts), st.Error(), false)
 	case errors.As(err, &st):
+		g.cfg.OnSubmit("permanent")
 		g.fail(ctx, log, m, "the carrier refused it ("+strings.TrimPrefix(st.Error(), "smpp: ")+")")
 	default:
+		g.cfg.OnSubmit("error")
 		g.retry(ctx, log, m, backoff(m.Attempts), err.Error(), false)
 	}
 }
@@ -353,6 +384,7 @@ func (g *Gateway) fail(ctx context.Context, log zerolog.Logger, m *store.Outboun
 		log.Error().Err(err).Msg("recording failure failed")
 		return
 	}
+	g.cfg.OnMessage(store.Out, store.RouteSMS, store.StateFailed)
 	g.cfg.OnFinal()
 }
 

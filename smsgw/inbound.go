@@ -62,7 +62,11 @@ func (g *Gateway) handleReceipt(ctx context.Context, smsc string, d *smpp.Delive
 		return smpp.StatusOK
 	}
 	ev.Int64("msg", res.Message).Msg("receipt")
+	if !res.SubmittedAt.IsZero() {
+		g.cfg.OnReceipt(time.Since(res.SubmittedAt))
+	}
 	if res.Final {
+		g.cfg.OnMessage(store.Out, store.RouteSMS, res.State)
 		g.cfg.OnFinal()
 	}
 	return smpp.StatusOK
@@ -131,6 +135,7 @@ func (g *Gateway) handleMO(ctx context.Context, d *smpp.Deliver) smpp.Status {
 func (g *Gateway) inboundError(log zerolog.Logger, err error) smpp.Status {
 	if g.cfg.NoRecipient != nil && errors.Is(err, g.cfg.NoRecipient) {
 		log.Info().Msg("message from a phone to a number nobody has: refused")
+		g.cfg.OnMessage(store.In, store.RouteSMS, "refused")
 		return smpp.StatusInvDstAdr
 	}
 	log.Error().Err(err).Msg("storing message from a phone failed; asking the SMSC to retry")

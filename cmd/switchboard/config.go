@@ -36,6 +36,7 @@ type Config struct {
 	Limits       LimitsConfig       `toml:"limits"`
 	Archive      ArchiveConfig      `toml:"archive"`
 	Log          LogConfig          `toml:"log"`
+	HTTP         HTTPConfig         `toml:"http"`
 }
 
 // XMPPConfig is the component's connection to the XMPP server.
@@ -142,6 +143,14 @@ type ArchiveConfig struct {
 type LogConfig struct {
 	Level  string `toml:"level"`  // trace, debug, info, warn, error. Default info.
 	Format string `toml:"format"` // json or console. Default json.
+}
+
+// HTTPConfig is the operators' HTTP listener: Prometheus metrics and
+// health checks.
+type HTTPConfig struct {
+	// Listen is the host:port serving /metrics, /healthz and /readyz, e.g.
+	// "127.0.0.1:9090". Default "": no listener.
+	Listen string `toml:"listen"`
 }
 
 // Duration is a time.Duration written as "30s", "10m". A value that does not
@@ -524,6 +533,9 @@ func (c *Config) validate() []error {
 	case "json", "console":
 	default:
 		bad("log.format", "%q is not json or console", c.Log.Format)
+	}
+	if c.HTTP.Listen != "" && !hostPort(c.HTTP.Listen) {
+		bad("http.listen", "%q is not host:port, e.g. 127.0.0.1:9090", c.HTTP.Listen)
 	}
 	return errs
 }

@@ -1,0 +1,60 @@
+package store_test
+
+import (
+	"context"
+	"maps"
+	"testing"
+	"time"
+
+	"switchboard/store"
+)
+
+func TestQueueDepths(t *testing.T) {
+	engines(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		depths := func() map[string]int {
+			t.Helper()
+			d, err := s.QueueDepths(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return d
+		}
+		zero := map[string]int{"queued": 0, "submitting": 0, "submitted": 0, "relayed": 0, "received": 0}
+		if d := depths(); !maps.Equal(d, zero) {
+			t.Fatalf("empty store: %v", d)
+		}
+		m := accept(t, s, 1)
+		accept(t, s, 1)
+		claimOne := func() {
+			t.Helper()
+			if got, err := s.ClaimOutbound(ctx, "a", 1, time.Minute); err != nil || len(got) != 1 {
+				t.Fatalf("ClaimOutbound = %v, %v", got, err)
+			}
+		}
+		claimOne()
+		claimOne()
+		if _, err := s.PartSubmitted(ctx, m.ID, 1, "", []string{"1a"}); err != nil {
+			t.Fatal(err)
+		}
+		accept(t, s, 1)
+		if err := s.AcceptInbound(ctx, &store.Inbound{Source: "+12015550199", Dest: "+12015550100", RecipientJID: "alice@example.com", Body: "hi"}); err != nil {
+			t.Fatal(err)
+		}
+		want := map[string]int{"queued": 1, "submitting": 1, "submitted": 1, "relayed": 0, "received": 1}
+		if d := depths(); !maps.Equal(d, want) {
+			t.Fatalf("depths = %v, want %v", d, want)
+		}
+
+		// The receipt that settles the message says how, and since when the
+		// part waited for it.
+		res, err := s.Receipt(ctx, "", []string{"1a"}, "DELIVRD", "")
+		if err != nil || !res.Final || res.State != store.StateDelivered || res.SubmittedAt.IsZero() || time.Since(res.SubmittedAt) > time.Minute {
+			t.Fatalf("Receipt = %+v, %v", res, err)
+		}
+		want["submitted"] = 0
+		if d := depths(); !maps.Equal(d, want) {
+			t.Fatalf("depths after the receipt = %v, want %v", d, want)
+		}
+	})
+}
