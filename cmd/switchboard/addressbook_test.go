@@ -1,7 +1,10 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -217,4 +220,54 @@ system_id = "switchboard"
 [store]
 dsn = %q
 `, s.cfg.XMPP.Component, s.cfg.XMPP.Secret, s.prosody.Domain, s.cfg.Store.DSN))
+}
+
+// TestAddressBookURL: the upload command fetches a file from a URL, and by
+// default refuses addresses on loopback and private networks.
+func TestAddressBookURL(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/book.vcf":
+			w.Header().Set("Content-Type", "text/vcard")
+			fmt.Fprint(w, bobBook)
+		case "/huge.vcf":
+			w.Write(bytes.Repeat([]byte("x"), 6<<20))
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	for _, private := range []bool{false, true} {
+		t.Run(fmt.Sprintf("fetch_private=%v", private), func(t *testing.T) {
+			s := startStack(t, "sqlite:"+filepath.Join(t.TempDir(), "sb.db"), smsc.Config{},
+				fmt.Sprintf("SWITCHBOARD_ADDRESSBOOK_FETCH_PRIVATE=%v", private))
+			comp := s.prosody.Component
+			b := s.login(t, "bob")
+			waitComponent(t, s, b)
+			upload := func(url string) adhoc.Command {
+				c, _ := adhocRun(t, b, comp, "address-book", "", "execute", nil)
+				c, _ = adhocRun(t, b, comp, "address-book", c.SessionID, "complete", map[string]string{"url": url})
+				return c
+			}
+			c := upload(srv.URL + "/book.vcf")
+			if !private {
+				if !strings.Contains(notes(c), "could not be fetched") {
+					t.Fatalf("loopback URL fetched: %s", notes(c))
+				}
+				return
+			}
+			if !strings.Contains(notes(c), "2 contacts") {
+				t.Fatalf("fetched book = %s", notes(c))
+			}
+			if c := upload(srv.URL + "/huge.vcf"); !strings.Contains(notes(c), "larger than 5 MiB") {
+				t.Fatalf("huge file = %s", notes(c))
+			}
+			if c := upload(srv.URL + "/missing.vcf"); !strings.Contains(notes(c), "404") {
+				t.Fatalf("missing file = %s", notes(c))
+			}
+			if c := upload("ftp://example.com/x.vcf"); !strings.Contains(notes(c), "http or https") {
+				t.Fatalf("ftp URL = %s", notes(c))
+			}
+		})
+	}
 }
