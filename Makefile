@@ -5,17 +5,21 @@ FUZZTIME ?= 10s
 BENCH ?= .
 PKGS ?= ./...
 
-.PHONY: build test demo fuzz bench vet lint
+.PHONY: build test demo fuzz bench vet lint compose-check
 
 build:
 	$(GO) build -o bin/switchboard ./cmd/switchboard
 
 test:
 	scripts/test-deps.sh
-	SWITCHBOARD_REQUIRE_SERVERS=1 $(GO) test -race -count=1 -timeout 20m $(PKGS)
+	scripts/browser-deps.sh
+	SWITCHBOARD_REQUIRE_SERVERS=1 SWITCHBOARD_BROWSER=1 $(GO) test -race -count=1 -timeout 25m $(PKGS)
 
 demo:
 	scripts/demo.sh
+
+compose-check:
+	scripts/compose-check.sh
 
 fuzz:
 	GO=$(GO) FUZZTIME=$(FUZZTIME) scripts/fuzz.sh
@@ -29,3 +33,12 @@ vet:
 lint: vet
 	@out=$$(find . -name '*.go' -not -path './demo/*' -not -path './bin/*' -not -path '*/testdata/*' -print0 | xargs -0 gofmt -l); \
 	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+# End-to-end measurements (BENCHMARKS.md): installs Kannel, Prosody and PostgreSQL if missing.
+# e.g. make bench-tool BENCHFLAGS='-mode prosody -n 20000'
+BENCHFLAGS ?= -mode component -n 20000 -kannel
+.PHONY: bench-tool
+bench-tool:
+	scripts/bench-deps.sh
+	$(GO) build -o bin/switchboard ./cmd/switchboard
+	bin/switchboard bench $(BENCHFLAGS)

@@ -11,7 +11,6 @@ import (
 	"time"
 	"unicode/utf16"
 
-	"github.com/rs/zerolog"
 
 	"switchboard/internal/testenv"
 	"switchboard/smsgw/smsc"
@@ -28,45 +27,10 @@ import (
 // override the defaults of startStack.
 func startStackEnv(t *testing.T, dsn string, simCfg smsc.Config, extra ...string) *stack {
 	t.Helper()
-	p := testenv.StartProsody(t, testenv.ProsodyOptions{Users: map[string]string{"alice": "alice", "bob": "bob"}})
 	if simCfg.SystemID == "" {
 		simCfg.SystemID, simCfg.Password = "switchboard", "secret"
 	}
-	simCfg.Logger = zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel)
-	sim := smsc.NewServer(simCfg)
-	smscAddr, err := sim.Start("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { sim.Close() })
-	env := append([]string{
-		"SWITCHBOARD_XMPP_COMPONENT=" + p.Component,
-		"SWITCHBOARD_XMPP_SERVER=" + p.ComponentAddr,
-		"SWITCHBOARD_XMPP_SECRET=" + p.Secret,
-		"SWITCHBOARD_XMPP_DOMAINS=" + p.Domain,
-		"SWITCHBOARD_SMPP_ADDR=" + smscAddr,
-		"SWITCHBOARD_SMPP_SYSTEM_ID=switchboard",
-		"SWITCHBOARD_SMPP_PASSWORD=secret",
-		"SWITCHBOARD_SMPP_RESP_TIMEOUT=2s",
-		"SWITCHBOARD_STORE_DSN=" + dsn,
-		"SWITCHBOARD_PHONE_DEFAULT_REGION=US",
-		"SWITCHBOARD_SMS_REASSEMBLY=2s",
-	}, extra...)
-	cfg, err := loadConfig("", env)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := store.Open(context.Background(), dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := st.Bind(context.Background(), alice, "alice@"+p.Domain, "operator"); err != nil {
-		t.Fatal(err)
-	}
-	st.Close()
-	s := &stack{prosody: p, smsc: sim, cfg: cfg}
-	s.start(t)
-	return s
+	return startStack(t, dsn, simCfg, extra...)
 }
 
 // restartSMSC starts a new simulator with the old one's configuration on

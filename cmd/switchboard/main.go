@@ -2,6 +2,7 @@
 // number a JID and carries messages between XMPP users and phones over SMPP.
 //
 //	switchboard serve -config FILE          run the gateway
+//	switchboard check -config FILE          test the configuration and every connection
 //	switchboard numbers assign JID NUMBER   bind a number to a user (operator)
 //	switchboard numbers list | release NUMBER
 //	switchboard smsc-sim                    run the SMSC simulator
@@ -27,6 +28,7 @@ const usage = `usage: switchboard <command> [flags]
 
 commands:
   serve -config FILE                      run the gateway
+  check -config FILE                      test the configuration, store, XMPP server and SMSC
   numbers -config FILE assign JID NUMBER  bind NUMBER to JID without verification
   numbers -config FILE list               list bound numbers
   numbers -config FILE release NUMBER     remove a number's binding
@@ -49,6 +51,8 @@ func mainErr(args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "serve":
 		err = cmdServe(ctx, args[1:], stderr)
+	case "check":
+		err = cmdCheck(ctx, args[1:], stdout, stderr)
 	case "numbers":
 		err = cmdNumbers(ctx, args[1:], stdout)
 	case "smsc-sim":

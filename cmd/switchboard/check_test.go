@@ -1,0 +1,202 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+	xmppcomponent "mellium.im/xmpp/component"
+	"mellium.im/xmpp/jid"
+
+	"switchboard/internal/testenv"
+	"switchboard/smsgw/smsc"
+)
+
+// checkSetup is what TestCheck writes into a configuration file.
+type checkSetup struct {
+	component, server, secret, domain string
+	smsc, systemID, password          string
+	dsn                               string
+}
+
+func (c checkSetup) toml() string {
+	return fmt.Sprintf(`
+[xmpp]
+component = %q
+server = %q
+secret = %q
+domains = [%q]
+[smpp]
+addr = %q
+system_id = %q
+password = %q
+[store]
+dsn = %q
+`, c.component, c.server, c.secret, c.domain, c.smsc, c.systemID, c.password, c.dsn)
+}
+
+// closedAddr returns a loopback address nothing listens on.
+func closedAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
+// runCommand runs the switchboard binary and returns its exit status and
+// its stdout and stderr together.
+func runCommand(t *testing.T, args ...string) (int, string) {
+	t.Helper()
+	var out bytes.Buffer
+	cmd := command(t, args...)
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	if ee, ok := err.(*exec.ExitError); ok {
+		return ee.ExitCode(), out.String()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return 0, out.String()
+}
+
+// TestCheck runs `switchboard check` against a real Prosody, the SMSC
+// simulator and SQLite or PostgreSQL, and against setups that are wrong in
+// one way each.
+func TestCheck(t *testing.T) {
+	const (
+		smppPassword  = "Pw4sim"
+		wrongPassword = "Nope9x"
+		wrongSecret   = "not-the-secret-7f3a"
+		pgPassword    = "pgPw-93x"
+	)
+	p := testenv.StartProsody(t, testenv.ProsodyOptions{})
+	sim := smsc.NewServer(smsc.Config{SystemID: "switchboard", Password: smppPassword,
+		Logger: zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel)})
+	smscAddr, err := sim.Start("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sim.Close() })
+	closed := closedAddr(t)
+	good := checkSetup{
+		component: p.Component, server: p.ComponentAddr, secret: p.Secret, domain: p.Domain,
+		smsc: smscAddr, systemID: "switchboard", password: smppPassword,
+		dsn: "sqlite:" + filepath.Join(t.TempDir(), "sb.db"),
+	}
+	secrets := []string{p.Secret, smppPassword, wrongPassword, wrongSecret, pgPassword}
+
+	for _, tc := range []struct {
+		name string
+		edit func(t *testing.T, c *checkSetup)
+		code int
+		want []string
+	}{
+		{"all ok on sqlite", nil, 0, []string{
+			"ok    store      " + good.dsn + "\n",
+			"ok    xmpp       " + p.Component + " at " + p.ComponentAddr + "\n",
+			"ok    smpp       bound as switchboard at " + smscAddr + "\n",
+		}},
+		{"all ok on postgres", func(t *testing.T, c *checkSetup) { c.dsn = testenv.StartPostgres(t) }, 0, []string{
+			"ok    store      postgres://postgres@127.0.0.1:",
+			"ok    xmpp       ",
+			"ok    smpp       ",
+		}},
+		{"wrong component secret", func(t *testing.T, c *checkSetup) { c.secret = wrongSecret }, 1, []string{
+			"ok    store",
+			"FAIL  xmpp       " + p.ComponentAddr + ": the XMPP server refused the component secret for " + p.Component + " (",
+			"ok    smpp",
+			"1 of 3 checks failed",
+		}},
+		{"unknown component", func(t *testing.T, c *checkSetup) { c.component = "sms.example.net" }, 1, []string{
+			"FAIL  xmpp       " + p.ComponentAddr + `: the XMPP server has no component sms.example.net (add Component "sms.example.net"`,
+		}},
+		{"client port", func(t *testing.T, c *checkSetup) { c.server = p.C2SAddr }, 1, []string{
+			"FAIL  xmpp       " + p.C2SAddr + ": the server answered host-unknown", "is this a client port rather than the component port?",
+		}},
+		{"wrong SMPP password", func(t *testing.T, c *checkSetup) { c.password = wrongPassword }, 1, []string{
+			"ok    store",
+			"ok    xmpp",
+			"FAIL  smpp       " + smscAddr + `: the SMSC rejected the bind as "switchboard": ESME_RINVPASWD (check smpp.password)`,
+		}},
+		{"wrong system_id", func(t *testing.T, c *checkSetup) { c.systemID = "nobody" }, 1, []string{
+			"FAIL  smpp       " + smscAddr + `: the SMSC rejected the bind as "nobody": ESME_RINVSYSID (check smpp.system_id)`,
+		}},
+		{"nothing reachable", func(t *testing.T, c *checkSetup) {
+			c.server, c.smsc = closed, closed
+			c.dsn = "postgres://switchboard:" + pgPassword + "@" + closed + "/switchboard?sslmode=disable"
+		}, 1, []string{
+			"FAIL  store      cannot connect to PostgreSQL at " + closed + ": connection refused (is PostgreSQL running there",
+			"FAIL  xmpp       " + closed + ": connection refused (is the XMPP server running, and is its component port " + closed + "?)",
+			"FAIL  smpp       " + closed + ": connection refused (is the SMSC reachable, and is smpp.addr right?)",
+			"3 of 3 checks failed",
+		}},
+		{"component already connected", func(t *testing.T, c *checkSetup) {
+			conn, err := net.Dial("tcp", p.ComponentAddr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { conn.Close() })
+			s, err := xmppcomponent.NewSession(ctxT(t, 10*time.Second), jid.MustParse(p.Component), []byte(p.Secret), conn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { s.Close() })
+		}, 0, []string{
+			"ok    xmpp       " + p.Component + " at " + p.ComponentAddr + " (secret accepted; the component is already connected",
+		}},
+		{"sqlite directory missing", func(t *testing.T, c *checkSetup) {
+			c.dsn = "sqlite:" + filepath.Join(t.TempDir(), "gone", "sb.db")
+		}, 1, []string{
+			"FAIL  store      sqlite:", "/gone/sb.db: the directory ", "/gone does not exist",
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := good
+			if tc.edit != nil {
+				tc.edit(t, &c)
+			}
+			code, out := runCommand(t, "check", "-config", writeFile(t, "sb.toml", c.toml()))
+			t.Logf("check output:\n%s", out)
+			if code != tc.code {
+				t.Errorf("exit status %d, want %d", code, tc.code)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(out, w) {
+					t.Errorf("output lacks %q", w)
+				}
+			}
+			for _, s := range secrets {
+				if strings.Contains(out, s) {
+					t.Errorf("output shows the secret %q", s)
+				}
+			}
+		})
+	}
+}
+
+// TestCheckBadConfig: check refuses a bad configuration with status 2 and
+// the same message as serve, before connecting anywhere.
+func TestCheckBadConfig(t *testing.T) {
+	bad := writeFile(t, "bad.toml", "[xmpp]\ncomponent = \"sms.example.com\"\n[smpp]\nwindow = 0\nenquire_link = \"soon\"\n")
+	code, out := runCommand(t, "check", "-config", bad)
+	if code != exitUsage || !strings.Contains(out, "xmpp.secret: required") || !strings.Contains(out, "smpp.enquire_link") {
+		t.Errorf("check: exit %d, output %q; want exit %d naming xmpp.secret and smpp.enquire_link", code, out, exitUsage)
+	}
+	scode, sout := runCommand(t, "serve", "-config", bad)
+	if scode != code || sout != out {
+		t.Errorf("serve: exit %d, output %q; check: exit %d, output %q; want the same", scode, sout, code, out)
+	}
+	if code, out := runCommand(t, "check", "extra"); code != exitUsage || !strings.Contains(out, "no arguments") {
+		t.Errorf("check extra: exit %d, output %q", code, out)
+	}
+}
