@@ -59,6 +59,9 @@ type Config struct {
 	// the component's parent domain is not assumed; set it to a served
 	// domain (cmd does). Zero pings the component domain itself.
 	SyncTo jid.JID
+	// MaxStanza bounds one stanza in bytes; a larger one ends the session.
+	// Default 1 MiB (DefaultMaxStanza).
+	MaxStanza int
 	// Registrar binds users to numbers (commands and XEP-0077); nil
 	// disables registration.
 	Registrar Registrar
@@ -98,6 +101,8 @@ type Component struct {
 
 	priv privState // XEP-0356 grants of the current session (privilege.go)
 	pres presences // users' availability, from forwarded presence (presence.go)
+
+	capped atomic.Pointer[capConn] // the current connection's stanza size bound (limit.go)
 
 	connected atomic.Bool
 	stanzas   atomic.Uint64
@@ -153,6 +158,13 @@ func (c *Component) session(ctx context.Context) error {
 	if c.cfg.TLS != nil {
 		conn = tls.Client(conn, c.cfg.TLS)
 	}
+	limit := int64(c.cfg.MaxStanza)
+	if limit <= 0 {
+		limit = DefaultMaxStanza
+	}
+	capped := &capConn{Conn: conn, max: limit}
+	conn = capped
+	c.capped.Store(capped)
 	hsCtx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	s, err := xmppcomponent.NewSession(hsCtx, c.cfg.JID.Domain(), []byte(c.cfg.Secret), conn)
 	cancel()

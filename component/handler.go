@@ -135,6 +135,9 @@ func errText(typ stanza.ErrorType, cond stanza.Condition, text string) stanza.Er
 // handle is the session's only handler. It never returns an error for a
 // problem with one stanza: mellium would end the session.
 func (c *Component) handle(t xmlstream.TokenReadEncoder, start *xml.StartElement) error {
+	if cc := c.capped.Load(); cc != nil {
+		defer cc.stanzaDone()
+	}
 	var s inStanza
 	d := xml.NewTokenDecoder(xmlstream.MultiReader(xmlstream.Token(start.Copy()), t))
 	if err := d.Decode(&s); err != nil {
