@@ -1,0 +1,73 @@
+package testenv
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// codeBlock returns the first fenced block of lang after heading in the README.
+func codeBlock(t *testing.T, readme, heading, lang string) string {
+	t.Helper()
+	i := strings.Index(readme, "\n"+heading+"\n")
+	if i < 0 {
+		t.Fatalf("README has no %q section", heading)
+	}
+	rest := readme[i:]
+	j := strings.Index(rest, "```"+lang+"\n")
+	if j < 0 {
+		t.Fatalf("no %s block under %q", lang, heading)
+	}
+	rest = rest[j+len("```"+lang+"\n"):]
+	return rest[:strings.Index(rest, "```")]
+}
+
+// containsInOrder checks that every meaningful line of block appears, in order,
+// in rendered (whitespace trimmed; comments and "…" placeholders skipped).
+func containsInOrder(t *testing.T, name, block, rendered string) {
+	t.Helper()
+	var lines []string
+	for _, l := range strings.Split(rendered, "\n") {
+		lines = append(lines, strings.TrimSpace(l))
+	}
+	at := 0
+	for _, l := range strings.Split(block, "\n") {
+		l = strings.TrimSpace(l)
+		if l == "" || strings.HasPrefix(l, "--") && strings.Contains(l, "…") || strings.Contains(l, "a long random secret") || strings.HasPrefix(l, "port:") || strings.HasPrefix(l, "ip:") {
+			continue
+		}
+		found := false
+		for k := at; k < len(lines); k++ {
+			if lines[k] == l {
+				at, found = k+1, true
+				break
+			}
+		}
+		if !found {
+			t.Errorf("%s: README line %q is not in the configuration the tests use (in this order)", name, l)
+		}
+	}
+}
+
+// TestREADMEServerSetups: the README's Prosody and ejabberd sections are the
+// configurations the integration tests run, so they cannot drift.
+func TestREADMEServerSetups(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme := string(b)
+	prosody, err := RenderProsodyConfig(ProsodyConfig{Dir: t.TempDir(), Interface: "127.0.0.1", C2SPort: 5222, ComponentPort: 5347,
+		Domain: "example.com", Component: "sms.example.com", Secret: "a long random secret", Privilege: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	containsInOrder(t, "Prosody", codeBlock(t, readme, "## Attaching to Prosody", "lua"), string(prosody))
+	ejabberd, err := RenderEjabberdConfig(EjabberdConfig{Dir: t.TempDir(), Interface: "127.0.0.1", C2SPort: 5222, ComponentPort: 5347, HTTPPort: 5280,
+		Domain: "example.com", Component: "sms.example.com", Secret: "a long random secret", Privilege: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	containsInOrder(t, "ejabberd", codeBlock(t, readme, "## Attaching to ejabberd", "yaml"), string(ejabberd))
+}
