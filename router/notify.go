@@ -73,6 +73,7 @@ func (r *Router) sendNotices(ctx context.Context) int {
 			in[n.ID] = n.Direction == store.In
 		}
 		for _, id := range done {
+			r.log.Debug().Int64("msg", id).Msg("notice handed to the XMPP server")
 			if in[id] {
 				r.cfg.OnMessage(store.In, store.RouteSMS, "delivered")
 			}
