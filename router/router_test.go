@@ -1,0 +1,312 @@
+package router_test
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+	"mellium.im/xmpp/jid"
+	"mellium.im/xmpp/stanza"
+
+	"switchboard/router"
+	"switchboard/store"
+)
+
+// sent is one stanza the router asked the XMPP side to send.
+type sent struct {
+	kind      string // text, receipt, error, relay, relay-error
+	from, to  string
+	id, text  string
+	condition stanza.Condition
+	request   bool
+}
+
+// fakeXMPP records what the router sends; it is the only fake here (the
+// store is a real SQLite file).
+type fakeXMPP struct {
+	mu      sync.Mutex
+	out     []sent
+	notify  chan struct{}
+	present map[string]bool // bare JID → available; absent: unknown
+}
+
+func newFakeXMPP() *fakeXMPP { return &fakeXMPP{notify: make(chan struct{}, 100)} }
+
+func (f *fakeXMPP) add(s sent) error {
+	f.mu.Lock()
+	f.out = append(f.out, s)
+	f.mu.Unlock()
+	f.notify <- struct{}{}
+	return nil
+}
+
+func (f *fakeXMPP) Connected() bool { return true }
+func (f *fakeXMPP) SendText(_ context.Context, from, to jid.JID, id, body string) error {
+	return f.add(sent{kind: "text", from: from.String(), to: to.String(), id: id, text: body})
+}
+func (f *fakeXMPP) SendReceipt(_ context.Context, from, to jid.JID, id string) error {
+	return f.add(sent{kind: "receipt", from: from.String(), to: to.String(), id: id})
+}
+func (f *fakeXMPP) SendError(_ context.Context, from, to jid.JID, id string, e stanza.Error) error {
+	return f.add(sent{kind: "error", from: from.String(), to: to.String(), id: id, condition: e.Condition, text: e.Text[""]})
+}
+func (f *fakeXMPP) SendRelay(_ context.Context, from, to jid.JID, id string, payload []byte, req bool) error {
+	return f.add(sent{kind: "relay", from: from.String(), to: to.String(), id: id, text: string(payload), request: req})
+}
+func (f *fakeXMPP) SendRelayError(_ context.Context, from, to jid.JID, id string, payload []byte) error {
+	return f.add(sent{kind: "relay-error", from: from.String(), to: to.String(), id: id, text: string(payload)})
+}
+func (f *fakeXMPP) Sync(context.Context) error { return nil }
+func (f *fakeXMPP) Available(j jid.JID) (bool, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	avail, known := f.present[j.Bare().String()]
+	return known, avail
+}
+
+// next waits for the next sent stanza matching kind.
+func (f *fakeXMPP) next(t *testing.T, kind string) sent {
+	t.Helper()
+	deadline := time.After(10 * time.Second)
+	for {
+		f.mu.Lock()
+		for i, s := range f.out {
+			if s.kind == kind {
+				f.out = append(f.out[:i], f.out[i+1:]...)
+				f.mu.Unlock()
+				return s
+			}
+		}
+		f.mu.Unlock()
+		select {
+		case <-f.notify:
+		case <-deadline:
+			t.Fatalf("no %s sent", kind)
+		}
+	}
+}
+
+var (
+	comp  = jid.MustParse("sms.example.com")
+	alice = jid.MustParse("alice@example.com/phone")
+	bob   = jid.MustParse("bob@example.com/laptop")
+)
+
+const (
+	aliceNum = "+12015550100"
+	bobNum   = "+12015550101"
+	phone    = "+12015550199"
+)
+
+type fixture struct {
+	r     *router.Router
+	st    *store.Store
+	x     *fakeXMPP
+	woken chan struct{}
+}
+
+func setup(t *testing.T, cfg router.Config) *fixture {
+	t.Helper()
+	st, err := store.Open(context.Background(), "sqlite:"+filepath.Join(t.TempDir(), "sb.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	for n, j := range map[string]string{aliceNum: "alice@example.com", bobNum: "bob@example.com"} {
+		if _, err := st.Bind(context.Background(), n, j, "operator"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f := &fixture{st: st, x: newFakeXMPP(), woken: make(chan struct{}, 100)}
+	cfg.Component = comp
+	cfg.Domains = []string{"example.com"}
+	cfg.DefaultRegion = "US"
+	cfg.Instance = "test"
+	cfg.Logger = zerolog.New(zerolog.NewTestWriter(t))
+	cfg.WakeSMS = func() { f.woken <- struct{}{} }
+	f.r = router.New(cfg, st)
+	f.r.SetXMPP(f.x)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- f.r.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	return f
+}
+
+func numberJID(n string) jid.JID { return jid.MustParse(n + "@sms.example.com") }
+
+func (f *fixture) queued(t *testing.T) []*store.Outbound {
+	t.Helper()
+	select {
+	case <-f.woken:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the SMS side was never woken")
+	}
+	msgs, err := f.st.ClaimOutbound(context.Background(), "t", 100, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return msgs
+}
+
+func TestChecksBeforeStoring(t *testing.T) {
+	f := setup(t, router.Config{MaxParts: 2})
+	ctx := context.Background()
+	var se stanza.Error
+	err := f.r.Outbound(ctx, router.Message{From: jid.MustParse("eve@elsewhere.example/x"), To: numberJID(phone), Body: "hi"})
+	if !errors.As(err, &se) || se.Condition != stanza.Forbidden {
+		t.Fatalf("foreign sender: %v", err)
+	}
+	err = f.r.Outbound(ctx, router.Message{From: alice, To: jid.MustParse("pizza@sms.example.com"), Body: "hi"})
+	if !errors.As(err, &se) || se.Condition != stanza.JIDMalformed || !strings.Contains(se.Text[""], "pizza") {
+		t.Fatalf("bad number: %v", err)
+	}
+	// A body-less stanza to a bad number is dropped quietly.
+	if err := f.r.Outbound(ctx, router.Message{From: alice, To: jid.MustParse("pizza@sms.example.com")}); err != nil {
+		t.Fatalf("chat state to a bad number: %v", err)
+	}
+	// Checks that need the store come back as errors to the sender.
+	if err := f.r.Outbound(ctx, router.Message{From: jid.MustParse("carol@example.com/x"), To: numberJID(phone), ID: "c1", Body: "hi"}); err != nil {
+		t.Fatal(err)
+	}
+	if s := f.x.next(t, "error"); s.condition != stanza.RegistrationRequired || s.id != "c1" || s.to != "carol@example.com/x" {
+		t.Fatalf("no number: %+v", s)
+	}
+	if err := f.r.Outbound(ctx, router.Message{From: alice, To: numberJID(phone), ID: "a1", Body: strings.Repeat("x", 400)}); err != nil {
+		t.Fatal(err)
+	}
+	if s := f.x.next(t, "error"); s.condition != stanza.PolicyViolation || !strings.Contains(s.text, "3 SMS") {
+		t.Fatalf("too long: %+v", s)
+	}
+}
+
+func TestRoutesBySMSOrXMPP(t *testing.T) {
+	f := setup(t, router.Config{})
+	ctx := context.Background()
+	// To a phone: stored for SMS with the SMS text, from alice's number.
+	if err := f.r.Outbound(ctx, router.Message{From: alice, To: numberJID(phone), ID: "s1", Body: "see", SMSText: "see\nhttps://x.example/y", WantReceipt: true}); err != nil {
+		t.Fatal(err)
+	}
+	msgs := f.queued(t)
+	if len(msgs) != 1 || msgs[0].SenderNumber != aliceNum || msgs[0].Dest != phone || msgs[0].Body != "see\nhttps://x.example/y" || !msgs[0].WantReceipt {
+		t.Fatalf("queued %+v", msgs)
+	}
+	// To bob's number: relayed from alice's number JID, with a receipt request.
+	if err := f.r.Outbound(ctx, router.Message{From: alice, To: numberJID(bobNum), ID: "x1", Body: "hi bob", Payload: []byte("<body>hi bob</body>"), WantReceipt: true}); err != nil {
+		t.Fatal(err)
+	}
+	s := f.x.next(t, "relay")
+	if s.from != aliceNum+"@sms.example.com" || s.to != "bob@example.com" || s.id != "x1" || !s.request || s.text != "<body>hi bob</body>" {
+		t.Fatalf("relay %+v", s)
+	}
+	// Bob's receipt: delivered, passed to alice from bob's number JID.
+	if !f.r.Receipt(ctx, bob, numberJID(aliceNum), "x1") {
+		t.Fatal("receipt did not match the relayed message")
+	}
+	if s := f.x.next(t, "receipt"); s.from != bobNum+"@sms.example.com" || s.to != alice.String() || s.id != "x1" {
+		t.Fatalf("receipt %+v", s)
+	}
+	if f.r.Receipt(ctx, bob, numberJID(aliceNum), "unknown-id") {
+		t.Fatal("a receipt for no message matched")
+	}
+	// Chat states to bob are relayed; to a phone they vanish.
+	if err := f.r.Outbound(ctx, router.Message{From: alice, To: numberJID(bobNum), Payload: []byte("<composing/>")}); err != nil {
+		t.Fatal(err)
+	}
+	if s := f.x.next(t, "relay"); s.request || s.text != "<composing/>" {
+		t.Fatalf("chat state relay %+v", s)
+	}
+}
+
+func TestFallbackOnceAndBounce(t *testing.T) {
+	f := setup(t, router.Config{FallbackAfter: 100 * time.Millisecond})
+	ctx := context.Background()
+	if err := f.r.Outbound(ctx, router.Message{From: alice, To: numberJID(bobNum), ID: "f1", Body: "are you there"}); err != nil {
+		t.Fatal(err)
+	}
+	f.x.next(t, "relay")
+	if n := f.x.next(t, "text"); !strings.Contains(n.text, "sent as SMS") || n.to != alice.String() {
+		t.Fatalf("notice %+v", n)
+	}
+	msgs := f.queued(t)
+	if len(msgs) != 1 || msgs[0].Body != "are you there" || msgs[0].Dest != bobNum {
+		t.Fatalf("fallback queued %+v", msgs)
+	}
+	// A late receipt is reported; the message is not queued again.
+	f.r.Receipt(ctx, bob, numberJID(aliceNum), "f1")
+	if more, _ := f.st.ClaimOutbound(ctx, "t", 100, time.Minute); len(more) != 0 {
+		t.Fatalf("queued twice: %+v", more)
+	}
+	// A bounce falls back at once.
+	f2 := setup(t, router.Config{FallbackAfter: time.Hour})
+	if err := f2.r.Outbound(ctx, router.Message{From: alice, To: numberJID(bobNum), ID: "b1", Body: "bounced"}); err != nil {
+		t.Fatal(err)
+	}
+	f2.x.next(t, "relay")
+	if !f2.r.Bounce(ctx, bob, numberJID(aliceNum), "b1", []byte("<error/>")) {
+		t.Fatal("bounce did not match")
+	}
+	if msgs := f2.queued(t); len(msgs) != 1 || msgs[0].Body != "bounced" {
+		t.Fatalf("bounce queued %+v", msgs)
+	}
+	// With the fallback off, a bounce is passed to the sender instead.
+	f3 := setup(t, router.Config{FallbackAfter: -1})
+	if err := f3.r.Outbound(ctx, router.Message{From: alice, To: numberJID(bobNum), ID: "b2", Body: "no fallback"}); err != nil {
+		t.Fatal(err)
+	}
+	f3.x.next(t, "relay")
+	f3.r.Bounce(ctx, bob, numberJID(aliceNum), "b2", []byte("<error/>"))
+	if s := f3.x.next(t, "relay-error"); s.id != "b2" || s.to != alice.String() {
+		t.Fatalf("relayed error %+v", s)
+	}
+}
+
+func TestUnavailableRecipientGoesBySMS(t *testing.T) {
+	f := setup(t, router.Config{})
+	f.x.present = map[string]bool{"bob@example.com": false}
+	if err := f.r.Outbound(context.Background(), router.Message{From: alice, To: numberJID(bobNum), ID: "u1", Body: "offline"}); err != nil {
+		t.Fatal(err)
+	}
+	if msgs := f.queued(t); len(msgs) != 1 || msgs[0].Body != "offline" {
+		t.Fatalf("queued %+v", msgs)
+	}
+}
+
+func TestLimits(t *testing.T) {
+	f := setup(t, router.Config{Limits: router.Limits{
+		AllowedRegions: []string{"US", "CA"}, BlockedPrefixes: []string{"+1900"}, PerUserMinute: 2,
+	}})
+	ctx := context.Background()
+	send := func(id, to string) {
+		if err := f.r.Outbound(ctx, router.Message{From: alice, To: numberJID(to), ID: id, Body: "x"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send("g1", "+442079460000")
+	if s := f.x.next(t, "error"); s.condition != stanza.PolicyViolation || !strings.Contains(s.text, "GB") {
+		t.Fatalf("country %+v", s)
+	}
+	send("p1", "+19005550123")
+	if s := f.x.next(t, "error"); !strings.Contains(s.text, "+1900") {
+		t.Fatalf("prefix %+v", s)
+	}
+	send("q1", phone)
+	send("q2", phone)
+	send("q3", phone)
+	if s := f.x.next(t, "error"); s.id != "q3" || !strings.Contains(s.text, "last minute") {
+		t.Fatalf("quota %+v", s)
+	}
+	// XMPP relays are not counted.
+	send("r1", bobNum)
+	if s := f.x.next(t, "relay"); s.id != "r1" {
+		t.Fatalf("relay %+v", s)
+	}
+}
