@@ -5,7 +5,7 @@ FUZZTIME ?= 10s
 BENCH ?= .
 PKGS ?= ./...
 
-.PHONY: build test demo fuzz bench vet lint compose-check
+.PHONY: build test faults demo fuzz bench vet lint compose-check
 
 build:
 	$(GO) build -o bin/switchboard ./cmd/switchboard
@@ -14,6 +14,11 @@ test:
 	scripts/test-deps.sh
 	scripts/browser-deps.sh
 	SWITCHBOARD_REQUIRE_SERVERS=1 SWITCHBOARD_BROWSER=1 $(GO) test -race -count=1 -timeout 25m $(PKGS)
+
+# The fault suite (internal/faults): real processes under load, faults injected, every message tallied.
+faults:
+	scripts/test-deps.sh
+	SWITCHBOARD_REQUIRE_SERVERS=1 $(GO) test -tags faults -count=1 -parallel 4 -timeout 15m -v ./internal/faults
 
 demo:
 	scripts/demo.sh

@@ -307,7 +307,10 @@ func (r *Router) intakeLoop(ctx context.Context) {
 				break fill
 			}
 		}
-		r.storeBatch(ctx, batch)
+		// Taken from the intake, the batch is stored even if ctx ends
+		// meanwhile: its messages are read from the stream, and at shutdown
+		// an error could no longer reach their senders.
+		r.storeBatch(context.WithoutCancel(ctx), batch)
 	}
 }
 

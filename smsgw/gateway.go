@@ -274,6 +274,7 @@ func (g *Gateway) claim(ctx, work context.Context) bool {
 
 // submit sends the parts of one message that have no SMSC id yet.
 func (g *Gateway) submit(ctx context.Context, m *store.Outbound) {
+	claimed := time.Now()
 	log := g.log.With().Int64("msg", m.ID).Logger()
 	bg := context.WithoutCancel(ctx)
 	if !m.ExpiresAt.IsZero() && time.Now().After(m.ExpiresAt) {
@@ -329,10 +330,19 @@ func (g *Gateway) submit(ctx context.Context, m *store.Outbound) {
 		}
 		g.cfg.OnSubmit("ok")
 		final, err := g.outbox.PartSubmitted(bg, m.ID, seq, link.SMSC, dlr.IDForms(id))
+		// The SMSC has the part: a store outage must not make it send the
+		// part again. Keep trying to record the id while the lease holds.
+		for wait := 250 * time.Millisecond; err != nil && time.Since(claimed) < claimLease/2 && ctx.Err() == nil; wait = min(2*wait, 5*time.Second) {
+			log.Warn().Err(err).Str("smsc_id", id).Dur("retry_in", wait).Msg("recording SMSC id failed; retrying")
+			select {
+			case <-ctx.Done():
+			case <-time.After(wait):
+			}
+			final, err = g.outbox.PartSubmitted(bg, m.ID, seq, link.SMSC, dlr.IDForms(id))
+		}
 		if err != nil {
-			// The SMSC has the part but we could not record its id: its
-			// receipt will be kept as early and the lease will expire and
-			// resubmit. Log loudly; this is a store outage.
+			// Its receipt will be kept as early, and the lease will expire
+			// and resubmit. Log loudly; this is a long store outage.
 			log.Error().Err(err).Str("smsc_id", id).Msg("recording SMSC id failed")
 			return
 		}

@@ -233,8 +233,16 @@ func run(ctx context.Context, cfg *Config, log zerolog.Logger) error {
 			}
 		}()
 	}
-	start("xmpp", ctx, comp.Run)
-	start("router", ctx, rt.Run)
+	// The router stops after the XMPP session: the component reads until
+	// the server has closed its stream, and what it reads meanwhile must
+	// still reach the router's intake and be stored.
+	routerCtx, stopRouter := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopRouter()
+	start("xmpp", ctx, func(ctx context.Context) error {
+		defer stopRouter()
+		return comp.Run(ctx)
+	})
+	start("router", routerCtx, rt.Run)
 	start("roster", ctx, book.Run)
 	start("smsgw", ctx, func(ctx context.Context) error { return gw.Run(ctx, drainTimeout) })
 	if addr := cfg.HTTP.Listen; addr != "" {

@@ -70,6 +70,14 @@ type Config struct {
 	// it is not stored and gets no message id. Nil means 0 for all.
 	SubmitStatus func(*Message) uint32
 
+	// Stall makes every session stop reading and answering while it is
+	// set, holding its connection open: an SMSC that hangs. A PDU already
+	// read waits and is handled once Stall is cleared — even if the ESME
+	// gave up and closed the connection meanwhile, as a hung SMSC that
+	// recovers works off its backlog. New connections are accepted but
+	// their binds go unanswered too.
+	Stall bool
+
 	// ResponseTimeout bounds the wait for deliver_sm_resp / data_sm_resp. Default 5s.
 	ResponseTimeout time.Duration
 	// MaxMessages is how many submits Messages keeps; older ones are dropped. Default 100000.

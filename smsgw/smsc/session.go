@@ -230,6 +230,9 @@ func (ss *session) readLoop() {
 		if _, err := io.ReadFull(br, frame[headerLen:]); err != nil {
 			return
 		}
+		if !ss.waitStall() {
+			return
+		}
 		if !ss.handle(h, frame) {
 			// The writer closes the session once the last answer is out.
 			select {
@@ -239,6 +242,22 @@ func (ss *session) readLoop() {
 			return
 		}
 	}
+}
+
+// stallPoll is how often a stalled session looks whether Stall was cleared.
+const stallPoll = 10 * time.Millisecond
+
+// waitStall blocks while the configuration says Stall. It reports false
+// when the session was closed (by Close or DropSessions) meanwhile.
+func (ss *session) waitStall() bool {
+	for ss.srv.settings().Stall {
+		select {
+		case <-ss.done:
+			return false
+		case <-time.After(stallPoll):
+		}
+	}
+	return true
 }
 
 // handle answers one PDU; false ends the read loop.
