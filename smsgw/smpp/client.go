@@ -92,6 +92,8 @@ type Config struct {
 	EnquireLink time.Duration
 	// RespTimeout bounds the wait for any response, and the wait for
 	// unbind_resp at shutdown; default 10s. It is also the write timeout.
+	// A request left unanswered that long ends the session (the SMSC is
+	// taken to be hung) and the client binds again.
 	RespTimeout time.Duration
 	// BindTimeout bounds connect plus bind_transceiver; default 10s.
 	BindTimeout time.Duration

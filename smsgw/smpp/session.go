@@ -235,6 +235,11 @@ func (s *session) request(cmd uint32, slot bool, encode func(seq uint32) ([]byte
 	timeout := s.c.cfg.RespTimeout
 	p.timer = time.AfterFunc(timeout, func() {
 		s.complete(seq, 0, result{err: fmt.Errorf("%w: no response within %v", ErrUnknownOutcome, timeout)})
+		// An SMSC that leaves a request unanswered is hung or gone: drop
+		// the session rather than keep sending into it (every request sent
+		// meanwhile would end with an unknown outcome and be sent again).
+		// The client reconnects with backoff.
+		go s.fail(fmt.Errorf("no response to a request within %v", timeout))
 	})
 	s.pmu.Unlock()
 
