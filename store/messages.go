@@ -200,7 +200,8 @@ func (s *Store) PartSubmitted(ctx context.Context, msgID int64, seq int, smsc st
 	}
 	forms = scoped(smsc, forms)
 	now := s.ms()
-	err = s.tx(ctx, func(tx *sql.Tx) error {
+	err = s.grouped(ctx, func(tx *sql.Tx) error {
+		final = false
 		if err := s.lockIDs(ctx, tx, forms); err != nil {
 			return err
 		}
@@ -267,7 +268,8 @@ func (s *Store) Receipt(ctx context.Context, smsc string, forms []string, state,
 	}
 	forms = scoped(smsc, forms)
 	now := s.ms()
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	err := s.grouped(ctx, func(tx *sql.Tx) error {
+		res = ReceiptResult{}
 		if err := s.lockIDs(ctx, tx, forms); err != nil {
 			return err
 		}
@@ -455,7 +457,7 @@ type Inbound struct {
 // deleted in the same transaction.
 func (s *Store) AcceptInbound(ctx context.Context, in *Inbound) error {
 	now := s.ms()
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	err := s.grouped(ctx, func(tx *sql.Tx) error {
 		if k := in.FragmentKey; k != nil {
 			if _, err := tx.ExecContext(ctx, `DELETE FROM fragments WHERE source = $1 AND dest = $2 AND ref = $3 AND total = $4`,
 				k.Source, k.Dest, k.Ref, k.Total); err != nil {

@@ -35,6 +35,7 @@ type Store struct {
 	db      *sql.DB
 	dialect dialect
 	now     func() time.Time
+	group   grouper
 }
 
 // Open connects to dsn and applies migrations. dsn is "sqlite:PATH" (a file,
@@ -91,6 +92,7 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 
 // Close closes the database. SQLite checkpoints its write-ahead log.
 func (s *Store) Close() error {
+	s.stopGroup()
 	if s.dialect == sqlite {
 		_, _ = s.db.Exec("PRAGMA wal_checkpoint(TRUNCATE)")
 	}
