@@ -11,7 +11,6 @@ import (
 	"time"
 	"unicode/utf16"
 
-
 	"switchboard/internal/testenv"
 	"switchboard/smsgw/smsc"
 	"switchboard/store"

@@ -33,6 +33,7 @@ commands:
   numbers -config FILE list               list bound numbers
   numbers -config FILE release NUMBER     remove a number's binding
   smsc-sim [flags]                        run the SMSC simulator (see smsc-sim -h)
+  bench [flags]                           measure throughput, latency and cost (see bench -h, BENCHMARKS.md)
   version                                 print the version
 `
 
@@ -57,6 +58,8 @@ func mainErr(args []string, stdout, stderr io.Writer) int {
 		err = cmdNumbers(ctx, args[1:], stdout)
 	case "smsc-sim":
 		err = cmdSMSCSim(ctx, args[1:], stderr)
+	case "bench":
+		err = cmdBench(ctx, args[1:], stdout, stderr)
 	case "version", "-version", "--version":
 		fmt.Fprintln(stdout, "switchboard", version())
 		return 0

@@ -1,0 +1,42 @@
+package main
+
+import (
+	"context"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"switchboard/internal/bench"
+)
+
+// TestBenchSmoke runs `bench -mode component` end to end on SQLite with a
+// few messages: every message must reach the SMSC sink and every receipt
+// must come back to its sender. Speed is not checked here.
+func TestBenchSmoke(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts Switchboard as a child process")
+	}
+	// The child is this test binary, re-executed as switchboard (see config_test.go).
+	t.Setenv("SB_TEST_MAIN", "1")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var log strings.Builder
+	res, err := bench.Run(ctx, bench.Options{
+		Mode: bench.ModeComponent, N: 500, Users: 10, MO: 20, Binary: os.Args[0],
+		Timeout: 50 * time.Second, Log: &log,
+	})
+	if err != nil {
+		t.Fatalf("bench: %v\n%s", err, log.String())
+	}
+	if res.Submitted != 500 || res.Receipts != 500 || res.Errors != 0 || res.Stalled {
+		t.Errorf("submitted %d, receipts %d, errors %d (last %q), stalled %v; want 500, 500, 0",
+			res.Submitted, res.Receipts, res.Errors, res.LastError, res.Stalled)
+	}
+	if res.MOGot != 20 {
+		t.Errorf("%d of 20 messages from phones reached their users", res.MOGot)
+	}
+	var out strings.Builder
+	bench.Print(&out, []*bench.Result{res})
+	t.Logf("\n%s", out.String())
+}

@@ -1,0 +1,581 @@
+// Package bench measures Switchboard end to end: it plays the XMPP server
+// (XEP-0114, "component" mode) or drives real users through Prosody
+// ("prosody" mode), runs a fast in-process SMSC sink (package smsgw/smsc)
+// that answers every submit_sm and returns a receipt, starts Switchboard as a
+// child process so that its CPU time and peak RSS are its own, and reports
+// throughput, latency percentiles and cost per message. It can run Kannel
+// against the same sink for comparison.
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"switchboard/smsgw/smsc"
+	"switchboard/store"
+)
+
+// Modes.
+const (
+	ModeComponent = "component" // the bench is the XMPP server
+	ModeProsody   = "prosody"   // users log in to a real Prosody
+)
+
+// Domains used by every run.
+const (
+	UserDomain = "bench.test"
+	CompDomain = "sms.bench.test"
+)
+
+// Options configure a run. Zero values mean the defaults.
+type Options struct {
+	Mode   string  // ModeComponent (default) or ModeProsody
+	N      int     // messages users send to phones; default 20000
+	Users  int     // sending users (K), each with a bound number; default 100
+	Rate   float64 // messages per second; 0: as fast as Window allows
+	Window int     // messages written whose receipt (or, without receipts, submit_sm) has not come; default 2000
+	// MO is how many messages phones send to users after the MT phase;
+	// default N/10, capped at 2000; negative: none. MORate paces them; default 500/s.
+	MO     int
+	MORate float64
+	// DSN is the store: "" means SQLite in the run's temporary directory.
+	DSN string
+	// SMPPWindow is Switchboard's smpp.window; default 10 (its own default).
+	SMPPWindow int
+	// NoReceipts makes the sink send no receipts: messages stay waiting for them.
+	NoReceipts bool
+	// Binary and Env start Switchboard: Binary serve -config FILE [ServeArgs].
+	Binary    string
+	Env       []string
+	ServeArgs []string
+	// Keep leaves the temporary directory (config, log, SQLite file) in place.
+	Keep bool
+	// Timeout bounds the whole run; default 2 minutes plus 5 ms per message.
+	Timeout time.Duration
+	// Log receives progress lines; nil discards them.
+	Log io.Writer
+}
+
+func (o *Options) defaults() {
+	if o.Mode == "" {
+		o.Mode = ModeComponent
+	}
+	if o.N <= 0 {
+		o.N = 20000
+	}
+	if o.Users <= 0 {
+		o.Users = 100
+	}
+	if o.Users > 999 {
+		o.Users = 999
+	}
+	if o.Window <= 0 {
+		o.Window = 100
+	}
+	if o.MO == 0 {
+		o.MO = min(o.N/10, 2000)
+	}
+	if o.MO < 0 {
+		o.MO = 0
+	}
+	if o.MORate <= 0 {
+		o.MORate = 500
+	}
+	if o.SMPPWindow <= 0 {
+		o.SMPPWindow = 10
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = 2*time.Minute + time.Duration(o.N)*5*time.Millisecond
+	}
+	if o.Log == nil {
+		o.Log = io.Discard
+	}
+}
+
+// Percentiles of a latency distribution.
+type Percentiles struct {
+	N                  int
+	P50, P90, P99, Max time.Duration
+}
+
+func percentiles(d []time.Duration) Percentiles {
+	if len(d) == 0 {
+		return Percentiles{}
+	}
+	slices.Sort(d)
+	at := func(q float64) time.Duration { return d[min(len(d)-1, int(q*float64(len(d))))] }
+	return Percentiles{N: len(d), P50: at(0.50), P90: at(0.90), P99: at(0.99), Max: d[len(d)-1]}
+}
+
+// Result is what one run measured.
+type Result struct {
+	Mode, Store string
+	N           int
+	Rate        float64 // requested rate; 0: unpaced
+	Window      int
+	SMPPWindow  int
+
+	Submitted, Receipts, Errors, DupSubmits int
+	LastError                               string
+	MO, MOGot                               int
+
+	Stalled     bool          // the run ended because nothing more arrived (receipts lost)
+	Elapsed     time.Duration // first stanza written → last submit_sm at the sink
+	MsgsPerSec  float64       // Submitted / Elapsed
+	Steady      float64       // submits/s between the 10th and 90th percentile of submit times
+	ReceiptsEnd time.Duration // first stanza written → last receipt at the client
+
+	ToSubmit, ReceiptToClient, PhoneToClient Percentiles
+
+	CPU      time.Duration // Switchboard, MT phase (write of the first stanza to the last receipt)
+	CPUPer1k float64       // seconds per 1,000 messages
+	PeakRSS  int64         // VmHWM of Switchboard, bytes
+
+	// Others is CPU per 1,000 messages of other processes in the path (Prosody).
+	Others map[string]float64
+
+	LoadStart, LoadEnd float64 // 1-minute load average before and after
+}
+
+// Run runs one benchmark.
+func Run(ctx context.Context, o Options) (*Result, error) {
+	o.defaults()
+	if o.Binary == "" {
+		return nil, errors.New("bench: no Switchboard binary")
+	}
+	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
+	defer cancel()
+	dir, err := os.MkdirTemp("", "switchboard-bench-")
+	if err != nil {
+		return nil, err
+	}
+	if o.Keep {
+		fmt.Fprintf(o.Log, "bench: keeping %s\n", dir)
+	} else {
+		defer os.RemoveAll(dir)
+	}
+	if o.Mode == ModeProsody {
+		// Prosody runs as its own user and must reach the directory.
+		os.Chmod(dir, 0o755)
+	}
+
+	dsn := o.DSN
+	if dsn == "" {
+		dsn = "sqlite:" + filepath.Join(dir, "bench.db")
+	}
+	if err := bindUsers(ctx, dsn, o.Users); err != nil {
+		return nil, err
+	}
+
+	rec := newRecorder(o.N, o.MO)
+	sink := smsc.NewServer(smsc.Config{
+		SystemID: "bench", Password: "bench",
+		Outcome:     map[bool]smsc.Outcome{false: smsc.OutcomeDelivered, true: smsc.OutcomeNone}[o.NoReceipts],
+		MaxMessages: 1000,
+		Logger:      zerolog.Nop(),
+	})
+	defer sink.Close()
+	sln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	go sink.Serve(&tapListener{Listener: sln, rec: rec})
+
+	secret := randomHex(12)
+	var drv driver
+	switch o.Mode {
+	case ModeComponent:
+		drv, err = newComponentDriver(rec, o)
+	case ModeProsody:
+		drv, err = newProsodyDriver(ctx, rec, o, dir, secret)
+	default:
+		err = fmt.Errorf("bench: unknown mode %q", o.Mode)
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer drv.close()
+
+	cfgPath := filepath.Join(dir, "switchboard.toml")
+	cfg := fmt.Sprintf(`[xmpp]
+component = %q
+server = %q
+secret = %q
+domains = [%q]
+
+[smpp]
+addr = %q
+system_id = "bench"
+password = "bench"
+window = %d
+resp_timeout = "30s"
+
+[store]
+dsn = %q
+
+[registration]
+verification = "none"
+
+[routing]
+sms_fallback_after = "0"
+
+[limits]
+per_user_minute = -1
+per_user_day = -1
+global_minute = -1
+
+[log]
+level = "warn"
+`, CompDomain, drv.componentAddr(), secret, UserDomain, sln.Addr().String(), o.SMPPWindow, dsn)
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		return nil, err
+	}
+	logf, err := os.Create(filepath.Join(dir, "switchboard.log"))
+	if err != nil {
+		return nil, err
+	}
+	defer logf.Close()
+	cmd := exec.Command(o.Binary, append([]string{"serve", "-config", cfgPath}, o.ServeArgs...)...)
+	cmd.Env = append(os.Environ(), o.Env...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("bench: start switchboard: %w", err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	stopped := false
+	stop := func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(20 * time.Second):
+			cmd.Process.Kill()
+			<-exited
+		}
+	}
+	defer stop()
+	fail := func(err error) (*Result, error) {
+		stop()
+		return nil, fmt.Errorf("%w (switchboard log: %s)", err, tail(filepath.Join(dir, "switchboard.log"), 5))
+	}
+	pid := cmd.Process.Pid
+
+	if err := drv.start(ctx, secret, exited); err != nil {
+		return fail(err)
+	}
+	for sink.Bound() == 0 {
+		select {
+		case <-ctx.Done():
+			return fail(errors.New("bench: switchboard did not bind to the SMSC sink"))
+		case err := <-exited:
+			return fail(fmt.Errorf("bench: switchboard exited: %v", err))
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	fmt.Fprintf(o.Log, "bench: %s mode, %s, %d messages from %d users, rate %s, window %d, smpp window %d\n",
+		o.Mode, engine(dsn), o.N, o.Users, rateText(o.Rate), o.Window, o.SMPPWindow)
+
+	res := &Result{Mode: o.Mode, Store: engine(dsn), N: o.N, Rate: o.Rate, Window: o.Window, SMPPWindow: o.SMPPWindow, MO: o.MO}
+	res.LoadStart = loadAvg()
+	cpu0 := cpuTime0(pid)
+	others0 := drv.otherCPU()
+
+	werr := make(chan error, 1)
+	go func() { werr <- writeAll(ctx, rec, drv, o) }()
+	done := func() bool {
+		if rec.nSubmit+rec.errors < o.N {
+			return false
+		}
+		return o.NoReceipts || rec.nReceived+rec.errors >= o.N
+	}
+	waitErr := rec.wait(ctx, done)
+	if waitErr != nil && !errors.Is(waitErr, errStalled) {
+		err := waitErr
+		rec.mu.Lock()
+		s, r, e := rec.nSubmit, rec.nReceived, rec.errors
+		rec.mu.Unlock()
+		return fail(fmt.Errorf("bench: %d submitted, %d receipts, %d errors of %d: %w", s, r, e, o.N, err))
+	}
+	if waitErr != nil {
+		cancel() // the writer may be blocked on the window
+		rec.mu.Lock()
+		rec.cond.Broadcast()
+		rec.mu.Unlock()
+		fmt.Fprintf(o.Log, "bench: %v: reporting what arrived\n", waitErr)
+		res.Stalled = true
+	}
+	if err := <-werr; err != nil && waitErr == nil {
+		return fail(err)
+	}
+	cpu1 := cpuTime0(pid)
+	others1 := drv.otherCPU()
+	res.LoadEnd = loadAvg()
+
+	if o.MO > 0 && !res.Stalled {
+		if err := sendMO(ctx, rec, sink, o); err != nil {
+			return fail(err)
+		}
+	}
+	res.PeakRSS, _ = peakRSS(pid)
+	stop()
+
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	res.Submitted, res.Receipts, res.Errors, res.DupSubmits, res.LastError = rec.nSubmit, rec.nReceived, rec.errors, rec.dupSubmit, rec.lastErr
+	res.MOGot = rec.nMO
+	first := slices.Min(rec.written)
+	var toSubmit, toClient, moLat []time.Duration
+	var submits []int64
+	var lastSubmit, lastReceipt int64
+	for i := range o.N {
+		if rec.submit[i] != 0 {
+			toSubmit = append(toSubmit, time.Duration(rec.submit[i]-rec.written[i]))
+			submits = append(submits, rec.submit[i])
+			lastSubmit = max(lastSubmit, rec.submit[i])
+		}
+		if rec.received[i] != 0 && rec.receipt[i] != 0 {
+			toClient = append(toClient, time.Duration(rec.received[i]-rec.receipt[i]))
+		}
+		lastReceipt = max(lastReceipt, rec.received[i])
+	}
+	for i := range o.MO {
+		if rec.moGot[i] != 0 {
+			moLat = append(moLat, time.Duration(rec.moGot[i]-rec.mo[i]))
+		}
+	}
+	res.Elapsed = time.Duration(lastSubmit - first)
+	if res.Elapsed > 0 {
+		res.MsgsPerSec = float64(res.Submitted) / res.Elapsed.Seconds()
+	}
+	if lastReceipt > 0 {
+		res.ReceiptsEnd = time.Duration(lastReceipt - first)
+	}
+	slices.Sort(submits)
+	if len(submits) >= 10 {
+		a, b := submits[len(submits)/10], submits[len(submits)*9/10]
+		if b > a {
+			res.Steady = float64(len(submits)*9/10-len(submits)/10) / time.Duration(b-a).Seconds()
+		}
+	}
+	res.ToSubmit, res.ReceiptToClient, res.PhoneToClient = percentiles(toSubmit), percentiles(toClient), percentiles(moLat)
+	res.CPU = cpu1 - cpu0
+	res.CPUPer1k = res.CPU.Seconds() / float64(o.N) * 1000
+	if len(others1) > 0 {
+		res.Others = make(map[string]float64)
+		for k, v := range others1 {
+			res.Others[k] = (v - others0[k]).Seconds() / float64(o.N) * 1000
+		}
+	}
+	return res, nil
+}
+
+func cpuTime0(pid int) time.Duration {
+	d, _ := cpuTime(pid)
+	return d
+}
+
+// errStalled means nothing arrived for stallAfter: something was lost.
+var errStalled = errors.New("bench: no progress for " + stallAfter.String())
+
+const stallAfter = 10 * time.Second
+
+// wait blocks until cond (called with rec.mu held) holds, ctx ends, or
+// nothing happened for stallAfter.
+func (r *recorder) wait(ctx context.Context, cond func() bool) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			r.mu.Lock()
+			r.cond.Broadcast()
+			r.mu.Unlock()
+		}
+	}()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.progress = r.now()
+	for !cond() {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if time.Duration(r.now()-r.progress) > stallAfter {
+			return errStalled
+		}
+		r.cond.Wait()
+	}
+	return nil
+}
+
+// Sender and destination numbers: users have +1201555 9000+k; phones
+// written to and texting back are +1201555 0100… (never bound).
+func userNumber(k int) string  { return fmt.Sprintf("+1201555%04d", 9000+k) }
+func phoneNumber(i int) string { return fmt.Sprintf("+1201555%04d", 100+i%8000) }
+func userJID(k int) string     { return fmt.Sprintf("user%d@%s", k, UserDomain) }
+
+// bindUsers binds K numbers to K users, as an operator would, before Switchboard starts.
+func bindUsers(ctx context.Context, dsn string, k int) error {
+	st, err := store.Open(ctx, dsn)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	for i := range k {
+		if _, err := st.Bind(ctx, userNumber(i), userJID(i), "operator"); err != nil {
+			return fmt.Errorf("bench: bind %s: %w", userNumber(i), err)
+		}
+	}
+	return nil
+}
+
+// body is a message of a typical length carrying its index after '#'.
+func body(i int) string {
+	return fmt.Sprintf("bench #%d: a message of a typical length, sixty-odd characters.", i)
+}
+
+// writeAll sends the N messages through drv, paced by o.Rate and bounded by o.Window.
+func writeAll(ctx context.Context, rec *recorder, drv driver, o Options) error {
+	start := time.Now()
+	const batch = 64
+	pending := 0
+	for i := range o.N {
+		if o.Rate > 0 {
+			if d := time.Until(start.Add(time.Duration(float64(i) / o.Rate * float64(time.Second)))); d > 0 {
+				if pending > 0 {
+					if err := drv.flush(); err != nil {
+						return err
+					}
+					pending = 0
+				}
+				time.Sleep(d)
+			}
+		}
+		rec.mu.Lock()
+		for {
+			acked := rec.nReceived
+			if o.NoReceipts {
+				acked = rec.nSubmit
+			}
+			if i-acked-rec.errors < o.Window || ctx.Err() != nil {
+				break
+			}
+			if pending > 0 {
+				rec.mu.Unlock()
+				if err := drv.flush(); err != nil {
+					return err
+				}
+				pending = 0
+				rec.mu.Lock()
+				continue
+			}
+			rec.cond.Wait()
+		}
+		rec.written[i] = rec.now()
+		rec.mu.Unlock()
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := drv.send(i); err != nil {
+			return err
+		}
+		pending++
+		if pending >= batch || o.Rate > 0 {
+			if err := drv.flush(); err != nil {
+				return err
+			}
+			pending = 0
+		}
+	}
+	return drv.flush()
+}
+
+// sendMO has phones text the users, paced by o.MORate.
+func sendMO(ctx context.Context, rec *recorder, sink *smsc.Server, o Options) error {
+	start := time.Now()
+	sem := make(chan struct{}, 64)
+	errc := make(chan error, 1)
+	for j := range o.MO {
+		if d := time.Until(start.Add(time.Duration(float64(j) / o.MORate * float64(time.Second)))); d > 0 {
+			time.Sleep(d)
+		}
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		rec.mu.Lock()
+		rec.mo[j] = rec.now()
+		rec.mu.Unlock()
+		go func() {
+			defer func() { <-sem }()
+			if err := sink.SendMO(ctx, phoneNumber(j), userNumber(j%o.Users), fmt.Sprintf("mo #%d from a phone", j)); err != nil {
+				select {
+				case errc <- err:
+				default:
+				}
+				rec.mu.Lock()
+				rec.cond.Broadcast()
+				rec.mu.Unlock()
+			}
+		}()
+	}
+	if err := rec.wait(ctx, func() bool { return rec.nMO >= o.MO || len(errc) > 0 }); err != nil {
+		return fmt.Errorf("bench: %d of %d messages from phones arrived: %w", rec.nMO, o.MO, err)
+	}
+	select {
+	case err := <-errc:
+		return fmt.Errorf("bench: phone → user: %w", err)
+	default:
+		return nil
+	}
+}
+
+func engine(dsn string) string {
+	if strings.HasPrefix(dsn, "postgres") {
+		return "postgres"
+	}
+	return "sqlite"
+}
+
+func rateText(r float64) string {
+	if r <= 0 {
+		return "unpaced"
+	}
+	return fmt.Sprintf("%.0f/s", r)
+}
+
+// tail returns the last n lines of a file, joined with " | ".
+func tail(path string, n int) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err.Error()
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, " | ")
+}

@@ -1,0 +1,156 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"time"
+)
+
+// driver is the XMPP side of a run: it sends users' messages and reports,
+// through the recorder, the receipts, errors and messages from phones that
+// reach the users.
+type driver interface {
+	componentAddr() string // where Switchboard connects as a component
+	// start waits for Switchboard's component connection; exited reports
+	// that Switchboard stopped.
+	start(ctx context.Context, secret string, exited <-chan error) error
+	send(i int) error // message i, from user i%K to phone i
+	flush() error
+	otherCPU() map[string]time.Duration // CPU used so far by other servers in the path
+	close()
+}
+
+// componentDriver plays the XMPP server: one XEP-0114 connection.
+type componentDriver struct {
+	rec   *recorder
+	o     Options
+	ln    net.Listener
+	srv   *fakeServer
+	nonce string
+	buf   []byte
+}
+
+func newComponentDriver(rec *recorder, o Options) (*componentDriver, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	return &componentDriver{rec: rec, o: o, ln: ln, nonce: randomHex(3)}, nil
+}
+
+func (d *componentDriver) componentAddr() string { return d.ln.Addr().String() }
+
+func (d *componentDriver) start(ctx context.Context, secret string, exited <-chan error) error {
+	type accepted struct {
+		c   net.Conn
+		err error
+	}
+	ch := make(chan accepted, 1)
+	go func() {
+		c, err := d.ln.Accept()
+		ch <- accepted{c, err}
+	}()
+	var a accepted
+	select {
+	case a = <-ch:
+	case err := <-exited:
+		return fmt.Errorf("bench: switchboard exited: %v", err)
+	case <-time.After(20 * time.Second):
+		return errors.New("bench: switchboard did not connect as a component")
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	if a.err != nil {
+		return a.err
+	}
+	srv, err := acceptComponent(a.c, CompDomain, secret)
+	if err != nil {
+		a.c.Close()
+		return err
+	}
+	d.srv = srv
+	go d.readLoop()
+	return nil
+}
+
+func (d *componentDriver) readLoop() {
+	for {
+		st, err := d.srv.readStanza()
+		if err != nil {
+			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
+				d.rec.gotError("xmpp stream: " + err.Error())
+			}
+			return
+		}
+		now := d.rec.now()
+		handleStanza(d.rec, d.nonce, st, now, d.srv.answerIQ)
+	}
+}
+
+// handleStanza interprets one stanza that reached a user (or the server).
+func handleStanza(rec *recorder, nonce string, st []byte, now int64, answerIQ func([]byte) error) {
+	switch {
+	case bytes.HasPrefix(st, []byte("<iq")):
+		if answerIQ != nil {
+			answerIQ(st)
+		}
+	case bytes.HasPrefix(st, []byte("<message")):
+		if string(attr(st, "type")) == "error" {
+			cond := "?"
+			if i := bytes.Index(st, []byte("<error")); i >= 0 {
+				if j := bytes.Index(st[i+6:], []byte("<")); j >= 0 {
+					cond = string(bytes.Fields(st[i+6+j+1:])[0])
+				}
+			}
+			rec.gotError(fmt.Sprintf("message error for id %s: %s", attr(st, "id"), cond))
+			return
+		}
+		if id, ok := childAttr(st, "received", "id"); ok {
+			if idx, ok := stanzaIndex(id, nonce); ok {
+				rec.gotReceipt(idx, now)
+			}
+			return
+		}
+		if b, ok := elementText(st, "body"); ok {
+			if idx, ok := markerIndex(b, '#'); ok {
+				rec.gotMO(idx, now)
+			}
+		}
+	}
+}
+
+// stanzaID and stanzaIndex name message i of a run.
+func stanzaID(nonce string, i int) string { return "b" + nonce + "-" + strconv.Itoa(i) }
+
+func stanzaIndex(id []byte, nonce string) (int, bool) {
+	p := []byte("b" + nonce + "-")
+	if !bytes.HasPrefix(id, p) {
+		return 0, false
+	}
+	n, err := strconv.Atoi(string(id[len(p):]))
+	return n, err == nil
+}
+
+func (d *componentDriver) send(i int) error {
+	k := i % d.o.Users
+	d.buf = fmt.Appendf(d.buf[:0], "<message from='%s/r' to='%s@%s' id='%s' type='chat'><body>%s</body><request xmlns='urn:xmpp:receipts'/></message>",
+		userJID(k), phoneNumber(i), CompDomain, stanzaID(d.nonce, i), body(i))
+	return d.srv.write(d.buf, false)
+}
+
+func (d *componentDriver) flush() error { return d.srv.flush() }
+
+func (d *componentDriver) otherCPU() map[string]time.Duration { return nil }
+
+func (d *componentDriver) close() {
+	d.ln.Close()
+	if d.srv != nil {
+		d.srv.write([]byte("</stream:stream>"), true)
+		d.srv.conn.Close()
+	}
+}

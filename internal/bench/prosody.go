@@ -1,0 +1,263 @@
+package bench
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"mellium.im/sasl"
+	"mellium.im/xmlstream"
+	"mellium.im/xmpp"
+	"mellium.im/xmpp/jid"
+
+	"switchboard/internal/testenv"
+)
+
+// prosodyDriver drives K users logged in to a real Prosody (c2s, SCRAM)
+// that Switchboard is a component of.
+type prosodyDriver struct {
+	rec   *recorder
+	o     Options
+	nonce string
+	cfg   testenv.ProsodyConfig
+	cmd   *exec.Cmd
+	done  chan struct{}
+
+	clients []*benchClient
+	dirty   map[*benchClient]bool
+	buf     []byte
+	probed  chan struct{}
+	once    sync.Once
+}
+
+type benchClient struct {
+	sess *xmpp.Session
+	conn net.Conn
+	mu   sync.Mutex
+	bw   *bufio.Writer
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+const benchPassword = "bench-password"
+
+func newProsodyDriver(ctx context.Context, rec *recorder, o Options, dir, secret string) (driver, error) {
+	bin, err := exec.LookPath("prosody")
+	if err != nil {
+		return nil, fmt.Errorf("bench: prosody is not installed (scripts/bench-deps.sh): %w", err)
+	}
+	c2s, err1 := freePort()
+	comp, err2 := freePort()
+	if err := errors.Join(err1, err2); err != nil {
+		return nil, err
+	}
+	pdir := filepath.Join(dir, "prosody")
+	d := &prosodyDriver{rec: rec, o: o, nonce: randomHex(3), dirty: make(map[*benchClient]bool), probed: make(chan struct{}), done: make(chan struct{})}
+	d.cfg = testenv.ProsodyConfig{Dir: pdir, C2SPort: c2s, ComponentPort: comp, Domain: UserDomain, Component: CompDomain,
+		Secret: secret, LogLevel: "warn"}
+	if err := testenv.WriteProsodyConfig(d.cfg); err != nil {
+		return nil, err
+	}
+	for k := range o.Users {
+		if err := testenv.WriteProsodyAccount(d.cfg, fmt.Sprintf("user%d", k), benchPassword); err != nil {
+			return nil, err
+		}
+	}
+	cmd := exec.Command(bin, "--config", d.cfg.ConfigFile(), "-F")
+	out, err := os.Create(filepath.Join(dir, "prosody.out"))
+	if err != nil {
+		return nil, err
+	}
+	cmd.Stdout, cmd.Stderr, cmd.Dir = out, out, pdir
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if os.Geteuid() == 0 { // Prosody refuses to run as root
+		u, err := user.Lookup("prosody")
+		if err != nil {
+			return nil, fmt.Errorf("bench: prosody as root needs the prosody user: %w", err)
+		}
+		uid, _ := strconv.Atoi(u.Uid)
+		gid, _ := strconv.Atoi(u.Gid)
+		err = filepath.WalkDir(pdir, func(p string, _ fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			return os.Lchown(p, uid, gid)
+		})
+		if err != nil {
+			return nil, err
+		}
+		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("bench: start prosody: %w", err)
+	}
+	d.cmd = cmd
+	go func() { cmd.Wait(); close(d.done) }()
+	deadline := time.Now().Add(20 * time.Second)
+	for _, port := range []int{c2s, comp} {
+		for {
+			c, err := net.DialTimeout("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), time.Second)
+			if err == nil {
+				c.Close()
+				break
+			}
+			if time.Now().After(deadline) {
+				d.close()
+				return nil, fmt.Errorf("bench: prosody did not start: %s", tail(d.cfg.LogFile(), 3))
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	return d, nil
+}
+
+func (d *prosodyDriver) componentAddr() string {
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(d.cfg.ComponentPort))
+}
+
+func (d *prosodyDriver) start(ctx context.Context, _ string, exited <-chan error) error {
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(d.cfg.C2SPort))
+	for k := range d.o.Users {
+		c, err := d.login(ctx, addr, jid.MustParse(userJID(k)))
+		if err != nil {
+			return fmt.Errorf("bench: login %s: %w", userJID(k), err)
+		}
+		d.clients = append(d.clients, c)
+		if err := c.write([]byte("<presence/>"), true); err != nil {
+			return err
+		}
+	}
+	// Wait until the component answers through Prosody.
+	for i := 0; ; i++ {
+		probe := fmt.Sprintf("<iq type='get' id='probe%d' to='%s'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>", i, CompDomain)
+		if err := d.clients[0].write([]byte(probe), true); err != nil {
+			return err
+		}
+		select {
+		case <-d.probed:
+			return nil
+		case err := <-exited:
+			return fmt.Errorf("bench: switchboard exited: %v", err)
+		case <-ctx.Done():
+			return errors.New("bench: switchboard did not attach to prosody")
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+func (d *prosodyDriver) login(ctx context.Context, addr string, j jid.JID) (*benchClient, error) {
+	var dl net.Dialer
+	conn, err := dl.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	// Prosody offers no TLS on loopback; Secure lets mellium use SASL anyway.
+	sess, err := xmpp.NewSession(ctx, j.Domain(), j, conn, xmpp.Secure, xmpp.NewNegotiator(
+		func(*xmpp.Session, *xmpp.StreamConfig) xmpp.StreamConfig {
+			return xmpp.StreamConfig{Features: []xmpp.StreamFeature{
+				xmpp.SASL("", benchPassword, sasl.ScramSha256, sasl.ScramSha1),
+				xmpp.BindResource(),
+			}}
+		}))
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	c := &benchClient{sess: sess, conn: sess.Conn(), bw: bufio.NewWriterSize(sess.Conn(), 16<<10)}
+	go sess.Serve(xmpp.HandlerFunc(func(t xmlstream.TokenReadEncoder, start *xml.StartElement) error {
+		var b bytes.Buffer
+		enc := xml.NewEncoder(&b)
+		enc.EncodeToken(*start)
+		xmlstream.Copy(enc, t)
+		enc.EncodeToken(start.End())
+		enc.Flush()
+		st := b.Bytes()
+		now := d.rec.now()
+		if start.Name.Local == "iq" && bytes.HasPrefix(attr(st, "id"), []byte("probe")) {
+			if string(attr(st, "type")) == "result" {
+				d.once.Do(func() { close(d.probed) })
+			}
+			return nil
+		}
+		handleStanza(d.rec, d.nonce, st, now, nil)
+		return nil
+	}))
+	return c, nil
+}
+
+// write sends raw XML on the client's connection, beside mellium (which
+// only reads once the session is up).
+func (c *benchClient) write(p []byte, flush bool) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, err := c.bw.Write(p); err != nil {
+		return err
+	}
+	if flush {
+		return c.bw.Flush()
+	}
+	return nil
+}
+
+func (d *prosodyDriver) send(i int) error {
+	c := d.clients[i%d.o.Users]
+	d.buf = fmt.Appendf(d.buf[:0], "<message to='%s@%s' id='%s' type='chat'><body>%s</body><request xmlns='urn:xmpp:receipts'/></message>",
+		phoneNumber(i), CompDomain, stanzaID(d.nonce, i), body(i))
+	d.dirty[c] = true
+	return c.write(d.buf, false)
+}
+
+func (d *prosodyDriver) flush() error {
+	for c := range d.dirty {
+		c.mu.Lock()
+		err := c.bw.Flush()
+		c.mu.Unlock()
+		if err != nil {
+			return err
+		}
+		delete(d.dirty, c)
+	}
+	return nil
+}
+
+func (d *prosodyDriver) otherCPU() map[string]time.Duration {
+	return map[string]time.Duration{"prosody": cpuTotal(d.cmd.Process.Pid)}
+}
+
+func (d *prosodyDriver) close() {
+	for _, c := range d.clients {
+		c.write([]byte("</stream:stream>"), true)
+		c.conn.Close()
+	}
+	if d.cmd != nil {
+		d.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-d.done:
+		case <-time.After(10 * time.Second):
+			d.cmd.Process.Kill()
+			<-d.done
+		}
+	}
+}

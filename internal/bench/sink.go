@@ -1,0 +1,290 @@
+package bench
+
+import (
+	"bytes"
+	"encoding/binary"
+	"net"
+	"sync"
+	"time"
+)
+
+// SMPP command ids the tap looks at.
+const (
+	cmdSubmitSM     = 0x00000004
+	cmdSubmitSMResp = 0x80000004
+	cmdDeliverSM    = 0x00000005
+)
+
+// tapListener wraps the sink's listener so that every submit_sm the sink
+// reads and every receipt it writes is timestamped on the bench's clock,
+// without touching the simulator: the tap parses the byte streams.
+type tapListener struct {
+	net.Listener
+	rec *recorder
+}
+
+func (l *tapListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &tapConn{Conn: c, rec: l.rec, seqs: make(map[uint32]int)}, nil
+}
+
+type tapConn struct {
+	net.Conn
+	rec *recorder
+
+	rmu  sync.Mutex
+	rbuf []byte
+	wmu  sync.Mutex
+	wbuf []byte
+
+	smu  sync.Mutex
+	seqs map[uint32]int // submit_sm sequence number → message index, until its response
+}
+
+func (c *tapConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if n > 0 {
+		now := c.rec.now()
+		c.rmu.Lock()
+		c.rbuf = frames(append(c.rbuf, p[:n]...), func(id, seq uint32, body []byte) {
+			if id != cmdSubmitSM {
+				return
+			}
+			sm := shortMessage(body)
+			idx, ok := markerIndex(sm, '#')
+			if !ok {
+				return
+			}
+			c.smu.Lock()
+			c.seqs[seq] = idx
+			c.smu.Unlock()
+			c.rec.submitted(idx, now)
+		})
+		c.rmu.Unlock()
+	}
+	return n, err
+}
+
+func (c *tapConn) Write(p []byte) (int, error) {
+	now := c.rec.now()
+	c.wmu.Lock()
+	c.wbuf = frames(append(c.wbuf, p...), func(id, seq uint32, body []byte) {
+		switch id {
+		case cmdSubmitSMResp:
+			c.smu.Lock()
+			idx, ok := c.seqs[seq]
+			delete(c.seqs, seq)
+			c.smu.Unlock()
+			if ok {
+				if i := bytes.IndexByte(body, 0); i > 0 {
+					c.rec.smscID(string(body[:i]), idx)
+				}
+			}
+		case cmdDeliverSM:
+			if esm, sm := deliverFields(body); esm&0x04 != 0 {
+				if i := bytes.Index(sm, []byte("id:")); i >= 0 {
+					v := sm[i+3:]
+					if j := bytes.IndexByte(v, ' '); j >= 0 {
+						v = v[:j]
+					}
+					c.rec.receiptSent(string(v), now)
+				}
+			}
+		}
+	})
+	c.wmu.Unlock()
+	return c.Conn.Write(p)
+}
+
+// frames calls fn for every complete PDU at the start of b and returns the
+// incomplete rest, moved to the front of b.
+func frames(b []byte, fn func(id, seq uint32, body []byte)) []byte {
+	off := 0
+	for len(b)-off >= 16 {
+		n := int(binary.BigEndian.Uint32(b[off:]))
+		if n < 16 || n > 1<<20 {
+			return b[:0] // not SMPP; give up on this stream
+		}
+		if len(b)-off < n {
+			break
+		}
+		f := b[off : off+n]
+		fn(binary.BigEndian.Uint32(f[4:]), binary.BigEndian.Uint32(f[12:]), f[16:])
+		off += n
+	}
+	return b[:copy(b, b[off:])]
+}
+
+// skipCString returns b after the first NUL.
+func skipCString(b []byte) []byte {
+	if i := bytes.IndexByte(b, 0); i >= 0 {
+		return b[i+1:]
+	}
+	return nil
+}
+
+// deliverFields returns esm_class and short_message of a submit_sm or deliver_sm body.
+func deliverFields(b []byte) (esm byte, sm []byte) {
+	b = skipCString(b) // service_type
+	if len(b) < 2 {
+		return 0, nil
+	}
+	b = skipCString(b[2:]) // source ton, npi, addr
+	if len(b) < 2 {
+		return 0, nil
+	}
+	b = skipCString(b[2:]) // dest ton, npi, addr
+	if len(b) < 3 {
+		return 0, nil
+	}
+	esm = b[0]
+	b = skipCString(skipCString(b[3:])) // esm, protocol_id, priority; schedule; validity
+	if len(b) < 5 {
+		return esm, nil
+	}
+	n := int(b[4])
+	b = b[5:]
+	if n > len(b) {
+		n = len(b)
+	}
+	return esm, b[:n]
+}
+
+func shortMessage(b []byte) []byte {
+	_, sm := deliverFields(b)
+	return sm
+}
+
+// markerIndex parses the decimal number after the first mark in b.
+func markerIndex(b []byte, mark byte) (int, bool) {
+	i := bytes.IndexByte(b, mark)
+	if i < 0 {
+		return 0, false
+	}
+	n, digits := 0, 0
+	for _, c := range b[i+1:] {
+		if c < '0' || c > '9' {
+			break
+		}
+		n = n*10 + int(c-'0')
+		digits++
+	}
+	return n, digits > 0
+}
+
+// recorder holds the timestamps of one run, in nanoseconds since its base.
+type recorder struct {
+	base time.Time
+	n    int
+
+	mu        sync.Mutex
+	cond      *sync.Cond
+	written   []int64 // stanza written to the component
+	submit    []int64 // submit_sm read by the sink (first part)
+	receipt   []int64 // receipt written by the sink
+	received  []int64 // <received/> read from the component
+	ids       map[string]int
+	early     map[string]int64 // receipt written before its submit_sm_resp was seen (never, in practice)
+	nSubmit   int
+	nReceived int
+	dupSubmit int
+	errors    int
+	lastErr   string
+	mo        []int64 // MO: SendMO called
+	moGot     []int64 // MO: message read from the component
+	nMO       int
+	progress  int64 // rec.now() of the last event
+}
+
+func newRecorder(n, mo int) *recorder {
+	r := &recorder{
+		base: time.Now(), n: n,
+		written: make([]int64, n), submit: make([]int64, n), receipt: make([]int64, n), received: make([]int64, n),
+		ids: make(map[string]int, n), early: make(map[string]int64),
+		mo: make([]int64, mo), moGot: make([]int64, mo),
+	}
+	r.cond = sync.NewCond(&r.mu)
+	return r
+}
+
+func (r *recorder) now() int64 { return int64(time.Since(r.base)) }
+
+func (r *recorder) submitted(idx int, t int64) {
+	if idx < 0 || idx >= r.n {
+		return
+	}
+	r.mu.Lock()
+	if r.submit[idx] == 0 {
+		r.submit[idx] = t
+		r.nSubmit++
+		r.progress = r.now()
+		r.cond.Broadcast()
+	} else {
+		r.dupSubmit++
+	}
+	r.mu.Unlock()
+}
+
+func (r *recorder) smscID(id string, idx int) {
+	r.mu.Lock()
+	r.ids[id] = idx
+	if t, ok := r.early[id]; ok {
+		delete(r.early, id)
+		if r.receipt[idx] == 0 {
+			r.receipt[idx] = t
+		}
+	}
+	r.mu.Unlock()
+}
+
+func (r *recorder) receiptSent(id string, t int64) {
+	r.mu.Lock()
+	if idx, ok := r.ids[id]; ok {
+		if r.receipt[idx] == 0 {
+			r.receipt[idx] = t
+		}
+	} else {
+		r.early[id] = t
+	}
+	r.mu.Unlock()
+}
+
+func (r *recorder) gotReceipt(idx int, t int64) {
+	if idx < 0 || idx >= r.n {
+		return
+	}
+	r.mu.Lock()
+	if r.received[idx] == 0 {
+		r.received[idx] = t
+		r.nReceived++
+		r.progress = r.now()
+		r.cond.Broadcast()
+	}
+	r.mu.Unlock()
+}
+
+func (r *recorder) gotError(text string) {
+	r.mu.Lock()
+	r.errors++
+	r.lastErr = text
+	r.progress = r.now()
+	r.cond.Broadcast()
+	r.mu.Unlock()
+}
+
+func (r *recorder) gotMO(idx int, t int64) {
+	if idx < 0 || idx >= len(r.moGot) {
+		return
+	}
+	r.mu.Lock()
+	if r.moGot[idx] == 0 {
+		r.moGot[idx] = t
+		r.nMO++
+		r.progress = r.now()
+		r.cond.Broadcast()
+	}
+	r.mu.Unlock()
+}

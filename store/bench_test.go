@@ -1,0 +1,154 @@
+package store_test
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strconv"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"switchboard/internal/testenv"
+	"switchboard/store"
+)
+
+// benchEngines runs f against a fresh SQLite file (durable: WAL,
+// synchronous FULL) and a fresh PostgreSQL database (testenv's throwaway
+// server runs with fsync off: its figures are CPU and round trips, not disk).
+func benchEngines(b *testing.B, f func(b *testing.B, s *store.Store)) {
+	b.Run("sqlite", func(b *testing.B) {
+		s, err := store.Open(context.Background(), "sqlite:"+filepath.Join(b.TempDir(), "sb.db"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { s.Close() })
+		f(b, s)
+	})
+	b.Run("postgres", func(b *testing.B) {
+		s, err := store.Open(context.Background(), testenv.StartPostgres(b))
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { s.Close() })
+		f(b, s)
+	})
+}
+
+func benchMessages(n int, from int) []*store.Outbound {
+	out := make([]*store.Outbound, n)
+	for i := range out {
+		out[i] = &store.Outbound{
+			SenderJID: "alice@example.com/phone", SenderNumber: "+12015550100",
+			Dest: fmt.Sprintf("+1201555%04d", 100+(from+i)%8000), StanzaID: "m" + strconv.Itoa(from+i), WantReceipt: true,
+			Body: "benchmark message of a typical length, sixty-odd characters.", Parts: 1,
+			ExpiresAt: time.Now().Add(48 * time.Hour),
+		}
+	}
+	return out
+}
+
+// benchAccept stores n messages in batches of batch.
+func benchAccept(b *testing.B, s *store.Store, n, batch int) {
+	for i := 0; i < n; i += batch {
+		if err := s.AcceptOutbound(context.Background(), benchMessages(min(batch, n-i), i)); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkAcceptOutbound stores messages as the router does: one
+// transaction per batch.
+func BenchmarkAcceptOutbound(b *testing.B) {
+	benchEngines(b, func(b *testing.B, s *store.Store) {
+		for _, batch := range []int{1, 64, 512} {
+			b.Run(fmt.Sprintf("batch=%d", batch), func(b *testing.B) {
+				msgs := benchMessages(batch, 0)
+				b.ResetTimer()
+				for b.Loop() {
+					for _, m := range msgs {
+						m.ID = 0
+					}
+					if err := s.AcceptOutbound(context.Background(), msgs); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "msg/s")
+			})
+		}
+	})
+}
+
+// BenchmarkClaimOutbound leases queued messages 64 at a time, as the SMS
+// gateway does.
+func BenchmarkClaimOutbound(b *testing.B) {
+	benchEngines(b, func(b *testing.B, s *store.Store) {
+		const limit = 64
+		benchAccept(b, s, b.N*limit, 512)
+		b.ResetTimer() // not the database's creation and the queue's filling
+		got := 0
+		for range b.N {
+			ms, err := s.ClaimOutbound(context.Background(), "bench", limit, time.Minute)
+			if err != nil {
+				b.Fatal(err)
+			}
+			got += len(ms)
+		}
+		b.ReportMetric(float64(got)/b.Elapsed().Seconds(), "msg/s")
+	})
+}
+
+// BenchmarkReceipt records, per message, the SMSC id of its one part and
+// then its delivery receipt: the two transactions every SMS costs after it
+// is claimed. "parallel" runs 16 at once, like the SMPP dispatch workers.
+func BenchmarkReceipt(b *testing.B) {
+	benchEngines(b, func(b *testing.B, s *store.Store) {
+		var next atomic.Int64
+		prepare := func(b *testing.B) []*store.Outbound {
+			defer b.ResetTimer()
+			benchAccept(b, s, b.N, 512)
+			var claimed []*store.Outbound
+			for len(claimed) < b.N {
+				ms, err := s.ClaimOutbound(context.Background(), "bench", 512, time.Hour)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if len(ms) == 0 {
+					b.Fatalf("claimed %d of %d", len(claimed), b.N)
+				}
+				claimed = append(claimed, ms...)
+			}
+			return claimed
+		}
+		one := func(b *testing.B, m *store.Outbound) {
+			ctx := context.Background()
+			n := next.Add(1)
+			forms := []string{strconv.FormatInt(0x1A2B3C00+n, 16), strconv.FormatInt(0x1A2B3C00+n, 10)}
+			if _, err := s.PartSubmitted(ctx, m.ID, 1, "", forms); err != nil {
+				b.Fatal(err)
+			}
+			r, err := s.Receipt(ctx, "", forms, "DELIVRD", "")
+			if err != nil || !r.Matched || !r.Final {
+				b.Fatalf("Receipt = %+v, %v", r, err)
+			}
+		}
+		b.Run("serial", func(b *testing.B) {
+			ms := prepare(b)
+			for i := range b.N {
+				one(b, ms[i])
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msg/s")
+		})
+		b.Run("parallel", func(b *testing.B) {
+			ms := prepare(b)
+			var i atomic.Int64
+			b.SetParallelism(8) // 16 goroutines on 2 cores
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					one(b, ms[i.Add(1)-1])
+				}
+			})
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msg/s")
+		})
+	})
+}
