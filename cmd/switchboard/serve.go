@@ -172,7 +172,10 @@ func run(ctx context.Context, cfg *Config, log zerolog.Logger) error {
 				EnquireLink: sc.EnquireLink.D(),
 				RespTimeout: sc.RespTimeout.D(),
 				Handler:     gw.Handler(sc.Name),
-				Logger:      log.With().Str("smsc_name", sc.Name).Int("bind", b+1).Logger(),
+				// Receipts and messages from phones wait on a store commit;
+				// many at once share it (group commit), so let many wait.
+				DispatchWorkers: 4 * max(sc.Window, 16),
+				Logger:          log.With().Str("smsc_name", sc.Name).Int("bind", b+1).Logger(),
 				OnState: func(bound bool) {
 					if bound {
 						gw.Wake()
