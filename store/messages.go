@@ -99,7 +99,7 @@ func (s *Store) insertOutbound(ctx context.Context, tx *sql.Tx, m *Outbound, now
 			next = m.FallbackAt.UnixMilli()
 		}
 	}
-	return tx.QueryRowContext(ctx, `INSERT INTO messages
+	return s.txQueryRow(ctx, tx, `INSERT INTO messages
 		(direction, route, state, user_jid, user_bare, user_number, peer_number, stanza_id, want_receipt, body, parts, expires_at, created_at, updated_at,
 		peer_jid, extra, next_attempt_at)
 		VALUES ('out', $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12, $13, $14, $15) RETURNING id`,
@@ -131,7 +131,7 @@ func (s *Store) ClaimOutbound(ctx context.Context, owner string, limit int, leas
 		for _, id := range ids {
 			args = append(args, id)
 		}
-		rows, err := tx.QueryContext(ctx, `UPDATE messages SET state = 'submitting', lease_owner = $1, lease_until = $2,
+		rows, err := s.txQuery(ctx, tx, `UPDATE messages SET state = 'submitting', lease_owner = $1, lease_until = $2,
 			attempts = attempts + 1, updated_at = $3 WHERE id IN (`+inList(4, len(ids))+`)
 			RETURNING id, user_jid, user_number, peer_number, stanza_id, want_receipt, body, parts, attempts, expires_at`, args...)
 		if err != nil {
@@ -159,7 +159,7 @@ func (s *Store) ClaimOutbound(ctx context.Context, owner string, limit int, leas
 			return err
 		}
 		// Parts that already have an SMSC id (from an earlier claim).
-		prow, err := tx.QueryContext(ctx, `SELECT message_id, seq FROM parts WHERE message_id IN (`+inList(1, len(ids))+`)`, args[3:]...)
+		prow, err := s.txQuery(ctx, tx, `SELECT message_id, seq FROM parts WHERE message_id IN (`+inList(1, len(ids))+`)`, args[3:]...)
 		if err != nil {
 			return err
 		}
@@ -214,7 +214,7 @@ func (s *Store) PartSubmitted(ctx context.Context, msgID int64, seq int, smsc st
 		// submit (less a margin for clocks of other instances); an older one
 		// is for an earlier use of the id by the SMSC.
 		var early string
-		err := tx.QueryRowContext(ctx, `SELECT smsc_id, state, err FROM early_receipts WHERE smsc_id IN (`+inList(2, len(forms))+`)
+		err := s.txQueryRow(ctx, tx, `SELECT smsc_id, state, err FROM early_receipts WHERE smsc_id IN (`+inList(2, len(forms))+`)
 			AND received_at >= (SELECT updated_at FROM messages WHERE id = $1) - `+strconv.FormatInt(earlySkew.Milliseconds(), 10)+` LIMIT 1`,
 			append([]any{msgID}, args...)...).Scan(&early, &state, &errText)
 		switch {
@@ -223,11 +223,11 @@ func (s *Store) PartSubmitted(ctx context.Context, msgID int64, seq int, smsc st
 		case err != nil:
 			return err
 		default:
-			if _, err := tx.ExecContext(ctx, `DELETE FROM early_receipts WHERE smsc_id = $1`, early); err != nil {
+			if _, err := s.txExec(ctx, tx, `DELETE FROM early_receipts WHERE smsc_id = $1`, early); err != nil {
 				return err
 			}
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO parts (message_id, seq, smsc_id, state, err, updated_at) VALUES ($1, $2, $3, $4, $5, $6)
+		if _, err := s.txExec(ctx, tx, `INSERT INTO parts (message_id, seq, smsc_id, state, err, updated_at) VALUES ($1, $2, $3, $4, $5, $6)
 			ON CONFLICT (message_id, seq) DO UPDATE SET smsc_id = excluded.smsc_id, state = excluded.state, err = excluded.err, updated_at = excluded.updated_at`,
 			msgID, seq, forms[0], state, errText, now); err != nil {
 			return err
@@ -282,10 +282,10 @@ func (s *Store) Receipt(ctx context.Context, smsc string, forms []string, state,
 			prev      string
 			submitted int64
 		)
-		err := tx.QueryRowContext(ctx, `SELECT message_id, seq, state, updated_at FROM parts WHERE smsc_id IN (`+inList(1, len(forms))+`)
+		err := s.txQueryRow(ctx, tx, `SELECT message_id, seq, state, updated_at FROM parts WHERE smsc_id IN (`+inList(1, len(forms))+`)
 			ORDER BY message_id DESC LIMIT 1`, args...).Scan(&res.Message, &seq, &prev, &submitted)
 		keepEarly := func() error {
-			_, err := tx.ExecContext(ctx, `INSERT INTO early_receipts (smsc_id, state, err, received_at) VALUES ($1, $2, $3, $4)
+			_, err := s.txExec(ctx, tx, `INSERT INTO early_receipts (smsc_id, state, err, received_at) VALUES ($1, $2, $3, $4)
 				ON CONFLICT (smsc_id) DO UPDATE SET state = excluded.state, err = excluded.err, received_at = excluded.received_at`,
 				forms[0], state, errText, now)
 			return err
@@ -304,7 +304,7 @@ func (s *Store) Receipt(ctx context.Context, smsc string, forms []string, state,
 			// submit_sm_resp is not recorded yet: keep it as early too.
 			return keepEarly()
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE parts SET state = $1, err = $2, updated_at = $3 WHERE message_id = $4 AND seq = $5`,
+		if _, err := s.txExec(ctx, tx, `UPDATE parts SET state = $1, err = $2, updated_at = $3 WHERE message_id = $4 AND seq = $5`,
 			state, errText, now, res.Message, seq); err != nil {
 			return err
 		}
@@ -313,7 +313,7 @@ func (s *Store) Receipt(ctx context.Context, smsc string, forms []string, state,
 		if err != nil || !res.Final {
 			return err
 		}
-		return tx.QueryRowContext(ctx, `SELECT state FROM messages WHERE id = $1`, res.Message).Scan(&res.State)
+		return s.txQueryRow(ctx, tx, `SELECT state FROM messages WHERE id = $1`, res.Message).Scan(&res.State)
 	})
 	if err != nil {
 		return res, fmt.Errorf("store: receipt: %w", err)
@@ -352,7 +352,7 @@ func (s *Store) lockIDs(ctx context.Context, tx *sql.Tx, forms []string) error {
 	}
 	slices.Sort(keys)
 	for _, k := range slices.Compact(keys) {
-		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, k); err != nil {
+		if _, err := s.txExec(ctx, tx, `SELECT pg_advisory_xact_lock($1)`, k); err != nil {
 			return err
 		}
 	}
@@ -371,13 +371,13 @@ func (s *Store) settle(ctx context.Context, tx *sql.Tx, msgID int64, now int64) 
 		failed     string
 		failedText string
 	)
-	if err := tx.QueryRowContext(ctx, `SELECT state, parts, want_receipt FROM messages WHERE id = $1`, msgID).Scan(&state, &parts, &want); err != nil {
+	if err := s.txQueryRow(ctx, tx, `SELECT state, parts, want_receipt FROM messages WHERE id = $1`, msgID).Scan(&state, &parts, &want); err != nil {
 		return false, err
 	}
 	if state == StateDelivered || state == StateFailed {
 		return false, nil
 	}
-	rows, err := tx.QueryContext(ctx, `SELECT state, err FROM parts WHERE message_id = $1`, msgID)
+	rows, err := s.txQuery(ctx, tx, `SELECT state, err FROM parts WHERE message_id = $1`, msgID)
 	if err != nil {
 		return false, err
 	}
@@ -407,15 +407,15 @@ func (s *Store) settle(ctx context.Context, tx *sql.Tx, msgID int64, now int64) 
 		if failedText != "" {
 			reason += " (error " + failedText + ")"
 		}
-		_, err = tx.ExecContext(ctx, `UPDATE messages SET state = 'failed', error = $1, notify = 1, lease_owner = '', updated_at = $2 WHERE id = $3`,
+		_, err = s.txExec(ctx, tx, `UPDATE messages SET state = 'failed', error = $1, notify = 1, lease_owner = '', updated_at = $2 WHERE id = $3`,
 			reason, now, msgID)
 		return true, err
 	case ok == parts:
-		_, err = tx.ExecContext(ctx, `UPDATE messages SET state = 'delivered', notify = $1, lease_owner = '', updated_at = $2 WHERE id = $3`,
+		_, err = s.txExec(ctx, tx, `UPDATE messages SET state = 'delivered', notify = $1, lease_owner = '', updated_at = $2 WHERE id = $3`,
 			want, now, msgID)
 		return true, err
 	case n == parts && state == StateSubmitting:
-		_, err = tx.ExecContext(ctx, `UPDATE messages SET state = 'submitted', lease_owner = '', updated_at = $1 WHERE id = $2`, now, msgID)
+		_, err = s.txExec(ctx, tx, `UPDATE messages SET state = 'submitted', lease_owner = '', updated_at = $1 WHERE id = $2`, now, msgID)
 	}
 	return false, err
 }
@@ -459,12 +459,12 @@ func (s *Store) AcceptInbound(ctx context.Context, in *Inbound) error {
 	now := s.ms()
 	err := s.grouped(ctx, func(tx *sql.Tx) error {
 		if k := in.FragmentKey; k != nil {
-			if _, err := tx.ExecContext(ctx, `DELETE FROM fragments WHERE source = $1 AND dest = $2 AND ref = $3 AND total = $4`,
+			if _, err := s.txExec(ctx, tx, `DELETE FROM fragments WHERE source = $1 AND dest = $2 AND ref = $3 AND total = $4`,
 				k.Source, k.Dest, k.Ref, k.Total); err != nil {
 				return err
 			}
 		}
-		return tx.QueryRowContext(ctx, `INSERT INTO messages
+		return s.txQueryRow(ctx, tx, `INSERT INTO messages
 			(direction, route, state, user_jid, user_bare, user_number, peer_number, body, parts, notify, created_at, updated_at)
 			VALUES ('in', 'sms', 'received', $1, $2, $3, $4, $5, 1, 1, $6, $6) RETURNING id`,
 			in.RecipientJID, bare(in.RecipientJID), in.Dest, in.Source, in.Body, now).Scan(&in.ID)
@@ -508,7 +508,7 @@ func (s *Store) ClaimNotices(ctx context.Context, owner string, limit int, lease
 		for _, id := range ids {
 			args = append(args, id)
 		}
-		rows, err := tx.QueryContext(ctx, `UPDATE messages SET notify = 2, lease_owner = $1, lease_until = $2 WHERE id IN (`+inList(3, len(ids))+`)
+		rows, err := s.txQuery(ctx, tx, `UPDATE messages SET notify = 2, lease_owner = $1, lease_until = $2 WHERE id IN (`+inList(3, len(ids))+`)
 			RETURNING id, direction, state, user_jid, user_number, peer_number, stanza_id, want_receipt, body, error`, args...)
 		if err != nil {
 			return err

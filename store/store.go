@@ -36,6 +36,7 @@ type Store struct {
 	dialect dialect
 	now     func() time.Time
 	group   grouper
+	stmts   stmts
 }
 
 // Open connects to dsn and applies migrations. dsn is "sqlite:PATH" (a file,
@@ -93,6 +94,7 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 // Close closes the database. SQLite checkpoints its write-ahead log.
 func (s *Store) Close() error {
 	s.stopGroup()
+	s.closeStmts()
 	if s.dialect == sqlite {
 		_, _ = s.db.Exec("PRAGMA wal_checkpoint(TRUNCATE)")
 	}
