@@ -10,6 +10,8 @@ command -v prosody >/dev/null 2>&1 || installed prosody || need+=(prosody)
 installed prosody-modules || [ -e /usr/lib/prosody/modules/mod_privilege/mod_privilege.lua ] || need+=(prosody-modules)
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need+=(postgresql)
 command -v ejabberdctl >/dev/null 2>&1 || [ -x /usr/sbin/ejabberdctl ] || need+=(ejabberd)
+# An independent XMPP client for the interop test.
+/usr/bin/python3 -c 'import slixmpp' >/dev/null 2>&1 || need+=(python3-slixmpp)
 
 if [ ${#need[@]} -eq 0 ]; then
 	exit 0
