@@ -158,9 +158,7 @@ func (s *Store) Archive(ctx context.Context, q ArchiveQuery) (ArchivePage, error
 		page.Items = page.Items[:q.Max]
 	}
 	if q.Backward {
-		for i, j := 0, len(page.Items)-1; i < j; i, j = i+1, j-1 {
-			page.Items[i], page.Items[j] = page.Items[j], page.Items[i]
-		}
+		slices.Reverse(page.Items)
 	}
 	if len(page.Items) > 0 {
 		first := arg(page.Items[0].ID)

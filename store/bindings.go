@@ -90,30 +90,49 @@ func (s *Store) binding(ctx context.Context, q, arg string) (Binding, error) {
 
 // NumbersOf returns the numbers bound to each of the given bare JIDs that has one.
 func (s *Store) NumbersOf(ctx context.Context, jids []string) (map[string]string, error) {
-	out := make(map[string]string, len(jids))
+	out, err := s.bindingMap(ctx, `SELECT jid, number FROM bindings WHERE jid IN `, jids)
+	if err != nil {
+		return nil, fmt.Errorf("store: numbers: %w", err)
+	}
+	return out, nil
+}
+
+// OwnersOf returns the bare JID bound to each of the given numbers that has one.
+func (s *Store) OwnersOf(ctx context.Context, numbers []string) (map[string]string, error) {
+	out, err := s.bindingMap(ctx, `SELECT number, jid FROM bindings WHERE number IN `, numbers)
+	if err != nil {
+		return nil, fmt.Errorf("store: owners: %w", err)
+	}
+	return out, nil
+}
+
+// bindingMap runs q (ending in "IN ") for keys, a chunk at a time, and maps
+// the first column of each row to the second.
+func (s *Store) bindingMap(ctx context.Context, q string, keys []string) (map[string]string, error) {
+	out := make(map[string]string, len(keys))
 	const chunk = 500
-	for len(jids) > 0 {
-		n := min(len(jids), chunk)
+	for len(keys) > 0 {
+		n := min(len(keys), chunk)
 		args := make([]any, n)
-		for i, j := range jids[:n] {
-			args[i] = j
+		for i, k := range keys[:n] {
+			args[i] = k
 		}
-		rows, err := s.db.QueryContext(ctx, `SELECT jid, number FROM bindings WHERE jid IN (`+inList(1, n)+`)`, args...)
+		rows, err := s.db.QueryContext(ctx, q+`(`+inList(1, n)+`)`, args...)
 		if err != nil {
-			return nil, fmt.Errorf("store: numbers: %w", err)
+			return nil, err
 		}
 		for rows.Next() {
-			var j, num string
-			if err := rows.Scan(&j, &num); err != nil {
+			var k, v string
+			if err := rows.Scan(&k, &v); err != nil {
 				rows.Close()
 				return nil, err
 			}
-			out[j] = num
+			out[k] = v
 		}
 		if err := rows.Close(); err != nil {
 			return nil, err
 		}
-		jids = jids[n:]
+		keys = keys[n:]
 	}
 	return out, nil
 }

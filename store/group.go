@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"sync"
 )
 
@@ -22,10 +23,15 @@ type groupOp struct {
 }
 
 type grouper struct {
-	once sync.Once
-	ch   chan *groupOp
-	wg   sync.WaitGroup
+	once   sync.Once
+	ch     chan *groupOp
+	wg     sync.WaitGroup
+	mu     sync.RWMutex // held for reading while sending on ch
+	closed bool
 }
+
+// errClosed is returned by writes after Close.
+var errClosed = errors.New("store: closed")
 
 // grouped runs fn in a transaction shared with other grouped calls, and
 // returns once that transaction committed (or fn's error). fn may run more
@@ -39,11 +45,18 @@ func (s *Store) grouped(ctx context.Context, fn func(*sql.Tx) error) error {
 		go s.groupLoop()
 	})
 	op := &groupOp{ctx: ctx, fn: fn, done: make(chan error, 1)}
+	s.group.mu.RLock()
+	if s.group.closed {
+		s.group.mu.RUnlock()
+		return errClosed
+	}
 	select {
 	case s.group.ch <- op:
 	case <-ctx.Done():
+		s.group.mu.RUnlock()
 		return ctx.Err()
 	}
+	s.group.mu.RUnlock()
 	return <-op.done
 }
 
@@ -93,7 +106,10 @@ func (s *Store) groupLoop() {
 // stopGroup ends the group loop after the writes already handed to it.
 func (s *Store) stopGroup() {
 	s.group.once.Do(func() {}) // never started: nothing to stop
-	if s.group.ch != nil {
+	s.group.mu.Lock()
+	defer s.group.mu.Unlock()
+	if s.group.ch != nil && !s.group.closed {
+		s.group.closed = true
 		close(s.group.ch)
 		s.group.wg.Wait()
 	}

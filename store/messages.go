@@ -38,13 +38,9 @@ const (
 	PartSubmitted = "submitted"
 )
 
-// notify values: a notice (receipt, error, or an inbound message) waits to
-// be sent to the XMPP side, is being sent by an instance, or is done.
-const (
-	notifyNone    = 0
-	notifyPending = 1
-	notifyClaimed = 2
-)
+// The notify column: 1 while a notice (receipt, error, or an inbound
+// message) waits to be sent to the XMPP side, 2 while an instance is
+// sending it, 0 when done (or none).
 
 // Outbound is a message from an XMPP user to a phone number.
 type Outbound struct {

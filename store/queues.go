@@ -13,9 +13,12 @@ var QueueStates = []string{StateQueued, StateSubmitting, StateSubmitted, StateRe
 // QueueDepths counts the messages in each of QueueStates. Every state is
 // in the map, zero when no message is in it.
 func (s *Store) QueueDepths(ctx context.Context) (map[string]int, error) {
+	args := make([]any, len(QueueStates))
+	for i, st := range QueueStates {
+		args[i] = st
+	}
 	rows, err := s.db.QueryContext(ctx, `SELECT state, count(*) FROM messages
-		WHERE state IN ($1, $2, $3, $4, $5) GROUP BY state`,
-		StateQueued, StateSubmitting, StateSubmitted, StateRelayed, StateReceived)
+		WHERE state IN (`+inList(1, len(QueueStates))+`) GROUP BY state`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("store: queue depths: %w", err)
 	}

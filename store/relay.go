@@ -13,36 +13,6 @@ import (
 // SMS (fallback) when none comes in time.
 const StateRelayed = "relayed"
 
-// OwnersOf returns the bare JID bound to each of the given numbers that has one.
-func (s *Store) OwnersOf(ctx context.Context, numbers []string) (map[string]string, error) {
-	out := make(map[string]string, len(numbers))
-	const chunk = 500
-	for len(numbers) > 0 {
-		n := min(len(numbers), chunk)
-		args := make([]any, n)
-		for i, num := range numbers[:n] {
-			args[i] = num
-		}
-		rows, err := s.db.QueryContext(ctx, `SELECT number, jid FROM bindings WHERE number IN (`+inList(1, n)+`)`, args...)
-		if err != nil {
-			return nil, fmt.Errorf("store: owners: %w", err)
-		}
-		for rows.Next() {
-			var num, j string
-			if err := rows.Scan(&num, &j); err != nil {
-				rows.Close()
-				return nil, err
-			}
-			out[num] = j
-		}
-		if err := rows.Close(); err != nil {
-			return nil, err
-		}
-		numbers = numbers[n:]
-	}
-	return out, nil
-}
-
 // FallBack moves relayed messages whose fallback time has come to the SMS
 // queue, at most limit of them, and returns them. The move is one update
 // per message guarded by its state, so a message falls back at most once

@@ -54,6 +54,8 @@ func TestOpenErrors(t *testing.T) {
 func TestBindings(t *testing.T) {
 	engines(t, func(t *testing.T, s *store.Store) {
 		ctx := context.Background()
+		at := time.UnixMilli(1_700_000_000_000)
+		store.SetClock(s, func() time.Time { return at })
 		if prev, err := s.Bind(ctx, "+12015550100", "alice@example.com", "operator"); err != nil || prev != "" {
 			t.Fatalf("Bind = %q, %v", prev, err)
 		}
@@ -73,7 +75,7 @@ func TestBindings(t *testing.T) {
 			t.Fatalf("old number still bound: %v", err)
 		}
 		b, err := s.NumberOf(ctx, "bob@example.com")
-		if err != nil || b.Number != "+12015550101" || b.Method != "operator" || time.Since(b.VerifiedAt) > time.Minute {
+		if err != nil || b.Number != "+12015550101" || b.Method != "operator" || !b.VerifiedAt.Equal(at) {
 			t.Fatalf("NumberOf = %+v, %v", b, err)
 		}
 		m, err := s.NumbersOf(ctx, []string{"bob@example.com", "nobody@example.com"})
@@ -303,4 +305,20 @@ func TestInboundAndFragments(t *testing.T) {
 			t.Fatalf("after release: %v", ns)
 		}
 	})
+}
+
+// TestWriteAfterClose: a write racing Close gets an error, never a panic.
+func TestWriteAfterClose(t *testing.T) {
+	ctx := context.Background()
+	s, err := store.Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "sb.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AcceptInbound(ctx, &store.Inbound{Source: "+12015550199", Dest: "+12015550100", RecipientJID: "a@example.com", Body: "x"}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if err := s.AcceptInbound(ctx, &store.Inbound{Source: "+12015550199", Dest: "+12015550100", RecipientJID: "a@example.com", Body: "y"}); err == nil {
+		t.Fatal("write after Close succeeded")
+	}
 }
