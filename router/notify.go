@@ -86,7 +86,7 @@ func (r *Router) sendNotices(ctx context.Context) int {
 }
 
 func (r *Router) send(ctx context.Context, n store.Notice) error {
-	peer, err := jid.New(n.PeerNumber, r.cfg.Component.Domainpart(), "")
+	peer, err := r.numberJID(n.PeerNumber)
 	if err != nil {
 		// Not a number (an alphanumeric sender with characters a JID
 		// cannot hold): deliver from the component itself.

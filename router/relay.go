@@ -12,7 +12,10 @@ import (
 	"switchboard/store"
 )
 
-const fallbackPoll = time.Second
+const (
+	fallbackPoll  = time.Second
+	fallbackBatch = 256
+)
 
 // fallbackLoop sends as SMS the relayed messages whose receipt did not come
 // in time. The store moves each at most once, so no message is sent twice.
@@ -26,7 +29,7 @@ func (r *Router) fallbackLoop(ctx context.Context) {
 		case <-t.C:
 		}
 		for {
-			msgs, err := r.store.FallBack(ctx, time.Now(), 256)
+			msgs, err := r.store.FallBack(ctx, time.Now(), fallbackBatch)
 			if err != nil {
 				if ctx.Err() == nil {
 					r.log.Error().Err(err).Msg("SMS fallback failed")
@@ -39,7 +42,7 @@ func (r *Router) fallbackLoop(ctx context.Context) {
 			if len(msgs) > 0 {
 				r.cfg.WakeSMS()
 			}
-			if len(msgs) < 256 {
+			if len(msgs) < fallbackBatch {
 				break
 			}
 		}
@@ -56,7 +59,7 @@ func (r *Router) fellBack(ctx context.Context, m *store.Outbound, why string) {
 	if err != nil {
 		return
 	}
-	peer, err := jid.New(m.Dest, r.cfg.Component.Domainpart(), "")
+	peer, err := r.numberJID(m.Dest)
 	if err != nil {
 		return
 	}
@@ -66,7 +69,7 @@ func (r *Router) fellBack(ctx context.Context, m *store.Outbound, why string) {
 	}
 }
 
-// numbersOf resolves a user's number and a number JID's number.
+// conversation resolves a user's number and a number JID's number.
 func (r *Router) conversation(ctx context.Context, user, numberJID jid.JID) (userNumber, peer string, err error) {
 	nums, err := r.store.NumbersOf(ctx, []string{user.Bare().String()})
 	if err != nil {
@@ -118,7 +121,7 @@ func (r *Router) Receipt(ctx context.Context, from, to jid.JID, id string) bool 
 	if err != nil {
 		return true
 	}
-	peer, err := jid.New(recipientNumber, r.cfg.Component.Domainpart(), "")
+	peer, err := r.numberJID(recipientNumber)
 	if err != nil {
 		return true
 	}
@@ -153,7 +156,7 @@ func (r *Router) Bounce(ctx context.Context, from, to jid.JID, id string, payloa
 	if err != nil {
 		return true
 	}
-	peer, err := jid.New(recipientNumber, r.cfg.Component.Domainpart(), "")
+	peer, err := r.numberJID(recipientNumber)
 	if err != nil {
 		return true
 	}

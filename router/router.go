@@ -433,12 +433,11 @@ func (r *Router) storeBatch(ctx context.Context, batch []*pending) {
 		r.cfg.OnMessage(store.Out, routeOf(m), "accepted")
 	}
 	for _, p := range ok {
-		owner := p.owner
-		if owner == "" {
+		if p.owner == "" {
 			r.log.Debug().Int64("msg", p.msg.ID).Str("stanza_id", p.msg.StanzaID).Int("parts", p.msg.Parts).Msg("accepted for SMS")
 			continue
 		}
-		r.relay(ctx, p, numbers[p.from.Bare().String()], owner)
+		r.relay(ctx, p, numbers[p.from.Bare().String()])
 	}
 	if sms {
 		r.cfg.WakeSMS()
@@ -464,31 +463,38 @@ func (r *Router) unreachable(owner string, st store.Settings) bool {
 
 // relay sends a message over XMPP to the owner of its destination number,
 // from the sender's number JID. A failed send is left to the fallback timer.
-func (r *Router) relay(ctx context.Context, p *pending, senderNumber, owner string) {
+func (r *Router) relay(ctx context.Context, p *pending, senderNumber string) {
+	owner := p.owner
 	to, err := jid.Parse(owner)
 	if err != nil {
 		r.log.Error().Err(err).Str("owner", owner).Msg("stored owner JID does not parse")
 		return
 	}
-	from, err := jid.New(senderNumber, r.cfg.Component.Domainpart(), "")
+	from, err := r.numberJID(senderNumber)
 	if err != nil {
 		r.log.Error().Err(err).Msg("sender number is not a localpart")
 		return
 	}
 	err = r.xmpp.SendRelay(ctx, from, to, p.m.ID, p.m.Payload, p.msg != nil)
-	ev := r.log.Debug().Str("to", owner)
+	ev := r.log.Debug()
+	if err != nil {
+		ev = r.log.Warn().Err(err)
+	}
+	ev = ev.Str("to", owner)
 	if p.msg != nil {
 		ev = ev.Int64("msg", p.msg.ID)
 	}
 	if err != nil {
-		wev := r.log.Warn().Err(err).Str("to", owner)
-		if p.msg != nil {
-			wev = wev.Int64("msg", p.msg.ID)
-		}
-		wev.Msg("relaying over XMPP failed; the SMS fallback will carry it")
+		ev.Msg("relaying over XMPP failed; the SMS fallback will carry it")
 		return
 	}
 	ev.Msg("relayed over XMPP")
+}
+
+// numberJID is the JID of a number at the component, such as
+// +12015550123@sms.example.com.
+func (r *Router) numberJID(number string) (jid.JID, error) {
+	return jid.New(number, r.cfg.Component.Domainpart(), "")
 }
 
 // refused refuses one message for a policy reason: reason is the label for
