@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -49,7 +48,6 @@ type Inbox interface {
 // Submitter sends submit_sm. *smpp.Client satisfies it.
 type Submitter interface {
 	Submit(ctx context.Context, s *smpp.Submit) (string, error)
-	WaitBound(ctx context.Context) error
 	Bound() bool
 }
 
@@ -169,8 +167,10 @@ func (g *Gateway) anyBound() bool {
 // none is up, the next-best matching SMSC takes over (failover). nil means
 // no matching bind is up.
 func (g *Gateway) pick(dest string) *Link {
-	best := make(map[int][]*Link)
-	var lens []int
+	// Called per message: keep the candidates in one small slice rather
+	// than a map of every match length.
+	top := -1
+	var cands []*Link
 	for _, l := range g.links {
 		n := -1
 		if len(l.Prefixes) == 0 {
@@ -181,19 +181,17 @@ func (g *Gateway) pick(dest string) *Link {
 				n = len(p)
 			}
 		}
-		if n < 0 || !l.Client.Bound() {
+		if n < 0 || n < top || !l.Client.Bound() {
 			continue
 		}
-		if best[n] == nil {
-			lens = append(lens, n)
+		if n > top {
+			top, cands = n, cands[:0]
 		}
-		best[n] = append(best[n], l)
+		cands = append(cands, l)
 	}
-	if len(lens) == 0 {
+	if len(cands) == 0 {
 		return nil
 	}
-	top := slices.Max(lens)
-	cands := best[top]
 	return cands[int(g.rr.Add(1)%uint64(len(cands)))]
 }
 

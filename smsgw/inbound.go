@@ -79,8 +79,9 @@ func (g *Gateway) handleMO(ctx context.Context, d *smpp.Deliver) smpp.Status {
 		g.log.Warn().Str("dest", d.Dest.Addr).Msg("message from a phone to an address that is not a number")
 		return smpp.StatusInvDstAdr
 	}
-	log := g.log.With().Str("source", src).Str("dest", dst.String()).Logger()
-	if _, err := g.inbox.Recipient(ctx, dst.String()); err != nil {
+	dest := dst.String()
+	log := g.log.With().Str("source", src).Str("dest", dest).Logger()
+	if _, err := g.inbox.Recipient(ctx, dest); err != nil {
 		return g.inboundError(log, err)
 	}
 	payload := d.ShortMessage
@@ -94,11 +95,11 @@ func (g *Gateway) handleMO(ctx context.Context, d *smpp.Deliver) smpp.Status {
 		}
 		payload = rest
 		if c != nil && c.Total > 1 {
-			key = &store.FragmentKey{Source: src, Dest: dst.String(), Ref: int(c.Ref), Total: int(c.Total)}
+			key = &store.FragmentKey{Source: src, Dest: dest, Ref: int(c.Ref), Total: int(c.Total)}
 			seq = int(c.Seq)
 		}
 	} else if ref, total, s, ok := sar(d.TLVs); ok && total > 1 {
-		key = &store.FragmentKey{Source: src, Dest: dst.String(), Ref: ref, Total: total}
+		key = &store.FragmentKey{Source: src, Dest: dest, Ref: ref, Total: total}
 		seq = s
 	}
 	if key == nil {
@@ -107,7 +108,7 @@ func (g *Gateway) handleMO(ctx context.Context, d *smpp.Deliver) smpp.Status {
 			log.Warn().Err(err).Uint8("data_coding", d.DataCoding).Msg("undecodable message")
 			return smpp.StatusRxPAppn
 		}
-		if err := g.inbox.Inbound(ctx, src, dst.String(), text, nil); err != nil {
+		if err := g.inbox.Inbound(ctx, src, dest, text, nil); err != nil {
 			return g.inboundError(log, err)
 		}
 		return smpp.StatusOK
@@ -126,7 +127,7 @@ func (g *Gateway) handleMO(ctx context.Context, d *smpp.Deliver) smpp.Status {
 	}
 	// The part is stored: from here a failure is recovered by the sweep, so
 	// the SMSC need not retry.
-	if err := g.inbox.Inbound(ctx, src, dst.String(), assemble(frags), key); err != nil {
+	if err := g.inbox.Inbound(ctx, src, dest, assemble(frags), key); err != nil {
 		log.Warn().Err(err).Msg("delivering a reassembled message failed; the sweep will retry")
 	}
 	return smpp.StatusOK

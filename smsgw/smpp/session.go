@@ -239,7 +239,7 @@ func (s *session) request(cmd uint32, slot bool, encode func(seq uint32) ([]byte
 		// the session rather than keep sending into it (every request sent
 		// meanwhile would end with an unknown outcome and be sent again).
 		// The client reconnects with backoff.
-		go s.fail(fmt.Errorf("no response to a request within %v", timeout))
+		s.fail(fmt.Errorf("no response to a request within %v", timeout))
 	})
 	s.pmu.Unlock()
 

@@ -163,12 +163,7 @@ func (o *DeliverOpts) encode() ([]byte, error) {
 		size += 4 + len(t.Value)
 	}
 	if o.UseDataSM {
-		b := newFrame(size, pdu.DataSMID, 0, o.Seq)
-		b = appendCString(b, o.ServiceType)
-		b = append(b, o.SourceTON, o.SourceNPI)
-		b = appendCString(b, o.Source)
-		b = append(b, o.DestTON, o.DestNPI)
-		b = appendCString(b, o.Dest)
+		b := o.start(size, pdu.DataSMID)
 		b = append(b, o.ESMClass, o.RegisteredDelivery, o.DataCoding)
 		hasPayload := false
 		for _, t := range o.TLVs {
@@ -185,12 +180,7 @@ func (o *DeliverOpts) encode() ([]byte, error) {
 	if len(o.ShortMessage) > 254 {
 		return nil, errTooLong
 	}
-	b := newFrame(size, pdu.DeliverSMID, 0, o.Seq)
-	b = appendCString(b, o.ServiceType)
-	b = append(b, o.SourceTON, o.SourceNPI)
-	b = appendCString(b, o.Source)
-	b = append(b, o.DestTON, o.DestNPI)
-	b = appendCString(b, o.Dest)
+	b := o.start(size, pdu.DeliverSMID)
 	b = append(b, o.ESMClass, o.ProtocolID, o.PriorityFlag)
 	b = append(b, 0, 0) // schedule_delivery_time, validity_period: empty C-strings
 	b = append(b, o.RegisteredDelivery, 0, o.DataCoding, 0, byte(len(o.ShortMessage)))
@@ -199,6 +189,17 @@ func (o *DeliverOpts) encode() ([]byte, error) {
 		b = appendTLV(b, t.Tag, t.Value)
 	}
 	return finish(b), nil
+}
+
+// start begins a deliver_sm or data_sm frame with the fields both share:
+// service_type and the source and destination addresses.
+func (o *DeliverOpts) start(size int, id pdu.ID) []byte {
+	b := newFrame(size, id, 0, o.Seq)
+	b = appendCString(b, o.ServiceType)
+	b = append(b, o.SourceTON, o.SourceNPI)
+	b = appendCString(b, o.Source)
+	b = append(b, o.DestTON, o.DestNPI)
+	return appendCString(b, o.Dest)
 }
 
 // smPDU is the part of submit_sm and data_sm the simulator keeps.

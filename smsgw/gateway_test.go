@@ -1,0 +1,98 @@
+package smsgw
+
+import (
+	"context"
+	"testing"
+
+	"switchboard/smsgw/smpp"
+	"switchboard/store"
+)
+
+type bind struct{ up bool }
+
+func (b *bind) Submit(context.Context, *smpp.Submit) (string, error) { return "", nil }
+func (b *bind) Bound() bool                                          { return b.up }
+
+func TestPick(t *testing.T) {
+	g := New(Config{}, nil, nil)
+	a1, a2 := &bind{up: true}, &bind{up: true}
+	uk, any := &bind{up: true}, &bind{up: true}
+	g.AddLink(Link{SMSC: "a", Prefixes: []string{"+1201"}, Client: a1})
+	g.AddLink(Link{SMSC: "a", Prefixes: []string{"+1201"}, Client: a2})
+	g.AddLink(Link{SMSC: "uk", Prefixes: []string{"+44", "+1"}, Client: uk})
+	g.AddLink(Link{SMSC: "any", Client: any})
+	count := map[Submitter]int{}
+	for range 4 {
+		count[g.pick("+12015550199").Client]++
+	}
+	if count[a1] != 2 || count[a2] != 2 {
+		t.Fatalf("the two binds of the longest match did not take turns: %v", count)
+	}
+	if l := g.pick("+442079460000"); l.Client != uk {
+		t.Fatalf("+44 went to %s", l.SMSC)
+	}
+	if l := g.pick("+4930901820"); l.Client != any {
+		t.Fatalf("+49 went to %s", l.SMSC)
+	}
+	a1.up, a2.up = false, false
+	if l := g.pick("+12015550199"); l.Client != uk {
+		t.Fatalf("failover went to %s", l.SMSC)
+	}
+	uk.up, any.up = false, false
+	if l := g.pick("+12015550199"); l != nil {
+		t.Fatalf("picked %s with every bind down", l.SMSC)
+	}
+}
+
+func TestAssemble(t *testing.T) {
+	k := store.FragmentKey{Total: 4}
+	frag := func(seq int, dc byte, b ...byte) store.Fragment {
+		return store.Fragment{FragmentKey: k, Seq: seq, DataCoding: dc, Payload: b}
+	}
+	for _, tc := range []struct {
+		name  string
+		frags []store.Fragment
+		want  string
+	}{
+		{"complete", []store.Fragment{frag(1, 0, 'a'), frag(2, 0, 'b'), frag(3, 0, 'c'), frag(4, 0, 'd')}, "abcd"},
+		{"gaps marked", []store.Fragment{frag(1, 0, 'a'), frag(3, 0, 'c')}, "a[…]c[…]"},
+		{"first missing", []store.Fragment{frag(2, 0, 'b'), frag(3, 0, 'c'), frag(4, 0, 'd')}, "[…]bcd"},
+		// A UCS-2 surrogate pair split across two parts survives.
+		{"surrogate across parts", []store.Fragment{frag(1, 8, 0xD8, 0x3D), frag(2, 8, 0xDE, 0x00), frag(3, 0, 'x'), frag(4, 0, 'y')}, "😀xy"},
+	} {
+		if got := assemble(tc.frags); got != tc.want {
+			t.Errorf("%s: %q, want %q", tc.name, got, tc.want)
+		}
+	}
+}
+
+func TestAddresses(t *testing.T) {
+	for in, want := range map[string]smpp.Address{
+		"+12015550100": {TON: 1, NPI: 1, Addr: "12015550100"},
+		"Switchboard":  {TON: 5, NPI: 0, Addr: "Switchboard"},
+	} {
+		if got, ok := sourceAddr(in); !ok || got != want {
+			t.Errorf("sourceAddr(%q) = %+v, %v", in, got, ok)
+		}
+	}
+	for _, in := range []string{"", "TwelveLetter", "Ünïcödé€€€", "+12a"} {
+		if _, ok := sourceAddr(in); ok {
+			t.Errorf("sourceAddr(%q) accepted", in)
+		}
+	}
+	for a, want := range map[smpp.Address]string{
+		{TON: 1, NPI: 1, Addr: "12015550199"}: "+12015550199",
+		{TON: 5, NPI: 0, Addr: "BANK"}:        "BANK",
+		{TON: 3, NPI: 0, Addr: "72345"}:       "72345",
+	} {
+		if got := phoneAddr(a); got != want {
+			t.Errorf("phoneAddr(%+v) = %q, want %q", a, got, want)
+		}
+	}
+	if ref, total, seq, ok := sar(map[uint16][]byte{tlvSarMsgRefNum: {0x01, 0x02}, tlvSarTotalSegments: {3}, tlvSarSegmentSeqnum: {2}}); !ok || ref != 0x0102 || total != 3 || seq != 2 {
+		t.Errorf("sar = %d %d %d %v", ref, total, seq, ok)
+	}
+	if _, _, _, ok := sar(map[uint16][]byte{tlvSarMsgRefNum: {1}}); ok {
+		t.Error("sar without all three TLVs accepted")
+	}
+}
