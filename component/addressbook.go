@@ -129,17 +129,13 @@ func reportCommand(rep *roster.Report) *adhoc.Command {
 // maxFetch bounds a fetched address book.
 const maxFetch = 5 << 20
 
-// fetch downloads an address book over HTTP(S), with a size limit and a
-// timeout. Unless FetchPrivate is set, addresses on loopback, private and
-// link-local networks are refused, so the gateway cannot be used to reach
-// inside its own network.
-func (c *Component) fetch(ctx context.Context, raw string) ([]byte, error) {
-	u, err := url.Parse(strings.TrimSpace(raw))
-	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		return nil, errors.New("The address must be an http or https URL.")
-	}
+// newFetchClient is the HTTP client fetch uses, built once in New. Unless
+// private is set, addresses on loopback, private and link-local networks
+// are refused, so the gateway cannot be used to reach inside its own
+// network.
+func newFetchClient(private bool) *http.Client {
 	dialer := &net.Dialer{Timeout: 5 * time.Second}
-	if !c.cfg.FetchPrivate {
+	if !private {
 		dialer.Control = func(_, address string, _ syscall.RawConn) error {
 			host, _, _ := net.SplitHostPort(address)
 			ip := net.ParseIP(host)
@@ -149,14 +145,23 @@ func (c *Component) fetch(ctx context.Context, raw string) ([]byte, error) {
 			return nil
 		}
 	}
-	client := &http.Client{Timeout: 15 * time.Second, Transport: &http.Transport{DialContext: dialer.DialContext, Proxy: nil}}
+	return &http.Client{Timeout: 15 * time.Second, Transport: &http.Transport{DialContext: dialer.DialContext, Proxy: nil}}
+}
+
+// fetch downloads an address book over HTTP(S), with a size limit and a
+// timeout, through c.fetcher (see newFetchClient).
+func (c *Component) fetch(ctx context.Context, raw string) ([]byte, error) {
+	u, err := url.Parse(strings.TrimSpace(raw))
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return nil, errors.New("The address must be an http or https URL.")
+	}
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 	hreq, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
 		return nil, errors.New("The address could not be used.")
 	}
-	resp, err := client.Do(hreq)
+	resp, err := c.fetcher.Do(hreq)
 	if err != nil {
 		c.log.Info().Err(err).Str("host", u.Host).Msg("address book fetch failed")
 		return nil, fmt.Errorf("The file at %s could not be fetched.", u.Host)
@@ -260,7 +265,7 @@ func (c *Component) quicksySync(ctx context.Context, from jid.JID, q element) (x
 	var items []xml.TokenReader
 	for _, e := range entries {
 		items = append(items, xmlstream.Wrap(
-			xmlstream.Wrap(xmlstream.Token(xml.CharData(e.Number.JID(c.cfg.JID).String())), xml.StartElement{Name: xml.Name{Local: "jid"}}),
+			textElem(xml.Name{Local: "jid"}, e.Number.JID(c.cfg.JID).String()),
 			xml.StartElement{Name: xml.Name{Local: "entry"}, Attr: []xml.Attr{{Name: xml.Name{Local: "number"}, Value: e.Number.String()}}}))
 	}
 	return xmlstream.Wrap(xmlstream.MultiReader(items...), start), nil
@@ -271,9 +276,7 @@ func (c *Component) quicksySync(ctx context.Context, from jid.JID, q element) (x
 // It reveals nothing about registration.
 func (c *Component) gatewayQuery(ctx context.Context, from jid.JID, typ string, q element) (xml.TokenReader, error) {
 	start := xml.StartElement{Name: xml.Name{Space: nsGateway, Local: "query"}}
-	text := func(name, s string) xml.TokenReader {
-		return xmlstream.Wrap(xmlstream.Token(xml.CharData(s)), xml.StartElement{Name: xml.Name{Local: name}})
-	}
+	text := func(name, s string) xml.TokenReader { return textElem(xml.Name{Local: name}, s) }
 	if typ == "get" {
 		return xmlstream.Wrap(xmlstream.MultiReader(
 			text("desc", "Enter the phone number of the contact you want to add."),
@@ -315,9 +318,7 @@ func (c *Component) vcardOf(ctx context.Context, from, to jid.JID) (xml.TokenRea
 			return nil, err
 		}
 	}
-	text := func(name, s string) xml.TokenReader {
-		return xmlstream.Wrap(xmlstream.Token(xml.CharData(s)), xml.StartElement{Name: xml.Name{Local: name}})
-	}
+	text := func(name, s string) xml.TokenReader { return textElem(xml.Name{Local: name}, s) }
 	fn := rel.Name
 	if fn == "" {
 		fn = n.String()
@@ -361,7 +362,7 @@ func (c *Component) handlePresence(ctx context.Context, s *inStanza) {
 	send := func(typ stanza.PresenceType, status string) {
 		var inner xml.TokenReader
 		if status != "" {
-			inner = xmlstream.Wrap(xmlstream.Token(xml.CharData(status)), xml.StartElement{Name: xml.Name{Local: "status"}})
+			inner = textElem(xml.Name{Local: "status"}, status)
 		}
 		p := stanza.Presence{From: n.JID(c.cfg.JID), To: from.Bare(), Type: typ}
 		if err := c.send(ctx, p.Wrap(inner)); err != nil {

@@ -1,7 +1,6 @@
 package component
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -9,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"slices"
 	"time"
 
 	"mellium.im/xmlstream"
@@ -313,15 +311,19 @@ func refusal(err error) (adhoc.Note, error) {
 	return adhoc.Note{}, err
 }
 
-func newSessionID() string {
-	var b [12]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
+func newSessionID() string { return randHex(12) }
+
+// randHex is n random bytes in hex.
+func randHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
 }
 
 // decode unmarshals an IQ payload element into v.
 func (e element) decode(v any) error {
-	return xml.NewTokenDecoder(&tokenSlice{toks: slices.Clone(e.toks)}).Decode(v)
+	// tokenSlice only reslices, so e.toks is left as it was.
+	return xml.NewTokenDecoder(&tokenSlice{toks: e.toks}).Decode(v)
 }
 
 // marshalTokens renders v as tokens for the stream, without the xmlns
@@ -331,27 +333,7 @@ func marshalTokens(v any) (xml.TokenReader, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := xml.NewDecoder(bytes.NewReader(b))
-	var toks []xml.Token
-	for {
-		t, err := d.Token()
-		if err != nil {
-			break
-		}
-		if se, ok := t.(xml.StartElement); ok {
-			attrs := se.Attr[:0:0]
-			for _, a := range se.Attr {
-				if a.Name.Local == "xmlns" || a.Name.Space == "xmlns" {
-					continue
-				}
-				attrs = append(attrs, a)
-			}
-			se.Attr = attrs
-			t = se
-		}
-		toks = append(toks, xml.CopyToken(t))
-	}
-	return &tokenSlice{toks: toks}, nil
+	return payloadTokens(b), nil
 }
 
 type tokenSlice struct {

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -106,6 +107,8 @@ type Component struct {
 
 	connected atomic.Bool
 	stanzas   atomic.Uint64
+
+	fetcher *http.Client // address-book downloads (addressbook.go)
 }
 
 // New returns a component handing messages to r.
@@ -119,7 +122,7 @@ func New(cfg Config, r Router) *Component {
 	if cfg.OnConnect == nil {
 		cfg.OnConnect = func() {}
 	}
-	return &Component{cfg: cfg, router: r, log: cfg.Logger.With().Str("component", "xmpp").Logger()}
+	return &Component{cfg: cfg, router: r, log: cfg.Logger.With().Str("component", "xmpp").Logger(), fetcher: newFetchClient(cfg.FetchPrivate)}
 }
 
 // Connected reports whether the session is up.
@@ -218,7 +221,7 @@ func (c *Component) send(ctx context.Context, r xml.TokenReader) error {
 func (c *Component) SendText(ctx context.Context, from, to jid.JID, id, body string) error {
 	return c.send(ctx, stanza.Message{From: from, To: to, ID: id, Type: stanza.ChatMessage}.Wrap(
 		xmlstream.MultiReader(
-			xmlstream.Wrap(xmlstream.Token(xml.CharData(body)), xml.StartElement{Name: xml.Name{Local: "body"}}),
+			textElem(xml.Name{Local: "body"}, body),
 			xmlstream.Wrap(nil, xml.StartElement{Name: xml.Name{Space: nsHints, Local: "store"}}),
 		)))
 }

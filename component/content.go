@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/xml"
 	"fmt"
-	"io"
 	"strings"
 )
 
@@ -120,12 +119,13 @@ func payloadXML(s *inStanza) []byte {
 
 // payloadTokens reads relayed XML back as tokens for the stream, without
 // the xmlns attributes encoding/xml writes (the stream writer adds its own).
+// marshalTokens uses it too.
 func payloadTokens(payload []byte) xml.TokenReader {
 	d := xml.NewDecoder(bytes.NewReader(payload))
 	var toks []xml.Token
 	for {
 		t, err := d.Token()
-		if err == io.EOF || err != nil {
+		if err != nil {
 			break
 		}
 		if se, ok := t.(xml.StartElement); ok {

@@ -128,6 +128,11 @@ func (s *inStanza) text() string {
 	return ""
 }
 
+// textElem is <name attr…>s</name>.
+func textElem(name xml.Name, s string, attr ...xml.Attr) xml.TokenReader {
+	return xmlstream.Wrap(xmlstream.Token(xml.CharData(s)), xml.StartElement{Name: name, Attr: attr})
+}
+
 func errText(typ stanza.ErrorType, cond stanza.Condition, text string) stanza.Error {
 	return stanza.Error{Type: typ, Condition: cond, Text: map[string]string{"": text}}
 }

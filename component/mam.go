@@ -2,8 +2,6 @@ package component
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/xml"
 	"errors"
 	"fmt"
@@ -261,7 +259,7 @@ func (c *Component) mamResult(to jid.JID, queryID, prefix string, it store.Archi
 		result.Attr = append([]xml.Attr{attr("queryid", queryID)}, result.Attr...)
 	}
 	inner := xmlstream.Wrap(
-		xmlstream.Wrap(xmlstream.Token(xml.CharData(it.Body)), xml.StartElement{Name: xml.Name{Local: "body"}}),
+		textElem(xml.Name{Local: "body"}, it.Body),
 		xml.StartElement{Name: xml.Name{Space: nsClient, Local: "message"}, Attr: []xml.Attr{
 			attr("from", msgFrom), attr("to", msgTo), attr("type", string(stanza.ChatMessage)), attr("id", msgID),
 		}})
@@ -281,7 +279,7 @@ func mamFin(queryID string, page store.ArchivePage) xml.TokenReader {
 		fin.Attr = append(fin.Attr, xml.Attr{Name: xml.Name{Local: "queryid"}, Value: queryID})
 	}
 	text := func(name, v string, attr ...xml.Attr) xml.TokenReader {
-		return xmlstream.Wrap(xmlstream.Token(xml.CharData(v)), xml.StartElement{Name: xml.Name{Local: name}, Attr: attr})
+		return textElem(xml.Name{Local: name}, v, attr...)
 	}
 	var set []xml.TokenReader
 	if n := len(page.Items); n > 0 {
@@ -323,8 +321,4 @@ func (c *Component) handleMAMMetadata(ctx context.Context, t xmlstream.TokenRead
 // stamp is an XEP-0082 time in UTC with milliseconds.
 func stamp(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z") }
 
-func randomID() string {
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
-}
+func randomID() string { return randHex(6) }

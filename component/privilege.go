@@ -326,7 +326,7 @@ func (c *Component) rosterSet(ctx context.Context, s *xmpp.Session, owner jid.JI
 		// (anything else keeps the item's current subscription).
 		attr = append(attr, xml.Attr{Name: xml.Name{Local: "subscription"}, Value: "both"})
 		if it.Group != "" {
-			groups = xmlstream.Wrap(xmlstream.Token(xml.CharData(it.Group)), xml.StartElement{Name: xml.Name{Local: "group"}})
+			groups = textElem(xml.Name{Local: "group"}, it.Group)
 		}
 	}
 	query := xmlstream.Wrap(
@@ -379,12 +379,12 @@ func (c *Component) suggestRoster(ctx context.Context, owner jid.JID, items []ro
 			}
 			var group xml.TokenReader
 			if it.Group != "" && !it.Remove {
-				group = xmlstream.Wrap(xmlstream.Token(xml.CharData(it.Group)), xml.StartElement{Name: xml.Name{Local: "group"}})
+				group = textElem(xml.Name{Local: "group"}, it.Group)
 			}
 			xitems = append(xitems, xmlstream.Wrap(group, xml.StartElement{Name: xml.Name{Local: "item"}, Attr: attr}))
 		}
 		payload := xmlstream.MultiReader(
-			xmlstream.Wrap(xmlstream.Token(xml.CharData(suggestText(batch))), xml.StartElement{Name: xml.Name{Local: "body"}}),
+			textElem(xml.Name{Local: "body"}, suggestText(batch)),
 			xmlstream.Wrap(xmlstream.MultiReader(xitems...), xml.StartElement{Name: xml.Name{Space: nsRosterX, Local: "x"}}),
 		)
 		msg := stanza.Message{From: c.cfg.JID, To: owner, Type: stanza.NormalMessage}
@@ -445,7 +445,7 @@ func (c *Component) ContactPresence(ctx context.Context, from, owner jid.JID, av
 	}
 	var payload xml.TokenReader
 	if status != "" {
-		payload = xmlstream.Wrap(xmlstream.Token(xml.CharData(status)), xml.StartElement{Name: xml.Name{Local: "status"}})
+		payload = textElem(xml.Name{Local: "status"}, status)
 	}
 	return c.send(ctx, p.Wrap(payload))
 }
