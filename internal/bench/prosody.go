@@ -7,11 +7,9 @@ import (
 	"encoding/xml"
 	"errors"
 	"fmt"
-	"io/fs"
 	"net"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
 	"strconv"
 	"sync"
@@ -50,15 +48,6 @@ type benchClient struct {
 	bw   *bufio.Writer
 }
 
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
 const benchPassword = "bench-password"
 
 func newProsodyDriver(ctx context.Context, rec *recorder, o Options, dir, secret string) (driver, error) {
@@ -66,8 +55,8 @@ func newProsodyDriver(ctx context.Context, rec *recorder, o Options, dir, secret
 	if err != nil {
 		return nil, fmt.Errorf("bench: prosody is not installed (scripts/bench-deps.sh): %w", err)
 	}
-	c2s, err1 := freePort()
-	comp, err2 := freePort()
+	c2s, err1 := testenv.FreePort()
+	comp, err2 := testenv.FreePort()
 	if err := errors.Join(err1, err2); err != nil {
 		return nil, err
 	}
@@ -83,36 +72,18 @@ func newProsodyDriver(ctx context.Context, rec *recorder, o Options, dir, secret
 			return nil, err
 		}
 	}
-	cmd := exec.Command(bin, "--config", d.cfg.ConfigFile(), "-F")
-	out, err := os.Create(filepath.Join(dir, "prosody.out"))
+	// Prosody refuses to run as root: as root it runs as the prosody user, which gets pdir.
+	cmd, err := testenv.ServerCommand("prosody", syscall.SIGKILL, pdir, filepath.Join(dir, "prosody.out"),
+		bin, "--config", d.cfg.ConfigFile(), "-F")
 	if err != nil {
-		return nil, err
-	}
-	cmd.Stdout, cmd.Stderr, cmd.Dir = out, out, pdir
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if os.Geteuid() == 0 { // Prosody refuses to run as root
-		u, err := user.Lookup("prosody")
-		if err != nil {
-			return nil, fmt.Errorf("bench: prosody as root needs the prosody user: %w", err)
-		}
-		uid, _ := strconv.Atoi(u.Uid)
-		gid, _ := strconv.Atoi(u.Gid)
-		err = filepath.WalkDir(pdir, func(p string, _ fs.DirEntry, err error) error {
-			if err != nil {
-				return err
-			}
-			return os.Lchown(p, uid, gid)
-		})
-		if err != nil {
-			return nil, err
-		}
-		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
+		return nil, fmt.Errorf("bench: prosody: %w", err)
 	}
 	if err := cmd.Start(); err != nil {
+		cmd.Stdout.(*os.File).Close()
 		return nil, fmt.Errorf("bench: start prosody: %w", err)
 	}
 	d.cmd = cmd
-	go func() { cmd.Wait(); close(d.done) }()
+	go func() { cmd.Wait(); cmd.Stdout.(*os.File).Close(); close(d.done) }()
 	deadline := time.Now().Add(20 * time.Second)
 	for _, port := range []int{c2s, comp} {
 		for {

@@ -215,7 +215,7 @@ func StartEjabberd(t testing.TB, opts EjabberdOptions) *Ejabberd {
 	var errs []error
 	for i := range ports {
 		var err error
-		ports[i], err = freePort()
+		ports[i], err = FreePort()
 		errs = append(errs, err)
 	}
 	if err := errors.Join(errs...); err != nil {

@@ -1,8 +1,6 @@
 package testenv_test
 
 import (
-	"encoding/xml"
-	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -43,30 +41,7 @@ func TestEjabberdClientsAndComponent(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	const number = "+12015550199@sms.localhost"
-	if err := alice.Send(ctx, `<message to='`+number+`' id='m2' type='chat'><body>hi</body></message>`); err != nil {
-		t.Fatal(err)
-	}
-	var in struct {
-		XMLName xml.Name
-		From    string `xml:"from,attr"`
-		Body    string `xml:"body"`
-	}
-	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
-	if err := nextElement(d, &in); err != nil {
-		t.Fatal(err)
-	}
-	if in.XMLName.Local != "message" || in.From != alice.JID.String() || in.Body != "hi" {
-		t.Errorf("component got %+v", in)
-	}
-	fmt.Fprintf(conn, "<message from='%s' to='%s' id='r1' type='chat'><body>hello back</body></message>", number, alice.JID)
-	back, err := alice.Next(ctx, func(s testenv.Stanza) bool { return s.Name == "message" && s.Attr["from"] == number })
-	if err != nil {
-		t.Fatal(err)
-	}
-	if back.Body != "hello back" {
-		t.Errorf("alice got %s", back.XML)
-	}
+	componentRoundTrip(t, ctx, alice, conn, d, "m2")
 }
 
 func TestEjabberdPrivilege(t *testing.T) {
@@ -78,24 +53,7 @@ func TestEjabberdPrivilege(t *testing.T) {
 	}
 	defer conn.Close()
 	// ejabberd 23.01 implements XEP-0356 0.2: namespace urn:xmpp:privilege:1.
-	var adv struct {
-		From  string `xml:"from,attr"`
-		Perms []struct {
-			Access string `xml:"access,attr"`
-			Type   string `xml:"type,attr"`
-		} `xml:"urn:xmpp:privilege:1 privilege>perm"`
-	}
-	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
-	if err := nextElement(d, &adv); err != nil {
-		t.Fatal(err)
-	}
-	got := map[string]string{}
-	for _, p := range adv.Perms {
-		got[p.Access] = p.Type
-	}
-	if adv.From != "example.test" || got["roster"] != "both" || got["message"] != "outgoing" || got["presence"] != "roster" {
-		t.Errorf("privilege advertisement from %q: %v", adv.From, got)
-	}
+	checkPrivilege(t, conn, d, "urn:xmpp:privilege:1")
 }
 
 func TestEjabberdRestartAndAddUser(t *testing.T) {

@@ -159,7 +159,7 @@ func startPostgres(t testing.TB, initdb, postgres string) (*pgServer, error) {
 		return fail(fmt.Errorf("testenv: initdb: %w", err))
 	}
 
-	if srv.port, err = freePort(); err != nil {
+	if srv.port, err = FreePort(); err != nil {
 		return fail(fmt.Errorf("testenv: %w", err))
 	}
 	srv.db, err = sql.Open("postgres", srv.dsn("postgres"))

@@ -150,6 +150,22 @@ func (a account) command(deathSig syscall.Signal, dir, logPath, name string, arg
 	return cmd, nil
 }
 
+// ServerCommand prepares name the way StartProsody and friends run a server, for callers
+// without a testing.TB (internal/bench): as the system user when the caller is root (dir and
+// everything below it are handed to that user first; see serviceAccount), else as the caller;
+// in its own process group; killed with deathSig when the caller dies; output appended to
+// logPath (closing it after Wait is the caller's job).
+func ServerCommand(user string, deathSig syscall.Signal, dir, logPath, name string, args ...string) (*exec.Cmd, error) {
+	a, err := serviceAccount(user)
+	if err != nil {
+		return nil, err
+	}
+	if err := a.chown(dir); err != nil {
+		return nil, err
+	}
+	return a.command(deathSig, dir, logPath, name, args...)
+}
+
 // process is a started server.
 type process struct {
 	cmd    *exec.Cmd
@@ -215,8 +231,8 @@ func (p *process) waitReady(timeout time.Duration, ready func() error) error {
 	}
 }
 
-// freePort returns a TCP port on 127.0.0.1 that was free a moment ago.
-func freePort() (int, error) {
+// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+func FreePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, err

@@ -281,8 +281,8 @@ func StartProsody(t testing.TB, opts ProsodyOptions) *Prosody {
 		os.RemoveAll(dir)
 	})
 
-	c2s, err1 := freePort()
-	comp, err2 := freePort()
+	c2s, err1 := FreePort()
+	comp, err2 := FreePort()
 	if err := errors.Join(err1, err2); err != nil {
 		t.Fatalf("testenv: %v", err)
 	}
