@@ -277,16 +277,10 @@ func TestArchiveRetention(t *testing.T) {
 	go func() {
 		exited <- prune(ctx, st, time.Millisecond, 10*time.Millisecond, zerolog.New(zerolog.NewTestWriter(t)))
 	}()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if _, _, err := st.MessageState(ctx, done.ID); errors.Is(err, store.ErrNotFound) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the delivered message was never pruned")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitUntil(t, 10*time.Second, "the delivered message was never pruned", func() bool {
+		_, _, err := st.MessageState(ctx, done.ID)
+		return errors.Is(err, store.ErrNotFound)
+	})
 	if state, _, err := st.MessageState(ctx, waiting.ID); err != nil || state != store.StateReceived {
 		t.Errorf("waiting message = %q, %v", state, err)
 	}

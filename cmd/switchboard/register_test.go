@@ -135,24 +135,8 @@ func TestRegisterCommand(t *testing.T) {
 		}
 		// Messages now leave from the verified number.
 		must(t, b.Send(ctx, fmt.Sprintf(`<message to='%s' id='b1' type='chat'><body>from bob</body></message>`, s.numberJID(phone))))
-		deadline := time.Now().Add(15 * time.Second)
-		for {
-			var found bool
-			for _, m := range s.smsc.Messages() {
-				if m.Text == "from bob" {
-					if m.Source != "12015550142" || m.SourceTON != 1 {
-						t.Fatalf("bob's SMS = %+v", m)
-					}
-					found = true
-				}
-			}
-			if found {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatal("bob's message never reached the SMSC")
-			}
-			time.Sleep(50 * time.Millisecond)
+		if m := waitSMS(t, s, "from bob"); m.Source != "12015550142" || m.SourceTON != 1 {
+			t.Fatalf("bob's SMS = %+v", m)
 		}
 
 		// The number moves to alice; bob is told.

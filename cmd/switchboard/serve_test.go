@@ -119,7 +119,6 @@ func (s *stack) start(t *testing.T) {
 		}
 	}
 	t.Cleanup(s.stop)
-	// Ready when the component answers a ping from a user.
 }
 
 func (s *stack) login(t *testing.T, user string) *testenv.Client {
@@ -138,17 +137,26 @@ func ctxT(t *testing.T, d time.Duration) context.Context {
 // waitComponent waits until the component is connected (disco answers).
 func waitComponent(t *testing.T, s *stack, c *testenv.Client) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) {
+	waitUntil(t, 20*time.Second, "component never answered a ping", func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
 		iq, err := c.IQ(ctx, fmt.Sprintf(`<iq type='get' to='%s' id='ping%d'><ping xmlns='urn:xmpp:ping'/></iq>`, s.prosody.Component, time.Now().UnixNano()))
-		cancel()
-		if err == nil && iq.Attr["type"] == "result" {
+		return err == nil && iq.Attr["type"] == "result"
+	})
+}
+
+// waitUntil polls cond until it holds, failing the test with msg if it
+// does not within timeout.
+func waitUntil(t *testing.T, timeout time.Duration, msg string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(timeout); ; time.Sleep(50 * time.Millisecond) {
+		if cond() {
 			return
 		}
-		time.Sleep(100 * time.Millisecond)
+		if time.Now().After(deadline) {
+			t.Fatal(msg)
+		}
 	}
-	t.Fatal("component never answered a ping")
 }
 
 func norm(x string) string { return strings.ReplaceAll(x, "'", "\"") }
