@@ -274,6 +274,7 @@ func (c *Config) defaults() {
 		r.GlobalHour = 500
 	}
 	l := &c.Limits
+	c.Phone.DefaultRegion = strings.ToUpper(c.Phone.DefaultRegion)
 	if l.AllowedCountries == nil && c.Phone.DefaultRegion != "" {
 		if cc := phonenumbers.GetCountryCodeForRegion(c.Phone.DefaultRegion); cc != 0 {
 			l.AllowedCountries = phonenumbers.GetRegionCodesForCountryCode(cc)
@@ -309,7 +310,6 @@ func (c *Config) defaults() {
 	if c.Log.Format == "" {
 		c.Log.Format = "json"
 	}
-	c.Phone.DefaultRegion = strings.ToUpper(c.Phone.DefaultRegion)
 }
 
 // defaults fills unset keys from base, then from the documented defaults.
@@ -503,7 +503,7 @@ func (c *Config) validate() []error {
 	}
 	for i, r := range c.Limits.AllowedCountries {
 		c.Limits.AllowedCountries[i] = strings.ToUpper(r)
-		if phonenumbers.GetCountryCodeForRegion(strings.ToUpper(r)) == 0 {
+		if phonenumbers.GetCountryCodeForRegion(c.Limits.AllowedCountries[i]) == 0 {
 			bad("limits.allowed_countries", "%q is not an ISO 3166 region code", r)
 		}
 	}

@@ -58,6 +58,7 @@ func TestConfigDefaultsAndEnv(t *testing.T) {
 		{"smpp.resp_timeout", cfg.SMPP.RespTimeout.D(), 10 * time.Second},
 		{"store.dsn", cfg.Store.DSN, "sqlite:switchboard.db"},
 		{"phone.default_region", cfg.Phone.DefaultRegion, "GB"},
+		{"limits.allowed_countries (from the lower-case default region)", strings.Join(cfg.Limits.AllowedCountries, "|"), "GB|GG|IM|JE"},
 		{"sms.max_parts", cfg.SMS.MaxParts, 10},
 		{"sms.validity", cfg.SMS.Validity.D(), 48 * time.Hour},
 		{"log.level", cfg.Log.Level, "info"},
