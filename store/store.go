@@ -60,6 +60,10 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 		q.Add("_pragma", "synchronous(FULL)")
 		q.Add("_pragma", "busy_timeout(10000)")
 		q.Add("_pragma", "foreign_keys(1)")
+		// Statement journals in memory, not in a temporary file: every
+		// statement of a transaction that may need undoing on its own
+		// (an upsert, RETURNING) wrote one, two write(2)s a page.
+		q.Add("_pragma", "temp_store(MEMORY)")
 		q.Set("_txlock", "immediate")
 		s.db, err = sql.Open("sqlite", "file:"+path+"?"+q.Encode())
 		if err == nil {
