@@ -11,14 +11,19 @@ import (
 // recorded, a receipt applied, a message from a phone accepted) arrive
 // concurrently from many goroutines. Each still commits before its caller
 // goes on, but the ones that arrive together share one transaction, so one
-// fsync (SQLite) or one commit round trip (PostgreSQL) serves many.
+// fsync (SQLite) or one commit round trip (PostgreSQL) serves many; and the
+// SMSC ids and receipts among them are applied set-based (batch.go), a few
+// statements for the whole batch.
 
 // groupMax bounds one shared transaction.
 const groupMax = 128
 
+// groupOp is one write: fn, or an SMSC id recorded, or a receipt applied.
 type groupOp struct {
 	ctx  context.Context
 	fn   func(*sql.Tx) error
+	part *partOp
+	rcpt *receiptOp
 	done chan error
 }
 
@@ -28,23 +33,25 @@ type grouper struct {
 	wg     sync.WaitGroup
 	mu     sync.RWMutex // held for reading while sending on ch
 	closed bool
+
+	largest int // the largest batch so far; read by tests after the loop ended
 }
 
 // errClosed is returned by writes after Close.
 var errClosed = errors.New("store: closed")
 
-// grouped runs fn in a transaction shared with other grouped calls, and
-// returns once that transaction committed (or fn's error). fn may run more
-// than once: when any fn of a shared transaction fails, the transaction is
-// rolled back and each fn is run again in its own. So fn must set its
-// results afresh each time it runs.
-func (s *Store) grouped(ctx context.Context, fn func(*sql.Tx) error) error {
+// grouped runs op in a transaction shared with other grouped calls, and
+// returns once that transaction committed (or op's error). op may run more
+// than once: when any op of a shared transaction fails, the transaction is
+// rolled back and each op is run again in its own. So an op's fn must set
+// its results afresh each time it runs.
+func (s *Store) grouped(ctx context.Context, op *groupOp) error {
 	s.group.once.Do(func() {
 		s.group.ch = make(chan *groupOp, groupMax)
 		s.group.wg.Add(1)
 		go s.groupLoop()
 	})
-	op := &groupOp{ctx: ctx, fn: fn, done: make(chan error, 1)}
+	op.ctx, op.done = ctx, make(chan error, 1)
 	s.group.mu.RLock()
 	if s.group.closed {
 		s.group.mu.RUnlock()
@@ -77,18 +84,14 @@ func (s *Store) groupLoop() {
 				break fill
 			}
 		}
+		if len(batch) > s.group.largest {
+			s.group.largest = len(batch) // for tests
+		}
 		if len(batch) == 1 {
-			op.done <- s.tx(context.WithoutCancel(op.ctx), op.fn)
+			op.done <- s.tx(context.WithoutCancel(op.ctx), func(tx *sql.Tx) error { return s.runGroup(tx, batch) })
 			continue
 		}
-		err := s.tx(context.Background(), func(tx *sql.Tx) error {
-			for _, op := range batch {
-				if err := op.fn(tx); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
+		err := s.tx(context.Background(), func(tx *sql.Tx) error { return s.runGroup(tx, batch) })
 		if err == nil {
 			for _, op := range batch {
 				op.done <- nil
@@ -98,9 +101,46 @@ func (s *Store) groupLoop() {
 		// One failed (or the commit did): each on its own, so only the
 		// failing one reports an error.
 		for _, op := range batch {
-			op.done <- s.tx(context.WithoutCancel(op.ctx), op.fn)
+			one := []*groupOp{op}
+			op.done <- s.tx(context.WithoutCancel(op.ctx), func(tx *sql.Tx) error { return s.runGroup(tx, one) })
 		}
 	}
+}
+
+// runGroup runs the ops of a batch in tx: the functions in arrival order,
+// then the SMSC ids, then the receipts, each set-based. A receipt and the
+// SMSC id it is for give the same outcome in either order (a receipt before
+// its id is kept as early, and applied when the id is recorded).
+func (s *Store) runGroup(tx *sql.Tx, batch []*groupOp) error {
+	var (
+		parts []*partOp
+		rcpts []*receiptOp
+	)
+	for _, op := range batch {
+		switch {
+		case op.part != nil:
+			parts = append(parts, op.part)
+		case op.rcpt != nil:
+			rcpts = append(rcpts, op.rcpt)
+		default:
+			if err := op.fn(tx); err != nil {
+				return err
+			}
+		}
+	}
+	if len(parts) == 0 && len(rcpts) == 0 {
+		return nil
+	}
+	ctx, now := context.Background(), s.ms()
+	if len(parts) > 0 {
+		if err := s.applyParts(ctx, tx, parts, now); err != nil {
+			return err
+		}
+	}
+	if len(rcpts) > 0 {
+		return s.applyReceipts(ctx, tx, rcpts, now)
+	}
+	return nil
 }
 
 // stopGroup ends the group loop after the writes already handed to it.

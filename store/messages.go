@@ -7,9 +7,10 @@ import (
 	"fmt"
 	"hash/fnv"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
+
+	"github.com/lib/pq"
 )
 
 // Message directions, routes and states. A message's state only moves forward:
@@ -66,21 +67,21 @@ type Outbound struct {
 	FallbackAt time.Time
 }
 
-// AcceptOutbound stores new messages in one transaction, state queued, and
-// sets their IDs.
+// AcceptOutbound stores new messages, state queued, all or none, and sets
+// their IDs. The transaction is shared with other writes (group commit).
 func (s *Store) AcceptOutbound(ctx context.Context, msgs []*Outbound) error {
 	if len(msgs) == 0 {
 		return nil
 	}
 	now := s.ms()
-	return s.tx(ctx, func(tx *sql.Tx) error {
+	return s.grouped(ctx, &groupOp{fn: func(tx *sql.Tx) error {
 		for _, m := range msgs {
 			if err := s.insertOutbound(ctx, tx, m, now); err != nil {
 				return fmt.Errorf("store: accept: %w", err)
 			}
 		}
 		return nil
-	})
+	}})
 }
 
 func (s *Store) insertOutbound(ctx context.Context, tx *sql.Tx, m *Outbound, now int64) error {
@@ -189,52 +190,17 @@ func (s *Store) ClaimOutbound(ctx context.Context, owner string, limit int, leas
 // submitted; final reports whether the message reached a final state.
 //
 // smsc names the SMSC (link) that took the part: ids are compared only
-// within one SMSC.
+// within one SMSC. Calls made at the same time share a transaction and its
+// statements (see applyParts).
 func (s *Store) PartSubmitted(ctx context.Context, msgID int64, seq int, smsc string, forms []string) (final bool, err error) {
 	if len(forms) == 0 {
 		return false, errors.New("store: part submitted without an SMSC id")
 	}
-	forms = scoped(smsc, forms)
-	now := s.ms()
-	err = s.grouped(ctx, func(tx *sql.Tx) error {
-		final = false
-		if err := s.lockIDs(ctx, tx, forms); err != nil {
-			return err
-		}
-		state, errText := PartSubmitted, ""
-		args := make([]any, len(forms))
-		for i, f := range forms {
-			args[i] = f
-		}
-		// Only a receipt that came after this claim began can be for this
-		// submit (less a margin for clocks of other instances); an older one
-		// is for an earlier use of the id by the SMSC.
-		var early string
-		err := s.txQueryRow(ctx, tx, `SELECT smsc_id, state, err FROM early_receipts WHERE smsc_id IN (`+inList(2, len(forms))+`)
-			AND received_at >= (SELECT updated_at FROM messages WHERE id = $1) - `+strconv.FormatInt(earlySkew.Milliseconds(), 10)+` LIMIT 1`,
-			append([]any{msgID}, args...)...).Scan(&early, &state, &errText)
-		switch {
-		case errors.Is(err, sql.ErrNoRows):
-			state, errText = PartSubmitted, ""
-		case err != nil:
-			return err
-		default:
-			if _, err := s.txExec(ctx, tx, `DELETE FROM early_receipts WHERE smsc_id = $1`, early); err != nil {
-				return err
-			}
-		}
-		if _, err := s.txExec(ctx, tx, `INSERT INTO parts (message_id, seq, smsc_id, state, err, updated_at) VALUES ($1, $2, $3, $4, $5, $6)
-			ON CONFLICT (message_id, seq) DO UPDATE SET smsc_id = excluded.smsc_id, state = excluded.state, err = excluded.err, updated_at = excluded.updated_at`,
-			msgID, seq, forms[0], state, errText, now); err != nil {
-			return err
-		}
-		final, err = s.settle(ctx, tx, msgID, now)
-		return err
-	})
-	if err != nil {
+	op := &partOp{msgID: msgID, seq: seq, forms: scoped(smsc, forms)}
+	if err := s.grouped(ctx, &groupOp{part: op}); err != nil {
 		return false, fmt.Errorf("store: part submitted: %w", err)
 	}
-	return final, nil
+	return op.final, nil
 }
 
 // earlySkew is how much older than the claim of its message an early
@@ -258,63 +224,14 @@ type ReceiptResult struct {
 // final states are recorded. A receipt for an id not seen yet is kept, to be
 // applied when the submit_sm_resp naming it is recorded.
 func (s *Store) Receipt(ctx context.Context, smsc string, forms []string, state, errText string) (ReceiptResult, error) {
-	var res ReceiptResult
 	if len(forms) == 0 {
-		return res, errors.New("store: receipt without an SMSC id")
+		return ReceiptResult{}, errors.New("store: receipt without an SMSC id")
 	}
-	forms = scoped(smsc, forms)
-	now := s.ms()
-	err := s.grouped(ctx, func(tx *sql.Tx) error {
-		res = ReceiptResult{}
-		if err := s.lockIDs(ctx, tx, forms); err != nil {
-			return err
-		}
-		args := make([]any, len(forms))
-		for i, f := range forms {
-			args[i] = f
-		}
-		var (
-			seq       int
-			prev      string
-			submitted int64
-		)
-		err := s.txQueryRow(ctx, tx, `SELECT message_id, seq, state, updated_at FROM parts WHERE smsc_id IN (`+inList(1, len(forms))+`)
-			ORDER BY message_id DESC LIMIT 1`, args...).Scan(&res.Message, &seq, &prev, &submitted)
-		keepEarly := func() error {
-			_, err := s.txExec(ctx, tx, `INSERT INTO early_receipts (smsc_id, state, err, received_at) VALUES ($1, $2, $3, $4)
-				ON CONFLICT (smsc_id) DO UPDATE SET state = excluded.state, err = excluded.err, received_at = excluded.received_at`,
-				forms[0], state, errText, now)
-			return err
-		}
-		if errors.Is(err, sql.ErrNoRows) {
-			return keepEarly()
-		}
-		if err != nil {
-			return err
-		}
-		res.Matched = true
-		if prev != PartSubmitted {
-			// Already final: a repeated receipt changes nothing to that part.
-			// But SMSCs reuse ids (a counter reset by a restart, or wrapped),
-			// so it may also be the receipt of a part just submitted whose
-			// submit_sm_resp is not recorded yet: keep it as early too.
-			return keepEarly()
-		}
-		if _, err := s.txExec(ctx, tx, `UPDATE parts SET state = $1, err = $2, updated_at = $3 WHERE message_id = $4 AND seq = $5`,
-			state, errText, now, res.Message, seq); err != nil {
-			return err
-		}
-		res.SubmittedAt = time.UnixMilli(submitted)
-		res.Final, err = s.settle(ctx, tx, res.Message, now)
-		if err != nil || !res.Final {
-			return err
-		}
-		return s.txQueryRow(ctx, tx, `SELECT state FROM messages WHERE id = $1`, res.Message).Scan(&res.State)
-	})
-	if err != nil {
-		return res, fmt.Errorf("store: receipt: %w", err)
+	op := &receiptOp{forms: scoped(smsc, forms), state: state, errText: errText}
+	if err := s.grouped(ctx, &groupOp{rcpt: op}); err != nil {
+		return ReceiptResult{}, fmt.Errorf("store: receipt: %w", err)
 	}
-	return res, nil
+	return op.res, nil
 }
 
 // scoped qualifies SMSC ids with the name of the SMSC that gave them (ids
@@ -347,73 +264,9 @@ func (s *Store) lockIDs(ctx context.Context, tx *sql.Tx, forms []string) error {
 		keys[i] = int64(h.Sum64())
 	}
 	slices.Sort(keys)
-	for _, k := range slices.Compact(keys) {
-		if _, err := s.txExec(ctx, tx, `SELECT pg_advisory_xact_lock($1)`, k); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// settle moves a message forward from its parts: submitted once every part
-// has an id; delivered once every part is DELIVRD; failed as soon as one part
-// failed. Reaching delivered (with a receipt requested) or failed raises a notice.
-func (s *Store) settle(ctx context.Context, tx *sql.Tx, msgID int64, now int64) (final bool, err error) {
-	var (
-		state      string
-		parts      int
-		want       int
-		n, ok      int
-		failed     string
-		failedText string
-	)
-	if err := s.txQueryRow(ctx, tx, `SELECT state, parts, want_receipt FROM messages WHERE id = $1`, msgID).Scan(&state, &parts, &want); err != nil {
-		return false, err
-	}
-	if state == StateDelivered || state == StateFailed {
-		return false, nil
-	}
-	rows, err := s.txQuery(ctx, tx, `SELECT state, err FROM parts WHERE message_id = $1`, msgID)
-	if err != nil {
-		return false, err
-	}
-	for rows.Next() {
-		var st, e string
-		if err := rows.Scan(&st, &e); err != nil {
-			rows.Close()
-			return false, err
-		}
-		n++
-		switch st {
-		case PartSubmitted, "ENROUTE", "ACCEPTD":
-		case "DELIVRD":
-			ok++
-		default:
-			if failed == "" {
-				failed, failedText = st, e
-			}
-		}
-	}
-	if err := rows.Close(); err != nil {
-		return false, err
-	}
-	switch {
-	case failed != "":
-		reason := "the carrier reported " + failed
-		if failedText != "" {
-			reason += " (error " + failedText + ")"
-		}
-		_, err = s.txExec(ctx, tx, `UPDATE messages SET state = 'failed', error = $1, notify = 1, lease_owner = '', updated_at = $2 WHERE id = $3`,
-			reason, now, msgID)
-		return true, err
-	case ok == parts:
-		_, err = s.txExec(ctx, tx, `UPDATE messages SET state = 'delivered', notify = $1, lease_owner = '', updated_at = $2 WHERE id = $3`,
-			want, now, msgID)
-		return true, err
-	case n == parts && state == StateSubmitting:
-		_, err = s.txExec(ctx, tx, `UPDATE messages SET state = 'submitted', lease_owner = '', updated_at = $1 WHERE id = $2`, now, msgID)
-	}
-	return false, err
+	// unnest yields the keys in array order, so the locks are taken in it.
+	_, err := s.txExec(ctx, tx, `SELECT count(pg_advisory_xact_lock(k)) FROM unnest($1::bigint[]) AS k`, pq.Array(slices.Compact(keys)))
+	return err
 }
 
 // Retry puts a claimed message back in the queue until at, noting why.
@@ -453,7 +306,7 @@ type Inbound struct {
 // deleted in the same transaction.
 func (s *Store) AcceptInbound(ctx context.Context, in *Inbound) error {
 	now := s.ms()
-	err := s.grouped(ctx, func(tx *sql.Tx) error {
+	err := s.grouped(ctx, &groupOp{fn: func(tx *sql.Tx) error {
 		if k := in.FragmentKey; k != nil {
 			if _, err := s.txExec(ctx, tx, `DELETE FROM fragments WHERE source = $1 AND dest = $2 AND ref = $3 AND total = $4`,
 				k.Source, k.Dest, k.Ref, k.Total); err != nil {
@@ -464,7 +317,7 @@ func (s *Store) AcceptInbound(ctx context.Context, in *Inbound) error {
 			(direction, route, state, user_jid, user_bare, user_number, peer_number, body, parts, notify, created_at, updated_at)
 			VALUES ('in', 'sms', 'received', $1, $2, $3, $4, $5, 1, 1, $6, $6) RETURNING id`,
 			in.RecipientJID, bare(in.RecipientJID), in.Dest, in.Source, in.Body, now).Scan(&in.ID)
-	})
+	}})
 	if err != nil {
 		return fmt.Errorf("store: accept inbound: %w", err)
 	}

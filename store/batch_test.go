@@ -1,0 +1,115 @@
+package store_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"switchboard/store"
+)
+
+// TestConcurrentPartsAndReceipts records SMSC ids and applies receipts for
+// many messages at once, each receipt racing its part's submit_sm_resp, so
+// the group loop applies them in shared batches in both orders. Every
+// message must reach its one right final state exactly once, and raise the
+// notices its sender asked for.
+func TestConcurrentPartsAndReceipts(t *testing.T) {
+	engines(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		const n = 240
+		msgs := make([]*store.Outbound, n)
+		for i := range msgs {
+			msgs[i] = &store.Outbound{SenderJID: "alice@example.com/phone", SenderNumber: "+12015550100", Dest: "+12015550199",
+				StanzaID: fmt.Sprintf("s%d", i), WantReceipt: i%2 == 0, Body: "hello", Parts: 1 + i%3}
+		}
+		if err := s.AcceptOutbound(ctx, msgs); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := s.ClaimOutbound(ctx, "a", 2*n, time.Minute); err != nil || len(got) != n {
+			t.Fatalf("ClaimOutbound = %d, %v", len(got), err)
+		}
+		fails := func(i int) bool { return i%5 == 0 } // its last part is UNDELIV
+		var (
+			finals atomic.Int64
+			wg     sync.WaitGroup
+			mu     sync.Mutex
+			states = make(map[int64][]string) // final states reported per message
+		)
+		report := func(id int64, state string) {
+			finals.Add(1)
+			mu.Lock()
+			states[id] = append(states[id], state)
+			mu.Unlock()
+		}
+		for i, m := range msgs {
+			for seq := 1; seq <= m.Parts; seq++ {
+				id := fmt.Sprintf("%x", i*10+seq)
+				stat := "DELIVRD"
+				if fails(i) && seq == m.Parts {
+					stat = "UNDELIV"
+				}
+				wg.Add(2)
+				go func() {
+					defer wg.Done()
+					final, err := s.PartSubmitted(ctx, m.ID, seq, "", []string{id})
+					if err != nil {
+						t.Errorf("PartSubmitted(%d, %d) = %v", m.ID, seq, err)
+					}
+					if final {
+						st, _, _ := s.MessageState(ctx, m.ID)
+						report(m.ID, st)
+					}
+				}()
+				go func() {
+					defer wg.Done()
+					repeats := 1 + i%2 // every other message's receipts come twice
+					for range repeats {
+						res, err := s.Receipt(ctx, "", []string{id}, stat, "")
+						if err != nil {
+							t.Errorf("Receipt(%s) = %v", id, err)
+							return
+						}
+						if res.Final {
+							if res.Message != m.ID {
+								t.Errorf("receipt %s settled message %d, want %d", id, res.Message, m.ID)
+							}
+							report(res.Message, res.State)
+						}
+					}
+				}()
+			}
+		}
+		wg.Wait()
+		if got := finals.Load(); got != n {
+			t.Errorf("%d final outcomes reported, want %d (one per message)", got, n)
+		}
+		wantNotices := 0
+		for i, m := range msgs {
+			want := store.StateDelivered
+			if fails(i) {
+				want = store.StateFailed
+			}
+			if want == store.StateFailed || m.WantReceipt {
+				wantNotices++
+			}
+			st, _, err := s.MessageState(ctx, m.ID)
+			if err != nil || st != want {
+				t.Errorf("message %d (%d parts): state %q, %v; want %q", i, m.Parts, st, err, want)
+			}
+			if got := states[m.ID]; len(got) != 1 || got[0] != want {
+				t.Errorf("message %d: final outcomes reported %v, want [%s]", i, got, want)
+			}
+		}
+		ns, err := s.ClaimNotices(ctx, "t", 2*n, time.Minute)
+		if err != nil || len(ns) != wantNotices {
+			t.Errorf("ClaimNotices = %d notices, %v; want %d", len(ns), err, wantNotices)
+		}
+		s.Close()
+		if g := store.LargestGroup(s); g < 2 {
+			t.Errorf("the largest group commit held %d writes: nothing was batched", g)
+		}
+	})
+}
