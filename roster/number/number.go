@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 
 	"github.com/nyaruka/phonenumbers"
 	"mellium.im/xmpp/jid"
@@ -42,7 +43,46 @@ func (n E164) Region() string {
 // Parse normalises s, written in any common way ("+1 (201) 555-0123",
 // "00 44 20 7946 0000", "201-555-0123" with region "US"), to E.164.
 // region is the ISO 3166 region used when s has no country code.
+//
+// Results are remembered (see cache): libphonenumber's parse is regular
+// expressions, tens of microseconds, and every message names a number.
 func Parse(s, region string) (E164, error) {
+	if len(s) > 80 {
+		return parse(s, region) // refused as too long; not worth remembering
+	}
+	k := cacheKey{s, region}
+	cache.RLock()
+	r, ok := cache.m[k]
+	cache.RUnlock()
+	if ok {
+		return r.n, r.err
+	}
+	n, err := parse(s, region)
+	cache.Lock()
+	if len(cache.m) >= cacheMax {
+		clear(cache.m)
+	}
+	cache.m[k] = cacheEntry{n, err}
+	cache.Unlock()
+	return n, err
+}
+
+// cacheMax bounds the numbers Parse remembers; when full it starts again.
+const cacheMax = 1 << 16
+
+type cacheKey struct{ s, region string }
+
+type cacheEntry struct {
+	n   E164
+	err error
+}
+
+var cache = struct {
+	sync.RWMutex
+	m map[cacheKey]cacheEntry
+}{m: make(map[cacheKey]cacheEntry)}
+
+func parse(s, region string) (E164, error) {
 	s = strings.TrimSpace(s)
 	if s == "" {
 		return "", ErrEmpty

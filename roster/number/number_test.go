@@ -2,6 +2,7 @@ package number_test
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 
 	"mellium.im/xmpp/jid"
@@ -104,11 +105,42 @@ func FuzzParse(f *testing.F) {
 	})
 }
 
+// BenchmarkParse parses the same number again (remembered) and a new
+// number every time (libphonenumber's work).
 func BenchmarkParse(b *testing.B) {
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := number.Parse("(201) 555-0123", "US"); err != nil {
-			b.Fatal(err)
+	b.Run("again", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := number.Parse("(201) 555-0123", "US"); err != nil {
+				b.Fatal(err)
+			}
 		}
+	})
+	b.Run("new", func(b *testing.B) {
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			i++
+			if _, err := number.Parse(fmt.Sprintf("+1 201 %03d %04d", 200+i/10000%800, i%10000), ""); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// TestParseRemembers checks that a remembered result, success or error, is
+// the one a first parse gives.
+func TestParseRemembers(t *testing.T) {
+	for _, c := range []struct{ in, region string }{
+		{"+1 201 555 0123", ""}, {"(201) 555-0123", "US"}, {"12", "US"}, {"201 555 0123", ""}, {"+999", ""},
+	} {
+		n1, err1 := number.Parse(c.in, c.region)
+		n2, err2 := number.Parse(c.in, c.region)
+		if n1 != n2 || (err1 == nil) != (err2 == nil) || (err1 != nil && err1.Error() != err2.Error()) {
+			t.Errorf("Parse(%q, %q) = %q, %v; again %q, %v", c.in, c.region, n1, err1, n2, err2)
+		}
+	}
+	if _, err := number.Parse("12", "US"); !errors.Is(err, number.ErrInvalid) {
+		t.Errorf("Parse(12) again = %v, want ErrInvalid", err)
 	}
 }
