@@ -28,8 +28,19 @@ func TestConcurrentPartsAndReceipts(t *testing.T) {
 		if err := s.AcceptOutbound(ctx, msgs); err != nil {
 			t.Fatal(err)
 		}
-		if got, err := s.ClaimOutbound(ctx, "a", 2*n, time.Minute); err != nil || len(got) != n {
+		got, err := s.ClaimOutbound(ctx, "a", 2*n, time.Minute)
+		if err != nil || len(got) != n {
 			t.Fatalf("ClaimOutbound = %d, %v", len(got), err)
+		}
+		byID := make(map[int64]*store.Outbound, n)
+		for _, m := range msgs {
+			byID[m.ID] = m
+		}
+		for _, c := range got {
+			// The ids given back by AcceptOutbound are those of the rows.
+			if m := byID[c.ID]; m == nil || m.StanzaID != c.StanzaID || m.Parts != c.Parts {
+				t.Fatalf("claimed id %d is stanza %q with %d parts; accepted as %+v", c.ID, c.StanzaID, c.Parts, m)
+			}
 		}
 		fails := func(i int) bool { return i%5 == 0 } // its last part is UNDELIV
 		var (

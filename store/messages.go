@@ -75,16 +75,74 @@ func (s *Store) AcceptOutbound(ctx context.Context, msgs []*Outbound) error {
 	}
 	now := s.ms()
 	return s.grouped(ctx, &groupOp{fn: func(tx *sql.Tx) error {
-		for _, m := range msgs {
-			if err := s.insertOutbound(ctx, tx, m, now); err != nil {
-				return fmt.Errorf("store: accept: %w", err)
-			}
+		if err := s.insertOutbound(ctx, tx, msgs, now); err != nil {
+			return fmt.Errorf("store: accept: %w", err)
 		}
 		return nil
 	}})
 }
 
-func (s *Store) insertOutbound(ctx context.Context, tx *sql.Tx, m *Outbound, now int64) error {
+// insertOutbound inserts msgs and sets their ids. SQLite runs one cached
+// statement per message; PostgreSQL draws the ids from the table's
+// sequence first (one round trip), then inserts up to acceptBatch rows per
+// statement, so no order of returned rows needs trusting.
+func (s *Store) insertOutbound(ctx context.Context, tx *sql.Tx, msgs []*Outbound, now int64) error {
+	if s.dialect == sqlite {
+		for _, m := range msgs {
+			if err := s.txQueryRow(ctx, tx, insertOutboundSQL+` VALUES `+outboundValues(1)+` RETURNING id`,
+				outboundArgs(nil, m, nil, now)...).Scan(&m.ID); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	ids, err := queryIDs(ctx, tx, `SELECT nextval(pg_get_serial_sequence('messages', 'id')) FROM generate_series(1, $1)`, len(msgs))
+	if err != nil {
+		return err
+	}
+	if len(ids) != len(msgs) {
+		return fmt.Errorf("%d ids for %d messages", len(ids), len(msgs))
+	}
+	for start := 0; start < len(msgs); start += acceptBatch {
+		chunk := msgs[start:min(start+acceptBatch, len(msgs))]
+		args := make([]any, 0, outboundCols*len(chunk))
+		for i, m := range chunk {
+			args = outboundArgs(args, m, ids[start+i], now)
+		}
+		if _, err := s.txExec(ctx, tx, insertOutboundSQL+` VALUES `+outboundValues(len(chunk)), args...); err != nil {
+			return err
+		}
+	}
+	for i, m := range msgs {
+		m.ID = ids[i]
+	}
+	return nil
+}
+
+const insertOutboundSQL = `INSERT INTO messages
+		(direction, route, state, user_jid, user_bare, user_number, peer_number, stanza_id, want_receipt, body, parts, expires_at, created_at, updated_at,
+		peer_jid, extra, next_attempt_at, id)`
+
+// outboundCols is the number of arguments outboundArgs adds per message.
+const outboundCols = 16
+
+// outboundValues renders the VALUES rows of insertOutbound for n messages
+// (direction 'out', updated_at the same as created_at).
+func outboundValues(n int) string {
+	var b strings.Builder
+	for i := range n {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		a := i * outboundCols
+		fmt.Fprintf(&b, "('out', $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d)",
+			a+1, a+2, a+3, a+4, a+5, a+6, a+7, a+8, a+9, a+10, a+11, a+12, a+12, a+13, a+14, a+15, a+16)
+	}
+	return b.String()
+}
+
+// outboundArgs appends the arguments of m's row; id nil lets SQLite assign it.
+func outboundArgs(args []any, m *Outbound, id any, now int64) []any {
 	var exp int64
 	if !m.ExpiresAt.IsZero() {
 		exp = m.ExpiresAt.UnixMilli()
@@ -96,13 +154,13 @@ func (s *Store) insertOutbound(ctx context.Context, tx *sql.Tx, m *Outbound, now
 			next = m.FallbackAt.UnixMilli()
 		}
 	}
-	return s.txQueryRow(ctx, tx, `INSERT INTO messages
-		(direction, route, state, user_jid, user_bare, user_number, peer_number, stanza_id, want_receipt, body, parts, expires_at, created_at, updated_at,
-		peer_jid, extra, next_attempt_at)
-		VALUES ('out', $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12, $13, $14, $15) RETURNING id`,
-		route, state, m.SenderJID, bare(m.SenderJID), m.SenderNumber, m.Dest, m.StanzaID, b2i(m.WantReceipt), m.Body, m.Parts, exp, now,
-		m.PeerJID, m.Extra, next).Scan(&m.ID)
+	return append(args, route, state, m.SenderJID, bare(m.SenderJID), m.SenderNumber, m.Dest, m.StanzaID, b2i(m.WantReceipt), m.Body, m.Parts, exp, now,
+		m.PeerJID, m.Extra, next, id)
 }
+
+// acceptBatch bounds the rows of one INSERT (PostgreSQL takes at most
+// 65,535 arguments).
+const acceptBatch = 1000
 
 // ClaimOutbound takes up to limit messages that are due for submission and
 // leases them to owner for lease. Due are queued messages whose retry time has

@@ -73,7 +73,7 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 		}
 	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
 		s.dialect = postgres
-		s.db, err = sql.Open("postgres", dsn)
+		s.db, err = sql.Open("postgres", withBinaryParameters(dsn))
 		if err == nil {
 			s.db.SetMaxOpenConns(16)
 			s.db.SetMaxIdleConns(16)
@@ -117,6 +117,23 @@ func (s *Store) Engine() string {
 }
 
 func (s *Store) ms() int64 { return s.now().UnixMilli() }
+
+// withBinaryParameters turns on lib/pq's binary_parameters unless the DSN
+// sets it: a statement with arguments then costs one round trip (parse,
+// bind and execute sent together) instead of two.
+func withBinaryParameters(dsn string) string {
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return dsn // lib/pq reports it
+	}
+	q := u.Query()
+	if q.Has("binary_parameters") {
+		return dsn
+	}
+	q.Set("binary_parameters", "yes")
+	u.RawQuery = q.Encode()
+	return u.String()
+}
 
 // redact removes a password from a DSN for messages.
 func redact(dsn string) string {

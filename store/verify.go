@@ -74,7 +74,7 @@ func (s *Store) StartVerification(ctx context.Context, v Verification, sms *Outb
 		if _, err := tx.ExecContext(ctx, `DELETE FROM code_sends WHERE sent_at < $1`, now-2*24*3600*1000); err != nil {
 			return err
 		}
-		return s.insertOutbound(ctx, tx, sms, now)
+		return s.insertOutbound(ctx, tx, []*Outbound{sms}, now)
 	})
 	if err != nil {
 		return fmt.Errorf("store: start verification: %w", err)
