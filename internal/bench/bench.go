@@ -254,8 +254,10 @@ level = "warn"
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("bench: start switchboard: %w", err)
 	}
+	// exited gives the exit error once, then stays closed, so every later
+	// wait on it (stop's too) returns at once.
 	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	go func() { exited <- cmd.Wait(); close(exited) }()
 	stopped := false
 	stop := func() {
 		if stopped {
