@@ -206,8 +206,15 @@ func (c *Component) session(ctx context.Context) error {
 	return err
 }
 
-// send writes a stanza on the current session.
+// send writes a stanza on the current session, or into the batch ctx
+// carries (see Batch).
 func (c *Component) send(ctx context.Context, r xml.TokenReader) error {
+	if b, ok := ctx.Value(batchKey{}).(*batch); ok && b.c == c {
+		if b.err == nil {
+			_, b.err = xmlstream.Copy(b.w, r)
+		}
+		return b.err
+	}
 	c.mu.RLock()
 	s := c.sess
 	c.mu.RUnlock()
@@ -215,6 +222,38 @@ func (c *Component) send(ctx context.Context, r xml.TokenReader) error {
 		return ErrDisconnected
 	}
 	return s.Send(ctx, r)
+}
+
+type batchKey struct{}
+
+type batch struct {
+	c   *Component
+	w   xmlstream.TokenWriteFlushCloser
+	err error // the first write error; later writes are skipped
+}
+
+// Batch returns a context whose sends through c are written one after the
+// other and flushed together by end, which returns the first error: one
+// write(2) for many stanzas instead of one each. Nothing else is written on
+// the session until end is called, so the batch must not wait on anything
+// but its own writes. Not safe for concurrent use of the returned context.
+func (c *Component) Batch(ctx context.Context) (context.Context, func() error) {
+	c.mu.RLock()
+	s := c.sess
+	c.mu.RUnlock()
+	if s == nil {
+		return ctx, func() error { return nil } // sends report ErrDisconnected
+	}
+	b := &batch{c: c, w: s.TokenWriter()}
+	return context.WithValue(ctx, batchKey{}, b), func() error {
+		if err := b.w.Flush(); b.err == nil {
+			b.err = err
+		}
+		if err := b.w.Close(); b.err == nil {
+			b.err = err
+		}
+		return b.err
+	}
 }
 
 // SendText sends a chat message.

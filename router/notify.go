@@ -45,13 +45,19 @@ func (r *Router) sendNotices(ctx context.Context) int {
 		return 0
 	}
 	var done, failed []int64
+	bctx, end := r.xmpp.Batch(ctx)
 	for _, n := range ns {
-		if err := r.send(ctx, n); err != nil {
+		if err := r.send(bctx, n); err != nil {
 			r.log.Warn().Err(err).Int64("msg", n.ID).Msg("sending notice failed; will retry")
 			failed = append(failed, n.ID)
 			continue
 		}
 		done = append(done, n.ID)
+	}
+	if err := end(); err != nil && len(done) > 0 {
+		r.log.Warn().Err(err).Int("notices", len(done)).Msg("sending notices failed; will retry")
+		failed = append(failed, done...)
+		done = nil
 	}
 	// Written is not delivered: only once the server has answered a ping
 	// sent after them are the stanzas known to have left this connection.

@@ -57,6 +57,9 @@ type XMPP interface {
 	SendRelay(ctx context.Context, from, to jid.JID, id string, payload []byte, requestReceipt bool) error
 	// SendRelayError sends a message error whose children are payload.
 	SendRelayError(ctx context.Context, from, to jid.JID, id string, payload []byte) error
+	// Batch returns a context whose sends are written together and flushed
+	// by end, which returns the first write error.
+	Batch(ctx context.Context) (bctx context.Context, end func() error)
 	// Sync returns once the server has processed everything sent before.
 	Sync(ctx context.Context) error
 	// Available tells whether a user has an available resource; known is

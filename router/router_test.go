@@ -61,6 +61,9 @@ func (f *fakeXMPP) SendRelay(_ context.Context, from, to jid.JID, id string, pay
 func (f *fakeXMPP) SendRelayError(_ context.Context, from, to jid.JID, id string, payload []byte) error {
 	return f.add(sent{kind: "relay-error", from: from.String(), to: to.String(), id: id, text: string(payload)})
 }
+func (f *fakeXMPP) Batch(ctx context.Context) (context.Context, func() error) {
+	return ctx, func() error { return nil }
+}
 func (f *fakeXMPP) Sync(context.Context) error { return nil }
 func (f *fakeXMPP) Available(j jid.JID) (bool, bool) {
 	f.mu.Lock()
