@@ -59,12 +59,13 @@ func archiveCond(user, with string, args *[]any) string {
 	*args = append(*args, user)
 	u := "$" + strconv.Itoa(len(*args))
 	cond := "body <> '' AND user_number LIKE '+%' AND "
+	// "peer_jid <> ''" repeats the condition of the partial index on peer_jid.
 	if with == "" {
-		return cond + "(user_bare = " + u + " OR peer_jid = " + u + ")"
+		return cond + "(user_bare = " + u + " OR (peer_jid <> '' AND peer_jid = " + u + "))"
 	}
 	*args = append(*args, with)
 	w := "$" + strconv.Itoa(len(*args))
-	return cond + "((user_bare = " + u + " AND peer_number = " + w + ") OR (peer_jid = " + u + " AND user_number = " + w + "))"
+	return cond + "((user_bare = " + u + " AND peer_number = " + w + ") OR (peer_jid <> '' AND peer_jid = " + u + " AND user_number = " + w + "))"
 }
 
 // Archive returns a page of the user's archive. An id bound that is not a

@@ -137,6 +137,9 @@ var migrations = []string{
 	// only then).
 	`DROP INDEX messages_relay;
 	CREATE INDEX messages_relay ON messages (user_number, peer_number, stanza_id) WHERE peer_jid <> '';`,
+	// The same for the archive's index of messages relayed to a user.
+	`DROP INDEX messages_peer;
+	CREATE INDEX messages_peer ON messages (peer_jid, user_number, id) WHERE peer_jid <> '';`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {
