@@ -12,6 +12,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -50,8 +51,17 @@ func cmdServe(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if _, set := os.LookupEnv("GOGC"); !set {
+		// The heap is small (tens of MB) and short-lived garbage per message
+		// is most of it; collecting at 200 % growth instead of 100 % took
+		// about a tenth off the CPU per message in the bench, for a few MB.
+		debug.SetGCPercent(gcPercent)
+	}
 	return run(ctx, cfg, newLogger(cfg.Log, stderr))
 }
+
+// gcPercent is the garbage collector's target unless GOGC is set.
+const gcPercent = 200
 
 func newLogger(c LogConfig, w io.Writer) zerolog.Logger {
 	if c.Format == "console" {
