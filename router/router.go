@@ -67,6 +67,15 @@ type XMPP interface {
 	Available(user jid.JID) (known, available bool)
 }
 
+// Handoff is the SMS gateway's side of passing new SMS on without a
+// claim: Reserve reserves up to max submission slots and says whose lease
+// to store the messages under; after they are stored, Take starts them and
+// releases the slots they do not use (all of them when msgs is nil).
+type Handoff interface {
+	Reserve(max int) (owner string, until time.Time, n int)
+	Take(msgs []*store.Outbound, reserved int)
+}
+
 // Config configures a Router. Zero values mean the defaults.
 type Config struct {
 	Component     jid.JID  // the component's domain, e.g. sms.example.com
@@ -88,6 +97,9 @@ type Config struct {
 	Logger   zerolog.Logger
 	// WakeSMS is called after messages were queued for SMS.
 	WakeSMS func()
+	// Handoff, when set, takes new SMS straight from the intake (see
+	// Handoff); the others are queued and WakeSMS is called.
+	Handoff Handoff
 	// OnRefused, if set, is called for each message from a user refused
 	// before it was stored, with a short reason for metrics: "country",
 	// "prefix", "quota_global", "quota_user_minute", "quota_user_day",
@@ -365,7 +377,6 @@ func (r *Router) storeBatch(ctx context.Context, batch []*pending) {
 	accepted := make([]*store.Outbound, 0, len(batch))
 	acceptedP := make([]*pending, 0, len(batch))
 	var ok []*pending // in arrival order, the ones to relay or count
-	sms := false
 	for _, p := range batch {
 		bare := p.from.Bare().String()
 		num, has := numbers[bare]
@@ -406,7 +417,6 @@ func (r *Router) storeBatch(ctx context.Context, batch []*pending) {
 				r.refused(ctx, p, reason, why)
 				continue
 			}
-			sms = true
 		} else {
 			p.msg.PeerJID = owner
 			p.msg.Extra = string(p.m.Payload)
@@ -425,12 +435,42 @@ func (r *Router) storeBatch(ctx context.Context, batch []*pending) {
 		acceptedP = append(acceptedP, p)
 		ok = append(ok, p)
 	}
+	var (
+		handed   []*store.Outbound
+		reserved int
+		nSMS     int
+	)
+	for _, m := range accepted {
+		if m.PeerJID == "" {
+			nSMS++
+		}
+	}
+	if h := r.cfg.Handoff; h != nil && nSMS > 0 {
+		var (
+			owner string
+			until time.Time
+		)
+		if owner, until, reserved = h.Reserve(nSMS); reserved > 0 {
+			for _, m := range accepted {
+				if m.PeerJID == "" && len(handed) < reserved {
+					m.LeaseOwner, m.LeaseUntil = owner, until
+					handed = append(handed, m)
+				}
+			}
+		}
+	}
 	if len(accepted) > 0 {
 		if err := r.store.AcceptOutbound(ctx, accepted); err != nil {
+			if reserved > 0 {
+				r.cfg.Handoff.Take(nil, reserved)
+			}
 			r.log.Error().Err(err).Int("messages", len(accepted)).Msg("storing messages failed")
 			r.refuse(ctx, acceptedP, "internal", internal)
 			return
 		}
+	}
+	if reserved > 0 {
+		r.cfg.Handoff.Take(handed, reserved)
 	}
 	for _, m := range accepted {
 		r.cfg.OnMessage(store.Out, routeOf(m), "accepted")
@@ -442,7 +482,7 @@ func (r *Router) storeBatch(ctx context.Context, batch []*pending) {
 		}
 		r.relay(ctx, p, numbers[p.from.Bare().String()])
 	}
-	if sms {
+	if len(handed) < nSMS {
 		r.cfg.WakeSMS()
 	}
 }

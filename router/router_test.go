@@ -313,3 +313,65 @@ func TestLimits(t *testing.T) {
 		t.Fatalf("relay %+v", s)
 	}
 }
+
+// fakeHandoff is the gateway's side of the hand-off: it has free slots, and
+// records what it is given.
+type fakeHandoff struct {
+	free  int
+	taken chan []*store.Outbound
+	freed chan int // slots given back unused
+}
+
+func (h *fakeHandoff) Reserve(max int) (string, time.Time, int) {
+	n := min(max, h.free)
+	h.free -= n
+	return "gw", time.Now().Add(time.Minute), n
+}
+
+func (h *fakeHandoff) Take(msgs []*store.Outbound, reserved int) {
+	h.free += reserved - len(msgs)
+	h.freed <- reserved - len(msgs)
+	h.taken <- msgs
+}
+
+// TestHandoff checks that new SMS go straight to the gateway as far as it
+// has slots, stored leased to it (no claim can take them), and that the
+// rest is queued and the claimer woken.
+func TestHandoff(t *testing.T) {
+	h := &fakeHandoff{free: 2, taken: make(chan []*store.Outbound, 10), freed: make(chan int, 10)}
+	f := setup(t, router.Config{Handoff: h})
+	ctx := context.Background()
+	for i, id := range []string{"h1", "h2", "h3"} {
+		if err := f.r.Outbound(ctx, router.Message{From: alice, To: numberJID(phone), ID: id, Body: "hi"}); err != nil {
+			t.Fatal(err)
+		}
+		if i < 2 {
+			// Stored, then taken: leased to the gateway, first attempt.
+			msgs := <-h.taken
+			if <-h.freed != 0 || len(msgs) != 1 || msgs[0].StanzaID != id || msgs[0].ID == 0 || msgs[0].Attempts != 1 || msgs[0].LeaseOwner != "gw" {
+				t.Fatalf("message %s: taken %+v", id, msgs)
+			}
+			if st, _, err := f.st.MessageState(ctx, msgs[0].ID); err != nil || st != store.StateSubmitting {
+				t.Fatalf("message %s stored as %q, %v; want submitting", id, st, err)
+			}
+			continue
+		}
+	}
+	// No slot left for the third: queued, and the claimer woken. The two
+	// handed off cannot be claimed while their lease holds.
+	msgs := f.queued(t)
+	if len(msgs) != 1 || msgs[0].StanzaID != "h3" {
+		t.Fatalf("claimed %+v, want only h3", msgs)
+	}
+	// A message to an XMPP user is never handed to the SMS gateway.
+	h.free = 5
+	if err := f.r.Outbound(ctx, router.Message{From: alice, To: numberJID(bobNum), ID: "x1", Body: "hi bob", Payload: []byte("<body>hi bob</body>")}); err != nil {
+		t.Fatal(err)
+	}
+	f.x.next(t, "relay")
+	select {
+	case m := <-h.taken:
+		t.Fatalf("relay handed to the gateway: %+v", m)
+	default:
+	}
+}

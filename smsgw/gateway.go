@@ -94,6 +94,9 @@ type Gateway struct {
 	wake   chan struct{}
 	sem    chan struct{}
 	wg     sync.WaitGroup
+
+	mu   sync.Mutex      // guards work, and wg.Add against Run ending
+	work context.Context // Run's submission context; nil when Run is not running
 }
 
 // New returns a gateway; Run it. Set the SMPP client with SetSubmitter before Run.
@@ -221,6 +224,14 @@ func (g *Gateway) Run(ctx context.Context, drain time.Duration) error {
 	stop := context.AfterFunc(ctx, func() { time.AfterFunc(drain, cancel) })
 	defer stop()
 	defer g.wg.Wait()
+	g.mu.Lock()
+	g.work = work
+	g.mu.Unlock()
+	defer func() {
+		g.mu.Lock()
+		g.work = nil
+		g.mu.Unlock()
+	}()
 	t := time.NewTicker(claimPoll)
 	defer t.Stop()
 	sweep := time.NewTicker(min(g.cfg.Reassembly/4, 15*time.Second))
@@ -268,6 +279,66 @@ func (g *Gateway) claim(ctx, work context.Context) bool {
 		}()
 	}
 	return len(msgs) == limit
+}
+
+// Hand-off: the router stores a new SMS already leased to this instance
+// and passes it straight here, instead of storing it queued and the gateway
+// claiming it back (a transaction and a row update per message saved, and
+// the claim's wait). Only as many messages as there are free submission
+// slots are taken, reserved before they are stored, so none waits in memory
+// for a slot while its lease runs out. After a crash the lease expires and
+// ClaimOutbound takes them, as for any claimed message.
+
+// Reserve reserves up to max submission slots for messages the caller will
+// store leased to owner until until, then pass to Take. n is how many were
+// reserved: 0 when Run is not running or no bind is up.
+func (g *Gateway) Reserve(max int) (owner string, until time.Time, n int) {
+	g.mu.Lock()
+	running := g.work != nil
+	g.mu.Unlock()
+	if !running || !g.anyBound() {
+		return "", time.Time{}, 0
+	}
+	for n < max {
+		select {
+		case g.sem <- struct{}{}:
+			n++
+		default:
+			return g.cfg.Instance, time.Now().Add(claimLease), n
+		}
+	}
+	return g.cfg.Instance, time.Now().Add(claimLease), n
+}
+
+// Take starts submitting msgs, stored with the lease Reserve gave, each on
+// one of the reserved slots; the slots msgs do not use are released.
+func (g *Gateway) Take(msgs []*store.Outbound, reserved int) {
+	for range reserved - len(msgs) {
+		<-g.sem
+	}
+	if len(msgs) == 0 {
+		return
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.work == nil {
+		// Run ended after Reserve: give them back at once rather than
+		// waiting for the lease.
+		for _, m := range msgs {
+			_ = g.outbox.Retry(context.Background(), m.ID, time.Now(), "shutting down", true)
+			<-g.sem
+		}
+		return
+	}
+	work := g.work
+	for _, m := range msgs {
+		g.wg.Add(1)
+		go func() {
+			defer g.wg.Done()
+			defer func() { <-g.sem }()
+			g.submit(work, m)
+		}()
+	}
 }
 
 // submit sends the parts of one message that have no SMSC id yet.

@@ -2,7 +2,10 @@ package smsgw
 
 import (
 	"context"
+	"path/filepath"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"switchboard/smsgw/smpp"
 	"switchboard/store"
@@ -94,5 +97,92 @@ func TestAddresses(t *testing.T) {
 	}
 	if _, _, _, ok := sar(map[uint16][]byte{tlvSarMsgRefNum: {1}}); ok {
 		t.Error("sar without all three TLVs accepted")
+	}
+}
+
+// flipBind is a bind whose state a test changes while the gateway runs.
+type flipBind struct{ up atomic.Bool }
+
+func (b *flipBind) Submit(context.Context, *smpp.Submit) (string, error) { return "", nil }
+func (b *flipBind) Bound() bool                                          { return b.up.Load() }
+
+// TestReserve checks the hand-off's slots: none before Run or without a
+// bind, no more than the free ones, and unused ones given back.
+func TestReserve(t *testing.T) {
+	st, err := store.Open(context.Background(), "sqlite:"+filepath.Join(t.TempDir(), "sb.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	g := New(Config{Instance: "i1", Concurrency: 3}, st, nil)
+	b := new(flipBind)
+	b.up.Store(true)
+	g.AddLink(Link{Client: b})
+	if _, _, n := g.Reserve(2); n != 0 {
+		t.Fatalf("Reserve before Run = %d", n)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- g.Run(ctx, 0) }()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	var n int
+	for n == 0 {
+		_, _, n = g.Reserve(2) // once Run has started
+	}
+	owner, until, m := g.Reserve(5)
+	if n != 2 || m != 1 || owner != "i1" || time.Until(until) < claimLease/2 {
+		t.Fatalf("Reserve = %d then %d (%s until %v), want 2 then the 1 left", n, m, owner, until)
+	}
+	g.Take(nil, n+m) // stored nothing: all given back
+	if _, _, n := g.Reserve(5); n != 3 {
+		t.Fatalf("Reserve after giving back = %d, want 3", n)
+	}
+	g.Take(nil, 3)
+	b.up.Store(false)
+	if _, _, n := g.Reserve(1); n != 0 {
+		t.Fatalf("Reserve with no bind up = %d", n)
+	}
+}
+
+// TestTakeAfterRun checks that messages reserved before Run ended and
+// stored after are given back to the queue at once, not left to their lease.
+func TestTakeAfterRun(t *testing.T) {
+	ctx := context.Background()
+	st, err := store.Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "sb.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	g := New(Config{Instance: "i1", Concurrency: 3}, st, nil)
+	b := new(flipBind)
+	b.up.Store(true)
+	g.AddLink(Link{Client: b})
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- g.Run(runCtx, 0) }()
+	var (
+		owner string
+		until time.Time
+		n     int
+	)
+	for n == 0 {
+		owner, until, n = g.Reserve(1)
+	}
+	cancel()
+	<-done
+	m := &store.Outbound{SenderJID: "a@example.com/x", SenderNumber: "+12015550100", Dest: "+12015550199", Body: "hi", Parts: 1,
+		LeaseOwner: owner, LeaseUntil: until}
+	if err := st.AcceptOutbound(ctx, []*store.Outbound{m}); err != nil {
+		t.Fatal(err)
+	}
+	g.Take([]*store.Outbound{m}, n)
+	if state, _, err := st.MessageState(ctx, m.ID); err != nil || state != store.StateQueued {
+		t.Fatalf("state after Take without Run = %q, %v; want queued", state, err)
+	}
+	if len(g.sem) != 0 {
+		t.Fatalf("%d slots still held", len(g.sem))
 	}
 }

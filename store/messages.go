@@ -65,6 +65,13 @@ type Outbound struct {
 	PeerJID    string
 	Extra      string
 	FallbackAt time.Time
+
+	// LeaseOwner, when set on a new SMS, stores it already claimed by that
+	// instance until LeaseUntil (state submitting, first attempt), for an
+	// instance that submits it at once (hand-off); it is claimed again only
+	// when that lease runs out.
+	LeaseOwner string
+	LeaseUntil time.Time
 }
 
 // AcceptOutbound stores new messages, state queued, all or none, and sets
@@ -121,10 +128,10 @@ func (s *Store) insertOutbound(ctx context.Context, tx *sql.Tx, msgs []*Outbound
 
 const insertOutboundSQL = `INSERT INTO messages
 		(direction, route, state, user_jid, user_bare, user_number, peer_number, stanza_id, want_receipt, body, parts, expires_at, created_at, updated_at,
-		peer_jid, extra, next_attempt_at, id)`
+		peer_jid, extra, next_attempt_at, lease_owner, lease_until, attempts, id)`
 
 // outboundCols is the number of arguments outboundArgs adds per message.
-const outboundCols = 16
+const outboundCols = 19
 
 // outboundValues renders the VALUES rows of insertOutbound for n messages
 // (direction 'out', updated_at the same as created_at).
@@ -135,8 +142,8 @@ func outboundValues(n int) string {
 			b.WriteString(", ")
 		}
 		a := i * outboundCols
-		fmt.Fprintf(&b, "('out', $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d)",
-			a+1, a+2, a+3, a+4, a+5, a+6, a+7, a+8, a+9, a+10, a+11, a+12, a+12, a+13, a+14, a+15, a+16)
+		fmt.Fprintf(&b, "('out', $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d)",
+			a+1, a+2, a+3, a+4, a+5, a+6, a+7, a+8, a+9, a+10, a+11, a+12, a+12, a+13, a+14, a+15, a+16, a+17, a+18, a+19)
 	}
 	return b.String()
 }
@@ -148,14 +155,23 @@ func outboundArgs(args []any, m *Outbound, id any, now int64) []any {
 		exp = m.ExpiresAt.UnixMilli()
 	}
 	route, state, next := RouteSMS, StateQueued, int64(0)
-	if m.PeerJID != "" {
+	var (
+		owner      string
+		leaseUntil int64
+		attempts   int
+	)
+	switch {
+	case m.PeerJID != "":
 		route, state = RouteXMPP, StateRelayed
 		if !m.FallbackAt.IsZero() {
 			next = m.FallbackAt.UnixMilli()
 		}
+	case m.LeaseOwner != "":
+		state, owner, leaseUntil, attempts = StateSubmitting, m.LeaseOwner, m.LeaseUntil.UnixMilli(), 1
+		m.Attempts = 1
 	}
 	return append(args, route, state, m.SenderJID, bare(m.SenderJID), m.SenderNumber, m.Dest, m.StanzaID, b2i(m.WantReceipt), m.Body, m.Parts, exp, now,
-		m.PeerJID, m.Extra, next, id)
+		m.PeerJID, m.Extra, next, owner, leaseUntil, attempts, id)
 }
 
 // acceptBatch bounds the rows of one INSERT (PostgreSQL takes at most

@@ -117,6 +117,7 @@ func run(ctx context.Context, cfg *Config, log zerolog.Logger) error {
 		Instance:  instance,
 		Logger:    log,
 		WakeSMS:   func() { gw.Wake() },
+		Handoff:   handoff{&gw},
 		OnRefused: mx.Refusal,
 		OnMessage: mx.Message,
 	}, st)
@@ -355,3 +356,10 @@ func admins(list []string) []jid.JID {
 	}
 	return out
 }
+
+// handoff passes the router's new SMS to the gateway, which is built after
+// the router (it needs the router as its inbox).
+type handoff struct{ gw **smsgw.Gateway }
+
+func (h handoff) Reserve(max int) (string, time.Time, int)  { return (*h.gw).Reserve(max) }
+func (h handoff) Take(msgs []*store.Outbound, reserved int) { (*h.gw).Take(msgs, reserved) }
