@@ -13,9 +13,43 @@ import (
 
 const (
 	noticeBatch = 256
-	noticeLease = 30 * time.Second
 	noticePoll  = 2 * time.Second
+	// NoticeLease is how long an instance holds a notice it claimed (or
+	// was handed) before another may send it.
+	NoticeLease = 30 * time.Second
+	// handedMargin: a handed notice not sent this long before its lease
+	// runs out is left to be claimed again rather than sent late, when
+	// another instance may be sending it too.
+	handedMargin = 5 * time.Second
 )
+
+// HandNotices takes notices the store leased to this instance for
+// NoticeLease (store.HandNotices) and sends them soon, without a claim.
+func (r *Router) HandNotices(ns []store.Notice) {
+	deadline := time.Now().Add(NoticeLease - handedMargin)
+	r.handedMu.Lock()
+	for _, n := range ns {
+		r.handed = append(r.handed, handedNotice{n, deadline})
+	}
+	r.handedMu.Unlock()
+	r.Wake()
+}
+
+// takeHanded returns up to max handed notices still within their lease.
+func (r *Router) takeHanded(max int) []store.Notice {
+	r.handedMu.Lock()
+	defer r.handedMu.Unlock()
+	now := time.Now()
+	var out []store.Notice
+	i := 0
+	for ; i < len(r.handed) && len(out) < max; i++ {
+		if h := r.handed[i]; now.Before(h.deadline) {
+			out = append(out, h.n)
+		}
+	}
+	r.handed = r.handed[:copy(r.handed, r.handed[i:])]
+	return out
+}
 
 // notifyLoop sends pending notices — outcomes to senders and messages from
 // phones to their recipients — whenever woken, and every noticePoll to pick
@@ -24,7 +58,7 @@ func (r *Router) notifyLoop(ctx context.Context) {
 	t := time.NewTicker(noticePoll)
 	defer t.Stop()
 	for {
-		for r.xmpp.Connected() && r.sendNotices(ctx) == noticeBatch {
+		for r.xmpp.Connected() && r.sendNotices(ctx) {
 		}
 		select {
 		case <-ctx.Done():
@@ -35,14 +69,22 @@ func (r *Router) notifyLoop(ctx context.Context) {
 	}
 }
 
-// sendNotices claims one batch and sends it; it returns how many it claimed.
-func (r *Router) sendNotices(ctx context.Context) int {
-	ns, err := r.store.ClaimNotices(ctx, r.cfg.Instance, noticeBatch, noticeLease)
-	if err != nil {
-		if ctx.Err() == nil {
-			r.log.Error().Err(err).Msg("claiming notices failed")
+// sendNotices sends one batch: the notices handed over, or else claimed
+// ones. It reports whether there may be more to send (after handed ones,
+// there may be notices to claim).
+func (r *Router) sendNotices(ctx context.Context) (more bool) {
+	ns := r.takeHanded(noticeBatch)
+	more = len(ns) > 0
+	if len(ns) == 0 {
+		var err error
+		ns, err = r.store.ClaimNotices(ctx, r.cfg.Instance, noticeBatch, NoticeLease)
+		if err != nil {
+			if ctx.Err() == nil {
+				r.log.Error().Err(err).Msg("claiming notices failed")
+			}
+			return false
 		}
-		return 0
+		more = len(ns) == noticeBatch
 	}
 	var done, failed []int64
 	bctx, end := r.xmpp.Batch(ctx)
@@ -88,7 +130,7 @@ func (r *Router) sendNotices(ctx context.Context) int {
 	if err := r.store.ReleaseNotices(bg, failed); err != nil {
 		r.log.Error().Err(err).Msg("releasing notices failed")
 	}
-	return len(ns)
+	return more && len(failed) == 0
 }
 
 func (r *Router) send(ctx context.Context, n store.Notice) error {

@@ -140,6 +140,16 @@ type Router struct {
 
 	intake chan *pending
 	wake   chan struct{}
+
+	handedMu sync.Mutex
+	handed   []handedNotice // notices the store leased to this instance (HandNotices)
+}
+
+// handedNotice is a notice handed over by the store, to be sent before
+// its lease runs out.
+type handedNotice struct {
+	n        store.Notice
+	deadline time.Time
 }
 
 // pending is a message from a user that passed the checks that need no

@@ -375,3 +375,27 @@ func TestHandoff(t *testing.T) {
 	default:
 	}
 }
+
+// TestHandedNotices checks that a receipt's notice handed over by the store
+// reaches the sender without a claim.
+func TestHandedNotices(t *testing.T) {
+	f := setup(t, router.Config{})
+	f.st.HandNotices("test", router.NoticeLease, f.r.HandNotices)
+	ctx := context.Background()
+	m := &store.Outbound{SenderJID: alice.String(), SenderNumber: aliceNum, Dest: phone, StanzaID: "r1", WantReceipt: true, Body: "hi", Parts: 1}
+	if err := f.st.AcceptOutbound(ctx, []*store.Outbound{m}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.st.ClaimOutbound(ctx, "test", 10, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.st.PartSubmitted(ctx, m.ID, 1, "", []string{"a1"}); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := f.st.Receipt(ctx, "", []string{"a1"}, "DELIVRD", ""); err != nil || !r.Final {
+		t.Fatalf("Receipt = %+v, %v", r, err)
+	}
+	if s := f.x.next(t, "receipt"); s.from != phone+"@sms.example.com" || s.to != alice.String() || s.id != "r1" {
+		t.Fatalf("receipt %+v", s)
+	}
+}

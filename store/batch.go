@@ -39,6 +39,7 @@ type msgRow struct {
 	parts   int
 	want    int
 	updated int64
+	notice  Notice // what a notice about it says (Direction, UserJID, numbers, StanzaID)
 }
 
 type partKey struct {
@@ -49,7 +50,7 @@ type partKey struct {
 // applyParts records the SMSC ids of ops. Calls for the same part (which
 // the gateway never makes at once) are split into separate chunks, so each
 // chunk's upsert touches a row once.
-func (s *Store) applyParts(ctx context.Context, tx *sql.Tx, ops []*partOp, now int64) error {
+func (s *Store) applyParts(ctx context.Context, tx *sql.Tx, ops []*partOp, now int64, ns *[]Notice) error {
 	for len(ops) > 0 {
 		n := 0
 		seen := make(map[partKey]bool, len(ops))
@@ -60,7 +61,7 @@ func (s *Store) applyParts(ctx context.Context, tx *sql.Tx, ops []*partOp, now i
 			}
 			seen[k] = true
 		}
-		if err := s.applyPartChunk(ctx, tx, ops[:n], now); err != nil {
+		if err := s.applyPartChunk(ctx, tx, ops[:n], now, ns); err != nil {
 			return err
 		}
 		ops = ops[n:]
@@ -68,7 +69,7 @@ func (s *Store) applyParts(ctx context.Context, tx *sql.Tx, ops []*partOp, now i
 	return nil
 }
 
-func (s *Store) applyPartChunk(ctx context.Context, tx *sql.Tx, ops []*partOp, now int64) error {
+func (s *Store) applyPartChunk(ctx context.Context, tx *sql.Tx, ops []*partOp, now int64, ns *[]Notice) error {
 	var forms []string
 	ids := make([]int64, 0, len(ops))
 	for _, op := range ops {
@@ -143,7 +144,7 @@ func (s *Store) applyPartChunk(ctx context.Context, tx *sql.Tx, ops []*partOp, n
 		args...); err != nil {
 		return err
 	}
-	finals, err := s.settleMany(ctx, tx, msgs, now)
+	finals, err := s.settleMany(ctx, tx, msgs, now, ns)
 	if err != nil {
 		return err
 	}
@@ -158,7 +159,7 @@ func (s *Store) applyPartChunk(ctx context.Context, tx *sql.Tx, ops []*partOp, n
 }
 
 // applyReceipts applies ops in order, as Receipt describes.
-func (s *Store) applyReceipts(ctx context.Context, tx *sql.Tx, ops []*receiptOp, now int64) error {
+func (s *Store) applyReceipts(ctx context.Context, tx *sql.Tx, ops []*receiptOp, now int64, ns *[]Notice) error {
 	var forms []string
 	for _, op := range ops {
 		op.res = ReceiptResult{}
@@ -269,7 +270,7 @@ func (s *Store) applyReceipts(ctx context.Context, tx *sql.Tx, ops []*receiptOp,
 	if err != nil {
 		return err
 	}
-	finals, err := s.settleMany(ctx, tx, msgs, now)
+	finals, err := s.settleMany(ctx, tx, msgs, now, ns)
 	if err != nil {
 		return err
 	}
@@ -283,8 +284,8 @@ func (s *Store) applyReceipts(ctx context.Context, tx *sql.Tx, ops []*receiptOp,
 // loadMessages reads what settling needs of the messages ids.
 func (s *Store) loadMessages(ctx context.Context, tx *sql.Tx, ids []int64) (map[int64]*msgRow, error) {
 	ids = uniqueIDs(ids)
-	rows, err := s.txQuery(ctx, tx, `SELECT id, state, parts, want_receipt, updated_at FROM messages WHERE id IN (`+inList(1, len(ids))+`)`,
-		idArgs(nil, ids)...)
+	rows, err := s.txQuery(ctx, tx, `SELECT id, state, parts, want_receipt, updated_at, direction, user_jid, user_number, peer_number, stanza_id
+		FROM messages WHERE id IN (`+inList(1, len(ids))+`)`, idArgs(nil, ids)...)
 	if err != nil {
 		return nil, err
 	}
@@ -295,9 +296,11 @@ func (s *Store) loadMessages(ctx context.Context, tx *sql.Tx, ids []int64) (map[
 			id int64
 			m  msgRow
 		)
-		if err := rows.Scan(&id, &m.state, &m.parts, &m.want, &m.updated); err != nil {
+		n := &m.notice
+		if err := rows.Scan(&id, &m.state, &m.parts, &m.want, &m.updated, &n.Direction, &n.UserJID, &n.UserNumber, &n.PeerNumber, &n.StanzaID); err != nil {
 			return nil, err
 		}
+		n.ID, n.WantReceipt = id, m.want != 0
 		out[id] = &m
 	}
 	return out, rows.Err()
@@ -306,9 +309,10 @@ func (s *Store) loadMessages(ctx context.Context, tx *sql.Tx, ids []int64) (map[
 // settleMany moves messages forward from their parts: submitted once every
 // part has an id; delivered once every part is DELIVRD; failed as soon as
 // one part failed. Reaching delivered (with a receipt requested) or failed
-// raises a notice. It returns the messages that reached a final state, with
-// that state.
-func (s *Store) settleMany(ctx context.Context, tx *sql.Tx, msgs map[int64]*msgRow, now int64) (map[int64]string, error) {
+// raises a notice; with a notice sink set (HandNotices), the notice is
+// leased to it at once and added to ns. It returns the messages that
+// reached a final state, with that state.
+func (s *Store) settleMany(ctx context.Context, tx *sql.Tx, msgs map[int64]*msgRow, now int64, ns *[]Notice) (map[int64]string, error) {
 	open := make([]int64, 0, len(msgs))
 	for id, m := range msgs {
 		if m.state != StateDelivered && m.state != StateFailed {
@@ -370,14 +374,25 @@ func (s *Store) settleMany(ctx context.Context, tx *sql.Tx, msgs map[int64]*msgR
 			if t.failedText != "" {
 				reason += " (error " + t.failedText + ")"
 			}
-			if _, err := s.txExec(ctx, tx, `UPDATE messages SET state = 'failed', error = $1, notify = 1, lease_owner = '', updated_at = $2 WHERE id = $3`,
-				reason, now, id); err != nil {
+			notify, owner, until := s.noticeLease(now)
+			if _, err := s.txExec(ctx, tx, `UPDATE messages SET state = 'failed', error = $1, notify = $2, lease_owner = $3, lease_until = $4,
+				updated_at = $5 WHERE id = $6`, reason, notify, owner, until, now, id); err != nil {
 				return nil, err
 			}
 			finals[id] = StateFailed
+			if notify == 2 {
+				n := m.notice
+				n.State, n.Error = StateFailed, reason
+				*ns = append(*ns, n)
+			}
 		case t.ok == m.parts:
 			if m.want != 0 {
 				deliveredNotify = append(deliveredNotify, id)
+				if s.handoff.sink != nil {
+					n := m.notice
+					n.State = StateDelivered
+					*ns = append(*ns, n)
+				}
 			} else {
 				delivered = append(delivered, id)
 			}
@@ -386,22 +401,43 @@ func (s *Store) settleMany(ctx context.Context, tx *sql.Tx, msgs map[int64]*msgR
 			submitted = append(submitted, id)
 		}
 	}
+	notify, owner, until := s.noticeLease(now)
 	for _, set := range []struct {
-		q   string
-		ids []int64
+		q    string
+		args []any
+		ids  []int64
 	}{
-		{`UPDATE messages SET state = 'submitted', lease_owner = '', updated_at = $1 WHERE id IN (`, submitted},
-		{`UPDATE messages SET state = 'delivered', notify = 0, lease_owner = '', updated_at = $1 WHERE id IN (`, delivered},
-		{`UPDATE messages SET state = 'delivered', notify = 1, lease_owner = '', updated_at = $1 WHERE id IN (`, deliveredNotify},
+		{`UPDATE messages SET state = 'submitted', lease_owner = '', updated_at = $1 WHERE id IN (`, []any{now}, submitted},
+		{`UPDATE messages SET state = 'delivered', notify = 0, lease_owner = '', updated_at = $1 WHERE id IN (`, []any{now}, delivered},
+		{`UPDATE messages SET state = 'delivered', notify = $1, lease_owner = $2, lease_until = $3, updated_at = $4 WHERE id IN (`,
+			[]any{notify, owner, until, now}, deliveredNotify},
 	} {
 		if len(set.ids) == 0 {
 			continue
 		}
-		if _, err := s.txExec(ctx, tx, set.q+inList(2, len(set.ids))+`)`, idArgs([]any{now}, set.ids)...); err != nil {
+		if _, err := s.txExec(ctx, tx, set.q+inList(len(set.args)+1, len(set.ids))+`)`, idArgs(set.args, set.ids)...); err != nil {
 			return nil, err
 		}
 	}
 	return finals, nil
+}
+
+// noticeLease is how a notice raised now is stored: pending (notify 1) for
+// any instance to claim, or, with a notice sink, already leased to it
+// (notify 2) until its lease runs out.
+func (s *Store) noticeLease(now int64) (notify int, owner string, until int64) {
+	if s.handoff.sink == nil {
+		return 1, "", 0
+	}
+	return 2, s.handoff.owner, now + s.handoff.lease.Milliseconds()
+}
+
+// HandNotices makes the notices that receipts raise go straight to sink
+// once their transaction committed, leased to owner for lease, instead of
+// waiting to be claimed (ClaimNotices still takes them if the lease runs
+// out before they are marked done). Call it before the store is used.
+func (s *Store) HandNotices(owner string, lease time.Duration, sink func([]Notice)) {
+	s.handoff.owner, s.handoff.lease, s.handoff.sink = owner, lease, sink
 }
 
 // valuesList renders "($1, $2), ($3, $4)" for rows rows of cols values.

@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -121,6 +122,65 @@ func TestConcurrentPartsAndReceipts(t *testing.T) {
 		s.Close()
 		if g := store.LargestGroup(s); g < 2 {
 			t.Errorf("the largest group commit held %d writes: nothing was batched", g)
+		}
+	})
+}
+
+// TestHandNotices checks that notices raised by receipts go to the sink
+// after their commit, leased (no claim takes them while the lease holds),
+// and that a claim takes them once the lease ran out (the instance died).
+func TestHandNotices(t *testing.T) {
+	engines(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		at := time.Now()
+		store.SetClock(s, func() time.Time { return at })
+		got := make(chan []store.Notice, 10)
+		s.HandNotices("i1", time.Minute, func(ns []store.Notice) { got <- ns })
+		ok, bad := accept(t, s, 1), accept(t, s, 1)
+		if _, err := s.ClaimOutbound(ctx, "i1", 10, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		for i, m := range []*store.Outbound{ok, bad} {
+			id := fmt.Sprintf("n%d", i)
+			if _, err := s.PartSubmitted(ctx, m.ID, 1, "", []string{id}); err != nil {
+				t.Fatal(err)
+			}
+			stat := "DELIVRD"
+			if m == bad {
+				stat = "UNDELIV"
+			}
+			if r, err := s.Receipt(ctx, "", []string{id}, stat, "012"); err != nil || !r.Final {
+				t.Fatalf("Receipt = %+v, %v", r, err)
+			}
+		}
+		var ns []store.Notice
+		for len(ns) < 2 {
+			select {
+			case n := <-got:
+				ns = append(ns, n...)
+			case <-time.After(5 * time.Second):
+				t.Fatalf("notices handed: %+v", ns)
+			}
+		}
+		if ns[0].ID != ok.ID || ns[0].State != store.StateDelivered || ns[0].StanzaID != "m1" || ns[0].UserJID != ok.SenderJID || !ns[0].WantReceipt ||
+			ns[1].ID != bad.ID || ns[1].State != store.StateFailed || !strings.Contains(ns[1].Error, "UNDELIV") || ns[1].PeerNumber != bad.Dest {
+			t.Fatalf("handed %+v", ns)
+		}
+		if c, err := s.ClaimNotices(ctx, "i2", 10, time.Minute); err != nil || len(c) != 0 {
+			t.Fatalf("claimed %+v, %v while the lease holds", c, err)
+		}
+		// The instance died before sending: after the lease, a claim takes both.
+		at = at.Add(2 * time.Minute)
+		c, err := s.ClaimNotices(ctx, "i2", 10, time.Minute)
+		if err != nil || len(c) != 2 {
+			t.Fatalf("claimed %+v, %v after the lease", c, err)
+		}
+		if err := s.NoticesDone(ctx, []int64{c[0].ID, c[1].ID}); err != nil {
+			t.Fatal(err)
+		}
+		at = at.Add(2 * time.Minute)
+		if c, err := s.ClaimNotices(ctx, "i3", 10, time.Minute); err != nil || len(c) != 0 {
+			t.Fatalf("claimed %+v, %v after done", c, err)
 		}
 	})
 }

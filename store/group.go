@@ -88,10 +88,10 @@ func (s *Store) groupLoop() {
 			s.group.largest = len(batch) // for tests
 		}
 		if len(batch) == 1 {
-			op.done <- s.tx(context.WithoutCancel(op.ctx), func(tx *sql.Tx) error { return s.runGroup(tx, batch) })
+			op.done <- s.runGroupTx(context.WithoutCancel(op.ctx), batch)
 			continue
 		}
-		err := s.tx(context.Background(), func(tx *sql.Tx) error { return s.runGroup(tx, batch) })
+		err := s.runGroupTx(context.Background(), batch)
 		if err == nil {
 			for _, op := range batch {
 				op.done <- nil
@@ -101,17 +101,30 @@ func (s *Store) groupLoop() {
 		// One failed (or the commit did): each on its own, so only the
 		// failing one reports an error.
 		for _, op := range batch {
-			one := []*groupOp{op}
-			op.done <- s.tx(context.WithoutCancel(op.ctx), func(tx *sql.Tx) error { return s.runGroup(tx, one) })
+			op.done <- s.runGroupTx(context.WithoutCancel(op.ctx), []*groupOp{op})
 		}
 	}
+}
+
+// runGroupTx runs batch in a transaction of its own and, once it
+// committed, hands the notices it raised to the notice sink.
+func (s *Store) runGroupTx(ctx context.Context, batch []*groupOp) error {
+	var ns []Notice
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		ns = ns[:0]
+		return s.runGroup(tx, batch, &ns)
+	})
+	if err == nil && len(ns) > 0 {
+		s.handoff.sink(ns)
+	}
+	return err
 }
 
 // runGroup runs the ops of a batch in tx: the functions in arrival order,
 // then the SMSC ids, then the receipts, each set-based. A receipt and the
 // SMSC id it is for give the same outcome in either order (a receipt before
 // its id is kept as early, and applied when the id is recorded).
-func (s *Store) runGroup(tx *sql.Tx, batch []*groupOp) error {
+func (s *Store) runGroup(tx *sql.Tx, batch []*groupOp, ns *[]Notice) error {
 	var (
 		parts []*partOp
 		rcpts []*receiptOp
@@ -133,12 +146,12 @@ func (s *Store) runGroup(tx *sql.Tx, batch []*groupOp) error {
 	}
 	ctx, now := context.Background(), s.ms()
 	if len(parts) > 0 {
-		if err := s.applyParts(ctx, tx, parts, now); err != nil {
+		if err := s.applyParts(ctx, tx, parts, now, ns); err != nil {
 			return err
 		}
 	}
 	if len(rcpts) > 0 {
-		return s.applyReceipts(ctx, tx, rcpts, now)
+		return s.applyReceipts(ctx, tx, rcpts, now, ns)
 	}
 	return nil
 }

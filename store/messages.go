@@ -417,8 +417,19 @@ type Notice struct {
 // lease ran out (its instance died before sending it) is claimed again.
 func (s *Store) ClaimNotices(ctx context.Context, owner string, limit int, lease time.Duration) ([]Notice, error) {
 	now := s.ms()
+	// Most calls find nothing: look before taking the write lock (SQLite)
+	// or opening a transaction.
+	var pending int
+	err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM (SELECT 1 FROM messages WHERE notify = 1 OR (notify = 2 AND lease_until < $1) LIMIT 1) x`,
+		now).Scan(&pending)
+	if err != nil || pending == 0 {
+		if err != nil {
+			err = fmt.Errorf("store: claim notices: %w", err)
+		}
+		return nil, err
+	}
 	var out []Notice
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	err = s.tx(ctx, func(tx *sql.Tx) error {
 		q := `SELECT id FROM messages WHERE notify = 1 OR (notify = 2 AND lease_until < $1) ORDER BY id LIMIT $2`
 		if s.dialect == postgres {
 			q += ` FOR UPDATE SKIP LOCKED`
@@ -466,9 +477,13 @@ func (s *Store) NoticesDone(ctx context.Context, ids []int64) error {
 	for _, id := range ids {
 		args = append(args, id)
 	}
-	_, err := s.db.ExecContext(ctx, `UPDATE messages SET notify = 0, lease_owner = '', updated_at = $1,
-		state = CASE WHEN direction = 'in' THEN 'delivered' ELSE state END
-		WHERE id IN (`+inList(2, len(ids))+`)`, args...)
+	// Shares a group commit with the other writes of the moment.
+	err := s.grouped(ctx, &groupOp{fn: func(tx *sql.Tx) error {
+		_, err := s.txExec(ctx, tx, `UPDATE messages SET notify = 0, lease_owner = '', updated_at = $1,
+			state = CASE WHEN direction = 'in' THEN 'delivered' ELSE state END
+			WHERE id IN (`+inList(2, len(ids))+`)`, args...)
+		return err
+	}})
 	if err != nil {
 		return fmt.Errorf("store: notices done: %w", err)
 	}

@@ -37,6 +37,11 @@ type Store struct {
 	now     func() time.Time
 	group   grouper
 	stmts   stmts
+	handoff struct { // see HandNotices
+		owner string
+		lease time.Duration
+		sink  func([]Notice)
+	}
 }
 
 // Open connects to dsn and applies migrations. dsn is "sqlite:PATH" (a file,

@@ -121,8 +121,17 @@ func run(ctx context.Context, cfg *Config, log zerolog.Logger) error {
 		OnRefused: mx.Refusal,
 		OnMessage: mx.Message,
 	}, st)
+	// Receipts' notices go straight to this instance's router, leased to it.
+	st.HandNotices(instance, router.NoticeLease, rt.HandNotices)
+	// Submit as many messages at once as the binds' windows hold together
+	// (at least 64), so the window configured is the limit, not the gateway.
+	window := 0
+	for _, sc := range append([]SMPPConfig{cfg.SMPP}, cfg.SMSCs...) {
+		window += sc.Window * sc.Binds
+	}
 	gw = smsgw.New(smsgw.Config{
 		Instance:    instance,
+		Concurrency: max(window, 64),
 		MaxAttempts: cfg.SMS.MaxAttempts,
 		Reassembly:  cfg.SMS.Reassembly.D(),
 		NoRecipient: router.ErrNoRecipient,
