@@ -6,7 +6,10 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
+
+	"github.com/lib/pq"
 )
 
 // Contact is one number in a user's address book.
@@ -108,12 +111,16 @@ func (s *Store) ImportContacts(ctx context.Context, owner string, contacts []Con
 				return &LookupLimitError{New: len(fresh), Used: used, Limit: dailyLimit}
 			}
 		}
+		var lookups []any
 		for _, n := range fresh {
-			if _, err := tx.ExecContext(ctx, `INSERT INTO lookups (owner, number, at) VALUES ($1, $2, $3) ON CONFLICT (owner, number) DO NOTHING`,
-				owner, n, at); err != nil {
-				return err
-			}
+			lookups = append(lookups, owner, n, at)
 		}
+		// fresh holds no number already looked up, and imports for one owner
+		// run one at a time: a plain insert (or COPY) cannot conflict.
+		if err := s.insertRows(ctx, tx, "lookups", []string{"owner", "number", "at"}, lookups); err != nil {
+			return err
+		}
+		var added []any
 		seen := make(map[string]bool, len(contacts))
 		for _, c := range contacts {
 			seen[c.Number] = true
@@ -121,8 +128,11 @@ func (s *Store) ImportContacts(ctx context.Context, owner string, contacts []Con
 			switch {
 			case !ok:
 				res.Added++
-				_, err = tx.ExecContext(ctx, `INSERT INTO contacts (owner, number, name, photo, photo_type, added_at, deleted, dirty)
-					VALUES ($1, $2, $3, $4, $5, $6, 0, 1)`, owner, c.Number, c.Name, c.Photo, c.PhotoType, at)
+				var photo any // NULL without a photo (COPY would store an empty one)
+				if c.Photo != nil {
+					photo = c.Photo
+				}
+				added = append(added, owner, c.Number, c.Name, photo, c.PhotoType, at)
 			case old.Deleted || old.Name != c.Name || (c.Photo != nil && !bytes.Equal(old.Photo, c.Photo)):
 				if old.Deleted {
 					res.Added++
@@ -141,6 +151,9 @@ func (s *Store) ImportContacts(ctx context.Context, owner string, contacts []Con
 			if err != nil {
 				return err
 			}
+		}
+		if err := s.insertRows(ctx, tx, "contacts", []string{"owner", "number", "name", "photo", "photo_type", "added_at"}, added); err != nil {
+			return err
 		}
 		if replace {
 			for n, old := range existing {
@@ -280,4 +293,33 @@ func (s *Store) ContactsPushed(ctx context.Context, pushed []Contact) error {
 		}
 		return nil
 	})
+}
+
+// insertRows inserts rows into table, len(cols) values each in args. On
+// PostgreSQL they go in one COPY; SQLite runs one cached statement per row.
+func (s *Store) insertRows(ctx context.Context, tx *sql.Tx, table string, cols []string, args []any) error {
+	if len(args) == 0 {
+		return nil
+	}
+	if s.dialect == sqlite {
+		q := "INSERT INTO " + table + " (" + strings.Join(cols, ", ") + ") VALUES " + valuesList(1, len(cols))
+		for ; len(args) > 0; args = args[len(cols):] {
+			if _, err := s.txExec(ctx, tx, q, args[:len(cols)]...); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	st, err := tx.PrepareContext(ctx, pq.CopyIn(table, cols...))
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	for ; len(args) > 0; args = args[len(cols):] {
+		if _, err := st.ExecContext(ctx, args[:len(cols)]...); err != nil {
+			return err
+		}
+	}
+	_, err = st.ExecContext(ctx)
+	return err
 }
