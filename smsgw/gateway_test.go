@@ -106,18 +106,26 @@ type flipBind struct{ up atomic.Bool }
 func (b *flipBind) Submit(context.Context, *smpp.Submit) (string, error) { return "", nil }
 func (b *flipBind) Bound() bool                                          { return b.up.Load() }
 
-// TestReserve checks the hand-off's slots: none before Run or without a
-// bind, no more than the free ones, and unused ones given back.
-func TestReserve(t *testing.T) {
+// handoffGateway is a gateway with three submission slots on a real store,
+// and one bind that is up.
+func handoffGateway(t *testing.T) (*Gateway, *store.Store, *flipBind) {
+	t.Helper()
 	st, err := store.Open(context.Background(), "sqlite:"+filepath.Join(t.TempDir(), "sb.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer st.Close()
+	t.Cleanup(func() { st.Close() })
 	g := New(Config{Instance: "i1", Concurrency: 3}, st, nil)
 	b := new(flipBind)
 	b.up.Store(true)
 	g.AddLink(Link{Client: b})
+	return g, st, b
+}
+
+// TestReserve checks the hand-off's slots: none before Run or without a
+// bind, no more than the free ones, and unused ones given back.
+func TestReserve(t *testing.T) {
+	g, _, b := handoffGateway(t)
 	if _, _, n := g.Reserve(2); n != 0 {
 		t.Fatalf("Reserve before Run = %d", n)
 	}
@@ -151,15 +159,7 @@ func TestReserve(t *testing.T) {
 // stored after are given back to the queue at once, not left to their lease.
 func TestTakeAfterRun(t *testing.T) {
 	ctx := context.Background()
-	st, err := store.Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "sb.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	g := New(Config{Instance: "i1", Concurrency: 3}, st, nil)
-	b := new(flipBind)
-	b.up.Store(true)
-	g.AddLink(Link{Client: b})
+	g, st, _ := handoffGateway(t)
 	runCtx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- g.Run(runCtx, 0) }()
