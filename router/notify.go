@@ -25,15 +25,32 @@ const (
 
 // HandNotices takes notices the store leased to this instance for
 // NoticeLease (store.HandNotices) and sends them soon, without a claim.
+//
+// While the XMPP side is down they wait in memory, at most handedMax of
+// them and never past their deadline; the others are left to a claim once
+// their lease has run out.
 func (r *Router) HandNotices(ns []store.Notice) {
-	deadline := time.Now().Add(NoticeLease - handedMargin)
+	now := time.Now()
+	deadline := now.Add(NoticeLease - handedMargin)
 	r.handedMu.Lock()
+	// Deadlines only grow along the list: drop the expired head.
+	i := 0
+	for i < len(r.handed) && !now.Before(r.handed[i].deadline) {
+		i++
+	}
+	r.handed = r.handed[:copy(r.handed, r.handed[i:])]
 	for _, n := range ns {
+		if len(r.handed) >= handedMax {
+			break
+		}
 		r.handed = append(r.handed, handedNotice{n, deadline})
 	}
 	r.handedMu.Unlock()
 	r.Wake()
 }
+
+// handedMax bounds the handed notices waiting in memory.
+const handedMax = 1 << 16
 
 // takeHanded returns up to max handed notices still within their lease.
 func (r *Router) takeHanded(max int) []store.Notice {
