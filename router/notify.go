@@ -75,7 +75,15 @@ func (r *Router) notifyLoop(ctx context.Context) {
 	t := time.NewTicker(noticePoll)
 	defer t.Stop()
 	for {
-		for r.xmpp.Connected() && r.sendNotices(ctx) {
+		// Handed and claimed batches take turns, so a steady stream of
+		// handed receipts cannot keep claimable notices (messages from
+		// phones, failures) waiting.
+		for r.xmpp.Connected() {
+			handed := r.sendNotices(ctx, true)
+			claimed := r.xmpp.Connected() && r.sendNotices(ctx, false)
+			if !handed && !claimed {
+				break
+			}
 		}
 		select {
 		case <-ctx.Done():
@@ -86,13 +94,14 @@ func (r *Router) notifyLoop(ctx context.Context) {
 	}
 }
 
-// sendNotices sends one batch: the notices handed over, or else claimed
-// ones. It reports whether there may be more to send (after handed ones,
-// there may be notices to claim).
-func (r *Router) sendNotices(ctx context.Context) (more bool) {
-	ns := r.takeHanded(noticeBatch)
-	more = len(ns) > 0
-	if len(ns) == 0 {
+// sendNotices sends one batch of the notices handed over, or of claimed
+// ones. It reports whether there may be more of that kind to send.
+func (r *Router) sendNotices(ctx context.Context, handed bool) (more bool) {
+	var ns []store.Notice
+	if handed {
+		ns = r.takeHanded(noticeBatch)
+		more = len(ns) > 0
+	} else {
 		var err error
 		ns, err = r.store.ClaimNotices(ctx, r.cfg.Instance, noticeBatch, NoticeLease)
 		if err != nil {
@@ -102,6 +111,9 @@ func (r *Router) sendNotices(ctx context.Context) (more bool) {
 			return false
 		}
 		more = len(ns) == noticeBatch
+	}
+	if len(ns) == 0 {
+		return false
 	}
 	var done, failed []int64
 	bctx, end := r.xmpp.Batch(ctx)

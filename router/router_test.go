@@ -399,3 +399,33 @@ func TestHandedNotices(t *testing.T) {
 		t.Fatalf("receipt %+v", s)
 	}
 }
+
+// TestClaimsNotStarved checks that a steady stream of handed notices does
+// not keep claimable ones — a message from a phone — waiting.
+func TestClaimsNotStarved(t *testing.T) {
+	f := setup(t, router.Config{})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		// Receipts nobody asked to see: handed over, sent as nothing.
+		// More than the loop can send, so some are always waiting.
+		for id := int64(1 << 40); ctx.Err() == nil; {
+			ns := make([]store.Notice, 300)
+			for i := range ns {
+				id++
+				ns[i] = store.Notice{ID: id, Direction: store.Out, State: store.StateDelivered, UserJID: alice.String(), PeerNumber: phone}
+			}
+			f.r.HandNotices(ns)
+			time.Sleep(time.Millisecond)
+		}
+	}()
+	time.Sleep(100 * time.Millisecond)
+	in := &store.Inbound{Source: phone, Dest: aliceNum, RecipientJID: "alice@example.com", Body: "from the phone"}
+	if err := f.st.AcceptInbound(context.Background(), in); err != nil {
+		t.Fatal(err)
+	}
+	f.r.Wake()
+	if s := f.x.next(t, "text"); s.text != "from the phone" || s.to != "alice@example.com" {
+		t.Fatalf("sent %+v", s)
+	}
+}
