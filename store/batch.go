@@ -461,22 +461,6 @@ func valuesList(rows, cols int) string {
 	return b.String()
 }
 
-// idArgs appends ids to args, as statement arguments.
-func idArgs(args []any, ids []int64) []any {
-	for _, id := range ids {
-		args = append(args, id)
-	}
-	return args
-}
-
-// strArgs appends ss to args, as statement arguments.
-func strArgs(args []any, ss []string) []any {
-	for _, s := range ss {
-		args = append(args, s)
-	}
-	return args
-}
-
 func uniqueIDs(ids []int64) []int64 {
 	seen := make(map[int64]bool, len(ids))
 	out := ids[:0:0]

@@ -113,10 +113,7 @@ func (s *Store) bindingMap(ctx context.Context, q string, keys []string) (map[st
 	const chunk = 500
 	for len(keys) > 0 {
 		n := min(len(keys), chunk)
-		args := make([]any, n)
-		for i, k := range keys[:n] {
-			args[i] = k
-		}
+		args := strArgs(nil, keys[:n])
 		rows, err := s.db.QueryContext(ctx, q+`(`+inList(1, n)+`)`, args...)
 		if err != nil {
 			return nil, err

@@ -198,10 +198,7 @@ func (s *Store) ClaimOutbound(ctx context.Context, owner string, limit int, leas
 		if err != nil || len(ids) == 0 {
 			return err
 		}
-		args := []any{owner, now + lease.Milliseconds(), now}
-		for _, id := range ids {
-			args = append(args, id)
-		}
+		args := idArgs([]any{owner, now + lease.Milliseconds(), now}, ids)
 		rows, err := s.txQuery(ctx, tx, `UPDATE messages SET state = 'submitting', lease_owner = $1, lease_until = $2,
 			attempts = attempts + 1, updated_at = $3 WHERE id IN (`+inList(4, len(ids))+`)
 			RETURNING id, user_jid, user_number, peer_number, stanza_id, want_receipt, body, parts, attempts, expires_at`, args...)
@@ -438,10 +435,7 @@ func (s *Store) ClaimNotices(ctx context.Context, owner string, limit int, lease
 		if err != nil || len(ids) == 0 {
 			return err
 		}
-		args := []any{owner, now + lease.Milliseconds()}
-		for _, id := range ids {
-			args = append(args, id)
-		}
+		args := idArgs([]any{owner, now + lease.Milliseconds()}, ids)
 		rows, err := s.txQuery(ctx, tx, `UPDATE messages SET notify = 2, lease_owner = $1, lease_until = $2 WHERE id IN (`+inList(3, len(ids))+`)
 			RETURNING id, direction, state, user_jid, user_number, peer_number, stanza_id, want_receipt, body, error`, args...)
 		if err != nil {
@@ -473,10 +467,7 @@ func (s *Store) NoticesDone(ctx context.Context, ids []int64) error {
 	if len(ids) == 0 {
 		return nil
 	}
-	args := []any{s.ms()}
-	for _, id := range ids {
-		args = append(args, id)
-	}
+	args := idArgs([]any{s.ms()}, ids)
 	// Shares a group commit with the other writes of the moment.
 	err := s.grouped(ctx, &groupOp{fn: func(tx *sql.Tx) error {
 		_, err := s.txExec(ctx, tx, `UPDATE messages SET notify = 0, lease_owner = '', updated_at = $1,
@@ -555,10 +546,7 @@ func (s *Store) ReleaseNotices(ctx context.Context, ids []int64) error {
 	if len(ids) == 0 {
 		return nil
 	}
-	args := make([]any, len(ids))
-	for i, id := range ids {
-		args[i] = id
-	}
+	args := idArgs(nil, ids)
 	_, err := s.db.ExecContext(ctx, `UPDATE messages SET notify = 1, lease_owner = '' WHERE notify = 2 AND id IN (`+inList(1, len(ids))+`)`, args...)
 	if err != nil {
 		return fmt.Errorf("store: release notices: %w", err)

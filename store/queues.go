@@ -13,10 +13,7 @@ var QueueStates = []string{StateQueued, StateSubmitting, StateSubmitted, StateRe
 // QueueDepths counts the messages in each of QueueStates. Every state is
 // in the map, zero when no message is in it.
 func (s *Store) QueueDepths(ctx context.Context) (map[string]int, error) {
-	args := make([]any, len(QueueStates))
-	for i, st := range QueueStates {
-		args[i] = st
-	}
+	args := strArgs(nil, QueueStates)
 	rows, err := s.db.QueryContext(ctx, `SELECT state, count(*) FROM messages
 		WHERE state IN (`+inList(1, len(QueueStates))+`) GROUP BY state`, args...)
 	if err != nil {

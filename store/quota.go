@@ -24,10 +24,7 @@ func (s *Store) SMSSent(ctx context.Context, jids []string, minute, day time.Tim
 	if len(jids) == 0 {
 		return out, global, nil
 	}
-	args := []any{minute.UnixMilli(), day.UnixMilli()}
-	for _, j := range jids {
-		args = append(args, j)
-	}
+	args := strArgs([]any{minute.UnixMilli(), day.UnixMilli()}, jids)
 	rows, err := s.db.QueryContext(ctx, `SELECT user_bare,
 		sum(CASE WHEN created_at >= $1 THEN 1 ELSE 0 END), count(*)
 		FROM messages WHERE direction = 'out' AND route = 'sms' AND created_at >= $2 AND user_bare IN (`+inList(3, len(jids))+`)

@@ -54,10 +54,7 @@ func (s *Store) FallBackNow(ctx context.Context, id int64) (*Outbound, error) {
 }
 
 func (s *Store) fallBack(ctx context.Context, tx *sql.Tx, ids []int64, now time.Time) ([]*Outbound, error) {
-	args := []any{now.UnixMilli()}
-	for _, id := range ids {
-		args = append(args, id)
-	}
+	args := idArgs([]any{now.UnixMilli()}, ids)
 	rows, err := tx.QueryContext(ctx, `UPDATE messages SET state = 'queued', route = 'sms', fallback = 1, next_attempt_at = 0, updated_at = $1
 		WHERE state = 'relayed' AND id IN (`+inList(2, len(ids))+`)
 		RETURNING id, user_jid, user_number, peer_number, stanza_id, want_receipt, body, parts, expires_at`, args...)
@@ -142,10 +139,7 @@ func (s *Store) SettingsOf(ctx context.Context, jids []string) (map[string]Setti
 	if len(jids) == 0 {
 		return out, nil
 	}
-	args := make([]any, len(jids))
-	for i, j := range jids {
-		args[i] = j
-	}
+	args := strArgs(nil, jids)
 	rows, err := s.db.QueryContext(ctx, `SELECT jid, fallback, fallback_after FROM user_settings WHERE jid IN (`+inList(1, len(jids))+`)`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("store: settings: %w", err)

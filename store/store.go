@@ -178,3 +178,19 @@ func inList(first, n int) string {
 	}
 	return b.String()
 }
+
+// idArgs appends ids to args, as statement arguments.
+func idArgs(args []any, ids []int64) []any {
+	for _, id := range ids {
+		args = append(args, id)
+	}
+	return args
+}
+
+// strArgs appends ss to args, as statement arguments.
+func strArgs(args []any, ss []string) []any {
+	for _, s := range ss {
+		args = append(args, s)
+	}
+	return args
+}
