@@ -149,7 +149,13 @@ max-messages = 1
 	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
 		return nil, err
 	}
-	start := func(bin string) (*exec.Cmd, error) {
+	// proc is a running Kannel box; done is closed once it exited and its
+	// output file is closed.
+	type proc struct {
+		cmd  *exec.Cmd
+		done chan struct{}
+	}
+	start := func(bin string) (*proc, error) {
 		out, err := os.Create(filepath.Join(dir, filepath.Base(bin)+".out"))
 		if err != nil {
 			return nil, err
@@ -158,22 +164,28 @@ max-messages = 1
 		cmd.Stdout, cmd.Stderr = out, out
 		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 		if err := cmd.Start(); err != nil {
+			out.Close()
 			return nil, err
 		}
-		return cmd, nil
+		p := &proc{cmd: cmd, done: make(chan struct{})}
+		go func() {
+			cmd.Wait()
+			out.Close()
+			close(p.done)
+		}()
+		return p, nil
 	}
-	stopAll := func(cmds ...*exec.Cmd) {
-		for _, c := range cmds {
-			if c != nil {
-				c.Process.Signal(syscall.SIGTERM)
-				done := make(chan struct{})
-				go func() { c.Wait(); close(done) }()
-				select {
-				case <-done:
-				case <-time.After(10 * time.Second):
-					c.Process.Kill()
-					<-done
-				}
+	stopAll := func(ps ...*proc) {
+		for _, p := range ps {
+			if p == nil {
+				continue
+			}
+			p.cmd.Process.Signal(syscall.SIGTERM)
+			select {
+			case <-p.done:
+			case <-time.After(10 * time.Second):
+				p.cmd.Process.Kill()
+				<-p.done
 			}
 		}
 	}
@@ -181,12 +193,14 @@ max-messages = 1
 	if err != nil {
 		return nil, err
 	}
-	var sb *exec.Cmd
+	var sb *proc
 	defer func() { stopAll(sb, bb) }()
 	for sink.Bound() == 0 {
 		select {
 		case <-ctx.Done():
 			return nil, fmt.Errorf("bench: bearerbox did not bind to the sink: %s", tail(filepath.Join(dir, "bearerbox.log"), 3))
+		case <-bb.done:
+			return nil, fmt.Errorf("bench: bearerbox exited: %s", tail(filepath.Join(dir, "bearerbox.log"), 3))
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
@@ -204,13 +218,15 @@ max-messages = 1
 		select {
 		case <-ctx.Done():
 			return nil, fmt.Errorf("bench: smsbox did not come up: %s", tail(filepath.Join(dir, "smsbox.log"), 3))
+		case <-sb.done:
+			return nil, fmt.Errorf("bench: smsbox exited: %s", tail(filepath.Join(dir, "smsbox.log"), 3))
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
 	fmt.Fprintf(o.Log, "bench: kannel, %d messages, max-pending-submits %d, file store, %d HTTP clients\n", o.N, o.MaxPending, o.Clients)
 	dlrURL := fmt.Sprintf("http://%s/dlr?t=%%d", dln.Addr())
 	res := &KannelResult{N: o.N, MaxPending: o.MaxPending, LoadStart: loadAvg()}
-	pids := []int{bb.Process.Pid, sb.Process.Pid}
+	pids := []int{bb.cmd.Process.Pid, sb.cmd.Process.Pid}
 	cpu0 := cpuTotal(pids...)
 
 	var next atomic.Int64
