@@ -86,9 +86,7 @@ type Relay struct {
 	ID          int64
 	SenderJID   string
 	State       string
-	Route       string
 	WantReceipt bool
-	Fallback    bool // it was (also) sent as SMS
 	Armed       bool // an SMS fallback is set for it
 }
 
@@ -96,20 +94,20 @@ type Relay struct {
 // with stanza id, or ErrNotFound.
 func (s *Store) FindRelay(ctx context.Context, senderNumber, peerNumber, stanzaID string) (Relay, error) {
 	var (
-		r        Relay
-		want, fb int
-		next     int64
+		r    Relay
+		want int
+		next int64
 	)
-	err := s.db.QueryRowContext(ctx, `SELECT id, user_jid, state, route, want_receipt, fallback, next_attempt_at FROM messages
+	err := s.db.QueryRowContext(ctx, `SELECT id, user_jid, state, want_receipt, next_attempt_at FROM messages
 		WHERE direction = 'out' AND user_number = $1 AND peer_number = $2 AND stanza_id = $3 AND peer_jid <> ''
-		ORDER BY id DESC LIMIT 1`, senderNumber, peerNumber, stanzaID).Scan(&r.ID, &r.SenderJID, &r.State, &r.Route, &want, &fb, &next)
+		ORDER BY id DESC LIMIT 1`, senderNumber, peerNumber, stanzaID).Scan(&r.ID, &r.SenderJID, &r.State, &want, &next)
 	if errors.Is(err, sql.ErrNoRows) {
 		return r, ErrNotFound
 	}
 	if err != nil {
 		return r, fmt.Errorf("store: find relay: %w", err)
 	}
-	r.WantReceipt, r.Fallback = want != 0, fb != 0
+	r.WantReceipt = want != 0
 	r.Armed = r.State == StateRelayed && next > 0
 	return r, nil
 }
