@@ -41,7 +41,7 @@ lint: vet
 
 # End-to-end measurements (BENCHMARKS.md): installs Kannel, Prosody and PostgreSQL if missing.
 # e.g. make bench-tool BENCHFLAGS='-mode prosody -n 20000'
-BENCHFLAGS ?= -mode component -n 20000 -kannel
+BENCHFLAGS ?= -mode component -n 20000 -window 1000 -smpp-window 100 -mo 2000 -kannel
 .PHONY: bench-tool
 bench-tool:
 	scripts/bench-deps.sh
