@@ -175,12 +175,8 @@ type Ejabberd struct {
 	C2SAddr, ComponentAddr, HTTPAddr string // host:port on 127.0.0.1
 	Dir                              string // configs, spool, logs (logs/ejabberd.log)
 
-	cfg  EjabberdConfig
-	bin  string
-	acct account
-
-	mu   sync.Mutex
-	proc *process
+	cfg EjabberdConfig
+	srv *xmppServer
 }
 
 // StartEjabberd starts an ejabberd 23.01 (Debian's ejabberdctl foreground) on free loopback
@@ -202,23 +198,12 @@ func StartEjabberd(t testing.TB, opts EjabberdOptions) *Ejabberd {
 	if err != nil {
 		t.Fatalf("testenv: %v", err)
 	}
-	e := &Ejabberd{Dir: dir, bin: bin, acct: acct}
-	t.Cleanup(func() {
-		e.kill(t)
-		if t.Failed() {
-			logTail(t, 40, e.cfg.LogFile(), filepath.Join(dir, "ejabberd.out"))
-		}
-		os.RemoveAll(dir)
-	})
+	e := &Ejabberd{Dir: dir, srv: &xmppServer{name: "ejabberd", bin: bin, acct: acct, dir: dir, timeout: 30 * time.Second,
+		pidFile: EjabberdConfig{Dir: dir}.PidFile(), logFile: EjabberdConfig{Dir: dir}.LogFile()}}
+	e.srv.cleanup(t, e.kill)
 
-	var ports [4]int
-	var errs []error
-	for i := range ports {
-		var err error
-		ports[i], err = FreePort()
-		errs = append(errs, err)
-	}
-	if err := errors.Join(errs...); err != nil {
+	ports, err := freePorts(4)
+	if err != nil {
 		t.Fatalf("testenv: %v", err)
 	}
 	if opts.Secret == "" {
@@ -354,38 +339,9 @@ func (e *Ejabberd) Stop(t testing.TB) {
 
 func (e *Ejabberd) start(t testing.TB) {
 	t.Helper()
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.proc != nil {
-		t.Fatal("testenv: ejabberd already running")
-	}
-	os.Remove(e.cfg.PidFile())
-	begin := time.Now()
-	cmd, err := e.acct.command(syscall.SIGTERM, e.Dir, filepath.Join(e.Dir, "ejabberd.out"),
-		e.bin, "--ctl-config", e.cfg.CtlConfigFile(), "--config", e.cfg.ConfigFile(),
+	e.srv.start(t, e.Domain, e.Component, []string{e.C2SAddr, e.ComponentAddr, e.HTTPAddr},
+		"--ctl-config", e.cfg.CtlConfigFile(), "--config", e.cfg.ConfigFile(),
 		"--spool", e.cfg.SpoolDir(), "--logs", e.cfg.LogDir(), "--node", e.cfg.Node(), "foreground")
-	if err != nil {
-		t.Fatalf("testenv: %v", err)
-	}
-	proc, err := startProcess(cmd)
-	if err != nil {
-		t.Fatalf("testenv: start ejabberd: %v", err)
-	}
-	e.proc = proc
-	err = proc.waitReady(30*time.Second, func() error {
-		for _, a := range []string{e.C2SAddr, e.ComponentAddr, e.HTTPAddr} {
-			if err := dialable(a); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		logTail(t, 40, e.cfg.LogFile(), filepath.Join(e.Dir, "ejabberd.out"))
-		t.Fatal(err)
-	}
-	t.Logf("testenv: ejabberd %s (component %s) on c2s %s, component %s, ready in %v",
-		e.Domain, e.Component, e.C2SAddr, e.ComponentAddr, time.Since(begin).Round(time.Millisecond))
 }
 
 // stop sends SIGTERM to the Erlang VM (its pid file names it) and waits for ejabberdctl,
@@ -399,14 +355,14 @@ func (e *Ejabberd) kill(t testing.TB) { e.halt(t, syscall.SIGKILL) }
 
 func (e *Ejabberd) halt(t testing.TB, sig syscall.Signal) {
 	t.Helper()
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.proc == nil {
+	e.srv.mu.Lock()
+	defer e.srv.mu.Unlock()
+	if e.srv.proc == nil {
 		return
 	}
 	begin := time.Now()
-	p := e.proc
-	e.proc = nil
+	p := e.srv.proc
+	e.srv.proc = nil
 	pgid := p.cmd.Process.Pid
 	if pid := readPid(e.cfg.PidFile()); pid > 0 && pgidOf(pid) == pgid {
 		_ = syscall.Kill(pid, sig)

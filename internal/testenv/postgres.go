@@ -39,14 +39,7 @@ type pgServer struct {
 // Without PostgreSQL binaries the test is skipped, or fails when SWITCHBOARD_REQUIRE_SERVERS=1.
 func StartPostgres(t testing.TB) (dsn string) {
 	t.Helper()
-	initdb := findBinary("/usr/lib/postgresql/*/bin/initdb", "initdb")
-	if initdb == "" {
-		missingBinary(t, "PostgreSQL (initdb)", "apt-get install postgresql")
-	}
-	postgres := filepath.Join(filepath.Dir(initdb), "postgres")
-	if !isExecutable(postgres) {
-		missingBinary(t, "PostgreSQL (postgres next to "+initdb+")", "apt-get install postgresql")
-	}
+	initdb, postgres := findPostgres(t)
 
 	pgShared.mu.Lock()
 	if pgShared.srv == nil {
@@ -62,12 +55,7 @@ func StartPostgres(t testing.TB) (dsn string) {
 	pgShared.mu.Unlock()
 	t.Cleanup(releasePostgres)
 
-	name := "t_" + randomHex(6)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if _, err := srv.db.ExecContext(ctx, "CREATE DATABASE "+name); err != nil {
-		t.Fatalf("testenv: create database %s: %v", name, err)
-	}
+	name := srv.createDatabase(t)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
@@ -121,6 +109,32 @@ func stopSharedPostgres() {
 		fmt.Fprintln(os.Stderr, err)
 	}
 	os.RemoveAll(srv.dir)
+}
+
+// findPostgres returns the paths of initdb and postgres, or skips or fails t without them.
+func findPostgres(t testing.TB) (initdb, postgres string) {
+	t.Helper()
+	initdb = findBinary("/usr/lib/postgresql/*/bin/initdb", "initdb")
+	if initdb == "" {
+		missingBinary(t, "PostgreSQL (initdb)", "apt-get install postgresql")
+	}
+	postgres = filepath.Join(filepath.Dir(initdb), "postgres")
+	if !isExecutable(postgres) {
+		missingBinary(t, "PostgreSQL (postgres next to "+initdb+")", "apt-get install postgresql")
+	}
+	return initdb, postgres
+}
+
+// createDatabase creates an empty database with a random name and returns the name.
+func (s *pgServer) createDatabase(t testing.TB) string {
+	t.Helper()
+	name := "t_" + randomHex(6)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := s.db.ExecContext(ctx, "CREATE DATABASE "+name); err != nil {
+		t.Fatalf("testenv: create database %s: %v", name, err)
+	}
+	return name
 }
 
 func (s *pgServer) dsn(database string) string {
@@ -225,14 +239,7 @@ type Postgres struct {
 // SWITCHBOARD_REQUIRE_SERVERS=1.
 func StartPrivatePostgres(t testing.TB) *Postgres {
 	t.Helper()
-	initdb := findBinary("/usr/lib/postgresql/*/bin/initdb", "initdb")
-	if initdb == "" {
-		missingBinary(t, "PostgreSQL (initdb)", "apt-get install postgresql")
-	}
-	postgres := filepath.Join(filepath.Dir(initdb), "postgres")
-	if !isExecutable(postgres) {
-		missingBinary(t, "PostgreSQL (postgres next to "+initdb+")", "apt-get install postgresql")
-	}
+	initdb, postgres := findPostgres(t)
 	acct, err := serviceAccount("postgres")
 	if err != nil {
 		t.Fatal(err)
@@ -247,12 +254,7 @@ func StartPrivatePostgres(t testing.TB) *Postgres {
 		srv.db.Close()
 		os.RemoveAll(srv.dir)
 	})
-	name := "t_" + randomHex(6)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if _, err := srv.db.ExecContext(ctx, "CREATE DATABASE "+name); err != nil {
-		t.Fatalf("testenv: create database %s: %v", name, err)
-	}
+	name := srv.createDatabase(t)
 	p.DSN = srv.dsn(name)
 	return p
 }

@@ -241,6 +241,18 @@ func FreePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
+// freePorts returns n ports as FreePort does.
+func freePorts(n int) ([]int, error) {
+	ports := make([]int, n)
+	var errs []error
+	for i := range ports {
+		var err error
+		ports[i], err = FreePort()
+		errs = append(errs, err)
+	}
+	return ports, errors.Join(errs...)
+}
+
 func dialable(addr string) error {
 	c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
 	if err != nil {

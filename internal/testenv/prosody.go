@@ -15,7 +15,6 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"text/template"
@@ -243,12 +242,8 @@ type Prosody struct {
 	C2SAddr, ComponentAddr    string // host:port on 127.0.0.1
 	Dir                       string // config, log (prosody.log) and data
 
-	cfg  ProsodyConfig
-	bin  string
-	acct account
-
-	mu   sync.Mutex
-	proc *process
+	cfg ProsodyConfig
+	srv *xmppServer
 }
 
 // StartProsody starts a Prosody 0.12 on free loopback ports with c2s (no TLS; SCRAM and PLAIN
@@ -272,20 +267,15 @@ func StartProsody(t testing.TB, opts ProsodyOptions) *Prosody {
 	if err != nil {
 		t.Fatalf("testenv: %v", err)
 	}
-	p := &Prosody{Dir: dir, bin: bin, acct: acct}
-	t.Cleanup(func() {
-		p.stop(t)
-		if t.Failed() {
-			logTail(t, 40, p.cfg.LogFile(), filepath.Join(dir, "prosody.out"))
-		}
-		os.RemoveAll(dir)
-	})
+	p := &Prosody{Dir: dir, srv: &xmppServer{name: "prosody", bin: bin, acct: acct, dir: dir, timeout: 20 * time.Second,
+		pidFile: ProsodyConfig{Dir: dir}.PidFile(), logFile: ProsodyConfig{Dir: dir}.LogFile()}}
+	p.srv.cleanup(t, p.stop)
 
-	c2s, err1 := FreePort()
-	comp, err2 := FreePort()
-	if err := errors.Join(err1, err2); err != nil {
+	ports, err := freePorts(2)
+	if err != nil {
 		t.Fatalf("testenv: %v", err)
 	}
+	c2s, comp := ports[0], ports[1]
 	if opts.Secret == "" {
 		opts.Secret = randomHex(16)
 	}
@@ -337,7 +327,7 @@ func (p *Prosody) AddUser(t testing.TB, local, password string) {
 	if err := WriteProsodyAccount(p.cfg, local, password); err != nil {
 		t.Fatal(err)
 	}
-	if err := p.acct.chown(p.cfg.DataDir()); err != nil {
+	if err := p.srv.acct.chown(p.cfg.DataDir()); err != nil {
 		t.Fatalf("testenv: %v", err)
 	}
 }
@@ -359,48 +349,20 @@ func (p *Prosody) Stop(t testing.TB) {
 
 func (p *Prosody) start(t testing.TB) {
 	t.Helper()
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.proc != nil {
-		t.Fatal("testenv: prosody already running")
-	}
-	os.Remove(p.cfg.PidFile())
-	begin := time.Now()
-	cmd, err := p.acct.command(syscall.SIGTERM, p.Dir, filepath.Join(p.Dir, "prosody.out"),
-		p.bin, "--config", p.cfg.ConfigFile(), "-F")
-	if err != nil {
-		t.Fatalf("testenv: %v", err)
-	}
-	proc, err := startProcess(cmd)
-	if err != nil {
-		t.Fatalf("testenv: start prosody: %v", err)
-	}
-	p.proc = proc
-	err = proc.waitReady(20*time.Second, func() error {
-		if err := dialable(p.C2SAddr); err != nil {
-			return err
-		}
-		return dialable(p.ComponentAddr)
-	})
-	if err != nil {
-		logTail(t, 40, p.cfg.LogFile(), filepath.Join(p.Dir, "prosody.out"))
-		t.Fatal(err)
-	}
-	t.Logf("testenv: prosody %s (component %s) on c2s %s, component %s, ready in %v",
-		p.Domain, p.Component, p.C2SAddr, p.ComponentAddr, time.Since(begin).Round(time.Millisecond))
+	p.srv.start(t, p.Domain, p.Component, []string{p.C2SAddr, p.ComponentAddr}, "--config", p.cfg.ConfigFile(), "-F")
 }
 
 func (p *Prosody) stop(t testing.TB) {
 	t.Helper()
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.proc == nil {
+	p.srv.mu.Lock()
+	defer p.srv.mu.Unlock()
+	if p.srv.proc == nil {
 		return
 	}
 	begin := time.Now()
-	if err := p.proc.stop(syscall.SIGTERM, 10*time.Second); err != nil {
+	if err := p.srv.proc.stop(syscall.SIGTERM, 10*time.Second); err != nil {
 		t.Error(err)
 	}
-	p.proc = nil
+	p.srv.proc = nil
 	t.Logf("testenv: prosody stopped in %v", time.Since(begin).Round(time.Millisecond))
 }
