@@ -493,6 +493,27 @@ func (h *harness) stop(t *testing.T) error {
 	}
 }
 
+// connected starts a component against a new fake server and returns it
+// once its first session is up, with the server end of that session.
+func connected(t *testing.T) (*harness, *serverConn) {
+	t.Helper()
+	h := start(t, newFakeServer(t), nil)
+	sc := h.srv.session()
+	h.onConnect(t)
+	return h, sc
+}
+
+// waitClosed fails the test with failure unless the component sends
+// </stream:stream> on sc within waitFor.
+func waitClosed(t *testing.T, sc *serverConn, failure string) {
+	t.Helper()
+	select {
+	case <-sc.closed:
+	case <-time.After(waitFor):
+		t.Error(failure)
+	}
+}
+
 type transcript struct {
 	name   string
 	router func(router.Message) error // nil: accept everything
@@ -893,10 +914,7 @@ func transcripts() []transcript {
 }
 
 func TestTranscripts(t *testing.T) {
-	srv := newFakeServer(t)
-	h := start(t, srv, nil)
-	sc := srv.session()
-	h.onConnect(t)
+	h, sc := connected(t)
 	if !h.comp.Connected() {
 		t.Fatal("Connected() is false after the handshake")
 	}
@@ -957,11 +975,7 @@ func TestTranscripts(t *testing.T) {
 	if err := h.stop(t); err != nil {
 		t.Errorf("Run returned %v, want nil", err)
 	}
-	select {
-	case <-sc.closed:
-	case <-time.After(waitFor):
-		t.Error("the server did not see </stream:stream>")
-	}
+	waitClosed(t, sc, "the server did not see </stream:stream>")
 }
 
 func sameMessage(a, b router.Message) bool {
@@ -969,13 +983,9 @@ func sameMessage(a, b router.Message) bool {
 }
 
 func TestSend(t *testing.T) {
-	srv := newFakeServer(t)
-	h := start(t, srv, nil)
+	h, sc := connected(t)
 	ctx := context.Background()
 	number, alice := jid.MustParse(testNumber), jid.MustParse(testAlice)
-
-	sc := srv.session()
-	h.onConnect(t)
 
 	if err := h.comp.SendText(ctx, number, alice, "t1", "Reply <from> & phone"); err != nil {
 		t.Fatal(err)
@@ -1032,42 +1042,38 @@ func TestSend(t *testing.T) {
 	if err := h.stop(t); err != nil {
 		t.Fatal(err)
 	}
-	if err := h.comp.SendText(ctx, number, alice, "t2", "late"); !errors.Is(err, ErrDisconnected) {
-		t.Errorf("SendText after Run: %v, want ErrDisconnected", err)
+	checkSendsDisconnected(t, h.comp, "after Run", "t2", "late", e)
+}
+
+// checkSendsDisconnected checks that SendText, SendReceipt and SendError
+// (with id, body and e) all fail with ErrDisconnected; when names the state.
+func checkSendsDisconnected(t *testing.T, c *Component, when, id, body string, e stanza.Error) {
+	t.Helper()
+	ctx := context.Background()
+	number, alice := jid.MustParse(testNumber), jid.MustParse(testAlice)
+	if err := c.SendText(ctx, number, alice, id, body); !errors.Is(err, ErrDisconnected) {
+		t.Errorf("SendText %s: %v, want ErrDisconnected", when, err)
 	}
-	if err := h.comp.SendReceipt(ctx, number, alice, "t2"); !errors.Is(err, ErrDisconnected) {
-		t.Errorf("SendReceipt after Run: %v, want ErrDisconnected", err)
+	if err := c.SendReceipt(ctx, number, alice, id); !errors.Is(err, ErrDisconnected) {
+		t.Errorf("SendReceipt %s: %v, want ErrDisconnected", when, err)
 	}
-	if err := h.comp.SendError(ctx, number, alice, "t2", e); !errors.Is(err, ErrDisconnected) {
-		t.Errorf("SendError after Run: %v, want ErrDisconnected", err)
+	if err := c.SendError(ctx, number, alice, id, e); !errors.Is(err, ErrDisconnected) {
+		t.Errorf("SendError %s: %v, want ErrDisconnected", when, err)
 	}
 }
 
 func TestSendBeforeConnect(t *testing.T) {
 	c := New(Config{JID: jid.MustParse(testDomain), Logger: zerolog.New(zerolog.NewTestWriter(t))}, &fakeRouter{})
-	ctx := context.Background()
-	number, alice := jid.MustParse(testNumber), jid.MustParse(testAlice)
 	if c.Connected() {
 		t.Error("Connected() before Run")
 	}
-	if err := c.SendText(ctx, number, alice, "1", "x"); !errors.Is(err, ErrDisconnected) {
-		t.Errorf("SendText: %v", err)
-	}
-	if err := c.SendReceipt(ctx, number, alice, "1"); !errors.Is(err, ErrDisconnected) {
-		t.Errorf("SendReceipt: %v", err)
-	}
-	if err := c.SendError(ctx, number, alice, "1", stanza.Error{Condition: stanza.BadRequest}); !errors.Is(err, ErrDisconnected) {
-		t.Errorf("SendError: %v", err)
-	}
+	checkSendsDisconnected(t, c, "before Run", "1", "x", stanza.Error{Condition: stanza.BadRequest})
 }
 
 func TestReconnect(t *testing.T) {
-	srv := newFakeServer(t)
-	h := start(t, srv, nil)
+	h, sc := connected(t)
+	srv := h.srv
 	number, alice := jid.MustParse(testNumber), jid.MustParse(testAlice)
-
-	sc := srv.session()
-	h.onConnect(t)
 	if !h.comp.Connected() {
 		t.Fatal("not connected after the first handshake")
 	}
@@ -1101,11 +1107,7 @@ func TestReconnect(t *testing.T) {
 
 	// The server ends the stream politely.
 	sc2.send(`</stream:stream>`)
-	select {
-	case <-sc2.closed:
-	case <-time.After(waitFor):
-		t.Error("the component did not close its stream when the server closed its one")
-	}
+	waitClosed(t, sc2, "the component did not close its stream when the server closed its one")
 	sc3 := srv.session()
 	h.onConnect(t)
 	sc3.ping()
@@ -1119,11 +1121,7 @@ func TestReconnect(t *testing.T) {
 	// An unknown element in the stream namespace is a stream error (RFC 6120
 	// 4.9.3.22); mellium ends the session and the component comes back.
 	sc4.send(`<stream:features/>`)
-	select {
-	case <-sc4.closed:
-	case <-time.After(waitFor):
-		t.Error("the component did not end the stream after an unknown stream element")
-	}
+	waitClosed(t, sc4, "the component did not end the stream after an unknown stream element")
 	sc5 := srv.session()
 	h.onConnect(t)
 	sc5.ping()
@@ -1170,10 +1168,7 @@ func TestNoServer(t *testing.T) {
 }
 
 func TestStopClosesStream(t *testing.T) {
-	srv := newFakeServer(t)
-	h := start(t, srv, nil)
-	sc := srv.session()
-	h.onConnect(t)
+	h, sc := connected(t)
 	sc.ping()
 	if err := h.stop(t); err != nil {
 		t.Errorf("Run returned %v, want nil", err)
@@ -1191,28 +1186,18 @@ func TestStopClosesStream(t *testing.T) {
 // TestStopSilentServer: a server that never answers </stream:stream> (a dead
 // peer, a half-open connection) must not keep Run from returning.
 func TestStopSilentServer(t *testing.T) {
-	srv := newFakeServer(t)
-	h := start(t, srv, nil)
-	sc := srv.session()
+	h, sc := connected(t)
 	sc.polite.Store(false)
-	h.onConnect(t)
 	sc.ping()
 	if err := h.stop(t); err != nil {
 		t.Errorf("Run returned %v, want nil", err)
 	}
-	select {
-	case <-sc.closed:
-	case <-time.After(waitFor):
-		t.Error("the server did not see </stream:stream>")
-	}
+	waitClosed(t, sc, "the server did not see </stream:stream>")
 }
 
 // TestStopWhileRouting: ctx ends while a message is with the router.
 func TestStopWhileRouting(t *testing.T) {
-	srv := newFakeServer(t)
-	h := start(t, srv, nil)
-	sc := srv.session()
-	h.onConnect(t)
+	h, sc := connected(t)
 	sc.ping()
 	entered := make(chan struct{})
 	release := make(chan struct{})

@@ -36,10 +36,7 @@ func privileges(c *Component, domain string) string {
 }
 
 func TestPrivilegeAdvertisement(t *testing.T) {
-	srv := newFakeServer(t)
-	h := start(t, srv, nil)
-	sc := srv.session()
-	h.onConnect(t)
+	h, sc := connected(t)
 
 	sc.send(`<message from='example.com' to='` + testDomain + `'><privilege xmlns='urn:xmpp:privilege:2'>` +
 		`<perm access='roster' type='both'/><perm access='message' type='outgoing'/><perm access='presence' type='roster'/>` +
@@ -71,7 +68,7 @@ func TestPrivilegeAdvertisement(t *testing.T) {
 
 	// A new session starts without grants.
 	sc.conn.Close()
-	srv.session()
+	h.srv.session()
 	h.onConnect(t)
 	if got := privileges(h.comp, "example.com"); got != "//" {
 		t.Errorf("after reconnecting: Privileges = %s, want none", got)
@@ -100,10 +97,7 @@ func TestPushRosterDisconnected(t *testing.T) {
 // TestPushRosterFallback drives the fake server: privileged sets while they
 // work, XEP-0144 for the rest once the server refuses the first one.
 func TestPushRosterFallback(t *testing.T) {
-	srv := newFakeServer(t)
-	h := start(t, srv, nil)
-	sc := srv.session()
-	h.onConnect(t)
+	h, sc := connected(t)
 	sc.send(`<message from='example.com' to='` + testDomain + `'><privilege xmlns='urn:xmpp:privilege:1'><perm access='roster' type='both'/></privilege></message>`)
 	sc.ping()
 
