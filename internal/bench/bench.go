@@ -17,7 +17,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -45,7 +47,7 @@ type Options struct {
 	N      int     // messages users send to phones; default 20000
 	Users  int     // sending users (K), each with a bound number; default 100
 	Rate   float64 // messages per second; 0: as fast as Window allows
-	Window int     // messages written whose receipt (or, without receipts, submit_sm) has not come; default 2000
+	Window int     // messages written whose receipt (or, without receipts, submit_sm) has not come; default 100
 	// MO is how many messages phones send to users after the MT phase;
 	// default N/10, capped at 2000; negative: none. MORate paces them; default 500/s.
 	MO     int
@@ -180,18 +182,15 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}
 
 	rec := newRecorder(o.N, o.MO)
-	sink := smsc.NewServer(smsc.Config{
-		SystemID: "bench", Password: "bench",
-		Outcome:     map[bool]smsc.Outcome{false: smsc.OutcomeDelivered, true: smsc.OutcomeNone}[o.NoReceipts],
-		MaxMessages: 1000,
-		Logger:      zerolog.Nop(),
-	})
-	defer sink.Close()
-	sln, err := net.Listen("tcp", "127.0.0.1:0")
+	outcome := smsc.OutcomeDelivered
+	if o.NoReceipts {
+		outcome = smsc.OutcomeNone
+	}
+	sink, sinkAddr, closeSink, err := startSink(rec, outcome)
 	if err != nil {
 		return nil, err
 	}
-	go sink.Serve(&tapListener{Listener: sln, rec: rec})
+	defer closeSink()
 
 	secret := randomHex(12)
 	var drv driver
@@ -206,6 +205,15 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The writer, once started, ends before the driver is gone: on an early
+	// return it is told to stop (it may wait on the window) and waited for
+	// after drv.close, which unblocks its writes.
+	var writer sync.WaitGroup
+	defer func() {
+		cancel()
+		rec.wake()
+		writer.Wait()
+	}()
 	defer drv.close()
 
 	cfgPath := filepath.Join(dir, "switchboard.toml")
@@ -238,7 +246,7 @@ global_minute = -1
 
 [log]
 level = "warn"
-`, CompDomain, drv.componentAddr(), secret, UserDomain, sln.Addr().String(), o.SMPPWindow, dsn)
+`, CompDomain, drv.componentAddr(), secret, UserDomain, sinkAddr, o.SMPPWindow, dsn)
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		return nil, err
 	}
@@ -246,32 +254,15 @@ level = "warn"
 	if err != nil {
 		return nil, err
 	}
-	defer logf.Close()
 	cmd := exec.Command(o.Binary, append([]string{"serve", "-config", cfgPath}, o.ServeArgs...)...)
 	cmd.Env = append(os.Environ(), o.Env...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
+	sb, err := startChild(cmd, logf)
+	if err != nil {
 		return nil, fmt.Errorf("bench: start switchboard: %w", err)
 	}
-	// exited gives the exit error once, then stays closed, so every later
-	// wait on it (stop's too) returns at once.
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait(); close(exited) }()
-	stopped := false
-	stop := func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(20 * time.Second):
-			cmd.Process.Kill()
-			<-exited
-		}
-	}
+	stop := func() { sb.stop(20 * time.Second) }
 	defer stop()
 	fail := func(err error) (*Result, error) {
 		stop()
@@ -279,15 +270,15 @@ level = "warn"
 	}
 	pid := cmd.Process.Pid
 
-	if err := drv.start(ctx, secret, exited); err != nil {
+	if err := drv.start(ctx, secret, sb); err != nil {
 		return fail(err)
 	}
 	for sink.Bound() == 0 {
 		select {
 		case <-ctx.Done():
 			return fail(errors.New("bench: switchboard did not bind to the SMSC sink"))
-		case err := <-exited:
-			return fail(fmt.Errorf("bench: switchboard exited: %v", err))
+		case <-sb.done:
+			return fail(fmt.Errorf("bench: switchboard exited: %v", sb.err))
 		case <-time.After(10 * time.Millisecond):
 		}
 	}
@@ -300,7 +291,7 @@ level = "warn"
 	others0 := drv.otherCPU()
 
 	werr := make(chan error, 1)
-	go func() { werr <- writeAll(ctx, rec, drv, o) }()
+	writer.Go(func() { werr <- writeAll(ctx, rec, drv, o) })
 	done := func() bool {
 		if rec.nSubmit+rec.errors < o.N {
 			return false
@@ -317,9 +308,7 @@ level = "warn"
 	}
 	if waitErr != nil {
 		cancel() // the writer may be blocked on the window
-		rec.mu.Lock()
-		rec.cond.Broadcast()
-		rec.mu.Unlock()
+		rec.wake()
 		fmt.Fprintf(o.Log, "bench: %v: reporting what arrived\n", waitErr)
 		res.Stalled = true
 	}
@@ -401,9 +390,11 @@ const stallAfter = 10 * time.Second
 // wait blocks until cond (called with rec.mu held) holds, ctx ends, or
 // nothing happened for stallAfter.
 func (r *recorder) wait(ctx context.Context, cond func() bool) error {
+	var ticker sync.WaitGroup
+	defer ticker.Wait()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	go func() {
+	ticker.Go(func() {
 		t := time.NewTicker(time.Second)
 		defer t.Stop()
 		for {
@@ -412,11 +403,9 @@ func (r *recorder) wait(ctx context.Context, cond func() bool) error {
 				return
 			case <-t.C:
 			}
-			r.mu.Lock()
-			r.cond.Broadcast()
-			r.mu.Unlock()
+			r.wake()
 		}
-	}()
+	})
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.progress = r.now()
@@ -433,10 +422,28 @@ func (r *recorder) wait(ctx context.Context, cond func() bool) error {
 }
 
 // Sender and destination numbers: users have +1201555 9000+k; phones
-// written to and texting back are +1201555 0100… (never bound).
-func userNumber(k int) string  { return fmt.Sprintf("+1201555%04d", 9000+k) }
-func phoneNumber(i int) string { return fmt.Sprintf("+1201555%04d", 100+i%8000) }
-func userJID(k int) string     { return fmt.Sprintf("user%d@%s", k, UserDomain) }
+// written to and texting back are +1201555 0100… (never bound). The append
+// forms build the driver's stanzas without allocating.
+func userNumber(k int) string  { return string(appendNumber(nil, 9000+k)) }
+func phoneNumber(i int) string { return string(appendPhoneNumber(nil, i)) }
+func userJID(k int) string     { return string(appendUserJID(nil, k)) }
+
+func appendPhoneNumber(b []byte, i int) []byte { return appendNumber(b, 100+i%8000) }
+
+// appendNumber appends +1201555 and n (≥ 0) in at least four digits.
+func appendNumber(b []byte, n int) []byte {
+	b = append(b, "+1201555"...)
+	for d := 1000; d > 1 && n < d; d /= 10 {
+		b = append(b, '0')
+	}
+	return strconv.AppendInt(b, int64(n), 10)
+}
+
+func appendUserJID(b []byte, k int) []byte {
+	b = append(b, "user"...)
+	b = strconv.AppendInt(b, int64(k), 10)
+	return append(b, "@"+UserDomain...)
+}
 
 // bindUsers binds K numbers to K users, as an operator would, before Switchboard starts.
 func bindUsers(ctx context.Context, dsn string, k int) error {
@@ -454,8 +461,12 @@ func bindUsers(ctx context.Context, dsn string, k int) error {
 }
 
 // body is a message of a typical length carrying its index after '#'.
-func body(i int) string {
-	return fmt.Sprintf("bench #%d: a message of a typical length, sixty-odd characters.", i)
+func body(i int) string { return string(appendBody(nil, i)) }
+
+func appendBody(b []byte, i int) []byte {
+	b = append(b, "bench #"...)
+	b = strconv.AppendInt(b, int64(i), 10)
+	return append(b, ": a message of a typical length, sixty-odd characters."...)
 }
 
 // writeAll sends the N messages through drv, paced by o.Rate and bounded by o.Window.
@@ -516,6 +527,12 @@ func writeAll(ctx context.Context, rec *recorder, drv driver, o Options) error {
 
 // sendMO has phones text the users, paced by o.MORate.
 func sendMO(ctx context.Context, rec *recorder, sink *smsc.Server, o Options) error {
+	// The senders end with sendMO: those still waiting for an answer are
+	// cancelled once the outcome is known.
+	var senders sync.WaitGroup
+	ctx, cancel := context.WithCancel(ctx)
+	defer senders.Wait()
+	defer cancel()
 	start := time.Now()
 	sem := make(chan struct{}, 64)
 	errc := make(chan error, 1)
@@ -531,21 +548,22 @@ func sendMO(ctx context.Context, rec *recorder, sink *smsc.Server, o Options) er
 		rec.mu.Lock()
 		rec.mo[j] = rec.now()
 		rec.mu.Unlock()
-		go func() {
+		senders.Go(func() {
 			defer func() { <-sem }()
 			if err := sink.SendMO(ctx, phoneNumber(j), userNumber(j%o.Users), fmt.Sprintf("mo #%d from a phone", j)); err != nil {
 				select {
 				case errc <- err:
 				default:
 				}
-				rec.mu.Lock()
-				rec.cond.Broadcast()
-				rec.mu.Unlock()
+				rec.wake()
 			}
-		}()
+		})
 	}
 	if err := rec.wait(ctx, func() bool { return rec.nMO >= o.MO || len(errc) > 0 }); err != nil {
-		return fmt.Errorf("bench: %d of %d messages from phones arrived: %w", rec.nMO, o.MO, err)
+		rec.mu.Lock()
+		got := rec.nMO
+		rec.mu.Unlock()
+		return fmt.Errorf("bench: %d of %d messages from phones arrived: %w", got, o.MO, err)
 	}
 	select {
 	case err := <-errc:
@@ -580,4 +598,25 @@ func tail(path string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, " | ")
+}
+
+// startSink starts the SMSC sink on a loopback port behind the tap that
+// timestamps its traffic in rec. stop closes it and waits for its Serve.
+func startSink(rec *recorder, outcome smsc.Outcome) (sink *smsc.Server, addr string, stop func(), err error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, "", nil, err
+	}
+	sink = smsc.NewServer(smsc.Config{
+		SystemID: "bench", Password: "bench",
+		Outcome:     outcome,
+		MaxMessages: 1000,
+		Logger:      zerolog.Nop(),
+	})
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		sink.Serve(&tapListener{Listener: ln, rec: rec})
+	}()
+	return sink, ln.Addr().String(), func() { sink.Close(); <-served }, nil
 }

@@ -16,9 +16,9 @@ import (
 // reach the users.
 type driver interface {
 	componentAddr() string // where Switchboard connects as a component
-	// start waits for Switchboard's component connection; exited reports
-	// that Switchboard stopped.
-	start(ctx context.Context, secret string, exited <-chan error) error
+	// start waits for Switchboard's component connection, or for sb, the
+	// Switchboard process, to exit.
+	start(ctx context.Context, secret string, sb *child) error
 	send(i int) error // message i, from user i%K to phone i
 	flush() error
 	otherCPU() map[string]time.Duration // CPU used so far by other servers in the path
@@ -27,12 +27,13 @@ type driver interface {
 
 // componentDriver plays the XMPP server: one XEP-0114 connection.
 type componentDriver struct {
-	rec   *recorder
-	o     Options
-	ln    net.Listener
-	srv   *fakeServer
-	nonce string
-	buf   []byte
+	rec      *recorder
+	o        Options
+	ln       net.Listener
+	srv      *fakeServer
+	nonce    string
+	buf      []byte
+	readDone chan struct{} // closed when readLoop returned
 }
 
 func newComponentDriver(rec *recorder, o Options) (*componentDriver, error) {
@@ -45,7 +46,7 @@ func newComponentDriver(rec *recorder, o Options) (*componentDriver, error) {
 
 func (d *componentDriver) componentAddr() string { return d.ln.Addr().String() }
 
-func (d *componentDriver) start(ctx context.Context, secret string, exited <-chan error) error {
+func (d *componentDriver) start(ctx context.Context, secret string, sb *child) error {
 	type accepted struct {
 		c   net.Conn
 		err error
@@ -55,15 +56,23 @@ func (d *componentDriver) start(ctx context.Context, secret string, exited <-cha
 		c, err := d.ln.Accept()
 		ch <- accepted{c, err}
 	}()
+	// abandon stops the accept and closes what it may have accepted meanwhile.
+	abandon := func(err error) error {
+		d.ln.Close()
+		if a := <-ch; a.c != nil {
+			a.c.Close()
+		}
+		return err
+	}
 	var a accepted
 	select {
 	case a = <-ch:
-	case err := <-exited:
-		return fmt.Errorf("bench: switchboard exited: %v", err)
+	case <-sb.done:
+		return abandon(fmt.Errorf("bench: switchboard exited: %v", sb.err))
 	case <-time.After(20 * time.Second):
-		return errors.New("bench: switchboard did not connect as a component")
+		return abandon(errors.New("bench: switchboard did not connect as a component"))
 	case <-ctx.Done():
-		return ctx.Err()
+		return abandon(ctx.Err())
 	}
 	if a.err != nil {
 		return a.err
@@ -74,7 +83,11 @@ func (d *componentDriver) start(ctx context.Context, secret string, exited <-cha
 		return err
 	}
 	d.srv = srv
-	go d.readLoop()
+	d.readDone = make(chan struct{})
+	go func() {
+		defer close(d.readDone)
+		d.readLoop()
+	}()
 	return nil
 }
 
@@ -124,8 +137,13 @@ func handleStanza(rec *recorder, nonce string, st []byte, now int64, answerIQ fu
 	}
 }
 
-// stanzaID and stanzaIndex name message i of a run.
-func stanzaID(nonce string, i int) string { return "b" + nonce + "-" + strconv.Itoa(i) }
+// appendStanzaID and stanzaIndex name message i of a run: b<nonce>-<i>.
+func appendStanzaID(b []byte, nonce string, i int) []byte {
+	b = append(b, 'b')
+	b = append(b, nonce...)
+	b = append(b, '-')
+	return strconv.AppendInt(b, int64(i), 10)
+}
 
 func stanzaIndex(id []byte, nonce string) (int, bool) {
 	p := []byte("b" + nonce + "-")
@@ -136,10 +154,27 @@ func stanzaIndex(id []byte, nonce string) (int, bool) {
 	return n, err == nil
 }
 
+// appendMessage appends message i of a run to b: from user k, or without a
+// from attribute when k < 0 (the user's server stamps it), to phone i,
+// asking for a receipt. It allocates nothing once b has grown.
+func appendMessage(b []byte, k int, nonce string, i int) []byte {
+	b = append(b, "<message "...)
+	if k >= 0 {
+		b = append(b, "from='"...)
+		b = appendUserJID(b, k)
+		b = append(b, "/r' "...)
+	}
+	b = append(b, "to='"...)
+	b = appendPhoneNumber(b, i)
+	b = append(b, "@"+CompDomain+"' id='"...)
+	b = appendStanzaID(b, nonce, i)
+	b = append(b, "' type='chat'><body>"...)
+	b = appendBody(b, i)
+	return append(b, "</body><request xmlns='urn:xmpp:receipts'/></message>"...)
+}
+
 func (d *componentDriver) send(i int) error {
-	k := i % d.o.Users
-	d.buf = fmt.Appendf(d.buf[:0], "<message from='%s/r' to='%s@%s' id='%s' type='chat'><body>%s</body><request xmlns='urn:xmpp:receipts'/></message>",
-		userJID(k), phoneNumber(i), CompDomain, stanzaID(d.nonce, i), body(i))
+	d.buf = appendMessage(d.buf[:0], i%d.o.Users, d.nonce, i)
 	return d.srv.write(d.buf, false)
 }
 
@@ -152,5 +187,6 @@ func (d *componentDriver) close() {
 	if d.srv != nil {
 		d.srv.write([]byte("</stream:stream>"), true)
 		d.srv.conn.Close()
+		<-d.readDone
 	}
 }

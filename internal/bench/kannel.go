@@ -17,8 +17,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/rs/zerolog"
-
 	"switchboard/smsgw/smsc"
 )
 
@@ -69,13 +67,11 @@ func RunKannel(ctx context.Context, o KannelOptions) (*KannelResult, error) {
 	defer os.RemoveAll(dir)
 
 	rec := newRecorder(o.N, 0)
-	sink := smsc.NewServer(smsc.Config{SystemID: "bench", Password: "bench", MaxMessages: 1000, Logger: zerolog.Nop()})
-	defer sink.Close()
-	sln, err := net.Listen("tcp", "127.0.0.1:0")
+	sink, sinkAddr, closeSink, err := startSink(rec, smsc.OutcomeDelivered)
 	if err != nil {
 		return nil, err
 	}
-	go sink.Serve(&tapListener{Listener: sln, rec: rec})
+	defer closeSink()
 
 	var dlrs atomic.Int64
 	dln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -85,12 +81,15 @@ func RunKannel(ctx context.Context, o KannelOptions) (*KannelResult, error) {
 	dsrv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		dlrs.Add(1)
 		rec.mu.Lock()
-		rec.progress = rec.now()
-		rec.cond.Broadcast()
+		rec.progressed()
 		rec.mu.Unlock()
 	})}
-	go dsrv.Serve(dln)
-	defer dsrv.Close()
+	dlrServed := make(chan struct{})
+	go func() {
+		defer close(dlrServed)
+		dsrv.Serve(dln)
+	}()
+	defer func() { dsrv.Close(); <-dlrServed }()
 
 	ports := make([]int, 3)
 	for i := range ports {
@@ -101,7 +100,7 @@ func RunKannel(ctx context.Context, o KannelOptions) (*KannelResult, error) {
 		ports[i] = l.Addr().(*net.TCPAddr).Port
 		l.Close()
 	}
-	_, sinkPort, _ := net.SplitHostPort(sln.Addr().String())
+	_, sinkPort, _ := net.SplitHostPort(sinkAddr)
 	conf := fmt.Sprintf(`group = core
 admin-port = %d
 admin-password = bench
@@ -149,13 +148,7 @@ max-messages = 1
 	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
 		return nil, err
 	}
-	// proc is a running Kannel box; done is closed once it exited and its
-	// output file is closed.
-	type proc struct {
-		cmd  *exec.Cmd
-		done chan struct{}
-	}
-	start := func(bin string) (*proc, error) {
+	start := func(bin string) (*child, error) {
 		out, err := os.Create(filepath.Join(dir, filepath.Base(bin)+".out"))
 		if err != nil {
 			return nil, err
@@ -163,38 +156,19 @@ max-messages = 1
 		cmd := exec.Command(bin, confPath)
 		cmd.Stdout, cmd.Stderr = out, out
 		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-		if err := cmd.Start(); err != nil {
-			out.Close()
-			return nil, err
-		}
-		p := &proc{cmd: cmd, done: make(chan struct{})}
-		go func() {
-			cmd.Wait()
-			out.Close()
-			close(p.done)
-		}()
-		return p, nil
-	}
-	stopAll := func(ps ...*proc) {
-		for _, p := range ps {
-			if p == nil {
-				continue
-			}
-			p.cmd.Process.Signal(syscall.SIGTERM)
-			select {
-			case <-p.done:
-			case <-time.After(10 * time.Second):
-				p.cmd.Process.Kill()
-				<-p.done
-			}
-		}
+		return startChild(cmd, out)
 	}
 	bb, err := start(bearerbox)
 	if err != nil {
 		return nil, err
 	}
-	var sb *proc
-	defer func() { stopAll(sb, bb) }()
+	var sb *child
+	defer func() {
+		if sb != nil {
+			sb.stop(10 * time.Second)
+		}
+		bb.stop(10 * time.Second)
+	}()
 	for sink.Bound() == 0 {
 		select {
 		case <-ctx.Done():
@@ -209,6 +183,7 @@ max-messages = 1
 	}
 	sendURL := fmt.Sprintf("http://127.0.0.1:%d/cgi-bin/sendsms", ports[2])
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: o.Clients}, Timeout: 30 * time.Second}
+	defer client.CloseIdleConnections()
 	for {
 		resp, err := client.Get(sendURL)
 		if err == nil {

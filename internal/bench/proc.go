@@ -5,9 +5,12 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"os"
+	"os/exec"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -89,4 +92,40 @@ func randomHex(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
+}
+
+// child is a server process the bench started. done is closed once it
+// exited and its output file is closed; err is then what Wait returned.
+type child struct {
+	cmd  *exec.Cmd
+	done chan struct{}
+	err  error
+}
+
+// startChild starts cmd, whose output goes to out; out is closed once cmd
+// exited (or at once, if it does not start).
+func startChild(cmd *exec.Cmd, out io.Closer) (*child, error) {
+	if err := cmd.Start(); err != nil {
+		out.Close()
+		return nil, err
+	}
+	c := &child{cmd: cmd, done: make(chan struct{})}
+	go func() {
+		c.err = cmd.Wait()
+		out.Close()
+		close(c.done)
+	}()
+	return c, nil
+}
+
+// stop asks the process to end (SIGTERM), kills it after grace, and waits
+// until it exited. It may be called again, and after the process exited.
+func (c *child) stop(grace time.Duration) {
+	c.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-c.done:
+	case <-time.After(grace):
+		c.cmd.Process.Kill()
+		<-c.done
+	}
 }

@@ -31,8 +31,7 @@ type prosodyDriver struct {
 	o     Options
 	nonce string
 	cfg   testenv.ProsodyConfig
-	cmd   *exec.Cmd
-	done  chan struct{}
+	proc  *child
 
 	clients []*benchClient
 	dirty   map[*benchClient]bool
@@ -42,10 +41,10 @@ type prosodyDriver struct {
 }
 
 type benchClient struct {
-	sess *xmpp.Session
-	conn net.Conn
-	mu   sync.Mutex
-	bw   *bufio.Writer
+	conn   net.Conn
+	served chan struct{} // closed when the session's Serve returned
+	mu     sync.Mutex
+	bw     *bufio.Writer
 }
 
 const benchPassword = "bench-password"
@@ -61,7 +60,7 @@ func newProsodyDriver(ctx context.Context, rec *recorder, o Options, dir, secret
 		return nil, err
 	}
 	pdir := filepath.Join(dir, "prosody")
-	d := &prosodyDriver{rec: rec, o: o, nonce: randomHex(3), dirty: make(map[*benchClient]bool), probed: make(chan struct{}), done: make(chan struct{})}
+	d := &prosodyDriver{rec: rec, o: o, nonce: randomHex(3), dirty: make(map[*benchClient]bool), probed: make(chan struct{})}
 	d.cfg = testenv.ProsodyConfig{Dir: pdir, C2SPort: c2s, ComponentPort: comp, Domain: UserDomain, Component: CompDomain,
 		Secret: secret, LogLevel: "warn"}
 	if err := testenv.WriteProsodyConfig(d.cfg); err != nil {
@@ -78,12 +77,9 @@ func newProsodyDriver(ctx context.Context, rec *recorder, o Options, dir, secret
 	if err != nil {
 		return nil, fmt.Errorf("bench: prosody: %w", err)
 	}
-	if err := cmd.Start(); err != nil {
-		cmd.Stdout.(*os.File).Close()
+	if d.proc, err = startChild(cmd, cmd.Stdout.(*os.File)); err != nil {
 		return nil, fmt.Errorf("bench: start prosody: %w", err)
 	}
-	d.cmd = cmd
-	go func() { cmd.Wait(); cmd.Stdout.(*os.File).Close(); close(d.done) }()
 	deadline := time.Now().Add(20 * time.Second)
 	for _, port := range []int{c2s, comp} {
 		for {
@@ -106,7 +102,7 @@ func (d *prosodyDriver) componentAddr() string {
 	return net.JoinHostPort("127.0.0.1", strconv.Itoa(d.cfg.ComponentPort))
 }
 
-func (d *prosodyDriver) start(ctx context.Context, _ string, exited <-chan error) error {
+func (d *prosodyDriver) start(ctx context.Context, _ string, sb *child) error {
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(d.cfg.C2SPort))
 	for k := range d.o.Users {
 		c, err := d.login(ctx, addr, jid.MustParse(userJID(k)))
@@ -127,8 +123,8 @@ func (d *prosodyDriver) start(ctx context.Context, _ string, exited <-chan error
 		select {
 		case <-d.probed:
 			return nil
-		case err := <-exited:
-			return fmt.Errorf("bench: switchboard exited: %v", err)
+		case <-sb.done:
+			return fmt.Errorf("bench: switchboard exited: %v", sb.err)
 		case <-ctx.Done():
 			return errors.New("bench: switchboard did not attach to prosody")
 		case <-time.After(200 * time.Millisecond):
@@ -156,8 +152,18 @@ func (d *prosodyDriver) login(ctx context.Context, addr string, j jid.JID) (*ben
 		conn.Close()
 		return nil, err
 	}
-	c := &benchClient{sess: sess, conn: sess.Conn(), bw: bufio.NewWriterSize(sess.Conn(), 16<<10)}
-	go sess.Serve(xmpp.HandlerFunc(func(t xmlstream.TokenReadEncoder, start *xml.StartElement) error {
+	c := &benchClient{conn: sess.Conn(), served: make(chan struct{}), bw: bufio.NewWriterSize(sess.Conn(), 16<<10)}
+	go func() {
+		defer close(c.served)
+		sess.Serve(d.handler())
+	}()
+	return c, nil
+}
+
+// handler hands what reaches a user to handleStanza, and notes the answer
+// to start's probe.
+func (d *prosodyDriver) handler() xmpp.Handler {
+	return xmpp.HandlerFunc(func(t xmlstream.TokenReadEncoder, start *xml.StartElement) error {
 		var b bytes.Buffer
 		enc := xml.NewEncoder(&b)
 		enc.EncodeToken(*start)
@@ -174,8 +180,7 @@ func (d *prosodyDriver) login(ctx context.Context, addr string, j jid.JID) (*ben
 		}
 		handleStanza(d.rec, d.nonce, st, now, nil)
 		return nil
-	}))
-	return c, nil
+	})
 }
 
 // write sends raw XML on the client's connection, beside mellium (which
@@ -194,8 +199,7 @@ func (c *benchClient) write(p []byte, flush bool) error {
 
 func (d *prosodyDriver) send(i int) error {
 	c := d.clients[i%d.o.Users]
-	d.buf = fmt.Appendf(d.buf[:0], "<message to='%s@%s' id='%s' type='chat'><body>%s</body><request xmlns='urn:xmpp:receipts'/></message>",
-		phoneNumber(i), CompDomain, stanzaID(d.nonce, i), body(i))
+	d.buf = appendMessage(d.buf[:0], -1, d.nonce, i)
 	d.dirty[c] = true
 	return c.write(d.buf, false)
 }
@@ -214,7 +218,7 @@ func (d *prosodyDriver) flush() error {
 }
 
 func (d *prosodyDriver) otherCPU() map[string]time.Duration {
-	return map[string]time.Duration{"prosody": cpuTotal(d.cmd.Process.Pid)}
+	return map[string]time.Duration{"prosody": cpuTotal(d.proc.cmd.Process.Pid)}
 }
 
 func (d *prosodyDriver) close() {
@@ -222,13 +226,10 @@ func (d *prosodyDriver) close() {
 		c.write([]byte("</stream:stream>"), true)
 		c.conn.Close()
 	}
-	if d.cmd != nil {
-		d.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-d.done:
-		case <-time.After(10 * time.Second):
-			d.cmd.Process.Kill()
-			<-d.done
-		}
+	for _, c := range d.clients {
+		<-c.served
+	}
+	if d.proc != nil {
+		d.proc.stop(10 * time.Second)
 	}
 }

@@ -90,7 +90,7 @@ func (c *tapConn) Write(p []byte) (int, error) {
 					if j := bytes.IndexByte(v, ' '); j >= 0 {
 						v = v[:j]
 					}
-					c.rec.receiptSent(string(v), now)
+					c.rec.receiptSent(v, now)
 				}
 			}
 		}
@@ -178,7 +178,6 @@ func markerIndex(b []byte, mark byte) (int, bool) {
 // recorder holds the timestamps of one run, in nanoseconds since its base.
 type recorder struct {
 	base time.Time
-	n    int
 
 	mu        sync.Mutex
 	cond      *sync.Cond
@@ -201,7 +200,7 @@ type recorder struct {
 
 func newRecorder(n, mo int) *recorder {
 	r := &recorder{
-		base: time.Now(), n: n,
+		base:    time.Now(),
 		written: make([]int64, n), submit: make([]int64, n), receipt: make([]int64, n), received: make([]int64, n),
 		ids: make(map[string]int, n), early: make(map[string]int64),
 		mo: make([]int64, mo), moGot: make([]int64, mo),
@@ -212,17 +211,37 @@ func newRecorder(n, mo int) *recorder {
 
 func (r *recorder) now() int64 { return int64(time.Since(r.base)) }
 
+// progressed notes that something happened and wakes the waiters. Callers hold r.mu.
+func (r *recorder) progressed() {
+	r.progress = r.now()
+	r.cond.Broadcast()
+}
+
+// wake wakes the waiters, so that they look at their context again.
+func (r *recorder) wake() {
+	r.mu.Lock()
+	r.cond.Broadcast()
+	r.mu.Unlock()
+}
+
+// record sets times[idx] to t unless idx is out of range or already set,
+// counting it in *count; it reports whether it did. Callers hold r.mu.
+func (r *recorder) record(times []int64, idx int, t int64, count *int) bool {
+	if idx < 0 || idx >= len(times) || times[idx] != 0 {
+		return false
+	}
+	times[idx] = t
+	*count++
+	r.progressed()
+	return true
+}
+
 func (r *recorder) submitted(idx int, t int64) {
-	if idx < 0 || idx >= r.n {
+	if idx < 0 || idx >= len(r.submit) {
 		return
 	}
 	r.mu.Lock()
-	if r.submit[idx] == 0 {
-		r.submit[idx] = t
-		r.nSubmit++
-		r.progress = r.now()
-		r.cond.Broadcast()
-	} else {
+	if !r.record(r.submit, idx, t, &r.nSubmit) {
 		r.dupSubmit++
 	}
 	r.mu.Unlock()
@@ -240,29 +259,22 @@ func (r *recorder) smscID(id string, idx int) {
 	r.mu.Unlock()
 }
 
-func (r *recorder) receiptSent(id string, t int64) {
+// receiptSent takes the id as bytes: looking it up needs no string.
+func (r *recorder) receiptSent(id []byte, t int64) {
 	r.mu.Lock()
-	if idx, ok := r.ids[id]; ok {
+	if idx, ok := r.ids[string(id)]; ok {
 		if r.receipt[idx] == 0 {
 			r.receipt[idx] = t
 		}
 	} else {
-		r.early[id] = t
+		r.early[string(id)] = t
 	}
 	r.mu.Unlock()
 }
 
 func (r *recorder) gotReceipt(idx int, t int64) {
-	if idx < 0 || idx >= r.n {
-		return
-	}
 	r.mu.Lock()
-	if r.received[idx] == 0 {
-		r.received[idx] = t
-		r.nReceived++
-		r.progress = r.now()
-		r.cond.Broadcast()
-	}
+	r.record(r.received, idx, t, &r.nReceived)
 	r.mu.Unlock()
 }
 
@@ -270,21 +282,12 @@ func (r *recorder) gotError(text string) {
 	r.mu.Lock()
 	r.errors++
 	r.lastErr = text
-	r.progress = r.now()
-	r.cond.Broadcast()
+	r.progressed()
 	r.mu.Unlock()
 }
 
 func (r *recorder) gotMO(idx int, t int64) {
-	if idx < 0 || idx >= len(r.moGot) {
-		return
-	}
 	r.mu.Lock()
-	if r.moGot[idx] == 0 {
-		r.moGot[idx] = t
-		r.nMO++
-		r.progress = r.now()
-		r.cond.Broadcast()
-	}
+	r.record(r.moGot, idx, t, &r.nMO)
 	r.mu.Unlock()
 }

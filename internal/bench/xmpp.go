@@ -15,7 +15,7 @@ import (
 
 // fakeServer is the XMPP server's side of one XEP-0114 connection: it accepts
 // the component's handshake, answers IQs addressed to the server (the
-// component's Sync pings), and hands every other top-level stanza to onStanza.
+// component's Sync pings), and reads every other top-level stanza (readStanza).
 type fakeServer struct {
 	conn net.Conn
 	br   *bufio.Reader
