@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -167,7 +166,7 @@ func TestAddressBook(t *testing.T) {
 // TestPhoneBookSyncAndGateway: the Quicksy phone-book IQ, XEP-0100
 // prompts, XEP-0144 items sent to the component, and the lookup limit.
 func TestPhoneBookSyncAndGateway(t *testing.T) {
-	s := startStack(t, "sqlite:"+filepath.Join(t.TempDir(), "sb.db"), smsc.Config{}, "SWITCHBOARD_ADDRESSBOOK_DAILY_LOOKUPS=4")
+	s := startStack(t, sqliteDSN(t), smsc.Config{}, "SWITCHBOARD_ADDRESSBOOK_DAILY_LOOKUPS=4")
 	bind(t, s, "bob", bobNumber)
 	comp := s.prosody.Component
 	a := s.login(t, "alice")
@@ -246,7 +245,7 @@ func TestAddressBookURL(t *testing.T) {
 	t.Cleanup(srv.Close)
 	for _, private := range []bool{false, true} {
 		t.Run(fmt.Sprintf("fetch_private=%v", private), func(t *testing.T) {
-			s := startStack(t, "sqlite:"+filepath.Join(t.TempDir(), "sb.db"), smsc.Config{},
+			s := startStack(t, sqliteDSN(t), smsc.Config{},
 				fmt.Sprintf("SWITCHBOARD_ADDRESSBOOK_FETCH_PRIVATE=%v", private))
 			comp := s.prosody.Component
 			b := s.login(t, "bob")

@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -15,7 +14,7 @@ import (
 // TestAdminCommands: only [xmpp] admins see and run the operators'
 // commands: stats, assign, look up, release, recent failures.
 func TestAdminCommands(t *testing.T) {
-	s := startStack(t, "sqlite:"+filepath.Join(t.TempDir(), "sb.db"), smsc.Config{Outcome: smsc.OutcomeFailed},
+	s := startStack(t, sqliteDSN(t), smsc.Config{Outcome: smsc.OutcomeFailed},
 		"SWITCHBOARD_XMPP_ADMINS=alice@localhost")
 	comp := s.prosody.Component
 	a, b := s.login(t, "alice"), s.login(t, "bob")

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -86,7 +85,7 @@ func mamPage(t *testing.T, s *stack, c *testenv.Client, queryID, with, rsm strin
 // TestArchive: a conversation between alice and a phone is served back to
 // alice from the gateway's archive, in order, page by page; nobody else sees it.
 func TestArchive(t *testing.T) {
-	s := startStack(t, "sqlite:"+filepath.Join(t.TempDir(), "sb.db"), smsc.Config{})
+	s := startStack(t, sqliteDSN(t), smsc.Config{})
 	comp := s.prosody.Component
 	a := s.login(t, "alice")
 	waitComponent(t, s, a)
@@ -261,7 +260,7 @@ func TestArchiveRetention(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	st, err := store.Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "sb.db"))
+	st, err := store.Open(ctx, sqliteDSN(t))
 	must(t, err)
 	defer st.Close()
 	done := &store.Inbound{Source: phone, Dest: alice, RecipientJID: "alice@example.com", Body: "old"}

@@ -91,7 +91,7 @@ func TestCheck(t *testing.T) {
 	good := checkSetup{
 		component: p.Component, server: p.ComponentAddr, secret: p.Secret, domain: p.Domain,
 		smsc: smscAddr, systemID: "switchboard", password: smppPassword,
-		dsn: "sqlite:" + filepath.Join(t.TempDir(), "sb.db"),
+		dsn: sqliteDSN(t),
 	}
 	secrets := []string{p.Secret, smppPassword, wrongPassword, wrongSecret, pgPassword}
 

@@ -197,7 +197,7 @@ func TestNumbersCommand(t *testing.T) {
 // TestSIGTERM starts serve against servers that are not there and checks a
 // SIGTERM still ends it cleanly, with status 0.
 func TestSIGTERM(t *testing.T) {
-	path := writeFile(t, "sb.toml", goodConfig+"\n[store]\ndsn = \"sqlite:"+filepath.Join(t.TempDir(), "sb.db")+"\"\n")
+	path := writeFile(t, "sb.toml", goodConfig+"\n[store]\ndsn = \""+sqliteDSN(t)+"\"\n")
 	cmd := command(t, "serve", "-config", path)
 	cmd.Env = append(cmd.Env, "SWITCHBOARD_XMPP_SERVER=127.0.0.1:1", "SWITCHBOARD_SMPP_ADDR=127.0.0.1:1", "SWITCHBOARD_LOG_LEVEL=debug")
 	var out syncBuffer

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -221,7 +220,7 @@ func TestReceiptForms(t *testing.T) {
 func TestDeliverSeqCollision(t *testing.T) {
 	// Generous response timeouts on both sides: the hold below must end
 	// long before either gives up, even on a loaded machine.
-	s := startStackEnv(t, "sqlite:"+filepath.Join(t.TempDir(), "sb.db"), smsc.Config{ResponseTimeout: 20 * time.Second},
+	s := startStackEnv(t, sqliteDSN(t), smsc.Config{ResponseTimeout: 20 * time.Second},
 		"SWITCHBOARD_SMPP_RESP_TIMEOUT=20s")
 	a := s.login(t, "alice")
 	waitComponent(t, s, a)
@@ -359,7 +358,7 @@ func TestRawReceipts(t *testing.T) {
 // are accepted and wait; a new SMSC on the same address gets each of them
 // once and the receipts reach the user.
 func TestSMSCDown(t *testing.T) {
-	dsn := "sqlite:" + filepath.Join(t.TempDir(), "sb.db")
+	dsn := sqliteDSN(t)
 	s := startStackEnv(t, dsn, smsc.Config{})
 	a := s.login(t, "alice")
 	waitComponent(t, s, a)
@@ -439,7 +438,7 @@ func TestSMSCReusesIDs(t *testing.T) {
 // of 50 messages: each ends with a receipt or an error at the user, and
 // only messages in flight at the drop may reach the SMSC twice.
 func TestSMSCDropsSessions(t *testing.T) {
-	s := startStackEnv(t, "sqlite:"+filepath.Join(t.TempDir(), "sb.db"),
+	s := startStackEnv(t, sqliteDSN(t),
 		smsc.Config{ReceiptDelay: 100 * time.Millisecond}, "SWITCHBOARD_SMPP_THROUGHPUT=50")
 	a := s.login(t, "alice")
 	waitComponent(t, s, a)
@@ -501,7 +500,7 @@ func TestSMSCDropsSessions(t *testing.T) {
 // user gets each body exactly once (before the restart, or after logging
 // in again, possibly from offline storage).
 func TestProsodyRestart(t *testing.T) {
-	s := startStackEnv(t, "sqlite:"+filepath.Join(t.TempDir(), "sb.db"), smsc.Config{})
+	s := startStackEnv(t, sqliteDSN(t), smsc.Config{})
 	a := s.login(t, "alice")
 	waitComponent(t, s, a)
 	ctx := ctxT(t, 45*time.Second)
@@ -592,7 +591,7 @@ func TestGatewayRestart(t *testing.T) {
 // while the SMSC is down: when the bind comes back it fails back to its
 // sender, naming the validity period, and never reaches the SMSC.
 func TestValidityExpired(t *testing.T) {
-	dsn := "sqlite:" + filepath.Join(t.TempDir(), "sb.db")
+	dsn := sqliteDSN(t)
 	s := startStackEnv(t, dsn, smsc.Config{})
 	a := s.login(t, "alice")
 	waitComponent(t, s, a)
@@ -621,7 +620,7 @@ func TestValidityExpired(t *testing.T) {
 // TestTemporarySMSCErrors: a throttled submit is retried until accepted;
 // a permanent refusal fails back to the sender naming the status.
 func TestTemporarySMSCErrors(t *testing.T) {
-	s := startStackEnv(t, "sqlite:"+filepath.Join(t.TempDir(), "sb.db"), smsc.Config{})
+	s := startStackEnv(t, sqliteDSN(t), smsc.Config{})
 	a := s.login(t, "alice")
 	waitComponent(t, s, a)
 	ctx := ctxT(t, 30*time.Second)
@@ -659,7 +658,7 @@ func TestTemporarySMSCErrors(t *testing.T) {
 // (delivered after the reassembly time with the gap marked), and the data
 // codings GSM 03.38, Latin-1 and UCS-2.
 func TestInboundEdgeCases(t *testing.T) {
-	s := startStackEnv(t, "sqlite:"+filepath.Join(t.TempDir(), "sb.db"), smsc.Config{})
+	s := startStackEnv(t, sqliteDSN(t), smsc.Config{})
 	a := s.login(t, "alice")
 	waitComponent(t, s, a)
 	ctx := ctxT(t, 30*time.Second)

@@ -26,7 +26,7 @@ func TestSlixmppInterop(t *testing.T) {
 		}
 		t.Skip("python3-slixmpp is not installed")
 	}
-	s := startStack(t, "sqlite:"+filepath.Join(t.TempDir(), "sb.db"), smsc.Config{})
+	s := startStack(t, sqliteDSN(t), smsc.Config{})
 	a := s.login(t, "alice")
 	waitComponent(t, s, a)
 	a.Close()

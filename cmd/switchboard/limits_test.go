@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -14,7 +13,7 @@ import (
 // TestSMSLimits: destinations outside the allowed countries and premium
 // prefixes are refused, and per-user quotas hold; XMPP relays are free.
 func TestSMSLimits(t *testing.T) {
-	s := startStack(t, "sqlite:"+filepath.Join(t.TempDir(), "sb.db"), smsc.Config{},
+	s := startStack(t, sqliteDSN(t), smsc.Config{},
 		"SWITCHBOARD_LIMITS_PER_USER_MINUTE=3", "SWITCHBOARD_ROUTING_SMS_FALLBACK_AFTER=0s")
 	bind(t, s, "bob", bobNumber)
 	a, b := s.login(t, "alice"), s.login(t, "bob")

@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -31,7 +30,7 @@ name = "uk"
 addr = %q
 prefixes = ["+44", "+1"]
 `, ukAddr))
-	s := startStack(t, "sqlite:"+filepath.Join(t.TempDir(), "sb.db"), smsc.Config{},
+	s := startStack(t, sqliteDSN(t), smsc.Config{},
 		"CONFIG_FILE="+file, "SWITCHBOARD_LIMITS_ALLOWED_COUNTRIES=US,GB")
 	a := s.login(t, "alice")
 	waitComponent(t, s, a)

@@ -5,7 +5,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -23,7 +22,7 @@ func TestMetricsAndReady(t *testing.T) {
 	ln.Close()
 	// The receipt waits a little, so it comes after the submit_sm_resp is
 	// recorded: a receipt that comes first has no latency to measure.
-	s := startStack(t, "sqlite:"+filepath.Join(t.TempDir(), "sb.db"),
+	s := startStack(t, sqliteDSN(t),
 		smsc.Config{SystemID: "switchboard", Password: "secret", ReceiptMode: smsc.ReceiptText, ReceiptDelay: 300 * time.Millisecond},
 		"SWITCHBOARD_HTTP_LISTEN="+addr)
 	a := s.login(t, "alice")

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -189,7 +188,7 @@ func TestRegisterCommand(t *testing.T) {
 // TestRegisterLimits: too many tries void a code; codes to one number are
 // rate limited with a text saying when to try again.
 func TestRegisterLimits(t *testing.T) {
-	s := startStack(t, "sqlite:"+filepath.Join(t.TempDir(), "sb.db"), smsc.Config{}, "SWITCHBOARD_REGISTRATION_MAX_TRIES=3")
+	s := startStack(t, sqliteDSN(t), smsc.Config{}, "SWITCHBOARD_REGISTRATION_MAX_TRIES=3")
 	comp := s.prosody.Component
 	b := s.login(t, "bob")
 	waitComponent(t, s, b)
@@ -220,7 +219,7 @@ func TestRegisterLimits(t *testing.T) {
 // code (not-acceptable, with a text saying so); the code completes it;
 // <remove/> unregisters.
 func TestRegisterIQ(t *testing.T) {
-	s := startStack(t, "sqlite:"+filepath.Join(t.TempDir(), "sb.db"), smsc.Config{})
+	s := startStack(t, sqliteDSN(t), smsc.Config{})
 	comp := s.prosody.Component
 	b := s.login(t, "bob")
 	waitComponent(t, s, b)
@@ -279,7 +278,7 @@ func TestRegisterIQ(t *testing.T) {
 
 // TestRegistrationNone: with verification = "none" only operators bind numbers.
 func TestRegistrationNone(t *testing.T) {
-	s := startStack(t, "sqlite:"+filepath.Join(t.TempDir(), "sb.db"), smsc.Config{}, "SWITCHBOARD_REGISTRATION_VERIFICATION=none")
+	s := startStack(t, sqliteDSN(t), smsc.Config{}, "SWITCHBOARD_REGISTRATION_VERIFICATION=none")
 	comp := s.prosody.Component
 	b := s.login(t, "bob")
 	waitComponent(t, s, b)

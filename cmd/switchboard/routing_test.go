@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -106,7 +105,7 @@ func TestRoutingOverXMPP(t *testing.T) {
 // second SMS goes; a user can turn the fallback off; a bounce falls back at
 // once.
 func TestFallback(t *testing.T) {
-	s := startStack(t, "sqlite:"+filepath.Join(t.TempDir(), "sb.db"), smsc.Config{}, "SWITCHBOARD_ROUTING_SMS_FALLBACK_AFTER=2s")
+	s := startStack(t, sqliteDSN(t), smsc.Config{}, "SWITCHBOARD_ROUTING_SMS_FALLBACK_AFTER=2s")
 	bind(t, s, "bob", bobNumber)
 	a, b := s.login(t, "alice"), s.login(t, "bob")
 	waitComponent(t, s, a)
@@ -173,7 +172,7 @@ func TestFallback(t *testing.T) {
 // TestRichContentAsSMS: links, locations, contacts and corrections become
 // text; chat states and markers never make an SMS.
 func TestRichContentAsSMS(t *testing.T) {
-	s := startStack(t, "sqlite:"+filepath.Join(t.TempDir(), "sb.db"), smsc.Config{})
+	s := startStack(t, sqliteDSN(t), smsc.Config{})
 	a := s.login(t, "alice")
 	waitComponent(t, s, a)
 	ctx := ctxT(t, 30*time.Second)
@@ -209,7 +208,7 @@ func TestRichContentAsSMS(t *testing.T) {
 // message to a registered user with no available resource goes as SMS at
 // once; once they are online it goes over XMPP.
 func TestFallbackByPresence(t *testing.T) {
-	s := startStackWith(t, "sqlite:"+filepath.Join(t.TempDir(), "sb.db"), testenv.ProsodyOptions{Privilege: true}, smsc.Config{},
+	s := startStackWith(t, sqliteDSN(t), testenv.ProsodyOptions{Privilege: true}, smsc.Config{},
 		"SWITCHBOARD_ROUTING_SMS_FALLBACK_AFTER=1h") // only presence, not the timer, can make the SMS
 	bind(t, s, "bob", bobNumber)
 	a := s.login(t, "alice")

@@ -165,8 +165,11 @@ func message(from string) func(testenv.Stanza) bool {
 	return func(s testenv.Stanza) bool { return s.Name == "message" && strings.HasPrefix(s.Attr["from"], from) }
 }
 
+// sqliteDSN is a fresh SQLite file in the test's temporary directory.
+func sqliteDSN(t *testing.T) string { return "sqlite:" + filepath.Join(t.TempDir(), "sb.db") }
+
 func stores(t *testing.T, f func(t *testing.T, dsn string)) {
-	t.Run("sqlite", func(t *testing.T) { f(t, "sqlite:"+filepath.Join(t.TempDir(), "sb.db")) })
+	t.Run("sqlite", func(t *testing.T) { f(t, sqliteDSN(t)) })
 	t.Run("postgres", func(t *testing.T) { f(t, testenv.StartPostgres(t)) })
 }
 
@@ -249,7 +252,7 @@ func TestRoundTrip(t *testing.T) {
 // TestRefusals checks the stanza errors: no number, foreign JID forms,
 // invalid numbers, too long, and that nothing reaches the SMSC.
 func TestRefusals(t *testing.T) {
-	s := startStack(t, "sqlite:"+filepath.Join(t.TempDir(), "sb.db"), smsc.Config{})
+	s := startStack(t, sqliteDSN(t), smsc.Config{})
 	b := s.login(t, "bob")
 	waitComponent(t, s, b)
 	ctx := ctxT(t, 30*time.Second)
