@@ -117,12 +117,8 @@ func (r *Router) Receipt(ctx context.Context, from, to jid.JID, id string) bool 
 	if !rel.WantReceipt {
 		return true
 	}
-	sender, err := jid.Parse(rel.SenderJID)
-	if err != nil {
-		return true
-	}
-	peer, err := r.numberJID(recipientNumber)
-	if err != nil {
+	peer, sender, ok := r.relayEnds(rel, recipientNumber)
+	if !ok {
 		return true
 	}
 	if err := r.xmpp.SendReceipt(ctx, peer, sender, id); err != nil {
@@ -152,12 +148,8 @@ func (r *Router) Bounce(ctx context.Context, from, to jid.JID, id string, payloa
 			return true
 		}
 	}
-	sender, err := jid.Parse(rel.SenderJID)
-	if err != nil {
-		return true
-	}
-	peer, err := r.numberJID(recipientNumber)
-	if err != nil {
+	peer, sender, ok := r.relayEnds(rel, recipientNumber)
+	if !ok {
 		return true
 	}
 	if rel.State == store.StateRelayed {
@@ -167,4 +159,16 @@ func (r *Router) Bounce(ctx context.Context, from, to jid.JID, id string, payloa
 		r.log.Warn().Int64("msg", rel.ID).Err(err).Msg("relaying error failed")
 	}
 	return true
+}
+
+// relayEnds returns who an answer about relayed message rel goes from (the
+// recipient's number JID) and to (the sender's full JID); ok is false when
+// either does not parse.
+func (r *Router) relayEnds(rel store.Relay, recipientNumber string) (peer, sender jid.JID, ok bool) {
+	sender, err := jid.Parse(rel.SenderJID)
+	if err != nil {
+		return peer, sender, false
+	}
+	peer, err = r.numberJID(recipientNumber)
+	return peer, sender, err == nil
 }
