@@ -405,8 +405,13 @@ func TestHandedNotices(t *testing.T) {
 func TestClaimsNotStarved(t *testing.T) {
 	f := setup(t, router.Config{})
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
+	fed := make(chan struct{})
+	defer func() {
+		cancel()
+		<-fed
+	}()
 	go func() {
+		defer close(fed)
 		// Receipts nobody asked to see: handed over, sent as nothing.
 		// More than the loop can send, so some are always waiting.
 		for id := int64(1 << 40); ctx.Err() == nil; {

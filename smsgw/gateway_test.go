@@ -137,8 +137,9 @@ func TestReserve(t *testing.T) {
 		<-done
 	}()
 	var n int
-	for n == 0 {
-		_, _, n = g.Reserve(2) // once Run has started
+	for n == 0 { // until Run has started
+		time.Sleep(time.Millisecond)
+		_, _, n = g.Reserve(2)
 	}
 	owner, until, m := g.Reserve(5)
 	if n != 2 || m != 1 || owner != "i1" || time.Until(until) < claimLease/2 {
@@ -168,7 +169,8 @@ func TestTakeAfterRun(t *testing.T) {
 		until time.Time
 		n     int
 	)
-	for n == 0 {
+	for n == 0 { // until Run has started
+		time.Sleep(time.Millisecond)
 		owner, until, n = g.Reserve(1)
 	}
 	cancel()
