@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -283,7 +284,7 @@ func (s *Store) applyReceipts(ctx context.Context, tx *sql.Tx, ops []*receiptOp,
 
 // loadMessages reads what settling needs of the messages ids.
 func (s *Store) loadMessages(ctx context.Context, tx *sql.Tx, ids []int64) (map[int64]*msgRow, error) {
-	ids = uniqueIDs(ids)
+	ids = slices.Compact(slices.Sorted(slices.Values(ids)))
 	rows, err := s.txQuery(ctx, tx, `SELECT id, state, parts, want_receipt, updated_at, direction, user_jid, user_number, peer_number, stanza_id
 		FROM messages WHERE id IN (`+inList(1, len(ids))+`)`, idArgs(nil, ids)...)
 	if err != nil {
@@ -459,16 +460,4 @@ func valuesList(rows, cols int) string {
 		b.WriteByte(')')
 	}
 	return b.String()
-}
-
-func uniqueIDs(ids []int64) []int64 {
-	seen := make(map[int64]bool, len(ids))
-	out := ids[:0:0]
-	for _, id := range ids {
-		if !seen[id] {
-			seen[id] = true
-			out = append(out, id)
-		}
-	}
-	return out
 }
