@@ -46,7 +46,7 @@ func (r *Router) HandNotices(ns []store.Notice) {
 		r.handed = append(r.handed, handedNotice{n, deadline})
 	}
 	r.handedMu.Unlock()
-	r.Wake()
+	r.signal()
 }
 
 // handedMax bounds the handed notices waiting in memory.
@@ -70,7 +70,13 @@ func (r *Router) takeHanded(max int) []store.Notice {
 
 // notifyLoop sends pending notices — outcomes to senders and messages from
 // phones to their recipients — whenever woken, and every noticePoll to pick
-// up work recorded by other instances.
+// up work recorded by other instances or whose lease ran out.
+//
+// Handed notices need no claim, so a wake for them alone does not query
+// the store for claimable ones: only Wake (an outcome recorded here, a
+// message from a phone, the XMPP connection back), a notice given back, and
+// the poll do. Under a stream of receipts that check was, before, a query
+// per batch sent.
 func (r *Router) notifyLoop(ctx context.Context) {
 	t := time.NewTicker(noticePoll)
 	defer t.Stop()
@@ -80,7 +86,12 @@ func (r *Router) notifyLoop(ctx context.Context) {
 		// phones, failures) waiting.
 		for r.xmpp.Connected() {
 			handed := r.sendNotices(ctx, true)
-			claimed := r.xmpp.Connected() && r.sendNotices(ctx, false)
+			claimed := false
+			if r.xmpp.Connected() && r.claimDue.Swap(false) {
+				if claimed = r.sendNotices(ctx, false); claimed {
+					r.claimDue.Store(true) // a full batch: there may be more
+				}
+			}
 			if !handed && !claimed {
 				break
 			}
@@ -90,6 +101,7 @@ func (r *Router) notifyLoop(ctx context.Context) {
 			return
 		case <-r.wake:
 		case <-t.C:
+			r.claimDue.Store(true)
 		}
 	}
 }
@@ -158,6 +170,9 @@ func (r *Router) sendNotices(ctx context.Context, handed bool) (more bool) {
 	}
 	if err := r.store.ReleaseNotices(bg, failed); err != nil {
 		r.log.Error().Err(err).Msg("releasing notices failed")
+	}
+	if len(failed) > 0 {
+		r.claimDue.Store(true) // given back: claimable again
 	}
 	return more && len(failed) == 0
 }

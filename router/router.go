@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -140,6 +141,9 @@ type Router struct {
 
 	intake chan *pending
 	wake   chan struct{}
+	// claimDue: claimable notices may be waiting (see notifyLoop); set by
+	// Wake and the poll, not by handed notices, which need no claim.
+	claimDue atomic.Bool
 
 	handedMu sync.Mutex
 	handed   []handedNotice // notices the store leased to this instance (HandNotices)
@@ -193,6 +197,7 @@ func New(cfg Config, st Store) *Router {
 	for _, d := range cfg.Domains {
 		r.domains[strings.ToLower(d)] = true
 	}
+	r.claimDue.Store(true)
 	return r
 }
 
@@ -202,6 +207,12 @@ func (r *Router) SetXMPP(x XMPP) { r.xmpp = x }
 // Wake makes the router look for notices now (an outcome was recorded, or
 // the XMPP connection came back).
 func (r *Router) Wake() {
+	r.claimDue.Store(true)
+	r.signal()
+}
+
+// signal wakes the notice loop without asking for a claim.
+func (r *Router) signal() {
 	select {
 	case r.wake <- struct{}{}:
 	default:
@@ -602,7 +613,9 @@ func (r *Router) Inbound(ctx context.Context, source, dest, body string, key *st
 	}
 	r.log.Debug().Int64("msg", in.ID).Msg("accepted from phone")
 	r.cfg.OnMessage(store.In, store.RouteSMS, "accepted")
-	r.Wake()
+	if !in.Handed {
+		r.Wake() // left to a claim
+	}
 	return nil
 }
 

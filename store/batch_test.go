@@ -184,3 +184,38 @@ func TestHandNotices(t *testing.T) {
 		}
 	})
 }
+
+// A message from a phone is handed to the sink once committed, leased, and
+// claimed by another instance only after the lease ran out.
+func TestHandInbound(t *testing.T) {
+	engines(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		at := time.Now()
+		store.SetClock(s, func() time.Time { return at })
+		got := make(chan []store.Notice, 10)
+		s.HandNotices("i1", time.Minute, func(ns []store.Notice) { got <- ns })
+		in := &store.Inbound{Source: "+12015550999", Dest: "+12015550100", RecipientJID: "alice@example.com", Body: "hi"}
+		if err := s.AcceptInbound(ctx, in); err != nil || !in.Handed {
+			t.Fatalf("AcceptInbound: handed %v, %v", in.Handed, err)
+		}
+		var ns []store.Notice
+		select {
+		case ns = <-got:
+		case <-time.After(5 * time.Second):
+			t.Fatal("no notice handed")
+		}
+		want := store.Notice{ID: in.ID, Direction: store.In, State: store.StateReceived, UserJID: in.RecipientJID,
+			UserNumber: in.Dest, PeerNumber: in.Source, Body: "hi"}
+		if len(ns) != 1 || ns[0] != want {
+			t.Fatalf("handed %+v, want %+v", ns, want)
+		}
+		if c, err := s.ClaimNotices(ctx, "i2", 10, time.Minute); err != nil || len(c) != 0 {
+			t.Fatalf("claimed %+v, %v while the lease holds", c, err)
+		}
+		at = at.Add(2 * time.Minute)
+		c, err := s.ClaimNotices(ctx, "i2", 10, time.Minute)
+		if err != nil || len(c) != 1 || c[0] != want {
+			t.Fatalf("claimed %+v, %v after the lease; want %+v", c, err, want)
+		}
+	})
+}

@@ -20,11 +20,14 @@ const groupMax = 128
 
 // groupOp is one write: fn, or an SMSC id recorded, or a receipt applied.
 type groupOp struct {
-	ctx  context.Context
-	fn   func(*sql.Tx) error
-	part *partOp
-	rcpt *receiptOp
-	done chan error
+	ctx context.Context
+	fn  func(*sql.Tx) error
+	// notice, when set, is the notice fn raised, handed to the notice sink
+	// with the batch's once it committed.
+	notice func() Notice
+	part   *partOp
+	rcpt   *receiptOp
+	done   chan error
 }
 
 type grouper struct {
@@ -138,6 +141,9 @@ func (s *Store) runGroup(tx *sql.Tx, batch []*groupOp, ns *[]Notice) error {
 		default:
 			if err := op.fn(tx); err != nil {
 				return err
+			}
+			if op.notice != nil {
+				*ns = append(*ns, op.notice())
 			}
 		}
 	}

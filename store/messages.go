@@ -370,14 +370,20 @@ type Inbound struct {
 	Body         string
 	ReceivedAt   time.Time
 	FragmentKey  *FragmentKey // set when assembled from fragments, which are deleted with the insert
+
+	// Handed is set by AcceptInbound when the message's notice went to the
+	// HandNotices sink, leased, rather than waiting to be claimed.
+	Handed bool
 }
 
 // AcceptInbound stores a message from a phone, raising a notice to deliver
-// it. When in.FragmentKey is set, the fragments it was assembled from are
-// deleted in the same transaction.
+// it: handed to the HandNotices sink once committed, or else left to be
+// claimed. When in.FragmentKey is set, the fragments it was assembled from
+// are deleted in the same transaction.
 func (s *Store) AcceptInbound(ctx context.Context, in *Inbound) error {
 	now := s.ms()
-	err := s.grouped(ctx, &groupOp{fn: func(tx *sql.Tx) error {
+	notify, owner, until := s.noticeLease(now)
+	op := &groupOp{fn: func(tx *sql.Tx) error {
 		if k := in.FragmentKey; k != nil {
 			if _, err := s.txExec(ctx, tx, `DELETE FROM fragments WHERE source = $1 AND dest = $2 AND ref = $3 AND total = $4`,
 				k.Source, k.Dest, k.Ref, k.Total); err != nil {
@@ -385,13 +391,20 @@ func (s *Store) AcceptInbound(ctx context.Context, in *Inbound) error {
 			}
 		}
 		return s.txQueryRow(ctx, tx, `INSERT INTO messages
-			(direction, route, state, user_jid, user_bare, user_number, peer_number, body, parts, notify, created_at, updated_at)
-			VALUES ('in', 'sms', 'received', $1, $2, $3, $4, $5, 1, 1, $6, $6) RETURNING id`,
-			in.RecipientJID, bare(in.RecipientJID), in.Dest, in.Source, in.Body, now).Scan(&in.ID)
-	}})
-	if err != nil {
+			(direction, route, state, user_jid, user_bare, user_number, peer_number, body, parts, notify, lease_owner, lease_until, created_at, updated_at)
+			VALUES ('in', 'sms', 'received', $1, $2, $3, $4, $5, 1, $6, $7, $8, $9, $9) RETURNING id`,
+			in.RecipientJID, bare(in.RecipientJID), in.Dest, in.Source, in.Body, notify, owner, until, now).Scan(&in.ID)
+	}}
+	if notify == 2 {
+		op.notice = func() Notice {
+			return Notice{ID: in.ID, Direction: In, State: StateReceived, UserJID: in.RecipientJID,
+				UserNumber: in.Dest, PeerNumber: in.Source, Body: in.Body}
+		}
+	}
+	if err := s.grouped(ctx, op); err != nil {
 		return fmt.Errorf("store: accept inbound: %w", err)
 	}
+	in.Handed = notify == 2
 	return nil
 }
 
@@ -410,15 +423,26 @@ type Notice struct {
 	Error       string
 }
 
-// ClaimNotices leases up to limit pending notices to owner. A notice whose
-// lease ran out (its instance died before sending it) is claimed again.
+// Claimable notices: pending (notify 1), or leased (notify 2) with the
+// lease run out before $1. Two queries, each a seek in the partial index
+// messages_notify (notify, id) WHERE notify <> 0 — the condition repeated
+// so SQLite uses it, and each in id order straight from the index; one
+// query with an OR let SQLite scan the table instead.
+const (
+	pendingNotices = `SELECT id FROM messages WHERE notify <> 0 AND notify = 1`
+	expiredNotices = `SELECT id FROM messages WHERE notify <> 0 AND notify = 2 AND lease_until < $1`
+)
+
+// ClaimNotices leases up to limit pending notices to owner, oldest first. A
+// notice whose lease ran out (its instance died before sending it) is
+// claimed again.
 func (s *Store) ClaimNotices(ctx context.Context, owner string, limit int, lease time.Duration) ([]Notice, error) {
 	now := s.ms()
 	// Most calls find nothing: look before taking the write lock (SQLite)
 	// or opening a transaction.
 	var pending int
-	err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM (SELECT 1 FROM messages WHERE notify = 1 OR (notify = 2 AND lease_until < $1) LIMIT 1) x`,
-		now).Scan(&pending)
+	err := s.queryRow(ctx, `SELECT (SELECT count(*) FROM (`+pendingNotices+` LIMIT 1) a) +
+		(SELECT count(*) FROM (`+expiredNotices+` LIMIT 1) b)`, now).Scan(&pending)
 	if err != nil || pending == 0 {
 		if err != nil {
 			err = fmt.Errorf("store: claim notices: %w", err)
@@ -427,13 +451,25 @@ func (s *Store) ClaimNotices(ctx context.Context, owner string, limit int, lease
 	}
 	var out []Notice
 	err = s.tx(ctx, func(tx *sql.Tx) error {
-		q := `SELECT id FROM messages WHERE notify = 1 OR (notify = 2 AND lease_until < $1) ORDER BY id LIMIT $2`
+		lock := ""
 		if s.dialect == postgres {
-			q += ` FOR UPDATE SKIP LOCKED`
+			lock = ` FOR UPDATE SKIP LOCKED`
 		}
-		ids, err := queryIDs(ctx, tx, q, now, limit)
-		if err != nil || len(ids) == 0 {
+		ids, err := queryIDs(ctx, tx, pendingNotices+` ORDER BY id LIMIT $1`+lock, limit)
+		if err != nil {
 			return err
+		}
+		expired, err := queryIDs(ctx, tx, expiredNotices+` ORDER BY id LIMIT $2`+lock, now, limit)
+		if err != nil {
+			return err
+		}
+		ids = append(ids, expired...)
+		slices.Sort(ids)
+		if len(ids) > limit {
+			ids = ids[:limit]
+		}
+		if len(ids) == 0 {
+			return nil
 		}
 		args := idArgs([]any{owner, now + lease.Milliseconds()}, ids)
 		rows, err := s.txQuery(ctx, tx, `UPDATE messages SET notify = 2, lease_owner = $1, lease_until = $2 WHERE id IN (`+inList(3, len(ids))+`)

@@ -83,6 +83,15 @@ func (s *Store) txQuery(ctx context.Context, tx *sql.Tx, q string, args ...any) 
 	return tx.QueryContext(ctx, q, args...)
 }
 
+// queryRow runs a single-row query outside a transaction, through the
+// statement cache.
+func (s *Store) queryRow(ctx context.Context, q string, args ...any) *sql.Row {
+	if st := s.cachedStmt(q); st != nil {
+		return st.QueryRowContext(ctx, args...)
+	}
+	return s.db.QueryRowContext(ctx, q, args...)
+}
+
 // closeStmts waits for background preparations and closes the statements.
 func (s *Store) closeStmts() {
 	s.stmts.mu.Lock()
