@@ -246,3 +246,20 @@ func (b *syncBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.b.String()
 }
+
+func TestSubmitSlots(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		smscs []SMPPConfig
+		want  int
+	}{
+		{"default window", []SMPPConfig{{Window: 10, Binds: 1}}, 64},
+		{"four windows", []SMPPConfig{{Window: 100, Binds: 2}}, 800},
+		{"throughput bounds the wait", []SMPPConfig{{Window: 100, Binds: 1, Throughput: 2}}, 160},
+		{"summed over SMSCs", []SMPPConfig{{Window: 50, Binds: 1}, {Window: 20, Binds: 3}}, 440},
+	} {
+		if got := submitSlots(tc.smscs); got != tc.want {
+			t.Errorf("%s: submitSlots = %d, want %d", tc.name, got, tc.want)
+		}
+	}
+}

@@ -123,15 +123,9 @@ func run(ctx context.Context, cfg *Config, log zerolog.Logger) error {
 	}, st)
 	// Receipts' notices go straight to this instance's router, leased to it.
 	st.HandNotices(instance, router.NoticeLease, rt.HandNotices)
-	// Submit as many messages at once as the binds' windows hold together
-	// (at least 64), so the window configured is the limit, not the gateway.
-	window := 0
-	for _, sc := range append([]SMPPConfig{cfg.SMPP}, cfg.SMSCs...) {
-		window += sc.Window * sc.Binds
-	}
 	gw = smsgw.New(smsgw.Config{
 		Instance:    instance,
-		Concurrency: max(window, 64),
+		Concurrency: submitSlots(append([]SMPPConfig{cfg.SMPP}, cfg.SMSCs...)),
 		MaxAttempts: cfg.SMS.MaxAttempts,
 		Reassembly:  cfg.SMS.Reassembly.D(),
 		NoRecipient: router.ErrNoRecipient,
@@ -372,3 +366,23 @@ type handoff struct{ gw **smsgw.Gateway }
 
 func (h handoff) Reserve(max int) (string, time.Time, int)  { return (*h.gw).Reserve(max) }
 func (h handoff) Take(msgs []*store.Outbound, reserved int) { (*h.gw).Take(msgs, reserved) }
+
+// submitSlots is how many messages the gateway submits at once: four times
+// what the binds' windows hold together (at least 64), so the window is the
+// limit, not the gateway, and the messages that wait for a window slot are
+// in memory, handed straight from the router, rather than stored queued and
+// claimed back (a transaction and a row update each; the claims were 6 % of
+// the CPU at 5,000 msg/s). A bind with a throughput limit holds no more
+// waiting than 30 s of its rate, well inside the 2-minute lease a message
+// is submitted under.
+func submitSlots(smscs []SMPPConfig) int {
+	n := 0
+	for _, sc := range smscs {
+		per := 4 * sc.Window
+		if sc.Throughput > 0 {
+			per = min(per, sc.Window+int(30*sc.Throughput))
+		}
+		n += per * sc.Binds
+	}
+	return max(n, 64)
+}
