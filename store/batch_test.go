@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"strings"
 	"sync"
@@ -9,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"switchboard/internal/testenv"
 	"switchboard/store"
 )
 
@@ -218,4 +220,73 @@ func TestHandInbound(t *testing.T) {
 			t.Fatalf("claimed %+v, %v after the lease; want %+v", c, err, want)
 		}
 	})
+}
+
+// On PostgreSQL, new messages and notices done commit in lanes of their
+// own: an outcome held up (here by a row lock taken from outside) does not
+// hold up accepting messages or recording notices sent.
+func TestLanes(t *testing.T) {
+	dsn := testenv.StartPostgres(t)
+	ctx := context.Background()
+	s, err := store.Open(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	m := accept(t, s, 1)
+	claimOne(t, s, "i1")
+	if _, err := s.PartSubmitted(ctx, m.ID, 1, "", []string{"L1"}); err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open("postgres", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	lock, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Rollback()
+	if _, err := lock.ExecContext(ctx, `SELECT id FROM messages WHERE id = $1 FOR UPDATE`, m.ID); err != nil {
+		t.Fatal(err)
+	}
+	receipt := make(chan error, 1)
+	go func() {
+		_, err := s.Receipt(ctx, "", []string{"L1"}, "DELIVRD", "000")
+		receipt <- err
+	}()
+	// The receipt waits for the lock; meanwhile the other lanes commit.
+	others := make(chan error, 1)
+	go func() {
+		n := &store.Outbound{SenderJID: "alice@example.com/phone", SenderNumber: "+12015550100", Dest: "+12015550198",
+			StanzaID: "m2", Body: "second", Parts: 1}
+		if err := s.AcceptOutbound(ctx, []*store.Outbound{n}); err != nil {
+			others <- fmt.Errorf("accept: %w", err)
+			return
+		}
+		others <- s.NoticesDone(ctx, []int64{n.ID})
+	}()
+	select {
+	case err := <-others:
+		if err != nil {
+			t.Fatalf("while an outcome waits: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("accepting and notices done waited for the outcome held up")
+	}
+	select {
+	case err := <-receipt:
+		t.Fatalf("the receipt went through the lock: %v", err)
+	default:
+	}
+	if err := lock.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-receipt; err != nil {
+		t.Fatal(err)
+	}
+	if st, _, err := s.MessageState(ctx, m.ID); err != nil || st != store.StateDelivered {
+		t.Fatalf("after the lock: state %q, %v", st, err)
+	}
 }

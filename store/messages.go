@@ -81,7 +81,7 @@ func (s *Store) AcceptOutbound(ctx context.Context, msgs []*Outbound) error {
 		return nil
 	}
 	now := s.ms()
-	return s.grouped(ctx, &groupOp{fn: func(tx *sql.Tx) error {
+	return s.grouped(ctx, &groupOp{lane: laneNew, fn: func(tx *sql.Tx) error {
 		if err := s.insertOutbound(ctx, tx, msgs, now); err != nil {
 			return fmt.Errorf("store: accept: %w", err)
 		}
@@ -383,7 +383,7 @@ type Inbound struct {
 func (s *Store) AcceptInbound(ctx context.Context, in *Inbound) error {
 	now := s.ms()
 	notify, owner, until := s.noticeLease(now)
-	op := &groupOp{fn: func(tx *sql.Tx) error {
+	op := &groupOp{lane: laneNew, fn: func(tx *sql.Tx) error {
 		if k := in.FragmentKey; k != nil {
 			if _, err := s.txExec(ctx, tx, `DELETE FROM fragments WHERE source = $1 AND dest = $2 AND ref = $3 AND total = $4`,
 				k.Source, k.Dest, k.Ref, k.Total); err != nil {
@@ -505,7 +505,7 @@ func (s *Store) NoticesDone(ctx context.Context, ids []int64) error {
 	}
 	args := idArgs([]any{s.ms()}, ids)
 	// Shares a group commit with the other writes of the moment.
-	err := s.grouped(ctx, &groupOp{fn: func(tx *sql.Tx) error {
+	err := s.grouped(ctx, &groupOp{lane: laneNoticesDone, fn: func(tx *sql.Tx) error {
 		_, err := s.txExec(ctx, tx, `UPDATE messages SET notify = 0, lease_owner = '', updated_at = $1,
 			state = CASE WHEN direction = 'in' THEN 'delivered' ELSE state END
 			WHERE id IN (`+inList(2, len(ids))+`)`, args...)
