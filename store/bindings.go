@@ -110,11 +110,16 @@ func (s *Store) OwnersOf(ctx context.Context, numbers []string) (map[string]stri
 // the first column of each row to the second.
 func (s *Store) bindingMap(ctx context.Context, q string, keys []string) (map[string]string, error) {
 	out := make(map[string]string, len(keys))
-	const chunk = 500
+	const chunk = 512
 	for len(keys) > 0 {
 		n := min(len(keys), chunk)
+		// The list is padded to a power of two (repeating the last key),
+		// so a few statements, prepared once, serve every batch size.
 		args := strArgs(nil, keys[:n])
-		rows, err := s.db.QueryContext(ctx, q+`(`+inList(1, n)+`)`, args...)
+		for len(args) < padded(n) {
+			args = append(args, keys[n-1])
+		}
+		rows, err := s.query(ctx, q+`(`+inList(1, len(args))+`)`, args...)
 		if err != nil {
 			return nil, err
 		}

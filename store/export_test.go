@@ -1,6 +1,10 @@
 package store
 
-import "time"
+import (
+	"context"
+	"database/sql"
+	"time"
+)
 
 // SetClock replaces the store's clock, for tests in package store_test.
 func SetClock(s *Store, now func() time.Time) { s.now = now }
@@ -11,4 +15,21 @@ func LargestGroup(s *Store) int {
 	s.group.lmu.Lock()
 	defer s.group.lmu.Unlock()
 	return s.group.largest
+}
+
+// HoldWriter runs a group-commit write that waits until release is called,
+// and returns once that write's transaction is open.
+func HoldWriter(s *Store) (release func()) {
+	started, done := make(chan struct{}), make(chan struct{})
+	go s.grouped(context.Background(), &groupOp{fn: func(*sql.Tx) error {
+		select {
+		case <-started:
+		default:
+			close(started)
+		}
+		<-done
+		return nil
+	}})
+	<-started
+	return func() { close(done) }
 }

@@ -519,7 +519,7 @@ func (s *Store) NoticesDone(ctx context.Context, ids []int64) error {
 
 // MessageState returns a message's state and error text (for tests and admin).
 func (s *Store) MessageState(ctx context.Context, id int64) (state, errText string, err error) {
-	err = s.db.QueryRowContext(ctx, `SELECT state, error FROM messages WHERE id = $1`, id).Scan(&state, &errText)
+	err = s.queryRow(ctx, `SELECT state, error FROM messages WHERE id = $1`, id).Scan(&state, &errText)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", "", ErrNotFound
 	}

@@ -27,37 +27,43 @@ func (s *Store) cachedStmt(q string) *sql.Stmt {
 	if s.dialect != sqlite {
 		return nil
 	}
-	s.stmts.mu.RLock()
-	st := s.stmts.m[q]
-	s.stmts.mu.RUnlock()
+	return s.stmts.get(s.db, q)
+}
+
+// get returns db's prepared statement for q, or nil after starting its
+// preparation in the background.
+func (c *stmts) get(db *sql.DB, q string) *sql.Stmt {
+	c.mu.RLock()
+	st := c.m[q]
+	c.mu.RUnlock()
 	if st != nil {
 		return st
 	}
-	s.stmts.mu.Lock()
-	defer s.stmts.mu.Unlock()
-	if s.stmts.closed || s.stmts.pending[q] {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed || c.pending[q] {
 		return nil
 	}
-	if s.stmts.pending == nil {
-		s.stmts.pending = make(map[string]bool)
-		s.stmts.m = make(map[string]*sql.Stmt)
+	if c.pending == nil {
+		c.pending = make(map[string]bool)
+		c.m = make(map[string]*sql.Stmt)
 	}
-	s.stmts.pending[q] = true
-	s.stmts.wg.Add(1)
+	c.pending[q] = true
+	c.wg.Add(1)
 	go func() {
-		defer s.stmts.wg.Done()
-		st, err := s.db.Prepare(q)
-		s.stmts.mu.Lock()
-		defer s.stmts.mu.Unlock()
-		delete(s.stmts.pending, q)
+		defer c.wg.Done()
+		st, err := db.Prepare(q)
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		delete(c.pending, q)
 		if err != nil {
 			return // runs unprepared; tried again next time
 		}
-		if s.stmts.closed {
+		if c.closed {
 			st.Close()
 			return
 		}
-		s.stmts.m[q] = st
+		c.m[q] = st
 	}()
 	return nil
 }
@@ -83,25 +89,38 @@ func (s *Store) txQuery(ctx context.Context, tx *sql.Tx, q string, args ...any) 
 	return tx.QueryContext(ctx, q, args...)
 }
 
-// queryRow runs a single-row query outside a transaction, through the
-// statement cache.
+// queryRow runs a single-row read outside a transaction, on the read
+// handle, through the statement cache.
 func (s *Store) queryRow(ctx context.Context, q string, args ...any) *sql.Row {
-	if st := s.cachedStmt(q); st != nil {
-		return st.QueryRowContext(ctx, args...)
+	if s.dialect == sqlite {
+		if st := s.rstmts.get(s.rdb, q); st != nil {
+			return st.QueryRowContext(ctx, args...)
+		}
 	}
-	return s.db.QueryRowContext(ctx, q, args...)
+	return s.rdb.QueryRowContext(ctx, q, args...)
 }
 
-// closeStmts waits for background preparations and closes the statements.
-func (s *Store) closeStmts() {
-	s.stmts.mu.Lock()
-	s.stmts.closed = true
-	s.stmts.mu.Unlock()
-	s.stmts.wg.Wait()
-	s.stmts.mu.Lock()
-	defer s.stmts.mu.Unlock()
-	for _, st := range s.stmts.m {
+// query runs a read outside a transaction, on the read handle, through the
+// statement cache.
+func (s *Store) query(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	if s.dialect == sqlite {
+		if st := s.rstmts.get(s.rdb, q); st != nil {
+			return st.QueryContext(ctx, args...)
+		}
+	}
+	return s.rdb.QueryContext(ctx, q, args...)
+}
+
+// close waits for background preparations and closes the statements.
+func (c *stmts) close() {
+	c.mu.Lock()
+	c.closed = true
+	c.mu.Unlock()
+	c.wg.Wait()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, st := range c.m {
 		st.Close()
 	}
-	s.stmts.m = nil
+	c.m = nil
 }

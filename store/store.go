@@ -32,11 +32,17 @@ const (
 
 // Store is a handle on the database. It is safe for concurrent use.
 type Store struct {
-	db      *sql.DB
+	db *sql.DB
+	// rdb serves the hot reads outside transactions. On SQLite it is a
+	// second handle on the file, read-only, several connections: reads
+	// then run beside the writer (WAL) instead of queueing on its one
+	// connection behind a commit's fsync. On PostgreSQL it is db.
+	rdb     *sql.DB
 	dialect dialect
 	now     func() time.Time
 	group   grouper
-	stmts   stmts
+	stmts   stmts    // on db
+	rstmts  stmts    // on rdb (SQLite)
 	handoff struct { // see HandNotices
 		owner string
 		lease time.Duration
@@ -69,12 +75,19 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 		// statement of a transaction that may need undoing on its own
 		// (an upsert, RETURNING) wrote one, two write(2)s a page.
 		q.Add("_pragma", "temp_store(MEMORY)")
-		q.Set("_txlock", "immediate")
-		s.db, err = sql.Open("sqlite", "file:"+path+"?"+q.Encode())
+		s.db, err = sql.Open("sqlite", "file:"+path+"?"+q.Encode()+"&_txlock=immediate")
 		if err == nil {
 			// One writer at a time is SQLite's model; a single connection
 			// avoids SQLITE_BUSY and lets transactions batch the fsyncs.
 			s.db.SetMaxOpenConns(1)
+			q.Add("_pragma", "query_only(1)")
+			s.rdb, err = sql.Open("sqlite", "file:"+path+"?"+q.Encode())
+			if err != nil {
+				s.db.Close()
+			} else {
+				s.rdb.SetMaxOpenConns(readConns)
+				s.rdb.SetMaxIdleConns(readConns)
+			}
 		}
 	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
 		s.dialect = postgres
@@ -82,6 +95,7 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 		if err == nil {
 			s.db.SetMaxOpenConns(16)
 			s.db.SetMaxIdleConns(16)
+			s.rdb = s.db
 		}
 	default:
 		return nil, fmt.Errorf("store: DSN must start with sqlite: or postgres://, got %q", redact(dsn))
@@ -90,11 +104,11 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 		return nil, fmt.Errorf("store: open: %w", err)
 	}
 	if err := s.db.PingContext(ctx); err != nil {
-		s.db.Close()
+		s.closeDBs()
 		return nil, fmt.Errorf("store: connect %s: %w", redact(dsn), err)
 	}
 	if err := s.migrate(ctx); err != nil {
-		s.db.Close()
+		s.closeDBs()
 		return nil, err
 	}
 	return s, nil
@@ -103,9 +117,20 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 // Close closes the database. SQLite checkpoints its write-ahead log.
 func (s *Store) Close() error {
 	s.stopGroup()
-	s.closeStmts()
+	s.stmts.close()
+	s.rstmts.close()
 	if s.dialect == sqlite {
 		_, _ = s.db.Exec("PRAGMA wal_checkpoint(TRUNCATE)")
+	}
+	return s.closeDBs()
+}
+
+// readConns is how many read connections SQLite's read handle keeps.
+const readConns = 4
+
+func (s *Store) closeDBs() error {
+	if s.rdb != nil && s.rdb != s.db {
+		s.rdb.Close()
 	}
 	return s.db.Close()
 }
@@ -177,6 +202,16 @@ func inList(first, n int) string {
 		fmt.Fprintf(&b, "$%d", first+i)
 	}
 	return b.String()
+}
+
+// padded is n rounded up to a power of two: the length of an IN list
+// padded so that few distinct statements serve every batch size.
+func padded(n int) int {
+	p := 1
+	for p < n {
+		p <<= 1
+	}
+	return p
 }
 
 // idArgs appends ids to args, as statement arguments.

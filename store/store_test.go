@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"testing"
 	"time"
@@ -321,4 +322,42 @@ func TestWriteAfterClose(t *testing.T) {
 	if err := s.AcceptInbound(ctx, &store.Inbound{Source: "+12015550199", Dest: "+12015550100", RecipientJID: "a@example.com", Body: "y"}); err == nil {
 		t.Fatal("write after Close succeeded")
 	}
+}
+
+// The router's lookups and a message's state are read beside a write in
+// progress (on SQLite through the read handle, on PostgreSQL through
+// another connection), not after it.
+func TestReadsBesideWriter(t *testing.T) {
+	engines(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		if _, err := s.Bind(ctx, "+12015550100", "alice@example.com", "sms"); err != nil {
+			t.Fatal(err)
+		}
+		m := accept(t, s, 1)
+		release := store.HoldWriter(s)
+		defer release()
+		read := make(chan error, 1)
+		go func() {
+			owners, err := s.OwnersOf(ctx, []string{"+12015550100", "+12015550101", "+12015550102"})
+			if err == nil && (len(owners) != 1 || owners["+12015550100"] != "alice@example.com") {
+				err = fmt.Errorf("OwnersOf = %v", owners)
+			}
+			if err == nil {
+				var st string
+				st, _, err = s.MessageState(ctx, m.ID)
+				if err == nil && st != store.StateQueued {
+					err = fmt.Errorf("state %q", st)
+				}
+			}
+			read <- err
+		}()
+		select {
+		case err := <-read:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatal("reads waited for the write in progress")
+		}
+	})
 }
