@@ -392,6 +392,9 @@ func (g *Gateway) submit(ctx context.Context, m *store.Outbound) {
 			DataCoding:         dc,
 			RegisteredDelivery: 1,
 			ShortMessage:       sm,
+			// A part not sent by half its lease goes back to the queue
+			// rather than being sent while another claim may take it.
+			SendBy: claimed.Add(claimLease / 2),
 		})
 		if err != nil {
 			g.submitError(bg, log, m, seq, err)
@@ -429,7 +432,7 @@ func (g *Gateway) submit(ctx context.Context, m *store.Outbound) {
 func (g *Gateway) submitError(ctx context.Context, log zerolog.Logger, m *store.Outbound, seq int, err error) {
 	var st smpp.Status
 	switch {
-	case errors.Is(err, smpp.ErrNotBound), errors.Is(err, context.Canceled):
+	case errors.Is(err, smpp.ErrNotBound), errors.Is(err, context.Canceled), errors.Is(err, smpp.ErrNotSentBy):
 		// Nothing was sent: back in the queue, not counted as an attempt.
 		g.retry(ctx, log, m, 0, "waiting for the SMSC", true)
 	case errors.Is(err, smpp.ErrUnknownOutcome):

@@ -373,8 +373,9 @@ func (h handoff) Take(msgs []*store.Outbound, reserved int) { (*h.gw).Take(msgs,
 // in memory, handed straight from the router, rather than stored queued and
 // claimed back (a transaction and a row update each; the claims were 6 % of
 // the CPU at 5,000 msg/s). A bind with a throughput limit holds no more
-// waiting than 30 s of its rate, well inside the 2-minute lease a message
-// is submitted under.
+// waiting than 30 s of its rate; and whatever the SMSC's pace, a message
+// not sent by half its 2-minute lease goes back to the queue (smpp
+// Submit.SendBy) rather than being sent while another claim may take it.
 func submitSlots(smscs []SMPPConfig) int {
 	n := 0
 	for _, sc := range smscs {

@@ -26,6 +26,10 @@ var (
 	// ErrClosed is returned by Submit and WaitBound once Run has returned,
 	// and by a second call to Run.
 	ErrClosed = errors.New("smpp: client closed")
+	// ErrNotSentBy is returned by Submit when the submit_sm could not be
+	// sent by its SendBy time (the window stayed full, or the throughput
+	// limit held it). Nothing was sent.
+	ErrNotSentBy = errors.New("smpp: window or throughput limit busy past the send-by time")
 )
 
 // Address is an SMPP address: type of number, numbering plan, digits.
@@ -41,6 +45,10 @@ type Submit struct {
 	ValidityPeriod                                                     string // SMPP absolute/relative time string or ""
 	ShortMessage                                                       []byte // may include UDH (set ESMClass 0x40); at most 254 bytes
 	TLVs                                                               map[uint16][]byte
+	// SendBy, when set, bounds the wait for a window slot and the
+	// throughput limit: past it Submit gives up with ErrNotSentBy, having
+	// sent nothing. The wait for the response is bounded by RespTimeout.
+	SendBy time.Time
 }
 
 // Deliver is an inbound deliver_sm or data_sm.
@@ -376,15 +384,28 @@ func (c *Client) InFlight() int {
 //     after sending;
 //   - ctx.Err(): ctx ended before sending (waiting for the window or the
 //     throughput limit), nothing was sent;
+//   - ErrNotSentBy: s.SendBy passed before sending, nothing was sent;
 //   - a validation error (e.g. short_message over 254 bytes), nothing sent.
 func (c *Client) Submit(ctx context.Context, s *Submit) (messageID string, err error) {
 	if _, err := c.session(); err != nil {
 		return "", err
 	}
+	wctx := ctx // the wait before sending
+	if !s.SendBy.IsZero() {
+		var cancel context.CancelFunc
+		wctx, cancel = context.WithDeadline(ctx, s.SendBy)
+		defer cancel()
+	}
+	waitErr := func() error {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return ErrNotSentBy
+	}
 	select {
 	case c.window <- struct{}{}:
-	case <-ctx.Done():
-		return "", ctx.Err()
+	case <-wctx.Done():
+		return "", waitErr()
 	}
 	held := true
 	defer func() {
@@ -393,9 +414,12 @@ func (c *Client) Submit(ctx context.Context, s *Submit) (messageID string, err e
 		}
 	}()
 	if c.limiter != nil {
-		if err := c.limiter.Wait(ctx); err != nil {
-			if ctx.Err() != nil {
-				return "", ctx.Err()
+		if err := c.limiter.Wait(wctx); err != nil {
+			if wctx.Err() != nil {
+				return "", waitErr()
+			}
+			if !s.SendBy.IsZero() {
+				return "", ErrNotSentBy // the limiter saw the deadline coming
 			}
 			return "", err
 		}

@@ -531,6 +531,13 @@ func TestWindowBlocks(t *testing.T) {
 	if _, err := h.c.Submit(ctx, hello); !errors.Is(err, context.DeadlineExceeded) || errors.Is(err, ErrUnknownOutcome) {
 		t.Fatalf("Submit with expiring ctx = %v, want context.DeadlineExceeded", err)
 	}
+	// One whose SendBy passes while waiting sent nothing either.
+	late := *hello
+	late.SendBy = time.Now().Add(20 * time.Millisecond)
+	if _, err := h.c.Submit(context.Background(), &late); !errors.Is(err, ErrNotSentBy) {
+		t.Fatalf("Submit past SendBy = %v, want ErrNotSentBy", err)
+	}
+	p.expectNothing(50 * time.Millisecond)
 
 	p.send(raw(cmdSubmitSM|respBit, 0, a.Seq, cstr("A")))
 	c, _ := p.expect(cmdSubmitSM)
@@ -870,6 +877,24 @@ func TestThroughput(t *testing.T) {
 	wg.Wait()
 	if d := time.Since(start); d < 90*time.Millisecond {
 		t.Errorf("6 submits at 50/s took %v, want >= 100ms", d)
+	}
+}
+
+// Under a throughput limit, a submit that the limit would hold past its
+// SendBy is not sent.
+func TestSendByThroughput(t *testing.T) {
+	f := newFakeSMSC(t)
+	h := startClient(t, f, func(c *Config) { c.Throughput = 0.1 }) // one per 10 s
+	p := f.acceptBound()
+	h.waitBound(t)
+	go p.serve()
+	if _, err := h.c.Submit(context.Background(), hello); err != nil {
+		t.Fatal(err)
+	}
+	late := *hello
+	late.SendBy = time.Now().Add(time.Second)
+	if _, err := h.c.Submit(context.Background(), &late); !errors.Is(err, ErrNotSentBy) {
+		t.Errorf("Submit held past SendBy by the limit = %v, want ErrNotSentBy", err)
 	}
 }
 
