@@ -111,6 +111,16 @@ func (s *Store) query(ctx context.Context, q string, args ...any) (*sql.Rows, er
 	return s.rdb.QueryContext(ctx, q, args...)
 }
 
+// writerQuery runs a read outside a transaction on the writer's handle
+// (on SQLite its one connection, with the warmest page cache), through the
+// statement cache.
+func (s *Store) writerQuery(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	if st := s.cachedStmt(q); st != nil {
+		return st.QueryContext(ctx, args...)
+	}
+	return s.db.QueryContext(ctx, q, args...)
+}
+
 // close waits for background preparations and closes the statements.
 func (c *stmts) close() {
 	c.mu.Lock()
