@@ -19,11 +19,11 @@ import (
 const groupMax = 128
 
 // Lanes: SQLite has one writer, so every write goes through one loop. On
-// PostgreSQL a loop spends most of its time waiting for round trips and
-// the commit's WAL flush, one transaction at a time (the server sat a
-// third idle at full load), so three loops commit side by side: new
-// messages (from users and phones), notices done, and outcomes (SMSC ids
-// and receipts). The outcomes stay in one loop: a receipt and the SMSC id
+// PostgreSQL one loop waits for round trips and the commit's WAL flush one
+// transaction at a time, so three loops commit side by side: new messages
+// (from users and phones), notices done, and outcomes (SMSC ids and
+// receipts). At a paced 1,000 msg/s that took the median XMPP → submit_sm
+// from 20 to 7 ms. The outcomes stay in one loop: a receipt and the SMSC id
 // it is for, committed side by side, could each miss the other (the
 // receipt kept as early, the id recorded after the receipt looked). The
 // other lanes write rows no other lane writes at the same time: new rows,
