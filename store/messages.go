@@ -95,9 +95,14 @@ func (s *Store) AcceptOutbound(ctx context.Context, msgs []*Outbound) error {
 // statement, so no order of returned rows needs trusting.
 func (s *Store) insertOutbound(ctx context.Context, tx *sql.Tx, msgs []*Outbound, now int64) error {
 	if s.dialect == sqlite {
+		q := insertOutboundSQL + ` VALUES ` + outboundValues(1)
+		args := make([]any, 0, outboundCols)
 		for _, m := range msgs {
-			if err := s.txQueryRow(ctx, tx, insertOutboundSQL+` VALUES `+outboundValues(1)+` RETURNING id`,
-				outboundArgs(nil, m, nil, now)...).Scan(&m.ID); err != nil {
+			res, err := s.txExec(ctx, tx, q, outboundArgs(args[:0], m, nil, now)...)
+			if err != nil {
+				return err
+			}
+			if m.ID, err = res.LastInsertId(); err != nil {
 				return err
 			}
 		}
