@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Installs what the integration tests start (Prosody, mod_privilege, PostgreSQL, ejabberd) from Debian,
-# only when missing. Used by `make test`; safe to run again.
+# Installs what the integration tests start (Prosody, mod_privilege, PostgreSQL, ejabberd, and node with
+# the npm smpp package for the independent SMSC) from Debian and npm, only when missing. Used by
+# `make test`; safe to run again.
 set -euo pipefail
+cd "$(dirname "$0")/.."
 
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
 
@@ -12,8 +14,20 @@ compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need+=(postgresql)
 command -v ejabberdctl >/dev/null 2>&1 || [ -x /usr/sbin/ejabberdctl ] || need+=(ejabberd)
 # An independent XMPP client for the interop test.
 /usr/bin/python3 -c 'import slixmpp' >/dev/null 2>&1 || need+=(python3-slixmpp)
+# An independent SMSC for the interop test: the npm smpp package under node.
+command -v node >/dev/null 2>&1 || need+=(nodejs)
+command -v npm >/dev/null 2>&1 || need+=(npm)
+
+npm_smsc() {
+	local dir=testdata/smpp-node
+	if [ ! -f "$dir/node_modules/smpp/package.json" ]; then
+		echo "test-deps: npm ci in $dir" >&2
+		(cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+	fi
+}
 
 if [ ${#need[@]} -eq 0 ]; then
+	npm_smsc
 	exit 0
 fi
 if ! command -v apt-get >/dev/null 2>&1; then
@@ -33,3 +47,4 @@ echo "test-deps: installing ${need[*]}" >&2
 "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}"
 # Debian starts the ejabberd it installs on the standard ports; the tests start their own.
 if [[ " ${need[*]} " == *" ejabberd "* ]]; then "${sudo[@]}" ejabberdctl stop >/dev/null 2>&1 || true; fi
+npm_smsc

@@ -3,6 +3,8 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -61,5 +63,106 @@ func TestSlixmppInterop(t *testing.T) {
 	}
 	if m := s.smsc.Messages(); len(m) != 1 || m[0].Text != "hello from slixmpp" || m[0].Source != alice[1:] {
 		t.Fatalf("SMSC got %+v", m)
+	}
+}
+
+// TestNodeSMSCInterop: an SMSC that is not ours (the npm smpp package,
+// testdata/smpp-node) takes Switchboard's bind, its submit_sm in GSM and
+// UCS-2, sends its own text receipts, which reach the user as XEP-0184,
+// and a phone's message, which reaches the user.
+func TestNodeSMSCInterop(t *testing.T) {
+	dir := filepath.Join("..", "..", "testdata", "smpp-node")
+	node, err := exec.LookPath("node")
+	if err == nil {
+		_, err = os.Stat(filepath.Join(dir, "node_modules", "smpp", "package.json"))
+	}
+	if err != nil {
+		if os.Getenv(testenv.RequireServersEnv) == "1" {
+			t.Fatalf("node or the npm smpp package is missing (scripts/test-deps.sh installs them): %v", err)
+		}
+		t.Skip("node or the npm smpp package is missing")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, node, "smsc.js", "switchboard", "secret")
+	cmd.Dir = dir
+	stdin, err := cmd.StdinPipe()
+	must(t, err)
+	stdout, err := cmd.StdoutPipe()
+	must(t, err)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	must(t, cmd.Start())
+	t.Cleanup(func() {
+		cancel()
+		_ = cmd.Wait()
+		if t.Failed() {
+			t.Logf("node SMSC stderr: %s", stderr.String())
+		}
+	})
+	events := make(chan map[string]any, 64)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			var ev map[string]any
+			if err := json.Unmarshal(sc.Bytes(), &ev); err == nil {
+				events <- ev
+			}
+		}
+		close(events)
+	}()
+	next := func(kind string) map[string]any {
+		t.Helper()
+		for {
+			select {
+			case ev, ok := <-events:
+				if !ok {
+					t.Fatalf("node SMSC ended waiting for %q: %s", kind, stderr.String())
+				}
+				if ev["event"] == kind {
+					return ev
+				}
+			case <-ctx.Done():
+				t.Fatalf("no %q from the node SMSC", kind)
+			}
+		}
+	}
+	port := next("listening")["port"].(float64)
+
+	s := startStack(t, sqliteDSN(t), smsc.Config{}, fmt.Sprintf("SWITCHBOARD_SMPP_ADDR=127.0.0.1:%d", int(port)))
+	next("bound")
+	a := s.login(t, "alice")
+	waitComponent(t, s, a)
+
+	for i, text := range []string{"Hello node", "Привет, node"} {
+		id := fmt.Sprintf("n%d", i+1)
+		must(t, a.Send(ctx, fmt.Sprintf(`<message to='%s' id='%s' type='chat'><body>%s</body><request xmlns='urn:xmpp:receipts'/></message>`, s.numberJID(phone), id, text)))
+		sub := next("submit")
+		wantDC := 0.0
+		if i == 1 {
+			wantDC = 8
+		}
+		if sub["source"] != alice[1:] || sub["dest"] != phone[1:] || sub["text"] != text || sub["data_coding"] != wantDC || sub["registered_delivery"] != 1.0 {
+			t.Fatalf("submit_sm as the node SMSC decoded it: %v", sub)
+		}
+		if rr := next("receipt_resp"); rr["status"] != 0.0 {
+			t.Fatalf("receipt answered %v", rr)
+		}
+		r, err := a.Next(ctx, message(s.numberJID(phone)))
+		must(t, err)
+		if !strings.Contains(norm(r.XML), `<received xmlns="urn:xmpp:receipts" id="`+id+`"`) {
+			t.Fatalf("want receipt for %s, got %s", id, r.XML)
+		}
+	}
+
+	_, err = fmt.Fprintf(stdin, `{"from": %q, "to": %q, "text": "hi from node"}`+"\n", phone, alice)
+	must(t, err)
+	if mo := next("mo_resp"); mo["status"] != 0.0 {
+		t.Fatalf("deliver_sm answered %v", mo)
+	}
+	r, err := a.Next(ctx, message(s.numberJID(phone)))
+	must(t, err)
+	if r.Body != "hi from node" || r.Attr["type"] != "chat" {
+		t.Fatalf("MO = %s", r.XML)
 	}
 }
