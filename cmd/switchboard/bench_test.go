@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -39,4 +40,29 @@ func TestBenchSmoke(t *testing.T) {
 	var out strings.Builder
 	bench.Print(&out, []*bench.Result{res})
 	t.Logf("\n%s", out.String())
+}
+
+// TestBenchOwnSMSC runs the bench against an SMSC that is not ours (the
+// npm smpp package, testdata/smpp-node) through -smsc: every message must
+// reach it and every one of its receipts come back to the sender.
+func TestBenchOwnSMSC(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts Switchboard as a child process")
+	}
+	n := startNodeSMSC(t, "bench", "bench")
+	t.Setenv("SB_TEST_MAIN", "1")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var log strings.Builder
+	res, err := bench.Run(ctx, bench.Options{
+		Mode: bench.ModeComponent, N: 300, Users: 10, Binary: os.Args[0],
+		SMSC: fmt.Sprintf("127.0.0.1:%d", n.port), Timeout: 50 * time.Second, Log: &log,
+	})
+	if err != nil {
+		t.Fatalf("bench: %v\n%s", err, log.String())
+	}
+	if res.Submitted != 300 || res.Receipts != 300 || res.Errors != 0 || res.Stalled || res.MO != 0 {
+		t.Errorf("submitted %d, receipts %d, errors %d (last %q), stalled %v, phones %d; want 300, 300, 0, no phones",
+			res.Submitted, res.Receipts, res.Errors, res.LastError, res.Stalled, res.MO)
+	}
 }

@@ -3,16 +3,19 @@ package bench
 import (
 	"bytes"
 	"encoding/binary"
+	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
 // SMPP command ids the tap looks at.
 const (
-	cmdSubmitSM     = 0x00000004
-	cmdSubmitSMResp = 0x80000004
-	cmdDeliverSM    = 0x00000005
+	cmdSubmitSM          = 0x00000004
+	cmdSubmitSMResp      = 0x80000004
+	cmdDeliverSM         = 0x00000005
+	cmdBindTransceiverOK = 0x80000009
 )
 
 // tapListener wraps the sink's listener so that every submit_sm the sink
@@ -33,7 +36,8 @@ func (l *tapListener) Accept() (net.Conn, error) {
 
 type tapConn struct {
 	net.Conn
-	rec *recorder
+	rec   *recorder
+	bound *atomic.Int32 // counts bind_transceiver_resp with status 0, for startProxy
 
 	rmu  sync.Mutex
 	rbuf []byte
@@ -73,6 +77,10 @@ func (c *tapConn) Write(p []byte) (int, error) {
 	c.wmu.Lock()
 	c.wbuf = frames(append(c.wbuf, p...), func(id, seq uint32, body []byte) {
 		switch id {
+		case cmdBindTransceiverOK:
+			if c.bound != nil {
+				c.bound.Add(1) // frames hands no status; a refused bind is retried and fails the run by timeout
+			}
 		case cmdSubmitSMResp:
 			c.smu.Lock()
 			idx, ok := c.seqs[seq]
@@ -290,4 +298,49 @@ func (r *recorder) gotMO(idx int, t int64) {
 	r.mu.Lock()
 	r.record(r.moGot, idx, t, &r.nMO)
 	r.mu.Unlock()
+}
+
+// startProxy is the tap in front of an SMSC of the caller's at addr: each
+// connection Switchboard makes is forwarded to a new connection to addr,
+// both byte streams parsed on the way as for the built-in sink. bound
+// counts successful binds seen.
+func startProxy(rec *recorder, addr string) (listen string, bound func() int, stop func(), err error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, nil, err
+	}
+	var (
+		n     atomic.Int32
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		conns []net.Conn
+	)
+	wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			up, err := net.Dial("tcp", addr)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			mu.Lock()
+			conns = append(conns, c, up)
+			mu.Unlock()
+			tc := &tapConn{Conn: c, rec: rec, seqs: make(map[uint32]int), bound: &n}
+			wg.Go(func() { io.Copy(up, tc); up.Close(); c.Close() })
+			wg.Go(func() { io.Copy(tc, up); up.Close(); c.Close() })
+		}
+	})
+	return ln.Addr().String(), func() int { return int(n.Load()) }, func() {
+		ln.Close()
+		mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	}, nil
 }
