@@ -95,8 +95,8 @@ func (s *Store) applyPartChunk(ctx context.Context, tx *sql.Tx, ops []*partOp, n
 		at         int64
 	}
 	earlies := make(map[string]early)
-	rows, err := s.txQuery(ctx, tx, `SELECT smsc_id, state, err, received_at FROM early_receipts WHERE smsc_id IN (`+inList(1, len(forms))+`)`,
-		strArgs(nil, forms)...)
+	rows, err := s.txQuery(ctx, tx, `SELECT smsc_id, state, err, received_at FROM early_receipts WHERE smsc_id IN (`+inList(1, padded(len(forms)))+`)`,
+		strArgs(nil, pad(forms))...)
 	if err != nil {
 		return err
 	}
@@ -175,8 +175,8 @@ func (s *Store) applyReceipts(ctx context.Context, tx *sql.Tx, ops []*receiptOp,
 		submitted int64
 	}
 	byForm := make(map[string][]*part)
-	rows, err := s.txQuery(ctx, tx, `SELECT smsc_id, message_id, seq, state, updated_at FROM parts WHERE smsc_id IN (`+inList(1, len(forms))+`)`,
-		strArgs(nil, forms)...)
+	rows, err := s.txQuery(ctx, tx, `SELECT smsc_id, message_id, seq, state, updated_at FROM parts WHERE smsc_id IN (`+inList(1, padded(len(forms)))+`)`,
+		strArgs(nil, pad(forms))...)
 	if err != nil {
 		return err
 	}
@@ -259,8 +259,8 @@ func (s *Store) applyReceipts(ctx context.Context, tx *sql.Tx, ops []*receiptOp,
 	}
 	for _, o := range outcomes {
 		ids := updates[o]
-		if _, err := s.txExec(ctx, tx, `UPDATE parts SET state = $1, err = $2, updated_at = $3 WHERE seq = $4 AND message_id IN (`+inList(5, len(ids))+`)`,
-			idArgs([]any{o.state, o.err, now, o.seq}, ids)...); err != nil {
+		if _, err := s.txExec(ctx, tx, `UPDATE parts SET state = $1, err = $2, updated_at = $3 WHERE seq = $4 AND message_id IN (`+inList(5, padded(len(ids)))+`)`,
+			idArgs([]any{o.state, o.err, now, o.seq}, pad(ids))...); err != nil {
 			return err
 		}
 	}
@@ -286,7 +286,7 @@ func (s *Store) applyReceipts(ctx context.Context, tx *sql.Tx, ops []*receiptOp,
 func (s *Store) loadMessages(ctx context.Context, tx *sql.Tx, ids []int64) (map[int64]*msgRow, error) {
 	ids = slices.Compact(slices.Sorted(slices.Values(ids)))
 	rows, err := s.txQuery(ctx, tx, `SELECT id, state, parts, want_receipt, updated_at, direction, user_jid, user_number, peer_number, stanza_id
-		FROM messages WHERE id IN (`+inList(1, len(ids))+`)`, idArgs(nil, ids)...)
+		FROM messages WHERE id IN (`+inList(1, padded(len(ids)))+`)`, idArgs(nil, pad(ids))...)
 	if err != nil {
 		return nil, err
 	}
@@ -328,8 +328,8 @@ func (s *Store) settleMany(ctx context.Context, tx *sql.Tx, msgs map[int64]*msgR
 		failed, failedText string
 	}
 	tallies := make(map[int64]*tally, len(open))
-	rows, err := s.txQuery(ctx, tx, `SELECT message_id, state, err FROM parts WHERE message_id IN (`+inList(1, len(open))+`) ORDER BY message_id, seq`,
-		idArgs(nil, open)...)
+	rows, err := s.txQuery(ctx, tx, `SELECT message_id, state, err FROM parts WHERE message_id IN (`+inList(1, padded(len(open)))+`) ORDER BY message_id, seq`,
+		idArgs(nil, pad(open))...)
 	if err != nil {
 		return nil, err
 	}
@@ -416,7 +416,7 @@ func (s *Store) settleMany(ctx context.Context, tx *sql.Tx, msgs map[int64]*msgR
 		if len(set.ids) == 0 {
 			continue
 		}
-		if _, err := s.txExec(ctx, tx, set.q+inList(len(set.args)+1, len(set.ids))+`)`, idArgs(set.args, set.ids)...); err != nil {
+		if _, err := s.txExec(ctx, tx, set.q+inList(len(set.args)+1, padded(len(set.ids)))+`)`, idArgs(set.args, pad(set.ids))...); err != nil {
 			return nil, err
 		}
 	}

@@ -203,9 +203,9 @@ func (s *Store) ClaimOutbound(ctx context.Context, owner string, limit int, leas
 		if err != nil || len(ids) == 0 {
 			return err
 		}
-		args := idArgs([]any{owner, now + lease.Milliseconds(), now}, ids)
+		args := idArgs([]any{owner, now + lease.Milliseconds(), now}, pad(ids))
 		rows, err := s.txQuery(ctx, tx, `UPDATE messages SET state = 'submitting', lease_owner = $1, lease_until = $2,
-			attempts = attempts + 1, updated_at = $3 WHERE id IN (`+inList(4, len(ids))+`)
+			attempts = attempts + 1, updated_at = $3 WHERE id IN (`+inList(4, len(args)-3)+`)
 			RETURNING id, user_jid, user_number, peer_number, stanza_id, want_receipt, body, parts, attempts, expires_at`, args...)
 		if err != nil {
 			return err
@@ -232,7 +232,7 @@ func (s *Store) ClaimOutbound(ctx context.Context, owner string, limit int, leas
 			return err
 		}
 		// Parts that already have an SMSC id (from an earlier claim).
-		prow, err := s.txQuery(ctx, tx, `SELECT message_id, seq FROM parts WHERE message_id IN (`+inList(1, len(ids))+`)`, args[3:]...)
+		prow, err := s.txQuery(ctx, tx, `SELECT message_id, seq FROM parts WHERE message_id IN (`+inList(1, len(args)-3)+`)`, args[3:]...)
 		if err != nil {
 			return err
 		}
@@ -476,8 +476,8 @@ func (s *Store) ClaimNotices(ctx context.Context, owner string, limit int, lease
 		if len(ids) == 0 {
 			return nil
 		}
-		args := idArgs([]any{owner, now + lease.Milliseconds()}, ids)
-		rows, err := s.txQuery(ctx, tx, `UPDATE messages SET notify = 2, lease_owner = $1, lease_until = $2 WHERE id IN (`+inList(3, len(ids))+`)
+		args := idArgs([]any{owner, now + lease.Milliseconds()}, pad(ids))
+		rows, err := s.txQuery(ctx, tx, `UPDATE messages SET notify = 2, lease_owner = $1, lease_until = $2 WHERE id IN (`+inList(3, len(args)-2)+`)
 			RETURNING id, direction, state, user_jid, user_number, peer_number, stanza_id, want_receipt, body, error`, args...)
 		if err != nil {
 			return err
@@ -508,12 +508,12 @@ func (s *Store) NoticesDone(ctx context.Context, ids []int64) error {
 	if len(ids) == 0 {
 		return nil
 	}
-	args := idArgs([]any{s.ms()}, ids)
+	args := idArgs([]any{s.ms()}, pad(ids))
 	// Shares a group commit with the other writes of the moment.
 	err := s.grouped(ctx, &groupOp{lane: laneNoticesDone, fn: func(tx *sql.Tx) error {
 		_, err := s.txExec(ctx, tx, `UPDATE messages SET notify = 0, lease_owner = '', updated_at = $1,
 			state = CASE WHEN direction = 'in' THEN 'delivered' ELSE state END
-			WHERE id IN (`+inList(2, len(ids))+`)`, args...)
+			WHERE id IN (`+inList(2, len(args)-1)+`)`, args...)
 		return err
 	}})
 	if err != nil {

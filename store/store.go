@@ -205,13 +205,30 @@ func inList(first, n int) string {
 }
 
 // padded is n rounded up to a power of two: the length of an IN list
-// padded so that few distinct statements serve every batch size.
+// padded so that few distinct statements, each prepared once on SQLite,
+// serve every batch size.
 func padded(n int) int {
 	p := 1
 	for p < n {
 		p <<= 1
 	}
 	return p
+}
+
+// pad returns v padded to padded(len(v)) by repeating its last element,
+// for an IN list (a value repeated changes nothing in it). v is not
+// modified.
+func pad[T any](v []T) []T {
+	n := padded(len(v))
+	if len(v) == 0 || len(v) == n {
+		return v
+	}
+	out := make([]T, n)
+	copy(out, v)
+	for i := len(v); i < n; i++ {
+		out[i] = v[len(v)-1]
+	}
+	return out
 }
 
 // idArgs appends ids to args, as statement arguments.
