@@ -603,12 +603,12 @@ func (r *Router) Recipient(ctx context.Context, dest string) (string, error) {
 // number. key, when not nil, names the stored fragments it was assembled
 // from, deleted in the same transaction.
 func (r *Router) Inbound(ctx context.Context, source, dest, body string, key *store.FragmentKey) error {
-	rcpt, err := r.Recipient(ctx, dest)
-	if err != nil {
-		return err
-	}
-	in := &store.Inbound{Source: source, Dest: dest, RecipientJID: rcpt, Body: body, FragmentKey: key}
+	// The store finds the number's owner in the insert's transaction.
+	in := &store.Inbound{Source: source, Dest: dest, Body: body, FragmentKey: key}
 	if err := r.store.AcceptInbound(ctx, in); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return ErrNoRecipient
+		}
 		return err
 	}
 	r.log.Debug().Int64("msg", in.ID).Msg("accepted from phone")

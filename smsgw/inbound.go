@@ -81,9 +81,6 @@ func (g *Gateway) handleMO(ctx context.Context, d *smpp.Deliver) smpp.Status {
 	}
 	dest := dst.String()
 	log := g.log.With().Str("source", src).Str("dest", dest).Logger()
-	if _, err := g.inbox.Recipient(ctx, dest); err != nil {
-		return g.inboundError(log, err)
-	}
 	payload := d.ShortMessage
 	var key *store.FragmentKey
 	seq := 0
@@ -116,6 +113,11 @@ func (g *Gateway) handleMO(ctx context.Context, d *smpp.Deliver) smpp.Status {
 	if seq < 1 || seq > key.Total {
 		log.Warn().Int("seq", seq).Int("total", key.Total).Msg("concatenated part out of range")
 		return smpp.StatusInvMsgLen
+	}
+	// A part is stored until the others come: only for a number someone
+	// has. (A whole message is checked when it is stored.)
+	if _, err := g.inbox.Recipient(ctx, dest); err != nil {
+		return g.inboundError(log, err)
 	}
 	frags, err := g.outbox.AddFragment(ctx, store.Fragment{FragmentKey: *key, Seq: seq, DataCoding: d.DataCoding, Payload: payload})
 	if err != nil {

@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -218,6 +219,72 @@ func TestHandInbound(t *testing.T) {
 		c, err := s.ClaimNotices(ctx, "i2", 10, time.Minute)
 		if err != nil || len(c) != 1 || c[0] != want {
 			t.Fatalf("claimed %+v, %v after the lease; want %+v", c, err, want)
+		}
+	})
+}
+
+// A message from a phone without a recipient given is stored for the
+// number's owner, looked up in the insert's transaction; one for a number
+// nobody has is refused with ErrNotFound, hands no notice, and does not
+// fail the messages committing beside it.
+func TestInboundFindsOwner(t *testing.T) {
+	engines(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		got := make(chan []store.Notice, 100)
+		s.HandNotices("i1", time.Minute, func(ns []store.Notice) { got <- ns })
+		if _, err := s.Bind(ctx, "+12015550100", "alice@example.com", "sms"); err != nil {
+			t.Fatal(err)
+		}
+		// Concurrent, so some share a transaction.
+		const n = 40
+		ins := make([]*store.Inbound, n)
+		errs := make(chan error, n)
+		for i := range ins {
+			dest := "+12015550100"
+			if i%2 == 1 {
+				dest = "+12015550177" // nobody's
+			}
+			ins[i] = &store.Inbound{Source: "+12015550999", Dest: dest, Body: fmt.Sprint("m", i)}
+			go func(in *store.Inbound) { errs <- s.AcceptInbound(ctx, in) }(ins[i])
+		}
+		for range ins {
+			<-errs
+		}
+		handed := make(map[int64]store.Notice)
+		for len(handed) < n/2 {
+			select {
+			case ns := <-got:
+				for _, x := range ns {
+					handed[x.ID] = x
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatalf("handed %d notices, want %d", len(handed), n/2)
+			}
+		}
+		for i, in := range ins {
+			if i%2 == 1 {
+				if in.ID != 0 || in.Handed || in.RecipientJID != "" {
+					t.Errorf("message %d to nobody's number: stored as %d, handed %v, recipient %q", i, in.ID, in.Handed, in.RecipientJID)
+				}
+				continue
+			}
+			if in.ID == 0 || !in.Handed || in.RecipientJID != "alice@example.com" {
+				t.Errorf("message %d: stored as %d, handed %v, recipient %q", i, in.ID, in.Handed, in.RecipientJID)
+			}
+			if x := handed[in.ID]; x.UserJID != "alice@example.com" || x.Body != in.Body {
+				t.Errorf("message %d: handed %+v", i, x)
+			}
+		}
+		if len(handed) != n/2 {
+			t.Errorf("handed %d notices, want %d", len(handed), n/2)
+		}
+		err := s.AcceptInbound(ctx, &store.Inbound{Source: "+12015550999", Dest: "+12015550177", Body: "x"})
+		if !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("AcceptInbound to nobody's number: %v, want ErrNotFound", err)
+		}
+		depths, err := s.QueueDepths(ctx)
+		if err != nil || depths[store.StateReceived] != n/2 {
+			t.Errorf("received messages stored: %v, %v; want %d", depths, err, n/2)
 		}
 	})
 }

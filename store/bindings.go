@@ -77,7 +77,7 @@ func (s *Store) binding(ctx context.Context, q, arg string) (Binding, error) {
 		b  Binding
 		at int64
 	)
-	err := s.db.QueryRowContext(ctx, q, arg).Scan(&b.Number, &b.JID, &b.Method, &at)
+	err := s.queryRow(ctx, q, arg).Scan(&b.Number, &b.JID, &b.Method, &at)
 	if errors.Is(err, sql.ErrNoRows) {
 		return b, ErrNotFound
 	}

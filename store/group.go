@@ -39,9 +39,9 @@ const (
 type groupOp struct {
 	ctx context.Context
 	fn  func(*sql.Tx) error
-	// notice, when set, is the notice fn raised, handed to the notice sink
-	// with the batch's once it committed.
-	notice func() Notice
+	// notice, when set, is the notice fn raised (if it says so), handed to
+	// the notice sink with the batch's once it committed.
+	notice func() (Notice, bool)
 	part   *partOp
 	rcpt   *receiptOp
 	lane   int // for fn; parts and receipts are laneOutcomes
@@ -176,7 +176,9 @@ func (s *Store) runGroup(tx *sql.Tx, batch []*groupOp, ns *[]Notice) error {
 				return err
 			}
 			if op.notice != nil {
-				*ns = append(*ns, op.notice())
+				if n, ok := op.notice(); ok {
+					*ns = append(*ns, n)
+				}
 			}
 		}
 	}

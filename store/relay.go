@@ -98,7 +98,7 @@ func (s *Store) FindRelay(ctx context.Context, senderNumber, peerNumber, stanzaI
 		want int
 		next int64
 	)
-	err := s.db.QueryRowContext(ctx, `SELECT id, user_jid, state, want_receipt, next_attempt_at FROM messages
+	err := s.queryRow(ctx, `SELECT id, user_jid, state, want_receipt, next_attempt_at FROM messages
 		WHERE direction = 'out' AND user_number = $1 AND peer_number = $2 AND stanza_id = $3 AND peer_jid <> ''
 		ORDER BY id DESC LIMIT 1`, senderNumber, peerNumber, stanzaID).Scan(&r.ID, &r.SenderJID, &r.State, &want, &next)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -116,7 +116,7 @@ func (s *Store) FindRelay(ctx context.Context, senderNumber, peerNumber, stanzaI
 // becomes delivered. It reports whether the message was still relayed (false
 // for a late receipt, after the SMS fallback).
 func (s *Store) AckRelay(ctx context.Context, id int64) (bool, error) {
-	res, err := s.db.ExecContext(ctx, `UPDATE messages SET state = 'delivered', next_attempt_at = 0, updated_at = $1 WHERE id = $2 AND state = 'relayed'`,
+	res, err := s.exec(ctx, `UPDATE messages SET state = 'delivered', next_attempt_at = 0, updated_at = $1 WHERE id = $2 AND state = 'relayed'`,
 		s.ms(), id)
 	if err != nil {
 		return false, fmt.Errorf("store: ack relay: %w", err)
@@ -137,8 +137,9 @@ func (s *Store) SettingsOf(ctx context.Context, jids []string) (map[string]Setti
 	if len(jids) == 0 {
 		return out, nil
 	}
-	args := strArgs(nil, jids)
-	rows, err := s.db.QueryContext(ctx, `SELECT jid, fallback, fallback_after FROM user_settings WHERE jid IN (`+inList(1, len(jids))+`)`, args...)
+	// Padded, so a few prepared statements serve every batch size.
+	args := strArgs(nil, pad(jids))
+	rows, err := s.query(ctx, `SELECT jid, fallback, fallback_after FROM user_settings WHERE jid IN (`+inList(1, len(args))+`)`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("store: settings: %w", err)
 	}
@@ -159,7 +160,7 @@ func (s *Store) SettingsOf(ctx context.Context, jids []string) (map[string]Setti
 
 // SetSettings stores a user's settings.
 func (s *Store) SetSettings(ctx context.Context, jid string, st Settings) error {
-	_, err := s.db.ExecContext(ctx, `INSERT INTO user_settings (jid, fallback, fallback_after) VALUES ($1, $2, $3)
+	_, err := s.exec(ctx, `INSERT INTO user_settings (jid, fallback, fallback_after) VALUES ($1, $2, $3)
 		ON CONFLICT (jid) DO UPDATE SET fallback = excluded.fallback, fallback_after = excluded.fallback_after`,
 		jid, b2i(st.Fallback), st.FallbackAfter.Milliseconds())
 	if err != nil {

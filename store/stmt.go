@@ -121,6 +121,15 @@ func (s *Store) writerQuery(ctx context.Context, q string, args ...any) (*sql.Ro
 	return s.db.QueryContext(ctx, q, args...)
 }
 
+// exec runs a write outside a transaction on the writer's handle, through
+// the statement cache.
+func (s *Store) exec(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	if st := s.cachedStmt(q); st != nil {
+		return st.ExecContext(ctx, args...)
+	}
+	return s.db.ExecContext(ctx, q, args...)
+}
+
 // close waits for background preparations and closes the statements.
 func (c *stmts) close() {
 	c.mu.Lock()
