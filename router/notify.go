@@ -154,19 +154,29 @@ func (r *Router) sendNotices(ctx context.Context, handed bool) (more bool) {
 			done = nil
 		}
 	}
-	if err := r.store.NoticesDone(bg, done); err != nil {
-		r.log.Error().Err(err).Msg("recording sent notices failed")
-	} else if len(done) > 0 {
+	if len(done) > 0 {
+		// Recorded in the background: the notices stay leased to this
+		// instance meanwhile, and the store may hold the write a few
+		// milliseconds to share a commit, which the next batch need not
+		// wait for. Run waits for it before returning.
 		in := make(map[int64]bool)
 		for _, n := range ns {
 			in[n.ID] = n.Direction == store.In
 		}
-		for _, id := range done {
-			r.log.Debug().Int64("msg", id).Msg("notice handed to the XMPP server")
-			if in[id] {
-				r.cfg.OnMessage(store.In, store.RouteSMS, "delivered")
+		r.recording.Add(1)
+		go func() {
+			defer r.recording.Done()
+			if err := r.store.NoticesDone(bg, done); err != nil {
+				r.log.Error().Err(err).Msg("recording sent notices failed")
+				return
 			}
-		}
+			for _, id := range done {
+				r.log.Debug().Int64("msg", id).Msg("notice handed to the XMPP server")
+				if in[id] {
+					r.cfg.OnMessage(store.In, store.RouteSMS, "delivered")
+				}
+			}
+		}()
 	}
 	if err := r.store.ReleaseNotices(bg, failed); err != nil {
 		r.log.Error().Err(err).Msg("releasing notices failed")

@@ -147,6 +147,8 @@ type Router struct {
 
 	handedMu sync.Mutex
 	handed   []handedNotice // notices the store leased to this instance (HandNotices)
+
+	recording sync.WaitGroup // notices done being recorded (sendNotices); Run waits
 }
 
 // handedNotice is a notice handed over by the store, to be sent before
@@ -306,6 +308,7 @@ func (r *Router) Run(ctx context.Context) error {
 	}()
 	r.intakeLoop(ctx)
 	wg.Wait()
+	r.recording.Wait()
 	return nil
 }
 

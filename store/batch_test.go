@@ -223,6 +223,63 @@ func TestHandInbound(t *testing.T) {
 	})
 }
 
+// Notices done are lazy: alone, they wait for another write to share its
+// commit (here with the wait made long, so the test does not depend on
+// timing), and they commit on their own once the wait is over. On
+// PostgreSQL they have a lane of their own, so only the second half holds.
+func TestLazyNoticesDone(t *testing.T) {
+	engines(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		ns := make(chan []store.Notice, 10)
+		s.HandNotices("i1", time.Minute, func(n []store.Notice) { ns <- n })
+		accept := func(body string) *store.Inbound {
+			in := &store.Inbound{Source: "+12015550999", Dest: "+12015550100", RecipientJID: "alice@example.com", Body: body}
+			if err := s.AcceptInbound(ctx, in); err != nil {
+				t.Fatal(err)
+			}
+			<-ns
+			return in
+		}
+		received := func(want int) {
+			t.Helper()
+			depths, err := s.QueueDepths(ctx)
+			if err != nil || depths[store.StateReceived] != want {
+				t.Errorf("received messages: %v, %v; want %d", depths, err, want)
+			}
+		}
+		if !store.IsPostgres(s) {
+			store.SetLazyWait(s, time.Hour)
+			in := accept("hi")
+			c0 := store.GroupCommits(s)
+			done := make(chan error, 1)
+			go func() { done <- s.NoticesDone(ctx, []int64{in.ID}) }()
+			select {
+			case err := <-done:
+				t.Fatalf("NoticesDone returned (%v) with nothing to share a commit with, before its wait", err)
+			case <-time.After(100 * time.Millisecond):
+			}
+			accept("again")
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+			if got := store.GroupCommits(s) - c0; got != 1 {
+				t.Errorf("%d commits for a lazy write and a new message, want 1", got)
+			}
+			received(1) // the first one delivered
+		}
+
+		// With nothing else to write, it commits after the wait.
+		store.SetLazyWait(s, 10*time.Millisecond)
+		in := accept("more")
+		depths, _ := s.QueueDepths(ctx)
+		before := depths[store.StateReceived]
+		if err := s.NoticesDone(ctx, []int64{in.ID}); err != nil {
+			t.Fatal(err)
+		}
+		received(before - 1)
+	})
+}
+
 // A message from a phone without a recipient given is stored for the
 // number's owner, looked up in the insert's transaction; one for a number
 // nobody has is refused with ErrNotFound, hands no notice, and does not

@@ -17,6 +17,19 @@ func LargestGroup(s *Store) int {
 	return s.group.largest
 }
 
+// GroupCommits returns how many group commits have run so far.
+func GroupCommits(s *Store) int {
+	s.group.lmu.Lock()
+	defer s.group.lmu.Unlock()
+	return s.group.commits
+}
+
+// SetLazyWait replaces lazyWait, from the next wait on.
+func SetLazyWait(s *Store, d time.Duration) { s.group.lazyWait.Store(int64(d)) }
+
+// IsPostgres tells which engine s runs on.
+func IsPostgres(s *Store) bool { return s.dialect == postgres }
+
 // HoldWriter runs a group-commit write that waits until release is called,
 // and returns once that write's transaction is open.
 func HoldWriter(s *Store) (release func()) {

@@ -1,10 +1,13 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
 	"sync"
+	"sync/atomic"
+	"time"
 )
 
 // Group commit: the per-message writes that callers wait on (an SMSC id
@@ -45,7 +48,10 @@ type groupOp struct {
 	part   *partOp
 	rcpt   *receiptOp
 	lane   int // for fn; parts and receipts are laneOutcomes
-	done   chan error
+	// lazy: nobody is waiting for this write soon, so it may wait (up to
+	// lazyWait) to share a commit with others.
+	lazy bool
+	done chan error
 }
 
 type grouper struct {
@@ -57,6 +63,9 @@ type grouper struct {
 
 	lmu     sync.Mutex
 	largest int // the largest batch so far; read by tests
+	commits int // batches run so far; read by tests
+
+	lazyWait atomic.Int64 // nanoseconds: the const lazyWait, but for tests
 }
 
 // errClosed is returned by writes after Close.
@@ -106,13 +115,29 @@ func (s *Store) grouped(ctx context.Context, op *groupOp) error {
 func (s *Store) groupLoop(ch chan *groupOp) {
 	defer s.group.wg.Done()
 	batch := make([]*groupOp, 0, groupMax)
-	for op := range ch {
-		batch = append(batch[:0], op)
+	hold := time.NewTimer(time.Hour)
+	hold.Stop()
+	var held <-chan time.Time // set while a batch of lazy writes waits
+	gather := time.NewTimer(time.Hour)
+	gather.Stop()
+	for open := true; open; {
+		expired := false
+		select {
+		case op, ok := <-ch:
+			if !ok {
+				open = false
+				break
+			}
+			batch = append(batch, op)
+		case <-held:
+			held, expired = nil, true
+		}
 	fill:
-		for len(batch) < groupMax {
+		for open && len(batch) < groupMax {
 			select {
 			case op, ok := <-ch:
 				if !ok {
+					open = false
 					break fill
 				}
 				batch = append(batch, op)
@@ -120,25 +145,78 @@ func (s *Store) groupLoop(ch chan *groupOp) {
 				break fill
 			}
 		}
-		s.group.lmu.Lock()
-		s.group.largest = max(s.group.largest, len(batch)) // for tests
-		s.group.lmu.Unlock()
-		if len(batch) == 1 {
-			op.done <- s.runGroupTx(context.WithoutCancel(op.ctx), batch)
+		if len(batch) == 0 {
 			continue
 		}
-		err := s.runGroupTx(context.Background(), batch)
-		if err == nil {
-			for _, op := range batch {
-				op.done <- nil
+		if s.dialect == sqlite && open && len(batch) < gatherBelow && !allLazy(batch) {
+			// Few writes: wait a little for more (SQLite). See gatherWait.
+			gather.Reset(gatherWait)
+		more:
+			for len(batch) < groupMax {
+				select {
+				case op, ok := <-ch:
+					if !ok {
+						open = false
+						break more
+					}
+					batch = append(batch, op)
+				case <-gather.C:
+					break more
+				}
+			}
+			gather.Stop()
+		}
+		if !expired && open && len(batch) < groupMax && allLazy(batch) {
+			// Only writes nobody waits for: wait for company (up to
+			// lazyWait), so they share a commit with the next ones.
+			if held == nil {
+				hold.Reset(cmp.Or(time.Duration(s.group.lazyWait.Load()), lazyWait))
+				held = hold.C
 			}
 			continue
 		}
-		// One failed (or the commit did): each on its own, so only the
-		// failing one reports an error.
-		for _, op := range batch {
-			op.done <- s.runGroupTx(context.WithoutCancel(op.ctx), []*groupOp{op})
+		if held != nil {
+			hold.Stop()
+			held = nil
 		}
+		s.commitBatch(batch)
+		batch = batch[:0]
+	}
+}
+
+// lazyWait is how long writes that nobody waits for (notices done) may wait
+// to share a commit with other writes.
+const lazyWait = 20 * time.Millisecond
+
+func allLazy(batch []*groupOp) bool {
+	for _, op := range batch {
+		if !op.lazy {
+			return false
+		}
+	}
+	return true
+}
+
+// commitBatch runs batch in one transaction and reports to each op.
+func (s *Store) commitBatch(batch []*groupOp) {
+	s.group.lmu.Lock()
+	s.group.largest = max(s.group.largest, len(batch)) // for tests
+	s.group.commits++
+	s.group.lmu.Unlock()
+	if len(batch) == 1 {
+		batch[0].done <- s.runGroupTx(context.WithoutCancel(batch[0].ctx), batch)
+		return
+	}
+	if err := s.runGroupTx(context.Background(), batch); err == nil {
+		for _, op := range batch {
+			op.done <- nil
+		}
+		return
+	}
+	// One failed (or the commit did): each on its own, so only the
+	// failing one reports an error.
+	for _, op := range batch {
+		op.done <- s.runGroupTx(context.WithoutCancel(op.ctx), []*groupOp{op})
 	}
 }
 
@@ -210,3 +288,16 @@ func (s *Store) stopGroup() {
 		s.group.wg.Wait()
 	}
 }
+
+// A batch of fewer than gatherBelow writes waits up to gatherWait for more,
+// on SQLite: each commit there costs the gateway's own CPU (the WAL frames
+// of the pages it touched, written one by one, and an fsync), and under a
+// moderate load most batches held one or two writes. At a paced 1,000
+// msg/s, 1 ms took the CPU per 1,000 messages from 0.94 to 0.68-0.71 s,
+// with the p99 latencies unchanged (the medians rise by the wait); a
+// saturated run's batches are larger and never wait. On PostgreSQL the
+// commit's cost is the server's, and the wait only added latency.
+const (
+	gatherBelow = 8
+	gatherWait  = time.Millisecond
+)

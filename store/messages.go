@@ -533,8 +533,10 @@ func (s *Store) NoticesDone(ctx context.Context, ids []int64) error {
 		return nil
 	}
 	args := idArgs([]any{s.ms()}, pad(ids))
-	// Shares a group commit with the other writes of the moment.
-	err := s.grouped(ctx, &groupOp{lane: laneNoticesDone, fn: func(tx *sql.Tx) error {
+	// Shares a group commit with the other writes of the moment, waiting
+	// for them a little if there are none (the notices stay leased
+	// meanwhile).
+	err := s.grouped(ctx, &groupOp{lane: laneNoticesDone, lazy: true, fn: func(tx *sql.Tx) error {
 		_, err := s.txExec(ctx, tx, `UPDATE messages SET notify = 0, lease_owner = '', updated_at = $1,
 			state = CASE WHEN direction = 'in' THEN 'delivered' ELSE state END
 			WHERE id IN (`+inList(2, len(args)-1)+`)`, args...)
