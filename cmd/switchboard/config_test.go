@@ -253,10 +253,11 @@ func TestSubmitSlots(t *testing.T) {
 		smscs []SMPPConfig
 		want  int
 	}{
-		{"default window", []SMPPConfig{{Window: 10, Binds: 1}}, 64},
-		{"four windows", []SMPPConfig{{Window: 100, Binds: 2}}, 800},
+		{"default window", []SMPPConfig{{Window: 10, Binds: 1}}, 160},
+		{"at least 64", []SMPPConfig{{Window: 2, Binds: 1}}, 64},
+		{"sixteen windows", []SMPPConfig{{Window: 100, Binds: 2}}, 3200},
 		{"throughput bounds the wait", []SMPPConfig{{Window: 100, Binds: 1, Throughput: 2}}, 160},
-		{"summed over SMSCs", []SMPPConfig{{Window: 50, Binds: 1}, {Window: 20, Binds: 3}}, 440},
+		{"summed over SMSCs", []SMPPConfig{{Window: 50, Binds: 1}, {Window: 20, Binds: 3}}, 1760},
 	} {
 		if got := submitSlots(tc.smscs); got != tc.want {
 			t.Errorf("%s: submitSlots = %d, want %d", tc.name, got, tc.want)
