@@ -230,7 +230,8 @@ const pruneBatch = 1000
 
 // finalCond selects messages whose life is over: outbound delivered or
 // failed, inbound delivered, no notice waiting to be sent.
-const finalCond = `notify = 0 AND ((direction = 'out' AND state IN ('delivered', 'failed')) OR (direction = 'in' AND state = 'delivered'))`
+const finalCond = `((direction = 'out' AND state IN ('delivered', 'failed')) OR (direction = 'in' AND state = 'delivered'))
+	AND NOT EXISTS (SELECT 1 FROM notices WHERE message_id = messages.id)`
 
 // Prune deletes messages accepted before the cutoff whose life is over
 // (see finalCond), with their parts, and returns how many it deleted.

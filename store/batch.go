@@ -363,7 +363,8 @@ func (s *Store) settleMany(ctx context.Context, tx *sql.Tx, msgs map[int64]*msgR
 	}
 
 	finals := make(map[int64]string)
-	var submitted, delivered, deliveredNotify []int64
+	var submitted, delivered, notices, failed []int64
+	handed := s.handoff.sink != nil
 	for _, id := range open {
 		m, t := msgs[id], tallies[id]
 		if t == nil {
@@ -375,62 +376,92 @@ func (s *Store) settleMany(ctx context.Context, tx *sql.Tx, msgs map[int64]*msgR
 			if t.failedText != "" {
 				reason += " (error " + t.failedText + ")"
 			}
-			notify, owner, until := s.noticeLease(now)
-			if _, err := s.txExec(ctx, tx, `UPDATE messages SET state = 'failed', error = $1, notify = $2, lease_owner = $3, lease_until = $4,
-				updated_at = $5 WHERE id = $6`, reason, notify, owner, until, now, id); err != nil {
+			if _, err := s.txExec(ctx, tx, `UPDATE messages SET state = 'failed', error = $1, lease_owner = '', updated_at = $2 WHERE id = $3`,
+				reason, now, id); err != nil {
 				return nil, err
 			}
 			finals[id] = StateFailed
-			if notify == 2 {
+			failed = append(failed, id)
+			if handed {
 				n := m.notice
 				n.State, n.Error = StateFailed, reason
 				*ns = append(*ns, n)
 			}
 		case t.ok == m.parts:
+			delivered = append(delivered, id)
 			if m.want != 0 {
-				deliveredNotify = append(deliveredNotify, id)
-				if s.handoff.sink != nil {
+				notices = append(notices, id)
+				if handed {
 					n := m.notice
 					n.State = StateDelivered
 					*ns = append(*ns, n)
 				}
-			} else {
-				delivered = append(delivered, id)
 			}
 			finals[id] = StateDelivered
 		case t.n == m.parts && m.state == StateSubmitting:
 			submitted = append(submitted, id)
 		}
 	}
-	notify, owner, until := s.noticeLease(now)
-	for _, set := range []struct {
-		q    string
-		args []any
-		ids  []int64
-	}{
-		{`UPDATE messages SET state = 'submitted', lease_owner = '', updated_at = $1 WHERE id IN (`, []any{now}, submitted},
-		{`UPDATE messages SET state = 'delivered', notify = 0, lease_owner = '', updated_at = $1 WHERE id IN (`, []any{now}, delivered},
-		{`UPDATE messages SET state = 'delivered', notify = $1, lease_owner = $2, lease_until = $3, updated_at = $4 WHERE id IN (`,
-			[]any{notify, owner, until, now}, deliveredNotify},
-	} {
-		if len(set.ids) == 0 {
-			continue
-		}
-		if _, err := s.txExec(ctx, tx, set.q+inList(len(set.args)+1, padded(len(set.ids)))+`)`, idArgs(set.args, pad(set.ids))...); err != nil {
+	if len(submitted) > 0 {
+		if _, err := s.txExec(ctx, tx, `UPDATE messages SET state = 'submitted', lease_owner = '', updated_at = $1 WHERE id IN (`+
+			inList(2, padded(len(submitted)))+`)`, idArgs([]any{now}, pad(submitted))...); err != nil {
 			return nil, err
 		}
+	}
+	if len(delivered) > 0 && s.dialect == postgres {
+		// One round trip for both: the receipt's transaction holds the
+		// outcomes lane, and every round trip adds to its latency.
+		owner, until := s.noticeLease(now)
+		if _, err := s.txExec(ctx, tx, `WITH u AS (UPDATE messages SET state = 'delivered', lease_owner = '', updated_at = $1
+			WHERE id IN (`+inList(4, padded(len(delivered)))+`) RETURNING id, want_receipt)
+			INSERT INTO notices (message_id, lease_owner, lease_until) SELECT id, $2, $3 FROM u WHERE want_receipt <> 0
+			ON CONFLICT (message_id) DO NOTHING`, idArgs([]any{now, owner, until}, pad(delivered))...); err != nil {
+			return nil, err
+		}
+	} else if len(delivered) > 0 {
+		if _, err := s.txExec(ctx, tx, `UPDATE messages SET state = 'delivered', lease_owner = '', updated_at = $1 WHERE id IN (`+
+			inList(2, padded(len(delivered)))+`)`, idArgs([]any{now}, pad(delivered))...); err != nil {
+			return nil, err
+		}
+		failed = append(failed, notices...)
+	}
+	if err := s.raiseNotices(ctx, tx, failed, now); err != nil {
+		return nil, err
 	}
 	return finals, nil
 }
 
-// noticeLease is how a notice raised now is stored: pending (notify 1) for
-// any instance to claim, or, with a notice sink, already leased to it
-// (notify 2) until its lease runs out.
-func (s *Store) noticeLease(now int64) (notify int, owner string, until int64) {
+// noticeLease is how a notice raised now is stored: waiting (no owner) for
+// any instance to claim, or, with a notice sink (HandNotices), already
+// leased to it until its lease runs out.
+func (s *Store) noticeLease(now int64) (owner string, until int64) {
 	if s.handoff.sink == nil {
-		return 1, "", 0
+		return "", 0
 	}
-	return 2, s.handoff.owner, now + s.handoff.lease.Milliseconds()
+	return s.handoff.owner, now + s.handoff.lease.Milliseconds()
+}
+
+// raiseNotices stores notices for the messages ids: pending, for any
+// instance to claim, or, with a notice sink (HandNotices), already leased
+// to it until its lease runs out. A message with a notice already keeps
+// that one (the notice is read from the message when it is sent).
+func (s *Store) raiseNotices(ctx context.Context, tx *sql.Tx, ids []int64, now int64) error {
+	owner, until := s.noticeLease(now)
+	for len(ids) > 0 {
+		n := min(len(ids), 256)
+		args := make([]any, 0, 3*padded(n))
+		for _, id := range pad(ids[:n]) {
+			args = append(args, id, owner, until)
+		}
+		// Padded like the IN lists, so a few prepared statements serve;
+		// a repeated row is a conflict, which does nothing.
+		if _, err := s.txExec(ctx, tx, `INSERT INTO notices (message_id, lease_owner, lease_until) VALUES `+valuesList(len(args)/3, 3)+`
+			ON CONFLICT (message_id) DO NOTHING`, args...); err != nil {
+			return err
+		}
+		ids = ids[n:]
+	}
+	return nil
 }
 
 // HandNotices makes the notices that receipts raise go straight to sink

@@ -39,9 +39,10 @@ const (
 	PartSubmitted = "submitted"
 )
 
-// The notify column: 1 while a notice (receipt, error, or an inbound
-// message) waits to be sent to the XMPP side, 2 while an instance is
-// sending it, 0 when done (or none).
+// A notice (a receipt, an error, or an inbound message to deliver) is a
+// row in the notices table from when it is raised until it was sent to the
+// XMPP side: lease_until 0 while it waits, leased to an instance while that
+// one sends it. The messages.notify column is no longer used.
 
 // Outbound is a message from an XMPP user to a phone number.
 type Outbound struct {
@@ -356,10 +357,22 @@ func (s *Store) Retry(ctx context.Context, msgID int64, at time.Time, reason str
 	return nil
 }
 
-// Fail ends a message as failed and raises a notice to its sender.
+// Fail ends a message as failed and raises a notice to its sender, for
+// any instance to claim.
 func (s *Store) Fail(ctx context.Context, msgID int64, reason string) error {
-	_, err := s.db.ExecContext(ctx, `UPDATE messages SET state = 'failed', error = $1, notify = 1, lease_owner = '', updated_at = $2
-		WHERE id = $3 AND state NOT IN ('delivered', 'failed')`, reason, s.ms(), msgID)
+	now := s.ms()
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		res, err := s.txExec(ctx, tx, `UPDATE messages SET state = 'failed', error = $1, lease_owner = '', updated_at = $2
+			WHERE id = $3 AND state NOT IN ('delivered', 'failed')`, reason, now, msgID)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil || n == 0 {
+			return err
+		}
+		_, err = s.txExec(ctx, tx, `INSERT INTO notices (message_id) VALUES ($1) ON CONFLICT (message_id) DO NOTHING`, msgID)
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("store: fail: %w", err)
 	}
@@ -390,7 +403,7 @@ type Inbound struct {
 // storing nothing, when the number has none.
 func (s *Store) AcceptInbound(ctx context.Context, in *Inbound) error {
 	now := s.ms()
-	notify, owner, until := s.noticeLease(now)
+	handed := s.handoff.sink != nil
 	lookup, found := in.RecipientJID == "", true
 	op := &groupOp{lane: laneNew, fn: func(tx *sql.Tx) error {
 		found = true
@@ -415,12 +428,23 @@ func (s *Store) AcceptInbound(ctx context.Context, in *Inbound) error {
 				return err
 			}
 		}
-		return s.txQueryRow(ctx, tx, `INSERT INTO messages
-			(direction, route, state, user_jid, user_bare, user_number, peer_number, body, parts, notify, lease_owner, lease_until, created_at, updated_at)
-			VALUES ('in', 'sms', 'received', $1, $2, $3, $4, $5, 1, $6, $7, $8, $9, $9) RETURNING id`,
-			in.RecipientJID, bare(in.RecipientJID), in.Dest, in.Source, in.Body, notify, owner, until, now).Scan(&in.ID)
+		const insert = `INSERT INTO messages
+			(direction, route, state, user_jid, user_bare, user_number, peer_number, body, parts, created_at, updated_at)
+			VALUES ('in', 'sms', 'received', $1, $2, $3, $4, $5, 1, $6, $6) RETURNING id`
+		args := []any{in.RecipientJID, bare(in.RecipientJID), in.Dest, in.Source, in.Body, now}
+		if s.dialect == postgres {
+			// The message and its notice in one round trip.
+			owner, until := s.noticeLease(now)
+			return s.txQueryRow(ctx, tx, `WITH m AS (`+insert+`)
+				INSERT INTO notices (message_id, lease_owner, lease_until) SELECT id, $7, $8 FROM m RETURNING message_id`,
+				append(args, owner, until)...).Scan(&in.ID)
+		}
+		if err := s.txQueryRow(ctx, tx, insert, args...).Scan(&in.ID); err != nil {
+			return err
+		}
+		return s.raiseNotices(ctx, tx, []int64{in.ID}, now)
 	}}
-	if notify == 2 {
+	if handed {
 		op.notice = func() (Notice, bool) {
 			return Notice{ID: in.ID, Direction: In, State: StateReceived, UserJID: in.RecipientJID,
 				UserNumber: in.Dest, PeerNumber: in.Source, Body: in.Body}, found
@@ -433,7 +457,7 @@ func (s *Store) AcceptInbound(ctx context.Context, in *Inbound) error {
 		in.RecipientJID = ""
 		return ErrNotFound
 	}
-	in.Handed = notify == 2
+	in.Handed = handed
 	return nil
 }
 
@@ -452,15 +476,9 @@ type Notice struct {
 	Error       string
 }
 
-// Claimable notices: pending (notify 1), or leased (notify 2) with the
-// lease run out before $1. Two queries, each a seek in the partial index
-// messages_notify (notify, id) WHERE notify <> 0 — the condition repeated
-// so SQLite uses it, and each in id order straight from the index; one
-// query with an OR let SQLite scan the table instead.
-const (
-	pendingNotices = `SELECT id FROM messages WHERE notify <> 0 AND notify = 1`
-	expiredNotices = `SELECT id FROM messages WHERE notify <> 0 AND notify = 2 AND lease_until < $1`
-)
+// claimableNotices selects the notices waiting (lease_until 0) or whose
+// lease ran out before $1, a range of the index notices_due.
+const claimableNotices = `SELECT message_id FROM notices WHERE lease_until < $1`
 
 // ClaimNotices leases up to limit pending notices to owner, oldest first. A
 // notice whose lease ran out (its instance died before sending it) is
@@ -470,8 +488,7 @@ func (s *Store) ClaimNotices(ctx context.Context, owner string, limit int, lease
 	// Most calls find nothing: look before taking the write lock (SQLite)
 	// or opening a transaction.
 	var pending int
-	err := s.queryRow(ctx, `SELECT (SELECT count(*) FROM (`+pendingNotices+` LIMIT 1) a) +
-		(SELECT count(*) FROM (`+expiredNotices+` LIMIT 1) b)`, now).Scan(&pending)
+	err := s.queryRow(ctx, `SELECT count(*) FROM (`+claimableNotices+` LIMIT 1) a`, now).Scan(&pending)
 	if err != nil || pending == 0 {
 		if err != nil {
 			err = fmt.Errorf("store: claim notices: %w", err)
@@ -480,29 +497,21 @@ func (s *Store) ClaimNotices(ctx context.Context, owner string, limit int, lease
 	}
 	var out []Notice
 	err = s.tx(ctx, func(tx *sql.Tx) error {
-		lock := ""
+		q := claimableNotices + ` ORDER BY message_id LIMIT $2`
 		if s.dialect == postgres {
-			lock = ` FOR UPDATE SKIP LOCKED`
+			q += ` FOR UPDATE SKIP LOCKED`
 		}
-		ids, err := queryIDs(ctx, tx, pendingNotices+` ORDER BY id LIMIT $1`+lock, limit)
-		if err != nil {
+		ids, err := queryIDs(ctx, tx, q, now, limit)
+		if err != nil || len(ids) == 0 {
 			return err
-		}
-		expired, err := queryIDs(ctx, tx, expiredNotices+` ORDER BY id LIMIT $2`+lock, now, limit)
-		if err != nil {
-			return err
-		}
-		ids = append(ids, expired...)
-		slices.Sort(ids)
-		if len(ids) > limit {
-			ids = ids[:limit]
-		}
-		if len(ids) == 0 {
-			return nil
 		}
 		args := idArgs([]any{owner, now + lease.Milliseconds()}, pad(ids))
-		rows, err := s.txQuery(ctx, tx, `UPDATE messages SET notify = 2, lease_owner = $1, lease_until = $2 WHERE id IN (`+inList(3, len(args)-2)+`)
-			RETURNING id, direction, state, user_jid, user_number, peer_number, stanza_id, want_receipt, body, error`, args...)
+		if _, err := s.txExec(ctx, tx, `UPDATE notices SET lease_owner = $1, lease_until = $2 WHERE message_id IN (`+inList(3, len(args)-2)+`)`,
+			args...); err != nil {
+			return err
+		}
+		rows, err := s.txQuery(ctx, tx, `SELECT id, direction, state, user_jid, user_number, peer_number, stanza_id, want_receipt, body, error
+			FROM messages WHERE id IN (`+inList(1, len(args)-2)+`) ORDER BY id`, args[2:]...)
 		if err != nil {
 			return err
 		}
@@ -537,9 +546,12 @@ func (s *Store) NoticesDone(ctx context.Context, ids []int64) error {
 	// for them a little if there are none (the notices stay leased
 	// meanwhile).
 	err := s.grouped(ctx, &groupOp{lane: laneNoticesDone, lazy: true, fn: func(tx *sql.Tx) error {
-		_, err := s.txExec(ctx, tx, `UPDATE messages SET notify = 0, lease_owner = '', updated_at = $1,
-			state = CASE WHEN direction = 'in' THEN 'delivered' ELSE state END
-			WHERE id IN (`+inList(2, len(args)-1)+`)`, args...)
+		if _, err := s.txExec(ctx, tx, `DELETE FROM notices WHERE message_id IN (`+inList(1, len(args)-1)+`)`, args[1:]...); err != nil {
+			return err
+		}
+		// Finds the messages by id and writes only the inbound ones.
+		_, err := s.txExec(ctx, tx, `UPDATE messages SET state = 'delivered', updated_at = $1
+			WHERE direction = 'in' AND state = 'received' AND id IN (`+inList(2, len(args)-1)+`)`, args...)
 		return err
 	}})
 	if err != nil {
@@ -613,8 +625,8 @@ func (s *Store) ReleaseNotices(ctx context.Context, ids []int64) error {
 	if len(ids) == 0 {
 		return nil
 	}
-	args := idArgs(nil, ids)
-	_, err := s.db.ExecContext(ctx, `UPDATE messages SET notify = 1, lease_owner = '' WHERE notify = 2 AND id IN (`+inList(1, len(ids))+`)`, args...)
+	args := idArgs(nil, pad(ids))
+	_, err := s.exec(ctx, `UPDATE notices SET lease_owner = '', lease_until = 0 WHERE message_id IN (`+inList(1, len(args))+`)`, args...)
 	if err != nil {
 		return fmt.Errorf("store: release notices: %w", err)
 	}

@@ -9,7 +9,8 @@ import (
 
 // migrations are applied in order, each once, recorded in schema_migrations.
 // Types are spelled with placeholders replaced per engine: {{id}} an
-// auto-increment primary key, {{bytes}} a byte string.
+// auto-increment primary key, {{idref}} a column holding one (on SQLite the
+// rowid when it is the primary key), {{bytes}} a byte string.
 var migrations = []string{
 	`CREATE TABLE bindings (
 		number      TEXT PRIMARY KEY,
@@ -144,6 +145,23 @@ var migrations = []string{
 	// a message at rest costs no entry. Queries repeat the condition.
 	`DROP INDEX messages_notify;
 	CREATE INDEX messages_notify ON messages (notify, id) WHERE notify <> 0;`,
+	// Notices in a table of their own: a row while a notice waits to be
+	// sent (lease_until 0) or is being sent (leased to lease_owner until
+	// lease_until), deleted once sent. Raising and ending a notice no
+	// longer rewrites the message's row: on PostgreSQL that update could
+	// not be HOT and wrote an entry in every index of messages. The
+	// messages.notify column stays, always 0.
+	`CREATE TABLE notices (
+		message_id  {{idref}} PRIMARY KEY REFERENCES messages (id) ON DELETE CASCADE,
+		lease_owner TEXT NOT NULL DEFAULT '',
+		lease_until BIGINT NOT NULL DEFAULT 0
+	);
+	CREATE INDEX notices_due ON notices (lease_until);
+	INSERT INTO notices (message_id, lease_owner, lease_until)
+		SELECT id, CASE WHEN notify = 2 THEN lease_owner ELSE '' END, CASE WHEN notify = 2 THEN lease_until ELSE 0 END
+		FROM messages WHERE notify <> 0;
+	UPDATE messages SET notify = 0 WHERE notify <> 0;
+	DROP INDEX messages_notify;`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {
@@ -188,9 +206,9 @@ func (s *Store) migrate(ctx context.Context) error {
 }
 
 func (s *Store) ddl(m string) string {
-	r := strings.NewReplacer("{{id}}", "INTEGER PRIMARY KEY AUTOINCREMENT", "{{bytes}}", "BLOB")
+	r := strings.NewReplacer("{{id}}", "INTEGER PRIMARY KEY AUTOINCREMENT", "{{idref}}", "INTEGER", "{{bytes}}", "BLOB")
 	if s.dialect == postgres {
-		r = strings.NewReplacer("{{id}}", "BIGSERIAL PRIMARY KEY", "{{bytes}}", "BYTEA")
+		r = strings.NewReplacer("{{id}}", "BIGSERIAL PRIMARY KEY", "{{idref}}", "BIGINT", "{{bytes}}", "BYTEA")
 	}
 	return r.Replace(m)
 }

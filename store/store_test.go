@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -360,4 +361,63 @@ func TestReadsBesideWriter(t *testing.T) {
 			t.Fatal("reads waited for the write in progress")
 		}
 	})
+}
+
+// The migration to the notices table carries the notices of a store
+// written before it: a waiting one is claimable at once, one leased by an
+// instance stays with it until its lease runs out.
+func TestMigrateNotices(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "sb.db")
+	s, err := store.Open(ctx, "sqlite:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []int64
+	for _, body := range []string{"waiting", "leased", "sent"} {
+		in := &store.Inbound{Source: "+12015550999", Dest: "+12015550100", RecipientJID: "alice@example.com", Body: body}
+		if err := s.AcceptInbound(ctx, in); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, in.ID)
+	}
+	s.Close()
+
+	// Back to the schema before the migration, with the notices in the
+	// messages' notify column as it kept them.
+	db, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leasedUntil := time.Now().Add(time.Hour).UnixMilli()
+	for _, q := range []string{
+		`DELETE FROM schema_migrations WHERE version = (SELECT max(version) FROM schema_migrations)`,
+		`DROP TABLE notices`,
+		`CREATE INDEX messages_notify ON messages (notify, id) WHERE notify <> 0`,
+		fmt.Sprintf(`UPDATE messages SET notify = 1 WHERE id = %d`, ids[0]),
+		fmt.Sprintf(`UPDATE messages SET notify = 2, lease_owner = 'i9', lease_until = %d WHERE id = %d`, leasedUntil, ids[1]),
+	} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	db.Close()
+
+	s, err = store.Open(ctx, "sqlite:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ns, err := s.ClaimNotices(ctx, "i1", 10, time.Minute)
+	if err != nil || len(ns) != 1 || ns[0].ID != ids[0] || ns[0].Body != "waiting" {
+		t.Fatalf("claimed %+v, %v; want the waiting one (%d) only", ns, err, ids[0])
+	}
+	if err := s.NoticesDone(ctx, []int64{ids[0]}); err != nil {
+		t.Fatal(err)
+	}
+	store.SetClock(s, func() time.Time { return time.UnixMilli(leasedUntil + 1) })
+	ns, err = s.ClaimNotices(ctx, "i1", 10, time.Minute)
+	if err != nil || len(ns) != 1 || ns[0].ID != ids[1] {
+		t.Fatalf("claimed %+v, %v after the lease; want the leased one (%d)", ns, err, ids[1])
+	}
 }

@@ -447,7 +447,7 @@ func (e *env) storedOut(ctx context.Context) (map[string]string, error) {
 		return nil, err
 	}
 	defer db.Close()
-	rows, err := db.QueryContext(ctx, `SELECT stanza_id, state, attempts, notify, error FROM messages WHERE direction = 'out'`)
+	rows, err := db.QueryContext(ctx, `SELECT stanza_id, state, attempts, (SELECT count(*) FROM notices WHERE message_id = messages.id), error FROM messages WHERE direction = 'out'`)
 	if err != nil {
 		return nil, err
 	}
