@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -41,7 +42,12 @@ type msgRow struct {
 	want    int
 	updated int64
 	notice  Notice // what a notice about it says (Direction, UserJID, numbers, StanzaID)
+	// recorded are its parts that have an SMSC id, by seq: read with it,
+	// and kept up to date with the batch's own writes.
+	recorded map[int]partState
 }
+
+type partState struct{ state, err string }
 
 type partKey struct {
 	msg int64
@@ -134,6 +140,7 @@ func (s *Store) applyPartChunk(ctx context.Context, tx *sql.Tx, ops []*partOp, n
 			}
 		}
 		args = append(args, op.msgID, op.seq, op.forms[0], state, errText, now)
+		m.recorded[op.seq] = partState{state, errText}
 	}
 	if len(used) > 0 {
 		if _, err := s.txExec(ctx, tx, `DELETE FROM early_receipts WHERE smsc_id IN (`+inList(1, len(used))+`)`, strArgs(nil, used)...); err != nil {
@@ -282,11 +289,14 @@ func (s *Store) applyReceipts(ctx context.Context, tx *sql.Tx, ops []*receiptOp,
 	return nil
 }
 
-// loadMessages reads what settling needs of the messages ids.
+// loadMessages reads what settling needs of the messages ids, their
+// recorded parts with them (one statement: on PostgreSQL one round trip
+// less in every outcome's transaction).
 func (s *Store) loadMessages(ctx context.Context, tx *sql.Tx, ids []int64) (map[int64]*msgRow, error) {
 	ids = slices.Compact(slices.Sorted(slices.Values(ids)))
-	rows, err := s.txQuery(ctx, tx, `SELECT id, state, parts, want_receipt, updated_at, direction, user_jid, user_number, peer_number, stanza_id
-		FROM messages WHERE id IN (`+inList(1, padded(len(ids)))+`)`, idArgs(nil, pad(ids))...)
+	rows, err := s.txQuery(ctx, tx, `SELECT m.id, m.state, m.parts, m.want_receipt, m.updated_at, m.direction, m.user_jid, m.user_number,
+		m.peer_number, m.stanza_id, p.seq, p.state, p.err
+		FROM messages m LEFT JOIN parts p ON p.message_id = m.id WHERE m.id IN (`+inList(1, padded(len(ids)))+`)`, idArgs(nil, pad(ids))...)
 	if err != nil {
 		return nil, err
 	}
@@ -294,15 +304,26 @@ func (s *Store) loadMessages(ctx context.Context, tx *sql.Tx, ids []int64) (map[
 	out := make(map[int64]*msgRow, len(ids))
 	for rows.Next() {
 		var (
-			id int64
-			m  msgRow
+			id       int64
+			m        msgRow
+			seq      sql.NullInt64
+			pst, per sql.NullString
 		)
 		n := &m.notice
-		if err := rows.Scan(&id, &m.state, &m.parts, &m.want, &m.updated, &n.Direction, &n.UserJID, &n.UserNumber, &n.PeerNumber, &n.StanzaID); err != nil {
+		if err := rows.Scan(&id, &m.state, &m.parts, &m.want, &m.updated, &n.Direction, &n.UserJID, &n.UserNumber, &n.PeerNumber, &n.StanzaID,
+			&seq, &pst, &per); err != nil {
 			return nil, err
 		}
-		n.ID, n.WantReceipt = id, m.want != 0
-		out[id] = &m
+		row := out[id]
+		if row == nil {
+			n.ID, n.WantReceipt = id, m.want != 0
+			m.recorded = make(map[int]partState, m.parts)
+			row = &m
+			out[id] = row
+		}
+		if seq.Valid {
+			row.recorded[int(seq.Int64)] = partState{pst.String, per.String}
+		}
 	}
 	return out, rows.Err()
 }
@@ -328,38 +349,25 @@ func (s *Store) settleMany(ctx context.Context, tx *sql.Tx, msgs map[int64]*msgR
 		failed, failedText string
 	}
 	tallies := make(map[int64]*tally, len(open))
-	rows, err := s.txQuery(ctx, tx, `SELECT message_id, state, err FROM parts WHERE message_id IN (`+inList(1, padded(len(open)))+`) ORDER BY message_id, seq`,
-		idArgs(nil, pad(open))...)
-	if err != nil {
-		return nil, err
-	}
-	for rows.Next() {
-		var (
-			id    int64
-			st, e string
-		)
-		if err := rows.Scan(&id, &st, &e); err != nil {
-			rows.Close()
-			return nil, err
+	for _, id := range open {
+		rec := msgs[id].recorded
+		if len(rec) == 0 {
+			continue
 		}
-		t := tallies[id]
-		if t == nil {
-			t = new(tally)
-			tallies[id] = t
-		}
-		t.n++
-		switch st {
-		case PartSubmitted, "ENROUTE", "ACCEPTD":
-		case "DELIVRD":
-			t.ok++
-		default:
-			if t.failed == "" {
-				t.failed, t.failedText = st, e
+		t := &tally{n: len(rec)}
+		// The first failed part, in order, names the failure.
+		for _, seq := range slices.Sorted(maps.Keys(rec)) {
+			switch p := rec[seq]; p.state {
+			case PartSubmitted, "ENROUTE", "ACCEPTD":
+			case "DELIVRD":
+				t.ok++
+			default:
+				if t.failed == "" {
+					t.failed, t.failedText = p.state, p.err
+				}
 			}
 		}
-	}
-	if err := rows.Close(); err != nil {
-		return nil, err
+		tallies[id] = t
 	}
 
 	finals := make(map[int64]string)
