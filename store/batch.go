@@ -371,7 +371,11 @@ func (s *Store) settleMany(ctx context.Context, tx *sql.Tx, msgs map[int64]*msgR
 	}
 
 	finals := make(map[int64]string)
-	var submitted, delivered, notices, failed []int64
+	var (
+		submitted, delivered []int64
+		deliveredNotify      []int64 // delivered, with a receipt asked for
+		raise                []int64 // notices for raiseNotices to store
+	)
 	handed := s.handoff.sink != nil
 	for _, id := range open {
 		m, t := msgs[id], tallies[id]
@@ -389,7 +393,7 @@ func (s *Store) settleMany(ctx context.Context, tx *sql.Tx, msgs map[int64]*msgR
 				return nil, err
 			}
 			finals[id] = StateFailed
-			failed = append(failed, id)
+			raise = append(raise, id)
 			if handed {
 				n := m.notice
 				n.State, n.Error = StateFailed, reason
@@ -398,7 +402,7 @@ func (s *Store) settleMany(ctx context.Context, tx *sql.Tx, msgs map[int64]*msgR
 		case t.ok == m.parts:
 			delivered = append(delivered, id)
 			if m.want != 0 {
-				notices = append(notices, id)
+				deliveredNotify = append(deliveredNotify, id)
 				if handed {
 					n := m.notice
 					n.State = StateDelivered
@@ -417,8 +421,9 @@ func (s *Store) settleMany(ctx context.Context, tx *sql.Tx, msgs map[int64]*msgR
 		}
 	}
 	if len(delivered) > 0 && s.dialect == postgres {
-		// One round trip for both: the receipt's transaction holds the
-		// outcomes lane, and every round trip adds to its latency.
+		// The update and the notices of deliveredNotify in one round trip:
+		// the receipt's transaction holds the outcomes lane, and every
+		// round trip adds to its latency.
 		owner, until := s.noticeLease(now)
 		if _, err := s.txExec(ctx, tx, `WITH u AS (UPDATE messages SET state = 'delivered', lease_owner = '', updated_at = $1
 			WHERE id IN (`+inList(4, padded(len(delivered)))+`) RETURNING id, want_receipt)
@@ -431,9 +436,9 @@ func (s *Store) settleMany(ctx context.Context, tx *sql.Tx, msgs map[int64]*msgR
 			inList(2, padded(len(delivered)))+`)`, idArgs([]any{now}, pad(delivered))...); err != nil {
 			return nil, err
 		}
-		failed = append(failed, notices...)
+		raise = append(raise, deliveredNotify...)
 	}
-	if err := s.raiseNotices(ctx, tx, failed, now); err != nil {
+	if err := s.raiseNotices(ctx, tx, raise, now); err != nil {
 		return nil, err
 	}
 	return finals, nil

@@ -120,10 +120,7 @@ func (s *Store) bindingMap(ctx context.Context, q string, keys []string) (map[st
 		n := min(len(keys), chunk)
 		// The list is padded to a power of two (repeating the last key),
 		// so a few statements, prepared once, serve every batch size.
-		args := strArgs(nil, keys[:n])
-		for len(args) < padded(n) {
-			args = append(args, keys[n-1])
-		}
+		args := strArgs(nil, pad(keys[:n]))
 		query := s.query
 		if bulk {
 			query = s.writerQuery

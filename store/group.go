@@ -132,18 +132,8 @@ func (s *Store) groupLoop(ch chan *groupOp) {
 		case <-held:
 			held, expired = nil, true
 		}
-	fill:
-		for open && len(batch) < groupMax {
-			select {
-			case op, ok := <-ch:
-				if !ok {
-					open = false
-					break fill
-				}
-				batch = append(batch, op)
-			default:
-				break fill
-			}
+		if open {
+			batch, open = take(ch, batch, nil)
 		}
 		if len(batch) == 0 {
 			continue
@@ -151,19 +141,7 @@ func (s *Store) groupLoop(ch chan *groupOp) {
 		if s.dialect == sqlite && open && len(batch) < gatherBelow && !allLazy(batch) {
 			// Few writes: wait a little for more (SQLite). See gatherWait.
 			gather.Reset(gatherWait)
-		more:
-			for len(batch) < groupMax {
-				select {
-				case op, ok := <-ch:
-					if !ok {
-						open = false
-						break more
-					}
-					batch = append(batch, op)
-				case <-gather.C:
-					break more
-				}
-			}
+			batch, open = take(ch, batch, gather.C)
 			gather.Stop()
 		}
 		if !expired && open && len(batch) < groupMax && allLazy(batch) {
@@ -182,6 +160,35 @@ func (s *Store) groupLoop(ch chan *groupOp) {
 		s.commitBatch(batch)
 		batch = batch[:0]
 	}
+}
+
+// take adds to batch, up to groupMax, the ops already waiting on ch and,
+// when wait is set, those that come before it fires. It reports whether ch
+// is still open.
+func take(ch <-chan *groupOp, batch []*groupOp, wait <-chan time.Time) ([]*groupOp, bool) {
+	for len(batch) < groupMax {
+		var (
+			op *groupOp
+			ok bool
+		)
+		select {
+		case op, ok = <-ch:
+		default:
+			if wait == nil {
+				return batch, true
+			}
+			select {
+			case op, ok = <-ch:
+			case <-wait:
+				return batch, true
+			}
+		}
+		if !ok {
+			return batch, false
+		}
+		batch = append(batch, op)
+	}
+	return batch, true
 }
 
 // lazyWait is how long writes that nobody waits for (notices done) may wait
