@@ -5,19 +5,22 @@ import (
 	"database/sql"
 	"fmt"
 	"maps"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
 
 // Set-based forms of PartSubmitted and Receipt. Those two run once per SMS
 // part, concurrently, from the SMPP workers; the group loop hands the ones
-// that arrive together to applyParts and applyReceipts, which do the work of
-// the whole batch in a handful of statements (one SELECT for the early
-// receipts of all the ids, one multi-row INSERT for the parts, one UPDATE
-// per outcome…) instead of five or six statements per part. The result for
-// each caller is the one it would get if the calls had run one after the
-// other in arrival order.
+// that arrive together to applyOutcomes, which reads everything the batch
+// needs in one statement, decides every outcome in memory, and writes the
+// results back in one go: one statement on PostgreSQL (each round trip
+// there adds to the latency of every receipt waiting in the outcomes lane),
+// a few in-process statements on SQLite. The result for each caller is the
+// one it would get if the calls had run one after the other: the SMSC ids in
+// arrival order, then the receipts in arrival order.
 
 // partOp is one PartSubmitted call.
 type partOp struct {
@@ -42,356 +45,304 @@ type msgRow struct {
 	want    int
 	updated int64
 	notice  Notice // what a notice about it says (Direction, UserJID, numbers, StanzaID)
-	// recorded are its parts that have an SMSC id, by seq: read with it,
-	// and kept up to date with the batch's own writes.
-	recorded map[int]partState
+	// recorded are its parts that have a row, by seq, as the batch leaves
+	// them.
+	recorded map[int]*partRec
 }
 
-type partState struct{ state, err string }
-
-type partKey struct {
-	msg int64
-	seq int
+// partRec is a part's row, as read and then as the batch changes it.
+type partRec struct {
+	msg        int64
+	seq        int
+	smscID     string
+	state, err string
+	updated    int64
+	dirty      bool // changed by the batch: to be written back
 }
 
-// applyParts records the SMSC ids of ops. Calls for the same part (which
-// the gateway never makes at once) are split into separate chunks, so each
-// chunk's upsert touches a row once.
-func (s *Store) applyParts(ctx context.Context, tx *sql.Tx, ops []*partOp, now int64, ns *[]Notice) error {
-	for len(ops) > 0 {
-		n := 0
-		seen := make(map[partKey]bool, len(ops))
-		for ; n < len(ops); n++ {
-			k := partKey{ops[n].msgID, ops[n].seq}
-			if seen[k] {
-				break
-			}
-			seen[k] = true
-		}
-		if err := s.applyPartChunk(ctx, tx, ops[:n], now, ns); err != nil {
-			return err
-		}
-		ops = ops[n:]
-	}
-	return nil
+// early is a receipt kept until the SMSC id it names is recorded.
+type early struct {
+	state, err string
+	at         int64
 }
 
-func (s *Store) applyPartChunk(ctx context.Context, tx *sql.Tx, ops []*partOp, now int64, ns *[]Notice) error {
-	var forms []string
-	ids := make([]int64, 0, len(ops))
-	for _, op := range ops {
+// applyOutcomes records the SMSC ids of parts, then applies the receipts
+// rcpts, then settles the messages they touched.
+func (s *Store) applyOutcomes(ctx context.Context, tx *sql.Tx, parts []*partOp, rcpts []*receiptOp, now int64, ns *[]Notice) error {
+	var (
+		ids                  = make([]int64, 0, len(parts))
+		partForms, rcptForms []string
+	)
+	for _, op := range parts {
 		op.final = false
-		forms = append(forms, op.forms...)
 		ids = append(ids, op.msgID)
+		partForms = append(partForms, op.forms...)
 	}
-	if err := s.lockIDs(ctx, tx, forms); err != nil {
+	for _, op := range rcpts {
+		op.res = ReceiptResult{}
+		rcptForms = append(rcptForms, op.forms...)
+	}
+	if err := s.lockIDs(ctx, tx, slices.Concat(partForms, rcptForms)); err != nil {
 		return err
 	}
-	msgs, err := s.loadMessages(ctx, tx, ids)
+	msgs, earlies, err := s.loadOutcomes(ctx, tx, ids, rcptForms, partForms)
 	if err != nil {
-		return err
-	}
-
-	// Receipts that came before their submit_sm_resp. Only one that came
-	// after this claim began can be for this submit (less a margin for the
-	// clocks of other instances); an older one is for an earlier use of the
-	// id by the SMSC.
-	type early struct {
-		state, err string
-		at         int64
-	}
-	earlies := make(map[string]early)
-	rows, err := s.txQuery(ctx, tx, `SELECT smsc_id, state, err, received_at FROM early_receipts WHERE smsc_id IN (`+inList(1, padded(len(forms)))+`)`,
-		strArgs(nil, pad(forms))...)
-	if err != nil {
-		return err
-	}
-	for rows.Next() {
-		var (
-			id string
-			e  early
-		)
-		if err := rows.Scan(&id, &e.state, &e.err, &e.at); err != nil {
-			rows.Close()
-			return err
-		}
-		earlies[id] = e
-	}
-	if err := rows.Close(); err != nil {
 		return err
 	}
 
 	var (
-		used []string
-		args = make([]any, 0, 6*len(ops))
+		dirty      []*partRec
+		earlyWrite = make(map[string]*receiptOp) // early receipts to store (nil: to delete), by form
+		earlyOrder []string
+		// last is, per message, the op that last changed one of its parts:
+		// parts[i] as i, rcpts[i] as len(parts)+i. It reports the outcome.
+		last = make(map[int64]int)
 	)
-	for _, op := range ops {
+	touch := func(p *partRec, state, errText string) {
+		p.state, p.err, p.updated = state, errText, now
+		if !p.dirty {
+			p.dirty = true
+			dirty = append(dirty, p)
+		}
+	}
+	setEarly := func(form string, op *receiptOp) {
+		if _, ok := earlyWrite[form]; !ok {
+			earlyOrder = append(earlyOrder, form)
+		}
+		earlyWrite[form] = op
+	}
+
+	for i, op := range parts {
 		m := msgs[op.msgID]
 		if m == nil {
 			return fmt.Errorf("message %d not found", op.msgID)
 		}
+		// A receipt that came before this submit_sm_resp. Only one that
+		// came after this claim began can be for this submit (less a
+		// margin for the clocks of other instances); an older one is for
+		// an earlier use of the id by the SMSC.
 		state, errText := PartSubmitted, ""
 		for _, f := range op.forms {
 			if e, ok := earlies[f]; ok && e.at >= m.updated-earlySkew.Milliseconds() {
 				state, errText = e.state, e.err
 				delete(earlies, f)
-				used = append(used, f)
+				setEarly(f, nil)
 				break
 			}
 		}
-		args = append(args, op.msgID, op.seq, op.forms[0], state, errText, now)
-		m.recorded[op.seq] = partState{state, errText}
-	}
-	if len(used) > 0 {
-		if _, err := s.txExec(ctx, tx, `DELETE FROM early_receipts WHERE smsc_id IN (`+inList(1, len(used))+`)`, strArgs(nil, used)...); err != nil {
-			return err
+		p := m.recorded[op.seq]
+		if p == nil {
+			p = &partRec{msg: op.msgID, seq: op.seq}
+			m.recorded[op.seq] = p
 		}
-	}
-	if _, err := s.txExec(ctx, tx, `INSERT INTO parts (message_id, seq, smsc_id, state, err, updated_at) VALUES `+valuesList(len(ops), 6)+`
-		ON CONFLICT (message_id, seq) DO UPDATE SET smsc_id = excluded.smsc_id, state = excluded.state, err = excluded.err, updated_at = excluded.updated_at`,
-		args...); err != nil {
-		return err
-	}
-	finals, err := s.settleMany(ctx, tx, msgs, now, ns)
-	if err != nil {
-		return err
-	}
-	// The last call for a message is the one that settled it.
-	for i := len(ops) - 1; i >= 0; i-- {
-		if _, ok := finals[ops[i].msgID]; ok {
-			ops[i].final = true
-			delete(finals, ops[i].msgID)
-		}
-	}
-	return nil
-}
-
-// applyReceipts applies ops in order, as Receipt describes.
-func (s *Store) applyReceipts(ctx context.Context, tx *sql.Tx, ops []*receiptOp, now int64, ns *[]Notice) error {
-	var forms []string
-	for _, op := range ops {
-		op.res = ReceiptResult{}
-		forms = append(forms, op.forms...)
-	}
-	if err := s.lockIDs(ctx, tx, forms); err != nil {
-		return err
-	}
-	type part struct {
-		key       partKey
-		state     string
-		submitted int64
-	}
-	byForm := make(map[string][]*part)
-	rows, err := s.txQuery(ctx, tx, `SELECT smsc_id, message_id, seq, state, updated_at FROM parts WHERE smsc_id IN (`+inList(1, padded(len(forms)))+`)`,
-		strArgs(nil, pad(forms))...)
-	if err != nil {
-		return err
-	}
-	for rows.Next() {
-		var (
-			id string
-			p  part
-		)
-		if err := rows.Scan(&id, &p.key.msg, &p.key.seq, &p.state, &p.submitted); err != nil {
-			rows.Close()
-			return err
-		}
-		byForm[id] = append(byForm[id], &p)
-	}
-	if err := rows.Close(); err != nil {
-		return err
+		p.smscID = op.forms[0]
+		touch(p, state, errText)
+		last[op.msgID] = i
 	}
 
-	type outcome struct {
-		state, err string
-		seq        int
-	}
-	var (
-		keep     = make(map[string]*receiptOp) // by canonical form: the last one wins
-		keepList []string
-		updates  = make(map[outcome][]int64)
-		outcomes []outcome
-		last     = make(map[int64]int) // message → index of the last op that changed one of its parts
-		touched  []int64
-	)
-	for i, op := range ops {
-		var best *part
-		for _, f := range op.forms {
-			for _, p := range byForm[f] {
-				if best == nil || p.key.msg > best.key.msg {
-					best = p
+	if len(rcpts) > 0 {
+		byForm := make(map[string][]*partRec)
+		for _, m := range msgs {
+			for _, p := range m.recorded {
+				if p.smscID != "" {
+					byForm[p.smscID] = append(byForm[p.smscID], p)
 				}
 			}
 		}
-		if best != nil {
-			op.res.Matched = true
-			op.res.Message = best.key.msg
-		}
-		if best == nil || best.state != PartSubmitted {
-			// Unknown id, or a part already final: a repeated receipt changes
-			// nothing to that part. But SMSCs reuse ids (a counter reset by a
-			// restart, or wrapped), so it may also be the receipt of a part
-			// just submitted whose submit_sm_resp is not recorded yet: keep it
-			// as early.
-			if _, ok := keep[op.forms[0]]; !ok {
-				keepList = append(keepList, op.forms[0])
+		for i, op := range rcpts {
+			var best *partRec
+			for _, f := range op.forms {
+				for _, p := range byForm[f] {
+					if best == nil || p.msg > best.msg {
+						best = p
+					}
+				}
 			}
-			keep[op.forms[0]] = op
-			continue
+			if best != nil {
+				op.res.Matched, op.res.Message = true, best.msg
+			}
+			if best == nil || best.state != PartSubmitted {
+				// Unknown id, or a part already final: a repeated receipt
+				// changes nothing to that part. But SMSCs reuse ids (a
+				// counter reset by a restart, or wrapped), so it may also be
+				// the receipt of a part just submitted whose submit_sm_resp
+				// is not recorded yet: keep it as early. The last one wins.
+				setEarly(op.forms[0], op)
+				continue
+			}
+			op.res.SubmittedAt = time.UnixMilli(best.updated)
+			touch(best, op.state, op.errText)
+			last[best.msg] = len(parts) + i
 		}
-		best.state = op.state
-		op.res.SubmittedAt = time.UnixMilli(best.submitted)
-		o := outcome{op.state, op.errText, best.key.seq}
-		if _, ok := updates[o]; !ok {
-			outcomes = append(outcomes, o)
-		}
-		updates[o] = append(updates[o], best.key.msg)
-		if _, ok := last[best.key.msg]; !ok {
-			touched = append(touched, best.key.msg)
-		}
-		last[best.key.msg] = i
 	}
 
-	if len(keepList) > 0 {
-		args := make([]any, 0, 4*len(keepList))
-		for _, f := range keepList {
-			op := keep[f]
-			args = append(args, f, op.state, op.errText, now)
+	var w writes
+	if len(dirty) > 0 {
+		args := make([]any, 0, 6*len(dirty))
+		for _, p := range dirty {
+			args = append(args, p.msg, p.seq, p.smscID, p.state, p.err, p.updated)
 		}
-		if _, err := s.txExec(ctx, tx, `INSERT INTO early_receipts (smsc_id, state, err, received_at) VALUES `+valuesList(len(keepList), 4)+`
-			ON CONFLICT (smsc_id) DO UPDATE SET state = excluded.state, err = excluded.err, received_at = excluded.received_at`,
-			args...); err != nil {
-			return err
+		w.add(`INSERT INTO parts (message_id, seq, smsc_id, state, err, updated_at) VALUES `+valuesList(len(dirty), 6)+`
+			ON CONFLICT (message_id, seq) DO UPDATE SET smsc_id = excluded.smsc_id, state = excluded.state, err = excluded.err, updated_at = excluded.updated_at`,
+			args...)
+	}
+	var gone, kept []any
+	for _, f := range earlyOrder {
+		if op := earlyWrite[f]; op != nil {
+			kept = append(kept, f, op.state, op.errText, now)
+		} else {
+			gone = append(gone, f)
 		}
 	}
-	for _, o := range outcomes {
-		ids := updates[o]
-		if _, err := s.txExec(ctx, tx, `UPDATE parts SET state = $1, err = $2, updated_at = $3 WHERE seq = $4 AND message_id IN (`+inList(5, padded(len(ids)))+`)`,
-			idArgs([]any{o.state, o.err, now, o.seq}, pad(ids))...); err != nil {
-			return err
-		}
+	if len(gone) > 0 {
+		w.add(`DELETE FROM early_receipts WHERE smsc_id IN (`+inList(1, len(gone))+`)`, gone...)
 	}
-	if len(touched) == 0 {
-		return nil
+	if len(kept) > 0 {
+		w.add(`INSERT INTO early_receipts (smsc_id, state, err, received_at) VALUES `+valuesList(len(kept)/4, 4)+`
+			ON CONFLICT (smsc_id) DO UPDATE SET state = excluded.state, err = excluded.err, received_at = excluded.received_at`, kept...)
 	}
-	msgs, err := s.loadMessages(ctx, tx, touched)
-	if err != nil {
-		return err
-	}
-	finals, err := s.settleMany(ctx, tx, msgs, now, ns)
-	if err != nil {
+	finals := s.settle(&w, msgs, slices.Collect(maps.Keys(last)), now, ns)
+	if err := s.flush(ctx, tx, &w); err != nil {
 		return err
 	}
 	for id, state := range finals {
-		op := ops[last[id]]
-		op.res.Final, op.res.State = true, state
+		if i := last[id]; i < len(parts) {
+			parts[i].final = true
+		} else {
+			op := rcpts[i-len(parts)]
+			op.res.Final, op.res.State = true, state
+		}
 	}
 	return nil
 }
 
-// loadMessages reads what settling needs of the messages ids, their
-// recorded parts with them (one statement: on PostgreSQL one round trip
-// less in every outcome's transaction).
-func (s *Store) loadMessages(ctx context.Context, tx *sql.Tx, ids []int64) (map[int64]*msgRow, error) {
+// loadOutcomes reads, in one statement, the messages ids and those that
+// have a part whose SMSC id is one of rcptForms, each with its parts, and
+// the early receipts kept under partForms. It is a union of single-table
+// reads by index, one per kind of row, rather than a join: the planner
+// picks those reads whatever its statistics say (a fresh PostgreSQL
+// database has none, and joined parts and messages by scanning them).
+func (s *Store) loadOutcomes(ctx context.Context, tx *sql.Tx, ids []int64, rcptForms, partForms []string) (map[int64]*msgRow, map[string]early, error) {
 	ids = slices.Compact(slices.Sorted(slices.Values(ids)))
-	rows, err := s.txQuery(ctx, tx, `SELECT m.id, m.state, m.parts, m.want_receipt, m.updated_at, m.direction, m.user_jid, m.user_number,
-		m.peer_number, m.stanza_id, p.seq, p.state, p.err
-		FROM messages m LEFT JOIN parts p ON p.message_id = m.id WHERE m.id IN (`+inList(1, padded(len(ids)))+`)`, idArgs(nil, pad(ids))...)
+	var (
+		q    strings.Builder
+		args []any
+		n    = 1
+	)
+	list := func(k int) string {
+		l := inList(n, k)
+		n += k
+		return l
+	}
+	q.WriteString(`WITH ids (id) AS (`)
+	if len(rcptForms) > 0 {
+		q.WriteString(`SELECT message_id FROM parts WHERE smsc_id IN (` + list(padded(len(rcptForms))) + `)`)
+		args = strArgs(args, pad(rcptForms))
+	}
+	if len(ids) > 0 {
+		if len(rcptForms) > 0 {
+			q.WriteString(` UNION ALL `)
+		}
+		q.WriteString(`SELECT id FROM messages WHERE id IN (` + list(padded(len(ids))) + `)`)
+		args = idArgs(args, pad(ids))
+	}
+	// PostgreSQL reads a list of values by index; a subquery it may scan.
+	in := `IN (SELECT id FROM ids)`
+	if s.dialect == postgres {
+		in = `= ANY(ARRAY(SELECT id FROM ids))`
+	}
+	q.WriteString(`)
+		SELECT 'm', id, state, parts, want_receipt, updated_at, direction, user_jid, user_number, peer_number, stanza_id, '', ''
+		FROM messages WHERE id ` + in + `
+		UNION ALL SELECT 'p', message_id, state, seq, 0, updated_at, '', '', '', '', '', smsc_id, err
+		FROM parts WHERE message_id ` + in)
+	if len(partForms) > 0 {
+		q.WriteString(`
+		UNION ALL SELECT 'e', 0, state, 0, 0, received_at, '', '', '', '', '', smsc_id, err
+		FROM early_receipts WHERE smsc_id IN (` + list(padded(len(partForms))) + `)`)
+		args = strArgs(args, pad(partForms))
+	}
+	rows, err := s.txQuery(ctx, tx, q.String(), args...)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer rows.Close()
-	out := make(map[int64]*msgRow, len(ids))
+	var (
+		msgs    = make(map[int64]*msgRow, len(ids))
+		earlies = make(map[string]early)
+		parts   []*partRec
+	)
 	for rows.Next() {
 		var (
-			id       int64
-			m        msgRow
-			seq      sql.NullInt64
-			pst, per sql.NullString
+			kind, state, smscID, errText string
+			id, at                       int64
+			num, want                    int
+			nt                           Notice
 		)
-		n := &m.notice
-		if err := rows.Scan(&id, &m.state, &m.parts, &m.want, &m.updated, &n.Direction, &n.UserJID, &n.UserNumber, &n.PeerNumber, &n.StanzaID,
-			&seq, &pst, &per); err != nil {
-			return nil, err
+		if err := rows.Scan(&kind, &id, &state, &num, &want, &at, &nt.Direction, &nt.UserJID, &nt.UserNumber, &nt.PeerNumber, &nt.StanzaID,
+			&smscID, &errText); err != nil {
+			return nil, nil, err
 		}
-		row := out[id]
-		if row == nil {
-			n.ID, n.WantReceipt = id, m.want != 0
-			m.recorded = make(map[int]partState, m.parts)
-			row = &m
-			out[id] = row
-		}
-		if seq.Valid {
-			row.recorded[int(seq.Int64)] = partState{pst.String, per.String}
+		switch kind {
+		case "m":
+			nt.ID, nt.WantReceipt = id, want != 0
+			msgs[id] = &msgRow{state: state, parts: num, want: want, updated: at, notice: nt, recorded: make(map[int]*partRec, num)}
+		case "p":
+			parts = append(parts, &partRec{msg: id, seq: num, smscID: smscID, state: state, err: errText, updated: at})
+		case "e":
+			earlies[smscID] = early{state: state, err: errText, at: at}
 		}
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, nil, err
+	}
+	for _, p := range parts {
+		if m := msgs[p.msg]; m != nil {
+			m.recorded[p.seq] = p
+		}
+	}
+	return msgs, earlies, nil
 }
 
-// settleMany moves messages forward from their parts: submitted once every
-// part has an id; delivered once every part is DELIVRD; failed as soon as
-// one part failed. Reaching delivered (with a receipt requested) or failed
-// raises a notice; with a notice sink set (HandNotices), the notice is
-// leased to it at once and added to ns. It returns the messages that
-// reached a final state, with that state.
-func (s *Store) settleMany(ctx context.Context, tx *sql.Tx, msgs map[int64]*msgRow, now int64, ns *[]Notice) (map[int64]string, error) {
-	open := make([]int64, 0, len(msgs))
-	for id, m := range msgs {
-		if m.state != StateDelivered && m.state != StateFailed {
-			open = append(open, id)
-		}
-	}
-	if len(open) == 0 {
-		return nil, nil
-	}
-	type tally struct {
-		n, ok              int
-		failed, failedText string
-	}
-	tallies := make(map[int64]*tally, len(open))
-	for _, id := range open {
-		rec := msgs[id].recorded
-		if len(rec) == 0 {
-			continue
-		}
-		t := &tally{n: len(rec)}
-		// The first failed part, in order, names the failure.
-		for _, seq := range slices.Sorted(maps.Keys(rec)) {
-			switch p := rec[seq]; p.state {
-			case PartSubmitted, "ENROUTE", "ACCEPTD":
-			case "DELIVRD":
-				t.ok++
-			default:
-				if t.failed == "" {
-					t.failed, t.failedText = p.state, p.err
-				}
-			}
-		}
-		tallies[id] = t
-	}
-
+// settle moves the messages ids forward from their parts, adding the
+// writes to w: submitted once every part has an id; delivered once every
+// part is DELIVRD; failed as soon as one part failed. Reaching delivered
+// (with a receipt requested) or failed raises a notice; with a notice sink
+// set (HandNotices), the notice is leased to it at once and added to ns. It
+// returns the messages that reached a final state, with that state.
+func (s *Store) settle(w *writes, msgs map[int64]*msgRow, ids []int64, now int64, ns *[]Notice) map[int64]string {
+	slices.Sort(ids)
 	finals := make(map[int64]string)
 	var (
 		submitted, delivered []int64
-		deliveredNotify      []int64 // delivered, with a receipt asked for
-		raise                []int64 // notices for raiseNotices to store
+		raise                []int64 // messages whose notice to store
 	)
 	handed := s.handoff.sink != nil
-	for _, id := range open {
-		m, t := msgs[id], tallies[id]
-		if t == nil {
+	for _, id := range ids {
+		m := msgs[id]
+		if m == nil || m.state == StateDelivered || m.state == StateFailed || len(m.recorded) == 0 {
 			continue
 		}
+		ok, failed := 0, (*partRec)(nil)
+		// The first failed part, in order, names the failure.
+		for _, seq := range slices.Sorted(maps.Keys(m.recorded)) {
+			switch p := m.recorded[seq]; p.state {
+			case PartSubmitted, "ENROUTE", "ACCEPTD":
+			case "DELIVRD":
+				ok++
+			default:
+				if failed == nil {
+					failed = p
+				}
+			}
+		}
 		switch {
-		case t.failed != "":
-			reason := "the carrier reported " + t.failed
-			if t.failedText != "" {
-				reason += " (error " + t.failedText + ")"
+		case failed != nil:
+			reason := "the carrier reported " + failed.state
+			if failed.err != "" {
+				reason += " (error " + failed.err + ")"
 			}
-			if _, err := s.txExec(ctx, tx, `UPDATE messages SET state = 'failed', error = $1, lease_owner = '', updated_at = $2 WHERE id = $3`,
-				reason, now, id); err != nil {
-				return nil, err
-			}
+			w.add(`UPDATE messages SET state = 'failed', error = $1, lease_owner = '', updated_at = $2 WHERE id = $3`, reason, now, id)
 			finals[id] = StateFailed
 			raise = append(raise, id)
 			if handed {
@@ -399,49 +350,31 @@ func (s *Store) settleMany(ctx context.Context, tx *sql.Tx, msgs map[int64]*msgR
 				n.State, n.Error = StateFailed, reason
 				*ns = append(*ns, n)
 			}
-		case t.ok == m.parts:
+		case ok == m.parts:
 			delivered = append(delivered, id)
+			finals[id] = StateDelivered
 			if m.want != 0 {
-				deliveredNotify = append(deliveredNotify, id)
+				raise = append(raise, id)
 				if handed {
 					n := m.notice
 					n.State = StateDelivered
 					*ns = append(*ns, n)
 				}
 			}
-			finals[id] = StateDelivered
-		case t.n == m.parts && m.state == StateSubmitting:
+		case len(m.recorded) == m.parts && m.state == StateSubmitting:
 			submitted = append(submitted, id)
 		}
 	}
 	if len(submitted) > 0 {
-		if _, err := s.txExec(ctx, tx, `UPDATE messages SET state = 'submitted', lease_owner = '', updated_at = $1 WHERE id IN (`+
-			inList(2, padded(len(submitted)))+`)`, idArgs([]any{now}, pad(submitted))...); err != nil {
-			return nil, err
-		}
+		w.add(`UPDATE messages SET state = 'submitted', lease_owner = '', updated_at = $1 WHERE id IN (`+
+			inList(2, padded(len(submitted)))+`)`, idArgs([]any{now}, pad(submitted))...)
 	}
-	if len(delivered) > 0 && s.dialect == postgres {
-		// The update and the notices of deliveredNotify in one round trip:
-		// the receipt's transaction holds the outcomes lane, and every
-		// round trip adds to its latency.
-		owner, until := s.noticeLease(now)
-		if _, err := s.txExec(ctx, tx, `WITH u AS (UPDATE messages SET state = 'delivered', lease_owner = '', updated_at = $1
-			WHERE id IN (`+inList(4, padded(len(delivered)))+`) RETURNING id, want_receipt)
-			INSERT INTO notices (message_id, lease_owner, lease_until) SELECT id, $2, $3 FROM u WHERE want_receipt <> 0
-			ON CONFLICT (message_id) DO NOTHING`, idArgs([]any{now, owner, until}, pad(delivered))...); err != nil {
-			return nil, err
-		}
-	} else if len(delivered) > 0 {
-		if _, err := s.txExec(ctx, tx, `UPDATE messages SET state = 'delivered', lease_owner = '', updated_at = $1 WHERE id IN (`+
-			inList(2, padded(len(delivered)))+`)`, idArgs([]any{now}, pad(delivered))...); err != nil {
-			return nil, err
-		}
-		raise = append(raise, deliveredNotify...)
+	if len(delivered) > 0 {
+		w.add(`UPDATE messages SET state = 'delivered', lease_owner = '', updated_at = $1 WHERE id IN (`+
+			inList(2, padded(len(delivered)))+`)`, idArgs([]any{now}, pad(delivered))...)
 	}
-	if err := s.raiseNotices(ctx, tx, raise, now); err != nil {
-		return nil, err
-	}
-	return finals, nil
+	s.addNotices(w, raise, now)
+	return finals
 }
 
 // noticeLease is how a notice raised now is stored: waiting (no owner) for
@@ -454,11 +387,18 @@ func (s *Store) noticeLease(now int64) (owner string, until int64) {
 	return s.handoff.owner, now + s.handoff.lease.Milliseconds()
 }
 
-// raiseNotices stores notices for the messages ids: pending, for any
+// raiseNotices stores notices for the messages ids (see addNotices).
+func (s *Store) raiseNotices(ctx context.Context, tx *sql.Tx, ids []int64, now int64) error {
+	var w writes
+	s.addNotices(&w, ids, now)
+	return s.flush(ctx, tx, &w)
+}
+
+// addNotices adds to w the notices for the messages ids: pending, for any
 // instance to claim, or, with a notice sink (HandNotices), already leased
 // to it until its lease runs out. A message with a notice already keeps
 // that one (the notice is read from the message when it is sent).
-func (s *Store) raiseNotices(ctx context.Context, tx *sql.Tx, ids []int64, now int64) error {
+func (s *Store) addNotices(w *writes, ids []int64, now int64) {
 	owner, until := s.noticeLease(now)
 	for len(ids) > 0 {
 		n := min(len(ids), 256)
@@ -468,13 +408,65 @@ func (s *Store) raiseNotices(ctx context.Context, tx *sql.Tx, ids []int64, now i
 		}
 		// Padded like the IN lists, so a few prepared statements serve;
 		// a repeated row is a conflict, which does nothing.
-		if _, err := s.txExec(ctx, tx, `INSERT INTO notices (message_id, lease_owner, lease_until) VALUES `+valuesList(len(args)/3, 3)+`
-			ON CONFLICT (message_id) DO NOTHING`, args...); err != nil {
-			return err
-		}
+		w.add(`INSERT INTO notices (message_id, lease_owner, lease_until) VALUES `+valuesList(len(args)/3, 3)+`
+			ON CONFLICT (message_id) DO NOTHING`, args...)
 		ids = ids[n:]
 	}
-	return nil
+}
+
+// writes are statements collected to run together once a batch is decided.
+// Each is written as if alone, its arguments numbered from $1.
+type writes struct {
+	qs   []string
+	args [][]any
+}
+
+func (w *writes) add(q string, args ...any) {
+	w.qs = append(w.qs, q)
+	w.args = append(w.args, args)
+}
+
+// placeholder matches a statement's numbered arguments.
+var placeholder = regexp.MustCompile(`\$[0-9]+`)
+
+// flush runs w's statements in tx: on PostgreSQL as one statement, each in
+// a WITH clause of its own (data-modifying WITH clauses all run, to
+// completion, on one snapshot; the batches never write a row twice), so they
+// cost one round trip; on SQLite, in process, one after the other.
+func (s *Store) flush(ctx context.Context, tx *sql.Tx, w *writes) error {
+	if s.dialect != postgres || len(w.qs) == 1 {
+		for i, q := range w.qs {
+			if _, err := s.txExec(ctx, tx, q, w.args[i]...); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if len(w.qs) == 0 {
+		return nil
+	}
+	var (
+		b    strings.Builder
+		args []any
+	)
+	for i, q := range w.qs {
+		if i == 0 {
+			b.WriteString("WITH ")
+		} else {
+			b.WriteString(", ")
+		}
+		off := len(args)
+		fmt.Fprintf(&b, "w%d AS (", i)
+		b.WriteString(placeholder.ReplaceAllStringFunc(q, func(p string) string {
+			n, _ := strconv.Atoi(p[1:])
+			return "$" + strconv.Itoa(n+off)
+		}))
+		b.WriteString(")")
+		args = append(args, w.args[i]...)
+	}
+	b.WriteString(" SELECT 1")
+	_, err := s.txExec(ctx, tx, b.String(), args...)
+	return err
 }
 
 // HandNotices makes the notices that receipts raise go straight to sink

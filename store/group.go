@@ -242,7 +242,7 @@ func (s *Store) runGroupTx(ctx context.Context, batch []*groupOp) error {
 }
 
 // runGroup runs the ops of a batch in tx: the functions in arrival order,
-// then the SMSC ids, then the receipts, each set-based. A receipt and the
+// then the SMSC ids, then the receipts, set-based. A receipt and the
 // SMSC id it is for give the same outcome in either order (a receipt before
 // its id is kept as early, and applied when the id is recorded).
 func (s *Store) runGroup(tx *sql.Tx, batch []*groupOp, ns *[]Notice) error {
@@ -270,16 +270,7 @@ func (s *Store) runGroup(tx *sql.Tx, batch []*groupOp, ns *[]Notice) error {
 	if len(parts) == 0 && len(rcpts) == 0 {
 		return nil
 	}
-	ctx, now := context.Background(), s.ms()
-	if len(parts) > 0 {
-		if err := s.applyParts(ctx, tx, parts, now, ns); err != nil {
-			return err
-		}
-	}
-	if len(rcpts) > 0 {
-		return s.applyReceipts(ctx, tx, rcpts, now, ns)
-	}
-	return nil
+	return s.applyOutcomes(context.Background(), tx, parts, rcpts, s.ms(), ns)
 }
 
 // stopGroup ends the group loop after the writes already handed to it.

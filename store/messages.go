@@ -268,7 +268,7 @@ func (s *Store) ClaimOutbound(ctx context.Context, owner string, limit int, leas
 //
 // smsc names the SMSC (link) that took the part: ids are compared only
 // within one SMSC. Calls made at the same time share a transaction and its
-// statements (see applyParts).
+// statements (see applyOutcomes).
 func (s *Store) PartSubmitted(ctx context.Context, msgID int64, seq int, smsc string, forms []string) (final bool, err error) {
 	if len(forms) == 0 {
 		return false, errors.New("store: part submitted without an SMSC id")
