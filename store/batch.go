@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/lib/pq"
 )
 
 // Set-based forms of PartSubmitted and Receipt. Those two run once per SMS
@@ -87,6 +89,9 @@ func (s *Store) applyOutcomes(ctx context.Context, tx *sql.Tx, parts []*partOp, 
 	}
 	msgs, earlies, err := s.loadOutcomes(ctx, tx, ids, rcptForms, partForms)
 	if err != nil {
+		return err
+	}
+	if err := s.lockMultipart(ctx, tx, msgs); err != nil {
 		return err
 	}
 
@@ -213,6 +218,41 @@ func (s *Store) applyOutcomes(ctx context.Context, tx *sql.Tx, parts []*partOp, 
 			op.res.Final, op.res.State = true, state
 		}
 	}
+	return nil
+}
+
+// lockMultipart locks the messages of several parts among msgs and reads
+// them again, on PostgreSQL. Another instance may be applying, at the same
+// time, the receipt of another part of one of them: the locks on SMSC ids
+// do not meet, each transaction would see the other's part as it was, and
+// neither would settle the message. Locked in one order, in one statement,
+// after the SMSC ids' locks and before any write, so two batches never wait
+// for each other both ways. A batch of messages of one part (most) pays
+// nothing; one with longer messages pays two round trips.
+func (s *Store) lockMultipart(ctx context.Context, tx *sql.Tx, msgs map[int64]*msgRow) error {
+	if s.dialect != postgres {
+		return nil // one writer
+	}
+	var ids []int64
+	for id, m := range msgs {
+		if m.parts > 1 {
+			ids = append(ids, id)
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	slices.Sort(ids)
+	if _, err := s.txExec(ctx, tx, `SELECT id FROM messages WHERE id = ANY($1::bigint[]) ORDER BY id FOR NO KEY UPDATE`, pq.Array(ids)); err != nil {
+		return err
+	}
+	// A statement of its own: one sees what committed before it began,
+	// so the lock must be held by then.
+	fresh, _, err := s.loadOutcomes(ctx, tx, ids, nil, nil)
+	if err != nil {
+		return err
+	}
+	maps.Copy(msgs, fresh)
 	return nil
 }
 

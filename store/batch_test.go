@@ -414,3 +414,76 @@ func TestLanes(t *testing.T) {
 		t.Fatalf("after the lock: state %q, %v", st, err)
 	}
 }
+
+// TestInstancesSettleTogether has two instances sharing PostgreSQL apply,
+// at the same moment, the receipts of the two parts of each message, one
+// part each (an SMSC sends receipts on whichever bind it likes). Neither
+// transaction sees the other's part, uncommitted; each message must still
+// end delivered, and be reported final exactly once.
+func TestInstancesSettleTogether(t *testing.T) {
+	dsn := testenv.StartPostgres(t)
+	ctx := context.Background()
+	var stores [2]*store.Store
+	for i := range stores {
+		s, err := store.Open(ctx, dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		stores[i] = s
+	}
+	const n = 120
+	msgs := make([]*store.Outbound, n)
+	for i := range msgs {
+		msgs[i] = &store.Outbound{SenderJID: "alice@example.com/phone", SenderNumber: "+12015550100", Dest: "+12015550199",
+			StanzaID: fmt.Sprintf("s%d", i), WantReceipt: true, Body: "hello", Parts: 2}
+	}
+	if err := stores[0].AcceptOutbound(ctx, msgs); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := stores[0].ClaimOutbound(ctx, "a", n, time.Minute); err != nil || len(got) != n {
+		t.Fatalf("ClaimOutbound = %d, %v", len(got), err)
+	}
+	for i, m := range msgs {
+		for seq := 1; seq <= 2; seq++ {
+			if _, err := stores[0].PartSubmitted(ctx, m.ID, seq, "", []string{fmt.Sprintf("t%d-%d", i, seq)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	var (
+		wg     sync.WaitGroup
+		finals atomic.Int64
+		start  = make(chan struct{})
+	)
+	for i := range msgs {
+		for seq := 1; seq <= 2; seq++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				res, err := stores[seq-1].Receipt(ctx, "", []string{fmt.Sprintf("t%d-%d", i, seq)}, "DELIVRD", "")
+				if err != nil {
+					t.Errorf("Receipt = %v", err)
+				}
+				if res.Final {
+					finals.Add(1)
+				}
+			}()
+		}
+	}
+	close(start)
+	wg.Wait()
+	stuck := 0
+	for _, m := range msgs {
+		if st, _, err := stores[1].MessageState(ctx, m.ID); err != nil || st != store.StateDelivered {
+			stuck++
+		}
+	}
+	if stuck > 0 {
+		t.Errorf("%d of %d messages not delivered after the receipts of all their parts", stuck, n)
+	}
+	if got := finals.Load(); got != n {
+		t.Errorf("%d final outcomes reported, want %d", got, n)
+	}
+}
