@@ -27,9 +27,8 @@ import (
 // Store is what the router needs from persistence. *store.Store satisfies it.
 type Store interface {
 	NumbersOf(ctx context.Context, jids []string) (map[string]string, error)
-	OwnersOf(ctx context.Context, numbers []string) (map[string]string, error)
+	RoutingOf(ctx context.Context, jids, dests []string) (store.Routing, error)
 	SMSSent(ctx context.Context, jids []string, minute, day time.Time) (map[string]store.SMSCounts, int, error)
-	SettingsOf(ctx context.Context, jids []string) (map[string]store.Settings, error)
 	FallBack(ctx context.Context, now time.Time, limit int) ([]*store.Outbound, error)
 	FallBackNow(ctx context.Context, id int64) (*store.Outbound, error)
 	FindRelay(ctx context.Context, senderNumber, peerNumber, stanzaID string) (store.Relay, error)
@@ -354,7 +353,7 @@ func (r *Router) intakeLoop(ctx context.Context) {
 }
 
 // storeBatch resolves the senders' numbers, the destinations' owners and
-// the senders' settings, stores the messages with a body in one transaction
+// the senders' settings (one lookup), stores the messages with a body in one transaction
 // (relayed over XMPP when the destination number is registered, else queued
 // for SMS), then relays in arrival order.
 func (r *Router) storeBatch(ctx context.Context, batch []*pending) {
@@ -374,23 +373,13 @@ func (r *Router) storeBatch(ctx context.Context, batch []*pending) {
 		}
 	}
 	internal := stanzaErr(stanza.Wait, stanza.InternalServerError, "The gateway could not store the message; send it again later.")
-	numbers, err := r.store.NumbersOf(ctx, jids)
+	routing, err := r.store.RoutingOf(ctx, jids, dests)
 	if err != nil {
-		r.log.Error().Err(err).Int("messages", len(batch)).Msg("looking up senders failed")
+		r.log.Error().Err(err).Int("messages", len(batch)).Msg("looking up senders and recipients failed")
 		r.refuse(ctx, batch, "internal", internal)
 		return
 	}
-	owners, err := r.store.OwnersOf(ctx, dests)
-	if err != nil {
-		r.log.Error().Err(err).Int("messages", len(batch)).Msg("looking up recipients failed")
-		r.refuse(ctx, batch, "internal", internal)
-		return
-	}
-	settings, err := r.store.SettingsOf(ctx, jids)
-	if err != nil {
-		r.log.Error().Err(err).Msg("looking up settings failed")
-		settings = nil
-	}
+	numbers, owners, settings := routing.Numbers, routing.Owners, routing.Settings
 	quota, err := r.newQuota(ctx, jids)
 	if err != nil {
 		r.log.Error().Err(err).Msg("counting SMS failed")

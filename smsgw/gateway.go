@@ -65,8 +65,9 @@ type Config struct {
 	Reassembly time.Duration
 	// NoRecipient is the error Inbox returns for a number nobody has.
 	NoRecipient error
-	// OnFinal is called when a message reached a final state (a notice
-	// waits for its sender).
+	// OnFinal is called when a message reached a final state and its
+	// notice waits to be claimed (it was not handed to the store's notice
+	// sink).
 	OnFinal func()
 	// OnMessage, if set, is called with each outcome of an SMS, for
 	// metrics: direction "out", route "sms", outcome "delivered" or

@@ -67,7 +67,9 @@ func (g *Gateway) handleReceipt(ctx context.Context, smsc string, d *smpp.Delive
 	}
 	if res.Final {
 		g.cfg.OnMessage(store.Out, store.RouteSMS, res.State)
-		g.cfg.OnFinal()
+		if res.Unclaimed {
+			g.cfg.OnFinal()
+		}
 	}
 	return smpp.StatusOK
 }

@@ -216,6 +216,7 @@ func (s *Store) applyOutcomes(ctx context.Context, tx *sql.Tx, parts []*partOp, 
 		} else {
 			op := rcpts[i-len(parts)]
 			op.res.Final, op.res.State = true, state
+			op.res.Unclaimed = s.handoff.sink == nil && (state == StateFailed || msgs[id].want != 0)
 		}
 	}
 	return nil

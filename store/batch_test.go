@@ -152,7 +152,8 @@ func TestHandNotices(t *testing.T) {
 			if m == bad {
 				stat = "UNDELIV"
 			}
-			if r, err := s.Receipt(ctx, "", []string{id}, stat, "012"); err != nil || !r.Final {
+			// Handed: nothing waits to be claimed.
+			if r, err := s.Receipt(ctx, "", []string{id}, stat, "012"); err != nil || !r.Final || r.Unclaimed {
 				t.Fatalf("Receipt = %+v, %v", r, err)
 			}
 		}

@@ -106,6 +106,72 @@ func (s *Store) OwnersOf(ctx context.Context, numbers []string) (map[string]stri
 	return out, nil
 }
 
+// Routing is what routing a batch of messages needs: the numbers bound to
+// the senders, the owners of the destinations, the senders' settings.
+type Routing struct {
+	Numbers  map[string]string   // by bare JID
+	Owners   map[string]string   // by number
+	Settings map[string]Settings // by bare JID, for those that have any
+}
+
+// RoutingOf looks up the Routing of the senders jids (bare) and the numbers
+// dests, in one statement on the read handle: on PostgreSQL one round trip
+// instead of three for every batch the router stores.
+func (s *Store) RoutingOf(ctx context.Context, jids, dests []string) (Routing, error) {
+	const most = 512
+	if len(jids) == 0 || len(dests) == 0 || len(jids) > most || len(dests) > most {
+		return s.routingApart(ctx, jids, dests)
+	}
+	r := Routing{Numbers: make(map[string]string, len(jids)), Owners: make(map[string]string, len(dests)), Settings: make(map[string]Settings)}
+	// Padded, so a few prepared statements serve every batch size.
+	pj, pd := pad(jids), pad(dests)
+	j1, d1, j2 := inList(1, len(pj)), inList(1+len(pj), len(pd)), inList(1+len(pj)+len(pd), len(pj))
+	args := strArgs(strArgs(strArgs(make([]any, 0, 2*len(pj)+len(pd)), pj), pd), pj)
+	rows, err := s.query(ctx, `SELECT 'n', jid, number, 0, 0 FROM bindings WHERE jid IN (`+j1+`)
+		UNION ALL SELECT 'o', number, jid, 0, 0 FROM bindings WHERE number IN (`+d1+`)
+		UNION ALL SELECT 's', jid, '', fallback, fallback_after FROM user_settings WHERE jid IN (`+j2+`)`, args...)
+	if err != nil {
+		return Routing{}, fmt.Errorf("store: routing: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			kind, k, v string
+			fb         int
+			after      int64
+		)
+		if err := rows.Scan(&kind, &k, &v, &fb, &after); err != nil {
+			return Routing{}, fmt.Errorf("store: routing: %w", err)
+		}
+		switch kind {
+		case "n":
+			r.Numbers[k] = v
+		case "o":
+			r.Owners[k] = v
+		case "s":
+			r.Settings[k] = Settings{Fallback: fb != 0, FallbackAfter: time.Duration(after) * time.Millisecond}
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return Routing{}, fmt.Errorf("store: routing: %w", err)
+	}
+	return r, nil
+}
+
+// routingApart is RoutingOf for lists too long for one statement.
+func (s *Store) routingApart(ctx context.Context, jids, dests []string) (r Routing, err error) {
+	if r.Numbers, err = s.NumbersOf(ctx, jids); err != nil {
+		return Routing{}, err
+	}
+	if r.Owners, err = s.OwnersOf(ctx, dests); err != nil {
+		return Routing{}, err
+	}
+	if r.Settings, err = s.SettingsOf(ctx, jids); err != nil {
+		return Routing{}, err
+	}
+	return r, nil
+}
+
 // bindingMap runs q (ending in "IN ") for keys, a chunk at a time, and maps
 // the first column of each row to the second. A lookup of one chunk (the
 // router's, per batch of messages) runs on the read handle, beside the

@@ -91,12 +91,13 @@ func (s *Store) AcceptOutbound(ctx context.Context, msgs []*Outbound) error {
 }
 
 // insertOutbound inserts msgs and sets their ids. SQLite runs one cached
-// statement per message; PostgreSQL draws the ids from the table's
-// sequence first (one round trip), then inserts up to acceptBatch rows per
-// statement, so no order of returned rows needs trusting.
+// statement per message; PostgreSQL one statement per acceptBatch messages,
+// which draws their ids from the table's sequence into an array, gives row
+// k the array's k-th id, and returns the array (one round trip, and no
+// order of returned rows to trust).
 func (s *Store) insertOutbound(ctx context.Context, tx *sql.Tx, msgs []*Outbound, now int64) error {
 	if s.dialect == sqlite {
-		q := insertOutboundSQL + ` VALUES ` + outboundValues(1)
+		q := insertOutboundSQL + ` VALUES ` + outboundValues(1, 1, "$%d")
 		args := make([]any, 0, outboundCols)
 		for _, m := range msgs {
 			res, err := s.txExec(ctx, tx, q, outboundArgs(args[:0], m, nil, now)...)
@@ -109,25 +110,27 @@ func (s *Store) insertOutbound(ctx context.Context, tx *sql.Tx, msgs []*Outbound
 		}
 		return nil
 	}
-	ids, err := queryIDs(ctx, tx, `SELECT nextval(pg_get_serial_sequence('messages', 'id')) FROM generate_series(1, $1)`, len(msgs))
-	if err != nil {
-		return err
-	}
-	if len(ids) != len(msgs) {
-		return fmt.Errorf("%d ids for %d messages", len(ids), len(msgs))
-	}
 	for start := 0; start < len(msgs); start += acceptBatch {
 		chunk := msgs[start:min(start+acceptBatch, len(msgs))]
-		args := make([]any, 0, outboundCols*len(chunk))
+		args := make([]any, 0, 1+outboundCols*len(chunk))
+		args = append(args, len(chunk))
 		for i, m := range chunk {
-			args = outboundArgs(args, m, ids[start+i], now)
+			args = outboundArgs(args, m, i+1, now)
 		}
-		if _, err := s.txExec(ctx, tx, insertOutboundSQL+` VALUES `+outboundValues(len(chunk)), args...); err != nil {
+		var ids pq.Int64Array
+		err := s.txQueryRow(ctx, tx, `WITH ids AS MATERIALIZED (
+				SELECT array_agg(nextval(pg_get_serial_sequence('messages', 'id'))) AS a FROM generate_series(1, $1)),
+			ins AS (`+insertOutboundSQL+` VALUES `+outboundValues(len(chunk), 2, "(SELECT a[$%d] FROM ids)")+`)
+			SELECT a FROM ids`, args...).Scan(&ids)
+		if err != nil {
 			return err
 		}
-	}
-	for i, m := range msgs {
-		m.ID = ids[i]
+		if len(ids) != len(chunk) {
+			return fmt.Errorf("%d ids for %d messages", len(ids), len(chunk))
+		}
+		for i, m := range chunk {
+			m.ID = ids[i]
+		}
 	}
 	return nil
 }
@@ -140,16 +143,17 @@ const insertOutboundSQL = `INSERT INTO messages
 const outboundCols = 19
 
 // outboundValues renders the VALUES rows of insertOutbound for n messages
-// (direction 'out', updated_at the same as created_at).
-func outboundValues(n int) string {
+// (direction 'out', updated_at the same as created_at), their arguments
+// numbered from first; id formats the id column's, the last.
+func outboundValues(n, first int, id string) string {
 	var b strings.Builder
 	for i := range n {
 		if i > 0 {
 			b.WriteString(", ")
 		}
-		a := i * outboundCols
-		fmt.Fprintf(&b, "('out', $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d)",
-			a+1, a+2, a+3, a+4, a+5, a+6, a+7, a+8, a+9, a+10, a+11, a+12, a+12, a+13, a+14, a+15, a+16, a+17, a+18, a+19)
+		a := first + i*outboundCols
+		fmt.Fprintf(&b, "('out', $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, "+id+")",
+			a, a+1, a+2, a+3, a+4, a+5, a+6, a+7, a+8, a+9, a+10, a+11, a+11, a+12, a+13, a+14, a+15, a+16, a+17, a+18)
 	}
 	return b.String()
 }
@@ -294,6 +298,9 @@ type ReceiptResult struct {
 	// SubmittedAt is when the part's submit_sm_resp was recorded, for a
 	// receipt that settled a part waiting for one; zero otherwise.
 	SubmittedAt time.Time
+	// Unclaimed is set when Final raised a notice that waits to be
+	// claimed: there is no HandNotices sink to hand it to.
+	Unclaimed bool
 }
 
 // Receipt applies a carrier receipt from SMSC smsc to the part whose SMSC id

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"reflect"
 	"testing"
 	"time"
 
@@ -165,8 +166,8 @@ func TestOutboundLifecycle(t *testing.T) {
 			t.Fatal("notice before all parts were delivered")
 		}
 		res, err = s.Receipt(ctx, "", []string{"27", "1b"}, "DELIVRD", "")
-		if err != nil || !res.Final {
-			t.Fatalf("Receipt 2 = %+v, %v", res, err)
+		if err != nil || !res.Final || !res.Unclaimed {
+			t.Fatalf("Receipt 2 = %+v, %v (no notice sink: its notice waits to be claimed)", res, err)
 		}
 		// A duplicate receipt changes nothing.
 		if res, err := s.Receipt(ctx, "", []string{"1b"}, "UNDELIV", ""); err != nil || res.Final {
@@ -420,4 +421,41 @@ func TestMigrateNotices(t *testing.T) {
 	if err != nil || len(ns) != 1 || ns[0].ID != ids[1] {
 		t.Fatalf("claimed %+v, %v after the lease; want the leased one (%d)", ns, err, ids[1])
 	}
+}
+
+// RoutingOf answers, in one statement, what NumbersOf, OwnersOf and
+// SettingsOf answer; and the same through them for lists too long for one.
+func TestRoutingOf(t *testing.T) {
+	engines(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		for i, j := range []string{"alice@example.com", "bob@example.com", "carol@example.com"} {
+			if _, err := s.Bind(ctx, fmt.Sprintf("+1201555010%d", i), j, "sms"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := s.SetSettings(ctx, "bob@example.com", store.Settings{Fallback: true, FallbackAfter: 45 * time.Second}); err != nil {
+			t.Fatal(err)
+		}
+		jids := []string{"alice@example.com", "bob@example.com", "nobody@example.com"}
+		dests := []string{"+12015550102", "+12015550199"}
+		for _, pad := range []int{0, 600} {
+			js, ds := jids, dests
+			for i := range pad { // past one statement's lists
+				js = append(js, fmt.Sprintf("u%d@example.com", i))
+				ds = append(ds, fmt.Sprintf("+1201666%04d", i))
+			}
+			r, err := s.RoutingOf(ctx, js, ds)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := store.Routing{
+				Numbers:  map[string]string{"alice@example.com": "+12015550100", "bob@example.com": "+12015550101"},
+				Owners:   map[string]string{"+12015550102": "carol@example.com"},
+				Settings: map[string]store.Settings{"bob@example.com": {Fallback: true, FallbackAfter: 45 * time.Second}},
+			}
+			if !reflect.DeepEqual(r, want) {
+				t.Errorf("%d more: RoutingOf = %+v, want %+v", pad, r, want)
+			}
+		}
+	})
 }
