@@ -46,3 +46,8 @@ func HoldWriter(s *Store) (release func()) {
 	<-started
 	return func() { close(done) }
 }
+
+// QueryRow runs q as the store runs its single-row reads.
+func QueryRow(s *Store, q string, args ...any) *sql.Row {
+	return s.queryRow(context.Background(), q, args...)
+}

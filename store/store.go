@@ -37,13 +37,14 @@ type Store struct {
 	// second handle on the file, read-only, several connections: reads
 	// then run beside the writer (WAL) instead of queueing on its one
 	// connection behind a commit's fsync. On PostgreSQL it is db.
-	rdb     *sql.DB
-	dialect dialect
-	now     func() time.Time
-	group   grouper
-	stmts   stmts    // on db
-	rstmts  stmts    // on rdb (SQLite)
-	handoff struct { // see HandNotices
+	rdb      *sql.DB
+	dialect  dialect
+	now      func() time.Time
+	group    grouper
+	stmts    stmts    // on db
+	rstmts   stmts    // on rdb (SQLite)
+	rewrites rewrites // numbered arguments made anonymous (SQLite)
+	handoff  struct { // see HandNotices
 		owner string
 		lease time.Duration
 		sink  func([]Notice)

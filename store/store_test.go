@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -456,6 +457,37 @@ func TestRoutingOf(t *testing.T) {
 			if !reflect.DeepEqual(r, want) {
 				t.Errorf("%d more: RoutingOf = %+v, want %+v", pad, r, want)
 			}
+		}
+	})
+}
+
+// Numbered arguments keep their meaning however SQLite is handed them:
+// repeated, out of order, and hundreds in one statement.
+func TestNumberedArguments(t *testing.T) {
+	engines(t, func(t *testing.T, s *store.Store) {
+		var got string
+		if err := store.QueryRow(s, `SELECT CAST($2 AS TEXT) || CAST($1 AS TEXT) || CAST($2 AS TEXT) || '$'`, "a", "b").Scan(&got); err != nil || got != "bab$" {
+			t.Errorf("$2 $1 $2 = %q, %v; want bab$", got, err)
+		}
+		const n = 300
+		args := make([]any, n)
+		terms := make([]string, n)
+		for i := range args {
+			args[i] = int64(i + 1)
+			// Each term weighs its argument by its position, so a shuffled
+			// binding gives another sum.
+			terms[i] = fmt.Sprintf("%d * CAST($%d AS BIGINT)", n-i, n-i)
+		}
+		var sum int64
+		if err := store.QueryRow(s, `SELECT `+strings.Join(terms, " + "), args...).Scan(&sum); err != nil {
+			t.Fatal(err)
+		}
+		want := int64(0)
+		for i := int64(1); i <= n; i++ {
+			want += i * i
+		}
+		if sum != want {
+			t.Errorf("sum of %d weighted arguments = %d, want %d", n, sum, want)
 		}
 	})
 }
