@@ -553,13 +553,12 @@ func (s *Store) NoticesDone(ctx context.Context, ids []int64) error {
 	// for them a little if there are none (the notices stay leased
 	// meanwhile).
 	err := s.grouped(ctx, &groupOp{lane: laneNoticesDone, lazy: true, fn: func(tx *sql.Tx) error {
-		if _, err := s.txExec(ctx, tx, `DELETE FROM notices WHERE message_id IN (`+inList(1, len(args)-1)+`)`, args[1:]...); err != nil {
-			return err
-		}
+		var w writes
+		w.add(`DELETE FROM notices WHERE message_id IN (`+inList(1, len(args)-1)+`)`, args[1:]...)
 		// Finds the messages by id and writes only the inbound ones.
-		_, err := s.txExec(ctx, tx, `UPDATE messages SET state = 'delivered', updated_at = $1
+		w.add(`UPDATE messages SET state = 'delivered', updated_at = $1
 			WHERE direction = 'in' AND state = 'received' AND id IN (`+inList(2, len(args)-1)+`)`, args...)
-		return err
+		return s.flush(ctx, tx, &w)
 	}})
 	if err != nil {
 		return fmt.Errorf("store: notices done: %w", err)
