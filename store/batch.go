@@ -50,6 +50,29 @@ type msgRow struct {
 	// recorded are its parts that have a row, by seq, as the batch leaves
 	// them.
 	recorded map[int]*partRec
+	// failedBy is the batch's first change that failed one of its parts:
+	// one call at a time, that call would have failed the message.
+	failedBy *failure
+}
+
+// failure is a part's failed state, and the op that set it (as in last).
+type failure struct {
+	state, err string
+	op         int
+}
+
+type partKey struct {
+	msg int64
+	seq int
+}
+
+// partFailed tells whether a part's state fails its message.
+func partFailed(state string) bool {
+	switch state {
+	case PartSubmitted, "ENROUTE", "ACCEPTD", "DELIVRD":
+		return false
+	}
+	return true
 }
 
 // partRec is a part's row, as read and then as the batch changes it.
@@ -71,6 +94,20 @@ type early struct {
 // applyOutcomes records the SMSC ids of parts, then applies the receipts
 // rcpts, then settles the messages they touched.
 func (s *Store) applyOutcomes(ctx context.Context, tx *sql.Tx, parts []*partOp, rcpts []*receiptOp, now int64, ns *[]Notice) error {
+	// The same part recorded twice (the gateway never does it at once):
+	// the first time in a batch of its own, so the second sees its outcome.
+	seen := make(map[partKey]bool, len(parts))
+	for i, op := range parts {
+		k := partKey{op.msgID, op.seq}
+		if seen[k] {
+			if err := s.applyOutcomes(ctx, tx, parts[:i], nil, now, ns); err != nil {
+				return err
+			}
+			return s.applyOutcomes(ctx, tx, parts[i:], rcpts, now, ns)
+		}
+		seen[k] = true
+	}
+
 	var (
 		ids                  = make([]int64, 0, len(parts))
 		partForms, rcptForms []string
@@ -103,12 +140,16 @@ func (s *Store) applyOutcomes(ctx context.Context, tx *sql.Tx, parts []*partOp, 
 		// parts[i] as i, rcpts[i] as len(parts)+i. It reports the outcome.
 		last = make(map[int64]int)
 	)
-	touch := func(p *partRec, state, errText string) {
+	touch := func(p *partRec, state, errText string, op int) {
 		p.state, p.err, p.updated = state, errText, now
 		if !p.dirty {
 			p.dirty = true
 			dirty = append(dirty, p)
 		}
+		if m := msgs[p.msg]; partFailed(state) && m.failedBy == nil {
+			m.failedBy = &failure{state, errText, op}
+		}
+		last[p.msg] = op
 	}
 	setEarly := func(form string, op *receiptOp) {
 		if _, ok := earlyWrite[form]; !ok {
@@ -141,8 +182,7 @@ func (s *Store) applyOutcomes(ctx context.Context, tx *sql.Tx, parts []*partOp, 
 			m.recorded[op.seq] = p
 		}
 		p.smscID = op.forms[0]
-		touch(p, state, errText)
-		last[op.msgID] = i
+		touch(p, state, errText, i)
 	}
 
 	if len(rcpts) > 0 {
@@ -176,8 +216,7 @@ func (s *Store) applyOutcomes(ctx context.Context, tx *sql.Tx, parts []*partOp, 
 				continue
 			}
 			op.res.SubmittedAt = time.UnixMilli(best.updated)
-			touch(best, op.state, op.errText)
-			last[best.msg] = len(parts) + i
+			touch(best, op.state, op.errText, len(parts)+i)
 		}
 	}
 
@@ -211,7 +250,13 @@ func (s *Store) applyOutcomes(ctx context.Context, tx *sql.Tx, parts []*partOp, 
 		return err
 	}
 	for id, state := range finals {
-		if i := last[id]; i < len(parts) {
+		// Delivered by the last change to its parts; failed by the first
+		// that failed one.
+		i := last[id]
+		if f := msgs[id].failedBy; state == StateFailed && f != nil {
+			i = f.op
+		}
+		if i < len(parts) {
 			parts[i].final = true
 		} else {
 			op := rcpts[i-len(parts)]
@@ -364,17 +409,15 @@ func (s *Store) settle(w *writes, msgs map[int64]*msgRow, ids []int64, now int64
 		if m == nil || m.state == StateDelivered || m.state == StateFailed || len(m.recorded) == 0 {
 			continue
 		}
-		ok, failed := 0, (*partRec)(nil)
-		// The first failed part, in order, names the failure.
+		ok, failed := 0, m.failedBy
+		// The batch's first failure names it; else the first failed part,
+		// in order.
 		for _, seq := range slices.Sorted(maps.Keys(m.recorded)) {
-			switch p := m.recorded[seq]; p.state {
-			case PartSubmitted, "ENROUTE", "ACCEPTD":
-			case "DELIVRD":
+			switch p := m.recorded[seq]; {
+			case p.state == "DELIVRD":
 				ok++
-			default:
-				if failed == nil {
-					failed = p
-				}
+			case partFailed(p.state) && failed == nil:
+				failed = &failure{state: p.state, err: p.err}
 			}
 		}
 		switch {

@@ -5,6 +5,9 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math/rand/v2"
+	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -487,4 +490,184 @@ func TestInstancesSettleTogether(t *testing.T) {
 	if got := finals.Load(); got != n {
 		t.Errorf("%d final outcomes reported, want %d", got, n)
 	}
+}
+
+// TestBatchAsSequence applies random mixes of SMSC ids and receipts
+// (resubmissions, repeated and unknown receipts, receipts kept early
+// before, messages of one to three parts) as one batch on one store, and
+// one call at a time on another that started the same: the SMSC ids in
+// arrival order, then the receipts. Both must end with the same messages,
+// parts, early receipts and notices, report the same matches, and report
+// each message final as often.
+func TestBatchAsSequence(t *testing.T) {
+	for _, engine := range []string{"sqlite", "postgres"} {
+		t.Run(engine, func(t *testing.T) {
+			open := func() *store.Store {
+				dsn := "sqlite:" + filepath.Join(t.TempDir(), "sb.db")
+				if engine == "postgres" {
+					dsn = testenv.StartPostgres(t)
+				}
+				s, err := store.Open(context.Background(), dsn)
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { s.Close() })
+				return s
+			}
+			for round := range 8 {
+				batchAsSequence(t, round, open(), open())
+			}
+		})
+	}
+}
+
+func batchAsSequence(t *testing.T, round int, batched, serial *store.Store) {
+	ctx := context.Background()
+	rng := rand.New(rand.NewPCG(uint64(round), 9))
+	at := time.UnixMilli(1_800_000_000_000)
+	stores := []*store.Store{batched, serial}
+	const n = 40
+	parts := make([]int, n)
+	for i := range parts {
+		parts[i] = 1 + rng.IntN(3)
+	}
+	want := make([]bool, n)
+	for i := range want {
+		want[i] = rng.IntN(3) > 0
+	}
+	for _, s := range stores {
+		store.SetClock(s, func() time.Time { return at })
+		msgs := make([]*store.Outbound, n)
+		for i := range msgs {
+			msgs[i] = &store.Outbound{SenderJID: "alice@example.com/phone", SenderNumber: "+12015550100", Dest: "+12015550199",
+				StanzaID: fmt.Sprintf("s%d", i), WantReceipt: want[i], Body: "hello", Parts: parts[i]}
+		}
+		if err := s.AcceptOutbound(ctx, msgs); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := s.ClaimOutbound(ctx, "a", n, time.Minute); err != nil || len(got) != n {
+			t.Fatalf("ClaimOutbound = %d, %v", len(got), err)
+		}
+	}
+	// Both stores numbered the messages 1…n.
+	id := func(i int) int64 { return int64(i + 1) }
+	forms := func(k int) []string { return []string{fmt.Sprintf("%x", k), fmt.Sprint(k)} }
+	states := []string{"DELIVRD", "DELIVRD", "DELIVRD", "UNDELIV", "EXPIRED", "REJECTD"}
+	receipt := func(k int) *store.Outcome {
+		f := forms(k)
+		if rng.IntN(2) == 0 {
+			f[0], f[1] = f[1], f[0] // quoted in the other form
+		}
+		return &store.Outcome{Forms: f, State: states[rng.IntN(len(states))], Err: fmt.Sprintf("%03d", rng.IntN(3))}
+	}
+
+	// Before the batch: some ids recorded, some receipts kept early.
+	var before, ops []*store.Outcome
+	next := 1000
+	smscID := make(map[[2]int]int)
+	for i := range n {
+		for seq := 1; seq <= parts[i]; seq++ {
+			next++
+			k := next
+			switch rng.IntN(4) {
+			case 0:
+				before = append(before, &store.Outcome{Part: true, Msg: id(i), Seq: seq, Forms: forms(k)})
+				smscID[[2]int{i, seq}] = k
+			case 1:
+				r := receipt(k)
+				r.Forms = forms(k)
+				before = append(before, r)
+				ops = append(ops, &store.Outcome{Part: true, Msg: id(i), Seq: seq, Forms: forms(k)})
+				smscID[[2]int{i, seq}] = k
+			case 2:
+				ops = append(ops, &store.Outcome{Part: true, Msg: id(i), Seq: seq, Forms: forms(k)})
+				smscID[[2]int{i, seq}] = k
+			}
+		}
+	}
+	for _, s := range stores {
+		for _, o := range before {
+			if err := apply(ctx, s, o); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	// The batch: receipts for recorded and batched ids (some twice),
+	// resubmissions under new ids, receipts for ids nobody has.
+	for key, k := range smscID {
+		if rng.IntN(10) == 0 {
+			next++
+			ops = append(ops, &store.Outcome{Part: true, Msg: id(key[0]), Seq: key[1], Forms: forms(next)})
+			k = next
+		}
+		for range rng.IntN(3) {
+			ops = append(ops, receipt(k))
+		}
+	}
+	for range 5 {
+		next++
+		ops = append(ops, receipt(next))
+	}
+	rng.Shuffle(len(ops), func(i, j int) { ops[i], ops[j] = ops[j], ops[i] })
+
+	ref := make([]*store.Outcome, len(ops)) // ref[i]: ops[i], made one call at a time
+	for i, o := range ops {
+		c := *o
+		ref[i] = &c
+	}
+	if err := store.ApplyOutcomes(batched, ops); err != nil {
+		t.Fatal(err)
+	}
+	// One call at a time: the SMSC ids in arrival order, then the receipts.
+	serialOps := slices.Clone(ref)
+	slices.SortStableFunc(serialOps, func(a, b *store.Outcome) int {
+		switch {
+		case a.Part == b.Part:
+			return 0
+		case a.Part:
+			return -1
+		}
+		return 1
+	})
+	for _, o := range serialOps {
+		if err := apply(ctx, serial, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	for _, q := range []string{
+		`SELECT id, state, error FROM messages ORDER BY id`,
+		`SELECT message_id, seq, smsc_id, state, err FROM parts ORDER BY message_id, seq`,
+		`SELECT smsc_id, state, err FROM early_receipts ORDER BY smsc_id`,
+		`SELECT message_id, lease_owner FROM notices ORDER BY message_id`,
+	} {
+		a, err := store.Dump(batched, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := store.Dump(serial, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(a, b) {
+			t.Errorf("round %d, %s:\nbatched %q\nserial  %q", round, q, a, b)
+		}
+	}
+	// Each call's result, final or not included.
+	for i, o := range ops {
+		r := ref[i]
+		if o.Final != r.Final || o.Res != r.Res {
+			t.Errorf("round %d: %+v\nbatched: final %v, %+v\nserial:  final %v, %+v", round, *o, o.Final, o.Res, r.Final, r.Res)
+		}
+	}
+}
+
+// apply makes o's call on s.
+func apply(ctx context.Context, s *store.Store, o *store.Outcome) (err error) {
+	if o.Part {
+		o.Final, err = s.PartSubmitted(ctx, o.Msg, o.Seq, "", o.Forms)
+		return err
+	}
+	o.Res, err = s.Receipt(ctx, "", o.Forms, o.State, o.Err)
+	return err
 }

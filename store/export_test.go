@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"time"
 )
 
@@ -50,4 +51,67 @@ func HoldWriter(s *Store) (release func()) {
 // QueryRow runs q as the store runs its single-row reads.
 func QueryRow(s *Store, q string, args ...any) *sql.Row {
 	return s.queryRow(context.Background(), q, args...)
+}
+
+// Outcome is a PartSubmitted call (Part) or a Receipt call, for
+// ApplyOutcomes.
+type Outcome struct {
+	Part       bool
+	Msg        int64 // Part
+	Seq        int   // Part
+	Forms      []string
+	State, Err string // receipt
+
+	Final bool          // out, Part
+	Res   ReceiptResult // out, receipt
+}
+
+// ApplyOutcomes applies ops as one group-commit batch, in one transaction.
+func ApplyOutcomes(s *Store, ops []*Outcome) error {
+	batch := make([]*groupOp, len(ops))
+	for i, o := range ops {
+		if o.Part {
+			batch[i] = &groupOp{part: &partOp{msgID: o.Msg, seq: o.Seq, forms: o.Forms}}
+		} else {
+			batch[i] = &groupOp{rcpt: &receiptOp{forms: o.Forms, state: o.State, errText: o.Err}}
+		}
+	}
+	var ns []Notice
+	err := s.tx(context.Background(), func(tx *sql.Tx) error { return s.runGroup(tx, batch, &ns) })
+	for i, o := range ops {
+		if o.Part {
+			o.Final = batch[i].part.final
+		} else {
+			o.Res = batch[i].rcpt.res
+		}
+	}
+	return err
+}
+
+// Dump runs q and renders each row's columns, separated by spaces.
+func Dump(s *Store, q string) ([]string, error) {
+	rows, err := s.rdb.QueryContext(context.Background(), q)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	cols, _ := rows.Columns()
+	var out []string
+	for rows.Next() {
+		vals := make([]any, len(cols))
+		ptrs := make([]any, len(cols))
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		if err := rows.Scan(ptrs...); err != nil {
+			return nil, err
+		}
+		for i, v := range vals {
+			if b, ok := v.([]byte); ok {
+				vals[i] = string(b)
+			}
+		}
+		out = append(out, fmt.Sprint(vals...))
+	}
+	return out, rows.Err()
 }
