@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"fmt"
 	"maps"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -510,9 +509,6 @@ func (w *writes) add(q string, args ...any) {
 	w.args = append(w.args, args)
 }
 
-// placeholder matches a statement's numbered arguments.
-var placeholder = regexp.MustCompile(`\$[0-9]+`)
-
 // flush runs w's statements in tx: on PostgreSQL as one statement, each in
 // a WITH clause of its own (data-modifying WITH clauses all run, to
 // completion, on one snapshot; the batches never write a row twice), so they
@@ -541,10 +537,7 @@ func (s *Store) flush(ctx context.Context, tx *sql.Tx, w *writes) error {
 		}
 		off := len(args)
 		fmt.Fprintf(&b, "w%d AS (", i)
-		b.WriteString(placeholder.ReplaceAllStringFunc(q, func(p string) string {
-			n, _ := strconv.Atoi(p[1:])
-			return "$" + strconv.Itoa(n+off)
-		}))
+		b.WriteString(renumber(q, func(n int) string { return "$" + strconv.Itoa(n+off) }))
 		b.WriteString(")")
 		args = append(args, w.args[i]...)
 	}

@@ -195,10 +195,24 @@ func (c *rewrites) get(q string) rewrite {
 	if r, ok := c.m.Load(q); ok {
 		return r.(rewrite)
 	}
-	var (
-		b     strings.Builder
-		order []int
-	)
+	var order []int
+	q2 := renumber(q, func(n int) string {
+		order = append(order, n)
+		return "?"
+	})
+	r := rewrite{q: q2, order: order}
+	// Bounded, like the statement cache: statements whose text varies
+	// without end are rewritten each time.
+	if c.n.Load() < 4096 {
+		c.n.Add(1)
+		c.m.Store(q, r)
+	}
+	return r
+}
+
+// renumber replaces each numbered argument $n of q by f(n).
+func renumber(q string, f func(n int) string) string {
+	var b strings.Builder
 	b.Grow(len(q))
 	for i := 0; i < len(q); i++ {
 		if q[i] != '$' || i+1 >= len(q) || q[i+1] < '0' || q[i+1] > '9' {
@@ -210,15 +224,7 @@ func (c *rewrites) get(q string) rewrite {
 			i++
 			n = 10*n + int(q[i]-'0')
 		}
-		b.WriteByte('?')
-		order = append(order, n)
+		b.WriteString(f(n))
 	}
-	r := rewrite{q: b.String(), order: order}
-	// Bounded, like the statement cache: statements whose text varies
-	// without end are rewritten each time.
-	if c.n.Load() < 4096 {
-		c.n.Add(1)
-		c.m.Store(q, r)
-	}
-	return r
+	return b.String()
 }
