@@ -201,8 +201,8 @@ func (c *rewrites) get(q string) rewrite {
 		return "?"
 	})
 	r := rewrite{q: q2, order: order}
-	// Bounded, like the statement cache: statements whose text varies
-	// without end are rewritten each time.
+	// Bounded: past 4,096 texts (the store's statements make a few
+	// hundred), a statement is rewritten each time it runs.
 	if c.n.Load() < 4096 {
 		c.n.Add(1)
 		c.m.Store(q, r)
