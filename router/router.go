@@ -353,9 +353,9 @@ func (r *Router) intakeLoop(ctx context.Context) {
 }
 
 // storeBatch resolves the senders' numbers, the destinations' owners and
-// the senders' settings (one lookup), stores the messages with a body in one transaction
-// (relayed over XMPP when the destination number is registered, else queued
-// for SMS), then relays in arrival order.
+// the senders' settings (one lookup), stores the messages with a body in
+// one transaction (relayed over XMPP when the destination number is
+// registered, else queued for SMS), then relays in arrival order.
 func (r *Router) storeBatch(ctx context.Context, batch []*pending) {
 	if len(batch) == 0 {
 		return
