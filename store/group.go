@@ -45,6 +45,11 @@ const (
 type groupOp struct {
 	ctx context.Context
 	fn  func(*sql.Tx) error
+	// alone, when set, does what fn does in one statement on the database
+	// itself: a batch of this op alone runs it, without a transaction of its
+	// own (on PostgreSQL one round trip instead of three: begin, the
+	// statement, commit).
+	alone func(context.Context) error
 	// notice, when set, is the notice fn raised (if it says so), handed to
 	// the notice sink with the batch's once it committed.
 	notice func() (Notice, bool)
@@ -214,7 +219,7 @@ func (s *Store) commitBatch(batch []*groupOp) {
 	s.group.commits++
 	s.group.lmu.Unlock()
 	if len(batch) == 1 {
-		batch[0].done <- s.runGroupTx(context.WithoutCancel(batch[0].ctx), batch)
+		batch[0].done <- s.runAlone(context.WithoutCancel(batch[0].ctx), batch[0])
 		return
 	}
 	if err := s.runGroupTx(context.Background(), batch); err == nil {
@@ -226,8 +231,17 @@ func (s *Store) commitBatch(batch []*groupOp) {
 	// One failed (or the commit did): each on its own, so only the
 	// failing one reports an error.
 	for _, op := range batch {
-		op.done <- s.runGroupTx(context.WithoutCancel(op.ctx), []*groupOp{op})
+		op.done <- s.runAlone(context.WithoutCancel(op.ctx), op)
 	}
+}
+
+// runAlone runs op in a transaction of its own, or as its one statement
+// when it has that form.
+func (s *Store) runAlone(ctx context.Context, op *groupOp) error {
+	if op.alone != nil {
+		return op.alone(ctx)
+	}
+	return s.runGroupTx(ctx, []*groupOp{op})
 }
 
 // runGroupTx runs batch in a transaction of its own and, once it

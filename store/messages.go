@@ -82,12 +82,21 @@ func (s *Store) AcceptOutbound(ctx context.Context, msgs []*Outbound) error {
 		return nil
 	}
 	now := s.ms()
-	return s.grouped(ctx, &groupOp{lane: laneNew, fn: func(tx *sql.Tx) error {
+	op := &groupOp{lane: laneNew, fn: func(tx *sql.Tx) error {
 		if err := s.insertOutbound(ctx, tx, msgs, now); err != nil {
 			return fmt.Errorf("store: accept: %w", err)
 		}
 		return nil
-	}})
+	}}
+	if s.dialect == postgres && len(msgs) <= acceptBatch {
+		op.alone = func(ctx context.Context) error {
+			if err := s.insertOutboundPG(ctx, s.db, msgs, now); err != nil {
+				return fmt.Errorf("store: accept: %w", err)
+			}
+			return nil
+		}
+	}
+	return s.grouped(ctx, op)
 }
 
 // insertOutbound inserts msgs and sets their ids. SQLite runs one cached
@@ -111,26 +120,36 @@ func (s *Store) insertOutbound(ctx context.Context, tx *sql.Tx, msgs []*Outbound
 		return nil
 	}
 	for start := 0; start < len(msgs); start += acceptBatch {
-		chunk := msgs[start:min(start+acceptBatch, len(msgs))]
-		args := make([]any, 0, 1+outboundCols*len(chunk))
-		args = append(args, len(chunk))
-		for i, m := range chunk {
-			args = outboundArgs(args, m, i+1, now)
-		}
-		var ids pq.Int64Array
-		err := s.txQueryRow(ctx, tx, `WITH ids AS MATERIALIZED (
-				SELECT array_agg(nextval(pg_get_serial_sequence('messages', 'id'))) AS a FROM generate_series(1, $1)),
-			ins AS (`+insertOutboundSQL+` VALUES `+outboundValues(len(chunk), 2, "(SELECT a[$%d] FROM ids)")+`)
-			SELECT a FROM ids`, args...).Scan(&ids)
-		if err != nil {
+		if err := s.insertOutboundPG(ctx, tx, msgs[start:min(start+acceptBatch, len(msgs))], now); err != nil {
 			return err
 		}
-		if len(ids) != len(chunk) {
-			return fmt.Errorf("%d ids for %d messages", len(ids), len(chunk))
-		}
-		for i, m := range chunk {
-			m.ID = ids[i]
-		}
+	}
+	return nil
+}
+
+// insertOutboundPG inserts up to acceptBatch messages in one statement (see
+// insertOutbound), in a transaction or, alone, on the database.
+func (s *Store) insertOutboundPG(ctx context.Context, db interface {
+	QueryRowContext(context.Context, string, ...any) *sql.Row
+}, msgs []*Outbound, now int64) error {
+	args := make([]any, 0, 1+outboundCols*len(msgs))
+	args = append(args, len(msgs))
+	for i, m := range msgs {
+		args = outboundArgs(args, m, i+1, now)
+	}
+	var ids pq.Int64Array
+	err := db.QueryRowContext(ctx, `WITH ids AS MATERIALIZED (
+			SELECT array_agg(nextval(pg_get_serial_sequence('messages', 'id'))) AS a FROM generate_series(1, $1)),
+		ins AS (`+insertOutboundSQL+` VALUES `+outboundValues(len(msgs), 2, "(SELECT a[$%d] FROM ids)")+`)
+		SELECT a FROM ids`, args...).Scan(&ids)
+	if err != nil {
+		return err
+	}
+	if len(ids) != len(msgs) {
+		return fmt.Errorf("%d ids for %d messages", len(ids), len(msgs))
+	}
+	for i, m := range msgs {
+		m.ID = ids[i]
 	}
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -488,6 +489,54 @@ func TestNumberedArguments(t *testing.T) {
 		}
 		if sum != want {
 			t.Errorf("sum of %d weighted arguments = %d, want %d", n, sum, want)
+		}
+	})
+}
+
+// Messages accepted at once share transactions (on PostgreSQL, a batch of
+// one runs as a single statement, without one): each gets the id of its
+// own row, and a message refused by the database fails only its call.
+func TestAcceptTogether(t *testing.T) {
+	engines(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		const n = 64
+		var (
+			wg   sync.WaitGroup
+			msgs = make([][]*store.Outbound, n)
+			errs = make([]error, n)
+		)
+		for i := range msgs {
+			for j := range 1 + i%3 {
+				msgs[i] = append(msgs[i], &store.Outbound{SenderJID: "alice@example.com/phone", SenderNumber: "+12015550100",
+					Dest: "+12015550199", StanzaID: fmt.Sprintf("s%d-%d", i, j), Body: "hello", Parts: 1})
+			}
+			if i == 7 {
+				msgs[i][0].Body = "bad\x00" // PostgreSQL refuses NUL in text; SQLite keeps it
+			}
+			wg.Go(func() { errs[i] = s.AcceptOutbound(ctx, msgs[i]) })
+		}
+		wg.Wait()
+		seen := make(map[int64]bool)
+		for i, ms := range msgs {
+			if i == 7 && store.IsPostgres(s) {
+				if errs[i] == nil {
+					t.Errorf("a text with NUL was accepted on PostgreSQL")
+				}
+				continue
+			}
+			if errs[i] != nil {
+				t.Fatalf("AcceptOutbound %d: %v", i, errs[i])
+			}
+			for _, m := range ms {
+				if m.ID == 0 || seen[m.ID] {
+					t.Fatalf("message %s: id %d (zero or given twice)", m.StanzaID, m.ID)
+				}
+				seen[m.ID] = true
+				got, err := store.Dump(s, fmt.Sprintf("SELECT stanza_id FROM messages WHERE id = %d", m.ID))
+				if err != nil || len(got) != 1 || got[0] != m.StanzaID {
+					t.Fatalf("row %d holds %q, %v; want %s", m.ID, got, err, m.StanzaID)
+				}
+			}
 		}
 	})
 }
