@@ -525,6 +525,14 @@ func (s *Store) flush(ctx context.Context, tx *sql.Tx, w *writes) error {
 	if len(w.qs) == 0 {
 		return nil
 	}
+	q, args := w.combined()
+	_, err := s.txExec(ctx, tx, q, args...)
+	return err
+}
+
+// combined is w as one PostgreSQL statement: each write in a WITH clause
+// of its own, its arguments renumbered after the previous ones'.
+func (w *writes) combined() (string, []any) {
 	var (
 		b    strings.Builder
 		args []any
@@ -542,8 +550,7 @@ func (s *Store) flush(ctx context.Context, tx *sql.Tx, w *writes) error {
 		args = append(args, w.args[i]...)
 	}
 	b.WriteString(" SELECT 1")
-	_, err := s.txExec(ctx, tx, b.String(), args...)
-	return err
+	return b.String(), args
 }
 
 // HandNotices makes the notices that receipts raise go straight to sink

@@ -272,6 +272,29 @@ func TestLazyNoticesDone(t *testing.T) {
 			received(1) // the first one delivered
 		}
 
+		if store.IsPostgres(s) {
+			// Notices done wait for each other, in a lane of their own, and
+			// go as one statement.
+			store.SetLazyWait(s, 200*time.Millisecond)
+			ins := []*store.Inbound{accept("one"), accept("two"), accept("three")}
+			depths, _ := s.QueueDepths(ctx)
+			before := depths[store.StateReceived]
+			c0 := store.GroupCommits(s)
+			var wg sync.WaitGroup
+			for _, in := range ins {
+				wg.Go(func() {
+					if err := s.NoticesDone(ctx, []int64{in.ID}); err != nil {
+						t.Error(err)
+					}
+				})
+			}
+			wg.Wait()
+			if got := store.GroupCommits(s) - c0; got != 1 {
+				t.Errorf("%d commits for three notices done at once, want 1", got)
+			}
+			received(before - 3)
+		}
+
 		// With nothing else to write, it commits after the wait.
 		store.SetLazyWait(s, 10*time.Millisecond)
 		in := accept("more")

@@ -50,6 +50,10 @@ type groupOp struct {
 	// own (on PostgreSQL one round trip instead of three: begin, the
 	// statement, commit).
 	alone func(context.Context) error
+	// noticed are the ids of a NoticesDone (fn writes them): on PostgreSQL
+	// a batch of only those is written as one statement, without a
+	// transaction of its own.
+	noticed []int64
 	// notice, when set, is the notice fn raised (if it says so), handed to
 	// the notice sink with the batch's once it committed.
 	notice func() (Notice, bool)
@@ -218,6 +222,19 @@ func (s *Store) commitBatch(batch []*groupOp) {
 	s.group.largest = max(s.group.largest, len(batch)) // for tests
 	s.group.commits++
 	s.group.lmu.Unlock()
+	if ids := s.onlyNoticed(batch); ids != nil {
+		w := s.noticesDone(ids)
+		q, args := w.combined()
+		_, err := s.db.ExecContext(context.Background(), q, args...)
+		for _, op := range batch {
+			if err != nil {
+				op.done <- s.runAlone(context.WithoutCancel(op.ctx), op)
+			} else {
+				op.done <- nil
+			}
+		}
+		return
+	}
 	if len(batch) == 1 {
 		batch[0].done <- s.runAlone(context.WithoutCancel(batch[0].ctx), batch[0])
 		return
@@ -233,6 +250,25 @@ func (s *Store) commitBatch(batch []*groupOp) {
 	for _, op := range batch {
 		op.done <- s.runAlone(context.WithoutCancel(op.ctx), op)
 	}
+}
+
+// onlyNoticed returns, on PostgreSQL, the ids of a batch of notices done
+// and nothing else (up to 4,096 of them); else nil.
+func (s *Store) onlyNoticed(batch []*groupOp) []int64 {
+	if s.dialect != postgres {
+		return nil
+	}
+	var ids []int64
+	for _, op := range batch {
+		if op.noticed == nil {
+			return nil
+		}
+		ids = append(ids, op.noticed...)
+	}
+	if len(ids) > 4096 {
+		return nil
+	}
+	return ids
 }
 
 // runAlone runs op in a transaction of its own, or as its one statement

@@ -567,22 +567,28 @@ func (s *Store) NoticesDone(ctx context.Context, ids []int64) error {
 	if len(ids) == 0 {
 		return nil
 	}
-	args := idArgs([]any{s.ms()}, pad(ids))
 	// Shares a group commit with the other writes of the moment, waiting
 	// for them a little if there are none (the notices stay leased
 	// meanwhile).
-	err := s.grouped(ctx, &groupOp{lane: laneNoticesDone, lazy: true, fn: func(tx *sql.Tx) error {
-		var w writes
-		w.add(`DELETE FROM notices WHERE message_id IN (`+inList(1, len(args)-1)+`)`, args[1:]...)
-		// Finds the messages by id and writes only the inbound ones.
-		w.add(`UPDATE messages SET state = 'delivered', updated_at = $1
-			WHERE direction = 'in' AND state = 'received' AND id IN (`+inList(2, len(args)-1)+`)`, args...)
+	err := s.grouped(ctx, &groupOp{lane: laneNoticesDone, lazy: true, noticed: ids, fn: func(tx *sql.Tx) error {
+		w := s.noticesDone(ids)
 		return s.flush(ctx, tx, &w)
 	}})
 	if err != nil {
 		return fmt.Errorf("store: notices done: %w", err)
 	}
 	return nil
+}
+
+// noticesDone is the writes of NoticesDone for ids.
+func (s *Store) noticesDone(ids []int64) writes {
+	args := idArgs([]any{s.ms()}, pad(ids))
+	var w writes
+	w.add(`DELETE FROM notices WHERE message_id IN (`+inList(1, len(args)-1)+`)`, args[1:]...)
+	// Finds the messages by id and writes only the inbound ones.
+	w.add(`UPDATE messages SET state = 'delivered', updated_at = $1
+		WHERE direction = 'in' AND state = 'received' AND id IN (`+inList(2, len(args)-1)+`)`, args...)
+	return w
 }
 
 // MessageState returns a message's state and error text (for tests and admin).
