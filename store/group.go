@@ -45,14 +45,10 @@ const (
 type groupOp struct {
 	ctx context.Context
 	fn  func(*sql.Tx) error
-	// alone, when set, does what fn does in one statement on the database
-	// itself: a batch of this op alone runs it, without a transaction of its
-	// own (on PostgreSQL one round trip instead of three: begin, the
-	// statement, commit).
-	alone func(context.Context) error
-	// noticed are the ids of a NoticesDone (fn writes them): on PostgreSQL
-	// a batch of only those is written as one statement, without a
-	// transaction of its own.
+	// alone, when set, does what fn does as one statement on the database
+	// itself; noticed are the ids of a NoticesDone, which fn writes. Both
+	// let a batch run as one statement (see oneStatement).
+	alone   func(context.Context) error
 	noticed []int64
 	// notice, when set, is the notice fn raised (if it says so), handed to
 	// the notice sink with the batch's once it committed.
@@ -216,47 +212,47 @@ func allLazy(batch []*groupOp) bool {
 	return true
 }
 
-// commitBatch runs batch in one transaction and reports to each op.
+// commitBatch runs batch in one transaction (or, on PostgreSQL, as one
+// statement when it comes to one) and reports to each op.
 func (s *Store) commitBatch(batch []*groupOp) {
 	s.group.lmu.Lock()
 	s.group.largest = max(s.group.largest, len(batch)) // for tests
 	s.group.commits++
 	s.group.lmu.Unlock()
-	if ids := s.onlyNoticed(batch); ids != nil {
-		w := s.noticesDone(ids)
-		q, args := w.combined()
-		_, err := s.db.ExecContext(context.Background(), q, args...)
-		for _, op := range batch {
-			if err != nil {
-				op.done <- s.runAlone(context.WithoutCancel(op.ctx), op)
-			} else {
-				op.done <- nil
-			}
-		}
-		return
-	}
+	ctx := context.Background()
 	if len(batch) == 1 {
-		batch[0].done <- s.runAlone(context.WithoutCancel(batch[0].ctx), batch[0])
-		return
+		ctx = context.WithoutCancel(batch[0].ctx)
 	}
-	if err := s.runGroupTx(context.Background(), batch); err == nil {
+	var err error
+	if run := s.oneStatement(batch); run != nil {
+		err = run(ctx)
+	} else {
+		err = s.runGroupTx(ctx, batch)
+	}
+	if err == nil || len(batch) == 1 {
 		for _, op := range batch {
-			op.done <- nil
+			op.done <- err
 		}
 		return
 	}
 	// One failed (or the commit did): each on its own, so only the
 	// failing one reports an error.
 	for _, op := range batch {
-		op.done <- s.runAlone(context.WithoutCancel(op.ctx), op)
+		op.done <- s.runGroupTx(context.WithoutCancel(op.ctx), []*groupOp{op})
 	}
 }
 
-// onlyNoticed returns, on PostgreSQL, the ids of a batch of notices done
-// and nothing else (up to 4,096 of them); else nil.
-func (s *Store) onlyNoticed(batch []*groupOp) []int64 {
+// oneStatement returns, on PostgreSQL, a batch's work as one statement on
+// the database itself, when it comes to one: an accept on its own (its
+// alone), or notices done and nothing else (their ids merged, up to
+// 4,096). Without a transaction of its own it costs one round trip instead
+// of the transaction's begin, statements and commit. Else nil.
+func (s *Store) oneStatement(batch []*groupOp) func(context.Context) error {
 	if s.dialect != postgres {
 		return nil
+	}
+	if len(batch) == 1 && batch[0].alone != nil {
+		return batch[0].alone
 	}
 	var ids []int64
 	for _, op := range batch {
@@ -268,16 +264,12 @@ func (s *Store) onlyNoticed(batch []*groupOp) []int64 {
 	if len(ids) > 4096 {
 		return nil
 	}
-	return ids
-}
-
-// runAlone runs op in a transaction of its own, or as its one statement
-// when it has that form.
-func (s *Store) runAlone(ctx context.Context, op *groupOp) error {
-	if op.alone != nil {
-		return op.alone(ctx)
+	return func(ctx context.Context) error {
+		w := s.noticesDone(ids)
+		q, args := w.combined()
+		_, err := s.db.ExecContext(ctx, q, args...)
+		return err
 	}
-	return s.runGroupTx(ctx, []*groupOp{op})
 }
 
 // runGroupTx runs batch in a transaction of its own and, once it
