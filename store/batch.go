@@ -43,9 +43,8 @@ type receiptOp struct {
 type msgRow struct {
 	state   string
 	parts   int
-	want    int
 	updated int64
-	notice  Notice // what a notice about it says (Direction, UserJID, numbers, StanzaID)
+	notice  Notice // what a notice about it says (Direction, UserJID, numbers, StanzaID, WantReceipt)
 	// recorded are its parts that have a row, by seq, as the batch leaves
 	// them.
 	recorded map[int]*partRec
@@ -244,7 +243,7 @@ func (s *Store) applyOutcomes(ctx context.Context, tx *sql.Tx, parts []*partOp, 
 		w.add(`INSERT INTO early_receipts (smsc_id, state, err, received_at) VALUES `+valuesList(len(kept)/4, 4)+`
 			ON CONFLICT (smsc_id) DO UPDATE SET state = excluded.state, err = excluded.err, received_at = excluded.received_at`, kept...)
 	}
-	finals := s.settle(&w, msgs, slices.Collect(maps.Keys(last)), now, ns)
+	finals := s.settle(&w, msgs, slices.Sorted(maps.Keys(last)), now, ns)
 	if err := s.flush(ctx, tx, &w); err != nil {
 		return err
 	}
@@ -260,7 +259,7 @@ func (s *Store) applyOutcomes(ctx context.Context, tx *sql.Tx, parts []*partOp, 
 		} else {
 			op := rcpts[i-len(parts)]
 			op.res.Final, op.res.State = true, state
-			op.res.Unclaimed = s.handoff.sink == nil && (state == StateFailed || msgs[id].want != 0)
+			op.res.Unclaimed = s.handoff.sink == nil && (state == StateFailed || msgs[id].notice.WantReceipt)
 		}
 	}
 	return nil
@@ -371,7 +370,7 @@ func (s *Store) loadOutcomes(ctx context.Context, tx *sql.Tx, ids []int64, rcptF
 		switch kind {
 		case "m":
 			nt.ID, nt.WantReceipt = id, want != 0
-			msgs[id] = &msgRow{state: state, parts: num, want: want, updated: at, notice: nt, recorded: make(map[int]*partRec, num)}
+			msgs[id] = &msgRow{state: state, parts: num, updated: at, notice: nt, recorded: make(map[int]*partRec, num)}
 		case "p":
 			parts = append(parts, &partRec{msg: id, seq: num, smscID: smscID, state: state, err: errText, updated: at})
 		case "e":
@@ -389,14 +388,13 @@ func (s *Store) loadOutcomes(ctx context.Context, tx *sql.Tx, ids []int64, rcptF
 	return msgs, earlies, nil
 }
 
-// settle moves the messages ids forward from their parts, adding the
-// writes to w: submitted once every part has an id; delivered once every
-// part is DELIVRD; failed as soon as one part failed. Reaching delivered
+// settle moves the messages ids (sorted) forward from their parts, adding
+// the writes to w: submitted once every part has an id; delivered once
+// every part is DELIVRD; failed as soon as one part failed. Reaching delivered
 // (with a receipt requested) or failed raises a notice; with a notice sink
 // set (HandNotices), the notice is leased to it at once and added to ns. It
 // returns the messages that reached a final state, with that state.
 func (s *Store) settle(w *writes, msgs map[int64]*msgRow, ids []int64, now int64, ns *[]Notice) map[int64]string {
-	slices.Sort(ids)
 	finals := make(map[int64]string)
 	var (
 		submitted, delivered []int64
@@ -436,7 +434,7 @@ func (s *Store) settle(w *writes, msgs map[int64]*msgRow, ids []int64, now int64
 		case ok == m.parts:
 			delivered = append(delivered, id)
 			finals[id] = StateDelivered
-			if m.want != 0 {
+			if m.notice.WantReceipt {
 				raise = append(raise, id)
 				if handed {
 					n := m.notice

@@ -149,7 +149,7 @@ func (s *Store) RoutingOf(ctx context.Context, jids, dests []string) (Routing, e
 		case "o":
 			r.Owners[k] = v
 		case "s":
-			r.Settings[k] = Settings{Fallback: fb != 0, FallbackAfter: time.Duration(after) * time.Millisecond}
+			r.Settings[k] = storedSettings(fb, after)
 		}
 	}
 	if err := rows.Err(); err != nil {

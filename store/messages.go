@@ -127,11 +127,14 @@ func (s *Store) insertOutbound(ctx context.Context, tx *sql.Tx, msgs []*Outbound
 	return nil
 }
 
+// rowQuerier is a transaction or the database itself.
+type rowQuerier interface {
+	QueryRowContext(context.Context, string, ...any) *sql.Row
+}
+
 // insertOutboundPG inserts up to acceptBatch messages in one statement (see
 // insertOutbound), in a transaction or, alone, on the database.
-func (s *Store) insertOutboundPG(ctx context.Context, db interface {
-	QueryRowContext(context.Context, string, ...any) *sql.Row
-}, msgs []*Outbound, now int64) error {
+func (s *Store) insertOutboundPG(ctx context.Context, db rowQuerier, msgs []*Outbound, now int64) error {
 	args := make([]any, 0, 1+outboundCols*len(msgs))
 	args = append(args, len(msgs))
 	for i, m := range msgs {

@@ -153,9 +153,14 @@ func (s *Store) SettingsOf(ctx context.Context, jids []string) (map[string]Setti
 		if err := rows.Scan(&j, &fb, &after); err != nil {
 			return nil, err
 		}
-		out[j] = Settings{Fallback: fb != 0, FallbackAfter: time.Duration(after) * time.Millisecond}
+		out[j] = storedSettings(fb, after)
 	}
 	return out, rows.Err()
+}
+
+// storedSettings reads Settings from user_settings' columns.
+func storedSettings(fallback int, after int64) Settings {
+	return Settings{Fallback: fallback != 0, FallbackAfter: time.Duration(after) * time.Millisecond}
 }
 
 // SetSettings stores a user's settings.
