@@ -167,6 +167,9 @@ func (s *Store) positional(q string, args []any) (string, []any) {
 	if r.order == nil {
 		return q, args
 	}
+	if r.inOrder && len(args) == len(r.order) {
+		return r.q, args // $1, $2… once each, in order: the same arguments
+	}
 	out := make([]any, len(r.order))
 	for i, n := range r.order {
 		if n > len(args) {
@@ -180,8 +183,9 @@ func (s *Store) positional(q string, args []any) (string, []any) {
 // rewrite is a statement with anonymous arguments, and for each, in order,
 // the number of the argument it was.
 type rewrite struct {
-	q     string
-	order []int
+	q       string
+	order   []int
+	inOrder bool // order is 1, 2, … len(order)
 }
 
 type rewrites struct {
@@ -200,7 +204,10 @@ func (c *rewrites) get(q string) rewrite {
 		order = append(order, n)
 		return "?"
 	})
-	r := rewrite{q: q2, order: order}
+	r := rewrite{q: q2, order: order, inOrder: true}
+	for i, n := range order {
+		r.inOrder = r.inOrder && n == i+1
+	}
 	// Bounded: past 4,096 texts (the store's statements make a few
 	// hundred), a statement is rewritten each time it runs.
 	if c.n.Load() < 4096 {
