@@ -307,6 +307,16 @@ func TestPrune(t *testing.T) {
 				t.Errorf("message %d not pruned: %v", id, err)
 			}
 		}
+		// With their parts, and only theirs.
+		var parts int
+		must(t, store.QueryRow(s, `SELECT count(*) FROM parts WHERE message_id = $1`, delivered).Scan(&parts))
+		if parts != 0 {
+			t.Errorf("%d parts of pruned message %d left", parts, delivered)
+		}
+		must(t, store.QueryRow(s, `SELECT count(*) FROM parts WHERE message_id = $1`, submitted).Scan(&parts))
+		if parts != 1 {
+			t.Errorf("kept message %d has %d parts, want 1", submitted, parts)
+		}
 		for _, id := range kept {
 			if st, _, err := s.MessageState(ctx, id); err != nil {
 				t.Errorf("message %d (%s) pruned: %v", id, st, err)
