@@ -3,6 +3,7 @@ package router_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -311,6 +312,44 @@ func TestLimits(t *testing.T) {
 	send("r1", bobNum)
 	if s := f.x.next(t, "relay"); s.id != "r1" {
 		t.Fatalf("relay %+v", s)
+	}
+}
+
+// TestGlobalAndDailyLimits: everyone's SMS per minute and a user's per day
+// are limits of their own.
+func TestGlobalAndDailyLimits(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name   string
+		limits router.Limits
+		from   []jid.JID // the last one is refused
+		text   string
+	}{
+		{"global", router.Limits{GlobalMinute: 2}, []jid.JID{alice, bob, alice}, "too many SMS right now"},
+		{"day", router.Limits{PerUserDay: 2}, []jid.JID{alice, alice, alice}, "last 24 hours"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := setup(t, router.Config{Limits: tc.limits})
+			for i, from := range tc.from {
+				if err := f.r.Outbound(ctx, router.Message{From: from, To: numberJID(phone), ID: fmt.Sprint(i), Body: "x"}); err != nil {
+					t.Fatal(err)
+				}
+				if i == len(tc.from)-1 {
+					break
+				}
+				// Stored (the SMS sender is woken) before the next comes,
+				// so each batch reads the count from the store.
+				select {
+				case <-f.woken:
+				case <-time.After(10 * time.Second):
+					t.Fatalf("message %d not stored", i)
+				}
+			}
+			last := fmt.Sprint(len(tc.from) - 1)
+			if s := f.x.next(t, "error"); s.id != last || !strings.Contains(s.text, tc.text) {
+				t.Fatalf("refusal %+v, want message %s refused with %q", s, last, tc.text)
+			}
+		})
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -96,10 +97,15 @@ func (s *Store) AcceptOutbound(ctx context.Context, msgs []*Outbound) error {
 			return nil
 		}
 	}
-	return s.grouped(ctx, op)
+	if err := s.grouped(ctx, op); err != nil {
+		return err
+	}
+	s.sweepSMSSeconds(ctx, now)
+	return nil
 }
 
-// insertOutbound inserts msgs and sets their ids. SQLite runs one cached
+// insertOutbound inserts msgs and sets their ids, and counts those that go
+// as SMS in sms_seconds. SQLite runs one cached
 // statement per message; PostgreSQL one statement per acceptBatch messages,
 // which draws their ids from the table's sequence into an array, gives row
 // k the array's k-th id, and returns the array (one round trip, and no
@@ -114,6 +120,11 @@ func (s *Store) insertOutbound(ctx context.Context, tx *sql.Tx, msgs []*Outbound
 				return err
 			}
 			if m.ID, err = res.LastInsertId(); err != nil {
+				return err
+			}
+		}
+		if n := smsCount(msgs); n > 0 {
+			if _, err := s.txExec(ctx, tx, countSMS, now/1000, n); err != nil {
 				return err
 			}
 		}
@@ -140,10 +151,16 @@ func (s *Store) insertOutboundPG(ctx context.Context, db rowQuerier, msgs []*Out
 	for i, m := range msgs {
 		args = outboundArgs(args, m, i+1, now)
 	}
+	count := ""
+	if n := smsCount(msgs); n > 0 {
+		off := len(args)
+		count = `, sms AS (` + renumber(countSMS, func(n int) string { return "$" + strconv.Itoa(n+off) }) + `)`
+		args = append(args, now/1000, n)
+	}
 	var ids pq.Int64Array
 	err := db.QueryRowContext(ctx, `WITH ids AS MATERIALIZED (
 			SELECT array_agg(nextval(pg_get_serial_sequence('messages', 'id'))) AS a FROM generate_series(1, $1)),
-		ins AS (`+insertOutboundSQL+` VALUES `+outboundValues(len(msgs), 2, "(SELECT a[$%d] FROM ids)")+`)
+		ins AS (`+insertOutboundSQL+` VALUES `+outboundValues(len(msgs), 2, "(SELECT a[$%d] FROM ids)")+`)`+count+`
 		SELECT a FROM ids`, args...).Scan(&ids)
 	if err != nil {
 		return err

@@ -13,12 +13,13 @@ type SMSCounts struct {
 }
 
 // SMSSent counts, for each of jids, the SMS they sent since minute and
-// since day; and the SMS everyone sent since minute.
+// since day; and the SMS everyone sent since minute (counted by whole
+// seconds, so up to a second more).
 func (s *Store) SMSSent(ctx context.Context, jids []string, minute, day time.Time) (map[string]SMSCounts, int, error) {
 	out := make(map[string]SMSCounts, len(jids))
 	var global int
-	if err := s.queryRow(ctx, `SELECT count(*) FROM messages WHERE created_at >= $1 AND direction = 'out' AND route = 'sms'`,
-		minute.UnixMilli()).Scan(&global); err != nil {
+	if err := s.queryRow(ctx, `SELECT coalesce(sum(n), 0) FROM sms_seconds WHERE at >= $1`,
+		minute.Unix()).Scan(&global); err != nil {
 		return nil, 0, fmt.Errorf("store: sms sent: %w", err)
 	}
 	if len(jids) == 0 {
@@ -45,4 +46,34 @@ func (s *Store) SMSSent(ctx context.Context, jids []string, minute, day time.Tim
 		out[j] = c
 	}
 	return out, global, rows.Err()
+}
+
+// countSMS adds n SMS sent (stored to go as SMS, or fallen back to SMS)
+// in the second at to everyone's count.
+const countSMS = `INSERT INTO sms_seconds (at, n) VALUES ($1, $2)
+	ON CONFLICT (at) DO UPDATE SET n = sms_seconds.n + excluded.n`
+
+// smsCount is how many of msgs go as SMS.
+func smsCount(msgs []*Outbound) int {
+	n := 0
+	for _, m := range msgs {
+		if m.PeerJID == "" {
+			n++
+		}
+	}
+	return n
+}
+
+// sweepSMSSeconds deletes the seconds no count reads any more, at most once
+// a minute per store. It runs as a statement of its own, after the accept
+// committed: it takes no lock an accept holds, so instances sharing a
+// database cannot deadlock on it. A failed sweep leaves rows the next one
+// deletes.
+func (s *Store) sweepSMSSeconds(ctx context.Context, nowMS int64) {
+	sec := nowMS / 1000
+	last := s.smsSwept.Load()
+	if sec-last < 60 || !s.smsSwept.CompareAndSwap(last, sec) {
+		return
+	}
+	_, _ = s.exec(ctx, `DELETE FROM sms_seconds WHERE at < $1`, sec-2*60)
 }

@@ -78,7 +78,17 @@ func (s *Store) fallBack(ctx context.Context, tx *sql.Tx, ids []int64, now time.
 		}
 		out = append(out, &m)
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	rows.Close()
+	// Fallen back, they count against the global limit from now.
+	if len(out) > 0 {
+		if _, err := s.txExec(ctx, tx, countSMS, now.Unix(), len(out)); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }
 
 // Relay is an outbound message found by its conversation and stanza id.

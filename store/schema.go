@@ -162,6 +162,23 @@ var migrations = []string{
 		FROM messages WHERE notify <> 0;
 	UPDATE messages SET notify = 0 WHERE notify <> 0;
 	DROP INDEX messages_notify;`,
+	// Quotas that cost the same at any traffic. The global per-minute
+	// limit counted every SMS of the last minute in messages, once per
+	// batch of the router: with the limits raised for a busy gateway, at a
+	// paced 1,000 msg/s on SQLite, that took the CPU per 1,000 messages
+	// from 0.57 to 0.91 s and the p99 XMPP → submit_sm from 12 to 39 ms.
+	// Everyone's SMS are now added up per second in sms_seconds (at most
+	// 61 rows to read; at, a unix second, is the rowid on SQLite). A
+	// user's are read from an index of SMS only, which covers the count on
+	// SQLite and is bounded by the user's own limits, not by how much they
+	// chat over XMPP. The count starts empty: for the first minute after
+	// this migration the global limit sees only the SMS sent since.
+	`CREATE TABLE sms_seconds (
+		at {{idref}} PRIMARY KEY,
+		n  BIGINT NOT NULL
+	);
+	DROP INDEX messages_sms_quota;
+	CREATE INDEX messages_sms_quota ON messages (user_bare, created_at) WHERE direction = 'out' AND route = 'sms';`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {

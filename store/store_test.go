@@ -394,7 +394,7 @@ func TestMigrateNotices(t *testing.T) {
 	}
 	leasedUntil := time.Now().Add(time.Hour).UnixMilli()
 	for _, q := range []string{
-		`DELETE FROM schema_migrations WHERE version = (SELECT max(version) FROM schema_migrations)`,
+		`DELETE FROM schema_migrations WHERE version = 9`, // the notices' migration
 		`DROP TABLE notices`,
 		`CREATE INDEX messages_notify ON messages (notify, id) WHERE notify <> 0`,
 		fmt.Sprintf(`UPDATE messages SET notify = 1 WHERE id = %d`, ids[0]),

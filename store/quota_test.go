@@ -1,0 +1,77 @@
+package store_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"switchboard/store"
+)
+
+// TestSMSSent counts SMS per user over a minute and a day, and everyone's
+// over a minute: SMS stored to go and relays fallen back to SMS count,
+// relays still over XMPP do not; the global count forgets seconds more than
+// a minute old, and the seconds no count reads are swept.
+func TestSMSSent(t *testing.T) {
+	engines(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		now := epoch
+		store.SetClock(s, func() time.Time { return now })
+		accept := func(ms ...store.Outbound) []int64 {
+			t.Helper()
+			var ptrs []*store.Outbound
+			for i := range ms {
+				ms[i].Parts = 1
+				ptrs = append(ptrs, &ms[i])
+			}
+			must(t, s.AcceptOutbound(ctx, ptrs))
+			var ids []int64
+			for _, m := range ptrs {
+				ids = append(ids, m.ID)
+			}
+			return ids
+		}
+		bobTo := func(dest string) store.Outbound {
+			return store.Outbound{SenderJID: bobJID + "/pc", SenderNumber: bobNum, Dest: dest, Body: "b"}
+		}
+		check := func(what string, wantAlice, wantBob store.SMSCounts, wantGlobal int) {
+			t.Helper()
+			counts, global, err := s.SMSSent(ctx, []string{aliceJID, bobJID}, now.Add(-time.Minute), now.Add(-24*time.Hour))
+			if err != nil {
+				t.Fatalf("%s: %v", what, err)
+			}
+			if counts[aliceJID] != wantAlice || counts[bobJID] != wantBob || global != wantGlobal {
+				t.Errorf("%s: alice %+v, bob %+v, everyone %d; want %+v, %+v, %d",
+					what, counts[aliceJID], counts[bobJID], global, wantAlice, wantBob, wantGlobal)
+			}
+		}
+
+		accept(aliceTo(phoneNum, "a1", "x"), aliceTo(otherPhone, "a2", "y"), bobTo(phoneNum))
+		// A relay to a registered user is no SMS, until it falls back.
+		relay := accept(store.Outbound{SenderJID: aliceJID, SenderNumber: aliceNum, Dest: bobNum, StanzaID: "r", Body: "r", PeerJID: bobJID})[0]
+		check("accepted", store.SMSCounts{Minute: 2, Day: 2}, store.SMSCounts{Minute: 1, Day: 1}, 3)
+
+		now = now.Add(30 * time.Second)
+		if m, err := s.FallBackNow(ctx, relay); err != nil || m == nil {
+			t.Fatalf("FallBackNow = %v, %v", m, err)
+		}
+		check("fallen back", store.SMSCounts{Minute: 3, Day: 3}, store.SMSCounts{Minute: 1, Day: 1}, 4)
+
+		// 45 s later the first four are out of a user's minute (a user's
+		// SMS count from when they were sent, the relay's too). Everyone's
+		// counts the fallback from when it fell back.
+		now = now.Add(45 * time.Second)
+		accept(bobTo(otherPhone))
+		check("a minute on", store.SMSCounts{Minute: 0, Day: 3}, store.SMSCounts{Minute: 1, Day: 2}, 2)
+
+		// Two hours on, the count sweeps what no minute reads any more.
+		now = now.Add(2 * time.Hour)
+		accept(bobTo(phoneNum))
+		check("hours on", store.SMSCounts{Minute: 0, Day: 3}, store.SMSCounts{Minute: 1, Day: 3}, 1)
+		var rows int
+		must(t, store.QueryRow(s, `SELECT count(*) FROM sms_seconds`).Scan(&rows))
+		if rows != 1 {
+			t.Errorf("%d seconds kept after the sweep, want 1 (the last)", rows)
+		}
+	})
+}
