@@ -229,8 +229,14 @@ func (s *Store) ArchiveMetadata(ctx context.Context, user string) (ArchiveBounds
 const pruneBatch = 1000
 
 // finalCond selects messages whose life is over: outbound delivered or
-// failed, inbound delivered, no notice waiting to be sent.
-const finalCond = `((direction = 'out' AND state IN ('delivered', 'failed')) OR (direction = 'in' AND state = 'delivered'))
+// failed, inbound delivered, no notice waiting to be sent. The states are
+// compared as (state || ''), which no index serves, so that Prune walks
+// messages_created from the oldest and stops after its batch. SQLite read
+// every final message through messages_work instead, and sorted them all,
+// for each batch: BenchmarkPrune, among 100,000 finished messages, took
+// 144 ms to delete a batch of 1,000 (now 23) and 53 ms to find nothing
+// (now 0.14), holding the writer each time.
+const finalCond = `((direction = 'out' AND (state || '') IN ('delivered', 'failed')) OR (direction = 'in' AND (state || '') = 'delivered'))
 	AND NOT EXISTS (SELECT 1 FROM notices WHERE message_id = messages.id)`
 
 // Prune deletes messages accepted before the cutoff whose life is over
@@ -239,7 +245,7 @@ const finalCond = `((direction = 'out' AND state IN ('delivered', 'failed')) OR 
 func (s *Store) Prune(ctx context.Context, before time.Time) (int64, error) {
 	var total int64
 	for {
-		q := `DELETE FROM messages WHERE id IN (SELECT id FROM messages WHERE created_at < $1 AND ` + finalCond + ` ORDER BY id LIMIT $2)`
+		q := `DELETE FROM messages WHERE id IN (SELECT id FROM messages WHERE created_at < $1 AND ` + finalCond + ` ORDER BY created_at LIMIT $2)`
 		res, err := s.db.ExecContext(ctx, q, before.UnixMilli(), pruneBatch)
 		if err != nil {
 			return total, fmt.Errorf("store: prune: %w", err)

@@ -152,3 +152,46 @@ func BenchmarkReceipt(b *testing.B) {
 		})
 	})
 }
+
+// BenchmarkPrune times a Prune among 100,000 finished messages: with
+// nothing old enough ("none"), and deleting one batch of 1,000 ("batch").
+// Each call on SQLite holds the writer, so every other write waits for it.
+func BenchmarkPrune(b *testing.B) {
+	const kept = 100000
+	fill := func(b *testing.B, s *store.Store, n int) int64 {
+		b.Helper()
+		// The framework calls each sub-benchmark more than once.
+		if err := store.Exec(s, `DELETE FROM messages`); err != nil {
+			b.Fatal(err)
+		}
+		start := time.Now().Add(-time.Hour).UnixMilli()
+		err := store.Exec(s, `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < $1)
+			INSERT INTO messages (direction, route, state, user_jid, user_bare, user_number, peer_number, body, parts, created_at, updated_at)
+			SELECT 'out', 'sms', 'delivered', 'u' || (i % 100) || '@example.com', 'u' || (i % 100) || '@example.com',
+				'+12015550100', '+1201555' || (i % 8000), 'pruned', 1, CAST($2 AS BIGINT) + i, CAST($2 AS BIGINT) + i FROM n`, n, start)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return start
+	}
+	benchEngines(b, func(b *testing.B, s *store.Store) {
+		b.Run("none", func(b *testing.B) {
+			start := fill(b, s, kept)
+			b.ResetTimer()
+			for range b.N {
+				if n, err := s.Prune(context.Background(), time.UnixMilli(start)); err != nil || n != 0 {
+					b.Fatalf("Prune = %d, %v", n, err)
+				}
+			}
+		})
+		b.Run("batch", func(b *testing.B) {
+			start := fill(b, s, kept+b.N*1000)
+			b.ResetTimer()
+			for i := range b.N {
+				if n, err := s.Prune(context.Background(), time.UnixMilli(start+int64(i+1)*1000+1)); err != nil || n != 1000 {
+					b.Fatalf("Prune = %d, %v", n, err)
+				}
+			}
+		})
+	})
+}

@@ -115,3 +115,9 @@ func Dump(s *Store, q string) ([]string, error) {
 	}
 	return out, rows.Err()
 }
+
+// Exec runs q on the writer's handle, outside the group commit.
+func Exec(s *Store, q string, args ...any) error {
+	_, err := s.db.ExecContext(context.Background(), q, args...)
+	return err
+}
