@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -186,5 +187,81 @@ func TestNodeSMSCInterop(t *testing.T) {
 	must(t, err)
 	if r.Body != "hi from node" || r.Attr["type"] != "chat" {
 		t.Fatalf("MO = %s", r.XML)
+	}
+}
+
+// TestLoadgenCrossCheck runs testdata/loadgen/run.sh, the cross-check of the
+// component-only figure that shares nothing with internal/bench: a Python
+// load generator playing the XMPP server and the npm SMSC, around this
+// binary as switchboard. Every message must get its receipt and none an
+// error; speed is not checked here.
+func TestLoadgenCrossCheck(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts Switchboard, node and python3 as child processes")
+	}
+	var missing []string
+	for _, prog := range []string{"bash", "python3", "node"} {
+		if _, err := exec.LookPath(prog); err != nil {
+			missing = append(missing, prog)
+		}
+	}
+	if _, err := os.Stat(filepath.Join("..", "..", "testdata", "smpp-node", "node_modules", "smpp", "package.json")); err != nil {
+		missing = append(missing, "the npm smpp package")
+	}
+	if len(missing) > 0 {
+		if os.Getenv(testenv.RequireServersEnv) == "1" {
+			t.Fatalf("missing for the load generator cross-check (scripts/test-deps.sh installs node and smpp): %s", strings.Join(missing, ", "))
+		}
+		t.Skipf("missing: %s", strings.Join(missing, ", "))
+	}
+	dir := t.TempDir()
+	report := filepath.Join(dir, "report.json")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "bash", filepath.Join("..", "..", "testdata", "loadgen", "run.sh"))
+	// On timeout run.sh gets SIGTERM, so that its trap stops the SMSC,
+	// the generator and Switchboard; SIGKILL would orphan them.
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	cmd.WaitDelay = 15 * time.Second
+	cmd.Env = append(os.Environ(),
+		"SB_TEST_MAIN=1", "SWITCHBOARD="+os.Args[0], // this test binary is switchboard (see config_test.go)
+		"N=300", "USERS=10", "WINDOW=100", "SMPP_WINDOW=10", "DSN=", "KEEP=0",
+		// A run that cannot finish fails in seconds, well within ctx.
+		"TMPDIR="+dir, "LOADGEN_ARGS=-q --warmup-timeout 20 --stall 10 --json "+report)
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	t.Logf("run.sh:\n%s", out.String())
+	if err != nil {
+		// The report, if any, says more than the exit status.
+		t.Errorf("run.sh: %v", err)
+	}
+	b, err := os.ReadFile(report)
+	if err != nil {
+		t.Fatalf("loadgen.py wrote no report: %v", err)
+	}
+	var r struct {
+		Sent, Receipts, Errors int
+		Complete               bool
+		Failure                *string
+		Answered               map[string]int
+		Other                  map[string]int `json:"other_stanzas"`
+	}
+	if err := json.Unmarshal(b, &r); err != nil {
+		t.Fatalf("report: %v", err)
+	}
+	if r.Sent != 300 || r.Receipts != 300 || r.Errors != 0 || !r.Complete || r.Failure != nil {
+		t.Errorf("sent %d, receipts %d, errors %d, complete %v, failure %v; want 300, 300, 0, true, none",
+			r.Sent, r.Receipts, r.Errors, r.Complete, r.Failure)
+	}
+	// Switchboard asks the server nothing but pings (Sync, after each
+	// batch of receipts); anything else it starts asking should be seen.
+	for k := range r.Answered {
+		if !strings.Contains(k, "urn:xmpp:ping") {
+			t.Errorf("Switchboard asked the server %q", k)
+		}
+	}
+	if len(r.Other) > 0 {
+		t.Errorf("stanzas besides receipts and pings: %v", r.Other)
 	}
 }
