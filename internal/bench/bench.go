@@ -58,6 +58,9 @@ type Options struct {
 	SMPPWindow int
 	// NoReceipts makes the sink send no receipts: messages stay waiting for them.
 	NoReceipts bool
+	// Quotas keeps the SMS limits on, set too high to refuse anything, so
+	// that every batch pays for counting; by default they are off.
+	Quotas bool
 	// SMSC, when set (host:port), is an SMSC of the caller's to use instead
 	// of the built-in sink, reached through the same tap (so every figure
 	// is taken the same way). It must accept system_id and password
@@ -236,6 +239,10 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}()
 	defer drv.close()
 
+	limit := -1
+	if o.Quotas {
+		limit = 1_000_000_000
+	}
 	cfgPath := filepath.Join(dir, "switchboard.toml")
 	cfg := fmt.Sprintf(`[xmpp]
 component = %q
@@ -260,13 +267,13 @@ verification = "none"
 sms_fallback_after = "0"
 
 [limits]
-per_user_minute = -1
-per_user_day = -1
-global_minute = -1
+per_user_minute = %[8]d
+per_user_day = %[8]d
+global_minute = %[8]d
 
 [log]
 level = "warn"
-`, CompDomain, drv.componentAddr(), secret, UserDomain, sinkAddr, o.SMPPWindow, dsn)
+`, CompDomain, drv.componentAddr(), secret, UserDomain, sinkAddr, o.SMPPWindow, dsn, limit)
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		return nil, err
 	}
