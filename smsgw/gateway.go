@@ -34,6 +34,8 @@ type Outbox interface {
 	MessageState(ctx context.Context, id int64) (state, errText string, err error)
 	AddFragment(ctx context.Context, f store.Fragment) ([]store.Fragment, error)
 	StaleFragments(ctx context.Context, cutoff time.Time) ([][]store.Fragment, error)
+	DropFragments(ctx context.Context, k store.FragmentKey) error
+	SweepEarlyReceipts(ctx context.Context, cutoff time.Time) (int64, error)
 }
 
 // Inbox is where messages from phones go. The router satisfies it.
@@ -249,6 +251,7 @@ func (g *Gateway) Run(ctx context.Context, drain time.Duration) error {
 		case <-t.C:
 		case <-sweep.C:
 			g.sweepFragments(ctx)
+			g.sweepEarlyReceipts(ctx)
 		}
 	}
 }

@@ -2,6 +2,8 @@ package smsgw
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"path/filepath"
 	"sync/atomic"
 	"testing"
@@ -186,5 +188,37 @@ func TestTakeAfterRun(t *testing.T) {
 	}
 	if len(g.sem) != 0 {
 		t.Fatalf("%d slots still held", len(g.sem))
+	}
+}
+
+// nobody is an inbox without a recipient for any number.
+type nobody struct{}
+
+var errNobody = errors.New("no such number")
+
+func (nobody) Recipient(context.Context, string) (string, error) { return "", errNobody }
+func (nobody) Inbound(context.Context, string, string, string, *store.FragmentKey) error {
+	return fmt.Errorf("inbound: %w", errNobody)
+}
+
+// TestSweepDropsPartsForNobody: the parts of an incomplete message to a
+// number nobody has any more are deleted by the sweep, not read again at
+// every sweep after.
+func TestSweepDropsPartsForNobody(t *testing.T) {
+	ctx := context.Background()
+	st, err := store.Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "sb.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	g := New(Config{Instance: "i1", NoRecipient: errNobody, Reassembly: time.Millisecond}, st, nobody{})
+	key := store.FragmentKey{Source: "+12015550199", Dest: "+12015550100", Ref: 3, Total: 2}
+	if _, err := st.AddFragment(ctx, store.Fragment{FragmentKey: key, Seq: 1, Payload: []byte("half")}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(10 * time.Millisecond) // past the reassembly time
+	g.sweepFragments(ctx)
+	if groups, err := st.StaleFragments(ctx, time.Now().Add(time.Hour)); err != nil || len(groups) != 0 {
+		t.Fatalf("parts left after the sweep: %v, %v", groups, err)
 	}
 }

@@ -160,8 +160,13 @@ func (g *Gateway) sweepFragments(ctx context.Context) {
 		text := assemble(frags)
 		err := g.inbox.Inbound(ctx, k.Source, k.Dest, text, &k)
 		if g.cfg.NoRecipient != nil && errors.Is(err, g.cfg.NoRecipient) {
-			// The number was released meanwhile; keep nothing for nobody.
-			g.log.Warn().Str("dest", k.Dest).Msg("dropping parts for a number nobody has any more")
+			// The number was released meanwhile; keep nothing for nobody
+			// (kept, the parts would be read again at every sweep).
+			if err := g.outbox.DropFragments(ctx, k); err != nil {
+				g.log.Error().Err(err).Msg("dropping parts failed; the next sweep will retry")
+				continue
+			}
+			g.log.Warn().Str("dest", k.Dest).Int("parts", len(frags)).Msg("dropped parts for a number nobody has any more")
 			continue
 		}
 		if err != nil {
@@ -233,4 +238,21 @@ func phoneAddr(a smpp.Address) string {
 		return n.String()
 	}
 	return strings.TrimSpace(a.Addr)
+}
+
+// earlyReceiptKeep is how long a receipt for an SMSC id not yet recorded
+// is kept for that id. The id is recorded within the submit's response
+// time of the SMSC's answer; after a crash in between, the message is
+// submitted again under a new id, and the old receipt is no use.
+const earlyReceiptKeep = time.Hour
+
+// sweepEarlyReceipts deletes receipts whose SMSC id never came.
+func (g *Gateway) sweepEarlyReceipts(ctx context.Context) {
+	n, err := g.outbox.SweepEarlyReceipts(ctx, time.Now().Add(-earlyReceiptKeep))
+	switch {
+	case err != nil:
+		g.log.Error().Err(err).Msg("sweeping receipts for unknown SMSC ids failed")
+	case n > 0:
+		g.log.Info().Int64("receipts", n).Dur("after", earlyReceiptKeep).Msg("dropped receipts for SMSC ids never recorded")
+	}
 }

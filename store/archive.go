@@ -230,8 +230,9 @@ const pruneBatch = 1000
 
 // finalCond selects messages whose life is over: outbound delivered or
 // failed, inbound delivered, no notice waiting to be sent. The states are
-// compared as (state || ''), which no index serves, so that Prune walks
-// messages_created from the oldest and stops after its batch. SQLite read
+// compared after appending the empty string to them, which no index
+// serves, so that Prune walks messages_created from the oldest and stops
+// after its batch. SQLite read
 // every final message through messages_work instead, and sorted them all,
 // for each batch: BenchmarkPrune, among 100,000 finished messages, took
 // 144 ms to delete a batch of 1,000 (now 23) and 53 ms to find nothing

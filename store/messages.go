@@ -716,3 +716,17 @@ func (s *Store) RecentFailures(ctx context.Context, limit int) ([]Failure, error
 	}
 	return out, rows.Err()
 }
+
+// SweepEarlyReceipts deletes the receipts kept for SMSC ids that were never
+// recorded and came before cutoff, and returns how many. A receipt is kept
+// early for the moment between the SMSC's answer and the id's commit; one
+// whose id never comes (a message resubmitted after its instance died, a
+// receipt for another system's message on a shared account, a late one
+// for a pruned message) would otherwise stay for good.
+func (s *Store) SweepEarlyReceipts(ctx context.Context, cutoff time.Time) (int64, error) {
+	res, err := s.exec(ctx, `DELETE FROM early_receipts WHERE received_at < $1`, cutoff.UnixMilli())
+	if err != nil {
+		return 0, fmt.Errorf("store: sweep early receipts: %w", err)
+	}
+	return res.RowsAffected()
+}

@@ -294,6 +294,18 @@ func TestInboundAndFragments(t *testing.T) {
 		if err != nil || len(groups) != 1 || groups[0][0].FragmentKey != k2 {
 			t.Fatalf("StaleFragments = %v, %v", groups, err)
 		}
+		// Dropped (its number was released), it is gone, and only it.
+		k3 := store.FragmentKey{Source: "+12015550199", Dest: "+12015550100", Ref: 9, Total: 2}
+		if _, err := s.AddFragment(ctx, store.Fragment{FragmentKey: k3, Seq: 2, Payload: []byte("b")}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.DropFragments(ctx, k2); err != nil {
+			t.Fatal(err)
+		}
+		groups, err = s.StaleFragments(ctx, time.Now().Add(time.Second))
+		if err != nil || len(groups) != 1 || groups[0][0].FragmentKey != k3 {
+			t.Fatalf("StaleFragments after dropping %v = %v, %v", k2, groups, err)
+		}
 		// A released notice is claimed again.
 		in2 := &store.Inbound{Source: "+12015550199", Dest: "+12015550100", RecipientJID: "alice@example.com", Body: "again"}
 		if err := s.AcceptInbound(ctx, in2); err != nil {
