@@ -105,7 +105,7 @@ func (s *Store) Archive(ctx context.Context, q ArchiveQuery) (ArchivePage, error
 	if q.BeforeID != 0 {
 		where += " AND id < " + arg(q.BeforeID)
 	}
-	if err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM messages WHERE `+where, args...).Scan(&page.Count); err != nil {
+	if err := s.rdb.QueryRowContext(ctx, `SELECT count(*) FROM messages WHERE `+where, args...).Scan(&page.Count); err != nil {
 		return page, fmt.Errorf("store: archive count: %w", err)
 	}
 	if q.Max <= 0 || page.Count == 0 {
@@ -127,7 +127,7 @@ func (s *Store) Archive(ctx context.Context, q ArchiveQuery) (ArchivePage, error
 		pageWhere += " AND id > " + parg(q.PageAfter)
 	}
 	limit := parg(q.Max + 1)
-	rows, err := s.db.QueryContext(ctx, `SELECT id, direction, user_bare, user_number, peer_number, stanza_id, body, created_at
+	rows, err := s.rdb.QueryContext(ctx, `SELECT id, direction, user_bare, user_number, peer_number, stanza_id, body, created_at
 		FROM messages WHERE `+pageWhere+` ORDER BY id `+order+` LIMIT `+limit, pargs...)
 	if err != nil {
 		return page, fmt.Errorf("store: archive: %w", err)
@@ -163,7 +163,7 @@ func (s *Store) Archive(ctx context.Context, q ArchiveQuery) (ArchivePage, error
 	}
 	if len(page.Items) > 0 {
 		first := arg(page.Items[0].ID)
-		err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM messages WHERE `+where+` AND id < `+first, args...).Scan(&page.Index)
+		err := s.rdb.QueryRowContext(ctx, `SELECT count(*) FROM messages WHERE `+where+` AND id < `+first, args...).Scan(&page.Index)
 		if err != nil {
 			return page, fmt.Errorf("store: archive index: %w", err)
 		}
@@ -177,7 +177,7 @@ func (s *Store) inArchive(ctx context.Context, user string, id int64) (bool, err
 	where := archiveCond(user, "", &args)
 	args = append(args, id)
 	var n int
-	err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM messages WHERE `+where+` AND id = $`+strconv.Itoa(len(args)), args...).Scan(&n)
+	err := s.rdb.QueryRowContext(ctx, `SELECT count(*) FROM messages WHERE `+where+` AND id = $`+strconv.Itoa(len(args)), args...).Scan(&n)
 	if err != nil {
 		return false, fmt.Errorf("store: archive: %w", err)
 	}
@@ -203,7 +203,7 @@ func (s *Store) ArchiveMetadata(ctx context.Context, user string) (ArchiveBounds
 		last  sql.NullInt64
 	)
 	where := archiveCond(user, "", &args)
-	err := s.db.QueryRowContext(ctx, `SELECT min(id), max(id), count(*) FROM messages WHERE `+where, args...).Scan(&first, &last, &b.Count)
+	err := s.rdb.QueryRowContext(ctx, `SELECT min(id), max(id), count(*) FROM messages WHERE `+where, args...).Scan(&first, &last, &b.Count)
 	if err != nil {
 		return b, fmt.Errorf("store: archive metadata: %w", err)
 	}
@@ -217,7 +217,7 @@ func (s *Store) ArchiveMetadata(ctx context.Context, user string) (ArchiveBounds
 		at *time.Time
 	}{{b.FirstID, &b.FirstAt}, {b.LastID, &b.LastAt}} {
 		var ms int64
-		if err := s.db.QueryRowContext(ctx, `SELECT created_at FROM messages WHERE id = $1`, p.id).Scan(&ms); err != nil {
+		if err := s.rdb.QueryRowContext(ctx, `SELECT created_at FROM messages WHERE id = $1`, p.id).Scan(&ms); err != nil {
 			return b, fmt.Errorf("store: archive metadata: %w", err)
 		}
 		*p.at = time.UnixMilli(ms)

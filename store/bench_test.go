@@ -195,3 +195,37 @@ func BenchmarkPrune(b *testing.B) {
 		})
 	})
 }
+
+// BenchmarkArchive times the latest page (50) of a user's archive of
+// 50,000 messages among 200,000, and of one conversation in it (2,000).
+// It reads on its own handle beside the writer (see
+// TestLongReadsBesideWriter), but it counts the whole set each time.
+func BenchmarkArchive(b *testing.B) {
+	benchEngines(b, func(b *testing.B, s *store.Store) {
+		start := time.Now().Add(-time.Hour).UnixMilli()
+		err := store.Exec(s, `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 200000)
+			INSERT INTO messages (direction, route, state, user_jid, user_bare, user_number, peer_number, body, parts, created_at, updated_at)
+			SELECT 'out', 'sms', 'delivered', 'u' || (i % 4) || '@example.com', 'u' || (i % 4) || '@example.com',
+				'+12015550100', '+1201555' || (1000 + i % 50), 'archived', 1, CAST($1 AS BIGINT) + i, CAST($1 AS BIGINT) + i FROM n`, start)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, q := range []struct {
+			name string
+			q    store.ArchiveQuery
+			n    int
+		}{
+			{"all", store.ArchiveQuery{User: "u1@example.com", Max: 50, Backward: true}, 50000},
+			{"with", store.ArchiveQuery{User: "u1@example.com", With: "+12015551011", Max: 50, Backward: true}, 2000},
+		} {
+			b.Run(q.name, func(b *testing.B) {
+				for range b.N {
+					p, err := s.Archive(context.Background(), q.q)
+					if err != nil || p.Count != q.n || len(p.Items) != 50 {
+						b.Fatalf("Archive = %d of %d, %v", len(p.Items), p.Count, err)
+					}
+				}
+			})
+		}
+	})
+}

@@ -213,7 +213,7 @@ func (s *Store) bindingMap(ctx context.Context, q string, keys []string) (map[st
 
 // Bindings lists every binding, ordered by number.
 func (s *Store) Bindings(ctx context.Context) ([]Binding, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT number, jid, method, verified_at FROM bindings ORDER BY number`)
+	rows, err := s.rdb.QueryContext(ctx, `SELECT number, jid, method, verified_at FROM bindings ORDER BY number`)
 	if err != nil {
 		return nil, fmt.Errorf("store: bindings: %w", err)
 	}

@@ -622,7 +622,7 @@ func (s *Store) MessageState(ctx context.Context, id int64) (state, errText stri
 
 // Counts returns the number of messages per direction and state.
 func (s *Store) Counts(ctx context.Context) (map[string]int, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT direction, state, count(*) FROM messages GROUP BY direction, state`)
+	rows, err := s.rdb.QueryContext(ctx, `SELECT direction, state, count(*) FROM messages GROUP BY direction, state`)
 	if err != nil {
 		return nil, fmt.Errorf("store: counts: %w", err)
 	}
@@ -696,7 +696,7 @@ type Failure struct {
 
 // RecentFailures returns the last limit failed messages, newest first.
 func (s *Store) RecentFailures(ctx context.Context, limit int) ([]Failure, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT id, updated_at, direction, user_bare, peer_number, error FROM messages
+	rows, err := s.rdb.QueryContext(ctx, `SELECT id, updated_at, direction, user_bare, peer_number, error FROM messages
 		WHERE state = 'failed' ORDER BY updated_at DESC, id DESC LIMIT $1`, limit)
 	if err != nil {
 		return nil, fmt.Errorf("store: recent failures: %w", err)
