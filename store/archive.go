@@ -52,20 +52,58 @@ type ArchivePage struct {
 	Complete bool          // the page reaches the end of the set in the paging direction
 }
 
-// archiveCond is the user's archive (and, with with, one conversation of it).
-// Messages whose sender is not a number — verification codes, sent from an
-// alphanumeric ID — are not part of it.
-func archiveCond(user, with string, args *[]any) string {
-	*args = append(*args, user)
-	u := "$" + strconv.Itoa(len(*args))
-	cond := "body <> '' AND user_number LIKE '+%' AND "
-	// "peer_jid <> ''" repeats the condition of the partial index on peer_jid.
-	if with == "" {
-		return cond + "(user_bare = " + u + " OR (peer_jid <> '' AND peer_jid = " + u + "))"
+// archiveSet is a user's archive (with with, one conversation of it) as
+// SQL: the ids of its messages, as a union of two index reads (the
+// messages the user sent or got as SMS, through messages_user; those
+// relayed to the user from another user's number, through messages_peer),
+// each narrowed by conds (on id and created_at, which both indexes hold).
+// An OR of the two made SQLite read every row of the set to test it: a
+// page of an archive of 50,000 messages took 0.7 s. PostgreSQL keeps the
+// OR, which it reads as a union of bitmaps (its union of the two, as
+// SQLite's, took three times as long). Messages without a
+// body, and those whose sender is not a number (verification codes, sent
+// from an alphanumeric ID), are not part of it; archivePart is that
+// condition, repeated word for word from the indexes' own so that SQLite
+// uses them and tests it on no row.
+type archiveSet struct {
+	u, w string // the user's and the number's arguments
+	args []any
+	or   bool // render the two reads as an OR (PostgreSQL)
+}
+
+const archivePart = "body <> '' AND user_number LIKE '+%'"
+
+func (s *Store) newArchiveSet(user, with string) *archiveSet {
+	a := &archiveSet{or: s.dialect == postgres}
+	a.u = a.arg(user)
+	if with != "" {
+		a.w = a.arg(with)
 	}
-	*args = append(*args, with)
-	w := "$" + strconv.Itoa(len(*args))
-	return cond + "((user_bare = " + u + " AND peer_number = " + w + ") OR (peer_jid <> '' AND peer_jid = " + u + " AND user_number = " + w + "))"
+	return a
+}
+
+// arg adds an argument and returns its placeholder.
+func (a *archiveSet) arg(v any) string {
+	a.args = append(a.args, v)
+	return "$" + strconv.Itoa(len(a.args))
+}
+
+// ids renders the set's ids, narrowed by conds.
+func (a *archiveSet) ids(conds ...string) string {
+	user := archivePart + " AND user_bare = " + a.u
+	peer := archivePart + " AND peer_jid <> '' AND peer_jid = " + a.u
+	if a.w != "" {
+		user += " AND peer_number = " + a.w
+		peer += " AND user_number = " + a.w
+	}
+	var narrow string
+	for _, c := range conds {
+		narrow += " AND " + c
+	}
+	if a.or {
+		return "SELECT id FROM messages WHERE ((" + user + ") OR (" + peer + "))" + narrow
+	}
+	return "SELECT id FROM messages WHERE " + user + narrow + " UNION SELECT id FROM messages WHERE " + peer + narrow
 }
 
 // Archive returns a page of the user's archive. An id bound that is not a
@@ -87,48 +125,53 @@ func (s *Store) Archive(ctx context.Context, q ArchiveQuery) (ArchivePage, error
 			return page, fmt.Errorf("store: archive: no message %d: %w", id, ErrNotFound)
 		}
 	}
-	var args []any
-	where := archiveCond(q.User, q.With, &args)
-	arg := func(v any) string {
-		args = append(args, v)
-		return "$" + strconv.Itoa(len(args))
-	}
+	a := s.newArchiveSet(q.User, q.With)
+	var conds []string
 	if !q.Start.IsZero() {
-		where += " AND created_at >= " + arg(q.Start.UnixMilli())
+		conds = append(conds, "created_at >= "+a.arg(q.Start.UnixMilli()))
 	}
 	if !q.End.IsZero() {
-		where += " AND created_at <= " + arg(q.End.UnixMilli())
+		conds = append(conds, "created_at <= "+a.arg(q.End.UnixMilli()))
 	}
 	if q.AfterID != 0 {
-		where += " AND id > " + arg(q.AfterID)
+		conds = append(conds, "id > "+a.arg(q.AfterID))
 	}
 	if q.BeforeID != 0 {
-		where += " AND id < " + arg(q.BeforeID)
+		conds = append(conds, "id < "+a.arg(q.BeforeID))
 	}
-	if err := s.rdb.QueryRowContext(ctx, `SELECT count(*) FROM messages WHERE `+where, args...).Scan(&page.Count); err != nil {
+	if err := s.rdb.QueryRowContext(ctx, `SELECT count(*) FROM (`+a.ids(conds...)+`) AS a`, a.args...).Scan(&page.Count); err != nil {
 		return page, fmt.Errorf("store: archive count: %w", err)
 	}
 	if q.Max <= 0 || page.Count == 0 {
 		page.Complete = page.Count == 0
 		return page, nil
 	}
-	pargs := slices.Clone(args)
-	parg := func(v any) string {
-		pargs = append(pargs, v)
-		return "$" + strconv.Itoa(len(pargs))
-	}
-	pageWhere, order := where, "ASC"
+	// The page's ids from the indexes, then its rows by id.
+	pa := &archiveSet{u: a.u, w: a.w, args: slices.Clone(a.args), or: a.or}
+	pconds, order := slices.Clone(conds), "ASC"
 	if q.Backward {
 		order = "DESC"
 		if q.PageBefore != 0 {
-			pageWhere += " AND id < " + parg(q.PageBefore)
+			pconds = append(pconds, "id < "+pa.arg(q.PageBefore))
 		}
 	} else if q.PageAfter != 0 {
-		pageWhere += " AND id > " + parg(q.PageAfter)
+		pconds = append(pconds, "id > "+pa.arg(q.PageAfter))
 	}
-	limit := parg(q.Max + 1)
+	limit := pa.arg(q.Max + 1)
+	ids, err := s.archiveIDs(ctx, `SELECT id FROM (`+pa.ids(pconds...)+`) AS a ORDER BY id `+order+` LIMIT `+limit, pa.args...)
+	if err != nil {
+		return page, fmt.Errorf("store: archive: %w", err)
+	}
+	page.Complete = len(ids) <= q.Max
+	if !page.Complete {
+		ids = ids[:q.Max]
+	}
+	if len(ids) == 0 {
+		return page, nil
+	}
+	slices.Sort(ids)
 	rows, err := s.rdb.QueryContext(ctx, `SELECT id, direction, user_bare, user_number, peer_number, stanza_id, body, created_at
-		FROM messages WHERE `+pageWhere+` ORDER BY id `+order+` LIMIT `+limit, pargs...)
+		FROM messages WHERE id IN (`+inList(1, len(ids))+`) ORDER BY id`, idArgs(nil, ids)...)
 	if err != nil {
 		return page, fmt.Errorf("store: archive: %w", err)
 	}
@@ -154,16 +197,9 @@ func (s *Store) Archive(ctx context.Context, q ArchiveQuery) (ArchivePage, error
 	if err := rows.Err(); err != nil {
 		return page, fmt.Errorf("store: archive: %w", err)
 	}
-	page.Complete = len(page.Items) <= q.Max
-	if !page.Complete {
-		page.Items = page.Items[:q.Max]
-	}
-	if q.Backward {
-		slices.Reverse(page.Items)
-	}
 	if len(page.Items) > 0 {
-		first := arg(page.Items[0].ID)
-		err := s.rdb.QueryRowContext(ctx, `SELECT count(*) FROM messages WHERE `+where+` AND id < `+first, args...).Scan(&page.Index)
+		first := a.arg(page.Items[0].ID)
+		err := s.rdb.QueryRowContext(ctx, `SELECT count(*) FROM (`+a.ids(append(conds, "id < "+first)...)+`) AS a`, a.args...).Scan(&page.Index)
 		if err != nil {
 			return page, fmt.Errorf("store: archive index: %w", err)
 		}
@@ -171,13 +207,29 @@ func (s *Store) Archive(ctx context.Context, q ArchiveQuery) (ArchivePage, error
 	return page, nil
 }
 
+// archiveIDs runs q, a read of ids, on the read handle.
+func (s *Store) archiveIDs(ctx context.Context, q string, args ...any) ([]int64, error) {
+	rows, err := s.rdb.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var ids []int64
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		ids = append(ids, id)
+	}
+	return ids, rows.Err()
+}
+
 // inArchive reports whether message id is in the user's archive.
 func (s *Store) inArchive(ctx context.Context, user string, id int64) (bool, error) {
-	var args []any
-	where := archiveCond(user, "", &args)
-	args = append(args, id)
+	a := s.newArchiveSet(user, "")
 	var n int
-	err := s.rdb.QueryRowContext(ctx, `SELECT count(*) FROM messages WHERE `+where+` AND id = $`+strconv.Itoa(len(args)), args...).Scan(&n)
+	err := s.rdb.QueryRowContext(ctx, `SELECT count(*) FROM (`+a.ids("id = "+a.arg(id))+`) AS a`, a.args...).Scan(&n)
 	if err != nil {
 		return false, fmt.Errorf("store: archive: %w", err)
 	}
@@ -198,12 +250,11 @@ type ArchiveBounds struct {
 func (s *Store) ArchiveMetadata(ctx context.Context, user string) (ArchiveBounds, error) {
 	var (
 		b     ArchiveBounds
-		args  []any
 		first sql.NullInt64
 		last  sql.NullInt64
 	)
-	where := archiveCond(user, "", &args)
-	err := s.rdb.QueryRowContext(ctx, `SELECT min(id), max(id), count(*) FROM messages WHERE `+where, args...).Scan(&first, &last, &b.Count)
+	a := s.newArchiveSet(user, "")
+	err := s.rdb.QueryRowContext(ctx, `SELECT min(id), max(id), count(*) FROM (`+a.ids()+`) AS a`, a.args...).Scan(&first, &last, &b.Count)
 	if err != nil {
 		return b, fmt.Errorf("store: archive metadata: %w", err)
 	}
