@@ -53,18 +53,19 @@ type ArchivePage struct {
 }
 
 // archiveSet is a user's archive (with with, one conversation of it) as
-// SQL: the ids of its messages, as a union of two index reads (the
-// messages the user sent or got as SMS, through messages_user; those
-// relayed to the user from another user's number, through messages_peer),
-// each narrowed by conds (on id and created_at, which both indexes hold).
-// An OR of the two made SQLite read every row of the set to test it: a
-// page of an archive of 50,000 messages took 0.7 s. PostgreSQL keeps the
-// OR, which it reads as a union of bitmaps (its union of the two, as
-// SQLite's, took three times as long). Messages without a
-// body, and those whose sender is not a number (verification codes, sent
-// from an alphanumeric ID), are not part of it; archivePart is that
-// condition, repeated word for word from the indexes' own so that SQLite
-// uses them and tests it on no row.
+// SQL: the ids of its messages, narrowed by conditions on id and
+// created_at, which both archive indexes hold. It is read as two index
+// reads: the messages the user sent or got as SMS (messages_user), and
+// those relayed to the user from another user's number (messages_peer).
+// On SQLite they are a UNION: as an OR, SQLite read every row of the set
+// to test it (a page of an archive of 50,000 messages took 0.7 s). On
+// PostgreSQL they stay an OR, which it reads as a union of bitmaps (its
+// plan for the UNION took three times as long).
+//
+// Messages without a body, and those whose sender is not a number
+// (verification codes, sent from an alphanumeric ID), are not part of the
+// archive. archivePart is that condition, word for word the indexes' own,
+// so that SQLite uses them and tests it on no row.
 type archiveSet struct {
 	u, w string // the user's and the number's arguments
 	args []any
@@ -147,7 +148,8 @@ func (s *Store) Archive(ctx context.Context, q ArchiveQuery) (ArchivePage, error
 		return page, nil
 	}
 	// The page's ids from the indexes, then its rows by id.
-	pa := &archiveSet{u: a.u, w: a.w, args: slices.Clone(a.args), or: a.or}
+	pa := *a
+	pa.args = slices.Clone(a.args)
 	pconds, order := slices.Clone(conds), "ASC"
 	if q.Backward {
 		order = "DESC"

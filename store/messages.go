@@ -104,9 +104,9 @@ func (s *Store) AcceptOutbound(ctx context.Context, msgs []*Outbound) error {
 	return nil
 }
 
-// insertOutbound inserts msgs and sets their ids, and counts those that go
-// as SMS in sms_seconds. SQLite runs one cached
-// statement per message; PostgreSQL one statement per acceptBatch messages,
+// insertOutbound inserts msgs, sets their ids, and counts those that go as
+// SMS in sms_seconds. SQLite runs one cached statement per message (and
+// one for the count); PostgreSQL one statement per acceptBatch messages,
 // which draws their ids from the table's sequence into an array, gives row
 // k the array's k-th id, and returns the array (one round trip, and no
 // order of returned rows to trust).
@@ -154,7 +154,7 @@ func (s *Store) insertOutboundPG(ctx context.Context, db rowQuerier, msgs []*Out
 	count := ""
 	if n := smsCount(msgs); n > 0 {
 		off := len(args)
-		count = `, sms AS (` + renumber(countSMS, func(n int) string { return "$" + strconv.Itoa(n+off) }) + `)`
+		count = `, sms AS (` + renumber(countSMS, func(k int) string { return "$" + strconv.Itoa(k+off) }) + `)`
 		args = append(args, now/1000, n)
 	}
 	var ids pq.Int64Array
