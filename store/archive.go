@@ -160,7 +160,7 @@ func (s *Store) Archive(ctx context.Context, q ArchiveQuery) (ArchivePage, error
 		pconds = append(pconds, "id > "+pa.arg(q.PageAfter))
 	}
 	limit := pa.arg(q.Max + 1)
-	ids, err := s.archiveIDs(ctx, `SELECT id FROM (`+pa.ids(pconds...)+`) AS a ORDER BY id `+order+` LIMIT `+limit, pa.args...)
+	ids, err := queryIDs(ctx, s.rdb, `SELECT id FROM (`+pa.ids(pconds...)+`) AS a ORDER BY id `+order+` LIMIT `+limit, pa.args...)
 	if err != nil {
 		return page, fmt.Errorf("store: archive: %w", err)
 	}
@@ -207,24 +207,6 @@ func (s *Store) Archive(ctx context.Context, q ArchiveQuery) (ArchivePage, error
 		}
 	}
 	return page, nil
-}
-
-// archiveIDs runs q, a read of ids, on the read handle.
-func (s *Store) archiveIDs(ctx context.Context, q string, args ...any) ([]int64, error) {
-	rows, err := s.rdb.QueryContext(ctx, q, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var ids []int64
-	for rows.Next() {
-		var id int64
-		if err := rows.Scan(&id); err != nil {
-			return nil, err
-		}
-		ids = append(ids, id)
-	}
-	return ids, rows.Err()
 }
 
 // inArchive reports whether message id is in the user's archive.

@@ -143,6 +143,11 @@ type rowQuerier interface {
 	QueryRowContext(context.Context, string, ...any) *sql.Row
 }
 
+// rowsQuerier is a transaction or a database handle.
+type rowsQuerier interface {
+	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
+}
+
 // insertOutboundPG inserts up to acceptBatch messages in one statement (see
 // insertOutbound), in a transaction or, alone, on the database.
 func (s *Store) insertOutboundPG(ctx context.Context, db rowQuerier, msgs []*Outbound, now int64) error {
@@ -641,8 +646,9 @@ func (s *Store) Counts(ctx context.Context) (map[string]int, error) {
 	return out, rows.Err()
 }
 
-func queryIDs(ctx context.Context, tx *sql.Tx, q string, args ...any) ([]int64, error) {
-	rows, err := tx.QueryContext(ctx, q, args...)
+// queryIDs runs q, a read of ids, in a transaction or on a handle.
+func queryIDs(ctx context.Context, db rowsQuerier, q string, args ...any) ([]int64, error) {
+	rows, err := db.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, err
 	}
