@@ -83,6 +83,25 @@ type partRec struct {
 	dirty      bool // changed by the batch: to be written back
 }
 
+// receiptFor tells whether a receipt naming the SMSC id of part p is
+// rather p's than best's (nil: none yet). SMSCs reuse ids: the latest
+// message's part first; within a message, a part still waiting for its
+// receipt, since the other has had one; then the first part. The choice
+// must not depend on the order the parts are looked at in (map order): it
+// once did within a message, and a receipt failed a message in one run and
+// was kept as early in another (TestBatchAsSequence, 1 run in 15).
+func receiptFor(p, best *partRec) bool {
+	switch {
+	case best == nil:
+		return true
+	case p.msg != best.msg:
+		return p.msg > best.msg
+	case (p.state == PartSubmitted) != (best.state == PartSubmitted):
+		return p.state == PartSubmitted
+	}
+	return p.seq < best.seq
+}
+
 // early is a receipt kept until the SMSC id it names is recorded.
 type early struct {
 	state, err string
@@ -196,7 +215,7 @@ func (s *Store) applyOutcomes(ctx context.Context, tx *sql.Tx, parts []*partOp, 
 			var best *partRec
 			for _, f := range op.forms {
 				for _, p := range byForm[f] {
-					if best == nil || p.msg > best.msg {
+					if receiptFor(p, best) {
 						best = p
 					}
 				}
