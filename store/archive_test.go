@@ -379,3 +379,28 @@ func TestLongReadsBesideWriter(t *testing.T) {
 		}
 	}
 }
+
+// TestArchiveOwnNumber: a message a user relayed to their own number is
+// both sent and received by them, and is in their archive once.
+func TestArchiveOwnNumber(t *testing.T) {
+	engines(t, func(t *testing.T, s *store.Store) {
+		f := newArchiveFixture(s)
+		id := f.out(t, store.Outbound{SenderJID: aliceJID + "/phone", SenderNumber: aliceNum, Dest: aliceNum, StanzaID: "self", Body: "note to self", PeerJID: aliceJID})
+		f.out(t, aliceTo(phoneNum, "a1", "hello phone"))
+		for _, with := range []string{"", aliceNum} {
+			p := archive(t, s, store.ArchiveQuery{User: aliceJID, With: with, Max: 10})
+			n := 0
+			for _, it := range p.Items {
+				if it.ID == id {
+					n++
+				}
+			}
+			if n != 1 || (with == "" && p.Count != 2) || (with != "" && p.Count != 1) {
+				t.Errorf("with %q: count %d, items %q; want the message to self once", with, p.Count, items(p))
+			}
+		}
+		if b, err := s.ArchiveMetadata(context.Background(), aliceJID); err != nil || b.Count != 2 {
+			t.Errorf("metadata = %+v, %v; want 2 messages", b, err)
+		}
+	})
+}
