@@ -35,7 +35,7 @@ type Outbox interface {
 	AddFragment(ctx context.Context, f store.Fragment) ([]store.Fragment, error)
 	StaleFragments(ctx context.Context, cutoff time.Time) ([][]store.Fragment, error)
 	DropFragments(ctx context.Context, k store.FragmentKey) error
-	SweepEarlyReceipts(ctx context.Context, cutoff time.Time) (int64, error)
+	Sweep(ctx context.Context) (receipts int64, err error)
 }
 
 // Inbox is where messages from phones go. The router satisfies it.
@@ -251,7 +251,7 @@ func (g *Gateway) Run(ctx context.Context, drain time.Duration) error {
 		case <-t.C:
 		case <-sweep.C:
 			g.sweepFragments(ctx)
-			g.sweepEarlyReceipts(ctx)
+			g.sweepStore(ctx)
 		}
 	}
 }

@@ -240,19 +240,14 @@ func phoneAddr(a smpp.Address) string {
 	return strings.TrimSpace(a.Addr)
 }
 
-// earlyReceiptKeep is how long a receipt for an SMSC id not yet recorded
-// is kept for that id. The id is recorded within the submit's response
-// time of the SMSC's answer; after a crash in between, the message is
-// submitted again under a new id, and the old receipt is no use.
-const earlyReceiptKeep = time.Hour
-
-// sweepEarlyReceipts deletes receipts whose SMSC id never came.
-func (g *Gateway) sweepEarlyReceipts(ctx context.Context) {
-	n, err := g.outbox.SweepEarlyReceipts(ctx, time.Now().Add(-earlyReceiptKeep))
+// sweepStore has the store delete what nothing will claim any more
+// (receipts for SMSC ids never recorded, old SMS counts; see store.Sweep).
+func (g *Gateway) sweepStore(ctx context.Context) {
+	n, err := g.outbox.Sweep(ctx)
 	switch {
 	case err != nil:
-		g.log.Error().Err(err).Msg("sweeping receipts for unknown SMSC ids failed")
+		g.log.Error().Err(err).Msg("sweeping the store failed; the next sweep will retry")
 	case n > 0:
-		g.log.Info().Int64("receipts", n).Dur("after", earlyReceiptKeep).Msg("dropped receipts for SMSC ids never recorded")
+		g.log.Info().Int64("receipts", n).Msg("dropped receipts for SMSC ids never recorded")
 	}
 }

@@ -97,11 +97,7 @@ func (s *Store) AcceptOutbound(ctx context.Context, msgs []*Outbound) error {
 			return nil
 		}
 	}
-	if err := s.grouped(ctx, op); err != nil {
-		return err
-	}
-	s.sweepSMSSeconds(ctx, now)
-	return nil
+	return s.grouped(ctx, op)
 }
 
 // insertOutbound inserts msgs, sets their ids, and counts those that go as
@@ -723,16 +719,34 @@ func (s *Store) RecentFailures(ctx context.Context, limit int) ([]Failure, error
 	return out, rows.Err()
 }
 
-// SweepEarlyReceipts deletes the receipts kept for SMSC ids that were never
-// recorded and came before cutoff, and returns how many. A receipt is kept
-// early for the moment between the SMSC's answer and the id's commit; one
-// whose id never comes (a message resubmitted after its instance died, a
-// receipt for another system's message on a shared account, a late one
-// for a pruned message) would otherwise stay for good.
-func (s *Store) SweepEarlyReceipts(ctx context.Context, cutoff time.Time) (int64, error) {
-	res, err := s.exec(ctx, `DELETE FROM early_receipts WHERE received_at < $1`, cutoff.UnixMilli())
-	if err != nil {
-		return 0, fmt.Errorf("store: sweep early receipts: %w", err)
+// Kept by Sweep: a receipt for an SMSC id not recorded yet, for an hour
+// (the id is recorded within the SMSC's response time of its answer; after
+// a crash in between the message is submitted again under a new id, and
+// the receipt is no use); everyone's SMS per second, for two minutes (the
+// global limit reads the last one).
+const (
+	earlyReceiptKeep = time.Hour
+	smsSecondsKeep   = 2 * time.Minute
+)
+
+// Sweep deletes what nothing will read or claim any more, and returns how
+// many receipts it dropped: those kept early for SMSC ids never recorded (a
+// message submitted again after its instance died, another system's message
+// on a shared account, a late receipt for a pruned message), and the SMS
+// counts of seconds the limits no longer read. Each is a statement of its
+// own, outside any transaction, so instances sweeping the same database
+// take no lock an accept or a receipt holds.
+func (s *Store) Sweep(ctx context.Context) (receipts int64, err error) {
+	now := s.now()
+	res, err := s.exec(ctx, `DELETE FROM early_receipts WHERE received_at < $1`, now.Add(-earlyReceiptKeep).UnixMilli())
+	if err == nil {
+		receipts, err = res.RowsAffected()
 	}
-	return res.RowsAffected()
+	if err == nil {
+		_, err = s.exec(ctx, `DELETE FROM sms_seconds WHERE at < $1`, now.Add(-smsSecondsKeep).Unix())
+	}
+	if err != nil {
+		return receipts, fmt.Errorf("store: sweep: %w", err)
+	}
+	return receipts, nil
 }

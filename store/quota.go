@@ -63,17 +63,3 @@ func smsCount(msgs []*Outbound) int {
 	}
 	return n
 }
-
-// sweepSMSSeconds deletes the seconds no count reads any more, at most once
-// a minute per store. It runs as a statement of its own, after the accept
-// committed: it takes no lock an accept holds, so instances sharing a
-// database cannot deadlock on it. A failed sweep leaves rows the next one
-// deletes.
-func (s *Store) sweepSMSSeconds(ctx context.Context, nowMS int64) {
-	sec := nowMS / 1000
-	last := s.smsSwept.Load()
-	if sec-last < 60 || !s.smsSwept.CompareAndSwap(last, sec) {
-		return
-	}
-	_, _ = s.exec(ctx, `DELETE FROM sms_seconds WHERE at < $1`, sec-2*60)
-}

@@ -11,7 +11,7 @@ import (
 // TestSMSSent counts SMS per user over a minute and a day, and everyone's
 // over a minute: SMS stored to go and relays fallen back to SMS count,
 // relays still over XMPP do not; the global count forgets seconds more than
-// a minute old, and the seconds no count reads are swept.
+// a minute old, and Sweep deletes the seconds no count reads.
 func TestSMSSent(t *testing.T) {
 	engines(t, func(t *testing.T, s *store.Store) {
 		ctx := context.Background()
@@ -64,10 +64,13 @@ func TestSMSSent(t *testing.T) {
 		accept(bobTo(otherPhone))
 		check("a minute on", store.SMSCounts{Minute: 0, Day: 3}, store.SMSCounts{Minute: 1, Day: 2}, 2)
 
-		// Two hours on, the count sweeps what no minute reads any more.
+		// Two hours on, the sweep deletes what no minute reads any more.
 		now = now.Add(2 * time.Hour)
 		accept(bobTo(phoneNum))
 		check("hours on", store.SMSCounts{Minute: 0, Day: 3}, store.SMSCounts{Minute: 1, Day: 3}, 1)
+		if _, err := s.Sweep(ctx); err != nil {
+			t.Fatal(err)
+		}
 		var rows int
 		must(t, store.QueryRow(s, `SELECT count(*) FROM sms_seconds`).Scan(&rows))
 		if rows != 1 {

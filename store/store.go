@@ -14,7 +14,6 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	_ "github.com/lib/pq"  // PostgreSQL driver
@@ -44,11 +43,10 @@ type Store struct {
 	dialect  dialect
 	now      func() time.Time
 	group    grouper
-	stmts    stmts        // on db
-	rstmts   stmts        // on rdb (SQLite)
-	rewrites rewrites     // numbered arguments made anonymous (SQLite)
-	smsSwept atomic.Int64 // unix second of the last sweepSMSSeconds
-	handoff  struct {     // see HandNotices
+	stmts    stmts    // on db
+	rstmts   stmts    // on rdb (SQLite)
+	rewrites rewrites // numbered arguments made anonymous (SQLite)
+	handoff  struct { // see HandNotices
 		owner string
 		lease time.Duration
 		sink  func([]Notice)

@@ -9,8 +9,8 @@ import (
 )
 
 // TestSweepEarlyReceipts: a receipt for an SMSC id not recorded yet is
-// kept for it; swept once old, it is gone, and a younger one still waits
-// for its id and applies when the id comes.
+// kept for it; swept once over an hour old, it is gone, and a younger one
+// still waits for its id and applies when the id comes.
 func TestSweepEarlyReceipts(t *testing.T) {
 	engines(t, func(t *testing.T, s *store.Store) {
 		ctx := context.Background()
@@ -22,9 +22,10 @@ func TestSweepEarlyReceipts(t *testing.T) {
 			}
 			now = now.Add(2 * time.Hour)
 		}
-		n, err := s.SweepEarlyReceipts(ctx, now.Add(-3*time.Hour))
+		now = now.Add(-90 * time.Minute) // the old one 2.5 h old, the young one 0.5 h
+		n, err := s.Sweep(ctx)
 		if err != nil || n != 1 {
-			t.Fatalf("SweepEarlyReceipts = %d, %v; want 1", n, err)
+			t.Fatalf("Sweep = %d, %v; want 1 receipt dropped", n, err)
 		}
 		var left []string
 		rows, err := store.Dump(s, `SELECT smsc_id FROM early_receipts ORDER BY smsc_id`)
