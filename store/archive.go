@@ -202,7 +202,13 @@ func (s *Store) Archive(ctx context.Context, q ArchiveQuery) (ArchivePage, error
 	if err := rows.Err(); err != nil {
 		return page, fmt.Errorf("store: archive: %w", err)
 	}
-	if len(page.Items) > 0 {
+	// The page's position in the set: known for the first page and the
+	// last one (the common queries), counted for a page in between.
+	switch {
+	case len(page.Items) == 0, !q.Backward && q.PageAfter == 0:
+	case q.Backward && q.PageBefore == 0:
+		page.Index = page.Count - len(page.Items)
+	default:
 		first := a.arg(page.Items[0].ID)
 		err := s.rdb.QueryRowContext(ctx, `SELECT count(*) FROM (`+a.ids(append(conds, "id < "+first)...)+`) AS a`, a.args...).Scan(&page.Index)
 		if err != nil {
