@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -342,41 +341,6 @@ func must(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
-	}
-}
-
-// TestLongReadsBesideWriter: the archive and the operators' listings read on
-// SQLite's read handle, so a long one never holds the one writer
-// connection (all message writes wait behind it), and none waits for a
-// commit. Each runs here while a transaction holds the writer.
-func TestLongReadsBesideWriter(t *testing.T) {
-	s, err := store.Open(context.Background(), "sqlite:"+filepath.Join(t.TempDir(), "sb.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	f := newArchiveFixture(s)
-	id := f.out(t, aliceTo(phoneNum, "a", "archived"))
-	release := store.HoldWriter(s)
-	defer release()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	for name, read := range map[string]func() error{
-		"Archive": func() error {
-			p, err := s.Archive(ctx, store.ArchiveQuery{User: aliceJID, Max: 10, AfterID: id - 1})
-			if err == nil && p.Count != 1 {
-				err = fmt.Errorf("count %d", p.Count)
-			}
-			return err
-		},
-		"ArchiveMetadata": func() error { _, err := s.ArchiveMetadata(ctx, aliceJID); return err },
-		"Bindings":        func() error { _, err := s.Bindings(ctx); return err },
-		"Counts":          func() error { _, err := s.Counts(ctx); return err },
-		"RecentFailures":  func() error { _, err := s.RecentFailures(ctx, 10); return err },
-	} {
-		if err := read(); err != nil {
-			t.Errorf("%s while the writer is held: %v", name, err)
-		}
 	}
 }
 

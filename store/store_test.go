@@ -340,9 +340,11 @@ func TestWriteAfterClose(t *testing.T) {
 	}
 }
 
-// The router's lookups and a message's state are read beside a write in
-// progress (on SQLite through the read handle, on PostgreSQL through
-// another connection), not after it.
+// The router's lookups, a message's state, the archive and the operators'
+// listings are read beside a write in progress (on SQLite through the read
+// handle, on PostgreSQL through another connection), not after it: a long
+// read never holds SQLite's one writer connection, where every write
+// would wait behind it.
 func TestReadsBesideWriter(t *testing.T) {
 	engines(t, func(t *testing.T, s *store.Store) {
 		ctx := context.Background()
@@ -363,6 +365,23 @@ func TestReadsBesideWriter(t *testing.T) {
 				st, _, err = s.MessageState(ctx, m.ID)
 				if err == nil && st != store.StateQueued {
 					err = fmt.Errorf("state %q", st)
+				}
+			}
+			if err == nil {
+				var p store.ArchivePage
+				p, err = s.Archive(ctx, store.ArchiveQuery{User: "alice@example.com", Max: 10})
+				if err == nil && (p.Count != 1 || len(p.Items) != 1 || p.Items[0].ID != m.ID) {
+					err = fmt.Errorf("Archive = %+v", p)
+				}
+			}
+			for _, long := range []func() error{
+				func() error { _, err := s.ArchiveMetadata(ctx, "alice@example.com"); return err },
+				func() error { _, err := s.Bindings(ctx); return err },
+				func() error { _, err := s.Counts(ctx); return err },
+				func() error { _, err := s.RecentFailures(ctx, 10); return err },
+			} {
+				if err == nil {
+					err = long()
 				}
 			}
 			read <- err
