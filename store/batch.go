@@ -87,9 +87,9 @@ type partRec struct {
 // rather p's than best's (nil: none yet). SMSCs reuse ids: the latest
 // message's part first; within a message, a part still waiting for its
 // receipt, since the other has had one; then the first part. The choice
-// must not depend on the order the parts are looked at in (map order): it
-// once did within a message, and a receipt failed a message in one run and
-// was kept as early in another (TestBatchAsSequence, 1 run in 15).
+// must not depend on the order the parts are looked at in (map order);
+// within a message it once did, so a receipt could fail a message in one
+// run and be kept as early in another.
 func receiptFor(p, best *partRec) bool {
 	switch {
 	case best == nil:
