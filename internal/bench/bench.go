@@ -154,6 +154,11 @@ type Result struct {
 	CPUPer1k float64       // seconds per 1,000 messages
 	PeakRSS  int64         // VmHWM of Switchboard, bytes
 
+	// Switchboard's disk bytes and write system calls per message, MT
+	// phase; zero when /proc/PID/io cannot be read. PostgreSQL's writes
+	// are its own processes', not counted here.
+	DiskPerMsg, WriteCallsPerMsg float64
+
 	// Others is CPU per 1,000 messages of other processes in the path (Prosody).
 	Others map[string]float64
 
@@ -315,6 +320,7 @@ level = "warn"
 	res := &Result{Mode: o.Mode, Store: engine(dsn), N: o.N, Rate: o.Rate, Window: o.Window, SMPPWindow: o.SMPPWindow, MO: o.MO}
 	res.LoadStart = loadAvg()
 	cpu0 := cpuTime0(pid)
+	io0, ioErr0 := ioCounters(pid)
 	others0 := drv.otherCPU()
 
 	werr := make(chan error, 1)
@@ -343,6 +349,7 @@ level = "warn"
 		return fail(err)
 	}
 	cpu1 := cpuTime0(pid)
+	io1, ioErr1 := ioCounters(pid)
 	others1 := drv.otherCPU()
 	res.LoadEnd = loadAvg()
 
@@ -395,6 +402,10 @@ level = "warn"
 	res.ToSubmit, res.ReceiptToClient, res.PhoneToClient = percentiles(toSubmit), percentiles(toClient), percentiles(moLat)
 	res.CPU = cpu1 - cpu0
 	res.CPUPer1k = res.CPU.Seconds() / float64(o.N) * 1000
+	if ioErr0 == nil && ioErr1 == nil {
+		res.DiskPerMsg = float64(io1.DiskBytes-io0.DiskBytes) / float64(o.N)
+		res.WriteCallsPerMsg = float64(io1.WriteCalls-io0.WriteCalls) / float64(o.N)
+	}
 	if len(others1) > 0 {
 		res.Others = make(map[string]float64)
 		for k, v := range others1 {

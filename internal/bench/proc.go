@@ -71,6 +71,39 @@ func peakRSS(pid int) (int64, error) {
 	return 0, fmt.Errorf("bench: no VmHWM for pid %d", pid)
 }
 
+// ioCounts is what /proc/PID/io says a process wrote: bytes that reached
+// the storage layer (the page cache counts) and write system calls of any
+// kind (sockets too).
+type ioCounts struct {
+	DiskBytes  int64
+	WriteCalls int64
+}
+
+func ioCounters(pid int) (ioCounts, error) {
+	var c ioCounts
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", pid))
+	if err != nil {
+		return c, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		k, v, ok := strings.Cut(line, ":")
+		if !ok {
+			continue
+		}
+		n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+		if err != nil {
+			continue
+		}
+		switch k {
+		case "write_bytes":
+			c.DiskBytes = n
+		case "syscw":
+			c.WriteCalls = n
+		}
+	}
+	return c, nil
+}
+
 // loadAvg returns the 1-minute load average, or -1.
 func loadAvg() float64 {
 	b, err := os.ReadFile("/proc/loadavg")

@@ -41,6 +41,9 @@ func Print(w io.Writer, rs []*Result) {
 		return fmt.Sprintf("%s (%d/%d)", pct(r.PhoneToClient), r.MOGot, r.MO)
 	})
 	row("Switchboard CPU s / 1,000 msgs", func(r *Result) string { return fmt.Sprintf("%.3f", r.CPUPer1k) })
+	row("Switchboard disk KB / write calls per msg", func(r *Result) string {
+		return fmt.Sprintf("%.1f / %.1f", r.DiskPerMsg/1024, r.WriteCallsPerMsg)
+	})
 	row("Switchboard peak RSS MB", func(r *Result) string { return fmt.Sprintf("%.1f", float64(r.PeakRSS)/(1<<20)) })
 	for _, name := range []string{"prosody"} {
 		has := false
