@@ -349,7 +349,7 @@ func (c *Component) handlePresence(ctx context.Context, s *inStanza) {
 	to, err := jid.Parse(s.To)
 	if err == nil && to.Localpart() == "" && from.Localpart() != "" && c.router.Served(from) {
 		// A user's presence forwarded under the presence privilege.
-		c.pres.observe(from, s.Type)
+		c.observe(from, s.Type)
 		return
 	}
 	if err != nil || to.Localpart() == "" || !c.router.Served(from) {

@@ -86,6 +86,10 @@ type Config struct {
 	DefaultFallback time.Duration
 	// Archive serves users' message history (XEP-0313); nil disables it.
 	Archive Archive
+	// Presences records users' presence; nil keeps it in memory, which
+	// suits one instance only. Instance names this one in the record.
+	Presences Presences
+	Instance  string
 	// OnConnect is called after each successful handshake.
 	OnConnect func()
 	Logger    zerolog.Logger
@@ -100,8 +104,9 @@ type Component struct {
 	mu   sync.RWMutex
 	sess *xmpp.Session
 
-	priv privState // XEP-0356 grants of the current session (privilege.go)
-	pres presences // users' availability, from forwarded presence (presence.go)
+	priv      privState      // XEP-0356 grants of the current session (privilege.go)
+	presq     presenceQueue  // users' presence on its way to the record (presence.go)
+	localPres localPresences // the record without Config.Presences
 
 	capped atomic.Pointer[capConn] // the current connection's stanza size bound (limit.go)
 
@@ -176,7 +181,7 @@ func (c *Component) session(ctx context.Context) error {
 		return fmt.Errorf("component handshake: %w", err)
 	}
 	c.priv.reset()
-	c.pres.reset()
+	c.presq.add(presenceOp{clear: true}, c.applyPresence)
 	c.mu.Lock()
 	c.sess = s
 	c.mu.Unlock()

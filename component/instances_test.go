@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"mellium.im/xmpp/jid"
 
 	"switchboard/roster/verify"
 	"switchboard/store"
@@ -59,5 +60,93 @@ func TestCommandAcrossInstances(t *testing.T) {
 	}
 	if bnd, err := st.NumberOf(context.Background(), "alice@example.com"); err != nil || bnd.Number != "+12015550142" {
 		t.Fatalf("binding = %+v, %v", bnd, err)
+	}
+}
+
+// TestPresenceAcrossInstances: ejabberd spreads a component's stanzas over
+// its connections, so alice's coming online may reach one instance and a
+// message for her another. With the shared record, each instance sees
+// what the other read; on its own stream, an instance sees at once what it
+// read before (no race with the write); a new stream forgets only what the
+// instance's previous stream recorded.
+func TestPresenceAcrossInstances(t *testing.T) {
+	st, err := store.Open(context.Background(), "sqlite:"+filepath.Join(t.TempDir(), "sb.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	srvA, srvB := newFakeServer(t), newFakeServer(t)
+	a := start(t, srvA, func(c *Config) { c.Presences, c.Instance = st, "a" })
+	b := start(t, srvB, func(c *Config) { c.Presences, c.Instance = st, "b" })
+	scA, scB := srvA.session(), srvB.session()
+	a.onConnect(t)
+	b.onConnect(t)
+	grant := func(sc *serverConn) {
+		sc.send(`<message from='example.com' to='` + testDomain + `'><privilege xmlns='` + nsPriv2 + `'>` +
+			`<perm access='presence' type='roster'/></privilege></message>`)
+		sc.ping()
+	}
+	grant(scA)
+	grant(scB)
+	alice := jid.MustParse("alice@example.com")
+	avail := func(c *Component) bool {
+		known, ok := c.Available(alice)
+		if !known {
+			t.Fatal("presence not known under the presence privilege")
+		}
+		return ok
+	}
+	if avail(b.comp) || avail(a.comp) {
+		t.Fatal("alice available before any presence")
+	}
+
+	scA.send(`<presence from='alice@example.com/phone' to='` + testDomain + `'/>`)
+	scA.ping()
+	if !avail(a.comp) {
+		t.Fatal("instance a does not see the presence it has just read")
+	}
+	if !avail(b.comp) {
+		t.Fatal("instance b does not see alice online, read by a")
+	}
+	scB.send(`<presence from='alice@example.com/phone' to='` + testDomain + `' type='unavailable'/>`)
+	scB.ping()
+	if avail(b.comp) {
+		t.Fatal("instance b still sees alice online after reading her going offline")
+	}
+	if avail(a.comp) {
+		t.Fatal("instance a still sees alice online, gone offline through b")
+	}
+
+	// alice online on two resources, one read by each instance; a's stream
+	// ends and a new one starts: what a recorded is forgotten, b's is kept.
+	scA.send(`<presence from='alice@example.com/laptop' to='` + testDomain + `'/>`)
+	scA.ping()
+	scB.send(`<presence from='alice@example.com/phone' to='` + testDomain + `'/>`)
+	scB.ping()
+	scA.conn.Close()
+	scA = srvA.session()
+	a.onConnect(t)
+	grant(scA)
+	if !avail(a.comp) {
+		t.Fatal("alice's phone, read by b, forgotten when a's stream ended")
+	}
+	scB.send(`<presence from='alice@example.com/phone' to='` + testDomain + `' type='unavailable'/>`)
+	scB.ping()
+	if avail(b.comp) || avail(a.comp) { // b first: it waits for its own write
+		t.Fatal("alice's laptop, read by a's previous stream, still counts")
+	}
+
+	// Unavailable from the bare JID ends every resource.
+	scA.send(`<presence from='alice@example.com/laptop' to='` + testDomain + `'/>`)
+	scA.ping()
+	scB.send(`<presence from='alice@example.com/phone' to='` + testDomain + `'/>`)
+	scB.ping()
+	if !avail(a.comp) {
+		t.Fatal("alice not online again")
+	}
+	scB.send(`<presence from='alice@example.com' to='` + testDomain + `' type='unavailable'/>`)
+	scB.ping()
+	if avail(b.comp) || avail(a.comp) { // b first: it waits for its own write
+		t.Fatal("alice still online after unavailable from her bare JID")
 	}
 }

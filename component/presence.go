@@ -1,60 +1,209 @@
 package component
 
 import (
+	"context"
 	"sync"
+	"time"
 
 	"mellium.im/xmpp/jid"
+
+	"switchboard/store"
 )
 
-// presences tracks which users have an available resource, from the
-// presence the server forwards under an XEP-0356 presence privilege.
-type presences struct {
-	mu    sync.Mutex
-	avail map[string]map[string]bool // bare JID → available resources
+// Presences records users' presence, as the server forwards it under an
+// XEP-0356 presence privilege. *store.Store shares it among instances:
+// ejabberd spreads a component's stanzas over its connections, so a user's
+// coming online may reach one instance and a message for them another.
+type Presences interface {
+	SetPresences(ctx context.Context, instance string, changes []store.PresenceChange) error
+	// ClearPresences forgets what instance recorded: its stream ended, and
+	// the server sends the users' current presence to the new one.
+	ClearPresences(ctx context.Context, instance string) error
+	UserAvailable(ctx context.Context, bare string) (bool, error)
 }
 
-// observe records a forwarded presence: available adds the resource,
-// unavailable removes it.
-func (p *presences) observe(from jid.JID, typ string) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.avail == nil {
-		p.avail = make(map[string]map[string]bool)
+// presenceBatch bounds the changes written in one transaction.
+const presenceBatch = 512
+
+// presenceOp is one change, or (clear) the start of a new stream.
+type presenceOp struct {
+	clear  bool
+	change store.PresenceChange
+}
+
+// presenceQueue writes presence changes in the order they were read, off
+// the stream's read loop (a server restarting sends every user's presence
+// at once), and lets a reader wait for the changes read before it.
+type presenceQueue struct {
+	mu      sync.Mutex
+	ops     []presenceOp
+	queued  uint64
+	applied uint64
+	changed chan struct{} // closed when applied grows
+	running bool
+}
+
+// observe queues a forwarded presence: available ("") or unavailable.
+func (c *Component) observe(from jid.JID, typ string) {
+	if typ != "" && typ != "unavailable" {
+		return
 	}
-	bare := from.Bare().String()
-	switch typ {
-	case "":
-		if p.avail[bare] == nil {
-			p.avail[bare] = make(map[string]bool)
-		}
-		p.avail[bare][from.Resourcepart()] = true
-	case "unavailable":
-		delete(p.avail[bare], from.Resourcepart())
-		if len(p.avail[bare]) == 0 || from.Resourcepart() == "" {
-			delete(p.avail, bare)
-		}
+	c.presq.add(presenceOp{change: store.PresenceChange{
+		JID: from.Bare().String(), Resource: from.Resourcepart(), Available: typ == "", At: time.Now(),
+	}}, c.applyPresence)
+}
+
+func (q *presenceQueue) add(op presenceOp, apply func([]presenceOp)) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.ops = append(q.ops, op)
+	q.queued++
+	if q.changed == nil {
+		q.changed = make(chan struct{})
+	}
+	if !q.running {
+		q.running = true
+		go q.drain(apply)
 	}
 }
 
-func (p *presences) reset() {
-	p.mu.Lock()
-	p.avail = nil
-	p.mu.Unlock()
+func (q *presenceQueue) drain(apply func([]presenceOp)) {
+	for {
+		q.mu.Lock()
+		ops := q.ops
+		q.ops = nil
+		if len(ops) == 0 {
+			q.running = false
+			q.mu.Unlock()
+			return
+		}
+		q.mu.Unlock()
+		apply(ops)
+		q.mu.Lock()
+		q.applied += uint64(len(ops))
+		close(q.changed)
+		q.changed = make(chan struct{})
+		q.mu.Unlock()
+	}
 }
 
-func (p *presences) available(bare string) bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return len(p.avail[bare]) > 0
+// settled waits until the changes queued before the call are written, or
+// ctx ends.
+func (q *presenceQueue) settled(ctx context.Context) {
+	q.mu.Lock()
+	target := q.queued
+	for q.applied < target {
+		ch := q.changed
+		q.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return
+		}
+		q.mu.Lock()
+	}
+	q.mu.Unlock()
+}
+
+// applyPresence writes ops in order: runs of changes in batches, and each
+// clear between them. Presence is soft state: a failed write is logged and
+// dropped (the message then goes over XMPP, with the SMS fallback timer,
+// or as SMS at once, as if the presence had not come).
+func (c *Component) applyPresence(ops []presenceOp) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	p := c.presenceStore()
+	var run []store.PresenceChange
+	flush := func() {
+		for len(run) > 0 {
+			n := min(len(run), presenceBatch)
+			if err := p.SetPresences(ctx, c.cfg.Instance, run[:n]); err != nil {
+				c.log.Warn().Err(err).Int("changes", n).Msg("recording users' presence failed")
+			}
+			run = run[n:]
+		}
+	}
+	for _, op := range ops {
+		if !op.clear {
+			run = append(run, op.change)
+			continue
+		}
+		flush()
+		if err := p.ClearPresences(ctx, c.cfg.Instance); err != nil {
+			c.log.Warn().Err(err).Msg("forgetting the previous stream's presence failed")
+		}
+	}
+	flush()
+}
+
+func (c *Component) presenceStore() Presences {
+	if c.cfg.Presences != nil {
+		return c.cfg.Presences
+	}
+	return &c.localPres
 }
 
 // Available tells whether user has an available resource. known is false
 // unless the user's server granted the component presence privilege
-// (XEP-0356), since only then does the component see users' presence.
+// (XEP-0356), since only then does the component see users' presence, and
+// when the record cannot be read.
 func (c *Component) Available(user jid.JID) (known, available bool) {
 	_, _, perm := c.Privileges(user.Domainpart())
 	if perm != "managed_entity" && perm != "roster" {
 		return false, false
 	}
-	return true, c.pres.available(user.Bare().String())
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	c.presq.settled(ctx) // what this instance read before the message
+	avail, err := c.presenceStore().UserAvailable(ctx, user.Bare().String())
+	if err != nil {
+		c.log.Warn().Err(err).Msg("reading users' presence failed")
+		return false, false
+	}
+	return true, avail
+}
+
+// localPresences keeps presence in memory, for a component without a
+// shared record (one instance): bare JID → available resources.
+type localPresences struct {
+	mu    sync.Mutex
+	avail map[string]map[string]bool
+}
+
+func (p *localPresences) SetPresences(_ context.Context, _ string, changes []store.PresenceChange) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.avail == nil {
+		p.avail = make(map[string]map[string]bool)
+	}
+	for _, ch := range changes {
+		switch {
+		case ch.Available:
+			if p.avail[ch.JID] == nil {
+				p.avail[ch.JID] = make(map[string]bool)
+			}
+			p.avail[ch.JID][ch.Resource] = true
+		case ch.Resource == "":
+			delete(p.avail, ch.JID)
+		default:
+			delete(p.avail[ch.JID], ch.Resource)
+			if len(p.avail[ch.JID]) == 0 {
+				delete(p.avail, ch.JID)
+			}
+		}
+	}
+	return nil
+}
+
+func (p *localPresences) ClearPresences(context.Context, string) error {
+	p.mu.Lock()
+	p.avail = nil
+	p.mu.Unlock()
+	return nil
+}
+
+func (p *localPresences) UserAvailable(_ context.Context, bare string) (bool, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.avail[bare]) > 0, nil
 }

@@ -733,7 +733,8 @@ const (
 // many receipts it dropped: those kept early for SMSC ids never recorded (a
 // message submitted again after its instance died, another system's message
 // on a shared account, a late receipt for a pruned message), and the SMS
-// counts of seconds the limits no longer read. Each is a statement of its
+// counts of seconds the limits no longer read, and users' resources gone
+// offline long ago (presenceKeep). Each is a statement of its
 // own, outside any transaction, so instances sweeping the same database
 // take no lock an accept or a receipt holds.
 func (s *Store) Sweep(ctx context.Context) (receipts int64, err error) {
@@ -744,6 +745,9 @@ func (s *Store) Sweep(ctx context.Context) (receipts int64, err error) {
 	}
 	if err == nil {
 		_, err = s.exec(ctx, `DELETE FROM sms_seconds WHERE at < $1`, now.Add(-smsSecondsKeep).Unix())
+	}
+	if err == nil {
+		_, err = s.exec(ctx, `DELETE FROM presences WHERE available = 0 AND at < $1`, now.Add(-presenceKeep).UnixMilli())
 	}
 	if err != nil {
 		return receipts, fmt.Errorf("store: sweep: %w", err)

@@ -186,6 +186,22 @@ var migrations = []string{
 	CREATE INDEX messages_user ON messages (user_bare, peer_number, id, created_at) WHERE body <> '' AND user_number LIKE '+%';
 	DROP INDEX messages_peer;
 	CREATE INDEX messages_peer ON messages (peer_jid, user_number, id, created_at) WHERE peer_jid <> '' AND body <> '' AND user_number LIKE '+%';`,
+	// Users' presence, as the XMPP server forwards it under the presence
+	// privilege (XEP-0356), shared by the instances: ejabberd spreads a
+	// component's stanzas over its connections, so one user's presence
+	// may reach one instance and their going offline another. A row per
+	// resource; available 0 is a tombstone (kept a while, see Sweep), so
+	// a late write of an older change does not undo a newer one. instance
+	// is the one whose stream carried the change.
+	`CREATE TABLE presences (
+		jid       TEXT NOT NULL,
+		resource  TEXT NOT NULL,
+		available SMALLINT NOT NULL,
+		instance  TEXT NOT NULL,
+		at        BIGINT NOT NULL,
+		PRIMARY KEY (jid, resource)
+	);
+	CREATE INDEX presences_instance ON presences (instance);`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {

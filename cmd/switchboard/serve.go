@@ -217,6 +217,8 @@ func run(ctx context.Context, cfg *Config, log zerolog.Logger) error {
 		Registrar:       verifier,
 		Sessions:        st,
 		Archive:         st,
+		Presences:       st,
+		Instance:        instance,
 		AddressBook:     book,
 		Admins:          admins(cfg.XMPP.Admins),
 		Admin:           st,

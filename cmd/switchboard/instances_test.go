@@ -1,0 +1,85 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+	"mellium.im/xmpp/jid"
+
+	"switchboard/internal/testenv"
+	"switchboard/smsgw/smsc"
+	"switchboard/store"
+)
+
+// TestPresenceAcrossInstancesEjabberd: two gateways on one PostgreSQL
+// behind ejabberd, which spreads the component's stanzas over both
+// connections, with the presence privilege and the SMS fallback timer
+// out of reach. bob's coming online reaches one instance; alice's messages
+// to his number reach either. Every one must go to bob over XMPP: an
+// instance that had not seen his presence used to take him for offline and
+// send an SMS at once.
+func TestPresenceAcrossInstancesEjabberd(t *testing.T) {
+	t.Parallel()
+	e := testenv.StartEjabberd(t, testenv.EjabberdOptions{
+		Users: map[string]string{"alice": "alice", "bob": "bob"}, Privilege: true,
+	})
+	dsn := testenv.StartPostgres(t)
+	sim := smsc.NewServer(smsc.Config{Logger: zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel)})
+	smscAddr, err := sim.Start("")
+	must(t, err)
+	t.Cleanup(func() { sim.Close() })
+	cfg, err := loadConfig("", []string{
+		"SWITCHBOARD_XMPP_COMPONENT=" + e.Component,
+		"SWITCHBOARD_XMPP_SERVER=" + e.ComponentAddr,
+		"SWITCHBOARD_XMPP_SECRET=" + e.Secret,
+		"SWITCHBOARD_XMPP_DOMAINS=" + e.Domain,
+		"SWITCHBOARD_SMPP_ADDR=" + smscAddr,
+		"SWITCHBOARD_SMPP_SYSTEM_ID=switchboard",
+		"SWITCHBOARD_SMPP_PASSWORD=secret",
+		"SWITCHBOARD_STORE_DSN=" + dsn,
+		"SWITCHBOARD_PHONE_DEFAULT_REGION=US",
+		"SWITCHBOARD_ROUTING_SMS_FALLBACK_AFTER=1h", // only presence, not the timer, can make an SMS
+		"SWITCHBOARD_LIMITS_PER_USER_MINUTE=-1",
+	})
+	must(t, err)
+	st, err := store.Open(context.Background(), dsn)
+	must(t, err)
+	t.Cleanup(func() { st.Close() })
+	for user, num := range map[string]string{"alice": alice, "bob": bobNumber} {
+		_, err := st.Bind(context.Background(), num, user+"@"+e.Domain, "operator")
+		must(t, err)
+	}
+	one, two := &stack{smsc: sim, cfg: cfg}, &stack{smsc: sim, cfg: cfg}
+	one.start(t)
+	two.start(t)
+	// Both connected and granted: each has said so in the presence record
+	// by clearing it, and the grants follow the handshake at once.
+	time.Sleep(2 * time.Second)
+
+	a := testenv.Login(t, e.C2SAddr, jid.MustParse("alice@"+e.Domain), "alice")
+	b := testenv.Login(t, e.C2SAddr, jid.MustParse("bob@"+e.Domain), "bob")
+	waitUntil(t, 20*time.Second, "bob's presence never recorded", func() bool {
+		ok, err := st.UserAvailable(context.Background(), "bob@"+e.Domain)
+		return err == nil && ok
+	})
+	ctx := ctxT(t, 60*time.Second)
+	const n = 20
+	to := bobNumber + "@" + e.Component
+	for i := range n {
+		must(t, a.Send(ctx, fmt.Sprintf(`<message to='%s' id='m%d' type='chat'><body>over xmpp %d</body></message>`, to, i, i)))
+	}
+	got := map[string]bool{}
+	for len(got) < n {
+		s, err := b.Next(ctx, func(s testenv.Stanza) bool { return s.Name == "message" && s.Body != "" })
+		if err != nil {
+			t.Fatalf("bob got %d of %d messages over XMPP: %v; SMS sent: %d", len(got), n, err, len(sim.Messages()))
+		}
+		got[s.Body] = true
+	}
+	if sms := sim.Messages(); len(sms) != 0 {
+		t.Fatalf("%d messages to online bob went as SMS, first %q", len(sms), sms[0].Text)
+	}
+}

@@ -1,0 +1,82 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+)
+
+// PresenceChange is a user's resource becoming available or unavailable,
+// at the time the gateway read it. An unavailable change with no Resource
+// is for every resource of the user.
+type PresenceChange struct {
+	JID       string // bare
+	Resource  string
+	Available bool
+	At        time.Time
+}
+
+// presenceKeep is how long a resource's going offline is remembered: long
+// enough that an older change written late (by another instance) cannot
+// bring it back.
+const presenceKeep = 10 * time.Minute
+
+// SetPresences records changes read by instance, in order, in one
+// transaction. A change older than what is recorded for its resource is
+// ignored.
+func (s *Store) SetPresences(ctx context.Context, instance string, changes []PresenceChange) error {
+	if len(changes) == 0 {
+		return nil
+	}
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		for _, c := range changes {
+			at, avail := c.At.UnixMilli(), 0
+			if c.Available {
+				avail = 1
+			}
+			var err error
+			if c.Resource == "" && !c.Available {
+				_, err = s.txExec(ctx, tx, `UPDATE presences SET available = 0, instance = $1, at = $2 WHERE jid = $3 AND at <= $2`,
+					instance, at, c.JID)
+			} else {
+				_, err = s.txExec(ctx, tx, `INSERT INTO presences (jid, resource, available, instance, at) VALUES ($1, $2, $3, $4, $5)
+					ON CONFLICT (jid, resource) DO UPDATE SET available = excluded.available, instance = excluded.instance, at = excluded.at
+					WHERE presences.at <= excluded.at`,
+					c.JID, c.Resource, avail, instance, at)
+			}
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("store: presence: %w", err)
+	}
+	return nil
+}
+
+// ClearPresences forgets what instance recorded: its stream to the XMPP
+// server ended, and the server sends the users' current presence again to
+// the new one.
+func (s *Store) ClearPresences(ctx context.Context, instance string) error {
+	if _, err := s.exec(ctx, `DELETE FROM presences WHERE instance = $1`, instance); err != nil {
+		return fmt.Errorf("store: presence: %w", err)
+	}
+	return nil
+}
+
+// UserAvailable reports whether any resource of the bare JID is available,
+// as recorded by any instance.
+func (s *Store) UserAvailable(ctx context.Context, bare string) (bool, error) {
+	var one int
+	err := s.queryRow(ctx, `SELECT 1 FROM presences WHERE jid = $1 AND available = 1 LIMIT 1`, bare).Scan(&one)
+	switch {
+	case err == sql.ErrNoRows:
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("store: presence: %w", err)
+	}
+	return true, nil
+}

@@ -1,0 +1,91 @@
+package store_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"switchboard/store"
+)
+
+// TestPresences: what one instance records, another reads; a change older
+// than the recorded one does not undo it (two instances writing late); an
+// unavailable without resource ends every resource; clearing forgets only
+// the instance's own rows; the sweep drops old tombstones only.
+func TestPresences(t *testing.T) {
+	engines(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		now := epoch
+		store.SetClock(s, func() time.Time { return now })
+		at := func(d time.Duration) time.Time { return epoch.Add(d) }
+		set := func(instance string, cs ...store.PresenceChange) {
+			t.Helper()
+			if err := s.SetPresences(ctx, instance, cs); err != nil {
+				t.Fatal(err)
+			}
+		}
+		avail := func(jid string, want bool) {
+			t.Helper()
+			if got, err := s.UserAvailable(ctx, jid); err != nil || got != want {
+				t.Fatalf("UserAvailable(%s) = %v, %v; want %v", jid, got, err, want)
+			}
+		}
+		const alice, bob = "alice@example.com", "bob@example.com"
+		avail(alice, false)
+		set("a", store.PresenceChange{JID: alice, Resource: "phone", Available: true, At: at(time.Second)})
+		avail(alice, true)
+		avail(bob, false)
+
+		// Offline through the other instance; the first's late write of an
+		// older "available" changes nothing.
+		set("b", store.PresenceChange{JID: alice, Resource: "phone", At: at(3 * time.Second)})
+		avail(alice, false)
+		set("a", store.PresenceChange{JID: alice, Resource: "phone", Available: true, At: at(2 * time.Second)})
+		avail(alice, false)
+		set("a", store.PresenceChange{JID: alice, Resource: "phone", Available: true, At: at(4 * time.Second)})
+		avail(alice, true)
+
+		// Two resources; unavailable from the bare JID ends both, in one
+		// batch with a change after it.
+		set("b",
+			store.PresenceChange{JID: alice, Resource: "laptop", Available: true, At: at(5 * time.Second)},
+			store.PresenceChange{JID: bob, Resource: "r", Available: true, At: at(5 * time.Second)},
+		)
+		set("a",
+			store.PresenceChange{JID: alice, At: at(6 * time.Second)},
+			store.PresenceChange{JID: bob, Resource: "r2", Available: true, At: at(6 * time.Second)},
+		)
+		avail(alice, false)
+		avail(bob, true)
+
+		// Instance b's stream ended: bob's "r" (recorded by b) is forgotten,
+		// his "r2" (by a) stays.
+		if err := s.ClearPresences(ctx, "b"); err != nil {
+			t.Fatal(err)
+		}
+		avail(bob, true)
+		if err := s.ClearPresences(ctx, "a"); err != nil {
+			t.Fatal(err)
+		}
+		avail(bob, false)
+
+		// Tombstones are swept once older than the keep; available rows
+		// are not, however old.
+		set("a",
+			store.PresenceChange{JID: alice, Resource: "phone", At: at(10 * time.Second)},
+			store.PresenceChange{JID: bob, Resource: "r", Available: true, At: at(10 * time.Second)},
+		)
+		now = epoch.Add(time.Hour)
+		if _, err := s.Sweep(ctx); err != nil {
+			t.Fatal(err)
+		}
+		rows, err := store.Dump(s, `SELECT jid || '/' || resource FROM presences ORDER BY jid, resource`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(rows) != 1 || rows[0] != bob+"/r" {
+			t.Fatalf("after the sweep: %q; want only bob's available resource", rows)
+		}
+		avail(bob, true)
+	})
+}
