@@ -112,7 +112,9 @@ type Config struct {
 	// "fallback" (relayed over XMPP, then queued for SMS), "delivered" (an
 	// XMPP receipt for a relayed message; a message from a phone handed to
 	// the XMPP server) or "failed" (an error for a relayed message, passed to
-	// its sender). The SMS gateway reports the outcomes of SMS.
+	// its sender), and for messages from phones "duplicate" (an SMSC's
+	// resend after a new bind, not delivered twice). The SMS gateway
+	// reports the outcomes of SMS.
 	OnMessage func(direction, route, outcome string)
 }
 
@@ -590,18 +592,22 @@ func (r *Router) Recipient(ctx context.Context, dest string) (string, error) {
 	return b.JID, nil
 }
 
-// Inbound stores a message from a phone for the user bound to dest. It
-// returns after the message is committed; ErrNoRecipient when nobody has the
-// number. key, when not nil, names the stored fragments it was assembled
-// from, deleted in the same transaction.
-func (r *Router) Inbound(ctx context.Context, source, dest, body string, key *store.FragmentKey) error {
+// Inbound stores a message from a phone for the user bound to in.Dest. It
+// returns after the message is committed, or found a resend of one already
+// stored (in.Duplicate; see store.AcceptInbound); ErrNoRecipient when nobody
+// has the number. in.FragmentKey, when set, names the stored fragments it
+// was assembled from, deleted in the same transaction.
+func (r *Router) Inbound(ctx context.Context, in *store.Inbound) error {
 	// The store finds the number's owner in the insert's transaction.
-	in := &store.Inbound{Source: source, Dest: dest, Body: body, FragmentKey: key}
 	if err := r.store.AcceptInbound(ctx, in); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			return ErrNoRecipient
 		}
 		return err
+	}
+	if in.Duplicate {
+		r.cfg.OnMessage(store.In, store.RouteSMS, "duplicate")
+		return nil
 	}
 	r.log.Debug().Int64("msg", in.ID).Msg("accepted from phone")
 	r.cfg.OnMessage(store.In, store.RouteSMS, "accepted")

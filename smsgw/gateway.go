@@ -43,8 +43,9 @@ type Inbox interface {
 	// Recipient returns the JID bound to a number, or an error wrapping
 	// ErrNoRecipient (tested with errors.Is against Config.NoRecipient).
 	Recipient(ctx context.Context, dest string) (string, error)
-	// Inbound stores a message; it returns once it is committed.
-	Inbound(ctx context.Context, source, dest, body string, key *store.FragmentKey) error
+	// Inbound stores a message; it returns once it is committed, or once
+	// the store found it a resend (in.Duplicate).
+	Inbound(ctx context.Context, in *store.Inbound) error
 }
 
 // Submitter sends submit_sm. *smpp.Client satisfies it.

@@ -197,7 +197,7 @@ type nobody struct{}
 var errNobody = errors.New("no such number")
 
 func (nobody) Recipient(context.Context, string) (string, error) { return "", errNobody }
-func (nobody) Inbound(context.Context, string, string, string, *store.FragmentKey) error {
+func (nobody) Inbound(context.Context, *store.Inbound) error {
 	return fmt.Errorf("inbound: %w", errNobody)
 }
 

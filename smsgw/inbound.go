@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"strconv"
 	"strings"
 	"time"
 
@@ -107,9 +108,11 @@ func (g *Gateway) handleMO(ctx context.Context, d *smpp.Deliver) smpp.Status {
 			log.Warn().Err(err).Uint8("data_coding", d.DataCoding).Msg("undecodable message")
 			return smpp.StatusRxPAppn
 		}
-		if err := g.inbox.Inbound(ctx, src, dest, text, nil); err != nil {
+		in := &store.Inbound{Source: src, Dest: dest, Body: text, Session: g.session(d)}
+		if err := g.inbox.Inbound(ctx, in); err != nil {
 			return g.inboundError(log, err)
 		}
+		g.resent(log, in)
 		return smpp.StatusOK
 	}
 	if seq < 1 || seq > key.Total {
@@ -131,10 +134,24 @@ func (g *Gateway) handleMO(ctx context.Context, d *smpp.Deliver) smpp.Status {
 	}
 	// The part is stored: from here a failure is recovered by the sweep, so
 	// the SMSC need not retry.
-	if err := g.inbox.Inbound(ctx, src, dest, assemble(frags), key); err != nil {
+	in := &store.Inbound{Source: src, Dest: dest, Body: assemble(frags), FragmentKey: key, Session: g.session(d)}
+	if err := g.inbox.Inbound(ctx, in); err != nil {
 		log.Warn().Err(err).Msg("delivering a reassembled message failed; the sweep will retry")
 	}
+	g.resent(log, in)
 	return smpp.StatusOK
+}
+
+// session names the bind that carried d, across instances.
+func (g *Gateway) session(d *smpp.Deliver) string {
+	return g.cfg.Instance + "/" + strconv.FormatUint(d.Session, 10)
+}
+
+// resent logs a message from a phone the store found already delivered.
+func (g *Gateway) resent(log zerolog.Logger, in *store.Inbound) {
+	if in.Duplicate {
+		log.Info().Int64("msg", in.ID).Msg("message from a phone sent again after a new bind: acknowledged, not delivered twice")
+	}
 }
 
 func (g *Gateway) inboundError(log zerolog.Logger, err error) smpp.Status {
@@ -158,7 +175,7 @@ func (g *Gateway) sweepFragments(ctx context.Context) {
 	for _, frags := range groups {
 		k := frags[0].FragmentKey
 		text := assemble(frags)
-		err := g.inbox.Inbound(ctx, k.Source, k.Dest, text, &k)
+		err := g.inbox.Inbound(ctx, &store.Inbound{Source: k.Source, Dest: k.Dest, Body: text, FragmentKey: &k})
 		if g.cfg.NoRecipient != nil && errors.Is(err, g.cfg.NoRecipient) {
 			// The number was released meanwhile; keep nothing for nobody
 			// (kept, the parts would be read again at every sweep).

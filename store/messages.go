@@ -435,6 +435,17 @@ type Inbound struct {
 	Body         string
 	ReceivedAt   time.Time
 	FragmentKey  *FragmentKey // set when assembled from fragments, which are deleted with the insert
+	// Session names the SMPP bind that carried it (instance and bind); ""
+	// when unknown. See Duplicate.
+	Session string
+
+	// Duplicate is set by AcceptInbound when the message is a resend of
+	// one stored within resendWindow from the same phone to the same
+	// number with the same text, that came on another bind: the SMSC
+	// never got the first response (a stall, a dropped connection) and
+	// sent it again after binding anew. Nothing is stored; ID is the first
+	// one's.
+	Duplicate bool
 
 	// Handed is set by AcceptInbound when the message's notice went to the
 	// HandNotices sink, leased, rather than waiting to be claimed.
@@ -453,7 +464,23 @@ func (s *Store) AcceptInbound(ctx context.Context, in *Inbound) error {
 	handed := s.handoff.sink != nil
 	lookup, found := in.RecipientJID == "", true
 	op := &groupOp{lane: laneNew, fn: func(tx *sql.Tx) error {
-		found = true
+		found, in.Duplicate = true, false
+		if in.Session != "" {
+			err := s.txQueryRow(ctx, tx, `SELECT id FROM messages WHERE direction = 'in' AND peer_number = $1 AND user_number = $2
+				AND created_at >= $3 AND body = $4 AND smpp_session <> $5 AND smpp_session <> '' LIMIT 1`,
+				in.Source, in.Dest, now-resendWindow.Milliseconds(), in.Body, in.Session).Scan(&in.ID)
+			switch {
+			case err == nil:
+				in.Duplicate = true
+				if k := in.FragmentKey; k != nil {
+					_, err = s.txExec(ctx, tx, `DELETE FROM fragments WHERE source = $1 AND dest = $2 AND ref = $3 AND total = $4`,
+						k.Source, k.Dest, k.Ref, k.Total)
+				}
+				return err
+			case !errors.Is(err, sql.ErrNoRows):
+				return err
+			}
+		}
 		if lookup {
 			// Read on the writer's connection, inside the transaction: no
 			// read transaction of its own (a quarter of a millisecond on
@@ -476,14 +503,14 @@ func (s *Store) AcceptInbound(ctx context.Context, in *Inbound) error {
 			}
 		}
 		const insert = `INSERT INTO messages
-			(direction, route, state, user_jid, user_bare, user_number, peer_number, body, parts, created_at, updated_at)
-			VALUES ('in', 'sms', 'received', $1, $2, $3, $4, $5, 1, $6, $6) RETURNING id`
-		args := []any{in.RecipientJID, bare(in.RecipientJID), in.Dest, in.Source, in.Body, now}
+			(direction, route, state, user_jid, user_bare, user_number, peer_number, body, parts, smpp_session, created_at, updated_at)
+			VALUES ('in', 'sms', 'received', $1, $2, $3, $4, $5, 1, $6, $7, $7) RETURNING id`
+		args := []any{in.RecipientJID, bare(in.RecipientJID), in.Dest, in.Source, in.Body, in.Session, now}
 		if s.dialect == postgres {
 			// The message and its notice in one round trip.
 			owner, until := s.noticeLease(now)
 			return s.txQueryRow(ctx, tx, `WITH m AS (`+insert+`)
-				INSERT INTO notices (message_id, lease_owner, lease_until) SELECT id, $7, $8 FROM m RETURNING message_id`,
+				INSERT INTO notices (message_id, lease_owner, lease_until) SELECT id, $8, $9 FROM m RETURNING message_id`,
 				append(args, owner, until)...).Scan(&in.ID)
 		}
 		if err := s.txQueryRow(ctx, tx, insert, args...).Scan(&in.ID); err != nil {
@@ -494,7 +521,7 @@ func (s *Store) AcceptInbound(ctx context.Context, in *Inbound) error {
 	if handed {
 		op.notice = func() (Notice, bool) {
 			return Notice{ID: in.ID, Direction: In, State: StateReceived, UserJID: in.RecipientJID,
-				UserNumber: in.Dest, PeerNumber: in.Source, Body: in.Body}, found
+				UserNumber: in.Dest, PeerNumber: in.Source, Body: in.Body}, found && !in.Duplicate
 		}
 	}
 	if err := s.grouped(ctx, op); err != nil {
@@ -504,9 +531,13 @@ func (s *Store) AcceptInbound(ctx context.Context, in *Inbound) error {
 		in.RecipientJID = ""
 		return ErrNotFound
 	}
-	in.Handed = handed
+	in.Handed = handed && !in.Duplicate
 	return nil
 }
+
+// resendWindow is how far back AcceptInbound looks for the first copy of a
+// message an SMSC sent again after a new bind.
+const resendWindow = 10 * time.Minute
 
 // Notice is something to tell the XMPP side: an outbound message's outcome
 // (a receipt or an error for its sender), or an inbound message to deliver.

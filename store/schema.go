@@ -202,6 +202,11 @@ var migrations = []string{
 		PRIMARY KEY (jid, resource)
 	);
 	CREATE INDEX presences_instance ON presences (instance);`,
+	// Messages from phones name the SMPP bind that carried them, and are
+	// indexed by phone, so a resend after a new bind is recognised (see
+	// Inbound.Duplicate).
+	`ALTER TABLE messages ADD COLUMN smpp_session TEXT NOT NULL DEFAULT '';
+	CREATE INDEX messages_from_phone ON messages (peer_number, user_number, created_at) WHERE direction = 'in';`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {

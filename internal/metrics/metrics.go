@@ -25,6 +25,7 @@ const (
 	Failed    = "failed"    // the carrier or the recipient's server refused it
 	Fallback  = "fallback"  // relayed over XMPP, no receipt: sent as SMS
 	Refused   = "refused"   // refused at once, with a stanza error (out) or an SMPP error (in)
+	Duplicate = "duplicate" // (in) sent again by the SMSC after a new bind: acknowledged, not delivered twice
 )
 
 // Names of the metrics.

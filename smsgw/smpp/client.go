@@ -59,6 +59,9 @@ type Deliver struct {
 	ESMClass, DataCoding byte
 	ShortMessage         []byte // for data_sm: the message_payload TLV (0x0424) value; for deliver_sm: short_message, or message_payload if short_message empty
 	TLVs                 map[uint16][]byte
+	// Session numbers the bind that carried it, unique in the process: an
+	// SMSC that never got the response sends it again on a later bind.
+	Session uint64
 }
 
 // Handler handles inbound deliver_sm/data_sm. The returned Status is sent in

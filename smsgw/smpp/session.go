@@ -59,15 +59,20 @@ type session struct {
 	failOnce sync.Once
 	cause    error // set before done is closed
 
+	id       uint64 // Deliver.Session
 	dispatch chan *Deliver
 	hctx     context.Context
 	hcancel  context.CancelFunc
 	wg       sync.WaitGroup
 }
 
+// sessions numbers the process's sessions.
+var sessions atomic.Uint64
+
 func newSession(c *Client, conn net.Conn) *session {
 	return &session{
 		c:        c,
+		id:       sessions.Add(1),
 		conn:     conn,
 		log:      c.log,
 		br:       bufio.NewReaderSize(conn, 16<<10),
@@ -358,6 +363,7 @@ func (s *session) handleDeliver(h header, body []byte) {
 		s.write(encodeDeliverResp(h.ID, h.Seq, StatusInvCmdLen))
 		return
 	}
+	d.Session = s.id
 	if s.c.cfg.Handler == nil {
 		s.write(encodeDeliverResp(h.ID, h.Seq, StatusRxTAppn))
 		return

@@ -403,7 +403,8 @@ func TestDeliverWithSameSeqAsInFlightSubmit(t *testing.T) {
 		Command: cmdDeliverSM, Seq: sh.Seq,
 		Source: Address{1, 1, "12015550123"}, Dest: Address{1, 1, "12015550100"},
 		ESMClass: 0x40, ShortMessage: sm,
-		TLVs: map[uint16][]byte{0x0204: {0, 9}},
+		TLVs:    map[uint16][]byte{0x0204: {0, 9}},
+		Session: d.Session, // see TestDeliverNamesItsBind
 	}
 	if fmt.Sprint(*d) != fmt.Sprint(want) {
 		t.Errorf("Deliver = %+v\nwant      %+v", *d, want)
@@ -633,6 +634,31 @@ func TestConnectionDropFailsInFlightAndReconnects(t *testing.T) {
 	p.send(raw(cmdSubmitSM|respBit, 0, sh.Seq, cstr("again")))
 	if r := waitResult(t, res); r.err != nil || r.id != "again" {
 		t.Fatalf("Submit = %q, %v", r.id, r.err)
+	}
+}
+
+// TestDeliverNamesItsBind: a deliver_sm the SMSC sends again on a new bind
+// (it never got the response) comes with another Session than the first.
+func TestDeliverNamesItsBind(t *testing.T) {
+	f := newFakeSMSC(t)
+	got := make(chan *Deliver, 2)
+	h := startClient(t, f, func(c *Config) {
+		c.Handler = HandlerFunc(func(_ context.Context, d *Deliver) Status { got <- d; return StatusOK })
+	})
+	body := deliverBody("12015550123", "12015550100", 0, 0, []byte("hi"))
+	var sessions []uint64
+	for range 2 {
+		p := f.acceptBound()
+		h.waitBound(t)
+		h.expectState(t, true)
+		p.send(raw(cmdDeliverSM, 0, 7, body))
+		p.expectBytes(raw(cmdDeliverSM|respBit, 0, 7, []byte{0}))
+		sessions = append(sessions, (<-got).Session)
+		p.c.Close()
+		h.expectState(t, false)
+	}
+	if sessions[0] == 0 || sessions[0] == sessions[1] {
+		t.Fatalf("sessions of the two binds: %v; want two different, non-zero", sessions)
 	}
 }
 
