@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"switchboard/smsgw/coding"
 	"switchboard/smsgw/smpp"
 	"switchboard/store"
 )
@@ -220,5 +222,55 @@ func TestSweepDropsPartsForNobody(t *testing.T) {
 	g.sweepFragments(ctx)
 	if groups, err := st.StaleFragments(ctx, time.Now().Add(time.Hour)); err != nil || len(groups) != 0 {
 		t.Fatalf("parts left after the sweep: %v, %v", groups, err)
+	}
+}
+
+// storeInbox stores messages from phones for alice, as the router does.
+type storeInbox struct{ st *store.Store }
+
+func (storeInbox) Recipient(context.Context, string) (string, error) { return "alice@example.com", nil }
+func (i storeInbox) Inbound(ctx context.Context, in *store.Inbound) error {
+	in.RecipientJID = "alice@example.com"
+	return i.st.AcceptInbound(ctx, in)
+}
+
+// TestResendsAfterANewBind: what the SMSC sends again on a new bind, never
+// having got the responses (a whole message, a part of a reassembled one),
+// is acknowledged and reaches the user once.
+func TestResendsAfterANewBind(t *testing.T) {
+	ctx := context.Background()
+	st, err := store.Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "sb.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	g := New(Config{Instance: "i1", Reassembly: time.Hour}, st, storeInbox{st})
+	addr := func(n string) smpp.Address { return smpp.Address{TON: 1, NPI: 1, Addr: n} }
+	part := func(session uint64, seq byte, text string) *smpp.Deliver {
+		return &smpp.Deliver{Command: 0x05, Source: addr("12015550199"), Dest: addr("12015550100"), ESMClass: coding.ESMClassUDHI,
+			ShortMessage: append([]byte{0x05, 0x00, 0x03, 0x2A, 0x02, seq}, text...), Session: session}
+	}
+	whole := &smpp.Deliver{Command: 0x05, Source: addr("12015550199"), Dest: addr("12015550100"), ShortMessage: []byte("ping"), Session: 1}
+	for i, d := range []*smpp.Deliver{part(1, 1, "hello "), part(1, 2, "world"), whole, part(2, 2, "world"), {
+		Command: 0x05, Source: whole.Source, Dest: whole.Dest, ShortMessage: whole.ShortMessage, Session: 2,
+	}} {
+		if st := g.HandleDeliver(ctx, d); st != smpp.StatusOK {
+			t.Fatalf("deliver_sm %d answered %v", i, st)
+		}
+	}
+	ns, err := st.ClaimNotices(ctx, "t", 10, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var bodies []string
+	for _, n := range ns {
+		bodies = append(bodies, n.Body)
+	}
+	slices.Sort(bodies)
+	if !slices.Equal(bodies, []string{"hello world", "ping"}) {
+		t.Fatalf("messages for the user: %q; want each once", bodies)
+	}
+	if groups, err := st.StaleFragments(ctx, time.Now().Add(2*time.Hour)); err != nil || len(groups) != 0 {
+		t.Fatalf("parts kept: %v, %v; want none", groups, err)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/rs/zerolog"
 
@@ -124,7 +125,15 @@ func (g *Gateway) handleMO(ctx context.Context, d *smpp.Deliver) smpp.Status {
 	if _, err := g.inbox.Recipient(ctx, dest); err != nil {
 		return g.inboundError(log, err)
 	}
-	frags, err := g.outbox.AddFragment(ctx, store.Fragment{FragmentKey: *key, Seq: seq, DataCoding: d.DataCoding, Payload: payload})
+	f := store.Fragment{FragmentKey: *key, Seq: seq, DataCoding: d.DataCoding, Payload: payload, Session: g.session(d)}
+	if text, err := coding.Decode(d.DataCoding, payload); err == nil && !strings.ContainsRune(text, utf8.RuneError) {
+		f.Text = text // a character split across parts leaves the resend check out
+	}
+	frags, err := g.outbox.AddFragment(ctx, f)
+	if errors.Is(err, store.ErrResent) {
+		log.Info().Int("part", seq).Msg("part of a message from a phone sent again after a new bind: acknowledged, the message was delivered")
+		return smpp.StatusOK
+	}
 	if err != nil {
 		log.Error().Err(err).Msg("storing part failed; asking the SMSC to retry")
 		return smpp.StatusRxTAppn

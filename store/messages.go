@@ -503,14 +503,18 @@ func (s *Store) AcceptInbound(ctx context.Context, in *Inbound) error {
 			}
 		}
 		const insert = `INSERT INTO messages
-			(direction, route, state, user_jid, user_bare, user_number, peer_number, body, parts, smpp_session, created_at, updated_at)
-			VALUES ('in', 'sms', 'received', $1, $2, $3, $4, $5, 1, $6, $7, $7) RETURNING id`
-		args := []any{in.RecipientJID, bare(in.RecipientJID), in.Dest, in.Source, in.Body, in.Session, now}
+			(direction, route, state, user_jid, user_bare, user_number, peer_number, body, parts, smpp_session, frag_key, created_at, updated_at)
+			VALUES ('in', 'sms', 'received', $1, $2, $3, $4, $5, 1, $6, $7, $8, $8) RETURNING id`
+		var fk string
+		if in.FragmentKey != nil {
+			fk = in.FragmentKey.fragKey()
+		}
+		args := []any{in.RecipientJID, bare(in.RecipientJID), in.Dest, in.Source, in.Body, in.Session, fk, now}
 		if s.dialect == postgres {
 			// The message and its notice in one round trip.
 			owner, until := s.noticeLease(now)
 			return s.txQueryRow(ctx, tx, `WITH m AS (`+insert+`)
-				INSERT INTO notices (message_id, lease_owner, lease_until) SELECT id, $8, $9 FROM m RETURNING message_id`,
+				INSERT INTO notices (message_id, lease_owner, lease_until) SELECT id, $9, $10 FROM m RETURNING message_id`,
 				append(args, owner, until)...).Scan(&in.ID)
 		}
 		if err := s.txQueryRow(ctx, tx, insert, args...).Scan(&in.ID); err != nil {

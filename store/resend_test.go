@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -61,16 +62,28 @@ func TestInboundResend(t *testing.T) {
 			t.Fatalf("messages from phones stored: %v, %v; want 6", rows, err)
 		}
 
-		// A concatenated resend: its parts go with it.
+		// A concatenated message, and parts of it sent again on another
+		// bind after it was reassembled: acknowledged, stored nowhere.
 		key := store.FragmentKey{Source: phone, Dest: num, Ref: 3, Total: 2}
+		part := func(seq int, text, session string) error {
+			_, err := s.AddFragment(ctx, store.Fragment{FragmentKey: key, Seq: seq, Payload: []byte(text), Session: session, Text: text})
+			return err
+		}
 		for seq, p := range []string{"long ", "story"} {
-			if _, err := s.AddFragment(ctx, store.Fragment{FragmentKey: key, Seq: seq + 1, Payload: []byte(p)}); err != nil {
+			if err := part(seq+1, p, "gw-3/1"); err != nil {
 				t.Fatal(err)
 			}
 		}
 		accept(phone, "long story", "gw-3/1", &key)
 		for seq, p := range []string{"long ", "story"} {
-			if _, err := s.AddFragment(ctx, store.Fragment{FragmentKey: key, Seq: seq + 1, Payload: []byte(p)}); err != nil {
+			if err := part(seq+1, p, "gw-3/2"); !errors.Is(err, store.ErrResent) {
+				t.Fatalf("part %d sent again on another bind: %v; want ErrResent", seq+1, err)
+			}
+		}
+		// The whole message again, its parts taken before the check (no
+		// bind named): the reassembled copy is the resend, and its parts go.
+		for seq, p := range []string{"long ", "story"} {
+			if err := part(seq+1, p, ""); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -79,6 +92,17 @@ func TestInboundResend(t *testing.T) {
 		}
 		if groups, err := s.StaleFragments(ctx, now.Add(time.Hour)); err != nil || len(groups) != 0 {
 			t.Fatalf("parts of the resend left: %v, %v", groups, err)
+		}
+		// A new message that reuses the reference, with other text, and a
+		// part on the same bind, are parts to keep.
+		if err := part(1, "brand ", "gw-3/2"); err != nil {
+			t.Fatalf("a new message's part with a reused reference: %v", err)
+		}
+		if err := part(2, "story", "gw-3/1"); err != nil {
+			t.Fatalf("a part again on the same bind: %v", err)
+		}
+		if groups, err := s.StaleFragments(ctx, now.Add(time.Hour)); err != nil || len(groups) != 1 || len(groups[0]) != 2 {
+			t.Fatalf("parts kept: %v, %v; want both", groups, err)
 		}
 	})
 }

@@ -202,10 +202,12 @@ var migrations = []string{
 		PRIMARY KEY (jid, resource)
 	);
 	CREATE INDEX presences_instance ON presences (instance);`,
-	// Messages from phones name the SMPP bind that carried them, and are
-	// indexed by phone, so a resend after a new bind is recognised (see
-	// Inbound.Duplicate).
+	// Messages from phones name the SMPP bind that carried them (and, when
+	// reassembled, the parts' reference and count), and are indexed by
+	// phone, so a resend after a new bind is recognised (see
+	// Inbound.Duplicate and ErrResent).
 	`ALTER TABLE messages ADD COLUMN smpp_session TEXT NOT NULL DEFAULT '';
+	ALTER TABLE messages ADD COLUMN frag_key TEXT NOT NULL DEFAULT '';
 	CREATE INDEX messages_from_phone ON messages (peer_number, user_number, created_at) WHERE direction = 'in';`,
 }
 

@@ -23,6 +23,10 @@ import (
 // ErrNotFound is returned when a looked-up row does not exist.
 var ErrNotFound = errors.New("store: not found")
 
+// ErrResent is returned by AddFragment for a part of a message from a phone
+// already delivered, that the SMSC sent again after a new bind.
+var ErrResent = errors.New("store: sent again after a new bind")
+
 type dialect int
 
 const (
