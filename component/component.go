@@ -87,9 +87,8 @@ type Config struct {
 	// Archive serves users' message history (XEP-0313); nil disables it.
 	Archive Archive
 	// Presences records users' presence; nil keeps it in memory, which
-	// suits one instance only. Instance names this one in the record.
+	// suits one instance only.
 	Presences Presences
-	Instance  string
 	// OnConnect is called after each successful handshake.
 	OnConnect func()
 	Logger    zerolog.Logger
@@ -181,7 +180,6 @@ func (c *Component) session(ctx context.Context) error {
 		return fmt.Errorf("component handshake: %w", err)
 	}
 	c.priv.reset()
-	c.presq.add(presenceOp{clear: true}, c.applyPresence)
 	c.mu.Lock()
 	c.sess = s
 	c.mu.Unlock()

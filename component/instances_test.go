@@ -67,8 +67,9 @@ func TestCommandAcrossInstances(t *testing.T) {
 // its connections, so alice's coming online may reach one instance and a
 // message for her another. With the shared record, each instance sees
 // what the other read; on its own stream, an instance sees at once what it
-// read before (no race with the write); a new stream forgets only what the
-// instance's previous stream recorded.
+// read before (no race with the write); the record outlives a stream, for
+// ejabberd does not send users' presence again to a component that
+// connects.
 func TestPresenceAcrossInstances(t *testing.T) {
 	st, err := store.Open(context.Background(), "sqlite:"+filepath.Join(t.TempDir(), "sb.db"))
 	if err != nil {
@@ -76,8 +77,8 @@ func TestPresenceAcrossInstances(t *testing.T) {
 	}
 	t.Cleanup(func() { st.Close() })
 	srvA, srvB := newFakeServer(t), newFakeServer(t)
-	a := start(t, srvA, func(c *Config) { c.Presences, c.Instance = st, "a" })
-	b := start(t, srvB, func(c *Config) { c.Presences, c.Instance = st, "b" })
+	shared := func(c *Config) { c.Presences = st }
+	a, b := start(t, srvA, shared), start(t, srvB, shared)
 	scA, scB := srvA.session(), srvB.session()
 	a.onConnect(t)
 	b.onConnect(t)
@@ -117,23 +118,32 @@ func TestPresenceAcrossInstances(t *testing.T) {
 		t.Fatal("instance a still sees alice online, gone offline through b")
 	}
 
-	// alice online on two resources, one read by each instance; a's stream
-	// ends and a new one starts: what a recorded is forgotten, b's is kept.
+	// alice online on two resources, one read by each instance. Both
+	// streams end and start again, and the server sends nothing: she is
+	// still online, until both resources go.
 	scA.send(`<presence from='alice@example.com/laptop' to='` + testDomain + `'/>`)
 	scA.ping()
 	scB.send(`<presence from='alice@example.com/phone' to='` + testDomain + `'/>`)
 	scB.ping()
 	scA.conn.Close()
-	scA = srvA.session()
+	scB.conn.Close()
+	scA, scB = srvA.session(), srvB.session()
 	a.onConnect(t)
+	b.onConnect(t)
 	grant(scA)
-	if !avail(a.comp) {
-		t.Fatal("alice's phone, read by b, forgotten when a's stream ended")
+	grant(scB)
+	if !avail(a.comp) || !avail(b.comp) {
+		t.Fatal("alice, online throughout, forgotten when the streams started again")
 	}
-	scB.send(`<presence from='alice@example.com/phone' to='` + testDomain + `' type='unavailable'/>`)
+	scB.send(`<presence from='alice@example.com/laptop' to='` + testDomain + `' type='unavailable'/>`)
 	scB.ping()
-	if avail(b.comp) || avail(a.comp) { // b first: it waits for its own write
-		t.Fatal("alice's laptop, read by a's previous stream, still counts")
+	if !avail(b.comp) {
+		t.Fatal("alice offline with her phone still online")
+	}
+	scA.send(`<presence from='alice@example.com/phone' to='` + testDomain + `' type='unavailable'/>`)
+	scA.ping()
+	if avail(a.comp) || avail(b.comp) { // a first: it waits for its own write
+		t.Fatal("alice online with both resources gone")
 	}
 
 	// Unavailable from the bare JID ends every resource.

@@ -14,29 +14,25 @@ import (
 // XEP-0356 presence privilege. *store.Store shares it among instances:
 // ejabberd spreads a component's stanzas over its connections, so a user's
 // coming online may reach one instance and a message for them another.
+//
+// The record outlives streams: ejabberd does not send users' presence
+// again to a component that connects (Prosody does, which refreshes it), so
+// forgetting it at a new stream would take every online user for offline
+// until they change presence.
 type Presences interface {
-	SetPresences(ctx context.Context, instance string, changes []store.PresenceChange) error
-	// ClearPresences forgets what instance recorded: its stream ended, and
-	// the server sends the users' current presence to the new one.
-	ClearPresences(ctx context.Context, instance string) error
+	SetPresences(ctx context.Context, changes []store.PresenceChange) error
 	UserAvailable(ctx context.Context, bare string) (bool, error)
 }
 
 // presenceBatch bounds the changes written in one transaction.
 const presenceBatch = 512
 
-// presenceOp is one change, or (clear) the start of a new stream.
-type presenceOp struct {
-	clear  bool
-	change store.PresenceChange
-}
-
 // presenceQueue writes presence changes in the order they were read, off
 // the stream's read loop (a server restarting sends every user's presence
 // at once), and lets a reader wait for the changes read before it.
 type presenceQueue struct {
 	mu      sync.Mutex
-	ops     []presenceOp
+	ops     []store.PresenceChange
 	queued  uint64
 	applied uint64
 	changed chan struct{} // closed when applied grows
@@ -48,15 +44,15 @@ func (c *Component) observe(from jid.JID, typ string) {
 	if typ != "" && typ != "unavailable" {
 		return
 	}
-	c.presq.add(presenceOp{change: store.PresenceChange{
+	c.presq.add(store.PresenceChange{
 		JID: from.Bare().String(), Resource: from.Resourcepart(), Available: typ == "", At: time.Now(),
-	}}, c.applyPresence)
+	}, c.applyPresence)
 }
 
-func (q *presenceQueue) add(op presenceOp, apply func([]presenceOp)) {
+func (q *presenceQueue) add(ch store.PresenceChange, apply func([]store.PresenceChange)) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	q.ops = append(q.ops, op)
+	q.ops = append(q.ops, ch)
 	q.queued++
 	if q.changed == nil {
 		q.changed = make(chan struct{})
@@ -67,7 +63,7 @@ func (q *presenceQueue) add(op presenceOp, apply func([]presenceOp)) {
 	}
 }
 
-func (q *presenceQueue) drain(apply func([]presenceOp)) {
+func (q *presenceQueue) drain(apply func([]store.PresenceChange)) {
 	for {
 		q.mu.Lock()
 		ops := q.ops
@@ -105,35 +101,21 @@ func (q *presenceQueue) settled(ctx context.Context) {
 	q.mu.Unlock()
 }
 
-// applyPresence writes ops in order: runs of changes in batches, and each
-// clear between them. Presence is soft state: a failed write is logged and
-// dropped (the message then goes over XMPP, with the SMS fallback timer,
-// or as SMS at once, as if the presence had not come).
-func (c *Component) applyPresence(ops []presenceOp) {
+// applyPresence writes changes in order, in batches. Presence is soft
+// state: a failed write is logged and dropped (the message then goes over
+// XMPP, with the SMS fallback timer, or as SMS at once, as if the presence
+// had not come).
+func (c *Component) applyPresence(ops []store.PresenceChange) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	p := c.presenceStore()
-	var run []store.PresenceChange
-	flush := func() {
-		for len(run) > 0 {
-			n := min(len(run), presenceBatch)
-			if err := p.SetPresences(ctx, c.cfg.Instance, run[:n]); err != nil {
-				c.log.Warn().Err(err).Int("changes", n).Msg("recording users' presence failed")
-			}
-			run = run[n:]
+	for len(ops) > 0 {
+		n := min(len(ops), presenceBatch)
+		if err := p.SetPresences(ctx, ops[:n]); err != nil {
+			c.log.Warn().Err(err).Int("changes", n).Msg("recording users' presence failed")
 		}
+		ops = ops[n:]
 	}
-	for _, op := range ops {
-		if !op.clear {
-			run = append(run, op.change)
-			continue
-		}
-		flush()
-		if err := p.ClearPresences(ctx, c.cfg.Instance); err != nil {
-			c.log.Warn().Err(err).Msg("forgetting the previous stream's presence failed")
-		}
-	}
-	flush()
 }
 
 func (c *Component) presenceStore() Presences {
@@ -170,7 +152,7 @@ type localPresences struct {
 	avail map[string]map[string]bool
 }
 
-func (p *localPresences) SetPresences(_ context.Context, _ string, changes []store.PresenceChange) error {
+func (p *localPresences) SetPresences(_ context.Context, changes []store.PresenceChange) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.avail == nil {
@@ -192,13 +174,6 @@ func (p *localPresences) SetPresences(_ context.Context, _ string, changes []sto
 			}
 		}
 	}
-	return nil
-}
-
-func (p *localPresences) ClearPresences(context.Context, string) error {
-	p.mu.Lock()
-	p.avail = nil
-	p.mu.Unlock()
 	return nil
 }
 

@@ -22,10 +22,9 @@ type PresenceChange struct {
 // bring it back.
 const presenceKeep = 10 * time.Minute
 
-// SetPresences records changes read by instance, in order, in one
-// transaction. A change older than what is recorded for its resource is
-// ignored.
-func (s *Store) SetPresences(ctx context.Context, instance string, changes []PresenceChange) error {
+// SetPresences records changes, in order, in one transaction. A change
+// older than what is recorded for its resource is ignored.
+func (s *Store) SetPresences(ctx context.Context, changes []PresenceChange) error {
 	if len(changes) == 0 {
 		return nil
 	}
@@ -37,13 +36,12 @@ func (s *Store) SetPresences(ctx context.Context, instance string, changes []Pre
 			}
 			var err error
 			if c.Resource == "" && !c.Available {
-				_, err = s.txExec(ctx, tx, `UPDATE presences SET available = 0, instance = $1, at = $2 WHERE jid = $3 AND at <= $2`,
-					instance, at, c.JID)
+				_, err = s.txExec(ctx, tx, `UPDATE presences SET available = 0, at = $1 WHERE jid = $2 AND at <= $1`, at, c.JID)
 			} else {
-				_, err = s.txExec(ctx, tx, `INSERT INTO presences (jid, resource, available, instance, at) VALUES ($1, $2, $3, $4, $5)
-					ON CONFLICT (jid, resource) DO UPDATE SET available = excluded.available, instance = excluded.instance, at = excluded.at
+				_, err = s.txExec(ctx, tx, `INSERT INTO presences (jid, resource, available, at) VALUES ($1, $2, $3, $4)
+					ON CONFLICT (jid, resource) DO UPDATE SET available = excluded.available, at = excluded.at
 					WHERE presences.at <= excluded.at`,
-					c.JID, c.Resource, avail, instance, at)
+					c.JID, c.Resource, avail, at)
 			}
 			if err != nil {
 				return err
@@ -57,18 +55,7 @@ func (s *Store) SetPresences(ctx context.Context, instance string, changes []Pre
 	return nil
 }
 
-// ClearPresences forgets what instance recorded: its stream to the XMPP
-// server ended, and the server sends the users' current presence again to
-// the new one.
-func (s *Store) ClearPresences(ctx context.Context, instance string) error {
-	if _, err := s.exec(ctx, `DELETE FROM presences WHERE instance = $1`, instance); err != nil {
-		return fmt.Errorf("store: presence: %w", err)
-	}
-	return nil
-}
-
-// UserAvailable reports whether any resource of the bare JID is available,
-// as recorded by any instance.
+// UserAvailable reports whether any resource of the bare JID is available.
 func (s *Store) UserAvailable(ctx context.Context, bare string) (bool, error) {
 	var one int
 	err := s.queryRow(ctx, `SELECT 1 FROM presences WHERE jid = $1 AND available = 1 LIMIT 1`, bare).Scan(&one)

@@ -191,17 +191,15 @@ var migrations = []string{
 	// component's stanzas over its connections, so one user's presence
 	// may reach one instance and their going offline another. A row per
 	// resource; available 0 is a tombstone (kept a while, see Sweep), so
-	// a late write of an older change does not undo a newer one. instance
-	// is the one whose stream carried the change.
+	// a late write of an older change does not undo a newer one. at is
+	// when the gateway read the change, in ms.
 	`CREATE TABLE presences (
 		jid       TEXT NOT NULL,
 		resource  TEXT NOT NULL,
 		available SMALLINT NOT NULL,
-		instance  TEXT NOT NULL,
 		at        BIGINT NOT NULL,
 		PRIMARY KEY (jid, resource)
-	);
-	CREATE INDEX presences_instance ON presences (instance);`,
+	);`,
 	// Messages from phones name the SMPP bind that carried them (and, when
 	// reassembled, the parts' reference and count), and are indexed by
 	// phone, so a resend after a new bind is recognised (see

@@ -82,4 +82,17 @@ func TestPresenceAcrossInstancesEjabberd(t *testing.T) {
 	if sms := sim.Messages(); len(sms) != 0 {
 		t.Fatalf("%d messages to online bob went as SMS, first %q", len(sms), sms[0].Text)
 	}
+
+	// Both instances restart. ejabberd does not send users' presence again
+	// to a component that connects: bob, online throughout, is still
+	// known online from the record, and a message to him goes over XMPP.
+	one.stop()
+	two.stop()
+	one.start(t)
+	two.start(t)
+	time.Sleep(2 * time.Second) // connected and granted, as above
+	must(t, a.Send(ctx, fmt.Sprintf(`<message to='%s' type='chat'><body>after the restart</body></message>`, to)))
+	if _, err := b.Next(ctx, func(s testenv.Stanza) bool { return s.Body == "after the restart" }); err != nil {
+		t.Fatalf("message to online bob not relayed after the restarts: %v (SMS sent: %d)", err, len(sim.Messages()))
+	}
 }

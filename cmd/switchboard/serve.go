@@ -218,7 +218,6 @@ func run(ctx context.Context, cfg *Config, log zerolog.Logger) error {
 		Sessions:        st,
 		Archive:         st,
 		Presences:       st,
-		Instance:        instance,
 		AddressBook:     book,
 		Admins:          admins(cfg.XMPP.Admins),
 		Admin:           st,
