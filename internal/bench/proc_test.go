@@ -1,0 +1,36 @@
+package bench
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// TestIOCounters: writes of the process's own show in its count of write
+// calls. (Its disk bytes depend on the file system: tmpfs counts none.)
+func TestIOCounters(t *testing.T) {
+	before, err := ioCounters(os.Getpid())
+	if err != nil {
+		t.Skipf("no /proc/PID/io here: %v", err)
+	}
+	f, err := os.Create(filepath.Join(t.TempDir(), "f"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for range 3 {
+		if _, err := f.Write(make([]byte, 64<<10)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := f.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	after, err := ioCounters(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.WriteCalls < before.WriteCalls+3 {
+		t.Errorf("write calls %d → %d; want at least 3 more", before.WriteCalls, after.WriteCalls)
+	}
+}
