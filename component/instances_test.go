@@ -97,20 +97,32 @@ func TestPresenceAcrossInstances(t *testing.T) {
 		}
 		return ok
 	}
+	// pres has the server forward alice's presence (typ "" or
+	// "unavailable"; resource "" for her bare JID) on sc, and waits until
+	// the instance has read it.
+	pres := func(sc *serverConn, resource, typ string) {
+		from := "alice@example.com"
+		if resource != "" {
+			from += "/" + resource
+		}
+		if typ != "" {
+			typ = ` type='` + typ + `'`
+		}
+		sc.send(`<presence from='` + from + `' to='` + testDomain + `'` + typ + `/>`)
+		sc.ping()
+	}
 	if avail(b.comp) || avail(a.comp) {
 		t.Fatal("alice available before any presence")
 	}
 
-	scA.send(`<presence from='alice@example.com/phone' to='` + testDomain + `'/>`)
-	scA.ping()
+	pres(scA, "phone", "")
 	if !avail(a.comp) {
 		t.Fatal("instance a does not see the presence it has just read")
 	}
 	if !avail(b.comp) {
 		t.Fatal("instance b does not see alice online, read by a")
 	}
-	scB.send(`<presence from='alice@example.com/phone' to='` + testDomain + `' type='unavailable'/>`)
-	scB.ping()
+	pres(scB, "phone", "unavailable")
 	if avail(b.comp) {
 		t.Fatal("instance b still sees alice online after reading her going offline")
 	}
@@ -121,10 +133,8 @@ func TestPresenceAcrossInstances(t *testing.T) {
 	// alice online on two resources, one read by each instance. Both
 	// streams end and start again, and the server sends nothing: she is
 	// still online, until both resources go.
-	scA.send(`<presence from='alice@example.com/laptop' to='` + testDomain + `'/>`)
-	scA.ping()
-	scB.send(`<presence from='alice@example.com/phone' to='` + testDomain + `'/>`)
-	scB.ping()
+	pres(scA, "laptop", "")
+	pres(scB, "phone", "")
 	scA.conn.Close()
 	scB.conn.Close()
 	scA, scB = srvA.session(), srvB.session()
@@ -135,27 +145,22 @@ func TestPresenceAcrossInstances(t *testing.T) {
 	if !avail(a.comp) || !avail(b.comp) {
 		t.Fatal("alice, online throughout, forgotten when the streams started again")
 	}
-	scB.send(`<presence from='alice@example.com/laptop' to='` + testDomain + `' type='unavailable'/>`)
-	scB.ping()
+	pres(scB, "laptop", "unavailable")
 	if !avail(b.comp) {
 		t.Fatal("alice offline with her phone still online")
 	}
-	scA.send(`<presence from='alice@example.com/phone' to='` + testDomain + `' type='unavailable'/>`)
-	scA.ping()
+	pres(scA, "phone", "unavailable")
 	if avail(a.comp) || avail(b.comp) { // a first: it waits for its own write
 		t.Fatal("alice online with both resources gone")
 	}
 
 	// Unavailable from the bare JID ends every resource.
-	scA.send(`<presence from='alice@example.com/laptop' to='` + testDomain + `'/>`)
-	scA.ping()
-	scB.send(`<presence from='alice@example.com/phone' to='` + testDomain + `'/>`)
-	scB.ping()
+	pres(scA, "laptop", "")
+	pres(scB, "phone", "")
 	if !avail(a.comp) {
 		t.Fatal("alice not online again")
 	}
-	scB.send(`<presence from='alice@example.com' to='` + testDomain + `' type='unavailable'/>`)
-	scB.ping()
+	pres(scB, "", "unavailable")
 	if avail(b.comp) || avail(a.comp) { // b first: it waits for its own write
 		t.Fatal("alice still online after unavailable from her bare JID")
 	}
