@@ -241,16 +241,21 @@ func FreePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-// freePorts returns n ports as FreePort does.
+// freePorts returns n distinct ports as FreePort does. The listeners stay
+// open until all n are chosen: closed one by one, the system may hand out
+// the same port twice (a Prosody with c2s and component on one port, whose
+// component never connected, was seen in CI).
 func freePorts(n int) ([]int, error) {
 	ports := make([]int, n)
-	var errs []error
 	for i := range ports {
-		var err error
-		ports[i], err = FreePort()
-		errs = append(errs, err)
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		defer l.Close()
+		ports[i] = l.Addr().(*net.TCPAddr).Port
 	}
-	return ports, errors.Join(errs...)
+	return ports, nil
 }
 
 func dialable(addr string) error {
