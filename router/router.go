@@ -392,6 +392,8 @@ func (r *Router) storeBatch(ctx context.Context, batch []*pending) {
 	accepted := make([]*store.Outbound, 0, len(batch))
 	acceptedP := make([]*pending, 0, len(batch))
 	var ok []*pending // in arrival order, the ones to relay or count
+	// Presence is read once per owner and batch (a read of the store).
+	unreachable := map[string]bool{}
 	for _, p := range batch {
 		bare := p.from.Bare().String()
 		num, has := numbers[bare]
@@ -403,11 +405,19 @@ func (r *Router) storeBatch(ctx context.Context, batch []*pending) {
 			continue
 		}
 		owner := owners[p.dest]
-		if owner != "" && p.msg != nil && r.unreachable(owner, settings[bare]) {
-			// The recipient has no available resource (seen through the
-			// presence privilege): straight to SMS.
-			r.log.Debug().Str("to", owner).Msg("recipient unavailable: routing as SMS")
-			owner = ""
+		if owner != "" && p.msg != nil {
+			key := owner + "\x00" + bare // the sender's settings count too
+			u, seen := unreachable[key]
+			if !seen {
+				u = r.unreachable(owner, settings[bare])
+				unreachable[key] = u
+			}
+			if u {
+				// The recipient has no available resource (seen through
+				// the presence privilege): straight to SMS.
+				r.log.Debug().Str("to", owner).Msg("recipient unavailable: routing as SMS")
+				owner = ""
+			}
 		}
 		p.owner = owner
 		if p.msg == nil {
