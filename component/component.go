@@ -126,15 +126,21 @@ func New(cfg Config, r Router) *Component {
 	if cfg.OnConnect == nil {
 		cfg.OnConnect = func() {}
 	}
-	return &Component{cfg: cfg, router: r, log: cfg.Logger.With().Str("component", "xmpp").Logger(), fetcher: newFetchClient(cfg.FetchPrivate)}
+	c := &Component{cfg: cfg, router: r, log: cfg.Logger.With().Str("component", "xmpp").Logger(), fetcher: newFetchClient(cfg.FetchPrivate)}
+	c.presq.init()
+	return c
 }
 
 // Connected reports whether the session is up.
 func (c *Component) Connected() bool { return c.connected.Load() }
 
 // Run connects, serves, and reconnects with backoff until ctx ends; then it
-// closes the stream. It returns nil when ctx ends.
+// closes the stream and writes the users' presence still queued. It returns
+// nil when ctx ends.
 func (c *Component) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wg.Go(func() { c.presq.run(ctx, c.applyPresence) })
 	delay := c.cfg.ReconnectMin
 	for {
 		start := time.Now()

@@ -29,14 +29,20 @@ const presenceBatch = 512
 
 // presenceQueue writes presence changes in the order they were read, off
 // the stream's read loop (a server restarting sends every user's presence
-// at once), and lets a reader wait for the changes read before it.
+// at once), and lets a reader wait for the changes read before it. Its
+// writer is run by Component.Run.
 type presenceQueue struct {
 	mu      sync.Mutex
 	ops     []store.PresenceChange
 	queued  uint64
 	applied uint64
 	changed chan struct{} // closed when applied grows
-	running bool
+	wake    chan struct{} // a change was queued
+}
+
+func (q *presenceQueue) init() {
+	q.changed = make(chan struct{})
+	q.wake = make(chan struct{}, 1)
 }
 
 // observe queues a forwarded presence: available ("") or unavailable.
@@ -46,20 +52,31 @@ func (c *Component) observe(from jid.JID, typ string) {
 	}
 	c.presq.add(store.PresenceChange{
 		JID: from.Bare().String(), Resource: from.Resourcepart(), Available: typ == "", At: time.Now(),
-	}, c.applyPresence)
+	})
 }
 
-func (q *presenceQueue) add(ch store.PresenceChange, apply func([]store.PresenceChange)) {
+func (q *presenceQueue) add(ch store.PresenceChange) {
 	q.mu.Lock()
-	defer q.mu.Unlock()
 	q.ops = append(q.ops, ch)
 	q.queued++
-	if q.changed == nil {
-		q.changed = make(chan struct{})
+	q.mu.Unlock()
+	select {
+	case q.wake <- struct{}{}:
+	default:
 	}
-	if !q.running {
-		q.running = true
-		go q.drain(apply)
+}
+
+// run writes what is queued with apply until ctx ends, and then what was
+// queued by then.
+func (q *presenceQueue) run(ctx context.Context, apply func([]store.PresenceChange)) {
+	for {
+		select {
+		case <-q.wake:
+		case <-ctx.Done():
+			q.drain(apply)
+			return
+		}
+		q.drain(apply)
 	}
 }
 
@@ -68,12 +85,10 @@ func (q *presenceQueue) drain(apply func([]store.PresenceChange)) {
 		q.mu.Lock()
 		ops := q.ops
 		q.ops = nil
+		q.mu.Unlock()
 		if len(ops) == 0 {
-			q.running = false
-			q.mu.Unlock()
 			return
 		}
-		q.mu.Unlock()
 		apply(ops)
 		q.mu.Lock()
 		q.applied += uint64(len(ops))
