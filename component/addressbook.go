@@ -342,7 +342,7 @@ func (c *Component) vcardOf(ctx context.Context, from, to jid.JID) (xml.TokenRea
 // requests from served users are accepted, and probes are answered with
 // the contact's presence (see the README's presence rules).
 func (c *Component) handlePresence(ctx context.Context, s *inStanza) {
-	from, err := jid.Parse(s.From)
+	from, err := parseSender(s.From)
 	if err != nil {
 		return
 	}

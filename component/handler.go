@@ -179,7 +179,7 @@ func (c *Component) handleMessage(ctx context.Context, s *inStanza) {
 	if c.recordPrivilege(s) {
 		return
 	}
-	from, err := jid.Parse(s.From)
+	from, err := parseSender(s.From)
 	if err != nil {
 		c.log.Warn().Str("from", s.From).Msg("message with an unreadable sender dropped")
 		return
@@ -234,6 +234,22 @@ func (c *Component) handleMessage(ctx context.Context, s *inStanza) {
 		}
 		c.replyError(ctx, to, from, s.ID, se)
 	}
+}
+
+// parseSender parses a stanza's sender, an address the component answers.
+// mellium normalises some addresses into forms that normalise again into
+// others, or not at all (".." into ".", "0.." into "0." into "0"): a
+// stanza from one gets no answer, for the answer would go to another
+// address than the sender's.
+func parseSender(s string) (jid.JID, error) {
+	j, err := jid.Parse(s)
+	if err != nil {
+		return j, err
+	}
+	if k, err := jid.Parse(j.String()); err != nil || !k.Equal(j) {
+		return jid.JID{}, fmt.Errorf("component: sender %q is not a stable address (%q once normalised)", s, j)
+	}
+	return j, nil
 }
 
 func (c *Component) replyError(ctx context.Context, from, to jid.JID, id string, e stanza.Error) {
