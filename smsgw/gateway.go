@@ -68,6 +68,9 @@ type Config struct {
 	Reassembly time.Duration
 	// NoRecipient is the error Inbox returns for a number nobody has.
 	NoRecipient error
+	// BindUp tells whether this process's bind numbered n (see
+	// smpp.Deliver.Session) is up. Default smpp.Live.
+	BindUp func(n uint64) bool
 	// OnFinal is called when a message reached a final state and its
 	// notice waits to be claimed (it was not handed to the store's notice
 	// sink).
@@ -116,6 +119,9 @@ func New(cfg Config, outbox Outbox, inbox Inbox) *Gateway {
 	}
 	if cfg.OnFinal == nil {
 		cfg.OnFinal = func() {}
+	}
+	if cfg.BindUp == nil {
+		cfg.BindUp = smpp.Live
 	}
 	if cfg.OnMessage == nil {
 		cfg.OnMessage = func(string, string, string) {}

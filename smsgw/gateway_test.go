@@ -236,7 +236,9 @@ func (i storeInbox) Inbound(ctx context.Context, in *store.Inbound) error {
 
 // TestResendsAfterANewBind: what the SMSC sends again on a new bind, never
 // having got the responses (a whole message, a part of a reassembled one),
-// is acknowledged and reaches the user once.
+// is acknowledged and reaches the user once. The same text again while
+// its first bind is still up, or first carried by another instance's bind,
+// is a person writing it twice.
 func TestResendsAfterANewBind(t *testing.T) {
 	ctx := context.Background()
 	st, err := store.Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "sb.db"))
@@ -244,19 +246,31 @@ func TestResendsAfterANewBind(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	g := New(Config{Instance: "i1", Reassembly: time.Hour}, st, storeInbox{st})
+	g := New(Config{Instance: "i1", Reassembly: time.Hour, BindUp: func(n uint64) bool { return n == 3 }}, st, storeInbox{st})
 	addr := func(n string) smpp.Address { return smpp.Address{TON: 1, NPI: 1, Addr: n} }
 	part := func(session uint64, seq byte, text string) *smpp.Deliver {
 		return &smpp.Deliver{Command: 0x05, Source: addr("12015550199"), Dest: addr("12015550100"), ESMClass: coding.ESMClassUDHI,
 			ShortMessage: append([]byte{0x05, 0x00, 0x03, 0x2A, 0x02, seq}, text...), Session: session}
 	}
-	whole := &smpp.Deliver{Command: 0x05, Source: addr("12015550199"), Dest: addr("12015550100"), ShortMessage: []byte("ping"), Session: 1}
-	for i, d := range []*smpp.Deliver{part(1, 1, "hello "), part(1, 2, "world"), whole, part(2, 2, "world"), {
-		Command: 0x05, Source: whole.Source, Dest: whole.Dest, ShortMessage: whole.ShortMessage, Session: 2,
-	}} {
+	text := func(session uint64, s string) *smpp.Deliver {
+		return &smpp.Deliver{Command: 0x05, Source: addr("12015550199"), Dest: addr("12015550100"), ShortMessage: []byte(s), Session: session}
+	}
+	for i, d := range []*smpp.Deliver{
+		part(1, 1, "hello "), part(1, 2, "world"), text(1, "ping"), // binds 1 and 2 are down
+		part(2, 2, "world"), text(2, "ping"), // resends
+		text(3, "ok"), text(4, "ok"), // bind 3 is up: twice
+	} {
 		if st := g.HandleDeliver(ctx, d); st != smpp.StatusOK {
 			t.Fatalf("deliver_sm %d answered %v", i, st)
 		}
+	}
+	// Another instance's bind counts as up.
+	in := &store.Inbound{Source: "+12015550199", Dest: "+12015550100", RecipientJID: "alice@example.com", Body: "fine", Session: "i2/1"}
+	if err := st.AcceptInbound(ctx, in); err != nil {
+		t.Fatal(err)
+	}
+	if st := g.HandleDeliver(ctx, text(5, "fine")); st != smpp.StatusOK {
+		t.Fatalf("deliver_sm answered %v", st)
 	}
 	ns, err := st.ClaimNotices(ctx, "t", 10, time.Minute)
 	if err != nil {
@@ -267,8 +281,8 @@ func TestResendsAfterANewBind(t *testing.T) {
 		bodies = append(bodies, n.Body)
 	}
 	slices.Sort(bodies)
-	if !slices.Equal(bodies, []string{"hello world", "ping"}) {
-		t.Fatalf("messages for the user: %q; want each once", bodies)
+	if !slices.Equal(bodies, []string{"fine", "fine", "hello world", "ok", "ok", "ping"}) {
+		t.Fatalf("messages for the user: %q", bodies)
 	}
 	if groups, err := st.StaleFragments(ctx, time.Now().Add(2*time.Hour)); err != nil || len(groups) != 0 {
 		t.Fatalf("parts kept: %v, %v; want none", groups, err)

@@ -109,7 +109,7 @@ func (g *Gateway) handleMO(ctx context.Context, d *smpp.Deliver) smpp.Status {
 			log.Warn().Err(err).Uint8("data_coding", d.DataCoding).Msg("undecodable message")
 			return smpp.StatusRxPAppn
 		}
-		in := &store.Inbound{Source: src, Dest: dest, Body: text, Session: g.session(d)}
+		in := &store.Inbound{Source: src, Dest: dest, Body: text, Session: g.session(d), Ended: g.ended}
 		if err := g.inbox.Inbound(ctx, in); err != nil {
 			return g.inboundError(log, err)
 		}
@@ -125,7 +125,7 @@ func (g *Gateway) handleMO(ctx context.Context, d *smpp.Deliver) smpp.Status {
 	if _, err := g.inbox.Recipient(ctx, dest); err != nil {
 		return g.inboundError(log, err)
 	}
-	f := store.Fragment{FragmentKey: *key, Seq: seq, DataCoding: d.DataCoding, Payload: payload, Session: g.session(d)}
+	f := store.Fragment{FragmentKey: *key, Seq: seq, DataCoding: d.DataCoding, Payload: payload, Session: g.session(d), Ended: g.ended}
 	if text, err := coding.Decode(d.DataCoding, payload); err == nil && !strings.ContainsRune(text, utf8.RuneError) {
 		f.Text = text // a character split across parts leaves the resend check out
 	}
@@ -143,7 +143,7 @@ func (g *Gateway) handleMO(ctx context.Context, d *smpp.Deliver) smpp.Status {
 	}
 	// The part is stored: from here a failure is recovered by the sweep, so
 	// the SMSC need not retry.
-	in := &store.Inbound{Source: src, Dest: dest, Body: assemble(frags), FragmentKey: key, Session: g.session(d)}
+	in := &store.Inbound{Source: src, Dest: dest, Body: assemble(frags), FragmentKey: key, Session: g.session(d), Ended: g.ended}
 	if err := g.inbox.Inbound(ctx, in); err != nil {
 		log.Warn().Err(err).Msg("delivering a reassembled message failed; the sweep will retry")
 	}
@@ -154,6 +154,20 @@ func (g *Gateway) handleMO(ctx context.Context, d *smpp.Deliver) smpp.Status {
 // session names the bind that carried d, across instances.
 func (g *Gateway) session(d *smpp.Deliver) string {
 	return g.cfg.Instance + "/" + strconv.FormatUint(d.Session, 10)
+}
+
+// ended tells whether the bind a session names is down, so that the SMSC
+// may not have had the responses sent on it. Only this instance's binds
+// are known; another's count as up: a message is rather delivered twice
+// than taken for a resend and dropped (a person may send the same text
+// again, on any bind).
+func (g *Gateway) ended(session string) bool {
+	i := strings.LastIndexByte(session, '/')
+	if i < 0 || session[:i] != g.cfg.Instance {
+		return false
+	}
+	n, err := strconv.ParseUint(session[i+1:], 10, 64)
+	return err == nil && !g.cfg.BindUp(n)
 }
 
 // resent logs a message from a phone the store found already delivered.

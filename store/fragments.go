@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -23,11 +22,13 @@ type Fragment struct {
 	DataCoding byte
 	Payload    []byte
 	ReceivedAt time.Time
-	// Session names the SMPP bind that carried it (see Inbound.Session),
-	// and Text is the part decoded on its own: with both, a part found in
-	// a message from the same phone reassembled with the same reference
-	// and count is known for a resend (see AddFragment). Neither is stored.
+	// Session names the SMPP bind that carried it, Ended tells which
+	// binds are down (see Inbound.Session), and Text is the part decoded on
+	// its own: with all three, a part found in a message from the same
+	// phone reassembled with the same reference and count is known for a
+	// resend (see AddFragment). None is stored.
 	Session, Text string
+	Ended         func(session string) bool
 }
 
 // fragKey is how messages.frag_key names the parts a message was
@@ -38,27 +39,24 @@ func (k FragmentKey) fragKey() string { return strconv.Itoa(k.Ref) + "/" + strco
 // message, ordered by sequence, so the caller can tell whether it is complete.
 // A repeated part (the SMSC retrying) replaces the stored copy. A part of
 // a message already reassembled and stored within resendWindow, from
-// another bind, whose text is in that message's, is stored nowhere: it
-// returns ErrResent (the SMSC sent it again after a new bind, never having
-// got its response). A new message that reuses the reference has other
-// text, and is stored.
+// another bind now down, whose text is in that message's, is stored
+// nowhere: it returns ErrResent (the SMSC sent it again after a new bind,
+// never having got its response). A new message that reuses the reference
+// has other text, and is stored.
 func (s *Store) AddFragment(ctx context.Context, f Fragment) ([]Fragment, error) {
 	var out []Fragment
 	err := s.tx(ctx, func(tx *sql.Tx) error {
-		if f.Session != "" && f.Text != "" {
+		if f.Session != "" && f.Text != "" && f.Ended != nil {
 			contains := `instr(body, $6) > 0`
 			if s.dialect == postgres {
 				contains = `strpos(body, $6) > 0`
 			}
-			var one int
-			err := tx.QueryRowContext(ctx, `SELECT 1 FROM messages WHERE direction = 'in' AND peer_number = $1 AND user_number = $2
-				AND created_at >= $3 AND frag_key = $4 AND smpp_session <> $5 AND smpp_session <> '' AND `+contains+` LIMIT 1`,
-				f.Source, f.Dest, s.ms()-resendWindow.Milliseconds(), f.FragmentKey.fragKey(), f.Session, f.Text).Scan(&one)
-			switch {
-			case err == nil:
-				return ErrResent
-			case !errors.Is(err, sql.ErrNoRows):
+			id, err := s.resent(ctx, tx, f.Ended, `frag_key = $5 AND `+contains, f.Source, f.Dest, s.ms(), f.Session, f.FragmentKey.fragKey(), f.Text)
+			if err != nil {
 				return err
+			}
+			if id != 0 {
+				return ErrResent
 			}
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO fragments (source, dest, ref, total, seq, data_coding, payload, received_at)

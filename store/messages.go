@@ -436,15 +436,18 @@ type Inbound struct {
 	ReceivedAt   time.Time
 	FragmentKey  *FragmentKey // set when assembled from fragments, which are deleted with the insert
 	// Session names the SMPP bind that carried it (instance and bind); ""
-	// when unknown. See Duplicate.
+	// when unknown. Ended tells whether the bind a session names is down
+	// (it may have lost responses); nil checks nothing. See Duplicate.
 	Session string
+	Ended   func(session string) bool
 
 	// Duplicate is set by AcceptInbound when the message is a resend of
 	// one stored within resendWindow from the same phone to the same
-	// number with the same text, that came on another bind: the SMSC
-	// never got the first response (a stall, a dropped connection) and
-	// sent it again after binding anew. Nothing is stored; ID is the first
-	// one's.
+	// number with the same text, that came on another bind, now down: the
+	// SMSC never got the first response (a stall, a dropped connection)
+	// and sent it again after binding anew. Nothing is stored; ID is the
+	// first one's. The same text on a bind still up is a person writing
+	// it again, and is stored.
 	Duplicate bool
 
 	// Handed is set by AcceptInbound when the message's notice went to the
@@ -465,19 +468,17 @@ func (s *Store) AcceptInbound(ctx context.Context, in *Inbound) error {
 	lookup, found := in.RecipientJID == "", true
 	op := &groupOp{lane: laneNew, fn: func(tx *sql.Tx) error {
 		found, in.Duplicate = true, false
-		if in.Session != "" {
-			err := s.txQueryRow(ctx, tx, `SELECT id FROM messages WHERE direction = 'in' AND peer_number = $1 AND user_number = $2
-				AND created_at >= $3 AND body = $4 AND smpp_session <> $5 AND smpp_session <> '' LIMIT 1`,
-				in.Source, in.Dest, now-resendWindow.Milliseconds(), in.Body, in.Session).Scan(&in.ID)
-			switch {
-			case err == nil:
-				in.Duplicate = true
+		if in.Session != "" && in.Ended != nil {
+			id, err := s.resent(ctx, tx, in.Ended, `body = $5`, in.Source, in.Dest, now, in.Session, in.Body)
+			if err != nil {
+				return err
+			}
+			if id != 0 {
+				in.ID, in.Duplicate = id, true
 				if k := in.FragmentKey; k != nil {
 					_, err = s.txExec(ctx, tx, `DELETE FROM fragments WHERE source = $1 AND dest = $2 AND ref = $3 AND total = $4`,
 						k.Source, k.Dest, k.Ref, k.Total)
 				}
-				return err
-			case !errors.Is(err, sql.ErrNoRows):
 				return err
 			}
 		}
@@ -542,6 +543,33 @@ func (s *Store) AcceptInbound(ctx context.Context, in *Inbound) error {
 // resendWindow is how far back AcceptInbound looks for the first copy of a
 // message an SMSC sent again after a new bind.
 const resendWindow = 10 * time.Minute
+
+// resent returns the id of a message from phone source to number dest,
+// stored within resendWindow before now from a bind other than session
+// that has ended, and matching cond (on $5 and on, args); 0 if there is
+// none.
+func (s *Store) resent(ctx context.Context, tx *sql.Tx, ended func(string) bool, cond, source, dest string, now int64, session string, args ...any) (int64, error) {
+	rows, err := s.txQuery(ctx, tx, `SELECT id, smpp_session FROM messages WHERE direction = 'in' AND peer_number = $1 AND user_number = $2
+		AND created_at >= $3 AND smpp_session <> $4 AND smpp_session <> '' AND `+cond+` ORDER BY id LIMIT 16`,
+		append([]any{source, dest, now - resendWindow.Milliseconds(), session}, args...)...)
+	if err != nil {
+		return 0, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			id   int64
+			from string
+		)
+		if err := rows.Scan(&id, &from); err != nil {
+			return 0, err
+		}
+		if ended(from) {
+			return id, nil
+		}
+	}
+	return 0, rows.Err()
+}
 
 // Notice is something to tell the XMPP side: an outbound message's outcome
 // (a receipt or an error for its sender), or an inbound message to deliver.

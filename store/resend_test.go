@@ -10,20 +10,23 @@ import (
 )
 
 // TestInboundResend: a message from a phone that comes again on another
-// bind, within the window, with the same text, from the same phone to the
-// same number, is a resend: nothing stored, no notice, the first one's id.
-// The same text on the same bind is a person writing it twice; a different
-// text, phone or number, an old first copy, or no bind named, is a new
-// message. A reassembled resend's parts are deleted all the same.
+// bind, now down, within the window, with the same text, from the same
+// phone to the same number, is a resend: nothing stored, no notice, the
+// first one's id. The same text on the same bind, or on a bind still up,
+// is a person writing it twice; a different text, phone or number, an old
+// first copy, or no bind named, is a new message. A reassembled resend's
+// parts are deleted all the same.
 func TestInboundResend(t *testing.T) {
 	engines(t, func(t *testing.T, s *store.Store) {
 		ctx := context.Background()
 		now := epoch
 		store.SetClock(s, func() time.Time { return now })
 		const phone, other, num = "+12015550199", "+12015550198", "+12015550100"
+		const up = "gw-9/1" // a bind still up; every other one is down
+		ended := func(session string) bool { return session != up }
 		accept := func(from, body, session string, key *store.FragmentKey) *store.Inbound {
 			t.Helper()
-			in := &store.Inbound{Source: from, Dest: num, RecipientJID: "alice@example.com", Body: body, Session: session, FragmentKey: key}
+			in := &store.Inbound{Source: from, Dest: num, RecipientJID: "alice@example.com", Body: body, Session: session, FragmentKey: key, Ended: ended}
 			if err := s.AcceptInbound(ctx, in); err != nil {
 				t.Fatal(err)
 			}
@@ -57,16 +60,21 @@ func TestInboundResend(t *testing.T) {
 		if in := accept(phone, "see you at 8", "gw-3/1", nil); in.Duplicate {
 			t.Fatalf("a copy older than the window counted: %+v", in)
 		}
+		// The same text first on a bind still up: a person writing it again.
+		accept(phone, "on my way", up, nil)
+		if in := accept(phone, "on my way", "gw-3/1", nil); in.Duplicate {
+			t.Fatalf("a copy whose first came on a bind still up taken for a resend: %+v", in)
+		}
 		rows, err := store.Dump(s, `SELECT count(*) FROM messages WHERE direction = 'in'`)
-		if err != nil || len(rows) != 1 || rows[0] != "6" {
-			t.Fatalf("messages from phones stored: %v, %v; want 6", rows, err)
+		if err != nil || len(rows) != 1 || rows[0] != "8" {
+			t.Fatalf("messages from phones stored: %v, %v; want 8", rows, err)
 		}
 
 		// A concatenated message, and parts of it sent again on another
 		// bind after it was reassembled: acknowledged, stored nowhere.
 		key := store.FragmentKey{Source: phone, Dest: num, Ref: 3, Total: 2}
 		part := func(seq int, text, session string) error {
-			_, err := s.AddFragment(ctx, store.Fragment{FragmentKey: key, Seq: seq, Payload: []byte(text), Session: session, Text: text})
+			_, err := s.AddFragment(ctx, store.Fragment{FragmentKey: key, Seq: seq, Payload: []byte(text), Session: session, Text: text, Ended: ended})
 			return err
 		}
 		for seq, p := range []string{"long ", "story"} {

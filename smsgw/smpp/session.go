@@ -66,8 +66,19 @@ type session struct {
 	wg       sync.WaitGroup
 }
 
-// sessions numbers the process's sessions.
-var sessions atomic.Uint64
+// sessions numbers the process's sessions; live holds the numbers of those
+// bound and not failed.
+var (
+	sessions atomic.Uint64
+	live     sync.Map
+)
+
+// Live reports whether the session numbered id (see Deliver.Session) is
+// still up.
+func Live(id uint64) bool {
+	_, ok := live.Load(id)
+	return ok
+}
 
 func newSession(c *Client, conn net.Conn) *session {
 	return &session{
@@ -156,6 +167,7 @@ func (s *session) err() error {
 // goroutine that does not hold pmu.
 func (s *session) fail(cause error) {
 	s.failOnce.Do(func() {
+		live.Delete(s.id)
 		s.cause = cause
 		s.wclosed.Store(true)
 		close(s.done)

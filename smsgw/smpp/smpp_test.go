@@ -638,7 +638,8 @@ func TestConnectionDropFailsInFlightAndReconnects(t *testing.T) {
 }
 
 // TestDeliverNamesItsBind: a deliver_sm the SMSC sends again on a new bind
-// (it never got the response) comes with another Session than the first.
+// (it never got the response) comes with another Session than the first;
+// Live says a session is up until its connection is lost.
 func TestDeliverNamesItsBind(t *testing.T) {
 	f := newFakeSMSC(t)
 	got := make(chan *Deliver, 2)
@@ -653,9 +654,16 @@ func TestDeliverNamesItsBind(t *testing.T) {
 		h.expectState(t, true)
 		p.send(raw(cmdDeliverSM, 0, 7, body))
 		p.expectBytes(raw(cmdDeliverSM|respBit, 0, 7, []byte{0}))
-		sessions = append(sessions, (<-got).Session)
+		n := (<-got).Session
+		sessions = append(sessions, n)
+		if !Live(n) {
+			t.Errorf("session %d not live while bound", n)
+		}
 		p.c.Close()
 		h.expectState(t, false)
+		if Live(n) {
+			t.Errorf("session %d still live after its connection was lost", n)
+		}
 	}
 	if sessions[0] == 0 || sessions[0] == sessions[1] {
 		t.Fatalf("sessions of the two binds: %v; want two different, non-zero", sessions)
