@@ -123,11 +123,13 @@ func fragments(ctx context.Context, tx *sql.Tx, where string, args ...any) ([]Fr
 	return out, rows.Err()
 }
 
+// deleteFragments deletes the stored parts of one message from a phone.
+const deleteFragments = `DELETE FROM fragments WHERE source = $1 AND dest = $2 AND ref = $3 AND total = $4`
+
 // DropFragments deletes the stored parts of one message from a phone: for
 // a number nobody has any more, there is no one to deliver them to.
 func (s *Store) DropFragments(ctx context.Context, k FragmentKey) error {
-	_, err := s.exec(ctx, `DELETE FROM fragments WHERE source = $1 AND dest = $2 AND ref = $3 AND total = $4`,
-		k.Source, k.Dest, k.Ref, k.Total)
+	_, err := s.exec(ctx, deleteFragments, k.Source, k.Dest, k.Ref, k.Total)
 	if err != nil {
 		return fmt.Errorf("store: drop fragments: %w", err)
 	}

@@ -473,16 +473,9 @@ func (s *Store) AcceptInbound(ctx context.Context, in *Inbound) error {
 			if err != nil {
 				return err
 			}
-			if id != 0 {
-				in.ID, in.Duplicate = id, true
-				if k := in.FragmentKey; k != nil {
-					_, err = s.txExec(ctx, tx, `DELETE FROM fragments WHERE source = $1 AND dest = $2 AND ref = $3 AND total = $4`,
-						k.Source, k.Dest, k.Ref, k.Total)
-				}
-				return err
-			}
+			in.ID, in.Duplicate = id, id != 0
 		}
-		if lookup {
+		if lookup && !in.Duplicate {
 			// Read on the writer's connection, inside the transaction: no
 			// read transaction of its own (a quarter of a millisecond on
 			// SQLite's read handle, per message).
@@ -498,10 +491,12 @@ func (s *Store) AcceptInbound(ctx context.Context, in *Inbound) error {
 			}
 		}
 		if k := in.FragmentKey; k != nil {
-			if _, err := s.txExec(ctx, tx, `DELETE FROM fragments WHERE source = $1 AND dest = $2 AND ref = $3 AND total = $4`,
-				k.Source, k.Dest, k.Ref, k.Total); err != nil {
+			if _, err := s.txExec(ctx, tx, deleteFragments, k.Source, k.Dest, k.Ref, k.Total); err != nil {
 				return err
 			}
+		}
+		if in.Duplicate {
+			return nil // its parts go all the same
 		}
 		const insert = `INSERT INTO messages
 			(direction, route, state, user_jid, user_bare, user_number, peer_number, body, parts, smpp_session, frag_key, created_at, updated_at)
@@ -786,20 +781,23 @@ func (s *Store) RecentFailures(ctx context.Context, limit int) ([]Failure, error
 // (the id is recorded within the SMSC's response time of its answer; after
 // a crash in between the message is submitted again under a new id, and
 // the receipt is no use); everyone's SMS per second, for two minutes (the
-// global limit reads the last one).
+// global limit reads the last one); a user's resource gone offline, for
+// ten minutes (long enough that an older change written late, by another
+// instance, cannot bring it back).
 const (
 	earlyReceiptKeep = time.Hour
 	smsSecondsKeep   = 2 * time.Minute
+	presenceKeep     = 10 * time.Minute
 )
 
 // Sweep deletes what nothing will read or claim any more, and returns how
 // many receipts it dropped: those kept early for SMSC ids never recorded (a
 // message submitted again after its instance died, another system's message
-// on a shared account, a late receipt for a pruned message), and the SMS
-// counts of seconds the limits no longer read, and users' resources gone
-// offline long ago (presenceKeep). Each is a statement of its
-// own, outside any transaction, so instances sweeping the same database
-// take no lock an accept or a receipt holds.
+// on a shared account, a late receipt for a pruned message), the SMS counts
+// of seconds the limits no longer read, and users' resources gone offline
+// long ago. Each is a statement of its own, outside any transaction, so
+// instances sweeping the same database take no lock an accept or a receipt
+// holds.
 func (s *Store) Sweep(ctx context.Context) (receipts int64, err error) {
 	now := s.now()
 	res, err := s.exec(ctx, `DELETE FROM early_receipts WHERE received_at < $1`, now.Add(-earlyReceiptKeep).UnixMilli())

@@ -17,11 +17,6 @@ type PresenceChange struct {
 	At        time.Time
 }
 
-// presenceKeep is how long a resource's going offline is remembered: long
-// enough that an older change written late (by another instance) cannot
-// bring it back.
-const presenceKeep = 10 * time.Minute
-
 // SetPresences records changes, in order, in one transaction. A change
 // older than what is recorded for its resource is ignored.
 func (s *Store) SetPresences(ctx context.Context, changes []PresenceChange) error {
