@@ -293,7 +293,6 @@ func (c *Client) connect(ctx context.Context) (*session, error) {
 // serve runs a bound session until it fails or ctx ends, then waits for all
 // of its goroutines.
 func (c *Client) serve(ctx context.Context, s *session) error {
-	live.Store(s.id, struct{}{})
 	c.setSession(s)
 	s.start(ctx)
 	select {

@@ -145,6 +145,7 @@ func (s *session) bind(ctx context.Context) error {
 // start launches the session's goroutines. ctx supplies values (not
 // cancellation) to Handler calls.
 func (s *session) start(ctx context.Context) {
+	live.Store(s.id, struct{}{}) // until fail
 	s.hctx, s.hcancel = context.WithCancel(context.WithoutCancel(ctx))
 	s.lastRx.Store(time.Now().UnixNano())
 	s.wg.Add(2 + s.c.cfg.DispatchWorkers)
