@@ -109,11 +109,9 @@ func (g *Gateway) handleMO(ctx context.Context, d *smpp.Deliver) smpp.Status {
 			log.Warn().Err(err).Uint8("data_coding", d.DataCoding).Msg("undecodable message")
 			return smpp.StatusRxPAppn
 		}
-		in := &store.Inbound{Source: src, Dest: dest, Body: text, Session: g.session(d), Ended: g.ended}
-		if err := g.inbox.Inbound(ctx, in); err != nil {
+		if err := g.accept(ctx, log, d, &store.Inbound{Source: src, Dest: dest, Body: text}); err != nil {
 			return g.inboundError(log, err)
 		}
-		g.resent(log, in)
 		return smpp.StatusOK
 	}
 	if seq < 1 || seq > key.Total {
@@ -143,12 +141,23 @@ func (g *Gateway) handleMO(ctx context.Context, d *smpp.Deliver) smpp.Status {
 	}
 	// The part is stored: from here a failure is recovered by the sweep, so
 	// the SMSC need not retry.
-	in := &store.Inbound{Source: src, Dest: dest, Body: assemble(frags), FragmentKey: key, Session: g.session(d), Ended: g.ended}
-	if err := g.inbox.Inbound(ctx, in); err != nil {
+	if err := g.accept(ctx, log, d, &store.Inbound{Source: src, Dest: dest, Body: assemble(frags), FragmentKey: key}); err != nil {
 		log.Warn().Err(err).Msg("delivering a reassembled message failed; the sweep will retry")
 	}
-	g.resent(log, in)
 	return smpp.StatusOK
+}
+
+// accept hands in, a message from a phone that came in d, to the inbox,
+// naming d's bind so that the store knows a resend (in.Duplicate).
+func (g *Gateway) accept(ctx context.Context, log zerolog.Logger, d *smpp.Deliver, in *store.Inbound) error {
+	in.Session, in.Ended = g.session(d), g.ended
+	if err := g.inbox.Inbound(ctx, in); err != nil {
+		return err
+	}
+	if in.Duplicate {
+		log.Info().Int64("msg", in.ID).Msg("message from a phone sent again after a new bind: acknowledged, not delivered twice")
+	}
+	return nil
 }
 
 // session names the bind that carried d, across instances.
@@ -168,13 +177,6 @@ func (g *Gateway) ended(session string) bool {
 	}
 	n, err := strconv.ParseUint(session[i+1:], 10, 64)
 	return err == nil && !g.cfg.BindUp(n)
-}
-
-// resent logs a message from a phone the store found already delivered.
-func (g *Gateway) resent(log zerolog.Logger, in *store.Inbound) {
-	if in.Duplicate {
-		log.Info().Int64("msg", in.ID).Msg("message from a phone sent again after a new bind: acknowledged, not delivered twice")
-	}
 }
 
 func (g *Gateway) inboundError(log zerolog.Logger, err error) smpp.Status {
