@@ -233,15 +233,15 @@ func (p *process) waitReady(timeout time.Duration, ready func() error) error {
 
 // FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
 func FreePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	ports, err := freePorts(1)
 	if err != nil {
 		return 0, err
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	return ports[0], nil
 }
 
-// freePorts returns n distinct ports as FreePort does. The listeners stay
+// freePorts returns n distinct ports on 127.0.0.1 that were free a moment
+// ago. The listeners stay
 // open until all n are chosen: closed one by one, the system may hand out
 // the same port twice (a Prosody with c2s and component on one port, whose
 // component never connected, was seen in CI).
