@@ -86,8 +86,8 @@ type Config struct {
 	DefaultFallback time.Duration
 	// Archive serves users' message history (XEP-0313); nil disables it.
 	Archive Archive
-	// Presences records users' presence; nil keeps it in memory, which
-	// suits one instance only.
+	// Presences records users' presence; nil records none, and Available
+	// then always reports it unknown.
 	Presences Presences
 	// OnConnect is called after each successful handshake.
 	OnConnect func()
@@ -103,9 +103,8 @@ type Component struct {
 	mu   sync.RWMutex
 	sess *xmpp.Session
 
-	priv      privState      // XEP-0356 grants of the current session (privilege.go)
-	presq     presenceQueue  // users' presence on its way to the record (presence.go)
-	localPres localPresences // the record without Config.Presences
+	priv  privState     // XEP-0356 grants of the current session (privilege.go)
+	presq presenceQueue // users' presence on its way to the record (presence.go)
 
 	capped atomic.Pointer[capConn] // the current connection's stanza size bound (limit.go)
 

@@ -165,3 +165,16 @@ func TestPresenceAcrossInstances(t *testing.T) {
 		t.Fatal("alice still online after unavailable from her bare JID")
 	}
 }
+
+// TestAvailableWithoutRecord: with no presence record, a user's presence
+// is unknown even under the presence privilege, whatever the server sends.
+func TestAvailableWithoutRecord(t *testing.T) {
+	h, sc := connected(t)
+	sc.send(`<message from='example.com' to='` + testDomain + `'><privilege xmlns='` + nsPriv2 + `'>` +
+		`<perm access='presence' type='roster'/></privilege></message>`)
+	sc.send(`<presence from='alice@example.com/phone' to='` + testDomain + `'/>`)
+	sc.ping()
+	if known, avail := h.comp.Available(jid.MustParse("alice@example.com")); known || avail {
+		t.Fatalf("Available = %v, %v; want unknown", known, avail)
+	}
+}

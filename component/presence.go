@@ -47,7 +47,7 @@ func (q *presenceQueue) init() {
 
 // observe queues a forwarded presence: available ("") or unavailable.
 func (c *Component) observe(from jid.JID, typ string) {
-	if typ != "" && typ != "unavailable" {
+	if c.cfg.Presences == nil || typ != "" && typ != "unavailable" {
 		return
 	}
 	c.presq.add(store.PresenceChange{
@@ -123,77 +123,31 @@ func (q *presenceQueue) settled(ctx context.Context) {
 func (c *Component) applyPresence(ops []store.PresenceChange) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	p := c.presenceStore()
 	for len(ops) > 0 {
 		n := min(len(ops), presenceBatch)
-		if err := p.SetPresences(ctx, ops[:n]); err != nil {
+		if err := c.cfg.Presences.SetPresences(ctx, ops[:n]); err != nil {
 			c.log.Warn().Err(err).Int("changes", n).Msg("recording users' presence failed")
 		}
 		ops = ops[n:]
 	}
 }
 
-func (c *Component) presenceStore() Presences {
-	if c.cfg.Presences != nil {
-		return c.cfg.Presences
-	}
-	return &c.localPres
-}
-
 // Available tells whether user has an available resource. known is false
 // unless the user's server granted the component presence privilege
 // (XEP-0356), since only then does the component see users' presence, and
-// when the record cannot be read.
+// when there is no record or it cannot be read.
 func (c *Component) Available(user jid.JID) (known, available bool) {
 	_, _, perm := c.Privileges(user.Domainpart())
-	if perm != "managed_entity" && perm != "roster" {
+	if c.cfg.Presences == nil || perm != "managed_entity" && perm != "roster" {
 		return false, false
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	c.presq.settled(ctx) // what this instance read before the message
-	avail, err := c.presenceStore().UserAvailable(ctx, user.Bare().String())
+	avail, err := c.cfg.Presences.UserAvailable(ctx, user.Bare().String())
 	if err != nil {
 		c.log.Warn().Err(err).Msg("reading users' presence failed")
 		return false, false
 	}
 	return true, avail
-}
-
-// localPresences keeps presence in memory, for a component without a
-// shared record (one instance): bare JID → available resources.
-type localPresences struct {
-	mu    sync.Mutex
-	avail map[string]map[string]bool
-}
-
-func (p *localPresences) SetPresences(_ context.Context, changes []store.PresenceChange) error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.avail == nil {
-		p.avail = make(map[string]map[string]bool)
-	}
-	for _, ch := range changes {
-		switch {
-		case ch.Available:
-			if p.avail[ch.JID] == nil {
-				p.avail[ch.JID] = make(map[string]bool)
-			}
-			p.avail[ch.JID][ch.Resource] = true
-		case ch.Resource == "":
-			delete(p.avail, ch.JID)
-		default:
-			delete(p.avail[ch.JID], ch.Resource)
-			if len(p.avail[ch.JID]) == 0 {
-				delete(p.avail, ch.JID)
-			}
-		}
-	}
-	return nil
-}
-
-func (p *localPresences) UserAvailable(_ context.Context, bare string) (bool, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return len(p.avail[bare]) > 0, nil
 }
