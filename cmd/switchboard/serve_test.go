@@ -52,23 +52,7 @@ func startStackWith(t *testing.T, dsn string, popts testenv.ProsodyOptions, simC
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { sim.Close() })
-	env := []string{
-		"SWITCHBOARD_XMPP_COMPONENT=" + p.Component,
-		"SWITCHBOARD_XMPP_SERVER=" + p.ComponentAddr,
-		"SWITCHBOARD_XMPP_SECRET=" + p.Secret,
-		"SWITCHBOARD_XMPP_DOMAINS=" + p.Domain,
-		"SWITCHBOARD_SMPP_ADDR=" + smscAddr,
-		"SWITCHBOARD_SMPP_SYSTEM_ID=switchboard",
-		"SWITCHBOARD_SMPP_PASSWORD=secret",
-		"SWITCHBOARD_SMPP_RESP_TIMEOUT=2s",
-		"SWITCHBOARD_STORE_DSN=" + dsn,
-		"SWITCHBOARD_PHONE_DEFAULT_REGION=US",
-		"SWITCHBOARD_SMS_REASSEMBLY=2s",
-		// Load tests send more than a person would.
-		"SWITCHBOARD_LIMITS_PER_USER_MINUTE=-1",
-		"SWITCHBOARD_LIMITS_PER_USER_DAY=-1",
-		"SWITCHBOARD_LIMITS_GLOBAL_MINUTE=-1",
-	}
+	env := gatewayEnv(p.Component, p.ComponentAddr, p.Secret, p.Domain, smscAddr, dsn)
 	// An extra "CONFIG_FILE=path" names a TOML file under the environment
 	// (for what only a file can say, such as [[smsc]] tables).
 	file := ""
@@ -94,6 +78,28 @@ func startStackWith(t *testing.T, dsn string, popts testenv.ProsodyOptions, simC
 	s := &stack{prosody: p, smsc: sim, cfg: cfg}
 	s.start(t)
 	return s
+}
+
+// gatewayEnv is the configuration, as environment, of a gateway attached
+// to an XMPP server's component listener, an SMSC simulator and a store.
+func gatewayEnv(component, componentAddr, secret, domain, smscAddr, dsn string) []string {
+	return []string{
+		"SWITCHBOARD_XMPP_COMPONENT=" + component,
+		"SWITCHBOARD_XMPP_SERVER=" + componentAddr,
+		"SWITCHBOARD_XMPP_SECRET=" + secret,
+		"SWITCHBOARD_XMPP_DOMAINS=" + domain,
+		"SWITCHBOARD_SMPP_ADDR=" + smscAddr,
+		"SWITCHBOARD_SMPP_SYSTEM_ID=switchboard",
+		"SWITCHBOARD_SMPP_PASSWORD=secret",
+		"SWITCHBOARD_SMPP_RESP_TIMEOUT=2s",
+		"SWITCHBOARD_STORE_DSN=" + dsn,
+		"SWITCHBOARD_PHONE_DEFAULT_REGION=US",
+		"SWITCHBOARD_SMS_REASSEMBLY=2s",
+		// Load tests send more than a person would.
+		"SWITCHBOARD_LIMITS_PER_USER_MINUTE=-1",
+		"SWITCHBOARD_LIMITS_PER_USER_DAY=-1",
+		"SWITCHBOARD_LIMITS_GLOBAL_MINUTE=-1",
+	}
 }
 
 // start runs the gateway in the background until stop (or the test's end).
