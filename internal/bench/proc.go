@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -53,22 +54,33 @@ func cpuTotal(pids ...int) time.Duration {
 	return sum
 }
 
+// procKeys reads a /proc file of "key: value" lines (status, io).
+func procKeys(path string) (map[string]string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	m := make(map[string]string)
+	for _, line := range strings.Split(string(b), "\n") {
+		if k, v, ok := strings.Cut(line, ":"); ok {
+			m[k] = strings.TrimSpace(v)
+		}
+	}
+	return m, nil
+}
+
 // peakRSS returns VmHWM (peak resident set size) of pid in bytes.
 func peakRSS(pid int) (int64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	m, err := procKeys(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0, err
 	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			f := strings.Fields(v)
-			if len(f) >= 1 {
-				kb, err := strconv.ParseInt(f[0], 10, 64)
-				return kb << 10, err
-			}
-		}
+	f := strings.Fields(m["VmHWM"]) // "1234 kB"
+	if len(f) == 0 {
+		return 0, fmt.Errorf("bench: no VmHWM for pid %d", pid)
 	}
-	return 0, fmt.Errorf("bench: no VmHWM for pid %d", pid)
+	kb, err := strconv.ParseInt(f[0], 10, 64)
+	return kb << 10, err
 }
 
 // ioCounts is what /proc/PID/io says a process wrote: bytes that reached
@@ -80,28 +92,16 @@ type ioCounts struct {
 }
 
 func ioCounters(pid int) (ioCounts, error) {
-	var c ioCounts
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", pid))
+	m, err := procKeys(fmt.Sprintf("/proc/%d/io", pid))
 	if err != nil {
-		return c, err
+		return ioCounts{}, err
 	}
-	for _, line := range strings.Split(string(b), "\n") {
-		k, v, ok := strings.Cut(line, ":")
-		if !ok {
-			continue
-		}
-		n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
-		if err != nil {
-			continue
-		}
-		switch k {
-		case "write_bytes":
-			c.DiskBytes = n
-		case "syscw":
-			c.WriteCalls = n
-		}
+	disk, err1 := strconv.ParseInt(m["write_bytes"], 10, 64)
+	calls, err2 := strconv.ParseInt(m["syscw"], 10, 64)
+	if err := errors.Join(err1, err2); err != nil {
+		return ioCounts{}, fmt.Errorf("bench: /proc/%d/io: %w", pid, err)
 	}
-	return c, nil
+	return ioCounts{DiskBytes: disk, WriteCalls: calls}, nil
 }
 
 // loadAvg returns the 1-minute load average, or -1.

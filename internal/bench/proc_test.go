@@ -34,3 +34,14 @@ func TestIOCounters(t *testing.T) {
 		t.Errorf("write calls %d → %d; want at least 3 more", before.WriteCalls, after.WriteCalls)
 	}
 }
+
+// TestPeakRSS: the process's own peak RSS is read, and is not nothing.
+func TestPeakRSS(t *testing.T) {
+	rss, err := peakRSS(os.Getpid())
+	if err != nil {
+		t.Skipf("no /proc/PID/status here: %v", err)
+	}
+	if rss < 1<<20 {
+		t.Errorf("peak RSS %d bytes; a Go test binary uses megabytes", rss)
+	}
+}
