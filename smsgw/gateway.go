@@ -355,29 +355,28 @@ func (g *Gateway) Take(msgs []*store.Outbound, reserved int) {
 // submit sends the parts of one message that have no SMSC id yet.
 func (g *Gateway) submit(ctx context.Context, m *store.Outbound) {
 	claimed := time.Now()
-	log := g.log.With().Int64("msg", m.ID).Logger()
 	bg := context.WithoutCancel(ctx)
 	if !m.ExpiresAt.IsZero() && time.Now().After(m.ExpiresAt) {
-		g.fail(bg, log, m, "it could not be handed to the carrier within its validity period")
+		g.fail(bg, m, "it could not be handed to the carrier within its validity period")
 		return
 	}
 	if m.Attempts > g.cfg.MaxAttempts {
-		g.fail(bg, log, m, fmt.Sprintf("the carrier did not accept it after %d attempts", m.Attempts-1))
+		g.fail(bg, m, fmt.Sprintf("the carrier did not accept it after %d attempts", m.Attempts-1))
 		return
 	}
 	src, ok := sourceAddr(m.SenderNumber)
 	if !ok {
-		g.fail(bg, log, m, "the sender's number is not valid")
+		g.fail(bg, m, "the sender's number is not valid")
 		return
 	}
 	dst, err := number.FromDigits(m.Dest)
 	if err != nil {
-		g.fail(bg, log, m, "the destination number is not valid")
+		g.fail(bg, m, "the destination number is not valid")
 		return
 	}
 	dc, parts, err := coding.Segment(m.Body, uint8(m.ID), 255)
 	if err != nil || len(parts) != m.Parts {
-		g.fail(bg, log, m, "the text could not be encoded as SMS")
+		g.fail(bg, m, "the text could not be encoded as SMS")
 		return
 	}
 	esm := byte(0)
@@ -392,7 +391,7 @@ func (g *Gateway) submit(ctx context.Context, m *store.Outbound) {
 		}
 		if link == nil || !link.Client.Bound() {
 			if link = g.pick(m.Dest); link == nil {
-				g.retry(bg, log, m, time.Second, "no bind to an SMSC for "+m.Dest+" is up", true)
+				g.retry(bg, m, time.Second, "no bind to an SMSC for "+m.Dest+" is up", true)
 				return
 			}
 		}
@@ -408,7 +407,7 @@ func (g *Gateway) submit(ctx context.Context, m *store.Outbound) {
 			SendBy: claimed.Add(claimLease / 2),
 		})
 		if err != nil {
-			g.submitError(bg, log, m, seq, err)
+			g.submitError(bg, m, seq, err)
 			return
 		}
 		g.cfg.OnSubmit("ok")
@@ -416,7 +415,7 @@ func (g *Gateway) submit(ctx context.Context, m *store.Outbound) {
 		// The SMSC has the part: a store outage must not make it send the
 		// part again. Keep trying to record the id while the lease holds.
 		for wait := 250 * time.Millisecond; err != nil && time.Since(claimed) < claimLease/2 && ctx.Err() == nil; wait = min(2*wait, 5*time.Second) {
-			log.Warn().Err(err).Str("smsc_id", id).Dur("retry_in", wait).Msg("recording SMSC id failed; retrying")
+			g.msgLog(m.ID).Warn().Err(err).Str("smsc_id", id).Dur("retry_in", wait).Msg("recording SMSC id failed; retrying")
 			select {
 			case <-ctx.Done():
 			case <-time.After(wait):
@@ -426,10 +425,10 @@ func (g *Gateway) submit(ctx context.Context, m *store.Outbound) {
 		if err != nil {
 			// Its receipt will be kept as early, and the lease will expire
 			// and resubmit. Log loudly; this is a long store outage.
-			log.Error().Err(err).Str("smsc_id", id).Msg("recording SMSC id failed")
+			g.msgLog(m.ID).Error().Err(err).Str("smsc_id", id).Msg("recording SMSC id failed")
 			return
 		}
-		log.Debug().Int("part", seq).Str("smsc", link.SMSC).Str("smsc_id", id).Msg("submitted")
+		g.log.Debug().Int64("msg", m.ID).Int("part", seq).Str("smsc", link.SMSC).Str("smsc_id", id).Msg("submitted")
 		if final {
 			// A receipt that came before this submit_sm_resp settled it.
 			if state, _, err := g.outbox.MessageState(bg, m.ID); err == nil {
@@ -440,38 +439,47 @@ func (g *Gateway) submit(ctx context.Context, m *store.Outbound) {
 	}
 }
 
-func (g *Gateway) submitError(ctx context.Context, log zerolog.Logger, m *store.Outbound, seq int, err error) {
+// msgLog is the logger for what happens to message id. It is made when
+// something is logged, not for every message: a zerolog.Logger with
+// fields of its own costs an allocation of half a kilobyte.
+func (g *Gateway) msgLog(id int64) *zerolog.Logger {
+	l := g.log.With().Int64("msg", id).Logger()
+	return &l
+}
+
+func (g *Gateway) submitError(ctx context.Context, m *store.Outbound, seq int, err error) {
 	var st smpp.Status
 	switch {
 	case errors.Is(err, smpp.ErrNotBound), errors.Is(err, context.Canceled), errors.Is(err, smpp.ErrNotSentBy):
 		// Nothing was sent: back in the queue, not counted as an attempt.
-		g.retry(ctx, log, m, 0, "waiting for the SMSC", true)
+		g.retry(ctx, m, 0, "waiting for the SMSC", true)
 	case errors.Is(err, smpp.ErrUnknownOutcome):
 		// The SMSC may or may not have the part. Rule: resubmit
 		// (at-least-once), bounded by MaxAttempts.
-		log.Warn().Int("part", seq).Msg("no submit_sm_resp: outcome unknown, will resubmit")
+		g.msgLog(m.ID).Warn().Int("part", seq).Msg("no submit_sm_resp: outcome unknown, will resubmit")
 		g.cfg.OnSubmit("unknown")
-		g.retry(ctx, log, m, backoff(m.Attempts), "the SMSC did not answer", false)
+		g.retry(ctx, m, backoff(m.Attempts), "the SMSC did not answer", false)
 	case errors.As(err, &st) && st.Temporary():
-		log.Info().Int("part", seq).Stringer("status", st).Msg("temporary SMSC error")
+		g.msgLog(m.ID).Info().Int("part", seq).Stringer("status", st).Msg("temporary SMSC error")
 		g.cfg.OnSubmit("temporary")
-		g.retry(ctx, log, m, backoff(m.Attempts), st.Error(), false)
+		g.retry(ctx, m, backoff(m.Attempts), st.Error(), false)
 	case errors.As(err, &st):
 		g.cfg.OnSubmit("permanent")
-		g.fail(ctx, log, m, "the carrier refused it ("+strings.TrimPrefix(st.Error(), "smpp: ")+")")
+		g.fail(ctx, m, "the carrier refused it ("+strings.TrimPrefix(st.Error(), "smpp: ")+")")
 	default:
 		g.cfg.OnSubmit("error")
-		g.retry(ctx, log, m, backoff(m.Attempts), err.Error(), false)
+		g.retry(ctx, m, backoff(m.Attempts), err.Error(), false)
 	}
 }
 
-func (g *Gateway) retry(ctx context.Context, log zerolog.Logger, m *store.Outbound, after time.Duration, reason string, refund bool) {
+func (g *Gateway) retry(ctx context.Context, m *store.Outbound, after time.Duration, reason string, refund bool) {
 	if err := g.outbox.Retry(ctx, m.ID, time.Now().Add(after), reason, refund); err != nil {
-		log.Error().Err(err).Msg("requeueing failed; the lease will expire and requeue it")
+		g.msgLog(m.ID).Error().Err(err).Msg("requeueing failed; the lease will expire and requeue it")
 	}
 }
 
-func (g *Gateway) fail(ctx context.Context, log zerolog.Logger, m *store.Outbound, reason string) {
+func (g *Gateway) fail(ctx context.Context, m *store.Outbound, reason string) {
+	log := g.msgLog(m.ID)
 	log.Info().Str("reason", reason).Msg("message failed")
 	if err := g.outbox.Fail(ctx, m.ID, reason); err != nil {
 		log.Error().Err(err).Msg("recording failure failed")
