@@ -34,6 +34,7 @@ func cmdServe(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	path := fs.String("config", "", "configuration file (TOML)")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile (pprof) to this file until shutdown")
+	memprofile := fs.String("memprofile", "", "write an allocation profile (pprof) to this file at shutdown")
 	if err := fs.Parse(args); err != nil {
 		return usageError{err.Error()}
 	}
@@ -43,6 +44,9 @@ func cmdServe(ctx context.Context, args []string, stderr io.Writer) error {
 			return err
 		}
 		defer stop()
+	}
+	if *memprofile != "" {
+		defer writeAllocProfile(*memprofile, stderr)
 	}
 	if fs.NArg() > 0 {
 		return usageError{"serve takes no arguments besides -config"}
