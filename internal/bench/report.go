@@ -45,14 +45,18 @@ func Print(w io.Writer, rs []*Result) {
 		return fmt.Sprintf("%.1f / %.1f", r.DiskPerMsg/1024, r.WriteCallsPerMsg)
 	})
 	row("Switchboard peak RSS MB", func(r *Result) string { return fmt.Sprintf("%.1f", float64(r.PeakRSS)/(1<<20)) })
-	for _, name := range []string{"prosody"} {
+	for _, name := range []string{"prosody", "bench"} {
 		has := false
 		for _, r := range rs {
 			_, ok := r.Others[name]
 			has = has || ok
 		}
 		if has {
-			row(name+" CPU s / 1,000 msgs", func(r *Result) string {
+			label := name
+			if name == "bench" {
+				label = "bench (its XMPP side, SMSC sink)"
+			}
+			row(label+" CPU s / 1,000 msgs", func(r *Result) string {
 				if v, ok := r.Others[name]; ok {
 					return fmt.Sprintf("%.3f", v)
 				}
