@@ -149,6 +149,13 @@ func TestPresenceAcrossInstances(t *testing.T) {
 	if !avail(b.comp) {
 		t.Fatal("alice offline with her phone still online")
 	}
+	// One resource asked about on its own (whom a failure report can reach).
+	for res, want := range map[string]bool{"phone": true, "laptop": false, "tablet": false} {
+		known, ok := a.comp.Available(jid.MustParse("alice@example.com/" + res))
+		if !known || ok != want {
+			t.Errorf("Available(alice/%s) = %v, %v; want true, %v", res, known, ok, want)
+		}
+	}
 	pres(scA, "phone", "unavailable")
 	if avail(a.comp) || avail(b.comp) { // a first: it waits for its own write
 		t.Fatal("alice online with both resources gone")

@@ -21,7 +21,7 @@ import (
 // until they change presence.
 type Presences interface {
 	SetPresences(ctx context.Context, changes []store.PresenceChange) error
-	UserAvailable(ctx context.Context, bare string) (bool, error)
+	UserAvailable(ctx context.Context, bare, resource string) (bool, error)
 }
 
 // presenceBatch bounds the changes written in one transaction.
@@ -132,7 +132,8 @@ func (c *Component) applyPresence(ops []store.PresenceChange) {
 	}
 }
 
-// Available tells whether user has an available resource. known is false
+// Available tells whether user (a bare JID: any of its resources; a full
+// JID: that resource) is available. known is false
 // unless the user's server granted the component presence privilege
 // (XEP-0356), since only then does the component see users' presence, and
 // when there is no record or it cannot be read.
@@ -144,7 +145,7 @@ func (c *Component) Available(user jid.JID) (known, available bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	c.presq.settled(ctx) // what this instance read before the message
-	avail, err := c.cfg.Presences.UserAvailable(ctx, user.Bare().String())
+	avail, err := c.cfg.Presences.UserAvailable(ctx, user.Bare().String(), user.Resourcepart())
 	if err != nil {
 		c.log.Warn().Err(err).Msg("reading users' presence failed")
 		return false, false

@@ -3,6 +3,7 @@ package router
 import (
 	"context"
 	"strconv"
+	"strings"
 	"time"
 
 	"mellium.im/xmpp/jid"
@@ -212,8 +213,44 @@ func (r *Router) send(ctx context.Context, n store.Notice) error {
 		}
 		return r.xmpp.SendReceipt(ctx, peer, user, n.StanzaID)
 	case n.State == store.StateFailed:
+		if known, avail := r.xmpp.Available(user); known && !avail && user.Resourcepart() != "" {
+			// The client that sent it has gone. Servers drop an error to
+			// an unavailable full JID (RFC 6121 §8.5.3.2.1), so tell the
+			// user in a chat message, which reaches their other clients
+			// or waits in offline storage.
+			return r.xmpp.SendText(ctx, peer, user.Bare(), "sms-failed-"+strconv.FormatInt(n.ID, 10), r.failureText(ctx, n))
+		}
 		return r.xmpp.SendError(ctx, peer, user, n.StanzaID,
 			stanzaErr(stanza.Cancel, stanza.RecipientUnavailable, "The SMS was not delivered: "+n.Error+"."))
 	}
 	return nil
+}
+
+// failureText tells a user, in a chat message, that a message of theirs
+// was not delivered, quoting its beginning so they can tell which.
+func (r *Router) failureText(ctx context.Context, n store.Notice) string {
+	body := n.Body
+	if body == "" {
+		// A notice handed on at once carries no text: read it.
+		var err error
+		if body, err = r.store.MessageBody(ctx, n.ID); err != nil {
+			r.log.Warn().Err(err).Int64("msg", n.ID).Msg("reading a failed message's text failed; reporting it without")
+		}
+	}
+	if body == "" {
+		return "Your message was not delivered as SMS: " + n.Error + "."
+	}
+	return "Your message “" + quoteStart(body, failureQuote) + "” was not delivered as SMS: " + n.Error + "."
+}
+
+// failureQuote is how many characters of a failed message its report quotes.
+const failureQuote = 60
+
+// quoteStart is s on one line, cut after max characters with an ellipsis.
+func quoteStart(s string, max int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if r := []rune(s); len(r) > max {
+		return strings.TrimRight(string(r[:max]), " ") + "…"
+	}
+	return s
 }

@@ -39,6 +39,7 @@ type Store interface {
 	ClaimNotices(ctx context.Context, owner string, limit int, lease time.Duration) ([]store.Notice, error)
 	NoticesDone(ctx context.Context, ids []int64) error
 	ReleaseNotices(ctx context.Context, ids []int64) error
+	MessageBody(ctx context.Context, id int64) (string, error)
 }
 
 // XMPP is what the router needs from the XMPP side: sending to users.
@@ -62,8 +63,9 @@ type XMPP interface {
 	Batch(ctx context.Context) (bctx context.Context, end func() error)
 	// Sync returns once the server has processed everything sent before.
 	Sync(ctx context.Context) error
-	// Available tells whether a user has an available resource; known is
-	// false when the component cannot see the user's presence.
+	// Available tells whether a user (a bare JID: any of its resources; a
+	// full JID: that resource) is available; known is false when the
+	// component cannot see the user's presence.
 	Available(user jid.JID) (known, available bool)
 }
 

@@ -33,7 +33,7 @@ type fakeXMPP struct {
 	mu      sync.Mutex
 	out     []sent
 	notify  chan struct{}
-	present map[string]bool // bare JID → available; absent: unknown
+	present map[string]bool // JID (bare, or a resource on its own) → available; absent: unknown
 }
 
 func newFakeXMPP() *fakeXMPP { return &fakeXMPP{notify: make(chan struct{}, 100)} }
@@ -69,6 +69,9 @@ func (f *fakeXMPP) Sync(context.Context) error { return nil }
 func (f *fakeXMPP) Available(j jid.JID) (bool, bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if avail, known := f.present[j.String()]; known {
+		return known, avail
+	}
 	avail, known := f.present[j.Bare().String()]
 	return known, avail
 }
@@ -436,6 +439,76 @@ func TestHandedNotices(t *testing.T) {
 	}
 	if s := f.x.next(t, "receipt"); s.from != phone+"@sms.example.com" || s.to != alice.String() || s.id != "r1" {
 		t.Fatalf("receipt %+v", s)
+	}
+}
+
+// TestFailureReports: a failure goes back as a message error to the
+// client that sent the message while it is online (or its presence is not
+// known); once it has gone, as a chat message to the user's bare JID
+// quoting the message, whether the notice was handed on at once (no text)
+// or claimed (with the text).
+func TestFailureReports(t *testing.T) {
+	f := setup(t, router.Config{})
+	f.st.HandNotices("test", router.NoticeLease, f.r.HandNotices)
+	ctx := context.Background()
+	fail := func(id, body string) {
+		t.Helper()
+		m := &store.Outbound{SenderJID: alice.String(), SenderNumber: aliceNum, Dest: phone, StanzaID: id, WantReceipt: true, Body: body, Parts: 1}
+		if err := f.st.AcceptOutbound(ctx, []*store.Outbound{m}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.st.ClaimOutbound(ctx, "test", 10, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.st.PartSubmitted(ctx, m.ID, 1, "", []string{id}); err != nil {
+			t.Fatal(err)
+		}
+		if r, err := f.st.Receipt(ctx, "", []string{id}, "UNDELIV", "000"); err != nil || !r.Final {
+			t.Fatalf("Receipt = %+v, %v", r, err)
+		}
+	}
+	setPresent := func(j string, avail bool) {
+		f.x.mu.Lock()
+		defer f.x.mu.Unlock()
+		if f.x.present == nil {
+			f.x.present = make(map[string]bool)
+		}
+		f.x.present[j] = avail
+	}
+
+	// Presence unknown, then the sending client online: an error to it.
+	fail("f1", "first")
+	if s := f.x.next(t, "error"); s.id != "f1" || s.to != alice.String() || !strings.Contains(s.text, "not delivered") {
+		t.Fatalf("report %+v", s)
+	}
+	setPresent(alice.String(), true)
+	fail("f2", "second")
+	if s := f.x.next(t, "error"); s.id != "f2" || s.to != alice.String() {
+		t.Fatalf("report %+v", s)
+	}
+
+	// The client has gone: a chat message to the bare JID, quoting the
+	// beginning of the text on one line.
+	setPresent(alice.String(), false)
+	long := "Running late,\nsee you at the station in twenty minutes or so, sorry about that"
+	fail("f3", long)
+	s := f.x.next(t, "text")
+	if s.to != alice.Bare().String() || s.from != phone+"@sms.example.com" ||
+		!strings.Contains(s.text, "“Running late, see you at the station in twenty minutes or so…”") ||
+		!strings.Contains(s.text, "not delivered as SMS") {
+		t.Fatalf("report %+v", s)
+	}
+
+	// A notice claimed rather than handed carries the text itself.
+	n := &store.Outbound{SenderJID: alice.String(), SenderNumber: aliceNum, Dest: phone, StanzaID: "f4", Body: "claimed", Parts: 1}
+	if err := f.st.AcceptOutbound(ctx, []*store.Outbound{n}); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.st.Fail(ctx, n.ID, "it could not be handed to the carrier within its validity period"); err != nil {
+		t.Fatal(err)
+	}
+	if s := f.x.next(t, "text"); s.to != alice.Bare().String() || !strings.Contains(s.text, "“claimed”") || !strings.Contains(s.text, "validity period") {
+		t.Fatalf("report %+v", s)
 	}
 }
 

@@ -679,6 +679,16 @@ func (s *Store) MessageState(ctx context.Context, id int64) (state, errText stri
 	return state, errText, err
 }
 
+// MessageBody returns a message's text.
+func (s *Store) MessageBody(ctx context.Context, id int64) (string, error) {
+	var body string
+	err := s.queryRow(ctx, `SELECT body FROM messages WHERE id = $1`, id).Scan(&body)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", ErrNotFound
+	}
+	return body, err
+}
+
 // Counts returns the number of messages per direction and state.
 func (s *Store) Counts(ctx context.Context) (map[string]int, error) {
 	rows, err := s.rdb.QueryContext(ctx, `SELECT direction, state, count(*) FROM messages GROUP BY direction, state`)

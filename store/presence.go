@@ -50,10 +50,18 @@ func (s *Store) SetPresences(ctx context.Context, changes []PresenceChange) erro
 	return nil
 }
 
-// UserAvailable reports whether any resource of the bare JID is available.
-func (s *Store) UserAvailable(ctx context.Context, bare string) (bool, error) {
-	var one int
-	err := s.queryRow(ctx, `SELECT 1 FROM presences WHERE jid = $1 AND available = 1 LIMIT 1`, bare).Scan(&one)
+// UserAvailable reports whether resource of the bare JID is available, or,
+// when resource is "", any of its resources.
+func (s *Store) UserAvailable(ctx context.Context, bare, resource string) (bool, error) {
+	var (
+		one int
+		err error
+	)
+	if resource == "" {
+		err = s.queryRow(ctx, `SELECT 1 FROM presences WHERE jid = $1 AND available = 1 LIMIT 1`, bare).Scan(&one)
+	} else {
+		err = s.queryRow(ctx, `SELECT 1 FROM presences WHERE jid = $1 AND resource = $2 AND available = 1`, bare, resource).Scan(&one)
+	}
 	switch {
 	case err == sql.ErrNoRows:
 		return false, nil

@@ -24,12 +24,13 @@ func TestPresences(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		avail := func(jid string, want bool) {
+		availRes := func(jid, resource string, want bool) {
 			t.Helper()
-			if got, err := s.UserAvailable(ctx, jid); err != nil || got != want {
-				t.Fatalf("UserAvailable(%s) = %v, %v; want %v", jid, got, err, want)
+			if got, err := s.UserAvailable(ctx, jid, resource); err != nil || got != want {
+				t.Fatalf("UserAvailable(%s, %q) = %v, %v; want %v", jid, resource, got, err, want)
 			}
 		}
+		avail := func(jid string, want bool) { t.Helper(); availRes(jid, "", want) }
 		const alice, bob = "alice@example.com", "bob@example.com"
 		avail(alice, false)
 		set("a", store.PresenceChange{JID: alice, Resource: "phone", Available: true, At: at(time.Second)})
@@ -51,12 +52,17 @@ func TestPresences(t *testing.T) {
 			store.PresenceChange{JID: alice, Resource: "laptop", Available: true, At: at(5 * time.Second)},
 			store.PresenceChange{JID: bob, Resource: "r", Available: true, At: at(5 * time.Second)},
 		)
+		availRes(alice, "phone", true)
+		availRes(alice, "laptop", true)
+		availRes(alice, "tablet", false)
 		set("a",
 			store.PresenceChange{JID: alice, At: at(6 * time.Second)},
 			store.PresenceChange{JID: bob, Resource: "r2", Available: true, At: at(6 * time.Second)},
 		)
 		avail(alice, false)
+		availRes(alice, "laptop", false)
 		avail(bob, true)
+		availRes(bob, "r", true)
 
 		// Tombstones are swept once older than the keep; available rows
 		// are not, however old.

@@ -10,6 +10,8 @@ import (
 	"time"
 	"unicode/utf16"
 
+	"mellium.im/xmpp/jid"
+
 	"switchboard/internal/testenv"
 	"switchboard/smsgw/smsc"
 	"switchboard/store"
@@ -749,4 +751,51 @@ func TestInboundEdgeCases(t *testing.T) {
 			t.Errorf("unexpected extra message: %s", p.XML)
 		}
 	}
+}
+
+// TestFailureAfterClientLeft: a message that fails after the client that
+// sent it went offline is still reported. Prosody drops a message error to
+// an unavailable full JID, so the report goes as a chat message to the
+// user's bare JID: to her other client while one is online, else into
+// offline storage, delivered when she comes back.
+func TestFailureAfterClientLeft(t *testing.T) {
+	s := startStackWith(t, sqliteDSN(t), testenv.ProsodyOptions{Privilege: true},
+		smsc.Config{Outcome: smsc.OutcomeFailed, ReceiptDelay: 2 * time.Second})
+	ctx := ctxT(t, 60*time.Second)
+	login := func(resource string) *testenv.Client {
+		return testenv.Login(t, s.prosody.C2SAddr, jid.MustParse("alice@"+s.prosody.Domain+"/"+resource), "alice")
+	}
+	phoneJID := s.numberJID(phone)
+	report := func(c *testenv.Client, text string) {
+		t.Helper()
+		st, err := c.Next(ctx, func(st testenv.Stanza) bool { return strings.Contains(st.Body, text) })
+		if err != nil {
+			t.Fatalf("no report of %q: %v", text, err)
+		}
+		if st.Attr["from"] != phoneJID || st.Attr["type"] == "error" || !strings.Contains(st.Body, "not delivered as SMS") {
+			t.Errorf("report of %q: %s", text, st.XML)
+		}
+	}
+
+	one, two := login("one"), login("two")
+	waitComponent(t, s, one)
+	time.Sleep(500 * time.Millisecond) // the privilege grant arrives just after connecting
+	send(t, ctx, s, one, "gone1", "sent from one", true)
+	must(t, one.Close())
+	report(two, "“sent from one”")
+
+	// Both clients offline: the report waits in Prosody's offline storage.
+	send(t, ctx, s, two, "gone2", "sent from two", true)
+	must(t, two.Close())
+	st, err := store.Open(ctx, s.cfg.Store.DSN)
+	must(t, err)
+	defer st.Close()
+	waitUntil(t, 20*time.Second, "gone2 never failed", func() bool {
+		failures, err := st.RecentFailures(ctx, 10)
+		must(t, err)
+		return len(failures) == 2
+	})
+	// Its report is sent as the failure commits, so most likely before
+	// alice is back; if not, it reaches her new client directly.
+	report(login("three"), "“sent from two”")
 }

@@ -52,7 +52,7 @@ func TestPresenceAcrossInstancesEjabberd(t *testing.T) {
 	a := testenv.Login(t, e.C2SAddr, jid.MustParse("alice@"+e.Domain), "alice")
 	b := testenv.Login(t, e.C2SAddr, jid.MustParse("bob@"+e.Domain), "bob")
 	waitUntil(t, 20*time.Second, "bob's presence never recorded", func() bool {
-		ok, err := st.UserAvailable(context.Background(), "bob@"+e.Domain)
+		ok, err := st.UserAvailable(context.Background(), "bob@"+e.Domain, "")
 		return err == nil && ok
 	})
 	ctx := ctxT(t, 60*time.Second)
