@@ -779,7 +779,7 @@ func TestFailureAfterClientLeft(t *testing.T) {
 
 	one, two := login("one"), login("two")
 	waitComponent(t, s, one)
-	time.Sleep(500 * time.Millisecond) // the privilege grant arrives just after connecting
+	s.waitGranted(t, 1)
 	send(t, ctx, s, one, "gone1", "sent from one", true)
 	must(t, one.Close())
 	report(two, "“sent from one”")

@@ -41,13 +41,14 @@ func TestPresenceAcrossInstancesEjabberd(t *testing.T) {
 		_, err := st.Bind(context.Background(), num, user+"@"+e.Domain, "operator")
 		must(t, err)
 	}
-	one, two := &stack{smsc: sim, cfg: cfg}, &stack{smsc: sim, cfg: cfg}
+	logs := new(logCount)
+	one, two := &stack{smsc: sim, cfg: cfg, logs: logs}, &stack{smsc: sim, cfg: cfg, logs: logs}
 	one.start(t)
 	two.start(t)
-	// Both connected and granted: the handshake takes milliseconds and the
-	// grants follow it. (A message routed before would not fail the test:
-	// with presence unknown it goes over XMPP.)
-	time.Sleep(2 * time.Second)
+	// Both granted their privileges, which follow the handshake. (A message
+	// routed before would not fail the test: with presence unknown it goes
+	// over XMPP, but the check would be weaker.)
+	one.waitGranted(t, 2) // both: they share logs
 
 	a := testenv.Login(t, e.C2SAddr, jid.MustParse("alice@"+e.Domain), "alice")
 	b := testenv.Login(t, e.C2SAddr, jid.MustParse("bob@"+e.Domain), "bob")
@@ -80,7 +81,7 @@ func TestPresenceAcrossInstancesEjabberd(t *testing.T) {
 	two.stop()
 	one.start(t)
 	two.start(t)
-	time.Sleep(2 * time.Second) // connected and granted, as above
+	one.waitGranted(t, 4)
 	must(t, a.Send(ctx, fmt.Sprintf(`<message to='%s' type='chat'><body>after the restart</body></message>`, to)))
 	if _, err := b.Next(ctx, func(s testenv.Stanza) bool { return s.Body == "after the restart" }); err != nil {
 		t.Fatalf("message to online bob not relayed after the restarts: %v (SMS sent: %d)", err, len(sim.Messages()))

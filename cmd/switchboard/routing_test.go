@@ -214,7 +214,7 @@ func TestFallbackByPresence(t *testing.T) {
 	a := s.login(t, "alice")
 	waitComponent(t, s, a)
 	ctx := ctxT(t, 30*time.Second)
-	time.Sleep(500 * time.Millisecond) // the privilege grant arrives just after connecting
+	s.waitGranted(t, 1)
 	must(t, a.Send(ctx, fmt.Sprintf(`<message to='%s' id='p1' type='chat'><body>bob is offline</body></message>`, s.numberJID(bobNumber))))
 	waitSMS(t, s, "bob is offline")
 	b := s.login(t, "bob")

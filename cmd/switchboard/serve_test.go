@@ -2,9 +2,12 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -29,6 +32,36 @@ type stack struct {
 	smsc    *smsc.Server
 	cfg     *Config
 	stop    func()
+	// logs, when set, also gets the gateway's log (see logCount).
+	logs *logCount
+}
+
+// logCount counts the gateway's log lines by message, for a test to wait
+// for something it cannot observe from outside, such as a privilege grant.
+type logCount struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (l *logCount) Write(p []byte) (int, error) {
+	var line struct {
+		Message string `json:"message"`
+	}
+	if json.Unmarshal(p, &line) == nil {
+		l.mu.Lock()
+		if l.n == nil {
+			l.n = make(map[string]int)
+		}
+		l.n[line.Message]++
+		l.mu.Unlock()
+	}
+	return len(p), nil
+}
+
+func (l *logCount) count(msg string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.n[msg]
 }
 
 func startStack(t *testing.T, dsn string, simCfg smsc.Config, extraEnv ...string) *stack {
@@ -75,9 +108,18 @@ func startStackWith(t *testing.T, dsn string, popts testenv.ProsodyOptions, simC
 		t.Fatal(err)
 	}
 	st.Close()
-	s := &stack{prosody: p, smsc: sim, cfg: cfg}
+	s := &stack{prosody: p, smsc: sim, cfg: cfg, logs: new(logCount)}
 	s.start(t)
 	return s
+}
+
+// waitGranted waits until the server has granted the gateway privileges
+// (XEP-0356) n times since the stack started: once per connection.
+func (s *stack) waitGranted(t *testing.T, n int) {
+	t.Helper()
+	waitUntil(t, 20*time.Second, "the gateway was not granted its privileges", func() bool {
+		return s.logs.count("server granted privileges") >= n
+	})
 }
 
 // gatewayEnv is the configuration, as environment, of a gateway attached
@@ -106,7 +148,11 @@ func gatewayEnv(component, componentAddr, secret, domain, smscAddr, dsn string) 
 func (s *stack) start(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	log := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.DebugLevel)
+	var w io.Writer = zerolog.NewTestWriter(t)
+	if s.logs != nil {
+		w = io.MultiWriter(w, s.logs)
+	}
+	log := zerolog.New(w).Level(zerolog.DebugLevel)
 	go func() { done <- run(ctx, s.cfg, log) }()
 	stopped := false
 	s.stop = func() {
