@@ -178,7 +178,9 @@ func (c *Component) session(ctx context.Context) error {
 	conn = capped
 	c.capped.Store(capped)
 	hsCtx, cancel := context.WithTimeout(ctx, 15*time.Second)
-	s, err := xmppcomponent.NewSession(hsCtx, c.cfg.JID.Domain(), []byte(c.cfg.Secret), conn)
+	callCtx, release := callContext(hsCtx)
+	s, err := xmppcomponent.NewSession(callCtx, c.cfg.JID.Domain(), []byte(c.cfg.Secret), conn)
+	release()
 	cancel()
 	if err != nil {
 		conn.Close()
@@ -229,7 +231,38 @@ func (c *Component) send(ctx context.Context, r xml.TokenReader) error {
 	if s == nil {
 		return ErrDisconnected
 	}
-	return s.Send(ctx, r)
+	callCtx, release := callContext(ctx)
+	defer release()
+	return s.Send(callCtx, r)
+}
+
+// callContext returns the context to hand a mellium call that writes on the
+// connection (Send, SendIQ, the handshake): it ends when ctx does, until
+// release is called, and never after.
+//
+// mellium (v0.22) makes such a call's context interrupt it by a goroutine
+// that, once the context ends, sets the connection's deadline in the past
+// and then clears it. Nothing waits for that goroutine: if the context ends
+// just after the call returned (a handler's context is cancelled as the
+// handler returns, a caller's by its deferred cancel) and the goroutine has
+// not run yet, it may still take the ended context and set the deadline
+// later, while another stanza is being written. That write fails with
+// "i/o timeout" and the session ends.
+func callContext(ctx context.Context) (context.Context, func()) {
+	callCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	stop := context.AfterFunc(ctx, cancel)
+	return callCtx, func() { stop() }
+}
+
+// sendIQ is s.SendIQ through callContext.
+func sendIQ(ctx context.Context, s *xmpp.Session, r xml.TokenReader) (xmlstream.TokenReadCloser, error) {
+	callCtx, release := callContext(ctx)
+	defer release()
+	resp, err := s.SendIQ(callCtx, r)
+	if err != nil && errors.Is(err, context.Canceled) && ctx.Err() != nil {
+		err = ctx.Err() // context.DeadlineExceeded, as ctx itself reports
+	}
+	return resp, err
 }
 
 type batchKey struct{}
@@ -324,7 +357,7 @@ func (c *Component) Sync(ctx context.Context) error {
 	if c.cfg.SyncTo.Domainpart() != "" {
 		to = c.cfg.SyncTo
 	}
-	resp, err := s.SendIQ(ctx, stanza.IQ{Type: stanza.GetIQ, From: c.cfg.JID, To: to}.Wrap(
+	resp, err := sendIQ(ctx, s, stanza.IQ{Type: stanza.GetIQ, From: c.cfg.JID, To: to}.Wrap(
 		xmlstream.Wrap(nil, xml.StartElement{Name: xml.Name{Space: nsPing, Local: "ping"}})))
 	if err != nil {
 		return fmt.Errorf("component: sync: %w", err)

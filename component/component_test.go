@@ -1062,6 +1062,32 @@ func checkSendsDisconnected(t *testing.T, c *Component, when, id, body string, e
 	}
 }
 
+// TestCallContext: the context handed to mellium ends with the caller's
+// while the call runs and never once it has returned, so mellium's
+// goroutine cannot interrupt a later write (see callContext).
+func TestCallContext(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	callCtx, release := callContext(ctx)
+	cancel()
+	select {
+	case <-callCtx.Done():
+	case <-time.After(waitFor):
+		t.Fatal("the call's context did not end with the caller's")
+	}
+	release()
+
+	ctx, cancel = context.WithTimeout(context.Background(), time.Millisecond)
+	defer cancel()
+	callCtx, release = callContext(ctx)
+	release()
+	<-ctx.Done()
+	select {
+	case <-callCtx.Done():
+		t.Fatal("the call's context ended after the call returned")
+	case <-time.After(50 * time.Millisecond):
+	}
+}
+
 func TestSendBeforeConnect(t *testing.T) {
 	c := New(Config{JID: jid.MustParse(testDomain), Logger: zerolog.New(zerolog.NewTestWriter(t))}, &fakeRouter{})
 	if c.Connected() {
