@@ -359,6 +359,15 @@ func (c *Component) handlePresence(ctx context.Context, s *inStanza) {
 	if err != nil {
 		return
 	}
+	if s.Type == "" || s.Type == "unavailable" {
+		// A user's presence broadcast to a number in their roster. Also
+		// kept: ejabberd (23.01) forwards under the privilege only the
+		// presence a client sends itself, so when a client's connection
+		// ends without it, this broadcast is the only word that the user
+		// has gone.
+		c.observe(from, s.Type)
+		return
+	}
 	send := func(typ stanza.PresenceType, status string) {
 		var inner xml.TokenReader
 		if status != "" {

@@ -2,6 +2,7 @@ package component
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -170,6 +171,47 @@ func TestPresenceAcrossInstances(t *testing.T) {
 	pres(scB, "", "unavailable")
 	if avail(b.comp) || avail(a.comp) { // b first: it waits for its own write
 		t.Fatal("alice still online after unavailable from her bare JID")
+	}
+
+	// A client whose connection ends without its unavailable presence:
+	// ejabberd forwards nothing under the privilege, but broadcasts the
+	// unavailable to the numbers in her roster, once for each.
+	pres(scA, "phone", "")
+	if !avail(a.comp) {
+		t.Fatal("alice not online again")
+	}
+	for _, n := range []string{"+12015550123", "+12015550124", "+12015550125"} {
+		scA.send(`<presence from='alice@example.com/phone' to='` + n + `@` + testDomain + `' type='unavailable'/>`)
+	}
+	scA.ping()
+	if avail(a.comp) || avail(b.comp) { // a first: it waits for its own write
+		t.Fatal("alice online after her presence to the numbers in her roster said she had gone")
+	}
+	scB.send(`<presence from='alice@example.com/laptop' to='+12015550123@` + testDomain + `'/>`)
+	scB.ping()
+	if !avail(b.comp) || !avail(a.comp) { // b first
+		t.Fatal("alice's available presence to a number in her roster not recorded")
+	}
+}
+
+// TestPresenceQueueCoalesces: the same change again, as a broadcast to
+// every number in a roster brings it, is queued once.
+func TestPresenceQueueCoalesces(t *testing.T) {
+	var q presenceQueue
+	q.init()
+	at := time.Now()
+	on := store.PresenceChange{JID: "alice@example.com", Resource: "phone", Available: true, At: at}
+	off := on
+	off.Available = false
+	for _, ch := range []store.PresenceChange{on, on, on, off, off, on} {
+		q.add(ch)
+	}
+	var got []bool
+	for _, ch := range q.ops {
+		got = append(got, ch.Available)
+	}
+	if fmt.Sprint(got) != "[true false true]" || q.queued != 3 {
+		t.Fatalf("queued %v (%d); want [true false true] (3)", got, q.queued)
 	}
 }
 

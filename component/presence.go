@@ -45,7 +45,8 @@ func (q *presenceQueue) init() {
 	q.wake = make(chan struct{}, 1)
 }
 
-// observe queues a forwarded presence: available ("") or unavailable.
+// observe queues a user's presence, forwarded under the privilege or
+// broadcast to a number: available ("") or unavailable.
 func (c *Component) observe(from jid.JID, typ string) {
 	if c.cfg.Presences == nil || typ != "" && typ != "unavailable" {
 		return
@@ -57,6 +58,14 @@ func (c *Component) observe(from jid.JID, typ string) {
 
 func (q *presenceQueue) add(ch store.PresenceChange) {
 	q.mu.Lock()
+	if n := len(q.ops); n > 0 {
+		if last := q.ops[n-1]; last.JID == ch.JID && last.Resource == ch.Resource && last.Available == ch.Available {
+			// The same change again, as a user's presence broadcast comes
+			// once for every number in their roster: already queued.
+			q.mu.Unlock()
+			return
+		}
+	}
 	q.ops = append(q.ops, ch)
 	q.queued++
 	q.mu.Unlock()

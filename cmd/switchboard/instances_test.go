@@ -86,4 +86,23 @@ func TestPresenceAcrossInstancesEjabberd(t *testing.T) {
 	if _, err := b.Next(ctx, func(s testenv.Stanza) bool { return s.Body == "after the restart" }); err != nil {
 		t.Fatalf("message to online bob not relayed after the restarts: %v (SMS sent: %d)", err, len(sim.Messages()))
 	}
+
+	// bob's client leaves without its unavailable presence (it just ends
+	// the stream, as a client that lost its network is ended). ejabberd
+	// forwards nothing under the privilege then, but broadcasts the
+	// unavailable to the contacts that have bob's presence: with a number
+	// in his roster, the gateway learns that he has gone.
+	num := "+12015550177@" + e.Component
+	must(t, b.Send(ctx, `<presence type='subscribe' to='`+num+`'/>`))
+	if _, err := b.Next(ctx, func(s testenv.Stanza) bool {
+		return s.Name == "presence" && s.Attr["type"] == "subscribe" && s.Attr["from"] == num
+	}); err != nil {
+		t.Fatalf("the gateway did not ask for bob's presence back: %v", err)
+	}
+	must(t, b.Send(ctx, `<presence type='subscribed' to='`+num+`'/>`))
+	must(t, b.Close())
+	waitUntil(t, 20*time.Second, "bob's going, broadcast to a number in his roster, never recorded", func() bool {
+		ok, err := st.UserAvailable(context.Background(), "bob@"+e.Domain, "")
+		return err == nil && !ok
+	})
 }
