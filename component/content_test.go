@@ -14,7 +14,7 @@ func TestPayloadXML(t *testing.T) {
 			want: `<body>a &lt; b &amp; &#34;c&#34;</body>`,
 		},
 		{
-			in:   `<message><body xml:lang='de'>Hallo</body><body>Hello</body><x xmlns='jabber:x:oob'><url>https://x.example/a?b=1&amp;c=2</url></x></message>`,
+			in: `<message><body xml:lang='de'>Hallo</body><body>Hello</body><x xmlns='jabber:x:oob'><url>https://x.example/a?b=1&amp;c=2</url></x></message>`,
 			// encoding/xml writes the element's namespace and its xmlns
 			// attribute both; payloadTokens drops xmlns attributes when
 			// the payload is read back.
