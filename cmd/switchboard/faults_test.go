@@ -760,7 +760,7 @@ func TestInboundEdgeCases(t *testing.T) {
 // offline storage, delivered when she comes back.
 func TestFailureAfterClientLeft(t *testing.T) {
 	s := startStackWith(t, sqliteDSN(t), testenv.ProsodyOptions{Privilege: true},
-		smsc.Config{Outcome: smsc.OutcomeFailed, ReceiptDelay: 2 * time.Second})
+		smsc.Config{Outcome: smsc.OutcomeFailed, ReceiptDelay: 3 * time.Second})
 	ctx := ctxT(t, 60*time.Second)
 	login := func(resource string) *testenv.Client {
 		return testenv.Login(t, s.prosody.C2SAddr, jid.MustParse("alice@"+s.prosody.Domain+"/"+resource), "alice")
