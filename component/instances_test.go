@@ -227,3 +227,61 @@ func TestAvailableWithoutRecord(t *testing.T) {
 		t.Fatalf("Available = %v, %v; want unknown", known, avail)
 	}
 }
+
+// TestGrantSharedByInstances: ejabberd addresses its privilege
+// advertisement to the component's domain, so the one for an instance's
+// connection may reach another instance. An instance that got none uses
+// what another recorded since its session started, and nothing older.
+func TestGrantSharedByInstances(t *testing.T) {
+	st, err := store.Open(context.Background(), "sqlite:"+filepath.Join(t.TempDir(), "sb.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	srvA, srvB := newFakeServer(t), newFakeServer(t)
+	shared := func(c *Config) { c.Presences = st }
+	a, b := start(t, srvA, shared), start(t, srvB, shared)
+	scA, scB := srvA.session(), srvB.session()
+	a.onConnect(t)
+	b.onConnect(t)
+	alice := jid.MustParse("alice@example.com")
+	if known, _ := b.comp.Available(alice); known {
+		t.Fatal("presence known before any advertisement")
+	}
+	scA.send(`<message from='example.com' to='` + testDomain + `'><privilege xmlns='` + nsPriv2 + `'>` +
+		`<perm access='presence' type='managed_entity'/></privilege></message>`)
+	scA.ping()
+	scB.ping()
+	if known, _ := b.comp.Available(alice); !known {
+		t.Fatal("instance b does not use the advertisement instance a got")
+	}
+	if _, _, perm := b.comp.Privileges("example.com"); perm != "" {
+		t.Fatalf("instance b's own privileges = %q; want none advertised to it", perm)
+	}
+
+	// An advertisement recorded long before b's session does not count.
+	ctx := context.Background()
+	carol := jid.MustParse("carol@example.org")
+	grant := store.Grant{NS: nsPrivilege1, Roster: "none", Message: "none", Presence: "roster", At: time.Now().Add(-time.Hour)}
+	if err := st.SetGrant(ctx, "example.org", grant); err != nil {
+		t.Fatal(err)
+	}
+	if known, _ := b.comp.Available(carol); known {
+		t.Fatal("an advertisement older than the session counted")
+	}
+	grant.At = time.Now()
+	if err := st.SetGrant(ctx, "example.org", grant); err != nil {
+		t.Fatal(err)
+	}
+	if known, _ := b.comp.Available(carol); !known {
+		t.Fatal("a fresh advertisement for example.org did not count")
+	}
+	// A late write of an older advertisement changes nothing.
+	grant.At, grant.Presence = time.Now().Add(-time.Minute), "none"
+	if err := st.SetGrant(ctx, "example.org", grant); err != nil {
+		t.Fatal(err)
+	}
+	if known, _ := b.comp.Available(carol); !known {
+		t.Fatal("an older advertisement written late replaced a newer one")
+	}
+}

@@ -19,9 +19,15 @@ import (
 // again to a component that connects (Prosody does, which refreshes it), so
 // forgetting it at a new stream would take every online user for offline
 // until they change presence.
+//
+// It also shares the servers' privilege advertisements (XEP-0356):
+// ejabberd addresses one to the component's domain, so the advertisement
+// for one instance's connection may reach another instance.
 type Presences interface {
 	SetPresences(ctx context.Context, changes []store.PresenceChange) error
 	UserAvailable(ctx context.Context, bare, resource string) (bool, error)
+	SetGrant(ctx context.Context, domain string, g store.Grant) error
+	GrantOf(ctx context.Context, domain string) (g store.Grant, ok bool, err error)
 }
 
 // presenceBatch bounds the changes written in one transaction.
@@ -142,12 +148,12 @@ func (c *Component) applyPresence(ops []store.PresenceChange) {
 }
 
 // Available tells whether user (a bare JID: any of its resources; a full
-// JID: that resource) is available. known is false
-// unless the user's server granted the component presence privilege
-// (XEP-0356), since only then does the component see users' presence, and
-// when there is no record or it cannot be read.
+// JID: that resource) is available. known is false unless the user's
+// server granted the component presence privilege (XEP-0356), since only
+// then does the component see users' presence; and when the component
+// keeps no record (Config.Presences nil) or the record cannot be read.
 func (c *Component) Available(user jid.JID) (known, available bool) {
-	_, _, perm := c.Privileges(user.Domainpart())
+	perm := c.presencePerm(user.Domainpart())
 	if c.cfg.Presences == nil || perm != "managed_entity" && perm != "roster" {
 		return false, false
 	}
@@ -161,3 +167,36 @@ func (c *Component) Available(user jid.JID) (known, available bool) {
 	}
 	return true, avail
 }
+
+// presencePerm is the presence privilege the server for domain granted: as
+// advertised to this instance in its session, or else as another instance
+// recorded an advertisement since this session started (give or take
+// grantSkew, for the instances' clocks), which ejabberd may have meant for
+// this instance's connection.
+func (c *Component) presencePerm(domain string) string {
+	_, _, perm := c.Privileges(domain)
+	if perm != "" || c.cfg.Presences == nil {
+		return perm
+	}
+	c.priv.mu.Lock()
+	started, connected := c.priv.started, c.priv.done != nil
+	c.priv.mu.Unlock()
+	if !connected {
+		return ""
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	g, ok, err := c.cfg.Presences.GrantOf(ctx, domain)
+	if err != nil {
+		c.log.Warn().Err(err).Msg("reading the privileges other instances recorded failed")
+		return ""
+	}
+	if !ok || g.At.Before(started.Add(-grantSkew)) {
+		return ""
+	}
+	return g.Presence
+}
+
+// grantSkew is how much older than this session an advertisement another
+// instance recorded may be and still count for it.
+const grantSkew = 10 * time.Second

@@ -19,6 +19,7 @@ import (
 	"mellium.im/xmpp/stanza"
 
 	"switchboard/roster"
+	"switchboard/store"
 )
 
 const (
@@ -145,6 +146,16 @@ func (c *Component) recordPrivilege(s *inStanza) bool {
 	c.priv.mu.Unlock()
 	c.log.Info().Str("domain", domain).Str("ns", g.ns).Str("roster", g.roster).
 		Str("message", g.message).Str("presence", g.presence).Msg("server granted privileges")
+	if c.cfg.Presences != nil {
+		// For the other instances (see Presences). Rare: once a connection.
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		err := c.cfg.Presences.SetGrant(ctx, domain, store.Grant{
+			NS: g.ns, Roster: g.roster, Message: g.message, Presence: g.presence, At: time.Now()})
+		cancel()
+		if err != nil {
+			c.log.Warn().Err(err).Msg("recording the privileges for the other instances failed")
+		}
+	}
 	return true
 }
 

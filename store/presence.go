@@ -70,3 +70,40 @@ func (s *Store) UserAvailable(ctx context.Context, bare, resource string) (bool,
 	}
 	return true, nil
 }
+
+// Grant is what an XMPP server domain advertised to the component under
+// XEP-0356 (permission types such as "both", "roster", or "none"), and when
+// an instance read it.
+type Grant struct {
+	NS, Roster, Message, Presence string
+	At                            time.Time
+}
+
+// SetGrant records domain's advertisement, unless a later one is recorded.
+func (s *Store) SetGrant(ctx context.Context, domain string, g Grant) error {
+	_, err := s.exec(ctx, `INSERT INTO grants (domain, ns, roster, message, presence, at) VALUES ($1, $2, $3, $4, $5, $6)
+		ON CONFLICT (domain) DO UPDATE SET ns = excluded.ns, roster = excluded.roster, message = excluded.message,
+			presence = excluded.presence, at = excluded.at
+		WHERE grants.at <= excluded.at`,
+		domain, g.NS, g.Roster, g.Message, g.Presence, g.At.UnixMilli())
+	if err != nil {
+		return fmt.Errorf("store: grant: %w", err)
+	}
+	return nil
+}
+
+// GrantOf returns the latest advertisement recorded for domain; ok is false
+// when there is none.
+func (s *Store) GrantOf(ctx context.Context, domain string) (g Grant, ok bool, err error) {
+	var at int64
+	err = s.queryRow(ctx, `SELECT ns, roster, message, presence, at FROM grants WHERE domain = $1`, domain).
+		Scan(&g.NS, &g.Roster, &g.Message, &g.Presence, &at)
+	switch {
+	case err == sql.ErrNoRows:
+		return Grant{}, false, nil
+	case err != nil:
+		return Grant{}, false, fmt.Errorf("store: grant: %w", err)
+	}
+	g.At = time.UnixMilli(at)
+	return g, true, nil
+}

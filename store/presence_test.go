@@ -84,3 +84,30 @@ func TestPresences(t *testing.T) {
 		avail(bob, true)
 	})
 }
+
+// TestGrants: the latest advertisement per domain is kept; an older one
+// written late changes nothing.
+func TestGrants(t *testing.T) {
+	engines(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		if _, ok, err := s.GrantOf(ctx, "example.com"); ok || err != nil {
+			t.Fatalf("GrantOf before any = %v, %v", ok, err)
+		}
+		g := store.Grant{NS: "urn:xmpp:privilege:2", Roster: "both", Message: "outgoing", Presence: "roster", At: epoch.Add(time.Second)}
+		older := store.Grant{NS: "urn:xmpp:privilege:1", Roster: "none", Message: "none", Presence: "none", At: epoch}
+		for _, w := range []store.Grant{g, older} {
+			if err := s.SetGrant(ctx, "example.com", w); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got, ok, err := s.GrantOf(ctx, "example.com")
+		same := got.At.Equal(g.At)
+		got.At = g.At
+		if err != nil || !ok || got != g || !same {
+			t.Fatalf("GrantOf = %+v, %v, %v; want %+v", got, ok, err, g)
+		}
+		if _, ok, _ := s.GrantOf(ctx, "example.org"); ok {
+			t.Fatal("a grant for another domain")
+		}
+	})
+}

@@ -207,6 +207,18 @@ var migrations = []string{
 	`ALTER TABLE messages ADD COLUMN smpp_session TEXT NOT NULL DEFAULT '';
 	ALTER TABLE messages ADD COLUMN frag_key TEXT NOT NULL DEFAULT '';
 	CREATE INDEX messages_from_phone ON messages (peer_number, user_number, created_at) WHERE direction = 'in';`,
+	// The latest privileges (XEP-0356) each server domain advertised, shared
+	// by the instances: ejabberd addresses the advertisement to the
+	// component's domain, so it may reach another instance than the one
+	// that connected. at in ms.
+	`CREATE TABLE grants (
+		domain   TEXT PRIMARY KEY,
+		ns       TEXT NOT NULL,
+		roster   TEXT NOT NULL,
+		message  TEXT NOT NULL,
+		presence TEXT NOT NULL,
+		at       BIGINT NOT NULL
+	);`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {
