@@ -8,6 +8,7 @@ import (
 	"io"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/fiorix/go-smpp/smpp/pdu"
 	"github.com/fiorix/go-smpp/smpp/pdu/pdufield"
@@ -164,7 +165,10 @@ func encodeSubmitSM(seq uint32, s *Submit) ([]byte, error) {
 		return nil, fmt.Errorf("smpp: short_message is %d bytes, max %d; send longer text in TLV 0x0424 (message_payload)",
 			len(s.ShortMessage), maxShortMessage)
 	}
-	p := pdu.NewSubmitSM(nil)
+	// A submit_sm body reused: a new one grows its field map to eighteen
+	// entries for every message. Every field is set again below.
+	p := submitBodies.Get().(pdu.Body)
+	defer submitBodies.Put(p)
 	p.Header().Seq = seq
 	f := p.Fields()
 	f.Set(pdufield.ServiceType, "")
@@ -186,6 +190,9 @@ func encodeSubmitSM(seq uint32, s *Submit) ([]byte, error) {
 	f.Set(pdufield.ShortMessage, s.ShortMessage) // also sets sm_length
 	return serialize(p, s.TLVs)
 }
+
+// submitBodies are submit_sm bodies for encodeSubmitSM to reuse.
+var submitBodies = sync.Pool{New: func() any { return pdu.NewSubmitSM(nil) }}
 
 // encodeHeaderOnly encodes enquire_link, enquire_link_resp, unbind,
 // unbind_resp and generic_nack, which have no body.
