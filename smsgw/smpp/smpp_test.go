@@ -993,3 +993,41 @@ func TestDispatchQueueFull(t *testing.T) {
 		p.expectBytes(raw(cmdDeliverSM|respBit, 0, seq, []byte{0}))
 	}
 }
+
+// TestSubmitBodyReused: encodeSubmitSM reuses bodies; nothing of one
+// submit_sm stays in the next one's bytes.
+func TestSubmitBodyReused(t *testing.T) {
+	long := &Submit{
+		Source: Address{TON: 1, NPI: 1, Addr: "12015550100"}, Dest: Address{TON: 1, NPI: 1, Addr: "447700900123"},
+		ESMClass: 0x40, ProtocolID: 1, PriorityFlag: 2, ValidityPeriod: "000001000000000R",
+		RegisteredDelivery: 1, DataCoding: 8, ShortMessage: bytes.Repeat([]byte{0, 'x'}, 60),
+	}
+	wantHello := raw(cmdSubmitSM, 0, 7,
+		[]byte{0},                         // service_type
+		[]byte{5, 0}, cstr("Switchboard"), // source
+		[]byte{1, 1}, cstr("12015550199"), // destination
+		[]byte{0, 0, 0},      // esm_class, protocol_id, priority_flag
+		[]byte{0}, []byte{0}, // schedule_delivery_time, validity_period
+		[]byte{1, 0, 0, 0},         // registered_delivery, replace_if_present, data_coding, sm_default_msg_id
+		[]byte{5}, []byte("hello"), // sm_length, short_message
+	)
+	var firstLong []byte
+	for i := range 4 {
+		l, err := encodeSubmitSM(9, long)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			firstLong = l
+		} else if !bytes.Equal(l, firstLong) {
+			t.Fatalf("round %d: long submit_sm\n%x\nfirst\n%x", i, l, firstLong)
+		}
+		h, err := encodeSubmitSM(7, hello)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(h, wantHello) {
+			t.Fatalf("round %d: submit_sm after a longer one\n%x\nwant\n%x", i, h, wantHello)
+		}
+	}
+}
