@@ -64,6 +64,20 @@ func TestCommandAcrossInstances(t *testing.T) {
 	}
 }
 
+// twoInstances starts two components sharing one SQLite store, as two
+// instances of the gateway, each with a fake server of its own.
+func twoInstances(t *testing.T) (st *store.Store, a, b *harness, srvA, srvB *fakeServer) {
+	t.Helper()
+	st, err := store.Open(context.Background(), "sqlite:"+filepath.Join(t.TempDir(), "sb.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	srvA, srvB = newFakeServer(t), newFakeServer(t)
+	shared := func(c *Config) { c.Presences = st }
+	return st, start(t, srvA, shared), start(t, srvB, shared), srvA, srvB
+}
+
 // TestPresenceAcrossInstances: ejabberd spreads a component's stanzas over
 // its connections, so alice's coming online may reach one instance and a
 // message for her another. With the shared record, each instance sees
@@ -72,14 +86,7 @@ func TestCommandAcrossInstances(t *testing.T) {
 // ejabberd does not send users' presence again to a component that
 // connects.
 func TestPresenceAcrossInstances(t *testing.T) {
-	st, err := store.Open(context.Background(), "sqlite:"+filepath.Join(t.TempDir(), "sb.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	srvA, srvB := newFakeServer(t), newFakeServer(t)
-	shared := func(c *Config) { c.Presences = st }
-	a, b := start(t, srvA, shared), start(t, srvB, shared)
+	_, a, b, srvA, srvB := twoInstances(t)
 	scA, scB := srvA.session(), srvB.session()
 	a.onConnect(t)
 	b.onConnect(t)
@@ -233,14 +240,7 @@ func TestAvailableWithoutRecord(t *testing.T) {
 // connection may reach another instance. An instance that got none uses
 // what another recorded since its session started, and nothing older.
 func TestGrantSharedByInstances(t *testing.T) {
-	st, err := store.Open(context.Background(), "sqlite:"+filepath.Join(t.TempDir(), "sb.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	srvA, srvB := newFakeServer(t), newFakeServer(t)
-	shared := func(c *Config) { c.Presences = st }
-	a, b := start(t, srvA, shared), start(t, srvB, shared)
+	st, a, b, srvA, srvB := twoInstances(t)
 	scA, scB := srvA.session(), srvB.session()
 	a.onConnect(t)
 	b.onConnect(t)

@@ -197,6 +197,19 @@ func raw(id, status, seq uint32, body ...[]byte) []byte {
 
 func cstr(s string) []byte { return append([]byte(s), 0) }
 
+// helloFields are the mandatory fields of hello's submit_sm.
+func helloFields() [][]byte {
+	return [][]byte{
+		{0},                         // service_type
+		{5, 0}, cstr("Switchboard"), // source
+		{1, 1}, cstr("12015550199"), // destination
+		{0, 0, 0}, // esm_class, protocol_id, priority_flag
+		{0}, {0},  // schedule_delivery_time, validity_period
+		{1, 0, 0, 0},         // registered_delivery, replace_if_present, data_coding, sm_default_msg_id
+		{5}, []byte("hello"), // sm_length, short_message
+	}
+}
+
 func tlv(tag uint16, v []byte) []byte {
 	b := binary.BigEndian.AppendUint16(nil, tag)
 	b = binary.BigEndian.AppendUint16(b, uint16(len(v)))
@@ -357,16 +370,9 @@ func TestBindAndSubmit(t *testing.T) {
 	s := *hello
 	s.TLVs = map[uint16][]byte{0x020C: {0, 7}, 0x0204: {0, 1}}
 	res := h.submitAsync(context.Background(), &s)
-	p.expectBytes(raw(cmdSubmitSM, 0, 2,
-		[]byte{0},                         // service_type
-		[]byte{5, 0}, cstr("Switchboard"), // source
-		[]byte{1, 1}, cstr("12015550199"), // destination
-		[]byte{0, 0, 0},      // esm_class, protocol_id, priority_flag
-		[]byte{0}, []byte{0}, // schedule_delivery_time, validity_period
-		[]byte{1, 0, 0, 0},         // registered_delivery, replace_if_present, data_coding, sm_default_msg_id
-		[]byte{5}, []byte("hello"), // sm_length, short_message
+	p.expectBytes(raw(cmdSubmitSM, 0, 2, append(helloFields(),
 		tlv(0x0204, []byte{0, 1}), tlv(0x020C, []byte{0, 7}), // TLVs, sorted by tag
-	))
+	)...))
 	if got := h.c.InFlight(); got != 1 {
 		t.Errorf("InFlight = %d, want 1", got)
 	}
@@ -1002,15 +1008,7 @@ func TestSubmitBodyReused(t *testing.T) {
 		ESMClass: 0x40, ProtocolID: 1, PriorityFlag: 2, ValidityPeriod: "000001000000000R",
 		RegisteredDelivery: 1, DataCoding: 8, ShortMessage: bytes.Repeat([]byte{0, 'x'}, 60),
 	}
-	wantHello := raw(cmdSubmitSM, 0, 7,
-		[]byte{0},                         // service_type
-		[]byte{5, 0}, cstr("Switchboard"), // source
-		[]byte{1, 1}, cstr("12015550199"), // destination
-		[]byte{0, 0, 0},      // esm_class, protocol_id, priority_flag
-		[]byte{0}, []byte{0}, // schedule_delivery_time, validity_period
-		[]byte{1, 0, 0, 0},         // registered_delivery, replace_if_present, data_coding, sm_default_msg_id
-		[]byte{5}, []byte("hello"), // sm_length, short_message
-	)
+	wantHello := raw(cmdSubmitSM, 0, 7, helloFields()...)
 	var firstLong []byte
 	for i := range 4 {
 		l, err := encodeSubmitSM(9, long)
