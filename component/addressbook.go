@@ -359,13 +359,21 @@ func (c *Component) handlePresence(ctx context.Context, s *inStanza) {
 	if err != nil {
 		return
 	}
-	if s.Type == "" || s.Type == "unavailable" {
-		// A user's presence broadcast to a number in their roster. Also
-		// kept: ejabberd (23.01) forwards under the privilege only the
-		// presence a client sends itself, so when a client's connection
-		// ends without it, this broadcast is the only word that the user
-		// has gone.
-		c.observe(from, s.Type)
+	switch s.Type {
+	case "":
+		return // a user's presence broadcast to a number in their roster
+	case "unavailable":
+		// ejabberd 23.01 (XEP-0356 in its urn:xmpp:privilege:1 form)
+		// forwards under the privilege only the presence a client sends
+		// itself: when a client's connection ends without one, the
+		// unavailable the server then broadcasts to the user's contacts is
+		// the only word that the user has gone. Servers also send it to
+		// one contact the user unsubscribes from or blocks, while the user
+		// stays online, so where forwarding is complete (Prosody's
+		// urn:xmpp:privilege:2) it is not taken for the user's presence.
+		if ns, _ := c.presenceGrant(from.Domainpart()); ns == nsPrivilege1 {
+			c.observe(from, s.Type)
+		}
 		return
 	}
 	send := func(typ stanza.PresenceType, status string) {

@@ -248,6 +248,11 @@ func (c *Component) send(ctx context.Context, r xml.TokenReader) error {
 // not run yet, it may still take the ended context and set the deadline
 // later, while another stanza is being written. That write fails with
 // "i/o timeout" and the session ends.
+//
+// This narrows the window to a caller's context ending during the call
+// itself (then AfterFunc may have started cancelling when release runs);
+// closing it would mean handing mellium a context that never ends and
+// setting deadlines here.
 func callContext(ctx context.Context) (context.Context, func()) {
 	callCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	stop := context.AfterFunc(ctx, cancel)

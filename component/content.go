@@ -118,8 +118,9 @@ func payloadXML(s *inStanza) []byte {
 	}
 	check(p.enc.Flush())
 	out := bytes.Clone(p.b.Bytes())
-	if !failed {
-		// An encoder that failed may be inside an element; it is not reused.
+	// An encoder that failed may be inside an element, and a buffer grown
+	// for a large stanza would hold its memory: neither is reused.
+	if !failed && p.b.Cap() <= 64<<10 {
 		payloadEncoders.Put(p)
 	}
 	return out

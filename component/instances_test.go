@@ -180,24 +180,47 @@ func TestPresenceAcrossInstances(t *testing.T) {
 		t.Fatal("alice still online after unavailable from her bare JID")
 	}
 
-	// A client whose connection ends without its unavailable presence:
-	// ejabberd forwards nothing under the privilege, but broadcasts the
-	// unavailable to the numbers in her roster, once for each.
+	// Unavailable sent to one number, as when alice unsubscribes from it or
+	// blocks it: under Prosody's privilege:2, whose forwarding is
+	// complete, it is not her presence.
 	pres(scA, "phone", "")
 	if !avail(a.comp) {
 		t.Fatal("alice not online again")
 	}
-	for _, n := range []string{"+12015550123", "+12015550124", "+12015550125"} {
-		scA.send(`<presence from='alice@example.com/phone' to='` + n + `@` + testDomain + `' type='unavailable'/>`)
+	broadcast := func(sc *serverConn, typ string, numbers ...string) {
+		for _, n := range numbers {
+			sc.send(`<presence from='alice@example.com/phone' to='` + n + `@` + testDomain + `'` + typ + `/>`)
+		}
+		sc.ping()
 	}
-	scA.ping()
+	broadcast(scA, ` type='unavailable'`, "+12015550123")
+	if !avail(a.comp) || !avail(b.comp) {
+		t.Fatal("alice offline after unavailable to one number, with privilege:2")
+	}
+
+	// ejabberd 23.01 (privilege:1) forwards nothing when a client's
+	// connection ends without its unavailable presence, but broadcasts
+	// the unavailable to the numbers in her roster, once for each.
+	grant1 := func(sc *serverConn) {
+		sc.send(`<message from='example.com' to='` + testDomain + `'><privilege xmlns='` + nsPrivilege1 + `'>` +
+			`<perm access='presence' type='managed_entity'/></privilege></message>`)
+		sc.ping()
+	}
+	grant1(scA)
+	grant1(scB)
+	broadcast(scA, ` type='unavailable'`, "+12015550123", "+12015550124", "+12015550125")
 	if avail(a.comp) || avail(b.comp) { // a first: it waits for its own write
 		t.Fatal("alice online after her presence to the numbers in her roster said she had gone")
 	}
-	scB.send(`<presence from='alice@example.com/laptop' to='+12015550123@` + testDomain + `'/>`)
-	scB.ping()
-	if !avail(b.comp) || !avail(a.comp) { // b first
-		t.Fatal("alice's available presence to a number in her roster not recorded")
+	// Available presence broadcast to numbers is not read (the server
+	// forwards the client's own): only what is forwarded counts.
+	broadcast(scB, "", "+12015550123")
+	if avail(b.comp) || avail(a.comp) {
+		t.Fatal("available presence to a number taken for alice's")
+	}
+	pres(scB, "phone", "")
+	if !avail(b.comp) {
+		t.Fatal("alice's forwarded presence not recorded")
 	}
 }
 
@@ -219,6 +242,14 @@ func TestPresenceQueueCoalesces(t *testing.T) {
 	}
 	if fmt.Sprint(got) != "[true false true]" || q.queued != 3 {
 		t.Fatalf("queued %v (%d); want [true false true] (3)", got, q.queued)
+	}
+	// The one write carries the latest copy's time, which must win over
+	// another instance's write in between, as that copy would have.
+	later := on
+	later.At = at.Add(time.Second)
+	q.add(later)
+	if last := q.ops[len(q.ops)-1]; len(q.ops) != 3 || !last.At.Equal(later.At) {
+		t.Fatalf("after a later copy: %d queued, the last at %v; want 3, at %v", len(q.ops), last.At, later.At)
 	}
 }
 

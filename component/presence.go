@@ -51,8 +51,8 @@ func (q *presenceQueue) init() {
 	q.wake = make(chan struct{}, 1)
 }
 
-// observe queues a user's presence, forwarded under the privilege or
-// broadcast to a number: available ("") or unavailable.
+// observe queues a user's presence, forwarded under the privilege (or an
+// unavailable broadcast to a number): available ("") or unavailable.
 func (c *Component) observe(from jid.JID, typ string) {
 	if c.cfg.Presences == nil || typ != "" && typ != "unavailable" {
 		return
@@ -65,9 +65,12 @@ func (c *Component) observe(from jid.JID, typ string) {
 func (q *presenceQueue) add(ch store.PresenceChange) {
 	q.mu.Lock()
 	if n := len(q.ops); n > 0 {
-		if last := q.ops[n-1]; last.JID == ch.JID && last.Resource == ch.Resource && last.Available == ch.Available {
+		if last := &q.ops[n-1]; last.JID == ch.JID && last.Resource == ch.Resource && last.Available == ch.Available {
 			// The same change again, as a user's presence broadcast comes
-			// once for every number in their roster: already queued.
+			// once for every number in their roster: one write, at the
+			// later time (which must win over another instance's write
+			// in between, as the copy would have).
+			last.At = ch.At
 			q.mu.Unlock()
 			return
 		}
@@ -153,7 +156,7 @@ func (c *Component) applyPresence(ops []store.PresenceChange) {
 // then does the component see users' presence; and when the component
 // keeps no record (Config.Presences nil) or the record cannot be read.
 func (c *Component) Available(user jid.JID) (known, available bool) {
-	perm := c.presencePerm(user.Domainpart())
+	_, perm := c.presenceGrant(user.Domainpart())
 	if c.cfg.Presences == nil || perm != "managed_entity" && perm != "roster" {
 		return false, false
 	}
@@ -168,33 +171,34 @@ func (c *Component) Available(user jid.JID) (known, available bool) {
 	return true, avail
 }
 
-// presencePerm is the presence privilege the server for domain granted: as
-// advertised to this instance in its session, or else as another instance
-// recorded an advertisement since this session started (give or take
-// grantSkew, for the instances' clocks), which ejabberd may have meant for
-// this instance's connection.
-func (c *Component) presencePerm(domain string) string {
-	_, _, perm := c.Privileges(domain)
-	if perm != "" || c.cfg.Presences == nil {
-		return perm
-	}
+// presenceGrant is the presence privilege the server for domain granted,
+// and the XEP-0356 namespace it advertised it in: as advertised to this
+// instance in its session, or else as another instance recorded an
+// advertisement since this session started (give or take grantSkew, for
+// the instances' clocks), which ejabberd may have meant for this
+// instance's connection.
+func (c *Component) presenceGrant(domain string) (ns, perm string) {
 	c.priv.mu.Lock()
+	g, own := c.priv.grants[domain]
 	started, connected := c.priv.started, c.priv.done != nil
 	c.priv.mu.Unlock()
-	if !connected {
-		return ""
+	if own {
+		return g.ns, g.presence
+	}
+	if c.cfg.Presences == nil || !connected {
+		return "", ""
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	g, ok, err := c.cfg.Presences.GrantOf(ctx, domain)
+	sg, ok, err := c.cfg.Presences.GrantOf(ctx, domain)
 	if err != nil {
 		c.log.Warn().Err(err).Msg("reading the privileges other instances recorded failed")
-		return ""
+		return "", ""
 	}
-	if !ok || g.At.Before(started.Add(-grantSkew)) {
-		return ""
+	if !ok || sg.At.Before(started.Add(-grantSkew)) {
+		return "", ""
 	}
-	return g.Presence
+	return sg.NS, sg.Presence
 }
 
 // grantSkew is how much older than this session an advertisement another

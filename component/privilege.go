@@ -145,7 +145,7 @@ func (c *Component) recordPrivilege(s *inStanza) bool {
 	}
 	c.priv.mu.Unlock()
 	c.log.Info().Str("domain", domain).Str("ns", g.ns).Str("roster", g.roster).
-		Str("message", g.message).Str("presence", g.presence).Msg("server granted privileges")
+		Str("message_perm", g.message).Str("presence", g.presence).Msg("server granted privileges")
 	if c.cfg.Presences != nil {
 		// For the other instances (see Presences). Rare: once a connection.
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)

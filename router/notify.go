@@ -213,12 +213,16 @@ func (r *Router) send(ctx context.Context, n store.Notice) error {
 		}
 		return r.xmpp.SendReceipt(ctx, peer, user, n.StanzaID)
 	case n.State == store.StateFailed:
-		if known, avail := r.xmpp.Available(user); known && !avail && user.Resourcepart() != "" {
-			// The client that sent it has gone. Servers drop an error to
-			// an unavailable full JID (RFC 6121 §8.5.3.2.1), so tell the
-			// user in a chat message, which reaches their other clients
-			// or waits in offline storage.
-			return r.xmpp.SendText(ctx, peer, user.Bare(), "sms-failed-"+strconv.FormatInt(n.ID, 10), r.failureText(ctx, n))
+		if user.Resourcepart() != "" {
+			if known, avail := r.xmpp.Available(user); known && !avail {
+				// The client that sent it has gone. Servers drop an error
+				// to an unavailable full JID (RFC 6121 §8.5.3.2.1), so the
+				// gateway tells the user in a chat message of its own
+				// (from the number it would read as the phone's words),
+				// which reaches their other clients or waits in offline
+				// storage.
+				return r.xmpp.SendText(ctx, r.cfg.Component, user.Bare(), "sms-failed-"+strconv.FormatInt(n.ID, 10), r.failureText(ctx, n))
+			}
 		}
 		return r.xmpp.SendError(ctx, peer, user, n.StanzaID,
 			stanzaErr(stanza.Cancel, stanza.RecipientUnavailable, "The SMS was not delivered: "+n.Error+"."))
@@ -237,10 +241,11 @@ func (r *Router) failureText(ctx context.Context, n store.Notice) string {
 			r.log.Warn().Err(err).Int64("msg", n.ID).Msg("reading a failed message's text failed; reporting it without")
 		}
 	}
-	if body == "" {
-		return "Your message was not delivered as SMS: " + n.Error + "."
+	to := "Your SMS to " + n.PeerNumber
+	if q := quoteStart(body, failureQuote); q != "" {
+		to += " “" + q + "”"
 	}
-	return "Your message “" + quoteStart(body, failureQuote) + "” was not delivered as SMS: " + n.Error + "."
+	return to + " was not delivered: " + n.Error + "."
 }
 
 // failureQuote is how many characters of a failed message its report quotes.

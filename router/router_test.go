@@ -493,9 +493,8 @@ func TestFailureReports(t *testing.T) {
 	long := "Running late,\nsee you at the station in twenty minutes or so, sorry about that"
 	fail("f3", long)
 	s := f.x.next(t, "text")
-	if s.to != alice.Bare().String() || s.from != phone+"@sms.example.com" ||
-		!strings.Contains(s.text, "“Running late, see you at the station in twenty minutes or so…”") ||
-		!strings.Contains(s.text, "not delivered as SMS") {
+	if s.to != alice.Bare().String() || s.from != comp.String() ||
+		!strings.HasPrefix(s.text, "Your SMS to "+phone+" “Running late, see you at the station in twenty minutes or so…” was not delivered") {
 		t.Fatalf("report %+v", s)
 	}
 
@@ -509,6 +508,13 @@ func TestFailureReports(t *testing.T) {
 	}
 	if s := f.x.next(t, "text"); s.to != alice.Bare().String() || !strings.Contains(s.text, "“claimed”") || !strings.Contains(s.text, "validity period") {
 		t.Fatalf("report %+v", s)
+	}
+	// Nothing else: no error to the client that has gone.
+	time.Sleep(100 * time.Millisecond)
+	f.x.mu.Lock()
+	defer f.x.mu.Unlock()
+	if len(f.x.out) != 0 { // next takes what it returns
+		t.Fatalf("sent besides the reports: %+v", f.x.out)
 	}
 }
 
