@@ -415,7 +415,7 @@ func (g *Gateway) submit(ctx context.Context, m *store.Outbound) {
 		// The SMSC has the part: a store outage must not make it send the
 		// part again. Keep trying to record the id while the lease holds.
 		for wait := 250 * time.Millisecond; err != nil && time.Since(claimed) < claimLease/2 && ctx.Err() == nil; wait = min(2*wait, 5*time.Second) {
-			g.msgLog(m.ID).Warn().Err(err).Str("smsc_id", id).Dur("retry_in", wait).Msg("recording SMSC id failed; retrying")
+			g.log.Warn().Int64("msg", m.ID).Err(err).Str("smsc_id", id).Dur("retry_in", wait).Msg("recording SMSC id failed; retrying")
 			select {
 			case <-ctx.Done():
 			case <-time.After(wait):
@@ -425,7 +425,7 @@ func (g *Gateway) submit(ctx context.Context, m *store.Outbound) {
 		if err != nil {
 			// Its receipt will be kept as early, and the lease will expire
 			// and resubmit. Log loudly; this is a long store outage.
-			g.msgLog(m.ID).Error().Err(err).Str("smsc_id", id).Msg("recording SMSC id failed")
+			g.log.Error().Int64("msg", m.ID).Err(err).Str("smsc_id", id).Msg("recording SMSC id failed")
 			return
 		}
 		g.log.Debug().Int64("msg", m.ID).Int("part", seq).Str("smsc", link.SMSC).Str("smsc_id", id).Msg("submitted")
@@ -439,14 +439,6 @@ func (g *Gateway) submit(ctx context.Context, m *store.Outbound) {
 	}
 }
 
-// msgLog is the logger for what happens to message id. It is made when
-// something is logged, not for every message: a zerolog.Logger with
-// fields of its own costs an allocation of half a kilobyte.
-func (g *Gateway) msgLog(id int64) *zerolog.Logger {
-	l := g.log.With().Int64("msg", id).Logger()
-	return &l
-}
-
 func (g *Gateway) submitError(ctx context.Context, m *store.Outbound, seq int, err error) {
 	var st smpp.Status
 	switch {
@@ -456,11 +448,11 @@ func (g *Gateway) submitError(ctx context.Context, m *store.Outbound, seq int, e
 	case errors.Is(err, smpp.ErrUnknownOutcome):
 		// The SMSC may or may not have the part. Rule: resubmit
 		// (at-least-once), bounded by MaxAttempts.
-		g.msgLog(m.ID).Warn().Int("part", seq).Msg("no submit_sm_resp: outcome unknown, will resubmit")
+		g.log.Warn().Int64("msg", m.ID).Int("part", seq).Msg("no submit_sm_resp: outcome unknown, will resubmit")
 		g.cfg.OnSubmit("unknown")
 		g.retry(ctx, m, backoff(m.Attempts), "the SMSC did not answer", false)
 	case errors.As(err, &st) && st.Temporary():
-		g.msgLog(m.ID).Info().Int("part", seq).Stringer("status", st).Msg("temporary SMSC error")
+		g.log.Info().Int64("msg", m.ID).Int("part", seq).Stringer("status", st).Msg("temporary SMSC error")
 		g.cfg.OnSubmit("temporary")
 		g.retry(ctx, m, backoff(m.Attempts), st.Error(), false)
 	case errors.As(err, &st):
@@ -474,15 +466,14 @@ func (g *Gateway) submitError(ctx context.Context, m *store.Outbound, seq int, e
 
 func (g *Gateway) retry(ctx context.Context, m *store.Outbound, after time.Duration, reason string, refund bool) {
 	if err := g.outbox.Retry(ctx, m.ID, time.Now().Add(after), reason, refund); err != nil {
-		g.msgLog(m.ID).Error().Err(err).Msg("requeueing failed; the lease will expire and requeue it")
+		g.log.Error().Int64("msg", m.ID).Err(err).Msg("requeueing failed; the lease will expire and requeue it")
 	}
 }
 
 func (g *Gateway) fail(ctx context.Context, m *store.Outbound, reason string) {
-	log := g.msgLog(m.ID)
-	log.Info().Str("reason", reason).Msg("message failed")
+	g.log.Info().Int64("msg", m.ID).Str("reason", reason).Msg("message failed")
 	if err := g.outbox.Fail(ctx, m.ID, reason); err != nil {
-		log.Error().Err(err).Msg("recording failure failed")
+		g.log.Error().Int64("msg", m.ID).Err(err).Msg("recording failure failed")
 		return
 	}
 	g.cfg.OnMessage(store.Out, store.RouteSMS, store.StateFailed)

@@ -103,6 +103,7 @@ func startCPUProfile(path string) (stop func(), err error) {
 // writeAllocProfile writes the allocations made since the start (serve
 // -memprofile, used by bench -serve-args).
 func writeAllocProfile(path string, stderr io.Writer) {
+	runtime.GC() // the profile is as of the last collection
 	f, err := os.Create(path)
 	if err == nil {
 		err = pprof.Lookup("allocs").WriteTo(f, 0)

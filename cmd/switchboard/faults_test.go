@@ -765,14 +765,13 @@ func TestFailureAfterClientLeft(t *testing.T) {
 	login := func(resource string) *testenv.Client {
 		return testenv.Login(t, s.prosody.C2SAddr, jid.MustParse("alice@"+s.prosody.Domain+"/"+resource), "alice")
 	}
-	phoneJID := s.numberJID(phone)
 	report := func(c *testenv.Client, text string) {
 		t.Helper()
 		st, err := c.Next(ctx, func(st testenv.Stanza) bool { return strings.Contains(st.Body, text) })
 		if err != nil {
 			t.Fatalf("no report of %q: %v", text, err)
 		}
-		if st.Attr["from"] != phoneJID || st.Attr["type"] == "error" || !strings.Contains(st.Body, "not delivered as SMS") {
+		if st.Attr["from"] != s.prosody.Component || st.Attr["type"] == "error" || !strings.Contains(st.Body, "Your SMS to "+phone) {
 			t.Errorf("report of %q: %s", text, st.XML)
 		}
 	}

@@ -49,7 +49,7 @@ func cmdServe(ctx context.Context, args []string, stderr io.Writer) error {
 		defer writeAllocProfile(*memprofile, stderr)
 	}
 	if fs.NArg() > 0 {
-		return usageError{"serve takes no arguments besides -config"}
+		return usageError{"serve takes no arguments besides its flags"}
 	}
 	cfg, err := loadConfig(*path, os.Environ())
 	if err != nil {

@@ -144,7 +144,11 @@ func (c *Client) Close() error {
 			c.session.Conn().Close()
 			<-c.done
 		}
-		if err == nil && c.err != nil && !errors.Is(c.err, net.ErrClosed) {
+		switch {
+		case err != nil && c.err != nil:
+			// The session was ending already: say why.
+			err = fmt.Errorf("%w (the session had ended: %v)", err, c.err)
+		case err == nil && c.err != nil && !errors.Is(c.err, net.ErrClosed):
 			err = c.err
 		}
 	})
