@@ -144,11 +144,10 @@ func (c *Client) Close() error {
 			c.session.Conn().Close()
 			<-c.done
 		}
-		switch {
-		case err != nil && c.err != nil:
-			// The session was ending already: say why.
-			err = fmt.Errorf("%w (the session had ended: %v)", err, c.err)
-		case err == nil && c.err != nil && !errors.Is(c.err, net.ErrClosed):
+		// Serve flushes after each stanza it handled; one that arrived as
+		// we closed (a roster push, say) finds the output closed, which is
+		// our own doing, not a failure.
+		if err == nil && c.err != nil && !errors.Is(c.err, net.ErrClosed) && !errors.Is(c.err, xmpp.ErrOutputStreamClosed) {
 			err = c.err
 		}
 	})
