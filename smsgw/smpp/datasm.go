@@ -23,8 +23,6 @@ var dataSMFields = pdufield.List{
 	pdufield.DataCoding,
 }
 
-const cmdDataSMResp = cmdDataSM | respBit
-
 // decodeDataSM decodes a data_sm body. ShortMessage is the message_payload
 // TLV (nil when absent, as in most delivery receipts, which carry
 // receipted_message_id and message_state TLVs instead).
@@ -43,12 +41,6 @@ func decodeDataSM(h header, body []byte) (*Deliver, error) {
 		ShortMessage: tlvs[tagMessagePayload],
 		TLVs:         tlvs,
 	}, nil
-}
-
-// encodeDataSMResp encodes a data_sm_resp with an empty message_id.
-func encodeDataSMResp(seq uint32, st Status) []byte {
-	b := appendHeader(make([]byte, 0, headerLen+1), cmdDataSMResp, uint32(st), seq)
-	return setLen(append(b, 0))
 }
 
 // encodeGenericNack encodes a generic_nack (SMPP 3.4 section 4.3).

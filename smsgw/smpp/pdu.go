@@ -200,19 +200,12 @@ func encodeHeaderOnly(id, status, seq uint32) []byte {
 	return setLen(appendHeader(make([]byte, 0, headerLen), id, status, seq))
 }
 
-// encodeDeliverResp encodes deliver_sm_resp or data_sm_resp; both carry an
-// empty message_id.
+// encodeDeliverResp encodes deliver_sm_resp or data_sm_resp (cmd is the
+// request's): the header and an empty message_id, the whole body of both.
+// (Through go-smpp, a deliver_sm_resp cost two maps for its one field.)
 func encodeDeliverResp(cmd, seq uint32, st Status) []byte {
-	if cmd == cmdDataSM {
-		return encodeDataSMResp(seq, st)
-	}
-	p := pdu.NewDeliverSMRespSeq(seq)
-	p.Header().Status = pdu.Status(st)
-	b, err := serialize(p, nil)
-	if err != nil { // cannot happen: fixed small body
-		panic(err)
-	}
-	return b
+	b := appendHeader(make([]byte, 0, headerLen+1), cmd|respBit, uint32(st), seq)
+	return setLen(append(b, 0))
 }
 
 // decodeFields decodes the mandatory fields in list, then TLVs. fiorix's
