@@ -564,7 +564,8 @@ func (r *Router) relay(ctx context.Context, p *pending, senderNumber string) {
 // numberJID is the JID of a number at the component, such as
 // +12015550123@sms.example.com.
 func (r *Router) numberJID(number string) (jid.JID, error) {
-	return jid.New(number, r.cfg.Component.Domainpart(), "")
+	// WithLocal checks the localpart only: the domain was checked once.
+	return r.cfg.Component.Domain().WithLocal(number)
 }
 
 // refused refuses one message for a policy reason: reason is the label for

@@ -132,7 +132,7 @@ func FromDigits(digits string) (E164, error) {
 
 // JID returns the number's JID on the component domain.
 func (n E164) JID(component jid.JID) jid.JID {
-	j, err := jid.New(string(n), component.Domainpart(), "")
+	j, err := component.Domain().WithLocal(string(n)) // the domain is checked already
 	if err != nil {
 		// An E.164 string is always a valid localpart.
 		panic(fmt.Sprintf("number: %q is not a localpart: %v", n, err))
