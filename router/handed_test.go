@@ -4,6 +4,8 @@ import (
 	"testing"
 	"time"
 
+	"mellium.im/xmpp/jid"
+
 	"switchboard/store"
 )
 
@@ -30,5 +32,31 @@ func TestHandedBound(t *testing.T) {
 	}
 	if len(r.handed) != 0 {
 		t.Fatalf("%d handed notices left", len(r.handed))
+	}
+}
+
+// countingXMPP answers Available and counts the calls; nothing else of
+// XMPP is used.
+type countingXMPP struct {
+	XMPP
+	calls int
+}
+
+func (c *countingXMPP) Available(jid.JID) (bool, bool) { c.calls++; return true, false }
+
+// TestPresenceSeenOncePerBatch: within one batch of notices, a sender's
+// presence is read once, however many of their messages failed.
+func TestPresenceSeenOncePerBatch(t *testing.T) {
+	x := &countingXMPP{}
+	r := New(Config{}, nil)
+	r.SetXMPP(x)
+	seen := make(presenceSeen)
+	for _, u := range []string{"alice@example.com/phone", "alice@example.com/phone", "bob@example.com/a", "alice@example.com/phone"} {
+		if known, avail := r.available(jid.MustParse(u), seen); !known || avail {
+			t.Fatalf("available(%s) = %v, %v", u, known, avail)
+		}
+	}
+	if x.calls != 2 {
+		t.Fatalf("Available called %d times for 2 senders", x.calls)
 	}
 }

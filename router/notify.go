@@ -130,8 +130,9 @@ func (r *Router) sendNotices(ctx context.Context, handed bool) (more bool) {
 	}
 	var done, failed []int64
 	bctx, end := r.xmpp.Batch(ctx)
+	seen := make(presenceSeen)
 	for _, n := range ns {
-		if err := r.send(bctx, n); err != nil {
+		if err := r.send(bctx, n, seen); err != nil {
 			r.log.Warn().Err(err).Int64("msg", n.ID).Msg("sending notice failed; will retry")
 			failed = append(failed, n.ID)
 			continue
@@ -188,7 +189,22 @@ func (r *Router) sendNotices(ctx context.Context, handed bool) (more bool) {
 	return more && len(failed) == 0
 }
 
-func (r *Router) send(ctx context.Context, n store.Notice) error {
+// presenceSeen holds, for one batch of notices, what Available said of
+// each full JID: a burst of failures (an SMSC refusing everything) reads
+// each sender's presence once, not once per message.
+type presenceSeen map[string][2]bool
+
+func (r *Router) available(user jid.JID, seen presenceSeen) (known, avail bool) {
+	k := user.String()
+	if v, ok := seen[k]; ok {
+		return v[0], v[1]
+	}
+	known, avail = r.xmpp.Available(user)
+	seen[k] = [2]bool{known, avail}
+	return known, avail
+}
+
+func (r *Router) send(ctx context.Context, n store.Notice, seen presenceSeen) error {
 	peer, err := r.numberJID(n.PeerNumber)
 	if err != nil {
 		// Not a number (an alphanumeric sender with characters a JID
@@ -214,7 +230,7 @@ func (r *Router) send(ctx context.Context, n store.Notice) error {
 		return r.xmpp.SendReceipt(ctx, peer, user, n.StanzaID)
 	case n.State == store.StateFailed:
 		if user.Resourcepart() != "" {
-			if known, avail := r.xmpp.Available(user); known && !avail {
+			if known, avail := r.available(user, seen); known && !avail {
 				// The client that sent it has gone. Servers drop an error
 				// to an unavailable full JID (RFC 6121 §8.5.3.2.1), so the
 				// gateway tells the user in a chat message of its own
