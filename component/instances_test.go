@@ -90,11 +90,14 @@ func TestPresenceAcrossInstances(t *testing.T) {
 	scA, scB := srvA.session(), srvB.session()
 	a.onConnect(t)
 	b.onConnect(t)
-	grant := func(sc *serverConn) {
-		sc.send(`<message from='example.com' to='` + testDomain + `'><privilege xmlns='` + nsPriv2 + `'>` +
+	// grantNS has the server advertise the presence privilege in ns, as
+	// Prosody (privilege:2) or ejabberd 23.01 (privilege:1) does.
+	grantNS := func(sc *serverConn, ns string) {
+		sc.send(`<message from='example.com' to='` + testDomain + `'><privilege xmlns='` + ns + `'>` +
 			`<perm access='presence' type='roster'/></privilege></message>`)
 		sc.ping()
 	}
+	grant := func(sc *serverConn) { grantNS(sc, nsPriv2) }
 	grant(scA)
 	grant(scB)
 	alice := jid.MustParse("alice@example.com")
@@ -201,13 +204,8 @@ func TestPresenceAcrossInstances(t *testing.T) {
 	// ejabberd 23.01 (privilege:1) forwards nothing when a client's
 	// connection ends without its unavailable presence, but broadcasts
 	// the unavailable to the numbers in her roster, once for each.
-	grant1 := func(sc *serverConn) {
-		sc.send(`<message from='example.com' to='` + testDomain + `'><privilege xmlns='` + nsPrivilege1 + `'>` +
-			`<perm access='presence' type='managed_entity'/></privilege></message>`)
-		sc.ping()
-	}
-	grant1(scA)
-	grant1(scB)
+	grantNS(scA, nsPrivilege1)
+	grantNS(scB, nsPrivilege1)
 	broadcast(scA, ` type='unavailable'`, "+12015550123", "+12015550124", "+12015550125")
 	if avail(a.comp) || avail(b.comp) { // a first: it waits for its own write
 		t.Fatal("alice online after her presence to the numbers in her roster said she had gone")
