@@ -759,20 +759,44 @@ func TestInboundEdgeCases(t *testing.T) {
 // user's bare JID: to her other client while one is online, else into
 // offline storage, delivered when she comes back.
 func TestFailureAfterClientLeft(t *testing.T) {
-	s := startStackWith(t, sqliteDSN(t), testenv.ProsodyOptions{Privilege: true},
-		smsc.Config{Outcome: smsc.OutcomeFailed, ReceiptDelay: 3 * time.Second})
+	s := startStackWith(t, sqliteDSN(t), testenv.ProsodyOptions{Privilege: true}, smsc.Config{})
 	ctx := ctxT(t, 60*time.Second)
+	// The SMSC holds each submit until the test lets it go, then refuses
+	// it: the failure comes once the sending client is known to be gone.
+	release, done := make(chan struct{}, 2), make(chan struct{})
+	t.Cleanup(func() { close(done) }) // before the SMSC closes: nothing stays held
+	s.smsc.SetConfig(func(c *smsc.Config) {
+		c.SubmitStatus = func(*smsc.Message) uint32 {
+			select {
+			case <-release:
+			case <-done:
+			}
+			return 0x0B // ESME_RINVDSTADR
+		}
+	})
+	st, err := store.Open(ctx, s.cfg.Store.DSN)
+	must(t, err)
+	defer st.Close()
 	login := func(resource string) *testenv.Client {
 		return testenv.Login(t, s.prosody.C2SAddr, jid.MustParse("alice@"+s.prosody.Domain+"/"+resource), "alice")
 	}
+	leave := func(c *testenv.Client) {
+		t.Helper()
+		must(t, c.Close())
+		waitUntil(t, 20*time.Second, "the client's leaving never recorded", func() bool {
+			on, err := st.UserAvailable(ctx, c.JID.Bare().String(), c.JID.Resourcepart())
+			return err == nil && !on
+		})
+		release <- struct{}{}
+	}
 	report := func(c *testenv.Client, text string) {
 		t.Helper()
-		st, err := c.Next(ctx, func(st testenv.Stanza) bool { return strings.Contains(st.Body, text) })
+		m, err := c.Next(ctx, func(m testenv.Stanza) bool { return strings.Contains(m.Body, text) })
 		if err != nil {
 			t.Fatalf("no report of %q: %v", text, err)
 		}
-		if st.Attr["from"] != s.prosody.Component || st.Attr["type"] == "error" || !strings.Contains(st.Body, "Your SMS to "+phone) {
-			t.Errorf("report of %q: %s", text, st.XML)
+		if m.Attr["from"] != s.prosody.Component || m.Attr["type"] == "error" || !strings.Contains(m.Body, "Your SMS to "+phone) {
+			t.Errorf("report of %q: %s", text, m.XML)
 		}
 	}
 
@@ -780,15 +804,12 @@ func TestFailureAfterClientLeft(t *testing.T) {
 	waitComponent(t, s, one)
 	s.waitGranted(t, 1)
 	send(t, ctx, s, one, "gone1", "sent from one", true)
-	must(t, one.Close())
+	leave(one)
 	report(two, "“sent from one”")
 
 	// Both clients offline: the report waits in Prosody's offline storage.
 	send(t, ctx, s, two, "gone2", "sent from two", true)
-	must(t, two.Close())
-	st, err := store.Open(ctx, s.cfg.Store.DSN)
-	must(t, err)
-	defer st.Close()
+	leave(two)
 	waitUntil(t, 20*time.Second, "gone2 never failed", func() bool {
 		failures, err := st.RecentFailures(ctx, 10)
 		must(t, err)
