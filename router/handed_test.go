@@ -60,3 +60,29 @@ func TestPresenceSeenOncePerBatch(t *testing.T) {
 		t.Fatalf("Available called %d times for 2 senders", x.calls)
 	}
 }
+
+// TestQuoteStart: a report's quote is cut at a character boundary as a
+// reader sees it.
+func TestQuoteStart(t *testing.T) {
+	family := "\U0001F468\u200D\U0001F469\u200D\U0001F467" // man ZWJ woman ZWJ girl
+	for _, tc := range []struct {
+		in   string
+		max  int
+		want string
+	}{
+		{"short", 5, "short"},
+		{"  on\n two\tlines ", 20, "on two lines"},
+		{"abcdefgh", 5, "abcde…"},
+		{"abcd efgh", 5, "abcd…"},
+		{"abcde\u0301fgh", 5, "abcd…"},              // e + combining acute: not split
+		{"abcd\U0001F44D\U0001F3FDxyz", 5, "abcd…"}, // thumbs up + skin tone
+		{"ab" + family + "xyz", 5, "ab…"},           // the whole family or nothing
+		{"abcd\U0001F1EB\U0001F1F7xyz", 5, "abcd…"}, // a flag (FR) across the cut
+		{"abc\U0001F1EB\U0001F1F7xyz", 5, "abc\U0001F1EB\U0001F1F7…"},
+		{"\U0001F1EB\U0001F1F7\U0001F1E9\U0001F1EAxy", 3, "\U0001F1EB\U0001F1F7…"}, // FR DE, cut inside DE
+	} {
+		if got := quoteStart(tc.in, tc.max); got != tc.want {
+			t.Errorf("quoteStart(%q, %d) = %q, want %q", tc.in, tc.max, got, tc.want)
+		}
+	}
+}

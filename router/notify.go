@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
@@ -267,11 +268,38 @@ func (r *Router) failureText(ctx context.Context, n store.Notice) string {
 // failureQuote is how many characters of a failed message its report quotes.
 const failureQuote = 60
 
-// quoteStart is s on one line, cut after max characters with an ellipsis.
+// quoteStart is s on one line, cut after about max characters with an
+// ellipsis, never inside a character a reader sees as one (an accent and
+// its letter, an emoji with its modifiers or joined to others, a flag).
 func quoteStart(s string, max int) string {
 	s = strings.Join(strings.Fields(s), " ")
-	if r := []rune(s); len(r) > max {
-		return strings.TrimRight(string(r[:max]), " ") + "…"
+	r := []rune(s)
+	if len(r) <= max {
+		return s
 	}
-	return s
+	cut := max
+	for cut > 0 && (continues(r[cut]) || r[cut-1] == zwj) {
+		cut--
+	}
+	if isRegional(r[cut]) {
+		// Flags are pairs of regional indicators: cut before an unpaired one.
+		n := 0
+		for i := cut - 1; i >= 0 && isRegional(r[i]); i-- {
+			n++
+		}
+		cut -= n % 2
+	}
+	return strings.TrimRight(string(r[:cut]), " ") + "…"
 }
+
+const zwj = '\u200D'
+
+// continues reports whether c belongs with the character before it.
+func continues(c rune) bool {
+	return unicode.In(c, unicode.Mn, unicode.Me) || c == zwj ||
+		c >= 0xFE00 && c <= 0xFE0F || // variation selectors
+		c >= 0x1F3FB && c <= 0x1F3FF || // skin tones
+		c >= 0xE0020 && c <= 0xE007F // tags (subdivision flags)
+}
+
+func isRegional(c rune) bool { return c >= 0x1F1E6 && c <= 0x1F1FF }
