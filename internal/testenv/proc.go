@@ -241,10 +241,9 @@ func FreePort() (int, error) {
 }
 
 // freePorts returns n distinct ports on 127.0.0.1 that were free a moment
-// ago. The listeners stay
-// open until all n are chosen: closed one by one, the system may hand out
-// the same port twice (a Prosody with c2s and component on one port, whose
-// component never connected, was seen in CI).
+// ago. The listeners stay open until all n are chosen: closed one by one,
+// the system may hand out the same port twice (a Prosody with c2s and
+// component on one port, whose component never connected, was seen in CI).
 func freePorts(n int) ([]int, error) {
 	ports := make([]int, n)
 	for i := range ports {
