@@ -44,8 +44,8 @@ type countingXMPP struct {
 
 func (c *countingXMPP) Available(jid.JID) (bool, bool) { c.calls++; return true, false }
 
-// TestPresenceSeenOncePerBatch: within one batch of notices, a sender's
-// presence is read once, however many of their messages failed.
+// TestPresenceSeenOncePerBatch: within one batch (of messages to route, or
+// of notices), a JID's presence is read once, however many messages name it.
 func TestPresenceSeenOncePerBatch(t *testing.T) {
 	x := &countingXMPP{}
 	r := New(Config{}, nil)

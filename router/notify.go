@@ -190,11 +190,13 @@ func (r *Router) sendNotices(ctx context.Context, handed bool) (more bool) {
 	return more && len(failed) == 0
 }
 
-// presenceSeen holds, for one batch of notices, what Available said of
-// each full JID: a burst of failures (an SMSC refusing everything) reads
-// each sender's presence once, not once per message.
+// presenceSeen holds, for one batch (of messages to route, or of notices),
+// what Available said of each JID: each is read once (a read of the store),
+// not once per message, as in a burst of failures or of messages to one
+// user.
 type presenceSeen map[string][2]bool
 
+// available is r.xmpp.Available through seen.
 func (r *Router) available(user jid.JID, seen presenceSeen) (known, avail bool) {
 	k := user.String()
 	if v, ok := seen[k]; ok {

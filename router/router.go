@@ -393,9 +393,8 @@ func (r *Router) storeBatch(ctx context.Context, batch []*pending) {
 	now := time.Now()
 	accepted := make([]*store.Outbound, 0, len(batch))
 	acceptedP := make([]*pending, 0, len(batch))
-	var ok []*pending // in arrival order, the ones to relay or count
-	// Presence is read once per owner and batch (a read of the store).
-	unreachable := map[string]bool{}
+	var ok []*pending             // in arrival order, the ones to relay or count
+	present := make(presenceSeen) // presence read once per owner and batch
 	for _, p := range batch {
 		bare := p.from.Bare().String()
 		num, has := numbers[bare]
@@ -407,19 +406,11 @@ func (r *Router) storeBatch(ctx context.Context, batch []*pending) {
 			continue
 		}
 		owner := owners[p.dest]
-		if owner != "" && p.msg != nil {
-			key := owner + "\x00" + bare // the sender's settings count too
-			u, seen := unreachable[key]
-			if !seen {
-				u = r.unreachable(owner, settings[bare])
-				unreachable[key] = u
-			}
-			if u {
-				// The recipient has no available resource (seen through
-				// the presence privilege): straight to SMS.
-				r.log.Debug().Str("to", owner).Msg("recipient unavailable: routing as SMS")
-				owner = ""
-			}
+		if owner != "" && p.msg != nil && r.unreachable(owner, settings[bare], present) {
+			// The recipient has no available resource (seen through the
+			// presence privilege): straight to SMS.
+			r.log.Debug().Str("to", owner).Msg("recipient unavailable: routing as SMS")
+			owner = ""
 		}
 		p.owner = owner
 		if p.msg == nil {
@@ -516,7 +507,7 @@ func (r *Router) storeBatch(ctx context.Context, batch []*pending) {
 
 // unreachable reports whether owner is known to have no available
 // resource, and the sender wants SMS fallback.
-func (r *Router) unreachable(owner string, st store.Settings) bool {
+func (r *Router) unreachable(owner string, st store.Settings, seen presenceSeen) bool {
 	if st.FallbackAfter != 0 && !st.Fallback {
 		return false // the sender never wants SMS for XMPP users
 	}
@@ -527,7 +518,7 @@ func (r *Router) unreachable(owner string, st store.Settings) bool {
 	if err != nil {
 		return false
 	}
-	known, avail := r.xmpp.Available(j)
+	known, avail := r.available(j, seen)
 	return known && !avail
 }
 
