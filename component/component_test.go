@@ -1076,11 +1076,12 @@ func TestCallContext(t *testing.T) {
 	}
 	release()
 
-	ctx, cancel = context.WithTimeout(context.Background(), time.Millisecond)
-	defer cancel()
+	// Released, then the caller's context ends (as a handler's does when
+	// it returns): the call's must not.
+	ctx, cancel = context.WithCancel(context.Background())
 	callCtx, release = callContext(ctx)
 	release()
-	<-ctx.Done()
+	cancel()
 	select {
 	case <-callCtx.Done():
 		t.Fatal("the call's context ended after the call returned")

@@ -90,14 +90,7 @@ func TestPresenceAcrossInstances(t *testing.T) {
 	scA, scB := srvA.session(), srvB.session()
 	a.onConnect(t)
 	b.onConnect(t)
-	// grantNS has the server advertise the presence privilege in ns, as
-	// Prosody (privilege:2) or ejabberd 23.01 (privilege:1) does.
-	grantNS := func(sc *serverConn, ns string) {
-		sc.send(`<message from='example.com' to='` + testDomain + `'><privilege xmlns='` + ns + `'>` +
-			`<perm access='presence' type='roster'/></privilege></message>`)
-		sc.ping()
-	}
-	grant := func(sc *serverConn) { grantNS(sc, nsPriv2) }
+	grant := func(sc *serverConn) { advertise(sc, nsPriv2, "roster") }
 	grant(scA)
 	grant(scB)
 	alice := jid.MustParse("alice@example.com")
@@ -204,8 +197,8 @@ func TestPresenceAcrossInstances(t *testing.T) {
 	// ejabberd 23.01 (privilege:1) forwards nothing when a client's
 	// connection ends without its unavailable presence, but broadcasts
 	// the unavailable to the numbers in her roster, once for each.
-	grantNS(scA, nsPrivilege1)
-	grantNS(scB, nsPrivilege1)
+	advertise(scA, nsPrivilege1, "roster")
+	advertise(scB, nsPrivilege1, "roster")
 	broadcast(scA, ` type='unavailable'`, "+12015550123", "+12015550124", "+12015550125")
 	if avail(a.comp) || avail(b.comp) { // a first: it waits for its own write
 		t.Fatal("alice online after her presence to the numbers in her roster said she had gone")
@@ -220,6 +213,15 @@ func TestPresenceAcrossInstances(t *testing.T) {
 	if !avail(b.comp) {
 		t.Fatal("alice's forwarded presence not recorded")
 	}
+}
+
+// advertise has the server advertise the presence privilege typ in ns, as
+// Prosody (privilege:2) or ejabberd 23.01 (privilege:1) does, and waits
+// until the component has read it.
+func advertise(sc *serverConn, ns, typ string) {
+	sc.send(`<message from='example.com' to='` + testDomain + `'><privilege xmlns='` + ns + `'>` +
+		`<perm access='presence' type='` + typ + `'/></privilege></message>`)
+	sc.ping()
 }
 
 // TestPresenceQueueCoalesces: the same change again, as a broadcast to
@@ -255,8 +257,10 @@ func TestPresenceQueueCoalesces(t *testing.T) {
 // is unknown even under the presence privilege, whatever the server sends.
 func TestAvailableWithoutRecord(t *testing.T) {
 	h, sc := connected(t)
-	sc.send(`<message from='example.com' to='` + testDomain + `'><privilege xmlns='` + nsPriv2 + `'>` +
-		`<perm access='presence' type='roster'/></privilege></message>`)
+	advertise(sc, nsPriv2, "roster")
+	if got := privileges(h.comp, "example.com"); got != "none/none/roster" {
+		t.Fatalf("privileges = %s; the advertisement was not read", got)
+	}
 	sc.send(`<presence from='alice@example.com/phone' to='` + testDomain + `'/>`)
 	sc.ping()
 	if known, avail := h.comp.Available(jid.MustParse("alice@example.com")); known || avail {
@@ -277,9 +281,7 @@ func TestGrantSharedByInstances(t *testing.T) {
 	if known, _ := b.comp.Available(alice); known {
 		t.Fatal("presence known before any advertisement")
 	}
-	scA.send(`<message from='example.com' to='` + testDomain + `'><privilege xmlns='` + nsPriv2 + `'>` +
-		`<perm access='presence' type='managed_entity'/></privilege></message>`)
-	scA.ping()
+	advertise(scA, nsPriv2, "managed_entity")
 	scB.ping()
 	if known, _ := b.comp.Available(alice); !known {
 		t.Fatal("instance b does not use the advertisement instance a got")
