@@ -3,7 +3,6 @@ package component
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -14,17 +13,14 @@ import (
 
 	"switchboard/roster/verify"
 	"switchboard/store"
+	"switchboard/store/storetest"
 )
 
 // TestCommandAcrossInstances: two instances share one store; the stages of
 // a registration reach them in turn (as ejabberd spreads stanzas over a
 // component's connections) and the command still completes.
 func TestCommandAcrossInstances(t *testing.T) {
-	st, err := store.Open(context.Background(), "sqlite:"+filepath.Join(t.TempDir(), "sb.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st := storetest.SQLite(t)
 	reg := verify.New(verify.Config{Logger: zerolog.New(zerolog.NewTestWriter(t))}, st)
 	with := func(c *Config) { c.Registrar, c.Sessions = reg, st }
 	srvA, srvB := newFakeServer(t), newFakeServer(t)
@@ -68,11 +64,7 @@ func TestCommandAcrossInstances(t *testing.T) {
 // instances of the gateway, each with a fake server of its own.
 func twoInstances(t *testing.T) (st *store.Store, a, b *harness, srvA, srvB *fakeServer) {
 	t.Helper()
-	st, err := store.Open(context.Background(), "sqlite:"+filepath.Join(t.TempDir(), "sb.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st = storetest.SQLite(t)
 	srvA, srvB = newFakeServer(t), newFakeServer(t)
 	shared := func(c *Config) { c.Presences = st }
 	return st, start(t, srvA, shared), start(t, srvB, shared), srvA, srvB

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -16,6 +15,7 @@ import (
 
 	"switchboard/router"
 	"switchboard/store"
+	"switchboard/store/storetest"
 )
 
 // sent is one stanza the router asked the XMPP side to send.
@@ -76,6 +76,17 @@ func (f *fakeXMPP) Available(j jid.JID) (bool, bool) {
 	return known, avail
 }
 
+// setPresent makes Available say avail for j (a bare JID: any resource;
+// a full JID: that one).
+func (f *fakeXMPP) setPresent(j string, avail bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.present == nil {
+		f.present = make(map[string]bool)
+	}
+	f.present[j] = avail
+}
+
 // next waits for the next sent stanza matching kind.
 func (f *fakeXMPP) next(t *testing.T, kind string) sent {
 	t.Helper()
@@ -119,11 +130,7 @@ type fixture struct {
 
 func setup(t *testing.T, cfg router.Config) *fixture {
 	t.Helper()
-	st, err := store.Open(context.Background(), "sqlite:"+filepath.Join(t.TempDir(), "sb.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st := storetest.SQLite(t)
 	for n, j := range map[string]string{aliceNum: "alice@example.com", bobNum: "bob@example.com"} {
 		if _, err := st.Bind(context.Background(), n, j, "operator"); err != nil {
 			t.Fatal(err)
@@ -146,6 +153,27 @@ func setup(t *testing.T, cfg router.Config) *fixture {
 		<-done
 	})
 	return f
+}
+
+// settle has alice's message id (asking for a receipt) accepted,
+// claimed, submitted under SMSC id id, and settled by a receipt with stat
+// and errCode.
+func (f *fixture) settle(t *testing.T, id, body, stat, errCode string) {
+	t.Helper()
+	ctx := context.Background()
+	m := &store.Outbound{SenderJID: alice.String(), SenderNumber: aliceNum, Dest: phone, StanzaID: id, WantReceipt: true, Body: body, Parts: 1}
+	if err := f.st.AcceptOutbound(ctx, []*store.Outbound{m}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.st.ClaimOutbound(ctx, "test", 10, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.st.PartSubmitted(ctx, m.ID, 1, "", []string{id}); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := f.st.Receipt(ctx, "", []string{id}, stat, errCode); err != nil || !r.Final {
+		t.Fatalf("Receipt = %+v, %v", r, err)
+	}
 }
 
 func numberJID(n string) jid.JID { return jid.MustParse(n + "@sms.example.com") }
@@ -278,7 +306,7 @@ func TestFallbackOnceAndBounce(t *testing.T) {
 
 func TestUnavailableRecipientGoesBySMS(t *testing.T) {
 	f := setup(t, router.Config{})
-	f.x.present = map[string]bool{"bob@example.com": false}
+	f.x.setPresent("bob@example.com", false)
 	if err := f.r.Outbound(context.Background(), router.Message{From: alice, To: numberJID(bobNum), ID: "u1", Body: "offline"}); err != nil {
 		t.Fatal(err)
 	}
@@ -423,20 +451,7 @@ func TestHandoff(t *testing.T) {
 func TestHandedNotices(t *testing.T) {
 	f := setup(t, router.Config{})
 	f.st.HandNotices("test", router.NoticeLease, f.r.HandNotices)
-	ctx := context.Background()
-	m := &store.Outbound{SenderJID: alice.String(), SenderNumber: aliceNum, Dest: phone, StanzaID: "r1", WantReceipt: true, Body: "hi", Parts: 1}
-	if err := f.st.AcceptOutbound(ctx, []*store.Outbound{m}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := f.st.ClaimOutbound(ctx, "test", 10, time.Minute); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := f.st.PartSubmitted(ctx, m.ID, 1, "", []string{"a1"}); err != nil {
-		t.Fatal(err)
-	}
-	if r, err := f.st.Receipt(ctx, "", []string{"a1"}, "DELIVRD", ""); err != nil || !r.Final {
-		t.Fatalf("Receipt = %+v, %v", r, err)
-	}
+	f.settle(t, "r1", "hi", "DELIVRD", "")
 	if s := f.x.next(t, "receipt"); s.from != phone+"@sms.example.com" || s.to != alice.String() || s.id != "r1" {
 		t.Fatalf("receipt %+v", s)
 	}
@@ -451,37 +466,14 @@ func TestFailureReports(t *testing.T) {
 	f := setup(t, router.Config{})
 	f.st.HandNotices("test", router.NoticeLease, f.r.HandNotices)
 	ctx := context.Background()
-	fail := func(id, body string) {
-		t.Helper()
-		m := &store.Outbound{SenderJID: alice.String(), SenderNumber: aliceNum, Dest: phone, StanzaID: id, WantReceipt: true, Body: body, Parts: 1}
-		if err := f.st.AcceptOutbound(ctx, []*store.Outbound{m}); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := f.st.ClaimOutbound(ctx, "test", 10, time.Minute); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := f.st.PartSubmitted(ctx, m.ID, 1, "", []string{id}); err != nil {
-			t.Fatal(err)
-		}
-		if r, err := f.st.Receipt(ctx, "", []string{id}, "UNDELIV", "000"); err != nil || !r.Final {
-			t.Fatalf("Receipt = %+v, %v", r, err)
-		}
-	}
-	setPresent := func(j string, avail bool) {
-		f.x.mu.Lock()
-		defer f.x.mu.Unlock()
-		if f.x.present == nil {
-			f.x.present = make(map[string]bool)
-		}
-		f.x.present[j] = avail
-	}
+	fail := func(id, body string) { t.Helper(); f.settle(t, id, body, "UNDELIV", "000") }
 
 	// Presence unknown, then the sending client online: an error to it.
 	fail("f1", "first")
 	if s := f.x.next(t, "error"); s.id != "f1" || s.to != alice.String() || !strings.Contains(s.text, "not delivered") {
 		t.Fatalf("report %+v", s)
 	}
-	setPresent(alice.String(), true)
+	f.x.setPresent(alice.String(), true)
 	fail("f2", "second")
 	if s := f.x.next(t, "error"); s.id != "f2" || s.to != alice.String() {
 		t.Fatalf("report %+v", s)
@@ -489,7 +481,7 @@ func TestFailureReports(t *testing.T) {
 
 	// The client has gone: a chat message to the bare JID, quoting the
 	// beginning of the text on one line.
-	setPresent(alice.String(), false)
+	f.x.setPresent(alice.String(), false)
 	long := "Running late,\nsee you at the station in twenty minutes or so, sorry about that"
 	fail("f3", long)
 	s := f.x.next(t, "text")

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"slices"
 	"sync/atomic"
 	"testing"
@@ -13,6 +12,7 @@ import (
 	"switchboard/smsgw/coding"
 	"switchboard/smsgw/smpp"
 	"switchboard/store"
+	"switchboard/store/storetest"
 )
 
 type bind struct{ up bool }
@@ -114,11 +114,7 @@ func (b *flipBind) Bound() bool                                          { retur
 // and one bind that is up.
 func handoffGateway(t *testing.T) (*Gateway, *store.Store, *flipBind) {
 	t.Helper()
-	st, err := store.Open(context.Background(), "sqlite:"+filepath.Join(t.TempDir(), "sb.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st := storetest.SQLite(t)
 	g := New(Config{Instance: "i1", Concurrency: 3}, st, nil)
 	b := new(flipBind)
 	b.up.Store(true)
@@ -208,7 +204,7 @@ func (nobody) Inbound(context.Context, *store.Inbound) error {
 // every sweep after.
 func TestSweepDropsPartsForNobody(t *testing.T) {
 	ctx := context.Background()
-	st := openStore(t)
+	st := storetest.SQLite(t)
 	g := New(Config{Instance: "i1", NoRecipient: errNobody, Reassembly: time.Millisecond}, st, nobody{})
 	key := store.FragmentKey{Source: "+12015550199", Dest: "+12015550100", Ref: 3, Total: 2}
 	if _, err := st.AddFragment(ctx, store.Fragment{FragmentKey: key, Seq: 1, Payload: []byte("half")}); err != nil {
@@ -219,17 +215,6 @@ func TestSweepDropsPartsForNobody(t *testing.T) {
 	if groups, err := st.StaleFragments(ctx, time.Now().Add(time.Hour)); err != nil || len(groups) != 0 {
 		t.Fatalf("parts left after the sweep: %v, %v", groups, err)
 	}
-}
-
-// openStore opens a store on a new SQLite file, closed at the test's end.
-func openStore(t *testing.T) *store.Store {
-	t.Helper()
-	st, err := store.Open(context.Background(), "sqlite:"+filepath.Join(t.TempDir(), "sb.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	return st
 }
 
 // storeInbox stores messages from phones for alice, as the router does.
@@ -248,7 +233,7 @@ func (i storeInbox) Inbound(ctx context.Context, in *store.Inbound) error {
 // is a person writing it twice.
 func TestResendsAfterANewBind(t *testing.T) {
 	ctx := context.Background()
-	st := openStore(t)
+	st := storetest.SQLite(t)
 	g := New(Config{Instance: "i1", Reassembly: time.Hour, BindUp: func(n uint64) bool { return n == 3 }}, st, storeInbox{st})
 	addr := func(n string) smpp.Address { return smpp.Address{TON: 1, NPI: 1, Addr: n} }
 	part := func(session uint64, seq byte, text string) *smpp.Deliver {

@@ -18,7 +18,7 @@ func TestPresences(t *testing.T) {
 		now := epoch
 		store.SetClock(s, func() time.Time { return now })
 		at := func(d time.Duration) time.Time { return epoch.Add(d) }
-		set := func(_ string, cs ...store.PresenceChange) { // the instance writing, for the reader
+		set := func(cs ...store.PresenceChange) { // one handle serves: the store keeps no state of its own
 			t.Helper()
 			if err := s.SetPresences(ctx, cs); err != nil {
 				t.Fatal(err)
@@ -33,29 +33,33 @@ func TestPresences(t *testing.T) {
 		avail := func(jid string, want bool) { t.Helper(); availRes(jid, "", want) }
 		const alice, bob = "alice@example.com", "bob@example.com"
 		avail(alice, false)
-		set("a", store.PresenceChange{JID: alice, Resource: "phone", Available: true, At: at(time.Second)})
+		set( // instance a
+			store.PresenceChange{JID: alice, Resource: "phone", Available: true, At: at(time.Second)})
 		avail(alice, true)
 		avail(bob, false)
 
 		// Offline through the other instance; the first's late write of an
 		// older "available" changes nothing.
-		set("b", store.PresenceChange{JID: alice, Resource: "phone", At: at(3 * time.Second)})
+		set( // instance b
+			store.PresenceChange{JID: alice, Resource: "phone", At: at(3 * time.Second)})
 		avail(alice, false)
-		set("a", store.PresenceChange{JID: alice, Resource: "phone", Available: true, At: at(2 * time.Second)})
+		set( // instance a
+			store.PresenceChange{JID: alice, Resource: "phone", Available: true, At: at(2 * time.Second)})
 		avail(alice, false)
-		set("a", store.PresenceChange{JID: alice, Resource: "phone", Available: true, At: at(4 * time.Second)})
+		set( // instance a
+			store.PresenceChange{JID: alice, Resource: "phone", Available: true, At: at(4 * time.Second)})
 		avail(alice, true)
 
 		// Two resources; unavailable from the bare JID ends both, in one
 		// batch with a change after it.
-		set("b",
+		set( // instance b
 			store.PresenceChange{JID: alice, Resource: "laptop", Available: true, At: at(5 * time.Second)},
 			store.PresenceChange{JID: bob, Resource: "r", Available: true, At: at(5 * time.Second)},
 		)
 		availRes(alice, "phone", true)
 		availRes(alice, "laptop", true)
 		availRes(alice, "tablet", false)
-		set("a",
+		set( // instance a
 			store.PresenceChange{JID: alice, At: at(6 * time.Second)},
 			store.PresenceChange{JID: bob, Resource: "r2", Available: true, At: at(6 * time.Second)},
 		)
@@ -66,7 +70,7 @@ func TestPresences(t *testing.T) {
 
 		// Tombstones are swept once older than the keep; available rows
 		// are not, however old.
-		set("a",
+		set( // instance a
 			store.PresenceChange{JID: alice, Resource: "phone", At: at(10 * time.Second)},
 			store.PresenceChange{JID: bob, Resource: "r", Available: true, At: at(10 * time.Second)},
 		)

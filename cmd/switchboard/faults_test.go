@@ -783,10 +783,7 @@ func TestFailureAfterClientLeft(t *testing.T) {
 	leave := func(c *testenv.Client) {
 		t.Helper()
 		must(t, c.Close())
-		waitUntil(t, 20*time.Second, "the client's leaving never recorded", func() bool {
-			on, err := st.UserAvailable(ctx, c.JID.Bare().String(), c.JID.Resourcepart())
-			return err == nil && !on
-		})
+		waitAvailable(t, st, c.JID.Bare().String(), c.JID.Resourcepart(), false)
 		release <- struct{}{}
 	}
 	report := func(c *testenv.Client, text string) testenv.Stanza {

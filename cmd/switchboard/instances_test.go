@@ -53,10 +53,7 @@ func TestPresenceAcrossInstancesEjabberd(t *testing.T) {
 
 	a := testenv.Login(t, e.C2SAddr, jid.MustParse("alice@"+e.Domain), "alice")
 	b := testenv.Login(t, e.C2SAddr, jid.MustParse("bob@"+e.Domain), "bob")
-	waitUntil(t, 20*time.Second, "bob's presence never recorded", func() bool {
-		ok, err := st.UserAvailable(context.Background(), "bob@"+e.Domain, "")
-		return err == nil && ok
-	})
+	waitAvailable(t, st, "bob@"+e.Domain, "", true)
 	ctx := ctxT(t, 60*time.Second)
 	const n = 20
 	to := bobNumber + "@" + e.Component
@@ -102,8 +99,15 @@ func TestPresenceAcrossInstancesEjabberd(t *testing.T) {
 	}
 	must(t, b.Send(ctx, `<presence type='subscribed' to='`+num+`'/>`))
 	must(t, b.Close())
-	waitUntil(t, 20*time.Second, "bob's going, broadcast to a number in his roster, never recorded", func() bool {
-		ok, err := st.UserAvailable(context.Background(), "bob@"+e.Domain, "")
-		return err == nil && !ok
+	waitAvailable(t, st, "bob@"+e.Domain, "", false) // from the broadcast to the number
+}
+
+// waitAvailable waits until the store records the user (a resource, or ""
+// for any) as available or not.
+func waitAvailable(t *testing.T, st *store.Store, bare, resource string, want bool) {
+	t.Helper()
+	waitUntil(t, 20*time.Second, fmt.Sprintf("%s/%s never recorded available=%v", bare, resource, want), func() bool {
+		got, err := st.UserAvailable(context.Background(), bare, resource)
+		return err == nil && got == want
 	})
 }

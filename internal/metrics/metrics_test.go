@@ -5,7 +5,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -18,6 +17,7 @@ import (
 
 	"switchboard/internal/metrics"
 	"switchboard/store"
+	"switchboard/store/storetest"
 )
 
 // bind and session stand for an SMPP client and the XMPP component.
@@ -32,16 +32,6 @@ func (b *bind) InFlight() int { return int(b.inFlight.Load()) }
 type session struct{ up atomic.Bool }
 
 func (s *session) Connected() bool { return s.up.Load() }
-
-func openStore(t *testing.T) *store.Store {
-	t.Helper()
-	s, err := store.Open(context.Background(), "sqlite:"+filepath.Join(t.TempDir(), "sb.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return s
-}
 
 func accept(t *testing.T, s *store.Store, n int) {
 	t.Helper()
@@ -123,7 +113,7 @@ func TestMetricsGauges(t *testing.T) {
 		t.Fatalf("gauges before watching = %d, %v", n, err)
 	}
 
-	st := openStore(t)
+	st := storetest.SQLite(t)
 	accept(t, st, 2)
 	now := time.Unix(1e9, 0)
 	metrics.SetClock(m, func() time.Time { return now })
@@ -180,7 +170,7 @@ switchboard_queue_depth{state="submitting"} 0
 func TestHealth(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	m := metrics.New(reg)
-	st := openStore(t)
+	st := storetest.SQLite(t)
 	var smsc bind
 	var x session
 	m.AddSMPP("", &smsc)

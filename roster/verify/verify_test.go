@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -12,6 +11,7 @@ import (
 	"mellium.im/xmpp/jid"
 
 	"switchboard/store"
+	"switchboard/store/storetest"
 )
 
 type notes struct{ got []string }
@@ -24,11 +24,7 @@ func (n *notes) Notify(_ context.Context, to jid.JID, text string) error {
 // service returns a service on a fresh SQLite store with a clock the test moves.
 func service(t *testing.T, cfg Config) (*Service, *store.Store, *time.Time) {
 	t.Helper()
-	st, err := store.Open(context.Background(), "sqlite:"+filepath.Join(t.TempDir(), "sb.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st := storetest.SQLite(t)
 	cfg.Logger = zerolog.New(zerolog.NewTestWriter(t))
 	s := New(cfg, st)
 	now := time.Now()
