@@ -7,12 +7,13 @@ import (
 	"mellium.im/xmpp/jid"
 
 	"switchboard/store"
+	"switchboard/store/storetest"
 )
 
 // TestHandedBound checks that handed notices waiting in memory stay within
 // handedMax, and that expired ones are dropped, not sent.
 func TestHandedBound(t *testing.T) {
-	r := New(Config{}, nil)
+	r := New(Config{}, storetest.SQLite(t))
 	many := make([]store.Notice, handedMax+10)
 	for i := range many {
 		many[i].ID = int64(i + 1)
@@ -48,7 +49,7 @@ func (c *countingXMPP) Available(jid.JID) (bool, bool) { c.calls++; return true,
 // of notices), a JID's presence is read once, however many messages name it.
 func TestPresenceSeenOncePerBatch(t *testing.T) {
 	x := &countingXMPP{}
-	r := New(Config{}, nil)
+	r := New(Config{}, storetest.SQLite(t))
 	r.SetXMPP(x)
 	seen := make(presenceSeen)
 	for _, u := range []string{"alice@example.com/phone", "alice@example.com/phone", "bob@example.com/a", "alice@example.com/phone"} {

@@ -29,6 +29,7 @@ type Store interface {
 	NumbersOf(ctx context.Context, jids []string) (map[string]string, error)
 	RoutingOf(ctx context.Context, jids, dests []string) (store.Routing, error)
 	SMSSent(ctx context.Context, jids []string, minute, day time.Time) (map[string]store.SMSCounts, int, error)
+	CountSMSPerUser(on bool)
 	FallBack(ctx context.Context, now time.Time, limit int) ([]*store.Outbound, error)
 	FallBackNow(ctx context.Context, id int64) (*store.Outbound, error)
 	FindRelay(ctx context.Context, senderNumber, peerNumber, stanzaID string) (store.Relay, error)
@@ -130,7 +131,8 @@ type Limits struct {
 	// never go to, such as "+1900".
 	BlockedPrefixes []string
 	// PerUserMinute and PerUserDay cap each user's SMS; GlobalMinute caps
-	// everyone's together.
+	// everyone's together. 0 sets no limit; with neither of the first two
+	// set, users' SMS are not counted at all (store.CountSMSPerUser).
 	PerUserMinute, PerUserDay, GlobalMinute int
 }
 
@@ -202,6 +204,8 @@ func New(cfg Config, st Store) *Router {
 	for _, d := range cfg.Domains {
 		r.domains[strings.ToLower(d)] = true
 	}
+	// Users' SMS are counted only for a limit that reads them.
+	st.CountSMSPerUser(cfg.Limits.PerUserMinute > 0 || cfg.Limits.PerUserDay > 0)
 	r.claimDue.Store(true)
 	return r
 }

@@ -101,7 +101,7 @@ func (s *Store) AcceptOutbound(ctx context.Context, msgs []*Outbound) error {
 }
 
 // insertOutbound inserts msgs, sets their ids, and counts those that go as
-// SMS in sms_seconds. SQLite runs one cached statement per message (and
+// SMS in sms_seconds (and sms_user_counts, see CountSMSPerUser). SQLite runs one cached statement per message (and
 // one for the count); PostgreSQL one statement per acceptBatch messages,
 // which draws their ids from the table's sequence into an array, gives row
 // k the array's k-th id, and returns the array (one round trip, and no
@@ -124,7 +124,7 @@ func (s *Store) insertOutbound(ctx context.Context, tx *sql.Tx, msgs []*Outbound
 				return err
 			}
 		}
-		return nil
+		return s.countUsers(ctx, tx, s.userSMS(msgs, now))
 	}
 	for start := 0; start < len(msgs); start += acceptBatch {
 		if err := s.insertOutboundPG(ctx, tx, msgs[start:min(start+acceptBatch, len(msgs))], now); err != nil {
@@ -157,6 +157,10 @@ func (s *Store) insertOutboundPG(ctx context.Context, db rowQuerier, msgs []*Out
 		off := len(args)
 		count = `, sms AS (` + renumber(countSMS, func(k int) string { return "$" + strconv.Itoa(k+off) }) + `)`
 		args = append(args, now/1000, n)
+	}
+	if cs := s.userSMS(msgs, now); len(cs) > 0 {
+		count += `, users AS (` + insertUserCounts + userCountValues(len(cs), len(args)+1) + `)`
+		args = userCountArgs(args, cs)
 	}
 	var ids pq.Int64Array
 	err := db.QueryRowContext(ctx, `WITH ids AS MATERIALIZED (
@@ -791,12 +795,14 @@ func (s *Store) RecentFailures(ctx context.Context, limit int) ([]Failure, error
 // (the id is recorded within the SMSC's response time of its answer; after
 // a crash in between the message is submitted again under a new id, and
 // the receipt is no use); everyone's SMS per second, for two minutes (the
-// global limit reads the last one); a user's resource gone offline, for
+// global limit reads the last one); a user's SMS, for 25 hours (the day
+// limit reads the last 24); a user's resource gone offline, for
 // ten minutes (long enough that an older change written late, by another
 // instance, cannot bring it back).
 const (
 	earlyReceiptKeep = time.Hour
 	smsSecondsKeep   = 2 * time.Minute
+	smsUserKeep      = 25 * time.Hour
 	presenceKeep     = 10 * time.Minute
 )
 
@@ -816,6 +822,9 @@ func (s *Store) Sweep(ctx context.Context) (receipts int64, err error) {
 	}
 	if err == nil {
 		_, err = s.exec(ctx, `DELETE FROM sms_seconds WHERE at < $1`, now.Add(-smsSecondsKeep).Unix())
+	}
+	if err == nil {
+		_, err = s.exec(ctx, `DELETE FROM sms_user_counts WHERE at < $1`, now.Add(-smsUserKeep).UnixMilli())
 	}
 	if err == nil {
 		_, err = s.exec(ctx, `DELETE FROM presences WHERE available = 0 AND at < $1`, now.Add(-presenceKeep).UnixMilli())

@@ -2,7 +2,9 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -13,8 +15,9 @@ type SMSCounts struct {
 }
 
 // SMSSent counts, for each of jids, the SMS they sent since minute and
-// since day; and the SMS everyone sent since minute (counted by whole
-// seconds, so up to a second more).
+// since day (counted only while CountSMSPerUser is on; else none); and the
+// SMS everyone sent since minute (counted by whole seconds, so up to a
+// second more).
 func (s *Store) SMSSent(ctx context.Context, jids []string, minute, day time.Time) (map[string]SMSCounts, int, error) {
 	out := make(map[string]SMSCounts, len(jids))
 	var global int
@@ -27,9 +30,8 @@ func (s *Store) SMSSent(ctx context.Context, jids []string, minute, day time.Tim
 	}
 	padded := pad(jids)
 	args := strArgs([]any{minute.UnixMilli(), day.UnixMilli()}, padded)
-	rows, err := s.query(ctx, `SELECT user_bare,
-		sum(CASE WHEN created_at >= $1 THEN 1 ELSE 0 END), count(*)
-		FROM messages WHERE direction = 'out' AND route = 'sms' AND created_at >= $2 AND user_bare IN (`+inList(3, len(padded))+`)
+	rows, err := s.query(ctx, `SELECT user_bare, sum(CASE WHEN at >= $1 THEN n ELSE 0 END), sum(n)
+		FROM sms_user_counts WHERE at >= $2 AND user_bare IN (`+inList(3, len(padded))+`)
 		GROUP BY user_bare`, args...)
 	if err != nil {
 		return nil, 0, fmt.Errorf("store: sms sent: %w", err)
@@ -46,6 +48,86 @@ func (s *Store) SMSSent(ctx context.Context, jids []string, minute, day time.Tim
 		out[j] = c
 	}
 	return out, global, rows.Err()
+}
+
+// CountSMSPerUser turns on (or off) counting each user's SMS, which
+// SMSSent reads. The router turns it on when a limit per user is set; with
+// none, no per-user count is written. An instance counts only while it is
+// on, so instances sharing a database should set the same limits.
+func (s *Store) CountSMSPerUser(on bool) { s.userCounts.Store(on) }
+
+// userCount is SMS a user sent at one time (ms), a row of sms_user_counts.
+type userCount struct {
+	user string
+	at   int64
+	n    int
+}
+
+// addUserSMS counts one SMS more for user at at.
+func addUserSMS(cs []userCount, user string, at int64) []userCount {
+	for i := range cs {
+		if cs[i].user == user && cs[i].at == at {
+			cs[i].n++
+			return cs
+		}
+	}
+	return append(cs, userCount{user, at, 1})
+}
+
+// userSMS counts, per sender, those of msgs that go as SMS, at at; nil
+// while CountSMSPerUser is off.
+func (s *Store) userSMS(msgs []*Outbound, at int64) []userCount {
+	if !s.userCounts.Load() {
+		return nil
+	}
+	var cs []userCount
+	for _, m := range msgs {
+		if m.PeerJID == "" {
+			cs = addUserSMS(cs, bare(m.SenderJID), at)
+		}
+	}
+	return cs
+}
+
+// countUsers inserts cs in tx: on SQLite a cached statement per row, on
+// PostgreSQL one statement.
+func (s *Store) countUsers(ctx context.Context, tx *sql.Tx, cs []userCount) error {
+	if len(cs) == 0 {
+		return nil
+	}
+	if s.dialect == sqlite {
+		for _, c := range cs {
+			if _, err := s.txExec(ctx, tx, insertUserCounts+`($1, $2, $3)`, c.user, c.at, c.n); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	_, err := tx.ExecContext(ctx, insertUserCounts+userCountValues(len(cs), 1), userCountArgs(nil, cs)...)
+	return err
+}
+
+const insertUserCounts = `INSERT INTO sms_user_counts (user_bare, at, n) VALUES `
+
+// userCountValues renders the values of n rows of insertUserCounts, their
+// arguments numbered from first.
+func userCountValues(n, first int) string {
+	var b strings.Builder
+	for i := range n {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		a := first + 3*i
+		fmt.Fprintf(&b, "($%d, $%d, $%d)", a, a+1, a+2)
+	}
+	return b.String()
+}
+
+func userCountArgs(args []any, cs []userCount) []any {
+	for _, c := range cs {
+		args = append(args, c.user, c.at, c.n)
+	}
+	return args
 }
 
 // countSMS adds n SMS sent (stored to go as SMS, or fallen back to SMS)

@@ -2,21 +2,27 @@ package store_test
 
 import (
 	"context"
+	"fmt"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
+	"switchboard/internal/testenv"
 	"switchboard/store"
 )
 
 // TestSMSSent counts SMS per user over a minute and a day, and everyone's
 // over a minute: SMS stored to go and relays fallen back to SMS count,
 // relays still over XMPP do not; the global count forgets seconds more than
-// a minute old, and Sweep deletes the seconds no count reads.
+// a minute old, and Sweep deletes the seconds and users' counts no count
+// reads. A user's SMS are counted only while CountSMSPerUser is on.
 func TestSMSSent(t *testing.T) {
 	engines(t, func(t *testing.T, s *store.Store) {
 		ctx := context.Background()
 		now := epoch
 		store.SetClock(s, func() time.Time { return now })
+		s.CountSMSPerUser(true)
 		accept := func(ms ...store.Outbound) []int64 {
 			t.Helper()
 			var ptrs []*store.Outbound
@@ -76,5 +82,77 @@ func TestSMSSent(t *testing.T) {
 		if rows != 1 {
 			t.Errorf("%d seconds kept after the sweep, want 1 (the last)", rows)
 		}
+
+		// A day on, the sweep deletes the users' counts of the first day,
+		// and the day counts of the last hours are still read.
+		now = now.Add(23 * time.Hour)
+		check("a day on", store.SMSCounts{}, store.SMSCounts{Day: 1}, 0)
+		now = now.Add(2 * time.Hour)
+		if _, err := s.Sweep(ctx); err != nil {
+			t.Fatal(err)
+		}
+		must(t, store.QueryRow(s, `SELECT count(*) FROM sms_user_counts`).Scan(&rows))
+		if rows != 1 {
+			t.Errorf("%d user counts kept after the sweep, want 1 (bob's last)", rows)
+		}
+
+		// Off, users' SMS are not counted; everyone's still are.
+		s.CountSMSPerUser(false)
+		accept(bobTo(phoneNum), aliceTo(phoneNum, "a3", "z"))
+		relay = accept(store.Outbound{SenderJID: aliceJID, SenderNumber: aliceNum, Dest: bobNum, StanzaID: "r2", Body: "r", PeerJID: bobJID})[0]
+		if m, err := s.FallBackNow(ctx, relay); err != nil || m == nil {
+			t.Fatalf("FallBackNow = %v, %v", m, err)
+		}
+		check("not counting", store.SMSCounts{}, store.SMSCounts{}, 3)
+		must(t, store.QueryRow(s, `SELECT count(*) FROM sms_user_counts`).Scan(&rows))
+		if rows != 1 {
+			t.Errorf("%d user counts with counting off, want the 1 from before", rows)
+		}
 	})
+}
+
+// The migration to sms_user_counts carries over each user's SMS of the
+// last day from the messages, so the limits hold across the upgrade.
+func TestMigrateSMSCounts(t *testing.T) {
+	for _, dsn := range []string{"sqlite:" + filepath.Join(t.TempDir(), "sb.db"), testenv.StartPostgres(t)} {
+		t.Run(strings.SplitN(dsn, ":", 2)[0], func(t *testing.T) {
+			ctx := context.Background()
+			s, err := store.Open(ctx, dsn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ms := []*store.Outbound{
+				{SenderJID: aliceJID + "/pc", SenderNumber: aliceNum, Dest: phoneNum, Body: "now", Parts: 1},
+				{SenderJID: aliceJID, SenderNumber: aliceNum, Dest: otherPhone, Body: "an hour ago", Parts: 1},
+				{SenderJID: aliceJID, SenderNumber: aliceNum, Dest: phoneNum, Body: "two days ago", Parts: 1},
+				{SenderJID: aliceJID, SenderNumber: aliceNum, Dest: bobNum, Body: "over XMPP", Parts: 1, PeerJID: bobJID},
+			}
+			must(t, s.AcceptOutbound(ctx, ms))
+			// Back to the schema before the migration.
+			for _, q := range []string{
+				`DELETE FROM schema_migrations WHERE version = 15`,
+				`DROP TABLE sms_user_counts`,
+				`CREATE INDEX messages_sms_quota ON messages (user_bare, created_at) WHERE direction = 'out' AND route = 'sms'`,
+				fmt.Sprintf(`UPDATE messages SET created_at = %d WHERE id = %d`, time.Now().Add(-time.Hour).UnixMilli(), ms[1].ID),
+				fmt.Sprintf(`UPDATE messages SET created_at = %d WHERE id = %d`, time.Now().Add(-48*time.Hour).UnixMilli(), ms[2].ID),
+			} {
+				must(t, store.Exec(s, q))
+			}
+			s.Close()
+
+			s, err = store.Open(ctx, dsn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			now := time.Now()
+			counts, _, err := s.SMSSent(ctx, []string{aliceJID}, now.Add(-time.Minute), now.Add(-24*time.Hour))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := (store.SMSCounts{Minute: 1, Day: 2}); counts[aliceJID] != want {
+				t.Errorf("alice's SMS after the migration: %+v, want %+v", counts[aliceJID], want)
+			}
+		})
+	}
 }

@@ -10,7 +10,8 @@ import (
 // migrations are applied in order, each once, recorded in schema_migrations.
 // Types are spelled with placeholders replaced per engine: {{id}} an
 // auto-increment primary key, {{idref}} a column holding one (on SQLite the
-// rowid when it is the primary key), {{bytes}} a byte string.
+// rowid when it is the primary key), {{bytes}} a byte string, {{now_ms}}
+// the time of the migration in ms.
 var migrations = []string{
 	`CREATE TABLE bindings (
 		number      TEXT PRIMARY KEY,
@@ -219,6 +220,29 @@ var migrations = []string{
 		presence TEXT NOT NULL,
 		at       BIGINT NOT NULL
 	);`,
+	// A user's SMS counted in sms_user_counts, a row per user per batch,
+	// instead of read from an index of messages. Every SMS wrote an entry
+	// in messages_sms_quota, keyed by user, so a batch of SMS from many
+	// users dirtied a page of it per user; and it was kept whether or not
+	// a limit per user was set, while these rows are written only then
+	// (see CountSMSPerUser). Saturated on SQLite, eight alternating pairs:
+	// WAL written per message 5.8 to 4.4 KB, CPU per message -4.9 %; with
+	// the limits on, the same CPU as before. Rows are only inserted, never updated, so
+	// instances take no lock on each other's. at is the messages'
+	// created_at. The SMS of the last day (the day limit's window) carry
+	// over from the index.
+	`CREATE TABLE sms_user_counts (
+		user_bare TEXT NOT NULL,
+		at        BIGINT NOT NULL,
+		n         INTEGER NOT NULL
+	);
+	CREATE INDEX sms_user_counts_user ON sms_user_counts (user_bare, at, n);
+	CREATE INDEX sms_user_counts_at ON sms_user_counts (at);
+	INSERT INTO sms_user_counts (user_bare, at, n)
+		SELECT user_bare, created_at, count(*) FROM messages
+		WHERE direction = 'out' AND route = 'sms' AND created_at >= {{now_ms}} - 86400000
+		GROUP BY user_bare, created_at;
+	DROP INDEX messages_sms_quota;`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {
@@ -263,9 +287,11 @@ func (s *Store) migrate(ctx context.Context) error {
 }
 
 func (s *Store) ddl(m string) string {
-	r := strings.NewReplacer("{{id}}", "INTEGER PRIMARY KEY AUTOINCREMENT", "{{idref}}", "INTEGER", "{{bytes}}", "BLOB")
+	r := strings.NewReplacer("{{id}}", "INTEGER PRIMARY KEY AUTOINCREMENT", "{{idref}}", "INTEGER", "{{bytes}}", "BLOB",
+		"{{now_ms}}", "(CAST(strftime('%s', 'now') AS INTEGER) * 1000)")
 	if s.dialect == postgres {
-		r = strings.NewReplacer("{{id}}", "BIGSERIAL PRIMARY KEY", "{{idref}}", "BIGINT", "{{bytes}}", "BYTEA")
+		r = strings.NewReplacer("{{id}}", "BIGSERIAL PRIMARY KEY", "{{idref}}", "BIGINT", "{{bytes}}", "BYTEA",
+			"{{now_ms}}", "(CAST(extract(epoch FROM now()) AS BIGINT) * 1000)")
 	}
 	return r.Replace(m)
 }

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	_ "github.com/lib/pq"  // PostgreSQL driver
@@ -50,7 +51,9 @@ type Store struct {
 	stmts    stmts    // on db
 	rstmts   stmts    // on rdb (SQLite)
 	rewrites rewrites // numbered arguments made anonymous (SQLite)
-	handoff  struct { // see HandNotices
+	// userCounts: count each user's SMS (see CountSMSPerUser).
+	userCounts atomic.Bool
+	handoff    struct { // see HandNotices
 		owner string
 		lease time.Duration
 		sink  func([]Notice)
