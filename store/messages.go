@@ -101,11 +101,12 @@ func (s *Store) AcceptOutbound(ctx context.Context, msgs []*Outbound) error {
 }
 
 // insertOutbound inserts msgs, sets their ids, and counts those that go as
-// SMS in sms_seconds (and sms_user_counts, see CountSMSPerUser). SQLite runs one cached statement per message (and
-// one for the count); PostgreSQL one statement per acceptBatch messages,
-// which draws their ids from the table's sequence into an array, gives row
-// k the array's k-th id, and returns the array (one round trip, and no
-// order of returned rows to trust).
+// SMS in sms_seconds (and sms_user_counts, see CountSMSPerUser). SQLite
+// runs one cached statement per message (and one per count); PostgreSQL
+// one statement per acceptBatch messages, which draws their ids from the
+// table's sequence into an array, gives row k the array's k-th id, and
+// returns the array (one round trip, and no order of returned rows to
+// trust).
 func (s *Store) insertOutbound(ctx context.Context, tx *sql.Tx, msgs []*Outbound, now int64) error {
 	if s.dialect == sqlite {
 		q := insertOutboundSQL + ` VALUES ` + outboundValues(1, 1, "$%d")
@@ -810,7 +811,8 @@ const (
 // many receipts it dropped: those kept early for SMSC ids never recorded (a
 // message submitted again after its instance died, another system's message
 // on a shared account, a late receipt for a pruned message), the SMS counts
-// of seconds the limits no longer read, and users' resources gone offline
+// the limits no longer read (everyone's after two minutes, each user's after
+// 25 hours), and users' resources gone offline
 // long ago. Each is a statement of its own, outside any transaction, so
 // instances sweeping the same database take no lock an accept or a receipt
 // holds.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -114,45 +113,50 @@ func TestSMSSent(t *testing.T) {
 // The migration to sms_user_counts carries over each user's SMS of the
 // last day from the messages, so the limits hold across the upgrade.
 func TestMigrateSMSCounts(t *testing.T) {
-	for _, dsn := range []string{"sqlite:" + filepath.Join(t.TempDir(), "sb.db"), testenv.StartPostgres(t)} {
-		t.Run(strings.SplitN(dsn, ":", 2)[0], func(t *testing.T) {
-			ctx := context.Background()
-			s, err := store.Open(ctx, dsn)
-			if err != nil {
-				t.Fatal(err)
-			}
-			ms := []*store.Outbound{
-				{SenderJID: aliceJID + "/pc", SenderNumber: aliceNum, Dest: phoneNum, Body: "now", Parts: 1},
-				{SenderJID: aliceJID, SenderNumber: aliceNum, Dest: otherPhone, Body: "an hour ago", Parts: 1},
-				{SenderJID: aliceJID, SenderNumber: aliceNum, Dest: phoneNum, Body: "two days ago", Parts: 1},
-				{SenderJID: aliceJID, SenderNumber: aliceNum, Dest: bobNum, Body: "over XMPP", Parts: 1, PeerJID: bobJID},
-			}
-			must(t, s.AcceptOutbound(ctx, ms))
-			// Back to the schema before the migration.
-			for _, q := range []string{
-				`DELETE FROM schema_migrations WHERE version = 15`,
-				`DROP TABLE sms_user_counts`,
-				`CREATE INDEX messages_sms_quota ON messages (user_bare, created_at) WHERE direction = 'out' AND route = 'sms'`,
-				fmt.Sprintf(`UPDATE messages SET created_at = %d WHERE id = %d`, time.Now().Add(-time.Hour).UnixMilli(), ms[1].ID),
-				fmt.Sprintf(`UPDATE messages SET created_at = %d WHERE id = %d`, time.Now().Add(-48*time.Hour).UnixMilli(), ms[2].ID),
-			} {
-				must(t, store.Exec(s, q))
-			}
-			s.Close()
+	t.Run("sqlite", func(t *testing.T) {
+		testMigrateSMSCounts(t, "sqlite:"+filepath.Join(t.TempDir(), "sb.db"))
+	})
+	t.Run("postgres", func(t *testing.T) {
+		testMigrateSMSCounts(t, testenv.StartPostgres(t))
+	})
+}
 
-			s, err = store.Open(ctx, dsn)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer s.Close()
-			now := time.Now()
-			counts, _, err := s.SMSSent(ctx, []string{aliceJID}, now.Add(-time.Minute), now.Add(-24*time.Hour))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if want := (store.SMSCounts{Minute: 1, Day: 2}); counts[aliceJID] != want {
-				t.Errorf("alice's SMS after the migration: %+v, want %+v", counts[aliceJID], want)
-			}
-		})
+func testMigrateSMSCounts(t *testing.T, dsn string) {
+	ctx := context.Background()
+	s, err := store.Open(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms := []*store.Outbound{
+		{SenderJID: aliceJID + "/pc", SenderNumber: aliceNum, Dest: phoneNum, Body: "now", Parts: 1},
+		{SenderJID: aliceJID, SenderNumber: aliceNum, Dest: otherPhone, Body: "an hour ago", Parts: 1},
+		{SenderJID: aliceJID, SenderNumber: aliceNum, Dest: phoneNum, Body: "two days ago", Parts: 1},
+		{SenderJID: aliceJID, SenderNumber: aliceNum, Dest: bobNum, Body: "over XMPP", Parts: 1, PeerJID: bobJID},
+	}
+	must(t, s.AcceptOutbound(ctx, ms))
+	// Back to the schema before the migration.
+	for _, q := range []string{
+		`DELETE FROM schema_migrations WHERE version = 15`,
+		`DROP TABLE sms_user_counts`,
+		`CREATE INDEX messages_sms_quota ON messages (user_bare, created_at) WHERE direction = 'out' AND route = 'sms'`,
+		fmt.Sprintf(`UPDATE messages SET created_at = %d WHERE id = %d`, time.Now().Add(-time.Hour).UnixMilli(), ms[1].ID),
+		fmt.Sprintf(`UPDATE messages SET created_at = %d WHERE id = %d`, time.Now().Add(-48*time.Hour).UnixMilli(), ms[2].ID),
+	} {
+		must(t, store.Exec(s, q))
+	}
+	s.Close()
+
+	s, err = store.Open(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	now := time.Now()
+	counts, _, err := s.SMSSent(ctx, []string{aliceJID}, now.Add(-time.Minute), now.Add(-24*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (store.SMSCounts{Minute: 1, Day: 2}); counts[aliceJID] != want {
+		t.Errorf("alice's SMS after the migration: %+v, want %+v", counts[aliceJID], want)
 	}
 }
