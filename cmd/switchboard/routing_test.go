@@ -167,6 +167,23 @@ func TestFallback(t *testing.T) {
 	waitSMS(t, s, "to carol")
 	notice, err = a.Next(ctx, func(st testenv.Stanza) bool { return strings.Contains(st.Body, "could not deliver") })
 	must(t, err)
+
+	// With the fallback off, the bounce comes back to alice as the error
+	// it is, from carol's number, and nothing goes as SMS.
+	c, _ = adhocRun(t, a, s.prosody.Component, "settings", "", "execute", nil)
+	adhocRun(t, a, s.prosody.Component, "settings", c.SessionID, "complete", map[string]string{"fallback": "0"})
+	must(t, a.Send(ctx, fmt.Sprintf(`<message to='%s' id='f4' type='chat'><body>to carol again</body></message>`, s.numberJID("+12015550102"))))
+	e, err := a.Next(ctx, func(st testenv.Stanza) bool {
+		return st.Attr["type"] == "error" && st.Attr["id"] == "f4"
+	})
+	must(t, err)
+	if e.Attr["from"] != s.numberJID("+12015550102") || !strings.Contains(e.XML, "urn:ietf:params:xml:ns:xmpp-stanzas") {
+		t.Fatalf("relayed bounce = %s", e.XML)
+	}
+	t.Logf("relayed bounce: %s", e.XML)
+	if n := smsCount(s, "to carol again"); n != 0 {
+		t.Fatalf("%d SMS with the fallback off", n)
+	}
 }
 
 // TestRichContentAsSMS: links, locations, contacts and corrections become
