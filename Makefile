@@ -42,8 +42,12 @@ lint: vet
 # End-to-end measurements (BENCHMARKS.md): installs Kannel, Prosody and PostgreSQL if missing.
 # e.g. make bench-tool BENCHFLAGS='-mode prosody -n 20000'
 BENCHFLAGS ?= -mode component -n 20000 -window 1000 -smpp-window 100 -mo 2000 -kannel
-.PHONY: bench-tool
+.PHONY: bench-tool bench-sitting
 bench-tool:
 	scripts/bench-deps.sh
 	$(GO) build -o bin/switchboard ./cmd/switchboard
 	bin/switchboard bench $(BENCHFLAGS)
+
+# Every run of a BENCHMARKS.md sitting, raw output on stdout (about five minutes).
+bench-sitting:
+	scripts/bench-sitting.sh

@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# Runs every measurement of a BENCHMARKS.md sitting, in the order of its
+# tables, and prints the raw output (what the appendix holds):
+#
+#   scripts/bench-sitting.sh > sitting.txt      # or: make bench-sitting
+#
+# component-only on SQLite beside Kannel 1.4.5, and again; PostgreSQL twice;
+# SQLite at the defaults; SQLite and PostgreSQL paced at 1,000 msg/s, twice
+# each; through Prosody twice; 100,000 messages waiting for receipts; the npm
+# `smpp` SMSC instead of the bench's sink; and testdata/loadgen/run.sh (an
+# independent load generator and SMSC). About five minutes on two cores.
+#
+# Installs what is missing (scripts/bench-deps.sh: Kannel, Prosody,
+# PostgreSQL; node and npm for the npm SMSC). PostgreSQL runs use a fresh
+# database each on BENCH_PG (a postgres:// URL of a server whose user may
+# create databases, without the database name, for example
+# postgres://postgres@127.0.0.1:55432); without it, a throwaway durable
+# server (fsync and synchronous_commit on) is started on a free port in a
+# temporary directory and removed at the end. SWITCHBOARD names the binary
+# (default bin/switchboard, built first).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/bench-deps.sh >&2
+if ! command -v npm >/dev/null 2>&1; then
+	sudo=()
+	[ "$(id -u)" -eq 0 ] || sudo=(sudo)
+	echo "bench-sitting: installing nodejs npm" >&2
+	"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm >&2
+fi
+if [ ! -f testdata/smpp-node/node_modules/smpp/package.json ]; then
+	(cd testdata/smpp-node && npm ci --no-audit --no-fund --loglevel=error >&2)
+fi
+SWITCHBOARD=${SWITCHBOARD:-}
+if [ -z "$SWITCHBOARD" ]; then
+	go build -o bin/switchboard ./cmd/switchboard
+	SWITCHBOARD=bin/switchboard
+fi
+
+tmp=$(mktemp -d)
+pgdata=
+smsc_pid=
+cleanup() {
+	[ -z "$smsc_pid" ] || kill "$smsc_pid" 2>/dev/null || true
+	if [ -n "$pgdata" ]; then
+		as_pg "$pgbin/pg_ctl" -D "$pgdata" -m fast -w stop >/dev/null 2>&1 || true
+	fi
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+as_pg() {
+	if [ "$(id -u)" -eq 0 ]; then
+		runuser -u postgres -- "$@"
+	else
+		"$@"
+	fi
+}
+
+if [ -z "${BENCH_PG:-}" ]; then
+	pgbin=$(dirname "$(compgen -G '/usr/lib/postgresql/*/bin/initdb' | sort -V | tail -1)")
+	port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+	pgdata=$tmp/pg/data
+	mkdir -p "$tmp/pg"
+	[ "$(id -u)" -ne 0 ] || chown postgres "$tmp" "$tmp/pg"
+	as_pg "$pgbin/initdb" -D "$pgdata" -A trust -U postgres >/dev/null
+	as_pg "$pgbin/pg_ctl" -D "$pgdata" -o "-k $tmp/pg -p $port -c listen_addresses=127.0.0.1" -l "$tmp/pg/log" -w start >/dev/null
+	BENCH_PG=postgres://postgres@127.0.0.1:$port
+fi
+db() { # called in $(…), a subshell: the name cannot come from a counter
+	local name=sitting_$(date +%s%N)
+	psql "$BENCH_PG/postgres" -qAt -c "CREATE DATABASE $name" >/dev/null
+	echo "$BENCH_PG/$name?sslmode=disable"
+}
+run() {
+	echo "### switchboard bench $*"
+	echo "load before: $(cut -d' ' -f1 /proc/loadavg)"
+	"$SWITCHBOARD" bench -q "$@" 2>&1
+	echo
+}
+
+echo "### $(git rev-parse --short HEAD 2>/dev/null || echo '?'), $(date -u +%FT%TZ), $(nproc) CPUs"
+run -mode component -n 20000 -window 1000 -smpp-window 100 -mo 2000 -kannel
+run -mode component -n 20000 -window 1000 -smpp-window 100 -mo 2000
+run -mode component -n 20000 -window 1000 -smpp-window 100 -mo 2000 -dsn "$(db)"
+run -mode component -n 20000 -window 1000 -smpp-window 100 -mo 2000 -dsn "$(db)"
+run -mode component -n 20000 -mo 2000
+run -mode component -n 10000 -rate 1000 -mo -1
+run -mode component -n 10000 -rate 1000 -mo -1
+run -mode component -n 10000 -rate 1000 -mo -1 -dsn "$(db)"
+run -mode component -n 10000 -rate 1000 -mo -1 -dsn "$(db)"
+run -mode prosody -n 20000 -window 1000 -smpp-window 100 -mo 2000
+run -mode prosody -n 20000 -window 1000 -smpp-window 100 -mo 2000
+run -mode component -n 100000 -no-receipts -window 2000 -mo -1
+
+node testdata/smpp-node/smsc.js bench bench >"$tmp/smsc.out" 2>&1 &
+smsc_pid=$!
+port=
+for _ in $(seq 50); do
+	port=$(grep -o '"port":[0-9]*' "$tmp/smsc.out" | grep -o '[0-9]*$' || true)
+	[ -z "$port" ] || break
+	sleep 0.1
+done
+[ -n "$port" ] || { echo "bench-sitting: the npm SMSC printed no port" >&2; exit 1; }
+run -mode component -n 20000 -window 1000 -smpp-window 100 -mo -1 -smsc "127.0.0.1:$port"
+kill "$smsc_pid"
+smsc_pid=
+
+echo "### testdata/loadgen/run.sh -n 20000 -w 1000 -u 100 -s 100"
+SWITCHBOARD=$SWITCHBOARD testdata/loadgen/run.sh -n 20000 -w 1000 -u 100 -s 100 2>&1
+echo "### done $(date -u +%T)"
