@@ -713,3 +713,43 @@ func envRounds() int {
 	}
 	return n
 }
+
+// OnCommit is told of every group commit: the writes it held, the time it
+// took.
+func TestOnCommit(t *testing.T) {
+	engines(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		var (
+			mu      sync.Mutex
+			calls   int
+			writes  int
+			nonzero = true
+		)
+		s.OnCommit(func(n int, d time.Duration) {
+			mu.Lock()
+			defer mu.Unlock()
+			calls++
+			writes += n
+			nonzero = nonzero && d > 0
+		})
+		const n = 40
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				m := &store.Outbound{SenderJID: aliceJID, SenderNumber: aliceNum, Dest: phoneNum, Body: fmt.Sprint(i), Parts: 1}
+				if err := s.AcceptOutbound(ctx, []*store.Outbound{m}); err != nil {
+					t.Error(err)
+				}
+			}()
+		}
+		wg.Wait()
+		mu.Lock()
+		defer mu.Unlock()
+		if writes != n || calls != store.GroupCommits(s) || !nonzero {
+			t.Errorf("OnCommit: %d calls for %d writes (durations all > 0: %v); want %d writes in %d commits",
+				calls, writes, nonzero, n, store.GroupCommits(s))
+		}
+	})
+}

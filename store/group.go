@@ -74,7 +74,14 @@ type grouper struct {
 	commits int // batches run so far; read by tests
 
 	lazyWait atomic.Int64 // nanoseconds: the const lazyWait, but for tests
+
+	onCommit atomic.Pointer[func(writes int, d time.Duration)] // see OnCommit
 }
+
+// OnCommit sets f to be called after each group commit (see grouped), with
+// the writes it held and the time it took, commit included, whether it
+// succeeded or not. It runs on the commit's loop and must not block.
+func (s *Store) OnCommit(f func(writes int, d time.Duration)) { s.group.onCommit.Store(&f) }
 
 // errClosed is returned by writes after Close.
 var errClosed = errors.New("store: closed")
@@ -224,10 +231,14 @@ func (s *Store) commitBatch(batch []*groupOp) {
 		ctx = context.WithoutCancel(batch[0].ctx)
 	}
 	var err error
+	start := time.Now()
 	if run := s.oneStatement(batch); run != nil {
 		err = run(ctx)
 	} else {
 		err = s.runGroupTx(ctx, batch)
+	}
+	if f := s.group.onCommit.Load(); f != nil {
+		(*f)(len(batch), time.Since(start))
 	}
 	if err == nil || len(batch) == 1 {
 		for _, op := range batch {

@@ -104,6 +104,7 @@ func run(ctx context.Context, cfg *Config, log zerolog.Logger) error {
 
 	promReg, mx := newMetrics()
 	mx.SetStore(st)
+	st.OnCommit(mx.StoreCommit)
 	compJID := jid.MustParse(cfg.XMPP.Component)
 	var gw *smsgw.Gateway
 	rt := router.New(router.Config{
@@ -195,6 +196,7 @@ func run(ctx context.Context, cfg *Config, log zerolog.Logger) error {
 				// Receipts and messages from phones wait on a store commit;
 				// many at once share it (group commit), so let many wait.
 				DispatchWorkers: 4 * max(sc.Window, 16),
+				OnResponse:      mx.SMPPResponse(sc.Name),
 				Logger:          log.With().Str("smsc_name", sc.Name).Int("bind", b+1).Logger(),
 				OnState: func(bound bool) {
 					if bound {

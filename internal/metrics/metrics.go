@@ -9,6 +9,7 @@
 package metrics
 
 import (
+	"cmp"
 	"context"
 	"sync"
 	"time"
@@ -34,6 +35,9 @@ const (
 	nameRefused        = "switchboard_refused_total"
 	nameParts          = "switchboard_sms_parts_submitted_total"
 	nameReceiptLatency = "switchboard_receipt_latency_seconds"
+	nameSMPPResponse   = "switchboard_smpp_response_seconds"
+	nameCommit         = "switchboard_store_commit_seconds"
+	nameCommitWrites   = "switchboard_store_commit_writes"
 	nameXMPPConnected  = "switchboard_xmpp_connected"
 	nameBindsUp        = "switchboard_smpp_binds_up"
 	nameWindow         = "switchboard_smpp_window_in_use"
@@ -66,6 +70,9 @@ type Metrics struct {
 	refused  *prometheus.CounterVec
 	parts    *prometheus.CounterVec
 	receipt  prometheus.Histogram
+	smppResp *prometheus.HistogramVec
+	commit   prometheus.Histogram
+	writes   prometheus.Histogram
 
 	mu    sync.Mutex // guards binds, xmpp, store
 	binds []bind
@@ -108,10 +115,25 @@ func New(reg prometheus.Registerer) *Metrics {
 			Help:    "Time from recording a part's submit_sm_resp to the carrier's final delivery receipt for it.",
 			Buckets: []float64{0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 4 * 3600, 24 * 3600},
 		}),
+		smppResp: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    nameSMPPResponse,
+			Help:    "Time a submit_sm waited for its submit_sm_resp (any status), by SMSC.",
+			Buckets: []float64{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10},
+		}, []string{"smsc"}),
+		commit: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    nameCommit,
+			Help:    "Time of a group commit in the store (its statements and the commit), the writes waiting on it included.",
+			Buckets: []float64{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5},
+		}),
+		writes: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    nameCommitWrites,
+			Help:    "Writes (accepts, SMSC ids, receipts, notices done, ...) that shared one group commit.",
+			Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128, 256, 512},
+		}),
 		queueTTL: 5 * time.Second,
 		now:      time.Now,
 	}
-	reg.MustRegister(m.messages, m.refused, m.parts, m.receipt, gauges{m})
+	reg.MustRegister(m.messages, m.refused, m.parts, m.receipt, m.smppResp, m.commit, m.writes, gauges{m})
 	return m
 }
 
@@ -131,6 +153,19 @@ func (m *Metrics) PartSubmitted(status string) { m.parts.WithLabelValues(status)
 
 // ReceiptLatency records how long a part waited for its final receipt.
 func (m *Metrics) ReceiptLatency(d time.Duration) { m.receipt.Observe(max(d, 0).Seconds()) }
+
+// SMPPResponse returns the hook that observes how long a submit_sm to smsc
+// ("default" for the unnamed one) waited for its response.
+func (m *Metrics) SMPPResponse(smsc string) func(time.Duration) {
+	o := m.smppResp.WithLabelValues(cmp.Or(smsc, "default"))
+	return func(d time.Duration) { o.Observe(d.Seconds()) }
+}
+
+// StoreCommit observes one group commit: the writes it held, its time.
+func (m *Metrics) StoreCommit(writes int, d time.Duration) {
+	m.writes.Observe(float64(writes))
+	m.commit.Observe(d.Seconds())
+}
 
 // AddSMPP adds a bind to SMSC smsc ("" is the default SMSC) to the SMPP
 // gauges and to readiness.

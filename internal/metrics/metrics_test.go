@@ -105,6 +105,56 @@ switchboard_sms_parts_submitted_total{status="temporary"} 1
 	}
 }
 
+// The SMSC's response times by SMSC, and the store's commits: their time
+// and how many writes each held.
+func TestMetricsLatencies(t *testing.T) {
+	reg := prometheus.NewPedanticRegistry()
+	m := metrics.New(reg)
+	def, eu := m.SMPPResponse(""), m.SMPPResponse("eu")
+	def(3 * time.Millisecond)
+	def(20 * time.Millisecond)
+	eu(2 * time.Second)
+	m.StoreCommit(1, 2*time.Millisecond)
+	m.StoreCommit(100, 40*time.Millisecond)
+
+	hist := func(name string, labels map[string]string) (count uint64, sum float64) {
+		t.Helper()
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			if mf.GetName() != name {
+				continue
+			}
+		metric:
+			for _, mt := range mf.GetMetric() {
+				for _, lp := range mt.GetLabel() {
+					if labels[lp.GetName()] != lp.GetValue() {
+						continue metric
+					}
+				}
+				return mt.GetHistogram().GetSampleCount(), mt.GetHistogram().GetSampleSum()
+			}
+		}
+		t.Fatalf("no %s %v", name, labels)
+		return 0, 0
+	}
+	near := func(a, b float64) bool { return a-b < 1e-9 && b-a < 1e-9 }
+	if n, sum := hist("switchboard_smpp_response_seconds", map[string]string{"smsc": "default"}); n != 2 || !near(sum, 0.023) {
+		t.Errorf("default SMSC: %d responses, %v s; want 2, 0.023", n, sum)
+	}
+	if n, sum := hist("switchboard_smpp_response_seconds", map[string]string{"smsc": "eu"}); n != 1 || !near(sum, 2) {
+		t.Errorf("eu: %d responses, %v s; want 1, 2", n, sum)
+	}
+	if n, sum := hist("switchboard_store_commit_seconds", nil); n != 2 || !near(sum, 0.042) {
+		t.Errorf("commits: %d, %v s; want 2, 0.042", n, sum)
+	}
+	if n, sum := hist("switchboard_store_commit_writes", nil); n != 2 || !near(sum, 101) {
+		t.Errorf("writes per commit: %d commits, %v writes; want 2, 101", n, sum)
+	}
+}
+
 func TestMetricsGauges(t *testing.T) {
 	reg := prometheus.NewPedanticRegistry()
 	m := metrics.New(reg)

@@ -122,6 +122,11 @@ type Config struct {
 	// false when that session ends. It runs on Run's goroutine and must not
 	// block.
 	OnState func(bound bool)
+	// OnResponse, if set, is called when a submit_sm gets its response (any
+	// command_status, generic_nack included; not when none comes), with the
+	// time since it was queued for writing. It runs on the session's read loop and must not
+	// block.
+	OnResponse func(time.Duration)
 	// DispatchWorkers is the number of concurrent Handler calls; default 16.
 	// Up to 8 times as many PDUs wait for a worker; beyond that an inbound
 	// PDU is answered ESME_RX_T_APPN at once, so the SMSC retries it later.

@@ -34,6 +34,7 @@ type pending struct {
 	slot  bool        // holds a Client.window token
 	ch    chan result // buffered; receives exactly one result
 	timer *time.Timer
+	sent  time.Time // when it was queued for writing, for Config.OnResponse
 }
 
 // session is one bound connection. Its goroutines (read loop, keepalive,
@@ -249,6 +250,7 @@ func (s *session) request(cmd uint32, slot bool, encode func(seq uint32) ([]byte
 		return nil, ErrNotBound
 	}
 	seq := s.nextSeqLocked()
+	p.sent = time.Now() // before p is shared: the read loop reads it
 	s.pending[seq] = p
 	timeout := s.c.cfg.RespTimeout
 	p.timer = time.AfterFunc(timeout, func() {
@@ -302,6 +304,9 @@ func (s *session) complete(seq, respID uint32, r result) bool {
 	}
 	delete(s.pending, seq)
 	s.pmu.Unlock()
+	if respID != 0 && p.cmd == cmdSubmitSM && s.c.cfg.OnResponse != nil {
+		s.c.cfg.OnResponse(time.Since(p.sent))
+	}
 	s.finish(p, r)
 	return true
 }

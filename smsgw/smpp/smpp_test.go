@@ -1029,3 +1029,53 @@ func TestSubmitBodyReused(t *testing.T) {
 		}
 	}
 }
+
+// OnResponse reports the time a submit_sm waited for its response, for any
+// status, and nothing for one left unanswered.
+func TestOnResponse(t *testing.T) {
+	f := newFakeSMSC(t)
+	got := make(chan time.Duration, 8)
+	h := startClient(t, f, func(c *Config) {
+		c.RespTimeout = 300 * time.Millisecond
+		c.OnResponse = func(d time.Duration) { got <- d }
+	})
+	p := f.acceptBound()
+	h.waitBound(t)
+
+	res := h.submitAsync(context.Background(), hello)
+	sh, _ := p.expect(cmdSubmitSM)
+	time.Sleep(40 * time.Millisecond)
+	p.send(raw(cmdSubmitSM|respBit, 0, sh.Seq, cstr("a1")))
+	if r := waitResult(t, res); r.err != nil {
+		t.Fatal(r.err)
+	}
+	select {
+	case d := <-got:
+		if d < 40*time.Millisecond {
+			t.Errorf("OnResponse(%v) for a response held 40ms", d)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no OnResponse for an answered submit_sm")
+	}
+
+	res = h.submitAsync(context.Background(), hello)
+	sh, _ = p.expect(cmdSubmitSM)
+	p.send(raw(cmdSubmitSM|respBit, uint32(StatusThrottled), sh.Seq))
+	waitResult(t, res)
+	select {
+	case <-got:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no OnResponse for an error response")
+	}
+
+	res = h.submitAsync(context.Background(), hello)
+	p.expect(cmdSubmitSM)
+	if r := waitResult(t, res); !errors.Is(r.err, ErrUnknownOutcome) {
+		t.Fatalf("Submit = %v, want ErrUnknownOutcome", r.err)
+	}
+	select {
+	case d := <-got:
+		t.Errorf("OnResponse(%v) for a submit_sm never answered", d)
+	case <-time.After(100 * time.Millisecond):
+	}
+}
