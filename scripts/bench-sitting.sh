@@ -16,9 +16,11 @@
 # create databases, without the database name, for example
 # postgres://postgres@127.0.0.1:55432); without it, a throwaway durable
 # server (fsync and synchronous_commit on) is started on a free port in a
-# temporary directory and removed at the end. SWITCHBOARD names the binary
+# temporary directory and removed at the end (on BENCH_PG's server the
+# databases the runs made are dropped at the end). SWITCHBOARD names the binary
 # (default bin/switchboard, built first).
 set -euo pipefail
+shopt -s inherit_errexit
 cd "$(dirname "$0")/.."
 
 scripts/bench-deps.sh >&2
@@ -26,6 +28,7 @@ if ! command -v npm >/dev/null 2>&1; then
 	sudo=()
 	[ "$(id -u)" -eq 0 ] || sudo=(sudo)
 	echo "bench-sitting: installing nodejs npm" >&2
+	"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
 	"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm >&2
 fi
 if [ ! -f testdata/smpp-node/node_modules/smpp/package.json ]; then
@@ -42,6 +45,11 @@ pgdata=
 smsc_pid=
 cleanup() {
 	[ -z "$smsc_pid" ] || kill "$smsc_pid" 2>/dev/null || true
+	if [ -z "$pgdata" ] && [ -f "$tmp/dbs" ]; then # BENCH_PG's server: drop what the runs made
+		while read -r name; do
+			psql "$BENCH_PG/postgres" -qAt -c "DROP DATABASE IF EXISTS $name" >/dev/null 2>&1 || true
+		done <"$tmp/dbs"
+	fi
 	if [ -n "$pgdata" ]; then
 		as_pg "$pgbin/pg_ctl" -D "$pgdata" -m fast -w stop >/dev/null 2>&1 || true
 	fi
@@ -57,7 +65,9 @@ as_pg() {
 }
 
 if [ -z "${BENCH_PG:-}" ]; then
-	pgbin=$(dirname "$(compgen -G '/usr/lib/postgresql/*/bin/initdb' | sort -V | tail -1)")
+	initdb=$(compgen -G '/usr/lib/postgresql/*/bin/initdb' | sort -V | tail -1 || true)
+	[ -n "$initdb" ] || { echo "bench-sitting: no PostgreSQL initdb under /usr/lib/postgresql; set BENCH_PG" >&2; exit 1; }
+	pgbin=$(dirname "$initdb")
 	port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 	pgdata=$tmp/pg/data
 	mkdir -p "$tmp/pg"
@@ -67,8 +77,10 @@ if [ -z "${BENCH_PG:-}" ]; then
 	BENCH_PG=postgres://postgres@127.0.0.1:$port
 fi
 db() { # called in $(…), a subshell: the name cannot come from a counter
-	local name=sitting_$(date +%s%N)
+	local name
+	name=sitting_$(date +%s%N)
 	psql "$BENCH_PG/postgres" -qAt -c "CREATE DATABASE $name" >/dev/null
+	echo "$name" >>"$tmp/dbs"
 	echo "$BENCH_PG/$name?sslmode=disable"
 }
 run() {
@@ -81,13 +93,17 @@ run() {
 echo "### $(git rev-parse --short HEAD 2>/dev/null || echo '?'), $(date -u +%FT%TZ), $(nproc) CPUs"
 run -mode component -n 20000 -window 1000 -smpp-window 100 -mo 2000 -kannel
 run -mode component -n 20000 -window 1000 -smpp-window 100 -mo 2000
-run -mode component -n 20000 -window 1000 -smpp-window 100 -mo 2000 -dsn "$(db)"
-run -mode component -n 20000 -window 1000 -smpp-window 100 -mo 2000 -dsn "$(db)"
+dsn=$(db)
+run -mode component -n 20000 -window 1000 -smpp-window 100 -mo 2000 -dsn "$dsn"
+dsn=$(db)
+run -mode component -n 20000 -window 1000 -smpp-window 100 -mo 2000 -dsn "$dsn"
 run -mode component -n 20000 -mo 2000
 run -mode component -n 10000 -rate 1000 -mo -1
 run -mode component -n 10000 -rate 1000 -mo -1
-run -mode component -n 10000 -rate 1000 -mo -1 -dsn "$(db)"
-run -mode component -n 10000 -rate 1000 -mo -1 -dsn "$(db)"
+dsn=$(db)
+run -mode component -n 10000 -rate 1000 -mo -1 -dsn "$dsn"
+dsn=$(db)
+run -mode component -n 10000 -rate 1000 -mo -1 -dsn "$dsn"
 run -mode prosody -n 20000 -window 1000 -smpp-window 100 -mo 2000
 run -mode prosody -n 20000 -window 1000 -smpp-window 100 -mo 2000
 run -mode component -n 100000 -no-receipts -window 2000 -mo -1
@@ -102,7 +118,8 @@ for _ in $(seq 50); do
 done
 [ -n "$port" ] || { echo "bench-sitting: the npm SMSC printed no port" >&2; exit 1; }
 run -mode component -n 20000 -window 1000 -smpp-window 100 -mo -1 -smsc "127.0.0.1:$port"
-kill "$smsc_pid"
+kill "$smsc_pid" 2>/dev/null || true
+wait "$smsc_pid" 2>/dev/null || true
 smsc_pid=
 
 echo "### testdata/loadgen/run.sh -n 20000 -w 1000 -u 100 -s 100"

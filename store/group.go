@@ -78,10 +78,26 @@ type grouper struct {
 	onCommit atomic.Pointer[func(writes int, d time.Duration)] // see OnCommit
 }
 
-// OnCommit sets f to be called after each group commit (see grouped), with
-// the writes it held and the time it took, commit included, whether it
-// succeeded or not. It runs on the commit's loop and must not block.
-func (s *Store) OnCommit(f func(writes int, d time.Duration)) { s.group.onCommit.Store(&f) }
+// OnCommit sets f (nil: none) to be called after each group commit (see
+// grouped), with the writes it held and the time it took, commit included,
+// whether it succeeded or not; when a shared one failed, again for each
+// write run on its own after it. It runs on the commit's loop and must not
+// block.
+func (s *Store) OnCommit(f func(writes int, d time.Duration)) {
+	if f == nil {
+		s.group.onCommit.Store(nil)
+		return
+	}
+	s.group.onCommit.Store(&f)
+}
+
+// committed reports a commit of n writes that began at start to OnCommit's
+// function.
+func (s *Store) committed(n int, start time.Time) {
+	if f := s.group.onCommit.Load(); f != nil {
+		(*f)(n, time.Since(start))
+	}
+}
 
 // errClosed is returned by writes after Close.
 var errClosed = errors.New("store: closed")
@@ -237,9 +253,7 @@ func (s *Store) commitBatch(batch []*groupOp) {
 	} else {
 		err = s.runGroupTx(ctx, batch)
 	}
-	if f := s.group.onCommit.Load(); f != nil {
-		(*f)(len(batch), time.Since(start))
-	}
+	s.committed(len(batch), start)
 	if err == nil || len(batch) == 1 {
 		for _, op := range batch {
 			op.done <- err
@@ -249,7 +263,10 @@ func (s *Store) commitBatch(batch []*groupOp) {
 	// One failed (or the commit did): each on its own, so only the
 	// failing one reports an error.
 	for _, op := range batch {
-		op.done <- s.runGroupTx(context.WithoutCancel(op.ctx), []*groupOp{op})
+		start := time.Now()
+		err := s.runGroupTx(context.WithoutCancel(op.ctx), []*groupOp{op})
+		s.committed(1, start)
+		op.done <- err
 	}
 }
 

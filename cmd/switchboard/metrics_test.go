@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -74,8 +75,6 @@ func TestMetricsAndReady(t *testing.T) {
 		`switchboard_sms_parts_submitted_total{status="ok"} 1`,
 		`switchboard_receipt_latency_seconds_count 1`,
 		`switchboard_smpp_response_seconds_count{smsc="default"} 1`,
-		`switchboard_store_commit_seconds_count `,
-		`switchboard_store_commit_writes_count `,
 		`switchboard_smpp_binds_up{smsc="default"} 1`,
 		`switchboard_smpp_window_in_use{smsc="default"} 0`,
 		`switchboard_xmpp_connected 1`,
@@ -105,6 +104,12 @@ func TestMetricsAndReady(t *testing.T) {
 	for _, line := range lines {
 		if !strings.Contains(body, "\n"+line) {
 			t.Errorf("/metrics has no line %q", line)
+		}
+	}
+	// The message's accept, SMSC id and receipt each waited on a commit.
+	for _, name := range []string{"switchboard_store_commit_seconds_count", "switchboard_store_commit_writes_count"} {
+		if m := regexp.MustCompile(`\n` + name + ` ([0-9]+)\n`).FindStringSubmatch(body); m == nil || m[1] == "0" {
+			t.Errorf("/metrics: %s = %v, want commits counted", name, m)
 		}
 	}
 	if t.Failed() {

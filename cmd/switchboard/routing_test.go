@@ -171,7 +171,10 @@ func TestFallback(t *testing.T) {
 	// With the fallback off, the bounce comes back to alice as the error
 	// it is, from carol's number, and nothing goes as SMS.
 	c, _ = adhocRun(t, a, s.prosody.Component, "settings", "", "execute", nil)
-	adhocRun(t, a, s.prosody.Component, "settings", c.SessionID, "complete", map[string]string{"fallback": "0"})
+	c, _ = adhocRun(t, a, s.prosody.Component, "settings", c.SessionID, "complete", map[string]string{"fallback": "0"})
+	if !strings.Contains(notes(c), "never go as SMS") {
+		t.Fatalf("settings = %s", notes(c))
+	}
 	must(t, a.Send(ctx, fmt.Sprintf(`<message to='%s' id='f4' type='chat'><body>to carol again</body></message>`, s.numberJID("+12015550102"))))
 	e, err := a.Next(ctx, func(st testenv.Stanza) bool {
 		return st.Attr["type"] == "error" && st.Attr["id"] == "f4"
@@ -181,6 +184,10 @@ func TestFallback(t *testing.T) {
 		t.Fatalf("relayed bounce = %s", e.XML)
 	}
 	t.Logf("relayed bounce: %s", e.XML)
+	// An SMS sent after it has passed the SMSC: had the bounce made one,
+	// it would have been queued before.
+	must(t, a.Send(ctx, fmt.Sprintf(`<message to='%s' type='chat'><body>after carol</body></message>`, s.numberJID(phone))))
+	waitSMS(t, s, "after carol")
 	if n := smsCount(s, "to carol again"); n != 0 {
 		t.Fatalf("%d SMS with the fallback off", n)
 	}

@@ -118,12 +118,12 @@ func New(reg prometheus.Registerer) *Metrics {
 		smppResp: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    nameSMPPResponse,
 			Help:    "Time a submit_sm waited for its submit_sm_resp (any status), by SMSC.",
-			Buckets: []float64{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10},
+			Buckets: []float64{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60},
 		}, []string{"smsc"}),
 		commit: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    nameCommit,
 			Help:    "Time of a group commit in the store (its statements and the commit), the writes waiting on it included.",
-			Buckets: []float64{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5},
+			Buckets: []float64{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10},
 		}),
 		writes: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    nameCommitWrites,
