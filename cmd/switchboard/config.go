@@ -190,11 +190,13 @@ func loadConfig(path string, environ []string) (*Config, error) {
 	if path != "" {
 		md, err := toml.DecodeFile(path, &cfg)
 		if err != nil {
+			// A configuration error too (exit status 2: restarting will
+			// not mend it), alone, for the rest cannot be read past it.
 			var perr toml.ParseError
 			if errors.As(err, &perr) {
-				return nil, fmt.Errorf("config %s: %s", path, perr.ErrorWithPosition())
+				return nil, configError{fmt.Errorf("%s: %s", path, perr.ErrorWithPosition())}
 			}
-			return nil, fmt.Errorf("config %s: %w", path, err)
+			return nil, configError{fmt.Errorf("%s: %w", path, err)}
 		}
 		for _, k := range md.Undecoded() {
 			errs = append(errs, fmt.Errorf("%s: unknown key", k))

@@ -147,6 +147,11 @@ func TestExitStatus(t *testing.T) {
 		want string
 	}{
 		{[]string{"serve", "-config", bad}, 2, "xmpp.secret"},
+		// A file that cannot be read as TOML, or at all, is a
+		// configuration error too: a service manager must not restart.
+		{[]string{"serve", "-config", writeFile(t, "syntax.toml", "[xmpp]\ncomponent = sms.example.com\n")}, 2, "line 2"},
+		{[]string{"check", "-config", writeFile(t, "type.toml", "[smpp]\nwindow = \"ten\"\n")}, 2, "window"},
+		{[]string{"serve", "-config", filepath.Join(t.TempDir(), "missing.toml")}, 2, "missing.toml"},
 		{[]string{"frobnicate"}, 2, "unknown command"},
 		{[]string{"serve", "-nope"}, 2, "flag provided but not defined"},
 		{[]string{"numbers", "-config", writeFile(t, "ok.toml", goodConfig), "assign", "alice@example.com", "12"}, 2, "not a valid phone number"},
