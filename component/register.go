@@ -125,6 +125,8 @@ func registerError(err error) error {
 		return errText(stanza.Wait, stanza.ResourceConstraint, ve.Text)
 	case verify.Disabled:
 		return errText(stanza.Cancel, stanza.NotAllowed, ve.Text)
+	case verify.Forbidden:
+		return errText(stanza.Cancel, stanza.PolicyViolation, ve.Text)
 	default:
 		return errText(stanza.Auth, stanza.NotAuthorized, ve.Text)
 	}

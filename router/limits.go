@@ -10,6 +10,14 @@ import (
 	"switchboard/roster/number"
 )
 
+// Forbidden says, in words for a user, why no SMS may go to dest (E.164):
+// the country and prefix limits; "" when it may. Verification codes obey
+// it too.
+func (r *Router) Forbidden(dest string) string {
+	_, why := r.forbidden(dest)
+	return why
+}
+
 // forbidden says why SMS may not go to dest — a label for metrics and a
 // text for the sender — or "", "".
 func (r *Router) forbidden(dest string) (reason, why string) {

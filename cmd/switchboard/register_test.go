@@ -193,7 +193,20 @@ func TestRegisterLimits(t *testing.T) {
 	b := s.login(t, "bob")
 	waitComponent(t, s, b)
 
+	// A premium-rate number gets no code: codes obey the blocked prefixes
+	// of [limits] like any SMS (the default blocks +1900).
 	c, _ := adhocRun(t, b, comp, "jabber:iq:register", "", "execute", nil)
+	c, _ = adhocRun(t, b, comp, "jabber:iq:register", c.SessionID, "next", map[string]string{"phone": "+19005550142"})
+	if c.Status != adhoc.Executing || !strings.Contains(notes(c), "+1900") {
+		t.Fatalf("premium number by command = %+v %s", c, notes(c))
+	}
+	iq, err := b.IQ(ctxT(t, 10*time.Second), fmt.Sprintf(`<iq type='set' to='%s'><query xmlns='jabber:iq:register'><phone>+19005550142</phone></query></iq>`, comp))
+	must(t, err)
+	if iq.ErrorCondition() != "policy-violation" || !strings.Contains(iq.XML, "+1900") {
+		t.Fatalf("premium number by XEP-0077 = %s", iq.XML)
+	}
+
+	c, _ = adhocRun(t, b, comp, "jabber:iq:register", "", "execute", nil)
 	sid := c.SessionID
 	adhocRun(t, b, comp, "jabber:iq:register", sid, "next", map[string]string{"phone": "+12015550142"})
 	code := lastCode(t, s, 1, "+12015550142")

@@ -164,6 +164,7 @@ func run(ctx context.Context, cfg *Config, log zerolog.Logger) error {
 		PerJIDDay:     reg.PerJIDDay,
 		GlobalHour:    reg.GlobalHour,
 		DefaultRegion: cfg.Phone.DefaultRegion,
+		Refuse:        rt.Forbidden,
 		Logger:        log,
 		WakeSMS:       func() { gw.Wake() },
 		OnBind:        func(ctx context.Context, _ jid.JID, num string) { _ = book.Registered(ctx, num) },

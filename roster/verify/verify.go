@@ -64,7 +64,12 @@ type Config struct {
 	GlobalHour int
 	// DefaultRegion is for numbers written without a country code.
 	DefaultRegion string
-	Logger        zerolog.Logger
+	// Refuse, if set, says why no SMS may go to number (E.164), in words
+	// for the user, or "" to let it go: the operator's country and prefix
+	// limits, which a code must obey like any SMS (a code to a premium-rate
+	// number is the classic SMS-pumping fraud).
+	Refuse func(number string) string
+	Logger zerolog.Logger
 	// WakeSMS is called after a code SMS was queued.
 	WakeSMS func()
 	// OnBind is called after a number was verified and bound to user;
@@ -148,6 +153,7 @@ const (
 	NoPending               // no code was requested, or it expired or was voided
 	WrongCode               // the code does not match; tries remain or not (see Text)
 	Disabled                // verification is off: operators assign numbers
+	Forbidden               // no SMS may go to the number (the operator's limits)
 )
 
 func refuse(k Kind, format string, args ...any) *Error {
@@ -170,6 +176,11 @@ func (s *Service) Start(ctx context.Context, user jid.JID, phone string) (number
 	n, err := number.Parse(phone, region)
 	if err != nil {
 		return "", refuse(BadNumber, "%q is not a phone number: write it in international form, such as +12015550123.", strings.TrimSpace(phone))
+	}
+	if s.cfg.Refuse != nil {
+		if why := s.cfg.Refuse(n.String()); why != "" {
+			return "", &Error{Kind: Forbidden, Text: why}
+		}
 	}
 	now := s.now()
 	c, err := s.store.CodeSends(ctx, n.String(), bare, now.Add(-24*time.Hour), now.Add(-time.Hour))

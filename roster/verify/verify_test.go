@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -222,6 +223,30 @@ func TestDisabledAndBadNumber(t *testing.T) {
 	if n, err := s.Start(context.Background(), alice, "(201) 555-0142"); err != nil || n != "+12015550142" {
 		t.Fatalf("national = %q, %v", n, err)
 	}
+}
+
+// A number the operator's limits forbid SMS to gets no code, with the
+// limit's words, and nothing is queued or counted against the user.
+func TestForbiddenNumberGetsNoCode(t *testing.T) {
+	refuse := func(n string) string {
+		if strings.HasPrefix(n, "+1900") {
+			return "SMS to +1900… numbers are blocked by this gateway."
+		}
+		return ""
+	}
+	s, st, _ := service(t, Config{Refuse: refuse})
+	_, err := s.Start(context.Background(), alice, "+19005550142")
+	var ve *Error
+	if !errors.As(err, &ve) || ve.Kind != Forbidden || !strings.Contains(ve.Text, "+1900") {
+		t.Fatalf("Start(premium) = %v, want Forbidden naming the prefix", err)
+	}
+	if msgs, err := st.ClaimOutbound(context.Background(), "t", 10, time.Minute); err != nil || len(msgs) != 0 {
+		t.Fatalf("%d SMS queued for a forbidden number (%v)", len(msgs), err)
+	}
+	if n, err := s.Start(context.Background(), alice, "+12015550142"); err != nil || n != "+12015550142" {
+		t.Fatalf("Start(allowed) = %q, %v", n, err)
+	}
+	sentCode(t, st)
 }
 
 func TestCodesAreRandom(t *testing.T) {
