@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"mellium.im/xmpp/jid"
@@ -29,24 +30,97 @@ func (r *Router) fallbackLoop(ctx context.Context) {
 		case <-t.C:
 		}
 		for {
-			msgs, err := r.store.FallBack(ctx, time.Now(), fallbackBatch)
+			due, err := r.store.DueRelays(ctx, time.Now(), fallbackBatch)
+			if err == nil && len(due) > 0 {
+				err = r.fallBack(ctx, due, "no receipt came over XMPP in time")
+			}
 			if err != nil {
 				if ctx.Err() == nil {
 					r.log.Error().Err(err).Msg("SMS fallback failed")
 				}
 				break
 			}
-			for _, m := range msgs {
-				r.fellBack(ctx, m, "no receipt came over XMPP in time")
-			}
-			if len(msgs) > 0 {
-				r.cfg.WakeSMS()
-			}
-			if len(msgs) < fallbackBatch {
+			if len(due) < fallbackBatch {
 				break
 			}
 		}
 	}
+}
+
+// fallBack sends due (relayed messages: id, sender, destination) as SMS,
+// those the SMS limits allow, like any SMS (the sender's quota, the
+// destination's country and prefix); the others fail, and their senders
+// get an error saying why. A message another instance or a receipt has
+// taken meanwhile is left alone.
+func (r *Router) fallBack(ctx context.Context, due []*store.Outbound, why string) error {
+	refused, err := r.refusedFallbacks(ctx, due)
+	if err != nil {
+		return err
+	}
+	var ids []int64
+	for _, m := range due {
+		text, no := refused[m.ID]
+		if !no {
+			ids = append(ids, m.ID)
+			continue
+		}
+		ok, err := r.store.FailRelay(ctx, m.ID, "Not confirmed over XMPP, and not sent as SMS: "+text)
+		if err != nil {
+			return err
+		}
+		if ok {
+			r.log.Info().Int64("msg", m.ID).Str("why", text).Msg("fallback to SMS refused by the limits")
+			r.cfg.OnMessage(store.Out, store.RouteXMPP, "failed")
+			r.Wake() // its notice is claimable
+		}
+	}
+	moved, err := r.store.FallBackIDs(ctx, ids, time.Now())
+	if err != nil {
+		return err
+	}
+	for _, m := range moved {
+		r.fellBack(ctx, m, why)
+	}
+	if len(moved) > 0 {
+		r.cfg.WakeSMS()
+	}
+	return nil
+}
+
+// refusedFallbacks checks due against the SMS limits, in order, as one
+// batch, and returns why each refused one may not go as SMS.
+func (r *Router) refusedFallbacks(ctx context.Context, due []*store.Outbound) (map[int64]string, error) {
+	var senders []string
+	for _, m := range due {
+		if b := bareOf(m.SenderJID); !slices.Contains(senders, b) {
+			senders = append(senders, b)
+		}
+	}
+	q, err := r.newQuota(ctx, senders)
+	if err != nil {
+		return nil, err
+	}
+	refused := make(map[int64]string)
+	for _, m := range due {
+		reason, why := r.forbidden(m.Dest)
+		if reason == "" {
+			reason, why = q.take(bareOf(m.SenderJID))
+		}
+		if reason != "" {
+			r.cfg.OnRefused(reason)
+			refused[m.ID] = why
+		}
+	}
+	return refused, nil
+}
+
+// bareOf is the bare form of a JID as stored, or s itself when it does
+// not parse.
+func bareOf(s string) string {
+	if j, err := jid.Parse(s); err == nil {
+		return j.Bare().String()
+	}
+	return s
 }
 
 // fellBack tells the sender that a message goes as SMS after all. The
@@ -141,12 +215,13 @@ func (r *Router) Bounce(ctx context.Context, from, to jid.JID, id string, payloa
 		return false
 	}
 	if rel.Armed {
-		m, err := r.store.FallBackNow(ctx, rel.ID)
-		if err == nil && m != nil {
-			r.fellBack(ctx, m, "the recipient's server could not deliver it")
-			r.cfg.WakeSMS()
-			return true
+		err := r.fallBack(ctx, []*store.Outbound{{ID: rel.ID, SenderJID: rel.SenderJID, Dest: recipientNumber}},
+			"the recipient's server could not deliver it")
+		if err == nil {
+			return true // gone as SMS, or failed with a notice saying why
 		}
+		r.log.Warn().Int64("msg", rel.ID).Err(err).Msg("SMS fallback after a bounce failed; the timer will retry it")
+		return true
 	}
 	peer, sender, ok := r.relayEnds(rel, recipientNumber)
 	if !ok {

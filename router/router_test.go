@@ -304,6 +304,43 @@ func TestFallbackOnceAndBounce(t *testing.T) {
 	}
 }
 
+// A relay that would fall back to SMS obeys the SMS limits like any SMS:
+// over the sender's quota it fails, and the sender is told why, whether
+// the timer or a bounce made it fall back; nothing goes as SMS.
+func TestFallbackWithinLimits(t *testing.T) {
+	for _, bounce := range []bool{false, true} {
+		after := 100 * time.Millisecond
+		if bounce {
+			after = time.Hour
+		}
+		f := setup(t, router.Config{FallbackAfter: after, Limits: router.Limits{PerUserMinute: 1}})
+		ctx := context.Background()
+		if err := f.r.Outbound(ctx, router.Message{From: alice, To: numberJID(phone), ID: "s1", Body: "the one SMS"}); err != nil {
+			t.Fatal(err)
+		}
+		if msgs := f.queued(t); len(msgs) != 1 {
+			t.Fatalf("first SMS queued %+v", msgs)
+		}
+		if err := f.r.Outbound(ctx, router.Message{From: alice, To: numberJID(bobNum), ID: "r1", Body: "over quota"}); err != nil {
+			t.Fatal(err)
+		}
+		f.x.next(t, "relay")
+		if bounce && !f.r.Bounce(ctx, bob, numberJID(aliceNum), "r1", []byte("<error/>")) {
+			t.Fatal("bounce did not match")
+		}
+		e := f.x.next(t, "error")
+		if e.id != "r1" || e.to != alice.String() || !strings.Contains(e.text, "not sent as SMS") || !strings.Contains(e.text, "last minute") {
+			t.Fatalf("bounce %v: error %+v", bounce, e)
+		}
+		if msgs, err := f.st.ClaimOutbound(ctx, "t", 100, time.Minute); err != nil || len(msgs) != 0 {
+			t.Fatalf("bounce %v: %d SMS queued over the quota (%v)", bounce, len(msgs), err)
+		}
+		if st, _, err := f.st.MessageState(ctx, 2); err != nil /* the relay, stored second */ || st != store.StateFailed {
+			t.Fatalf("bounce %v: relay state %q, %v", bounce, st, err)
+		}
+	}
+}
+
 func TestUnavailableRecipientGoesBySMS(t *testing.T) {
 	f := setup(t, router.Config{})
 	f.x.setPresent("bob@example.com", false)

@@ -57,8 +57,8 @@ func TestSMSSent(t *testing.T) {
 		check("accepted", store.SMSCounts{Minute: 2, Day: 2}, store.SMSCounts{Minute: 1, Day: 1}, 3)
 
 		now = now.Add(30 * time.Second)
-		if m, err := s.FallBackNow(ctx, relay); err != nil || m == nil {
-			t.Fatalf("FallBackNow = %v, %v", m, err)
+		if ms, err := s.FallBackIDs(ctx, []int64{relay}, now); err != nil || len(ms) != 1 {
+			t.Fatalf("FallBackIDs = %v, %v", ms, err)
 		}
 		check("fallen back", store.SMSCounts{Minute: 3, Day: 3}, store.SMSCounts{Minute: 1, Day: 1}, 4)
 
@@ -99,8 +99,8 @@ func TestSMSSent(t *testing.T) {
 		s.CountSMSPerUser(false)
 		accept(bobTo(phoneNum), aliceTo(phoneNum, "a3", "z"))
 		relay = accept(store.Outbound{SenderJID: aliceJID, SenderNumber: aliceNum, Dest: bobNum, StanzaID: "r2", Body: "r", PeerJID: bobJID})[0]
-		if m, err := s.FallBackNow(ctx, relay); err != nil || m == nil {
-			t.Fatalf("FallBackNow = %v, %v", m, err)
+		if ms, err := s.FallBackIDs(ctx, []int64{relay}, now); err != nil || len(ms) != 1 {
+			t.Fatalf("FallBackIDs = %v, %v", ms, err)
 		}
 		check("not counting", store.SMSCounts{}, store.SMSCounts{}, 3)
 		must(t, store.QueryRow(s, `SELECT count(*) FROM sms_user_counts`).Scan(&rows))

@@ -13,21 +13,41 @@ import (
 // SMS (fallback) when none comes in time.
 const StateRelayed = "relayed"
 
-// FallBack moves relayed messages whose fallback time has come to the SMS
-// queue, at most limit of them, and returns them. The move is one update
-// per message guarded by its state, so a message falls back at most once
-// and a receipt that wins the race keeps it on XMPP.
-func (s *Store) FallBack(ctx context.Context, now time.Time, limit int) ([]*Outbound, error) {
+// DueRelays returns relayed messages whose fallback time has come, at most
+// limit of them, oldest first: their ids, senders and destinations, for the
+// router to check against the SMS limits before FallBackIDs moves them.
+func (s *Store) DueRelays(ctx context.Context, now time.Time, limit int) ([]*Outbound, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT id, user_jid, peer_number FROM messages
+		WHERE state = 'relayed' AND next_attempt_at > 0 AND next_attempt_at <= $1 ORDER BY id LIMIT $2`, now.UnixMilli(), limit)
+	if err != nil {
+		return nil, fmt.Errorf("store: due relays: %w", err)
+	}
+	defer rows.Close()
+	var out []*Outbound
+	for rows.Next() {
+		m := new(Outbound)
+		if err := rows.Scan(&m.ID, &m.SenderJID, &m.Dest); err != nil {
+			return nil, fmt.Errorf("store: due relays: %w", err)
+		}
+		out = append(out, m)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: due relays: %w", err)
+	}
+	return out, nil
+}
+
+// FallBackIDs moves the relayed messages ids to the SMS queue and returns
+// those it moved. The move is one update per message guarded by its state,
+// so a message falls back at most once (another instance, or a receipt
+// that won the race, leaves it out).
+func (s *Store) FallBackIDs(ctx context.Context, ids []int64, now time.Time) ([]*Outbound, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
 	var out []*Outbound
 	err := s.tx(ctx, func(tx *sql.Tx) error {
-		q := `SELECT id FROM messages WHERE state = 'relayed' AND next_attempt_at > 0 AND next_attempt_at <= $1 ORDER BY id LIMIT $2`
-		if s.dialect == postgres {
-			q += ` FOR UPDATE SKIP LOCKED`
-		}
-		ids, err := queryIDs(ctx, tx, q, now.UnixMilli(), limit)
-		if err != nil || len(ids) == 0 {
-			return err
-		}
+		var err error
 		out, err = s.fallBack(ctx, tx, ids, now)
 		return err
 	})
@@ -37,20 +57,28 @@ func (s *Store) FallBack(ctx context.Context, now time.Time, limit int) ([]*Outb
 	return out, nil
 }
 
-// FallBackNow moves one relayed message to the SMS queue at once (its
-// recipient is unreachable). It returns nil if the message is no longer
-// relayed (a receipt came, or it already fell back).
-func (s *Store) FallBackNow(ctx context.Context, id int64) (*Outbound, error) {
-	var out []*Outbound
+// FailRelay ends relayed message id as failed with reason, instead of
+// falling back to SMS, and raises a notice to its sender for any instance
+// to claim. It reports false when the message is no longer relayed.
+func (s *Store) FailRelay(ctx context.Context, id int64, reason string) (bool, error) {
+	failed := false
 	err := s.tx(ctx, func(tx *sql.Tx) error {
-		var err error
-		out, err = s.fallBack(ctx, tx, []int64{id}, s.now())
+		res, err := s.txExec(ctx, tx, `UPDATE messages SET state = 'failed', error = $1, next_attempt_at = 0, updated_at = $2
+			WHERE id = $3 AND state = 'relayed'`, reason, s.ms(), id)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil || n == 0 {
+			return err
+		}
+		failed = true
+		_, err = s.txExec(ctx, tx, `INSERT INTO notices (message_id) VALUES ($1) ON CONFLICT (message_id) DO NOTHING`, id)
 		return err
 	})
-	if err != nil || len(out) == 0 {
-		return nil, err
+	if err != nil {
+		return false, fmt.Errorf("store: fail relay: %w", err)
 	}
-	return out[0], nil
+	return failed, nil
 }
 
 func (s *Store) fallBack(ctx context.Context, tx *sql.Tx, ids []int64, now time.Time) ([]*Outbound, error) {
