@@ -243,6 +243,10 @@ func (r *Router) send(ctx context.Context, n store.Notice, seen presenceSeen) er
 				return r.xmpp.SendText(ctx, r.cfg.Component, user.Bare(), "sms-failed-"+strconv.FormatInt(n.ID, 10), r.failureText(ctx, n))
 			}
 		}
+		if n.Route == store.RouteXMPP { // a relay whose fallback the SMS limits refused
+			return r.xmpp.SendError(ctx, peer, user, n.StanzaID,
+				stanzaErr(stanza.Cancel, stanza.PolicyViolation, "The message was not delivered: "+n.Error+"."))
+		}
 		return r.xmpp.SendError(ctx, peer, user, n.StanzaID,
 			stanzaErr(stanza.Cancel, stanza.RecipientUnavailable, "The SMS was not delivered: "+n.Error+"."))
 	}
@@ -261,6 +265,9 @@ func (r *Router) failureText(ctx context.Context, n store.Notice) string {
 		}
 	}
 	to := "Your SMS to " + n.PeerNumber
+	if n.Route == store.RouteXMPP {
+		to = "Your message to " + n.PeerNumber
+	}
 	if q := quoteStart(body, failureQuote); q != "" {
 		to += " “" + q + "”"
 	}

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
+	"unicode"
 
 	"mellium.im/xmpp/jid"
 
@@ -59,17 +61,19 @@ func (r *Router) fallBack(ctx context.Context, due []*store.Outbound, why string
 	}
 	var ids []int64
 	for _, m := range due {
-		text, no := refused[m.ID]
-		if !no {
+		no, ok := refused[m.ID]
+		if !ok {
 			ids = append(ids, m.ID)
 			continue
 		}
-		ok, err := r.store.FailRelay(ctx, m.ID, "Not confirmed over XMPP, and not sent as SMS: "+text)
+		// The notice reads "The message was not delivered: " and this.
+		failed, err := r.store.FailRelay(ctx, m.ID, why+", and the SMS limits refused it as SMS: "+clause(no.why))
 		if err != nil {
 			return err
 		}
-		if ok {
-			r.log.Info().Int64("msg", m.ID).Str("why", text).Msg("fallback to SMS refused by the limits")
+		if failed {
+			r.log.Info().Int64("msg", m.ID).Str("why", no.why).Msg("fallback to SMS refused by the limits")
+			r.cfg.OnRefused(no.reason)
 			r.cfg.OnMessage(store.Out, store.RouteXMPP, "failed")
 			r.Wake() // its notice is claimable
 		}
@@ -87,9 +91,13 @@ func (r *Router) fallBack(ctx context.Context, due []*store.Outbound, why string
 	return nil
 }
 
+// refusal is why the limits refuse an SMS: a label for metrics, a text
+// for the sender.
+type refusal struct{ reason, why string }
+
 // refusedFallbacks checks due against the SMS limits, in order, as one
 // batch, and returns why each refused one may not go as SMS.
-func (r *Router) refusedFallbacks(ctx context.Context, due []*store.Outbound) (map[int64]string, error) {
+func (r *Router) refusedFallbacks(ctx context.Context, due []*store.Outbound) (map[int64]refusal, error) {
 	var senders []string
 	for _, m := range due {
 		if b := bareOf(m.SenderJID); !slices.Contains(senders, b) {
@@ -100,18 +108,28 @@ func (r *Router) refusedFallbacks(ctx context.Context, due []*store.Outbound) (m
 	if err != nil {
 		return nil, err
 	}
-	refused := make(map[int64]string)
+	refused := make(map[int64]refusal)
 	for _, m := range due {
 		reason, why := r.forbidden(m.Dest)
 		if reason == "" {
 			reason, why = q.take(bareOf(m.SenderJID))
 		}
 		if reason != "" {
-			r.cfg.OnRefused(reason)
-			refused[m.ID] = why
+			refused[m.ID] = refusal{reason, why}
 		}
 	}
 	return refused, nil
+}
+
+// clause makes a sentence a clause to follow a colon: no final period, and
+// a capital first letter lowered unless it starts a word in capitals (SMS).
+func clause(s string) string {
+	s = strings.TrimSuffix(s, ".")
+	r := []rune(s)
+	if len(r) > 1 && unicode.IsUpper(r[0]) && !unicode.IsUpper(r[1]) {
+		r[0] = unicode.ToLower(r[0])
+	}
+	return string(r)
 }
 
 // bareOf is the bare form of a JID as stored, or s itself when it does
@@ -214,20 +232,22 @@ func (r *Router) Bounce(ctx context.Context, from, to jid.JID, id string, payloa
 	if err != nil {
 		return false
 	}
+	fellBack := false
 	if rel.Armed {
 		err := r.fallBack(ctx, []*store.Outbound{{ID: rel.ID, SenderJID: rel.SenderJID, Dest: recipientNumber}},
 			"the recipient's server could not deliver it")
 		if err == nil {
 			return true // gone as SMS, or failed with a notice saying why
 		}
-		r.log.Warn().Int64("msg", rel.ID).Err(err).Msg("SMS fallback after a bounce failed; the timer will retry it")
-		return true
+		// The sender hears of the bounce now; the timer tries the SMS again.
+		r.log.Warn().Int64("msg", rel.ID).Err(err).Msg("SMS fallback after a bounce failed; passing the bounce on")
+		fellBack = true
 	}
 	peer, sender, ok := r.relayEnds(rel, recipientNumber)
 	if !ok {
 		return true
 	}
-	if rel.State == store.StateRelayed {
+	if rel.State == store.StateRelayed && !fellBack {
 		r.cfg.OnMessage(store.Out, store.RouteXMPP, "failed")
 	}
 	if err := r.xmpp.SendRelayError(ctx, peer, sender, id, payload); err != nil {

@@ -105,7 +105,8 @@ type Config struct {
 	// Handoff); the others are queued and WakeSMS is called.
 	Handoff Handoff
 	// OnRefused, if set, is called for each message from a user refused
-	// before it was stored, with a short reason for metrics: "country",
+	// before it was stored, and for each relay whose fallback to SMS the
+	// limits refused, with a short reason for metrics: "country",
 	// "prefix", "quota_global", "quota_user_minute", "quota_user_day",
 	// "too_long", "unregistered" (the sender has no number) or "internal"
 	// (the store failed).

@@ -304,39 +304,73 @@ func TestFallbackOnceAndBounce(t *testing.T) {
 	}
 }
 
-// A relay that would fall back to SMS obeys the SMS limits like any SMS:
-// over the sender's quota it fails, and the sender is told why, whether
-// the timer or a bounce made it fall back; nothing goes as SMS.
+// A relay that would fall back to SMS obeys the SMS limits like any SMS,
+// whether the timer or a bounce makes it fall back: over the sender's
+// quota, or to a blocked prefix, it fails, the sender is told why, and
+// nothing goes as SMS; within them it goes.
 func TestFallbackWithinLimits(t *testing.T) {
-	for _, bounce := range []bool{false, true} {
-		after := 100 * time.Millisecond
-		if bounce {
-			after = time.Hour
-		}
-		f := setup(t, router.Config{FallbackAfter: after, Limits: router.Limits{PerUserMinute: 1}})
-		ctx := context.Background()
-		if err := f.r.Outbound(ctx, router.Message{From: alice, To: numberJID(phone), ID: "s1", Body: "the one SMS"}); err != nil {
-			t.Fatal(err)
-		}
-		if msgs := f.queued(t); len(msgs) != 1 {
-			t.Fatalf("first SMS queued %+v", msgs)
-		}
-		if err := f.r.Outbound(ctx, router.Message{From: alice, To: numberJID(bobNum), ID: "r1", Body: "over quota"}); err != nil {
-			t.Fatal(err)
-		}
-		f.x.next(t, "relay")
-		if bounce && !f.r.Bounce(ctx, bob, numberJID(aliceNum), "r1", []byte("<error/>")) {
-			t.Fatal("bounce did not match")
-		}
-		e := f.x.next(t, "error")
-		if e.id != "r1" || e.to != alice.String() || !strings.Contains(e.text, "not sent as SMS") || !strings.Contains(e.text, "last minute") {
-			t.Fatalf("bounce %v: error %+v", bounce, e)
-		}
-		if msgs, err := f.st.ClaimOutbound(ctx, "t", 100, time.Minute); err != nil || len(msgs) != 0 {
-			t.Fatalf("bounce %v: %d SMS queued over the quota (%v)", bounce, len(msgs), err)
-		}
-		if st, _, err := f.st.MessageState(ctx, 2); err != nil /* the relay, stored second */ || st != store.StateFailed {
-			t.Fatalf("bounce %v: relay state %q, %v", bounce, st, err)
+	for _, tc := range []struct {
+		name   string
+		limits router.Limits
+		want   string // in the error; "" when the SMS goes
+	}{
+		{"quota", router.Limits{PerUserMinute: 1}, "the SMS limits refused it as SMS: you have sent 1 SMS in the last minute"},
+		{"prefix", router.Limits{BlockedPrefixes: []string{bobNum}}, "the SMS limits refused it as SMS: SMS to " + bobNum},
+		{"within", router.Limits{PerUserMinute: 5}, ""},
+	} {
+		for _, bounce := range []bool{false, true} {
+			after := 100 * time.Millisecond
+			if bounce {
+				after = time.Hour
+			}
+			var (
+				mu       sync.Mutex
+				refusals []string
+			)
+			f := setup(t, router.Config{FallbackAfter: after, Limits: tc.limits, OnRefused: func(r string) {
+				mu.Lock()
+				defer mu.Unlock()
+				refusals = append(refusals, r)
+			}})
+			ctx := context.Background()
+			if err := f.r.Outbound(ctx, router.Message{From: alice, To: numberJID(phone), ID: "s1", Body: "the one SMS"}); err != nil {
+				t.Fatal(err)
+			}
+			if msgs := f.queued(t); len(msgs) != 1 {
+				t.Fatalf("first SMS queued %+v", msgs)
+			}
+			if err := f.r.Outbound(ctx, router.Message{From: alice, To: numberJID(bobNum), ID: "r1", Body: "relayed"}); err != nil {
+				t.Fatal(err)
+			}
+			f.x.next(t, "relay")
+			if bounce && !f.r.Bounce(ctx, bob, numberJID(aliceNum), "r1", []byte("<error/>")) {
+				t.Fatal("bounce did not match")
+			}
+			name := fmt.Sprintf("%s, bounce %v", tc.name, bounce)
+			rel, err := f.st.FindRelay(ctx, aliceNum, bobNum, "r1")
+			if tc.want == "" {
+				if msgs := f.queued(t); len(msgs) != 1 || msgs[0].Body != "relayed" {
+					t.Fatalf("%s: fallback queued %+v", name, msgs)
+				}
+				continue
+			}
+			e := f.x.next(t, "error")
+			if e.id != "r1" || e.to != alice.String() || e.condition != stanza.PolicyViolation ||
+				!strings.HasPrefix(e.text, "The message was not delivered: ") || !strings.Contains(e.text, tc.want) {
+				t.Fatalf("%s: error %+v", name, e)
+			}
+			if msgs, err := f.st.ClaimOutbound(ctx, "t", 100, time.Minute); err != nil || len(msgs) != 0 {
+				t.Fatalf("%s: %d SMS queued past the limits (%v)", name, len(msgs), err)
+			}
+			if rel, err = f.st.FindRelay(ctx, aliceNum, bobNum, "r1"); err != nil || rel.State != store.StateFailed {
+				t.Fatalf("%s: relay %+v, %v", name, rel, err)
+			}
+			mu.Lock()
+			n := len(refusals)
+			mu.Unlock()
+			if n != 1 {
+				t.Fatalf("%s: %d refusals counted, want one", name, n)
+			}
 		}
 	}
 }

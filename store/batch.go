@@ -388,7 +388,7 @@ func (s *Store) loadOutcomes(ctx context.Context, tx *sql.Tx, ids []int64, rcptF
 		}
 		switch kind {
 		case "m":
-			nt.ID, nt.WantReceipt = id, want != 0
+			nt.ID, nt.WantReceipt, nt.Route = id, want != 0, RouteSMS // outcomes are the SMS route's
 			msgs[id] = &msgRow{state: state, parts: num, updated: at, notice: nt, recorded: make(map[int]*partRec, num)}
 		case "p":
 			parts = append(parts, &partRec{msg: id, seq: num, smscID: smscID, state: state, err: errText, updated: at})

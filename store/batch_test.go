@@ -214,7 +214,7 @@ func TestHandInbound(t *testing.T) {
 		case <-time.After(5 * time.Second):
 			t.Fatal("no notice handed")
 		}
-		want := store.Notice{ID: in.ID, Direction: store.In, State: store.StateReceived, UserJID: in.RecipientJID,
+		want := store.Notice{ID: in.ID, Direction: store.In, Route: store.RouteSMS, State: store.StateReceived, UserJID: in.RecipientJID,
 			UserNumber: in.Dest, PeerNumber: in.Source, Body: "hi"}
 		if len(ns) != 1 || ns[0] != want {
 			t.Fatalf("handed %+v, want %+v", ns, want)

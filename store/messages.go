@@ -525,7 +525,7 @@ func (s *Store) AcceptInbound(ctx context.Context, in *Inbound) error {
 	}}
 	if handed {
 		op.notice = func() (Notice, bool) {
-			return Notice{ID: in.ID, Direction: In, State: StateReceived, UserJID: in.RecipientJID,
+			return Notice{ID: in.ID, Direction: In, Route: RouteSMS, State: StateReceived, UserJID: in.RecipientJID,
 				UserNumber: in.Dest, PeerNumber: in.Source, Body: in.Body}, found && !in.Duplicate
 		}
 	}
@@ -576,6 +576,7 @@ func (s *Store) resent(ctx context.Context, tx *sql.Tx, ended func(string) bool,
 type Notice struct {
 	ID          int64
 	Direction   string // Out or In
+	Route       string // RouteSMS or RouteXMPP
 	State       string
 	UserJID     string // out: the sender's full JID; in: the recipient's bare JID
 	UserNumber  string
@@ -620,7 +621,7 @@ func (s *Store) ClaimNotices(ctx context.Context, owner string, limit int, lease
 			args...); err != nil {
 			return err
 		}
-		rows, err := s.txQuery(ctx, tx, `SELECT id, direction, state, user_jid, user_number, peer_number, stanza_id, want_receipt, body, error
+		rows, err := s.txQuery(ctx, tx, `SELECT id, direction, route, state, user_jid, user_number, peer_number, stanza_id, want_receipt, body, error
 			FROM messages WHERE id IN (`+inList(1, len(args)-2)+`) ORDER BY id`, args[2:]...)
 		if err != nil {
 			return err
@@ -631,7 +632,7 @@ func (s *Store) ClaimNotices(ctx context.Context, owner string, limit int, lease
 				n    Notice
 				want int
 			)
-			if err := rows.Scan(&n.ID, &n.Direction, &n.State, &n.UserJID, &n.UserNumber, &n.PeerNumber, &n.StanzaID, &want, &n.Body, &n.Error); err != nil {
+			if err := rows.Scan(&n.ID, &n.Direction, &n.Route, &n.State, &n.UserJID, &n.UserNumber, &n.PeerNumber, &n.StanzaID, &want, &n.Body, &n.Error); err != nil {
 				return err
 			}
 			n.WantReceipt = want != 0

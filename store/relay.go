@@ -85,7 +85,7 @@ func (s *Store) fallBack(ctx context.Context, tx *sql.Tx, ids []int64, now time.
 	args := idArgs([]any{now.UnixMilli()}, ids)
 	rows, err := tx.QueryContext(ctx, `UPDATE messages SET state = 'queued', route = 'sms', fallback = 1, next_attempt_at = 0, updated_at = $1
 		WHERE state = 'relayed' AND id IN (`+inList(2, len(ids))+`)
-		RETURNING id, user_jid, user_number, peer_number, stanza_id, want_receipt, body, parts, expires_at, created_at`, args...)
+		RETURNING id, user_jid, user_number, peer_number, stanza_id, want_receipt, body, parts, expires_at`, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -96,15 +96,18 @@ func (s *Store) fallBack(ctx context.Context, tx *sql.Tx, ids []int64, now time.
 	)
 	for rows.Next() {
 		var (
-			m        Outbound
-			want     int
-			exp, cre int64
+			m    Outbound
+			want int
+			exp  int64
 		)
-		if err := rows.Scan(&m.ID, &m.SenderJID, &m.SenderNumber, &m.Dest, &m.StanzaID, &want, &m.Body, &m.Parts, &exp, &cre); err != nil {
+		if err := rows.Scan(&m.ID, &m.SenderJID, &m.SenderNumber, &m.Dest, &m.StanzaID, &want, &m.Body, &m.Parts, &exp); err != nil {
 			return nil, err
 		}
 		if s.userCounts.Load() {
-			users = addUserSMS(users, bare(m.SenderJID), cre) // a user's count from when they sent it
+			// Charged now, when it goes as SMS, as the limits checked it
+			// (charged when it was sent, it would fall outside the windows
+			// the check reads).
+			users = addUserSMS(users, bare(m.SenderJID), now.UnixMilli())
 		}
 		m.WantReceipt = want != 0
 		if exp != 0 {
