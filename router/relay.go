@@ -98,10 +98,12 @@ type refusal struct{ reason, why string }
 // refusedFallbacks checks due against the SMS limits, in order, as one
 // batch, and returns why each refused one may not go as SMS.
 func (r *Router) refusedFallbacks(ctx context.Context, due []*store.Outbound) (map[int64]refusal, error) {
+	bares := make([]string, len(due))
 	var senders []string
-	for _, m := range due {
-		if b := bareOf(m.SenderJID); !slices.Contains(senders, b) {
-			senders = append(senders, b)
+	for i, m := range due {
+		bares[i] = bareOf(m.SenderJID)
+		if !slices.Contains(senders, bares[i]) {
+			senders = append(senders, bares[i])
 		}
 	}
 	q, err := r.newQuota(ctx, senders)
@@ -109,10 +111,10 @@ func (r *Router) refusedFallbacks(ctx context.Context, due []*store.Outbound) (m
 		return nil, err
 	}
 	refused := make(map[int64]refusal)
-	for _, m := range due {
+	for i, m := range due {
 		reason, why := r.forbidden(m.Dest)
 		if reason == "" {
-			reason, why = q.take(bareOf(m.SenderJID))
+			reason, why = q.take(bares[i])
 		}
 		if reason != "" {
 			refused[m.ID] = refusal{reason, why}
@@ -232,7 +234,7 @@ func (r *Router) Bounce(ctx context.Context, from, to jid.JID, id string, payloa
 	if err != nil {
 		return false
 	}
-	fellBack := false
+	fallbackErred := false
 	if rel.Armed {
 		err := r.fallBack(ctx, []*store.Outbound{{ID: rel.ID, SenderJID: rel.SenderJID, Dest: recipientNumber}},
 			"the recipient's server could not deliver it")
@@ -241,13 +243,13 @@ func (r *Router) Bounce(ctx context.Context, from, to jid.JID, id string, payloa
 		}
 		// The sender hears of the bounce now; the timer tries the SMS again.
 		r.log.Warn().Int64("msg", rel.ID).Err(err).Msg("SMS fallback after a bounce failed; passing the bounce on")
-		fellBack = true
+		fallbackErred = true
 	}
 	peer, sender, ok := r.relayEnds(rel, recipientNumber)
 	if !ok {
 		return true
 	}
-	if rel.State == store.StateRelayed && !fellBack {
+	if rel.State == store.StateRelayed && !fallbackErred {
 		r.cfg.OnMessage(store.Out, store.RouteXMPP, "failed")
 	}
 	if err := r.xmpp.SendRelayError(ctx, peer, sender, id, payload); err != nil {

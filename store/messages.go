@@ -412,23 +412,31 @@ func (s *Store) Retry(ctx context.Context, msgID int64, at time.Time, reason str
 // Fail ends a message as failed and raises a notice to its sender, for
 // any instance to claim.
 func (s *Store) Fail(ctx context.Context, msgID int64, reason string) error {
-	now := s.ms()
+	if _, err := s.failWhere(ctx, msgID, reason, `state NOT IN ('delivered', 'failed')`); err != nil {
+		return fmt.Errorf("store: fail: %w", err)
+	}
+	return nil
+}
+
+// failWhere ends message id as failed with reason, if its row meets cond,
+// and raises a notice to its sender for any instance to claim, in one
+// transaction. It reports whether the message met cond.
+func (s *Store) failWhere(ctx context.Context, id int64, reason, cond string) (bool, error) {
+	failed := false
 	err := s.tx(ctx, func(tx *sql.Tx) error {
-		res, err := s.txExec(ctx, tx, `UPDATE messages SET state = 'failed', error = $1, lease_owner = '', updated_at = $2
-			WHERE id = $3 AND state NOT IN ('delivered', 'failed')`, reason, now, msgID)
+		res, err := s.txExec(ctx, tx, `UPDATE messages SET state = 'failed', error = $1, lease_owner = '', next_attempt_at = 0, updated_at = $2
+			WHERE id = $3 AND `+cond, reason, s.ms(), id)
 		if err != nil {
 			return err
 		}
 		if n, err := res.RowsAffected(); err != nil || n == 0 {
 			return err
 		}
-		_, err = s.txExec(ctx, tx, `INSERT INTO notices (message_id) VALUES ($1) ON CONFLICT (message_id) DO NOTHING`, msgID)
+		failed = true
+		_, err = s.txExec(ctx, tx, `INSERT INTO notices (message_id) VALUES ($1) ON CONFLICT (message_id) DO NOTHING`, id)
 		return err
 	})
-	if err != nil {
-		return fmt.Errorf("store: fail: %w", err)
-	}
-	return nil
+	return failed, err
 }
 
 // Inbound is a message from a phone to an XMPP user.

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"time"
 )
@@ -63,7 +64,7 @@ func (s *Store) UserAvailable(ctx context.Context, bare, resource string) (bool,
 		err = s.queryRow(ctx, `SELECT 1 FROM presences WHERE jid = $1 AND resource = $2 AND available = 1`, bare, resource).Scan(&one)
 	}
 	switch {
-	case err == sql.ErrNoRows:
+	case errors.Is(err, sql.ErrNoRows):
 		return false, nil
 	case err != nil:
 		return false, fmt.Errorf("store: presence: %w", err)
@@ -99,7 +100,7 @@ func (s *Store) GrantOf(ctx context.Context, domain string) (g Grant, ok bool, e
 	err = s.queryRow(ctx, `SELECT ns, roster, message, presence, at FROM grants WHERE domain = $1`, domain).
 		Scan(&g.NS, &g.Roster, &g.Message, &g.Presence, &at)
 	switch {
-	case err == sql.ErrNoRows:
+	case errors.Is(err, sql.ErrNoRows):
 		return Grant{}, false, nil
 	case err != nil:
 		return Grant{}, false, fmt.Errorf("store: grant: %w", err)

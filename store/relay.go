@@ -17,7 +17,7 @@ const StateRelayed = "relayed"
 // limit of them, oldest first: their ids, senders and destinations, for the
 // router to check against the SMS limits before FallBackIDs moves them.
 func (s *Store) DueRelays(ctx context.Context, now time.Time, limit int) ([]*Outbound, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT id, user_jid, peer_number FROM messages
+	rows, err := s.query(ctx, `SELECT id, user_jid, peer_number FROM messages
 		WHERE state = 'relayed' AND next_attempt_at > 0 AND next_attempt_at <= $1 ORDER BY id LIMIT $2`, now.UnixMilli(), limit)
 	if err != nil {
 		return nil, fmt.Errorf("store: due relays: %w", err)
@@ -61,20 +61,7 @@ func (s *Store) FallBackIDs(ctx context.Context, ids []int64, now time.Time) ([]
 // falling back to SMS, and raises a notice to its sender for any instance
 // to claim. It reports false when the message is no longer relayed.
 func (s *Store) FailRelay(ctx context.Context, id int64, reason string) (bool, error) {
-	failed := false
-	err := s.tx(ctx, func(tx *sql.Tx) error {
-		res, err := s.txExec(ctx, tx, `UPDATE messages SET state = 'failed', error = $1, next_attempt_at = 0, updated_at = $2
-			WHERE id = $3 AND state = 'relayed'`, reason, s.ms(), id)
-		if err != nil {
-			return err
-		}
-		if n, err := res.RowsAffected(); err != nil || n == 0 {
-			return err
-		}
-		failed = true
-		_, err = s.txExec(ctx, tx, `INSERT INTO notices (message_id) VALUES ($1) ON CONFLICT (message_id) DO NOTHING`, id)
-		return err
-	})
+	failed, err := s.failWhere(ctx, id, reason, `state = 'relayed'`)
 	if err != nil {
 		return false, fmt.Errorf("store: fail relay: %w", err)
 	}
@@ -90,10 +77,7 @@ func (s *Store) fallBack(ctx context.Context, tx *sql.Tx, ids []int64, now time.
 		return nil, err
 	}
 	defer rows.Close()
-	var (
-		out   []*Outbound
-		users []userCount
-	)
+	var out []*Outbound
 	for rows.Next() {
 		var (
 			m    Outbound
@@ -102,12 +86,6 @@ func (s *Store) fallBack(ctx context.Context, tx *sql.Tx, ids []int64, now time.
 		)
 		if err := rows.Scan(&m.ID, &m.SenderJID, &m.SenderNumber, &m.Dest, &m.StanzaID, &want, &m.Body, &m.Parts, &exp); err != nil {
 			return nil, err
-		}
-		if s.userCounts.Load() {
-			// Charged now, when it goes as SMS, as the limits checked it
-			// (charged when it was sent, it would fall outside the windows
-			// the check reads).
-			users = addUserSMS(users, bare(m.SenderJID), now.UnixMilli())
 		}
 		m.WantReceipt = want != 0
 		if exp != 0 {
@@ -119,13 +97,15 @@ func (s *Store) fallBack(ctx context.Context, tx *sql.Tx, ids []int64, now time.
 		return nil, err
 	}
 	rows.Close()
-	// Fallen back, they count against the global limit from now.
+	// Fallen back, they count from now, for everyone and for their
+	// senders, as the limits checked them (counted from when they were
+	// sent, they would fall outside the windows the check reads).
 	if len(out) > 0 {
 		if _, err := s.txExec(ctx, tx, countSMS, now.Unix(), len(out)); err != nil {
 			return nil, err
 		}
 	}
-	if err := s.countUsers(ctx, tx, users); err != nil {
+	if err := s.countUsers(ctx, tx, s.userSMS(out, now.UnixMilli())); err != nil {
 		return nil, err
 	}
 	return out, nil

@@ -227,10 +227,11 @@ var migrations = []string{
 	// a limit per user was set, while these rows are written only then
 	// (see CountSMSPerUser). Saturated on SQLite, eight alternating pairs:
 	// WAL written per message 5.8 to 4.4 KB, CPU per message -4.9 %; with
-	// the limits on, the same CPU as before. Rows are only inserted, never updated, so
-	// instances take no lock on each other's. at is the messages'
-	// created_at. The SMS of the last day (the day limit's window) carry
-	// over from the index.
+	// the limits on, the same CPU as before. Rows are only inserted, never
+	// updated, so instances take no lock on each other's. at is when the
+	// SMS were counted, in ms: their accept, or a relay's fallback to SMS.
+	// The SMS of the last day (the day limit's window) carry over from the
+	// index.
 	`CREATE TABLE sms_user_counts (
 		user_bare TEXT NOT NULL,
 		at        BIGINT NOT NULL,

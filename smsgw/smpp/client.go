@@ -124,8 +124,8 @@ type Config struct {
 	OnState func(bound bool)
 	// OnResponse, if set, is called when a submit_sm gets its response (any
 	// command_status, generic_nack included; not when none comes), with the
-	// time since it was queued for writing. It runs on the session's read loop and must not
-	// block.
+	// time since it was queued for writing. It runs on the session's read
+	// loop and must not block.
 	OnResponse func(time.Duration)
 	// DispatchWorkers is the number of concurrent Handler calls; default 16.
 	// Up to 8 times as many PDUs wait for a worker; beyond that an inbound
