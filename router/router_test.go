@@ -34,6 +34,7 @@ type fakeXMPP struct {
 	out     []sent
 	notify  chan struct{}
 	present map[string]bool // JID (bare, or a resource on its own) → available; absent: unknown
+	asked   int             // calls of Available
 }
 
 func newFakeXMPP() *fakeXMPP { return &fakeXMPP{notify: make(chan struct{}, 100)} }
@@ -69,6 +70,7 @@ func (f *fakeXMPP) Sync(context.Context) error { return nil }
 func (f *fakeXMPP) Available(j jid.JID) (bool, bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.asked++
 	if avail, known := f.present[j.String()]; known {
 		return known, avail
 	}
@@ -304,6 +306,30 @@ func TestFallbackOnceAndBounce(t *testing.T) {
 	}
 }
 
+// TestFailuresReadPresenceOnce: a batch of failure reports to one client
+// reads its presence once, not once a report (see presenceSeen).
+func TestFailuresReadPresenceOnce(t *testing.T) {
+	f := setup(t, router.Config{})
+	f.x.setPresent(alice.String(), false) // gone: each report is a chat message
+	ns := make([]store.Notice, 3)
+	for i := range ns {
+		ns[i] = store.Notice{ID: int64(i + 1), Direction: store.Out, Route: store.RouteSMS, State: store.StateFailed,
+			UserJID: alice.String(), PeerNumber: phone, StanzaID: fmt.Sprint("f", i), Body: "text", Error: "the carrier refused it"}
+	}
+	f.r.HandNotices(ns) // one batch
+	for range ns {
+		if s := f.x.next(t, "text"); s.to != alice.Bare().String() {
+			t.Fatalf("report %+v", s)
+		}
+	}
+	f.x.mu.Lock()
+	asked := f.x.asked
+	f.x.mu.Unlock()
+	if asked != 1 {
+		t.Fatalf("Available asked %d times for 3 reports to one client in one batch", asked)
+	}
+}
+
 // A relay that would fall back to SMS obeys the SMS limits like any SMS,
 // whether the timer or a bounce makes it fall back: over the sender's
 // quota, or to a blocked prefix, it fails, the sender is told why, and
@@ -347,10 +373,15 @@ func TestFallbackWithinLimits(t *testing.T) {
 				t.Fatal("bounce did not match")
 			}
 			name := fmt.Sprintf("%s, bounce %v", tc.name, bounce)
-			rel, err := f.st.FindRelay(ctx, aliceNum, bobNum, "r1")
 			if tc.want == "" {
 				if msgs := f.queued(t); len(msgs) != 1 || msgs[0].Body != "relayed" {
 					t.Fatalf("%s: fallback queued %+v", name, msgs)
+				}
+				mu.Lock()
+				n := len(refusals)
+				mu.Unlock()
+				if rel, err := f.st.FindRelay(ctx, aliceNum, bobNum, "r1"); err != nil || rel.State == store.StateFailed || n != 0 {
+					t.Fatalf("%s: relay %+v, %v, %d refusals; want it gone as SMS, none refused", name, rel, err, n)
 				}
 				continue
 			}
@@ -362,7 +393,7 @@ func TestFallbackWithinLimits(t *testing.T) {
 			if msgs, err := f.st.ClaimOutbound(ctx, "t", 100, time.Minute); err != nil || len(msgs) != 0 {
 				t.Fatalf("%s: %d SMS queued past the limits (%v)", name, len(msgs), err)
 			}
-			if rel, err = f.st.FindRelay(ctx, aliceNum, bobNum, "r1"); err != nil || rel.State != store.StateFailed {
+			if rel, err := f.st.FindRelay(ctx, aliceNum, bobNum, "r1"); err != nil || rel.State != store.StateFailed {
 				t.Fatalf("%s: relay %+v, %v", name, rel, err)
 			}
 			mu.Lock()

@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Installs what `switchboard bench` compares against and drives (Kannel 1.4.5 for -kannel,
-# Prosody for -mode prosody, PostgreSQL for -dsn postgres) from Debian, only when missing.
-# Used by `make bench-tool`; safe to run again. Never run from tests.
+# Prosody for -mode prosody, PostgreSQL for -dsn postgres) from Debian, and node, npm
+# and the npm smpp package for the SMSC of testdata/smpp-node (bench -smsc,
+# testdata/loadgen), only when missing. Used by `make bench-tool` and
+# scripts/bench-sitting.sh; safe to run again. Never run from tests.
 set -euo pipefail
+cd "$(dirname "$0")/.."
 
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
 
@@ -10,8 +13,16 @@ need=()
 command -v bearerbox >/dev/null 2>&1 || installed kannel || need+=(kannel)
 command -v prosody >/dev/null 2>&1 || installed prosody || need+=(prosody)
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need+=(postgresql)
+command -v node >/dev/null 2>&1 || need+=(nodejs)
+command -v npm >/dev/null 2>&1 || need+=(npm)
 
+npm_smsc() {
+	if [ ! -f testdata/smpp-node/node_modules/smpp/package.json ]; then
+		(cd testdata/smpp-node && npm ci --no-audit --no-fund --loglevel=error >&2)
+	fi
+}
 if [ ${#need[@]} -eq 0 ]; then
+	npm_smsc
 	exit 0
 fi
 if ! command -v apt-get >/dev/null 2>&1; then
@@ -33,3 +44,4 @@ echo "bench-deps: installing ${need[*]}" >&2
 if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
 	"${sudo[@]}" systemctl disable --now kannel >/dev/null 2>&1 || true
 fi
+npm_smsc

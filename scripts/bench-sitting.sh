@@ -11,7 +11,7 @@
 # independent load generator and SMSC). About five minutes on two cores.
 #
 # Installs what is missing (scripts/bench-deps.sh: Kannel, Prosody,
-# PostgreSQL; node and npm for the npm SMSC). PostgreSQL runs use a fresh
+# PostgreSQL, node, npm and the npm SMSC's package). PostgreSQL runs use a fresh
 # database each on BENCH_PG (a postgres:// URL of a server whose user may
 # create databases, without the database name, for example
 # postgres://postgres@127.0.0.1:55432); without it, a throwaway durable
@@ -24,16 +24,6 @@ shopt -s inherit_errexit
 cd "$(dirname "$0")/.."
 
 scripts/bench-deps.sh >&2
-if ! command -v npm >/dev/null 2>&1; then
-	sudo=()
-	[ "$(id -u)" -eq 0 ] || sudo=(sudo)
-	echo "bench-sitting: installing nodejs npm" >&2
-	"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
-	"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm >&2
-fi
-if [ ! -f testdata/smpp-node/node_modules/smpp/package.json ]; then
-	(cd testdata/smpp-node && npm ci --no-audit --no-fund --loglevel=error >&2)
-fi
 SWITCHBOARD=${SWITCHBOARD:-}
 if [ -z "$SWITCHBOARD" ]; then
 	go build -o bin/switchboard ./cmd/switchboard

@@ -800,7 +800,7 @@ func TestFailureAfterClientLeft(t *testing.T) {
 
 	one, two := login("one"), login("two")
 	waitComponent(t, s, one)
-	s.waitGranted(t, 1)
+	waitGranted(t, 1, s)
 	send(t, ctx, s, one, "gone1", "sent from one", true)
 	leave(one)
 	report(two, "“sent from one”")

@@ -42,21 +42,25 @@ func TestPresenceAcrossInstancesEjabberd(t *testing.T) {
 		must(t, err)
 	}
 	one, two := &stack{smsc: sim, cfg: cfg, logs: new(logCount)}, &stack{smsc: sim, cfg: cfg, logs: new(logCount)}
-	// both counts a log line over the two instances.
-	both := func(msg string) int { return one.logs.count(msg) + two.logs.count(msg) }
-	granted := func(n int) {
+	// granted waits for n advertisements read by the two instances, and
+	// for the store to hold one recorded since, which an instance that got
+	// none of its own reads.
+	granted := func(n int, since time.Time) {
 		t.Helper()
-		waitUntil(t, 20*time.Second, "the gateways were not granted their privileges", func() bool {
-			return both("server granted privileges") >= n
+		waitGranted(t, n, one, two)
+		waitUntil(t, 20*time.Second, "no advertisement recorded for the instances", func() bool {
+			g, ok, err := st.GrantOf(context.Background(), e.Domain)
+			return err == nil && ok && !g.At.Before(since)
 		})
 	}
+	started := time.Now()
 	one.start(t)
 	two.start(t)
 	// Two advertisements read, which follow the handshakes. ejabberd may
 	// hand both to one instance; the other then takes the one recorded in
 	// the store. (A message routed before would not fail the test: with
 	// presence unknown it goes over XMPP, but the check would be weaker.)
-	granted(2)
+	granted(2, started)
 
 	a := testenv.Login(t, e.C2SAddr, jid.MustParse("alice@"+e.Domain), "alice")
 	b := testenv.Login(t, e.C2SAddr, jid.MustParse("bob@"+e.Domain), "bob")
@@ -92,9 +96,10 @@ func TestPresenceAcrossInstancesEjabberd(t *testing.T) {
 	// known online from the record, and a message to him goes over XMPP.
 	one.stop()
 	two.stop()
+	started = time.Now()
 	one.start(t)
 	two.start(t)
-	granted(4)
+	granted(4, started)
 	must(t, a.Send(ctx, fmt.Sprintf(`<message to='%s' type='chat'><body>after the restart</body></message>`, to)))
 	if _, err := b.Next(ctx, func(s testenv.Stanza) bool { return s.Body == "after the restart" }); err != nil {
 		t.Fatalf("message to online bob not relayed after the restarts: %v (SMS sent: %d)", err, len(sim.Messages()))

@@ -10,6 +10,7 @@ import (
 	"switchboard/internal/testenv"
 	"switchboard/smsgw/smsc"
 	"switchboard/store"
+	"switchboard/xep/adhoc"
 )
 
 const bobNumber = "+12015550101"
@@ -139,12 +140,19 @@ func TestFallback(t *testing.T) {
 		t.Fatalf("%d SMS for one message", n)
 	}
 
-	// Alice turns the fallback off.
-	c, _ := adhocRun(t, a, s.prosody.Component, "settings", "", "execute", nil)
-	if c.Form == nil {
-		t.Fatalf("settings form = %+v", c)
+	// settings runs alice's settings command with fields.
+	settings := func(fields map[string]string) adhoc.Command {
+		t.Helper()
+		c, _ := adhocRun(t, a, s.prosody.Component, "settings", "", "execute", nil)
+		if c.Form == nil {
+			t.Fatalf("settings form = %+v", c)
+		}
+		c, _ = adhocRun(t, a, s.prosody.Component, "settings", c.SessionID, "complete", fields)
+		return c
 	}
-	c, _ = adhocRun(t, a, s.prosody.Component, "settings", c.SessionID, "complete", map[string]string{"fallback": "0"})
+
+	// Alice turns the fallback off.
+	c := settings(map[string]string{"fallback": "0"})
 	if !strings.Contains(notes(c), "never go as SMS") {
 		t.Fatalf("settings = %s", notes(c))
 	}
@@ -156,9 +164,8 @@ func TestFallback(t *testing.T) {
 	if n := smsCount(s, "no fallback please"); n != 0 {
 		t.Fatalf("SMS sent with the fallback off")
 	}
-	c, _ = adhocRun(t, a, s.prosody.Component, "settings", "", "execute", nil)
 	// The timer is set to a day, so only the bounce can make an SMS below.
-	adhocRun(t, a, s.prosody.Component, "settings", c.SessionID, "complete", map[string]string{"fallback": "1", "fallback_after": "86400"})
+	settings(map[string]string{"fallback": "1", "fallback_after": "86400"})
 
 	// A number bound to an account that does not exist: Prosody bounces
 	// the relay, and the message goes as SMS at once.
@@ -170,9 +177,7 @@ func TestFallback(t *testing.T) {
 
 	// With the fallback off, the bounce comes back to alice as the error
 	// it is, from carol's number, and nothing goes as SMS.
-	c, _ = adhocRun(t, a, s.prosody.Component, "settings", "", "execute", nil)
-	c, _ = adhocRun(t, a, s.prosody.Component, "settings", c.SessionID, "complete", map[string]string{"fallback": "0"})
-	if !strings.Contains(notes(c), "never go as SMS") {
+	if c := settings(map[string]string{"fallback": "0"}); !strings.Contains(notes(c), "never go as SMS") {
 		t.Fatalf("settings = %s", notes(c))
 	}
 	must(t, a.Send(ctx, fmt.Sprintf(`<message to='%s' id='f4' type='chat'><body>to carol again</body></message>`, s.numberJID("+12015550102"))))
@@ -238,7 +243,7 @@ func TestFallbackByPresence(t *testing.T) {
 	a := s.login(t, "alice")
 	waitComponent(t, s, a)
 	ctx := ctxT(t, 30*time.Second)
-	s.waitGranted(t, 1)
+	waitGranted(t, 1, s)
 	must(t, a.Send(ctx, fmt.Sprintf(`<message to='%s' id='p1' type='chat'><body>bob is offline</body></message>`, s.numberJID(bobNumber))))
 	waitSMS(t, s, "bob is offline")
 	b := s.login(t, "bob")

@@ -113,12 +113,17 @@ func startStackWith(t *testing.T, dsn string, popts testenv.ProsodyOptions, simC
 	return s
 }
 
-// waitGranted waits until the server has granted the gateway privileges
-// (XEP-0356) n times since the stack started: once per connection.
-func (s *stack) waitGranted(t *testing.T, n int) {
+// waitGranted waits until the server has granted the gateways of stacks
+// privileges (XEP-0356) n times in all since they started: once per
+// connection.
+func waitGranted(t *testing.T, n int, stacks ...*stack) {
 	t.Helper()
 	waitUntil(t, 20*time.Second, "the gateway was not granted its privileges", func() bool {
-		return s.logs.count("server granted privileges") >= n
+		sum := 0
+		for _, s := range stacks {
+			sum += s.logs.count("server granted privileges")
+		}
+		return sum >= n
 	})
 }
 

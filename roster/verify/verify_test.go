@@ -234,7 +234,7 @@ func TestForbiddenNumberGetsNoCode(t *testing.T) {
 		}
 		return ""
 	}
-	s, st, _ := service(t, Config{Refuse: refuse})
+	s, st, _ := service(t, Config{Refuse: refuse, PerJIDDay: 1}) // the refusal must not use alice's one code
 	_, err := s.Start(context.Background(), alice, "+19005550142")
 	var ve *Error
 	if !errors.As(err, &ve) || ve.Kind != Forbidden || !strings.Contains(ve.Text, "+1900") {
