@@ -37,8 +37,8 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	kannel := fs.Bool("kannel", false, "also run Kannel (bearerbox + smsbox) against the same sink, at max-pending-submits 10 and 1000")
 	kannelOnly := fs.Bool("kannel-only", false, "run only Kannel")
 	quiet := fs.Bool("q", false, "no progress lines")
-	if err := fs.Parse(args); err != nil {
-		return usageError{err.Error()}
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	if fs.NArg() > 0 {
 		return usageError{"bench takes no arguments besides flags"}

@@ -34,7 +34,7 @@ const checkTimeout = 10 * time.Second
 
 // checkResult is one line of check's report.
 type checkResult struct {
-	name   string // store, xmpp, smpp
+	name   string // store, xmpp, smpp, smpp NAME (an [[smsc]] table)
 	ok     bool
 	detail string // what was checked, or what is wrong; never a secret
 }
@@ -55,8 +55,8 @@ func cmdCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs := flag.NewFlagSet("check", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	path := fs.String("config", "", "configuration file (TOML)")
-	if err := fs.Parse(args); err != nil {
-		return usageError{err.Error()}
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	if fs.NArg() > 0 {
 		return usageError{"check takes no arguments besides -config"}
@@ -79,10 +79,16 @@ func cmdCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	return nil
 }
 
-// runChecks runs the store, XMPP and SMPP checks concurrently and returns
-// their results in that order.
+// runChecks runs the store, XMPP and SMPP checks (one per SMSC)
+// concurrently and returns their results in that order.
 func runChecks(ctx context.Context, cfg *Config) []checkResult {
-	checks := []func(context.Context, *Config) checkResult{checkStore, checkXMPP, checkSMPP}
+	checks := []func(context.Context, *Config) checkResult{checkStore, checkXMPP,
+		func(ctx context.Context, cfg *Config) checkResult { return checkSMSC(ctx, cfg.SMPP, "smpp", "smpp") }}
+	for i, c := range cfg.SMSCs {
+		checks = append(checks, func(ctx context.Context, _ *Config) checkResult {
+			return checkSMSC(ctx, c, "smpp "+c.Name, fmt.Sprintf("smsc[%d]", i+1))
+		})
+	}
 	results := make([]checkResult, len(checks))
 	var wg sync.WaitGroup
 	for i, check := range checks {
@@ -310,10 +316,11 @@ func tlsHint(on bool) string {
 	return ", or does it want TLS (xmpp.tls)"
 }
 
-// checkSMPP binds to the SMSC as transceiver with a smpp.Client, then unbinds.
-func checkSMPP(ctx context.Context, cfg *Config) checkResult {
-	c := cfg.SMPP
-	r := checkResult{name: "smpp"}
+// checkSMSC binds to one SMSC as transceiver with a smpp.Client, then
+// unbinds. name labels the result; key ("smpp", "smsc[N]") names the
+// configuration keys in hints.
+func checkSMSC(ctx context.Context, c SMPPConfig, name, key string) checkResult {
+	r := checkResult{name: name}
 	fail := func(format string, args ...any) checkResult {
 		r.detail = c.Addr + ": " + fmt.Sprintf(format, args...)
 		return r
@@ -322,7 +329,7 @@ func checkSMPP(ctx context.Context, cfg *Config) checkResult {
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "tcp", c.Addr)
 	if err != nil {
-		return fail("%s (is the SMSC reachable, and is smpp.addr right?)", netProblem(err))
+		return fail("%s (is the SMSC reachable, and is %s.addr right?)", netProblem(err), key)
 	}
 	conn.Close()
 
@@ -361,12 +368,12 @@ func checkSMPP(ctx context.Context, cfg *Config) checkResult {
 		case err == nil:
 			r.ok, r.detail = true, fmt.Sprintf("bound as %s at %s", c.SystemID, c.Addr)
 		case ctx.Err() != nil:
-			r = fail("no answer to bind_transceiver within %v (is this an SMPP port%s?)", checkTimeout, smppTLSHint(c.TLS))
+			r = fail("no answer to bind_transceiver within %v (is this an SMPP port%s?)", checkTimeout, smppTLSHint(c.TLS, key))
 		default:
 			r = fail("%v", err)
 		}
 	case msg := <-failures:
-		r = fail("%s", bindProblem(msg, c))
+		r = fail("%s", bindProblem(msg, c, key))
 	case err = <-ran:
 		gotRun = true
 		r = fail("%v", err)
@@ -381,11 +388,11 @@ func checkSMPP(ctx context.Context, cfg *Config) checkResult {
 	return r
 }
 
-func smppTLSHint(on bool) string {
+func smppTLSHint(on bool, key string) string {
 	if on {
-		return ", and does it speak TLS (smpp.tls)?"
+		return ", and does it speak TLS (" + key + ".tls)?"
 	}
-	return ", or does it want TLS (smpp.tls)"
+	return ", or does it want TLS (" + key + ".tls)"
 }
 
 // bindFailures is a zerolog writer that passes on the error of the first
@@ -408,30 +415,30 @@ func (ch bindFailures) Write(p []byte) (int, error) {
 var statusRE = regexp.MustCompile(`\(0x([0-9A-Fa-f]{8})\)`)
 
 // bindProblem turns a bind failure logged by the SMPP client into plain words.
-func bindProblem(msg string, c SMPPConfig) string {
+func bindProblem(msg string, c SMPPConfig, key string) string {
 	if m := statusRE.FindStringSubmatch(msg); m != nil {
 		code, _ := strconv.ParseUint(m[1], 16, 32)
 		st := smpp.Status(code)
 		hint := ""
 		switch st {
 		case smpp.StatusInvPaswd:
-			hint = " (check smpp.password)"
+			hint = " (check " + key + ".password)"
 		case smpp.StatusInvSysID:
-			hint = " (check smpp.system_id)"
+			hint = " (check " + key + ".system_id)"
 		case smpp.StatusInvSysTyp:
-			hint = " (check smpp.system_type)"
+			hint = " (check " + key + ".system_type)"
 		case smpp.StatusAlyBnd:
 			hint = " (the SMSC allows no more binds for this account; is switchboard already running?)"
 		case smpp.StatusBindFail:
-			hint = " (check smpp.system_id, smpp.password and smpp.system_type, and whether the SMSC accepts binds from this address)"
+			hint = fmt.Sprintf(" (check %[1]s.system_id, %[1]s.password and %[1]s.system_type, and whether the SMSC accepts binds from this address)", key)
 		}
 		return fmt.Sprintf("the SMSC rejected the bind as %q: %s%s", c.SystemID, st.String(), hint)
 	}
 	switch {
 	case strings.Contains(msg, "EOF"), strings.Contains(msg, "connection reset"):
-		return fmt.Sprintf("the SMSC closed the connection without answering bind_transceiver (is this an SMPP port%s?)", smppTLSHint(c.TLS))
+		return fmt.Sprintf("the SMSC closed the connection without answering bind_transceiver (is this an SMPP port%s?)", smppTLSHint(c.TLS, key))
 	case strings.Contains(msg, "deadline exceeded"), strings.Contains(msg, "i/o timeout"):
-		return fmt.Sprintf("no answer to bind_transceiver within %v (is this an SMPP port%s?)", checkTimeout, smppTLSHint(c.TLS))
+		return fmt.Sprintf("no answer to bind_transceiver within %v (is this an SMPP port%s?)", checkTimeout, smppTLSHint(c.TLS, key))
 	}
 	return msg
 }

@@ -23,6 +23,7 @@ type checkSetup struct {
 	component, server, secret, domain string
 	smsc, systemID, password          string
 	dsn                               string
+	extra                             string // more TOML: [[smsc]] tables
 }
 
 func (c checkSetup) toml() string {
@@ -38,7 +39,7 @@ system_id = %q
 password = %q
 [store]
 dsn = %q
-`, c.component, c.server, c.secret, c.domain, c.smsc, c.systemID, c.password, c.dsn)
+%s`, c.component, c.server, c.secret, c.domain, c.smsc, c.systemID, c.password, c.dsn, c.extra)
 }
 
 // closedAddr returns a loopback address nothing listens on.
@@ -153,6 +154,19 @@ func TestCheck(t *testing.T) {
 			t.Cleanup(func() { s.Close() })
 		}, 0, []string{
 			"ok    xmpp       " + p.Component + " at " + p.ComponentAddr + " (secret accepted; the component is already connected",
+		}},
+		// Every SMSC is bound once; a further one takes [smpp]'s
+		// account unless it names its own.
+		{"further SMSCs", func(t *testing.T, c *checkSetup) {
+			c.extra = fmt.Sprintf("[[smsc]]\nname = \"b\"\naddr = %q\nprefixes = [\"+44\"]\n"+
+				"[[smsc]]\nname = \"c\"\naddr = %q\npassword = %q\nprefixes = [\"+33\"]\n"+
+				"[[smsc]]\nname = \"d\"\naddr = %q\nprefixes = [\"+49\"]\n", closed, smscAddr, wrongPassword, smscAddr)
+		}, 1, []string{
+			"ok    smpp       bound as switchboard at " + smscAddr + "\n",
+			"FAIL  smpp b     " + closed + ": connection refused (is the SMSC reachable, and is smsc[1].addr right?)",
+			"FAIL  smpp c     " + smscAddr + `: the SMSC rejected the bind as "switchboard": ESME_RINVPASWD (check smsc[2].password)`,
+			"ok    smpp d     bound as switchboard at " + smscAddr + "\n",
+			"2 of 6 checks failed",
 		}},
 		{"sqlite directory missing", func(t *testing.T, c *checkSetup) {
 			c.dsn = "sqlite:" + filepath.Join(t.TempDir(), "gone", "sb.db")

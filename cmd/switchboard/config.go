@@ -2,6 +2,7 @@ package main
 
 import (
 	"cmp"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"os"
@@ -25,7 +26,8 @@ type Config struct {
 	XMPP XMPPConfig `toml:"xmpp"`
 	SMPP SMPPConfig `toml:"smpp"`
 	// SMSCs are further SMSCs ([[smsc]] tables, file only), each with its
-	// own name and destination prefixes; unset keys take [smpp]'s values.
+	// own name, destination prefixes and TLS server name; other keys it
+	// leaves out take [smpp]'s values.
 	SMSCs        []SMPPConfig       `toml:"smsc"`
 	Store        StoreConfig        `toml:"store"`
 	Phone        PhoneConfig        `toml:"phone"`
@@ -184,8 +186,9 @@ func (d Duration) unset() bool { return !d.set }
 // the environment and defaults, and validates. All problems are reported at once.
 func loadConfig(path string, environ []string) (*Config, error) {
 	var (
-		cfg  Config
-		errs []error
+		cfg   Config
+		errs  []error
+		given = make(map[string]bool) // keys set by the file or the environment: "sms.max_parts", "smsc[2].tls"
 	)
 	if path != "" {
 		md, err := toml.DecodeFile(path, &cfg)
@@ -201,9 +204,36 @@ func loadConfig(path string, environ []string) (*Config, error) {
 		for _, k := range md.Undecoded() {
 			errs = append(errs, fmt.Errorf("%s: unknown key", k))
 		}
+		for _, k := range md.Keys() {
+			given[k.String()] = true
+		}
+		// The keys of each [[smsc]] table: the metadata does not tell the
+		// tables apart.
+		var raw struct {
+			SMSC []map[string]any `toml:"smsc"`
+		}
+		if _, err := toml.DecodeFile(path, &raw); err == nil {
+			for i, t := range raw.SMSC {
+				for k := range t {
+					given[fmt.Sprintf("smsc[%d].%s", i+1, k)] = true
+				}
+			}
+		}
 	}
-	errs = append(errs, applyEnv(&cfg, environ)...)
-	cfg.defaults()
+	errs = append(errs, applyEnv(&cfg, environ, given)...)
+	zeros := wholeZeros(&cfg, given)
+	cfg.defaults(given)
+	for _, z := range zeros {
+		// A 0 the defaults replaced: the operator meant something else
+		// (no limit, none at all) than the default they would get.
+		if n := z.v.Int(); n != 0 {
+			hint := ""
+			if strings.HasPrefix(z.key, "limits.") {
+				hint = "; a negative number means no limit"
+			}
+			errs = append(errs, fmt.Errorf("%s: 0 is not allowed: leave the key out for the default (%d)%s", z.key, n, hint))
+		}
+	}
 	errs = append(errs, cfg.validate()...)
 	if len(errs) > 0 {
 		return nil, configError(errs)
@@ -224,13 +254,46 @@ func (e configError) Error() string {
 	return b.String()
 }
 
-func (c *Config) defaults() {
+// wholeZero is a whole-number key given as 0.
+type wholeZero struct {
+	key string
+	v   reflect.Value
+}
+
+// wholeZeros lists the whole-number keys given (in the file or the
+// environment) as 0, before the defaults are applied.
+func wholeZeros(cfg *Config, given map[string]bool) []wholeZero {
+	var out []wholeZero
+	scan := func(prefix string, sv reflect.Value) {
+		for j := range sv.NumField() {
+			f := sv.Field(j)
+			key := prefix + "." + sv.Type().Field(j).Tag.Get("toml")
+			if f.Kind() == reflect.Int && f.Int() == 0 && given[key] {
+				out = append(out, wholeZero{key, f})
+			}
+		}
+	}
+	root := reflect.ValueOf(cfg).Elem()
+	for i := range root.NumField() {
+		if sv := root.Field(i); sv.Kind() == reflect.Struct {
+			scan(root.Type().Field(i).Tag.Get("toml"), sv)
+		}
+	}
+	for i := range cfg.SMSCs {
+		scan(fmt.Sprintf("smsc[%d]", i+1), reflect.ValueOf(&cfg.SMSCs[i]).Elem())
+	}
+	return out
+}
+
+// defaults fills the keys not given with their defaults.
+func (c *Config) defaults(given map[string]bool) {
 	if c.XMPP.Server == "" {
 		c.XMPP.Server = "127.0.0.1:5347"
 	}
-	c.SMPP.defaults(SMPPConfig{})
+	c.SMPP.defaults(SMPPConfig{}, func(string) bool { return true })
 	for i := range c.SMSCs {
-		c.SMSCs[i].defaults(c.SMPP)
+		prefix := fmt.Sprintf("smsc[%d].", i+1)
+		c.SMSCs[i].defaults(c.SMPP, func(key string) bool { return given[prefix+key] })
 	}
 	if c.Store.DSN == "" {
 		c.Store.DSN = "sqlite:switchboard.db"
@@ -314,29 +377,43 @@ func (c *Config) defaults() {
 	}
 }
 
-// defaults fills unset keys from base, then from the documented defaults.
-func (c *SMPPConfig) defaults(base SMPPConfig) {
-	str := func(v *string, b, def string) {
-		if *v == "" {
-			*v = b
-		}
-		if *v == "" {
-			*v = def
-		}
+// defaults fills the keys not given (own reports whether a key was) from
+// base, [smpp] for an [[smsc]] table, then from the documented defaults.
+// An SMSC's name, prefixes and TLS server name are its own.
+func (c *SMPPConfig) defaults(base SMPPConfig, own func(key string) bool) {
+	if !own("addr") {
+		c.Addr = cmp.Or(c.Addr, base.Addr)
 	}
-	str(&c.Addr, base.Addr, "127.0.0.1:2775")
-	str(&c.SystemID, base.SystemID, "")
-	str(&c.Password, base.Password, "")
-	str(&c.PasswordFile, base.PasswordFile, "")
-	str(&c.SystemType, base.SystemType, "")
+	c.Addr = cmp.Or(c.Addr, "127.0.0.1:2775")
+	if !own("system_id") {
+		c.SystemID = base.SystemID
+	}
+	if !own("password") && !own("password_file") {
+		c.Password, c.PasswordFile = base.Password, base.PasswordFile
+	}
+	if !own("system_type") {
+		c.SystemType = base.SystemType
+	}
+	if !own("window") {
+		c.Window = base.Window
+	}
 	if c.Window == 0 {
-		c.Window = cmp.Or(base.Window, 10)
+		c.Window = 10
 	}
-	if c.Throughput == 0 {
+	if !own("throughput") {
 		c.Throughput = base.Throughput
+	}
+	if !own("binds") {
+		c.Binds = base.Binds
 	}
 	if c.Binds == 0 {
 		c.Binds = 1
+	}
+	if !own("tls") {
+		c.TLS = base.TLS
+	}
+	if !own("tls_ca") {
+		c.TLSCA = base.TLSCA
 	}
 	if c.EnquireLink.unset() {
 		c.EnquireLink = base.EnquireLink
@@ -393,8 +470,10 @@ func (c *SMPPConfig) validate(key string, bad func(key, format string, args ...a
 		bad(key+".resp_timeout", "at least 100ms")
 	}
 	if c.TLSCA != "" {
-		if _, err := os.Stat(c.TLSCA); err != nil {
+		if b, err := os.ReadFile(c.TLSCA); err != nil {
 			bad(key+".tls_ca", "%v", err)
+		} else if !x509.NewCertPool().AppendCertsFromPEM(b) {
+			bad(key+".tls_ca", "%s holds no PEM certificate", c.TLSCA)
 		}
 	}
 	for _, p := range c.Prefixes {
@@ -409,12 +488,16 @@ func (c *Config) validate() []error {
 	bad := func(key, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%s: "+format, append([]any{key}, args...)...))
 	}
-	for key, d := range map[string]Duration{
-		"sms.validity": c.SMS.Validity, "sms.reassembly": c.SMS.Reassembly,
-		"registration.code_ttl": c.Registration.CodeTTL, "registration.resend_after": c.Registration.ResendAfter,
-		"routing.sms_fallback_after": c.Routing.SMSFallbackAfter, "archive.retention": c.Archive.Retention} {
-		if d.bad != "" {
-			bad(key, "%q is not a duration such as 30s or 10m", d.bad)
+	for _, d := range []struct {
+		key string
+		d   Duration
+	}{
+		{"sms.validity", c.SMS.Validity}, {"sms.reassembly", c.SMS.Reassembly},
+		{"registration.code_ttl", c.Registration.CodeTTL}, {"registration.resend_after", c.Registration.ResendAfter},
+		{"routing.sms_fallback_after", c.Routing.SMSFallbackAfter}, {"archive.retention", c.Archive.Retention},
+	} {
+		if d.d.bad != "" {
+			bad(d.key, "%q is not a duration such as 30s or 10m", d.d.bad)
 		}
 	}
 	if c.XMPP.Component == "" {
@@ -497,10 +580,15 @@ func (c *Config) validate() []error {
 	if r.ResendAfter.bad == "" && r.ResendAfter.D() < 0 {
 		bad("registration.resend_after", "must not be negative")
 	}
-	for key, v := range map[string]int{"registration.max_tries": r.MaxTries, "registration.per_number_day": r.PerNumberDay,
-		"registration.per_jid_day": r.PerJIDDay, "registration.global_hour": r.GlobalHour} {
-		if v < 1 {
-			bad(key, "at least 1")
+	for _, v := range []struct {
+		key string
+		n   int
+	}{
+		{"registration.max_tries", r.MaxTries}, {"registration.per_number_day", r.PerNumberDay},
+		{"registration.per_jid_day", r.PerJIDDay}, {"registration.global_hour", r.GlobalHour},
+	} {
+		if v.n < 1 {
+			bad(v.key, "at least 1")
 		}
 	}
 	for i, r := range c.Limits.AllowedCountries {
@@ -542,9 +630,11 @@ func (c *Config) validate() []error {
 	return errs
 }
 
+// hostPort reports whether s is host:port; the host may be left out
+// (":9090": every address to listen on, the local host to dial).
 func hostPort(s string) bool {
 	i := strings.LastIndexByte(s, ':')
-	if i <= 0 {
+	if i < 0 {
 		return false
 	}
 	p, err := strconv.Atoi(s[i+1:])
@@ -563,8 +653,9 @@ func readSecret(dst *string, file string) error {
 	return nil
 }
 
-// applyEnv sets fields from SWITCHBOARD_<SECTION>_<KEY> variables.
-func applyEnv(cfg *Config, environ []string) []error {
+// applyEnv sets fields from SWITCHBOARD_<SECTION>_<KEY> variables, and
+// marks their keys given.
+func applyEnv(cfg *Config, environ []string, given map[string]bool) []error {
 	env := make(map[string]string)
 	for _, kv := range environ {
 		if k, v, ok := strings.Cut(kv, "="); ok && strings.HasPrefix(k, "SWITCHBOARD_") {
@@ -588,6 +679,7 @@ func applyEnv(cfg *Config, environ []string) []error {
 			if !ok {
 				continue
 			}
+			given[section+"."+key] = true
 			if err := setField(sv.Field(j), v); err != nil {
 				errs = append(errs, fmt.Errorf("%s.%s (from %s): %v", section, key, name, err))
 			}

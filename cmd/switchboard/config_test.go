@@ -125,6 +125,129 @@ level = "loud"
 	}
 }
 
+// TestConfigSMSCInherits: a [[smsc]] table takes every key it leaves out
+// from [smpp], TLS included, except the name, the prefixes and the TLS
+// server name; a key it gives, even as false or 0, is its own.
+func TestConfigSMSCInherits(t *testing.T) {
+	_, ca := selfSigned(t, "smsc-a.example.net")
+	path := writeFile(t, "sb.toml", strings.Replace(goodConfig, "[phone]", `tls = true
+tls_ca = "`+ca+`"
+tls_server_name = "smsc-a.example.net"
+binds = 4
+throughput = 5
+window = 50
+prefixes = ["+1"]
+[phone]`, 1)+`
+[[smsc]]
+name = "b"
+addr = "smsc-b.example.net:2776"
+prefixes = ["+44"]
+[[smsc]]
+name = "c"
+addr = "smsc-c.example.net:2775"
+tls = false
+throughput = 0
+binds = 2
+password_file = "`+writeFile(t, "pw", "filepw\n")+`"
+`)
+	cfg, err := loadConfig(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, c := cfg.SMSCs[0], cfg.SMSCs[1]
+	for _, tc := range []struct {
+		name      string
+		got, want any
+	}{
+		{"b.tls", b.TLS, true},
+		{"b.tls_ca", b.TLSCA, ca},
+		{"b.tls_server_name (own: default the host of addr)", b.TLSServer, ""},
+		{"b.binds", b.Binds, 4},
+		{"b.throughput", b.Throughput, 5.0},
+		{"b.window", b.Window, 50},
+		{"b.system_id", b.SystemID, "switchboard"},
+		{"b.password", b.Password, "pw"},
+		{"b.enquire_link", b.EnquireLink.D(), 45 * time.Second},
+		{"b.prefixes", strings.Join(b.Prefixes, ","), "+44"},
+		{"c.tls (given false)", c.TLS, false},
+		{"c.throughput (given 0: no limit)", c.Throughput, 0.0},
+		{"c.binds", c.Binds, 2},
+		{"c.password (its own file, not [smpp]'s password)", c.Password, "filepw"},
+	} {
+		if tc.got != tc.want {
+			t.Errorf("%s = %v, want %v", tc.name, tc.got, tc.want)
+		}
+	}
+}
+
+// TestConfigExplicitZero: a whole-number key given as 0, where 0 is not a
+// value it takes, is an error naming it (in the file, an [[smsc]] table or
+// the environment), not silently the default.
+func TestConfigExplicitZero(t *testing.T) {
+	path := writeFile(t, "sb.toml", strings.Replace(goodConfig, "[phone]", "window = 0\n[phone]", 1)+`
+[limits]
+per_user_minute = 0
+per_user_day = -1
+[sms]
+max_attempts = 0
+[[smsc]]
+name = "b"
+binds = 0
+`)
+	_, err := loadConfig(path, []string{"SWITCHBOARD_ADDRESSBOOK_DAILY_LOOKUPS=0"})
+	if err == nil {
+		t.Fatal("zeros accepted")
+	}
+	msg := err.Error()
+	for _, want := range []string{
+		"smpp.window: 0 is not allowed: leave the key out for the default (10)",
+		"limits.per_user_minute: 0 is not allowed: leave the key out for the default (20); a negative number means no limit",
+		"sms.max_attempts: 0 is not allowed: leave the key out for the default (8)\n",
+		"smsc[1].binds: 0 is not allowed",
+		"addressbook.daily_lookups: 0 is not allowed",
+	} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("error lacks %q:\n%s", want, msg)
+		}
+	}
+	if strings.Contains(msg, "per_user_day") {
+		t.Errorf("a negative limit was refused:\n%s", msg)
+	}
+	// Left out, the same keys take their defaults.
+	cfg, err := loadConfig(writeFile(t, "ok.toml", goodConfig), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.SMPP.Window != 10 || cfg.Limits.PerUserMinute != 20 || cfg.SMS.MaxAttempts != 8 {
+		t.Errorf("defaults: window %d, per_user_minute %d, max_attempts %d", cfg.SMPP.Window, cfg.Limits.PerUserMinute, cfg.SMS.MaxAttempts)
+	}
+}
+
+// TestConfigTLSCA: a CA file with no certificate is a configuration error
+// naming the key of the SMSC it belongs to; an address without a host is
+// host:port.
+func TestConfigTLSCA(t *testing.T) {
+	junk := writeFile(t, "junk.pem", "not a certificate\n")
+	path := writeFile(t, "sb.toml", goodConfig+`[http]
+listen = ":9090"
+[[smsc]]
+name = "b"
+tls = true
+tls_ca = "`+junk+`"
+`)
+	_, err := loadConfig(path, nil)
+	if err == nil {
+		t.Fatal("a CA file without a certificate accepted")
+	}
+	msg := err.Error()
+	if want := "smsc[1].tls_ca: " + junk + " holds no PEM certificate"; !strings.Contains(msg, want) {
+		t.Errorf("error lacks %q:\n%s", want, msg)
+	}
+	if strings.Contains(msg, "smpp.tls_ca") || strings.Contains(msg, "http.listen") {
+		t.Errorf("error names a key that is fine:\n%s", msg)
+	}
+}
+
 // The tests below run the real binary: this test binary re-executes itself
 // as switchboard when SB_TEST_MAIN is set.
 func init() {
@@ -156,6 +279,9 @@ func TestExitStatus(t *testing.T) {
 		{[]string{"serve", "-nope"}, 2, "flag provided but not defined"},
 		{[]string{"numbers", "-config", writeFile(t, "ok.toml", goodConfig), "assign", "alice@example.com", "12"}, 2, "not a valid phone number"},
 		{[]string{"version"}, 0, "switchboard"},
+		// -h prints the command's flags and is no error.
+		{[]string{"serve", "-h"}, 0, "-config"},
+		{[]string{"check", "-h"}, 0, "-config"},
 	} {
 		var out bytes.Buffer
 		cmd := command(t, tc.args...)

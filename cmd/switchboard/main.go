@@ -70,13 +70,13 @@ func mainErr(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "switchboard: unknown command %q\n\n%s", args[0], usage)
 		return exitUsage
 	}
-	if err == nil {
-		return 0
+	if err == nil || errors.Is(err, flag.ErrHelp) {
+		return 0 // -h: the flag package printed the usage
 	}
 	fmt.Fprintln(stderr, "switchboard:", err)
 	var ue usageError
 	var ce configError
-	if errors.As(err, &ue) || errors.As(err, &ce) || errors.Is(err, flag.ErrHelp) {
+	if errors.As(err, &ue) || errors.As(err, &ce) {
 		return exitUsage
 	}
 	return 1
@@ -92,4 +92,16 @@ func version() string {
 		return bi.Main.Version
 	}
 	return "dev"
+}
+
+// parseFlags parses a command's flags: a bad flag is a usageError, -h
+// (after the flag package printed the usage) flag.ErrHelp.
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return usageError{err.Error()}
+	}
+	return nil
 }

@@ -19,8 +19,8 @@ import (
 func cmdNumbers(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("numbers", flag.ContinueOnError)
 	path := fs.String("config", "", "configuration file (TOML)")
-	if err := fs.Parse(args); err != nil {
-		return usageError{err.Error()}
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	rest := fs.Args()
 	if len(rest) == 0 {
@@ -28,8 +28,8 @@ func cmdNumbers(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	// Flags may also follow the subcommand: numbers assign -config F JID NUMBER.
 	sub := rest[0]
-	if err := fs.Parse(rest[1:]); err != nil {
-		return usageError{err.Error()}
+	if err := parseFlags(fs, rest[1:]); err != nil {
+		return err
 	}
 	rest = fs.Args()
 	cfg, err := loadConfig(*path, os.Environ())

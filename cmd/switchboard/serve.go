@@ -6,7 +6,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/hex"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -35,8 +34,8 @@ func cmdServe(ctx context.Context, args []string, stderr io.Writer) error {
 	path := fs.String("config", "", "configuration file (TOML)")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile (pprof) to this file until shutdown")
 	memprofile := fs.String("memprofile", "", "write an allocation profile (pprof) to this file at shutdown")
-	if err := fs.Parse(args); err != nil {
-		return usageError{err.Error()}
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	if *cpuprofile != "" {
 		stop, err := startCPUProfile(*cpuprofile)
@@ -319,11 +318,11 @@ func tlsConfig(c SMPPConfig) (*tls.Config, error) {
 	if c.TLSCA != "" {
 		pem, err := os.ReadFile(c.TLSCA)
 		if err != nil {
-			return nil, fmt.Errorf("smpp.tls_ca: %w", err)
+			return nil, fmt.Errorf("tls_ca: %w", err)
 		}
 		pool := x509.NewCertPool()
 		if !pool.AppendCertsFromPEM(pem) {
-			return nil, errors.New("smpp.tls_ca: no PEM certificates in the file")
+			return nil, fmt.Errorf("tls_ca: %s holds no PEM certificate", c.TLSCA)
 		}
 		t.RootCAs = pool
 	}

@@ -27,8 +27,8 @@ func cmdSMSCSim(ctx context.Context, args []string, stderr io.Writer) error {
 		idFormat = fs.String("id-format", "hex", "message ids in submit_sm_resp: hex or decimal")
 		level    = fs.String("log-level", "info", "log level")
 	)
-	if err := fs.Parse(args); err != nil {
-		return usageError{err.Error()}
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	log := newLogger(LogConfig{Level: *level, Format: "console"}, stderr)
 	cfg := smsc.Config{
