@@ -223,8 +223,8 @@ func (r *Router) Receipt(ctx context.Context, from, to jid.JID, id string) bool 
 
 // Bounce handles a message error coming back for a message relayed to a
 // user (their server could not deliver it). With the fallback on, the
-// message goes as SMS at once; otherwise the error is relayed to the sender.
-// It returns false when no relayed message matches.
+// message goes as SMS at once; otherwise it fails and the error is relayed
+// to the sender. It returns false when no relayed message matches.
 func (r *Router) Bounce(ctx context.Context, from, to jid.JID, id string, payload []byte) bool {
 	recipientNumber, senderNumber, err := r.conversation(ctx, from, to)
 	if err != nil {
@@ -234,7 +234,7 @@ func (r *Router) Bounce(ctx context.Context, from, to jid.JID, id string, payloa
 	if err != nil {
 		return false
 	}
-	fallbackErred := false
+	failed := false
 	if rel.Armed {
 		err := r.fallBack(ctx, []*store.Outbound{{ID: rel.ID, SenderJID: rel.SenderJID, Dest: recipientNumber}},
 			"the recipient's server could not deliver it")
@@ -243,13 +243,16 @@ func (r *Router) Bounce(ctx context.Context, from, to jid.JID, id string, payloa
 		}
 		// The sender hears of the bounce now; the timer tries the SMS again.
 		r.log.Warn().Int64("msg", rel.ID).Err(err).Msg("SMS fallback after a bounce failed; passing the bounce on")
-		fallbackErred = true
+	} else if rel.State == store.StateSent {
+		if failed, err = r.store.BounceRelay(ctx, rel.ID, "the recipient's server could not deliver it"); err != nil {
+			r.log.Error().Err(err).Int64("msg", rel.ID).Msg("recording bounce failed")
+		}
 	}
 	peer, sender, ok := r.relayEnds(rel, recipientNumber)
 	if !ok {
 		return true
 	}
-	if rel.State == store.StateRelayed && !fallbackErred {
+	if failed {
 		r.cfg.OnMessage(store.Out, store.RouteXMPP, "failed")
 	}
 	if err := r.xmpp.SendRelayError(ctx, peer, sender, id, payload); err != nil {

@@ -35,6 +35,7 @@ type Store interface {
 	FailRelay(ctx context.Context, id int64, reason string) (bool, error)
 	FindRelay(ctx context.Context, senderNumber, peerNumber, stanzaID string) (store.Relay, error)
 	AckRelay(ctx context.Context, id int64) (bool, error)
+	BounceRelay(ctx context.Context, id int64, reason string) (bool, error)
 	OwnerOf(ctx context.Context, number string) (store.Binding, error)
 	AcceptOutbound(ctx context.Context, msgs []*store.Outbound) error
 	AcceptInbound(ctx context.Context, in *store.Inbound) error

@@ -272,8 +272,9 @@ func (s *Store) ArchiveMetadata(ctx context.Context, user string) (ArchiveBounds
 // pruneBatch bounds one delete, so SQLite's single writer is not held long.
 const pruneBatch = 1000
 
-// finalCond selects messages whose life is over: outbound delivered or
-// failed, inbound delivered, no notice waiting to be sent. The states are
+// finalCond selects messages whose life is over: outbound delivered,
+// failed or sent (over XMPP, with no fallback), inbound delivered, no
+// notice waiting to be sent. The states are
 // compared after appending the empty string to them, which no index
 // serves, so that Prune walks messages_created from the oldest and stops
 // after its batch. SQLite read
@@ -281,7 +282,7 @@ const pruneBatch = 1000
 // for each batch: BenchmarkPrune, among 100,000 finished messages, took
 // 144 ms to delete a batch of 1,000 (now 23) and 53 ms to find nothing
 // (now 0.14), holding the writer each time.
-const finalCond = `((direction = 'out' AND (state || '') IN ('delivered', 'failed')) OR (direction = 'in' AND (state || '') = 'delivered'))
+const finalCond = `((direction = 'out' AND (state || '') IN ('delivered', 'failed', 'sent')) OR (direction = 'in' AND (state || '') = 'delivered'))
 	AND NOT EXISTS (SELECT 1 FROM notices WHERE message_id = messages.id)`
 
 // Prune deletes messages accepted before the cutoff whose life is over

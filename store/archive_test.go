@@ -265,6 +265,12 @@ func TestPrune(t *testing.T) {
 			t.Fatalf("AckRelay = %v, %v", ok, err)
 		}
 		gone = append(gone, acked)
+		// Relayed over XMPP with no fallback to wait for: over once handed on.
+		sent := f.out(t, store.Outbound{SenderJID: bobJID, SenderNumber: bobNum, Dest: aliceNum, StanzaID: "y", Body: "sent", PeerJID: aliceJID})
+		if st, _, err := s.MessageState(ctx, sent); err != nil || st != store.StateSent {
+			t.Fatalf("relay with no fallback: state %q, %v; want sent", st, err)
+		}
+		gone = append(gone, sent)
 		// Still on their way: queued, submitted, relayed, received, and a
 		// failure whose error is not sent yet.
 		kept = append(kept, f.out(t, aliceTo(otherPhone, "q", "queued")))
@@ -283,7 +289,8 @@ func TestPrune(t *testing.T) {
 			}
 		}
 		kept = append(kept, submitted)
-		kept = append(kept, f.out(t, store.Outbound{SenderJID: bobJID, SenderNumber: bobNum, Dest: aliceNum, StanzaID: "r", Body: "relayed", PeerJID: aliceJID}))
+		kept = append(kept, f.out(t, store.Outbound{SenderJID: bobJID, SenderNumber: bobNum, Dest: aliceNum, StanzaID: "r", Body: "relayed", PeerJID: aliceJID,
+			FallbackAt: f.clock.now().Add(time.Hour)}))
 		kept = append(kept, f.in(t, phoneNum, "received"))
 		unsent := f.out(t, aliceTo(phoneNum, "u", "failed, not told"))
 		must(t, s.Fail(ctx, unsent, "no"))

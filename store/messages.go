@@ -217,9 +217,9 @@ func outboundArgs(args []any, m *Outbound, id any, now int64) []any {
 	)
 	switch {
 	case m.PeerJID != "":
-		route, state = RouteXMPP, StateRelayed
+		route, state = RouteXMPP, StateSent
 		if !m.FallbackAt.IsZero() {
-			next = m.FallbackAt.UnixMilli()
+			state, next = StateRelayed, m.FallbackAt.UnixMilli()
 		}
 	case m.LeaseOwner != "":
 		state, owner, leaseUntil, attempts = StateSubmitting, m.LeaseOwner, m.LeaseUntil.UnixMilli(), 1

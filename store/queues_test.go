@@ -3,9 +3,11 @@ package store_test
 import (
 	"context"
 	"maps"
+	"path/filepath"
 	"testing"
 	"time"
 
+	"switchboard/internal/testenv"
 	"switchboard/store"
 )
 
@@ -59,4 +61,49 @@ func TestQueueDepths(t *testing.T) {
 			t.Fatalf("depths after the receipt = %v, want %v", d, want)
 		}
 	})
+}
+
+// TestMigrateSent: relays stored before migration 16 with no fallback to
+// wait for become sent, leaving the queue; those waiting for one stay.
+func TestMigrateSent(t *testing.T) {
+	t.Run("sqlite", func(t *testing.T) {
+		testMigrateSent(t, "sqlite:"+filepath.Join(t.TempDir(), "sb.db"))
+	})
+	t.Run("postgres", func(t *testing.T) {
+		testMigrateSent(t, testenv.StartPostgres(t))
+	})
+}
+
+func testMigrateSent(t *testing.T, dsn string) {
+	ctx := context.Background()
+	s, err := store.Open(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms := []*store.Outbound{
+		{SenderJID: aliceJID, SenderNumber: aliceNum, Dest: bobNum, StanzaID: "a", Body: "no fallback", PeerJID: bobJID},
+		{SenderJID: aliceJID, SenderNumber: aliceNum, Dest: bobNum, StanzaID: "b", Body: "fallback", PeerJID: bobJID, FallbackAt: time.Now().Add(time.Hour)},
+	}
+	must(t, s.AcceptOutbound(ctx, ms))
+	// Back to before the migration: every relay was relayed.
+	must(t, store.Exec(s, `DELETE FROM schema_migrations WHERE version = 16`))
+	must(t, store.Exec(s, `UPDATE messages SET state = 'relayed'`))
+	if d, err := s.QueueDepths(ctx); err != nil || d[store.StateRelayed] != 2 {
+		t.Fatalf("before: %v, %v", d, err)
+	}
+	s.Close()
+
+	s, err = store.Open(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for i, want := range []string{store.StateSent, store.StateRelayed} {
+		if st, _, err := s.MessageState(ctx, ms[i].ID); err != nil || st != want {
+			t.Errorf("%s: state %q, %v; want %s", ms[i].Body, st, err, want)
+		}
+	}
+	if d, err := s.QueueDepths(ctx); err != nil || d[store.StateRelayed] != 1 {
+		t.Errorf("after: %v, %v; want 1 relayed", d, err)
+	}
 }

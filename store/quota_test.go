@@ -53,7 +53,8 @@ func TestSMSSent(t *testing.T) {
 
 		accept(aliceTo(phoneNum, "a1", "x"), aliceTo(otherPhone, "a2", "y"), bobTo(phoneNum))
 		// A relay to a registered user is no SMS, until it falls back.
-		relay := accept(store.Outbound{SenderJID: aliceJID, SenderNumber: aliceNum, Dest: bobNum, StanzaID: "r", Body: "r", PeerJID: bobJID})[0]
+		relay := accept(store.Outbound{SenderJID: aliceJID, SenderNumber: aliceNum, Dest: bobNum, StanzaID: "r", Body: "r", PeerJID: bobJID,
+			FallbackAt: now.Add(30 * time.Second)})[0]
 		check("accepted", store.SMSCounts{Minute: 2, Day: 2}, store.SMSCounts{Minute: 1, Day: 1}, 3)
 
 		now = now.Add(30 * time.Second)
@@ -98,7 +99,8 @@ func TestSMSSent(t *testing.T) {
 		// Off, users' SMS are not counted; everyone's still are.
 		s.CountSMSPerUser(false)
 		accept(bobTo(phoneNum), aliceTo(phoneNum, "a3", "z"))
-		relay = accept(store.Outbound{SenderJID: aliceJID, SenderNumber: aliceNum, Dest: bobNum, StanzaID: "r2", Body: "r", PeerJID: bobJID})[0]
+		relay = accept(store.Outbound{SenderJID: aliceJID, SenderNumber: aliceNum, Dest: bobNum, StanzaID: "r2", Body: "r", PeerJID: bobJID,
+			FallbackAt: now})[0]
 		if ms, err := s.FallBackIDs(ctx, []int64{relay}, now); err != nil || len(ms) != 1 {
 			t.Fatalf("FallBackIDs = %v, %v", ms, err)
 		}

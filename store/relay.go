@@ -10,8 +10,13 @@ import (
 
 // StateRelayed is an outbound message handed to its recipient over XMPP,
 // waiting for a receipt; it becomes delivered on the receipt, or queued for
-// SMS (fallback) when none comes in time.
-const StateRelayed = "relayed"
+// SMS (fallback) when none comes in time. StateSent is one handed over with
+// no fallback to wait for (it is off, or the message too long for SMS): its
+// life is over, unless a receipt (delivered) or a bounce (failed) comes.
+const (
+	StateRelayed = "relayed"
+	StateSent    = "sent"
+)
 
 // DueRelays returns relayed messages whose fallback time has come, at most
 // limit of them, oldest first: their ids, senders and destinations, for the
@@ -143,13 +148,27 @@ func (s *Store) FindRelay(ctx context.Context, senderNumber, peerNumber, stanzaI
 }
 
 // AckRelay records the recipient's receipt for a relayed message: relayed
-// becomes delivered. It reports whether the message was still relayed (false
-// for a late receipt, after the SMS fallback).
+// or sent becomes delivered. It reports whether the message was still
+// relayed or sent (false for a late receipt, after the SMS fallback).
 func (s *Store) AckRelay(ctx context.Context, id int64) (bool, error) {
-	res, err := s.exec(ctx, `UPDATE messages SET state = 'delivered', next_attempt_at = 0, updated_at = $1 WHERE id = $2 AND state = 'relayed'`,
+	res, err := s.exec(ctx, `UPDATE messages SET state = 'delivered', next_attempt_at = 0, updated_at = $1 WHERE id = $2 AND state IN ('relayed', 'sent')`,
 		s.ms(), id)
 	if err != nil {
 		return false, fmt.Errorf("store: ack relay: %w", err)
+	}
+	n, err := res.RowsAffected()
+	return n == 1, err
+}
+
+// BounceRelay records that the recipient's server sent back message id,
+// relayed with no fallback (sent): it fails with reason. No notice is
+// raised: the caller passes the server's error on. It reports false when
+// the message is not sent (a fallback's, or already settled).
+func (s *Store) BounceRelay(ctx context.Context, id int64, reason string) (bool, error) {
+	res, err := s.exec(ctx, `UPDATE messages SET state = 'failed', error = $1, next_attempt_at = 0, updated_at = $2 WHERE id = $3 AND state = 'sent'`,
+		reason, s.ms(), id)
+	if err != nil {
+		return false, fmt.Errorf("store: bounce relay: %w", err)
 	}
 	n, err := res.RowsAffected()
 	return n == 1, err

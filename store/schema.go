@@ -244,6 +244,10 @@ var migrations = []string{
 		WHERE direction = 'out' AND route = 'sms' AND created_at >= {{now_ms}} - 86400000
 		GROUP BY user_bare, created_at;
 	DROP INDEX messages_sms_quota;`,
+	// Relays with no SMS fallback to wait for end as sent (see
+	// StateSent). They stayed relayed, counted as on their way by the
+	// queue gauge and never pruned, when no receipt came.
+	`UPDATE messages SET state = 'sent' WHERE state = 'relayed' AND next_attempt_at = 0`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {

@@ -24,6 +24,24 @@ func bind(t *testing.T, s *stack, user, num string) {
 	must(t, err)
 }
 
+// relayState returns the stored state of the message relayed from sender's
+// number to peer's with stanza id, once it is want, or fails the test.
+func relayState(t *testing.T, s *stack, sender, peer, id, want string) store.Relay {
+	t.Helper()
+	st, err := store.Open(context.Background(), s.cfg.Store.DSN)
+	must(t, err)
+	defer st.Close()
+	var rel store.Relay
+	for range 100 {
+		if rel, err = st.FindRelay(context.Background(), sender, peer, id); err == nil && rel.State == want {
+			return rel
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("relay %s: %+v, %v; want state %s", id, rel, err, want)
+	return rel
+}
+
 func from(j string) func(testenv.Stanza) bool {
 	return func(s testenv.Stanza) bool { return s.Name == "message" && s.Attr["from"] == j }
 }
@@ -164,6 +182,9 @@ func TestFallback(t *testing.T) {
 	if n := smsCount(s, "no fallback please"); n != 0 {
 		t.Fatalf("SMS sent with the fallback off")
 	}
+	// With no fallback to wait for, the relay's life is over once handed
+	// on (not left on its way for ever, unpruned).
+	relayState(t, s, alice, bobNumber, "f2", store.StateSent)
 	// The timer is set to a day, so only the bounce can make an SMS below.
 	settings(map[string]string{"fallback": "1", "fallback_after": "86400"})
 
@@ -189,6 +210,7 @@ func TestFallback(t *testing.T) {
 		t.Fatalf("relayed bounce = %s", e.XML)
 	}
 	t.Logf("relayed bounce: %s", e.XML)
+	relayState(t, s, alice, "+12015550102", "f4", store.StateFailed)
 	// An SMS sent after it has passed the SMSC: had the bounce made one,
 	// it would have been queued before.
 	must(t, a.Send(ctx, fmt.Sprintf(`<message to='%s' type='chat'><body>after carol</body></message>`, s.numberJID(phone))))
