@@ -666,8 +666,13 @@ func transcripts() []transcript {
 			in:   `<message from='alice@example.com/r' to='@@@' id='m18' type='error'><error type='cancel'><item-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></message>`,
 		},
 		{
-			name: "groupchat message",
-			in:   `<message from='room@muc.example.com/nick' to='+12015550123@sms.example.com' id='m19' type='groupchat'><body>hi all</body></message>`,
+			name: "groupchat message from a room (a domain not served)",
+			in:   `<message from='room@forbidden.example/nick' to='+12015550123@sms.example.com' id='m19' type='groupchat'><body>hi all</body></message>`,
+		},
+		{
+			name: "groupchat message from a user",
+			in:   `<message from='alice@example.com/r' to='+12015550123@sms.example.com' id='m19b' type='groupchat'><body>hi all</body></message>`,
+			want: []want{msgError(testDomain, testAlice, "m19b", "cancel", "service-unavailable", "not a group chat")},
 		},
 		{
 			name: "headline message",

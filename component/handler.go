@@ -193,7 +193,15 @@ func (c *Component) handleMessage(ctx context.Context, s *inStanza) {
 			c.log.Debug().Str("from", from.String()).Str("id", s.ID).Msg("message error for no relayed message")
 		}
 		return
-	case "groupchat", "headline":
+	case "headline":
+		return // never answered (RFC 6121 8.5.2.1.1)
+	case "groupchat":
+		// From a user, an answer (a room's messages, to a number that
+		// is no occupant, get none).
+		if s.text() != "" && c.router.Served(from) {
+			c.replyError(ctx, c.cfg.JID, from, s.ID, errText(stanza.Cancel, stanza.ServiceUnavailable,
+				"A phone number is not a group chat: send it a chat message."))
+		}
 		return
 	}
 	to, err := jid.Parse(s.To)

@@ -239,8 +239,8 @@ type Message struct {
 	Body string
 	// SMSText is what an SMS carries: the body with links, locations and
 	// the like turned into text. Empty means the same as Body. A stanza
-	// with neither (chat states, markers) is relayed to registered users
-	// and never becomes an SMS.
+	// with neither (chat states, markers), or only a blank body, is
+	// relayed to registered users and never becomes an SMS.
 	SMSText string
 	// Payload is the stanza's children, relayed as they are over XMPP.
 	Payload     []byte
@@ -250,6 +250,9 @@ type Message struct {
 func (m *Message) smsText() string {
 	if m.SMSText != "" {
 		return m.SMSText
+	}
+	if strings.TrimSpace(m.Body) == "" {
+		return "" // blank: nothing to send
 	}
 	return m.Body
 }
@@ -423,6 +426,15 @@ func (r *Router) storeBatch(ctx context.Context, batch []*pending) {
 		if p.msg == nil {
 			if owner != "" {
 				ok = append(ok, p) // body-less: relayed, never stored
+			} else if p.m.WantReceipt {
+				// Content is what asks for a receipt (XEP-0184), but
+				// there is no text to send: say so rather than leave the
+				// sender waiting for one. Chat states and markers ask
+				// for none.
+				if err := r.xmpp.SendError(ctx, p.to, p.from, p.m.ID, stanzaErr(stanza.Modify, stanza.NotAcceptable,
+					"The message is empty: there is no text to send as SMS.")); err != nil {
+					r.log.Warn().Err(err).Str("to", p.from.String()).Msg("could not send error to sender")
+				}
 			}
 			continue
 		}

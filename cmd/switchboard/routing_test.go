@@ -255,6 +255,39 @@ func TestRichContentAsSMS(t *testing.T) {
 	}
 }
 
+// TestBlankMessages: a message with no text to send gets an error when
+// its sender waits for a receipt, and never becomes an SMS; a group chat
+// message to a number is refused.
+func TestBlankMessages(t *testing.T) {
+	s := startStack(t, sqliteDSN(t), smsc.Config{})
+	a := s.login(t, "alice")
+	waitComponent(t, s, a)
+	ctx := ctxT(t, 30*time.Second)
+	to := s.numberJID(phone)
+	for _, tc := range []struct{ id, stanza, cond string }{
+		{"ws", `<message to='%s' id='ws' type='chat'><body> 	 </body><request xmlns='urn:xmpp:receipts'/></message>`, "not-acceptable"},
+		{"empty", `<message to='%s' id='empty' type='chat'><body></body><request xmlns='urn:xmpp:receipts'/></message>`, "not-acceptable"},
+		{"gc", `<message to='%s' id='gc' type='groupchat'><body>hello room</body></message>`, "service-unavailable"},
+	} {
+		must(t, a.Send(ctx, fmt.Sprintf(tc.stanza, to)))
+		e, err := a.Next(ctx, func(st testenv.Stanza) bool { return st.Attr["id"] == tc.id })
+		must(t, err)
+		if e.Attr["type"] != "error" || !strings.Contains(e.XML, "<"+tc.cond) || !strings.Contains(e.XML, "<text") {
+			t.Errorf("%s: answer %s, want a %s error with text", tc.id, e.XML, tc.cond)
+		}
+	}
+	// A blank body with no receipt asked is ignored; the next message is
+	// the first SMS.
+	must(t, a.Send(ctx, fmt.Sprintf(`<message to='%s' type='chat'><body>  </body></message>`, to)))
+	must(t, a.Send(ctx, fmt.Sprintf(`<message to='%s' type='chat'><body>after the blanks</body></message>`, to)))
+	msgs, err := s.smsc.WaitMessages(ctx, 1)
+	must(t, err)
+	time.Sleep(300 * time.Millisecond)
+	if got := s.smsc.Messages(); len(got) != 1 || msgs[0].Text != "after the blanks" {
+		t.Fatalf("SMS sent: %d, first %q", len(got), msgs[0].Text)
+	}
+}
+
 // TestFallbackByPresence: where the server grants presence privilege, a
 // message to a registered user with no available resource goes as SMS at
 // once; once they are online it goes over XMPP.
