@@ -96,6 +96,8 @@ TOML
 chmod 600 "$demo/switchboard.toml"
 
 # --- Processes --------------------------------------------------------------------------------
+# Each runs in a session of its own (setsid), so Ctrl-C reaches only this script, which then
+# stops them in order: switchboard first, Prosody last.
 pids=()
 stop_all() {
 	trap - INT TERM EXIT
@@ -121,14 +123,14 @@ wait_port() { # port what
 }
 
 say "starting Prosody (log $pdir/prosody.log)"
-runuser -u prosody -- prosody --config "$pdir/prosody.cfg.lua" -F >"$pdir/prosody.out" 2>&1 &
+setsid runuser -u prosody -- prosody --config "$pdir/prosody.cfg.lua" -F >"$pdir/prosody.out" 2>&1 &
 pids+=($!)
 wait_port 5222 Prosody
 wait_port 5347 Prosody
 
 if ! $prosody_only; then
 	say "starting the SMSC simulator (log demo/smsc-sim.log)"
-	bin/switchboard smsc-sim -smpp 127.0.0.1:2775 -http 127.0.0.1:8025 >"$demo/smsc-sim.log" 2>&1 &
+	setsid bin/switchboard smsc-sim -smpp 127.0.0.1:2775 -http 127.0.0.1:8025 >"$demo/smsc-sim.log" 2>&1 &
 	pids+=($!)
 	wait_port 2775 "the SMSC simulator"
 
@@ -136,8 +138,16 @@ if ! $prosody_only; then
 	bin/switchboard numbers assign -config demo/switchboard.toml bob@localhost +12015550101
 
 	say "starting switchboard (log demo/switchboard.log)"
-	bin/switchboard serve -config demo/switchboard.toml >"$demo/switchboard.log" 2>&1 &
+	setsid bin/switchboard serve -config demo/switchboard.toml >"$demo/switchboard.log" 2>&1 &
 	pids+=($!)
+	# Ready once connected to Prosody and bound to the simulator.
+	for _ in $(seq 300); do
+		kill -0 "${pids[-1]}" 2>/dev/null || { tail -n 20 "$demo/switchboard.log" >&2; die "switchboard exited; its log is above"; }
+		grep -q "connected to XMPP server" "$demo/switchboard.log" && grep -q "smpp bound" "$demo/switchboard.log" && break
+		sleep 0.1
+	done
+	grep -q "connected to XMPP server" "$demo/switchboard.log" || die "switchboard did not connect to Prosody within 30 s; see demo/switchboard.log"
+	grep -q "smpp bound" "$demo/switchboard.log" || die "switchboard did not bind to the simulator within 30 s; see demo/switchboard.log"
 fi
 
 cat <<TEXT
@@ -160,17 +170,18 @@ else
   2. Send a message to +12015550199@sms.localhost: it leaves as SMS; watch it arrive at the
      simulator (http://127.0.0.1:8025/ and the log below).
   3. Text back as the phone:
-       curl -d from=+12015550199 -d to=+12015550100 -d text=hi http://127.0.0.1:8025/mo
+       curl --data-urlencode from=+12015550199 --data-urlencode to=+12015550100 \\
+            --data-urlencode text='hi alice' http://127.0.0.1:8025/mo
   4. Message +12015550101@sms.localhost: bob has that number, so it goes over XMPP
      (log in as bob@localhost / bob to see it).
 
   Logs: demo/switchboard.log, demo/smsc-sim.log, $pdir/prosody.log
 
 TEXT
-	tail -n +1 -F "$demo/smsc-sim.log" "$demo/switchboard.log" &
+	setsid tail -n +1 -F "$demo/smsc-sim.log" "$demo/switchboard.log" &
 	pids+=($!)
 fi
 
-# Runs until Ctrl-C, or until something we started exits.
+# Runs until Ctrl-C (the trap stops everything), or until something we started exits.
 wait -n "${pids[@]}" || true
-say "a demo process exited; see the logs"
+say "a demo process exited unasked; stopping the rest (see the logs)"
