@@ -416,6 +416,11 @@ func (r *Router) storeBatch(ctx context.Context, batch []*pending) {
 			continue
 		}
 		owner := owners[p.dest]
+		if owner == bare && p.msg != nil {
+			// To one's own number: a text to one's phone, not a relay
+			// back to oneself (which would fall back to that SMS anyway).
+			owner = ""
+		}
 		if owner != "" && p.msg != nil && r.unreachable(owner, settings[bare], present) {
 			// The recipient has no available resource (seen through the
 			// presence privilege): straight to SMS.

@@ -288,6 +288,23 @@ func TestBlankMessages(t *testing.T) {
 	}
 }
 
+// TestOwnNumber: a message to one's own number goes to one's phone as
+// SMS, not back to oneself over XMPP.
+func TestOwnNumber(t *testing.T) {
+	s := startStack(t, sqliteDSN(t), smsc.Config{})
+	a := s.login(t, "alice")
+	waitComponent(t, s, a)
+	ctx := ctxT(t, 30*time.Second)
+	must(t, a.Send(ctx, fmt.Sprintf(`<message to='%s' id='self' type='chat'><body>note to my phone</body></message>`, s.numberJID(alice))))
+	sms := waitSMS(t, s, "note to my phone")
+	if sms.Dest != alice[1:] {
+		t.Fatalf("SMS to %s, want %s", sms.Dest, alice[1:])
+	}
+	if st, err := a.Next(ctxT(t, time.Second), func(st testenv.Stanza) bool { return st.Body == "note to my phone" }); err == nil {
+		t.Fatalf("relayed back to the sender: %s", st.XML)
+	}
+}
+
 // TestFallbackByPresence: where the server grants presence privilege, a
 // message to a registered user with no available resource goes as SMS at
 // once; once they are online it goes over XMPP.
