@@ -36,6 +36,7 @@ type Outbox interface {
 	StaleFragments(ctx context.Context, cutoff time.Time) ([][]store.Fragment, error)
 	DropFragments(ctx context.Context, k store.FragmentKey) error
 	Sweep(ctx context.Context) (receipts int64, err error)
+	EndReceiptWaits(ctx context.Context, cutoff time.Time) (int64, error)
 }
 
 // Inbox is where messages from phones go. The router satisfies it.
@@ -66,6 +67,10 @@ type Config struct {
 	// are kept waiting for the rest. Default 2 minutes; then what arrived is
 	// delivered with the gaps marked.
 	Reassembly time.Duration
+	// ReceiptWait is how long a submitted message waits for its carrier's
+	// receipts; then it ends as sent, its delivery not confirmed. Default
+	// 72 hours.
+	ReceiptWait time.Duration
 	// NoRecipient is the error Inbox returns for a number nobody has.
 	NoRecipient error
 	// BindUp tells whether this process's bind numbered n (see
@@ -113,6 +118,9 @@ func New(cfg Config, outbox Outbox, inbox Inbox) *Gateway {
 	}
 	if cfg.Concurrency <= 0 {
 		cfg.Concurrency = 64
+	}
+	if cfg.ReceiptWait <= 0 {
+		cfg.ReceiptWait = 72 * time.Hour
 	}
 	if cfg.Reassembly <= 0 {
 		cfg.Reassembly = 2 * time.Minute

@@ -292,4 +292,11 @@ func (g *Gateway) sweepStore(ctx context.Context) {
 	case n > 0:
 		g.log.Info().Int64("receipts", n).Msg("dropped receipts for SMSC ids never recorded")
 	}
+	n, err = g.outbox.EndReceiptWaits(ctx, time.Now().Add(-g.cfg.ReceiptWait))
+	switch {
+	case err != nil:
+		g.log.Error().Err(err).Msg("ending waits for receipts failed; the next sweep will retry")
+	case n > 0:
+		g.log.Warn().Int64("messages", n).Dur("waited", g.cfg.ReceiptWait).Msg("no receipt came for SMS submitted long ago; ended as sent, delivery not confirmed")
+	}
 }

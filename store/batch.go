@@ -466,7 +466,9 @@ func (s *Store) settle(w *writes, msgs map[int64]*msgRow, ids []int64, now int64
 		}
 	}
 	if len(submitted) > 0 {
-		w.add(`UPDATE messages SET state = 'submitted', lease_owner = '', updated_at = $1 WHERE id IN (`+
+		// next_attempt_at: since when it waits for its receipts (see
+		// EndReceiptWaits).
+		w.add(`UPDATE messages SET state = 'submitted', lease_owner = '', next_attempt_at = $1, updated_at = $1 WHERE id IN (`+
 			inList(2, padded(len(submitted)))+`)`, idArgs([]any{now}, pad(submitted))...)
 	}
 	if len(delivered) > 0 {

@@ -65,6 +65,8 @@ func TestQueueDepths(t *testing.T) {
 
 // TestMigrateSent: relays stored before migration 16 with no fallback to
 // wait for become sent, leaving the queue; those waiting for one stay.
+// Submitted messages from before 17 wait for receipts since their last
+// change.
 func TestMigrateSent(t *testing.T) {
 	t.Run("sqlite", func(t *testing.T) {
 		testMigrateSent(t, "sqlite:"+filepath.Join(t.TempDir(), "sb.db"))
@@ -85,11 +87,21 @@ func testMigrateSent(t *testing.T, dsn string) {
 		{SenderJID: aliceJID, SenderNumber: aliceNum, Dest: bobNum, StanzaID: "b", Body: "fallback", PeerJID: bobJID, FallbackAt: time.Now().Add(time.Hour)},
 	}
 	must(t, s.AcceptOutbound(ctx, ms))
-	// Back to before the migration: every relay was relayed.
-	must(t, store.Exec(s, `DELETE FROM schema_migrations WHERE version = 16`))
-	must(t, store.Exec(s, `UPDATE messages SET state = 'relayed'`))
+	sms := accept(t, s, 1)
+	claimOne(t, s, "a")
+	if _, err := s.PartSubmitted(ctx, sms.ID, 1, "", []string{"m1"}); err != nil {
+		t.Fatal(err)
+	}
+	// Back to before the migrations: every relay was relayed, and a
+	// submitted message did not say since when it waits.
+	must(t, store.Exec(s, `DELETE FROM schema_migrations WHERE version >= 16`))
+	must(t, store.Exec(s, `UPDATE messages SET state = 'relayed' WHERE peer_jid <> ''`))
+	must(t, store.Exec(s, `UPDATE messages SET next_attempt_at = 0 WHERE peer_jid = ''`))
 	if d, err := s.QueueDepths(ctx); err != nil || d[store.StateRelayed] != 2 {
 		t.Fatalf("before: %v, %v", d, err)
+	}
+	if n, err := s.EndReceiptWaits(ctx, time.Now().Add(time.Minute)); err != nil || n != 0 {
+		t.Fatalf("a message with no wait recorded ended: %d, %v", n, err)
 	}
 	s.Close()
 
@@ -106,4 +118,63 @@ func testMigrateSent(t *testing.T, dsn string) {
 	if d, err := s.QueueDepths(ctx); err != nil || d[store.StateRelayed] != 1 {
 		t.Errorf("after: %v, %v; want 1 relayed", d, err)
 	}
+	// The submitted one waits since its last change.
+	if n, err := s.EndReceiptWaits(ctx, time.Now().Add(-time.Minute)); err != nil || n != 0 {
+		t.Errorf("ended too early: %d, %v", n, err)
+	}
+	if n, err := s.EndReceiptWaits(ctx, time.Now().Add(time.Minute)); err != nil || n != 1 {
+		t.Errorf("EndReceiptWaits after the migration = %d, %v; want 1", n, err)
+	}
+}
+
+// TestEndReceiptWaits: a submitted message whose receipt does not come
+// within the wait ends as sent, off the queue, with no notice; a receipt
+// that comes later still settles it.
+func TestEndReceiptWaits(t *testing.T) {
+	engines(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		at := time.Now().Truncate(time.Millisecond)
+		store.SetClock(s, func() time.Time { return at })
+		waiting := func(forms ...string) *store.Outbound {
+			t.Helper()
+			m := accept(t, s, 1)
+			claimOne(t, s, "a")
+			if _, err := s.PartSubmitted(ctx, m.ID, 1, "", forms); err != nil {
+				t.Fatal(err)
+			}
+			return m
+		}
+		old, late := waiting("e1"), waiting("e2")
+		at = at.Add(time.Hour)
+		recent := waiting("e3")
+
+		if n, err := s.EndReceiptWaits(ctx, at.Add(-time.Hour)); err != nil || n != 0 {
+			t.Fatalf("ended at the boundary: %d, %v", n, err)
+		}
+		if n, err := s.EndReceiptWaits(ctx, at.Add(-time.Minute)); err != nil || n != 2 {
+			t.Fatalf("EndReceiptWaits = %d, %v; want 2", n, err)
+		}
+		for m, want := range map[*store.Outbound]string{old: store.StateSent, late: store.StateSent, recent: store.StateSubmitted} {
+			if st, _, err := s.MessageState(ctx, m.ID); err != nil || st != want {
+				t.Errorf("message %d: %q, %v; want %s", m.ID, st, err, want)
+			}
+		}
+		if d, err := s.QueueDepths(ctx); err != nil || d[store.StateSubmitted] != 1 {
+			t.Errorf("depths = %v, %v; want 1 submitted", d, err)
+		}
+		if ns := notices(t, s); len(ns) != 0 {
+			t.Errorf("notices for unconfirmed messages: %+v", ns)
+		}
+		// A late receipt still delivers it, with the receipt its sender asked for.
+		if r, err := s.Receipt(ctx, "", []string{"e2"}, "DELIVRD", ""); err != nil || !r.Final || r.State != store.StateDelivered {
+			t.Fatalf("late receipt = %+v, %v", r, err)
+		}
+		if ns := notices(t, s); len(ns) != 1 || ns[0].ID != late.ID {
+			t.Errorf("notices after the late receipt = %+v", ns)
+		}
+		// Those sent are over: pruned like delivered ones.
+		if n, err := s.Prune(ctx, at.Add(time.Second)); err != nil || n != 2 {
+			t.Errorf("Prune = %d, %v; want 2 (the sent and the late delivered)", n, err)
+		}
+	})
 }

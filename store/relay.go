@@ -10,9 +10,11 @@ import (
 
 // StateRelayed is an outbound message handed to its recipient over XMPP,
 // waiting for a receipt; it becomes delivered on the receipt, or queued for
-// SMS (fallback) when none comes in time. StateSent is one handed over with
-// no fallback to wait for (it is off, or the message too long for SMS): its
-// life is over, unless a receipt (delivered) or a bounce (failed) comes.
+// SMS (fallback) when none comes in time. StateSent is one handed on whose
+// delivery nothing will confirm: relayed with no fallback to wait for (it
+// is off, or the message too long for SMS), or submitted as SMS with no
+// receipt within the wait (see EndReceiptWaits). Its life is over, unless
+// a receipt (delivered) or a bounce (failed) still comes.
 const (
 	StateRelayed = "relayed"
 	StateSent    = "sent"

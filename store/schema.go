@@ -248,6 +248,10 @@ var migrations = []string{
 	// StateSent). They stayed relayed, counted as on their way by the
 	// queue gauge and never pruned, when no receipt came.
 	`UPDATE messages SET state = 'sent' WHERE state = 'relayed' AND next_attempt_at = 0`,
+	// A submitted message's next_attempt_at holds since when it waits for
+	// its receipts (see EndReceiptWaits): for those submitted before, the
+	// time of their last change.
+	`UPDATE messages SET next_attempt_at = updated_at WHERE state = 'submitted'`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {

@@ -87,6 +87,7 @@ type SMSConfig struct {
 	Validity    Duration `toml:"validity"`     // how long a message may wait for the SMSC. Default 48h.
 	MaxAttempts int      `toml:"max_attempts"` // submissions before a message fails. Default 8.
 	Reassembly  Duration `toml:"reassembly"`   // wait for the missing parts of a message from a phone. Default 2m.
+	ReceiptWait Duration `toml:"receipt_wait"` // wait for the carrier's receipt; then the message ends unconfirmed (sent). Default 72h.
 }
 
 // RegistrationConfig is how users prove they own a number.
@@ -310,6 +311,9 @@ func (c *Config) defaults(given map[string]bool) {
 	if c.SMS.Reassembly.unset() {
 		c.SMS.Reassembly = Dur(2 * time.Minute)
 	}
+	if c.SMS.ReceiptWait.unset() {
+		c.SMS.ReceiptWait = Dur(72 * time.Hour)
+	}
 	r := &c.Registration
 	if r.Verification == "" {
 		r.Verification = "sms"
@@ -492,7 +496,7 @@ func (c *Config) validate() []error {
 		key string
 		d   Duration
 	}{
-		{"sms.validity", c.SMS.Validity}, {"sms.reassembly", c.SMS.Reassembly},
+		{"sms.validity", c.SMS.Validity}, {"sms.reassembly", c.SMS.Reassembly}, {"sms.receipt_wait", c.SMS.ReceiptWait},
 		{"registration.code_ttl", c.Registration.CodeTTL}, {"registration.resend_after", c.Registration.ResendAfter},
 		{"routing.sms_fallback_after", c.Routing.SMSFallbackAfter}, {"archive.retention", c.Archive.Retention},
 	} {
@@ -557,6 +561,9 @@ func (c *Config) validate() []error {
 	}
 	if c.SMS.Reassembly.bad == "" && c.SMS.Reassembly.D() < time.Second {
 		bad("sms.reassembly", "at least 1s")
+	}
+	if c.SMS.ReceiptWait.bad == "" && c.SMS.ReceiptWait.D() < time.Second {
+		bad("sms.receipt_wait", "at least 1s")
 	}
 	r := c.Registration
 	switch r.Verification {

@@ -305,6 +305,37 @@ func TestOwnNumber(t *testing.T) {
 	}
 }
 
+// TestReceiptNeverComes: an SMS whose carrier never sends a receipt ends
+// as sent (unconfirmed) after sms.receipt_wait, off the queue; its sender
+// gets neither a receipt nor an error.
+func TestReceiptNeverComes(t *testing.T) {
+	s := startStack(t, sqliteDSN(t), smsc.Config{Outcome: smsc.OutcomeNone},
+		"SWITCHBOARD_SMS_RECEIPT_WAIT=1s", "SWITCHBOARD_SMS_REASSEMBLY=4s") // sweeps every second
+	a := s.login(t, "alice")
+	waitComponent(t, s, a)
+	ctx := ctxT(t, 30*time.Second)
+	must(t, a.Send(ctx, fmt.Sprintf(`<message to='%s' id='nr' type='chat'><body>into the void</body><request xmlns='urn:xmpp:receipts'/></message>`, s.numberJID(phone))))
+	waitSMS(t, s, "into the void")
+	st, err := store.Open(ctx, s.cfg.Store.DSN)
+	must(t, err)
+	defer st.Close()
+	var counts map[string]int
+	for range 100 {
+		if counts, err = st.Counts(ctx); err == nil && counts["out/"+store.StateSent] == 1 {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if counts["out/"+store.StateSent] != 1 || counts["out/"+store.StateSubmitted] != 0 {
+		t.Fatalf("counts = %v, %v; want the message sent", counts, err)
+	}
+	if got, err := a.Next(ctxT(t, time.Second), func(st testenv.Stanza) bool {
+		return st.Attr["id"] == "nr" || strings.Contains(norm(st.XML), `id="nr"`)
+	}); err == nil {
+		t.Fatalf("the sender was told: %s", got.XML)
+	}
+}
+
 // TestFallbackByPresence: where the server grants presence privilege, a
 // message to a registered user with no available resource goes as SMS at
 // once; once they are online it goes over XMPP.

@@ -134,6 +134,7 @@ func run(ctx context.Context, cfg *Config, log zerolog.Logger) error {
 		Concurrency: submitSlots(append([]SMPPConfig{cfg.SMPP}, cfg.SMSCs...)),
 		MaxAttempts: cfg.SMS.MaxAttempts,
 		Reassembly:  cfg.SMS.Reassembly.D(),
+		ReceiptWait: cfg.SMS.ReceiptWait.D(),
 		NoRecipient: router.ErrNoRecipient,
 		OnFinal:     rt.Wake,
 		OnMessage:   mx.Message,
