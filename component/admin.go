@@ -33,7 +33,6 @@ type Admin interface {
 	Release(ctx context.Context, number string) (string, error)
 	OwnerOf(ctx context.Context, number string) (store.Binding, error)
 	RecentFailures(ctx context.Context, limit int) ([]store.Failure, error)
-	TouchNumber(ctx context.Context, number string) (int64, error)
 }
 
 func (c *Component) isAdmin(from jid.JID) bool {
@@ -112,7 +111,6 @@ func (c *Component) cmdAdmin(ctx context.Context, from jid.JID, req *adhoc.Comma
 		if err != nil {
 			return nil, err
 		}
-		_, _ = c.cfg.Admin.TouchNumber(ctx, n.String())
 		c.log.Info().Str("admin", from.Bare().String()).Str("number", n.String()).Str("jid", j.Bare().String()).Msg("number assigned by admin")
 		text := fmt.Sprintf("%s is now bound to %s.", n, j.Bare())
 		if prev != "" {
@@ -149,7 +147,6 @@ func (c *Component) cmdAdmin(ctx context.Context, from jid.JID, req *adhoc.Comma
 		if err != nil {
 			return nil, err
 		}
-		_, _ = c.cfg.Admin.TouchNumber(ctx, n.String())
 		c.log.Info().Str("admin", from.Bare().String()).Str("number", n.String()).Msg("number released by admin")
 		return completed(adhoc.Info, fmt.Sprintf("%s released (it was bound to %s).", n, j)), nil
 	}

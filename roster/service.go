@@ -25,7 +25,6 @@ type Store interface {
 	ContactsOf(ctx context.Context, owner string) ([]store.Contact, error)
 	ContactOf(ctx context.Context, owner, number string) (store.Contact, error)
 	HoldersOf(ctx context.Context, number string) ([]string, error)
-	TouchNumber(ctx context.Context, number string) (int64, error)
 	DropContacts(ctx context.Context, owner string) error
 	DirtyContacts(ctx context.Context, limit int) ([]store.Contact, error)
 	ContactsPushed(ctx context.Context, pushed []store.Contact) error
@@ -202,19 +201,6 @@ func (s *Service) apply(ctx context.Context, owner jid.JID, contacts []addressbo
 	s.log.Info().Str("owner", bare).Int("added", res.Added).Int("changed", res.Changed).Int("removed", res.Removed).
 		Int("contacts", len(book)).Msg("address book imported")
 	return rep, nil
-}
-
-// Registered is called when number was bound or released: the users who
-// have it in their address books get their roster items and presence updated.
-func (s *Service) Registered(ctx context.Context, num string) error {
-	n, err := s.store.TouchNumber(ctx, num)
-	if err != nil {
-		return err
-	}
-	if n > 0 {
-		s.Wake()
-	}
-	return nil
 }
 
 // Forget deletes owner's address book and, through the worker, the roster

@@ -18,7 +18,9 @@ type Binding struct {
 
 // Bind makes number belong to jid. A number belongs to at most one JID and a
 // JID has at most one number, so any older binding of either is replaced.
-// It returns the JID that held the number before, if it was another one.
+// The address-book entries of number and of the number jid had before are
+// marked dirty for the roster worker, in the same transaction. It returns
+// the JID that held the number before, if it was another one.
 func (s *Store) Bind(ctx context.Context, number, jid, method string) (previous string, err error) {
 	err = s.tx(ctx, func(tx *sql.Tx) error {
 		var err error
@@ -39,6 +41,12 @@ func bindTx(ctx context.Context, tx *sql.Tx, number, jid, method string, now int
 	if previous == jid {
 		previous = ""
 	}
+	// Both numbers change owner: whoever has either in an address book
+	// must stop seeing the old owner behind it.
+	if _, err := tx.ExecContext(ctx, `UPDATE contacts SET dirty = 1 WHERE deleted = 0
+		AND (number = $1 OR number IN (SELECT number FROM bindings WHERE jid = $2))`, number, jid); err != nil {
+		return "", err
+	}
 	if _, err := tx.ExecContext(ctx, `DELETE FROM bindings WHERE number = $1 OR jid = $2`, number, jid); err != nil {
 		return "", err
 	}
@@ -48,12 +56,16 @@ func bindTx(ctx context.Context, tx *sql.Tx, number, jid, method string, now int
 }
 
 // Release removes the binding of number and returns the JID that held it.
+// The number's address-book entries are marked dirty for the roster worker.
 func (s *Store) Release(ctx context.Context, number string) (jid string, err error) {
 	err = s.tx(ctx, func(tx *sql.Tx) error {
 		if err := tx.QueryRowContext(ctx, `SELECT jid FROM bindings WHERE number = $1`, number).Scan(&jid); err != nil {
 			if errors.Is(err, sql.ErrNoRows) {
 				return ErrNotFound
 			}
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE contacts SET dirty = 1 WHERE number = $1 AND deleted = 0`, number); err != nil {
 			return err
 		}
 		_, err := tx.ExecContext(ctx, `DELETE FROM bindings WHERE number = $1`, number)

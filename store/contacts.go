@@ -232,16 +232,6 @@ func (s *Store) HoldersOf(ctx context.Context, number string) ([]string, error) 
 	return out, rows.Err()
 }
 
-// TouchNumber marks every address-book entry of number dirty (its
-// registration changed), and returns how many there were.
-func (s *Store) TouchNumber(ctx context.Context, number string) (int64, error) {
-	res, err := s.db.ExecContext(ctx, `UPDATE contacts SET dirty = 1 WHERE number = $1 AND deleted = 0`, number)
-	if err != nil {
-		return 0, fmt.Errorf("store: touch number: %w", err)
-	}
-	return res.RowsAffected()
-}
-
 // DropContacts marks owner's whole address book deleted (the roster worker
 // then removes the items and the rows).
 func (s *Store) DropContacts(ctx context.Context, owner string) error {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"testing"
 	"time"
 
@@ -58,6 +59,70 @@ func TestImportContacts(t *testing.T) {
 		}
 		if got, err := s.ContactsOf(ctx, "b@example.com"); err != nil || len(got) != 0 {
 			t.Fatalf("after a refused import: %d contacts, %v", len(got), err)
+		}
+	})
+}
+
+// TestBindingMarksContacts: a change of binding marks for the roster worker
+// the address-book entries of every number whose owner changed: a rebind
+// (by an operator or by a verified code) both the new number and the one
+// the user had before, a release the number released.
+func TestBindingMarksContacts(t *testing.T) {
+	engines(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		const old, fresh, verified, other = "+12015550100", "+12015550101", "+12015550102", "+12015550103"
+		for owner, n := range map[string]string{"carol@example.com": old, "dave@example.com": fresh, "erin@example.com": verified, "frank@example.com": other} {
+			if _, err := s.ImportContacts(ctx, owner, []store.Contact{{Number: n, Name: "Alice"}}, true, 0, time.Now()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := s.Bind(ctx, old, "alice@example.com", "operator"); err != nil {
+			t.Fatal(err)
+		}
+		// dirty takes the contacts marked since the last call, as the
+		// roster worker does, and returns their owners.
+		dirty := func() []string {
+			t.Helper()
+			cs, err := s.DirtyContacts(ctx, 100)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := s.ContactsPushed(ctx, cs); err != nil {
+				t.Fatal(err)
+			}
+			var owners []string
+			for _, c := range cs {
+				owners = append(owners, c.Owner)
+			}
+			return owners
+		}
+		dirty()
+
+		if _, err := s.Bind(ctx, fresh, "alice@example.com", "operator"); err != nil {
+			t.Fatal(err)
+		}
+		if got := dirty(); !reflect.DeepEqual(got, []string{"carol@example.com", "dave@example.com"}) {
+			t.Errorf("after a rebind, dirty contacts of %v; want carol's (the old number) and dave's (the new)", got)
+		}
+
+		sms := &store.Outbound{SenderJID: "example.com", Dest: verified, Body: "code", Parts: 1, ExpiresAt: time.Now().Add(time.Hour)}
+		if err := s.StartVerification(ctx, store.Verification{JID: "alice@example.com", Number: verified, CodeHash: []byte("h"), Salt: []byte("s"),
+			ExpiresAt: time.Now().Add(time.Hour)}, sms); err != nil {
+			t.Fatal(err)
+		}
+		ok, _, _, err := s.CheckVerification(ctx, "alice@example.com", time.Now(), 3, func(store.Verification) bool { return true })
+		if err != nil || !ok {
+			t.Fatalf("CheckVerification = %v, %v", ok, err)
+		}
+		if got := dirty(); !reflect.DeepEqual(got, []string{"dave@example.com", "erin@example.com"}) {
+			t.Errorf("after a verified rebind, dirty contacts of %v; want dave's (the old number) and erin's (the new)", got)
+		}
+
+		if _, err := s.Release(ctx, verified); err != nil {
+			t.Fatal(err)
+		}
+		if got := dirty(); !reflect.DeepEqual(got, []string{"erin@example.com"}) {
+			t.Errorf("after a release, dirty contacts of %v; want erin's", got)
 		}
 	})
 }

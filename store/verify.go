@@ -100,8 +100,10 @@ func (s *Store) PendingVerification(ctx context.Context, jid string) (Verificati
 
 // CheckVerification runs check against the JID's pending verification under
 // a row lock (so concurrent guesses are counted one by one). When check
-// accepts the code, the number is bound to the JID (method "sms") and the
-// verification deleted; previous is the JID that held the number before.
+// accepts the code, the number is bound to the JID (method "sms", as by
+// Bind: the address books holding it or the JID's old number are marked
+// dirty) and the verification deleted; previous is the JID that held the
+// number before.
 // When it refuses, the try is counted and the verification deleted once
 // tries reach maxTries. A verification expired at time at is deleted
 // unchecked. It returns ErrNotFound when nothing is pending.

@@ -163,6 +163,58 @@ func TestAddressBook(t *testing.T) {
 	})
 }
 
+// TestAddressBookRebind: a user given another number stops showing as on
+// XMPP behind the old one. Alice and bob have each other's numbers, so bob
+// sees alice's as "on XMPP"; when an operator moves alice to a new number,
+// bob's item for her old one is refreshed to "SMS".
+func TestAddressBookRebind(t *testing.T) {
+	s := startStackWith(t, sqliteDSN(t), testenv.ProsodyOptions{Privilege: true}, smsc.Config{})
+	bind(t, s, "bob", bobNumber)
+	comp := s.prosody.Component
+	a, b := s.login(t, "alice"), s.login(t, "bob")
+	waitComponent(t, s, b)
+	ctx := ctxT(t, 30*time.Second)
+	// Prosody pushes roster changes only to sessions that fetched the roster.
+	if _, err := b.IQ(ctx, `<iq type='get'><query xmlns='jabber:iq:roster'/></iq>`); err != nil {
+		t.Fatal(err)
+	}
+	upload := func(c *testenv.Client, book string) {
+		t.Helper()
+		cmd, _ := adhocRun(t, c, comp, "address-book", "", "execute", nil)
+		cmd, iq := adhocRun(t, c, comp, "address-book", cmd.SessionID, "complete", map[string]string{"contacts": book})
+		if cmd.Status != adhoc.Completed {
+			t.Fatalf("upload = %s\n%s", notes(cmd), iq.XML)
+		}
+	}
+	upload(a, "Bob, "+bobNumber+"\n")
+	upload(b, "Alice, "+alice+"\n")
+	aliceNum := s.numberJID(alice)
+	// status waits for the presence of alice's old number to show status,
+	// taking those before it in the order they came.
+	status := func(status string) {
+		t.Helper()
+		for {
+			p, err := b.Next(ctx, func(st testenv.Stanza) bool { return st.Name == "presence" && st.Attr["from"] == aliceNum })
+			if err != nil {
+				t.Fatalf("no presence of %s with status %q: %v", aliceNum, status, err)
+			}
+			if strings.Contains(p.XML, ">"+status+"</status>") {
+				return
+			}
+		}
+	}
+	status("on XMPP")
+
+	out, err := command(t, "numbers", "-config", writeConfig(t, s), "assign", "alice@"+s.prosody.Domain, "+12015550177").CombinedOutput()
+	if err != nil {
+		t.Fatalf("numbers assign: %v\n%s", err, out)
+	}
+	status("SMS")
+	if got := identity(t, b, aliceNum); got != "sms" {
+		t.Errorf("bob sees alice's old number as %s", got)
+	}
+}
+
 // TestPhoneBookSyncAndGateway: the Quicksy phone-book IQ, XEP-0100
 // prompts, XEP-0144 items sent to the component, and the lookup limit.
 func TestPhoneBookSyncAndGateway(t *testing.T) {

@@ -54,12 +54,10 @@ func cmdNumbers(ctx context.Context, args []string, stdout io.Writer) error {
 		if err != nil {
 			return usageError{fmt.Sprintf("numbers assign: %v", err)}
 		}
+		// Bind marks the address books holding this number or the
+		// user's old one: a running gateway pushes the change.
 		prev, err := st.Bind(ctx, n.String(), j.Bare().String(), "operator")
 		if err != nil {
-			return err
-		}
-		// Users with the number in their address books see the change.
-		if _, err := st.TouchNumber(ctx, n.String()); err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "%s is now bound to %s\n", n, j.Bare())
@@ -79,9 +77,6 @@ func cmdNumbers(ctx context.Context, args []string, stdout io.Writer) error {
 			return fmt.Errorf("numbers release: %s is not bound", n)
 		}
 		if err != nil {
-			return err
-		}
-		if _, err := st.TouchNumber(ctx, n.String()); err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "%s released (was bound to %s)\n", n, j)

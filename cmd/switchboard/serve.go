@@ -167,11 +167,10 @@ func run(ctx context.Context, cfg *Config, log zerolog.Logger) error {
 		Refuse:        rt.Forbidden,
 		Logger:        log,
 		WakeSMS:       func() { gw.Wake() },
-		OnBind:        func(ctx context.Context, _ jid.JID, num string) { _ = book.Registered(ctx, num) },
-		OnUnbind: func(ctx context.Context, owner jid.JID, num string) {
-			_ = book.Registered(ctx, num)
-			_ = book.Forget(ctx, owner)
-		},
+		// The store marked the address books holding the numbers whose
+		// owner changed; the roster worker pushes them now.
+		OnBind:   func(context.Context, jid.JID, string) { book.Wake() },
+		OnUnbind: func(ctx context.Context, owner jid.JID, _ string) { _ = book.Forget(ctx, owner) },
 	}, st)
 
 	var clients []*smpp.Client

@@ -29,6 +29,19 @@ const (
 	Duplicate = "duplicate" // (in) sent again by the SMSC after a new bind: acknowledged, not delivered twice
 )
 
+// The series the counters are created with, at 0: every combination of
+// labels the hooks are called with. A series that appears only with its
+// first event leaves rate() and alerts on it with no data until then.
+var (
+	messageSeries = [][3]string{ // direction, route, outcome
+		{"out", "sms", Accepted}, {"out", "sms", Delivered}, {"out", "sms", Failed}, {"out", "sms", Refused},
+		{"out", "xmpp", Accepted}, {"out", "xmpp", Delivered}, {"out", "xmpp", Failed}, {"out", "xmpp", Fallback}, {"out", "xmpp", Refused},
+		{"in", "sms", Accepted}, {"in", "sms", Delivered}, {"in", "sms", Refused}, {"in", "sms", Duplicate},
+	}
+	refusalReasons = []string{"country", "prefix", "quota_global", "quota_user_minute", "quota_user_day", "too_long", "unregistered", "internal"}
+	partStatuses   = []string{"ok", "temporary", "permanent", "unknown", "error"}
+)
+
 // Names of the metrics.
 const (
 	nameMessages       = "switchboard_messages_total"
@@ -93,14 +106,15 @@ type bind struct {
 	c    SMPP
 }
 
-// New creates the collectors and registers them with reg. The gauges read
-// what AddSMPP, SetXMPP and SetStore give them; until then they are absent.
+// New creates the collectors and registers them with reg. The counters
+// start with every series they can have, at 0. The gauges read what
+// AddSMPP, SetXMPP and SetStore give them; until then they are absent.
 // Runtime and process collectors are the caller's to register.
 func New(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		messages: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: nameMessages,
-			Help: "Messages by direction (out: from XMPP users, in: from phones), route (sms, xmpp) and outcome (accepted, delivered, failed, fallback, refused).",
+			Help: "Messages by direction (out: from XMPP users, in: from phones), route (sms, xmpp) and outcome (accepted, delivered, failed, fallback, refused, duplicate).",
 		}, []string{"direction", "route", "outcome"}),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: nameRefused,
@@ -132,6 +146,15 @@ func New(reg prometheus.Registerer) *Metrics {
 		}),
 		queueTTL: 5 * time.Second,
 		now:      time.Now,
+	}
+	for _, l := range messageSeries {
+		m.messages.WithLabelValues(l[0], l[1], l[2])
+	}
+	for _, r := range refusalReasons {
+		m.refused.WithLabelValues(r)
+	}
+	for _, st := range partStatuses {
+		m.parts.WithLabelValues(st)
 	}
 	reg.MustRegister(m.messages, m.refused, m.parts, m.receipt, m.smppResp, m.commit, m.writes, gauges{m})
 	return m

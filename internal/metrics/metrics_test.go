@@ -62,20 +62,38 @@ func TestMetricsHooks(t *testing.T) {
 	m.ReceiptLatency(-time.Second) // clocks of two instances: counted as 0
 
 	const want = `
-# HELP switchboard_messages_total Messages by direction (out: from XMPP users, in: from phones), route (sms, xmpp) and outcome (accepted, delivered, failed, fallback, refused).
+# HELP switchboard_messages_total Messages by direction (out: from XMPP users, in: from phones), route (sms, xmpp) and outcome (accepted, delivered, failed, fallback, refused, duplicate).
 # TYPE switchboard_messages_total counter
+switchboard_messages_total{direction="in",outcome="accepted",route="sms"} 0
+switchboard_messages_total{direction="in",outcome="delivered",route="sms"} 0
+switchboard_messages_total{direction="in",outcome="duplicate",route="sms"} 0
 switchboard_messages_total{direction="in",outcome="refused",route="sms"} 1
 switchboard_messages_total{direction="out",outcome="accepted",route="sms"} 2
+switchboard_messages_total{direction="out",outcome="accepted",route="xmpp"} 0
 switchboard_messages_total{direction="out",outcome="delivered",route="sms"} 1
+switchboard_messages_total{direction="out",outcome="delivered",route="xmpp"} 0
+switchboard_messages_total{direction="out",outcome="failed",route="sms"} 0
+switchboard_messages_total{direction="out",outcome="failed",route="xmpp"} 0
 switchboard_messages_total{direction="out",outcome="fallback",route="xmpp"} 1
+switchboard_messages_total{direction="out",outcome="refused",route="sms"} 0
+switchboard_messages_total{direction="out",outcome="refused",route="xmpp"} 0
 # HELP switchboard_refused_total Messages from users refused before they were stored, by reason (country, prefix, quota_global, quota_user_minute, quota_user_day, too_long, unregistered, internal).
 # TYPE switchboard_refused_total counter
 switchboard_refused_total{reason="country"} 2
+switchboard_refused_total{reason="internal"} 0
+switchboard_refused_total{reason="prefix"} 0
+switchboard_refused_total{reason="quota_global"} 0
 switchboard_refused_total{reason="quota_user_day"} 1
+switchboard_refused_total{reason="quota_user_minute"} 0
+switchboard_refused_total{reason="too_long"} 0
+switchboard_refused_total{reason="unregistered"} 0
 # HELP switchboard_sms_parts_submitted_total submit_sm sent, by the SMSC's answer (ok, temporary, permanent, unknown: no response, error).
 # TYPE switchboard_sms_parts_submitted_total counter
+switchboard_sms_parts_submitted_total{status="error"} 0
 switchboard_sms_parts_submitted_total{status="ok"} 2
+switchboard_sms_parts_submitted_total{status="permanent"} 0
 switchboard_sms_parts_submitted_total{status="temporary"} 1
+switchboard_sms_parts_submitted_total{status="unknown"} 0
 `
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want),
 		"switchboard_messages_total", "switchboard_refused_total", "switchboard_sms_parts_submitted_total"); err != nil {
@@ -102,6 +120,54 @@ switchboard_sms_parts_submitted_total{status="temporary"} 1
 				t.Errorf("le=2.5 bucket = %d, want 1", b.GetCumulativeCount())
 			}
 		}
+	}
+}
+
+// TestMetricsZero scrapes a fresh registry: every series the counters can
+// have is there at 0, so a rate() or an alert on one shows 0 before the
+// first event instead of no data.
+func TestMetricsZero(t *testing.T) {
+	reg := prometheus.NewPedanticRegistry()
+	m := metrics.New(reg)
+	srv := httptest.NewServer(m.Handler(reg, zerolog.New(zerolog.NewTestWriter(t))))
+	defer srv.Close()
+	const want = `
+# HELP switchboard_messages_total Messages by direction (out: from XMPP users, in: from phones), route (sms, xmpp) and outcome (accepted, delivered, failed, fallback, refused, duplicate).
+# TYPE switchboard_messages_total counter
+switchboard_messages_total{direction="in",outcome="accepted",route="sms"} 0
+switchboard_messages_total{direction="in",outcome="delivered",route="sms"} 0
+switchboard_messages_total{direction="in",outcome="duplicate",route="sms"} 0
+switchboard_messages_total{direction="in",outcome="refused",route="sms"} 0
+switchboard_messages_total{direction="out",outcome="accepted",route="sms"} 0
+switchboard_messages_total{direction="out",outcome="accepted",route="xmpp"} 0
+switchboard_messages_total{direction="out",outcome="delivered",route="sms"} 0
+switchboard_messages_total{direction="out",outcome="delivered",route="xmpp"} 0
+switchboard_messages_total{direction="out",outcome="failed",route="sms"} 0
+switchboard_messages_total{direction="out",outcome="failed",route="xmpp"} 0
+switchboard_messages_total{direction="out",outcome="fallback",route="xmpp"} 0
+switchboard_messages_total{direction="out",outcome="refused",route="sms"} 0
+switchboard_messages_total{direction="out",outcome="refused",route="xmpp"} 0
+# HELP switchboard_refused_total Messages from users refused before they were stored, by reason (country, prefix, quota_global, quota_user_minute, quota_user_day, too_long, unregistered, internal).
+# TYPE switchboard_refused_total counter
+switchboard_refused_total{reason="country"} 0
+switchboard_refused_total{reason="internal"} 0
+switchboard_refused_total{reason="prefix"} 0
+switchboard_refused_total{reason="quota_global"} 0
+switchboard_refused_total{reason="quota_user_day"} 0
+switchboard_refused_total{reason="quota_user_minute"} 0
+switchboard_refused_total{reason="too_long"} 0
+switchboard_refused_total{reason="unregistered"} 0
+# HELP switchboard_sms_parts_submitted_total submit_sm sent, by the SMSC's answer (ok, temporary, permanent, unknown: no response, error).
+# TYPE switchboard_sms_parts_submitted_total counter
+switchboard_sms_parts_submitted_total{status="error"} 0
+switchboard_sms_parts_submitted_total{status="ok"} 0
+switchboard_sms_parts_submitted_total{status="permanent"} 0
+switchboard_sms_parts_submitted_total{status="temporary"} 0
+switchboard_sms_parts_submitted_total{status="unknown"} 0
+`
+	if err := testutil.ScrapeAndCompare(srv.URL+"/metrics", strings.NewReader(want),
+		"switchboard_messages_total", "switchboard_refused_total", "switchboard_sms_parts_submitted_total"); err != nil {
+		t.Error(err)
 	}
 }
 
