@@ -3,6 +3,9 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -309,8 +312,13 @@ func TestOwnNumber(t *testing.T) {
 // as sent (unconfirmed) after sms.receipt_wait, off the queue; its sender
 // gets neither a receipt nor an error.
 func TestReceiptNeverComes(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	must(t, err)
+	addr := ln.Addr().String()
+	ln.Close()
 	s := startStack(t, sqliteDSN(t), smsc.Config{Outcome: smsc.OutcomeNone},
-		"SWITCHBOARD_SMS_RECEIPT_WAIT=1s", "SWITCHBOARD_SMS_REASSEMBLY=4s") // sweeps every second
+		"SWITCHBOARD_SMS_RECEIPT_WAIT=1s", "SWITCHBOARD_SMS_REASSEMBLY=4s", // sweeps every second
+		"SWITCHBOARD_HTTP_LISTEN="+addr)
 	a := s.login(t, "alice")
 	waitComponent(t, s, a)
 	ctx := ctxT(t, 30*time.Second)
@@ -333,6 +341,14 @@ func TestReceiptNeverComes(t *testing.T) {
 		return st.Attr["id"] == "nr" || strings.Contains(norm(st.XML), `id="nr"`)
 	}); err == nil {
 		t.Fatalf("the sender was told: %s", got.XML)
+	}
+	resp, err := http.Get("http://" + addr + "/metrics")
+	must(t, err)
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	must(t, err)
+	if want := `switchboard_messages_total{direction="out",outcome="unconfirmed",route="sms"} 1`; !strings.Contains(string(body), want) {
+		t.Errorf("/metrics lacks %s", want)
 	}
 }
 

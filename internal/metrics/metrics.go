@@ -27,6 +27,8 @@ const (
 	Fallback  = "fallback"  // relayed over XMPP, no receipt: sent as SMS
 	Refused   = "refused"   // refused at once, with a stanza error (out) or an SMPP error (in)
 	Duplicate = "duplicate" // (in) sent again by the SMSC after a new bind: acknowledged, not delivered twice
+	// Unconfirmed: (out, sms) no receipt came within sms.receipt_wait: ended as sent.
+	Unconfirmed = "unconfirmed"
 )
 
 // The series the counters are created with, at 0: every combination of
@@ -34,7 +36,7 @@ const (
 // first event leaves rate() and alerts on it with no data until then.
 var (
 	messageSeries = [][3]string{ // direction, route, outcome
-		{"out", "sms", Accepted}, {"out", "sms", Delivered}, {"out", "sms", Failed}, {"out", "sms", Refused},
+		{"out", "sms", Accepted}, {"out", "sms", Delivered}, {"out", "sms", Failed}, {"out", "sms", Refused}, {"out", "sms", Unconfirmed},
 		{"out", "xmpp", Accepted}, {"out", "xmpp", Delivered}, {"out", "xmpp", Failed}, {"out", "xmpp", Fallback}, {"out", "xmpp", Refused},
 		{"in", "sms", Accepted}, {"in", "sms", Delivered}, {"in", "sms", Refused}, {"in", "sms", Duplicate},
 	}
@@ -114,7 +116,7 @@ func New(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		messages: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: nameMessages,
-			Help: "Messages by direction (out: from XMPP users, in: from phones), route (sms, xmpp) and outcome (accepted, delivered, failed, fallback, refused, duplicate).",
+			Help: "Messages by direction (out: from XMPP users, in: from phones), route (sms, xmpp) and outcome (accepted, delivered, failed, fallback, refused, duplicate, unconfirmed).",
 		}, []string{"direction", "route", "outcome"}),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: nameRefused,

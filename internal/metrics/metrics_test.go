@@ -62,7 +62,7 @@ func TestMetricsHooks(t *testing.T) {
 	m.ReceiptLatency(-time.Second) // clocks of two instances: counted as 0
 
 	const want = `
-# HELP switchboard_messages_total Messages by direction (out: from XMPP users, in: from phones), route (sms, xmpp) and outcome (accepted, delivered, failed, fallback, refused, duplicate).
+# HELP switchboard_messages_total Messages by direction (out: from XMPP users, in: from phones), route (sms, xmpp) and outcome (accepted, delivered, failed, fallback, refused, duplicate, unconfirmed).
 # TYPE switchboard_messages_total counter
 switchboard_messages_total{direction="in",outcome="accepted",route="sms"} 0
 switchboard_messages_total{direction="in",outcome="delivered",route="sms"} 0
@@ -77,6 +77,7 @@ switchboard_messages_total{direction="out",outcome="failed",route="xmpp"} 0
 switchboard_messages_total{direction="out",outcome="fallback",route="xmpp"} 1
 switchboard_messages_total{direction="out",outcome="refused",route="sms"} 0
 switchboard_messages_total{direction="out",outcome="refused",route="xmpp"} 0
+switchboard_messages_total{direction="out",outcome="unconfirmed",route="sms"} 0
 # HELP switchboard_refused_total Messages from users refused before they were stored, by reason (country, prefix, quota_global, quota_user_minute, quota_user_day, too_long, unregistered, internal).
 # TYPE switchboard_refused_total counter
 switchboard_refused_total{reason="country"} 2
@@ -132,7 +133,7 @@ func TestMetricsZero(t *testing.T) {
 	srv := httptest.NewServer(m.Handler(reg, zerolog.New(zerolog.NewTestWriter(t))))
 	defer srv.Close()
 	const want = `
-# HELP switchboard_messages_total Messages by direction (out: from XMPP users, in: from phones), route (sms, xmpp) and outcome (accepted, delivered, failed, fallback, refused, duplicate).
+# HELP switchboard_messages_total Messages by direction (out: from XMPP users, in: from phones), route (sms, xmpp) and outcome (accepted, delivered, failed, fallback, refused, duplicate, unconfirmed).
 # TYPE switchboard_messages_total counter
 switchboard_messages_total{direction="in",outcome="accepted",route="sms"} 0
 switchboard_messages_total{direction="in",outcome="delivered",route="sms"} 0
@@ -147,6 +148,7 @@ switchboard_messages_total{direction="out",outcome="failed",route="xmpp"} 0
 switchboard_messages_total{direction="out",outcome="fallback",route="xmpp"} 0
 switchboard_messages_total{direction="out",outcome="refused",route="sms"} 0
 switchboard_messages_total{direction="out",outcome="refused",route="xmpp"} 0
+switchboard_messages_total{direction="out",outcome="unconfirmed",route="sms"} 0
 # HELP switchboard_refused_total Messages from users refused before they were stored, by reason (country, prefix, quota_global, quota_user_minute, quota_user_day, too_long, unregistered, internal).
 # TYPE switchboard_refused_total counter
 switchboard_refused_total{reason="country"} 0
