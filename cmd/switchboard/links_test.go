@@ -29,6 +29,7 @@ binds = 2
 name = "uk"
 addr = %q
 prefixes = ["+44", "+1"]
+binds = 1 # its own, not [smpp]'s 2
 `, ukAddr))
 	s := startStack(t, sqliteDSN(t), smsc.Config{},
 		"CONFIG_FILE="+file, "SWITCHBOARD_LIMITS_ALLOWED_COUNTRIES=US,GB")
