@@ -121,6 +121,8 @@ func registerError(err error) error {
 	switch ve.Kind {
 	case verify.BadNumber:
 		return errText(stanza.Modify, stanza.NotAcceptable, ve.Text)
+	case verify.CodeSent:
+		return errText(stanza.Modify, stanza.NotAcceptable, ve.Text+" Register again with it in the code field.")
 	case verify.RateLimited:
 		return errText(stanza.Wait, stanza.ResourceConstraint, ve.Text)
 	case verify.Disabled:

@@ -185,6 +185,63 @@ func TestRegisterCommand(t *testing.T) {
 	})
 }
 
+// formValue returns the first value of field v in c's form.
+func formValue(c adhoc.Command, v string) (string, bool) {
+	if c.Form == nil {
+		return "", false
+	}
+	for _, f := range c.Form.Fields {
+		if f.Var == v {
+			if len(f.Values) == 0 {
+				return "", true
+			}
+			return f.Values[0], true
+		}
+	}
+	return "", false
+}
+
+// TestRegisterAskAgain: a user who starts the command again while their
+// code is waiting (they closed the dialog) sees the number prefilled and,
+// submitting it, the code field, with a note that the code was already
+// sent and when a new one may be asked for; nothing more is sent.
+func TestRegisterAskAgain(t *testing.T) {
+	s := startStack(t, sqliteDSN(t), smsc.Config{})
+	comp := s.prosody.Component
+	b := s.login(t, "bob")
+	waitComponent(t, s, b)
+
+	c, _ := adhocRun(t, b, comp, "jabber:iq:register", "", "execute", nil)
+	c, _ = adhocRun(t, b, comp, "jabber:iq:register", c.SessionID, "next", map[string]string{"phone": "+12015550177"})
+	if _, ok := formValue(c, "code"); !ok {
+		t.Fatalf("first time = %+v", c)
+	}
+	code := lastCode(t, s, 1, "+12015550177")
+
+	// The dialog is closed and the command started again.
+	c, _ = adhocRun(t, b, comp, "jabber:iq:register", "", "execute", nil)
+	if v, _ := formValue(c, "phone"); v != "+12015550177" {
+		t.Fatalf("phone field on starting again = %q, want the number the code went to", v)
+	}
+	sid := c.SessionID
+	c, _ = adhocRun(t, b, comp, "jabber:iq:register", sid, "next", map[string]string{"phone": "+12015550177"})
+	if _, ok := formValue(c, "code"); c.Status != adhoc.Executing || !ok ||
+		!strings.Contains(notes(c), "info: A code was already sent to +12015550177") || !strings.Contains(notes(c), "in 2 minutes") {
+		t.Fatalf("asking again = %+v (%s)", c, notes(c))
+	}
+	c, _ = adhocRun(t, b, comp, "jabber:iq:register", sid, "complete", map[string]string{"code": wrong(code)})
+	if !strings.Contains(notes(c), "4 tries left") {
+		t.Fatalf("wrong code = %s", notes(c))
+	}
+	c, _ = adhocRun(t, b, comp, "jabber:iq:register", sid, "complete", map[string]string{"code": code})
+	if c.Status != adhoc.Completed || !strings.Contains(notes(c), "Your number is now +12015550177") {
+		t.Fatalf("the code received first = %+v (%s)", c, notes(c))
+	}
+	if n := len(s.smsc.Messages()); n != 1 {
+		t.Fatalf("%d SMS sent, want 1", n)
+	}
+}
+
 // TestRegisterLimits: too many tries void a code; codes to one number are
 // rate limited with a text saying when to try again.
 func TestRegisterLimits(t *testing.T) {
@@ -214,7 +271,7 @@ func TestRegisterLimits(t *testing.T) {
 		c, _ = adhocRun(t, b, comp, "jabber:iq:register", sid, "complete", map[string]string{"code": wrong(code)})
 	}
 	c, _ = adhocRun(t, b, comp, "jabber:iq:register", sid, "complete", map[string]string{"code": wrong(code)})
-	if c.Status != adhoc.Completed || !strings.Contains(notes(c), "void") {
+	if c.Status != adhoc.Completed || !strings.Contains(notes(c), "void") || !strings.Contains(notes(c), "ask for a new one in 2 minutes") {
 		t.Fatalf("third wrong code = %+v %s", c, notes(c))
 	}
 	// The right code no longer works.
