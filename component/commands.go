@@ -257,7 +257,7 @@ func (c *Component) cmdRegister(ctx context.Context, from jid.JID, req *adhoc.Co
 				return nil, err2
 			}
 			var ve *verify.Error
-			if errors.As(err, &ve) && ve.Kind == verify.WrongCode {
+			if errors.As(err, &ve) && (ve.Kind == verify.WrongCode || ve.Kind == verify.NoCode) {
 				return executing(codeForm(number.E164(sess.Data)), true, note), nil
 			}
 			return &adhoc.Command{Status: adhoc.Completed, Notes: []adhoc.Note{note}}, nil

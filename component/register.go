@@ -119,7 +119,7 @@ func registerError(err error) error {
 		return err
 	}
 	switch ve.Kind {
-	case verify.BadNumber:
+	case verify.BadNumber, verify.NoCode:
 		return errText(stanza.Modify, stanza.NotAcceptable, ve.Text)
 	case verify.CodeSent:
 		return errText(stanza.Modify, stanza.NotAcceptable, ve.Text+" Register again with it in the code field.")

@@ -204,7 +204,8 @@ func formValue(c adhoc.Command, v string) (string, bool) {
 // TestRegisterAskAgain: a user who starts the command again while their
 // code is waiting (they closed the dialog) sees the number prefilled and,
 // submitting it, the code field, with a note that the code was already
-// sent and when a new one may be asked for; nothing more is sent.
+// sent and when a new one may be asked for; nothing more is sent. An
+// empty or blank code asks for the code and counts no try.
 func TestRegisterAskAgain(t *testing.T) {
 	s := startStack(t, sqliteDSN(t), smsc.Config{})
 	comp := s.prosody.Component
@@ -229,9 +230,16 @@ func TestRegisterAskAgain(t *testing.T) {
 		!strings.Contains(notes(c), "info: A code was already sent to +12015550177") || !strings.Contains(notes(c), "in 2 minutes") {
 		t.Fatalf("asking again = %+v (%s)", c, notes(c))
 	}
+	// An empty code, or blanks, is no try.
+	for _, empty := range []string{"", "   "} {
+		c, _ = adhocRun(t, b, comp, "jabber:iq:register", sid, "complete", map[string]string{"code": empty})
+		if _, ok := formValue(c, "code"); c.Status != adhoc.Executing || !ok || notes(c) != "error: Enter the code from the SMS." {
+			t.Fatalf("code %q = %+v (%s)", empty, c, notes(c))
+		}
+	}
 	c, _ = adhocRun(t, b, comp, "jabber:iq:register", sid, "complete", map[string]string{"code": wrong(code)})
 	if !strings.Contains(notes(c), "4 tries left") {
-		t.Fatalf("wrong code = %s", notes(c))
+		t.Fatalf("first wrong code after empty ones = %s", notes(c))
 	}
 	c, _ = adhocRun(t, b, comp, "jabber:iq:register", sid, "complete", map[string]string{"code": code})
 	if c.Status != adhoc.Completed || !strings.Contains(notes(c), "Your number is now +12015550177") {

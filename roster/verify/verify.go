@@ -16,6 +16,7 @@ import (
 	"math/big"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/rs/zerolog"
 	"mellium.im/xmpp/jid"
@@ -156,6 +157,7 @@ const (
 	Disabled                // verification is off: operators assign numbers
 	Forbidden               // no SMS may go to the number (the operator's limits)
 	CodeSent                // no new code yet, but the user's code to that number is still valid: ask for it
+	NoCode                  // the code given is empty; no try is counted
 )
 
 func refuse(k Kind, format string, args ...any) *Error {
@@ -269,13 +271,23 @@ func (s *Service) Confirm(ctx context.Context, user jid.JID, code string) (numbe
 		if r >= '0' && r <= '9' {
 			return r
 		}
-		if r == ' ' || r == '-' {
+		if unicode.IsSpace(r) || r == '-' {
 			return -1
 		}
 		return 'x' // anything else can never match
 	}, code)
 	bare := user.Bare().String()
 	now := s.now()
+	if code == "" {
+		// Nothing typed is not a guess: say what is missing, count no try.
+		if v, err := s.store.PendingVerification(ctx, bare); err != nil || now.After(v.ExpiresAt) {
+			if err != nil && !errors.Is(err, store.ErrNotFound) {
+				return "", err
+			}
+			return "", refuse(NoPending, "No code is waiting for you: ask for a new one.")
+		}
+		return "", refuse(NoCode, "Enter the code from the SMS.")
+	}
 	ok, v, previous, err := s.store.CheckVerification(ctx, bare, now, s.cfg.MaxTries, func(v store.Verification) bool {
 		return len(code) == 6 && hmac.Equal(hash(v.Salt, code), v.CodeHash)
 	})

@@ -258,6 +258,37 @@ func TestAskAgainOffersWaitingCode(t *testing.T) {
 	sentCode(t, st)
 }
 
+// An empty code, or one of blanks, is not a guess: it says what is missing
+// and counts no try.
+func TestEmptyCodeCountsNoTry(t *testing.T) {
+	s, st, _ := service(t, Config{MaxTries: 2})
+	ctx := context.Background()
+	if _, err := s.Confirm(ctx, alice, ""); kind(err) != NoPending {
+		t.Fatalf("empty code with nothing waiting: %v", err)
+	}
+	if _, err := s.Start(ctx, alice, "+12015550142"); err != nil {
+		t.Fatal(err)
+	}
+	code := sentCode(t, st)
+	for _, empty := range []string{"", " ", "\t\n", " - "} {
+		_, err := s.Confirm(ctx, alice, empty)
+		var ve *Error
+		if !errors.As(err, &ve) || ve.Kind != NoCode || ve.Text != "Enter the code from the SMS." {
+			t.Fatalf("Confirm(%q) = %v", empty, err)
+		}
+	}
+	bad := "000000"
+	if code == bad {
+		bad = "111111"
+	}
+	if _, err := s.Confirm(ctx, alice, bad); kind(err) != WrongCode {
+		t.Fatalf("first wrong code after empty ones: %v", err)
+	}
+	if got, err := s.Confirm(ctx, alice, "\t"+code+"\n"); err != nil || got != "+12015550142" {
+		t.Fatalf("right code = %q, %v", got, err)
+	}
+}
+
 func TestDisabledAndBadNumber(t *testing.T) {
 	s, _, _ := service(t, Config{Mode: "none"})
 	if _, err := s.Start(context.Background(), alice, "+12015550142"); kind(err) != Disabled {
