@@ -214,18 +214,28 @@ func codeForm(n number.E164) *dataform.Form {
 func (c *Component) cmdRegister(ctx context.Context, from jid.JID, req *adhoc.Command, sess *store.CommandSession) (*adhoc.Command, error) {
 	switch sess.Stage {
 	case 0:
-		cur := ""
-		if b, err := c.cfg.Registrar.Status(ctx, from); err == nil {
-			cur = b.Number
+		// The number a code is waiting for, else the bound one: submitting
+		// it again leads back to the code.
+		cur, ok := c.cfg.Registrar.Pending(ctx, from)
+		if !ok {
+			if b, err := c.cfg.Registrar.Status(ctx, from); err == nil {
+				cur = number.E164(b.Number)
+			}
 		}
 		sess.Stage = 1
-		return executing(phoneForm(cur), false), nil
+		return executing(phoneForm(cur.String()), false), nil
 	case 1:
 		phone := ""
 		if req.Form != nil {
 			phone, _ = req.Form.Get("phone")
 		}
 		n, err := c.cfg.Registrar.Start(ctx, from, phone)
+		var ve *verify.Error
+		if errors.As(err, &ve) && ve.Kind == verify.CodeSent {
+			// The code already sent is still valid: ask for it.
+			sess.Stage, sess.Data = 2, ve.Number.String()
+			return executing(codeForm(ve.Number), true, adhoc.Note{Type: adhoc.Info, Text: ve.Text}), nil
+		}
 		if err != nil {
 			note, err := refusal(err)
 			if err != nil {
@@ -247,7 +257,7 @@ func (c *Component) cmdRegister(ctx context.Context, from jid.JID, req *adhoc.Co
 				return nil, err2
 			}
 			var ve *verify.Error
-			if errors.As(err, &ve) && ve.Kind == verify.WrongCode {
+			if errors.As(err, &ve) && (ve.Kind == verify.WrongCode || ve.Kind == verify.NoCode) {
 				return executing(codeForm(number.E164(sess.Data)), true, note), nil
 			}
 			return &adhoc.Command{Status: adhoc.Completed, Notes: []adhoc.Note{note}}, nil

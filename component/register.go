@@ -9,6 +9,7 @@ import (
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
 
+	"switchboard/roster/number"
 	"switchboard/roster/verify"
 	"switchboard/store"
 	"switchboard/xep/dataform"
@@ -27,8 +28,17 @@ type registerQuery struct {
 	Form         *dataform.Form `xml:"jabber:x:data x,omitempty"`
 }
 
+// formRequired tells a client that submitted only legacy fields why they
+// cannot register a number. XEP-0077 fixes the legacy fields (§4: a host
+// MUST NOT add new ones) and none carries the code from the SMS, so the
+// registration needs the data form.
+const formRequired = "Registering a phone number needs the registration form (XEP-0004 data forms): " +
+	"the code from the SMS has no legacy field. Use a client that shows the form, " +
+	"or the ad-hoc command \"Register a phone number\"."
+
 // registerGet returns the registration form: the bound number if any, and a
-// code field when a code is waiting.
+// code field when a code is waiting. The legacy <phone> says what the form's
+// phone field says; the legacy <instructions> say that the form is needed.
 func (c *Component) registerGet(ctx context.Context, from jid.JID) (*registerQuery, error) {
 	if c.cfg.Registrar == nil {
 		return nil, errText(stanza.Cancel, stanza.ServiceUnavailable, "This gateway offers no registration.")
@@ -55,18 +65,23 @@ func (c *Component) registerGet(ctx context.Context, from jid.JID) (*registerQue
 	form := &dataform.Form{Type: dataform.TypeForm, Title: "Register a phone number", Fields: []dataform.Field{
 		{Var: "FORM_TYPE", Type: dataform.Hidden, Values: []string{nsRegister}},
 	}}
+	var yours string
+	if cur != "" {
+		yours = fmt.Sprintf("Your number is %s. ", cur)
+	}
+	phone := cur
 	if n, ok := c.cfg.Registrar.Pending(ctx, from); ok {
-		q.Instructions = fmt.Sprintf("A code was sent by SMS to %s. Enter it in the code field (or change the number to get a new code).", n)
+		phone = n.String()
+		form.Instructions = []string{yours + fmt.Sprintf("A code was sent by SMS to %s. Enter it in the code field (or change the number to get a new code).", n)}
 		form.Fields = append(form.Fields,
-			dataform.Text(dataform.TextSingle, "phone", "Phone number", false, n.String()),
+			dataform.Text(dataform.TextSingle, "phone", "Phone number", false, phone),
 			dataform.Text(dataform.TextSingle, "code", "Code from the SMS", false))
 	} else {
-		q.Instructions = "Enter your phone number in international form (such as +12015550123). A code will be sent to it by SMS; then register again and enter the code."
-		form.Fields = append(form.Fields, dataform.Text(dataform.TextSingle, "phone", "Phone number", true, cur))
+		form.Instructions = []string{yours + "Enter your phone number in international form (such as +12015550123). A code will be sent to it by SMS; then register again and enter the code."}
+		form.Fields = append(form.Fields, dataform.Text(dataform.TextSingle, "phone", "Phone number", true, phone))
 	}
-	form.Instructions = []string{q.Instructions}
+	q.Instructions = yours + formRequired
 	q.Form = form
-	phone := cur
 	q.Phone = &phone
 	return q, nil
 }
@@ -74,7 +89,8 @@ func (c *Component) registerGet(ctx context.Context, from jid.JID) (*registerQue
 // registerSet handles a submitted registration: <remove/>, a code, or a
 // number to send a code to. A number alone is answered with not-acceptable
 // and a text saying a code was sent, since the registration is not complete
-// until the code comes back.
+// until the code comes back. Legacy fields alone cannot register a number
+// (see formRequired).
 func (c *Component) registerSet(ctx context.Context, from jid.JID, q *registerQuery) error {
 	if c.cfg.Registrar == nil {
 		return errText(stanza.Cancel, stanza.ServiceUnavailable, "This gateway offers no registration.")
@@ -85,6 +101,9 @@ func (c *Component) registerSet(ctx context.Context, from jid.JID, q *registerQu
 	if q.Remove != nil {
 		_, err := c.cfg.Registrar.Unregister(ctx, from)
 		return err
+	}
+	if q.Form == nil && c.cfg.Registrar.Mode() == "sms" {
+		return errText(stanza.Modify, stanza.NotAcceptable, formRequired)
 	}
 	var phone, code string
 	if q.Phone != nil {
@@ -97,7 +116,7 @@ func (c *Component) registerSet(ctx context.Context, from jid.JID, q *registerQu
 		code, _ = q.Form.Get("code")
 	}
 	if code != "" {
-		if n, ok := c.cfg.Registrar.Pending(ctx, from); !ok || phone == "" || phone == n.String() {
+		if n, ok := c.cfg.Registrar.Pending(ctx, from); !ok || phone == "" || sameNumber(phone, n) {
 			_, err := c.cfg.Registrar.Confirm(ctx, from, code)
 			return registerError(err)
 		}
@@ -113,14 +132,22 @@ func (c *Component) registerSet(ctx context.Context, from jid.JID, q *registerQu
 		fmt.Sprintf("A code was sent by SMS to %s. Register again and enter it in the code field to finish.", n))
 }
 
+// sameNumber reports whether phone, as the user wrote it, is n.
+func sameNumber(phone string, n number.E164) bool {
+	p, err := number.Parse(phone, n.Region())
+	return err == nil && p == n
+}
+
 func registerError(err error) error {
 	var ve *verify.Error
 	if !errors.As(err, &ve) {
 		return err
 	}
 	switch ve.Kind {
-	case verify.BadNumber:
+	case verify.BadNumber, verify.NoCode:
 		return errText(stanza.Modify, stanza.NotAcceptable, ve.Text)
+	case verify.CodeSent:
+		return errText(stanza.Modify, stanza.NotAcceptable, ve.Text+" Register again with it in the code field.")
 	case verify.RateLimited:
 		return errText(stanza.Wait, stanza.ResourceConstraint, ve.Text)
 	case verify.Disabled:

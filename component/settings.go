@@ -70,15 +70,26 @@ func (c *Component) cmdSettings(ctx context.Context, from jid.JID, req *adhoc.Co
 	if req.Form == nil {
 		return completed(adhoc.Info, "Nothing was changed."), nil
 	}
+	// Every bad field is named at once, so one resubmission can fix them all.
 	next := cur
-	next.Fallback = req.Form.Bool("fallback", cur.Fallback)
+	var bad []adhoc.Note
+	fb, ok := req.Form.Boolean("fallback", cur.Fallback)
+	if !ok {
+		v, _ := req.Form.Get("fallback")
+		bad = append(bad, adhoc.Note{Type: adhoc.Error,
+			Text: fmt.Sprintf("Send as SMS: %q is not yes or no (1 or 0).", v)})
+	}
+	next.Fallback = fb
 	if v, ok := req.Form.Get("fallback_after"); ok && v != "" {
 		secs, err := strconv.Atoi(strings.TrimSuffix(v, "s"))
 		if err != nil || secs < 1 || secs > 86400 {
-			return executing(form(), true, adhoc.Note{Type: adhoc.Error,
-				Text: fmt.Sprintf("%q is not a number of seconds between 1 and 86400.", v)}), nil
+			bad = append(bad, adhoc.Note{Type: adhoc.Error,
+				Text: fmt.Sprintf("Wait for a receipt: %q is not a number of seconds between 1 and 86400.", v)})
 		}
 		next.FallbackAfter = time.Duration(secs) * time.Second
+	}
+	if len(bad) > 0 {
+		return executing(form(), true, bad...), nil
 	}
 	if err := c.cfg.Preferences.SetSettings(ctx, user, next); err != nil {
 		return nil, err

@@ -185,6 +185,71 @@ func TestRegisterCommand(t *testing.T) {
 	})
 }
 
+// formValue returns the first value of field v in c's form.
+func formValue(c adhoc.Command, v string) (string, bool) {
+	if c.Form == nil {
+		return "", false
+	}
+	for _, f := range c.Form.Fields {
+		if f.Var == v {
+			if len(f.Values) == 0 {
+				return "", true
+			}
+			return f.Values[0], true
+		}
+	}
+	return "", false
+}
+
+// TestRegisterAskAgain: a user who starts the command again while their
+// code is waiting (they closed the dialog) sees the number prefilled and,
+// submitting it, the code field, with a note that the code was already
+// sent and when a new one may be asked for; nothing more is sent. An
+// empty or blank code asks for the code and counts no try.
+func TestRegisterAskAgain(t *testing.T) {
+	s := startStack(t, sqliteDSN(t), smsc.Config{})
+	comp := s.prosody.Component
+	b := s.login(t, "bob")
+	waitComponent(t, s, b)
+
+	c, _ := adhocRun(t, b, comp, "jabber:iq:register", "", "execute", nil)
+	c, _ = adhocRun(t, b, comp, "jabber:iq:register", c.SessionID, "next", map[string]string{"phone": "+12015550177"})
+	if _, ok := formValue(c, "code"); !ok {
+		t.Fatalf("first time = %+v", c)
+	}
+	code := lastCode(t, s, 1, "+12015550177")
+
+	// The dialog is closed and the command started again.
+	c, _ = adhocRun(t, b, comp, "jabber:iq:register", "", "execute", nil)
+	if v, _ := formValue(c, "phone"); v != "+12015550177" {
+		t.Fatalf("phone field on starting again = %q, want the number the code went to", v)
+	}
+	sid := c.SessionID
+	c, _ = adhocRun(t, b, comp, "jabber:iq:register", sid, "next", map[string]string{"phone": "+12015550177"})
+	if _, ok := formValue(c, "code"); c.Status != adhoc.Executing || !ok ||
+		!strings.Contains(notes(c), "info: A code was already sent to +12015550177") || !strings.Contains(notes(c), "in 2 minutes") {
+		t.Fatalf("asking again = %+v (%s)", c, notes(c))
+	}
+	// An empty code, or blanks, is no try.
+	for _, empty := range []string{"", "   "} {
+		c, _ = adhocRun(t, b, comp, "jabber:iq:register", sid, "complete", map[string]string{"code": empty})
+		if _, ok := formValue(c, "code"); c.Status != adhoc.Executing || !ok || notes(c) != "error: Enter the code from the SMS." {
+			t.Fatalf("code %q = %+v (%s)", empty, c, notes(c))
+		}
+	}
+	c, _ = adhocRun(t, b, comp, "jabber:iq:register", sid, "complete", map[string]string{"code": wrong(code)})
+	if !strings.Contains(notes(c), "4 tries left") {
+		t.Fatalf("first wrong code after empty ones = %s", notes(c))
+	}
+	c, _ = adhocRun(t, b, comp, "jabber:iq:register", sid, "complete", map[string]string{"code": code})
+	if c.Status != adhoc.Completed || !strings.Contains(notes(c), "Your number is now +12015550177") {
+		t.Fatalf("the code received first = %+v (%s)", c, notes(c))
+	}
+	if n := len(s.smsc.Messages()); n != 1 {
+		t.Fatalf("%d SMS sent, want 1", n)
+	}
+}
+
 // TestRegisterLimits: too many tries void a code; codes to one number are
 // rate limited with a text saying when to try again.
 func TestRegisterLimits(t *testing.T) {
@@ -200,7 +265,7 @@ func TestRegisterLimits(t *testing.T) {
 	if c.Status != adhoc.Executing || !strings.Contains(notes(c), "+1900") {
 		t.Fatalf("premium number by command = %+v %s", c, notes(c))
 	}
-	iq, err := b.IQ(ctxT(t, 10*time.Second), fmt.Sprintf(`<iq type='set' to='%s'><query xmlns='jabber:iq:register'><phone>+19005550142</phone></query></iq>`, comp))
+	iq, err := b.IQ(ctxT(t, 10*time.Second), registerSet(comp, "phone", "+19005550142"))
 	must(t, err)
 	if iq.ErrorCondition() != "policy-violation" || !strings.Contains(iq.XML, "+1900") {
 		t.Fatalf("premium number by XEP-0077 = %s", iq.XML)
@@ -214,7 +279,7 @@ func TestRegisterLimits(t *testing.T) {
 		c, _ = adhocRun(t, b, comp, "jabber:iq:register", sid, "complete", map[string]string{"code": wrong(code)})
 	}
 	c, _ = adhocRun(t, b, comp, "jabber:iq:register", sid, "complete", map[string]string{"code": wrong(code)})
-	if c.Status != adhoc.Completed || !strings.Contains(notes(c), "void") {
+	if c.Status != adhoc.Completed || !strings.Contains(notes(c), "void") || !strings.Contains(notes(c), "ask for a new one in 2 minutes") {
 		t.Fatalf("third wrong code = %+v %s", c, notes(c))
 	}
 	// The right code no longer works.
@@ -228,9 +293,69 @@ func TestRegisterLimits(t *testing.T) {
 	}
 }
 
-// TestRegisterIQ runs XEP-0077: get shows a form; a number alone sends a
-// code (not-acceptable, with a text saying so); the code completes it;
-// <remove/> unregisters.
+// registerSet is an XEP-0077 submission of the data form with the given
+// field, value pairs.
+func registerSet(to string, kv ...string) string {
+	form := `<field var='FORM_TYPE'><value>jabber:iq:register</value></field>`
+	for i := 0; i+1 < len(kv); i += 2 {
+		form += fmt.Sprintf(`<field var='%s'><value>%s</value></field>`, kv[i], kv[i+1])
+	}
+	return fmt.Sprintf(`<iq type='set' to='%s'><query xmlns='jabber:iq:register'><x xmlns='jabber:x:data' type='submit'>%s</x></query></iq>`, to, form)
+}
+
+// registerForm is an XEP-0077 query as a get returns it.
+type registerForm struct {
+	Query struct {
+		Instructions string    `xml:"instructions"`
+		Registered   *struct{} `xml:"registered"`
+		Phone        *string   `xml:"phone"`
+		Form         *struct {
+			Instructions []string `xml:"instructions"`
+			Fields       []struct {
+				Var    string   `xml:"var,attr"`
+				Values []string `xml:"value"`
+			} `xml:"field"`
+		} `xml:"jabber:x:data x"`
+	} `xml:"jabber:iq:register query"`
+}
+
+// registerGet asks for the XEP-0077 form and decodes it.
+func registerGet(t *testing.T, c *testenv.Client, to string) registerForm {
+	t.Helper()
+	iq, err := c.IQ(ctxT(t, 10*time.Second), fmt.Sprintf(`<iq type='get' to='%s'><query xmlns='jabber:iq:register'/></iq>`, to))
+	must(t, err)
+	var f registerForm
+	if iq.Attr["type"] != "result" || iq.Decode(&f) != nil || f.Query.Form == nil {
+		t.Fatalf("get = %s", iq.XML)
+	}
+	return f
+}
+
+// field returns the values of field v, and whether the form has it.
+func (f registerForm) field(v string) ([]string, bool) {
+	for _, fl := range f.Query.Form.Fields {
+		if fl.Var == v {
+			return fl.Values, true
+		}
+	}
+	return nil, false
+}
+
+// phones returns the legacy <phone> and the form's phone value.
+func (f registerForm) phones() (legacy, form string) {
+	if f.Query.Phone != nil {
+		legacy = *f.Query.Phone
+	}
+	if v, _ := f.field("phone"); len(v) > 0 {
+		form = v[0]
+	}
+	return legacy, form
+}
+
+// TestRegisterIQ runs XEP-0077 with its data form: get shows the form; a
+// number alone sends a code (not-acceptable, with a text saying so); the
+// code completes it; <remove/> unregisters. The legacy <phone> always says
+// what the form's phone field says.
 func TestRegisterIQ(t *testing.T) {
 	s := startStack(t, sqliteDSN(t), smsc.Config{})
 	comp := s.prosody.Component
@@ -238,46 +363,55 @@ func TestRegisterIQ(t *testing.T) {
 	waitComponent(t, s, b)
 	ctx := ctxT(t, 30*time.Second)
 
-	iq, err := b.IQ(ctx, fmt.Sprintf(`<iq type='get' to='%s'><query xmlns='jabber:iq:register'/></iq>`, comp))
-	must(t, err)
-	if iq.Attr["type"] != "result" || !strings.Contains(iq.XML, "jabber:x:data") || !strings.Contains(norm(iq.XML), `var="phone"`) || strings.Contains(iq.XML, "registered") {
-		t.Fatalf("get = %s", iq.XML)
+	f := registerGet(t, b, comp)
+	if _, ok := f.field("phone"); !ok || f.Query.Registered != nil {
+		t.Fatalf("get = %+v", f)
 	}
-	iq, err = b.IQ(ctx, fmt.Sprintf(`<iq type='set' to='%s'><query xmlns='jabber:iq:register'><phone>+1 201 555 0142</phone></query></iq>`, comp))
+	iq, err := b.IQ(ctx, registerSet(comp, "phone", "+1 201 555 0142"))
 	must(t, err)
 	if iq.ErrorCondition() != "not-acceptable" || !strings.Contains(iq.XML, "A code was sent by SMS to +12015550142") {
 		t.Fatalf("set phone = %s", iq.XML)
 	}
 	code := lastCode(t, s, 1, "+12015550142")
-	iq, err = b.IQ(ctx, fmt.Sprintf(`<iq type='get' to='%s'><query xmlns='jabber:iq:register'/></iq>`, comp))
-	must(t, err)
-	if !strings.Contains(norm(iq.XML), `var="code"`) {
-		t.Fatalf("get after code = %s", iq.XML)
+	f = registerGet(t, b, comp)
+	if _, ok := f.field("code"); !ok {
+		t.Fatalf("get after code = %+v", f)
 	}
-	iq, err = b.IQ(ctx, fmt.Sprintf(`<iq type='set' to='%s'><query xmlns='jabber:iq:register'><x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE'><value>jabber:iq:register</value></field><field var='code'><value>%s</value></field></x></query></iq>`, comp, wrong(code)))
+	if legacy, form := f.phones(); legacy != "+12015550142" || form != legacy {
+		t.Fatalf("get after code: legacy phone %q, form's %q", legacy, form)
+	}
+	// Submitted as the form comes back, with the code left empty: the code
+	// already sent is the one to enter.
+	iq, err = b.IQ(ctx, registerSet(comp, "phone", "+12015550142", "code", ""))
 	must(t, err)
-	if iq.ErrorCondition() != "not-authorized" || !strings.Contains(iq.XML, "not right") {
+	if iq.ErrorCondition() != "not-acceptable" || !strings.Contains(iq.XML, "already sent to +12015550142") || !strings.Contains(iq.XML, "in 2 minutes") {
+		t.Fatalf("empty code = %s", iq.XML)
+	}
+	iq, err = b.IQ(ctx, registerSet(comp, "code", wrong(code)))
+	must(t, err)
+	if iq.ErrorCondition() != "not-authorized" || !strings.Contains(iq.XML, "not right; 4 tries left") {
 		t.Fatalf("wrong code = %s", iq.XML)
 	}
-	iq, err = b.IQ(ctx, fmt.Sprintf(`<iq type='set' to='%s'><query xmlns='jabber:iq:register'><x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE'><value>jabber:iq:register</value></field><field var='code'><value>%s</value></field></x></query></iq>`, comp, code))
+	// The number written another way still goes with the code.
+	iq, err = b.IQ(ctx, registerSet(comp, "phone", "+1 (201) 555-0142", "code", code))
 	must(t, err)
 	if iq.Attr["type"] != "result" {
 		t.Fatalf("right code = %s", iq.XML)
 	}
-	iq, err = b.IQ(ctx, fmt.Sprintf(`<iq type='get' to='%s'><query xmlns='jabber:iq:register'/></iq>`, comp))
-	must(t, err)
-	if !strings.Contains(iq.XML, "registered") || !strings.Contains(iq.XML, "+12015550142") {
-		t.Fatalf("get after register = %s", iq.XML)
+	f = registerGet(t, b, comp)
+	if legacy, form := f.phones(); f.Query.Registered == nil || legacy != "+12015550142" || form != legacy {
+		t.Fatalf("get after register = %+v (phones %q, %q)", f, legacy, form)
+	}
+	if n := len(s.smsc.Messages()); n != 1 {
+		t.Fatalf("%d SMS sent, want 1", n)
 	}
 	iq, err = b.IQ(ctx, fmt.Sprintf(`<iq type='set' to='%s'><query xmlns='jabber:iq:register'><remove/></query></iq>`, comp))
 	must(t, err)
 	if iq.Attr["type"] != "result" {
 		t.Fatalf("remove = %s", iq.XML)
 	}
-	iq, err = b.IQ(ctx, fmt.Sprintf(`<iq type='get' to='%s'><query xmlns='jabber:iq:register'/></iq>`, comp))
-	must(t, err)
-	if strings.Contains(iq.XML, "registered") {
-		t.Fatalf("still registered: %s", iq.XML)
+	if f = registerGet(t, b, comp); f.Query.Registered != nil {
+		t.Fatalf("still registered: %+v", f)
 	}
 	// disco advertises both ways in.
 	iq, err = b.IQ(ctx, fmt.Sprintf(`<iq type='get' to='%s'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>`, comp))
@@ -285,6 +419,61 @@ func TestRegisterIQ(t *testing.T) {
 	for _, f := range []string{"jabber:iq:register", "http://jabber.org/protocol/commands"} {
 		if !strings.Contains(iq.XML, f) {
 			t.Errorf("disco lacks %s", f)
+		}
+	}
+}
+
+// TestRegisterIQLegacy: XEP-0077's legacy fields are fixed (§4: no new
+// ones) and none carries the code, so a client that submits only legacy
+// fields is told, before and after, that the data form is needed, and no
+// code goes that it could not enter. A registered user with a code waiting
+// for another number sees that number in both the legacy <phone> and the
+// form, and their own in the instructions.
+func TestRegisterIQLegacy(t *testing.T) {
+	s := startStack(t, sqliteDSN(t), smsc.Config{}, "SWITCHBOARD_REGISTRATION_RESEND_AFTER=1s")
+	comp := s.prosody.Component
+	b := s.login(t, "bob")
+	waitComponent(t, s, b)
+	ctx := ctxT(t, 30*time.Second)
+
+	f := registerGet(t, b, comp)
+	if !strings.Contains(f.Query.Instructions, "data forms") || !strings.Contains(f.Query.Instructions, "Register a phone number") {
+		t.Fatalf("legacy instructions = %q", f.Query.Instructions)
+	}
+	for _, legacy := range []string{
+		`<phone>+12015550177</phone>`,
+		`<phone>+12015550177</phone><code>059731</code>`,
+	} {
+		iq, err := b.IQ(ctx, fmt.Sprintf(`<iq type='set' to='%s'><query xmlns='jabber:iq:register'>%s</query></iq>`, comp, legacy))
+		must(t, err)
+		if iq.ErrorCondition() != "not-acceptable" || !strings.Contains(iq.XML, "data forms") {
+			t.Fatalf("legacy %s = %s", legacy, iq.XML)
+		}
+	}
+	time.Sleep(500 * time.Millisecond)
+	if n := len(s.smsc.Messages()); n != 0 {
+		t.Fatalf("%d SMS sent for legacy submissions", n)
+	}
+
+	// Registered, then a code asked for another number.
+	iq, err := b.IQ(ctx, registerSet(comp, "phone", "+12015550142"))
+	must(t, err)
+	iq, err = b.IQ(ctx, registerSet(comp, "code", lastCode(t, s, 1, "+12015550142")))
+	must(t, err)
+	if iq.Attr["type"] != "result" {
+		t.Fatalf("register = %s", iq.XML)
+	}
+	time.Sleep(1100 * time.Millisecond) // resend_after is 1s in this stack
+	iq, err = b.IQ(ctx, registerSet(comp, "phone", "+12015550177"))
+	must(t, err)
+	lastCode(t, s, 2, "+12015550177")
+	f = registerGet(t, b, comp)
+	if legacy, form := f.phones(); f.Query.Registered == nil || legacy != "+12015550177" || form != legacy {
+		t.Fatalf("get with a code waiting = %+v (phones %q, %q)", f, legacy, form)
+	}
+	for _, in := range []string{f.Query.Instructions, strings.Join(f.Query.Form.Instructions, " ")} {
+		if !strings.Contains(in, "Your number is +12015550142") {
+			t.Errorf("instructions do not name the bound number: %q", in)
 		}
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"math/big"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/rs/zerolog"
 	"mellium.im/xmpp/jid"
@@ -138,7 +139,8 @@ func (s *Service) Mode() string { return s.cfg.Mode }
 type Error struct {
 	Kind       Kind
 	Text       string
-	RetryAfter time.Duration // for RateLimited
+	RetryAfter time.Duration // for RateLimited and CodeSent: when a new code may be asked for
+	Number     number.E164   // for CodeSent: the number the waiting code went to
 }
 
 func (e *Error) Error() string { return "verify: " + e.Text }
@@ -154,6 +156,8 @@ const (
 	WrongCode               // the code does not match; tries remain or not (see Text)
 	Disabled                // verification is off: operators assign numbers
 	Forbidden               // no SMS may go to the number (the operator's limits)
+	CodeSent                // no new code yet, but the user's code to that number is still valid: ask for it
+	NoCode                  // the code given is empty; no try is counted
 )
 
 func refuse(k Kind, format string, args ...any) *Error {
@@ -161,7 +165,9 @@ func refuse(k Kind, format string, args ...any) *Error {
 }
 
 // Start normalises phone, checks the rate limits, and sends a code to it.
-// It returns the number the code went to.
+// It returns the number the code went to. When the limits refuse a new
+// code but user's code to that number is still valid, the refusal is
+// CodeSent, naming the number: the front end asks for that code.
 func (s *Service) Start(ctx context.Context, user jid.JID, phone string) (number.E164, error) {
 	if s.cfg.Mode != "sms" {
 		return "", refuse(Disabled, "This gateway does not verify numbers by SMS: its operator assigns them.")
@@ -183,24 +189,16 @@ func (s *Service) Start(ctx context.Context, user jid.JID, phone string) (number
 		}
 	}
 	now := s.now()
-	c, err := s.store.CodeSends(ctx, n.String(), bare, now.Add(-24*time.Hour), now.Add(-time.Hour))
-	if err != nil {
+	if limited, err := s.limit(ctx, n, bare, now); err != nil {
 		return "", err
-	}
-	switch {
-	case !c.NumberLast.IsZero() && now.Sub(c.NumberLast) < s.cfg.Resend:
-		wait := s.cfg.Resend - now.Sub(c.NumberLast)
-		return "", &Error{Kind: RateLimited, RetryAfter: wait,
-			Text: fmt.Sprintf("A code was sent to %s moments ago; you can ask for another in %s.", n, roundUp(wait))}
-	case c.NumberWindow >= s.cfg.PerNumberDay:
-		return "", &Error{Kind: RateLimited, RetryAfter: 24 * time.Hour,
-			Text: fmt.Sprintf("Too many codes were sent to %s today; try again tomorrow.", n)}
-	case c.JIDWindow >= s.cfg.PerJIDDay:
-		return "", &Error{Kind: RateLimited, RetryAfter: 24 * time.Hour,
-			Text: "You have asked for too many codes today; try again tomorrow."}
-	case c.Global >= s.cfg.GlobalHour:
-		return "", &Error{Kind: RateLimited, RetryAfter: time.Hour,
-			Text: "The gateway is sending too many codes right now; try again in an hour."}
+	} else if limited != nil {
+		// Asking again for the number whose code is still waiting (the user
+		// closed the dialog, say) must not lock them out of that code.
+		if v, err := s.store.PendingVerification(ctx, bare); err == nil && v.Number == n.String() && now.Before(v.ExpiresAt) {
+			return "", &Error{Kind: CodeSent, RetryAfter: limited.RetryAfter, Number: n,
+				Text: fmt.Sprintf("A code was already sent to %s: enter it. You can ask for a new one %s.", n, after(limited.RetryAfter))}
+		}
+		return "", limited
 	}
 	code, err := newCode()
 	if err != nil {
@@ -229,6 +227,31 @@ func (s *Service) Start(ctx context.Context, user jid.JID, phone string) (number
 	return n, nil
 }
 
+// limit returns the rate limit that keeps another code from going to n
+// for user (bare) now, or nil.
+func (s *Service) limit(ctx context.Context, n number.E164, bare string, now time.Time) (*Error, error) {
+	c, err := s.store.CodeSends(ctx, n.String(), bare, now.Add(-24*time.Hour), now.Add(-time.Hour))
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case !c.NumberLast.IsZero() && now.Sub(c.NumberLast) < s.cfg.Resend:
+		wait := s.cfg.Resend - now.Sub(c.NumberLast)
+		return &Error{Kind: RateLimited, RetryAfter: wait,
+			Text: fmt.Sprintf("A code was sent to %s moments ago; you can ask for another %s.", n, after(wait))}, nil
+	case c.NumberWindow >= s.cfg.PerNumberDay:
+		return &Error{Kind: RateLimited, RetryAfter: 24 * time.Hour,
+			Text: fmt.Sprintf("Too many codes were sent to %s today; try again tomorrow.", n)}, nil
+	case c.JIDWindow >= s.cfg.PerJIDDay:
+		return &Error{Kind: RateLimited, RetryAfter: 24 * time.Hour,
+			Text: "You have asked for too many codes today; try again tomorrow."}, nil
+	case c.Global >= s.cfg.GlobalHour:
+		return &Error{Kind: RateLimited, RetryAfter: time.Hour,
+			Text: "The gateway is sending too many codes right now; try again in an hour."}, nil
+	}
+	return nil, nil
+}
+
 // Pending returns the number awaiting a code from user, if any.
 func (s *Service) Pending(ctx context.Context, user jid.JID) (number.E164, bool) {
 	v, err := s.store.PendingVerification(ctx, user.Bare().String())
@@ -248,13 +271,23 @@ func (s *Service) Confirm(ctx context.Context, user jid.JID, code string) (numbe
 		if r >= '0' && r <= '9' {
 			return r
 		}
-		if r == ' ' || r == '-' {
+		if unicode.IsSpace(r) || r == '-' {
 			return -1
 		}
 		return 'x' // anything else can never match
 	}, code)
 	bare := user.Bare().String()
 	now := s.now()
+	if code == "" {
+		// Nothing typed is not a guess: say what is missing, count no try.
+		if v, err := s.store.PendingVerification(ctx, bare); err != nil || now.After(v.ExpiresAt) {
+			if err != nil && !errors.Is(err, store.ErrNotFound) {
+				return "", err
+			}
+			return "", refuse(NoPending, "No code is waiting for you: ask for a new one.")
+		}
+		return "", refuse(NoCode, "Enter the code from the SMS.")
+	}
 	ok, v, previous, err := s.store.CheckVerification(ctx, bare, now, s.cfg.MaxTries, func(v store.Verification) bool {
 		return len(code) == 6 && hmac.Equal(hash(v.Salt, code), v.CodeHash)
 	})
@@ -267,6 +300,13 @@ func (s *Service) Confirm(ctx context.Context, user jid.JID, code string) (numbe
 		return "", refuse(NoPending, "The code has expired: ask for a new one.")
 	case !ok && v.Tries >= s.cfg.MaxTries:
 		s.log.Warn().Str("jid", bare).Str("number", v.Number).Msg("verification voided after too many wrong codes")
+		limited, err := s.limit(ctx, number.E164(v.Number), bare, now)
+		if err != nil {
+			return "", err
+		}
+		if limited != nil {
+			return "", refuse(NoPending, "Too many wrong codes: this code is void. You can ask for a new one %s.", after(limited.RetryAfter))
+		}
 		return "", refuse(NoPending, "Too many wrong codes: this code is void. Ask for a new one.")
 	case !ok:
 		left := s.cfg.MaxTries - v.Tries
@@ -324,6 +364,14 @@ func hash(salt []byte, code string) []byte {
 	m := hmac.New(sha256.New, salt)
 	m.Write([]byte(code))
 	return m.Sum(nil)
+}
+
+// after says when a wait of d ends: "in 2 minutes", "tomorrow".
+func after(d time.Duration) string {
+	if d >= 24*time.Hour {
+		return "tomorrow"
+	}
+	return "in " + roundUp(d)
 }
 
 func roundUp(d time.Duration) string {

@@ -145,10 +145,15 @@ func TestRateLimits(t *testing.T) {
 	if err := start(alice, "+12015550142"); err != nil {
 		t.Fatal(err)
 	}
-	err := start(alice, "+12015550142")
+	err := start(bob, "+12015550142")
 	var ve *Error
 	if !errors.As(err, &ve) || ve.Kind != RateLimited || ve.RetryAfter <= 0 || ve.RetryAfter > 2*time.Minute {
 		t.Fatalf("resend too soon: %v", err)
+	}
+	// alice, whose code is still valid, is offered it instead (sending
+	// nothing).
+	if err := start(alice, "+12015550142"); !errors.As(err, &ve) || ve.Kind != CodeSent || ve.RetryAfter <= 0 || ve.RetryAfter > 2*time.Minute {
+		t.Fatalf("alice asking again too soon: %v", err)
 	}
 	for range 2 {
 		*now = now.Add(3 * time.Minute)
@@ -157,6 +162,10 @@ func TestRateLimits(t *testing.T) {
 		}
 	}
 	*now = now.Add(3 * time.Minute)
+	if err := start(alice, "+12015550142"); !errors.As(err, &ve) || ve.Kind != CodeSent || !strings.Contains(ve.Text, "tomorrow") {
+		t.Fatalf("fourth code to one number today, the third still valid: %v", err)
+	}
+	*now = now.Add(10 * time.Minute) // the third has expired
 	if err := start(alice, "+12015550142"); kind(err) != RateLimited {
 		t.Fatalf("fourth code to one number today: %v", err)
 	}
@@ -167,7 +176,7 @@ func TestRateLimits(t *testing.T) {
 	if err := start(alice, "+12015550144"); kind(err) != RateLimited {
 		t.Fatalf("fifth code for one JID today: %v", err)
 	}
-	// Global: 4 sent within the hour? No: spread over 12 minutes, all 4 count.
+	// Global: 4 sent within the hour? No: spread over 22 minutes, all 4 count.
 	if err := start(bob, "+12015550145"); err != nil {
 		t.Fatal(err)
 	}
@@ -199,11 +208,84 @@ func TestTriesVoid(t *testing.T) {
 	if _, err := s.Confirm(ctx, alice, bad); kind(err) != WrongCode {
 		t.Fatalf("first wrong: %v", err)
 	}
-	if _, err := s.Confirm(ctx, alice, bad); kind(err) != NoPending {
-		t.Fatalf("second wrong voids: %v", err)
+	_, err := s.Confirm(ctx, alice, bad)
+	var ve *Error
+	if !errors.As(err, &ve) || ve.Kind != NoPending || !strings.Contains(ve.Text, "void") || !strings.Contains(ve.Text, "in 2 minutes") {
+		t.Fatalf("second wrong voids, saying when to ask again: %v", err)
 	}
 	if _, err := s.Confirm(ctx, alice, code); kind(err) != NoPending {
 		t.Fatalf("right code after void: %v", err)
+	}
+}
+
+// Asking again for the number whose code is still waiting, before a new
+// code may go, offers that code (CodeSent, saying when a new one may be
+// asked for) and sends nothing; the code still works. The resend limit
+// itself is unchanged: another JID is refused, and after resend_after a
+// new code goes.
+func TestAskAgainOffersWaitingCode(t *testing.T) {
+	s, st, now := service(t, Config{})
+	ctx := context.Background()
+	if _, err := s.Start(ctx, alice, "+12015550142"); err != nil {
+		t.Fatal(err)
+	}
+	code := sentCode(t, st)
+	*now = now.Add(30 * time.Second)
+	_, err := s.Start(ctx, alice, "+1 201-555-0142") // written another way
+	var ve *Error
+	if !errors.As(err, &ve) || ve.Kind != CodeSent || ve.Number != "+12015550142" ||
+		ve.RetryAfter <= 89*time.Second || ve.RetryAfter > 90*time.Second || !strings.Contains(ve.Text, "already sent") || !strings.Contains(ve.Text, "in 2 minutes") {
+		t.Fatalf("asking again: %v", err)
+	}
+	if msgs, err := st.ClaimOutbound(ctx, "t", 10, time.Minute); err != nil || len(msgs) != 0 {
+		t.Fatalf("%d more SMS queued (%v)", len(msgs), err)
+	}
+	// Another number is a new request, under its own limits.
+	if _, err := s.Start(ctx, bob, "+12015550142"); kind(err) != RateLimited {
+		t.Fatalf("bob asking for alice's waiting number: %v", err)
+	}
+	if got, err := s.Confirm(ctx, alice, code); err != nil || got != "+12015550142" {
+		t.Fatalf("the waiting code = %q, %v", got, err)
+	}
+	// With nothing waiting, the resend limit refuses as before.
+	if _, err := s.Start(ctx, alice, "+12015550142"); kind(err) != RateLimited {
+		t.Fatalf("asking again after the code was used: %v", err)
+	}
+	*now = now.Add(2 * time.Minute)
+	if _, err := s.Start(ctx, alice, "+12015550142"); err != nil {
+		t.Fatalf("after resend_after: %v", err)
+	}
+	sentCode(t, st)
+}
+
+// An empty code, or one of blanks, is not a guess: it says what is missing
+// and counts no try.
+func TestEmptyCodeCountsNoTry(t *testing.T) {
+	s, st, _ := service(t, Config{MaxTries: 2})
+	ctx := context.Background()
+	if _, err := s.Confirm(ctx, alice, ""); kind(err) != NoPending {
+		t.Fatalf("empty code with nothing waiting: %v", err)
+	}
+	if _, err := s.Start(ctx, alice, "+12015550142"); err != nil {
+		t.Fatal(err)
+	}
+	code := sentCode(t, st)
+	for _, empty := range []string{"", " ", "\t\n", " - "} {
+		_, err := s.Confirm(ctx, alice, empty)
+		var ve *Error
+		if !errors.As(err, &ve) || ve.Kind != NoCode || ve.Text != "Enter the code from the SMS." {
+			t.Fatalf("Confirm(%q) = %v", empty, err)
+		}
+	}
+	bad := "000000"
+	if code == bad {
+		bad = "111111"
+	}
+	if _, err := s.Confirm(ctx, alice, bad); kind(err) != WrongCode {
+		t.Fatalf("first wrong code after empty ones: %v", err)
+	}
+	if got, err := s.Confirm(ctx, alice, "\t"+code+"\n"); err != nil || got != "+12015550142" {
+		t.Fatalf("right code = %q, %v", got, err)
 	}
 }
 

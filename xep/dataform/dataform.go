@@ -105,6 +105,22 @@ func (f *Form) Bool(v string, def bool) bool {
 	return s == "1" || s == "true"
 }
 
+// Boolean reads a boolean field like Bool, and says whether its value is
+// one XEP-0004 allows ("0", "1", "false", "true", or none); when not, val
+// is def.
+func (f *Form) Boolean(v string, def bool) (val, ok bool) {
+	s, _ := f.Get(v)
+	switch s {
+	case "":
+		return def, true
+	case "1", "true":
+		return true, true
+	case "0", "false":
+		return false, true
+	}
+	return def, false
+}
+
 // FormType returns the FORM_TYPE hidden field's value.
 func (f *Form) FormType() string {
 	s, _ := f.Get("FORM_TYPE")
