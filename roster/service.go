@@ -24,7 +24,7 @@ type Store interface {
 	ImportContacts(ctx context.Context, owner string, contacts []store.Contact, replace bool, dailyLimit int, now time.Time) (store.ImportResult, error)
 	ContactsOf(ctx context.Context, owner string) ([]store.Contact, error)
 	ContactOf(ctx context.Context, owner, number string) (store.Contact, error)
-	HoldersOf(ctx context.Context, number string) ([]string, error)
+	HoldersAmong(ctx context.Context, number string, owners []string) (map[string]bool, error)
 	TouchNumber(ctx context.Context, number string) (int64, error)
 	DropContacts(ctx context.Context, owner string) error
 	DirtyContacts(ctx context.Context, limit int) ([]store.Contact, error)
@@ -390,13 +390,7 @@ func (s *Service) pushOnce(ctx context.Context) bool {
 			s.log.Warn().Err(err).Str("owner", group[0].Owner).Msg("roster push failed; will retry")
 			continue
 		}
-		for _, c := range group {
-			if c.Deleted {
-				continue
-			}
-			status, avail := s.presenceFor(ctx, owner, c.Number, owners[c.Number])
-			_ = s.pusher.ContactPresence(ctx, number.E164(c.Number).JID(s.cfg.Component), owner, avail, status)
-		}
+		s.pushPresence(ctx, owner, group, owners)
 		done = append(done, group...)
 	}
 	if len(done) == 0 {
@@ -415,19 +409,60 @@ const (
 	StatusSMS  = "SMS"
 )
 
-// presenceFor is the presence a number JID shows to owner: a registered
-// contact whose owner also has owner's number (mutual) is "on XMPP"; every
-// other contact is reachable by SMS and says so. Both are available, since
-// a message to either gets through.
-func (s *Service) presenceFor(ctx context.Context, owner jid.JID, num, numOwner string) (string, bool) {
-	if numOwner == "" {
-		return StatusSMS, true
+// pushPresence sends the presence of the number JIDs in group, contacts of
+// one owner just pushed, to that owner; owners maps their numbers to the
+// users they are registered to.
+//
+// Whether two users have each other's numbers (mutual: "on XMPP") changes
+// for both of them when either's book or registration does, so the owner's
+// own number JID is also shown again to the users registered to numbers in
+// group who hold it: one lookup for the group, and one presence for each of
+// them.
+func (s *Service) pushPresence(ctx context.Context, owner jid.JID, group []store.Contact, owners map[string]string) {
+	own := ""
+	if b, err := s.store.NumberOf(ctx, group[0].Owner); err == nil {
+		own = b.Number
 	}
-	own, err := s.store.NumberOf(ctx, owner.Bare().String())
-	if err != nil {
-		return StatusSMS, true
+	var holders map[string]bool // of the registered numbers' owners, those who have own
+	if own != "" {
+		var others []string
+		for _, c := range group {
+			if o := owners[c.Number]; o != "" && o != group[0].Owner {
+				others = append(others, o)
+			}
+		}
+		if len(others) > 0 {
+			var err error
+			if holders, err = s.store.HoldersAmong(ctx, own, others); err != nil {
+				s.log.Warn().Err(err).Msg("reading who holds a number failed")
+			}
+		}
 	}
-	if _, err := s.store.ContactOf(ctx, numOwner, own.Number); err == nil {
+	for _, c := range group {
+		o := owners[c.Number]
+		if !c.Deleted {
+			mutual := holders[o] || o != "" && c.Number == own // own number in own book
+			status, avail := s.presenceOf(c.Number, o != "", mutual)
+			_ = s.pusher.ContactPresence(ctx, number.E164(c.Number).JID(s.cfg.Component), owner, avail, status)
+		}
+		if holders[o] {
+			// o has own and is registered to c.Number: mutual while owner has it.
+			other, err := jid.Parse(o)
+			if err != nil {
+				continue
+			}
+			status, avail := s.presenceOf(own, true, !c.Deleted)
+			_ = s.pusher.ContactPresence(ctx, number.E164(own).JID(s.cfg.Component), other, avail, status)
+		}
+	}
+}
+
+// presenceOf is the presence of a number JID: a registered number whose
+// owner and the viewer have each other's numbers (mutual) is "on XMPP";
+// every other number is reachable by SMS and says so. Both are available,
+// since a message to either gets through.
+func (s *Service) presenceOf(num string, registered, mutual bool) (string, bool) {
+	if mutual {
 		return StatusXMPP, true
 	}
 	return StatusSMS, true
@@ -436,11 +471,9 @@ func (s *Service) presenceFor(ctx context.Context, owner jid.JID, num, numOwner 
 // PresenceFor answers a presence probe from requester for a number JID.
 func (s *Service) PresenceFor(ctx context.Context, requester jid.JID, num string) (status string, available bool) {
 	rel, err := s.Relation(ctx, requester, num)
-	if err != nil || !rel.InBook {
+	if err != nil {
 		return StatusSMS, true
 	}
-	if rel.Mutual {
-		return StatusXMPP, true
-	}
-	return StatusSMS, true
+	// Registration is told only for numbers in the requester's book.
+	return s.presenceOf(num, rel.InBook && rel.OnXMPP, rel.Mutual)
 }

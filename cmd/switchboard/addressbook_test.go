@@ -163,6 +163,52 @@ func TestAddressBook(t *testing.T) {
 	})
 }
 
+// presenceFrom waits for a presence from j whose XML has all of want.
+func presenceFrom(t *testing.T, c *testenv.Client, j string, want ...string) testenv.Stanza {
+	t.Helper()
+	st, err := c.Next(ctxT(t, 15*time.Second), func(s testenv.Stanza) bool {
+		if s.Name != "presence" || s.Attr["from"] != j {
+			return false
+		}
+		for _, w := range want {
+			if !strings.Contains(norm(s.XML), w) {
+				return false
+			}
+		}
+		return true
+	})
+	if err != nil {
+		t.Fatalf("no presence from %s with %q: %v", j, want, err)
+	}
+	return st
+}
+
+// TestMutualPresenceOnline: when bob uploads alice's number while alice is
+// online, and she has his, his number shows "on XMPP" in her roster at
+// once, not at her next login; when he drops it, "SMS" again.
+func TestMutualPresenceOnline(t *testing.T) {
+	s := startStackWith(t, sqliteDSN(t), testenv.ProsodyOptions{Privilege: true}, smsc.Config{})
+	bind(t, s, "bob", bobNumber)
+	comp := s.prosody.Component
+	a, b := s.login(t, "alice"), s.login(t, "bob")
+	waitComponent(t, s, a)
+	bobJID := s.numberJID(bobNumber)
+	upload := func(c *testenv.Client, book string) {
+		t.Helper()
+		cmd, _ := adhocRun(t, c, comp, "address-book", "", "execute", nil)
+		cmd, _ = adhocRun(t, c, comp, "address-book", cmd.SessionID, "complete", map[string]string{"contacts": book})
+		if cmd.Status != adhoc.Completed || !strings.Contains(notes(cmd), "1 contacts") {
+			t.Fatalf("upload = %s", notes(cmd))
+		}
+	}
+	upload(a, "Bob, "+bobNumber)
+	presenceFrom(t, a, bobJID, "<status>SMS</status>")
+	upload(b, "Alice, "+alice)
+	presenceFrom(t, a, bobJID, "<status>on XMPP</status>")
+	upload(b, "Phone, "+phone)
+	presenceFrom(t, a, bobJID, "<status>SMS</status>")
+}
+
 // TestPhoneBookSyncAndGateway: the Quicksy phone-book IQ, XEP-0100
 // prompts, XEP-0144 items sent to the component, and the lookup limit.
 func TestPhoneBookSyncAndGateway(t *testing.T) {
