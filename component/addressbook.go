@@ -89,11 +89,20 @@ func (c *Component) cmdAddressBook(ctx context.Context, from jid.JID, req *adhoc
 	return reportCommand(rep), nil
 }
 
+// reach sums up how a report's contacts are reached.
+func reach(rep *roster.Report) string {
+	s := fmt.Sprintf("%d on XMPP, %d by SMS", rep.OnXMPP(), rep.BySMS())
+	if n := rep.Unreachable(); n > 0 {
+		s += fmt.Sprintf(", %d not reachable (this gateway sends no SMS there)", n)
+	}
+	return s
+}
+
 // reportCommand renders an import report: counts in a note, the contacts
 // in a result table, and unreadable entries in a second note.
 func reportCommand(rep *roster.Report) *adhoc.Command {
-	cmd := completed(adhoc.Info, fmt.Sprintf("%d contacts: %d on XMPP, %d by SMS. Added %d, changed %d, removed %d.",
-		len(rep.Entries), rep.OnXMPP(), len(rep.Entries)-rep.OnXMPP(), rep.Added, rep.Changed, rep.Removed))
+	cmd := completed(adhoc.Info, fmt.Sprintf("%d contacts: %s. Added %d, changed %d, removed %d.",
+		len(rep.Entries), reach(rep), rep.Added, rep.Changed, rep.Removed))
 	if len(rep.Problems) > 0 {
 		var b strings.Builder
 		fmt.Fprintf(&b, "%d entries could not be read:", len(rep.Problems))
@@ -114,12 +123,15 @@ func reportCommand(rep *roster.Report) *adhoc.Command {
 		{Var: "name", Label: "Name"}, {Var: "number", Label: "Number"}, {Var: "reach", Label: "Reached by"},
 	}}}
 	for _, e := range rep.Entries {
-		reach := "SMS"
-		if e.OnXMPP {
-			reach = "XMPP"
+		by := "SMS"
+		switch {
+		case e.OnXMPP:
+			by = "XMPP"
+		case e.Unreachable != "":
+			by = "Not reachable: " + e.Unreachable
 		}
 		table.Items = append(table.Items, dataform.Item{Fields: []dataform.Field{
-			{Var: "name", Values: []string{e.Name}}, {Var: "number", Values: []string{e.Number.String()}}, {Var: "reach", Values: []string{reach}},
+			{Var: "name", Values: []string{e.Name}}, {Var: "number", Values: []string{e.Number.String()}}, {Var: "reach", Values: []string{by}},
 		}})
 	}
 	cmd.Form = table
@@ -227,8 +239,7 @@ func (c *Component) handleRosterX(ctx context.Context, from jid.JID, e element) 
 		c.log.Error().Err(err).Msg("importing roster items failed")
 		text = "The contacts could not be imported; try again later."
 	default:
-		text = fmt.Sprintf("Added %d contacts (%d already known): %d on XMPP, %d by SMS.",
-			rep.Added, rep.Changed+rep.Unchanged, rep.OnXMPP(), len(rep.Entries)-rep.OnXMPP())
+		text = fmt.Sprintf("Added %d contacts (%d already known): %s.", rep.Added, rep.Changed+rep.Unchanged, reach(rep))
 	}
 	if err := c.Notify(ctx, from, text); err != nil {
 		c.log.Warn().Err(err).Msg("could not report the import")
@@ -399,7 +410,7 @@ func (c *Component) handlePresence(ctx context.Context, s *inStanza) {
 		if avail {
 			send("", status)
 		} else {
-			send(stanza.UnavailablePresence, "")
+			send(stanza.UnavailablePresence, status)
 		}
 	case "unsubscribe":
 		send(stanza.UnsubscribedPresence, "")

@@ -46,7 +46,12 @@ type Config struct {
 	// MaxBytes caps an uploaded file. Default 5 MiB.
 	MaxBytes      int
 	DefaultRegion string
-	Logger        zerolog.Logger
+	// Refuse says, in words for a user, why no SMS may go to a number
+	// (E.164), or "" when it may: the router's limits. Numbers it refuses,
+	// unless registered, are reported unreachable and shown unavailable.
+	// Default: none refused.
+	Refuse func(number string) string
+	Logger zerolog.Logger
 }
 
 // Service imports address books and keeps rosters in step.
@@ -101,6 +106,9 @@ type Entry struct {
 	Name   string
 	Number number.E164
 	OnXMPP bool // the number belongs to a registered user
+	// Unreachable says why nothing reaches the number: not on XMPP, and
+	// the SMS limits forbid it (Config.Refuse). "" when it is reachable.
+	Unreachable string
 }
 
 // Report says what an import did.
@@ -121,6 +129,20 @@ func (r *Report) OnXMPP() int {
 	}
 	return n
 }
+
+// Unreachable counts the entries nothing reaches (see Entry.Unreachable).
+func (r *Report) Unreachable() int {
+	n := 0
+	for _, e := range r.Entries {
+		if e.Unreachable != "" {
+			n++
+		}
+	}
+	return n
+}
+
+// BySMS counts the entries reached by SMS.
+func (r *Report) BySMS() int { return len(r.Entries) - r.OnXMPP() - r.Unreachable() }
 
 // region is the default region for a user's numbers: their own number's.
 func (s *Service) region(ctx context.Context, owner jid.JID) string {
@@ -197,7 +219,11 @@ func (s *Service) apply(ctx context.Context, owner jid.JID, contacts []addressbo
 		return nil, err
 	}
 	for _, c := range book {
-		rep.Entries = append(rep.Entries, Entry{Name: c.Name, Number: number.E164(c.Number), OnXMPP: owners[c.Number] != ""})
+		e := Entry{Name: c.Name, Number: number.E164(c.Number), OnXMPP: owners[c.Number] != ""}
+		if !e.OnXMPP {
+			e.Unreachable = s.forbidden(c.Number)
+		}
+		rep.Entries = append(rep.Entries, e)
 	}
 	s.log.Info().Str("owner", bare).Int("added", res.Added).Int("changed", res.Changed).Int("removed", res.Removed).
 		Int("contacts", len(book)).Msg("address book imported")
@@ -459,13 +485,29 @@ func (s *Service) pushPresence(ctx context.Context, owner jid.JID, group []store
 
 // presenceOf is the presence of a number JID: a registered number whose
 // owner and the viewer have each other's numbers (mutual) is "on XMPP";
-// every other number is reachable by SMS and says so. Both are available,
-// since a message to either gets through.
+// any other registered number (a message to it is relayed over XMPP) and
+// every number SMS may go to says "SMS". Those are available, since a
+// message to them gets through; a number the SMS limits forbid, not
+// registered, is unavailable, and its status says why.
 func (s *Service) presenceOf(num string, registered, mutual bool) (string, bool) {
-	if mutual {
+	switch {
+	case mutual:
 		return StatusXMPP, true
+	case registered:
+		return StatusSMS, true
+	}
+	if why := s.forbidden(num); why != "" {
+		return why, false
 	}
 	return StatusSMS, true
+}
+
+// forbidden says why no SMS may go to num, or "".
+func (s *Service) forbidden(num string) string {
+	if s.cfg.Refuse == nil {
+		return ""
+	}
+	return s.cfg.Refuse(num)
 }
 
 // PresenceFor answers a presence probe from requester for a number JID.

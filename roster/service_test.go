@@ -10,6 +10,7 @@ import (
 	"github.com/rs/zerolog"
 	"mellium.im/xmpp/jid"
 
+	"switchboard/router"
 	"switchboard/store"
 	"switchboard/store/storetest"
 )
@@ -56,12 +57,17 @@ var (
 	carol = jid.MustParse("carol@example.com")
 )
 
-// service returns a roster service on a fresh SQLite store, with alice
-// and bob registered.
+// service returns a roster service on a fresh SQLite store with the SMS
+// limits of the demo (US and Canada; premium-rate prefixes blocked), as
+// the router decides them, and alice and bob registered.
 func service(t *testing.T) (*Service, *store.Store, *pushes) {
 	t.Helper()
 	st := storetest.SQLite(t)
-	s := New(Config{Component: jid.MustParse("sms.example.com"), Logger: zerolog.New(zerolog.NewTestWriter(t))}, st)
+	rt := router.New(router.Config{Limits: router.Limits{
+		AllowedRegions: []string{"US", "CA"}, BlockedPrefixes: []string{"+1900", "+1976", "+449"},
+	}}, st)
+	s := New(Config{Component: jid.MustParse("sms.example.com"), Refuse: rt.Forbidden,
+		Logger: zerolog.New(zerolog.NewTestWriter(t))}, st)
 	p := &pushes{}
 	s.SetPusher(p)
 	for who, num := range map[string]string{alice.String(): aliceNum, bob.String(): bobNum} {
@@ -145,5 +151,68 @@ func TestMutualPresence(t *testing.T) {
 		"alice@example.com: +12015550177 available SMS")
 	if status, avail := s.PresenceFor(ctx, alice, bobNum); status != StatusSMS || !avail {
 		t.Errorf("alice's probe of bob after = %q %v", status, avail)
+	}
+}
+
+// TestUnreachable: numbers the SMS limits forbid are reported unreachable,
+// with the reason, and shown unavailable with it — unless registered, for
+// XMPP reaches them; every other number is reached by SMS.
+func TestUnreachable(t *testing.T) {
+	s, st, p := service(t)
+	ctx := context.Background()
+	dave := jid.MustParse("dave@example.com")
+	const mum, premium, daveNum = "+442071234567", "+19005551234", "+442071234568"
+	if _, err := st.Bind(ctx, daveNum, dave.String(), "operator"); err != nil {
+		t.Fatal(err)
+	}
+	rep := upload(t, s, alice, "Mum, +44 20 7123 4567\nPremium, +19005551234\nCarol, "+carolNum+"\nDave, +44 20 7123 4568\nBob, "+bobNum)
+	got := make(map[string]Entry)
+	for _, e := range rep.Entries {
+		got[e.Name] = e
+	}
+	for name, want := range map[string]struct {
+		onXMPP bool
+		why    string // in Unreachable; "" for reachable
+	}{
+		"Mum":     {why: "(GB)"},
+		"Premium": {why: "+1900"},
+		"Carol":   {},
+		"Dave":    {onXMPP: true},
+		"Bob":     {onXMPP: true},
+	} {
+		e := got[name]
+		if e.OnXMPP != want.onXMPP || (want.why == "") != (e.Unreachable == "") || !strings.Contains(e.Unreachable, want.why) {
+			t.Errorf("%s = %+v, want on XMPP %v, unreachable for %q", name, e, want.onXMPP, want.why)
+		}
+	}
+	if rep.OnXMPP() != 2 || rep.BySMS() != 1 || rep.Unreachable() != 2 {
+		t.Errorf("counts: %d on XMPP, %d by SMS, %d unreachable", rep.OnXMPP(), rep.BySMS(), rep.Unreachable())
+	}
+
+	drain(t, s)
+	mumWhy, premiumWhy := got["Mum"].Unreachable, got["Premium"].Unreachable
+	wantPresences(t, "alice's roster", p,
+		"alice@example.com: +442071234567 unavailable "+mumWhy,
+		"alice@example.com: +19005551234 unavailable "+premiumWhy,
+		"alice@example.com: +12015550142 available SMS",
+		"alice@example.com: +442071234568 available SMS",
+		"alice@example.com: +12015550177 available SMS")
+	for _, c := range []struct {
+		who       jid.JID
+		num       string
+		status    string // contained in the status
+		available bool
+	}{
+		{alice, mum, mumWhy, false},
+		{alice, daveNum, StatusSMS, true}, // registered: XMPP reaches it
+		{bob, mum, mumWhy, false},         // not in bob's book
+		{bob, premium, premiumWhy, false},
+		// Not in bob's book: registration is not told, so like any number there.
+		{bob, daveNum, "(GB)", false},
+		{bob, carolNum, StatusSMS, true},
+	} {
+		if status, avail := s.PresenceFor(ctx, c.who, c.num); !strings.Contains(status, c.status) || avail != c.available {
+			t.Errorf("%s probes %s: %q %v, want %q %v", c.who, c.num, status, avail, c.status, c.available)
+		}
 	}
 }
