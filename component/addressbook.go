@@ -141,6 +141,10 @@ func reportCommand(rep *roster.Report) *adhoc.Command {
 // maxFetch bounds a fetched address book.
 const maxFetch = 5 << 20
 
+// errPrivateAddress is the dialer's refusal of an address on a loopback,
+// private or link-local network (see newFetchClient).
+var errPrivateAddress = errors.New("component: address on a loopback, private or link-local network")
+
 // newFetchClient is the HTTP client fetch uses, built once in New. Unless
 // private is set, addresses on loopback, private and link-local networks
 // are refused, so the gateway cannot be used to reach inside its own
@@ -152,7 +156,7 @@ func newFetchClient(private bool) *http.Client {
 			host, _, _ := net.SplitHostPort(address)
 			ip := net.ParseIP(host)
 			if ip == nil || ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast() || ip.IsUnspecified() || ip.IsLinkLocalMulticast() {
-				return errors.New("address not allowed")
+				return errPrivateAddress
 			}
 			return nil
 		}
@@ -176,6 +180,9 @@ func (c *Component) fetch(ctx context.Context, raw string) ([]byte, error) {
 	resp, err := c.fetcher.Do(hreq)
 	if err != nil {
 		c.log.Info().Err(err).Str("host", u.Host).Msg("address book fetch failed")
+		if errors.Is(err, errPrivateAddress) {
+			return nil, fmt.Errorf("The file at %s could not be fetched: this gateway does not fetch from addresses on loopback, private or link-local networks.", u.Host)
+		}
 		return nil, fmt.Errorf("The file at %s could not be fetched.", u.Host)
 	}
 	defer resp.Body.Close()
