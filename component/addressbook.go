@@ -111,11 +111,7 @@ func reportCommand(rep *roster.Report) *adhoc.Command {
 				fmt.Fprintf(&b, "\n… and %d more", len(rep.Problems)-20)
 				break
 			}
-			who := p.Entry
-			if p.Name != "" {
-				who = p.Name + " (" + p.Entry + ")"
-			}
-			fmt.Fprintf(&b, "\nline %d: %s: %s", p.Line, who, p.Reason)
+			b.WriteString("\n" + problemLine(p))
 		}
 		cmd.Notes = append(cmd.Notes, adhoc.Note{Type: adhoc.Warn, Text: b.String()})
 	}
@@ -136,6 +132,25 @@ func reportCommand(rep *roster.Report) *adhoc.Command {
 	}
 	cmd.Form = table
 	return cmd
+}
+
+// problemLine is one unreadable entry of a report: its line, the entry
+// quoted (after the contact's name when the entry does not hold it), and
+// why.
+func problemLine(p addressbook.Problem) string {
+	who := ""
+	switch {
+	case p.Entry == "":
+		who = p.Name
+	case p.Name == "" || strings.Contains(p.Entry, p.Name):
+		who = `"` + p.Entry + `"`
+	default:
+		who = p.Name + ` ("` + p.Entry + `")`
+	}
+	if who == "" {
+		return fmt.Sprintf("line %d: %s", p.Line, p.Reason)
+	}
+	return fmt.Sprintf("line %d: %s: %s", p.Line, who, p.Reason)
 }
 
 // maxFetch bounds a fetched address book.
