@@ -720,6 +720,16 @@ func transcripts() []transcript {
 			want: []want{iqResult(testNumber, testAlice, "i3", hasQuery(nsDiscoInfo, "", discoInfoCheck("client", "sms", nsDiscoInfo, nsReceipts)))},
 		},
 		{
+			name: "disco#info to a JID that is no number",
+			in:   `<iq type='get' id='i3b' from='alice@example.com/r' to='abc@sms.example.com'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>`,
+			want: []want{iqError("abc@sms.example.com", testAlice, "i3b", "modify", "jid-malformed", `"abc" is not a phone number`)},
+		},
+		{
+			name: "disco#info for a node of a JID that is no number",
+			in:   `<iq type='get' id='i3c' from='alice@example.com/r' to='+1@sms.example.com'><query xmlns='http://jabber.org/protocol/disco#info' node='http://example.com/caps#abc'/></iq>`,
+			want: []want{iqError("+1@sms.example.com", testAlice, "i3c", "modify", "jid-malformed", `"+1" is not a phone number`)},
+		},
+		{
 			name: "disco#items",
 			in:   `<iq type='get' id='i4' from='alice@example.com/r' to='sms.example.com'><query xmlns='http://jabber.org/protocol/disco#items'/></iq>`,
 			want: []want{iqResult(testDomain, testAlice, "i4", hasQuery(nsDiscoItems, "", func(t *testing.T, q node) {
