@@ -216,3 +216,26 @@ func TestUnreachable(t *testing.T) {
 		}
 	}
 }
+
+// TestUnreachableMany: a book large enough to be checked on several CPUs
+// gets every number's verdict, in its place.
+func TestUnreachableMany(t *testing.T) {
+	s, _, _ := service(t)
+	var b strings.Builder
+	for i := range 1000 {
+		if i%2 == 0 {
+			fmt.Fprintf(&b, "C%d, +4420712%05d\n", i, i)
+		} else {
+			fmt.Fprintf(&b, "C%d, +1201556%04d\n", i, i)
+		}
+	}
+	rep := upload(t, s, carol, b.String())
+	if rep.BySMS() != 500 || rep.Unreachable() != 500 {
+		t.Fatalf("%d by SMS, %d unreachable", rep.BySMS(), rep.Unreachable())
+	}
+	for _, e := range rep.Entries {
+		if gb := strings.HasPrefix(e.Number.String(), "+44"); gb != strings.Contains(e.Unreachable, "(GB)") {
+			t.Errorf("%s %s: unreachable %q", e.Name, e.Number, e.Unreachable)
+		}
+	}
+}
