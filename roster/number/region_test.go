@@ -9,15 +9,6 @@ import (
 	"github.com/nyaruka/phonenumbers"
 )
 
-// parsedRegion is Region the slow way: a full parse, then the region.
-func parsedRegion(n E164) string {
-	p, err := phonenumbers.Parse(string(n), "")
-	if err != nil {
-		return ""
-	}
-	return phonenumbers.GetRegionCodeForNumber(p)
-}
-
 // TestRegionAsParsed: Region, which reads the country code off the digits,
 // tells the same region as a full parse for every valid number in E.164 — the
 // example numbers of every region and type, and random numbers of every
@@ -38,8 +29,8 @@ func TestRegionAsParsed(t *testing.T) {
 		if len(phonenumbers.GetRegionCodesForCountryCode(cc)) == 0 {
 			continue
 		}
-		for l := 1; l <= 16; l++ {
-			for range 20 {
+		for l := 2; l <= 14; l++ {
+			for range 3 {
 				d := fmt.Sprintf("+%d", cc)
 				for i := range l {
 					if i < 2 && rng.IntN(4) == 0 {
@@ -58,17 +49,15 @@ func TestRegionAsParsed(t *testing.T) {
 	for _, n := range nums {
 		p, err := phonenumbers.Parse(string(n), "")
 		if err == nil && phonenumbers.IsValidNumber(p) {
+			valid++
 			// As Parse gives it ("+44 0…" loses its national prefix).
 			n = E164(phonenumbers.Format(p, phonenumbers.E164))
-		}
-		got := n.Region()
-		if p, err := phonenumbers.Parse(string(n), ""); err == nil && phonenumbers.IsValidNumber(p) {
-			valid++
-			if want := parsedRegion(n); got != want {
+			if got, want := n.Region(), phonenumbers.GetRegionCodeForNumber(p); got != want {
 				t.Errorf("%s: Region = %q, parsed %q", n, got, want)
 			}
 			continue
 		}
+		got := n.Region()
 		if got == "" {
 			continue
 		}
