@@ -89,11 +89,20 @@ func (c *Component) cmdAddressBook(ctx context.Context, from jid.JID, req *adhoc
 	return reportCommand(rep), nil
 }
 
+// reach sums up how a report's contacts are reached.
+func reach(rep *roster.Report) string {
+	s := fmt.Sprintf("%d on XMPP, %d by SMS", rep.OnXMPP(), rep.BySMS())
+	if n := rep.Unreachable(); n > 0 {
+		s += fmt.Sprintf(", %d not reachable (this gateway sends no SMS there)", n)
+	}
+	return s
+}
+
 // reportCommand renders an import report: counts in a note, the contacts
 // in a result table, and unreadable entries in a second note.
 func reportCommand(rep *roster.Report) *adhoc.Command {
-	cmd := completed(adhoc.Info, fmt.Sprintf("%d contacts: %d on XMPP, %d by SMS. Added %d, changed %d, removed %d.",
-		len(rep.Entries), rep.OnXMPP(), len(rep.Entries)-rep.OnXMPP(), rep.Added, rep.Changed, rep.Removed))
+	cmd := completed(adhoc.Info, fmt.Sprintf("%d contacts: %s. Added %d, changed %d, removed %d.",
+		len(rep.Entries), reach(rep), rep.Added, rep.Changed, rep.Removed))
 	if len(rep.Problems) > 0 {
 		var b strings.Builder
 		fmt.Fprintf(&b, "%d entries could not be read:", len(rep.Problems))
@@ -102,11 +111,7 @@ func reportCommand(rep *roster.Report) *adhoc.Command {
 				fmt.Fprintf(&b, "\n… and %d more", len(rep.Problems)-20)
 				break
 			}
-			who := p.Entry
-			if p.Name != "" {
-				who = p.Name + " (" + p.Entry + ")"
-			}
-			fmt.Fprintf(&b, "\nline %d: %s: %s", p.Line, who, p.Reason)
+			b.WriteString("\n" + problemLine(p))
 		}
 		cmd.Notes = append(cmd.Notes, adhoc.Note{Type: adhoc.Warn, Text: b.String()})
 	}
@@ -114,20 +119,46 @@ func reportCommand(rep *roster.Report) *adhoc.Command {
 		{Var: "name", Label: "Name"}, {Var: "number", Label: "Number"}, {Var: "reach", Label: "Reached by"},
 	}}}
 	for _, e := range rep.Entries {
-		reach := "SMS"
-		if e.OnXMPP {
-			reach = "XMPP"
+		by := "SMS"
+		switch {
+		case e.OnXMPP:
+			by = "XMPP"
+		case e.Unreachable != "":
+			by = "Not reachable: " + e.Unreachable
 		}
 		table.Items = append(table.Items, dataform.Item{Fields: []dataform.Field{
-			{Var: "name", Values: []string{e.Name}}, {Var: "number", Values: []string{e.Number.String()}}, {Var: "reach", Values: []string{reach}},
+			{Var: "name", Values: []string{e.Name}}, {Var: "number", Values: []string{e.Number.String()}}, {Var: "reach", Values: []string{by}},
 		}})
 	}
 	cmd.Form = table
 	return cmd
 }
 
+// problemLine is one unreadable entry of a report: its line, the entry
+// quoted (after the contact's name when the entry does not hold it), and
+// why.
+func problemLine(p addressbook.Problem) string {
+	who := ""
+	switch {
+	case p.Entry == "":
+		who = p.Name
+	case p.Name == "" || strings.Contains(p.Entry, p.Name):
+		who = `"` + p.Entry + `"`
+	default:
+		who = p.Name + ` ("` + p.Entry + `")`
+	}
+	if who == "" {
+		return fmt.Sprintf("line %d: %s", p.Line, p.Reason)
+	}
+	return fmt.Sprintf("line %d: %s: %s", p.Line, who, p.Reason)
+}
+
 // maxFetch bounds a fetched address book.
 const maxFetch = 5 << 20
+
+// errPrivateAddress is the dialer's refusal of an address on a loopback,
+// private or link-local network (see newFetchClient).
+var errPrivateAddress = errors.New("component: address on a loopback, private or link-local network")
 
 // newFetchClient is the HTTP client fetch uses, built once in New. Unless
 // private is set, addresses on loopback, private and link-local networks
@@ -140,7 +171,7 @@ func newFetchClient(private bool) *http.Client {
 			host, _, _ := net.SplitHostPort(address)
 			ip := net.ParseIP(host)
 			if ip == nil || ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast() || ip.IsUnspecified() || ip.IsLinkLocalMulticast() {
-				return errors.New("address not allowed")
+				return errPrivateAddress
 			}
 			return nil
 		}
@@ -164,6 +195,9 @@ func (c *Component) fetch(ctx context.Context, raw string) ([]byte, error) {
 	resp, err := c.fetcher.Do(hreq)
 	if err != nil {
 		c.log.Info().Err(err).Str("host", u.Host).Msg("address book fetch failed")
+		if errors.Is(err, errPrivateAddress) {
+			return nil, fmt.Errorf("The file at %s could not be fetched: this gateway does not fetch from addresses on loopback, private or link-local networks.", u.Host)
+		}
 		return nil, fmt.Errorf("The file at %s could not be fetched.", u.Host)
 	}
 	defer resp.Body.Close()
@@ -227,8 +261,7 @@ func (c *Component) handleRosterX(ctx context.Context, from jid.JID, e element) 
 		c.log.Error().Err(err).Msg("importing roster items failed")
 		text = "The contacts could not be imported; try again later."
 	default:
-		text = fmt.Sprintf("Added %d contacts (%d already known): %d on XMPP, %d by SMS.",
-			rep.Added, rep.Changed+rep.Unchanged, rep.OnXMPP(), len(rep.Entries)-rep.OnXMPP())
+		text = fmt.Sprintf("Added %d contacts (%d already known): %s.", rep.Added, rep.Changed+rep.Unchanged, reach(rep))
 	}
 	if err := c.Notify(ctx, from, text); err != nil {
 		c.log.Warn().Err(err).Msg("could not report the import")
@@ -399,7 +432,7 @@ func (c *Component) handlePresence(ctx context.Context, s *inStanza) {
 		if avail {
 			send("", status)
 		} else {
-			send(stanza.UnavailablePresence, "")
+			send(stanza.UnavailablePresence, status)
 		}
 	case "unsubscribe":
 		send(stanza.UnsubscribedPresence, "")

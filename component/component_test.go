@@ -915,6 +915,18 @@ func transcripts() []transcript {
 			in:    `<c:message xmlns:c='jabber:component:accept' from='alice@example.com/r' to='+12015550123@sms.example.com' id='m30'><c:body>prefixed</c:body></c:message>`,
 			calls: []router.Message{msgCall(testAlice, testNumber, "m30", "prefixed", false)},
 		},
+
+		// Added later, kept last so the fuzz seeds of the others keep their numbers.
+		{
+			name: "disco#info to a JID that is no number",
+			in:   `<iq type='get' id='i3b' from='alice@example.com/r' to='abc@sms.example.com'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>`,
+			want: []want{iqError("abc@sms.example.com", testAlice, "i3b", "modify", "jid-malformed", `"abc" is not a phone number`)},
+		},
+		{
+			name: "disco#info for a node of a JID that is no number",
+			in:   `<iq type='get' id='i3c' from='alice@example.com/r' to='+1@sms.example.com'><query xmlns='http://jabber.org/protocol/disco#info' node='http://example.com/caps#abc'/></iq>`,
+			want: []want{iqError("+1@sms.example.com", testAlice, "i3c", "modify", "jid-malformed", `"+1" is not a phone number`)},
+		},
 	}
 }
 

@@ -303,7 +303,11 @@ func (c *Component) handleIQ(ctx context.Context, t xmlstream.TokenReadEncoder, 
 		}
 		return c.iqError(t, s, errText(stanza.Cancel, stanza.ItemNotFound, fmt.Sprintf("There is no node %q here.", node)))
 	case s.Type == "get" && p.Space == nsDiscoInfo && p.Local == "query":
-		return c.iqResult(t, s, c.discoInfo(ctx, from, to, s.Payload[0]))
+		r, err := c.discoInfo(ctx, from, to, s.Payload[0])
+		if err != nil {
+			return c.iqError(t, s, c.asStanzaError(err))
+		}
+		return c.iqResult(t, s, r)
 	case c.cfg.AddressBook != nil && toComponent && ((s.Type == "get" && p.Space == nsQuicksy && p.Local == "phone-book") ||
 		(s.Type == "set" && p.Space == nsRosterX && p.Local == "x") || (p.Space == nsGateway && p.Local == "query")):
 		if !c.router.Served(from) {
@@ -417,8 +421,9 @@ func queryStart(ns string, q element) xml.StartElement {
 
 // discoInfo answers for the component, or for a number JID: client/phone
 // when the number is registered and in the requester's address book,
-// client/sms otherwise (registration is not revealed beyond the book).
-func (c *Component) discoInfo(ctx context.Context, from, to jid.JID, q element) xml.TokenReader {
+// client/sms otherwise (registration is not revealed beyond the book). A
+// JID whose localpart is no number is jid-malformed, as a message to it is.
+func (c *Component) discoInfo(ctx context.Context, from, to jid.JID, q element) (xml.TokenReader, error) {
 	var (
 		id   info.Identity
 		feat []string
@@ -429,21 +434,24 @@ func (c *Component) discoInfo(ctx context.Context, from, to jid.JID, q element) 
 			feat = append(slices.Clone(feat), nsGateway, nsQuicksy, nsRosterX)
 		}
 	} else {
+		n, err := number.FromJID(to, c.cfg.DefaultRegion)
+		if err != nil {
+			return nil, errText(stanza.Modify, stanza.JIDMalformed,
+				fmt.Sprintf("%q is not a phone number: write it in international form, e.g. +12015550123@%s.", to.Localpart(), c.cfg.JID.Domainpart()))
+		}
 		id, feat = info.Identity{Category: "client", Type: "sms", Name: to.Localpart()}, numberFeatures
 		if c.cfg.AddressBook != nil {
-			if n, err := number.FromJID(to, ""); err == nil {
-				if rel, err := c.cfg.AddressBook.Relation(ctx, from, n.String()); err == nil && rel.OnXMPP {
-					id.Type = "phone"
-				}
-				feat = append(slices.Clone(feat), nsVCardTmp)
+			if rel, err := c.cfg.AddressBook.Relation(ctx, from, n.String()); err == nil && rel.OnXMPP {
+				id.Type = "phone"
 			}
+			feat = append(slices.Clone(feat), nsVCardTmp)
 		}
 	}
 	readers := []xml.TokenReader{id.TokenReader()}
 	for _, f := range feat {
 		readers = append(readers, info.Feature{Var: f}.TokenReader())
 	}
-	return xmlstream.Wrap(xmlstream.MultiReader(readers...), queryStart(nsDiscoInfo, q))
+	return xmlstream.Wrap(xmlstream.MultiReader(readers...), queryStart(nsDiscoInfo, q)), nil
 }
 
 func (c *Component) iqResult(t xmlstream.TokenReadEncoder, s *inStanza, payload xml.TokenReader) error {

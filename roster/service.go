@@ -6,9 +6,11 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"sort"
-
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -24,7 +26,7 @@ type Store interface {
 	ImportContacts(ctx context.Context, owner string, contacts []store.Contact, replace bool, dailyLimit int, now time.Time) (store.ImportResult, error)
 	ContactsOf(ctx context.Context, owner string) ([]store.Contact, error)
 	ContactOf(ctx context.Context, owner, number string) (store.Contact, error)
-	HoldersOf(ctx context.Context, number string) ([]string, error)
+	HoldersAmong(ctx context.Context, number string, owners []string) (map[string]bool, error)
 	DropContacts(ctx context.Context, owner string) error
 	DirtyContacts(ctx context.Context, limit int) ([]store.Contact, error)
 	ContactsPushed(ctx context.Context, pushed []store.Contact) error
@@ -45,7 +47,12 @@ type Config struct {
 	// MaxBytes caps an uploaded file. Default 5 MiB.
 	MaxBytes      int
 	DefaultRegion string
-	Logger        zerolog.Logger
+	// Refuse says, in words for a user, why no SMS may go to a number
+	// (E.164), or "" when it may: the router's limits. Numbers it refuses,
+	// unless registered, are reported unreachable and shown unavailable.
+	// It is called from several goroutines at once. Default: none refused.
+	Refuse func(number string) string
+	Logger zerolog.Logger
 }
 
 // Service imports address books and keeps rosters in step.
@@ -100,6 +107,9 @@ type Entry struct {
 	Name   string
 	Number number.E164
 	OnXMPP bool // the number belongs to a registered user
+	// Unreachable says why nothing reaches the number: not on XMPP, and
+	// the SMS limits forbid it (Config.Refuse). "" when it is reachable.
+	Unreachable string
 }
 
 // Report says what an import did.
@@ -120,6 +130,20 @@ func (r *Report) OnXMPP() int {
 	}
 	return n
 }
+
+// Unreachable counts the entries nothing reaches (see Entry.Unreachable).
+func (r *Report) Unreachable() int {
+	n := 0
+	for _, e := range r.Entries {
+		if e.Unreachable != "" {
+			n++
+		}
+	}
+	return n
+}
+
+// BySMS counts the entries reached by SMS.
+func (r *Report) BySMS() int { return len(r.Entries) - r.OnXMPP() - r.Unreachable() }
 
 // region is the default region for a user's numbers: their own number's.
 func (s *Service) region(ctx context.Context, owner jid.JID) string {
@@ -195,8 +219,9 @@ func (s *Service) apply(ctx context.Context, owner jid.JID, contacts []addressbo
 	if err != nil {
 		return nil, err
 	}
-	for _, c := range book {
-		rep.Entries = append(rep.Entries, Entry{Name: c.Name, Number: number.E164(c.Number), OnXMPP: owners[c.Number] != ""})
+	refused := s.refused(book, owners)
+	for i, c := range book {
+		rep.Entries = append(rep.Entries, Entry{Name: c.Name, Number: number.E164(c.Number), OnXMPP: owners[c.Number] != "", Unreachable: refused[i]})
 	}
 	s.log.Info().Str("owner", bare).Int("added", res.Added).Int("changed", res.Changed).Int("removed", res.Removed).
 		Int("contacts", len(book)).Msg("address book imported")
@@ -376,13 +401,7 @@ func (s *Service) pushOnce(ctx context.Context) bool {
 			s.log.Warn().Err(err).Str("owner", group[0].Owner).Msg("roster push failed; will retry")
 			continue
 		}
-		for _, c := range group {
-			if c.Deleted {
-				continue
-			}
-			status, avail := s.presenceFor(ctx, owner, c.Number, owners[c.Number])
-			_ = s.pusher.ContactPresence(ctx, number.E164(c.Number).JID(s.cfg.Component), owner, avail, status)
-		}
+		s.pushPresence(ctx, owner, group, owners)
 		done = append(done, group...)
 	}
 	if len(done) == 0 {
@@ -401,32 +420,119 @@ const (
 	StatusSMS  = "SMS"
 )
 
-// presenceFor is the presence a number JID shows to owner: a registered
-// contact whose owner also has owner's number (mutual) is "on XMPP"; every
-// other contact is reachable by SMS and says so. Both are available, since
-// a message to either gets through.
-func (s *Service) presenceFor(ctx context.Context, owner jid.JID, num, numOwner string) (string, bool) {
-	if numOwner == "" {
-		return StatusSMS, true
+// pushPresence sends the presence of the number JIDs in group, contacts of
+// one owner just pushed, to that owner; owners maps their numbers to the
+// users they are registered to.
+//
+// Whether two users have each other's numbers (mutual: "on XMPP") changes
+// for both of them when either's book or registration does, so the owner's
+// own number JID is also shown again to the users registered to numbers in
+// group who hold it: one lookup for the group, and one presence for each of
+// them.
+func (s *Service) pushPresence(ctx context.Context, owner jid.JID, group []store.Contact, owners map[string]string) {
+	own := ""
+	if b, err := s.store.NumberOf(ctx, group[0].Owner); err == nil {
+		own = b.Number
 	}
-	own, err := s.store.NumberOf(ctx, owner.Bare().String())
-	if err != nil {
-		return StatusSMS, true
+	var holders map[string]bool // of the registered numbers' owners, those who have own
+	if own != "" {
+		var others []string
+		for _, c := range group {
+			if o := owners[c.Number]; o != "" && o != group[0].Owner {
+				others = append(others, o)
+			}
+		}
+		if len(others) > 0 {
+			var err error
+			if holders, err = s.store.HoldersAmong(ctx, own, others); err != nil {
+				s.log.Warn().Err(err).Msg("reading who holds a number failed")
+			}
+		}
 	}
-	if _, err := s.store.ContactOf(ctx, numOwner, own.Number); err == nil {
+	for _, c := range group {
+		o := owners[c.Number]
+		if !c.Deleted {
+			mutual := holders[o] || o != "" && c.Number == own // own number in own book
+			status, avail := s.presenceOf(c.Number, o != "", mutual)
+			_ = s.pusher.ContactPresence(ctx, number.E164(c.Number).JID(s.cfg.Component), owner, avail, status)
+		}
+		if holders[o] {
+			// o has own and is registered to c.Number: mutual while owner has it.
+			other, err := jid.Parse(o)
+			if err != nil {
+				continue
+			}
+			status, avail := s.presenceOf(own, true, !c.Deleted)
+			_ = s.pusher.ContactPresence(ctx, number.E164(own).JID(s.cfg.Component), other, avail, status)
+		}
+	}
+}
+
+// presenceOf is the presence of a number JID: a registered number whose
+// owner and the viewer have each other's numbers (mutual) is "on XMPP";
+// any other registered number (a message to it is relayed over XMPP) and
+// every number SMS may go to says "SMS". Those are available, since a
+// message to them gets through; a number the SMS limits forbid, not
+// registered, is unavailable, and its status says why.
+func (s *Service) presenceOf(num string, registered, mutual bool) (string, bool) {
+	switch {
+	case mutual:
 		return StatusXMPP, true
+	case registered:
+		return StatusSMS, true
+	}
+	if why := s.forbidden(num); why != "" {
+		return why, false
 	}
 	return StatusSMS, true
+}
+
+// refused says, for each contact of book whose number nobody has, why no
+// SMS may go to it ("" where it may). The check reads each number's region
+// from libphonenumber's patterns, microseconds a number, so a book's
+// thousands are spread over the CPUs, as addressbook.Parse spreads them.
+func (s *Service) refused(book []store.Contact, owners map[string]string) []string {
+	out := make([]string, len(book))
+	if s.cfg.Refuse == nil {
+		return out
+	}
+	var next atomic.Int64
+	check := func() {
+		for {
+			i := int(next.Add(1) - 1)
+			if i >= len(book) {
+				return
+			}
+			if owners[book[i].Number] == "" {
+				out[i] = s.forbidden(book[i].Number)
+			}
+		}
+	}
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), len(book)/256+1) - 1 {
+		wg.Go(check)
+	}
+	check()
+	wg.Wait()
+	return out
+}
+
+// forbidden says why no SMS may go to num, or "". A panic in the number
+// library leaves it "" (the router decides again before any SMS).
+func (s *Service) forbidden(num string) string {
+	if s.cfg.Refuse == nil {
+		return ""
+	}
+	defer func() { _ = recover() }()
+	return s.cfg.Refuse(num)
 }
 
 // PresenceFor answers a presence probe from requester for a number JID.
 func (s *Service) PresenceFor(ctx context.Context, requester jid.JID, num string) (status string, available bool) {
 	rel, err := s.Relation(ctx, requester, num)
-	if err != nil || !rel.InBook {
+	if err != nil {
 		return StatusSMS, true
 	}
-	if rel.Mutual {
-		return StatusXMPP, true
-	}
-	return StatusSMS, true
+	// Registration is told only for numbers in the requester's book.
+	return s.presenceOf(num, rel.InBook && rel.OnXMPP, rel.Mutual)
 }

@@ -214,22 +214,36 @@ func (s *Store) ContactOf(ctx context.Context, owner, number string) (Contact, e
 	return c, nil
 }
 
-// HoldersOf returns the owners whose address books hold number.
-func (s *Store) HoldersOf(ctx context.Context, number string) ([]string, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT owner FROM contacts WHERE number = $1 AND deleted = 0`, number)
-	if err != nil {
-		return nil, fmt.Errorf("store: holders: %w", err)
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var o string
-		if err := rows.Scan(&o); err != nil {
-			return nil, err
+// HoldersAmong returns those of owners whose address books hold number:
+// the owners are looked up by key, a chunk at a time, so the work is
+// bounded by the list, not by how many books hold the number.
+func (s *Store) HoldersAmong(ctx context.Context, number string, owners []string) (map[string]bool, error) {
+	out := make(map[string]bool)
+	const chunk = 512
+	for len(owners) > 0 {
+		n := min(len(owners), chunk)
+		// Padded (see bindingMap), so a few prepared statements serve every size.
+		args := strArgs([]any{number}, pad(owners[:n]))
+		rows, err := s.query(ctx, `SELECT owner FROM contacts WHERE number = $1 AND deleted = 0 AND owner IN (`+inList(2, len(args)-1)+`)`, args...)
+		if err != nil {
+			return nil, fmt.Errorf("store: holders: %w", err)
 		}
-		out = append(out, o)
+		for rows.Next() {
+			var o string
+			if err := rows.Scan(&o); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("store: holders: %w", err)
+			}
+			out[o] = true
+		}
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return nil, fmt.Errorf("store: holders: %w", err)
+		}
+		owners = owners[n:]
 	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // DropContacts marks owner's whole address book deleted (the roster worker

@@ -126,3 +126,46 @@ func TestBindingMarksContacts(t *testing.T) {
 		}
 	})
 }
+
+// TestHoldersAmong: of the owners asked about (more than one chunk of
+// them), those whose books hold the number, not deleted; owners not asked
+// about are not reported.
+func TestHoldersAmong(t *testing.T) {
+	engines(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		now := time.UnixMilli(1_700_000_000_000)
+		const num = "+12015550100"
+		var asked []string
+		for i := range 600 {
+			owner := fmt.Sprintf("u%d@example.com", i)
+			asked = append(asked, owner)
+			if i%100 != 7 {
+				continue
+			}
+			if _, err := s.ImportContacts(ctx, owner, []store.Contact{{Number: num}}, true, 0, now); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := s.ImportContacts(ctx, "other@example.com", []store.Contact{{Number: num}}, true, 0, now); err != nil {
+			t.Fatal(err)
+		}
+		// u107 removes it: deleted, but still a row until the roster worker is done.
+		if _, err := s.ImportContacts(ctx, "u107@example.com", []store.Contact{{Number: "+12015550101"}}, true, 0, now); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.HoldersAmong(ctx, num, asked)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := map[string]bool{}
+		for _, i := range []int{7, 207, 307, 407, 507} {
+			want[fmt.Sprintf("u%d@example.com", i)] = true
+		}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("HoldersAmong = %v, want %v", got, want)
+		}
+		if got, err := s.HoldersAmong(ctx, num, nil); err != nil || len(got) != 0 {
+			t.Fatalf("HoldersAmong(nil) = %v, %v", got, err)
+		}
+	})
+}

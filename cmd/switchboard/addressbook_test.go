@@ -215,6 +215,101 @@ func TestAddressBookRebind(t *testing.T) {
 	}
 }
 
+// presenceFrom waits for a presence from j whose XML has all of want.
+func presenceFrom(t *testing.T, c *testenv.Client, j string, want ...string) testenv.Stanza {
+	t.Helper()
+	st, err := c.Next(ctxT(t, 15*time.Second), func(s testenv.Stanza) bool {
+		if s.Name != "presence" || s.Attr["from"] != j {
+			return false
+		}
+		for _, w := range want {
+			if !strings.Contains(norm(s.XML), w) {
+				return false
+			}
+		}
+		return true
+	})
+	if err != nil {
+		t.Fatalf("no presence from %s with %q: %v", j, want, err)
+	}
+	return st
+}
+
+// TestMutualPresenceOnline: when bob uploads alice's number while alice is
+// online, and she has his, his number shows "on XMPP" in her roster at
+// once, not at her next login; when he drops it, "SMS" again.
+func TestMutualPresenceOnline(t *testing.T) {
+	s := startStackWith(t, sqliteDSN(t), testenv.ProsodyOptions{Privilege: true}, smsc.Config{})
+	bind(t, s, "bob", bobNumber)
+	comp := s.prosody.Component
+	a, b := s.login(t, "alice"), s.login(t, "bob")
+	waitComponent(t, s, a)
+	bobJID := s.numberJID(bobNumber)
+	upload := func(c *testenv.Client, book string) {
+		t.Helper()
+		cmd, _ := adhocRun(t, c, comp, "address-book", "", "execute", nil)
+		cmd, _ = adhocRun(t, c, comp, "address-book", cmd.SessionID, "complete", map[string]string{"contacts": book})
+		if cmd.Status != adhoc.Completed || !strings.Contains(notes(cmd), "1 contacts") {
+			t.Fatalf("upload = %s", notes(cmd))
+		}
+	}
+	upload(a, "Bob, "+bobNumber)
+	presenceFrom(t, a, bobJID, "<status>SMS</status>")
+	upload(b, "Alice, "+alice)
+	presenceFrom(t, a, bobJID, "<status>on XMPP</status>")
+	upload(b, "Phone, "+phone)
+	presenceFrom(t, a, bobJID, "<status>SMS</status>")
+}
+
+// TestAddressBookUnreachable: with the default limits (the default
+// region's countries; premium-rate prefixes blocked), numbers SMS may not
+// go to are reported unreachable with the reason, and shown unavailable
+// with it, in the roster and to a subscription; a number SMS may go to
+// is reached by SMS.
+func TestAddressBookUnreachable(t *testing.T) {
+	s := startStackWith(t, sqliteDSN(t), testenv.ProsodyOptions{Privilege: true}, smsc.Config{})
+	comp := s.prosody.Component
+	a, b := s.login(t, "alice"), s.login(t, "bob")
+	waitComponent(t, s, b)
+	mum, premium, carol := s.numberJID("+442071234567"), s.numberJID("+19005551234"), s.numberJID("+12015550142")
+
+	c, _ := adhocRun(t, b, comp, "address-book", "", "execute", nil)
+	c, iq := adhocRun(t, b, comp, "address-book", c.SessionID, "complete", map[string]string{
+		"contacts": "Mum, +44 20 7123 4567\nPremium, +19005551234\nCarol, +1 201 555 0142"})
+	if !strings.Contains(notes(c), "3 contacts: 0 on XMPP, 1 by SMS, 2 not reachable") {
+		t.Fatalf("report = %s", notes(c))
+	}
+	if c.Form == nil || len(c.Form.Items) != 3 {
+		t.Fatalf("report table = %s", iq.XML)
+	}
+	for _, it := range c.Form.Items {
+		var name, reach string
+		for _, f := range it.Fields {
+			switch f.Var {
+			case "name":
+				name = strings.Join(f.Values, "")
+			case "reach":
+				reach = strings.Join(f.Values, "")
+			}
+		}
+		want := map[string]string{"Mum": "Not reachable: This gateway does not send SMS to +442071234567 (GB)",
+			"Premium": "Not reachable: SMS to +1900… numbers are blocked", "Carol": "SMS"}[name]
+		if want == "" || !strings.HasPrefix(reach, want) {
+			t.Errorf("%s is reached by %q, want %q…", name, reach, want)
+		}
+	}
+	presenceFrom(t, b, mum, `type="unavailable"`, "(GB)")
+	presenceFrom(t, b, premium, `type="unavailable"`, "+1900…")
+	p := presenceFrom(t, b, carol, "<status>SMS</status>")
+	if p.Attr["type"] != "" {
+		t.Errorf("carol's presence = %s", p.XML)
+	}
+
+	// alice, without the number in a book, subscribes: told the same.
+	must(t, a.Send(ctxT(t, 10*time.Second), `<presence type='subscribe' to='`+premium+`'/>`))
+	presenceFrom(t, a, premium, `type="unavailable"`, "+1900…")
+}
+
 // TestPhoneBookSyncAndGateway: the Quicksy phone-book IQ, XEP-0100
 // prompts, XEP-0144 items sent to the component, and the lookup limit.
 func TestPhoneBookSyncAndGateway(t *testing.T) {
@@ -309,7 +404,7 @@ func TestAddressBookURL(t *testing.T) {
 			}
 			c := upload(srv.URL + "/book.vcf")
 			if !private {
-				if !strings.Contains(notes(c), "could not be fetched") {
+				if !strings.Contains(notes(c), "could not be fetched: this gateway does not fetch from addresses on loopback, private") {
 					t.Fatalf("loopback URL fetched: %s", notes(c))
 				}
 				return

@@ -150,6 +150,7 @@ func run(ctx context.Context, cfg *Config, log zerolog.Logger) error {
 		MaxContacts:   ab.MaxContacts,
 		DailyLookups:  ab.DailyLookups,
 		DefaultRegion: cfg.Phone.DefaultRegion,
+		Refuse:        rt.Forbidden,
 		Logger:        log,
 	}, st)
 	reg := cfg.Registration

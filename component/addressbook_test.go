@@ -1,0 +1,82 @@
+package component
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/rs/zerolog"
+
+	"switchboard/roster"
+	"switchboard/roster/addressbook"
+	"switchboard/xep/adhoc"
+)
+
+// TestFetchPrivateRefused: unless fetching from private networks is
+// allowed, a URL on loopback is refused, and the user is told that such
+// addresses are not allowed, not only that the file could not be fetched —
+// without the dialer's words.
+func TestFetchPrivateRefused(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "Bob, +12015550177") }))
+	t.Cleanup(srv.Close)
+	for _, private := range []bool{false, true} {
+		c := &Component{fetcher: newFetchClient(private), log: zerolog.New(zerolog.NewTestWriter(t))}
+		data, err := c.fetch(context.Background(), srv.URL+"/book.txt")
+		if private {
+			if err != nil || !strings.Contains(string(data), "Bob") {
+				t.Errorf("fetch_private: %q, %v", data, err)
+			}
+			continue
+		}
+		if err == nil {
+			t.Fatalf("loopback fetched: %q", data)
+		}
+		if msg := err.Error(); !strings.Contains(msg, "private") || !strings.Contains(msg, "loopback") ||
+			strings.Contains(msg, "dial") || strings.Contains(msg, "not allowed\"") {
+			t.Errorf("refusal = %q", msg)
+		}
+	}
+}
+
+// TestProblemLines: each unreadable entry of an upload is one line that
+// names it once — a name that is the entry itself is not repeated.
+func TestProblemLines(t *testing.T) {
+	for _, c := range []struct {
+		p    addressbook.Problem
+		want string
+	}{
+		{addressbook.Problem{Line: 3, Entry: "Junk line without number", Name: "Junk line without number", Reason: addressbook.ReasonNoNumber},
+			`line 3: "Junk line without number": no number`},
+		{addressbook.Problem{Line: 4, Entry: "Gina", Name: "Gina", Reason: addressbook.ReasonNoNumber},
+			`line 4: "Gina": no number`},
+		{addressbook.Problem{Line: 5, Entry: "12", Name: "Gina", Reason: addressbook.ReasonInvalid},
+			`line 5: Gina ("12"): not a valid phone number`},
+		{addressbook.Problem{Line: 6, Entry: "Bob Smith; ;", Name: "Bob Smith", Reason: addressbook.ReasonNoNumber},
+			`line 6: "Bob Smith; ;": no number`},
+		{addressbook.Problem{Line: 7, Entry: "201-555-0100", Reason: addressbook.ReasonNoCountry},
+			`line 7: "201-555-0100": number has no country code`},
+		{addressbook.Problem{Line: 8, Reason: addressbook.ReasonRecord},
+			`line 8: unreadable CSV record`},
+		{addressbook.Problem{Line: 9, Name: "Carol", Reason: addressbook.ReasonNoNumber},
+			`line 9: Carol: no number`},
+	} {
+		if got := problemLine(c.p); got != c.want {
+			t.Errorf("%+v:\n got %s\nwant %s", c.p, got, c.want)
+		}
+	}
+	rep := &roster.Report{Problems: []addressbook.Problem{{Line: 3, Entry: "Junk", Name: "Junk", Reason: addressbook.ReasonNoNumber}}}
+	if got := notesOf(reportCommand(rep)); !strings.Contains(got, "1 entries could not be read:\nline 3: \"Junk\": no number") {
+		t.Errorf("report notes = %s", got)
+	}
+}
+
+func notesOf(c *adhoc.Command) string {
+	var b strings.Builder
+	for _, n := range c.Notes {
+		fmt.Fprintf(&b, "%s\n", n.Text)
+	}
+	return b.String()
+}

@@ -1,0 +1,96 @@
+package number
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"testing"
+
+	"github.com/nyaruka/phonenumbers"
+)
+
+// TestRegionAsParsed: Region, which reads the country code off the digits,
+// tells the same region as a full parse for every valid number in E.164 — the
+// example numbers of every region and type, and random numbers of every
+// country code and length (leading zeros included) that are valid. For an
+// invalid one it tells nothing or its country code's region.
+func TestRegionAsParsed(t *testing.T) {
+	var nums []E164
+	for region := range phonenumbers.GetSupportedRegions() {
+		for _, typ := range []phonenumbers.PhoneNumberType{phonenumbers.FIXED_LINE, phonenumbers.MOBILE, phonenumbers.TOLL_FREE,
+			phonenumbers.PREMIUM_RATE, phonenumbers.VOIP, phonenumbers.PAGER, phonenumbers.UAN, phonenumbers.PERSONAL_NUMBER} {
+			if p := phonenumbers.GetExampleNumberForType(region, typ); p != nil {
+				nums = append(nums, E164(phonenumbers.Format(p, phonenumbers.E164)))
+			}
+		}
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for cc := range 1000 {
+		if len(phonenumbers.GetRegionCodesForCountryCode(cc)) == 0 {
+			continue
+		}
+		for l := 2; l <= 14; l++ {
+			for range 3 {
+				d := fmt.Sprintf("+%d", cc)
+				for i := range l {
+					if i < 2 && rng.IntN(4) == 0 {
+						d += "0"
+					} else {
+						d += fmt.Sprint(rng.IntN(10))
+					}
+				}
+				nums = append(nums, E164(d))
+			}
+		}
+	}
+	nums = append(nums, "+12015550123", "+14165550123", "+18765550123", "+442071234567", "+441481234567",
+		"+390612345678", "+79161234567", "+77011234567", "+19005551234", "+80012345678", "+", "+1", "", "12015550123", "+1201x550123")
+	valid := 0
+	for _, n := range nums {
+		p, err := phonenumbers.Parse(string(n), "")
+		if err == nil && phonenumbers.IsValidNumber(p) {
+			valid++
+			// As Parse gives it ("+44 0…" loses its national prefix).
+			n = E164(phonenumbers.Format(p, phonenumbers.E164))
+			if got, want := n.Region(), phonenumbers.GetRegionCodeForNumber(p); got != want {
+				t.Errorf("%s: Region = %q, parsed %q", n, got, want)
+			}
+			continue
+		}
+		got := n.Region()
+		if got == "" {
+			continue
+		}
+		if cc := ccOf(n); !slices.Contains(phonenumbers.GetRegionCodesForCountryCode(cc), got) {
+			t.Errorf("%s (invalid): Region = %q, not a region of +%d", n, got, cc)
+		}
+	}
+	t.Logf("%d valid numbers of %d", valid, len(nums))
+	if valid < 1000 {
+		t.Fatalf("only %d valid numbers tried", valid)
+	}
+}
+
+func ccOf(n E164) int {
+	d := n.Digits()
+	for l := 1; l <= 3 && l <= len(d); l++ {
+		var cc int
+		fmt.Sscan(d[:l], &cc)
+		if len(phonenumbers.GetRegionCodesForCountryCode(cc)) > 0 {
+			return cc
+		}
+	}
+	return 0
+}
+
+func BenchmarkRegion(b *testing.B) {
+	nums := make([]E164, 1000)
+	for i := range nums {
+		nums[i] = E164(fmt.Sprintf("+12013%06d", i))
+	}
+	i := 0
+	for b.Loop() {
+		_ = nums[i%len(nums)].Region()
+		i++
+	}
+}

@@ -1,0 +1,239 @@
+package roster
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/rs/zerolog"
+	"mellium.im/xmpp/jid"
+
+	"switchboard/router"
+	"switchboard/store"
+	"switchboard/store/storetest"
+)
+
+// pushes records what the worker sends, in order.
+type pushes struct {
+	items     []string // "owner: jid name"
+	presences []string // "to: from available|unavailable status"
+}
+
+func (p *pushes) PushRoster(_ context.Context, owner jid.JID, items []Item) error {
+	for _, it := range items {
+		p.items = append(p.items, fmt.Sprintf("%s: %s %s", owner, it.JID, it.Name))
+	}
+	return nil
+}
+
+func (p *pushes) ContactPresence(_ context.Context, from, owner jid.JID, available bool, status string) error {
+	a := "available"
+	if !available {
+		a = "unavailable"
+	}
+	p.presences = append(p.presences, fmt.Sprintf("%s: %s %s %s", owner, from.Localpart(), a, status))
+	return nil
+}
+
+// take returns the presences sent since the last take, sorted.
+func (p *pushes) take() []string {
+	out := p.presences
+	p.presences = nil
+	slices.Sort(out)
+	return out
+}
+
+const (
+	aliceNum = "+12015550100"
+	bobNum   = "+12015550177"
+	carolNum = "+12015550142"
+)
+
+var (
+	alice = jid.MustParse("alice@example.com")
+	bob   = jid.MustParse("bob@example.com")
+	carol = jid.MustParse("carol@example.com")
+)
+
+// service returns a roster service on a fresh SQLite store with the SMS
+// limits of the demo (US and Canada; premium-rate prefixes blocked), as
+// the router decides them, and alice and bob registered.
+func service(t *testing.T) (*Service, *store.Store, *pushes) {
+	t.Helper()
+	st := storetest.SQLite(t)
+	rt := router.New(router.Config{Limits: router.Limits{
+		AllowedRegions: []string{"US", "CA"}, BlockedPrefixes: []string{"+1900", "+1976", "+449"},
+	}}, st)
+	s := New(Config{Component: jid.MustParse("sms.example.com"), Refuse: rt.Forbidden,
+		Logger: zerolog.New(zerolog.NewTestWriter(t))}, st)
+	p := &pushes{}
+	s.SetPusher(p)
+	for who, num := range map[string]string{alice.String(): aliceNum, bob.String(): bobNum} {
+		if _, err := st.Bind(context.Background(), num, who, "operator"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return s, st, p
+}
+
+func upload(t *testing.T, s *Service, owner jid.JID, book string) *Report {
+	t.Helper()
+	rep, err := s.Upload(context.Background(), owner, []byte(book))
+	if err != nil {
+		t.Fatalf("upload by %s: %v", owner, err)
+	}
+	return rep
+}
+
+// drain runs the worker until nothing is left to push.
+func drain(t *testing.T, s *Service) {
+	t.Helper()
+	for i := 0; s.pushOnce(context.Background()); i++ {
+		if i > 100 {
+			t.Fatal("the worker never finishes")
+		}
+	}
+}
+
+func wantPresences(t *testing.T, when string, p *pushes, want ...string) {
+	t.Helper()
+	slices.Sort(want)
+	if got := p.take(); !slices.Equal(got, want) {
+		t.Errorf("%s: presences sent\n%s\nwant\n%s", when, strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// TestMutualPresence: whether two users have each other's numbers shows
+// in both their rosters as soon as either's book or registration changes
+// it — not only in the roster of the user whose book changed.
+func TestMutualPresence(t *testing.T) {
+	s, st, p := service(t)
+	ctx := context.Background()
+
+	upload(t, s, alice, "Bob, "+bobNum)
+	drain(t, s)
+	wantPresences(t, "alice has bob", p,
+		"alice@example.com: +12015550177 available SMS")
+
+	// Bob adds alice (online or not): mutual for both.
+	upload(t, s, bob, "Alice, "+aliceNum+"\nCarol, "+carolNum)
+	drain(t, s)
+	wantPresences(t, "bob has alice too", p,
+		"bob@example.com: +12015550100 available on XMPP",
+		"bob@example.com: +12015550142 available SMS",
+		"alice@example.com: +12015550177 available on XMPP")
+	if status, avail := s.PresenceFor(ctx, alice, bobNum); status != StatusXMPP || !avail {
+		t.Errorf("alice's probe of bob = %q %v", status, avail)
+	}
+
+	// Carol has bob, and registers the number bob has for her: mutual.
+	upload(t, s, carol, "Bob, "+bobNum)
+	drain(t, s)
+	wantPresences(t, "carol, not registered, has bob", p,
+		"carol@example.com: +12015550177 available SMS")
+	if _, err := st.Bind(ctx, carolNum, carol.String(), "operator"); err != nil {
+		t.Fatal(err)
+	}
+	s.Wake() // Bind marked the number's holders; serve wakes the worker
+	drain(t, s)
+	wantPresences(t, "carol registers", p,
+		"bob@example.com: +12015550142 available on XMPP",
+		"carol@example.com: +12015550177 available on XMPP")
+
+	// Bob drops alice: no longer mutual, for alice either.
+	upload(t, s, bob, "Carol, "+carolNum)
+	drain(t, s)
+	wantPresences(t, "bob drops alice", p,
+		"alice@example.com: +12015550177 available SMS")
+	if status, avail := s.PresenceFor(ctx, alice, bobNum); status != StatusSMS || !avail {
+		t.Errorf("alice's probe of bob after = %q %v", status, avail)
+	}
+}
+
+// TestUnreachable: numbers the SMS limits forbid are reported unreachable,
+// with the reason, and shown unavailable with it — unless registered, for
+// XMPP reaches them; every other number is reached by SMS.
+func TestUnreachable(t *testing.T) {
+	s, st, p := service(t)
+	ctx := context.Background()
+	dave := jid.MustParse("dave@example.com")
+	const mum, premium, daveNum = "+442071234567", "+19005551234", "+442071234568"
+	if _, err := st.Bind(ctx, daveNum, dave.String(), "operator"); err != nil {
+		t.Fatal(err)
+	}
+	rep := upload(t, s, alice, "Mum, +44 20 7123 4567\nPremium, +19005551234\nCarol, "+carolNum+"\nDave, +44 20 7123 4568\nBob, "+bobNum)
+	got := make(map[string]Entry)
+	for _, e := range rep.Entries {
+		got[e.Name] = e
+	}
+	for name, want := range map[string]struct {
+		onXMPP bool
+		why    string // in Unreachable; "" for reachable
+	}{
+		"Mum":     {why: "(GB)"},
+		"Premium": {why: "+1900"},
+		"Carol":   {},
+		"Dave":    {onXMPP: true},
+		"Bob":     {onXMPP: true},
+	} {
+		e := got[name]
+		if e.OnXMPP != want.onXMPP || (want.why == "") != (e.Unreachable == "") || !strings.Contains(e.Unreachable, want.why) {
+			t.Errorf("%s = %+v, want on XMPP %v, unreachable for %q", name, e, want.onXMPP, want.why)
+		}
+	}
+	if rep.OnXMPP() != 2 || rep.BySMS() != 1 || rep.Unreachable() != 2 {
+		t.Errorf("counts: %d on XMPP, %d by SMS, %d unreachable", rep.OnXMPP(), rep.BySMS(), rep.Unreachable())
+	}
+
+	drain(t, s)
+	mumWhy, premiumWhy := got["Mum"].Unreachable, got["Premium"].Unreachable
+	wantPresences(t, "alice's roster", p,
+		"alice@example.com: +442071234567 unavailable "+mumWhy,
+		"alice@example.com: +19005551234 unavailable "+premiumWhy,
+		"alice@example.com: +12015550142 available SMS",
+		"alice@example.com: +442071234568 available SMS",
+		"alice@example.com: +12015550177 available SMS")
+	for _, c := range []struct {
+		who       jid.JID
+		num       string
+		status    string // contained in the status
+		available bool
+	}{
+		{alice, mum, mumWhy, false},
+		{alice, daveNum, StatusSMS, true}, // registered: XMPP reaches it
+		{bob, mum, mumWhy, false},         // not in bob's book
+		{bob, premium, premiumWhy, false},
+		// Not in bob's book: registration is not told, so like any number there.
+		{bob, daveNum, "(GB)", false},
+		{bob, carolNum, StatusSMS, true},
+	} {
+		if status, avail := s.PresenceFor(ctx, c.who, c.num); !strings.Contains(status, c.status) || avail != c.available {
+			t.Errorf("%s probes %s: %q %v, want %q %v", c.who, c.num, status, avail, c.status, c.available)
+		}
+	}
+}
+
+// TestUnreachableMany: a book large enough to be checked on several CPUs
+// gets every number's verdict, in its place.
+func TestUnreachableMany(t *testing.T) {
+	s, _, _ := service(t)
+	var b strings.Builder
+	for i := range 1000 {
+		if i%2 == 0 {
+			fmt.Fprintf(&b, "C%d, +4420712%05d\n", i, i)
+		} else {
+			fmt.Fprintf(&b, "C%d, +1201556%04d\n", i, i)
+		}
+	}
+	rep := upload(t, s, carol, b.String())
+	if rep.BySMS() != 500 || rep.Unreachable() != 500 {
+		t.Fatalf("%d by SMS, %d unreachable", rep.BySMS(), rep.Unreachable())
+	}
+	for _, e := range rep.Entries {
+		if gb := strings.HasPrefix(e.Number.String(), "+44"); gb != strings.Contains(e.Unreachable, "(GB)") {
+			t.Errorf("%s %s: unreachable %q", e.Name, e.Number, e.Unreachable)
+		}
+	}
+}
