@@ -43,7 +43,7 @@ func bindTx(ctx context.Context, tx *sql.Tx, number, jid, method string, now int
 	}
 	// Both numbers change owner: whoever has either in an address book
 	// must stop seeing the old owner behind it.
-	if _, err := tx.ExecContext(ctx, `UPDATE contacts SET dirty = 1 WHERE deleted = 0
+	if _, err := tx.ExecContext(ctx, `UPDATE contacts SET `+markDirty+` WHERE deleted = 0
 		AND (number = $1 OR number IN (SELECT number FROM bindings WHERE jid = $2))`, number, jid); err != nil {
 		return "", err
 	}
@@ -65,7 +65,7 @@ func (s *Store) Release(ctx context.Context, number string) (jid string, err err
 			}
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE contacts SET dirty = 1 WHERE number = $1 AND deleted = 0`, number); err != nil {
+		if _, err := tx.ExecContext(ctx, `UPDATE contacts SET `+markDirty+` WHERE number = $1 AND deleted = 0`, number); err != nil {
 			return err
 		}
 		_, err := tx.ExecContext(ctx, `DELETE FROM bindings WHERE number = $1`, number)

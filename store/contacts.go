@@ -20,7 +20,15 @@ type Contact struct {
 	Photo     []byte
 	PhotoType string
 	Deleted   bool // gone from the address book; its roster item is still to remove
+
+	mark int64 // the mark DirtyContacts read (see markDirty)
 }
+
+// markDirty is the SET clause that marks contacts for the roster worker:
+// dirty, and a mark other than the one they had, so a mark made while the
+// worker pushes what it read is not cleared by ContactsPushed. (dirty
+// stays 0 or 1: the worker's read is an equality on its index.)
+const markDirty = `dirty = 1, mark = mark + 1`
 
 // ImportResult counts what an import changed.
 type ImportResult struct {
@@ -143,7 +151,7 @@ func (s *Store) ImportContacts(ctx context.Context, owner string, contacts []Con
 				if photo == nil {
 					photo, ptype = old.Photo, old.PhotoType
 				}
-				_, err = tx.ExecContext(ctx, `UPDATE contacts SET name = $1, photo = $2, photo_type = $3, deleted = 0, dirty = 1
+				_, err = tx.ExecContext(ctx, `UPDATE contacts SET name = $1, photo = $2, photo_type = $3, deleted = 0, `+markDirty+`
 					WHERE owner = $4 AND number = $5`, c.Name, photo, ptype, owner, c.Number)
 			default:
 				res.Unchanged++
@@ -161,7 +169,7 @@ func (s *Store) ImportContacts(ctx context.Context, owner string, contacts []Con
 					continue
 				}
 				res.Removed++
-				if _, err := tx.ExecContext(ctx, `UPDATE contacts SET deleted = 1, dirty = 1 WHERE owner = $1 AND number = $2`, owner, n); err != nil {
+				if _, err := tx.ExecContext(ctx, `UPDATE contacts SET deleted = 1, `+markDirty+` WHERE owner = $1 AND number = $2`, owner, n); err != nil {
 					return err
 				}
 			}
@@ -249,7 +257,7 @@ func (s *Store) HoldersAmong(ctx context.Context, number string, owners []string
 // DropContacts marks owner's whole address book deleted (the roster worker
 // then removes the items and the rows).
 func (s *Store) DropContacts(ctx context.Context, owner string) error {
-	_, err := s.db.ExecContext(ctx, `UPDATE contacts SET deleted = 1, dirty = 1 WHERE owner = $1`, owner)
+	_, err := s.db.ExecContext(ctx, `UPDATE contacts SET deleted = 1, `+markDirty+` WHERE owner = $1`, owner)
 	if err != nil {
 		return fmt.Errorf("store: drop contacts: %w", err)
 	}
@@ -258,7 +266,7 @@ func (s *Store) DropContacts(ctx context.Context, owner string) error {
 
 // DirtyContacts returns up to limit contacts whose roster items need a push.
 func (s *Store) DirtyContacts(ctx context.Context, limit int) ([]Contact, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT owner, number, name, deleted FROM contacts WHERE dirty = 1 ORDER BY owner, number LIMIT $1`, limit)
+	rows, err := s.db.QueryContext(ctx, `SELECT owner, number, name, deleted, mark FROM contacts WHERE dirty = 1 ORDER BY owner, number LIMIT $1`, limit)
 	if err != nil {
 		return nil, fmt.Errorf("store: dirty contacts: %w", err)
 	}
@@ -269,7 +277,7 @@ func (s *Store) DirtyContacts(ctx context.Context, limit int) ([]Contact, error)
 			c   Contact
 			del int
 		)
-		if err := rows.Scan(&c.Owner, &c.Number, &c.Name, &del); err != nil {
+		if err := rows.Scan(&c.Owner, &c.Number, &c.Name, &del, &c.mark); err != nil {
 			return nil, err
 		}
 		c.Deleted = del != 0
@@ -282,17 +290,49 @@ func (s *Store) DirtyContacts(ctx context.Context, limit int) ([]Contact, error)
 // they were read: clean, and deleted rows gone. A row changed since it was
 // read stays dirty.
 func (s *Store) ContactsPushed(ctx context.Context, pushed []Contact) error {
+	var gone, kept []any
+	for _, c := range pushed {
+		if c.Deleted {
+			gone = append(gone, c.Owner, c.Number, c.mark)
+		} else {
+			kept = append(kept, c.Owner, c.Number, c.mark)
+		}
+	}
+	// Rows match on the mark read: one marked again since (a rebind while
+	// the worker pushed) stays dirty. SQLite runs a cached statement per
+	// row, in process; PostgreSQL a statement per thousand rows (a row at
+	// a time took 2.7 s for 10,000).
+	del := `DELETE FROM contacts USING (VALUES %s) AS v
+		WHERE v.column1 = contacts.owner AND v.column2 = contacts.number AND v.column3 = contacts.mark AND contacts.deleted = 1`
+	upd := `UPDATE contacts SET dirty = 0 FROM (VALUES %s) AS v
+		WHERE v.column1 = contacts.owner AND v.column2 = contacts.number AND v.column3 = contacts.mark AND contacts.deleted = 0`
+	chunk := 1000
+	if s.dialect == sqlite {
+		del = `DELETE FROM contacts WHERE owner = $1 AND number = $2 AND mark = $3 AND deleted = 1`
+		upd = `UPDATE contacts SET dirty = 0 WHERE owner = $1 AND number = $2 AND mark = $3 AND deleted = 0`
+		chunk = 1
+	}
 	return s.tx(ctx, func(tx *sql.Tx) error {
-		for _, c := range pushed {
-			var err error
-			if c.Deleted {
-				_, err = tx.ExecContext(ctx, `DELETE FROM contacts WHERE owner = $1 AND number = $2 AND deleted = 1`, c.Owner, c.Number)
-			} else {
-				_, err = tx.ExecContext(ctx, `UPDATE contacts SET dirty = 0 WHERE owner = $1 AND number = $2 AND name = $3 AND deleted = 0`,
-					c.Owner, c.Number, c.Name)
-			}
-			if err != nil {
-				return fmt.Errorf("store: contacts pushed: %w", err)
+		for _, w := range []struct {
+			args []any
+			q    string
+		}{{gone, del}, {kept, upd}} {
+			for args := w.args; len(args) > 0; {
+				n, q := min(len(args)/3, chunk), w.q
+				if chunk > 1 {
+					var b strings.Builder
+					for i := range n {
+						if i > 0 {
+							b.WriteString(", ")
+						}
+						fmt.Fprintf(&b, "($%d, $%d, CAST($%d AS BIGINT))", 3*i+1, 3*i+2, 3*i+3)
+					}
+					q = fmt.Sprintf(q, b.String())
+				}
+				if _, err := s.txExec(ctx, tx, q, args[:3*n]...); err != nil {
+					return fmt.Errorf("store: contacts pushed: %w", err)
+				}
+				args = args[3*n:]
 			}
 		}
 		return nil

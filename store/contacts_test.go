@@ -169,3 +169,55 @@ func TestHoldersAmong(t *testing.T) {
 		}
 	})
 }
+
+// TestMarkDuringPush: a contact marked again while the roster worker
+// pushes what it read stays dirty for the next push, kept or deleted;
+// the rest, in more than one statement's worth, are recorded pushed.
+func TestMarkDuringPush(t *testing.T) {
+	engines(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		now := time.Now()
+		book := make([]store.Contact, 2500)
+		for i := range book {
+			book[i] = store.Contact{Number: fmt.Sprintf("+1201555%04d", i), Name: fmt.Sprint("c", i)}
+		}
+		if _, err := s.ImportContacts(ctx, "carol@example.com", book, true, 0, now); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.ImportContacts(ctx, "dave@example.com", []store.Contact{{Number: "+12015550001", Name: "A"}}, true, 0, now); err != nil {
+			t.Fatal(err)
+		}
+		must(t, s.DropContacts(ctx, "dave@example.com"))
+		read, err := s.DirtyContacts(ctx, 5000)
+		if err != nil || len(read) != 2501 {
+			t.Fatalf("DirtyContacts = %d, %v", len(read), err)
+		}
+		// While the worker pushes: +12015550001 changes owner (both books
+		// hold it), and dave's book is dropped again.
+		if _, err := s.Bind(ctx, "+12015550001", "alice@example.com", "operator"); err != nil {
+			t.Fatal(err)
+		}
+		must(t, s.DropContacts(ctx, "dave@example.com"))
+		must(t, s.ContactsPushed(ctx, read))
+
+		left, err := s.DirtyContacts(ctx, 5000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, c := range left {
+			got = append(got, fmt.Sprintf("%s %s deleted=%v", c.Owner, c.Number, c.Deleted))
+		}
+		want := []string{"carol@example.com +12015550001 deleted=false", "dave@example.com +12015550001 deleted=true"}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("dirty after the push: %v, want %v", got, want)
+		}
+		must(t, s.ContactsPushed(ctx, left))
+		if left, err := s.DirtyContacts(ctx, 5000); err != nil || len(left) != 0 {
+			t.Fatalf("dirty after the second push: %v, %v", left, err)
+		}
+		if cs, err := s.ContactsOf(ctx, "dave@example.com"); err != nil || len(cs) != 0 {
+			t.Fatalf("dave's deleted contact kept: %v, %v", cs, err)
+		}
+	})
+}

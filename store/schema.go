@@ -252,6 +252,10 @@ var migrations = []string{
 	// its receipts (see EndReceiptWaits): for those submitted before, the
 	// time of their last change.
 	`UPDATE messages SET next_attempt_at = updated_at WHERE state = 'submitted'`,
+	// Each marking of a contact for the roster worker changes its mark, so
+	// the worker, recording what it pushed, leaves marked again a contact
+	// marked while it pushed (a rebind), instead of matching on the name.
+	`ALTER TABLE contacts ADD COLUMN mark BIGINT NOT NULL DEFAULT 0`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {
