@@ -670,11 +670,6 @@ func transcripts() []transcript {
 			in:   `<message from='room@forbidden.example/nick' to='+12015550123@sms.example.com' id='m19' type='groupchat'><body>hi all</body></message>`,
 		},
 		{
-			name: "groupchat message from a user",
-			in:   `<message from='alice@example.com/r' to='+12015550123@sms.example.com' id='m19b' type='groupchat'><body>hi all</body></message>`,
-			want: []want{msgError(testDomain, testAlice, "m19b", "cancel", "service-unavailable", "not a group chat")},
-		},
-		{
 			name: "headline message",
 			in:   `<message from='example.com' to='+12015550123@sms.example.com' id='m20' type='headline'><body>MOTD</body></message>`,
 		},
@@ -926,6 +921,11 @@ func transcripts() []transcript {
 			name: "disco#info for a node of a JID that is no number",
 			in:   `<iq type='get' id='i3c' from='alice@example.com/r' to='+1@sms.example.com'><query xmlns='http://jabber.org/protocol/disco#info' node='http://example.com/caps#abc'/></iq>`,
 			want: []want{iqError("+1@sms.example.com", testAlice, "i3c", "modify", "jid-malformed", `"+1" is not a phone number`)},
+		},
+		{
+			name: "groupchat message from a user",
+			in:   `<message from='alice@example.com/r' to='+12015550123@sms.example.com' id='m19b' type='groupchat'><body>hi all</body></message>`,
+			want: []want{msgError(testNumber, testAlice, "m19b", "cancel", "service-unavailable", "not a group chat")},
 		},
 	}
 }

@@ -43,9 +43,14 @@ func TestFuzzCorpus(t *testing.T) {
 			}
 		}
 	}
-	for i := range transcripts() {
-		if _, err := os.Stat(filepath.Join(corpusDir, fmt.Sprintf("transcript-%02d", i))); err != nil {
-			t.Errorf("seed missing (run go test -run TestFuzzCorpus -update): %v", err)
+	for i, tc := range transcripts() {
+		b, err := os.ReadFile(filepath.Join(corpusDir, fmt.Sprintf("transcript-%02d", i)))
+		if err != nil {
+			t.Errorf("seed missing (run go test -run TestFuzzCorpus ./component -args -update): %v", err)
+			continue
+		}
+		if want := "go test fuzz v1\nstring(" + strconv.Quote(tc.in) + ")\n"; string(b) != want {
+			t.Errorf("seed transcript-%02d is not transcript %q (run go test -run TestFuzzCorpus ./component -args -update)", i, tc.name)
 		}
 	}
 }

@@ -199,7 +199,11 @@ func (c *Component) handleMessage(ctx context.Context, s *inStanza) {
 		// From a user, an answer (a room's messages, to a number that
 		// is no occupant, get none).
 		if s.text() != "" && c.router.Served(from) {
-			c.replyError(ctx, c.cfg.JID, from, s.ID, errText(stanza.Cancel, stanza.ServiceUnavailable,
+			at := c.cfg.JID // from the address written to, when it is one
+			if to, err := jid.Parse(s.To); err == nil {
+				at = to
+			}
+			c.replyError(ctx, at, from, s.ID, errText(stanza.Cancel, stanza.ServiceUnavailable,
 				"A phone number is not a group chat: send it a chat message."))
 		}
 		return

@@ -6,11 +6,8 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"runtime"
 	"slices"
 	"sort"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -381,6 +378,7 @@ func (s *Service) pushOnce(ctx context.Context) bool {
 		return false
 	}
 	var done []store.Contact
+	sent := make(map[[2]string]bool) // (number JID, to) presences sent this round
 	for i := 0; i < len(dirty); {
 		j := i
 		for j < len(dirty) && dirty[j].Owner == dirty[i].Owner {
@@ -401,7 +399,7 @@ func (s *Service) pushOnce(ctx context.Context) bool {
 			s.log.Warn().Err(err).Str("owner", group[0].Owner).Msg("roster push failed; will retry")
 			continue
 		}
-		s.pushPresence(ctx, owner, group, owners)
+		s.pushPresence(ctx, owner, group, owners, sent)
 		done = append(done, group...)
 	}
 	if len(done) == 0 {
@@ -429,7 +427,20 @@ const (
 // own number JID is also shown again to the users registered to numbers in
 // group who hold it: one lookup for the group, and one presence for each of
 // them.
-func (s *Service) pushPresence(ctx context.Context, owner jid.JID, group []store.Contact, owners map[string]string) {
+//
+// A presence already in sent (this round of the worker: both sides of a
+// mutual pair may be marked, as a rebind marks the number and the user's
+// book) is not sent twice.
+func (s *Service) pushPresence(ctx context.Context, owner jid.JID, group []store.Contact, owners map[string]string, sent map[[2]string]bool) {
+	send := func(num string, to jid.JID, avail bool, status string) {
+		from := number.E164(num).JID(s.cfg.Component)
+		key := [2]string{from.String(), to.String()}
+		if sent[key] {
+			return
+		}
+		sent[key] = true
+		_ = s.pusher.ContactPresence(ctx, from, to, avail, status)
+	}
 	own := ""
 	if b, err := s.store.NumberOf(ctx, group[0].Owner); err == nil {
 		own = b.Number
@@ -454,7 +465,7 @@ func (s *Service) pushPresence(ctx context.Context, owner jid.JID, group []store
 		if !c.Deleted {
 			mutual := holders[o] || o != "" && c.Number == own // own number in own book
 			status, avail := s.presenceOf(c.Number, o != "", mutual)
-			_ = s.pusher.ContactPresence(ctx, number.E164(c.Number).JID(s.cfg.Component), owner, avail, status)
+			send(c.Number, owner, avail, status)
 		}
 		if holders[o] {
 			// o has own and is registered to c.Number: mutual while owner has it.
@@ -463,7 +474,7 @@ func (s *Service) pushPresence(ctx context.Context, owner jid.JID, group []store
 				continue
 			}
 			status, avail := s.presenceOf(own, true, !c.Deleted)
-			_ = s.pusher.ContactPresence(ctx, number.E164(own).JID(s.cfg.Component), other, avail, status)
+			send(own, other, avail, status)
 		}
 	}
 }
@@ -496,34 +507,25 @@ func (s *Service) refused(book []store.Contact, owners map[string]string) []stri
 	if s.cfg.Refuse == nil {
 		return out
 	}
-	var next atomic.Int64
-	check := func() {
-		for {
-			i := int(next.Add(1) - 1)
-			if i >= len(book) {
-				return
-			}
-			if owners[book[i].Number] == "" {
-				out[i] = s.forbidden(book[i].Number)
-			}
+	number.Each(len(book), 256, func(i int) {
+		if owners[book[i].Number] == "" {
+			out[i] = s.forbidden(book[i].Number)
 		}
-	}
-	var wg sync.WaitGroup
-	for range min(runtime.GOMAXPROCS(0), len(book)/256+1) - 1 {
-		wg.Go(check)
-	}
-	check()
-	wg.Wait()
+	})
 	return out
 }
 
 // forbidden says why no SMS may go to num, or "". A panic in the number
-// library leaves it "" (the router decides again before any SMS).
-func (s *Service) forbidden(num string) string {
+// library leaves it "" (the router decides again before any SMS), logged.
+func (s *Service) forbidden(num string) (why string) {
 	if s.cfg.Refuse == nil {
 		return ""
 	}
-	defer func() { _ = recover() }()
+	defer func() {
+		if v := recover(); v != nil {
+			s.log.Error().Str("number", num).Interface("panic", v).Msg("checking a number against the SMS limits panicked")
+		}
+	}()
 	return s.cfg.Refuse(num)
 }
 

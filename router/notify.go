@@ -243,9 +243,13 @@ func (r *Router) send(ctx context.Context, n store.Notice, seen presenceSeen) er
 				return r.xmpp.SendText(ctx, r.cfg.Component, user.Bare(), "sms-failed-"+strconv.FormatInt(n.ID, 10), r.failureText(ctx, n))
 			}
 		}
-		if n.Route == store.RouteXMPP { // a relay whose fallback the SMS limits refused
+		if n.Route == store.RouteXMPP { // a relay whose fallback the SMS limits refused, or not handed on
+			cond := stanza.RecipientUnavailable
+			if strings.Contains(n.Error, limitsRefused) {
+				cond = stanza.PolicyViolation
+			}
 			return r.xmpp.SendError(ctx, peer, user, n.StanzaID,
-				stanzaErr(stanza.Cancel, stanza.PolicyViolation, "The message was not delivered: "+n.Error+"."))
+				stanzaErr(stanza.Cancel, cond, "The message was not delivered: "+n.Error+"."))
 		}
 		return r.xmpp.SendError(ctx, peer, user, n.StanzaID,
 			stanzaErr(stanza.Cancel, stanza.RecipientUnavailable, "The SMS was not delivered: "+n.Error+"."))

@@ -18,6 +18,10 @@ import (
 const (
 	fallbackPoll  = time.Second
 	fallbackBatch = 256
+
+	// limitsRefused is in the stored reason of a relay whose fallback the
+	// SMS limits refused: its error is then a policy-violation.
+	limitsRefused = "the SMS limits refused it as SMS"
 )
 
 // fallbackLoop sends as SMS the relayed messages whose receipt did not come
@@ -54,6 +58,8 @@ func (r *Router) fallbackLoop(ctx context.Context) {
 // destination's country and prefix); the others fail, and their senders
 // get an error saying why. A message another instance or a receipt has
 // taken meanwhile is left alone.
+//
+// The reason stored for such a failure contains limitsRefused.
 func (r *Router) fallBack(ctx context.Context, due []*store.Outbound, why string) error {
 	refused, err := r.refusedFallbacks(ctx, due)
 	if err != nil {
@@ -67,7 +73,7 @@ func (r *Router) fallBack(ctx context.Context, due []*store.Outbound, why string
 			continue
 		}
 		// The notice reads "The message was not delivered: " and this.
-		failed, err := r.store.FailRelay(ctx, m.ID, why+", and the SMS limits refused it as SMS: "+clause(no.why))
+		failed, err := r.store.FailRelay(ctx, m.ID, why+", and "+limitsRefused+": "+clause(no.why))
 		if err != nil {
 			return err
 		}
@@ -206,7 +212,7 @@ func (r *Router) Receipt(ctx context.Context, from, to jid.JID, id string) bool 
 	if fresh {
 		r.cfg.OnMessage(store.Out, store.RouteXMPP, "delivered")
 	} else {
-		r.log.Info().Int64("msg", rel.ID).Str("state", rel.State).Msg("late XMPP receipt after SMS fallback")
+		r.log.Info().Int64("msg", rel.ID).Str("state", rel.State).Msg("late XMPP receipt (the message had fallen back to SMS or was settled)")
 	}
 	if !rel.WantReceipt {
 		return true

@@ -416,9 +416,10 @@ func (r *Router) storeBatch(ctx context.Context, batch []*pending) {
 			continue
 		}
 		owner := owners[p.dest]
-		if owner == bare && p.msg != nil {
+		if owner == bare {
 			// To one's own number: a text to one's phone, not a relay
-			// back to oneself (which would fall back to that SMS anyway).
+			// back to oneself (which would fall back to that SMS anyway);
+			// chat states and markers go nowhere.
 			owner = ""
 		}
 		if owner != "" && p.msg != nil && r.unreachable(owner, settings[bare], present) {
@@ -553,11 +554,13 @@ func (r *Router) relay(ctx context.Context, p *pending, senderNumber string) {
 	to, err := jid.Parse(owner)
 	if err != nil {
 		r.log.Error().Err(err).Str("owner", owner).Msg("stored owner JID does not parse")
+		r.relayFailed(ctx, p)
 		return
 	}
 	from, err := r.numberJID(senderNumber)
 	if err != nil {
 		r.log.Error().Err(err).Msg("sender number is not a localpart")
+		r.relayFailed(ctx, p)
 		return
 	}
 	err = r.xmpp.SendRelay(ctx, from, to, p.m.ID, p.m.Payload, p.msg != nil)
@@ -570,10 +573,30 @@ func (r *Router) relay(ctx context.Context, p *pending, senderNumber string) {
 		ev = ev.Int64("msg", p.msg.ID)
 	}
 	if err != nil {
-		ev.Msg("relaying over XMPP failed; the SMS fallback will carry it")
+		ev.Msg("relaying over XMPP failed")
+		r.relayFailed(ctx, p)
 		return
 	}
 	ev.Msg("relayed over XMPP")
+}
+
+// relayFailed settles a stored message that could not be relayed: one
+// with an SMS fallback armed waits for it (the timer sends the SMS); one
+// without (stored sent, its life thought over) fails, and its sender is
+// told (the notice outlives a restart).
+func (r *Router) relayFailed(ctx context.Context, p *pending) {
+	if p.msg == nil || !p.msg.FallbackAt.IsZero() {
+		return
+	}
+	failed, err := r.store.FailRelay(ctx, p.msg.ID, "it could not be handed to the recipient's server; send it again")
+	if err != nil {
+		r.log.Error().Err(err).Int64("msg", p.msg.ID).Msg("recording the failed relay failed")
+		return
+	}
+	if failed {
+		r.cfg.OnMessage(store.Out, store.RouteXMPP, "failed")
+		r.Wake() // its notice is claimable
+	}
 }
 
 // numberJID is the JID of a number at the component, such as

@@ -30,11 +30,12 @@ type sent struct {
 // fakeXMPP records what the router sends; it is the only fake here (the
 // store is a real SQLite file).
 type fakeXMPP struct {
-	mu      sync.Mutex
-	out     []sent
-	notify  chan struct{}
-	present map[string]bool // JID (bare, or a resource on its own) → available; absent: unknown
-	asked   int             // calls of Available
+	mu       sync.Mutex
+	out      []sent
+	notify   chan struct{}
+	present  map[string]bool // JID (bare, or a resource on its own) → available; absent: unknown
+	asked    int             // calls of Available
+	relayErr error           // what SendRelay returns
 }
 
 func newFakeXMPP() *fakeXMPP { return &fakeXMPP{notify: make(chan struct{}, 100)} }
@@ -58,6 +59,12 @@ func (f *fakeXMPP) SendError(_ context.Context, from, to jid.JID, id string, e s
 	return f.add(sent{kind: "error", from: from.String(), to: to.String(), id: id, condition: e.Condition, text: e.Text[""]})
 }
 func (f *fakeXMPP) SendRelay(_ context.Context, from, to jid.JID, id string, payload []byte, req bool) error {
+	f.mu.Lock()
+	err := f.relayErr
+	f.mu.Unlock()
+	if err != nil {
+		return err
+	}
 	return f.add(sent{kind: "relay", from: from.String(), to: to.String(), id: id, text: string(payload), request: req})
 }
 func (f *fakeXMPP) SendRelayError(_ context.Context, from, to jid.JID, id string, payload []byte) error {
@@ -300,9 +307,58 @@ func TestFallbackOnceAndBounce(t *testing.T) {
 		t.Fatal(err)
 	}
 	f3.x.next(t, "relay")
+	if rel, err := f3.st.FindRelay(ctx, aliceNum, bobNum, "b2"); err != nil || rel.State != store.StateSent {
+		t.Fatalf("relay with no fallback: %+v, %v; want sent", rel, err)
+	}
 	f3.r.Bounce(ctx, bob, numberJID(aliceNum), "b2", []byte("<error/>"))
 	if s := f3.x.next(t, "relay-error"); s.id != "b2" || s.to != alice.String() {
 		t.Fatalf("relayed error %+v", s)
+	}
+	if rel, err := f3.st.FindRelay(ctx, aliceNum, bobNum, "b2"); err != nil || rel.State != store.StateFailed {
+		t.Fatalf("bounced relay: %+v, %v; want failed", rel, err)
+	}
+	// A receipt for a relay with no fallback delivers it.
+	if err := f3.r.Outbound(ctx, router.Message{From: alice, To: numberJID(bobNum), ID: "b3", Body: "acked"}); err != nil {
+		t.Fatal(err)
+	}
+	f3.x.next(t, "relay")
+	if !f3.r.Receipt(ctx, bob, numberJID(aliceNum), "b3") {
+		t.Fatal("receipt did not match")
+	}
+	if rel, err := f3.st.FindRelay(ctx, aliceNum, bobNum, "b3"); err != nil || rel.State != store.StateDelivered {
+		t.Fatalf("acknowledged relay: %+v, %v; want delivered", rel, err)
+	}
+}
+
+// TestRelayNotHandedOn: a relay the XMPP side could not send fails back to
+// its sender when no SMS fallback is armed; with one, it waits for it.
+func TestRelayNotHandedOn(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		after time.Duration
+		state string
+	}{{-1, store.StateFailed}, {time.Hour, store.StateRelayed}} {
+		f := setup(t, router.Config{FallbackAfter: tc.after})
+		f.x.relayErr = errors.New("component: not connected")
+		if err := f.r.Outbound(ctx, router.Message{From: alice, To: numberJID(bobNum), ID: "n1", Body: "lost?"}); err != nil {
+			t.Fatal(err)
+		}
+		var rel store.Relay
+		for range 100 {
+			var err error
+			if rel, err = f.st.FindRelay(ctx, aliceNum, bobNum, "n1"); err == nil && rel.State == tc.state {
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		if rel.State != tc.state {
+			t.Fatalf("fallback after %v: state %q, want %s", tc.after, rel.State, tc.state)
+		}
+		if tc.state == store.StateFailed {
+			if s := f.x.next(t, "error"); s.id != "n1" || s.condition != stanza.RecipientUnavailable || !strings.Contains(s.text, "could not be handed") {
+				t.Fatalf("error to the sender: %+v", s)
+			}
+		}
 	}
 }
 

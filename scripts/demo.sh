@@ -97,7 +97,7 @@ chmod 600 "$demo/switchboard.toml"
 
 # --- Processes --------------------------------------------------------------------------------
 # Each runs in a session of its own (setsid), so Ctrl-C reaches only this script, which then
-# stops them in order: switchboard first, Prosody last.
+# stops them all (SIGTERM; switchboard closes its stream and unbinds on its own).
 pids=()
 stop_all() {
 	trap - INT TERM EXIT

@@ -283,7 +283,8 @@ func phoneAddr(a smpp.Address) string {
 }
 
 // sweepStore has the store delete what nothing will claim any more
-// (receipts for SMSC ids never recorded, old SMS counts; see store.Sweep).
+// (receipts for SMSC ids never recorded, old SMS counts; see store.Sweep),
+// and end as sent the SMS whose receipts did not come within ReceiptWait.
 func (g *Gateway) sweepStore(ctx context.Context) {
 	n, err := g.outbox.Sweep(ctx)
 	switch {

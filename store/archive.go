@@ -273,8 +273,8 @@ func (s *Store) ArchiveMetadata(ctx context.Context, user string) (ArchiveBounds
 const pruneBatch = 1000
 
 // finalCond selects messages whose life is over: outbound delivered,
-// failed or sent (over XMPP, with no fallback), inbound delivered, no
-// notice waiting to be sent. The states are
+// failed or sent (see StateSent), inbound delivered, no notice waiting to
+// be sent. The states are
 // compared after appending the empty string to them, which no index
 // serves, so that Prune walks messages_created from the oldest and stops
 // after its batch. SQLite read

@@ -18,7 +18,8 @@ type Binding struct {
 
 // Bind makes number belong to jid. A number belongs to at most one JID and a
 // JID has at most one number, so any older binding of either is replaced.
-// The address-book entries of number and of the number jid had before are
+// The address-book entries of number and of the number jid had before,
+// and those of the books of jid and of the number's previous holder, are
 // marked dirty for the roster worker, in the same transaction. It returns
 // the JID that held the number before, if it was another one.
 func (s *Store) Bind(ctx context.Context, number, jid, method string) (previous string, err error) {
@@ -42,9 +43,11 @@ func bindTx(ctx context.Context, tx *sql.Tx, number, jid, method string, now int
 		previous = ""
 	}
 	// Both numbers change owner: whoever has either in an address book
-	// must stop seeing the old owner behind it.
+	// must stop seeing the old owner behind it. And whether a contact is
+	// mutual depends on the viewer's own number too: the books of jid and
+	// of the number's previous holder are pushed again.
 	if _, err := tx.ExecContext(ctx, `UPDATE contacts SET `+markDirty+` WHERE deleted = 0
-		AND (number = $1 OR number IN (SELECT number FROM bindings WHERE jid = $2))`, number, jid); err != nil {
+		AND (number = $1 OR number IN (SELECT number FROM bindings WHERE jid = $2) OR owner IN ($2, $3))`, number, jid, previous); err != nil {
 		return "", err
 	}
 	if _, err := tx.ExecContext(ctx, `DELETE FROM bindings WHERE number = $1 OR jid = $2`, number, jid); err != nil {
@@ -56,7 +59,8 @@ func bindTx(ctx context.Context, tx *sql.Tx, number, jid, method string, now int
 }
 
 // Release removes the binding of number and returns the JID that held it.
-// The number's address-book entries are marked dirty for the roster worker.
+// The number's address-book entries, and those of its holder's book, are
+// marked dirty for the roster worker.
 func (s *Store) Release(ctx context.Context, number string) (jid string, err error) {
 	err = s.tx(ctx, func(tx *sql.Tx) error {
 		if err := tx.QueryRowContext(ctx, `SELECT jid FROM bindings WHERE number = $1`, number).Scan(&jid); err != nil {
@@ -65,7 +69,7 @@ func (s *Store) Release(ctx context.Context, number string) (jid string, err err
 			}
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE contacts SET `+markDirty+` WHERE number = $1 AND deleted = 0`, number); err != nil {
+		if _, err := tx.ExecContext(ctx, `UPDATE contacts SET `+markDirty+` WHERE (number = $1 OR owner = $2) AND deleted = 0`, number, jid); err != nil {
 			return err
 		}
 		_, err := tx.ExecContext(ctx, `DELETE FROM bindings WHERE number = $1`, number)

@@ -66,12 +66,15 @@ func TestImportContacts(t *testing.T) {
 // TestBindingMarksContacts: a change of binding marks for the roster worker
 // the address-book entries of every number whose owner changed: a rebind
 // (by an operator or by a verified code) both the new number and the one
-// the user had before, a release the number released.
+// the user had before, a release the number released; and the books of the
+// users whose own number changed (whether a contact is mutual depends on
+// it): the user's, and the number's previous holder's.
 func TestBindingMarksContacts(t *testing.T) {
 	engines(t, func(t *testing.T, s *store.Store) {
 		ctx := context.Background()
 		const old, fresh, verified, other = "+12015550100", "+12015550101", "+12015550102", "+12015550103"
-		for owner, n := range map[string]string{"carol@example.com": old, "dave@example.com": fresh, "erin@example.com": verified, "frank@example.com": other} {
+		for owner, n := range map[string]string{"carol@example.com": old, "dave@example.com": fresh, "erin@example.com": verified, "frank@example.com": other,
+			"alice@example.com": other, "zed@example.com": "+12015550109"} {
 			if _, err := s.ImportContacts(ctx, owner, []store.Contact{{Number: n, Name: "Alice"}}, true, 0, time.Now()); err != nil {
 				t.Fatal(err)
 			}
@@ -101,9 +104,13 @@ func TestBindingMarksContacts(t *testing.T) {
 		if _, err := s.Bind(ctx, fresh, "alice@example.com", "operator"); err != nil {
 			t.Fatal(err)
 		}
-		if got := dirty(); !reflect.DeepEqual(got, []string{"carol@example.com", "dave@example.com"}) {
-			t.Errorf("after a rebind, dirty contacts of %v; want carol's (the old number) and dave's (the new)", got)
+		if got := dirty(); !reflect.DeepEqual(got, []string{"alice@example.com", "carol@example.com", "dave@example.com"}) {
+			t.Errorf("after a rebind, dirty contacts of %v; want alice's (her book), carol's (the old number) and dave's (the new)", got)
 		}
+		if _, err := s.Bind(ctx, verified, "zed@example.com", "operator"); err != nil {
+			t.Fatal(err)
+		}
+		dirty()
 
 		sms := &store.Outbound{SenderJID: "example.com", Dest: verified, Body: "code", Parts: 1, ExpiresAt: time.Now().Add(time.Hour)}
 		if err := s.StartVerification(ctx, store.Verification{JID: "alice@example.com", Number: verified, CodeHash: []byte("h"), Salt: []byte("s"),
@@ -114,15 +121,15 @@ func TestBindingMarksContacts(t *testing.T) {
 		if err != nil || !ok {
 			t.Fatalf("CheckVerification = %v, %v", ok, err)
 		}
-		if got := dirty(); !reflect.DeepEqual(got, []string{"dave@example.com", "erin@example.com"}) {
-			t.Errorf("after a verified rebind, dirty contacts of %v; want dave's (the old number) and erin's (the new)", got)
+		if got := dirty(); !reflect.DeepEqual(got, []string{"alice@example.com", "dave@example.com", "erin@example.com", "zed@example.com"}) {
+			t.Errorf("after a verified rebind, dirty contacts of %v; want alice's, dave's (the old number), erin's (the new) and zed's (its holder before)", got)
 		}
 
 		if _, err := s.Release(ctx, verified); err != nil {
 			t.Fatal(err)
 		}
-		if got := dirty(); !reflect.DeepEqual(got, []string{"erin@example.com"}) {
-			t.Errorf("after a release, dirty contacts of %v; want erin's", got)
+		if got := dirty(); !reflect.DeepEqual(got, []string{"alice@example.com", "erin@example.com"}) {
+			t.Errorf("after a release, dirty contacts of %v; want alice's (its holder) and erin's", got)
 		}
 	})
 }

@@ -692,9 +692,11 @@ func (s *Store) EndReceiptWaits(ctx context.Context, cutoff time.Time) (int64, e
 	var total int64
 	for {
 		// A batch at a time, so the writer is not held long; the range
-		// of messages_work holds only the submitted ones due.
+		// of messages_work holds only the submitted ones due. The state
+		// is checked again outside: PostgreSQL re-reads only the outer
+		// condition of a row a receipt settled meanwhile.
 		res, err := s.exec(ctx, `UPDATE messages SET state = 'sent', next_attempt_at = 0, updated_at = $1
-			WHERE id IN (SELECT id FROM messages WHERE state = 'submitted' AND next_attempt_at > 0 AND next_attempt_at < $2 LIMIT $3)`,
+			WHERE state = 'submitted' AND id IN (SELECT id FROM messages WHERE state = 'submitted' AND next_attempt_at > 0 AND next_attempt_at < $2 LIMIT $3)`,
 			s.ms(), cutoff.UnixMilli(), pruneBatch)
 		if err != nil {
 			return total, fmt.Errorf("store: end receipt waits: %w", err)

@@ -64,11 +64,12 @@ func (s *Store) FallBackIDs(ctx context.Context, ids []int64, now time.Time) ([]
 	return out, nil
 }
 
-// FailRelay ends relayed message id as failed with reason, instead of
-// falling back to SMS, and raises a notice to its sender for any instance
-// to claim. It reports false when the message is no longer relayed.
+// FailRelay ends message id, relayed over XMPP (relayed or sent), as
+// failed with reason: instead of falling back to SMS, or when it could not
+// be handed on. It raises a notice to its sender for any instance to
+// claim, and reports false when the message is not relayed or sent.
 func (s *Store) FailRelay(ctx context.Context, id int64, reason string) (bool, error) {
-	failed, err := s.failWhere(ctx, id, reason, `state = 'relayed'`)
+	failed, err := s.failWhere(ctx, id, reason, `route = 'xmpp' AND state IN ('relayed', 'sent')`)
 	if err != nil {
 		return false, fmt.Errorf("store: fail relay: %w", err)
 	}
@@ -153,7 +154,7 @@ func (s *Store) FindRelay(ctx context.Context, senderNumber, peerNumber, stanzaI
 // or sent becomes delivered. It reports whether the message was still
 // relayed or sent (false for a late receipt, after the SMS fallback).
 func (s *Store) AckRelay(ctx context.Context, id int64) (bool, error) {
-	res, err := s.exec(ctx, `UPDATE messages SET state = 'delivered', next_attempt_at = 0, updated_at = $1 WHERE id = $2 AND state IN ('relayed', 'sent')`,
+	res, err := s.exec(ctx, `UPDATE messages SET state = 'delivered', next_attempt_at = 0, updated_at = $1 WHERE id = $2 AND route = 'xmpp' AND state IN ('relayed', 'sent')`,
 		s.ms(), id)
 	if err != nil {
 		return false, fmt.Errorf("store: ack relay: %w", err)
@@ -167,7 +168,7 @@ func (s *Store) AckRelay(ctx context.Context, id int64) (bool, error) {
 // raised: the caller passes the server's error on. It reports false when
 // the message is not sent (a fallback's, or already settled).
 func (s *Store) BounceRelay(ctx context.Context, id int64, reason string) (bool, error) {
-	res, err := s.exec(ctx, `UPDATE messages SET state = 'failed', error = $1, next_attempt_at = 0, updated_at = $2 WHERE id = $3 AND state = 'sent'`,
+	res, err := s.exec(ctx, `UPDATE messages SET state = 'failed', error = $1, next_attempt_at = 0, updated_at = $2 WHERE id = $3 AND route = 'xmpp' AND state = 'sent'`,
 		reason, s.ms(), id)
 	if err != nil {
 		return false, fmt.Errorf("store: bounce relay: %w", err)

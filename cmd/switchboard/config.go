@@ -686,10 +686,11 @@ func applyEnv(cfg *Config, environ []string, given map[string]bool) []error {
 			if !ok {
 				continue
 			}
-			given[section+"."+key] = true
 			if err := setField(sv.Field(j), v); err != nil {
 				errs = append(errs, fmt.Errorf("%s.%s (from %s): %v", section, key, name, err))
+				continue
 			}
+			given[section+"."+key] = true
 		}
 	}
 	// A variable naming a known section but no key in it is a typo; other

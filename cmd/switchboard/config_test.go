@@ -213,6 +213,11 @@ binds = 0
 	if strings.Contains(msg, "per_user_day") {
 		t.Errorf("a negative limit was refused:\n%s", msg)
 	}
+	// A value that is no number is reported as such, not as a 0.
+	_, err = loadConfig(writeFile(t, "ok.toml", goodConfig), []string{"SWITCHBOARD_SMS_MAX_PARTS=abc"})
+	if err == nil || !strings.Contains(err.Error(), `"abc" is not a whole number`) || strings.Contains(err.Error(), "0 is not allowed") {
+		t.Errorf("max_parts=abc: %v", err)
+	}
 	// Left out, the same keys take their defaults.
 	cfg, err := loadConfig(writeFile(t, "ok.toml", goodConfig), nil)
 	if err != nil {

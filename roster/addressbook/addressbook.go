@@ -5,11 +5,8 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"runtime"
 	"sort"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"unicode"
 	"unicode/utf8"
 
@@ -281,27 +278,7 @@ type result struct {
 // libphonenumber's regular expressions make it the dominant cost.
 func normalise(raws []string, region string) []result {
 	out := make([]result, len(raws))
-	workers := min(runtime.GOMAXPROCS(0), len(raws)/128+1)
-	if workers <= 1 {
-		for i, r := range raws {
-			out[i] = normaliseOne(r, region)
-		}
-		return out
-	}
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Go(func() {
-			for {
-				i := int(next.Add(1) - 1)
-				if i >= len(raws) {
-					return
-				}
-				out[i] = normaliseOne(raws[i], region)
-			}
-		})
-	}
-	wg.Wait()
+	number.Each(len(raws), 128, func(i int) { out[i] = normaliseOne(raws[i], region) })
 	return out
 }
 

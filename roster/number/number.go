@@ -42,8 +42,8 @@ func (n E164) String() string { return string(n) }
 // which matters as the SMS limits ask for every number of an address book.
 func (n E164) Region() string {
 	digits := n.Digits()
-	if len(digits) < 2 || len(digits) > 17 || strings.TrimLeft(digits, "0123456789") != "" {
-		return ""
+	if len(digits) < 2 || len(digits) > 17 || digits[0] == '0' || strings.TrimLeft(digits, "0123456789") != "" {
+		return "" // no country code starts with 0
 	}
 	for l := 1; l <= 3 && l < len(digits); l++ {
 		cc, _ := strconv.Atoi(digits[:l])

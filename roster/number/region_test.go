@@ -44,7 +44,8 @@ func TestRegionAsParsed(t *testing.T) {
 		}
 	}
 	nums = append(nums, "+12015550123", "+14165550123", "+18765550123", "+442071234567", "+441481234567",
-		"+390612345678", "+79161234567", "+77011234567", "+19005551234", "+80012345678", "+", "+1", "", "12015550123", "+1201x550123")
+		"+390612345678", "+79161234567", "+77011234567", "+19005551234", "+80012345678", "+", "+1", "", "12015550123", "+1201x550123",
+		"+012015550123", "+0044207123456")
 	valid := 0
 	for _, n := range nums {
 		p, err := phonenumbers.Parse(string(n), "")
@@ -73,6 +74,9 @@ func TestRegionAsParsed(t *testing.T) {
 
 func ccOf(n E164) int {
 	d := n.Digits()
+	if d == "" || d[0] == '0' {
+		return 0 // no country code starts with 0
+	}
 	for l := 1; l <= 3 && l <= len(d); l++ {
 		var cc int
 		fmt.Sscan(d[:l], &cc)

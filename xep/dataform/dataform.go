@@ -96,18 +96,16 @@ func (f *Form) Values(v string) []string {
 	return nil
 }
 
-// Bool reads a boolean field ("1"/"true"); def when absent or empty.
+// Bool reads a boolean field ("1"/"true", "0"/"false"); def when absent,
+// empty or another value (see Boolean to tell that apart).
 func (f *Form) Bool(v string, def bool) bool {
-	s, ok := f.Get(v)
-	if !ok || s == "" {
-		return def
-	}
-	return s == "1" || s == "true"
+	val, _ := f.Boolean(v, def)
+	return val
 }
 
-// Boolean reads a boolean field like Bool, and says whether its value is
-// one XEP-0004 allows ("0", "1", "false", "true", or none); when not, val
-// is def.
+// Boolean reads a boolean field, and says whether its value is one
+// XEP-0004 allows ("0", "1", "false", "true", or none); when not, val is
+// def.
 func (f *Form) Boolean(v string, def bool) (val, ok bool) {
 	s, _ := f.Get(v)
 	switch s {
