@@ -289,20 +289,32 @@ const finalCond = `((direction = 'out' AND (state || '') IN ('delivered', 'faile
 // (see finalCond), with their parts, and returns how many it deleted.
 // Messages still on their way are kept, however old.
 func (s *Store) Prune(ctx context.Context, before time.Time) (int64, error) {
+	n, err := s.inBatches(ctx, `DELETE FROM messages WHERE id IN (SELECT id FROM messages WHERE created_at < $1 AND `+finalCond+` ORDER BY created_at LIMIT $2)`,
+		before.UnixMilli())
+	if err != nil {
+		return n, fmt.Errorf("store: prune: %w", err)
+	}
+	return n, nil
+}
+
+// inBatches runs q, a statement on at most pruneBatch rows whose last
+// argument is that bound, until it changes fewer, and returns how many it
+// changed: each batch its own statement, so SQLite's writer is not held
+// long.
+func (s *Store) inBatches(ctx context.Context, q string, args ...any) (int64, error) {
 	var total int64
 	for {
-		q := `DELETE FROM messages WHERE id IN (SELECT id FROM messages WHERE created_at < $1 AND ` + finalCond + ` ORDER BY created_at LIMIT $2)`
-		res, err := s.db.ExecContext(ctx, q, before.UnixMilli(), pruneBatch)
+		res, err := s.db.ExecContext(ctx, q, append(args, pruneBatch)...)
 		if err != nil {
-			return total, fmt.Errorf("store: prune: %w", err)
+			return total, err
 		}
 		n, err := res.RowsAffected()
 		if err != nil {
-			return total, fmt.Errorf("store: prune: %w", err)
+			return total, err
 		}
 		total += n
-		if n < pruneBatch {
-			return total, nil
+		if n < pruneBatch || ctx.Err() != nil {
+			return total, ctx.Err()
 		}
 	}
 }

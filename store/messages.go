@@ -689,27 +689,16 @@ func (s *Store) noticesDone(ids []int64) writes {
 // is not confirmed, and their sender is told nothing more. A receipt that
 // comes later still settles one. It returns how many it ended.
 func (s *Store) EndReceiptWaits(ctx context.Context, cutoff time.Time) (int64, error) {
-	var total int64
-	for {
-		// A batch at a time, so the writer is not held long; the range
-		// of messages_work holds only the submitted ones due. The state
-		// is checked again outside: PostgreSQL re-reads only the outer
-		// condition of a row a receipt settled meanwhile.
-		res, err := s.exec(ctx, `UPDATE messages SET state = 'sent', next_attempt_at = 0, updated_at = $1
-			WHERE state = 'submitted' AND id IN (SELECT id FROM messages WHERE state = 'submitted' AND next_attempt_at > 0 AND next_attempt_at < $2 LIMIT $3)`,
-			s.ms(), cutoff.UnixMilli(), pruneBatch)
-		if err != nil {
-			return total, fmt.Errorf("store: end receipt waits: %w", err)
-		}
-		n, err := res.RowsAffected()
-		if err != nil {
-			return total, fmt.Errorf("store: end receipt waits: %w", err)
-		}
-		total += n
-		if n < pruneBatch || ctx.Err() != nil {
-			return total, ctx.Err()
-		}
+	// The range of messages_work holds only the submitted ones due. The
+	// state is checked again outside: PostgreSQL re-reads only the outer
+	// condition of a row a receipt settled meanwhile.
+	n, err := s.inBatches(ctx, `UPDATE messages SET state = 'sent', next_attempt_at = 0, updated_at = $1
+		WHERE state = 'submitted' AND id IN (SELECT id FROM messages WHERE state = 'submitted' AND next_attempt_at > 0 AND next_attempt_at < $2 LIMIT $3)`,
+		s.ms(), cutoff.UnixMilli())
+	if err != nil {
+		return n, fmt.Errorf("store: end receipt waits: %w", err)
 	}
+	return n, nil
 }
 
 // MessageState returns a message's state and error text (for tests and admin).

@@ -3,11 +3,9 @@ package store_test
 import (
 	"context"
 	"maps"
-	"path/filepath"
 	"testing"
 	"time"
 
-	"switchboard/internal/testenv"
 	"switchboard/store"
 )
 
@@ -67,14 +65,7 @@ func TestQueueDepths(t *testing.T) {
 // wait for become sent, leaving the queue; those waiting for one stay.
 // Submitted messages from before 17 wait for receipts since their last
 // change.
-func TestMigrateSent(t *testing.T) {
-	t.Run("sqlite", func(t *testing.T) {
-		testMigrateSent(t, "sqlite:"+filepath.Join(t.TempDir(), "sb.db"))
-	})
-	t.Run("postgres", func(t *testing.T) {
-		testMigrateSent(t, testenv.StartPostgres(t))
-	})
-}
+func TestMigrateSent(t *testing.T) { dsns(t, testMigrateSent) }
 
 func testMigrateSent(t *testing.T, dsn string) {
 	ctx := context.Background()

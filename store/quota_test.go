@@ -3,11 +3,9 @@ package store_test
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"testing"
 	"time"
 
-	"switchboard/internal/testenv"
 	"switchboard/store"
 )
 
@@ -114,14 +112,7 @@ func TestSMSSent(t *testing.T) {
 
 // The migration to sms_user_counts carries over each user's SMS of the
 // last day from the messages, so the limits hold across the upgrade.
-func TestMigrateSMSCounts(t *testing.T) {
-	t.Run("sqlite", func(t *testing.T) {
-		testMigrateSMSCounts(t, "sqlite:"+filepath.Join(t.TempDir(), "sb.db"))
-	})
-	t.Run("postgres", func(t *testing.T) {
-		testMigrateSMSCounts(t, testenv.StartPostgres(t))
-	})
-}
+func TestMigrateSMSCounts(t *testing.T) { dsns(t, testMigrateSMSCounts) }
 
 func testMigrateSMSCounts(t *testing.T, dsn string) {
 	ctx := context.Background()

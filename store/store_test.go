@@ -20,22 +20,21 @@ func TestMain(m *testing.M) { testenv.Main(m) }
 
 // engines runs f against a fresh SQLite file and a fresh PostgreSQL database.
 func engines(t *testing.T, f func(t *testing.T, s *store.Store)) {
-	t.Run("sqlite", func(t *testing.T) {
-		s, err := store.Open(context.Background(), "sqlite:"+filepath.Join(t.TempDir(), "sb.db"))
+	dsns(t, func(t *testing.T, dsn string) {
+		s, err := store.Open(context.Background(), dsn)
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { s.Close() })
 		f(t, s)
 	})
-	t.Run("postgres", func(t *testing.T) {
-		s, err := store.Open(context.Background(), testenv.StartPostgres(t))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { s.Close() })
-		f(t, s)
-	})
+}
+
+// dsns runs f with the address of a fresh SQLite file and of a fresh
+// PostgreSQL database, for tests that open and reopen the store.
+func dsns(t *testing.T, f func(t *testing.T, dsn string)) {
+	t.Run("sqlite", func(t *testing.T) { f(t, "sqlite:"+filepath.Join(t.TempDir(), "sb.db")) })
+	t.Run("postgres", func(t *testing.T) { f(t, testenv.StartPostgres(t)) })
 }
 
 func TestOpenErrors(t *testing.T) {

@@ -178,16 +178,8 @@ func TestAddressBookRebind(t *testing.T) {
 	if _, err := b.IQ(ctx, `<iq type='get'><query xmlns='jabber:iq:roster'/></iq>`); err != nil {
 		t.Fatal(err)
 	}
-	upload := func(c *testenv.Client, book string) {
-		t.Helper()
-		cmd, _ := adhocRun(t, c, comp, "address-book", "", "execute", nil)
-		cmd, iq := adhocRun(t, c, comp, "address-book", cmd.SessionID, "complete", map[string]string{"contacts": book})
-		if cmd.Status != adhoc.Completed {
-			t.Fatalf("upload = %s\n%s", notes(cmd), iq.XML)
-		}
-	}
-	upload(a, "Bob, "+bobNumber+"\n")
-	upload(b, "Alice, "+alice+"\n")
+	uploadBook(t, a, comp, "Bob, "+bobNumber+"\n")
+	uploadBook(t, b, comp, "Alice, "+alice+"\n")
 	aliceNum := s.numberJID(alice)
 	// status waits for the presence of alice's old number to show status,
 	// taking those before it in the order they came.
@@ -213,6 +205,18 @@ func TestAddressBookRebind(t *testing.T) {
 	if got := identity(t, b, aliceNum); got != "sms" {
 		t.Errorf("bob sees alice's old number as %s", got)
 	}
+}
+
+// uploadBook has c upload book (pasted contacts) with the address-book
+// command of comp, and returns the completed command.
+func uploadBook(t *testing.T, c *testenv.Client, comp, book string) adhoc.Command {
+	t.Helper()
+	cmd, _ := adhocRun(t, c, comp, "address-book", "", "execute", nil)
+	cmd, iq := adhocRun(t, c, comp, "address-book", cmd.SessionID, "complete", map[string]string{"contacts": book})
+	if cmd.Status != adhoc.Completed {
+		t.Fatalf("upload = %s\n%s", notes(cmd), iq.XML)
+	}
+	return cmd
 }
 
 // presenceFrom waits for a presence from j whose XML has all of want.
@@ -245,20 +249,17 @@ func TestMutualPresenceOnline(t *testing.T) {
 	a, b := s.login(t, "alice"), s.login(t, "bob")
 	waitComponent(t, s, a)
 	bobJID := s.numberJID(bobNumber)
-	upload := func(c *testenv.Client, book string) {
-		t.Helper()
-		cmd, _ := adhocRun(t, c, comp, "address-book", "", "execute", nil)
-		cmd, _ = adhocRun(t, c, comp, "address-book", cmd.SessionID, "complete", map[string]string{"contacts": book})
-		if cmd.Status != adhoc.Completed || !strings.Contains(notes(cmd), "1 contacts") {
-			t.Fatalf("upload = %s", notes(cmd))
+	for _, step := range []struct {
+		c            *testenv.Client
+		book, status string
+	}{
+		{a, "Bob, " + bobNumber, "SMS"}, {b, "Alice, " + alice, "on XMPP"}, {b, "Phone, " + phone, "SMS"},
+	} {
+		if n := notes(uploadBook(t, step.c, comp, step.book)); !strings.Contains(n, "1 contacts") {
+			t.Fatalf("upload = %s", n)
 		}
+		presenceFrom(t, a, bobJID, "<status>"+step.status+"</status>")
 	}
-	upload(a, "Bob, "+bobNumber)
-	presenceFrom(t, a, bobJID, "<status>SMS</status>")
-	upload(b, "Alice, "+alice)
-	presenceFrom(t, a, bobJID, "<status>on XMPP</status>")
-	upload(b, "Phone, "+phone)
-	presenceFrom(t, a, bobJID, "<status>SMS</status>")
 }
 
 // TestAddressBookUnreachable: with the default limits (the default
