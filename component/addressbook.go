@@ -10,7 +10,9 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"runtime/debug"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -179,6 +181,83 @@ func newFetchClient(private bool) *http.Client {
 	return &http.Client{Timeout: 15 * time.Second, Transport: &http.Transport{DialContext: dialer.DialContext, Proxy: nil}}
 }
 
+// fetchesURL tells whether req, a command request, uploads an address book
+// by URL (and no pasted contacts): its answer waits for a download.
+func fetchesURL(req *adhoc.Command) bool {
+	if req.Node != NodeAddressBook || req.Form == nil {
+		return false
+	}
+	u, _ := req.Form.Get("url")
+	return strings.TrimSpace(u) != "" && strings.TrimSpace(strings.Join(req.Form.Values("contacts"), "")) == ""
+}
+
+// fetching bounds the address-book commands waiting for a download: one
+// per user, maxFetching in all.
+type fetching struct {
+	mu    sync.Mutex
+	users map[string]bool
+}
+
+const (
+	maxFetching  = 8
+	fetchTimeout = 15 * time.Second
+)
+
+// commandAside runs command req from from, an upload by URL, in a goroutine
+// of its own and sends its answer to s when done: the stream's reader, which
+// handles every user's stanzas in turn, does not wait for the download (a
+// server that never answers held everyone's stanzas for 10 s). It refuses
+// at once a user's second upload while the first waits, and any beyond
+// maxFetching.
+func (c *Component) commandAside(from jid.JID, s inStanza, req *adhoc.Command) error {
+	user := from.Bare().String()
+	f := &c.fetching
+	f.mu.Lock()
+	switch {
+	case f.users[user]:
+		f.mu.Unlock()
+		return errText(stanza.Wait, stanza.ResourceConstraint, "Your previous address book is still being fetched; wait for its answer.")
+	case len(f.users) >= maxFetching:
+		f.mu.Unlock()
+		return errText(stanza.Wait, stanza.ResourceConstraint, "The gateway is fetching other address books; try again in a minute.")
+	}
+	if f.users == nil {
+		f.users = make(map[string]bool)
+	}
+	f.users[user] = true
+	f.mu.Unlock()
+	go func() {
+		defer func() {
+			f.mu.Lock()
+			delete(f.users, user)
+			f.mu.Unlock()
+		}()
+		ctx, cancel := context.WithTimeout(context.Background(), fetchTimeout+15*time.Second)
+		defer cancel()
+		var answer xml.TokenReader
+		defer func() {
+			if r := recover(); r != nil {
+				c.log.Error().Interface("panic", r).Bytes("stack", debug.Stack()).Msg("address-book command failed")
+				answer = xmlstream.Wrap(errText(stanza.Wait, stanza.InternalServerError, "The gateway failed to handle this request.").TokenReader(), iqStart(&s, "error"))
+			}
+			if err := c.send(ctx, answer); err != nil {
+				c.log.Warn().Err(err).Str("to", s.From).Msg("answering an address-book command failed")
+			}
+		}()
+		resp, err := c.handleCommand(ctx, from, req)
+		var r xml.TokenReader
+		if err == nil {
+			r, err = marshalTokens(resp)
+		}
+		if err != nil {
+			answer = xmlstream.Wrap(c.asStanzaError(err).TokenReader(), iqStart(&s, "error"))
+			return
+		}
+		answer = xmlstream.Wrap(r, iqStart(&s, "result"))
+	}()
+	return nil
+}
+
 // fetch downloads an address book over HTTP(S), with a size limit and a
 // timeout, through c.fetcher (see newFetchClient).
 func (c *Component) fetch(ctx context.Context, raw string) ([]byte, error) {
@@ -186,7 +265,7 @@ func (c *Component) fetch(ctx context.Context, raw string) ([]byte, error) {
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 		return nil, errors.New("The address must be an http or https URL.")
 	}
-	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, fetchTimeout)
 	defer cancel()
 	hreq, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
@@ -195,10 +274,21 @@ func (c *Component) fetch(ctx context.Context, raw string) ([]byte, error) {
 	resp, err := c.fetcher.Do(hreq)
 	if err != nil {
 		c.log.Info().Err(err).Str("host", u.Host).Msg("address book fetch failed")
-		if errors.Is(err, errPrivateAddress) {
-			return nil, fmt.Errorf("The file at %s could not be fetched: this gateway does not fetch from addresses on loopback, private or link-local networks.", u.Host)
+		host := u.Host // or the address a redirect led to, which failed
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			if p, perr := url.Parse(ue.URL); perr == nil && p.Host != "" {
+				host = p.Host
+			}
 		}
-		return nil, fmt.Errorf("The file at %s could not be fetched.", u.Host)
+		var ne net.Error
+		switch {
+		case errors.Is(err, errPrivateAddress):
+			return nil, fmt.Errorf("The file at %s could not be fetched: this gateway does not fetch from addresses on loopback, private or link-local networks.", host)
+		case errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout():
+			return nil, fmt.Errorf("The file at %s could not be fetched: the server did not answer within %v.", host, fetchTimeout)
+		}
+		return nil, fmt.Errorf("The file at %s could not be fetched.", host)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {

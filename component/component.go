@@ -111,7 +111,8 @@ type Component struct {
 	connected atomic.Bool
 	stanzas   atomic.Uint64
 
-	fetcher *http.Client // address-book downloads (addressbook.go)
+	fetcher  *http.Client // address-book downloads (addressbook.go)
+	fetching fetching     // address-book commands waiting for a download (addressbook.go)
 }
 
 // New returns a component handing messages to r.

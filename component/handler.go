@@ -348,6 +348,13 @@ func (c *Component) handleIQ(ctx context.Context, t xmlstream.TokenReadEncoder, 
 		if err := s.Payload[0].decode(&req); err != nil {
 			return c.iqError(t, s, errText(stanza.Modify, stanza.BadRequest, "The command request could not be read: "+err.Error()))
 		}
+		if c.cfg.AddressBook != nil && fetchesURL(&req) {
+			// A download may take seconds: off the stream's one reader.
+			if err := c.commandAside(from, *s, &req); err != nil {
+				return c.iqError(t, s, c.asStanzaError(err))
+			}
+			return nil
+		}
 		resp, err := c.handleCommand(ctx, from, &req)
 		if err != nil {
 			return c.iqError(t, s, c.asStanzaError(err))

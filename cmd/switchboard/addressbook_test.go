@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -309,6 +310,70 @@ func TestAddressBookUnreachable(t *testing.T) {
 	// alice, without the number in a book, subscribes: told the same.
 	must(t, a.Send(ctxT(t, 10*time.Second), `<presence type='subscribe' to='`+premium+`'/>`))
 	presenceFrom(t, a, premium, `type="unavailable"`, "+1900…")
+}
+
+// TestAddressBookURLAside: while one user's address book is being fetched
+// from a server that does not answer, the gateway goes on serving everyone
+// else; that user's second upload meanwhile is refused at once; the first
+// is answered when the download ends.
+func TestAddressBookURLAside(t *testing.T) {
+	requested, release := make(chan struct{}, 1), make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		requested <- struct{}{}
+		select {
+		case <-release:
+			fmt.Fprintln(w, "Alice, "+alice)
+		case <-r.Context().Done():
+		}
+	}))
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() { close(release) })
+	s := startStack(t, sqliteDSN(t), smsc.Config{}, "SWITCHBOARD_ADDRESSBOOK_FETCH_PRIVATE=true")
+	bind(t, s, "bob", bobNumber)
+	comp := s.prosody.Component
+	a, b := s.login(t, "alice"), s.login(t, "bob")
+	waitComponent(t, s, b)
+
+	upload := func() string {
+		c, _ := adhocRun(t, b, comp, "address-book", "", "execute", nil)
+		return fmt.Sprintf(`<iq type='set' to='%s'><command xmlns='http://jabber.org/protocol/commands' node='address-book' sessionid='%s'>`+
+			`<x xmlns='jabber:x:data' type='submit'><field var='url'><value>%s/book.txt</value></field></x></command></iq>`, comp, c.SessionID, srv.URL)
+	}
+	first := upload()
+	answered := make(chan testenv.Stanza, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		iq, err := b.IQ(ctx, first)
+		if err != nil {
+			iq = testenv.Stanza{XML: err.Error()}
+		}
+		answered <- iq
+	}()
+	select {
+	case <-requested:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the gateway did not ask for the address book")
+	}
+	// The download hangs: alice is served all the same.
+	if iq, err := a.IQ(ctxT(t, 5*time.Second), `<iq type='get' to='`+s.numberJID(phone)+`'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>`); err != nil || iq.Attr["type"] != "result" {
+		t.Fatalf("disco#info while a download hangs: %v, %v", iq.XML, err)
+	}
+	// bob's second upload is refused while the first waits.
+	if iq, err := b.IQ(ctxT(t, 5*time.Second), upload()); err != nil || iq.Attr["type"] != "error" || !strings.Contains(iq.XML, "resource-constraint") ||
+		!strings.Contains(iq.XML, "still being fetched") {
+		t.Fatalf("second upload: %v, %v", iq.XML, err)
+	}
+	select {
+	case iq := <-answered:
+		t.Fatalf("answered before the download ended: %s", iq.XML)
+	default:
+	}
+	release <- struct{}{}
+	iq := <-answered
+	if iq.Attr["type"] != "result" || !strings.Contains(iq.XML, "1 contacts") {
+		t.Fatalf("first upload = %s", iq.XML)
+	}
 }
 
 // TestPhoneBookSyncAndGateway: the Quicksy phone-book IQ, XEP-0100
