@@ -107,7 +107,11 @@ func reportCommand(rep *roster.Report) *adhoc.Command {
 		len(rep.Entries), reach(rep), rep.Added, rep.Changed, rep.Removed))
 	if len(rep.Problems) > 0 {
 		var b strings.Builder
-		fmt.Fprintf(&b, "%d entries could not be read:", len(rep.Problems))
+		if len(rep.Problems) == 1 {
+			b.WriteString("1 entry could not be read:")
+		} else {
+			fmt.Fprintf(&b, "%d entries could not be read:", len(rep.Problems))
+		}
 		for i, p := range rep.Problems {
 			if i == 20 {
 				fmt.Fprintf(&b, "\n… and %d more", len(rep.Problems)-20)

@@ -68,7 +68,7 @@ func TestProblemLines(t *testing.T) {
 		}
 	}
 	rep := &roster.Report{Problems: []addressbook.Problem{{Line: 3, Entry: "Junk", Name: "Junk", Reason: addressbook.ReasonNoNumber}}}
-	if got := notesOf(reportCommand(rep)); !strings.Contains(got, "1 entries could not be read:\nline 3: \"Junk\": no number") {
+	if got := notesOf(reportCommand(rep)); !strings.Contains(got, "1 entry could not be read:\nline 3: \"Junk\": no number") {
 		t.Errorf("report notes = %s", got)
 	}
 }

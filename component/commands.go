@@ -278,10 +278,12 @@ func (c *Component) cmdUnregister(ctx context.Context, from jid.JID, req *adhoc.
 	if sess.Stage == 0 {
 		sess.Stage = 1
 		return executing(&dataform.Form{
-			Type:         dataform.TypeForm,
-			Title:        "Unregister " + b.Number,
-			Instructions: []string{fmt.Sprintf("Remove %s from your account? You will no longer send or receive SMS as this number.", b.Number)},
-			Fields:       []dataform.Field{{Var: "confirm", Type: dataform.Boolean, Label: "Yes, remove it", Values: []string{"1"}}},
+			Type:  dataform.TypeForm,
+			Title: "Unregister " + b.Number,
+			Instructions: []string{fmt.Sprintf("Remove %s from your account? You will no longer send or receive SMS as this number, "+
+				"and the address book you uploaded is deleted too (its contacts leave your roster).", b.Number)},
+			// Not ticked: leaving the form as it is changes nothing.
+			Fields: []dataform.Field{{Var: "confirm", Type: dataform.Boolean, Label: "Yes, remove it", Values: []string{"0"}}},
 		}, true), nil
 	}
 	if req.Form == nil || !req.Form.Bool("confirm", false) {

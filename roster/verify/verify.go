@@ -238,7 +238,7 @@ func (s *Service) limit(ctx context.Context, n number.E164, bare string, now tim
 	case !c.NumberLast.IsZero() && now.Sub(c.NumberLast) < s.cfg.Resend:
 		wait := s.cfg.Resend - now.Sub(c.NumberLast)
 		return &Error{Kind: RateLimited, RetryAfter: wait,
-			Text: fmt.Sprintf("A code was sent to %s moments ago; you can ask for another %s.", n, after(wait))}, nil
+			Text: fmt.Sprintf("A code was sent to %s %s ago; you can ask for another %s.", n, roundDown(now.Sub(c.NumberLast)), after(wait))}, nil
 	case c.NumberWindow >= s.cfg.PerNumberDay:
 		return &Error{Kind: RateLimited, RetryAfter: 24 * time.Hour,
 			Text: fmt.Sprintf("Too many codes were sent to %s today; try again tomorrow.", n)}, nil
@@ -379,6 +379,16 @@ func roundUp(d time.Duration) string {
 		return fmt.Sprintf("%d seconds", int((d+time.Second-1)/time.Second))
 	}
 	m := int((d + time.Minute - 1) / time.Minute)
+	return fmt.Sprintf("%d %s", m, plural(m, "minute", "minutes"))
+}
+
+// roundDown is d, a time gone by, in whole seconds or minutes.
+func roundDown(d time.Duration) string {
+	if d < time.Minute {
+		s := int(d / time.Second)
+		return fmt.Sprintf("%d %s", s, plural(s, "second", "seconds"))
+	}
+	m := int(d / time.Minute)
 	return fmt.Sprintf("%d %s", m, plural(m, "minute", "minutes"))
 }
 
