@@ -34,6 +34,8 @@ type partOp struct {
 // receiptOp is one Receipt call.
 type receiptOp struct {
 	forms   []string // scoped to the SMSC; the canonical form first
+	smsc    string   // the SMSC, and its id's forms unscoped (see idForms)
+	raw     []string
 	state   string
 	errText string
 	res     ReceiptResult // out
@@ -212,14 +214,7 @@ func (s *Store) applyOutcomes(ctx context.Context, tx *sql.Tx, parts []*partOp, 
 			}
 		}
 		for i, op := range rcpts {
-			var best *partRec
-			for _, f := range op.forms {
-				for _, p := range byForm[f] {
-					if receiptFor(p, best) {
-						best = p
-					}
-				}
-			}
+			best := s.idForms.match(op, byForm)
 			if best != nil {
 				op.res.Matched, op.res.Message = true, best.msg
 			}

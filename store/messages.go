@@ -356,7 +356,7 @@ func (s *Store) Receipt(ctx context.Context, smsc string, forms []string, state,
 	if len(forms) == 0 {
 		return ReceiptResult{}, errors.New("store: receipt without an SMSC id")
 	}
-	op := &receiptOp{forms: scoped(smsc, forms), state: state, errText: errText}
+	op := &receiptOp{forms: scoped(smsc, forms), smsc: smsc, raw: forms, state: state, errText: errText}
 	if err := s.grouped(ctx, &groupOp{rcpt: op}); err != nil {
 		return ReceiptResult{}, fmt.Errorf("store: receipt: %w", err)
 	}

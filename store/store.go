@@ -48,6 +48,7 @@ type Store struct {
 	dialect  dialect
 	now      func() time.Time
 	group    grouper
+	idForms  idForms  // how each SMSC's receipts write the ids of its submit_sm_resp (receipts.go)
 	stmts    stmts    // on db
 	rstmts   stmts    // on rdb (SQLite)
 	rewrites rewrites // numbered arguments made anonymous (SQLite)

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"switchboard/internal/testenv"
+	"switchboard/smsgw/dlr"
 	"switchboard/store"
 )
 
@@ -567,6 +568,73 @@ func TestAcceptTogether(t *testing.T) {
 					t.Fatalf("row %d holds %q, %v; want %s", m.ID, got, err, m.StanzaID)
 				}
 			}
+		}
+	})
+}
+
+// TestReceiptIDForms: a receipt whose id, in its several forms (package
+// dlr), names parts of several messages goes to the one its SMSC's
+// receipts are known to mean: learnt, per SMSC, from the receipts that
+// name one message only; the id as given while nothing is known.
+func TestReceiptIDForms(t *testing.T) {
+	engines(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		// submit records a one-part message as submitted under id by smsc.
+		submit := func(smsc, id string) int64 {
+			t.Helper()
+			m := accept(t, s, 1)
+			claimOne(t, s, "a")
+			if _, err := s.PartSubmitted(ctx, m.ID, 1, smsc, dlr.IDForms(id)); err != nil {
+				t.Fatal(err)
+			}
+			return m.ID
+		}
+		receipt := func(smsc, id, stat string) int64 {
+			t.Helper()
+			res, err := s.Receipt(ctx, smsc, dlr.IDForms(id), stat, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			return res.Message
+		}
+		// SMSC "dec" writes ids in decimal everywhere. Its receipt for "10"
+		// is message "10"'s, though "10" read as hex is 16, also waiting.
+		dec := make(map[string]int64)
+		for i := 10; i <= 16; i++ {
+			dec[fmt.Sprint(i)] = submit("dec", fmt.Sprint(i))
+		}
+		if got := receipt("dec", "10", "UNDELIV"); got != dec["10"] {
+			t.Fatalf("first receipt for 10 went to message %d, not %d (10) nor a guess", got, dec["10"])
+		}
+		for i := 11; i <= 16; i++ {
+			if got := receipt("dec", fmt.Sprint(i), "DELIVRD"); got != dec[fmt.Sprint(i)] {
+				t.Errorf("receipt for %d went to message %d, want %d", i, got, dec[fmt.Sprint(i)])
+			}
+		}
+		if st, _, _ := s.MessageState(ctx, dec["10"]); st != store.StateFailed {
+			t.Errorf("message 10 is %s, want failed", st)
+		}
+		if st, _, _ := s.MessageState(ctx, dec["16"]); st != store.StateDelivered {
+			t.Errorf("message 16 is %s, want delivered", st)
+		}
+
+		// SMSC "mixed" answers submit_sm in hex and reports in decimal.
+		// Learnt from 0b (11), its receipt "26" is message 1a's, not 26's.
+		first := submit("mixed", "0b")
+		if got := receipt("mixed", "11", "DELIVRD"); got != first {
+			t.Fatalf("receipt 11 went to message %d, want %d (0b)", got, first)
+		}
+		hex1a, hex26 := submit("mixed", "1a"), submit("mixed", "26")
+		if got := receipt("mixed", "26", "DELIVRD"); got != hex1a {
+			t.Errorf("receipt 26 went to message %d, want %d (1a), not %d (26)", got, hex1a, hex26)
+		}
+		if got := receipt("mixed", "38", "DELIVRD"); got != hex26 {
+			t.Errorf("receipt 38 went to message %d, want %d (26)", got, hex26)
+		}
+		// What "mixed" taught does not change "dec".
+		d20, d32 := submit("dec", "20"), submit("dec", "32")
+		if got := receipt("dec", "20", "UNDELIV"); got != d20 {
+			t.Errorf("dec receipt 20 went to message %d, want %d (20), not %d (32)", got, d20, d32)
 		}
 	})
 }
