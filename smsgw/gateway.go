@@ -67,6 +67,9 @@ type Config struct {
 	// are kept waiting for the rest. Default 2 minutes; then what arrived is
 	// delivered with the gaps marked.
 	Reassembly time.Duration
+	// DefaultRegion is the ISO 3166 region of national numbers (TON 2, or
+	// TON 0 not valid as international) in messages from phones.
+	DefaultRegion string
 	// ReceiptWait is how long a submitted message waits for its carrier's
 	// receipts; then it ends as sent, its delivery not confirmed. Default
 	// 72 hours.

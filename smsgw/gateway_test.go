@@ -87,13 +87,26 @@ func TestAddresses(t *testing.T) {
 			t.Errorf("sourceAddr(%q) accepted", in)
 		}
 	}
-	for a, want := range map[smpp.Address]string{
-		{TON: 1, NPI: 1, Addr: "12015550199"}: "+12015550199",
-		{TON: 5, NPI: 0, Addr: "BANK"}:        "BANK",
-		{TON: 3, NPI: 0, Addr: "72345"}:       "72345",
+	for _, tc := range []struct {
+		a      smpp.Address
+		region string
+		want   string
+	}{
+		{smpp.Address{TON: 1, NPI: 1, Addr: "12015550199"}, "", "+12015550199"},
+		{smpp.Address{TON: 5, NPI: 0, Addr: "BANK"}, "US", "BANK"},
+		{smpp.Address{TON: 3, NPI: 0, Addr: "72345"}, "US", "72345"},
+		// National numbers, read in the default region when there is one.
+		{smpp.Address{TON: 2, NPI: 1, Addr: "2015550199"}, "US", "+12015550199"},
+		{smpp.Address{TON: 2, NPI: 1, Addr: "2015550199"}, "", "2015550199"},
+		{smpp.Address{TON: 2, NPI: 1, Addr: "02071234567"}, "GB", "+442071234567"},
+		// Unknown: international when valid so, else national.
+		{smpp.Address{TON: 0, NPI: 1, Addr: "12015550199"}, "US", "+12015550199"},
+		{smpp.Address{TON: 0, NPI: 1, Addr: "2015550199"}, "US", "+12015550199"},
+		{smpp.Address{TON: 0, NPI: 1, Addr: "447700900123"}, "US", "+447700900123"},
+		{smpp.Address{TON: 0, NPI: 1, Addr: "2015550199"}, "", "+2015550199"},
 	} {
-		if got := phoneAddr(a); got != want {
-			t.Errorf("phoneAddr(%+v) = %q, want %q", a, got, want)
+		if got := phoneAddr(tc.a, tc.region); got != tc.want {
+			t.Errorf("phoneAddr(%+v, %q) = %q, want %q", tc.a, tc.region, got, tc.want)
 		}
 	}
 	if ref, total, seq, ok := sar(map[uint16][]byte{tlvSarMsgRefNum: {0x01, 0x02}, tlvSarTotalSegments: {3}, tlvSarSegmentSeqnum: {2}}); !ok || ref != 0x0102 || total != 3 || seq != 2 {

@@ -77,9 +77,9 @@ func (g *Gateway) handleReceipt(ctx context.Context, smsc string, d *smpp.Delive
 }
 
 func (g *Gateway) handleMO(ctx context.Context, d *smpp.Deliver) smpp.Status {
-	src := phoneAddr(d.Source)
-	dst, err := number.FromDigits(d.Dest.Addr)
-	if err != nil {
+	src := phoneAddr(d.Source, g.cfg.DefaultRegion)
+	dst, ok := phoneNumber(d.Dest, g.cfg.DefaultRegion)
+	if !ok {
 		g.log.Warn().Str("dest", d.Dest.Addr).Msg("message from a phone to an address that is not a number")
 		return smpp.StatusInvDstAdr
 	}
@@ -273,13 +273,42 @@ func sar(tlvs map[uint16][]byte) (ref, total, seq int, ok bool) {
 	return ref, int(t[0]), int(s[0]), true
 }
 
-// phoneAddr renders an SMPP source address: international numbers as
-// E.164, anything else (alphanumeric senders, short codes) as given.
-func phoneAddr(a smpp.Address) string {
-	if n, err := number.FromDigits(a.Addr); err == nil && (a.TON == 1 || a.TON == 0) && len(a.Addr) > 6 {
+// phoneAddr renders an SMPP source address: numbers as E.164 (see
+// phoneNumber), anything else (alphanumeric senders, short codes) as given.
+func phoneAddr(a smpp.Address, region string) string {
+	if n, ok := phoneNumber(a, region); ok {
 		return n.String()
 	}
 	return strings.TrimSpace(a.Addr)
+}
+
+// phoneNumber reads an SMPP address as a phone number: international (TON
+// 1) as it is; national (TON 2) in region, the gateway's default; unknown
+// (TON 0) as national in region when it is a valid number there (which a
+// number written with its country code also is: libphonenumber reads the
+// code), else as international (as a number too new for libphonenumber's
+// metadata may be). Shorter than 7 digits (short codes) or not digits, it
+// is no number.
+func phoneNumber(a smpp.Address, region string) (number.E164, bool) {
+	digits := strings.TrimSpace(a.Addr)
+	intl, err := number.FromDigits(digits)
+	if err != nil || len(strings.TrimPrefix(digits, "+")) <= 6 {
+		return "", false
+	}
+	switch a.TON {
+	case 1:
+		return intl, true
+	case 2:
+		if n, err := number.Parse(digits, region); err == nil && region != "" {
+			return n, true
+		}
+	case 0:
+		if n, err := number.Parse(digits, region); err == nil && region != "" {
+			return n, true
+		}
+		return intl, true
+	}
+	return "", false
 }
 
 // sweepStore has the store delete what nothing will claim any more

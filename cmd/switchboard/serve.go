@@ -130,17 +130,18 @@ func run(ctx context.Context, cfg *Config, log zerolog.Logger) error {
 	// Receipts' notices go straight to this instance's router, leased to it.
 	st.HandNotices(instance, router.NoticeLease, rt.HandNotices)
 	gw = smsgw.New(smsgw.Config{
-		Instance:    instance,
-		Concurrency: submitSlots(append([]SMPPConfig{cfg.SMPP}, cfg.SMSCs...)),
-		MaxAttempts: cfg.SMS.MaxAttempts,
-		Reassembly:  cfg.SMS.Reassembly.D(),
-		ReceiptWait: cfg.SMS.ReceiptWait.D(),
-		NoRecipient: router.ErrNoRecipient,
-		OnFinal:     rt.Wake,
-		OnMessage:   mx.Message,
-		OnSubmit:    mx.PartSubmitted,
-		OnReceipt:   mx.ReceiptLatency,
-		Logger:      log,
+		Instance:      instance,
+		Concurrency:   submitSlots(append([]SMPPConfig{cfg.SMPP}, cfg.SMSCs...)),
+		MaxAttempts:   cfg.SMS.MaxAttempts,
+		Reassembly:    cfg.SMS.Reassembly.D(),
+		ReceiptWait:   cfg.SMS.ReceiptWait.D(),
+		DefaultRegion: cfg.Phone.DefaultRegion,
+		NoRecipient:   router.ErrNoRecipient,
+		OnFinal:       rt.Wake,
+		OnMessage:     mx.Message,
+		OnSubmit:      mx.PartSubmitted,
+		OnReceipt:     mx.ReceiptLatency,
+		Logger:        log,
 	}, st, rt)
 
 	ab := cfg.AddressBook
