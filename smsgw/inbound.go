@@ -103,6 +103,12 @@ func (g *Gateway) handleMO(ctx context.Context, d *smpp.Deliver) smpp.Status {
 		key = &store.FragmentKey{Source: src, Dest: dest, Ref: ref, Total: total}
 		seq = s
 	}
+	if coding.Binary(d.DataCoding, payload) {
+		// Nothing a person reads: refused, as a coding the gateway cannot
+		// show, rather than shown as garbage.
+		log.Info().Uint8("data_coding", d.DataCoding).Int("octets", len(payload)).Msg("binary message (data for a phone's application) refused")
+		return smpp.StatusRxPAppn
+	}
 	if key == nil {
 		text, err := coding.Decode(d.DataCoding, payload)
 		if err != nil {

@@ -745,6 +745,17 @@ func TestInboundEdgeCases(t *testing.T) {
 			t.Errorf("got %q, want %q", r.Body, want)
 		}
 	})
+	// Data for a phone's application (here a WAP push) is no text: refused
+	// with ESME_RX_P_APPN, never shown as garbage (checked below).
+	t.Run("binary", func(t *testing.T) {
+		st, err := s.smsc.SendDeliver(ctx, smsc.DeliverOpts{
+			Source: phone[1:], SourceTON: 1, SourceNPI: 1, Dest: alice[1:], DestTON: 1, DestNPI: 1,
+			ESMClass: 0x40, DataCoding: 4, ShortMessage: []byte{0x06, 0x05, 0x04, 0x0b, 0x84, 0x23, 0xf0, 0xdc, 0x06, 0x01, 0xae},
+		})
+		if err != nil || st != 0x65 {
+			t.Fatalf("binary deliver_sm answered %#x, %v; want 0x65 (ESME_RX_P_APPN)", st, err)
+		}
+	})
 	time.Sleep(300 * time.Millisecond)
 	for _, p := range a.Pending() {
 		if p.Name == "message" && p.Body != "" {

@@ -411,6 +411,25 @@ func TestSplitUDHMalformed(t *testing.T) {
 	}
 }
 
+func TestBinary(t *testing.T) {
+	for _, tc := range []struct {
+		dc   byte
+		in   []byte
+		want bool
+	}{
+		{0x04, []byte("Caf\xe9 ok\r\n"), false},                                    // text as 8-bit data
+		{0x04, []byte{0x06, 0x05, 0x04, 0x0b, 0x84, 0x23, 0xf0, 0xdc, 0x06}, true}, // WAP push
+		{0xF5, []byte{0xde, 0xad, 0xbe, 0xef, 0x00}, true},
+		{0x02, []byte{0x81, 0x41}, true},
+		{DCLatin1, []byte{0x01, 0x02}, false}, // Latin-1 text is text, whatever it holds
+		{DCDefault, []byte{0x00, 0x1B}, false},
+	} {
+		if got := Binary(tc.dc, tc.in); got != tc.want {
+			t.Errorf("Binary(0x%02X, % x) = %v, want %v", tc.dc, tc.in, got, tc.want)
+		}
+	}
+}
+
 func TestDecode(t *testing.T) {
 	tests := []struct {
 		name    string

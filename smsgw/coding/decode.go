@@ -88,6 +88,23 @@ func Decode(dc byte, b []byte) (string, error) {
 	return "", fmt.Errorf("%w 0x%02X", ErrUnknownCoding, dc)
 }
 
+// Binary reports whether b, a short_message in data coding dc, is data
+// for an application of the phone (a WAP push, a configuration, a ringtone)
+// rather than text: 8-bit data (see Decode) with octets that are control
+// characters in Latin-1 (other than tab, line feed and carriage return).
+// Text some phones send as 8-bit data has none.
+func Binary(dc byte, b []byte) bool {
+	if alphabetOf(dc) != alpha8Bit {
+		return false
+	}
+	for _, c := range b {
+		if (c < 0x20 && c != '\t' && c != '\n' && c != '\r') || (c >= 0x7F && c < 0xA0) {
+			return true
+		}
+	}
+	return false
+}
+
 func decodeASCII(b []byte) string {
 	var sb strings.Builder
 	sb.Grow(len(b))
