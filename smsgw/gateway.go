@@ -35,6 +35,7 @@ type Outbox interface {
 	AddFragment(ctx context.Context, f store.Fragment) ([]store.Fragment, error)
 	StaleFragments(ctx context.Context, cutoff time.Time) ([][]store.Fragment, error)
 	DropFragments(ctx context.Context, k store.FragmentKey) error
+	Reassembled(ctx context.Context, k store.FragmentKey, texts []string) (bool, error)
 	Sweep(ctx context.Context) (receipts int64, err error)
 	EndReceiptWaits(ctx context.Context, cutoff time.Time) (int64, error)
 }

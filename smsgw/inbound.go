@@ -205,6 +205,14 @@ func (g *Gateway) sweepFragments(ctx context.Context) {
 	}
 	for _, frags := range groups {
 		k := frags[0].FragmentKey
+		if g.repeated(ctx, frags) {
+			if err := g.outbox.DropFragments(ctx, k); err != nil {
+				g.log.Error().Err(err).Msg("dropping parts failed; the next sweep will retry")
+				continue
+			}
+			g.log.Info().Str("source", k.Source).Int("parts", len(frags)).Int("total", k.Total).Msg("dropped parts sent again after their message was complete")
+			continue
+		}
 		text := assemble(frags)
 		err := g.inbox.Inbound(ctx, &store.Inbound{Source: k.Source, Dest: k.Dest, Body: text, FragmentKey: &k})
 		if g.cfg.NoRecipient != nil && errors.Is(err, g.cfg.NoRecipient) {
@@ -223,6 +231,25 @@ func (g *Gateway) sweepFragments(ctx context.Context) {
 		}
 		g.log.Info().Str("source", k.Source).Int("parts", len(frags)).Int("total", k.Total).Msg("delivered incomplete concatenated message")
 	}
+}
+
+// repeated tells whether frags, the parts of a message that never came
+// whole, are parts of one already reassembled and delivered (an SMSC sent
+// them again): their text, each decoded alone, is in it.
+func (g *Gateway) repeated(ctx context.Context, frags []store.Fragment) bool {
+	texts := make([]string, 0, len(frags))
+	for _, f := range frags {
+		t, err := coding.Decode(f.DataCoding, f.Payload)
+		if err != nil || t == "" || strings.ContainsRune(t, utf8.RuneError) {
+			return false // a character split across parts: not known
+		}
+		texts = append(texts, t)
+	}
+	yes, err := g.outbox.Reassembled(ctx, frags[0].FragmentKey, texts)
+	if err != nil {
+		g.log.Warn().Err(err).Msg("checking parts against delivered messages failed; delivering them")
+	}
+	return yes
 }
 
 // assemble joins stored parts in order, marking missing ones with "[…]".

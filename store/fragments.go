@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -74,6 +75,35 @@ func (s *Store) AddFragment(ctx context.Context, f Fragment) ([]Fragment, error)
 		return nil, fmt.Errorf("store: add fragment: %w", err)
 	}
 	return out, nil
+}
+
+// Reassembled reports whether every one of texts (parts of a message from
+// k's phone to k's number, each decoded alone) is in a message reassembled
+// from parts with k's reference and count within resendWindow: parts
+// sent again once their message was complete, which would otherwise be
+// delivered as a second, incomplete message.
+func (s *Store) Reassembled(ctx context.Context, k FragmentKey, texts []string) (bool, error) {
+	rows, err := s.rdb.QueryContext(ctx, `SELECT body FROM messages WHERE direction = 'in' AND peer_number = $1 AND user_number = $2
+		AND created_at >= $3 AND frag_key = $4 ORDER BY id DESC LIMIT 16`,
+		k.Source, k.Dest, s.ms()-resendWindow.Milliseconds(), k.fragKey())
+	if err != nil {
+		return false, fmt.Errorf("store: reassembled: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var body string
+		if err := rows.Scan(&body); err != nil {
+			return false, fmt.Errorf("store: reassembled: %w", err)
+		}
+		all := len(texts) > 0
+		for _, t := range texts {
+			all = all && t != "" && strings.Contains(body, t)
+		}
+		if all {
+			return true, nil
+		}
+	}
+	return false, rows.Err()
 }
 
 // StaleFragments returns the stored parts of messages whose first part came

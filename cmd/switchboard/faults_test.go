@@ -745,6 +745,30 @@ func TestInboundEdgeCases(t *testing.T) {
 			t.Errorf("got %q, want %q", r.Body, want)
 		}
 	})
+	// A part sent again after its message was complete (on the same bind)
+	// is dropped once the wait for the rest is over, not delivered as a
+	// second, incomplete message (checked below, after that wait).
+	t.Run("part sent again", func(t *testing.T) {
+		send := func(seq byte, text string) {
+			t.Helper()
+			st, err := s.smsc.SendDeliver(ctx, smsc.DeliverOpts{
+				Source: phone[1:], SourceTON: 1, SourceNPI: 1, Dest: alice[1:], DestTON: 1, DestNPI: 1,
+				ESMClass: 0x40, ShortMessage: append(udh8(0x42, 2, seq), text...),
+			})
+			if err != nil || st != 0 {
+				t.Fatalf("deliver_sm answered %#x, %v", st, err)
+			}
+		}
+		send(1, "once ")
+		send(2, "only")
+		r, err := a.Next(ctx, message(s.numberJID(phone)))
+		must(t, err)
+		if r.Body != "once only" {
+			t.Fatalf("got %q", r.Body)
+		}
+		send(1, "once ")
+		time.Sleep(4 * time.Second) // past the reassembly wait and a sweep
+	})
 	// Data for a phone's application (here a WAP push) is no text: refused
 	// with ESME_RX_P_APPN, never shown as garbage (checked below).
 	t.Run("binary", func(t *testing.T) {
