@@ -23,10 +23,42 @@ const (
 // idForms learns, per SMSC, which form its receipts use: from the receipts
 // whose forms name parts of one kind only. A receipt whose forms name
 // parts of several kinds goes by the kind seen most (the id as given while
-// none is known).
+// none is known). An SMSC whose form the operator set (SetReceiptIDs)
+// matches in that form only.
 type idForms struct {
-	mu   sync.Mutex
-	seen map[string]*[formKinds]int
+	mu    sync.Mutex
+	seen  map[string]*[formKinds]int
+	fixed map[string]int
+}
+
+// Receipt id forms an operator can set for an SMSC (smpp.receipt_ids).
+const (
+	ReceiptIDsAuto   = "auto"    // learnt (the default)
+	ReceiptIDsSame   = "same"    // receipts write the id as submit_sm_resp did
+	ReceiptIDsHexDec = "hex"     // receipts in hex, submit_sm_resp in decimal
+	ReceiptIDsDecHex = "decimal" // receipts in decimal, submit_sm_resp in hex
+)
+
+// SetReceiptIDs sets how the receipts of SMSC smsc (its name; "" for an
+// unnamed one) write the ids its submit_sm_resp gave: one of the
+// ReceiptIDs constants. An unknown value is ReceiptIDsAuto.
+func (s *Store) SetReceiptIDs(smsc, form string) {
+	k := &s.idForms
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.fixed == nil {
+		k.fixed = make(map[string]int)
+	}
+	switch form {
+	case ReceiptIDsSame:
+		k.fixed[smsc] = formSame
+	case ReceiptIDsHexDec:
+		k.fixed[smsc] = formHexDec
+	case ReceiptIDsDecHex:
+		k.fixed[smsc] = formDecHex
+	default:
+		delete(k.fixed, smsc)
+	}
 }
 
 // formKind tells how the form f of a receipt id relates to the id as the
@@ -66,6 +98,12 @@ func (k *idForms) match(op *receiptOp, byForm map[string][]*partRec) *partRec {
 	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
+	if kind, ok := k.fixed[op.smsc]; ok && len(op.raw) == len(op.forms) {
+		if len(op.forms) == 1 {
+			return best[formSame] // an id that reads the same in hex and decimal
+		}
+		return best[kind]
+	}
 	if k.seen == nil {
 		k.seen = make(map[string]*[formKinds]int)
 	}

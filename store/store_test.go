@@ -631,6 +631,17 @@ func TestReceiptIDForms(t *testing.T) {
 		if got := receipt("mixed", "38", "DELIVRD"); got != hex26 {
 			t.Errorf("receipt 38 went to message %d, want %d (26)", got, hex26)
 		}
+		// An operator who knows "set" answers in hex and reports in decimal
+		// says so: no receipt need teach it, and the single digits, the
+		// same in both, still match.
+		s.SetReceiptIDs("set", store.ReceiptIDsDecHex)
+		set1a, set26, set5 := submit("set", "1a"), submit("set", "26"), submit("set", "5")
+		if got := receipt("set", "26", "DELIVRD"); got != set1a {
+			t.Errorf("set: receipt 26 went to message %d, want %d (1a), not %d (26)", got, set1a, set26)
+		}
+		if got := receipt("set", "5", "DELIVRD"); got != set5 {
+			t.Errorf("set: receipt 5 went to message %d, want %d", got, set5)
+		}
 		// What "mixed" taught does not change "dec".
 		d20, d32 := submit("dec", "20"), submit("dec", "32")
 		if got := receipt("dec", "20", "UNDELIV"); got != d20 {

@@ -69,6 +69,7 @@ type SMPPConfig struct {
 	Binds        int      `toml:"binds"`           // binds (transceiver sessions) to this SMSC. Default 1.
 	Name         string   `toml:"name"`            // names the SMSC; required for [[smsc]] entries. Default "" for [smpp].
 	Prefixes     []string `toml:"prefixes"`        // E.164 destination prefixes it takes; empty: any. Longest match wins.
+	ReceiptIDs   string   `toml:"receipt_ids"`     // how receipts write submit_sm_resp's ids: auto, same, hex, decimal. Default auto.
 }
 
 // StoreConfig is persistence.
@@ -419,6 +420,10 @@ func (c *SMPPConfig) defaults(base SMPPConfig, own func(key string) bool) {
 	if !own("tls_ca") {
 		c.TLSCA = base.TLSCA
 	}
+	if !own("receipt_ids") {
+		c.ReceiptIDs = base.ReceiptIDs
+	}
+	c.ReceiptIDs = cmp.Or(c.ReceiptIDs, "auto")
 	if c.EnquireLink.unset() {
 		c.EnquireLink = base.EnquireLink
 		if c.EnquireLink.unset() {
@@ -484,6 +489,11 @@ func (c *SMPPConfig) validate(key string, bad func(key, format string, args ...a
 		if len(p) < 2 || p[0] != '+' || strings.Trim(p[1:], "0123456789") != "" {
 			bad(key+".prefixes", "%q is not an E.164 prefix such as +1 or +4477", p)
 		}
+	}
+	switch c.ReceiptIDs {
+	case "auto", "same", "hex", "decimal":
+	default:
+		bad(key+".receipt_ids", "%q is not auto, same, hex or decimal", c.ReceiptIDs)
 	}
 }
 

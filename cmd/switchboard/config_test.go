@@ -148,6 +148,7 @@ addr = "smsc-c.example.net:2775"
 tls = false
 throughput = 0
 binds = 2
+receipt_ids = "decimal"
 password_file = "`+writeFile(t, "pw", "filepw\n")+`"
 `)
 	cfg, err := loadConfig(path, nil)
@@ -173,6 +174,8 @@ password_file = "`+writeFile(t, "pw", "filepw\n")+`"
 		{"c.throughput (given 0: no limit)", c.Throughput, 0.0},
 		{"c.binds", c.Binds, 2},
 		{"c.password (its own file, not [smpp]'s password)", c.Password, "filepw"},
+		{"b.receipt_ids (default)", b.ReceiptIDs, "auto"},
+		{"c.receipt_ids (its own)", c.ReceiptIDs, "decimal"},
 	} {
 		if tc.got != tc.want {
 			t.Errorf("%s = %v, want %v", tc.name, tc.got, tc.want)
@@ -193,6 +196,7 @@ max_attempts = 0
 [[smsc]]
 name = "b"
 binds = 0
+receipt_ids = "octal"
 `)
 	_, err := loadConfig(path, []string{"SWITCHBOARD_ADDRESSBOOK_DAILY_LOOKUPS=0"})
 	if err == nil {
@@ -205,6 +209,7 @@ binds = 0
 		"sms.max_attempts: 0 is not allowed: leave the key out for the default (8)\n",
 		"smsc[1].binds: 0 is not allowed",
 		"addressbook.daily_lookups: 0 is not allowed",
+		`smsc[1].receipt_ids: "octal" is not auto, same, hex or decimal`,
 	} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("error lacks %q:\n%s", want, msg)
@@ -248,7 +253,7 @@ tls_ca = "`+junk+`"
 	if want := "smsc[1].tls_ca: " + junk + " holds no PEM certificate"; !strings.Contains(msg, want) {
 		t.Errorf("error lacks %q:\n%s", want, msg)
 	}
-	if strings.Contains(msg, "smpp.tls_ca") || strings.Contains(msg, "http.listen") {
+	if strings.Contains(msg, "smpp.tls_ca") || strings.Contains(msg, "http.listen") || strings.Contains(msg, "receipt_ids") {
 		t.Errorf("error names a key that is fine:\n%s", msg)
 	}
 }

@@ -177,6 +177,7 @@ func run(ctx context.Context, cfg *Config, log zerolog.Logger) error {
 
 	var clients []*smpp.Client
 	for _, sc := range append([]SMPPConfig{cfg.SMPP}, cfg.SMSCs...) {
+		st.SetReceiptIDs(sc.Name, sc.ReceiptIDs)
 		var smppTLS *tls.Config
 		if sc.TLS {
 			if smppTLS, err = tlsConfig(sc); err != nil {
