@@ -247,6 +247,12 @@ type Message struct {
 	WantReceipt bool
 }
 
+// shortCode tells whether s is a short code (3 to 6 digits), the sender a
+// service's SMS show.
+func shortCode(s string) bool {
+	return len(s) >= 3 && len(s) <= 6 && strings.Trim(s, "0123456789") == ""
+}
+
 func (m *Message) smsText() string {
 	if m.SMSText != "" {
 		return m.SMSText
@@ -277,6 +283,13 @@ func (r *Router) Outbound(ctx context.Context, m Message) error {
 	if err != nil {
 		if m.smsText() == "" {
 			return nil
+		}
+		if shortCode(m.To.Localpart()) {
+			// A service that texted the user from a short code: a reply
+			// would go to a number the limits cannot place (and some
+			// charge the sender), so there is none.
+			return stanzaErr(stanza.Cancel, stanza.ServiceUnavailable,
+				fmt.Sprintf("%s is a short code: this gateway sends no SMS to short codes, so it cannot be answered from here.", m.To.Localpart()))
 		}
 		return stanzaErr(stanza.Modify, stanza.JIDMalformed,
 			fmt.Sprintf("%q is not a phone number this gateway can reach: write it in international form, e.g. +12015550123@%s.",

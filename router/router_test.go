@@ -213,6 +213,11 @@ func TestChecksBeforeStoring(t *testing.T) {
 	if !errors.As(err, &se) || se.Condition != stanza.JIDMalformed || !strings.Contains(se.Text[""], "pizza") {
 		t.Fatalf("bad number: %v", err)
 	}
+	// A short code (a service's sender) is said to be one, not malformed.
+	err = f.r.Outbound(ctx, router.Message{From: alice, To: jid.MustParse("72345@sms.example.com"), Body: "STOP"})
+	if !errors.As(err, &se) || se.Condition != stanza.ServiceUnavailable || !strings.Contains(se.Text[""], "72345 is a short code") {
+		t.Fatalf("reply to a short code: %v", err)
+	}
 	// A body-less stanza to a bad number is dropped quietly.
 	if err := f.r.Outbound(ctx, router.Message{From: alice, To: jid.MustParse("pizza@sms.example.com")}); err != nil {
 		t.Fatalf("chat state to a bad number: %v", err)
