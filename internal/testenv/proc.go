@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -245,17 +246,33 @@ func FreePort() (int, error) {
 // the system may hand out the same port twice (a Prosody with c2s and
 // component on one port, whose component never connected, was seen in CI).
 func freePorts(n int) ([]int, error) {
-	ports := make([]int, n)
-	for i := range ports {
+	ports := make([]int, 0, n)
+	given.Lock()
+	defer given.Unlock()
+	for len(ports) < n {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			return nil, err
 		}
 		defer l.Close()
-		ports[i] = l.Addr().(*net.TCPAddr).Port
+		p := l.Addr().(*net.TCPAddr).Port
+		if given.m[p] {
+			continue // free again, but handed to another server of this test binary
+		}
+		given.m[p] = true
+		ports = append(ports, p)
 	}
 	return ports, nil
 }
+
+// given holds the ports freePorts handed out in this process: a port is
+// free from its close until the server binds it, and tests in parallel
+// got the same one (two Prosody servers, one failing to open its
+// component port while its component reached the other's).
+var given = struct {
+	sync.Mutex
+	m map[int]bool
+}{m: make(map[int]bool)}
 
 func dialable(addr string) error {
 	c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)

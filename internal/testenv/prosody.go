@@ -271,14 +271,38 @@ func StartProsody(t testing.TB, opts ProsodyOptions) *Prosody {
 		pidFile: ProsodyConfig{Dir: dir}.PidFile(), logFile: ProsodyConfig{Dir: dir}.LogFile()}}
 	p.srv.cleanup(t, p.stop)
 
+	if opts.Secret == "" {
+		opts.Secret = randomHex(16)
+	}
+	// A port free when picked may be taken before Prosody binds it (by
+	// another test binary's server): Prosody then runs without that port,
+	// and the address may even answer for the other server. Try again on
+	// new ports.
+	for attempt := 1; ; attempt++ {
+		p.configure(t, opts)
+		p.start(t)
+		log, _ := os.ReadFile(p.srv.logFile)
+		if !strings.Contains(string(log), "Failed to open server port") {
+			return p
+		}
+		p.stop(t)
+		if attempt == 3 {
+			t.Fatalf("testenv: prosody could not open its ports three times:\n%s", log)
+		}
+		t.Logf("testenv: prosody could not open its ports; again on others")
+		_ = os.Remove(p.srv.logFile)
+	}
+}
+
+// configure picks ports and writes the configuration and accounts.
+func (p *Prosody) configure(t testing.TB, opts ProsodyOptions) {
+	t.Helper()
+	dir := p.Dir
 	ports, err := freePorts(2)
 	if err != nil {
 		t.Fatalf("testenv: %v", err)
 	}
 	c2s, comp := ports[0], ports[1]
-	if opts.Secret == "" {
-		opts.Secret = randomHex(16)
-	}
 	p.cfg = ProsodyConfig{
 		Dir:           dir,
 		C2SPort:       c2s,
@@ -301,11 +325,9 @@ func StartProsody(t testing.TB, opts ProsodyOptions) *Prosody {
 			t.Fatal(err)
 		}
 	}
-	if err := acct.chown(dir); err != nil {
+	if err := p.srv.acct.chown(dir); err != nil {
 		t.Fatalf("testenv: %v", err)
 	}
-	p.start(t)
-	return p
 }
 
 // prosodyHasModule reports whether a Prosody module is installed next to the binary's modules.
