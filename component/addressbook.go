@@ -1,6 +1,7 @@
 package component
 
 import (
+	"cmp"
 	"context"
 	"encoding/base64"
 	"encoding/xml"
@@ -182,7 +183,7 @@ func newFetchClient(private bool) *http.Client {
 			return nil
 		}
 	}
-	return &http.Client{Timeout: 15 * time.Second, Transport: &http.Transport{DialContext: dialer.DialContext, Proxy: nil}}
+	return &http.Client{Timeout: fetchTimeout, Transport: &http.Transport{DialContext: dialer.DialContext, Proxy: nil}}
 }
 
 // fetchesURL tells whether req, a command request, uploads an address book
@@ -196,10 +197,22 @@ func fetchesURL(req *adhoc.Command) bool {
 }
 
 // fetching bounds the address-book commands waiting for a download: one
-// per user, maxFetching in all.
+// per user, maxFetching in all. Their goroutines belong to Run: they end
+// with its context, and Run returns once they have.
 type fetching struct {
 	mu    sync.Mutex
 	users map[string]bool
+	ctx   context.Context // Run's; nil before it starts
+	wg    sync.WaitGroup
+}
+
+// run makes Run's ctx the one downloads end with, and returns a function
+// that waits for them.
+func (f *fetching) run(ctx context.Context) (wait func()) {
+	f.mu.Lock()
+	f.ctx = ctx
+	f.mu.Unlock()
+	return f.wg.Wait
 }
 
 const (
@@ -229,14 +242,16 @@ func (c *Component) commandAside(from jid.JID, s inStanza, req *adhoc.Command) e
 		f.users = make(map[string]bool)
 	}
 	f.users[user] = true
+	parent := cmp.Or(f.ctx, context.Background())
 	f.mu.Unlock()
-	go func() {
+	f.wg.Go(func() {
 		defer func() {
 			f.mu.Lock()
 			delete(f.users, user)
 			f.mu.Unlock()
 		}()
-		ctx, cancel := context.WithTimeout(context.Background(), fetchTimeout+15*time.Second)
+		// The download, then the import.
+		ctx, cancel := context.WithTimeout(parent, fetchTimeout+15*time.Second)
 		defer cancel()
 		var answer xml.TokenReader
 		defer func() {
@@ -258,7 +273,7 @@ func (c *Component) commandAside(from jid.JID, s inStanza, req *adhoc.Command) e
 			return
 		}
 		answer = xmlstream.Wrap(r, iqStart(&s, "result"))
-	}()
+	})
 	return nil
 }
 
@@ -269,9 +284,7 @@ func (c *Component) fetch(ctx context.Context, raw string) ([]byte, error) {
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 		return nil, errors.New("The address must be an http or https URL.")
 	}
-	ctx, cancel := context.WithTimeout(ctx, fetchTimeout)
-	defer cancel()
-	hreq, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	hreq, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil) // c.fetcher's Timeout bounds it
 	if err != nil {
 		return nil, errors.New("The address could not be used.")
 	}

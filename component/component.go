@@ -140,6 +140,7 @@ func (c *Component) Connected() bool { return c.connected.Load() }
 func (c *Component) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	defer c.fetching.run(ctx)() // address books still downloading (addressbook.go)
 	wg.Go(func() { c.presq.run(ctx, c.applyPresence) })
 	delay := c.cfg.ReconnectMin
 	for {
