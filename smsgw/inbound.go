@@ -328,20 +328,15 @@ func phoneNumber(a smpp.Address, region string) (number.E164, bool) {
 	if err != nil || len(strings.TrimPrefix(digits, "+")) <= 6 {
 		return "", false
 	}
-	switch a.TON {
-	case 1:
-		return intl, true
-	case 2:
-		if n, err := number.Parse(digits, region); err == nil && region != "" {
-			return n, true
-		}
-	case 0:
-		if n, err := number.Parse(digits, region); err == nil && region != "" {
-			return n, true
-		}
+	if a.TON == 1 {
 		return intl, true
 	}
-	return "", false
+	if (a.TON == 0 || a.TON == 2) && region != "" {
+		if n, err := number.Parse(digits, region); err == nil {
+			return n, true
+		}
+	}
+	return intl, a.TON == 0
 }
 
 // sweepStore has the store delete what nothing will claim any more

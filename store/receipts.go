@@ -64,8 +64,7 @@ func (s *Store) SetReceiptIDs(smsc, form string) {
 // formKind tells how the form f of a receipt id relates to the id as the
 // receipt gave it (canonical; both unscoped).
 func formKind(canonical, f string) int {
-	switch {
-	case f == canonical:
+	if f == canonical {
 		return formSame
 	}
 	if v, err := strconv.ParseUint(canonical, 16, 64); err == nil && strconv.FormatUint(v, 10) == f {
@@ -77,22 +76,21 @@ func formKind(canonical, f string) int {
 // match returns the part receipt op is for, among the parts recorded under
 // each SMSC id form (byForm), or nil.
 func (k *idForms) match(op *receiptOp, byForm map[string][]*partRec) *partRec {
-	var (
-		best  [formKinds]*partRec
-		kinds int
-	)
+	var best [formKinds]*partRec
 	for i, f := range op.forms {
 		kind := formSame
 		if i > 0 && len(op.raw) == len(op.forms) {
 			kind = formKind(op.raw[0], op.raw[i])
 		}
-		had := best[kind] != nil
 		for _, p := range byForm[f] {
 			if receiptFor(p, best[kind]) {
 				best[kind] = p
 			}
 		}
-		if !had && best[kind] != nil {
+	}
+	kinds := 0 // of forms that name a part
+	for _, p := range best {
+		if p != nil {
 			kinds++
 		}
 	}
