@@ -69,10 +69,7 @@ func TestMigrateSent(t *testing.T) { dsns(t, testMigrateSent) }
 
 func testMigrateSent(t *testing.T, dsn string) {
 	ctx := context.Background()
-	s, err := store.Open(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := openStore(t, dsn)
 	ms := []*store.Outbound{
 		{SenderJID: aliceJID, SenderNumber: aliceNum, Dest: bobNum, StanzaID: "a", Body: "no fallback", PeerJID: bobJID},
 		{SenderJID: aliceJID, SenderNumber: aliceNum, Dest: bobNum, StanzaID: "b", Body: "fallback", PeerJID: bobJID, FallbackAt: time.Now().Add(time.Hour)},
@@ -96,10 +93,7 @@ func testMigrateSent(t *testing.T, dsn string) {
 	}
 	s.Close()
 
-	s, err = store.Open(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s = openStore(t, dsn)
 	defer s.Close()
 	for i, want := range []string{store.StateSent, store.StateRelayed} {
 		if st, _, err := s.MessageState(ctx, ms[i].ID); err != nil || st != want {

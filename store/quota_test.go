@@ -116,10 +116,7 @@ func TestMigrateSMSCounts(t *testing.T) { dsns(t, testMigrateSMSCounts) }
 
 func testMigrateSMSCounts(t *testing.T, dsn string) {
 	ctx := context.Background()
-	s, err := store.Open(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := openStore(t, dsn)
 	ms := []*store.Outbound{
 		{SenderJID: aliceJID + "/pc", SenderNumber: aliceNum, Dest: phoneNum, Body: "now", Parts: 1},
 		{SenderJID: aliceJID, SenderNumber: aliceNum, Dest: otherPhone, Body: "an hour ago", Parts: 1},
@@ -139,10 +136,7 @@ func testMigrateSMSCounts(t *testing.T, dsn string) {
 	}
 	s.Close()
 
-	s, err = store.Open(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s = openStore(t, dsn)
 	defer s.Close()
 	now := time.Now()
 	counts, _, err := s.SMSSent(ctx, []string{aliceJID}, now.Add(-time.Minute), now.Add(-24*time.Hour))

@@ -22,13 +22,20 @@ func TestMain(m *testing.M) { testenv.Main(m) }
 // engines runs f against a fresh SQLite file and a fresh PostgreSQL database.
 func engines(t *testing.T, f func(t *testing.T, s *store.Store)) {
 	dsns(t, func(t *testing.T, dsn string) {
-		s, err := store.Open(context.Background(), dsn)
-		if err != nil {
-			t.Fatal(err)
-		}
+		s := openStore(t, dsn)
 		t.Cleanup(func() { s.Close() })
 		f(t, s)
 	})
+}
+
+// openStore opens the store at dsn, failing the test if it cannot.
+func openStore(t *testing.T, dsn string) *store.Store {
+	t.Helper()
+	s, err := store.Open(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
 
 // dsns runs f with the address of a fresh SQLite file and of a fresh
