@@ -576,9 +576,12 @@ func (s *Store) HandNotices(owner string, lease time.Duration, sink func([]Notic
 }
 
 // valuesList renders "($1, $2), ($3, $4)" for rows rows of cols values.
-func valuesList(rows, cols int) string {
+func valuesList(rows, cols int) string { return valuesFrom(1, rows, cols) }
+
+// valuesFrom is valuesList with the arguments numbered from first.
+func valuesFrom(first, rows, cols int) string {
 	var b strings.Builder
-	n := 1
+	n := first
 	for r := range rows {
 		if r > 0 {
 			b.WriteString(", ")

@@ -160,7 +160,7 @@ func (s *Store) insertOutboundPG(ctx context.Context, db rowQuerier, msgs []*Out
 		args = append(args, now/1000, n)
 	}
 	if cs := s.userSMS(msgs, now); len(cs) > 0 {
-		count += `, users AS (` + insertUserCounts + userCountValues(len(cs), len(args)+1) + `)`
+		count += `, users AS (` + insertUserCounts + valuesFrom(len(args)+1, len(cs), 3) + `)`
 		args = userCountArgs(args, cs)
 	}
 	var ids pq.Int64Array

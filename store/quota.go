@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"strings"
 	"time"
 )
 
@@ -103,25 +102,11 @@ func (s *Store) countUsers(ctx context.Context, tx *sql.Tx, cs []userCount) erro
 		}
 		return nil
 	}
-	_, err := tx.ExecContext(ctx, insertUserCounts+userCountValues(len(cs), 1), userCountArgs(nil, cs)...)
+	_, err := tx.ExecContext(ctx, insertUserCounts+valuesFrom(1, len(cs), 3), userCountArgs(nil, cs)...)
 	return err
 }
 
 const insertUserCounts = `INSERT INTO sms_user_counts (user_bare, at, n) VALUES `
-
-// userCountValues renders the values of n rows of insertUserCounts, their
-// arguments numbered from first.
-func userCountValues(n, first int) string {
-	var b strings.Builder
-	for i := range n {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		a := first + 3*i
-		fmt.Fprintf(&b, "($%d, $%d, $%d)", a, a+1, a+2)
-	}
-	return b.String()
-}
 
 func userCountArgs(args []any, cs []userCount) []any {
 	for _, c := range cs {
