@@ -655,6 +655,46 @@ func TestTemporarySMSCErrors(t *testing.T) {
 	}
 }
 
+// TestPhoneBurstInOrder: two phones write to a user at once, each a burst
+// the SMSC sends without waiting for responses; the user gets each phone's
+// messages in the order it wrote them.
+func TestPhoneBurstInOrder(t *testing.T) {
+	stores(t, func(t *testing.T, dsn string) {
+		s := startStackEnv(t, dsn, smsc.Config{})
+		a := s.login(t, "alice")
+		waitComponent(t, s, a)
+		ctx := ctxT(t, 60*time.Second)
+
+		const each = 150
+		phones := []string{phone, "+12015550198"}
+		var burst []smsc.DeliverOpts
+		for i := range each {
+			for _, p := range phones {
+				burst = append(burst, smsc.DeliverOpts{
+					Source: p[1:], SourceTON: 1, SourceNPI: 1, Dest: alice[1:], DestTON: 1, DestNPI: 1,
+					ShortMessage: []byte(fmt.Sprintf("message %d", i)),
+				})
+			}
+		}
+		sts, err := s.smsc.SendDelivers(ctx, burst)
+		must(t, err)
+		for i, st := range sts {
+			if st != 0 {
+				t.Fatalf("deliver_sm %d answered %#x", i, st)
+			}
+		}
+		for _, p := range phones {
+			for i := range each {
+				m, err := a.Next(ctx, message(s.numberJID(p)))
+				must(t, err)
+				if want := fmt.Sprintf("message %d", i); m.Body != want {
+					t.Fatalf("from %s: got %q where %q was written", p, m.Body, want)
+				}
+			}
+		}
+	})
+}
+
 // TestInboundEdgeCases sends crafted deliver_sm PDUs: concatenation by
 // 16-bit UDH reference and by SAR TLVs, parts out of order, a missing part
 // (delivered after the reassembly time with the gap marked), and the data

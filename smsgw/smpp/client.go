@@ -68,7 +68,9 @@ type Deliver struct {
 // the response PDU; the response is sent only after HandleDeliver returns
 // (callers store the message durably first). Called from a bounded pool of
 // goroutines (not the read loop), so a slow handler never stalls
-// submit_sm_resp processing.
+// submit_sm_resp processing. PDUs with the same source and destination
+// addresses (a phone's messages to one number) are handled one at a time,
+// in the order the SMSC sent them; others concurrently.
 //
 // ctx is cancelled when the session ends; the response can then no longer
 // be sent and the SMSC will deliver the message again.

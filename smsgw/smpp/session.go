@@ -62,6 +62,9 @@ type session struct {
 
 	id       uint64 // Deliver.Session
 	dispatch chan *Deliver
+	queued   atomic.Int32 // inbound PDUs taken and not yet answered
+	order    sync.Mutex
+	running  map[pair][]*Deliver // pairs being handled, with the PDUs waiting behind
 	hctx     context.Context
 	hcancel  context.CancelFunc
 	wg       sync.WaitGroup
@@ -91,7 +94,8 @@ func newSession(c *Client, conn net.Conn) *session {
 		bw:       bufio.NewWriterSize(conn, 16<<10),
 		pending:  make(map[uint32]*pending),
 		done:     make(chan struct{}),
-		dispatch: make(chan *Deliver, 8*c.cfg.DispatchWorkers),
+		dispatch: make(chan *Deliver, 9*c.cfg.DispatchWorkers),
+		running:  make(map[pair][]*Deliver),
 		hcancel:  func() {},
 	}
 }
@@ -386,26 +390,65 @@ func (s *session) handleDeliver(h header, body []byte) {
 		s.write(encodeDeliverResp(h.ID, h.Seq, StatusRxTAppn))
 		return
 	}
-	select {
-	case s.dispatch <- d:
-	default:
+	// Workers handle DispatchWorkers at once, and as many again times
+	// eight wait; the channel holds them all, so the send never blocks.
+	if s.queued.Add(1) > int32(cap(s.dispatch)) {
+		s.queued.Add(-1)
 		s.log.Warn().Uint32("seq", h.Seq).Msg("smpp: dispatch queue full; answering ESME_RX_T_APPN")
 		s.write(encodeDeliverResp(h.ID, h.Seq, StatusRxTAppn))
+		return
 	}
+	// The read loop alone starts pairs, so their PDUs keep the order they
+	// came in.
+	k := pair{d.Source.Addr, d.Dest.Addr}
+	s.order.Lock()
+	if q, busy := s.running[k]; busy {
+		s.running[k] = append(q, d)
+		s.order.Unlock()
+		return
+	}
+	s.running[k] = nil
+	s.order.Unlock()
+	s.dispatch <- d
 }
 
+// worker handles inbound PDUs. Those between one pair of addresses (a
+// phone's messages to a user; a number's receipts) are handled one at a
+// time, in the order they came: the read loop queues a PDU whose pair is
+// being handled behind it, and the worker handling the pair takes it next.
+// Pairs run side by side.
 func (s *session) worker() {
 	defer s.wg.Done()
 	for d := range s.dispatch {
-		select {
-		case <-s.done:
-			continue // the response could not be sent; the SMSC will redeliver
-		default:
+		k := pair{d.Source.Addr, d.Dest.Addr}
+		for d != nil {
+			s.handle(d)
+			s.order.Lock()
+			if q := s.running[k]; len(q) > 0 {
+				d, s.running[k] = q[0], q[1:]
+			} else {
+				d = nil
+				delete(s.running, k)
+			}
+			s.order.Unlock()
 		}
-		st := s.c.cfg.Handler.HandleDeliver(s.hctx, d)
-		s.log.Debug().Uint32("command_id", d.Command).Uint32("seq", d.Seq).Stringer("status", st).Msg("smpp: inbound handled")
-		s.write(encodeDeliverResp(d.Command, d.Seq, st))
 	}
+}
+
+// pair is the source and destination addresses of an inbound PDU.
+type pair struct{ src, dst string }
+
+// handle calls the Handler for d and answers it.
+func (s *session) handle(d *Deliver) {
+	defer s.queued.Add(-1)
+	select {
+	case <-s.done:
+		return // the response could not be sent; the SMSC will redeliver
+	default:
+	}
+	st := s.c.cfg.Handler.HandleDeliver(s.hctx, d)
+	s.log.Debug().Uint32("command_id", d.Command).Uint32("seq", d.Seq).Stringer("status", st).Msg("smpp: inbound handled")
+	s.write(encodeDeliverResp(d.Command, d.Seq, st))
 }
 
 // keepalive sends enquire_link when nothing has been received for

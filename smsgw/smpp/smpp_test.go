@@ -1079,3 +1079,68 @@ func TestOnResponse(t *testing.T) {
 	case <-time.After(100 * time.Millisecond):
 	}
 }
+
+// TestDeliverOrderPerPair: a burst of messages from several phones,
+// interleaved, is handled concurrently across phones and in order for each
+// one, whatever each handling takes.
+func TestDeliverOrderPerPair(t *testing.T) {
+	const phones, each = 4, 30
+	f := newFakeSMSC(t)
+	var (
+		mu      sync.Mutex
+		got     = make(map[string][]int)
+		running atomic.Int32
+		most    atomic.Int32
+	)
+	h := startClient(t, f, func(c *Config) {
+		c.DispatchWorkers = 16
+		c.Handler = HandlerFunc(func(_ context.Context, d *Deliver) Status {
+			n := running.Add(1)
+			defer running.Add(-1)
+			for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+			}
+			var i int
+			fmt.Sscan(string(d.ShortMessage), &i)
+			// Later messages are handled faster: a pool without order
+			// would finish them first.
+			time.Sleep(time.Duration(each-i) * 100 * time.Microsecond)
+			mu.Lock()
+			got[d.Source.Addr] = append(got[d.Source.Addr], i)
+			mu.Unlock()
+			return StatusOK
+		})
+	})
+	p := f.acceptBound()
+	h.waitBound(t)
+
+	var burst []byte
+	seq := uint32(0)
+	for i := range each {
+		for ph := range phones {
+			seq++
+			burst = append(burst, raw(cmdDeliverSM, 0, seq, deliverBody(fmt.Sprintf("1201555010%d", ph), "12015550100", 0, 0, []byte(fmt.Sprint(i))))...)
+		}
+	}
+	p.send(burst)
+	for range seq {
+		if rh, _ := p.expect(cmdDeliverSM | respBit); rh.Status != 0 {
+			t.Fatalf("deliver_sm %d answered %#x", rh.Seq, rh.Status)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for ph := range phones {
+		src := fmt.Sprintf("1201555010%d", ph)
+		if len(got[src]) != each {
+			t.Fatalf("%s: %d messages handled, want %d", src, len(got[src]), each)
+		}
+		for i, n := range got[src] {
+			if n != i {
+				t.Fatalf("%s: handled in the order %v", src, got[src])
+			}
+		}
+	}
+	if most.Load() < 2 {
+		t.Errorf("at most %d handled at once; phones should not wait for each other", most.Load())
+	}
+}

@@ -239,22 +239,53 @@ func (s *Server) SendMO(ctx context.Context, from, to, text string) error {
 // command_status the ESME answered. It is the hook for tests that need
 // exact PDUs: a chosen sequence number, odd UDH, SAR TLVs, fake receipts.
 func (s *Server) SendDeliver(ctx context.Context, o DeliverOpts) (status uint32, err error) {
-	frame, err := o.encode()
+	st, err := s.SendDelivers(ctx, []DeliverOpts{o})
 	if err != nil {
 		return 0, err
 	}
-	ss := s.pick(o.SystemID, nil, true)
+	return st[0], nil
+}
+
+// SendDelivers sends crafted PDUs on one session, in order, each without
+// waiting for the previous one's response (as an SMSC with a window does),
+// then waits for every response, and returns their command_status in the
+// order of os. The session is the one os[0].SystemID picks.
+func (s *Server) SendDelivers(ctx context.Context, os []DeliverOpts) (status []uint32, err error) {
+	if len(os) == 0 {
+		return nil, nil
+	}
+	ss := s.pick(os[0].SystemID, nil, true)
 	if ss == nil {
-		return 0, ErrNoSession
+		return nil, ErrNoSession
 	}
 	ctx, cancel := s.join(ctx)
 	defer cancel()
-	seq, ch, err := ss.request(frame, o.Seq)
-	if err != nil {
-		return 0, err
+	sent := make([]*attempt, 0, len(os))
+	defer func() {
+		for _, a := range sent[len(status):] {
+			a.ss.forget(a.seq)
+		}
+	}()
+	for _, o := range os {
+		frame, err := o.encode()
+		if err != nil {
+			return nil, err
+		}
+		seq, ch, err := ss.request(frame, o.Seq)
+		if err != nil {
+			return nil, err
+		}
+		sent = append(sent, &attempt{ss: ss, seq: seq, ch: ch})
 	}
-	st, _, err := s.await(ctx, &attempt{ss: ss, seq: seq, ch: ch}, s.settings().ResponseTimeout)
-	return uint32(st), err
+	timeout := s.settings().ResponseTimeout
+	for _, a := range sent {
+		st, _, err := s.await(ctx, a, timeout)
+		if err != nil {
+			return nil, err
+		}
+		status = append(status, uint32(st))
+	}
+	return status, nil
 }
 
 // SendPDU writes a raw PDU with the given command_id, sequence number (0 =
