@@ -94,7 +94,11 @@ func (c *Component) cmdAddressBook(ctx context.Context, from jid.JID, req *adhoc
 
 // reach sums up how a report's contacts are reached.
 func reach(rep *roster.Report) string {
-	s := fmt.Sprintf("%d on XMPP, %d by SMS", rep.OnXMPP(), rep.BySMS())
+	s := fmt.Sprintf("%d on XMPP", rep.OnXMPP())
+	if n := rep.NotMutual(); n > 0 {
+		s += fmt.Sprintf(" (%d without your number yet, shown as SMS in your roster until they add it)", n)
+	}
+	s += fmt.Sprintf(", %d by SMS", rep.BySMS())
 	if n := rep.Unreachable(); n > 0 {
 		s += fmt.Sprintf(", %d not reachable (this gateway sends no SMS there)", n)
 	}
@@ -128,8 +132,10 @@ func reportCommand(rep *roster.Report) *adhoc.Command {
 	for _, e := range rep.Entries {
 		by := "SMS"
 		switch {
-		case e.OnXMPP:
+		case e.OnXMPP && e.Mutual:
 			by = "XMPP"
+		case e.OnXMPP:
+			by = "XMPP (shown as SMS until they have your number)"
 		case e.Unreachable != "":
 			by = "Not reachable: " + e.Unreachable
 		}

@@ -104,6 +104,9 @@ type Entry struct {
 	Name   string
 	Number number.E164
 	OnXMPP bool // the number belongs to a registered user
+	// Mutual: registered, and its user has the uploader's number too; only
+	// then does the number's presence say "on XMPP" (see presenceOf).
+	Mutual bool
 	// Unreachable says why nothing reaches the number: not on XMPP, and
 	// the SMS limits forbid it (Config.Refuse). "" when it is reachable.
 	Unreachable string
@@ -133,6 +136,18 @@ func (r *Report) Unreachable() int {
 	n := 0
 	for _, e := range r.Entries {
 		if e.Unreachable != "" {
+			n++
+		}
+	}
+	return n
+}
+
+// NotMutual counts the entries reachable over XMPP whose users do not have
+// the uploader's number: their presence says "SMS" until they do.
+func (r *Report) NotMutual() int {
+	n := 0
+	for _, e := range r.Entries {
+		if e.OnXMPP && !e.Mutual {
 			n++
 		}
 	}
@@ -217,8 +232,11 @@ func (s *Service) apply(ctx context.Context, owner jid.JID, contacts []addressbo
 		return nil, err
 	}
 	refused := s.refused(book, owners)
+	own, holders := s.holders(ctx, bare, book, owners)
 	for i, c := range book {
-		rep.Entries = append(rep.Entries, Entry{Name: c.Name, Number: number.E164(c.Number), OnXMPP: owners[c.Number] != "", Unreachable: refused[i]})
+		o := owners[c.Number]
+		rep.Entries = append(rep.Entries, Entry{Name: c.Name, Number: number.E164(c.Number), OnXMPP: o != "",
+			Mutual: holders[o] || o != "" && c.Number == own, Unreachable: refused[i]})
 	}
 	s.log.Info().Str("owner", bare).Int("added", res.Added).Int("changed", res.Changed).Int("removed", res.Removed).
 		Int("contacts", len(book)).Msg("address book imported")
@@ -412,6 +430,32 @@ func (s *Service) pushOnce(ctx context.Context) bool {
 	return len(dirty) == pushBatch
 }
 
+// holders returns viewer's own number ("" if none) and, of the users
+// registered to the numbers of book (owners maps numbers to them), those
+// whose address books hold it: viewer and they are mutual contacts.
+func (s *Service) holders(ctx context.Context, viewer string, book []store.Contact, owners map[string]string) (own string, holders map[string]bool) {
+	if b, err := s.store.NumberOf(ctx, viewer); err == nil {
+		own = b.Number
+	}
+	if own == "" {
+		return "", nil
+	}
+	var others []string
+	for _, c := range book {
+		if o := owners[c.Number]; o != "" && o != viewer {
+			others = append(others, o)
+		}
+	}
+	if len(others) == 0 {
+		return own, nil
+	}
+	holders, err := s.store.HoldersAmong(ctx, own, others)
+	if err != nil {
+		s.log.Warn().Err(err).Msg("reading who holds a number failed")
+	}
+	return own, holders
+}
+
 // Presence statuses of number JIDs (see the README's presence rules).
 const (
 	StatusXMPP = "on XMPP"
@@ -441,25 +485,7 @@ func (s *Service) pushPresence(ctx context.Context, owner jid.JID, group []store
 		sent[key] = true
 		_ = s.pusher.ContactPresence(ctx, from, to, avail, status)
 	}
-	own := ""
-	if b, err := s.store.NumberOf(ctx, group[0].Owner); err == nil {
-		own = b.Number
-	}
-	var holders map[string]bool // of the registered numbers' owners, those who have own
-	if own != "" {
-		var others []string
-		for _, c := range group {
-			if o := owners[c.Number]; o != "" && o != group[0].Owner {
-				others = append(others, o)
-			}
-		}
-		if len(others) > 0 {
-			var err error
-			if holders, err = s.store.HoldersAmong(ctx, own, others); err != nil {
-				s.log.Warn().Err(err).Msg("reading who holds a number failed")
-			}
-		}
-	}
+	own, holders := s.holders(ctx, group[0].Owner, group, owners)
 	for _, c := range group {
 		o := owners[c.Number]
 		if !c.Deleted {

@@ -3,6 +3,7 @@ package roster
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -149,6 +150,40 @@ func TestMutualPresence(t *testing.T) {
 		"alice@example.com: +12015550177 available SMS")
 	if status, avail := s.PresenceFor(ctx, alice, bobNum); status != StatusSMS || !avail {
 		t.Errorf("alice's probe of bob after = %q %v", status, avail)
+	}
+}
+
+// TestReportMutual: an upload's report tells the registered numbers whose
+// users have the uploader's number (the roster shows them "on XMPP") from
+// those who do not (shown as SMS until they add it), as the presences do.
+func TestReportMutual(t *testing.T) {
+	s, _, p := service(t)
+	mutual := func(rep *Report) map[string][2]bool {
+		m := make(map[string][2]bool)
+		for _, e := range rep.Entries {
+			m[e.Name] = [2]bool{e.OnXMPP, e.Mutual}
+		}
+		return m
+	}
+	rep := upload(t, s, alice, "Bob, "+bobNum+"\nCarol, "+carolNum+"\nMe, "+aliceNum)
+	if got, want := mutual(rep), map[string][2]bool{"Bob": {true, false}, "Carol": {}, "Me": {true, true}}; !maps.Equal(got, want) {
+		t.Errorf("alice's first report (on XMPP, mutual): %v, want %v", got, want)
+	}
+	if rep.OnXMPP() != 2 || rep.NotMutual() != 1 {
+		t.Errorf("alice's first report: %d on XMPP, %d of them not mutual; want 2, 1", rep.OnXMPP(), rep.NotMutual())
+	}
+	rep = upload(t, s, bob, "Alice, "+aliceNum)
+	if got, want := mutual(rep), map[string][2]bool{"Alice": {true, true}}; !maps.Equal(got, want) {
+		t.Errorf("bob's report: %v, want %v", got, want)
+	}
+	rep = upload(t, s, alice, "Bob, "+bobNum)
+	if got, want := mutual(rep), map[string][2]bool{"Bob": {true, true}}; !maps.Equal(got, want) || rep.NotMutual() != 0 {
+		t.Errorf("alice's second report: %v, want %v", got, want)
+	}
+	drain(t, s)
+	p.take()
+	if status, _ := s.PresenceFor(context.Background(), alice, bobNum); status != StatusXMPP {
+		t.Errorf("bob's presence for alice = %q, want %q as her report says", status, StatusXMPP)
 	}
 }
 

@@ -98,11 +98,22 @@ func TestAddressBook(t *testing.T) {
 			t.Fatalf("address-book stage 1 = %+v", c)
 		}
 		c, iq := adhocRun(t, b, comp, "address-book", c.SessionID, "complete", map[string]string{"contacts": escape(bobBook)})
-		if c.Status != adhoc.Completed || !strings.Contains(notes(c), "2 contacts: 1 on XMPP, 1 by SMS") || !strings.Contains(notes(c), "could not be read") {
+		if c.Status != adhoc.Completed || !strings.Contains(notes(c), "2 contacts: 1 on XMPP (1 without your number yet, shown as SMS in your roster until they add it), 1 by SMS") || !strings.Contains(notes(c), "could not be read") {
 			t.Fatalf("report = %s\n%s", notes(c), iq.XML)
 		}
 		if c.Form == nil || len(c.Form.Items) != 2 {
 			t.Fatalf("report table = %+v", c.Form)
+		}
+		reached := make(map[string]string)
+		for _, it := range c.Form.Items {
+			row := make(map[string]string)
+			for _, f := range it.Fields {
+				row[f.Var] = strings.Join(f.Values, "")
+			}
+			reached[row["number"]] = row["reach"]
+		}
+		if want := "XMPP (shown as SMS until they have your number)"; reached[alice] != want || reached[phone] != "SMS" {
+			t.Errorf("report table: %v; want alice %q, the phone SMS", reached, want)
 		}
 		p := rosterPush(t, b, aliceNum)
 		if !strings.Contains(norm(p.XML), `name="Alice Example"`) || !strings.Contains(p.XML, "Phone contacts") {
