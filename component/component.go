@@ -304,13 +304,17 @@ func (c *Component) Batch(ctx context.Context) (context.Context, func() error) {
 	}
 }
 
-// SendText sends a chat message.
-func (c *Component) SendText(ctx context.Context, from, to jid.JID, id, body string) error {
-	return c.send(ctx, stanza.Message{From: from, To: to, ID: id, Type: stanza.ChatMessage}.Wrap(
-		xmlstream.MultiReader(
-			textElem(xml.Name{Local: "body"}, body),
-			xmlstream.Wrap(nil, xml.StartElement{Name: xml.Name{Space: nsHints, Local: "store"}}),
-		)))
+// SendText sends a chat message. A written time, when not zero, is given
+// in an XEP-0203 delay element from the component.
+func (c *Component) SendText(ctx context.Context, from, to jid.JID, id, body string, written time.Time) error {
+	inner := []xml.TokenReader{
+		textElem(xml.Name{Local: "body"}, body),
+		xmlstream.Wrap(nil, xml.StartElement{Name: xml.Name{Space: nsHints, Local: "store"}}),
+	}
+	if !written.IsZero() {
+		inner = append(inner, delay(written, c.cfg.JID))
+	}
+	return c.send(ctx, stanza.Message{From: from, To: to, ID: id, Type: stanza.ChatMessage}.Wrap(xmlstream.MultiReader(inner...)))
 }
 
 // SendReceipt sends an XEP-0184 receipt for message id.

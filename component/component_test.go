@@ -1004,7 +1004,7 @@ func TestSend(t *testing.T) {
 	ctx := context.Background()
 	number, alice := jid.MustParse(testNumber), jid.MustParse(testAlice)
 
-	if err := h.comp.SendText(ctx, number, alice, "t1", "Reply <from> & phone"); err != nil {
+	if err := h.comp.SendText(ctx, number, alice, "t1", "Reply <from> & phone", time.Time{}); err != nil {
 		t.Fatal(err)
 	}
 	n := sc.next()
@@ -1015,7 +1015,21 @@ func TestSend(t *testing.T) {
 		if len(n.children(nsHints, "store")) != 1 {
 			t.Errorf("no store hint in %s", n)
 		}
+		if d := n.children(nsDelay, "delay"); len(d) != 0 {
+			t.Errorf("a message sent at once has a delay: %v", d)
+		}
 	}}.match(t, n)
+
+	written := time.Date(2026, 11, 27, 9, 30, 15, 250e6, time.FixedZone("", 3600))
+	if err := h.comp.SendText(ctx, number, alice, "t2", "waited", written); err != nil {
+		t.Fatal(err)
+	}
+	want{name: "message", attr: map[string]string{"id": "t2"}, check: func(t *testing.T, n node) {
+		d := n.children(nsDelay, "delay")
+		if len(d) != 1 || d[0].attr("stamp") != "2026-11-27T08:30:15.250Z" || d[0].attr("from") != h.comp.cfg.JID.String() {
+			t.Errorf("delay %v, want stamp 2026-11-27T08:30:15.250Z from the component", d)
+		}
+	}}.match(t, sc.next())
 
 	if err := h.comp.SendReceipt(ctx, number, alice, "m1"); err != nil {
 		t.Fatal(err)
@@ -1044,7 +1058,7 @@ func TestSend(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range 20 {
 		wg.Go(func() {
-			if err := h.comp.SendText(ctx, number, alice, fmt.Sprintf("c%d", i), "x"); err != nil {
+			if err := h.comp.SendText(ctx, number, alice, fmt.Sprintf("c%d", i), "x", time.Time{}); err != nil {
 				t.Error(err)
 			}
 		})
@@ -1068,7 +1082,7 @@ func checkSendsDisconnected(t *testing.T, c *Component, when, id, body string, e
 	t.Helper()
 	ctx := context.Background()
 	number, alice := jid.MustParse(testNumber), jid.MustParse(testAlice)
-	if err := c.SendText(ctx, number, alice, id, body); !errors.Is(err, ErrDisconnected) {
+	if err := c.SendText(ctx, number, alice, id, body, time.Time{}); !errors.Is(err, ErrDisconnected) {
 		t.Errorf("SendText %s: %v, want ErrDisconnected", when, err)
 	}
 	if err := c.SendReceipt(ctx, number, alice, id); !errors.Is(err, ErrDisconnected) {
@@ -1130,7 +1144,7 @@ func TestReconnect(t *testing.T) {
 	if h.comp.Connected() {
 		t.Error("Connected() is true while the component is reconnecting")
 	}
-	if err := h.comp.SendText(context.Background(), number, alice, "r1", "x"); !errors.Is(err, ErrDisconnected) {
+	if err := h.comp.SendText(context.Background(), number, alice, "r1", "x", time.Time{}); !errors.Is(err, ErrDisconnected) {
 		t.Errorf("SendText while reconnecting: %v, want ErrDisconnected", err)
 	}
 	sc2, err := handshake(t, conn, testSecret)
@@ -1142,7 +1156,7 @@ func TestReconnect(t *testing.T) {
 		t.Error("Connected() is false after reconnecting")
 	}
 	sc2.ping()
-	if err := h.comp.SendText(context.Background(), number, alice, "r2", "x"); err != nil {
+	if err := h.comp.SendText(context.Background(), number, alice, "r2", "x", time.Time{}); err != nil {
 		t.Fatal(err)
 	}
 	if n := sc2.next(); n.attr("id") != "r2" {

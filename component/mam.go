@@ -264,7 +264,7 @@ func (c *Component) mamResult(to jid.JID, queryID, prefix string, it store.Archi
 			attr("from", msgFrom), attr("to", msgTo), attr("type", string(stanza.ChatMessage)), attr("id", msgID),
 		}})
 	forwarded := xmlstream.Wrap(xmlstream.MultiReader(
-		xmlstream.Wrap(nil, xml.StartElement{Name: xml.Name{Space: nsDelay, Local: "delay"}, Attr: []xml.Attr{attr("stamp", stamp(it.At))}}),
+		delay(it.At, jid.JID{}),
 		inner,
 	), xml.StartElement{Name: xml.Name{Space: nsForward, Local: "forwarded"}})
 	return stanza.Message{From: c.cfg.JID, To: to, ID: prefix + "-" + id, Type: stanza.NormalMessage}.Wrap(xmlstream.Wrap(forwarded, result))
@@ -320,5 +320,16 @@ func (c *Component) handleMAMMetadata(ctx context.Context, t xmlstream.TokenRead
 
 // stamp is an XEP-0082 time in UTC with milliseconds.
 func stamp(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z") }
+
+// delay is an XEP-0203 delay element: the stanza was first sent at at (by
+// from, when not zero).
+func delay(at time.Time, from jid.JID) xml.TokenReader {
+	d := xml.StartElement{Name: xml.Name{Space: nsDelay, Local: "delay"}}
+	if !from.Equal(jid.JID{}) {
+		d.Attr = append(d.Attr, xml.Attr{Name: xml.Name{Local: "from"}, Value: from.String()})
+	}
+	d.Attr = append(d.Attr, xml.Attr{Name: xml.Name{Local: "stamp"}, Value: stamp(at)})
+	return xmlstream.Wrap(nil, d)
+}
 
 func randomID() string { return randHex(6) }

@@ -5,6 +5,7 @@ import (
 	"encoding/xml"
 	"errors"
 	"fmt"
+	"time"
 
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
@@ -161,5 +162,5 @@ func registerError(err error) error {
 
 // Notify sends a chat message from the component itself.
 func (c *Component) Notify(ctx context.Context, to jid.JID, text string) error {
-	return c.SendText(ctx, c.cfg.JID, to, "note-"+newSessionID(), text)
+	return c.SendText(ctx, c.cfg.JID, to, "note-"+newSessionID(), text, time.Time{})
 }

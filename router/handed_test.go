@@ -1,6 +1,7 @@
 package router
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -34,6 +35,44 @@ func TestHandedBound(t *testing.T) {
 	if len(r.handed) != 0 {
 		t.Fatalf("%d handed notices left", len(r.handed))
 	}
+}
+
+// TestDelayedFromPhone: a message from a phone sent to its user well after
+// it came carries the time it came; one sent at once does not.
+func TestDelayedFromPhone(t *testing.T) {
+	x := &textXMPP{}
+	r := New(Config{Component: jid.MustParse("sms.example.com")}, storetest.SQLite(t))
+	r.SetXMPP(x)
+	came := time.Now().Add(-time.Minute).Truncate(time.Millisecond)
+	for _, n := range []store.Notice{
+		{ID: 1, Direction: store.In, UserJID: "alice@example.com", PeerNumber: "+12015550199", Body: "now", Stored: time.Now()},
+		{ID: 2, Direction: store.In, UserJID: "alice@example.com", PeerNumber: "+12015550199", Body: "waited", Stored: came},
+	} {
+		if err := r.send(t.Context(), n, make(presenceSeen)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(x.sent) != 2 || x.sent[0].body != "now" || !x.sent[0].written.IsZero() ||
+		x.sent[1].body != "waited" || !x.sent[1].written.Equal(came) {
+		t.Fatalf("sent %+v; want %q undated, then %q written at %v", x.sent, "now", "waited", came)
+	}
+}
+
+// textXMPP records SendText; nothing else of XMPP is used.
+type textXMPP struct {
+	XMPP
+	sent []struct {
+		body    string
+		written time.Time
+	}
+}
+
+func (x *textXMPP) SendText(_ context.Context, _, _ jid.JID, _, body string, written time.Time) error {
+	x.sent = append(x.sent, struct {
+		body    string
+		written time.Time
+	}{body, written})
+	return nil
 }
 
 // countingXMPP answers Available and counts the calls; nothing else of

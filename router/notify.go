@@ -23,6 +23,10 @@ const (
 	// runs out is left to be claimed again rather than sent late, when
 	// another instance may be sending it too.
 	handedMargin = 5 * time.Second
+	// delayedAfter: a message from a phone sent to its user this long
+	// after it came (the XMPP server was down, or the notice waited for a
+	// claim) carries the time it came, so that clients show it then.
+	delayedAfter = 5 * time.Second
 )
 
 // HandNotices takes notices the store leased to this instance for
@@ -83,18 +87,18 @@ func (r *Router) notifyLoop(ctx context.Context) {
 	t := time.NewTicker(noticePoll)
 	defer t.Stop()
 	for {
-		// Handed and claimed batches take turns, so a steady stream of
-		// handed receipts cannot keep claimable notices (messages from
-		// phones, failures) waiting.
+		// Claimable notices go first, until none is left: they are older
+		// than those handed since (a lease ran out while the XMPP server
+		// was down, or a send failed), so a phone's messages that waited
+		// reach the user before its newer ones. A steady stream of handed
+		// receipts cannot keep them waiting, and handed notices that wait
+		// too long behind them are claimed in their turn.
 		for r.xmpp.Connected() {
-			handed := r.sendNotices(ctx, true)
-			claimed := false
-			if r.xmpp.Connected() && r.claimDue.Swap(false) {
-				if claimed = r.sendNotices(ctx, false); claimed {
-					r.claimDue.Store(true) // a full batch: there may be more
-				}
+			if r.claimDue.Swap(false) && r.sendNotices(ctx, false) {
+				r.claimDue.Store(true) // a full batch: there may be more
+				continue
 			}
-			if !handed && !claimed {
+			if !r.xmpp.Connected() || !r.sendNotices(ctx, true) {
 				break
 			}
 		}
@@ -225,7 +229,11 @@ func (r *Router) send(ctx context.Context, n store.Notice, seen presenceSeen) er
 		if peer.Equal(r.cfg.Component) {
 			body = n.PeerNumber + ": " + body
 		}
-		return r.xmpp.SendText(ctx, peer, user, "sms-"+strconv.FormatInt(n.ID, 10), body)
+		var written time.Time
+		if time.Since(n.Stored) > delayedAfter {
+			written = n.Stored
+		}
+		return r.xmpp.SendText(ctx, peer, user, "sms-"+strconv.FormatInt(n.ID, 10), body, written)
 	case n.State == store.StateDelivered:
 		if !n.WantReceipt || n.StanzaID == "" {
 			return nil
@@ -240,7 +248,7 @@ func (r *Router) send(ctx context.Context, n store.Notice, seen presenceSeen) er
 				// (from the number it would read as the phone's words),
 				// which reaches their other clients or waits in offline
 				// storage.
-				return r.xmpp.SendText(ctx, r.cfg.Component, user.Bare(), "sms-failed-"+strconv.FormatInt(n.ID, 10), r.failureText(ctx, n))
+				return r.xmpp.SendText(ctx, r.cfg.Component, user.Bare(), "sms-failed-"+strconv.FormatInt(n.ID, 10), r.failureText(ctx, n), time.Time{})
 			}
 		}
 		if n.Route == store.RouteXMPP { // a relay whose fallback the SMS limits refused, or not handed on

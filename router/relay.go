@@ -164,7 +164,7 @@ func (r *Router) fellBack(ctx context.Context, m *store.Outbound, why string) {
 		return
 	}
 	text := fmt.Sprintf("(Not confirmed over XMPP: %s. The message was sent as SMS.)", why)
-	if err := r.xmpp.SendText(ctx, peer, sender, "fallback-"+m.StanzaID, text); err != nil {
+	if err := r.xmpp.SendText(ctx, peer, sender, "fallback-"+m.StanzaID, text, time.Time{}); err != nil {
 		r.log.Debug().Err(err).Msg("could not send the fallback notice")
 	}
 }

@@ -50,8 +50,10 @@ type Store interface {
 type XMPP interface {
 	// Connected reports whether stanzas can be sent now.
 	Connected() bool
-	// SendText sends a chat message with body from → to.
-	SendText(ctx context.Context, from, to jid.JID, id, body string) error
+	// SendText sends a chat message with body from → to. A written time
+	// (not zero) is when it was written, for a message that waited: the
+	// stanza says so (XEP-0203), and clients show it at that time.
+	SendText(ctx context.Context, from, to jid.JID, id, body string, written time.Time) error
 	// SendReceipt sends an XEP-0184 receipt for the message id.
 	SendReceipt(ctx context.Context, from, to jid.JID, id string) error
 	// SendError sends a message error for the message id.

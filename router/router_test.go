@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -36,6 +37,7 @@ type fakeXMPP struct {
 	present  map[string]bool // JID (bare, or a resource on its own) → available; absent: unknown
 	asked    int             // calls of Available
 	relayErr error           // what SendRelay returns
+	down     atomic.Bool     // Connected says false
 }
 
 func newFakeXMPP() *fakeXMPP { return &fakeXMPP{notify: make(chan struct{}, 100)} }
@@ -48,8 +50,8 @@ func (f *fakeXMPP) add(s sent) error {
 	return nil
 }
 
-func (f *fakeXMPP) Connected() bool { return true }
-func (f *fakeXMPP) SendText(_ context.Context, from, to jid.JID, id, body string) error {
+func (f *fakeXMPP) Connected() bool { return !f.down.Load() }
+func (f *fakeXMPP) SendText(_ context.Context, from, to jid.JID, id, body string, _ time.Time) error {
 	return f.add(sent{kind: "text", from: from.String(), to: to.String(), id: id, text: body})
 }
 func (f *fakeXMPP) SendReceipt(_ context.Context, from, to jid.JID, id string) error {
@@ -670,6 +672,26 @@ func TestFailureReports(t *testing.T) {
 	defer f.x.mu.Unlock()
 	if len(f.x.out) != 0 { // next takes what it returns
 		t.Fatalf("sent besides the reports: %+v", f.x.out)
+	}
+}
+
+// TestClaimedFirst: after the XMPP side was down, notices left to a claim
+// (older: their lease ran out meanwhile) go before those handed since, so
+// a phone's messages keep their order.
+func TestClaimedFirst(t *testing.T) {
+	f := setup(t, router.Config{})
+	f.x.down.Store(true)
+	old := &store.Inbound{Source: phone, Dest: aliceNum, RecipientJID: "alice@example.com", Body: "first"}
+	if err := f.st.AcceptInbound(context.Background(), old); err != nil || old.Handed {
+		t.Fatalf("AcceptInbound: handed %v, %v; want it left to a claim", old.Handed, err)
+	}
+	f.r.HandNotices([]store.Notice{{ID: old.ID + 1, Direction: store.In, UserJID: "alice@example.com", PeerNumber: phone, Body: "second", Stored: time.Now()}})
+	f.x.down.Store(false)
+	f.r.Wake() // as the component does when it connects
+	for _, want := range []string{"first", "second"} {
+		if s := f.x.next(t, "text"); s.text != want {
+			t.Fatalf("sent %q, want %q", s.text, want)
+		}
 	}
 }
 

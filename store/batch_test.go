@@ -215,7 +215,7 @@ func TestHandInbound(t *testing.T) {
 			t.Fatal("no notice handed")
 		}
 		want := store.Notice{ID: in.ID, Direction: store.In, Route: store.RouteSMS, State: store.StateReceived, UserJID: in.RecipientJID,
-			UserNumber: in.Dest, PeerNumber: in.Source, Body: "hi"}
+			UserNumber: in.Dest, PeerNumber: in.Source, Body: "hi", Stored: time.UnixMilli(at.UnixMilli())}
 		if len(ns) != 1 || ns[0] != want {
 			t.Fatalf("handed %+v, want %+v", ns, want)
 		}

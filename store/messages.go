@@ -534,7 +534,7 @@ func (s *Store) AcceptInbound(ctx context.Context, in *Inbound) error {
 	if handed {
 		op.notice = func() (Notice, bool) {
 			return Notice{ID: in.ID, Direction: In, Route: RouteSMS, State: StateReceived, UserJID: in.RecipientJID,
-				UserNumber: in.Dest, PeerNumber: in.Source, Body: in.Body}, found && !in.Duplicate
+				UserNumber: in.Dest, PeerNumber: in.Source, Body: in.Body, Stored: time.UnixMilli(now)}, found && !in.Duplicate
 		}
 	}
 	if err := s.grouped(ctx, op); err != nil {
@@ -593,6 +593,9 @@ type Notice struct {
 	WantReceipt bool
 	Body        string
 	Error       string
+	// Stored is when the message was stored: for a message from a phone,
+	// when it came from the SMSC.
+	Stored time.Time
 }
 
 // claimableNotices selects the notices waiting (lease_until 0) or whose
@@ -629,7 +632,7 @@ func (s *Store) ClaimNotices(ctx context.Context, owner string, limit int, lease
 			args...); err != nil {
 			return err
 		}
-		rows, err := s.txQuery(ctx, tx, `SELECT id, direction, route, state, user_jid, user_number, peer_number, stanza_id, want_receipt, body, error
+		rows, err := s.txQuery(ctx, tx, `SELECT id, direction, route, state, user_jid, user_number, peer_number, stanza_id, want_receipt, body, error, created_at
 			FROM messages WHERE id IN (`+inList(1, len(args)-2)+`) ORDER BY id`, args[2:]...)
 		if err != nil {
 			return err
@@ -637,13 +640,14 @@ func (s *Store) ClaimNotices(ctx context.Context, owner string, limit int, lease
 		defer rows.Close()
 		for rows.Next() {
 			var (
-				n    Notice
-				want int
+				n       Notice
+				want    int
+				created int64
 			)
-			if err := rows.Scan(&n.ID, &n.Direction, &n.Route, &n.State, &n.UserJID, &n.UserNumber, &n.PeerNumber, &n.StanzaID, &want, &n.Body, &n.Error); err != nil {
+			if err := rows.Scan(&n.ID, &n.Direction, &n.Route, &n.State, &n.UserJID, &n.UserNumber, &n.PeerNumber, &n.StanzaID, &want, &n.Body, &n.Error, &created); err != nil {
 				return err
 			}
-			n.WantReceipt = want != 0
+			n.WantReceipt, n.Stored = want != 0, time.UnixMilli(created)
 			out = append(out, n)
 		}
 		return rows.Err()

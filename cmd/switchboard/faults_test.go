@@ -557,6 +557,51 @@ func TestProsodyRestart(t *testing.T) {
 	waitComponent(t, s, a2)
 }
 
+// TestPhoneMessagesWhileServerDown: messages from a phone that come while
+// the XMPP server is down wait in the store and reach the user, in order,
+// once it is back, each saying when it came (XEP-0203), since that was
+// seconds before the user sees it.
+func TestPhoneMessagesWhileServerDown(t *testing.T) {
+	s := startStackEnv(t, sqliteDSN(t), smsc.Config{})
+	a := s.login(t, "alice")
+	waitComponent(t, s, a)
+	ctx := ctxT(t, 45*time.Second)
+
+	s.prosody.Stop(t)
+	var came []time.Time
+	for i := range 3 {
+		came = append(came, time.Now())
+		must(t, s.smsc.SendMO(ctx, phone, alice, fmt.Sprintf("while down %d", i)))
+	}
+	time.Sleep(6 * time.Second) // more than the router's delayedAfter
+	s.prosody.Start(t)
+	a2 := s.login(t, "alice")
+	for i := range 3 {
+		st, err := a2.Next(ctx, message(s.numberJID(phone)))
+		must(t, err)
+		if want := fmt.Sprintf("while down %d", i); st.Body != want {
+			t.Fatalf("got %q, want %q", st.Body, want)
+		}
+		var v struct {
+			Delays []struct {
+				From  string `xml:"from,attr"`
+				Stamp string `xml:"stamp,attr"`
+			} `xml:"urn:xmpp:delay delay"`
+		}
+		must(t, st.Decode(&v))
+		var stamp time.Time
+		for _, d := range v.Delays {
+			if d.From == s.prosody.Component {
+				stamp, err = time.Parse(time.RFC3339Nano, d.Stamp)
+				must(t, err)
+			}
+		}
+		if d := stamp.Sub(came[i]); d < -time.Second || d > 2*time.Second {
+			t.Errorf("%q: delay from %s says %v, %v after it was sent; want when it came (%s)", st.Body, s.prosody.Component, stamp, d, st.XML)
+		}
+	}
+}
+
 // TestGatewayRestart stops the gateway while receipts are pending at the
 // SMSC and starts it again on the same store: the receipts that come after
 // the restart are matched through the table and reach the user.

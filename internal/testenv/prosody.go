@@ -369,6 +369,13 @@ func (p *Prosody) Stop(t testing.TB) {
 	p.stop(t)
 }
 
+// Start starts Prosody again after Stop, on the same ports with the same
+// data.
+func (p *Prosody) Start(t testing.TB) {
+	t.Helper()
+	p.start(t)
+}
+
 func (p *Prosody) start(t testing.TB) {
 	t.Helper()
 	p.srv.start(t, p.Domain, p.Component, []string{p.C2SAddr, p.ComponentAddr}, "--config", p.cfg.ConfigFile(), "-F")
