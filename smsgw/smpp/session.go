@@ -390,8 +390,8 @@ func (s *session) handleDeliver(h header, body []byte) {
 		s.write(encodeDeliverResp(h.ID, h.Seq, StatusRxTAppn))
 		return
 	}
-	// Workers handle DispatchWorkers at once, and as many again times
-	// eight wait; the channel holds them all, so the send never blocks.
+	// DispatchWorkers PDUs are handled at once and eight times as many
+	// wait; the channel has room for them all, so the send never blocks.
 	if s.queued.Add(1) > int32(cap(s.dispatch)) {
 		s.queued.Add(-1)
 		s.log.Warn().Uint32("seq", h.Seq).Msg("smpp: dispatch queue full; answering ESME_RX_T_APPN")
