@@ -37,6 +37,7 @@ type Store interface {
 	AckRelay(ctx context.Context, id int64) (bool, error)
 	BounceRelay(ctx context.Context, id int64, reason string) (bool, error)
 	OwnerOf(ctx context.Context, number string) (store.Binding, error)
+	ShortCodeWrote(ctx context.Context, user, number, code string, since time.Time) (store.ShortCode, error)
 	AcceptOutbound(ctx context.Context, msgs []*store.Outbound) error
 	AcceptInbound(ctx context.Context, in *store.Inbound) error
 	ClaimNotices(ctx context.Context, owner string, limit int, lease time.Duration) ([]store.Notice, error)
@@ -111,8 +112,9 @@ type Config struct {
 	// before it was stored, and for each relay whose fallback to SMS the
 	// limits refused, with a short reason for metrics: "country",
 	// "prefix", "quota_global", "quota_user_minute", "quota_user_day",
-	// "too_long", "unregistered" (the sender has no number) or "internal"
-	// (the store failed).
+	// "too_long", "short_code" (an answer to a short code that did not
+	// write to the sender within Limits.ShortCodeReply), "unregistered"
+	// (the sender has no number) or "internal" (the store failed).
 	OnRefused func(reason string)
 	// OnMessage, if set, is called for each outcome of a message the router
 	// sees, for metrics: direction "out" or "in", route "sms" or "xmpp", and
@@ -139,6 +141,15 @@ type Limits struct {
 	// everyone's together. 0 sets no limit; with neither of the first two
 	// set, users' SMS are not counted at all (store.CountSMSPerUser).
 	PerUserMinute, PerUserDay, GlobalMinute int
+	// ShortCodeReply is how long after a short code (3 to 6 digits: a
+	// service's sender) last wrote to a user, at the number they have, the
+	// user may answer it by SMS. Short codes may be premium-rate, so none
+	// other is reached: a user, or a stolen account, cannot send to one of
+	// its choosing. Such an answer counts against the quotas like any SMS;
+	// the region and prefix limits do not apply (a short code has neither:
+	// it is reached only in the network of the SMSC it wrote through). 0,
+	// unlike the others, means no short code may be answered at all.
+	ShortCodeReply time.Duration
 }
 
 // Router routes messages. Create it with New, then Run it.
@@ -172,8 +183,9 @@ type handedNotice struct {
 // store, waiting for the batch that routes it.
 type pending struct {
 	from, to jid.JID
-	dest     string // E.164
+	dest     string // E.164, or a short code (short)
 	owner    string // bare JID the destination number belongs to, if routed over XMPP
+	short    bool   // dest is a short code, answered by SMS (see Limits.ShortCodeReply)
 	m        Message
 	msg      *store.Outbound // nil for a body-less stanza (never stored)
 }
@@ -281,28 +293,33 @@ func (r *Router) Outbound(ctx context.Context, m Message) error {
 	if !r.Served(m.From) {
 		return stanzaErr(stanza.Cancel, stanza.Forbidden, "This gateway serves only users of "+strings.Join(r.cfg.Domains, ", ")+".")
 	}
-	dest, err := number.FromJID(m.To, r.cfg.DefaultRegion)
+	n, err := number.FromJID(m.To, r.cfg.DefaultRegion)
+	dest, short := n.String(), false
 	if err != nil {
 		if m.smsText() == "" {
 			return nil
 		}
-		if shortCode(m.To.Localpart()) {
-			// A service that texted the user from a short code: a reply
-			// would go to a number the limits cannot place (and some
-			// charge the sender), so there is none.
-			return stanzaErr(stanza.Cancel, stanza.ServiceUnavailable,
-				fmt.Sprintf("%s is a short code: this gateway sends no SMS to short codes, so it cannot be answered from here.", m.To.Localpart()))
+		code := m.To.Localpart()
+		if !shortCode(code) {
+			return stanzaErr(stanza.Modify, stanza.JIDMalformed,
+				fmt.Sprintf("%q is not a phone number this gateway can reach: write it in international form, e.g. +12015550123@%s.",
+					code, r.cfg.Component.Domainpart()))
 		}
-		return stanzaErr(stanza.Modify, stanza.JIDMalformed,
-			fmt.Sprintf("%q is not a phone number this gateway can reach: write it in international form, e.g. +12015550123@%s.",
-				m.To.Localpart(), r.cfg.Component.Domainpart()))
+		if r.cfg.Limits.ShortCodeReply <= 0 {
+			// A service that texted the user from a short code: answers
+			// are off (some short codes charge the sender).
+			return stanzaErr(stanza.Cancel, stanza.ServiceUnavailable,
+				fmt.Sprintf("%s is a short code: this gateway sends no SMS to short codes, so it cannot be answered from here.", code))
+		}
+		// Whether it wrote to the sender is for the batch to look up.
+		dest, short = code, true
 	}
-	p := &pending{from: m.From, to: m.To, dest: dest.String(), m: m}
+	p := &pending{from: m.From, to: m.To, dest: dest, short: short, m: m}
 	if m.smsText() != "" {
 		_, parts := coding.Count(m.smsText())
 		p.msg = &store.Outbound{
 			SenderJID:   m.From.String(),
-			Dest:        dest.String(),
+			Dest:        dest,
 			StanzaID:    m.ID,
 			WantReceipt: m.WantReceipt,
 			Body:        m.smsText(),
@@ -396,7 +413,7 @@ func (r *Router) storeBatch(ctx context.Context, batch []*pending) {
 			seen[b] = true
 			jids = append(jids, b)
 		}
-		if !seen[p.dest] {
+		if !seen[p.dest] && !p.short { // a short code is nobody's number
 			seen[p.dest] = true
 			dests = append(dests, p.dest)
 		}
@@ -467,7 +484,11 @@ func (r *Router) storeBatch(ctx context.Context, batch []*pending) {
 					fmt.Sprintf("The message is too long: it would take %d SMS, and at most %d are allowed.", p.msg.Parts, r.cfg.MaxParts))
 				continue
 			}
-			if reason, why := r.forbidden(p.dest); why != "" {
+			if p.short {
+				if !r.shortCodeWrote(ctx, p, num, internal) {
+					continue
+				}
+			} else if reason, why := r.forbidden(p.dest); why != "" {
 				r.refused(ctx, p, reason, why)
 				continue
 			}
@@ -543,6 +564,50 @@ func (r *Router) storeBatch(ctx context.Context, batch []*pending) {
 	if len(handed) < nSMS {
 		r.cfg.WakeSMS()
 	}
+}
+
+// shortCodeWrote tells whether the short code p is to (p.dest) wrote to
+// its sender, at num, within Limits.ShortCodeReply, and if so addresses
+// p's SMS as that message came (the SMSC, its TON and NPI); if not, or if
+// the store fails (the sender gets internal), the sender is told and it
+// returns false. One indexed read per answer: answers to short codes are
+// rare.
+func (r *Router) shortCodeWrote(ctx context.Context, p *pending, num string, internal stanza.Error) bool {
+	window := r.cfg.Limits.ShortCodeReply
+	sc, err := r.store.ShortCodeWrote(ctx, p.from.Bare().String(), num, p.dest, time.Now().Add(-window))
+	if errors.Is(err, store.ErrNotFound) {
+		why := fmt.Sprintf("%s is a short code: it can only be answered within %s after it wrote to you, and it has not written to your number %s in that time.",
+			p.dest, span(window), num)
+		r.log.Info().Str("from", p.from.Bare().String()).Str("dest", p.dest).Msg("answer to a short code that did not write refused")
+		r.refuse(ctx, []*pending{p}, "short_code", stanzaErr(stanza.Cancel, stanza.ServiceUnavailable, why))
+		return false
+	}
+	if err != nil {
+		r.log.Error().Err(err).Str("dest", p.dest).Msg("looking up a short code's messages failed")
+		r.refuse(ctx, []*pending{p}, "internal", internal)
+		return false
+	}
+	p.msg.DestTON, p.msg.DestNPI, p.msg.SMSC = sc.TON, sc.NPI, sc.SMSC
+	return true
+}
+
+// span writes d for people: "7 days", "1 hour", "90 minutes".
+func span(d time.Duration) string {
+	unit := func(n time.Duration, one string) string {
+		if n == 1 {
+			return "1 " + one
+		}
+		return fmt.Sprintf("%d %ss", n, one)
+	}
+	switch {
+	case d%(24*time.Hour) == 0:
+		return unit(d/(24*time.Hour), "day")
+	case d%time.Hour == 0:
+		return unit(d/time.Hour, "hour")
+	case d%time.Minute == 0:
+		return unit(d/time.Minute, "minute")
+	}
+	return d.String()
 }
 
 // unreachable reports whether owner is known to have no available

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -215,9 +216,10 @@ func TestChecksBeforeStoring(t *testing.T) {
 	if !errors.As(err, &se) || se.Condition != stanza.JIDMalformed || !strings.Contains(se.Text[""], "pizza") {
 		t.Fatalf("bad number: %v", err)
 	}
-	// A short code (a service's sender) is said to be one, not malformed.
+	// A short code (a service's sender) is said to be one, not malformed;
+	// with answers to short codes off (Limits.ShortCodeReply 0), at once.
 	err = f.r.Outbound(ctx, router.Message{From: alice, To: jid.MustParse("72345@sms.example.com"), Body: "STOP"})
-	if !errors.As(err, &se) || se.Condition != stanza.ServiceUnavailable || !strings.Contains(se.Text[""], "72345 is a short code") {
+	if !errors.As(err, &se) || se.Condition != stanza.ServiceUnavailable || !strings.Contains(se.Text[""], "72345 is a short code: this gateway sends no SMS to short codes") {
 		t.Fatalf("reply to a short code: %v", err)
 	}
 	// A body-less stanza to a bad number is dropped quietly.
@@ -727,5 +729,74 @@ func TestClaimsNotStarved(t *testing.T) {
 	f.r.Wake()
 	if s := f.x.next(t, "text"); s.text != "from the phone" || s.to != "alice@example.com" {
 		t.Fatalf("sent %+v", s)
+	}
+}
+
+// TestAnswerShortCode: a short code that wrote to a user within
+// Limits.ShortCodeReply may be answered: the SMS goes to the short code,
+// addressed as it came (TON, NPI, SMSC), within the quotas and outside the
+// region limit (a short code has no region). One that wrote to another
+// user, never wrote, or wrote before the window, is refused with a text.
+func TestAnswerShortCode(t *testing.T) {
+	ctx := context.Background()
+	var (
+		mu      sync.Mutex
+		refused []string
+	)
+	f := setup(t, router.Config{
+		Limits:    router.Limits{AllowedRegions: []string{"CA"}, PerUserMinute: 2, ShortCodeReply: 24 * time.Hour},
+		OnRefused: func(reason string) { mu.Lock(); refused = append(refused, reason); mu.Unlock() },
+	})
+	wrote := func(f *fixture, code, num, user string) {
+		t.Helper()
+		in := &store.Inbound{Source: code, Dest: num, RecipientJID: user, Body: "Reply YES to confirm", SourceTON: 3, SourceNPI: 0, SMSC: "b"}
+		if err := f.st.AcceptInbound(ctx, in); err != nil {
+			t.Fatal(err)
+		}
+	}
+	answer := func(f *fixture, id, code string) {
+		t.Helper()
+		if err := f.r.Outbound(ctx, router.Message{From: alice, To: numberJID(code), ID: id, Body: "YES"}); err != nil {
+			t.Fatalf("answer %s: %v", id, err)
+		}
+	}
+	wrote(f, "72345", aliceNum, "alice@example.com")
+	wrote(f, "55555", bobNum, "bob@example.com")
+
+	answer(f, "a1", "72345")
+	msgs := f.queued(t)
+	if len(msgs) != 1 || msgs[0].Dest != "72345" || msgs[0].SenderNumber != aliceNum || msgs[0].Body != "YES" ||
+		msgs[0].DestTON != 3 || msgs[0].DestNPI != 0 || msgs[0].SMSC != "b" {
+		t.Fatalf("answer queued as %+v; want to 72345, TON 3, NPI 0, SMSC b", msgs)
+	}
+	for _, code := range []string{"55555", "99999"} { // bob's short code; one that never wrote
+		answer(f, "n"+code, code)
+		s := f.x.next(t, "error")
+		if s.id != "n"+code || s.condition != stanza.ServiceUnavailable ||
+			!strings.Contains(s.text, code+" is a short code: it can only be answered within 1 day after it wrote to you") {
+			t.Fatalf("answer to %s: %+v; want service-unavailable saying it did not write", code, s)
+		}
+	}
+	// The quotas count answers like any SMS: the second passes, the third
+	// is over alice's two a minute.
+	answer(f, "a2", "72345")
+	f.queued(t)
+	answer(f, "a3", "72345")
+	if s := f.x.next(t, "error"); s.id != "a3" || !strings.Contains(s.text, "last minute") {
+		t.Fatalf("third answer in a minute: %+v; want the quota's refusal", s)
+	}
+	mu.Lock()
+	if want := []string{"short_code", "short_code", "quota_user_minute"}; !slices.Equal(refused, want) {
+		t.Errorf("refusals counted as %q, want %q", refused, want)
+	}
+	mu.Unlock()
+
+	// A short code that wrote before the window may not be answered.
+	f2 := setup(t, router.Config{Limits: router.Limits{ShortCodeReply: time.Millisecond}})
+	wrote(f2, "72345", aliceNum, "alice@example.com")
+	time.Sleep(20 * time.Millisecond) // the message is out of the window
+	answer(f2, "late", "72345")
+	if s := f2.x.next(t, "error"); s.id != "late" || s.condition != stanza.ServiceUnavailable || !strings.Contains(s.text, "it has not written to your number "+aliceNum) {
+		t.Fatalf("answer after the window: %+v", s)
 	}
 }

@@ -220,6 +220,37 @@ func (g *Gateway) pick(dest string) *Link {
 	return cands[int(g.rr.Add(1)%uint64(len(cands)))]
 }
 
+// pickSMSC chooses a bind of SMSC name that is up, the binds taking
+// turns; nil when none is. known tells whether any bind of that SMSC is
+// configured at all.
+func (g *Gateway) pickSMSC(name string) (l *Link, known bool) {
+	var cands []*Link
+	for _, l := range g.links {
+		if l.SMSC != name {
+			continue
+		}
+		known = true
+		if l.Client.Bound() {
+			cands = append(cands, l)
+		}
+	}
+	if len(cands) == 0 {
+		return nil, known
+	}
+	return cands[int(g.rr.Add(1)%uint64(len(cands)))], true
+}
+
+// route chooses the bind for m: by destination prefix (pick), or, for a
+// short code, one of the SMSC it wrote through, with no failover: its
+// digits name a service only in that SMSC's network. known is false when
+// that SMSC is not configured any more.
+func (g *Gateway) route(m *store.Outbound) (l *Link, known bool) {
+	if shortCodeDest(m.Dest) {
+		return g.pickSMSC(m.SMSC)
+	}
+	return g.pick(m.Dest), true
+}
+
 // Wake makes the gateway look for queued messages now.
 func (g *Gateway) Wake() {
 	select {
@@ -381,8 +412,8 @@ func (g *Gateway) submit(ctx context.Context, m *store.Outbound) {
 		g.fail(bg, m, "the sender's number is not valid")
 		return
 	}
-	dst, err := number.FromDigits(m.Dest)
-	if err != nil {
+	dst, ok := destAddr(m)
+	if !ok {
 		g.fail(bg, m, "the destination number is not valid")
 		return
 	}
@@ -395,21 +426,25 @@ func (g *Gateway) submit(ctx context.Context, m *store.Outbound) {
 	if len(parts) > 1 {
 		esm = coding.ESMClassUDHI
 	}
-	link := g.pick(m.Dest)
+	link, known := g.route(m)
+	if !known {
+		g.fail(bg, m, "the SMSC that carried the short code's message is no longer configured")
+		return
+	}
 	for i, sm := range parts {
 		seq := i + 1
 		if m.Done[seq] {
 			continue
 		}
 		if link == nil || !link.Client.Bound() {
-			if link = g.pick(m.Dest); link == nil {
+			if link, _ = g.route(m); link == nil {
 				g.retry(bg, m, time.Second, "no bind to an SMSC for "+m.Dest+" is up", true)
 				return
 			}
 		}
 		id, err := link.Client.Submit(ctx, &smpp.Submit{
 			Source:             src,
-			Dest:               smpp.Address{TON: 1, NPI: 1, Addr: dst.Digits()},
+			Dest:               dst,
 			ESMClass:           esm,
 			DataCoding:         dc,
 			RegisteredDelivery: 1,
@@ -497,6 +532,46 @@ func backoff(n int) time.Duration {
 	d := time.Second << min(max(n-1, 0), 9)
 	d = min(d, 5*time.Minute)
 	return d/2 + rand.N(d/2+1)
+}
+
+// destAddr renders an SMS's destination: an E.164 number as TON 1 / NPI 1
+// without the "+"; a short code (an answer to one that wrote: see
+// store.ShortCodeWrote) by shortCodeAddr.
+func destAddr(m *store.Outbound) (smpp.Address, bool) {
+	if shortCodeDest(m.Dest) {
+		return shortCodeAddr(m.Dest, m.DestTON, m.DestNPI), true
+	}
+	n, err := number.FromDigits(m.Dest)
+	if err != nil {
+		return smpp.Address{}, false
+	}
+	return smpp.Address{TON: 1, NPI: 1, Addr: n.Digits()}, true
+}
+
+// shortCodeDest tells whether dest is a short code: 3 to 6 digits, no "+"
+// (phoneNumber reads no shorter address as a number).
+func shortCodeDest(dest string) bool {
+	return len(dest) >= 3 && len(dest) <= 6 && strings.Trim(dest, "0123456789") == ""
+}
+
+// shortCodeAddr is the SMPP address of a short code an SMS answers, given
+// the TON and NPI its SMSC gave it when it wrote. A short code is no E.164
+// number: its digits name a service only in that SMSC's network, and
+// carriers mark one in different ways (TON 3 network specific with NPI 0,
+// TON 0 unknown with NPI 1, TON 6 abbreviated, TON 2 national). So the
+// answer goes back as the SMSC itself wrote the short code, which is how it
+// routes it; no single setting would suit every carrier. Except TON 1
+// (international) and 5 (alphanumeric), which some SMSCs put on every
+// sender, and the reserved values: they would have the SMSC read the
+// digits as a country code and number, or as a name. Those go as TON 0
+// (unknown: the SMSC reads the digits itself) with NPI 1 (ISDN), the form
+// carriers' guides commonly ask for a short code.
+func shortCodeAddr(code string, ton, npi byte) smpp.Address {
+	switch ton {
+	case 0, 2, 3, 4, 6:
+		return smpp.Address{TON: ton, NPI: npi, Addr: code}
+	}
+	return smpp.Address{TON: 0, NPI: 1, Addr: code}
 }
 
 // sourceAddr renders a sender: an E.164 number as TON 1 / NPI 1 without the

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -287,5 +289,93 @@ func TestResendsAfterANewBind(t *testing.T) {
 	}
 	if groups, err := st.StaleFragments(ctx, time.Now().Add(2*time.Hour)); err != nil || len(groups) != 0 {
 		t.Fatalf("parts kept: %v, %v; want none", groups, err)
+	}
+}
+
+// recBind is a bind that is up and records what it is asked to submit.
+type recBind struct {
+	mu   sync.Mutex
+	subs []smpp.Submit
+}
+
+func (b *recBind) Submit(_ context.Context, s *smpp.Submit) (string, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.subs = append(b.subs, *s)
+	return fmt.Sprint("id-", len(b.subs)), nil
+}
+func (b *recBind) Bound() bool { return true }
+
+func (b *recBind) dests() []smpp.Address {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var out []smpp.Address
+	for _, s := range b.subs {
+		out = append(out, s.Dest)
+	}
+	return out
+}
+
+// TestShortCodeAnswer: a message from a short code records how its SMSC
+// addressed it and which SMSC that was; an answer goes to that SMSC's
+// binds (not by prefix, with no failover), addressed as the short code
+// came, except a TON that would read it as an international number or a
+// name; an SMSC no longer configured fails it. A long message from a
+// short code delivered incomplete records the same.
+func TestShortCodeAnswer(t *testing.T) {
+	ctx := context.Background()
+	st := storetest.SQLite(t)
+	g := New(Config{Instance: "i1", DefaultRegion: "US", Reassembly: time.Millisecond}, st, storeInbox{st})
+	home, other := new(recBind), new(recBind)
+	g.AddLink(Link{Prefixes: []string{"+1"}, Client: home})
+	g.AddLink(Link{SMSC: "b", Client: other}) // any destination
+	d := &smpp.Deliver{Command: 0x05, Source: smpp.Address{TON: 3, NPI: 0, Addr: "72345"},
+		Dest: smpp.Address{TON: 1, NPI: 1, Addr: "12015550100"}, ShortMessage: []byte("Reply YES to confirm")}
+	if s := g.Handler("b").HandleDeliver(ctx, d); s != smpp.StatusOK {
+		t.Fatalf("deliver_sm from a short code answered %v", s)
+	}
+	sc, err := st.ShortCodeWrote(ctx, "alice@example.com", "+12015550100", "72345", time.Now().Add(-time.Minute))
+	if err != nil || sc != (store.ShortCode{TON: 3, NPI: 0, SMSC: "b"}) {
+		t.Fatalf("stored short code = %+v, %v; want TON 3, NPI 0, SMSC b", sc, err)
+	}
+	half := *d
+	half.Source.Addr, half.ESMClass = "65432", coding.ESMClassUDHI
+	half.ShortMessage = append([]byte{0x05, 0x00, 0x03, 0x2A, 0x02, 0x01}, "Your code is"...)
+	if s := g.Handler("b").HandleDeliver(ctx, &half); s != smpp.StatusOK {
+		t.Fatalf("part from a short code answered %v", s)
+	}
+	time.Sleep(10 * time.Millisecond) // past the reassembly time
+	g.sweepFragments(ctx)
+	sc, err = st.ShortCodeWrote(ctx, "alice@example.com", "+12015550100", "65432", time.Now().Add(-time.Minute))
+	if err != nil || sc != (store.ShortCode{TON: 3, NPI: 0, SMSC: "b"}) {
+		t.Fatalf("short code of a message delivered incomplete = %+v, %v; want TON 3, NPI 0, SMSC b", sc, err)
+	}
+	send := func(ton, npi byte, smsc string) *store.Outbound {
+		t.Helper()
+		m := &store.Outbound{SenderJID: "alice@example.com/x", SenderNumber: "+12015550100", Dest: "72345", Body: "YES", Parts: 1,
+			DestTON: ton, DestNPI: npi, SMSC: smsc}
+		if err := st.AcceptOutbound(ctx, []*store.Outbound{m}); err != nil {
+			t.Fatal(err)
+		}
+		ms, err := st.ClaimOutbound(ctx, "i1", 10, time.Minute)
+		if err != nil || len(ms) != 1 {
+			t.Fatalf("claimed %d, %v", len(ms), err)
+		}
+		g.submit(ctx, ms[0])
+		return m
+	}
+	send(3, 0, "b")
+	send(1, 1, "b")
+	send(6, 0, "")
+	want := []smpp.Address{{TON: 3, NPI: 0, Addr: "72345"}, {TON: 0, NPI: 1, Addr: "72345"}}
+	if got := other.dests(); !slices.Equal(got, want) {
+		t.Fatalf("SMSC b got %+v, want %+v", got, want)
+	}
+	if got, want := home.dests(), []smpp.Address{{TON: 6, NPI: 0, Addr: "72345"}}; !slices.Equal(got, want) {
+		t.Fatalf("the default SMSC got %+v, want %+v", got, want)
+	}
+	gone := send(3, 0, "removed")
+	if state, why, err := st.MessageState(ctx, gone.ID); err != nil || state != store.StateFailed || !strings.Contains(why, "no longer configured") {
+		t.Fatalf("answer through an SMSC no longer configured: %s (%s), %v", state, why, err)
 	}
 }

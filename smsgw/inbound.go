@@ -40,7 +40,7 @@ func (g *Gateway) handleDeliver(ctx context.Context, smsc string, d *smpp.Delive
 	if dlr.IsReceipt(d.ESMClass) || hasReceiptTLV {
 		return g.handleReceipt(ctx, smsc, d)
 	}
-	return g.handleMO(ctx, d)
+	return g.handleMO(ctx, smsc, d)
 }
 
 func (g *Gateway) handleReceipt(ctx context.Context, smsc string, d *smpp.Deliver) smpp.Status {
@@ -76,7 +76,7 @@ func (g *Gateway) handleReceipt(ctx context.Context, smsc string, d *smpp.Delive
 	return smpp.StatusOK
 }
 
-func (g *Gateway) handleMO(ctx context.Context, d *smpp.Deliver) smpp.Status {
+func (g *Gateway) handleMO(ctx context.Context, smsc string, d *smpp.Deliver) smpp.Status {
 	src := phoneAddr(d.Source, g.cfg.DefaultRegion)
 	dst, ok := phoneNumber(d.Dest, g.cfg.DefaultRegion)
 	if !ok {
@@ -115,7 +115,7 @@ func (g *Gateway) handleMO(ctx context.Context, d *smpp.Deliver) smpp.Status {
 			log.Warn().Err(err).Uint8("data_coding", d.DataCoding).Msg("undecodable message")
 			return smpp.StatusRxPAppn
 		}
-		if err := g.accept(ctx, log, d, &store.Inbound{Source: src, Dest: dest, Body: text}); err != nil {
+		if err := g.accept(ctx, log, smsc, d, &store.Inbound{Source: src, Dest: dest, Body: text}); err != nil {
 			return g.inboundError(log, err)
 		}
 		return smpp.StatusOK
@@ -129,7 +129,8 @@ func (g *Gateway) handleMO(ctx context.Context, d *smpp.Deliver) smpp.Status {
 	if _, err := g.inbox.Recipient(ctx, dest); err != nil {
 		return g.inboundError(log, err)
 	}
-	f := store.Fragment{FragmentKey: *key, Seq: seq, DataCoding: d.DataCoding, Payload: payload, Session: g.session(d), Ended: g.ended}
+	f := store.Fragment{FragmentKey: *key, Seq: seq, DataCoding: d.DataCoding, Payload: payload, Session: g.session(d), Ended: g.ended,
+		SourceTON: d.Source.TON, SourceNPI: d.Source.NPI, SMSC: smsc}
 	if text, err := coding.Decode(d.DataCoding, payload); err == nil && !strings.ContainsRune(text, utf8.RuneError) {
 		f.Text = text // a character split across parts leaves the resend check out
 	}
@@ -147,16 +148,19 @@ func (g *Gateway) handleMO(ctx context.Context, d *smpp.Deliver) smpp.Status {
 	}
 	// The part is stored: from here a failure is recovered by the sweep, so
 	// the SMSC need not retry.
-	if err := g.accept(ctx, log, d, &store.Inbound{Source: src, Dest: dest, Body: assemble(frags), FragmentKey: key}); err != nil {
+	if err := g.accept(ctx, log, smsc, d, &store.Inbound{Source: src, Dest: dest, Body: assemble(frags), FragmentKey: key}); err != nil {
 		log.Warn().Err(err).Msg("delivering a reassembled message failed; the sweep will retry")
 	}
 	return smpp.StatusOK
 }
 
-// accept hands in, a message from a phone that came in d, to the inbox,
-// naming d's bind so that the store knows a resend (in.Duplicate).
-func (g *Gateway) accept(ctx context.Context, log zerolog.Logger, d *smpp.Deliver, in *store.Inbound) error {
+// accept hands in, a message from a phone that came in d from SMSC smsc,
+// to the inbox, naming d's bind so that the store knows a resend
+// (in.Duplicate), and the sender's address and SMSC, so that a short code
+// can be answered the way it came.
+func (g *Gateway) accept(ctx context.Context, log zerolog.Logger, smsc string, d *smpp.Deliver, in *store.Inbound) error {
 	in.Session, in.Ended = g.session(d), g.ended
+	in.SourceTON, in.SourceNPI, in.SMSC = d.Source.TON, d.Source.NPI, smsc
 	if err := g.inbox.Inbound(ctx, in); err != nil {
 		return err
 	}
@@ -214,7 +218,9 @@ func (g *Gateway) sweepFragments(ctx context.Context) {
 			continue
 		}
 		text := assemble(frags)
-		err := g.inbox.Inbound(ctx, &store.Inbound{Source: k.Source, Dest: k.Dest, Body: text, FragmentKey: &k})
+		last := frags[len(frags)-1]
+		err := g.inbox.Inbound(ctx, &store.Inbound{Source: k.Source, Dest: k.Dest, Body: text, FragmentKey: &k,
+			SourceTON: last.SourceTON, SourceNPI: last.SourceNPI, SMSC: last.SMSC})
 		if g.cfg.NoRecipient != nil && errors.Is(err, g.cfg.NoRecipient) {
 			// The number was released meanwhile; keep nothing for nobody
 			// (kept, the parts would be read again at every sweep).

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -120,4 +121,41 @@ func Dump(s *Store, q string) ([]string, error) {
 func Exec(s *Store, q string, args ...any) error {
 	_, err := s.db.ExecContext(context.Background(), q, args...)
 	return err
+}
+
+// ShortCodePlan returns the plan of ShortCodeWrote's query, one line per
+// step (on PostgreSQL with sequential scans off: its tables in tests are
+// too small for an index to pay).
+func ShortCodePlan(s *Store) (string, error) {
+	ctx := context.Background()
+	args := []any{"12345", "+12015550100", int64(0), "alice@example.com"}
+	q, col := `EXPLAIN QUERY PLAN `+shortCodeWrote, 3
+	var out []string
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		if s.dialect == postgres {
+			if _, err := tx.ExecContext(ctx, `SET LOCAL enable_seqscan = off`); err != nil {
+				return err
+			}
+			q, col = `EXPLAIN `+shortCodeWrote, 0
+		}
+		rows, err := tx.QueryContext(ctx, q, args...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		cols, _ := rows.Columns()
+		for rows.Next() {
+			vals := make([]any, len(cols))
+			ptrs := make([]any, len(cols))
+			for i := range vals {
+				ptrs[i] = &vals[i]
+			}
+			if err := rows.Scan(ptrs...); err != nil {
+				return err
+			}
+			out = append(out, fmt.Sprintf("%s", vals[col]))
+		}
+		return rows.Err()
+	})
+	return strings.Join(out, "\n"), err
 }

@@ -23,6 +23,10 @@ type Fragment struct {
 	DataCoding byte
 	Payload    []byte
 	ReceivedAt time.Time
+	// SourceTON, SourceNPI and SMSC are as in Inbound, for the message
+	// the parts make.
+	SourceTON, SourceNPI byte
+	SMSC                 string
 	// Session names the SMPP bind that carried it, Ended tells which
 	// binds are down (see Inbound.Session), and Text is the part decoded on
 	// its own: with all three, a part found in a message from the same
@@ -60,10 +64,11 @@ func (s *Store) AddFragment(ctx context.Context, f Fragment) ([]Fragment, error)
 				return ErrResent
 			}
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO fragments (source, dest, ref, total, seq, data_coding, payload, received_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-			ON CONFLICT (source, dest, ref, total, seq) DO UPDATE SET data_coding = excluded.data_coding, payload = excluded.payload`,
-			f.Source, f.Dest, f.Ref, f.Total, f.Seq, int(f.DataCoding), f.Payload, s.ms()); err != nil {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO fragments (source, dest, ref, total, seq, data_coding, payload, received_at, source_ton, source_npi, smsc)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+			ON CONFLICT (source, dest, ref, total, seq) DO UPDATE SET data_coding = excluded.data_coding, payload = excluded.payload,
+				source_ton = excluded.source_ton, source_npi = excluded.source_npi, smsc = excluded.smsc`,
+			f.Source, f.Dest, f.Ref, f.Total, f.Seq, int(f.DataCoding), f.Payload, s.ms(), int(f.SourceTON), int(f.SourceNPI), f.SMSC); err != nil {
 			return err
 		}
 		var err error
@@ -131,7 +136,8 @@ func (s *Store) StaleFragments(ctx context.Context, cutoff time.Time) ([][]Fragm
 }
 
 func fragments(ctx context.Context, tx *sql.Tx, where string, args ...any) ([]Fragment, error) {
-	rows, err := tx.QueryContext(ctx, `SELECT source, dest, ref, total, seq, data_coding, payload, received_at FROM fragments `+where, args...)
+	rows, err := tx.QueryContext(ctx, `SELECT source, dest, ref, total, seq, data_coding, payload, received_at, source_ton, source_npi, smsc
+		FROM fragments `+where, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -139,14 +145,14 @@ func fragments(ctx context.Context, tx *sql.Tx, where string, args ...any) ([]Fr
 	var out []Fragment
 	for rows.Next() {
 		var (
-			f  Fragment
-			dc int
-			at int64
+			f            Fragment
+			dc, ton, npi int
+			at           int64
 		)
-		if err := rows.Scan(&f.Source, &f.Dest, &f.Ref, &f.Total, &f.Seq, &dc, &f.Payload, &at); err != nil {
+		if err := rows.Scan(&f.Source, &f.Dest, &f.Ref, &f.Total, &f.Seq, &dc, &f.Payload, &at, &ton, &npi, &f.SMSC); err != nil {
 			return nil, err
 		}
-		f.DataCoding = byte(dc)
+		f.DataCoding, f.SourceTON, f.SourceNPI = byte(dc), byte(ton), byte(npi)
 		f.ReceivedAt = time.UnixMilli(at)
 		out = append(out, f)
 	}

@@ -68,6 +68,12 @@ type Outbound struct {
 	Extra      string
 	FallbackAt time.Time
 
+	// For an SMS to a short code (Dest is not E.164; see ShortCodeWrote):
+	// the SMPP type of number and numbering plan to address it with, and
+	// the SMSC to send it through ("" the default one). Zero otherwise.
+	DestTON, DestNPI byte
+	SMSC             string
+
 	// LeaseOwner, when set on a new SMS, stores it already claimed by that
 	// instance until LeaseUntil (state submitting, first attempt), for an
 	// instance that submits it at once (hand-off); it is claimed again only
@@ -182,10 +188,10 @@ func (s *Store) insertOutboundPG(ctx context.Context, db rowQuerier, msgs []*Out
 
 const insertOutboundSQL = `INSERT INTO messages
 		(direction, route, state, user_jid, user_bare, user_number, peer_number, stanza_id, want_receipt, body, parts, expires_at, created_at, updated_at,
-		peer_jid, extra, next_attempt_at, lease_owner, lease_until, attempts, id)`
+		peer_jid, extra, next_attempt_at, lease_owner, lease_until, attempts, peer_ton, peer_npi, smsc, id)`
 
 // outboundCols is the number of arguments outboundArgs adds per message.
-const outboundCols = 19
+const outboundCols = 22
 
 // outboundValues renders the VALUES rows of insertOutbound for n messages
 // (direction 'out', updated_at the same as created_at), their arguments
@@ -197,8 +203,8 @@ func outboundValues(n, first int, id string) string {
 			b.WriteString(", ")
 		}
 		a := first + i*outboundCols
-		fmt.Fprintf(&b, "('out', $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, "+id+")",
-			a, a+1, a+2, a+3, a+4, a+5, a+6, a+7, a+8, a+9, a+10, a+11, a+11, a+12, a+13, a+14, a+15, a+16, a+17, a+18)
+		fmt.Fprintf(&b, "('out', $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, "+id+")",
+			a, a+1, a+2, a+3, a+4, a+5, a+6, a+7, a+8, a+9, a+10, a+11, a+11, a+12, a+13, a+14, a+15, a+16, a+17, a+18, a+19, a+20, a+21)
 	}
 	return b.String()
 }
@@ -226,7 +232,7 @@ func outboundArgs(args []any, m *Outbound, id any, now int64) []any {
 		m.Attempts = 1
 	}
 	return append(args, route, state, m.SenderJID, bare(m.SenderJID), m.SenderNumber, m.Dest, m.StanzaID, b2i(m.WantReceipt), m.Body, m.Parts, exp, now,
-		m.PeerJID, m.Extra, next, owner, leaseUntil, attempts, id)
+		m.PeerJID, m.Extra, next, owner, leaseUntil, attempts, m.DestTON, m.DestNPI, m.SMSC, id)
 }
 
 // acceptBatch bounds the rows of one INSERT (PostgreSQL takes at most
@@ -256,22 +262,24 @@ func (s *Store) ClaimOutbound(ctx context.Context, owner string, limit int, leas
 		args := idArgs([]any{owner, now + lease.Milliseconds(), now}, pad(ids))
 		rows, err := s.txQuery(ctx, tx, `UPDATE messages SET state = 'submitting', lease_owner = $1, lease_until = $2,
 			attempts = attempts + 1, updated_at = $3 WHERE id IN (`+inList(4, len(args)-3)+`)
-			RETURNING id, user_jid, user_number, peer_number, stanza_id, want_receipt, body, parts, attempts, expires_at`, args...)
+			RETURNING id, user_jid, user_number, peer_number, stanza_id, want_receipt, body, parts, attempts, expires_at, peer_ton, peer_npi, smsc`, args...)
 		if err != nil {
 			return err
 		}
 		byID := make(map[int64]*Outbound, len(ids))
 		for rows.Next() {
 			var (
-				m    Outbound
-				want int
-				exp  int64
+				m        Outbound
+				want     int
+				exp      int64
+				ton, npi int
 			)
-			if err := rows.Scan(&m.ID, &m.SenderJID, &m.SenderNumber, &m.Dest, &m.StanzaID, &want, &m.Body, &m.Parts, &m.Attempts, &exp); err != nil {
+			if err := rows.Scan(&m.ID, &m.SenderJID, &m.SenderNumber, &m.Dest, &m.StanzaID, &want, &m.Body, &m.Parts, &m.Attempts, &exp,
+				&ton, &npi, &m.SMSC); err != nil {
 				rows.Close()
 				return err
 			}
-			m.WantReceipt = want != 0
+			m.WantReceipt, m.DestTON, m.DestNPI = want != 0, byte(ton), byte(npi)
 			if exp != 0 {
 				m.ExpiresAt = time.UnixMilli(exp)
 			}
@@ -442,12 +450,18 @@ func (s *Store) failWhere(ctx context.Context, id int64, reason, cond string) (b
 // Inbound is a message from a phone to an XMPP user.
 type Inbound struct {
 	ID           int64
-	Source       string // E.164 of the phone
+	Source       string // E.164 of the phone, or its name (a short code, an alphanumeric sender)
 	Dest         string // E.164 of the user's number
 	RecipientJID string // bare JID bound to Dest
 	Body         string
 	ReceivedAt   time.Time
 	FragmentKey  *FragmentKey // set when assembled from fragments, which are deleted with the insert
+	// SourceTON and SourceNPI are the SMPP type of number and numbering
+	// plan the SMSC gave Source, and SMSC names the SMSC that carried the
+	// message ("" the default one): an answer to a short code goes back
+	// the same way (see ShortCodeWrote).
+	SourceTON, SourceNPI byte
+	SMSC                 string
 	// Session names the SMPP bind that carried it (instance and bind); ""
 	// when unknown. Ended tells whether the bind a session names is down
 	// (it may have lost responses); nil checks nothing. See Duplicate.
@@ -512,18 +526,19 @@ func (s *Store) AcceptInbound(ctx context.Context, in *Inbound) error {
 			return nil // its parts go all the same
 		}
 		const insert = `INSERT INTO messages
-			(direction, route, state, user_jid, user_bare, user_number, peer_number, body, parts, smpp_session, frag_key, created_at, updated_at)
-			VALUES ('in', 'sms', 'received', $1, $2, $3, $4, $5, 1, $6, $7, $8, $8) RETURNING id`
+			(direction, route, state, user_jid, user_bare, user_number, peer_number, body, parts, smpp_session, frag_key, created_at, updated_at,
+			peer_ton, peer_npi, smsc)
+			VALUES ('in', 'sms', 'received', $1, $2, $3, $4, $5, 1, $6, $7, $8, $8, $9, $10, $11) RETURNING id`
 		var fk string
 		if in.FragmentKey != nil {
 			fk = in.FragmentKey.fragKey()
 		}
-		args := []any{in.RecipientJID, bare(in.RecipientJID), in.Dest, in.Source, in.Body, in.Session, fk, now}
+		args := []any{in.RecipientJID, bare(in.RecipientJID), in.Dest, in.Source, in.Body, in.Session, fk, now, in.SourceTON, in.SourceNPI, in.SMSC}
 		if s.dialect == postgres {
 			// The message and its notice in one round trip.
 			owner, until := s.noticeLease(now)
 			return s.txQueryRow(ctx, tx, `WITH m AS (`+insert+`)
-				INSERT INTO notices (message_id, lease_owner, lease_until) SELECT id, $9, $10 FROM m RETURNING message_id`,
+				INSERT INTO notices (message_id, lease_owner, lease_until) SELECT id, $12, $13 FROM m RETURNING message_id`,
 				append(args, owner, until)...).Scan(&in.ID)
 		}
 		if err := s.txQueryRow(ctx, tx, insert, args...).Scan(&in.ID); err != nil {
@@ -546,6 +561,39 @@ func (s *Store) AcceptInbound(ctx context.Context, in *Inbound) error {
 	}
 	in.Handed = handed && !in.Duplicate
 	return nil
+}
+
+// ShortCode is how a short code that wrote to a user was addressed.
+type ShortCode struct {
+	TON, NPI byte   // the SMPP type of number and numbering plan its SMSC gave it
+	SMSC     string // the SMSC that carried it; "" the default one
+}
+
+// shortCodeWrote reads the latest message from short code $1 to number
+// $2 of user $4 since $3 (ms): a range of messages_from_phone, whose
+// condition it repeats.
+const shortCodeWrote = `SELECT peer_ton, peer_npi, smsc FROM messages
+	WHERE direction = 'in' AND peer_number = $1 AND user_number = $2 AND created_at >= $3 AND user_bare = $4
+	ORDER BY created_at DESC LIMIT 1`
+
+// ShortCodeWrote tells how short code code was addressed in its latest
+// message to user (a bare JID) at number, the user's number, since since;
+// ErrNotFound when it sent none. A message the user got at a number they
+// had before, or that a number's previous holder got, does not count.
+func (s *Store) ShortCodeWrote(ctx context.Context, user, number, code string, since time.Time) (ShortCode, error) {
+	var (
+		sc       ShortCode
+		ton, npi int
+	)
+	err := s.queryRow(ctx, shortCodeWrote, code, number, since.UnixMilli(), user).Scan(&ton, &npi, &sc.SMSC)
+	if errors.Is(err, sql.ErrNoRows) {
+		return ShortCode{}, ErrNotFound
+	}
+	if err != nil {
+		return ShortCode{}, fmt.Errorf("store: short code: %w", err)
+	}
+	sc.TON, sc.NPI = byte(ton), byte(npi)
+	return sc, nil
 }
 
 // resendWindow is how far back AcceptInbound looks for the first copy of a

@@ -256,6 +256,20 @@ var migrations = []string{
 	// the worker, recording what it pushed, leaves marked again a contact
 	// marked while it pushed (a rebind), instead of matching on the name.
 	`ALTER TABLE contacts ADD COLUMN mark BIGINT NOT NULL DEFAULT 0`,
+	// Replies to short codes (see ShortCodeWrote). A message from a phone
+	// records how its SMSC addressed the sender (SMPP type of number and
+	// numbering plan) and which SMSC carried it (its name; '' the
+	// default), and so do the parts of one waiting for the rest; an SMS
+	// to a short code carries the same, so that it goes back the way the
+	// short code came. Other SMS leave them 0 and '' (an E.164 number goes
+	// as TON 1 / NPI 1, to the SMSC its prefix picks). The lookup reads
+	// messages_from_phone.
+	`ALTER TABLE messages ADD COLUMN peer_ton SMALLINT NOT NULL DEFAULT 0;
+	ALTER TABLE messages ADD COLUMN peer_npi SMALLINT NOT NULL DEFAULT 0;
+	ALTER TABLE messages ADD COLUMN smsc TEXT NOT NULL DEFAULT '';
+	ALTER TABLE fragments ADD COLUMN source_ton SMALLINT NOT NULL DEFAULT 0;
+	ALTER TABLE fragments ADD COLUMN source_npi SMALLINT NOT NULL DEFAULT 0;
+	ALTER TABLE fragments ADD COLUMN smsc TEXT NOT NULL DEFAULT ''`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {

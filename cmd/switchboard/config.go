@@ -113,7 +113,7 @@ type AddressBookConfig struct {
 }
 
 // LimitsConfig guards against SMS pumping and toll fraud. A negative
-// number means no limit.
+// count means no limit.
 type LimitsConfig struct {
 	// AllowedCountries lists the ISO 3166 regions SMS may go to. Default:
 	// the regions sharing phone.default_region's country code (e.g. US, CA
@@ -125,6 +125,11 @@ type LimitsConfig struct {
 	PerUserMinute   int      `toml:"per_user_minute"` // SMS per user per minute. Default 20.
 	PerUserDay      int      `toml:"per_user_day"`    // SMS per user per 24 h. Default 200.
 	GlobalMinute    int      `toml:"global_minute"`   // SMS by everyone per minute. Default 3000.
+	// ShortCodeReply is how long after a short code (3 to 6 digits: a
+	// service's sender, which may be premium-rate) last wrote to a user,
+	// at their number, the user may answer it by SMS; no other short code
+	// is reached. 0: none can be answered. Default 168h (7 days).
+	ShortCodeReply Duration `toml:"short_code_reply"`
 }
 
 // RoutingConfig is how messages choose between XMPP and SMS.
@@ -362,6 +367,15 @@ func (c *Config) defaults(given map[string]bool) {
 	if l.GlobalMinute == 0 {
 		l.GlobalMinute = 3000
 	}
+	if l.ShortCodeReply.unset() {
+		// A week: a confirmation or a 2FA dialogue takes minutes, but a
+		// STOP often answers last week's newsletter. A longer or shorter
+		// window changes little against fraud: a premium service that a
+		// fraudster makes text the victim ("reply YES") is answered in
+		// minutes; what bounds that is that the code must have written to
+		// this user's number, and the SMS quotas.
+		l.ShortCodeReply = Dur(7 * 24 * time.Hour)
+	}
 	if c.AddressBook.Group == "" {
 		c.AddressBook.Group = "Phone contacts"
 	}
@@ -509,6 +523,7 @@ func (c *Config) validate() []error {
 		{"sms.validity", c.SMS.Validity}, {"sms.reassembly", c.SMS.Reassembly}, {"sms.receipt_wait", c.SMS.ReceiptWait},
 		{"registration.code_ttl", c.Registration.CodeTTL}, {"registration.resend_after", c.Registration.ResendAfter},
 		{"routing.sms_fallback_after", c.Routing.SMSFallbackAfter}, {"archive.retention", c.Archive.Retention},
+		{"limits.short_code_reply", c.Limits.ShortCodeReply},
 	} {
 		if d.d.bad != "" {
 			bad(d.key, "%q is not a duration such as 30s or 10m", d.d.bad)
@@ -618,6 +633,9 @@ func (c *Config) validate() []error {
 		if len(p) < 2 || p[0] != '+' || strings.Trim(p[1:], "0123456789") != "" {
 			bad("limits.blocked_prefixes", "%q is not an E.164 prefix such as +1900", p)
 		}
+	}
+	if c.Limits.ShortCodeReply.D() < 0 {
+		bad("limits.short_code_reply", "must not be negative (0: short codes cannot be answered)")
 	}
 	if c.AddressBook.MaxContacts < 1 {
 		bad("addressbook.max_contacts", "at least 1")

@@ -405,3 +405,35 @@ func TestSubmitSlots(t *testing.T) {
 		}
 	}
 }
+
+// TestConfigShortCodeReply: limits.short_code_reply is a duration, a week
+// when left out; 0 turns answers to short codes off; a negative one or
+// one that does not parse is an error naming the key.
+func TestConfigShortCodeReply(t *testing.T) {
+	path := writeFile(t, "sb.toml", goodConfig)
+	for _, tc := range []struct {
+		env  []string
+		want time.Duration
+	}{
+		{nil, 7 * 24 * time.Hour},
+		{[]string{"SWITCHBOARD_LIMITS_SHORT_CODE_REPLY=24h"}, 24 * time.Hour},
+		{[]string{"SWITCHBOARD_LIMITS_SHORT_CODE_REPLY=0"}, 0},
+	} {
+		cfg, err := loadConfig(path, tc.env)
+		if err != nil {
+			t.Fatalf("%v: %v", tc.env, err)
+		}
+		if got := cfg.Limits.ShortCodeReply.D(); got != tc.want {
+			t.Errorf("%v: limits.short_code_reply = %v, want %v", tc.env, got, tc.want)
+		}
+	}
+	for v, want := range map[string]string{
+		"-1h":  "limits.short_code_reply: must not be negative",
+		"soon": `limits.short_code_reply: "soon" is not a duration`,
+	} {
+		_, err := loadConfig(path, []string{"SWITCHBOARD_LIMITS_SHORT_CODE_REPLY=" + v})
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("short_code_reply = %q: %v; want %q", v, err, want)
+		}
+	}
+}

@@ -119,6 +119,7 @@ func run(ctx context.Context, cfg *Config, log zerolog.Logger) error {
 			PerUserMinute:   max(cfg.Limits.PerUserMinute, 0),
 			PerUserDay:      max(cfg.Limits.PerUserDay, 0),
 			GlobalMinute:    max(cfg.Limits.GlobalMinute, 0),
+			ShortCodeReply:  cfg.Limits.ShortCodeReply.D(),
 		},
 		Instance:  instance,
 		Logger:    log,
