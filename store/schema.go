@@ -270,6 +270,13 @@ var migrations = []string{
 	ALTER TABLE fragments ADD COLUMN source_ton SMALLINT NOT NULL DEFAULT 0;
 	ALTER TABLE fragments ADD COLUMN source_npi SMALLINT NOT NULL DEFAULT 0;
 	ALTER TABLE fragments ADD COLUMN smsc TEXT NOT NULL DEFAULT ''`,
+	// The instances connected to the XMPP server, each seen every few
+	// seconds while it is (see InstanceSeen): `check` opens no second
+	// component connection beside a running one.
+	`CREATE TABLE instances (
+		name    TEXT PRIMARY KEY,
+		seen_at BIGINT NOT NULL
+	)`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {

@@ -79,23 +79,28 @@ func cmdCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	return nil
 }
 
-// runChecks runs the store, XMPP and SMPP checks (one per SMSC)
-// concurrently and returns their results in that order.
+// runChecks runs the store check, then the XMPP and SMPP checks (one per
+// SMSC) concurrently, and returns their results in that order.
 func runChecks(ctx context.Context, cfg *Config) []checkResult {
-	checks := []func(context.Context, *Config) checkResult{checkStore, checkXMPP,
-		func(ctx context.Context, cfg *Config) checkResult { return checkSMSC(ctx, cfg.SMPP, "smpp", "smpp") }}
+	sctx, cancel := context.WithTimeout(ctx, checkTimeout)
+	storeResult, running := checkStore(sctx, cfg)
+	cancel()
+	checks := []func(context.Context) checkResult{
+		func(ctx context.Context) checkResult { return checkXMPP(ctx, cfg, running) },
+		func(ctx context.Context) checkResult { return checkSMSC(ctx, cfg.SMPP, "smpp", "smpp") }}
 	for i, c := range cfg.SMSCs {
-		checks = append(checks, func(ctx context.Context, _ *Config) checkResult {
+		checks = append(checks, func(ctx context.Context) checkResult {
 			return checkSMSC(ctx, c, "smpp "+c.Name, fmt.Sprintf("smsc[%d]", i+1))
 		})
 	}
-	results := make([]checkResult, len(checks))
+	results := make([]checkResult, 1+len(checks))
+	results[0] = storeResult
 	var wg sync.WaitGroup
 	for i, check := range checks {
 		wg.Go(func() {
 			cctx, cancel := context.WithTimeout(ctx, checkTimeout)
 			defer cancel()
-			results[i] = check(cctx, cfg)
+			results[1+i] = check(cctx)
 		})
 	}
 	wg.Wait()
@@ -103,29 +108,34 @@ func runChecks(ctx context.Context, cfg *Config) []checkResult {
 }
 
 // checkStore opens the store as serve would (creating and migrating it if
-// needed) and pings it.
-func checkStore(ctx context.Context, cfg *Config) checkResult {
+// needed) and pings it. It returns the instances it says are connected to
+// the XMPP server.
+func checkStore(ctx context.Context, cfg *Config) (checkResult, []store.Instance) {
 	dsn := cfg.Store.DSN
 	r := checkResult{name: "store", detail: describeDSN(dsn)}
 	if path, ok := strings.CutPrefix(dsn, "sqlite:"); ok {
 		if problem := sqliteWritable(strings.TrimPrefix(path, "//")); problem != "" {
 			r.detail = problem
-			return r
+			return r, nil
 		}
 	}
+	var running []store.Instance
 	st, err := store.Open(ctx, dsn)
 	if err == nil {
 		err = st.Ping(ctx)
+		if err == nil {
+			running, err = st.ConnectedInstances(ctx, time.Now().Add(-3*heartbeatEvery))
+		}
 		if cerr := st.Close(); err == nil {
 			err = cerr
 		}
 	}
 	if err != nil {
 		r.detail = storeProblem(dsn, err)
-		return r
+		return r, nil
 	}
 	r.ok = true
-	return r
+	return r, running
 }
 
 // describeDSN names the database without its password or parameters.
@@ -241,10 +251,23 @@ func scrub(s string, u *url.URL) string {
 }
 
 // checkXMPP connects to the component port and performs the XEP-0114
-// handshake, then closes the stream.
-func checkXMPP(ctx context.Context, cfg *Config) checkResult {
+// handshake, then closes the stream; but not while an instance is
+// connected (running): ejabberd accepts a second connection for the
+// component, and when it ends, drops the privileges (XEP-0356) of the
+// first one too, so that the running gateway would see no presence.
+func checkXMPP(ctx context.Context, cfg *Config, running []store.Instance) checkResult {
 	c := cfg.XMPP
 	r := checkResult{name: "xmpp"}
+	if len(running) > 0 {
+		in := running[0]
+		r.ok, r.detail = true, fmt.Sprintf("%s at %s: not tried, switchboard %s is connected (seen %s ago) and a second connection "+
+			"would disturb it (on ejabberd its end drops the running one's privileges); stop it to check the handshake",
+			c.Component, c.Server, in.Name, time.Since(in.Seen).Round(time.Second))
+		if len(running) > 1 {
+			r.detail += fmt.Sprintf(" (%d instances are connected)", len(running))
+		}
+		return r
+	}
 	fail := func(format string, args ...any) checkResult {
 		r.detail = c.Server + ": " + fmt.Sprintf(format, args...)
 		return r
@@ -281,7 +304,9 @@ func checkXMPP(ctx context.Context, cfg *Config) checkResult {
 		}
 		switch se.Err {
 		case "not-authorized":
-			return fail("the XMPP server refused the component secret for %s (xmpp.secret must equal its component_secret)", c.Component)
+			return fail("the XMPP server refused the component secret for %s (xmpp.secret must equal the server's secret for it: "+
+				"Prosody's component_secret; ejabberd's password under hosts of its ejabberd_service listener, where an unknown "+
+				"component name is refused the same way)", c.Component)
 		case "host-unknown", "improper-addressing":
 			if text != "" && !strings.Contains(text, "component") {
 				// Prosody's client port: "This server does not serve sms.example.com".
@@ -289,6 +314,11 @@ func checkXMPP(ctx context.Context, cfg *Config) checkResult {
 			}
 			return fail("the XMPP server has no component %s (add Component %q to its configuration)", c.Component, c.Component)
 		case "conflict":
+			if strings.Contains(text, "local domain") {
+				// ejabberd, at the stream's start: "Unable to register
+				// route on existing local domain".
+				return fail("the XMPP server serves %s itself (%q): the component needs a domain nothing else on the server uses", c.Component, text)
+			}
 			// Prosody checks the secret first, then refuses a second connection.
 			r.ok, r.detail = true, fmt.Sprintf("%s at %s (secret accepted; the component is already connected, a running switchboard?)", c.Component, c.Server)
 			return r

@@ -214,3 +214,66 @@ func TestCheckBadConfig(t *testing.T) {
 		t.Errorf("check extra: exit %d, output %q", code, out)
 	}
 }
+
+// TestCheckBesideRunningGateway: while a gateway is connected, check does
+// not open a second component connection (on ejabberd, its end would drop
+// the running gateway's privileges) and says so; once the gateway has
+// stopped, it tries the handshake again.
+func TestCheckBesideRunningGateway(t *testing.T) {
+	s := startStackEnv(t, sqliteDSN(t), smsc.Config{})
+	a := s.login(t, "alice")
+	waitComponent(t, s, a)
+	ctx := ctxT(t, 30*time.Second)
+	xmppCheck := func() checkResult {
+		r := runChecks(ctx, s.cfg)
+		if !r[0].ok {
+			t.Fatalf("store check: %s", r[0])
+		}
+		return r[1]
+	}
+	var r checkResult
+	waitUntil(t, 10*time.Second, "check to see the running gateway", func() bool {
+		r = xmppCheck()
+		return strings.Contains(r.detail, "not tried, switchboard ")
+	})
+	if !r.ok || !strings.Contains(r.detail, "is connected (seen ") {
+		t.Errorf("beside a running gateway: %s", r)
+	}
+	s.stop()
+	if r = xmppCheck(); !r.ok || strings.Contains(r.detail, "not tried") {
+		t.Errorf("after the gateway stopped: %s; want the handshake tried", r)
+	}
+}
+
+// TestCheckEjabberd: the XMPP check's verdicts against ejabberd, whose
+// refusals differ from Prosody's.
+func TestCheckEjabberd(t *testing.T) {
+	e := testenv.StartEjabberd(t, testenv.EjabberdOptions{})
+	good := checkSetup{component: e.Component, server: e.ComponentAddr, secret: e.Secret, domain: e.Domain,
+		smsc: closedAddr(t), systemID: "switchboard", password: "pw", dsn: sqliteDSN(t)}
+	for _, tc := range []struct {
+		name string
+		edit func(c *checkSetup)
+		ok   bool
+		want string
+	}{
+		{"ok", nil, true, e.Component + " at " + e.ComponentAddr},
+		{"wrong secret", func(c *checkSetup) { c.secret = "not-the-secret" }, false,
+			"refused the component secret for " + e.Component + " (xmpp.secret must equal the server's secret for it: Prosody's component_secret; ejabberd's password"},
+		{"a domain the server serves", func(c *checkSetup) { c.component, c.domain = e.Domain, "elsewhere.example" }, false,
+			"the XMPP server serves " + e.Domain + " itself"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := good
+			if tc.edit != nil {
+				tc.edit(&c)
+			}
+			cfg, err := loadConfig(writeFile(t, "sb.toml", c.toml()), nil)
+			must(t, err)
+			r := runChecks(ctxT(t, 30*time.Second), cfg)[1]
+			if r.ok != tc.ok || !strings.Contains(r.detail, tc.want) {
+				t.Errorf("xmpp check: %s; want ok %v and %q", r, tc.ok, tc.want)
+			}
+		})
+	}
+}

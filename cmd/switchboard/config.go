@@ -546,6 +546,10 @@ func (c *Config) validate() []error {
 	for _, d := range c.XMPP.Domains {
 		if j, err := jid.Parse(d); err != nil || j.Localpart() != "" || j.Resourcepart() != "" {
 			bad("xmpp.domains", "%q is not a domain", d)
+		} else if strings.EqualFold(d, c.XMPP.Component) {
+			// The server would refuse the component (a host of its own),
+			// and serve would retry for ever.
+			bad("xmpp.component", "%q is also in xmpp.domains: the component needs a domain of its own, such as sms.%s", d, d)
 		}
 	}
 	for _, a := range c.XMPP.Admins {

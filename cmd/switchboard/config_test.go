@@ -118,6 +118,16 @@ level = "loud"
 			t.Errorf("error does not name %s:\n%s", key, msg)
 		}
 	}
+	// The component cannot be one of the users' domains.
+	_, err = loadConfig(writeFile(t, "same.toml", `
+[xmpp]
+component = "Example.com"
+domains = ["example.com"]
+secret = "s"
+`), nil)
+	if err == nil || !strings.Contains(err.Error(), `xmpp.component: "example.com" is also in xmpp.domains`) {
+		t.Errorf("component equal to a served domain: %v", err)
+	}
 	// A TOML syntax error names the line.
 	_, err = loadConfig(writeFile(t, "syntax.toml", "[xmpp\ncomponent = 1\n"), nil)
 	if err == nil || !strings.Contains(err.Error(), "line 2") {

@@ -105,6 +105,7 @@ func run(ctx context.Context, cfg *Config, log zerolog.Logger) error {
 	mx.SetStore(st)
 	st.OnCommit(mx.StoreCommit)
 	compJID := jid.MustParse(cfg.XMPP.Component)
+	connected := make(chan struct{}, 1) // the component connected: see heartbeat
 	var gw *smsgw.Gateway
 	rt := router.New(router.Config{
 		Component:     compJID,
@@ -237,8 +238,14 @@ func run(ctx context.Context, cfg *Config, log zerolog.Logger) error {
 		DefaultRegion:   cfg.Phone.DefaultRegion,
 		Preferences:     st,
 		DefaultFallback: cfg.Routing.SMSFallbackAfter.D(),
-		OnConnect:       rt.Wake,
-		Logger:          log,
+		OnConnect: func() {
+			rt.Wake()
+			select {
+			case connected <- struct{}{}:
+			default:
+			}
+		},
+		Logger: log,
 	}, rt)
 	rt.SetXMPP(comp)
 	mx.SetXMPP(comp)
@@ -281,6 +288,10 @@ func run(ctx context.Context, cfg *Config, log zerolog.Logger) error {
 		return comp.Run(ctx)
 	})
 	start("router", routerCtx, rt.Run)
+	start("heartbeat", ctx, func(ctx context.Context) error {
+		heartbeat(ctx, st, instance, comp.Connected, connected, log)
+		return nil
+	})
 	start("roster", ctx, book.Run)
 	start("smsgw", ctx, func(ctx context.Context) error { return gw.Run(ctx, drainTimeout) })
 	if addr := cfg.HTTP.Listen; addr != "" {
@@ -304,6 +315,47 @@ func run(ctx context.Context, cfg *Config, log zerolog.Logger) error {
 	smppDone.Wait()
 	log.Info().Msg("stopped")
 	return runErr
+}
+
+// heartbeatEvery is how often a running instance records that it is
+// connected to the XMPP server; check takes one seen within
+// 3*heartbeatEvery for running.
+const heartbeatEvery = 10 * time.Second
+
+// heartbeat records in the store, every heartbeatEvery and at once when
+// the component connects, whether this instance is connected to the XMPP
+// server, so that `check` opens no second component connection beside it
+// (on ejabberd the end of the second one drops the privileges of both). It
+// says it is gone when the connection ends and when ctx does.
+func heartbeat(ctx context.Context, st *store.Store, name string, isConnected func() bool, connected <-chan struct{}, log zerolog.Logger) {
+	t := time.NewTicker(heartbeatEvery)
+	defer t.Stop()
+	seen := false
+	for {
+		var err error
+		switch up := isConnected(); {
+		case up:
+			err = st.InstanceSeen(ctx, name)
+			seen = err == nil
+		case seen:
+			err = st.InstanceGone(ctx, name)
+			seen = err != nil
+		}
+		if err != nil && ctx.Err() == nil {
+			log.Warn().Err(err).Msg("recording the XMPP connection in the store failed")
+		}
+		select {
+		case <-ctx.Done():
+			if seen {
+				gctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+				_ = st.InstanceGone(gctx, name)
+				cancel()
+			}
+			return
+		case <-t.C:
+		case <-connected:
+		}
+	}
 }
 
 func instanceName() string {
