@@ -40,7 +40,7 @@ func (g *Gateway) handleDeliver(ctx context.Context, smsc string, d *smpp.Delive
 	if dlr.IsReceipt(d.ESMClass) || hasReceiptTLV {
 		return g.handleReceipt(ctx, smsc, d)
 	}
-	return g.handleMO(ctx, d)
+	return g.handleMO(ctx, smsc, d)
 }
 
 func (g *Gateway) handleReceipt(ctx context.Context, smsc string, d *smpp.Deliver) smpp.Status {
@@ -76,7 +76,7 @@ func (g *Gateway) handleReceipt(ctx context.Context, smsc string, d *smpp.Delive
 	return smpp.StatusOK
 }
 
-func (g *Gateway) handleMO(ctx context.Context, d *smpp.Deliver) smpp.Status {
+func (g *Gateway) handleMO(ctx context.Context, smsc string, d *smpp.Deliver) smpp.Status {
 	src := phoneAddr(d.Source, g.cfg.DefaultRegion)
 	dst, ok := phoneNumber(d.Dest, g.cfg.DefaultRegion)
 	if !ok {
@@ -103,14 +103,17 @@ func (g *Gateway) handleMO(ctx context.Context, d *smpp.Deliver) smpp.Status {
 		key = &store.FragmentKey{Source: src, Dest: dest, Ref: ref, Total: total}
 		seq = s
 	}
-	if coding.Binary(d.DataCoding, payload) {
+	// Data coding 0 in the SMSC's alphabet, named so for the parts kept
+	// until the rest come.
+	dc := g.smscAlphabet(smsc).Canonical(d.DataCoding)
+	if coding.Binary(dc, payload) {
 		// Nothing a person reads: refused, as a coding the gateway cannot
 		// show, rather than shown as garbage.
 		log.Info().Uint8("data_coding", d.DataCoding).Int("octets", len(payload)).Msg("binary message (data for a phone's application) refused")
 		return smpp.StatusRxPAppn
 	}
 	if key == nil {
-		text, err := coding.Decode(d.DataCoding, payload)
+		text, err := coding.Decode(dc, payload)
 		if err != nil {
 			log.Warn().Err(err).Uint8("data_coding", d.DataCoding).Msg("undecodable message")
 			return smpp.StatusRxPAppn
@@ -129,8 +132,8 @@ func (g *Gateway) handleMO(ctx context.Context, d *smpp.Deliver) smpp.Status {
 	if _, err := g.inbox.Recipient(ctx, dest); err != nil {
 		return g.inboundError(log, err)
 	}
-	f := store.Fragment{FragmentKey: *key, Seq: seq, DataCoding: d.DataCoding, Payload: payload, Session: g.session(d), Ended: g.ended}
-	if text, err := coding.Decode(d.DataCoding, payload); err == nil && !strings.ContainsRune(text, utf8.RuneError) {
+	f := store.Fragment{FragmentKey: *key, Seq: seq, DataCoding: dc, Payload: payload, Session: g.session(d), Ended: g.ended}
+	if text, err := coding.Decode(dc, payload); err == nil && !strings.ContainsRune(text, utf8.RuneError) {
 		f.Text = text // a character split across parts leaves the resend check out
 	}
 	frags, err := g.outbox.AddFragment(ctx, f)
