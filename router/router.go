@@ -94,6 +94,10 @@ type Config struct {
 	Validity time.Duration
 	// MaxParts is the most SMS parts one message may need. Default 10.
 	MaxParts int
+	// Parts, if set, says how many SMS parts text to dest (E.164) takes,
+	// which depends on the SMSCs that carry it (smsgw.Gateway.Parts).
+	// Default coding.Count's, as on SMSCs whose data coding 0 is GSM 03.38.
+	Parts func(dest, text string) int
 	// FallbackAfter is how long a message relayed over XMPP waits for the
 	// recipient's receipt before it is sent as SMS too; users may change
 	// it for themselves. Default 30s; negative disables the fallback.
@@ -197,6 +201,12 @@ func New(cfg Config, st Store) *Router {
 	}
 	if cfg.MaxParts <= 0 {
 		cfg.MaxParts = 10
+	}
+	if cfg.Parts == nil {
+		cfg.Parts = func(_, text string) int {
+			_, n := coding.Count(text)
+			return n
+		}
 	}
 	if cfg.FallbackAfter == 0 {
 		cfg.FallbackAfter = 30 * time.Second
@@ -316,14 +326,13 @@ func (r *Router) Outbound(ctx context.Context, m Message) error {
 	}
 	p := &pending{from: m.From, to: m.To, dest: dest, short: short, m: m}
 	if m.smsText() != "" {
-		_, parts := coding.Count(m.smsText())
 		p.msg = &store.Outbound{
 			SenderJID:   m.From.String(),
 			Dest:        dest,
 			StanzaID:    m.ID,
 			WantReceipt: m.WantReceipt,
 			Body:        m.smsText(),
-			Parts:       parts,
+			Parts:       r.cfg.Parts(p.dest, m.smsText()),
 			ExpiresAt:   time.Now().Add(r.cfg.Validity),
 		}
 	}

@@ -241,6 +241,30 @@ func TestChecksBeforeStoring(t *testing.T) {
 	}
 }
 
+// TestPartsFromTheGateway: a message is stored with the parts
+// Config.Parts gives for its destination (they depend on the SMSCs that
+// carry it), and the limit on parts counts those.
+func TestPartsFromTheGateway(t *testing.T) {
+	var dest string
+	f := setup(t, router.Config{MaxParts: 2, Parts: func(d, text string) int {
+		dest = d
+		return len(text)
+	}})
+	ctx := context.Background()
+	if err := f.r.Outbound(ctx, router.Message{From: alice, To: numberJID(phone), ID: "a1", Body: "abc"}); err != nil {
+		t.Fatal(err)
+	}
+	if s := f.x.next(t, "error"); s.condition != stanza.PolicyViolation || !strings.Contains(s.text, "3 SMS") {
+		t.Fatalf("too long: %+v", s)
+	}
+	if err := f.r.Outbound(ctx, router.Message{From: alice, To: numberJID(phone), ID: "a2", Body: "ab"}); err != nil {
+		t.Fatal(err)
+	}
+	if msgs := f.queued(t); len(msgs) != 1 || msgs[0].Parts != 2 || dest != phone {
+		t.Fatalf("queued %+v for %s", msgs, dest)
+	}
+}
+
 func TestRoutesBySMSOrXMPP(t *testing.T) {
 	f := setup(t, router.Config{})
 	ctx := context.Background()

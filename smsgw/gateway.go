@@ -105,6 +105,7 @@ type Gateway struct {
 	outbox Outbox
 	inbox  Inbox
 	links  []*Link
+	narrow bool // some SMSC's data coding 0 is not GSM 03.38
 	rr     atomic.Uint64
 	log    zerolog.Logger
 	wake   chan struct{}
@@ -162,17 +163,81 @@ type Link struct {
 	// Prefixes are the E.164 destination prefixes this SMSC takes, such
 	// as "+1" or "+4477"; none means any destination.
 	Prefixes []string
+	// Alphabet is what data coding 0 means on this SMSC (the same for
+	// all its binds): how text sent so is written, and how text from
+	// phones is read. Default GSM 03.38.
+	Alphabet coding.Alphabet
 	Client   Submitter
 }
 
+// match is how long a prefix of l matches dest: 0 for an SMSC that takes
+// any destination, -1 for none.
+func (l *Link) match(dest string) int {
+	n := -1
+	if len(l.Prefixes) == 0 {
+		n = 0
+	}
+	for _, p := range l.Prefixes {
+		if strings.HasPrefix(dest, p) && len(p) > n {
+			n = len(p)
+		}
+	}
+	return n
+}
+
 // AddLink adds a bind. Its client's Handler should be g.Handler(l.SMSC).
-// Call before Run.
-func (g *Gateway) AddLink(l Link) { g.links = append(g.links, &l) }
+// Call before Run, and before the bind's client runs.
+func (g *Gateway) AddLink(l Link) {
+	g.links = append(g.links, &l)
+	if l.Alphabet != coding.GSM {
+		g.narrow = true
+	}
+}
+
+// Parts is how many SMS parts text to dest (E.164) takes, as the gateway
+// will submit it: the router and the verifier store it with the message.
+// It depends on the SMSCs that may carry the message (see planAlphabet).
+func (g *Gateway) Parts(dest, text string) int {
+	_, n := g.planAlphabet(dest).Count(text)
+	return n
+}
+
+// planAlphabet is the alphabet that plans a message to dest: the narrowest
+// of the SMSCs whose prefixes match dest, failover included (for a short
+// code, of every SMSC), so that the message takes the same parts whichever
+// of them sends it (text one of them cannot write as data coding 0 goes as
+// UCS-2 on all).
+func (g *Gateway) planAlphabet(dest string) coding.Alphabet {
+	a := coding.GSM
+	if !g.narrow {
+		return a
+	}
+	for _, l := range g.links {
+		// A short code goes through the SMSC it came from: any of them.
+		if l.match(dest) >= 0 || shortCodeDest(dest) {
+			a = max(a, l.Alphabet)
+		}
+	}
+	return a
+}
+
+// smscAlphabet is what data coding 0 means on SMSC smsc.
+func (g *Gateway) smscAlphabet(smsc string) coding.Alphabet {
+	if g.narrow {
+		for _, l := range g.links {
+			if l.SMSC == smsc {
+				return l.Alphabet
+			}
+		}
+	}
+	return coding.GSM
+}
 
 // SetSubmitter adds the one bind of a single-SMSC setup.
 func (g *Gateway) SetSubmitter(s Submitter) { g.AddLink(Link{Client: s}) }
 
 // Handler returns the handler for deliver_sm and data_sm from SMSC smsc.
+// Text in data coding 0 is read in the Alphabet of smsc's links.
 func (g *Gateway) Handler(smsc string) smpp.Handler {
 	return smpp.HandlerFunc(func(ctx context.Context, d *smpp.Deliver) smpp.Status { return g.handleDeliver(ctx, smsc, d) })
 }
@@ -197,15 +262,7 @@ func (g *Gateway) pick(dest string) *Link {
 	top := -1
 	var cands []*Link
 	for _, l := range g.links {
-		n := -1
-		if len(l.Prefixes) == 0 {
-			n = 0
-		}
-		for _, p := range l.Prefixes {
-			if strings.HasPrefix(dest, p) && len(p) > n {
-				n = len(p)
-			}
-		}
+		n := l.match(dest)
 		if n < 0 || n < top || !l.Client.Bound() {
 			continue
 		}
@@ -417,7 +474,8 @@ func (g *Gateway) submit(ctx context.Context, m *store.Outbound) {
 		g.fail(bg, m, "the destination number is not valid")
 		return
 	}
-	dc, parts, err := coding.Segment(m.Body, uint8(m.ID), 255)
+	plan := g.planAlphabet(m.Dest)
+	dc, parts, err := plan.Segment(m.Body, uint8(m.ID), 255)
 	if err != nil || len(parts) != m.Parts {
 		g.fail(bg, m, "the text could not be encoded as SMS")
 		return
@@ -426,12 +484,13 @@ func (g *Gateway) submit(ctx context.Context, m *store.Outbound) {
 	if len(parts) > 1 {
 		esm = coding.ESMClassUDHI
 	}
+	written := plan // the alphabet of parts' octets
 	link, known := g.route(m)
 	if !known {
 		g.fail(bg, m, "the SMSC that carried the short code's message is no longer configured")
 		return
 	}
-	for i, sm := range parts {
+	for i := range parts {
 		seq := i + 1
 		if m.Done[seq] {
 			continue
@@ -442,13 +501,23 @@ func (g *Gateway) submit(ctx context.Context, m *store.Outbound) {
 				return
 			}
 		}
+		if dc == coding.DCDefault && link.Alphabet != written {
+			// The same parts (plan is the narrowest alphabet of the
+			// SMSCs for m.Dest), written in this SMSC's alphabet.
+			d, p, err := link.Alphabet.Segment(m.Body, uint8(m.ID), 255)
+			if err != nil || d != dc || len(p) != len(parts) {
+				g.fail(bg, m, "the text could not be encoded as SMS")
+				return
+			}
+			parts, written = p, link.Alphabet
+		}
 		id, err := link.Client.Submit(ctx, &smpp.Submit{
 			Source:             src,
 			Dest:               dst,
 			ESMClass:           esm,
 			DataCoding:         dc,
 			RegisteredDelivery: 1,
-			ShortMessage:       sm,
+			ShortMessage:       parts[i],
 			// A part not sent by half its lease goes back to the queue
 			// rather than being sent while another claim may take it.
 			SendBy: claimed.Add(claimLease / 2),

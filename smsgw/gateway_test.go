@@ -1,10 +1,12 @@
 package smsgw
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -292,28 +294,141 @@ func TestResendsAfterANewBind(t *testing.T) {
 	}
 }
 
-// recBind is a bind that is up and records what it is asked to submit.
+// recBind is a bind that is up and keeps what it is sent.
 type recBind struct {
-	mu   sync.Mutex
-	subs []smpp.Submit
+	alphabet coding.Alphabet // the SMSC's, to read what it is sent
+	mu       sync.Mutex
+	sent     []*smpp.Submit
 }
+
+var smscIDs atomic.Int64
 
 func (b *recBind) Submit(_ context.Context, s *smpp.Submit) (string, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.subs = append(b.subs, *s)
-	return fmt.Sprint("id-", len(b.subs)), nil
+	b.sent = append(b.sent, s)
+	return strconv.FormatInt(smscIDs.Add(1), 10), nil
 }
 func (b *recBind) Bound() bool { return true }
+
+// take returns what was sent since the last call.
+func (b *recBind) take() []*smpp.Submit {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	s := b.sent
+	b.sent = nil
+	return s
+}
 
 func (b *recBind) dests() []smpp.Address {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	var out []smpp.Address
-	for _, s := range b.subs {
+	for _, s := range b.sent {
 		out = append(out, s.Dest)
 	}
 	return out
+}
+
+// TestLatin1SMSC: on an SMSC whose data coding 0 is Latin-1, GSM text goes
+// as data coding 0 written in Latin-1, and text with a character Latin-1
+// lacks as UCS-2, in the parts Parts told the router; a message that may
+// go to either of a GSM and a Latin-1 SMSC is planned for both and written
+// for the one that takes it. Text from phones in data coding 0, whole or
+// in parts, is read in the alphabet of the SMSC that carried it.
+func TestLatin1SMSC(t *testing.T) {
+	ctx := context.Background()
+	st := storetest.SQLite(t)
+	g := New(Config{Instance: "i1", Reassembly: time.Hour, BindUp: func(uint64) bool { return true }}, st, storeInbox{st})
+	latin, gsm := &recBind{alphabet: coding.Latin1}, &recBind{alphabet: coding.GSM}
+	g.AddLink(Link{SMSC: "latin", Alphabet: coding.Latin1, Client: latin})
+	g.AddLink(Link{SMSC: "gsm", Prefixes: []string{"+44"}, Client: gsm})
+
+	const us, uk = "+12015550199", "+447700900123" // uk: the GSM SMSC, failing over to the Latin-1 one
+	long := "Δ" + strings.Repeat("a", 100)         // one SMS in GSM 03.38, two in UCS-2
+	for _, tc := range []struct {
+		dest, text string
+		bind       *recBind
+		dc         byte
+		sm         []byte // the short_message of a message of one part
+	}{
+		{us, "Café @ 5£ {ok}", latin, coding.DCDefault, []byte("Caf\xe9 @ 5\xa3 {ok}")},
+		{us, "Δ", latin, coding.DCUCS2, []byte{0x03, 0x94}},
+		{us, long, latin, coding.DCUCS2, nil},
+		{uk, "Café @", gsm, coding.DCDefault, []byte{'C', 'a', 'f', 0x05, ' ', 0x00}},
+		{uk, "5€", gsm, coding.DCUCS2, []byte{0x00, '5', 0x20, 0xAC}},
+	} {
+		m := &store.Outbound{SenderJID: "a@example.com/x", SenderNumber: "+12015550100", Dest: tc.dest, Body: tc.text,
+			Parts: g.Parts(tc.dest, tc.text), LeaseOwner: "i1", LeaseUntil: time.Now().Add(time.Minute)}
+		if err := st.AcceptOutbound(ctx, []*store.Outbound{m}); err != nil {
+			t.Fatal(err)
+		}
+		g.submit(ctx, m)
+		if state, errText, err := st.MessageState(ctx, m.ID); err != nil || state != store.StateSubmitted {
+			t.Fatalf("%q to %s: %s (%s), %v", tc.text, tc.dest, state, errText, err)
+		}
+		sent := tc.bind.take()
+		if len(sent) != m.Parts {
+			t.Fatalf("%q to %s: %d submit_sm for %d parts", tc.text, tc.dest, len(sent), m.Parts)
+		}
+		var text strings.Builder
+		for _, s := range sent {
+			if s.DataCoding != tc.dc {
+				t.Errorf("%q to %s: data_coding 0x%02X, want 0x%02X", tc.text, tc.dest, s.DataCoding, tc.dc)
+			}
+			payload := s.ShortMessage
+			if len(sent) > 1 {
+				if _, payload, _ = coding.SplitUDH(payload); s.ESMClass&coding.ESMClassUDHI == 0 {
+					t.Errorf("%q to %s: a part without UDHI", tc.text, tc.dest)
+				}
+			}
+			part, _ := tc.bind.alphabet.Decode(s.DataCoding, payload)
+			text.WriteString(part)
+		}
+		if tc.sm != nil && (len(sent) != 1 || !bytes.Equal(sent[0].ShortMessage, tc.sm)) {
+			t.Errorf("%q to %s: short_message % X, want % X", tc.text, tc.dest, sent[0].ShortMessage, tc.sm)
+		}
+		if text.String() != tc.text {
+			t.Errorf("%q to %s: the parts read %q", tc.text, tc.dest, text.String())
+		}
+	}
+	if _, n := coding.Count(long); n != 1 || g.Parts(us, long) != 2 || g.Parts(uk, long) != 2 {
+		t.Errorf("parts of %q: %d in GSM, %d to %s, %d to %s; want 1, 2, 2", long, n, g.Parts(us, long), us, g.Parts(uk, long), uk)
+	}
+
+	addr := func(n string) smpp.Address { return smpp.Address{TON: 1, NPI: 1, Addr: n} }
+	mo := func(sm ...byte) *smpp.Deliver {
+		d := &smpp.Deliver{Command: 0x05, Source: addr("12015550199"), Dest: addr("12015550100"), ShortMessage: sm, Session: 1}
+		if sm[0] == 5 {
+			d.ESMClass = coding.ESMClassUDHI
+		}
+		return d
+	}
+	for i, in := range []struct {
+		smsc string
+		d    *smpp.Deliver
+	}{
+		{"latin", mo('C', 'a', 'f', 0xE9, ' ', '@', ' ', '5', 0xA3)},
+		{"latin", mo(5, 0, 3, 0x2A, 2, 1, 'G', 'r', 0xFC)},
+		{"latin", mo(5, 0, 3, 0x2A, 2, 2, 0xDF, 'e', '!')},
+		{"gsm", mo('C', 'a', 'f', 0x05, ' ', 0x00)},
+	} {
+		if st := g.Handler(in.smsc).HandleDeliver(ctx, in.d); st != smpp.StatusOK {
+			t.Fatalf("deliver_sm %d answered %v", i, st)
+		}
+	}
+	ns, err := st.ClaimNotices(ctx, "t", 10, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var bodies []string
+	for _, n := range ns {
+		bodies = append(bodies, n.Body)
+	}
+	slices.Sort(bodies)
+	if want := []string{"Café @", "Café @ 5£", "Grüße!"}; !slices.Equal(bodies, want) {
+		t.Fatalf("messages for the user: %q, want %q", bodies, want)
+	}
 }
 
 // TestShortCodeAnswer: a message from a short code records how its SMSC
@@ -377,5 +492,21 @@ func TestShortCodeAnswer(t *testing.T) {
 	gone := send(3, 0, "removed")
 	if state, why, err := st.MessageState(ctx, gone.ID); err != nil || state != store.StateFailed || !strings.Contains(why, "no longer configured") {
 		t.Fatalf("answer through an SMSC no longer configured: %s (%s), %v", state, why, err)
+	}
+}
+
+// TestShortCodePlan: an answer to a short code may go through any SMSC (the
+// one the short code wrote through), so its parts are planned for the
+// narrowest alphabet of them all, and are the same whichever sends it.
+func TestShortCodePlan(t *testing.T) {
+	g := New(Config{}, nil, nil)
+	g.AddLink(Link{SMSC: "gsm", Prefixes: []string{"+1"}, Client: &bind{up: true}})
+	g.AddLink(Link{SMSC: "latin", Alphabet: coding.Latin1, Prefixes: []string{"+44"}, Client: &bind{up: true}})
+	text := strings.Repeat("Δ", 100) // GSM: one part; not in Latin-1: UCS-2, two
+	if n := g.Parts("+12015550199", text); n != 1 {
+		t.Errorf("to a GSM SMSC's number: %d parts, want 1", n)
+	}
+	if n := g.Parts("72345", text); n != 2 {
+		t.Errorf("to a short code: %d parts, want 2 (planned for the Latin-1 SMSC too)", n)
 	}
 }

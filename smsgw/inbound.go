@@ -103,14 +103,17 @@ func (g *Gateway) handleMO(ctx context.Context, smsc string, d *smpp.Deliver) sm
 		key = &store.FragmentKey{Source: src, Dest: dest, Ref: ref, Total: total}
 		seq = s
 	}
-	if coding.Binary(d.DataCoding, payload) {
+	// Data coding 0 in the SMSC's alphabet, named so for the parts kept
+	// until the rest come.
+	dc := g.smscAlphabet(smsc).Canonical(d.DataCoding)
+	if coding.Binary(dc, payload) {
 		// Nothing a person reads: refused, as a coding the gateway cannot
 		// show, rather than shown as garbage.
 		log.Info().Uint8("data_coding", d.DataCoding).Int("octets", len(payload)).Msg("binary message (data for a phone's application) refused")
 		return smpp.StatusRxPAppn
 	}
 	if key == nil {
-		text, err := coding.Decode(d.DataCoding, payload)
+		text, err := coding.Decode(dc, payload)
 		if err != nil {
 			log.Warn().Err(err).Uint8("data_coding", d.DataCoding).Msg("undecodable message")
 			return smpp.StatusRxPAppn
@@ -129,9 +132,9 @@ func (g *Gateway) handleMO(ctx context.Context, smsc string, d *smpp.Deliver) sm
 	if _, err := g.inbox.Recipient(ctx, dest); err != nil {
 		return g.inboundError(log, err)
 	}
-	f := store.Fragment{FragmentKey: *key, Seq: seq, DataCoding: d.DataCoding, Payload: payload, Session: g.session(d), Ended: g.ended,
+	f := store.Fragment{FragmentKey: *key, Seq: seq, DataCoding: dc, Payload: payload, Session: g.session(d), Ended: g.ended,
 		SourceTON: d.Source.TON, SourceNPI: d.Source.NPI, SMSC: smsc}
-	if text, err := coding.Decode(d.DataCoding, payload); err == nil && !strings.ContainsRune(text, utf8.RuneError) {
+	if text, err := coding.Decode(dc, payload); err == nil && !strings.ContainsRune(text, utf8.RuneError) {
 		f.Text = text // a character split across parts leaves the resend check out
 	}
 	frags, err := g.outbox.AddFragment(ctx, f)

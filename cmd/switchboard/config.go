@@ -70,6 +70,9 @@ type SMPPConfig struct {
 	Name         string   `toml:"name"`            // names the SMSC; required for [[smsc]] entries. Default "" for [smpp].
 	Prefixes     []string `toml:"prefixes"`        // E.164 destination prefixes it takes; empty: any. Longest match wins.
 	ReceiptIDs   string   `toml:"receipt_ids"`     // how receipts write submit_sm_resp's ids: auto, same, hex, decimal. Default auto.
+	// DefaultAlphabet is what data_coding 0 means on this SMSC: gsm (GSM
+	// 03.38), latin1 (ISO-8859-1) or ascii (IA5). Default gsm.
+	DefaultAlphabet string `toml:"default_alphabet"`
 }
 
 // StoreConfig is persistence.
@@ -438,6 +441,10 @@ func (c *SMPPConfig) defaults(base SMPPConfig, own func(key string) bool) {
 		c.ReceiptIDs = base.ReceiptIDs
 	}
 	c.ReceiptIDs = cmp.Or(c.ReceiptIDs, "auto")
+	if !own("default_alphabet") {
+		c.DefaultAlphabet = base.DefaultAlphabet
+	}
+	c.DefaultAlphabet = cmp.Or(c.DefaultAlphabet, "gsm")
 	if c.EnquireLink.unset() {
 		c.EnquireLink = base.EnquireLink
 		if c.EnquireLink.unset() {
@@ -508,6 +515,9 @@ func (c *SMPPConfig) validate(key string, bad func(key, format string, args ...a
 	case "auto", "same", "hex", "decimal":
 	default:
 		bad(key+".receipt_ids", "%q is not auto, same, hex or decimal", c.ReceiptIDs)
+	}
+	if _, ok := coding.ParseAlphabet(c.DefaultAlphabet); !ok {
+		bad(key+".default_alphabet", "%q is not gsm, latin1 or ascii", c.DefaultAlphabet)
 	}
 }
 

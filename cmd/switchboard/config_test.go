@@ -193,6 +193,59 @@ password_file = "`+writeFile(t, "pw", "filepw\n")+`"
 	}
 }
 
+// TestConfigDefaultAlphabet: what data_coding 0 means is gsm unless
+// given; an [[smsc]] table takes [smpp]'s unless it gives its own; a value
+// that is no alphabet is an error naming its key.
+func TestConfigDefaultAlphabet(t *testing.T) {
+	cfg, err := loadConfig(writeFile(t, "ok.toml", goodConfig+`[[smsc]]
+name = "b"
+`), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.SMPP.DefaultAlphabet != "gsm" || cfg.SMSCs[0].DefaultAlphabet != "gsm" {
+		t.Errorf("default_alphabet = %q, smsc[1] %q; want gsm", cfg.SMPP.DefaultAlphabet, cfg.SMSCs[0].DefaultAlphabet)
+	}
+	path := writeFile(t, "sb.toml", strings.Replace(goodConfig, "[phone]", "default_alphabet = \"latin1\"\n[phone]", 1)+`
+[[smsc]]
+name = "b"
+[[smsc]]
+name = "c"
+default_alphabet = "ascii"
+[[smsc]]
+name = "d"
+default_alphabet = "gsm"
+`)
+	cfg, err = loadConfig(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []string{"latin1", "latin1", "ascii", "gsm"} {
+		if got := append([]SMPPConfig{cfg.SMPP}, cfg.SMSCs...)[i].DefaultAlphabet; got != want {
+			t.Errorf("SMSC %d: default_alphabet = %q, want %q", i, got, want)
+		}
+	}
+	cfg, err = loadConfig(writeFile(t, "env.toml", goodConfig), []string{"SWITCHBOARD_SMPP_DEFAULT_ALPHABET=ascii"})
+	if err != nil || cfg.SMPP.DefaultAlphabet != "ascii" {
+		t.Errorf("from the environment: %v", err)
+	}
+	_, err = loadConfig(writeFile(t, "bad.toml", goodConfig+`[[smsc]]
+name = "b"
+default_alphabet = "iso-8859-1"
+`), []string{"SWITCHBOARD_SMPP_DEFAULT_ALPHABET=GSM"})
+	if err == nil {
+		t.Fatal("bad alphabets accepted")
+	}
+	for _, want := range []string{
+		`smpp.default_alphabet: "GSM" is not gsm, latin1 or ascii`,
+		`smsc[1].default_alphabet: "iso-8859-1" is not gsm, latin1 or ascii`,
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q:\n%s", want, err)
+		}
+	}
+}
+
 // TestConfigExplicitZero: a whole-number key given as 0, where 0 is not a
 // value it takes, is an error naming it (in the file, an [[smsc]] table or
 // the environment), not silently the default.

@@ -24,6 +24,7 @@ import (
 	"switchboard/roster/verify"
 	"switchboard/router"
 	"switchboard/smsgw"
+	"switchboard/smsgw/coding"
 	"switchboard/smsgw/smpp"
 	"switchboard/store"
 )
@@ -113,6 +114,8 @@ func run(ctx context.Context, cfg *Config, log zerolog.Logger) error {
 		DefaultRegion: cfg.Phone.DefaultRegion,
 		Validity:      cfg.SMS.Validity.D(),
 		MaxParts:      cfg.SMS.MaxParts,
+		// The gateway is built after the router, its SMSCs after both.
+		Parts:         func(dest, text string) int { return gw.Parts(dest, text) },
 		FallbackAfter: fallbackAfter(cfg.Routing.SMSFallbackAfter.D()),
 		Limits: router.Limits{
 			AllowedRegions:  cfg.Limits.AllowedCountries,
@@ -169,6 +172,7 @@ func run(ctx context.Context, cfg *Config, log zerolog.Logger) error {
 		GlobalHour:    reg.GlobalHour,
 		DefaultRegion: cfg.Phone.DefaultRegion,
 		Refuse:        rt.Forbidden,
+		Parts:         gw.Parts,
 		Logger:        log,
 		WakeSMS:       func() { gw.Wake() },
 		// The store marked the address books holding the numbers whose
@@ -180,6 +184,7 @@ func run(ctx context.Context, cfg *Config, log zerolog.Logger) error {
 	var clients []*smpp.Client
 	for _, sc := range append([]SMPPConfig{cfg.SMPP}, cfg.SMSCs...) {
 		st.SetReceiptIDs(sc.Name, sc.ReceiptIDs)
+		alphabet, _ := coding.ParseAlphabet(sc.DefaultAlphabet) // validated
 		var smppTLS *tls.Config
 		if sc.TLS {
 			if smppTLS, err = tlsConfig(sc); err != nil {
@@ -209,7 +214,7 @@ func run(ctx context.Context, cfg *Config, log zerolog.Logger) error {
 					}
 				},
 			})
-			gw.AddLink(smsgw.Link{SMSC: sc.Name, Prefixes: sc.Prefixes, Client: client})
+			gw.AddLink(smsgw.Link{SMSC: sc.Name, Prefixes: sc.Prefixes, Alphabet: alphabet, Client: client})
 			clients = append(clients, client)
 			mx.AddSMPP(sc.Name, client)
 		}

@@ -70,6 +70,10 @@ type Config struct {
 	// limits, which a code must obey like any SMS (a code to a premium-rate
 	// number is the classic SMS-pumping fraud).
 	Refuse func(number string) string
+	// Parts, if set, says how many SMS parts text to number (E.164) takes,
+	// which depends on the SMSCs that carry it (smsgw.Gateway.Parts).
+	// Default coding.Count's, as on SMSCs whose data coding 0 is GSM 03.38.
+	Parts  func(number, text string) int
 	Logger zerolog.Logger
 	// WakeSMS is called after a code SMS was queued.
 	WakeSMS func()
@@ -119,6 +123,12 @@ func New(cfg Config, st Store) *Service {
 	}
 	if cfg.WakeSMS == nil {
 		cfg.WakeSMS = func() {}
+	}
+	if cfg.Parts == nil {
+		cfg.Parts = func(_, text string) int {
+			_, n := coding.Count(text)
+			return n
+		}
 	}
 	if cfg.OnBind == nil {
 		cfg.OnBind = func(context.Context, jid.JID, string) {}
@@ -209,13 +219,12 @@ func (s *Service) Start(ctx context.Context, user jid.JID, phone string) (number
 		return "", err
 	}
 	text := strings.ReplaceAll(s.cfg.Text, "{code}", code)
-	_, parts := coding.Count(text)
 	sms := &store.Outbound{
 		SenderJID:    user.String(),
 		SenderNumber: s.cfg.Sender,
 		Dest:         n.String(),
 		Body:         text,
-		Parts:        parts,
+		Parts:        s.cfg.Parts(n.String(), text),
 		ExpiresAt:    now.Add(s.cfg.CodeTTL),
 	}
 	v := store.Verification{JID: bare, Number: n.String(), CodeHash: hash(salt, code), Salt: salt, ExpiresAt: now.Add(s.cfg.CodeTTL), CreatedAt: now}

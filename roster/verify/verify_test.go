@@ -346,3 +346,20 @@ func TestCodesAreRandom(t *testing.T) {
 		t.Fatalf("only %d distinct codes in 200", len(seen))
 	}
 }
+
+// TestCodeSMSParts: the code SMS is stored with the parts Config.Parts
+// gives for the number (they depend on the SMSCs that carry it).
+func TestCodeSMSParts(t *testing.T) {
+	var dest string
+	s, st, _ := service(t, Config{Parts: func(number, text string) int {
+		dest = number
+		return 3
+	}})
+	if _, err := s.Start(context.Background(), alice, "+1 201 555 0142"); err != nil {
+		t.Fatal(err)
+	}
+	msgs, err := st.ClaimOutbound(context.Background(), "t", 10, time.Minute)
+	if err != nil || len(msgs) != 1 || msgs[0].Parts != 3 || dest != "+12015550142" {
+		t.Fatalf("queued %+v for %s, %v", msgs, dest, err)
+	}
+}

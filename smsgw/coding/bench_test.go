@@ -43,6 +43,26 @@ func BenchmarkSegmentUCS2(b *testing.B) {
 	}
 }
 
+// BenchmarkSegmentLatin1 is GSM text for a bind whose data coding 0 is Latin-1.
+func BenchmarkSegmentLatin1(b *testing.B) {
+	for _, bc := range []struct {
+		name string
+		text string
+	}{
+		{"short", "Your code is 123456. Do not share it."},
+		{"400", strings.Repeat("Meet at 7 [room 2] {bring £}. ", 14)[:400]},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, _, err := Latin1.Segment(bc.text, 1, 0); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
 func BenchmarkCount(b *testing.B) {
 	text := strings.Repeat("The quick brown fox. ", 20)
 	b.ReportAllocs()

@@ -326,8 +326,14 @@ func maxOctets(dc byte) int {
 // reassemble is what a receiver does with the parts Segment made.
 func reassemble(t testing.TB, dc byte, parts [][]byte) string {
 	t.Helper()
+	return reassembleIn(t, GSM, dc, parts)
+}
+
+// reassembleIn is what a receiver does with the parts a.Segment made.
+func reassembleIn(t testing.TB, a Alphabet, dc byte, parts [][]byte) string {
+	t.Helper()
 	if len(parts) == 1 {
-		s, err := Decode(dc, parts[0])
+		s, err := a.Decode(dc, parts[0])
 		if err != nil {
 			t.Fatalf("Decode: %v", err)
 		}
@@ -342,7 +348,7 @@ func reassemble(t testing.TB, dc byte, parts [][]byte) string {
 		if c == nil || int(c.Seq) != i+1 || int(c.Total) != len(parts) {
 			t.Fatalf("part %d: concat = %+v", i+1, c)
 		}
-		s, err := Decode(dc, payload)
+		s, err := a.Decode(dc, payload)
 		if err != nil {
 			t.Fatalf("part %d: Decode: %v", i+1, err)
 		}

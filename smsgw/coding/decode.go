@@ -11,58 +11,58 @@ import (
 // ErrUnknownCoding is returned, wrapped with the value, by Decode for a data_coding it cannot turn into text.
 var ErrUnknownCoding = errors.New("coding: unsupported data coding")
 
-type alphabet int
+type charset int
 
 const (
-	alphaUnknown alphabet = iota
-	alphaGSM
-	alphaASCII
-	alphaLatin1
-	alpha8Bit
-	alphaUCS2
+	csUnknown charset = iota
+	csGSM
+	csASCII
+	csLatin1
+	cs8Bit
+	csUCS2
 )
 
-// alphabetOf maps an SMPP data_coding value to an alphabet. Values 0x00-0x0F have their
+// charsetOf maps an SMPP data_coding value to a character set. Values 0x00-0x0F have their
 // SMPP 3.4 meaning (§5.2.19); from 0x10 up the coding groups of 3GPP TS 23.038 §4 apply:
 // general data coding (0x00-0x7F, uncompressed only), message waiting (0xC0-0xEF) and
 // data coding/message class (0xF0-0xFF).
-func alphabetOf(dc byte) alphabet {
+func charsetOf(dc byte) charset {
 	switch {
 	case dc == DCDefault:
-		return alphaGSM
+		return csGSM
 	case dc == DCIA5:
-		return alphaASCII
+		return csASCII
 	case dc == 0x02 || dc == 0x04: // octet unspecified (8-bit binary)
-		return alpha8Bit
+		return cs8Bit
 	case dc == DCLatin1:
-		return alphaLatin1
+		return csLatin1
 	case dc == DCUCS2:
-		return alphaUCS2
+		return csUCS2
 	case dc < 0x10: // JIS, Cyrillic, Hebrew, pictogram, ISO-2022-JP, Kanji, KS C 5601, reserved
-		return alphaUnknown
+		return csUnknown
 	case dc < 0x80: // general data coding; bit 6 is automatic deletion, bit 5 compression
 		if dc&0x20 != 0 {
-			return alphaUnknown
+			return csUnknown
 		}
 		switch (dc >> 2) & 3 {
 		case 0:
-			return alphaGSM
+			return csGSM
 		case 1:
-			return alpha8Bit
+			return cs8Bit
 		case 2:
-			return alphaUCS2
+			return csUCS2
 		}
-		return alphaUnknown
+		return csUnknown
 	case dc < 0xC0: // reserved groups
-		return alphaUnknown
+		return csUnknown
 	case dc < 0xE0: // message waiting, discard or store, GSM 7-bit
-		return alphaGSM
+		return csGSM
 	case dc < 0xF0: // message waiting, store, UCS-2
-		return alphaUCS2
+		return csUCS2
 	case dc&0x04 != 0: // data coding/message class: 8-bit data
-		return alpha8Bit
+		return cs8Bit
 	default:
-		return alphaGSM
+		return csGSM
 	}
 }
 
@@ -75,14 +75,14 @@ func alphabetOf(dc byte) alphabet {
 // has no defined character set and is decoded octet for octet as Latin-1; the error wraps
 // ErrUnknownCoding for compressed, reserved and national codings.
 func Decode(dc byte, b []byte) (string, error) {
-	switch alphabetOf(dc) {
-	case alphaGSM:
+	switch charsetOf(dc) {
+	case csGSM:
 		return DecodeGSM(b), nil
-	case alphaASCII:
+	case csASCII:
 		return decodeASCII(b), nil
-	case alphaLatin1, alpha8Bit:
+	case csLatin1, cs8Bit:
 		return decodeLatin1(b), nil
-	case alphaUCS2:
+	case csUCS2:
 		return decodeUTF16BE(b), nil
 	}
 	return "", fmt.Errorf("%w 0x%02X", ErrUnknownCoding, dc)
@@ -94,7 +94,7 @@ func Decode(dc byte, b []byte) (string, error) {
 // characters in Latin-1 (other than tab, line feed and carriage return).
 // Text some phones send as 8-bit data has none.
 func Binary(dc byte, b []byte) bool {
-	if alphabetOf(dc) != alpha8Bit {
+	if charsetOf(dc) != cs8Bit {
 		return false
 	}
 	for _, c := range b {

@@ -2,5 +2,6 @@
 //
 // GSM text is carried unpacked, one septet per octet, as SMPP 3.4 transports data_coding 0.
 // Segment chooses the coding and splits outgoing text; SplitUDH and Decode take incoming
-// short_message fields apart. Reassembly of parts is left to the caller.
+// short_message fields apart. Reassembly of parts is left to the caller. For an SMSC whose
+// data_coding 0 is Latin-1 or IA5 rather than GSM 03.38, the methods of Alphabet do the same.
 package coding

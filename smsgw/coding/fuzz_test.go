@@ -82,5 +82,27 @@ func FuzzSegmentRoundTrip(f *testing.F) {
 		if got := reassemble(t, dc, parts); got != text {
 			t.Fatalf("round trip = %q; want %q", got, text)
 		}
+		// A bind whose data coding 0 is not GSM: GSM's parts, or UCS-2's.
+		gsmParts := len(parts)
+		for _, a := range []Alphabet{Latin1, ASCII} {
+			dc, parts, err := a.Segment(text, ref, 0)
+			if err != nil {
+				return // longer in UCS-2 than GSM allowed
+			}
+			if cdc, n := a.Count(text); cdc != dc || n != len(parts) {
+				t.Fatalf("%v: Count = 0x%02X, %d; Segment gave 0x%02X, %d", a, cdc, n, dc, len(parts))
+			}
+			if dc == DCDefault && len(parts) != gsmParts {
+				t.Fatalf("%v: %d parts; GSM makes %d", a, len(parts), gsmParts)
+			}
+			for i, p := range parts {
+				if len(p) > maxOctets(dc) {
+					t.Fatalf("%v: part %d is %d octets", a, i+1, len(p))
+				}
+			}
+			if got := reassembleIn(t, a, dc, parts); got != text {
+				t.Fatalf("%v: round trip = %q; want %q", a, got, text)
+			}
+		}
 	})
 }

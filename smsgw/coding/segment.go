@@ -8,7 +8,7 @@ import (
 
 // SMPP data_coding values this package produces or understands directly.
 const (
-	DCDefault byte = 0x00 // GSM 03.38 default alphabet, one septet per octet (unpacked), as SMPP carries it
+	DCDefault byte = 0x00 // SMSC default alphabet: GSM 03.38, one septet per octet (unpacked), as SMPP carries it; see Alphabet
 	DCIA5     byte = 0x01 // IA5/ASCII (treat as GSM-compatible ASCII on decode)
 	DCLatin1  byte = 0x03 // ISO-8859-1
 	DCUCS2    byte = 0x08 // UCS-2 big-endian (decode accepts UTF-16 surrogate pairs)
@@ -39,7 +39,10 @@ type plan struct {
 	parts int
 }
 
-func planFor(text string) plan {
+// planFor plans text for a GSM bind: p. ucs2 is its plan as UCS-2 (p
+// itself when the text is not all GSM), for a bind whose alphabet lacks a
+// character of it.
+func planFor(text string) (p, ucs2 plan) {
 	gsm := true
 	var septets, gParts, gFill int
 	var units, uParts, uFill int
@@ -59,16 +62,32 @@ func planFor(text string) plan {
 		units += n
 		uParts, uFill = fill(uParts, uFill, n, ucs2Part)
 	}
+	ucs2 = plan{DCUCS2, units, uParts}
+	if units <= ucs2Single {
+		ucs2.parts = 1
+	}
 	if gsm {
 		if septets <= gsmSingle {
-			return plan{DCDefault, septets, 1}
+			return plan{DCDefault, septets, 1}, ucs2
 		}
-		return plan{DCDefault, septets, gParts}
+		return plan{DCDefault, septets, gParts}, ucs2
 	}
-	if units <= ucs2Single {
-		return plan{DCUCS2, units, 1}
+	return ucs2, ucs2
+}
+
+// planIn is planFor for a bind whose data coding 0 is a: GSM text with a
+// character a lacks goes as UCS-2.
+func planIn(a Alphabet, text string) plan {
+	p, ucs2 := planFor(text)
+	if p.dc == DCDefault && a != GSM {
+		lim := a.limit()
+		for _, r := range text {
+			if r >= lim {
+				return ucs2
+			}
+		}
 	}
-	return plan{DCUCS2, units, uParts}
+	return p
 }
 
 // fill adds a character of n units to the current part, opening a new one when it
@@ -82,7 +101,7 @@ func fill(parts, used, n, limit int) (int, int) {
 
 // Count reports data coding and number of parts Segment would produce, without allocating the parts.
 func Count(text string) (dc byte, parts int) {
-	p := planFor(text)
+	p, _ := planFor(text)
 	return p.dc, p.parts
 }
 
@@ -96,11 +115,17 @@ func Count(text string) (dc byte, parts int) {
 // When more than one part is returned the caller sets ESMClassUDHI in esm_class.
 // Empty text gives one empty part. Invalid UTF-8 is sent as U+FFFD.
 // All parts share one backing array; each is capped at its own length.
+// It is GSM.Segment: for an SMSC whose data coding 0 is not GSM 03.38, see Alphabet.
 func Segment(text string, ref uint8, maxParts int) (dc byte, parts [][]byte, err error) {
+	p, _ := planFor(text)
+	return segment(text, p, ref, maxParts)
+}
+
+// segment makes the parts of text as p plans them, in GSM septets or UCS-2.
+func segment(text string, p plan, ref uint8, maxParts int) (dc byte, parts [][]byte, err error) {
 	if maxParts <= 0 || maxParts > maxTotal {
 		maxParts = maxTotal
 	}
-	p := planFor(text)
 	if p.parts > maxParts {
 		return p.dc, nil, fmt.Errorf("%w: %d parts, limit %d", ErrTooLong, p.parts, maxParts)
 	}
