@@ -277,15 +277,7 @@ func TestResendsAfterANewBind(t *testing.T) {
 	if st := g.HandleDeliver(ctx, text(5, "fine")); st != smpp.StatusOK {
 		t.Fatalf("deliver_sm answered %v", st)
 	}
-	ns, err := st.ClaimNotices(ctx, "t", 10, time.Minute)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var bodies []string
-	for _, n := range ns {
-		bodies = append(bodies, n.Body)
-	}
-	slices.Sort(bodies)
+	bodies := claimedBodies(t, st)
 	if !slices.Equal(bodies, []string{"fine", "fine", "hello world", "ok", "ok", "ping"}) {
 		t.Fatalf("messages for the user: %q", bodies)
 	}
@@ -417,16 +409,7 @@ func TestLatin1SMSC(t *testing.T) {
 			t.Fatalf("deliver_sm %d answered %v", i, st)
 		}
 	}
-	ns, err := st.ClaimNotices(ctx, "t", 10, time.Minute)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var bodies []string
-	for _, n := range ns {
-		bodies = append(bodies, n.Body)
-	}
-	slices.Sort(bodies)
-	if want := []string{"Café @", "Café @ 5£", "Grüße!"}; !slices.Equal(bodies, want) {
+	if bodies, want := claimedBodies(t, st), []string{"Café @", "Café @ 5£", "Grüße!"}; !slices.Equal(bodies, want) {
 		t.Fatalf("messages for the user: %q, want %q", bodies, want)
 	}
 }
@@ -509,4 +492,20 @@ func TestShortCodePlan(t *testing.T) {
 	if n := g.Parts("72345", text); n != 2 {
 		t.Errorf("to a short code: %d parts, want 2 (planned for the Latin-1 SMSC too)", n)
 	}
+}
+
+// claimedBodies claims the notices waiting in st and returns their bodies,
+// sorted.
+func claimedBodies(t *testing.T, st *store.Store) []string {
+	t.Helper()
+	ns, err := st.ClaimNotices(context.Background(), "t", 10, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var bodies []string
+	for _, n := range ns {
+		bodies = append(bodies, n.Body)
+	}
+	slices.Sort(bodies)
+	return bodies
 }

@@ -95,9 +95,19 @@ func Dump(s *Store, q string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
-	cols, _ := rows.Columns()
 	var out []string
+	err = eachRow(rows, func(vals []any) { out = append(out, fmt.Sprint(vals...)) })
+	return out, err
+}
+
+// eachRow calls f with the columns of each row of rows (text as strings),
+// and closes rows.
+func eachRow(rows *sql.Rows, f func(vals []any)) error {
+	defer rows.Close()
+	cols, err := rows.Columns()
+	if err != nil {
+		return err
+	}
 	for rows.Next() {
 		vals := make([]any, len(cols))
 		ptrs := make([]any, len(cols))
@@ -105,16 +115,16 @@ func Dump(s *Store, q string) ([]string, error) {
 			ptrs[i] = &vals[i]
 		}
 		if err := rows.Scan(ptrs...); err != nil {
-			return nil, err
+			return err
 		}
 		for i, v := range vals {
 			if b, ok := v.([]byte); ok {
 				vals[i] = string(b)
 			}
 		}
-		out = append(out, fmt.Sprint(vals...))
+		f(vals)
 	}
-	return out, rows.Err()
+	return rows.Err()
 }
 
 // Exec runs q on the writer's handle, outside the group commit.
@@ -142,20 +152,7 @@ func ShortCodePlan(s *Store) (string, error) {
 		if err != nil {
 			return err
 		}
-		defer rows.Close()
-		cols, _ := rows.Columns()
-		for rows.Next() {
-			vals := make([]any, len(cols))
-			ptrs := make([]any, len(cols))
-			for i := range vals {
-				ptrs[i] = &vals[i]
-			}
-			if err := rows.Scan(ptrs...); err != nil {
-				return err
-			}
-			out = append(out, fmt.Sprintf("%s", vals[col]))
-		}
-		return rows.Err()
+		return eachRow(rows, func(vals []any) { out = append(out, fmt.Sprint(vals[col])) })
 	})
 	return strings.Join(out, "\n"), err
 }
