@@ -178,7 +178,7 @@ func (c *Component) logEnd(up bool, err error, retry time.Duration) {
 	case !up:
 		msg = "connecting to the XMPP server failed"
 	}
-	ev.Err(err).Dur("retry_in", retry).Str("server", c.cfg.Server).Msg(msg)
+	ev.Err(err).Stringer("retry_in", retry.Round(time.Millisecond)).Str("server", c.cfg.Server).Msg(msg)
 }
 
 // notAuthorizedHint says, in each server's terms, what a not-authorized

@@ -1271,6 +1271,20 @@ func (l *logLines) next(want string, not ...string) map[string]any {
 	}
 }
 
+// checkRetryIn checks that a line says when the next attempt is as a
+// duration with its unit, such as "5ms".
+func checkRetryIn(t *testing.T, line map[string]any) {
+	t.Helper()
+	s, ok := line["retry_in"].(string)
+	if !ok {
+		t.Errorf("retry_in is %#v, want a duration such as \"5ms\"", line["retry_in"])
+		return
+	}
+	if d, err := time.ParseDuration(s); err != nil || d <= 0 || d > time.Second {
+		t.Errorf("retry_in %q: %v, %v", s, d, err)
+	}
+}
+
 const (
 	logConnectFailed = "connecting to the XMPP server failed"
 	logRefused       = "the XMPP server refused the component secret"
@@ -1290,6 +1304,7 @@ func TestConnectLogs(t *testing.T) {
 		if line["level"] != "warn" || line["server"] != srv.addr() {
 			t.Errorf("logged %v", line)
 		}
+		checkRetryIn(t, line)
 	})
 	t.Run("refused, then a session", func(t *testing.T) {
 		srv := newFakeServer(t)
@@ -1309,6 +1324,7 @@ func TestConnectLogs(t *testing.T) {
 				t.Errorf("hint %q does not say %q", hint, want)
 			}
 		}
+		checkRetryIn(t, line)
 
 		// The server's secret changes to the component's: it connects,
 		// and the end of that session is no refusal.
@@ -1322,6 +1338,7 @@ func TestConnectLogs(t *testing.T) {
 		if line["level"] != "warn" || line["hint"] != nil {
 			t.Errorf("logged %v", line)
 		}
+		checkRetryIn(t, line)
 	})
 }
 

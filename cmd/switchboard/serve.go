@@ -353,7 +353,7 @@ func prune(ctx context.Context, st *store.Store, keep, interval time.Duration, l
 		case err != nil && ctx.Err() == nil:
 			log.Error().Err(err).Msg("pruning the archive failed")
 		case n > 0:
-			log.Info().Int64("deleted", n).Dur("retention", keep).Msg("pruned the archive")
+			log.Info().Int64("deleted", n).Stringer("retention", keep).Msg("pruned the archive")
 		}
 		select {
 		case <-ctx.Done():

@@ -256,7 +256,7 @@ func (c *Client) Run(ctx context.Context) error {
 			ev = c.log.Error()
 		}
 		wait := jitter(backoff)
-		ev.Err(err).Dur("retry_in", wait).Msg("smpp session ended")
+		ev.Err(err).Stringer("retry_in", wait.Round(time.Millisecond)).Msg("smpp session ended")
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
