@@ -99,7 +99,7 @@ func run(ctx context.Context, cfg *Config, log zerolog.Logger) error {
 	}()
 	instance := instanceName()
 	log = log.With().Str("instance", instance).Logger()
-	log.Info().Str("version", version()).Str("store", st.Engine()).Str("component", cfg.XMPP.Component).Msg("starting")
+	log.Info().Str("version", version()).Str("store", st.Engine()).Str("xmpp_component", cfg.XMPP.Component).Msg("starting")
 
 	promReg, mx := newMetrics()
 	mx.SetStore(st)
