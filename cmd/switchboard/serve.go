@@ -13,8 +13,10 @@ import (
 	"os"
 	"runtime/debug"
 	"sync"
+	"syscall"
 	"time"
 
+	"github.com/mattn/go-isatty"
 	"github.com/rs/zerolog"
 	"mellium.im/xmpp/jid"
 
@@ -70,13 +72,32 @@ const gcPercent = 400
 
 func newLogger(c LogConfig, w io.Writer) zerolog.Logger {
 	if c.Format == "console" {
-		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.TimeOnly}
+		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.TimeOnly, NoColor: !isTerminal(w)}
 	}
 	lvl, err := zerolog.ParseLevel(c.Level)
 	if err != nil {
 		lvl = zerolog.InfoLevel
 	}
 	return zerolog.New(w).Level(lvl).With().Timestamp().Logger()
+}
+
+// isTerminal reports whether w is a terminal. Colour codes anywhere else
+// (a file, a pipe, journald) are noise in the text.
+func isTerminal(w io.Writer) bool {
+	c, ok := w.(syscall.Conn)
+	if !ok {
+		return false
+	}
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return false
+	}
+	tty := false
+	// Control, unlike Fd, leaves the file in non-blocking mode.
+	if err := rc.Control(func(fd uintptr) { tty = isatty.IsTerminal(fd) }); err != nil {
+		return false
+	}
+	return tty
 }
 
 // drainTimeout bounds how long shutdown waits for submissions in flight.
