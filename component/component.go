@@ -24,6 +24,7 @@ import (
 	xmppcomponent "mellium.im/xmpp/component"
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
+	"mellium.im/xmpp/stream"
 
 	"switchboard/router"
 )
@@ -145,14 +146,14 @@ func (c *Component) Run(ctx context.Context) error {
 	delay := c.cfg.ReconnectMin
 	for {
 		start := time.Now()
-		err := c.session(ctx)
+		up, err := c.session(ctx)
 		if ctx.Err() != nil {
 			return nil
 		}
 		if time.Since(start) > time.Minute {
 			delay = c.cfg.ReconnectMin
 		}
-		c.log.Warn().Err(err).Dur("retry_in", delay).Str("server", c.cfg.Server).Msg("XMPP session ended")
+		c.logEnd(up, err, delay)
 		select {
 		case <-ctx.Done():
 			return nil
@@ -163,11 +164,41 @@ func (c *Component) Run(ctx context.Context) error {
 	}
 }
 
-func (c *Component) session(ctx context.Context) error {
+// logEnd logs why a session ended, or why none started (up is false),
+// and when the next attempt is.
+func (c *Component) logEnd(up bool, err error, retry time.Duration) {
+	ev, msg := c.log.Warn(), "XMPP session ended"
+	switch {
+	case !up && errors.Is(err, stream.NotAuthorized):
+		// Not a network problem: the server's configuration and ours
+		// disagree. Retrying is still right (the operator may fix the
+		// server's side); the backoff soon makes this a line every
+		// ReconnectMax (30 s).
+		ev, msg = c.log.Error().Str("hint", c.notAuthorizedHint()), "the XMPP server refused the component secret"
+	case !up:
+		msg = "connecting to the XMPP server failed"
+	}
+	ev.Err(err).Stringer("retry_in", retry.Round(time.Millisecond)).Str("server", c.cfg.Server).Msg(msg)
+}
+
+// notAuthorizedHint says, in each server's terms, what a not-authorized
+// answer to the handshake means.
+func (c *Component) notAuthorizedHint() string {
+	d := c.cfg.JID.Domain().String()
+	return fmt.Sprintf("xmpp.secret must equal the XMPP server's secret for %[1]s: "+
+		"Prosody's component_secret under Component %[1]q, "+
+		"ejabberd's listen → ejabberd_service → hosts → %[1]q: password. "+
+		"ejabberd also answers not-authorized when the listener at xmpp.server has no %[1]s in its hosts (check xmpp.component)",
+		d)
+}
+
+// session connects, performs the handshake and serves the stream until it
+// ends. up reports whether the handshake succeeded.
+func (c *Component) session(ctx context.Context) (up bool, err error) {
 	d := net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
 	conn, err := d.DialContext(ctx, "tcp", c.cfg.Server)
 	if err != nil {
-		return err
+		return false, err
 	}
 	if c.cfg.TLS != nil {
 		conn = tls.Client(conn, c.cfg.TLS)
@@ -186,7 +217,7 @@ func (c *Component) session(ctx context.Context) error {
 	cancel()
 	if err != nil {
 		conn.Close()
-		return fmt.Errorf("component handshake: %w", err)
+		return false, fmt.Errorf("component handshake: %w", err)
 	}
 	c.priv.reset()
 	c.mu.Lock()
@@ -215,7 +246,7 @@ func (c *Component) session(ctx context.Context) error {
 	if err == nil {
 		err = errors.New("stream closed by server")
 	}
-	return err
+	return true, err
 }
 
 // send writes a stanza on the current session, or into the batch ctx

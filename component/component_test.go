@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha1"
 	"encoding/hex"
+	"encoding/json"
 	"encoding/xml"
 	"errors"
 	"fmt"
@@ -1223,6 +1224,122 @@ func TestNoServer(t *testing.T) {
 	if h.comp.Connected() {
 		t.Error("Connected() without a server")
 	}
+}
+
+// logLines is a logger's output, one decoded JSON line at a time; each
+// line also goes to the test's log.
+type logLines struct {
+	t     *testing.T
+	w     io.Writer
+	lines chan map[string]any
+}
+
+func newLogLines(t *testing.T) *logLines {
+	return &logLines{t: t, w: zerolog.NewTestWriter(t), lines: make(chan map[string]any, 1024)}
+}
+
+func (l *logLines) Write(p []byte) (int, error) {
+	var line map[string]any
+	if err := json.Unmarshal(p, &line); err != nil {
+		l.t.Errorf("log line %q: %v", p, err)
+	}
+	select {
+	case l.lines <- line:
+	default:
+	}
+	return l.w.Write(p)
+}
+
+// next returns the next line whose message is want, failing the test on a
+// line with one of not before it.
+func (l *logLines) next(want string, not ...string) map[string]any {
+	l.t.Helper()
+	for {
+		select {
+		case line := <-l.lines:
+			msg, _ := line["message"].(string)
+			if msg == want {
+				return line
+			}
+			if slices.Contains(not, msg) {
+				l.t.Fatalf("logged %v, want %q", line, want)
+			}
+		case <-time.After(waitFor):
+			l.t.Fatalf("nothing logged %q", want)
+			return nil
+		}
+	}
+}
+
+// checkRetryIn checks that a line says when the next attempt is as a
+// duration with its unit, such as "5ms".
+func checkRetryIn(t *testing.T, line map[string]any) {
+	t.Helper()
+	s, ok := line["retry_in"].(string)
+	if !ok {
+		t.Errorf("retry_in is %#v, want a duration such as \"5ms\"", line["retry_in"])
+		return
+	}
+	if d, err := time.ParseDuration(s); err != nil || d <= 0 || d > time.Second {
+		t.Errorf("retry_in %q: %v, %v", s, d, err)
+	}
+}
+
+const (
+	logConnectFailed = "connecting to the XMPP server failed"
+	logRefused       = "the XMPP server refused the component secret"
+	logEnded         = "XMPP session ended"
+)
+
+// TestConnectLogs: a failed dial, a refused secret and the end of a
+// session are told apart in the log, and a refused secret is an error with
+// a hint naming each server's setting.
+func TestConnectLogs(t *testing.T) {
+	t.Run("no server", func(t *testing.T) {
+		srv := newFakeServer(t)
+		srv.ln.Close()
+		logs := newLogLines(t)
+		start(t, srv, func(c *Config) { c.Logger = zerolog.New(logs) })
+		line := logs.next(logConnectFailed, logEnded, logRefused)
+		if line["level"] != "warn" || line["server"] != srv.addr() {
+			t.Errorf("logged %v", line)
+		}
+		checkRetryIn(t, line)
+	})
+	t.Run("refused, then a session", func(t *testing.T) {
+		srv := newFakeServer(t)
+		logs := newLogLines(t)
+		start(t, srv, func(c *Config) { c.Secret, c.Logger = "wrong", zerolog.New(logs) })
+		if _, err := handshake(t, srv.accept(), testSecret); !errors.Is(err, errNotAuthorized) {
+			t.Fatalf("handshake with the wrong secret: %v", err)
+		}
+		line := logs.next(logRefused, logEnded, logConnectFailed)
+		hint, _ := line["hint"].(string)
+		if line["level"] != "error" || line["error"] != "component handshake: not-authorized" {
+			t.Errorf("logged %v", line)
+		}
+		for _, want := range []string{"xmpp.secret", "component_secret", `Component "` + testDomain + `"`,
+			`ejabberd_service → hosts → "` + testDomain + `": password`, "xmpp.component"} {
+			if !strings.Contains(hint, want) {
+				t.Errorf("hint %q does not say %q", hint, want)
+			}
+		}
+		checkRetryIn(t, line)
+
+		// The server's secret changes to the component's: it connects,
+		// and the end of that session is no refusal.
+		sc, err := handshake(t, srv.accept(), "wrong")
+		if err != nil {
+			t.Fatal(err)
+		}
+		sc.ping()
+		sc.conn.Close()
+		line = logs.next(logEnded, logRefused, logConnectFailed)
+		if line["level"] != "warn" || line["hint"] != nil {
+			t.Errorf("logged %v", line)
+		}
+		checkRetryIn(t, line)
+	})
 }
 
 func TestStopClosesStream(t *testing.T) {

@@ -531,7 +531,7 @@ func (g *Gateway) submit(ctx context.Context, m *store.Outbound) {
 		// The SMSC has the part: a store outage must not make it send the
 		// part again. Keep trying to record the id while the lease holds.
 		for wait := 250 * time.Millisecond; err != nil && time.Since(claimed) < claimLease/2 && ctx.Err() == nil; wait = min(2*wait, 5*time.Second) {
-			g.log.Warn().Int64("msg", m.ID).Err(err).Str("smsc_id", id).Dur("retry_in", wait).Msg("recording SMSC id failed; retrying")
+			g.log.Warn().Int64("msg", m.ID).Err(err).Str("smsc_id", id).Stringer("retry_in", wait).Msg("recording SMSC id failed; retrying")
 			select {
 			case <-ctx.Done():
 			case <-time.After(wait):

@@ -364,7 +364,7 @@ func (g *Gateway) sweepStore(ctx context.Context) {
 	case err != nil:
 		g.log.Error().Err(err).Msg("ending waits for receipts failed; the next sweep will retry")
 	case n > 0:
-		g.log.Warn().Int64("messages", n).Dur("waited", g.cfg.ReceiptWait).Msg("no receipt came for SMS submitted long ago; ended as sent, delivery not confirmed")
+		g.log.Warn().Int64("messages", n).Stringer("waited", g.cfg.ReceiptWait).Msg("no receipt came for SMS submitted long ago; ended as sent, delivery not confirmed")
 		for range n {
 			g.cfg.OnMessage(store.Out, store.RouteSMS, "unconfirmed")
 		}

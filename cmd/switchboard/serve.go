@@ -13,8 +13,10 @@ import (
 	"os"
 	"runtime/debug"
 	"sync"
+	"syscall"
 	"time"
 
+	"github.com/mattn/go-isatty"
 	"github.com/rs/zerolog"
 	"mellium.im/xmpp/jid"
 
@@ -71,13 +73,32 @@ const gcPercent = 400
 
 func newLogger(c LogConfig, w io.Writer) zerolog.Logger {
 	if c.Format == "console" {
-		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.TimeOnly}
+		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.TimeOnly, NoColor: !isTerminal(w)}
 	}
 	lvl, err := zerolog.ParseLevel(c.Level)
 	if err != nil {
 		lvl = zerolog.InfoLevel
 	}
 	return zerolog.New(w).Level(lvl).With().Timestamp().Logger()
+}
+
+// isTerminal reports whether w is a terminal. Colour codes anywhere else
+// (a file, a pipe, journald) are noise in the text.
+func isTerminal(w io.Writer) bool {
+	c, ok := w.(syscall.Conn)
+	if !ok {
+		return false
+	}
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return false
+	}
+	tty := false
+	// Control, unlike Fd, leaves the file in non-blocking mode.
+	if err := rc.Control(func(fd uintptr) { tty = isatty.IsTerminal(fd) }); err != nil {
+		return false
+	}
+	return tty
 }
 
 // drainTimeout bounds how long shutdown waits for submissions in flight.
@@ -100,7 +121,7 @@ func run(ctx context.Context, cfg *Config, log zerolog.Logger) error {
 	}()
 	instance := instanceName()
 	log = log.With().Str("instance", instance).Logger()
-	log.Info().Str("version", version()).Str("store", st.Engine()).Str("component", cfg.XMPP.Component).Msg("starting")
+	log.Info().Str("version", version()).Str("store", st.Engine()).Str("xmpp_component", cfg.XMPP.Component).Msg("starting")
 
 	promReg, mx := newMetrics()
 	mx.SetStore(st)
@@ -410,7 +431,7 @@ func prune(ctx context.Context, st *store.Store, keep, interval time.Duration, l
 		case err != nil && ctx.Err() == nil:
 			log.Error().Err(err).Msg("pruning the archive failed")
 		case n > 0:
-			log.Info().Int64("deleted", n).Dur("retention", keep).Msg("pruned the archive")
+			log.Info().Int64("deleted", n).Stringer("retention", keep).Msg("pruned the archive")
 		}
 		select {
 		case <-ctx.Done():

@@ -7,24 +7,42 @@ import (
 	"testing"
 )
 
-// codeBlock returns the first fenced block of lang after heading in the README.
-func codeBlock(t *testing.T, readme, heading, lang string) string {
+// codeBlocks returns the fenced blocks of lang in the README's section
+// under heading (up to the next "## " heading); it fails the test if there
+// are none.
+func codeBlocks(t *testing.T, readme, heading, lang string) []string {
 	t.Helper()
 	i := strings.Index(readme, "\n"+heading+"\n")
 	if i < 0 {
 		t.Fatalf("README has no %q section", heading)
 	}
-	rest := readme[i:]
-	j := strings.Index(rest, "```"+lang+"\n")
-	if j < 0 {
+	section := readme[i+len(heading)+2:]
+	if end := strings.Index(section, "\n## "); end >= 0 {
+		section = section[:end]
+	}
+	var blocks []string
+	for {
+		j := strings.Index(section, "```"+lang+"\n")
+		if j < 0 {
+			break
+		}
+		section = section[j+len("```"+lang+"\n"):]
+		k := strings.Index(section, "```")
+		if k < 0 {
+			t.Fatalf("a %s block under %q is not closed", lang, heading)
+		}
+		blocks = append(blocks, section[:k])
+		section = section[k+3:]
+	}
+	if len(blocks) == 0 {
 		t.Fatalf("no %s block under %q", lang, heading)
 	}
-	rest = rest[j+len("```"+lang+"\n"):]
-	return rest[:strings.Index(rest, "```")]
+	return blocks
 }
 
 // containsInOrder checks that every meaningful line of block appears, in order,
-// in rendered (whitespace trimmed; comments and "…" placeholders skipped).
+// in rendered (whitespace trimmed; comments with a "…" placeholder, which stand
+// for what an operator's file already has, skipped).
 func containsInOrder(t *testing.T, name, block, rendered string) {
 	t.Helper()
 	var lines []string
@@ -34,7 +52,7 @@ func containsInOrder(t *testing.T, name, block, rendered string) {
 	at := 0
 	for _, l := range strings.Split(block, "\n") {
 		l = strings.TrimSpace(l)
-		if l == "" || strings.HasPrefix(l, "--") && strings.Contains(l, "…") || strings.Contains(l, "a long random secret") || strings.HasPrefix(l, "port:") || strings.HasPrefix(l, "ip:") {
+		if l == "" || (strings.HasPrefix(l, "--") || strings.HasPrefix(l, "#")) && strings.Contains(l, "…") || strings.Contains(l, "a long random secret") || strings.HasPrefix(l, "port:") || strings.HasPrefix(l, "ip:") {
 			continue
 		}
 		found := false
@@ -50,8 +68,9 @@ func containsInOrder(t *testing.T, name, block, rendered string) {
 	}
 }
 
-// TestREADMEServerSetups: the README's Prosody and ejabberd sections are the
-// configurations the integration tests run, so they cannot drift.
+// TestREADMEServerSetups: every block of the README's Prosody and ejabberd
+// sections is part of the configurations the integration tests run, so they
+// cannot drift.
 func TestREADMEServerSetups(t *testing.T) {
 	b, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
 	if err != nil {
@@ -63,11 +82,15 @@ func TestREADMEServerSetups(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	containsInOrder(t, "Prosody", codeBlock(t, readme, "## Attaching to Prosody", "lua"), string(prosody))
+	for _, block := range codeBlocks(t, readme, "## Attaching to Prosody", "lua") {
+		containsInOrder(t, "Prosody", block, string(prosody))
+	}
 	ejabberd, err := RenderEjabberdConfig(EjabberdConfig{Dir: t.TempDir(), Interface: "127.0.0.1", C2SPort: 5222, ComponentPort: 5347, HTTPPort: 5280,
 		Domain: "example.com", Component: "sms.example.com", Secret: "a long random secret", Privilege: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	containsInOrder(t, "ejabberd", codeBlock(t, readme, "## Attaching to ejabberd", "yaml"), string(ejabberd))
+	for _, block := range codeBlocks(t, readme, "## Attaching to ejabberd", "yaml") {
+		containsInOrder(t, "ejabberd", block, string(ejabberd))
+	}
 }

@@ -243,9 +243,11 @@ func (c *Client) Run(ctx context.Context) error {
 	backoff := c.cfg.ReconnectMin
 	for {
 		s, err := c.connect(ctx)
+		msg := "connecting to the SMSC failed"
 		if err == nil {
 			backoff = c.cfg.ReconnectMin
 			err = c.serve(ctx, s)
+			msg = "smpp session ended"
 		}
 		if ctx.Err() != nil {
 			return nil
@@ -256,7 +258,7 @@ func (c *Client) Run(ctx context.Context) error {
 			ev = c.log.Error()
 		}
 		wait := jitter(backoff)
-		ev.Err(err).Dur("retry_in", wait).Msg("smpp session ended")
+		ev.Err(err).Stringer("retry_in", wait.Round(time.Millisecond)).Msg(msg)
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
