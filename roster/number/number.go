@@ -41,23 +41,35 @@ func (n E164) String() string { return string(n) }
 // against their number patterns — a quarter of the time of a full parse,
 // which matters as the SMS limits ask for every number of an address book.
 func (n E164) Region() string {
-	digits := n.Digits()
+	p, regions := split(n.Digits())
+	switch {
+	case len(regions) == 1:
+		return regions[0]
+	case p == nil:
+		return ""
+	}
+	return phonenumbers.GetRegionCodeForNumber(p)
+}
+
+// split reads the digits of an E.164 number (without the "+") as
+// libphonenumber's Parse would: the country code, the one of its first
+// three digits that libphonenumber knows (country codes are prefix free),
+// with the regions that share it, and the national number after it. p is
+// nil when the digits are no such number.
+func split(digits string) (p *phonenumbers.PhoneNumber, regions []string) {
 	if len(digits) < 2 || len(digits) > 17 || digits[0] == '0' || strings.TrimLeft(digits, "0123456789") != "" {
-		return "" // no country code starts with 0
+		return nil, nil // no country code starts with 0
 	}
 	for l := 1; l <= 3 && l < len(digits); l++ {
 		cc, _ := strconv.Atoi(digits[:l])
 		regions := phonenumbers.GetRegionCodesForCountryCode(cc)
-		switch {
-		case len(regions) == 0:
+		if len(regions) == 0 {
 			continue
-		case len(regions) == 1:
-			return regions[0]
 		}
 		national := digits[l:]
 		nn, err := strconv.ParseUint(national, 10, 64)
 		if err != nil {
-			return ""
+			return nil, regions
 		}
 		p := &phonenumbers.PhoneNumber{CountryCode: ptr(int32(cc)), NationalNumber: &nn}
 		if zeros := len(national) - len(strings.TrimLeft(national, "0")); zeros > 0 {
@@ -65,9 +77,28 @@ func (n E164) Region() string {
 			zeros = min(zeros, len(national)-1)
 			p.ItalianLeadingZero, p.NumberOfLeadingZeros = ptr(true), ptr(int32(zeros))
 		}
-		return phonenumbers.GetRegionCodeForNumber(p)
+		return p, regions
 	}
-	return ""
+	return nil, nil
+}
+
+// canonical reads s when it is an E.164 number already ("+" and digits):
+// the form of every number JID the gateway hands out, so the usual one a
+// message is addressed to. It checks it as Parse does, without Parse's
+// regular expressions over the whole string (a fifth of the time). ok is
+// false when s is not in that form or not valid as it stands; Parse then
+// reads it the long way (a national prefix written after the country
+// code, say).
+func canonical(s string) (n E164, ok bool) {
+	digits, plus := strings.CutPrefix(s, "+")
+	if !plus {
+		return "", false
+	}
+	p, _ := split(digits)
+	if p == nil || !phonenumbers.IsValidNumber(p) {
+		return "", false
+	}
+	return E164(s), true
 }
 
 func ptr[T any](v T) *T { return &v }
@@ -129,6 +160,9 @@ func parse(s, region string) (E164, error) {
 		if digits {
 			return "", fmt.Errorf("%w: %q", ErrRegion, s)
 		}
+	}
+	if n, ok := canonical(s); ok {
+		return n, nil
 	}
 	if region == "" {
 		region = "ZZ"

@@ -126,6 +126,17 @@ func BenchmarkParse(b *testing.B) {
 			}
 		}
 	})
+	// A new number in E.164, as number JIDs are written.
+	b.Run("new E.164", func(b *testing.B) {
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			i++
+			if _, err := number.Parse(fmt.Sprintf("+1201%03d%04d", 200+i/10000%800, i%10000), ""); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }
 
 // TestParseRemembers checks that a remembered result, success or error, is

@@ -15,6 +15,62 @@ import (
 // country code and length (leading zeros included) that are valid. For an
 // invalid one it tells nothing or its country code's region.
 func TestRegionAsParsed(t *testing.T) {
+	nums := corpus()
+	valid := 0
+	for _, n := range nums {
+		p, err := phonenumbers.Parse(string(n), "")
+		if err == nil && phonenumbers.IsValidNumber(p) {
+			valid++
+			// As Parse gives it ("+44 0…" loses its national prefix).
+			n = E164(phonenumbers.Format(p, phonenumbers.E164))
+			if got, want := n.Region(), phonenumbers.GetRegionCodeForNumber(p); got != want {
+				t.Errorf("%s: Region = %q, parsed %q", n, got, want)
+			}
+			continue
+		}
+		got := n.Region()
+		if got == "" {
+			continue
+		}
+		if cc := ccOf(n); !slices.Contains(phonenumbers.GetRegionCodesForCountryCode(cc), got) {
+			t.Errorf("%s (invalid): Region = %q, not a region of +%d", n, got, cc)
+		}
+	}
+	t.Logf("%d valid numbers of %d", valid, len(nums))
+	if valid < 1000 {
+		t.Fatalf("only %d valid numbers tried", valid)
+	}
+}
+
+// TestCanonicalAsParsed: canonical accepts a number only when libphonenumber's
+// full parse gives it valid and the same, and accepts every valid number
+// written as the full parse writes it: over the corpus of TestRegionAsParsed.
+func TestCanonicalAsParsed(t *testing.T) {
+	fast := 0
+	for _, n := range corpus() {
+		var slow E164
+		if p, err := phonenumbers.Parse(string(n), "ZZ"); err == nil && phonenumbers.IsValidNumber(p) {
+			slow = E164(phonenumbers.Format(p, phonenumbers.E164))
+		}
+		got, ok := canonical(string(n))
+		switch {
+		case ok && got != slow:
+			t.Errorf("canonical(%q) = %q; the full parse gives %q", n, got, slow)
+		case !ok && slow != "" && slow == n:
+			t.Errorf("canonical(%q) refused a valid number in E.164", n)
+		case ok:
+			fast++
+		}
+	}
+	if fast < 1000 {
+		t.Fatalf("only %d numbers read by canonical", fast)
+	}
+}
+
+// corpus is numbers in E.164 form and near it: the example numbers of
+// every region and type, random numbers of every country code and length
+// (leading zeros included), and a few odd ones.
+func corpus() []E164 {
 	var nums []E164
 	for region := range phonenumbers.GetSupportedRegions() {
 		for _, typ := range []phonenumbers.PhoneNumberType{phonenumbers.FIXED_LINE, phonenumbers.MOBILE, phonenumbers.TOLL_FREE,
@@ -43,33 +99,9 @@ func TestRegionAsParsed(t *testing.T) {
 			}
 		}
 	}
-	nums = append(nums, "+12015550123", "+14165550123", "+18765550123", "+442071234567", "+441481234567",
+	return append(nums, "+12015550123", "+14165550123", "+18765550123", "+442071234567", "+441481234567",
 		"+390612345678", "+79161234567", "+77011234567", "+19005551234", "+80012345678", "+", "+1", "", "12015550123", "+1201x550123",
-		"+012015550123", "+0044207123456")
-	valid := 0
-	for _, n := range nums {
-		p, err := phonenumbers.Parse(string(n), "")
-		if err == nil && phonenumbers.IsValidNumber(p) {
-			valid++
-			// As Parse gives it ("+44 0…" loses its national prefix).
-			n = E164(phonenumbers.Format(p, phonenumbers.E164))
-			if got, want := n.Region(), phonenumbers.GetRegionCodeForNumber(p); got != want {
-				t.Errorf("%s: Region = %q, parsed %q", n, got, want)
-			}
-			continue
-		}
-		got := n.Region()
-		if got == "" {
-			continue
-		}
-		if cc := ccOf(n); !slices.Contains(phonenumbers.GetRegionCodesForCountryCode(cc), got) {
-			t.Errorf("%s (invalid): Region = %q, not a region of +%d", n, got, cc)
-		}
-	}
-	t.Logf("%d valid numbers of %d", valid, len(nums))
-	if valid < 1000 {
-		t.Fatalf("only %d valid numbers tried", valid)
-	}
+		"+012015550123", "+0044207123456", "+4402071234567", "+3906123456789", "+11201555012", "+1 2015550123", "+12015550123 ")
 }
 
 func ccOf(n E164) int {
