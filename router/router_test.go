@@ -712,6 +712,7 @@ func TestClaimedFirst(t *testing.T) {
 		t.Fatalf("AcceptInbound: handed %v, %v; want it left to a claim", old.Handed, err)
 	}
 	f.r.HandNotices([]store.Notice{{ID: old.ID + 1, Direction: store.In, UserJID: "alice@example.com", PeerNumber: phone, Body: "second", Stored: time.Now()}})
+	f.r.Wake() // the claim is due before the loop can run again
 	f.x.down.Store(false)
 	f.r.Wake() // as the component does when it connects
 	for _, want := range []string{"first", "second"} {

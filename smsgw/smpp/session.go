@@ -398,6 +398,12 @@ func (s *session) handleDeliver(h header, body []byte) {
 		s.write(encodeDeliverResp(h.ID, h.Seq, StatusRxTAppn))
 		return
 	}
+	// Receipts need no order among them (each names its message): they go
+	// straight to the workers.
+	if _, tlv := d.TLVs[0x001E]; tlv || receiptClass(d.ESMClass) {
+		s.dispatch <- d
+		return
+	}
 	// The read loop alone starts pairs, so their PDUs keep the order they
 	// came in.
 	k := pair{d.Source.Addr, d.Dest.Addr}
@@ -413,13 +419,17 @@ func (s *session) handleDeliver(h header, body []byte) {
 }
 
 // worker handles inbound PDUs. Those between one pair of addresses (a
-// phone's messages to a user; a number's receipts) are handled one at a
+// phone's messages to a user; not receipts) are handled one at a
 // time, in the order they came: the read loop queues a PDU whose pair is
 // being handled behind it, and the worker handling the pair takes it next.
 // Pairs run side by side.
 func (s *session) worker() {
 	defer s.wg.Done()
 	for d := range s.dispatch {
+		if _, tlv := d.TLVs[0x001E]; tlv || receiptClass(d.ESMClass) {
+			s.handle(d)
+			continue
+		}
 		k := pair{d.Source.Addr, d.Dest.Addr}
 		for d != nil {
 			s.handle(d)
@@ -433,6 +443,16 @@ func (s *session) worker() {
 			s.order.Unlock()
 		}
 	}
+}
+
+// receiptClass tells whether esm_class marks a delivery receipt or an
+// acknowledgement (SMPP 3.4 §5.2.12), as package dlr reads it.
+func receiptClass(esm byte) bool {
+	switch esm & 0x3C {
+	case 0x04, 0x08, 0x10, 0x20:
+		return true
+	}
+	return false
 }
 
 // pair is the source and destination addresses of an inbound PDU.
