@@ -203,10 +203,7 @@ func New(cfg Config, st Store) *Router {
 		cfg.MaxParts = 10
 	}
 	if cfg.Parts == nil {
-		cfg.Parts = func(_, text string) int {
-			_, n := coding.Count(text)
-			return n
-		}
+		cfg.Parts = coding.Parts
 	}
 	if cfg.FallbackAfter == 0 {
 		cfg.FallbackAfter = 30 * time.Second
@@ -271,12 +268,6 @@ type Message struct {
 	WantReceipt bool
 }
 
-// shortCode tells whether s is a short code (3 to 6 digits), the sender a
-// service's SMS show.
-func shortCode(s string) bool {
-	return len(s) >= 3 && len(s) <= 6 && strings.Trim(s, "0123456789") == ""
-}
-
 func (m *Message) smsText() string {
 	if m.SMSText != "" {
 		return m.SMSText
@@ -310,7 +301,7 @@ func (r *Router) Outbound(ctx context.Context, m Message) error {
 			return nil
 		}
 		code := m.To.Localpart()
-		if !shortCode(code) {
+		if !number.IsShortCode(code) {
 			return stanzaErr(stanza.Modify, stanza.JIDMalformed,
 				fmt.Sprintf("%q is not a phone number this gateway can reach: write it in international form, e.g. +12015550123@%s.",
 					code, r.cfg.Component.Domainpart()))

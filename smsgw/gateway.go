@@ -214,7 +214,7 @@ func (g *Gateway) planAlphabet(dest string) coding.Alphabet {
 	}
 	for _, l := range g.links {
 		// A short code goes through the SMSC it came from: any of them.
-		if l.match(dest) >= 0 || shortCodeDest(dest) {
+		if l.match(dest) >= 0 || number.IsShortCode(dest) {
 			a = max(a, l.Alphabet)
 		}
 	}
@@ -302,7 +302,7 @@ func (g *Gateway) pickSMSC(name string) (l *Link, known bool) {
 // digits name a service only in that SMSC's network. known is false when
 // that SMSC is not configured any more.
 func (g *Gateway) route(m *store.Outbound) (l *Link, known bool) {
-	if shortCodeDest(m.Dest) {
+	if number.IsShortCode(m.Dest) {
 		return g.pickSMSC(m.SMSC)
 	}
 	return g.pick(m.Dest), true
@@ -607,7 +607,7 @@ func backoff(n int) time.Duration {
 // without the "+"; a short code (an answer to one that wrote: see
 // store.ShortCodeWrote) by shortCodeAddr.
 func destAddr(m *store.Outbound) (smpp.Address, bool) {
-	if shortCodeDest(m.Dest) {
+	if number.IsShortCode(m.Dest) {
 		return shortCodeAddr(m.Dest, m.DestTON, m.DestNPI), true
 	}
 	n, err := number.FromDigits(m.Dest)
@@ -615,12 +615,6 @@ func destAddr(m *store.Outbound) (smpp.Address, bool) {
 		return smpp.Address{}, false
 	}
 	return smpp.Address{TON: 1, NPI: 1, Addr: n.Digits()}, true
-}
-
-// shortCodeDest tells whether dest is a short code: 3 to 6 digits, no "+"
-// (phoneNumber reads no shorter address as a number).
-func shortCodeDest(dest string) bool {
-	return len(dest) >= 3 && len(dest) <= 6 && strings.Trim(dest, "0123456789") == ""
 }
 
 // shortCodeAddr is the SMPP address of a short code an SMS answers, given

@@ -196,6 +196,13 @@ func FromDigits(digits string) (E164, error) {
 	return E164("+" + digits), nil
 }
 
+// IsShortCode tells whether s is a short code: 3 to 6 digits, the sender
+// a service's SMS show, and no phone number (the gateway reads no shorter
+// address as one).
+func IsShortCode(s string) bool {
+	return len(s) >= 3 && len(s) <= 6 && strings.Trim(s, "0123456789") == ""
+}
+
 // JID returns the number's JID on the component domain.
 func (n E164) JID(component jid.JID) jid.JID {
 	j, err := component.Domain().WithLocal(string(n)) // the domain is checked already
