@@ -125,10 +125,7 @@ func New(cfg Config, st Store) *Service {
 		cfg.WakeSMS = func() {}
 	}
 	if cfg.Parts == nil {
-		cfg.Parts = func(_, text string) int {
-			_, n := coding.Count(text)
-			return n
-		}
+		cfg.Parts = coding.Parts
 	}
 	if cfg.OnBind == nil {
 		cfg.OnBind = func(context.Context, jid.JID, string) {}

@@ -99,6 +99,14 @@ func fill(parts, used, n, limit int) (int, int) {
 	return parts, used + n
 }
 
+// Parts is Count's number of parts, for a destination dest that does not
+// change it: the default of the parts counters the router and the verifier
+// take (with several SMSCs the gateway's counts by destination).
+func Parts(dest, text string) int {
+	_, n := Count(text)
+	return n
+}
+
 // Count reports data coding and number of parts Segment would produce, without allocating the parts.
 func Count(text string) (dc byte, parts int) {
 	p, _ := planFor(text)
