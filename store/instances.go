@@ -33,13 +33,10 @@ func (s *Store) InstanceGone(ctx context.Context, name string) error {
 }
 
 // ConnectedInstances returns the instances seen connected since since,
-// the most recently seen first. Those seen before it are deleted: an
-// instance that died without saying so.
+// the most recently seen first. (Sweep deletes those that died without
+// saying so.)
 func (s *Store) ConnectedInstances(ctx context.Context, since time.Time) ([]Instance, error) {
-	if _, err := s.exec(ctx, `DELETE FROM instances WHERE seen_at < $1`, since.UnixMilli()); err != nil {
-		return nil, fmt.Errorf("store: connected instances: %w", err)
-	}
-	rows, err := s.query(ctx, `SELECT name, seen_at FROM instances ORDER BY seen_at DESC`)
+	rows, err := s.query(ctx, `SELECT name, seen_at FROM instances WHERE seen_at >= $1 ORDER BY seen_at DESC`, since.UnixMilli())
 	if err != nil {
 		return nil, fmt.Errorf("store: connected instances: %w", err)
 	}

@@ -48,8 +48,16 @@ func TestInstances(t *testing.T) {
 		if got, want := names(now.Add(-1500*time.Millisecond)), []string{"a"}; !slices.Equal(got, want) {
 			t.Errorf("after c left and b fell silent: %v, want %v", got, want)
 		}
-		if got := names(now.Add(-time.Minute)); !slices.Equal(got, []string{"a"}) {
-			t.Errorf("b is back after it was dropped: %v", got)
+		// b is still there, silent; the sweep deletes it an hour on.
+		if got, want := names(now.Add(-time.Minute)), []string{"a", "b"}; !slices.Equal(got, want) {
+			t.Errorf("before the sweep: %v, want %v", got, want)
+		}
+		now = now.Add(time.Hour - 1500*time.Millisecond)
+		if _, err := s.Sweep(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if got, want := names(now.Add(-2*time.Hour)), []string{"a"}; !slices.Equal(got, want) {
+			t.Errorf("after the sweep: %v, want %v (b seen an hour and 0.5 s ago)", got, want)
 		}
 	})
 }

@@ -883,6 +883,7 @@ const (
 	smsSecondsKeep   = 2 * time.Minute
 	smsUserKeep      = 25 * time.Hour
 	presenceKeep     = 10 * time.Minute
+	instanceKeep     = time.Hour
 )
 
 // Sweep deletes what nothing will read or claim any more, and returns how
@@ -890,8 +891,8 @@ const (
 // message submitted again after its instance died, another system's message
 // on a shared account, a late receipt for a pruned message), the SMS counts
 // the limits no longer read (everyone's after two minutes, each user's after
-// 25 hours), and users' resources gone offline
-// long ago. Each is a statement of its own, outside any transaction, so
+// 25 hours), users' resources gone offline long ago, and instances not seen
+// connected for an hour (that died without saying so). Each is a statement of its own, outside any transaction, so
 // instances sweeping the same database take no lock an accept or a receipt
 // holds.
 func (s *Store) Sweep(ctx context.Context) (receipts int64, err error) {
@@ -908,6 +909,9 @@ func (s *Store) Sweep(ctx context.Context) (receipts int64, err error) {
 	}
 	if err == nil {
 		_, err = s.exec(ctx, `DELETE FROM presences WHERE available = 0 AND at < $1`, now.Add(-presenceKeep).UnixMilli())
+	}
+	if err == nil {
+		_, err = s.exec(ctx, `DELETE FROM instances WHERE seen_at < $1`, now.Add(-instanceKeep).UnixMilli())
 	}
 	if err != nil {
 		return receipts, fmt.Errorf("store: sweep: %w", err)
