@@ -37,6 +37,65 @@ func TestHandedBound(t *testing.T) {
 	}
 }
 
+// TestDroppedGivenBack: a handed notice dropped from memory — past its
+// deadline (the XMPP side was down), or beyond handedMax — goes back to the
+// store at once, claimable in its turn, rather than staying leased to this
+// instance until its lease runs out while newer ones are sent.
+func TestDroppedGivenBack(t *testing.T) {
+	st := storetest.SQLite(t)
+	r := New(Config{Instance: "i1"}, st)
+	st.HandNotices("i1", NoticeLease, r.HandNotices)
+	ctx := t.Context()
+	accept := func(body string) int64 {
+		t.Helper()
+		in := &store.Inbound{Source: "+12015550199", Dest: "+12015550100", RecipientJID: "alice@example.com", Body: body}
+		if err := st.AcceptInbound(ctx, in); err != nil || !in.Handed {
+			t.Fatalf("AcceptInbound(%q): handed %v, %v", body, in.Handed, err)
+		}
+		return in.ID
+	}
+	claim := func() []int64 {
+		t.Helper()
+		ns, err := st.ClaimNotices(ctx, "i2", 10, NoticeLease)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []int64
+		for _, n := range ns {
+			ids = append(ids, n.ID)
+		}
+		return ids
+	}
+
+	first := accept("first")
+	if len(r.handed) != 1 || r.handed[0].n.ID != first {
+		t.Fatalf("handed %+v, want message %d", r.handed, first)
+	}
+	r.handed[0].deadline = time.Now().Add(-time.Second) // waited out an outage
+	second := accept("second")
+	r.releaseDropped(ctx)
+	if got := claim(); len(got) != 1 || got[0] != first {
+		t.Fatalf("claimed %v after the first expired, want [%d]", got, first)
+	}
+	if got := r.takeHanded(noticeBatch); len(got) != 1 || got[0].ID != second {
+		t.Fatalf("took %+v, want message %d", got, second)
+	}
+
+	// Past the bound: not kept, given back.
+	r.handed = make([]handedNotice, handedMax)
+	for i := range r.handed {
+		r.handed[i] = handedNotice{store.Notice{ID: 1<<40 + int64(i)}, time.Now().Add(time.Minute)}
+	}
+	third := accept("third")
+	r.releaseDropped(ctx)
+	if got := claim(); len(got) != 1 || got[0] != third {
+		t.Fatalf("claimed %v past the bound, want [%d]", got, third)
+	}
+	if !r.claimDue.Load() {
+		t.Fatal("no claim due after notices were given back")
+	}
+}
+
 // TestDelayedFromPhone: a message from a phone sent to its user well after
 // it came carries the time it came; one sent at once does not.
 func TestDelayedFromPhone(t *testing.T) {

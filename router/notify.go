@@ -33,8 +33,9 @@ const (
 // NoticeLease (store.HandNotices) and sends them soon, without a claim.
 //
 // While the XMPP side is down they wait in memory, at most handedMax of
-// them and never past their deadline; the others are left to a claim once
-// their lease has run out.
+// them and never past their deadline. The others are given back to the
+// store at once (releaseDropped), to be claimed: in their turn, before
+// newer ones, by this instance once connected, or by another.
 func (r *Router) HandNotices(ns []store.Notice) {
 	now := time.Now()
 	deadline := now.Add(NoticeLease - handedMargin)
@@ -42,17 +43,38 @@ func (r *Router) HandNotices(ns []store.Notice) {
 	// Deadlines only grow along the list: drop the expired head.
 	i := 0
 	for i < len(r.handed) && !now.Before(r.handed[i].deadline) {
+		r.dropped = append(r.dropped, r.handed[i].n.ID)
 		i++
 	}
 	r.handed = r.handed[:copy(r.handed, r.handed[i:])]
 	for _, n := range ns {
 		if len(r.handed) >= handedMax {
-			break
+			r.dropped = append(r.dropped, n.ID)
+			continue
 		}
 		r.handed = append(r.handed, handedNotice{n, deadline})
 	}
 	r.handedMu.Unlock()
 	r.signal()
+}
+
+// releaseDropped gives the handed notices dropped from memory back to the
+// store. Left leased to this instance, they would wait for their lease to
+// run out while newer notices — a phone's later messages — went first.
+func (r *Router) releaseDropped(ctx context.Context) {
+	r.handedMu.Lock()
+	ids := r.dropped
+	r.dropped = nil
+	r.handedMu.Unlock()
+	if len(ids) == 0 {
+		return
+	}
+	if err := r.store.ReleaseNotices(context.WithoutCancel(ctx), r.cfg.Instance, ids); err != nil {
+		// Their leases run out in at most NoticeLease.
+		r.log.Error().Err(err).Int("notices", len(ids)).Msg("giving back notices not sent in time failed")
+		return
+	}
+	r.claimDue.Store(true)
 }
 
 // handedMax bounds the handed notices waiting in memory.
@@ -68,6 +90,8 @@ func (r *Router) takeHanded(max int) []store.Notice {
 	for ; i < len(r.handed) && len(out) < max; i++ {
 		if h := r.handed[i]; now.Before(h.deadline) {
 			out = append(out, h.n)
+		} else {
+			r.dropped = append(r.dropped, h.n.ID)
 		}
 	}
 	r.handed = r.handed[:copy(r.handed, r.handed[i:])]
@@ -87,6 +111,7 @@ func (r *Router) notifyLoop(ctx context.Context) {
 	t := time.NewTicker(noticePoll)
 	defer t.Stop()
 	for {
+		r.releaseDropped(ctx)
 		// Claimable notices go first, until none is left: they are older
 		// than those handed since (a lease ran out while the XMPP server
 		// was down, or a send failed), so a phone's messages that waited
@@ -94,6 +119,7 @@ func (r *Router) notifyLoop(ctx context.Context) {
 		// receipts cannot keep them waiting, and handed notices that wait
 		// too long behind them are claimed in their turn.
 		for r.xmpp.Connected() {
+			r.releaseDropped(ctx)
 			if r.claimDue.Swap(false) && r.sendNotices(ctx, false) {
 				r.claimDue.Store(true) // a full batch: there may be more
 				continue
@@ -185,7 +211,7 @@ func (r *Router) sendNotices(ctx context.Context, handed bool) (more bool) {
 			}
 		}()
 	}
-	if err := r.store.ReleaseNotices(bg, failed); err != nil {
+	if err := r.store.ReleaseNotices(bg, r.cfg.Instance, failed); err != nil {
 		r.log.Error().Err(err).Msg("releasing notices failed")
 	}
 	if len(failed) > 0 {

@@ -42,7 +42,7 @@ type Store interface {
 	AcceptInbound(ctx context.Context, in *store.Inbound) error
 	ClaimNotices(ctx context.Context, owner string, limit int, lease time.Duration) ([]store.Notice, error)
 	NoticesDone(ctx context.Context, ids []int64) error
-	ReleaseNotices(ctx context.Context, ids []int64) error
+	ReleaseNotices(ctx context.Context, owner string, ids []int64) error
 	MessageBody(ctx context.Context, id int64) (string, error)
 }
 
@@ -172,6 +172,7 @@ type Router struct {
 
 	handedMu sync.Mutex
 	handed   []handedNotice // notices the store leased to this instance (HandNotices)
+	dropped  []int64        // handed notices not kept, to give back (releaseDropped)
 
 	recording sync.WaitGroup // notices done being recorded (sendNotices); Run waits
 }

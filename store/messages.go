@@ -824,13 +824,15 @@ func b2i(b bool) int {
 	return 0
 }
 
-// ReleaseNotices gives claimed notices back, to be sent again.
-func (s *Store) ReleaseNotices(ctx context.Context, ids []int64) error {
+// ReleaseNotices gives notices leased to owner back, to be claimed and
+// sent at once. Those whose lease another instance has taken since (it
+// ran out) stay as they are.
+func (s *Store) ReleaseNotices(ctx context.Context, owner string, ids []int64) error {
 	if len(ids) == 0 {
 		return nil
 	}
-	args := idArgs(nil, pad(ids))
-	_, err := s.exec(ctx, `UPDATE notices SET lease_owner = '', lease_until = 0 WHERE message_id IN (`+inList(1, len(args))+`)`, args...)
+	args := idArgs([]any{owner}, pad(ids))
+	_, err := s.exec(ctx, `UPDATE notices SET lease_owner = '', lease_until = 0 WHERE lease_owner = $1 AND message_id IN (`+inList(2, len(args)-1)+`)`, args...)
 	if err != nil {
 		return fmt.Errorf("store: release notices: %w", err)
 	}

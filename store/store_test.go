@@ -322,7 +322,14 @@ func TestInboundAndFragments(t *testing.T) {
 		if len(ns) != 1 {
 			t.Fatalf("claim = %v", ns)
 		}
-		if err := s.ReleaseNotices(ctx, []int64{ns[0].ID}); err != nil {
+		// Only by the instance that holds it.
+		if err := s.ReleaseNotices(ctx, "y", []int64{ns[0].ID}); err != nil {
+			t.Fatal(err)
+		}
+		if ns := notices(t, s); len(ns) != 0 {
+			t.Fatalf("released by another instance: %v", ns)
+		}
+		if err := s.ReleaseNotices(ctx, "x", []int64{ns[0].ID}); err != nil {
 			t.Fatal(err)
 		}
 		if ns := notices(t, s); len(ns) != 1 || ns[0].Body != "again" {
