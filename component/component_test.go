@@ -924,6 +924,48 @@ func transcripts() []transcript {
 			want: []want{iqError("+1@sms.example.com", testAlice, "i3c", "modify", "jid-malformed", `"+1" is not a phone number`)},
 		},
 		{
+			name: "OMEMO message (as Conversations sends it): its fallback body is not sent",
+			in: `<message from='alice@example.com/r' to='+12015550123@sms.example.com' id='e1' type='chat'><encrypted xmlns='eu.siacs.conversations.axolotl'><header sid='1'><key rid='2'>AAAA</key><iv>BBBB</iv></header><payload>CCCC</payload></encrypted>` +
+				`<encryption xmlns='urn:xmpp:eme:0' namespace='eu.siacs.conversations.axolotl'/><body>I sent you an OMEMO encrypted message but your client doesn't seem to support that.</body><request xmlns='urn:xmpp:receipts'/></message>`,
+			want: []want{msgError(testNumber, testAlice, "e1", "modify", "not-acceptable", "cannot carry an end-to-end encrypted message")},
+		},
+		{
+			name: "OMEMO 2 message",
+			in:   `<message from='alice@example.com/r' to='+12015550123@sms.example.com' id='e2' type='chat'><encrypted xmlns='urn:xmpp:omemo:2'><header sid='1'/><payload>CCCC</payload></encrypted><body>[This message is OMEMO encrypted]</body></message>`,
+			want: []want{msgError(testNumber, testAlice, "e2", "modify", "not-acceptable", "turn encryption off")},
+		},
+		{
+			name: "OpenPGP message (XEP-0373)",
+			in:   `<message from='alice@example.com/r' to='+12015550123@sms.example.com' id='e3' type='chat'><openpgp xmlns='urn:xmpp:openpgp:0'>BASE64</openpgp><body>This message is encrypted.</body></message>`,
+			want: []want{msgError(testNumber, testAlice, "e3", "modify", "not-acceptable", "end-to-end encrypted")},
+		},
+		{
+			name: "legacy PGP message (XEP-0027)",
+			in:   `<message from='alice@example.com/r' to='+12015550123@sms.example.com' id='e4' type='chat'><x xmlns='jabber:x:encrypted'>qANQR1DB</x><body>This message is encrypted.</body></message>`,
+			want: []want{msgError(testNumber, testAlice, "e4", "modify", "not-acceptable", "end-to-end encrypted")},
+		},
+		{
+			name: "OMEMO key exchange without a body: nothing sent, no answer",
+			in:   `<message from='alice@example.com/r' to='+12015550123@sms.example.com' id='e5' type='chat'><encrypted xmlns='eu.siacs.conversations.axolotl'><header sid='1'><key prekey='true' rid='2'>AAAA</key><iv>BBBB</iv></header></encrypted></message>`,
+		},
+		{
+			name: "retraction (XEP-0424 version 1)",
+			in: `<message from='alice@example.com/r' to='+12015550123@sms.example.com' id='e6' type='chat'><retract id='m1' xmlns='urn:xmpp:message-retract:1'/>` +
+				`<fallback xmlns='urn:xmpp:fallback:0' for='urn:xmpp:message-retract:1'/><body>This person attempted to retract a previous message, but it's unsupported by your client.</body></message>`,
+			want: []want{msgError(testNumber, testAlice, "e6", "cancel", "feature-not-implemented", "cannot be taken back")},
+		},
+		{
+			name: "retraction (version 0, applied through XEP-0422)",
+			in: `<message from='alice@example.com/r' to='+12015550123@sms.example.com' id='e7' type='chat'><apply-to xmlns='urn:xmpp:fasten:0' id='m1'><retract xmlns='urn:xmpp:message-retract:0'/></apply-to>` +
+				`<body>This person attempted to retract a previous message, but it's unsupported by your client.</body></message>`,
+			want: []want{msgError(testNumber, testAlice, "e7", "cancel", "feature-not-implemented", "cannot be retracted")},
+		},
+		{
+			name:  "another fastening (not a retraction) goes on",
+			in:    `<message from='alice@example.com/r' to='+12015550123@sms.example.com' id='e8' type='chat'><apply-to xmlns='urn:xmpp:fasten:0' id='m1'><external xmlns='urn:xmpp:fasten:0' name='body'/></apply-to><body>thanks</body></message>`,
+			calls: []router.Message{msgCall(testAlice, testNumber, "e8", "thanks", false)},
+		},
+		{
 			name: "groupchat message from a user",
 			in:   `<message from='alice@example.com/r' to='+12015550123@sms.example.com' id='m19b' type='groupchat'><body>hi all</body></message>`,
 			want: []want{msgError(testNumber, testAlice, "m19b", "cancel", "service-unavailable", "not a group chat")},

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+
+	"mellium.im/xmpp/stanza"
 )
 
 // Namespaces of content that changes how a message reads as SMS.
@@ -17,6 +19,52 @@ const (
 	nsChatStates = "http://jabber.org/protocol/chatstates" // XEP-0085
 	nsMarkers    = "urn:xmpp:chat-markers:0"               // XEP-0333
 )
+
+// Namespaces of content an SMS cannot carry (see unsendable).
+const (
+	nsOMEMOLegacy = "eu.siacs.conversations.axolotl" // OMEMO as Conversations, Gajim and Dino send it
+	nsOMEMO1      = "urn:xmpp:omemo:1"
+	nsOMEMO2      = "urn:xmpp:omemo:2"   // XEP-0384
+	nsOpenPGP     = "urn:xmpp:openpgp:0" // XEP-0373
+	nsLegacyPGP   = "jabber:x:encrypted" // XEP-0027
+	nsEME         = "urn:xmpp:eme:0"     // XEP-0380: how the message is encrypted
+	nsRetract0    = "urn:xmpp:message-retract:0"
+	nsRetract1    = "urn:xmpp:message-retract:1" // XEP-0424
+	nsFasten      = "urn:xmpp:fasten:0"          // XEP-0422, how version 0 of retraction applies
+)
+
+// unsendable returns the error for a message the gateway must not pass on,
+// and whether there is one. Its body is then a fallback written for XMPP
+// clients that do not understand it — "I sent you an OMEMO encrypted
+// message but your client doesn't seem to support that", "This person
+// attempted to retract a previous message" — which as an SMS would reach a
+// phone as if the user had written it:
+//   - an end-to-end encrypted message: a phone has no key, nor does the
+//     number's JID, which no client can encrypt for, whichever way the
+//     message would go;
+//   - a retraction: an SMS cannot be taken back.
+func unsendable(s *inStanza) (stanza.Error, bool) {
+	for _, e := range s.Payload {
+		switch e.XMLName.Space {
+		case nsOMEMOLegacy, nsOMEMO1, nsOMEMO2, nsOpenPGP, nsLegacyPGP, nsEME:
+			return errText(stanza.Modify, stanza.NotAcceptable,
+				"An SMS cannot carry an end-to-end encrypted message: turn encryption off for this contact and send it again."), true
+		case nsRetract0, nsRetract1:
+			return retractErr, true
+		case nsFasten:
+			var v struct {
+				Retract *struct{} `xml:"urn:xmpp:message-retract:0 retract"`
+			}
+			if e.XMLName.Local == "apply-to" && e.decode(&v) == nil && v.Retract != nil {
+				return retractErr, true
+			}
+		}
+	}
+	return stanza.Error{}, false
+}
+
+var retractErr = errText(stanza.Cancel, stanza.FeatureNotImplemented,
+	"A message through the SMS gateway cannot be retracted: an SMS cannot be taken back once sent.")
 
 // smsText is the text an SMS carries for a message: the body, with out-of-
 // band links, locations and shared contacts written out, and corrections

@@ -229,6 +229,14 @@ func (c *Component) handleMessage(ctx context.Context, s *inStanza) {
 	if id, ok := receiptOf(s); ok && s.text() == "" && c.router.Receipt(ctx, from, to, id) {
 		return
 	}
+	if e, ok := unsendable(s); ok && c.router.Served(from) {
+		// One without a body (an OMEMO key exchange) is not answered:
+		// the user wrote nothing.
+		if s.text() != "" {
+			c.replyError(ctx, to, from, s.ID, e)
+		}
+		return
+	}
 	err = c.router.Outbound(ctx, router.Message{
 		From:        from,
 		To:          to,
