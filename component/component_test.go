@@ -924,6 +924,11 @@ func transcripts() []transcript {
 			want: []want{iqError("+1@sms.example.com", testAlice, "i3c", "modify", "jid-malformed", `"+1" is not a phone number`)},
 		},
 		{
+			name: "groupchat message from a user",
+			in:   `<message from='alice@example.com/r' to='+12015550123@sms.example.com' id='m19b' type='groupchat'><body>hi all</body></message>`,
+			want: []want{msgError(testNumber, testAlice, "m19b", "cancel", "service-unavailable", "not a group chat")},
+		},
+		{
 			name: "OMEMO message (as Conversations sends it): its fallback body is not sent",
 			in: `<message from='alice@example.com/r' to='+12015550123@sms.example.com' id='e1' type='chat'><encrypted xmlns='eu.siacs.conversations.axolotl'><header sid='1'><key rid='2'>AAAA</key><iv>BBBB</iv></header><payload>CCCC</payload></encrypted>` +
 				`<encryption xmlns='urn:xmpp:eme:0' namespace='eu.siacs.conversations.axolotl'/><body>I sent you an OMEMO encrypted message but your client doesn't seem to support that.</body><request xmlns='urn:xmpp:receipts'/></message>`,
@@ -964,11 +969,6 @@ func transcripts() []transcript {
 			name:  "another fastening (not a retraction) goes on",
 			in:    `<message from='alice@example.com/r' to='+12015550123@sms.example.com' id='e8' type='chat'><apply-to xmlns='urn:xmpp:fasten:0' id='m1'><external xmlns='urn:xmpp:fasten:0' name='body'/></apply-to><body>thanks</body></message>`,
 			calls: []router.Message{msgCall(testAlice, testNumber, "e8", "thanks", false)},
-		},
-		{
-			name: "groupchat message from a user",
-			in:   `<message from='alice@example.com/r' to='+12015550123@sms.example.com' id='m19b' type='groupchat'><body>hi all</body></message>`,
-			want: []want{msgError(testNumber, testAlice, "m19b", "cancel", "service-unavailable", "not a group chat")},
 		},
 	}
 }
