@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"encoding/xml"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 
 	"mellium.im/xmpp/stanza"
+
+	"switchboard/router"
 )
 
 // Namespaces of content that changes how a message reads as SMS.
@@ -18,6 +21,7 @@ const (
 	nsRosterX    = "http://jabber.org/protocol/rosterx"    // XEP-0144, a shared contact
 	nsChatStates = "http://jabber.org/protocol/chatstates" // XEP-0085
 	nsMarkers    = "urn:xmpp:chat-markers:0"               // XEP-0333
+	nsReactions  = "urn:xmpp:reactions:0"                  // XEP-0444
 )
 
 // Namespaces of content an SMS cannot carry (see unsendable).
@@ -70,6 +74,14 @@ var retractErr = errText(stanza.Cancel, stanza.FeatureNotImplemented,
 // band links, locations and shared contacts written out, and corrections
 // marked. "" means the stanza has nothing to send as SMS.
 func smsText(s *inStanza) string {
+	if r := reactionOf(s); r != nil {
+		// Whatever fallback body a client added: the router quotes the
+		// message reacted to, as phones write a reaction in an SMS.
+		if len(r.Emojis) == 0 {
+			return "" // a reaction taken back: nothing to tell a phone
+		}
+		return router.ReactionText(r.Emojis, "")
+	}
 	body := s.text()
 	if strings.TrimSpace(body) == "" {
 		body = ""
@@ -139,6 +151,30 @@ func smsText(s *inStanza) string {
 		text = "Correction: " + text
 	}
 	return text
+}
+
+// reactionOf returns the message's reactions (XEP-0444), or nil.
+func reactionOf(s *inStanza) *router.Reaction {
+	for _, e := range s.Payload {
+		if e.XMLName.Space != nsReactions || e.XMLName.Local != "reactions" {
+			continue
+		}
+		var v struct {
+			ID        string   `xml:"id,attr"`
+			Reactions []string `xml:"reaction"`
+		}
+		if e.decode(&v) != nil || v.ID == "" {
+			return nil
+		}
+		r := &router.Reaction{ID: v.ID}
+		for _, x := range v.Reactions {
+			if x = strings.TrimSpace(x); x != "" && !slices.Contains(r.Emojis, x) {
+				r.Emojis = append(r.Emojis, x)
+			}
+		}
+		return r
+	}
+	return nil
 }
 
 // payloadXML renders the stanza's children — bodies and every other

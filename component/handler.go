@@ -243,6 +243,7 @@ func (c *Component) handleMessage(ctx context.Context, s *inStanza) {
 		ID:          s.ID,
 		Body:        s.text(),
 		SMSText:     smsText(s),
+		Reaction:    reactionOf(s),
 		Payload:     payloadXML(s),
 		WantReceipt: s.Request != nil,
 	})

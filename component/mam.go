@@ -251,7 +251,7 @@ func (c *Component) mamResult(to jid.JID, queryID, prefix string, it store.Archi
 	}
 	msgID := it.StanzaID
 	if msgID == "" {
-		msgID = id
+		msgID = "sms-" + id // as the message from a phone came (router.Router.send)
 	}
 	attr := func(k, v string) xml.Attr { return xml.Attr{Name: xml.Name{Local: k}, Value: v} }
 	result := xml.StartElement{Name: xml.Name{Space: nsMAM, Local: "result"}, Attr: []xml.Attr{attr("id", id)}}

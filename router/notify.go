@@ -2,6 +2,7 @@ package router
 
 import (
 	"context"
+	"errors"
 	"strconv"
 	"strings"
 	"time"
@@ -350,3 +351,31 @@ func continues(c rune) bool {
 }
 
 func isRegional(c rune) bool { return c >= 0x1F1E6 && c <= 0x1F1FF }
+
+// reactionQuote is how many characters of the message reacted to an SMS
+// of reactions quotes.
+const reactionQuote = 40
+
+// quoteReacted writes into p's SMS the start of the message its reactions
+// are to, when the user received that message from the same number: its
+// id, as the gateway sent it, is "sms-" and the message's number (the
+// archive's id alone, in a message fetched from it). Any other id (a
+// message the user wrote, or one of another conversation) is not looked
+// up, and the SMS names no message.
+func (r *Router) quoteReacted(ctx context.Context, p *pending, user string) {
+	id, err := strconv.ParseInt(strings.TrimPrefix(p.m.Reaction.ID, "sms-"), 10, 64)
+	if err != nil || id <= 0 {
+		return
+	}
+	body, err := r.store.ReceivedText(ctx, id, user, p.dest)
+	if err != nil {
+		if !errors.Is(err, store.ErrNotFound) {
+			r.log.Warn().Err(err).Int64("msg", id).Msg("reading the message reacted to failed; sending the reactions without it")
+		}
+		return
+	}
+	if q := quoteStart(body, reactionQuote); q != "" {
+		p.msg.Body = ReactionText(p.m.Reaction.Emojis, q)
+		p.msg.Parts = r.cfg.Parts(p.dest, p.msg.Body)
+	}
+}

@@ -44,6 +44,7 @@ type Store interface {
 	NoticesDone(ctx context.Context, ids []int64) error
 	ReleaseNotices(ctx context.Context, owner string, ids []int64) error
 	MessageBody(ctx context.Context, id int64) (string, error)
+	ReceivedText(ctx context.Context, id int64, user, peer string) (string, error)
 }
 
 // XMPP is what the router needs from the XMPP side: sending to users.
@@ -267,6 +268,27 @@ type Message struct {
 	// Payload is the stanza's children, relayed as they are over XMPP.
 	Payload     []byte
 	WantReceipt bool
+	// Reaction, when set, is what the message is: reactions (XEP-0444)
+	// to an earlier one. Its SMSText is ReactionText without a quote; the
+	// router adds the start of the message reacted to, when that is one
+	// the user received from the same number.
+	Reaction *Reaction
+}
+
+// Reaction is a message's reactions to an earlier message.
+type Reaction struct {
+	ID     string   // the id of the message reacted to
+	Emojis []string // at least one, for an SMS
+}
+
+// ReactionText is how an SMS carries reactions, the way phones write them:
+// "Reacted 👍 to “See you at 8”"; without the quote when quote is "".
+func ReactionText(emojis []string, quote string) string {
+	t := "Reacted " + strings.Join(emojis, " ")
+	if quote != "" {
+		t += " to “" + quote + "”"
+	}
+	return t
 }
 
 func (m *Message) smsText() string {
@@ -478,6 +500,9 @@ func (r *Router) storeBatch(ctx context.Context, batch []*pending) {
 			continue
 		}
 		p.msg.SenderNumber = num
+		if owner == "" && p.m.Reaction != nil {
+			r.quoteReacted(ctx, p, bare)
+		}
 		tooLong := p.msg.Parts > r.cfg.MaxParts
 		if owner == "" {
 			if tooLong {

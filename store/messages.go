@@ -772,6 +772,22 @@ func (s *Store) MessageBody(ctx context.Context, id int64) (string, error) {
 	return body, err
 }
 
+// ReceivedText returns the text of message id if user (a bare JID)
+// received it from peer (a number or short code); ErrNotFound otherwise,
+// so that no one reads another's messages by guessing ids.
+func (s *Store) ReceivedText(ctx context.Context, id int64, user, peer string) (string, error) {
+	var body string
+	err := s.queryRow(ctx, `SELECT body FROM messages WHERE id = $1 AND direction = 'in' AND user_bare = $2 AND peer_number = $3`,
+		id, user, peer).Scan(&body)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", ErrNotFound
+	}
+	if err != nil {
+		return "", fmt.Errorf("store: received text: %w", err)
+	}
+	return body, nil
+}
+
 // Counts returns the number of messages per direction and state.
 func (s *Store) Counts(ctx context.Context) (map[string]int, error) {
 	rows, err := s.rdb.QueryContext(ctx, `SELECT direction, state, count(*) FROM messages GROUP BY direction, state`)

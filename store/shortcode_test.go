@@ -116,3 +116,36 @@ func TestShortCodeOutbound(t *testing.T) {
 		}
 	})
 }
+
+// TestReceivedText: a message's text is read back only by the user who
+// received it, in the conversation it came in.
+func TestReceivedText(t *testing.T) {
+	engines(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		in := &store.Inbound{Source: "+12015550199", Dest: "+12015550100", RecipientJID: "alice@example.com/phone", Body: "See you at 8"}
+		if err := s.AcceptInbound(ctx, in); err != nil {
+			t.Fatal(err)
+		}
+		out := &store.Outbound{SenderJID: "alice@example.com/phone", SenderNumber: "+12015550100", Dest: "+12015550199", Body: "mine", Parts: 1,
+			ExpiresAt: time.Now().Add(time.Hour)}
+		if err := s.AcceptOutbound(ctx, []*store.Outbound{out}); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := s.ReceivedText(ctx, in.ID, "alice@example.com", "+12015550199"); err != nil || got != "See you at 8" {
+			t.Fatalf("ReceivedText = %q, %v", got, err)
+		}
+		for _, tc := range []struct {
+			id         int64
+			user, peer string
+		}{
+			{in.ID, "bob@example.com", "+12015550199"},    // another user
+			{in.ID, "alice@example.com", "+12015550177"},  // another conversation
+			{out.ID, "alice@example.com", "+12015550199"}, // one she sent
+			{in.ID + 100, "alice@example.com", "+12015550199"},
+		} {
+			if got, err := s.ReceivedText(ctx, tc.id, tc.user, tc.peer); !errors.Is(err, store.ErrNotFound) {
+				t.Errorf("ReceivedText(%d, %s, %s) = %q, %v; want ErrNotFound", tc.id, tc.user, tc.peer, got, err)
+			}
+		}
+	})
+}

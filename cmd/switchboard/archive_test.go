@@ -116,10 +116,12 @@ func TestArchive(t *testing.T) {
 			must(t, s.smsc.SendMO(ctx, phone, alice, body))
 			r, err := a.Next(ctx, message(phoneJID))
 			must(t, err)
-			if r.Body != body {
-				t.Fatalf("alice got %q, want %q", r.Body, body)
+			if r.Body != body || r.Attr["id"] == "" {
+				t.Fatalf("alice got %q (id %q), want %q", r.Body, r.Attr["id"], body)
 			}
-			want = append(want, line{phoneJID, aliceBare, body, ""})
+			// The archive gives it the id it came with, so a client
+			// that has it knows it again.
+			want = append(want, line{phoneJID, aliceBare, body, r.Attr["id"]})
 		}
 	}
 	fromAlice(3)

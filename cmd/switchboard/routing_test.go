@@ -258,6 +258,64 @@ func TestRichContentAsSMS(t *testing.T) {
 	}
 }
 
+// TestReactionsAsSMS: reactions (XEP-0444) to a phone's message reach the
+// phone as phones write them, quoting the message reacted to, whatever
+// fallback body the client adds; the quote only of a message the user
+// received in that conversation. A reaction taken back makes no SMS.
+func TestReactionsAsSMS(t *testing.T) {
+	s := startStack(t, sqliteDSN(t), smsc.Config{})
+	a := s.login(t, "alice")
+	waitComponent(t, s, a)
+	ctx := ctxT(t, 30*time.Second)
+	received := func(peer, body string) string {
+		t.Helper()
+		must(t, s.smsc.SendMO(ctx, peer, alice, body))
+		r, err := a.Next(ctx, message(s.numberJID(peer)))
+		must(t, err)
+		if r.Body != body || r.Attr["id"] == "" {
+			t.Fatalf("alice got %q (id %q), want %q", r.Body, r.Attr["id"], body)
+		}
+		return r.Attr["id"]
+	}
+	const other = "+12015550177"
+	id := received(phone, "Running late, see you at the station in twenty minutes or so")
+	otherID := received(other, "a message in another conversation")
+	react := func(to, id, emojis string) {
+		t.Helper()
+		var rs string
+		for _, e := range strings.Fields(emojis) {
+			rs += "<reaction>" + e + "</reaction>"
+		}
+		must(t, a.Send(ctx, fmt.Sprintf(`<message to='%s' type='chat'><reactions xmlns='urn:xmpp:reactions:0' id='%s'>%s</reactions>`+
+			`<fallback xmlns='urn:xmpp:fallback:0' for='urn:xmpp:reactions:0'/><body>%s</body></message>`, s.numberJID(to), id, rs, emojis)))
+	}
+	for _, tc := range []struct{ id, emojis, want string }{
+		{id, "👍", "Reacted 👍 to “Running late, see you at the station in…”"},
+		{strings.TrimPrefix(id, "sms-"), "👍 ❤️", "Reacted 👍 ❤️ to “Running late, see you at the station in…”"}, // its id in the archive
+		{otherID, "😂", "Reacted 😂"},     // not of this conversation: no quote
+		{"x-unknown", "😮", "Reacted 😮"}, // not a message from a phone
+	} {
+		n := len(s.smsc.Messages())
+		react(phone, tc.id, tc.emojis)
+		msgs, err := s.smsc.WaitMessages(ctx, n+1)
+		must(t, err)
+		if got := msgs[n].FullText; got != tc.want || "+"+msgs[n].Dest != phone {
+			t.Errorf("reaction to %s: SMS to %s %q, want %q", tc.id, msgs[n].Dest, got, tc.want)
+		}
+	}
+	// Taken back (no reaction left): nothing; the next message is the
+	// next SMS.
+	n := len(s.smsc.Messages())
+	react(phone, id, "")
+	must(t, a.Send(ctx, fmt.Sprintf(`<message to='%s' type='chat'><body>after</body></message>`, s.numberJID(phone))))
+	msgs, err := s.smsc.WaitMessages(ctx, n+1)
+	must(t, err)
+	time.Sleep(300 * time.Millisecond)
+	if got := len(s.smsc.Messages()); got != n+1 || msgs[n].Text != "after" {
+		t.Fatalf("a reaction taken back made an SMS: %d new, first %q", got-n, msgs[n].Text)
+	}
+}
+
 // TestBlankMessages: a message with no text to send gets an error when
 // its sender waits for a receipt, and never becomes an SMS; a group chat
 // message to a number is refused.
