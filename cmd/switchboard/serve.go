@@ -212,6 +212,8 @@ func run(ctx context.Context, cfg *Config, log zerolog.Logger) error {
 				return err
 			}
 		}
+		// The SMSC may send a message refused on one bind again on another.
+		holds := new(smpp.Holds)
 		for b := range sc.Binds {
 			client := smpp.NewClient(smpp.Config{
 				Addr:        sc.Addr,
@@ -224,6 +226,7 @@ func run(ctx context.Context, cfg *Config, log zerolog.Logger) error {
 				EnquireLink: sc.EnquireLink.D(),
 				RespTimeout: sc.RespTimeout.D(),
 				Handler:     gw.Handler(sc.Name),
+				Holds:       holds,
 				// Receipts and messages from phones wait on a store commit;
 				// many at once share it (group commit), so let many wait.
 				DispatchWorkers: 4 * max(sc.Window, 16),

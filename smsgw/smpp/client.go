@@ -62,6 +62,8 @@ type Deliver struct {
 	// Session numbers the bind that carried it, unique in the process: an
 	// SMSC that never got the response sends it again on a later bind.
 	Session uint64
+
+	arrival uint64 // Holds.stamp
 }
 
 // Handler handles inbound deliver_sm/data_sm. The returned Status is sent in
@@ -70,7 +72,9 @@ type Deliver struct {
 // goroutines (not the read loop), so a slow handler never stalls
 // submit_sm_resp processing. PDUs with the same source and destination
 // addresses (a phone's messages to one number) are handled one at a time,
-// in the order the SMSC sent them; others concurrently.
+// in the order the SMSC sent them; others concurrently. Once one of them is
+// answered ESME_RX_T_APPN, the later ones are too, without a call, until it
+// comes back (see Holds).
 //
 // ctx is cancelled when the session ends; the response can then no longer
 // be sent and the SMSC will deliver the message again.
@@ -118,6 +122,10 @@ type Config struct {
 	// Handler receives deliver_sm and data_sm. If nil, every one is
 	// answered with ESME_RX_T_APPN, so the SMSC keeps it.
 	Handler Handler
+	// Holds keeps a phone's messages in order when one is answered
+	// ESME_RX_T_APPN. Give the Clients bound to one SMSC the same; nil =
+	// the Client's own, with the defaults.
+	Holds *Holds
 	// Logger receives the client's logs, with "component":"smpp" added.
 	Logger zerolog.Logger
 	// OnState, if set, is called with true after a bind succeeds and with
@@ -131,7 +139,8 @@ type Config struct {
 	OnResponse func(time.Duration)
 	// DispatchWorkers is the number of concurrent Handler calls; default 16.
 	// Up to 8 times as many PDUs wait for a worker; beyond that an inbound
-	// PDU is answered ESME_RX_T_APPN at once, so the SMSC retries it later.
+	// PDU is answered ESME_RX_T_APPN at once, so the SMSC retries it later
+	// (and, for a message from a phone, holds its later ones; see Holds).
 	DispatchWorkers int
 }
 
@@ -185,6 +194,7 @@ type Client struct {
 	log     zerolog.Logger
 	limiter *rate.Limiter // nil if unlimited
 	window  chan struct{} // one token per outstanding submit_sm
+	holds   *Holds
 
 	mu      sync.Mutex
 	sess    *session      // non-nil while bound
@@ -200,7 +210,11 @@ func NewClient(cfg Config) *Client {
 		cfg:     cfg,
 		log:     cfg.Logger.With().Str("component", "smpp").Str("smsc", cfg.Addr).Logger(),
 		window:  make(chan struct{}, cfg.Window),
+		holds:   cfg.Holds,
 		changed: make(chan struct{}),
+	}
+	if c.holds == nil {
+		c.holds = new(Holds)
 	}
 	if cfg.Throughput > 0 {
 		c.limiter = rate.NewLimiter(rate.Limit(cfg.Throughput), 1)

@@ -17,6 +17,8 @@
 //     Status, ErrNotBound (nothing was sent) or ErrUnknownOutcome;
 //   - deliver_sm and data_sm handed to a Handler on a bounded worker pool,
 //     answered with the Handler's Status only after it returns;
+//   - a phone's messages kept in order when one is answered ESME_RX_T_APPN
+//     and comes again later (hold.go);
 //   - enquire_link in both directions, unbind in both directions, and
 //     reconnection with jittered exponential backoff.
 package smpp

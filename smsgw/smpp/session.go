@@ -390,23 +390,34 @@ func (s *session) handleDeliver(h header, body []byte) {
 		s.write(encodeDeliverResp(h.ID, h.Seq, StatusRxTAppn))
 		return
 	}
+	receipt := isReceipt(d)
+	k := pair{d.Source.Addr, d.Dest.Addr}
+	if !receipt {
+		s.c.holds.stamp(d)
+		if !s.c.holds.admit(s.log, k, d) {
+			s.write(encodeDeliverResp(h.ID, h.Seq, StatusRxTAppn))
+			return
+		}
+	}
 	// DispatchWorkers PDUs are handled at once and eight times as many
 	// wait; the channel has room for them all, so the send never blocks.
 	if s.queued.Add(1) > int32(cap(s.dispatch)) {
 		s.queued.Add(-1)
 		s.log.Warn().Uint32("seq", h.Seq).Msg("smpp: dispatch queue full; answering ESME_RX_T_APPN")
+		if !receipt {
+			s.c.holds.refused(s.log, k, d)
+		}
 		s.write(encodeDeliverResp(h.ID, h.Seq, StatusRxTAppn))
 		return
 	}
 	// Receipts need no order among them (each names its message): they go
 	// straight to the workers.
-	if _, tlv := d.TLVs[0x001E]; tlv || receiptClass(d.ESMClass) {
+	if receipt {
 		s.dispatch <- d
 		return
 	}
 	// The read loop alone starts pairs, so their PDUs keep the order they
 	// came in.
-	k := pair{d.Source.Addr, d.Dest.Addr}
 	s.order.Lock()
 	if q, busy := s.running[k]; busy {
 		s.running[k] = append(q, d)
@@ -419,20 +430,26 @@ func (s *session) handleDeliver(h header, body []byte) {
 }
 
 // worker handles inbound PDUs. Those between one pair of addresses (a
-// phone's messages to a user; not receipts) are handled one at a
-// time, in the order they came: the read loop queues a PDU whose pair is
-// being handled behind it, and the worker handling the pair takes it next.
-// Pairs run side by side.
+// phone's messages to a user; not receipts) are handled one at a time, in
+// the order they came: the read loop queues a PDU whose pair is being
+// handled behind it, and the worker handling the pair takes it next.
+// Pairs run side by side. The read loop admits a pair's PDUs (Holds), but
+// one refused while another of its pair waited behind it holds that one
+// too: the worker asks again before it handles each.
 func (s *session) worker() {
 	defer s.wg.Done()
 	for d := range s.dispatch {
-		if _, tlv := d.TLVs[0x001E]; tlv || receiptClass(d.ESMClass) {
-			s.handle(d)
+		if isReceipt(d) {
+			s.handle(d, nil)
 			continue
 		}
 		k := pair{d.Source.Addr, d.Dest.Addr}
 		for d != nil {
-			s.handle(d)
+			if s.c.holds.admit(s.log, k, d) {
+				s.handle(d, &k)
+			} else {
+				s.refuse(d)
+			}
 			s.order.Lock()
 			if q := s.running[k]; len(q) > 0 {
 				d, s.running[k] = q[0], q[1:]
@@ -443,6 +460,13 @@ func (s *session) worker() {
 			s.order.Unlock()
 		}
 	}
+}
+
+// isReceipt tells whether d is a delivery receipt: by esm_class, or by the
+// receipted_message_id TLV.
+func isReceipt(d *Deliver) bool {
+	_, tlv := d.TLVs[0x001E]
+	return tlv || receiptClass(d.ESMClass)
 }
 
 // receiptClass tells whether esm_class marks a delivery receipt or an
@@ -458,8 +482,10 @@ func receiptClass(esm byte) bool {
 // pair is the source and destination addresses of an inbound PDU.
 type pair struct{ src, dst string }
 
-// handle calls the Handler for d and answers it.
-func (s *session) handle(d *Deliver) {
+// handle calls the Handler for d and answers it. For a message from a
+// phone to k (nil for a receipt), the answer is told to the holds first, so
+// that they are up to date for the PDUs the SMSC sends after it.
+func (s *session) handle(d *Deliver, k *pair) {
 	defer s.queued.Add(-1)
 	select {
 	case <-s.done:
@@ -468,7 +494,20 @@ func (s *session) handle(d *Deliver) {
 	}
 	st := s.c.cfg.Handler.HandleDeliver(s.hctx, d)
 	s.log.Debug().Uint32("command_id", d.Command).Uint32("seq", d.Seq).Stringer("status", st).Msg("smpp: inbound handled")
+	switch {
+	case k == nil:
+	case st == StatusRxTAppn:
+		s.c.holds.refused(s.log, *k, d)
+	default:
+		s.c.holds.taken(s.log, *k, d)
+	}
 	s.write(encodeDeliverResp(d.Command, d.Seq, st))
+}
+
+// refuse answers d ESME_RX_T_APPN without handling it: its pair is held.
+func (s *session) refuse(d *Deliver) {
+	defer s.queued.Add(-1)
+	s.write(encodeDeliverResp(d.Command, d.Seq, StatusRxTAppn))
 }
 
 // keepalive sends enquire_link when nothing has been received for

@@ -413,6 +413,7 @@ func TestDeliverWithSameSeqAsInFlightSubmit(t *testing.T) {
 		ESMClass: 0x40, ShortMessage: sm,
 		TLVs:    map[uint16][]byte{0x0204: {0, 9}},
 		Session: d.Session, // see TestDeliverNamesItsBind
+		arrival: d.arrival,
 	}
 	if fmt.Sprint(*d) != fmt.Sprint(want) {
 		t.Errorf("Deliver = %+v\nwant      %+v", *d, want)
