@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha1"
 	"encoding/hex"
-	"encoding/json"
 	"encoding/xml"
 	"errors"
 	"fmt"
@@ -21,6 +20,7 @@ import (
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
 
+	"switchboard/internal/testenv"
 	"switchboard/router"
 )
 
@@ -1268,51 +1268,6 @@ func TestNoServer(t *testing.T) {
 	}
 }
 
-// logLines is a logger's output, one decoded JSON line at a time; each
-// line also goes to the test's log.
-type logLines struct {
-	t     *testing.T
-	w     io.Writer
-	lines chan map[string]any
-}
-
-func newLogLines(t *testing.T) *logLines {
-	return &logLines{t: t, w: zerolog.NewTestWriter(t), lines: make(chan map[string]any, 1024)}
-}
-
-func (l *logLines) Write(p []byte) (int, error) {
-	var line map[string]any
-	if err := json.Unmarshal(p, &line); err != nil {
-		l.t.Errorf("log line %q: %v", p, err)
-	}
-	select {
-	case l.lines <- line:
-	default:
-	}
-	return l.w.Write(p)
-}
-
-// next returns the next line whose message is want, failing the test on a
-// line with one of not before it.
-func (l *logLines) next(want string, not ...string) map[string]any {
-	l.t.Helper()
-	for {
-		select {
-		case line := <-l.lines:
-			msg, _ := line["message"].(string)
-			if msg == want {
-				return line
-			}
-			if slices.Contains(not, msg) {
-				l.t.Fatalf("logged %v, want %q", line, want)
-			}
-		case <-time.After(waitFor):
-			l.t.Fatalf("nothing logged %q", want)
-			return nil
-		}
-	}
-}
-
 // checkRetryIn checks that a line says when the next attempt is as a
 // duration with its unit, such as "5ms".
 func checkRetryIn(t *testing.T, line map[string]any) {
@@ -1340,9 +1295,9 @@ func TestConnectLogs(t *testing.T) {
 	t.Run("no server", func(t *testing.T) {
 		srv := newFakeServer(t)
 		srv.ln.Close()
-		logs := newLogLines(t)
+		logs := testenv.NewLogs(t)
 		start(t, srv, func(c *Config) { c.Logger = zerolog.New(logs) })
-		line := logs.next(logConnectFailed, logEnded, logRefused)
+		line := logs.Next(logConnectFailed, logEnded, logRefused)
 		if line["level"] != "warn" || line["server"] != srv.addr() {
 			t.Errorf("logged %v", line)
 		}
@@ -1350,12 +1305,12 @@ func TestConnectLogs(t *testing.T) {
 	})
 	t.Run("refused, then a session", func(t *testing.T) {
 		srv := newFakeServer(t)
-		logs := newLogLines(t)
+		logs := testenv.NewLogs(t)
 		start(t, srv, func(c *Config) { c.Secret, c.Logger = "wrong", zerolog.New(logs) })
 		if _, err := handshake(t, srv.accept(), testSecret); !errors.Is(err, errNotAuthorized) {
 			t.Fatalf("handshake with the wrong secret: %v", err)
 		}
-		line := logs.next(logRefused, logEnded, logConnectFailed)
+		line := logs.Next(logRefused, logEnded, logConnectFailed)
 		hint, _ := line["hint"].(string)
 		if line["level"] != "error" || line["error"] != "component handshake: not-authorized" {
 			t.Errorf("logged %v", line)
@@ -1376,7 +1331,7 @@ func TestConnectLogs(t *testing.T) {
 		}
 		sc.ping()
 		sc.conn.Close()
-		line = logs.next(logEnded, logRefused, logConnectFailed)
+		line = logs.Next(logEnded, logRefused, logConnectFailed)
 		if line["level"] != "warn" || line["hint"] != nil {
 			t.Errorf("logged %v", line)
 		}

@@ -30,6 +30,7 @@ type Outbox interface {
 	PartSubmitted(ctx context.Context, msgID int64, seq int, smsc string, forms []string) (final bool, err error)
 	Receipt(ctx context.Context, smsc string, forms []string, state, errText string) (store.ReceiptResult, error)
 	Retry(ctx context.Context, msgID int64, at time.Time, reason string, refund bool) error
+	Replan(ctx context.Context, msgID int64, owner string, parts int) (bool, error)
 	Fail(ctx context.Context, msgID int64, reason string) error
 	MessageState(ctx context.Context, id int64) (state, errText string, err error)
 	AddFragment(ctx context.Context, f store.Fragment) ([]store.Fragment, error)
@@ -64,6 +65,10 @@ type Config struct {
 	MaxAttempts int
 	// Concurrency is how many messages are submitted at once. Default 64.
 	Concurrency int
+	// MaxParts is the most SMS parts a message planned again at sending
+	// may take (see replan), as router.Config.MaxParts is for a new one.
+	// Default 10.
+	MaxParts int
 	// Reassembly is how long parts of a concatenated message from a phone
 	// are kept waiting for the rest. Default 2 minutes; then what arrived is
 	// delivered with the gaps marked.
@@ -123,6 +128,9 @@ func New(cfg Config, outbox Outbox, inbox Inbox) *Gateway {
 	}
 	if cfg.Concurrency <= 0 {
 		cfg.Concurrency = 64
+	}
+	if cfg.MaxParts <= 0 {
+		cfg.MaxParts = 10
 	}
 	if cfg.ReceiptWait <= 0 {
 		cfg.ReceiptWait = 72 * time.Hour
@@ -475,6 +483,16 @@ func (g *Gateway) submit(ctx context.Context, m *store.Outbound) {
 		return
 	}
 	plan := g.planAlphabet(m.Dest)
+	unwritable := "the text could not be encoded as SMS"
+	if _, n := plan.Count(m.Body); n != m.Parts {
+		var ok bool
+		if plan, ok = g.replan(bg, m, plan, n); !ok {
+			return
+		}
+		if len(m.Done) > 0 {
+			unwritable = "part of it was sent before the SMSC's alphabet changed, and the rest cannot be sent in the same parts"
+		}
+	}
 	dc, parts, err := plan.Segment(m.Body, uint8(m.ID), 255)
 	if err != nil || len(parts) != m.Parts {
 		g.fail(bg, m, "the text could not be encoded as SMS")
@@ -506,7 +524,7 @@ func (g *Gateway) submit(ctx context.Context, m *store.Outbound) {
 			// SMSCs for m.Dest), written in this SMSC's alphabet.
 			d, p, err := link.Alphabet.Segment(m.Body, uint8(m.ID), 255)
 			if err != nil || d != dc || len(p) != len(parts) {
-				g.fail(bg, m, "the text could not be encoded as SMS")
+				g.fail(bg, m, unwritable)
 				return
 			}
 			parts, written = p, link.Alphabet
@@ -553,6 +571,60 @@ func (g *Gateway) submit(ctx context.Context, m *store.Outbound) {
 			g.cfg.OnFinal()
 		}
 	}
+}
+
+// replan deals with a message whose text takes n parts as the gateway
+// plans it now (in alphabet now), not the m.Parts it was accepted with:
+// the alphabets of the SMSCs for its destination changed since
+// (smpp.default_alphabet, or an SMSC added or removed, across a restart).
+// It returns the alphabet to cut the parts with; false when it has failed
+// the message or left it to another instance.
+//
+// When none of its parts was submitted, the message takes the n parts:
+// the store records the count, which decides when every part has an SMSC
+// id, and sms.max_parts holds for it as for a new message. The limits on
+// sending count messages, not parts, so its sender's counts stay as they
+// are.
+//
+// When some were, the rest must be cut as they were: the phone joins parts
+// by their UDH's total and sequence numbers, and parts cut another way
+// would repeat or lose text. A text has two cuts, as GSM 03.38 (data coding
+// 0 in any alphabet, written in the SMSC's octets) and as UCS-2; as the
+// counts differ the cut differs, and the known alphabet whose plan has
+// m.Parts parts cuts the text as it was. Its parts as UCS-2 go on any SMSC;
+// as data coding 0 only on one whose alphabet has every character of the
+// text (UCS-2 or 8-bit parts hold fewer characters), else submit fails the
+// message, saying so. Had the cut changed with the count the same (text of
+// many GSM extension characters), it goes unseen: the store keeps counts,
+// not cuts.
+func (g *Gateway) replan(ctx context.Context, m *store.Outbound, now coding.Alphabet, n int) (coding.Alphabet, bool) {
+	if len(m.Done) == 0 {
+		if n > g.cfg.MaxParts {
+			g.fail(ctx, m, fmt.Sprintf("the SMSC's alphabet changed since it was accepted: it would now take %d SMS, and at most %d are allowed", n, g.cfg.MaxParts))
+			return 0, false
+		}
+		ok, err := g.outbox.Replan(ctx, m.ID, g.cfg.Instance, n)
+		if err != nil {
+			g.log.Error().Int64("msg", m.ID).Err(err).Msg("recording the parts planned again failed")
+			g.retry(ctx, m, backoff(m.Attempts), "recording its parts failed", false)
+			return 0, false
+		}
+		if !ok {
+			// Another instance holds it now: its lease ran out.
+			return 0, false
+		}
+		g.log.Info().Int64("msg", m.ID).Int("parts_before", m.Parts).Int("parts", n).Msg("parts planned again: the SMSC's alphabet changed")
+		m.Parts = n
+		return now, true
+	}
+	for _, a := range []coding.Alphabet{coding.GSM, coding.Latin1, coding.ASCII} {
+		if _, k := a.Count(m.Body); k == m.Parts {
+			g.log.Info().Int64("msg", m.ID).Int("parts", m.Parts).Stringer("cut_as", a).Msg("the rest of a message cut as before the SMSC's alphabet changed")
+			return a, true
+		}
+	}
+	g.fail(ctx, m, fmt.Sprintf("part of it was sent before the SMSC's alphabet changed, and no alphabet makes its %d parts any more", m.Parts))
+	return 0, false
 }
 
 func (g *Gateway) submitError(ctx context.Context, m *store.Outbound, seq int, err error) {

@@ -417,6 +417,26 @@ func (s *Store) Retry(ctx context.Context, msgID int64, at time.Time, reason str
 	return nil
 }
 
+// Replan records that message msgID, claimed by owner, now takes parts
+// parts: its sender's SMS gateway planned it again before submitting any
+// of them (the SMSCs for its destination write another alphabet than
+// when it was accepted). The count decides when every part has an SMSC
+// id. It reports false, changing nothing, when the message is no longer
+// owner's to submit or one of its parts has an SMSC id.
+func (s *Store) Replan(ctx context.Context, msgID int64, owner string, parts int) (bool, error) {
+	res, err := s.db.ExecContext(ctx, `UPDATE messages SET parts = $1, updated_at = $2
+		WHERE id = $3 AND state = 'submitting' AND lease_owner = $4 AND NOT EXISTS (SELECT 1 FROM parts WHERE message_id = $5)`,
+		parts, s.ms(), msgID, owner, msgID)
+	if err != nil {
+		return false, fmt.Errorf("store: replan: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("store: replan: %w", err)
+	}
+	return n == 1, nil
+}
+
 // Fail ends a message as failed and raises a notice to its sender, for
 // any instance to claim.
 func (s *Store) Fail(ctx context.Context, msgID int64, reason string) error {

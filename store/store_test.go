@@ -259,6 +259,50 @@ func TestRetryLeaseAndFail(t *testing.T) {
 	})
 }
 
+// TestReplan: a claimed message none of whose parts has an SMSC id takes
+// a new count of parts, which decides when it is submitted; not when a
+// part has an id, nor when another instance holds it.
+func TestReplan(t *testing.T) {
+	engines(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		m := accept(t, s, 2)
+		claimOne(t, s, "a")
+		if ok, err := s.Replan(ctx, m.ID, "b", 3); err != nil || ok {
+			t.Fatalf("Replan by another instance = %v, %v", ok, err)
+		}
+		if ok, err := s.Replan(ctx, m.ID, "a", 3); err != nil || !ok {
+			t.Fatalf("Replan = %v, %v", ok, err)
+		}
+		for seq := 1; seq <= 3; seq++ {
+			if _, err := s.PartSubmitted(ctx, m.ID, seq, "", []string{fmt.Sprint(100 + seq)}); err != nil {
+				t.Fatal(err)
+			}
+			want := store.StateSubmitting
+			if seq == 3 {
+				want = store.StateSubmitted
+			}
+			if st, _, _ := s.MessageState(ctx, m.ID); st != want {
+				t.Fatalf("after part %d of 3: %s, want %s", seq, st, want)
+			}
+		}
+		// A part with an id fixes the count.
+		m2 := accept(t, s, 3)
+		claimOne(t, s, "a")
+		if _, err := s.PartSubmitted(ctx, m2.ID, 1, "", []string{"201"}); err != nil {
+			t.Fatal(err)
+		}
+		if ok, err := s.Replan(ctx, m2.ID, "a", 2); err != nil || ok {
+			t.Fatalf("Replan after a part went = %v, %v", ok, err)
+		}
+		if _, err := s.PartSubmitted(ctx, m2.ID, 2, "", []string{"202"}); err != nil {
+			t.Fatal(err)
+		}
+		if st, _, _ := s.MessageState(ctx, m2.ID); st != store.StateSubmitting {
+			t.Fatalf("2 parts of 3 with ids: %s", st)
+		}
+	})
+}
+
 func TestInboundAndFragments(t *testing.T) {
 	engines(t, func(t *testing.T, s *store.Store) {
 		ctx := context.Background()

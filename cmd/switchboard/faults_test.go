@@ -929,7 +929,7 @@ func TestFailureAfterClientLeft(t *testing.T) {
 	send(t, ctx, s, two, "gone2", "sent from two", true)
 	leave(two)
 	waitUntil(t, 20*time.Second, "the report of gone2 never reached the server", func() bool {
-		return s.logs.count("notice handed to the XMPP server") >= 2 // both reports
+		return s.logs.Count("notice handed to the XMPP server") >= 2 // both reports
 	})
 	if m := report(login("three"), "“sent from two”"); !strings.Contains(m.XML, "urn:xmpp:delay") {
 		t.Errorf("report of gone2 not from offline storage (no delay stamp): %s", m.XML)

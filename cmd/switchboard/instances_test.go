@@ -41,7 +41,7 @@ func TestPresenceAcrossInstancesEjabberd(t *testing.T) {
 		_, err := st.Bind(context.Background(), num, user+"@"+e.Domain, "operator")
 		must(t, err)
 	}
-	one, two := &stack{smsc: sim, cfg: cfg, logs: new(logCount)}, &stack{smsc: sim, cfg: cfg, logs: new(logCount)}
+	one, two := &stack{smsc: sim, cfg: cfg, logs: testenv.NewLogs(t)}, &stack{smsc: sim, cfg: cfg, logs: testenv.NewLogs(t)}
 	// granted waits for n advertisements read by the two instances, and
 	// for the store to hold one recorded since, which an instance that got
 	// none of its own reads.
@@ -86,7 +86,7 @@ func TestPresenceAcrossInstancesEjabberd(t *testing.T) {
 	// each stanza (domain_balancing: random): both instances relayed, so
 	// the one that was not told of bob's presence read it from the store.
 	// (All twenty to one instance: one run in half a million.)
-	r1, r2 := one.logs.count("relayed over XMPP"), two.logs.count("relayed over XMPP")
+	r1, r2 := one.logs.Count("relayed over XMPP"), two.logs.Count("relayed over XMPP")
 	if r1 == 0 || r2 == 0 {
 		t.Fatalf("relayed over XMPP: %d by one instance, %d by the other; want some from both", r1, r2)
 	}

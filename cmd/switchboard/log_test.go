@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -13,6 +12,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"switchboard/internal/testenv"
 )
 
 // TestLogDurationsHaveUnits: zerolog's Dur writes a bare number of
@@ -54,20 +55,6 @@ func TestLogDurationsHaveUnits(t *testing.T) {
 	}
 }
 
-// jsonLines passes each line of a JSON log to a channel, decoded.
-type jsonLines chan map[string]any
-
-func (l jsonLines) Write(p []byte) (int, error) {
-	var line map[string]any
-	if json.Unmarshal(p, &line) == nil {
-		select {
-		case l <- line:
-		default:
-		}
-	}
-	return len(p), nil
-}
-
 // TestStartingLine: the line serve logs at start names the XMPP domain
 // xmpp_component, for component names the subsystem on every other line
 // (xmpp, smpp, router, …).
@@ -77,16 +64,16 @@ func TestStartingLine(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lines := make(jsonLines, 1024)
+	logs := testenv.NewLogs(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, cfg, zerolog.New(lines)) }()
+	go func() { done <- run(ctx, cfg, zerolog.New(logs)) }()
 	var starting map[string]any
 	timeout := time.After(10 * time.Second)
 	for starting == nil {
 		select {
-		case line := <-lines:
+		case line := <-logs.Lines():
 			if line["message"] == "starting" {
 				starting = line
 			}

@@ -159,6 +159,7 @@ func run(ctx context.Context, cfg *Config, log zerolog.Logger) error {
 		Instance:      instance,
 		Concurrency:   submitSlots(append([]SMPPConfig{cfg.SMPP}, cfg.SMSCs...)),
 		MaxAttempts:   cfg.SMS.MaxAttempts,
+		MaxParts:      cfg.SMS.MaxParts,
 		Reassembly:    cfg.SMS.Reassembly.D(),
 		ReceiptWait:   cfg.SMS.ReceiptWait.D(),
 		DefaultRegion: cfg.Phone.DefaultRegion,

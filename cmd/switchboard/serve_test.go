@@ -2,12 +2,10 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -32,36 +30,9 @@ type stack struct {
 	smsc    *smsc.Server
 	cfg     *Config
 	stop    func()
-	// logs, when set, also gets the gateway's log (see logCount).
-	logs *logCount
-}
-
-// logCount counts the gateway's log lines by message, for a test to wait
-// for something it cannot observe from outside, such as a privilege grant.
-type logCount struct {
-	mu sync.Mutex
-	n  map[string]int
-}
-
-func (l *logCount) Write(p []byte) (int, error) {
-	var line struct {
-		Message string `json:"message"`
-	}
-	if json.Unmarshal(p, &line) == nil {
-		l.mu.Lock()
-		if l.n == nil {
-			l.n = make(map[string]int)
-		}
-		l.n[line.Message]++
-		l.mu.Unlock()
-	}
-	return len(p), nil
-}
-
-func (l *logCount) count(msg string) int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.n[msg]
+	// logs, when set, gets the gateway's log, for a test to wait for
+	// something it cannot observe from outside, such as a privilege grant.
+	logs *testenv.Logs
 }
 
 func startStack(t *testing.T, dsn string, simCfg smsc.Config, extraEnv ...string) *stack {
@@ -108,7 +79,7 @@ func startStackWith(t *testing.T, dsn string, popts testenv.ProsodyOptions, simC
 		t.Fatal(err)
 	}
 	st.Close()
-	s := &stack{prosody: p, smsc: sim, cfg: cfg, logs: new(logCount)}
+	s := &stack{prosody: p, smsc: sim, cfg: cfg, logs: testenv.NewLogs(t)}
 	s.start(t)
 	return s
 }
@@ -121,7 +92,7 @@ func waitGranted(t *testing.T, n int, stacks ...*stack) {
 	waitUntil(t, 20*time.Second, "the gateway was not granted its privileges", func() bool {
 		sum := 0
 		for _, s := range stacks {
-			sum += s.logs.count("server granted privileges")
+			sum += s.logs.Count("server granted privileges")
 		}
 		return sum >= n
 	})
@@ -155,7 +126,7 @@ func (s *stack) start(t *testing.T) {
 	done := make(chan error, 1)
 	var w io.Writer = zerolog.NewTestWriter(t)
 	if s.logs != nil {
-		w = io.MultiWriter(w, s.logs)
+		w = s.logs // to the test's log too
 	}
 	log := zerolog.New(w).Level(zerolog.DebugLevel)
 	go func() { done <- run(ctx, s.cfg, log) }()

@@ -13,6 +13,9 @@
 // Login gives a minimal XMPP client (mellium.im/xmpp) that sends raw XML and collects
 // every stanza it receives, for integration tests that drive Prosody like a user would.
 //
+// Logs is a zerolog output that a test reads back: each line decoded, in order or counted
+// by its message.
+//
 // The Prosody configuration comes from one template, testdata/prosody/prosody.cfg.lua.tmpl,
 // rendered by RenderProsodyConfig for tests and for scripts/demo.sh alike.
 //

@@ -5,10 +5,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"runtime"
 	"strings"
@@ -18,6 +16,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"switchboard/internal/testenv"
 )
 
 // ---- fake SMSC: a real listener on loopback, driven by the test ----
@@ -866,62 +866,28 @@ func TestBindRejectedIsRetried(t *testing.T) {
 	h.waitBound(t)
 }
 
-// logMessages is a logger's output: the level and message of each line.
-type logMessages struct {
-	w     io.Writer
-	lines chan [2]string
-}
-
-func (l *logMessages) Write(p []byte) (int, error) {
-	var line struct{ Level, Message string }
-	if json.Unmarshal(p, &line) == nil {
-		select {
-		case l.lines <- [2]string{line.Level, line.Message}:
-		default:
-		}
-	}
-	return l.w.Write(p)
-}
-
-// next returns the level of the next line that says one of msgs, and which.
-func (l *logMessages) next(t *testing.T, msgs ...string) (level, msg string) {
-	t.Helper()
-	for {
-		select {
-		case line := <-l.lines:
-			for _, m := range msgs {
-				if line[1] == m {
-					return line[0], m
-				}
-			}
-		case <-time.After(5 * time.Second):
-			t.Fatalf("nothing logged of %q", msgs)
-		}
-	}
-}
-
 // TestConnectLogs: a connection or bind that fails is not logged as a
 // session that ended.
 func TestConnectLogs(t *testing.T) {
 	const failed, ended = "connecting to the SMSC failed", "smpp session ended"
 	f := newFakeSMSC(t)
-	logs := &logMessages{w: zerolog.NewTestWriter(t), lines: make(chan [2]string, 1024)}
+	logs := testenv.NewLogs(t)
 	startClient(t, f, func(c *Config) { c.Logger = zerolog.New(logs) })
 
 	p := f.accept()
 	b, _ := p.expect(cmdBindTransceiver)
 	p.send(raw(cmdBindTransceiver|respBit, uint32(StatusInvPaswd), b.Seq))
-	if level, msg := logs.next(t, failed, ended); level != "error" || msg != failed {
-		t.Errorf("bind refused: logged %s %q, want error %q", level, msg, failed)
+	if line := logs.Next(failed, ended); line["level"] != "error" {
+		t.Errorf("bind refused: logged %v, want error %q", line, failed)
 	}
 	p = f.acceptBound()
 	p.c.Close()
-	if level, msg := logs.next(t, failed, ended); level != "warn" || msg != ended {
-		t.Errorf("session dropped: logged %s %q, want warn %q", level, msg, ended)
+	if line := logs.Next(ended, failed); line["level"] != "warn" {
+		t.Errorf("session dropped: logged %v, want warn %q", line, ended)
 	}
 	f.accept().c.Close() // before the bind
-	if level, msg := logs.next(t, failed, ended); level != "warn" || msg != failed {
-		t.Errorf("connection closed before the bind: logged %s %q, want warn %q", level, msg, failed)
+	if line := logs.Next(failed, ended); line["level"] != "warn" {
+		t.Errorf("connection closed before the bind: logged %v, want warn %q", line, failed)
 	}
 }
 
