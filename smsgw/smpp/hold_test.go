@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"switchboard/internal/testenv"
 )
 
 // phone is a Handler that records the messages it takes, as "source:text",
@@ -100,7 +102,7 @@ func checkTaken(t *testing.T, ph *phone, src string, want ...string) {
 func TestRefusedHoldsPair(t *testing.T) {
 	f := newFakeSMSC(t)
 	ph := &phone{refuse: func(key string, call int) bool { return key == alice+":1" && call == 1 }}
-	logs := &logMessages{w: zerolog.NewTestWriter(t), lines: make(chan [2]string, 1024)}
+	logs := testenv.NewLogs(t)
 	h := startClient(t, f, func(c *Config) {
 		c.Handler = ph
 		c.Logger = zerolog.New(logs)
@@ -126,9 +128,10 @@ func TestRefusedHoldsPair(t *testing.T) {
 		t.Errorf("handler called for %q; held messages must not reach it", calls)
 	}
 	var held []string
-	for len(logs.lines) > 0 {
-		if l := <-logs.lines; strings.Contains(l[1], "ESME_RX_T_APPN") {
-			held = append(held, l[0]+" "+l[1])
+	for len(logs.Lines()) > 0 {
+		l := <-logs.Lines()
+		if msg, _ := l["message"].(string); strings.Contains(msg, "ESME_RX_T_APPN") {
+			held = append(held, fmt.Sprint(l["level"], " ", msg))
 		}
 	}
 	if len(held) != 1 || !strings.HasPrefix(held[0], "info ") {
