@@ -41,3 +41,40 @@ func TestPayloadXML(t *testing.T) {
 		}
 	}
 }
+
+// TestParseSender: a sender is taken in its normalised form when that
+// form parses back to it, whether it was written so or not; one whose
+// normalised form normalises again into another (mellium turns "0.." into
+// "0.", then into "0") is refused, for an answer would reach another
+// address.
+func TestParseSender(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"alice@example.com/phone", "alice@example.com/phone"},
+		{"Alice@Example.COM/Phone", "alice@example.com/Phone"},
+		{"alice@example.com.", "alice@example.com"},
+		{"alice@0.", "alice@0"},
+		{"alice@0..", ""},
+		{"alice@..", ""},
+		{"@example.com", ""},
+	} {
+		j, err := parseSender(tc.in)
+		if tc.want == "" {
+			if err == nil {
+				t.Errorf("parseSender(%q) = %q, want an error", tc.in, j)
+			}
+			continue
+		}
+		if err != nil || j.String() != tc.want {
+			t.Errorf("parseSender(%q) = %q, %v; want %q", tc.in, j, err, tc.want)
+		}
+	}
+}
+
+func BenchmarkParseSender(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := parseSender("alice@example.com/phone-ab12"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

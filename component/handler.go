@@ -267,7 +267,13 @@ func parseSender(s string) (jid.JID, error) {
 	if err != nil {
 		return j, err
 	}
-	if k, err := jid.Parse(j.String()); err != nil || !k.Equal(j) {
+	// Most senders are written normalised: then j parses from its own
+	// form, since it came from it.
+	n := j.String()
+	if n == s {
+		return j, nil
+	}
+	if k, err := jid.Parse(n); err != nil || !k.Equal(j) {
 		return jid.JID{}, fmt.Errorf("component: sender %q is not a stable address (%q once normalised)", s, j)
 	}
 	return j, nil
