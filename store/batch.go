@@ -580,21 +580,21 @@ func valuesList(rows, cols int) string { return valuesFrom(1, rows, cols) }
 
 // valuesFrom is valuesList with the arguments numbered from first.
 func valuesFrom(first, rows, cols int) string {
-	var b strings.Builder
+	b := make([]byte, 0, rows*(2+cols*7))
 	n := first
 	for r := range rows {
 		if r > 0 {
-			b.WriteString(", ")
+			b = append(b, ", "...)
 		}
-		b.WriteByte('(')
+		b = append(b, '(')
 		for c := range cols {
 			if c > 0 {
-				b.WriteString(", ")
+				b = append(b, ", "...)
 			}
-			fmt.Fprintf(&b, "$%d", n)
+			b = placeholder(b, n)
 			n++
 		}
-		b.WriteByte(')')
+		b = append(b, ')')
 	}
-	return b.String()
+	return string(b)
 }

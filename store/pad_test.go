@@ -22,3 +22,28 @@ func TestPad(t *testing.T) {
 		}
 	}
 }
+
+// TestPlaceholders: the lists of statement arguments, as both engines
+// number them.
+func TestPlaceholders(t *testing.T) {
+	for _, c := range []struct{ got, want string }{
+		{inList(1, 0), ""},
+		{inList(1, 1), "$1"},
+		{inList(9, 3), "$9, $10, $11"},
+		{valuesList(1, 1), "($1)"},
+		{valuesList(2, 3), "($1, $2, $3), ($4, $5, $6)"},
+		{valuesFrom(99, 2, 1), "($99), ($100)"},
+	} {
+		if c.got != c.want {
+			t.Errorf("got %q, want %q", c.got, c.want)
+		}
+	}
+}
+
+func BenchmarkPlaceholders(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = inList(3, 512)
+		_ = valuesList(512, 6)
+	}
+}

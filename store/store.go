@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -205,14 +206,20 @@ func (s *Store) tx(ctx context.Context, fn func(*sql.Tx) error) error {
 
 // inList renders "$first, $first+1, …" for n values.
 func inList(first, n int) string {
-	var b strings.Builder
+	b := make([]byte, 0, n*6)
 	for i := range n {
 		if i > 0 {
-			b.WriteString(", ")
+			b = append(b, ", "...)
 		}
-		fmt.Fprintf(&b, "$%d", first+i)
+		b = placeholder(b, first+i)
 	}
-	return b.String()
+	return string(b)
+}
+
+// placeholder appends "$n" to b. (fmt.Fprintf, before, was 3 % of the CPU
+// of a saturated run, building these lists.)
+func placeholder(b []byte, n int) []byte {
+	return strconv.AppendInt(append(b, '$'), int64(n), 10)
 }
 
 // padded is n rounded up to a power of two: the length of an IN list
