@@ -244,7 +244,15 @@ func archiveID(s string) (int64, bool) {
 // mamResult is one archived message, forwarded to the requester.
 func (c *Component) mamResult(to jid.JID, queryID, prefix string, it store.ArchiveItem) xml.TokenReader {
 	id := strconv.FormatInt(it.ID, 10)
-	user, peer := to.Bare().String(), number.E164(it.Number).JID(c.cfg.JID).String()
+	body := it.Body
+	peerJID, err := c.cfg.JID.Domain().WithLocal(it.Number)
+	if err != nil {
+		// Not a number: a sender's name a JID cannot hold ("My Bank").
+		// As the message came (router.Router.send): from the gateway
+		// itself, the name before the text.
+		peerJID, body = c.cfg.JID, it.Number+": "+body
+	}
+	user, peer := to.Bare().String(), peerJID.String()
 	msgFrom, msgTo := peer, user
 	if it.Outgoing {
 		msgFrom, msgTo = user, peer
@@ -259,7 +267,7 @@ func (c *Component) mamResult(to jid.JID, queryID, prefix string, it store.Archi
 		result.Attr = append([]xml.Attr{attr("queryid", queryID)}, result.Attr...)
 	}
 	inner := xmlstream.Wrap(
-		textElem(xml.Name{Local: "body"}, it.Body),
+		textElem(xml.Name{Local: "body"}, body),
 		xml.StartElement{Name: xml.Name{Space: nsClient, Local: "message"}, Attr: []xml.Attr{
 			attr("from", msgFrom), attr("to", msgTo), attr("type", string(stanza.ChatMessage)), attr("id", msgID),
 		}})

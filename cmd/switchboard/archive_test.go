@@ -232,6 +232,20 @@ func TestArchive(t *testing.T) {
 	if iq.ErrorCondition() != "bad-request" || !strings.Contains(iq.XML, "yesterday") {
 		t.Errorf("bad start = %s", iq.XML)
 	}
+
+	// A sender's name a JID cannot hold: archived as it came, from the
+	// gateway itself, the name before the text.
+	must(t, s.smsc.SendMO(ctx, "My Bank", alice, "Your code is 1234"))
+	live, err := a.Next(ctx, func(st testenv.Stanza) bool { return st.Name == "message" && st.Attr["from"] == comp && strings.Contains(st.Body, "1234") })
+	must(t, err)
+	res, _, iq = mamPage(t, s, a, "all", "", "<max>50</max>")
+	if iq.Attr["type"] != "result" || len(res) != 13 {
+		t.Fatalf("everything: %d results, %s", len(res), iq.XML)
+	}
+	if m := res[12].Result.Forwarded.Message; m.From != comp || m.To != aliceBare || m.Body != "My Bank: Your code is 1234" ||
+		m.Body != live.Body || m.ID != live.Attr["id"] {
+		t.Errorf("from a named sender: archived %+v, came %s", m, live.XML)
+	}
 	// The session survived all of it.
 	waitComponent(t, s, a)
 }
