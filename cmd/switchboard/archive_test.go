@@ -236,7 +236,9 @@ func TestArchive(t *testing.T) {
 	// A sender's name a JID cannot hold: archived as it came, from the
 	// gateway itself, the name before the text.
 	must(t, s.smsc.SendMO(ctx, "My Bank", alice, "Your code is 1234"))
-	live, err := a.Next(ctx, func(st testenv.Stanza) bool { return st.Name == "message" && st.Attr["from"] == comp && strings.Contains(st.Body, "1234") })
+	live, err := a.Next(ctx, func(st testenv.Stanza) bool {
+		return st.Name == "message" && st.Attr["from"] == comp && strings.Contains(st.Body, "1234")
+	})
 	must(t, err)
 	res, _, iq = mamPage(t, s, a, "all", "", "<max>50</max>")
 	if iq.Attr["type"] != "result" || len(res) != 13 {
