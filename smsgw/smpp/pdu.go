@@ -297,14 +297,14 @@ func decodeDeliverSM(h header, body []byte) (*Deliver, error) {
 	return d, nil
 }
 
-var messageIDFields = pdufield.List{pdufield.MessageID}
-
-// decodeMessageID decodes the body of submit_sm_resp. An error response may
-// have no body at all (SMPP 3.4 section 4.4.2), which yields "".
+// decodeMessageID decodes the body of submit_sm_resp: message_id, a C-Octet
+// String (SMPP 3.4 section 4.4.2). An SMSC that leaves off the terminating
+// NUL sends the id as the rest of the body, which is taken as it is; padding
+// (spaces) around the id is trimmed. An error response may have no body at
+// all, which yields "".
 func decodeMessageID(body []byte) string {
-	f, err := messageIDFields.Decode(bytes.NewBuffer(body))
-	if err != nil {
-		return ""
+	if i := bytes.IndexByte(body, 0); i >= 0 {
+		body = body[:i]
 	}
-	return cstring(f, pdufield.MessageID)
+	return string(bytes.TrimSpace(body))
 }

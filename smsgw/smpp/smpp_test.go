@@ -1172,3 +1172,42 @@ func TestDeliverOrderPerPair(t *testing.T) {
 		t.Errorf("at most %d handled at once; phones should not wait for each other", most.Load())
 	}
 }
+
+// TestDecodeMessageID: submit_sm_resp's message_id is read whether or not
+// the SMSC ends it with its NUL (some leave it off, or pad it).
+func TestDecodeMessageID(t *testing.T) {
+	for _, tc := range []struct {
+		body []byte
+		want string
+	}{
+		{cstr("abc123"), "abc123"},
+		{[]byte("abc123"), "abc123"},           // no terminating NUL
+		{[]byte("abc123  "), "abc123"},         // padded, unterminated
+		{[]byte("abc123\x00\x00"), "abc123"},   // NULs after the field
+		{[]byte(" 0A1B \x00"), "0A1B"},         // padded, terminated
+		{append(cstr("x9"), 0, 1, 0, 1), "x9"}, // what follows the NUL (TLVs) is no part of it
+		{nil, ""},                              // an error response may have no body
+		{[]byte{0}, ""},
+		{[]byte("  "), ""},
+	} {
+		if got := decodeMessageID(tc.body); got != tc.want {
+			t.Errorf("decodeMessageID(%q) = %q, want %q", tc.body, got, tc.want)
+		}
+	}
+}
+
+// TestSubmitUnterminatedMessageID: an SMSC that leaves the NUL off the
+// message_id still gives Submit its id.
+func TestSubmitUnterminatedMessageID(t *testing.T) {
+	f := newFakeSMSC(t)
+	h := startClient(t, f, nil)
+	p := f.acceptBound()
+	h.waitBound(t)
+
+	res := h.submitAsync(context.Background(), hello)
+	sh, _ := p.expect(cmdSubmitSM)
+	p.send(raw(cmdSubmitSM|respBit, 0, sh.Seq, []byte("5F00A1")))
+	if r := waitResult(t, res); r.err != nil || r.id != "5F00A1" {
+		t.Fatalf("Submit = %q, %v; want 5F00A1", r.id, r.err)
+	}
+}
