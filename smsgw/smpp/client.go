@@ -115,8 +115,12 @@ type Config struct {
 	// BindTimeout bounds connect plus bind_transceiver; default 10s.
 	BindTimeout time.Duration
 	// ReconnectMin and ReconnectMax bound the reconnect backoff, which
-	// doubles from ReconnectMin after each failure, with jitter; defaults
-	// 500ms and 30s. A successful bind resets it.
+	// doubles from ReconnectMin after each failure, with jitter (a wait
+	// is between half the backoff and all of it); defaults 500ms and 30s.
+	// Only a session that stayed bound ReconnectMax or longer resets it:
+	// one the SMSC drops sooner counts as a failure, so an SMSC that
+	// accepts binds and drops them is bound about once per ReconnectMax,
+	// not in a loop (carriers lock accounts for that).
 	ReconnectMin, ReconnectMax time.Duration
 
 	// Handler receives deliver_sm and data_sm. If nil, every one is
@@ -259,9 +263,15 @@ func (c *Client) Run(ctx context.Context) error {
 		s, err := c.connect(ctx)
 		msg := "connecting to the SMSC failed"
 		if err == nil {
-			backoff = c.cfg.ReconnectMin
+			bound := time.Now()
 			err = c.serve(ctx, s)
 			msg = "smpp session ended"
+			// A session shorter than the longest wait does not reset the
+			// backoff: whatever the SMSC does, binds then come at most
+			// about once per ReconnectMax/2 once the backoff has grown.
+			if time.Since(bound) >= c.cfg.ReconnectMax {
+				backoff = c.cfg.ReconnectMin
+			}
 		}
 		if ctx.Err() != nil {
 			return nil

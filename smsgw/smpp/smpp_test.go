@@ -1211,3 +1211,53 @@ func TestSubmitUnterminatedMessageID(t *testing.T) {
 		t.Fatalf("Submit = %q, %v; want 5F00A1", r.id, r.err)
 	}
 }
+
+// TestReconnectBackoffAfterShortSessions: an SMSC that accepts the bind
+// and drops it at once is not bound again at the shortest wait each time:
+// the backoff keeps doubling up to ReconnectMax, and goes back to
+// ReconnectMin only after a session that stayed up ReconnectMax.
+func TestReconnectBackoffAfterShortSessions(t *testing.T) {
+	const minWait, maxWait = 10 * time.Millisecond, 200 * time.Millisecond
+	const ended = "smpp session ended"
+	f := newFakeSMSC(t)
+	logs := testenv.NewLogs(t)
+	h := startClient(t, f, func(c *Config) {
+		c.ReconnectMin, c.ReconnectMax = minWait, maxWait
+		c.Logger = zerolog.New(logs)
+	})
+	retryIn := func() time.Duration {
+		t.Helper()
+		line := logs.Next(ended)
+		s, _ := line["retry_in"].(string)
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			t.Fatalf("retry_in %q: %v", s, err)
+		}
+		return d
+	}
+	within := func(d, backoff time.Duration) bool {
+		// jitter waits in [backoff/2, backoff], logged rounded to 1ms.
+		return d >= backoff/2-time.Millisecond && d <= backoff+time.Millisecond
+	}
+	for _, backoff := range []time.Duration{minWait, 2 * minWait, 4 * minWait, 8 * minWait, 16 * minWait, maxWait, maxWait} {
+		p := f.acceptBound()
+		h.expectState(t, true)
+		p.send(raw(cmdUnbind, 0, 1))
+		p.expect(cmdUnbind | respBit)
+		h.expectState(t, false)
+		if d := retryIn(); !within(d, backoff) {
+			t.Fatalf("after a session that was dropped at once: retry in %v, want [%v, %v]", d, backoff/2, backoff)
+		}
+	}
+	// A session that stayed up ReconnectMax resets the backoff.
+	p := f.acceptBound()
+	h.expectState(t, true)
+	time.Sleep(maxWait + 20*time.Millisecond)
+	p.c.Close()
+	h.expectState(t, false)
+	if d := retryIn(); !within(d, minWait) {
+		t.Fatalf("after a session that stayed up %v: retry in %v, want [%v, %v]", maxWait, d, minWait/2, minWait)
+	}
+	f.acceptBound()
+	h.expectState(t, true)
+}
