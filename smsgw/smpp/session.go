@@ -370,6 +370,12 @@ func (s *session) handleResp(h header, body []byte) {
 		}
 		ev.Msg("smpp: response matches no request in flight (late or unsolicited)")
 	}
+	// ESME_RINVBNDSTS: the SMSC has lost our bind but kept the connection,
+	// and will answer everything so. The request gets the status (above);
+	// the session ends, and the client binds again.
+	if Status(h.Status) == StatusInvBnd {
+		s.fail(fmt.Errorf("smpp: the SMSC no longer has our bind: %w in a response (command_id 0x%08X)", StatusInvBnd, h.ID))
+	}
 }
 
 func (s *session) handleDeliver(h header, body []byte) {

@@ -1261,3 +1261,50 @@ func TestReconnectBackoffAfterShortSessions(t *testing.T) {
 	f.acceptBound()
 	h.expectState(t, true)
 }
+
+// TestInvalidBindStatusEndsSession: ESME_RINVBNDSTS in any response means
+// the SMSC no longer has our bind (it lost it but kept the connection): the
+// session ends and the client binds again. A submit_sm so answered returns
+// the status to its caller.
+func TestInvalidBindStatusEndsSession(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		answer func(seq uint32) []byte
+	}{
+		{"submit_sm_resp", func(seq uint32) []byte { return raw(cmdSubmitSM|respBit, uint32(StatusInvBnd), seq) }},
+		{"generic_nack", func(seq uint32) []byte { return raw(cmdGenericNack, uint32(StatusInvBnd), seq) }},
+		{"enquire_link_resp", func(seq uint32) []byte { return raw(cmdEnquireLink|respBit, uint32(StatusInvBnd), seq) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFakeSMSC(t)
+			h := startClient(t, f, func(c *Config) {
+				if tc.name == "enquire_link_resp" {
+					c.EnquireLink = 50 * time.Millisecond
+				}
+			})
+			p := f.acceptBound()
+			h.expectState(t, true)
+			if tc.name == "enquire_link_resp" {
+				e, _ := p.expect(cmdEnquireLink)
+				p.send(tc.answer(e.Seq))
+			} else {
+				res := h.submitAsync(context.Background(), hello)
+				sh, _ := p.expect(cmdSubmitSM)
+				p.send(tc.answer(sh.Seq))
+				if r := waitResult(t, res); r.err != StatusInvBnd {
+					t.Fatalf("Submit = %q, %v; want ESME_RINVBNDSTS", r.id, r.err)
+				}
+			}
+			// Closed at once: no other PDU (another enquire_link), no
+			// wait for a timeout.
+			if rh, _, err := p.readWithin(time.Second); err == nil {
+				t.Fatalf("SMSC got 0x%08X seq %d after ESME_RINVBNDSTS; want the connection closed", rh.ID, rh.Seq)
+			} else if ne := net.Error(nil); errors.As(err, &ne) && ne.Timeout() {
+				t.Fatal("connection still open 1s after ESME_RINVBNDSTS")
+			}
+			h.expectState(t, false)
+			f.acceptBound()
+			h.expectState(t, true)
+		})
+	}
+}
