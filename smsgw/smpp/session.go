@@ -204,7 +204,15 @@ func (s *session) finish(p *pending, r result) {
 // queue flushes, so bursts share TCP segments. It returns errNotSent if the
 // connection was closed before any byte of b was written. Any other error
 // fails the session.
-func (s *session) write(b []byte) error {
+func (s *session) write(b []byte) error { return s.writeFlush(b, false) }
+
+// writeLast writes a PDU after which the session ends (unbind_resp, a
+// generic_nack before dropping the connection) and flushes at once: the
+// writer waiting behind it, which would otherwise flush, finds the
+// connection closed.
+func (s *session) writeLast(b []byte) error { return s.writeFlush(b, true) }
+
+func (s *session) writeFlush(b []byte, always bool) error {
 	s.wwaiting.Add(1)
 	s.wmu.Lock()
 	s.wwaiting.Add(-1)
@@ -214,7 +222,7 @@ func (s *session) write(b []byte) error {
 	}
 	s.conn.SetWriteDeadline(time.Now().Add(s.c.cfg.RespTimeout))
 	_, err := s.bw.Write(b)
-	if err == nil && s.wwaiting.Load() == 0 {
+	if err == nil && (always || s.wwaiting.Load() == 0) {
 		err = s.bw.Flush()
 	}
 	if err != nil {
@@ -324,7 +332,7 @@ func (s *session) readLoop() {
 			if le := (*lengthError)(nil); errors.As(err, &le) {
 				s.log.Error().Uint32("command_length", h.Len).Uint32("command_id", h.ID).Uint32("seq", h.Seq).
 					Msg("smpp: invalid command_length; sending generic_nack and dropping the connection")
-				s.write(encodeGenericNack(h.Seq, StatusInvCmdLen))
+				s.writeLast(encodeGenericNack(h.Seq, StatusInvCmdLen))
 			}
 			s.fail(fmt.Errorf("smpp: read: %w", err))
 			return
@@ -341,7 +349,7 @@ func (s *session) readLoop() {
 			s.handleDeliver(h, body)
 		case cmdUnbind:
 			s.log.Info().Msg("smpp: SMSC sent unbind")
-			s.write(encodeHeaderOnly(cmdUnbind|respBit, 0, h.Seq))
+			s.writeLast(encodeHeaderOnly(cmdUnbind|respBit, 0, h.Seq))
 			s.fail(errPeerUnbind)
 			return
 		case cmdAlertNotification:

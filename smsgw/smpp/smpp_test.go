@@ -1308,3 +1308,40 @@ func TestInvalidBindStatusEndsSession(t *testing.T) {
 		})
 	}
 }
+
+// TestUnbindRespSentWithWritersWaiting: the unbind_resp goes out before
+// the connection is closed, even while deliver_sm_resps are being written
+// at the same moment (a writer that is not the last in line does not
+// flush). Run many times: the loss depended on the order of the writers.
+func TestUnbindRespSentWithWritersWaiting(t *testing.T) {
+	const runs, inFlight = 40, 32
+	f := newFakeSMSC(t)
+	h := startClient(t, f, func(c *Config) {
+		c.ReconnectMin, c.ReconnectMax = 5*time.Millisecond, 5*time.Millisecond
+		c.Handler = HandlerFunc(func(context.Context, *Deliver) Status { return StatusOK })
+	})
+	for run := range runs {
+		p := f.acceptBound()
+		h.expectState(t, true)
+		var burst []byte
+		for i := range inFlight {
+			burst = append(burst, raw(cmdDeliverSM, 0, uint32(10+i), deliverBody(fmt.Sprintf("120155501%02d", i), "12015550100", 0, 0, []byte("x")))...)
+		}
+		burst = append(burst, raw(cmdUnbind, 0, 9)...)
+		p.send(burst)
+		for {
+			rh, _, err := p.readWithin(5 * time.Second)
+			if err != nil {
+				t.Fatalf("run %d: connection ended (%v) without unbind_resp", run, err)
+			}
+			if rh.ID == cmdUnbind|respBit {
+				if rh.Seq != 9 || rh.Status != 0 {
+					t.Fatalf("run %d: unbind_resp seq %d status %#x", run, rh.Seq, rh.Status)
+				}
+				break
+			}
+		}
+		h.expectState(t, false)
+		p.c.Close()
+	}
+}
