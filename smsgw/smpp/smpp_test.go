@@ -1345,3 +1345,44 @@ func TestUnbindRespSentWithWritersWaiting(t *testing.T) {
 		p.c.Close()
 	}
 }
+
+// TestGenericNackSeqZero: a generic_nack with sequence 0 (the SMSC could
+// not decode a PDU of ours, SMPP 3.4 section 4.3) names no request. The
+// requests in flight keep waiting; the one it answered times out with an
+// unknown outcome, but the session, which is not hung, stays up. A
+// request sent after it that goes unanswered still ends the session.
+func TestGenericNackSeqZero(t *testing.T) {
+	f := newFakeSMSC(t)
+	h := startClient(t, f, func(c *Config) { c.RespTimeout = 300 * time.Millisecond })
+	p := f.acceptBound()
+	h.expectState(t, true)
+
+	res := h.submitAsync(context.Background(), hello)
+	p.expect(cmdSubmitSM)
+	p.send(raw(cmdGenericNack, uint32(StatusInvCmdLen), 0))
+	if r := waitResult(t, res); !errors.Is(r.err, ErrUnknownOutcome) {
+		t.Fatalf("Submit = %q, %v; want ErrUnknownOutcome", r.id, r.err)
+	}
+	// Still the same connection, still bound.
+	p.send(raw(cmdEnquireLink, 0, 50))
+	p.expectBytes(raw(cmdEnquireLink|respBit, 0, 50))
+	res = h.submitAsync(context.Background(), hello)
+	sh, _ := p.expect(cmdSubmitSM)
+	p.send(raw(cmdSubmitSM|respBit, 0, sh.Seq, cstr("ok")))
+	if r := waitResult(t, res); r.err != nil || r.id != "ok" {
+		t.Fatalf("Submit after the generic_nack = %q, %v; want ok", r.id, r.err)
+	}
+	select {
+	case b := <-h.states:
+		t.Fatalf("OnState(%v) after a generic_nack with sequence 0", b)
+	default:
+	}
+
+	res = h.submitAsync(context.Background(), hello)
+	p.expect(cmdSubmitSM)
+	if r := waitResult(t, res); !errors.Is(r.err, ErrUnknownOutcome) {
+		t.Fatalf("Submit = %q, %v; want ErrUnknownOutcome", r.id, r.err)
+	}
+	p.expectClosed()
+	h.expectState(t, false)
+}
