@@ -210,7 +210,11 @@ func encodeDeliverResp(cmd, seq uint32, st Status) []byte {
 
 // decodeFields decodes the mandatory fields in list, then TLVs. fiorix's
 // List.Decode stops silently at the end of the body, so every field in list
-// is checked for presence.
+// is checked for presence. An error in the TLVs (one running past the end
+// of the body) wraps StatusInvOptParStream; the caller answers any other
+// error ESME_RINVCMDLEN, the mandatory fields not fitting the length. Up
+// to three bytes after the last TLV, too few for one, are ignored, as
+// fiorix does: an SMSC's stray padding is no reason to refuse a message.
 func decodeFields(list pdufield.List, body []byte) (pdufield.Map, map[uint16][]byte, error) {
 	r := bytes.NewBuffer(body)
 	f, err := list.Decode(r)
@@ -224,7 +228,7 @@ func decodeFields(list pdufield.List, body []byte) (pdufield.Map, map[uint16][]b
 	}
 	t, err := pdutlv.DecodeTLV(r)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, fmt.Errorf("%w: %v", StatusInvOptParStream, err)
 	}
 	var tlvs map[uint16][]byte
 	if len(t) > 0 {

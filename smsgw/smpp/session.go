@@ -449,8 +449,10 @@ func (s *session) handleDeliver(h header, body []byte) {
 		d, err = decodeDeliverSM(h, body)
 	}
 	if err != nil {
-		s.log.Warn().Err(err).Uint32("command_id", h.ID).Uint32("seq", h.Seq).Msg("smpp: malformed inbound PDU rejected")
-		s.write(encodeDeliverResp(h.ID, h.Seq, StatusInvCmdLen))
+		st := StatusInvCmdLen // the mandatory fields do not fit command_length
+		errors.As(err, &st)   // or the decoder says what else is wrong
+		s.log.Warn().Err(err).Uint32("command_id", h.ID).Uint32("seq", h.Seq).Stringer("status", st).Msg("smpp: malformed inbound PDU rejected")
+		s.write(encodeDeliverResp(h.ID, h.Seq, st))
 		return
 	}
 	d.Session = s.id

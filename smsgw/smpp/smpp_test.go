@@ -828,6 +828,18 @@ func TestMalformedDeliverSM(t *testing.T) {
 	p.expectBytes(raw(cmdDeliverSM|respBit, uint32(StatusInvCmdLen), 8, []byte{0}))
 	p.send(raw(cmdDeliverSM, 0, 9, body[:10])) // cut inside source_addr
 	p.expectBytes(raw(cmdDeliverSM|respBit, uint32(StatusInvCmdLen), 9, []byte{0}))
+	// The mandatory fields are whole, the optional parameters are not: a
+	// TLV whose length runs past the end of the PDU.
+	badTLV := append(tlv(0x0204, []byte{0, 1}), 0x04, 0x24, 0, 10, 'h', 'i')
+	p.send(raw(cmdDeliverSM, 0, 10, body, badTLV))
+	p.expectBytes(raw(cmdDeliverSM|respBit, uint32(StatusInvOptParStream), 10, []byte{0}))
+	dataSM := append([]byte{0, 1, 1}, cstr("12015550123")...)
+	dataSM = append(append(dataSM, 1, 1), cstr("12015550100")...)
+	dataSM = append(dataSM, 0, 0, 0) // esm_class, registered_delivery, data_coding
+	p.send(raw(cmdDataSM, 0, 11, dataSM, badTLV))
+	p.expectBytes(raw(cmdDataSM|respBit, uint32(StatusInvOptParStream), 11, []byte{0}))
+	p.send(raw(cmdDataSM, 0, 12, dataSM[:len(dataSM)-2])) // data_coding missing
+	p.expectBytes(raw(cmdDataSM|respBit, uint32(StatusInvCmdLen), 12, []byte{0}))
 	if called.Load() {
 		t.Error("handler called for a malformed PDU")
 	}
