@@ -335,8 +335,9 @@ func (s *session) timeout(seq uint32, p *pending) {
 
 // complete delivers r to the request with sequence number seq. respID is
 // the response's command_id: it must be the request's response or
-// generic_nack. It reports whether a request matched.
-func (s *session) complete(seq, respID uint32, r result) bool {
+// generic_nack; status is its command_status. It reports whether a request
+// matched.
+func (s *session) complete(seq, respID uint32, status Status, r result) bool {
 	s.pmu.Lock()
 	p := s.pending[seq]
 	if p == nil || respID != p.cmd|respBit && respID != cmdGenericNack {
@@ -345,8 +346,18 @@ func (s *session) complete(seq, respID uint32, r result) bool {
 	}
 	delete(s.pending, seq)
 	s.pmu.Unlock()
-	if p.cmd == cmdSubmitSM && s.c.cfg.OnResponse != nil {
-		s.c.cfg.OnResponse(time.Since(p.sent))
+	if p.cmd == cmdSubmitSM {
+		if s.c.cfg.OnResponse != nil {
+			s.c.cfg.OnResponse(time.Since(p.sent))
+		}
+		// Before the Submit returns, so that its caller's next submit
+		// sees the pause.
+		switch {
+		case status == StatusThrottled:
+			s.c.thr.throttled(p.sent)
+		case status == StatusOK && respID != cmdGenericNack && s.c.thr.until.Load() != 0:
+			s.c.thr.accepted(p.sent)
+		}
 	}
 	s.finish(p, r)
 	return true
@@ -404,7 +415,7 @@ func (s *session) handleResp(h header, body []byte) {
 	case h.ID == cmdSubmitSM|respBit:
 		r.messageID = decodeMessageID(body)
 	}
-	if !s.complete(h.Seq, h.ID, r) {
+	if !s.complete(h.Seq, h.ID, Status(h.Status), r) {
 		ev := s.log.Warn().Uint32("command_id", h.ID).Uint32("seq", h.Seq).Uint32("status", h.Status)
 		if h.ID == cmdSubmitSM|respBit {
 			ev = ev.Str("message_id", r.messageID)

@@ -1398,3 +1398,99 @@ func TestGenericNackSeqZero(t *testing.T) {
 	p.expectClosed()
 	h.expectState(t, false)
 }
+
+// TestThrottlingPausesSubmits: after ESME_RTHROTTLED the bind sends no
+// submit_sm for a pause, which doubles when a submit_sm sent after it is
+// throttled again and ends with one accepted; submits waiting for it keep
+// their ctx and SendBy. The episode is logged once.
+func TestThrottlingPausesSubmits(t *testing.T) {
+	const pause = 200 * time.Millisecond
+	const paused, over = "smpp: SMSC throttling (ESME_RTHROTTLED); submits on this bind paused", "smpp: SMSC throttling over; submits on this bind resumed"
+	f := newFakeSMSC(t)
+	logs := testenv.NewLogs(t)
+	h := startClient(t, f, func(c *Config) {
+		c.Window = 4
+		c.throttleMin, c.throttleMax = pause, 8*pause
+		c.Logger = zerolog.New(logs)
+	})
+	p := f.acceptBound()
+	h.waitBound(t)
+
+	// A window's worth in flight: two throttled, one accepted. Only the
+	// first starts the pause; the others were sent before it.
+	var res [3]chan submitResult
+	var seqs [3]uint32
+	for i := range res {
+		res[i] = h.submitAsync(context.Background(), hello)
+		sh, _ := p.expect(cmdSubmitSM)
+		seqs[i] = sh.Seq
+	}
+	t0 := time.Now()
+	p.send(raw(cmdSubmitSM|respBit, uint32(StatusThrottled), seqs[0]))
+	p.send(raw(cmdSubmitSM|respBit, uint32(StatusThrottled), seqs[1]))
+	p.send(raw(cmdSubmitSM|respBit, 0, seqs[2], cstr("c")))
+	for i, want := range []error{StatusThrottled, StatusThrottled, nil} {
+		if r := waitResult(t, res[i]); r.err != want {
+			t.Fatalf("Submit %d = %q, %v; want %v", i, r.id, r.err, want)
+		}
+	}
+
+	// During the pause: a SendBy before its end gives up at once, a ctx
+	// that ends gives its error; neither sends anything.
+	late := *hello
+	late.SendBy = time.Now().Add(pause / 4)
+	if _, err := h.c.Submit(context.Background(), &late); !errors.Is(err, ErrNotSentBy) {
+		t.Fatalf("Submit with SendBy inside the pause = %v, want ErrNotSentBy", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), pause/4)
+	defer cancel()
+	if _, err := h.c.Submit(ctx, hello); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Submit with ctx ending inside the pause = %v, want context.DeadlineExceeded", err)
+	}
+
+	// The next submit_sm goes after the pause.
+	r := h.submitAsync(context.Background(), hello)
+	sh, _ := p.expect(cmdSubmitSM)
+	if d := time.Since(t0); d < pause {
+		t.Fatalf("submit_sm %v after ESME_RTHROTTLED, want a pause of %v", d, pause)
+	}
+	// Throttled again: the pause doubles.
+	t1 := time.Now()
+	p.send(raw(cmdSubmitSM|respBit, uint32(StatusThrottled), sh.Seq))
+	if res := waitResult(t, r); res.err != StatusThrottled {
+		t.Fatalf("Submit = %v, want ESME_RTHROTTLED", res.err)
+	}
+	r = h.submitAsync(context.Background(), hello)
+	sh, _ = p.expect(cmdSubmitSM)
+	if d := time.Since(t1); d < 2*pause {
+		t.Fatalf("submit_sm %v after the second ESME_RTHROTTLED, want a pause of %v", d, 2*pause)
+	}
+	// Accepted: the episode is over.
+	p.send(raw(cmdSubmitSM|respBit, 0, sh.Seq, cstr("e")))
+	if res := waitResult(t, r); res.err != nil {
+		t.Fatal(res.err)
+	}
+	if n := logs.Count(paused); n != 1 {
+		t.Errorf("%d lines %q for one episode of three ESME_RTHROTTLED, want 1", n, paused)
+	}
+	if n := logs.Count(over); n != 1 {
+		t.Errorf("%d lines %q, want 1", n, over)
+	}
+
+	// A new episode starts from the shortest pause again: a SendBy past
+	// it (but not past a doubled one) is kept.
+	r = h.submitAsync(context.Background(), hello)
+	sh, _ = p.expect(cmdSubmitSM)
+	p.send(raw(cmdSubmitSM|respBit, uint32(StatusThrottled), sh.Seq))
+	waitResult(t, r)
+	late.SendBy = time.Now().Add(2 * pause)
+	r = h.submitAsync(context.Background(), &late)
+	sh, _ = p.expect(cmdSubmitSM)
+	p.send(raw(cmdSubmitSM|respBit, 0, sh.Seq, cstr("g")))
+	if res := waitResult(t, r); res.err != nil || res.id != "g" {
+		t.Fatalf("Submit in a new episode = %q, %v; want g", res.id, res.err)
+	}
+	if n := logs.Count(paused); n != 2 {
+		t.Errorf("%d lines %q after two episodes, want 2", n, paused)
+	}
+}
