@@ -432,8 +432,8 @@ func (c *Client) InFlight() int {
 //   - an error wrapping ErrUnknownOutcome: sent, but no response within
 //     RespTimeout, or the connection dropped after sending, or ctx ended
 //     after sending;
-//   - ctx.Err(): ctx ended before sending (waiting for the window or the
-//     throughput limit), nothing was sent;
+//   - ctx.Err(): ctx ended before sending (waiting for the window, the
+//     throughput limit or a throttling pause), nothing was sent;
 //   - ErrNotSentBy: s.SendBy passed before sending, or would pass during a
 //     throttling pause, nothing was sent;
 //   - a validation error (e.g. short_message over 254 bytes), nothing sent.
