@@ -115,8 +115,12 @@ type Config struct {
 	// BindTimeout bounds connect plus bind_transceiver; default 10s.
 	BindTimeout time.Duration
 	// ReconnectMin and ReconnectMax bound the reconnect backoff, which
-	// doubles from ReconnectMin after each failure, with jitter; defaults
-	// 500ms and 30s. A successful bind resets it.
+	// doubles from ReconnectMin after each failure, with jitter (a wait
+	// is between half the backoff and all of it); defaults 500ms and 30s.
+	// Only a session that stayed bound ReconnectMax or longer resets it:
+	// one the SMSC drops sooner counts as a failure, so an SMSC that
+	// accepts binds and drops them is bound about once per ReconnectMax,
+	// not in a loop (carriers lock accounts for that).
 	ReconnectMin, ReconnectMax time.Duration
 
 	// Handler receives deliver_sm and data_sm. If nil, every one is
@@ -142,6 +146,10 @@ type Config struct {
 	// PDU is answered ESME_RX_T_APPN at once, so the SMSC retries it later
 	// (and, for a message from a phone, holds its later ones; see Holds).
 	DispatchWorkers int
+
+	// throttleMin and throttleMax bound the pause of submits after
+	// ESME_RTHROTTLED (see throttle); defaults 1s and 30s. Set by tests.
+	throttleMin, throttleMax time.Duration
 }
 
 func (cfg *Config) setDefaults() {
@@ -169,6 +177,13 @@ func (cfg *Config) setDefaults() {
 	if cfg.DispatchWorkers <= 0 {
 		cfg.DispatchWorkers = 16
 	}
+	if cfg.throttleMin <= 0 {
+		cfg.throttleMin = time.Second
+	}
+	if cfg.throttleMax <= 0 {
+		cfg.throttleMax = 30 * time.Second
+	}
+	cfg.throttleMax = max(cfg.throttleMax, cfg.throttleMin)
 }
 
 func (cfg *Config) validate() error {
@@ -195,6 +210,7 @@ type Client struct {
 	limiter *rate.Limiter // nil if unlimited
 	window  chan struct{} // one token per outstanding submit_sm
 	holds   *Holds
+	thr     throttle
 
 	mu      sync.Mutex
 	sess    *session      // non-nil while bound
@@ -216,6 +232,7 @@ func NewClient(cfg Config) *Client {
 	if c.holds == nil {
 		c.holds = new(Holds)
 	}
+	c.thr.epoch, c.thr.min, c.thr.max, c.thr.log = time.Now(), cfg.throttleMin, cfg.throttleMax, c.log
 	if cfg.Throughput > 0 {
 		c.limiter = rate.NewLimiter(rate.Limit(cfg.Throughput), 1)
 	}
@@ -259,9 +276,15 @@ func (c *Client) Run(ctx context.Context) error {
 		s, err := c.connect(ctx)
 		msg := "connecting to the SMSC failed"
 		if err == nil {
-			backoff = c.cfg.ReconnectMin
+			bound := time.Now()
 			err = c.serve(ctx, s)
 			msg = "smpp session ended"
+			// A session shorter than the longest wait does not reset the
+			// backoff: whatever the SMSC does, binds then come at most
+			// about once per ReconnectMax/2 once the backoff has grown.
+			if time.Since(bound) >= c.cfg.ReconnectMax {
+				backoff = c.cfg.ReconnectMin
+			}
 		}
 		if ctx.Err() != nil {
 			return nil
@@ -395,7 +418,8 @@ func (c *Client) WaitBound(ctx context.Context) error {
 }
 
 // InFlight returns the number of submit_sm awaiting a response (the window
-// in use).
+// in use; a Submit that took its slot just as a throttling pause began
+// holds it through the pause).
 func (c *Client) InFlight() int {
 	return len(c.window)
 }
@@ -408,10 +432,16 @@ func (c *Client) InFlight() int {
 //   - an error wrapping ErrUnknownOutcome: sent, but no response within
 //     RespTimeout, or the connection dropped after sending, or ctx ended
 //     after sending;
-//   - ctx.Err(): ctx ended before sending (waiting for the window or the
-//     throughput limit), nothing was sent;
-//   - ErrNotSentBy: s.SendBy passed before sending, nothing was sent;
+//   - ctx.Err(): ctx ended before sending (waiting for the window, the
+//     throughput limit or a throttling pause), nothing was sent;
+//   - ErrNotSentBy: s.SendBy passed before sending, or would pass during a
+//     throttling pause, nothing was sent;
 //   - a validation error (e.g. short_message over 254 bytes), nothing sent.
+//
+// After a response ESME_RTHROTTLED the Client sends no submit_sm for a
+// while (1s, doubling while the SMSC goes on throttling, at most 30s,
+// until a submit_sm sent after the pause is accepted); Submit waits for
+// the pause like for the window.
 func (c *Client) Submit(ctx context.Context, s *Submit) (messageID string, err error) {
 	if _, err := c.session(); err != nil {
 		return "", err
@@ -428,6 +458,20 @@ func (c *Client) Submit(ctx context.Context, s *Submit) (messageID string, err e
 		}
 		return ErrNotSentBy
 	}
+	pause := func() error {
+		if c.thr.until.Load() == 0 {
+			return nil
+		}
+		if err := c.thr.wait(wctx, s.SendBy); err == ErrNotSentBy {
+			return err
+		} else if err != nil {
+			return waitErr()
+		}
+		return nil
+	}
+	if err := pause(); err != nil {
+		return "", err
+	}
 	select {
 	case c.window <- struct{}{}:
 	case <-wctx.Done():
@@ -439,6 +483,9 @@ func (c *Client) Submit(ctx context.Context, s *Submit) (messageID string, err e
 			<-c.window
 		}
 	}()
+	if err := pause(); err != nil { // one that began while we waited for the slot
+		return "", err
+	}
 	if c.limiter != nil {
 		if err := c.limiter.Wait(wctx); err != nil {
 			if wctx.Err() != nil {

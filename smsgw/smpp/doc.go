@@ -13,12 +13,16 @@
 //     from the SMSC that reuses the sequence number of one of our in-flight
 //     submit_sm is handled as the request it is;
 //   - a window that makes Submit wait for a free slot, an optional
-//     throughput limit, and an outcome for every Submit: a message id, a
-//     Status, ErrNotBound (nothing was sent) or ErrUnknownOutcome;
+//     throughput limit, a pause of the bind's submits while the SMSC
+//     answers ESME_RTHROTTLED (throttle.go), and an outcome for every
+//     Submit: a message id, a Status, ErrNotBound (nothing was sent) or
+//     ErrUnknownOutcome;
 //   - deliver_sm and data_sm handed to a Handler on a bounded worker pool,
 //     answered with the Handler's Status only after it returns;
 //   - a phone's messages kept in order when one is answered ESME_RX_T_APPN
 //     and comes again later (hold.go);
-//   - enquire_link in both directions, unbind in both directions, and
-//     reconnection with jittered exponential backoff.
+//   - enquire_link in both directions, unbind in both directions, a new
+//     bind when the SMSC answers ESME_RINVBNDSTS, and reconnection with
+//     jittered exponential backoff that only a session that lasted
+//     ReconnectMax resets.
 package smpp

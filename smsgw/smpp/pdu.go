@@ -210,7 +210,11 @@ func encodeDeliverResp(cmd, seq uint32, st Status) []byte {
 
 // decodeFields decodes the mandatory fields in list, then TLVs. fiorix's
 // List.Decode stops silently at the end of the body, so every field in list
-// is checked for presence.
+// is checked for presence. An error in the TLVs (one running past the end
+// of the body) wraps StatusInvOptParStream; the caller answers any other
+// error ESME_RINVCMDLEN, the mandatory fields not fitting the length. Up
+// to three bytes after the last TLV, too few for one, are ignored, as
+// fiorix does: an SMSC's stray padding is no reason to refuse a message.
 func decodeFields(list pdufield.List, body []byte) (pdufield.Map, map[uint16][]byte, error) {
 	r := bytes.NewBuffer(body)
 	f, err := list.Decode(r)
@@ -224,7 +228,7 @@ func decodeFields(list pdufield.List, body []byte) (pdufield.Map, map[uint16][]b
 	}
 	t, err := pdutlv.DecodeTLV(r)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, fmt.Errorf("%w: %v", StatusInvOptParStream, err)
 	}
 	var tlvs map[uint16][]byte
 	if len(t) > 0 {
@@ -297,14 +301,14 @@ func decodeDeliverSM(h header, body []byte) (*Deliver, error) {
 	return d, nil
 }
 
-var messageIDFields = pdufield.List{pdufield.MessageID}
-
-// decodeMessageID decodes the body of submit_sm_resp. An error response may
-// have no body at all (SMPP 3.4 section 4.4.2), which yields "".
+// decodeMessageID decodes the body of submit_sm_resp: message_id, a C-Octet
+// String (SMPP 3.4 section 4.4.2). An SMSC that leaves off the terminating
+// NUL sends the id as the rest of the body, which is taken as it is; padding
+// (spaces) around the id is trimmed. An error response may have no body at
+// all, which yields "".
 func decodeMessageID(body []byte) string {
-	f, err := messageIDFields.Decode(bytes.NewBuffer(body))
-	if err != nil {
-		return ""
+	if i := bytes.IndexByte(body, 0); i >= 0 {
+		body = body[:i]
 	}
-	return cstring(f, pdufield.MessageID)
+	return string(bytes.TrimSpace(body))
 }

@@ -53,6 +53,11 @@ type session struct {
 	pmu     sync.Mutex
 	pending map[uint32]*pending // by sequence number; nil once dead
 	seq     uint32
+	// Generic_nacks with sequence 0 not yet matched to a timeout, and when
+	// the last came: each excuses one request sent before it from ending
+	// the session when it goes unanswered.
+	nack0   int
+	nack0At time.Time
 
 	lastRx atomic.Int64 // UnixNano of the last PDU received
 
@@ -204,7 +209,15 @@ func (s *session) finish(p *pending, r result) {
 // queue flushes, so bursts share TCP segments. It returns errNotSent if the
 // connection was closed before any byte of b was written. Any other error
 // fails the session.
-func (s *session) write(b []byte) error {
+func (s *session) write(b []byte) error { return s.writeFlush(b, false) }
+
+// writeLast writes a PDU after which the session ends (unbind_resp, a
+// generic_nack before dropping the connection) and flushes at once: the
+// writer waiting behind it, which would otherwise flush, finds the
+// connection closed.
+func (s *session) writeLast(b []byte) error { return s.writeFlush(b, true) }
+
+func (s *session) writeFlush(b []byte, always bool) error {
 	s.wwaiting.Add(1)
 	s.wmu.Lock()
 	s.wwaiting.Add(-1)
@@ -214,7 +227,7 @@ func (s *session) write(b []byte) error {
 	}
 	s.conn.SetWriteDeadline(time.Now().Add(s.c.cfg.RespTimeout))
 	_, err := s.bw.Write(b)
-	if err == nil && s.wwaiting.Load() == 0 {
+	if err == nil && (always || s.wwaiting.Load() == 0) {
 		err = s.bw.Flush()
 	}
 	if err != nil {
@@ -256,15 +269,7 @@ func (s *session) request(cmd uint32, slot bool, encode func(seq uint32) ([]byte
 	seq := s.nextSeqLocked()
 	p.sent = time.Now() // before p is shared: the read loop reads it
 	s.pending[seq] = p
-	timeout := s.c.cfg.RespTimeout
-	p.timer = time.AfterFunc(timeout, func() {
-		s.complete(seq, 0, result{err: fmt.Errorf("%w: no response within %v", ErrUnknownOutcome, timeout)})
-		// An SMSC that leaves a request unanswered is hung or gone: drop
-		// the session rather than keep sending into it (every request sent
-		// meanwhile would end with an unknown outcome and be sent again).
-		// The client reconnects with backoff.
-		s.fail(fmt.Errorf("no response to a request within %v", timeout))
-	})
+	p.timer = time.AfterFunc(s.c.cfg.RespTimeout, func() { s.timeout(seq, p) })
 	s.pmu.Unlock()
 
 	b, err := encode(seq)
@@ -295,21 +300,64 @@ func (s *session) request(cmd uint32, slot bool, encode func(seq uint32) ([]byte
 	return p, nil
 }
 
+// timeout ends the request p, sent with sequence number seq, that has had
+// no response within RespTimeout.
+//
+// An SMSC that leaves a request unanswered is hung or gone: the session is
+// dropped rather than kept sending into (every request sent meanwhile
+// would end with an unknown outcome and be sent again), and the client
+// binds again with backoff. Except when a generic_nack with sequence 0
+// came after p was sent: the SMSC could not decode a PDU of ours and said
+// so, which may have been p's answer; the SMSC is not hung. One such
+// generic_nack excuses one request.
+func (s *session) timeout(seq uint32, p *pending) {
+	s.pmu.Lock()
+	if s.pending == nil || s.pending[seq] != p {
+		s.pmu.Unlock()
+		return // answered, or the session failed, as the timer fired
+	}
+	delete(s.pending, seq)
+	excused := s.nack0 > 0 && p.sent.Before(s.nack0At)
+	if excused {
+		s.nack0--
+	}
+	s.pmu.Unlock()
+	d := s.c.cfg.RespTimeout
+	if excused {
+		s.log.Warn().Uint32("command_id", p.cmd).Uint32("seq", seq).Stringer("timeout", d).
+			Msg("smpp: no response to a request; taken as the one the generic_nack with sequence 0 answered")
+		s.finish(p, result{err: fmt.Errorf("%w: no response within %v (a generic_nack with sequence 0 may have answered it)", ErrUnknownOutcome, d)})
+		return
+	}
+	s.finish(p, result{err: fmt.Errorf("%w: no response within %v", ErrUnknownOutcome, d)})
+	s.fail(fmt.Errorf("no response to a request within %v", d))
+}
+
 // complete delivers r to the request with sequence number seq. respID is
 // the response's command_id: it must be the request's response or
-// generic_nack; 0 matches any (timeouts). It reports whether a request
+// generic_nack; status is its command_status. It reports whether a request
 // matched.
-func (s *session) complete(seq, respID uint32, r result) bool {
+func (s *session) complete(seq, respID uint32, status Status, r result) bool {
 	s.pmu.Lock()
 	p := s.pending[seq]
-	if p == nil || respID != 0 && respID != p.cmd|respBit && respID != cmdGenericNack {
+	if p == nil || respID != p.cmd|respBit && respID != cmdGenericNack {
 		s.pmu.Unlock()
 		return false
 	}
 	delete(s.pending, seq)
 	s.pmu.Unlock()
-	if respID != 0 && p.cmd == cmdSubmitSM && s.c.cfg.OnResponse != nil {
-		s.c.cfg.OnResponse(time.Since(p.sent))
+	if p.cmd == cmdSubmitSM {
+		if s.c.cfg.OnResponse != nil {
+			s.c.cfg.OnResponse(time.Since(p.sent))
+		}
+		// Before the Submit returns, so that its caller's next submit
+		// sees the pause.
+		switch {
+		case status == StatusThrottled:
+			s.c.thr.throttled(p.sent)
+		case status == StatusOK && respID != cmdGenericNack && s.c.thr.until.Load() != 0:
+			s.c.thr.accepted(p.sent)
+		}
 	}
 	s.finish(p, r)
 	return true
@@ -324,7 +372,7 @@ func (s *session) readLoop() {
 			if le := (*lengthError)(nil); errors.As(err, &le) {
 				s.log.Error().Uint32("command_length", h.Len).Uint32("command_id", h.ID).Uint32("seq", h.Seq).
 					Msg("smpp: invalid command_length; sending generic_nack and dropping the connection")
-				s.write(encodeGenericNack(h.Seq, StatusInvCmdLen))
+				s.writeLast(encodeGenericNack(h.Seq, StatusInvCmdLen))
 			}
 			s.fail(fmt.Errorf("smpp: read: %w", err))
 			return
@@ -341,7 +389,7 @@ func (s *session) readLoop() {
 			s.handleDeliver(h, body)
 		case cmdUnbind:
 			s.log.Info().Msg("smpp: SMSC sent unbind")
-			s.write(encodeHeaderOnly(cmdUnbind|respBit, 0, h.Seq))
+			s.writeLast(encodeHeaderOnly(cmdUnbind|respBit, 0, h.Seq))
 			s.fail(errPeerUnbind)
 			return
 		case cmdAlertNotification:
@@ -354,6 +402,10 @@ func (s *session) readLoop() {
 }
 
 func (s *session) handleResp(h header, body []byte) {
+	if h.ID == cmdGenericNack && h.Seq == 0 {
+		s.handleNack0(h)
+		return
+	}
 	var r result
 	switch {
 	case h.Status != 0:
@@ -363,12 +415,39 @@ func (s *session) handleResp(h header, body []byte) {
 	case h.ID == cmdSubmitSM|respBit:
 		r.messageID = decodeMessageID(body)
 	}
-	if !s.complete(h.Seq, h.ID, r) {
+	if !s.complete(h.Seq, h.ID, Status(h.Status), r) {
 		ev := s.log.Warn().Uint32("command_id", h.ID).Uint32("seq", h.Seq).Uint32("status", h.Status)
 		if h.ID == cmdSubmitSM|respBit {
 			ev = ev.Str("message_id", r.messageID)
 		}
 		ev.Msg("smpp: response matches no request in flight (late or unsolicited)")
+	}
+	// ESME_RINVBNDSTS: the SMSC has lost our bind but kept the connection,
+	// and will answer everything so. The request gets the status (above);
+	// the session ends, and the client binds again.
+	if Status(h.Status) == StatusInvBnd {
+		s.fail(fmt.Errorf("smpp: the SMSC no longer has our bind: %w in a response (command_id 0x%08X)", StatusInvBnd, h.ID))
+	}
+}
+
+// handleNack0 handles a generic_nack with sequence 0: the SMSC could not
+// decode a PDU of ours far enough to read its sequence number (SMPP 3.4
+// section 4.3). It cannot be matched to a request, so none is ended by it:
+// the request it answered times out in its turn, with an unknown outcome,
+// and that timeout does not end the session (see timeout). Our PDUs are
+// well framed, so this is a defect on one side, logged at error level; an
+// SMSC whose stream is truly lost closes the connection or stops
+// answering, and the timeouts of the requests sent after it end the
+// session.
+func (s *session) handleNack0(h header) {
+	s.pmu.Lock()
+	s.nack0++
+	s.nack0At = time.Now()
+	s.pmu.Unlock()
+	s.log.Error().Stringer("status", Status(h.Status)).
+		Msg("smpp: generic_nack with sequence 0: the SMSC could not decode a PDU of ours; the request it answers will time out")
+	if Status(h.Status) == StatusInvBnd {
+		s.fail(fmt.Errorf("smpp: the SMSC no longer has our bind: %w in a generic_nack", StatusInvBnd))
 	}
 }
 
@@ -381,8 +460,10 @@ func (s *session) handleDeliver(h header, body []byte) {
 		d, err = decodeDeliverSM(h, body)
 	}
 	if err != nil {
-		s.log.Warn().Err(err).Uint32("command_id", h.ID).Uint32("seq", h.Seq).Msg("smpp: malformed inbound PDU rejected")
-		s.write(encodeDeliverResp(h.ID, h.Seq, StatusInvCmdLen))
+		st := StatusInvCmdLen // the mandatory fields do not fit command_length
+		errors.As(err, &st)   // or the decoder says what else is wrong
+		s.log.Warn().Err(err).Uint32("command_id", h.ID).Uint32("seq", h.Seq).Stringer("status", st).Msg("smpp: malformed inbound PDU rejected")
+		s.write(encodeDeliverResp(h.ID, h.Seq, st))
 		return
 	}
 	d.Session = s.id

@@ -828,6 +828,18 @@ func TestMalformedDeliverSM(t *testing.T) {
 	p.expectBytes(raw(cmdDeliverSM|respBit, uint32(StatusInvCmdLen), 8, []byte{0}))
 	p.send(raw(cmdDeliverSM, 0, 9, body[:10])) // cut inside source_addr
 	p.expectBytes(raw(cmdDeliverSM|respBit, uint32(StatusInvCmdLen), 9, []byte{0}))
+	// The mandatory fields are whole, the optional parameters are not: a
+	// TLV whose length runs past the end of the PDU.
+	badTLV := append(tlv(0x0204, []byte{0, 1}), 0x04, 0x24, 0, 10, 'h', 'i')
+	p.send(raw(cmdDeliverSM, 0, 10, body, badTLV))
+	p.expectBytes(raw(cmdDeliverSM|respBit, uint32(StatusInvOptParStream), 10, []byte{0}))
+	dataSM := append([]byte{0, 1, 1}, cstr("12015550123")...)
+	dataSM = append(append(dataSM, 1, 1), cstr("12015550100")...)
+	dataSM = append(dataSM, 0, 0, 0) // esm_class, registered_delivery, data_coding
+	p.send(raw(cmdDataSM, 0, 11, dataSM, badTLV))
+	p.expectBytes(raw(cmdDataSM|respBit, uint32(StatusInvOptParStream), 11, []byte{0}))
+	p.send(raw(cmdDataSM, 0, 12, dataSM[:len(dataSM)-2])) // data_coding missing
+	p.expectBytes(raw(cmdDataSM|respBit, uint32(StatusInvCmdLen), 12, []byte{0}))
 	if called.Load() {
 		t.Error("handler called for a malformed PDU")
 	}
@@ -1170,5 +1182,315 @@ func TestDeliverOrderPerPair(t *testing.T) {
 	}
 	if most.Load() < 2 {
 		t.Errorf("at most %d handled at once; phones should not wait for each other", most.Load())
+	}
+}
+
+// TestDecodeMessageID: submit_sm_resp's message_id is read whether or not
+// the SMSC ends it with its NUL (some leave it off, or pad it).
+func TestDecodeMessageID(t *testing.T) {
+	for _, tc := range []struct {
+		body []byte
+		want string
+	}{
+		{cstr("abc123"), "abc123"},
+		{[]byte("abc123"), "abc123"},           // no terminating NUL
+		{[]byte("abc123  "), "abc123"},         // padded, unterminated
+		{[]byte("abc123\x00\x00"), "abc123"},   // NULs after the field
+		{[]byte(" 0A1B \x00"), "0A1B"},         // padded, terminated
+		{append(cstr("x9"), 0, 1, 0, 1), "x9"}, // what follows the NUL (TLVs) is no part of it
+		{nil, ""},                              // an error response may have no body
+		{[]byte{0}, ""},
+		{[]byte("  "), ""},
+	} {
+		if got := decodeMessageID(tc.body); got != tc.want {
+			t.Errorf("decodeMessageID(%q) = %q, want %q", tc.body, got, tc.want)
+		}
+	}
+}
+
+// TestSubmitUnterminatedMessageID: an SMSC that leaves the NUL off the
+// message_id still gives Submit its id.
+func TestSubmitUnterminatedMessageID(t *testing.T) {
+	f := newFakeSMSC(t)
+	h := startClient(t, f, nil)
+	p := f.acceptBound()
+	h.waitBound(t)
+
+	res := h.submitAsync(context.Background(), hello)
+	sh, _ := p.expect(cmdSubmitSM)
+	p.send(raw(cmdSubmitSM|respBit, 0, sh.Seq, []byte("5F00A1")))
+	if r := waitResult(t, res); r.err != nil || r.id != "5F00A1" {
+		t.Fatalf("Submit = %q, %v; want 5F00A1", r.id, r.err)
+	}
+}
+
+// TestReconnectBackoffAfterShortSessions: an SMSC that accepts the bind
+// and drops it at once is not bound again at the shortest wait each time:
+// the backoff keeps doubling up to ReconnectMax, and goes back to
+// ReconnectMin only after a session that stayed up ReconnectMax.
+func TestReconnectBackoffAfterShortSessions(t *testing.T) {
+	const minWait, maxWait = 10 * time.Millisecond, 200 * time.Millisecond
+	const ended = "smpp session ended"
+	f := newFakeSMSC(t)
+	logs := testenv.NewLogs(t)
+	h := startClient(t, f, func(c *Config) {
+		c.ReconnectMin, c.ReconnectMax = minWait, maxWait
+		c.Logger = zerolog.New(logs)
+	})
+	retryIn := func() time.Duration {
+		t.Helper()
+		line := logs.Next(ended)
+		s, _ := line["retry_in"].(string)
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			t.Fatalf("retry_in %q: %v", s, err)
+		}
+		return d
+	}
+	within := func(d, backoff time.Duration) bool {
+		// jitter waits in [backoff/2, backoff], logged rounded to 1ms.
+		return d >= backoff/2-time.Millisecond && d <= backoff+time.Millisecond
+	}
+	for _, backoff := range []time.Duration{minWait, 2 * minWait, 4 * minWait, 8 * minWait, 16 * minWait, maxWait, maxWait} {
+		p := f.acceptBound()
+		h.expectState(t, true)
+		p.send(raw(cmdUnbind, 0, 1))
+		p.expect(cmdUnbind | respBit)
+		h.expectState(t, false)
+		if d := retryIn(); !within(d, backoff) {
+			t.Fatalf("after a session that was dropped at once: retry in %v, want [%v, %v]", d, backoff/2, backoff)
+		}
+	}
+	// A session that stayed up ReconnectMax resets the backoff.
+	p := f.acceptBound()
+	h.expectState(t, true)
+	time.Sleep(maxWait + 20*time.Millisecond)
+	p.c.Close()
+	h.expectState(t, false)
+	if d := retryIn(); !within(d, minWait) {
+		t.Fatalf("after a session that stayed up %v: retry in %v, want [%v, %v]", maxWait, d, minWait/2, minWait)
+	}
+	f.acceptBound()
+	h.expectState(t, true)
+}
+
+// TestInvalidBindStatusEndsSession: ESME_RINVBNDSTS in any response means
+// the SMSC no longer has our bind (it lost it but kept the connection): the
+// session ends and the client binds again. A submit_sm so answered returns
+// the status to its caller.
+func TestInvalidBindStatusEndsSession(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		answer func(seq uint32) []byte
+	}{
+		{"submit_sm_resp", func(seq uint32) []byte { return raw(cmdSubmitSM|respBit, uint32(StatusInvBnd), seq) }},
+		{"generic_nack", func(seq uint32) []byte { return raw(cmdGenericNack, uint32(StatusInvBnd), seq) }},
+		{"enquire_link_resp", func(seq uint32) []byte { return raw(cmdEnquireLink|respBit, uint32(StatusInvBnd), seq) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFakeSMSC(t)
+			h := startClient(t, f, func(c *Config) {
+				if tc.name == "enquire_link_resp" {
+					c.EnquireLink = 50 * time.Millisecond
+				}
+			})
+			p := f.acceptBound()
+			h.expectState(t, true)
+			if tc.name == "enquire_link_resp" {
+				e, _ := p.expect(cmdEnquireLink)
+				p.send(tc.answer(e.Seq))
+			} else {
+				res := h.submitAsync(context.Background(), hello)
+				sh, _ := p.expect(cmdSubmitSM)
+				p.send(tc.answer(sh.Seq))
+				if r := waitResult(t, res); r.err != StatusInvBnd {
+					t.Fatalf("Submit = %q, %v; want ESME_RINVBNDSTS", r.id, r.err)
+				}
+			}
+			// Closed at once: no other PDU (another enquire_link), no
+			// wait for a timeout.
+			if rh, _, err := p.readWithin(time.Second); err == nil {
+				t.Fatalf("SMSC got 0x%08X seq %d after ESME_RINVBNDSTS; want the connection closed", rh.ID, rh.Seq)
+			} else if ne := net.Error(nil); errors.As(err, &ne) && ne.Timeout() {
+				t.Fatal("connection still open 1s after ESME_RINVBNDSTS")
+			}
+			h.expectState(t, false)
+			f.acceptBound()
+			h.expectState(t, true)
+		})
+	}
+}
+
+// TestUnbindRespSentWithWritersWaiting: the unbind_resp goes out before
+// the connection is closed, even while deliver_sm_resps are being written
+// at the same moment (a writer that is not the last in line does not
+// flush). Run many times: the loss depended on the order of the writers.
+func TestUnbindRespSentWithWritersWaiting(t *testing.T) {
+	const runs, inFlight = 40, 32
+	f := newFakeSMSC(t)
+	h := startClient(t, f, func(c *Config) {
+		c.ReconnectMin, c.ReconnectMax = 5*time.Millisecond, 5*time.Millisecond
+		c.Handler = HandlerFunc(func(context.Context, *Deliver) Status { return StatusOK })
+	})
+	for run := range runs {
+		p := f.acceptBound()
+		h.expectState(t, true)
+		var burst []byte
+		for i := range inFlight {
+			burst = append(burst, raw(cmdDeliverSM, 0, uint32(10+i), deliverBody(fmt.Sprintf("120155501%02d", i), "12015550100", 0, 0, []byte("x")))...)
+		}
+		burst = append(burst, raw(cmdUnbind, 0, 9)...)
+		p.send(burst)
+		for {
+			rh, _, err := p.readWithin(5 * time.Second)
+			if err != nil {
+				t.Fatalf("run %d: connection ended (%v) without unbind_resp", run, err)
+			}
+			if rh.ID == cmdUnbind|respBit {
+				if rh.Seq != 9 || rh.Status != 0 {
+					t.Fatalf("run %d: unbind_resp seq %d status %#x", run, rh.Seq, rh.Status)
+				}
+				break
+			}
+		}
+		h.expectState(t, false)
+		p.c.Close()
+	}
+}
+
+// TestGenericNackSeqZero: a generic_nack with sequence 0 (the SMSC could
+// not decode a PDU of ours, SMPP 3.4 section 4.3) names no request. The
+// requests in flight keep waiting; the one it answered times out with an
+// unknown outcome, but the session, which is not hung, stays up. A
+// request sent after it that goes unanswered still ends the session.
+func TestGenericNackSeqZero(t *testing.T) {
+	f := newFakeSMSC(t)
+	h := startClient(t, f, func(c *Config) { c.RespTimeout = 300 * time.Millisecond })
+	p := f.acceptBound()
+	h.expectState(t, true)
+
+	res := h.submitAsync(context.Background(), hello)
+	p.expect(cmdSubmitSM)
+	p.send(raw(cmdGenericNack, uint32(StatusInvCmdLen), 0))
+	if r := waitResult(t, res); !errors.Is(r.err, ErrUnknownOutcome) {
+		t.Fatalf("Submit = %q, %v; want ErrUnknownOutcome", r.id, r.err)
+	}
+	// Still the same connection, still bound.
+	p.send(raw(cmdEnquireLink, 0, 50))
+	p.expectBytes(raw(cmdEnquireLink|respBit, 0, 50))
+	res = h.submitAsync(context.Background(), hello)
+	sh, _ := p.expect(cmdSubmitSM)
+	p.send(raw(cmdSubmitSM|respBit, 0, sh.Seq, cstr("ok")))
+	if r := waitResult(t, res); r.err != nil || r.id != "ok" {
+		t.Fatalf("Submit after the generic_nack = %q, %v; want ok", r.id, r.err)
+	}
+	select {
+	case b := <-h.states:
+		t.Fatalf("OnState(%v) after a generic_nack with sequence 0", b)
+	default:
+	}
+
+	res = h.submitAsync(context.Background(), hello)
+	p.expect(cmdSubmitSM)
+	if r := waitResult(t, res); !errors.Is(r.err, ErrUnknownOutcome) {
+		t.Fatalf("Submit = %q, %v; want ErrUnknownOutcome", r.id, r.err)
+	}
+	p.expectClosed()
+	h.expectState(t, false)
+}
+
+// TestThrottlingPausesSubmits: after ESME_RTHROTTLED the bind sends no
+// submit_sm for a pause, which doubles when a submit_sm sent after it is
+// throttled again and ends with one accepted; submits waiting for it keep
+// their ctx and SendBy. The episode is logged once.
+func TestThrottlingPausesSubmits(t *testing.T) {
+	const pause = 200 * time.Millisecond
+	const paused, over = "smpp: SMSC throttling (ESME_RTHROTTLED); submits on this bind paused", "smpp: SMSC throttling over; submits on this bind resumed"
+	f := newFakeSMSC(t)
+	logs := testenv.NewLogs(t)
+	h := startClient(t, f, func(c *Config) {
+		c.Window = 4
+		c.throttleMin, c.throttleMax = pause, 8*pause
+		c.Logger = zerolog.New(logs)
+	})
+	p := f.acceptBound()
+	h.waitBound(t)
+
+	// A window's worth in flight: two throttled, one accepted. Only the
+	// first starts the pause; the others were sent before it.
+	var res [3]chan submitResult
+	var seqs [3]uint32
+	for i := range res {
+		res[i] = h.submitAsync(context.Background(), hello)
+		sh, _ := p.expect(cmdSubmitSM)
+		seqs[i] = sh.Seq
+	}
+	t0 := time.Now()
+	p.send(raw(cmdSubmitSM|respBit, uint32(StatusThrottled), seqs[0]))
+	p.send(raw(cmdSubmitSM|respBit, uint32(StatusThrottled), seqs[1]))
+	p.send(raw(cmdSubmitSM|respBit, 0, seqs[2], cstr("c")))
+	for i, want := range []error{StatusThrottled, StatusThrottled, nil} {
+		if r := waitResult(t, res[i]); r.err != want {
+			t.Fatalf("Submit %d = %q, %v; want %v", i, r.id, r.err, want)
+		}
+	}
+
+	// During the pause: a SendBy before its end gives up at once, a ctx
+	// that ends gives its error; neither sends anything.
+	late := *hello
+	late.SendBy = time.Now().Add(pause / 4)
+	if _, err := h.c.Submit(context.Background(), &late); !errors.Is(err, ErrNotSentBy) {
+		t.Fatalf("Submit with SendBy inside the pause = %v, want ErrNotSentBy", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), pause/4)
+	defer cancel()
+	if _, err := h.c.Submit(ctx, hello); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Submit with ctx ending inside the pause = %v, want context.DeadlineExceeded", err)
+	}
+
+	// The next submit_sm goes after the pause.
+	r := h.submitAsync(context.Background(), hello)
+	sh, _ := p.expect(cmdSubmitSM)
+	if d := time.Since(t0); d < pause {
+		t.Fatalf("submit_sm %v after ESME_RTHROTTLED, want a pause of %v", d, pause)
+	}
+	// Throttled again: the pause doubles.
+	t1 := time.Now()
+	p.send(raw(cmdSubmitSM|respBit, uint32(StatusThrottled), sh.Seq))
+	if res := waitResult(t, r); res.err != StatusThrottled {
+		t.Fatalf("Submit = %v, want ESME_RTHROTTLED", res.err)
+	}
+	r = h.submitAsync(context.Background(), hello)
+	sh, _ = p.expect(cmdSubmitSM)
+	if d := time.Since(t1); d < 2*pause {
+		t.Fatalf("submit_sm %v after the second ESME_RTHROTTLED, want a pause of %v", d, 2*pause)
+	}
+	// Accepted: the episode is over.
+	p.send(raw(cmdSubmitSM|respBit, 0, sh.Seq, cstr("e")))
+	if res := waitResult(t, r); res.err != nil {
+		t.Fatal(res.err)
+	}
+	if n := logs.Count(paused); n != 1 {
+		t.Errorf("%d lines %q for one episode of three ESME_RTHROTTLED, want 1", n, paused)
+	}
+	if n := logs.Count(over); n != 1 {
+		t.Errorf("%d lines %q, want 1", n, over)
+	}
+
+	// A new episode starts from the shortest pause again: a SendBy past
+	// it (but not past a doubled one) is kept.
+	r = h.submitAsync(context.Background(), hello)
+	sh, _ = p.expect(cmdSubmitSM)
+	p.send(raw(cmdSubmitSM|respBit, uint32(StatusThrottled), sh.Seq))
+	waitResult(t, r)
+	late.SendBy = time.Now().Add(2 * pause)
+	r = h.submitAsync(context.Background(), &late)
+	sh, _ = p.expect(cmdSubmitSM)
+	p.send(raw(cmdSubmitSM|respBit, 0, sh.Seq, cstr("g")))
+	if res := waitResult(t, r); res.err != nil || res.id != "g" {
+		t.Fatalf("Submit in a new episode = %q, %v; want g", res.id, res.err)
+	}
+	if n := logs.Count(paused); n != 2 {
+		t.Errorf("%d lines %q after two episodes, want 2", n, paused)
 	}
 }
