@@ -10,6 +10,8 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -112,6 +114,7 @@ type Gateway struct {
 	links  []*Link
 	narrow bool // some SMSC's data coding 0 is not GSM 03.38
 	rr     atomic.Uint64
+	noIDs  sync.Map // SMSCs warned about for accepting messages without an id
 	log    zerolog.Logger
 	wake   chan struct{}
 	sem    chan struct{}
@@ -545,21 +548,8 @@ func (g *Gateway) submit(ctx context.Context, m *store.Outbound) {
 			return
 		}
 		g.cfg.OnSubmit("ok")
-		final, err := g.outbox.PartSubmitted(bg, m.ID, seq, link.SMSC, dlr.IDForms(id))
-		// The SMSC has the part: a store outage must not make it send the
-		// part again. Keep trying to record the id while the lease holds.
-		for wait := 250 * time.Millisecond; err != nil && time.Since(claimed) < claimLease/2 && ctx.Err() == nil; wait = min(2*wait, 5*time.Second) {
-			g.log.Warn().Int64("msg", m.ID).Err(err).Str("smsc_id", id).Stringer("retry_in", wait).Msg("recording SMSC id failed; retrying")
-			select {
-			case <-ctx.Done():
-			case <-time.After(wait):
-			}
-			final, err = g.outbox.PartSubmitted(bg, m.ID, seq, link.SMSC, dlr.IDForms(id))
-		}
+		final, err := g.record(ctx, claimed, m, seq, link.SMSC, id)
 		if err != nil {
-			// Its receipt will be kept as early, and the lease will expire
-			// and resubmit. Log loudly; this is a long store outage.
-			g.log.Error().Int64("msg", m.ID).Err(err).Str("smsc_id", id).Msg("recording SMSC id failed")
 			return
 		}
 		g.log.Debug().Int64("msg", m.ID).Int("part", seq).Str("smsc", link.SMSC).Str("smsc_id", id).Msg("submitted")
@@ -571,6 +561,65 @@ func (g *Gateway) submit(ctx context.Context, m *store.Outbound) {
 			g.cfg.OnFinal()
 		}
 	}
+}
+
+// record records the SMSC id of part seq of m, which SMSC smsc accepted
+// (an OK submit_sm_resp) with message_id id. An OK response is the SMSC's
+// final acceptance (SMPP 3.4 §4.4.2): whatever happens here, the part is
+// not submitted again. So an id the store cannot take (none at all) is
+// recorded as noID; a store outage is retried while the lease holds; and
+// on an error the part's message is left alone (gone, or refused twice).
+// The error is logged.
+func (g *Gateway) record(ctx context.Context, claimed time.Time, m *store.Outbound, seq int, smsc, id string) (final bool, err error) {
+	bg := context.WithoutCancel(ctx)
+	forms := dlr.IDForms(id)
+	if len(forms) == 0 {
+		if _, warned := g.noIDs.LoadOrStore(smsc, true); !warned {
+			g.log.Warn().Str("smsc", smsc).Msg("the SMSC accepts messages without a message_id: their receipts cannot be matched, so they end as sent after sms.receipt_wait, their delivery not confirmed")
+		}
+		forms = noID(m.ID, seq)
+	}
+	final, err = g.outbox.PartSubmitted(bg, m.ID, seq, smsc, forms)
+	if errors.Is(err, store.ErrInvalid) && !slices.Equal(forms, noID(m.ID, seq)) {
+		g.log.Error().Int64("msg", m.ID).Int("part", seq).Err(err).Str("smsc_id", id).Msg("the store refused the SMSC id; recorded as none, so the part is not sent again")
+		forms = noID(m.ID, seq)
+		final, err = g.outbox.PartSubmitted(bg, m.ID, seq, smsc, forms)
+	}
+	// A store outage must not make the SMSC send the part again. Keep
+	// trying to record the id while the lease holds.
+	for wait := 250 * time.Millisecond; outage(err) && time.Since(claimed) < claimLease/2 && ctx.Err() == nil; wait = min(2*wait, 5*time.Second) {
+		g.log.Warn().Int64("msg", m.ID).Err(err).Str("smsc_id", id).Stringer("retry_in", wait).Msg("recording SMSC id failed; retrying")
+		select {
+		case <-ctx.Done():
+		case <-time.After(wait):
+		}
+		final, err = g.outbox.PartSubmitted(bg, m.ID, seq, smsc, forms)
+	}
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		g.log.Warn().Int64("msg", m.ID).Int("part", seq).Str("smsc_id", id).Msg("message deleted while it was being submitted")
+	case err != nil && !outage(err):
+		g.log.Error().Int64("msg", m.ID).Int("part", seq).Err(err).Str("smsc_id", id).Msg("recording SMSC id refused")
+	case err != nil:
+		// Its receipt will be kept as early, and the lease will expire
+		// and resubmit. Log loudly; this is a long store outage.
+		g.log.Error().Int64("msg", m.ID).Err(err).Str("smsc_id", id).Msg("recording SMSC id failed")
+	}
+	return final, err
+}
+
+// outage tells whether err, from the store, may go away if the call is
+// made again: an error of the database, not a refusal of the request.
+func outage(err error) bool {
+	return err != nil && !errors.Is(err, store.ErrInvalid) && !errors.Is(err, store.ErrNotFound)
+}
+
+// noID is the SMSC id recorded for part seq of message msg when its SMSC
+// gave none: unique, and matched by no receipt. Receipts are matched by
+// the forms dlr.IDForms gives, which, for an id of 64 characters or
+// fewer, are in lower case; this one is shorter, with upper case letters.
+func noID(msg int64, seq int) []string {
+	return []string{"NOID/" + strconv.FormatInt(msg, 10) + "/" + strconv.Itoa(seq)}
 }
 
 // replan deals with a message whose text takes n parts as the gateway

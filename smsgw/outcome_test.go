@@ -1,0 +1,127 @@
+package smsgw
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"switchboard/internal/testenv"
+	"switchboard/smsgw/coding"
+	"switchboard/smsgw/smsc"
+	"switchboard/store"
+)
+
+// startSim starts an SMSC simulator with cfg (its logger set), closed when
+// the test ends.
+func startSim(t *testing.T, cfg smsc.Config) (*smsc.Server, string) {
+	t.Helper()
+	cfg.Logger = zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel)
+	sim := smsc.NewServer(cfg)
+	addr, err := sim.Start("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sim.Close() })
+	return sim, addr
+}
+
+// run runs g until the test ends.
+func run(t *testing.T, g *Gateway) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- g.Run(ctx, time.Second) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+}
+
+// queue stores a message of text to +12015550199, valid for validity.
+func queue(t *testing.T, g *Gateway, st *store.Store, text string, validity time.Duration) *store.Outbound {
+	t.Helper()
+	const dest = "+12015550199"
+	m := &store.Outbound{SenderJID: "a@example.com/x", SenderNumber: "+12015550100", Dest: dest, Body: text,
+		Parts: g.Parts(dest, text), WantReceipt: true, ExpiresAt: time.Now().Add(validity)}
+	if err := st.AcceptOutbound(context.Background(), []*store.Outbound{m}); err != nil {
+		t.Fatal(err)
+	}
+	g.Wake()
+	return m
+}
+
+// waitState waits up to 20 s for message id to reach one of states, and
+// returns the state it is in then, with its error text.
+func waitState(t *testing.T, st *store.Store, id int64, states ...string) (string, string) {
+	t.Helper()
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		state, why, err := st.MessageState(context.Background(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range states {
+			if state == s {
+				return state, why
+			}
+		}
+		if time.Now().After(deadline) {
+			return state, why
+		}
+	}
+}
+
+const noIDWarning = "the SMSC accepts messages without a message_id: their receipts cannot be matched, so they end as sent after sms.receipt_wait, their delivery not confirmed"
+
+// TestNoMessageID: an OK submit_sm_resp whose message_id is empty is the
+// SMSC's acceptance (SMPP 3.4 §4.4.2): the part is recorded as submitted
+// at once, under an id no receipt matches, and never sent again; the
+// message ends as sent, unconfirmed, when its wait for receipts ends. The
+// gateway warns once for the SMSC, not once per message.
+func TestNoMessageID(t *testing.T) {
+	engines(t, func(t *testing.T, st *store.Store) {
+		ctx := context.Background()
+		sim, addr := startSim(t, smsc.Config{NoMessageID: true})
+		logs := testenv.NewLogs(t)
+		g := startSimGatewayConfig(t, st, addr, coding.GSM, Config{Instance: "i1", Logger: zerolog.New(logs)})
+		run(t, g.Gateway)
+		short := queue(t, g.Gateway, st, "hi", time.Hour)
+		long := queue(t, g.Gateway, st, strings.Repeat("a", 200), time.Hour)
+		for _, m := range []*store.Outbound{short, long} {
+			if state, why := waitState(t, st, m.ID, store.StateSubmitted); state != store.StateSubmitted {
+				t.Fatalf("message %d of %d parts: %s (%s), want submitted", m.ID, m.Parts, state, why)
+			}
+		}
+		if n := len(sim.Messages()); n != 3 {
+			t.Fatalf("the SMSC took %d parts, want 3", n)
+		}
+		// The receipts, naming ids the gateway never learnt, and ones
+		// naming what it recorded instead, settle nothing.
+		for _, id := range []string{sim.Messages()[0].ID, "NOID/" + strconv.FormatInt(short.ID, 10) + "/1", "noid/" + strconv.FormatInt(short.ID, 10) + "/1"} {
+			if s, err := sim.SendDeliver(ctx, smsc.DeliverOpts{Source: "12015550199", Dest: "12015550100", ESMClass: 0x04,
+				ShortMessage: []byte("id:" + id + " sub:001 dlvrd:000 submit date:2401010000 done date:2401010000 stat:UNDELIV err:001 text:")}); err != nil || s != 0 {
+				t.Fatalf("receipt for %s: status %#x, %v", id, s, err)
+			}
+		}
+		if state, why, _ := st.MessageState(ctx, short.ID); state != store.StateSubmitted {
+			t.Fatalf("after receipts: %s (%s), want submitted", state, why)
+		}
+		if n, err := st.EndReceiptWaits(ctx, time.Now().Add(time.Second)); err != nil || n != 2 {
+			t.Fatalf("EndReceiptWaits = %d, %v; want 2", n, err)
+		}
+		for _, m := range []*store.Outbound{short, long} {
+			if state, _, _ := st.MessageState(ctx, m.ID); state != "sent" {
+				t.Errorf("message %d after the wait for receipts: %s, want sent", m.ID, state)
+			}
+		}
+		if n := len(sim.Messages()); n != 3 {
+			t.Errorf("the SMSC took %d parts, want 3", n)
+		}
+		if n := logs.Count(noIDWarning); n != 1 {
+			t.Errorf("warned %d times about the SMSC, want once", n)
+		}
+	})
+}
+
