@@ -125,3 +125,52 @@ func TestNoMessageID(t *testing.T) {
 	})
 }
 
+// TestReceiptsThatDecideNothing: an intermediate notification (esm_class
+// 0x20), whatever its stat, a receipt in progress (BUFFRED, BUFFERD,
+// ACKED, ENROUTE, ACCEPTD) and one whose message_state is UNKNOWN leave
+// the message waiting; the failure that comes then fails it, and a
+// DELIVRD after that delivers it.
+func TestReceiptsThatDecideNothing(t *testing.T) {
+	engines(t, func(t *testing.T, st *store.Store) {
+		ctx := context.Background()
+		sim, addr := startSim(t, smsc.Config{Outcome: smsc.OutcomeNone, IDFormat: smsc.IDDecimal})
+		g := startSimGateway(t, st, addr, coding.GSM, 0)
+		run(t, g.Gateway)
+		m := queue(t, g.Gateway, st, "hi", time.Hour)
+		if state, why := waitState(t, st, m.ID, store.StateSubmitted); state != store.StateSubmitted {
+			t.Fatalf("%s (%s), want submitted", state, why)
+		}
+		id := sim.Messages()[0].ID
+		text := func(stat string) []byte {
+			return []byte("id:" + id + " sub:001 dlvrd:000 submit date:2401010000 done date:2401010000 stat:" + stat + " err:001 text:")
+		}
+		for _, tc := range []struct {
+			name  string
+			d     smsc.DeliverOpts
+			state string
+		}{
+			{"intermediate UNDELIV", smsc.DeliverOpts{ESMClass: 0x20, ShortMessage: text("UNDELIV")}, store.StateSubmitted},
+			{"intermediate with TLVs", smsc.DeliverOpts{ESMClass: 0x20, TLVs: []smsc.TLV{
+				{Tag: smsc.TagReceiptedMessageID, Value: append([]byte(id), 0)}, {Tag: smsc.TagMessageState, Value: []byte{5}}}}, store.StateSubmitted},
+			{"BUFFRED", smsc.DeliverOpts{ESMClass: 0x04, ShortMessage: text("BUFFRED")}, store.StateSubmitted},
+			{"BUFFERD", smsc.DeliverOpts{ESMClass: 0x04, ShortMessage: text("BUFFERD")}, store.StateSubmitted},
+			{"ACKED", smsc.DeliverOpts{ESMClass: 0x04, ShortMessage: text("ACKED")}, store.StateSubmitted},
+			{"ENROUTE", smsc.DeliverOpts{ESMClass: 0x04, ShortMessage: text("ENROUTE")}, store.StateSubmitted},
+			{"message_state ACCEPTED", smsc.DeliverOpts{ESMClass: 0x04, TLVs: []smsc.TLV{
+				{Tag: smsc.TagReceiptedMessageID, Value: append([]byte(id), 0)}, {Tag: smsc.TagMessageState, Value: []byte{6}}}}, store.StateSubmitted},
+			{"message_state UNKNOWN", smsc.DeliverOpts{ESMClass: 0x04, TLVs: []smsc.TLV{
+				{Tag: smsc.TagReceiptedMessageID, Value: append([]byte(id), 0)}, {Tag: smsc.TagMessageState, Value: []byte{7}}}}, store.StateSubmitted},
+			{"UNDELIV", smsc.DeliverOpts{ESMClass: 0x04, ShortMessage: text("UNDELIV")}, store.StateFailed},
+			{"DELIVRD after it", smsc.DeliverOpts{ESMClass: 0x04, ShortMessage: text("DELIVRD")}, store.StateDelivered},
+		} {
+			tc.d.Source, tc.d.Dest = "12015550199", "12015550100"
+			if s, err := sim.SendDeliver(ctx, tc.d); err != nil || s != 0 {
+				t.Fatalf("%s: status %#x, %v", tc.name, s, err)
+			}
+			if state, why, _ := st.MessageState(ctx, m.ID); state != tc.state {
+				t.Fatalf("after %s: %s (%s), want %s", tc.name, state, why, tc.state)
+			}
+		}
+	})
+}
+
