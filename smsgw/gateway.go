@@ -688,6 +688,21 @@ func (g *Gateway) submitError(ctx context.Context, m *store.Outbound, seq int, e
 		g.log.Warn().Int64("msg", m.ID).Int("part", seq).Msg("no submit_sm_resp: outcome unknown, will resubmit")
 		g.cfg.OnSubmit("unknown")
 		g.retry(ctx, m, backoff(m.Attempts), "the SMSC did not answer", false)
+	case errors.As(err, &st) && (st == smpp.StatusThrottled || st == smpp.StatusMsgQFul):
+		// The SMSC is busy, not refusing the message: back in the queue
+		// without counting an attempt (steady throttling would use them
+		// up in minutes), until its validity period ends (see above). A
+		// message without one counts its attempts, to end somewhere.
+		g.log.Info().Int64("msg", m.ID).Int("part", seq).Stringer("status", st).Msg("SMSC busy; will resubmit")
+		g.cfg.OnSubmit("temporary")
+		g.retry(ctx, m, backoff(m.Attempts), st.Error(), !m.ExpiresAt.IsZero())
+	case errors.As(err, &st) && st == smpp.StatusInvBnd:
+		// ESME_RINVBNDSTS speaks of the bind, not of the message: the
+		// session binds again (smpp), and the message waits for it
+		// without counting an attempt, as when no bind is up.
+		g.log.Warn().Int64("msg", m.ID).Int("part", seq).Stringer("status", st).Msg("SMSC says the bind is in the wrong state; will resubmit")
+		g.cfg.OnSubmit("temporary")
+		g.retry(ctx, m, time.Second, "waiting for the SMSC", !m.ExpiresAt.IsZero())
 	case errors.As(err, &st) && st.Temporary():
 		g.log.Info().Int64("msg", m.ID).Int("part", seq).Stringer("status", st).Msg("temporary SMSC error")
 		g.cfg.OnSubmit("temporary")

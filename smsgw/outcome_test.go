@@ -4,6 +4,7 @@ import (
 	"context"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -174,3 +175,52 @@ func TestReceiptsThatDecideNothing(t *testing.T) {
 	})
 }
 
+// TestBusyAndBindStatus: a submit_sm refused with ESME_RTHROTTLED or
+// ESME_RMSGQFUL (the SMSC is busy) or ESME_RINVBNDSTS (the bind is in the
+// wrong state) goes back to the queue without counting an attempt, so a
+// message refused so more often than it has attempts is still sent; and
+// one refused past its validity period fails, saying so.
+func TestBusyAndBindStatus(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		status   uint32
+		refusals int32 // then accepted; -1: never
+		validity time.Duration
+		failed   string
+	}{
+		{name: "throttled", status: 0x58, refusals: 3},
+		{name: "queue full", status: 0x14, refusals: 3},
+		{name: "bind status", status: 0x04, refusals: 3},
+		{name: "throttled past validity", status: 0x58, refusals: -1, validity: 2 * time.Second, failed: "within its validity period"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			engines(t, func(t *testing.T, st *store.Store) {
+				var refused atomic.Int32
+				sim, addr := startSim(t, smsc.Config{SubmitStatus: func(*smsc.Message) uint32 {
+					if tc.refusals < 0 || refused.Add(1) <= tc.refusals {
+						return tc.status
+					}
+					return 0
+				}})
+				log := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel)
+				g := startSimGatewayConfig(t, st, addr, coding.GSM, Config{Instance: "i1", MaxAttempts: 1, Logger: log})
+				run(t, g.Gateway)
+				validity := tc.validity
+				if validity == 0 {
+					validity = time.Hour
+				}
+				m := queue(t, g.Gateway, st, "hi", validity)
+				state, why := waitState(t, st, m.ID, store.StateDelivered, store.StateFailed)
+				switch {
+				case tc.failed == "" && state != store.StateDelivered:
+					t.Fatalf("%s (%s), want delivered", state, why)
+				case tc.failed != "" && (state != store.StateFailed || !strings.Contains(why, tc.failed)):
+					t.Fatalf("%s (%s), want failed (…%s…)", state, why, tc.failed)
+				}
+				if n, want := len(sim.Messages()), 1; tc.failed != "" && n != 0 || tc.failed == "" && n != want {
+					t.Errorf("the SMSC took %d messages", n)
+				}
+			})
+		})
+	}
+}
