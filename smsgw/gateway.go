@@ -496,6 +496,14 @@ func (g *Gateway) submit(ctx context.Context, m *store.Outbound) {
 			unwritable = "part of it was sent before the SMSC's alphabet changed, and the rest cannot be sent in the same parts"
 		}
 	}
+	// The concatenation reference: 8 bits (IE 0x00; every handset joins
+	// those, not all the 16-bit IE 0x08), and the message id's low byte, so
+	// that a part sent again after a restart or by another instance
+	// carries the same one. Two long messages from one sender to one phone
+	// share it only when their ids are a multiple of 256 apart, which no
+	// function of the id avoids; a reference chosen to differ from the
+	// pair's other messages in flight would have to be stored with the
+	// message (a column and a read per long message) and is not.
 	dc, parts, err := plan.Segment(m.Body, uint8(m.ID), 255)
 	if err != nil || len(parts) != m.Parts {
 		g.fail(bg, m, "the text could not be encoded as SMS")
