@@ -63,7 +63,10 @@ type Submitter interface {
 type Config struct {
 	Instance string // lease owner in a shared store; required
 	// MaxAttempts is how many times a message is claimed for submission
-	// before it fails back to its sender. Default 8.
+	// before it fails back to its sender. A claim that sent nothing (no
+	// bind up), or whose submit_sm a busy SMSC refused (ESME_RTHROTTLED,
+	// ESME_RMSGQFUL) or a bind in the wrong state (ESME_RINVBNDSTS), does
+	// not count, for a message with a validity period. Default 8.
 	MaxAttempts int
 	// Concurrency is how many messages are submitted at once. Default 64.
 	Concurrency int
