@@ -702,8 +702,9 @@ func (g *Gateway) submitError(ctx context.Context, m *store.Outbound, seq int, e
 	case errors.As(err, &st) && (st == smpp.StatusThrottled || st == smpp.StatusMsgQFul):
 		// The SMSC is busy, not refusing the message: back in the queue
 		// without counting an attempt (steady throttling would use them
-		// up in minutes), until its validity period ends (see above). A
-		// message without one counts its attempts, to end somewhere.
+		// up in minutes), until its validity period ends (submit then
+		// fails it). A message without one counts its attempts, to end
+		// somewhere.
 		g.log.Info().Int64("msg", m.ID).Int("part", seq).Stringer("status", st).Msg("SMSC busy; will resubmit")
 		g.cfg.OnSubmit("temporary")
 		g.retry(ctx, m, backoff(m.Attempts), st.Error(), !m.ExpiresAt.IsZero())
