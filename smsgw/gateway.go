@@ -10,6 +10,8 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -61,7 +63,10 @@ type Submitter interface {
 type Config struct {
 	Instance string // lease owner in a shared store; required
 	// MaxAttempts is how many times a message is claimed for submission
-	// before it fails back to its sender. Default 8.
+	// before it fails back to its sender. A claim that sent nothing (no
+	// bind up), or whose submit_sm a busy SMSC refused (ESME_RTHROTTLED,
+	// ESME_RMSGQFUL) or a bind in the wrong state (ESME_RINVBNDSTS), does
+	// not count, for a message with a validity period. Default 8.
 	MaxAttempts int
 	// Concurrency is how many messages are submitted at once. Default 64.
 	Concurrency int
@@ -112,6 +117,7 @@ type Gateway struct {
 	links  []*Link
 	narrow bool // some SMSC's data coding 0 is not GSM 03.38
 	rr     atomic.Uint64
+	noIDs  sync.Map // SMSCs warned about for accepting messages without an id
 	log    zerolog.Logger
 	wake   chan struct{}
 	sem    chan struct{}
@@ -493,6 +499,14 @@ func (g *Gateway) submit(ctx context.Context, m *store.Outbound) {
 			unwritable = "part of it was sent before the SMSC's alphabet changed, and the rest cannot be sent in the same parts"
 		}
 	}
+	// The concatenation reference: 8 bits (IE 0x00; every handset joins
+	// those, not all the 16-bit IE 0x08), and the message id's low byte, so
+	// that a part sent again after a restart or by another instance
+	// carries the same one. Two long messages from one sender to one phone
+	// share it only when their ids are a multiple of 256 apart, which no
+	// function of the id avoids; a reference chosen to differ from the
+	// pair's other messages in flight would have to be stored with the
+	// message (a column and a read per long message) and is not.
 	dc, parts, err := plan.Segment(m.Body, uint8(m.ID), 255)
 	if err != nil || len(parts) != m.Parts {
 		g.fail(bg, m, "the text could not be encoded as SMS")
@@ -545,21 +559,8 @@ func (g *Gateway) submit(ctx context.Context, m *store.Outbound) {
 			return
 		}
 		g.cfg.OnSubmit("ok")
-		final, err := g.outbox.PartSubmitted(bg, m.ID, seq, link.SMSC, dlr.IDForms(id))
-		// The SMSC has the part: a store outage must not make it send the
-		// part again. Keep trying to record the id while the lease holds.
-		for wait := 250 * time.Millisecond; err != nil && time.Since(claimed) < claimLease/2 && ctx.Err() == nil; wait = min(2*wait, 5*time.Second) {
-			g.log.Warn().Int64("msg", m.ID).Err(err).Str("smsc_id", id).Stringer("retry_in", wait).Msg("recording SMSC id failed; retrying")
-			select {
-			case <-ctx.Done():
-			case <-time.After(wait):
-			}
-			final, err = g.outbox.PartSubmitted(bg, m.ID, seq, link.SMSC, dlr.IDForms(id))
-		}
+		final, err := g.record(ctx, claimed, m, seq, link.SMSC, id)
 		if err != nil {
-			// Its receipt will be kept as early, and the lease will expire
-			// and resubmit. Log loudly; this is a long store outage.
-			g.log.Error().Int64("msg", m.ID).Err(err).Str("smsc_id", id).Msg("recording SMSC id failed")
 			return
 		}
 		g.log.Debug().Int64("msg", m.ID).Int("part", seq).Str("smsc", link.SMSC).Str("smsc_id", id).Msg("submitted")
@@ -571,6 +572,65 @@ func (g *Gateway) submit(ctx context.Context, m *store.Outbound) {
 			g.cfg.OnFinal()
 		}
 	}
+}
+
+// record records the SMSC id of part seq of m, which SMSC smsc accepted
+// (an OK submit_sm_resp) with message_id id. An OK response is the SMSC's
+// final acceptance (SMPP 3.4 §4.4.2): whatever happens here, the part is
+// not submitted again. So an id the store cannot take (none at all) is
+// recorded as noID; a store outage is retried while the lease holds; and
+// on an error the part's message is left alone (gone, or refused twice).
+// The error is logged.
+func (g *Gateway) record(ctx context.Context, claimed time.Time, m *store.Outbound, seq int, smsc, id string) (final bool, err error) {
+	bg := context.WithoutCancel(ctx)
+	forms := dlr.IDForms(id)
+	if len(forms) == 0 {
+		if _, warned := g.noIDs.LoadOrStore(smsc, true); !warned {
+			g.log.Warn().Str("smsc", smsc).Msg("the SMSC accepts messages without a message_id: their receipts cannot be matched, so they end as sent after sms.receipt_wait, their delivery not confirmed")
+		}
+		forms = noID(m.ID, seq)
+	}
+	final, err = g.outbox.PartSubmitted(bg, m.ID, seq, smsc, forms)
+	if errors.Is(err, store.ErrInvalid) && !slices.Equal(forms, noID(m.ID, seq)) {
+		g.log.Error().Int64("msg", m.ID).Int("part", seq).Err(err).Str("smsc_id", id).Msg("the store refused the SMSC id; recorded as none, so the part is not sent again")
+		forms = noID(m.ID, seq)
+		final, err = g.outbox.PartSubmitted(bg, m.ID, seq, smsc, forms)
+	}
+	// A store outage must not make the SMSC send the part again. Keep
+	// trying to record the id while the lease holds.
+	for wait := 250 * time.Millisecond; outage(err) && time.Since(claimed) < claimLease/2 && ctx.Err() == nil; wait = min(2*wait, 5*time.Second) {
+		g.log.Warn().Int64("msg", m.ID).Err(err).Str("smsc_id", id).Stringer("retry_in", wait).Msg("recording SMSC id failed; retrying")
+		select {
+		case <-ctx.Done():
+		case <-time.After(wait):
+		}
+		final, err = g.outbox.PartSubmitted(bg, m.ID, seq, smsc, forms)
+	}
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		g.log.Warn().Int64("msg", m.ID).Int("part", seq).Str("smsc_id", id).Msg("message deleted while it was being submitted")
+	case err != nil && !outage(err):
+		g.log.Error().Int64("msg", m.ID).Int("part", seq).Err(err).Str("smsc_id", id).Msg("recording SMSC id refused")
+	case err != nil:
+		// Its receipt will be kept as early, and the lease will expire
+		// and resubmit. Log loudly; this is a long store outage.
+		g.log.Error().Int64("msg", m.ID).Err(err).Str("smsc_id", id).Msg("recording SMSC id failed")
+	}
+	return final, err
+}
+
+// outage tells whether err, from the store, may go away if the call is
+// made again: an error of the database, not a refusal of the request.
+func outage(err error) bool {
+	return err != nil && !errors.Is(err, store.ErrInvalid) && !errors.Is(err, store.ErrNotFound)
+}
+
+// noID is the SMSC id recorded for part seq of message msg when its SMSC
+// gave none: unique, and matched by no receipt. Receipts are matched by
+// the forms dlr.IDForms gives, which, for an id of 64 characters or
+// fewer, are in lower case; this one is shorter, with upper case letters.
+func noID(msg int64, seq int) []string {
+	return []string{"NOID/" + strconv.FormatInt(msg, 10) + "/" + strconv.Itoa(seq)}
 }
 
 // replan deals with a message whose text takes n parts as the gateway
@@ -639,6 +699,22 @@ func (g *Gateway) submitError(ctx context.Context, m *store.Outbound, seq int, e
 		g.log.Warn().Int64("msg", m.ID).Int("part", seq).Msg("no submit_sm_resp: outcome unknown, will resubmit")
 		g.cfg.OnSubmit("unknown")
 		g.retry(ctx, m, backoff(m.Attempts), "the SMSC did not answer", false)
+	case errors.As(err, &st) && (st == smpp.StatusThrottled || st == smpp.StatusMsgQFul):
+		// The SMSC is busy, not refusing the message: back in the queue
+		// without counting an attempt (steady throttling would use them
+		// up in minutes), until its validity period ends (submit then
+		// fails it). A message without one counts its attempts, to end
+		// somewhere.
+		g.log.Info().Int64("msg", m.ID).Int("part", seq).Stringer("status", st).Msg("SMSC busy; will resubmit")
+		g.cfg.OnSubmit("temporary")
+		g.retry(ctx, m, backoff(m.Attempts), st.Error(), !m.ExpiresAt.IsZero())
+	case errors.As(err, &st) && st == smpp.StatusInvBnd:
+		// ESME_RINVBNDSTS speaks of the bind, not of the message: the
+		// session binds again (smpp), and the message waits for it
+		// without counting an attempt, as when no bind is up.
+		g.log.Warn().Int64("msg", m.ID).Int("part", seq).Stringer("status", st).Msg("SMSC says the bind is in the wrong state; will resubmit")
+		g.cfg.OnSubmit("temporary")
+		g.retry(ctx, m, time.Second, "waiting for the SMSC", !m.ExpiresAt.IsZero())
 	case errors.As(err, &st) && st.Temporary():
 		g.log.Info().Int64("msg", m.ID).Int("part", seq).Stringer("status", st).Msg("temporary SMSC error")
 		g.cfg.OnSubmit("temporary")

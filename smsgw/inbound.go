@@ -50,7 +50,16 @@ func (g *Gateway) handleReceipt(ctx context.Context, smsc string, d *smpp.Delive
 		g.log.Warn().Err(err).Hex("short_message", d.ShortMessage).Msg("unreadable delivery receipt ignored")
 		return smpp.StatusOK
 	}
-	if !r.State.Final() {
+	switch {
+	case dlr.IsIntermediate(d.ESMClass):
+		// A report on a message the SMSC still holds (an attempt that
+		// failed, to be tried again): never its outcome.
+		g.log.Debug().Str("smsc_id", r.ID).Str("stat", string(r.State)).Msg("intermediate notification")
+		return smpp.StatusOK
+	case !r.State.Settles():
+		// In progress, or UNKNOWN (see dlr.State.Settles): the message
+		// waits for the receipt that decides it, or for ReceiptWait.
+		g.log.Debug().Str("smsc_id", r.ID).Str("stat", string(r.State)).Msg("receipt that decides nothing")
 		return smpp.StatusOK
 	}
 	res, err := g.outbox.Receipt(ctx, smsc, dlr.IDForms(r.ID), string(r.State), r.Err)

@@ -43,8 +43,14 @@ type simGateway struct {
 func startSimGateway(t *testing.T, st *store.Store, sim string, alphabet coding.Alphabet, maxParts int) *simGateway {
 	t.Helper()
 	log := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel)
-	g := New(Config{Instance: "i1", MaxParts: maxParts, Logger: log}, st, nil)
-	c := smpp.NewClient(smpp.Config{Addr: sim, SystemID: "switchboard", Handler: g.Handler(""), Logger: log,
+	return startSimGatewayConfig(t, st, sim, alphabet, Config{Instance: "i1", MaxParts: maxParts, Logger: log})
+}
+
+// startSimGatewayConfig is startSimGateway with the gateway's Config.
+func startSimGatewayConfig(t *testing.T, st *store.Store, sim string, alphabet coding.Alphabet, cfg Config) *simGateway {
+	t.Helper()
+	g := New(cfg, st, nil)
+	c := smpp.NewClient(smpp.Config{Addr: sim, SystemID: "switchboard", Handler: g.Handler(""), Logger: cfg.Logger,
 		ReconnectMin: 10 * time.Millisecond})
 	g.AddLink(Link{Alphabet: alphabet, Client: c})
 	ctx, cancel := context.WithCancel(context.Background())

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/lib/pq"
+
+	"switchboard/smsgw/dlr"
 )
 
 // Set-based forms of PartSubmitted and Receipt. Those two run once per SMS
@@ -55,6 +57,17 @@ type msgRow struct {
 	failedBy *failure
 }
 
+// allDelivered tells whether every part of m is DELIVRD.
+func (m *msgRow) allDelivered() bool {
+	n := 0
+	for _, p := range m.recorded {
+		if p.state == string(dlr.Delivered) {
+			n++
+		}
+	}
+	return n == m.parts
+}
+
 // failure is a part's failed state, and the op that set it (as in last).
 type failure struct {
 	state, err string
@@ -66,13 +79,17 @@ type partKey struct {
 	seq int
 }
 
-// partFailed tells whether a part's state fails its message.
+// partFailed tells whether a part's state fails its message: a receipt's
+// state that settles (see Receipt), other than DELIVRD.
 func partFailed(state string) bool {
-	switch state {
-	case PartSubmitted, "ENROUTE", "ACCEPTD", "DELIVRD":
-		return false
-	}
-	return true
+	s := dlr.State(state)
+	return state != PartSubmitted && s.Settles() && !s.Success()
+}
+
+// redelivered tells whether a receipt in state for a part in state part
+// delivers a part that failed (see Receipt).
+func redelivered(part, state string) bool {
+	return partFailed(part) && dlr.State(state).Success()
 }
 
 // partRec is a part's row, as read and then as the batch changes it.
@@ -180,7 +197,7 @@ func (s *Store) applyOutcomes(ctx context.Context, tx *sql.Tx, parts []*partOp, 
 	for i, op := range parts {
 		m := msgs[op.msgID]
 		if m == nil {
-			return fmt.Errorf("message %d not found", op.msgID)
+			return fmt.Errorf("message %d: %w", op.msgID, ErrNotFound)
 		}
 		// A receipt that came before this submit_sm_resp. Only one that
 		// came after this claim began can be for this submit (less a
@@ -218,6 +235,15 @@ func (s *Store) applyOutcomes(ctx context.Context, tx *sql.Tx, parts []*partOp, 
 			if best != nil {
 				op.res.Matched, op.res.Message = true, best.msg
 			}
+			if best != nil && redelivered(best.state, op.state) && msgs[best.msg].failedBy != nil {
+				// The part failed in this batch: one call at a time, that
+				// failed its message before this delivers it. So do the
+				// batch in two, split here.
+				if err := s.applyOutcomes(ctx, tx, parts, rcpts[:i], now, ns); err != nil {
+					return err
+				}
+				return s.applyOutcomes(ctx, tx, nil, rcpts[i:], now, ns)
+			}
 			if best == nil || best.state != PartSubmitted {
 				// Unknown id, or a part already final: a repeated receipt
 				// changes nothing to that part. But SMSCs reuse ids (a
@@ -225,6 +251,13 @@ func (s *Store) applyOutcomes(ctx context.Context, tx *sql.Tx, parts []*partOp, 
 				// the receipt of a part just submitted whose submit_sm_resp
 				// is not recorded yet: keep it as early. The last one wins.
 				setEarly(op.forms[0], op)
+				if best != nil && redelivered(best.state, op.state) {
+					// Except that a DELIVRD after a failure is taken as
+					// the SMSC's next word on the part (it tried again),
+					// not as a report on a reused id: the part is
+					// delivered, and kept as early too, in case.
+					touch(best, op.state, op.errText, len(parts)+i)
+				}
 				continue
 			}
 			op.res.SubmittedAt = time.UnixMilli(best.updated)
@@ -417,8 +450,16 @@ func (s *Store) settle(w *writes, msgs map[int64]*msgRow, ids []int64, now int64
 	handed := s.handoff.sink != nil
 	for _, id := range ids {
 		m := msgs[id]
-		if m == nil || m.state == StateDelivered || m.state == StateFailed || len(m.recorded) == 0 {
+		if m == nil || m.state == StateDelivered || len(m.recorded) == 0 {
 			continue
+		}
+		if m.state == StateFailed {
+			// A receipt delivered a failed part (see Receipt): delivered
+			// once every part is; it never goes back to waiting.
+			if !m.allDelivered() {
+				continue
+			}
+			m.failedBy = nil
 		}
 		ok, failed := 0, m.failedBy
 		// The batch's first failure names it; else the first failed part,

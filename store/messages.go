@@ -12,13 +12,17 @@ import (
 	"time"
 
 	"github.com/lib/pq"
+
+	"switchboard/smsgw/dlr"
 )
 
 // Message directions, routes and states. A message's state only moves forward:
 //
 //	out: queued → submitting → submitted → delivered | failed
 //	     (submitting goes back to queued for a retry after a temporary error,
-//	     or when the instance holding it died: see ClaimOutbound)
+//	     or when the instance holding it died: see ClaimOutbound; and a
+//	     failed SMS becomes delivered when the carrier, having reported a
+//	     part failed, reports it delivered: see Receipt)
 //	in:  received → delivered
 const (
 	Out = "out"
@@ -328,7 +332,7 @@ func (s *Store) ClaimOutbound(ctx context.Context, owner string, limit int, leas
 // statements (see applyOutcomes).
 func (s *Store) PartSubmitted(ctx context.Context, msgID int64, seq int, smsc string, forms []string) (final bool, err error) {
 	if len(forms) == 0 {
-		return false, errors.New("store: part submitted without an SMSC id")
+		return false, fmt.Errorf("%w: part submitted without an SMSC id", ErrInvalid)
 	}
 	op := &partOp{msgID: msgID, seq: seq, forms: scoped(smsc, forms)}
 	if err := s.grouped(ctx, &groupOp{part: op}); err != nil {
@@ -358,11 +362,21 @@ type ReceiptResult struct {
 
 // Receipt applies a carrier receipt from SMSC smsc to the part whose SMSC id
 // is one of forms. state is the receipt's stat (DELIVRD, UNDELIV…); only
-// final states are recorded. A receipt for an id not seen yet is kept, to be
-// applied when the submit_sm_resp naming it is recorded.
+// states that settle a message (dlr.State.Settles) are recorded: others
+// change nothing. A receipt for an id not seen yet is kept, to be applied
+// when the submit_sm_resp naming it is recorded.
+//
+// A part that failed is delivered by a DELIVRD that comes after: SMSCs
+// report a failed attempt and, having tried again, the delivery. Its
+// message, failed, becomes delivered once all its parts are.
 func (s *Store) Receipt(ctx context.Context, smsc string, forms []string, state, errText string) (ReceiptResult, error) {
 	if len(forms) == 0 {
-		return ReceiptResult{}, errors.New("store: receipt without an SMSC id")
+		return ReceiptResult{}, fmt.Errorf("%w: receipt without an SMSC id", ErrInvalid)
+	}
+	if !dlr.State(state).Settles() {
+		// Recorded, it would take the part out of waiting, and the receipt
+		// that decides it would be kept as early, never applied.
+		return ReceiptResult{}, nil
 	}
 	op := &receiptOp{forms: scoped(smsc, forms), smsc: smsc, raw: forms, state: state, errText: errText}
 	if err := s.grouped(ctx, &groupOp{rcpt: op}); err != nil {

@@ -25,6 +25,11 @@ import (
 // ErrNotFound is returned when a looked-up row does not exist.
 var ErrNotFound = errors.New("store: not found")
 
+// ErrInvalid is returned (wrapped) for a request the store refuses as it
+// stands: asking again will not change the answer, unlike an error of the
+// database.
+var ErrInvalid = errors.New("store: invalid request")
+
 // ErrResent is returned by AddFragment for a part of a message from a phone
 // already delivered, that the SMSC sent again after a new bind.
 var ErrResent = errors.New("store: sent again after a new bind")

@@ -37,16 +37,41 @@ const (
 	Skipped       State = "SKIPPED" // SMPP 5.0 value 9; rare
 )
 
+// States some SMSCs write in the stat: field that SMPP 3.4 does not name:
+// the message is held in the network, on its way (Kannel reads them so, as
+// it reads ENROUTE and ACCEPTD: "buffered").
+const (
+	Buffred State = "BUFFRED"
+	Bufferd State = "BUFFERD"
+	Acked   State = "ACKED"
+)
+
 // Final reports whether no further receipt is expected for the message.
-// ENROUTE and ACCEPTD are intermediate; every other non-empty state, including
-// ones this package does not recognise, is treated like UNKNOWN: final.
+// ENROUTE and ACCEPTD, and BUFFRED, BUFFERD and ACKED, are in progress;
+// every other non-empty state, including ones this package does not
+// recognise, is treated like UNKNOWN: final.
+//
+// SMPP 3.4 describes ACCEPTED as read on the subscriber's behalf by
+// customer service, an end; but SMSCs send ACCEPTD for "accepted by the
+// next network", with the outcome to follow.
 func (s State) Final() bool {
 	switch s {
-	case "", Enroute, Accepted:
+	case "", Enroute, Accepted, Buffred, Bufferd, Acked:
 		return false
 	}
 	return true
 }
+
+// Settles reports whether a receipt in state s decides the outcome of the
+// message: a final state other than UNKNOWN. UNKNOWN is final in SMPP 3.4
+// (the message is "in invalid state"), but it says neither that the
+// message reached the handset nor that it did not: SMSCs send it when the
+// next network gave no report, and some send the real outcome after it. So
+// it decides nothing: the message waits for another receipt, and without
+// one ends as sent, its delivery not confirmed, like a message whose
+// receipt never came. Message_state values outside 1..9, read as UNKNOWN,
+// decide nothing either.
+func (s State) Settles() bool { return s.Final() && s != Unknown }
 
 // Success reports whether the message reached the handset (DELIVRD only).
 func (s State) Success() bool { return s == Delivered }
@@ -94,6 +119,12 @@ func IsReceipt(esmClass byte) bool {
 	}
 	return false
 }
+
+// IsIntermediate reports whether esm_class marks an intermediate delivery
+// notification (SMPP 3.4 §5.2.12, 0x20): a report on a message still in
+// the SMSC's hands, say a delivery attempt that failed and will be tried
+// again. Whatever its stat, it never decides the message's outcome.
+func IsIntermediate(esmClass byte) bool { return esmClass&0x3C == 0x20 }
 
 // Parse extracts a receipt from a deliver_sm/data_sm. tlvs maps tag → raw value. The TLVs win over the text when both are present
 // (receipted_message_id is a C-octet string, may have trailing NUL; message_state 1 byte). If there are no TLVs, the text form is parsed.

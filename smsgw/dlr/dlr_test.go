@@ -250,26 +250,43 @@ func TestIsReceipt(t *testing.T) {
 	}
 }
 
+// TestIsIntermediate: only esm_class 0x20 in bits 2-5 marks an
+// intermediate delivery notification (SMPP 3.4 §5.2.12), whatever the
+// other bits.
+func TestIsIntermediate(t *testing.T) {
+	for esm := 0; esm < 256; esm++ {
+		if got, want := IsIntermediate(byte(esm)), esm&0x3C == 0x20; got != want {
+			t.Errorf("IsIntermediate(%#02x) = %v, want %v", esm, got, want)
+		}
+	}
+}
+
 func TestState(t *testing.T) {
 	tests := []struct {
-		s              State
-		final, success bool
+		s                       State
+		final, settles, success bool
 	}{
-		{Enroute, false, false},
-		{Accepted, false, false},
-		{Delivered, true, true},
-		{Expired, true, false},
-		{Deleted, true, false},
-		{Undeliverable, true, false},
-		{Rejected, true, false},
-		{Unknown, true, false},
-		{Skipped, true, false},
-		{"FAILED", true, false},
-		{"", false, false},
+		{Enroute, false, false, false},
+		{Accepted, false, false, false},
+		{"BUFFRED", false, false, false},
+		{"BUFFERD", false, false, false},
+		{"ACKED", false, false, false},
+		{Delivered, true, true, true},
+		{Expired, true, true, false},
+		{Deleted, true, true, false},
+		{Undeliverable, true, true, false},
+		{Rejected, true, true, false},
+		{Unknown, true, false, false},
+		{Skipped, true, true, false},
+		{"FAILED", true, true, false},
+		{"", false, false, false},
 	}
 	for _, tt := range tests {
 		if got := tt.s.Final(); got != tt.final {
 			t.Errorf("%q.Final() = %v, want %v", tt.s, got, tt.final)
+		}
+		if got := tt.s.Settles(); got != tt.settles {
+			t.Errorf("%q.Settles() = %v, want %v", tt.s, got, tt.settles)
 		}
 		if got := tt.s.Success(); got != tt.success {
 			t.Errorf("%q.Success() = %v, want %v", tt.s, got, tt.success)

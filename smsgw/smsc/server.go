@@ -62,6 +62,10 @@ type Config struct {
 	// ReceiptIDOtherForm makes receipts (text and TLV) carry the id in the other
 	// form: decimal when submit_sm_resp gave hex, and hex when it gave decimal.
 	ReceiptIDOtherForm bool
+	// NoMessageID answers an accepted submit_sm with an empty message_id,
+	// as some SMSCs do; its receipts still name the id the simulator gave
+	// the message (Messages), which the ESME never learnt.
+	NoMessageID bool
 	// EarlyReceipt sends the receipt before submit_sm_resp (on the same
 	// connection the order is guaranteed). ReceiptDelay is then ignored.
 	EarlyReceipt bool

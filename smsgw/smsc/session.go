@@ -419,7 +419,11 @@ func (s *Server) submit(ss *session, h header, respID pdu.ID, p *smPDU) {
 			Uint8("part", m.Concat.Seq).Uint8("parts", m.Concat.Total).Msg("submit part")
 	}
 
-	resp := respFrame(respID, StatusOK, h.Seq, m.ID, true)
+	respMsgID := m.ID
+	if st.NoMessageID {
+		respMsgID = ""
+	}
+	resp := respFrame(respID, StatusOK, h.Seq, respMsgID, true)
 	if !want {
 		ss.send(resp)
 		return

@@ -576,6 +576,27 @@ func TestSubmitStatusThrottle(t *testing.T) {
 	}
 }
 
+// TestNoMessageID: with NoMessageID, submit_sm_resp is OK with an empty
+// message_id (a NUL alone), and the receipt names the id the simulator
+// kept.
+func TestNoMessageID(t *testing.T) {
+	srv, addr := newTestServer(t, Config{NoMessageID: true})
+	c := bound(t, addr, pdu.NewBindTransceiver)
+	seq := c.submit(sub{src: "12015550100", dst: "12015550123", sm: []byte("x"), rd: 1})
+	h, _, raw := c.expect(pdu.SubmitSMRespID)
+	if h.Seq != seq || h.Status != 0 || !bytes.Equal(raw[16:], []byte{0}) {
+		t.Fatalf("submit_sm_resp: seq %d status %#x body % X; want OK with an empty message_id", h.Seq, uint32(h.Status), raw[16:])
+	}
+	msgs := srv.Messages()
+	if len(msgs) != 1 || msgs[0].ID == "" {
+		t.Fatalf("messages kept: %+v", msgs)
+	}
+	_, p, _ := c.expect(pdu.DeliverSMID)
+	if sm := fieldString(p.Fields(), pdufield.ShortMessage); !strings.HasPrefix(sm, "id:"+msgs[0].ID+" ") {
+		t.Errorf("receipt %q, want it to name %s", sm, msgs[0].ID)
+	}
+}
+
 // moReader answers deliver_sm with the given statuses (then 0) and collects the short messages.
 func readMO(t *testing.T, c *client, n int, statuses ...uint32) []pdu.Body {
 	t.Helper()
