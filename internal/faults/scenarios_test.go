@@ -257,10 +257,15 @@ func TestThrottle(t *testing.T) {
 		drain:  drainShort,
 		bounds: func(e *env) bounds { return bounds{} },
 		after: func(e *env, r result) {
-			if n := e.countLog("temporary SMSC error"); n == 0 {
+			if n := e.countLog("SMSC busy; will resubmit"); n == 0 {
 				e.t.Errorf("no submit was throttled")
 			} else {
 				e.t.Logf("%d throttled submits", n)
+			}
+			if n := e.countLog("smpp: SMSC throttling (ESME_RTHROTTLED); submits on this bind paused"); n == 0 {
+				e.t.Errorf("the bind never paused for the throttling")
+			} else {
+				e.t.Logf("%d throttling pauses", n)
 			}
 		},
 	}.run(t)
