@@ -348,7 +348,7 @@ func (c *Component) rosterxItems(e element) []addressbook.Contact {
 		if err != nil || j.Domainpart() != c.cfg.JID.Domainpart() {
 			continue
 		}
-		n, err := number.FromJID(j, "")
+		n, err := number.FromJID(j, c.cfg.DefaultRegion)
 		if err != nil {
 			continue
 		}
@@ -452,9 +452,10 @@ func (c *Component) gatewayQuery(ctx context.Context, from jid.JID, typ string, 
 }
 
 // vcardOf answers vcard-temp for a number JID with the name (and photo)
-// the requester's own address book gives it.
+// the requester's own address book gives it. A national number is read in
+// the default region, as disco#info and the router read it.
 func (c *Component) vcardOf(ctx context.Context, from, to jid.JID) (xml.TokenReader, error) {
-	n, err := number.FromJID(to, "")
+	n, err := number.FromJID(to, c.cfg.DefaultRegion)
 	if err != nil {
 		return nil, errText(stanza.Cancel, stanza.ItemNotFound, "Not a phone number.")
 	}

@@ -970,11 +970,24 @@ func transcripts() []transcript {
 			in:    `<message from='alice@example.com/r' to='+12015550123@sms.example.com' id='e8' type='chat'><apply-to xmlns='urn:xmpp:fasten:0' id='m1'><external xmlns='urn:xmpp:fasten:0' name='body'/></apply-to><body>thanks</body></message>`,
 			calls: []router.Message{msgCall(testAlice, testNumber, "e8", "thanks", false)},
 		},
+
+		{
+			name: "vcard of a national number (default region)",
+			in:   `<iq type='get' id='v2' from='alice@example.com/r' to='2015550123@sms.example.com'><vCard xmlns='vcard-temp'/></iq>`,
+			want: []want{iqResult("2015550123@sms.example.com", testAlice, "v2", func(t *testing.T, n node) {
+				v := n.children("vcard-temp", "vCard")
+				if len(v) != 1 || !strings.Contains(v[0].String(), "+12015550123") {
+					t.Errorf("want a vCard of +12015550123 in %s", n)
+				}
+			})},
+		},
 	}
 }
 
 func TestTranscripts(t *testing.T) {
-	h, sc := connected(t)
+	h := start(t, newFakeServer(t), func(c *Config) { c.DefaultRegion = "US" })
+	sc := h.srv.session()
+	h.onConnect(t)
 	if !h.comp.Connected() {
 		t.Fatal("Connected() is false after the handshake")
 	}

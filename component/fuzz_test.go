@@ -79,7 +79,7 @@ func FuzzHandleStanza(f *testing.F) {
 		}
 
 		var logs, sent bytes.Buffer
-		c := New(Config{JID: jid.MustParse(testDomain), Version: testVersion, Logger: zerolog.New(&logs)}, fuzzRouter{})
+		c := New(Config{JID: jid.MustParse(testDomain), Version: testVersion, DefaultRegion: "US", Logger: zerolog.New(&logs)}, fuzzRouter{})
 		c.sess = bufferSession(t, &sent)
 		rec := &recorder{}
 		rec.enc = xml.NewEncoder(&rec.buf)
