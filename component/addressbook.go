@@ -275,7 +275,7 @@ func (c *Component) commandAside(from jid.JID, s inStanza, req *adhoc.Command) e
 			r, err = marshalTokens(resp)
 		}
 		if err != nil {
-			answer = xmlstream.Wrap(c.asStanzaError(err).TokenReader(), iqStart(&s, "error"))
+			answer = xmlstream.Wrap(c.errorTokens(err), iqStart(&s, "error"))
 			return
 		}
 		answer = xmlstream.Wrap(r, iqStart(&s, "result"))

@@ -395,7 +395,7 @@ func (c *Component) handleIQ(ctx context.Context, t xmlstream.TokenReadEncoder, 
 		}
 		resp, err := c.handleCommand(ctx, from, &req)
 		if err != nil {
-			return c.iqError(t, s, c.asStanzaError(err))
+			return c.iqFail(t, s, err)
 		}
 		r, err := marshalTokens(resp)
 		if err != nil {
@@ -511,6 +511,22 @@ func (c *Component) iqResult(t xmlstream.TokenReadEncoder, s *inStanza, payload 
 func (c *Component) iqError(t xmlstream.TokenReadEncoder, s *inStanza, e stanza.Error) error {
 	_, err := xmlstream.Copy(t, xmlstream.Wrap(e.TokenReader(), iqStart(s, "error")))
 	return err
+}
+
+// iqFail answers s with err, as errorTokens renders it.
+func (c *Component) iqFail(t xmlstream.TokenReadEncoder, s *inStanza, err error) error {
+	_, werr := xmlstream.Copy(t, xmlstream.Wrap(c.errorTokens(err), iqStart(s, "error")))
+	return werr
+}
+
+// errorTokens is the <error/> for err: an ad-hoc command's with its
+// specific condition (XEP-0050 §4.6), else as asStanzaError has it.
+func (c *Component) errorTokens(err error) xml.TokenReader {
+	var f adhoc.Failure
+	if errors.As(err, &f) {
+		return f.TokenReader()
+	}
+	return c.asStanzaError(err).TokenReader()
 }
 
 // iqStart answers s: from and to swapped (attributes copied as strings, so
