@@ -275,7 +275,7 @@ func (c *Component) commandAside(from jid.JID, s inStanza, req *adhoc.Command) e
 			r, err = marshalTokens(resp)
 		}
 		if err != nil {
-			answer = xmlstream.Wrap(c.asStanzaError(err).TokenReader(), iqStart(&s, "error"))
+			answer = xmlstream.Wrap(c.errorTokens(err), iqStart(&s, "error"))
 			return
 		}
 		answer = xmlstream.Wrap(r, iqStart(&s, "result"))
@@ -348,7 +348,7 @@ func (c *Component) rosterxItems(e element) []addressbook.Contact {
 		if err != nil || j.Domainpart() != c.cfg.JID.Domainpart() {
 			continue
 		}
-		n, err := number.FromJID(j, "")
+		n, err := number.FromJID(j, c.cfg.DefaultRegion)
 		if err != nil {
 			continue
 		}
@@ -452,9 +452,10 @@ func (c *Component) gatewayQuery(ctx context.Context, from jid.JID, typ string, 
 }
 
 // vcardOf answers vcard-temp for a number JID with the name (and photo)
-// the requester's own address book gives it.
+// the requester's own address book gives it. A national number is read in
+// the default region, as disco#info and the router read it.
 func (c *Component) vcardOf(ctx context.Context, from, to jid.JID) (xml.TokenReader, error) {
-	n, err := number.FromJID(to, "")
+	n, err := number.FromJID(to, c.cfg.DefaultRegion)
 	if err != nil {
 		return nil, errText(stanza.Cancel, stanza.ItemNotFound, "Not a phone number.")
 	}
@@ -484,25 +485,35 @@ func (c *Component) vcardOf(ctx context.Context, from, to jid.JID) (xml.TokenRea
 	return xmlstream.Wrap(xmlstream.MultiReader(parts...), xml.StartElement{Name: xml.Name{Space: nsVCardTmp, Local: "vCard"}}), nil
 }
 
-// handlePresence answers presence addressed to number JIDs: subscription
-// requests from served users are accepted, and probes are answered with
-// the contact's presence (see the README's presence rules).
+// statusShortCode is the status of a short code's JID.
+const statusShortCode = "SMS (short code)"
+
+// handlePresence answers served users' presence addressed to number JIDs,
+// short codes and the component itself, and passes users' own presence,
+// forwarded to the component, to observe (see the README's presence
+// rules).
+//
+// Answers come from the address written to (RFC 6120 §8.1.2.1): a number
+// may be written in any form that parses, +1-201-555-0123@… or
+// 2015550123@… (in the default region) as well as +12015550123@…, and the
+// user's server takes a subscribed from another address than the one
+// subscribed to for no answer at all (RFC 6121 §3.1.6). What is said is
+// the state of the canonical number. Roster items and the presence the
+// gateway sends of its own accord (roster.Service) use the canonical JID.
 func (c *Component) handlePresence(ctx context.Context, s *inStanza) {
 	from, err := parseSender(s.From)
 	if err != nil {
 		return
 	}
 	to, err := jid.Parse(s.To)
-	if err == nil && to.Localpart() == "" && from.Localpart() != "" && c.router.Served(from) {
-		// A user's presence forwarded under the presence privilege.
-		c.observe(from, s.Type)
+	if err != nil || !to.Domain().Equal(c.cfg.JID.Domain()) || !c.router.Served(from) {
 		return
 	}
-	if err != nil || to.Localpart() == "" || !c.router.Served(from) {
-		return
-	}
-	n, err := number.FromJID(to, "")
-	if err != nil {
+	at := to.Bare()
+	if to.Localpart() == "" {
+		if from.Localpart() != "" {
+			c.gatewayPresence(ctx, from, at, s.Type)
+		}
 		return
 	}
 	switch s.Type {
@@ -522,32 +533,84 @@ func (c *Component) handlePresence(ctx context.Context, s *inStanza) {
 		}
 		return
 	}
-	send := func(typ stanza.PresenceType, status string) {
-		var inner xml.TokenReader
-		if status != "" {
-			inner = textElem(xml.Name{Local: "status"}, status)
-		}
-		p := stanza.Presence{From: n.JID(c.cfg.JID), To: from.Bare(), Type: typ}
-		if err := c.send(ctx, p.Wrap(inner)); err != nil {
-			c.log.Debug().Err(err).Msg("presence reply failed")
-		}
-	}
 	status, avail := roster.StatusSMS, true
-	if c.cfg.AddressBook != nil {
-		status, avail = c.cfg.AddressBook.PresenceFor(ctx, from, n.String())
+	n, err := number.FromJID(to, c.cfg.DefaultRegion) // as the router reads a message's address
+	switch {
+	case err == nil:
+		if c.cfg.AddressBook != nil {
+			status, avail = c.cfg.AddressBook.PresenceFor(ctx, from, n.String())
+		}
+	case number.IsShortCode(to.Localpart()):
+		// A service's sender: its messages come from this address, so
+		// clients offer to add it.
+		status = statusShortCode
+	default:
+		// No such contact (RFC 6121 §8.5.1): a subscription request or a
+		// probe gets unsubscribed (§4.3.2 for the probe, so the user's
+		// server ends the subscription it thought it had), the rest
+		// nothing.
+		if s.Type == "subscribe" || s.Type == "probe" {
+			c.sendPresence(ctx, at, from, stanza.UnsubscribedPresence, "")
+		}
+		return
 	}
 	switch s.Type {
 	case "subscribe":
-		send(stanza.SubscribedPresence, "")
-		send(stanza.SubscribePresence, "")
+		c.sendPresence(ctx, at, from, stanza.SubscribedPresence, "")
+		c.sendPresence(ctx, at, from, stanza.SubscribePresence, "")
 		fallthrough
 	case "probe":
 		if avail {
-			send("", status)
+			c.sendPresence(ctx, at, from, "", status)
 		} else {
-			send(stanza.UnavailablePresence, status)
+			c.sendPresence(ctx, at, from, stanza.UnavailablePresence, status)
 		}
 	case "unsubscribe":
-		send(stanza.UnsubscribedPresence, "")
+		// The user no longer wants the number's presence: the contact's
+		// side sends unavailable (RFC 6121 §3.3.3). unsubscribed would
+		// cancel the other direction, the number's subscription to the
+		// user, and the user never asked for that.
+		c.sendPresence(ctx, at, from, stanza.UnavailablePresence, "")
+	}
+}
+
+// gatewayPresence handles a served user's presence to the component's own
+// address, at. Available and unavailable presence is the user's own,
+// forwarded under the XEP-0356 presence privilege: observe records it.
+// The rest is answered as a contact answers, so that a client that adds
+// the gateway to its roster (XEP-0100 §4.1.1) sees it online: a
+// subscription request is approved, a probe gets available presence, an
+// unsubscribe unavailable (RFC 6121 §3.3.3), and none of them is recorded
+// as the user's presence.
+//
+// The gateway does not ask for the user's presence back, as XEP-0100's
+// registration has a gateway do (§4.1.1, so that it learns when the user
+// logs in, §4.4): it learns that under the privilege, and a subscription
+// would bring to observe the unavailable a server sends when the user
+// cancels it (RFC 6121 §3.2.2), though the user stays online.
+func (c *Component) gatewayPresence(ctx context.Context, from, at jid.JID, typ string) {
+	switch typ {
+	case "", "unavailable":
+		c.observe(from, typ)
+	case "subscribe":
+		c.sendPresence(ctx, at, from, stanza.SubscribedPresence, "")
+		c.sendPresence(ctx, at, from, "", "")
+	case "probe":
+		c.sendPresence(ctx, at, from, "", "")
+	case "unsubscribe":
+		c.sendPresence(ctx, at, from, stanza.UnavailablePresence, "")
+	}
+}
+
+// sendPresence sends presence of type typ, with status if not "", from at
+// to user's bare JID.
+func (c *Component) sendPresence(ctx context.Context, at, user jid.JID, typ stanza.PresenceType, status string) {
+	var inner xml.TokenReader
+	if status != "" {
+		inner = textElem(xml.Name{Local: "status"}, status)
+	}
+	p := stanza.Presence{From: at, To: user.Bare(), Type: typ}
+	if err := c.send(ctx, p.Wrap(inner)); err != nil {
+		c.log.Debug().Err(err).Msg("presence reply failed")
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"mellium.im/xmlstream"
@@ -127,25 +128,37 @@ func (c *Component) handleCommand(ctx context.Context, from jid.JID, req *adhoc.
 		}
 		return nil, errText(stanza.Cancel, stanza.ItemNotFound, fmt.Sprintf("There is no command %q.", req.Node))
 	}
+	action := req.EffectiveAction()
+	if !adhoc.Known(action) {
+		return nil, adhoc.Fail(adhoc.MalformedAction, fmt.Sprintf("%q is not an ad-hoc command action.", action))
+	}
 	user := from.Bare().String()
 	var sess store.CommandSession
 	if req.SessionID == "" {
-		if req.EffectiveAction() != adhoc.Execute {
-			return nil, errText(stanza.Modify, stanza.BadRequest, "Start the command with execute.")
+		if action != adhoc.Execute {
+			return nil, adhoc.Fail(adhoc.BadAction, "Start the command with execute.")
 		}
 		sess = store.CommandSession{ID: newSessionID(), JID: user, Node: req.Node}
 	} else {
 		var err error
 		sess, err = c.cfg.Sessions.CommandSession(ctx, req.SessionID, user)
 		if errors.Is(err, store.ErrNotFound) || (err == nil && sess.Node != req.Node) {
-			return nil, errText(stanza.Modify, stanza.BadRequest, "This command session has expired; start the command again.")
+			// The store keeps no trace of a session once it has ended or
+			// expired, so one that did cannot be told from one that never
+			// was: bad-sessionid, not session-expired.
+			return nil, adhoc.Fail(adhoc.BadSessionID, "There is no such command session (it may have expired); start the command again.")
 		}
 		if err != nil {
 			return nil, err
 		}
-		if req.EffectiveAction() == adhoc.Cancel {
+		if action == adhoc.Cancel {
 			_ = c.cfg.Sessions.DeleteCommandSession(ctx, sess.ID)
 			return &adhoc.Command{Node: req.Node, SessionID: sess.ID, Status: adhoc.Canceled}, nil
+		}
+		var offered *adhoc.Actions
+		offered, sess.Data = unpackOffer(sess.Data)
+		if !offered.Allows(action) {
+			return nil, adhoc.Fail(adhoc.BadAction, fmt.Sprintf("This stage of the command does not offer %q.", action))
 		}
 	}
 	var (
@@ -172,11 +185,53 @@ func (c *Component) handleCommand(ctx context.Context, from jid.JID, req *adhoc.
 	resp.Node, resp.SessionID = req.Node, sess.ID
 	if resp.Status == adhoc.Executing {
 		sess.ExpiresAt = time.Now().Add(sessionTTL)
+		sess.Data = packOffer(resp.Actions, sess.Data)
 		err = c.cfg.Sessions.PutCommandSession(ctx, sess)
 	} else if req.SessionID != "" {
 		err = c.cfg.Sessions.DeleteCommandSession(ctx, sess.ID)
 	}
 	return resp, err
+}
+
+// A stored session's Data starts with the actions its last response
+// offered, so that the next request is held to them (XEP-0050 §4.6,
+// bad-action): their names, then "|", then the command's own data. The
+// store keeps no field of its own for them.
+const offerEnd = "|"
+
+// packOffer puts the actions a offers in front of data.
+func packOffer(a *adhoc.Actions, data string) string {
+	var names []string
+	for _, name := range []string{adhoc.Prev, adhoc.Next, adhoc.Complete} {
+		if a.Allows(name) {
+			names = append(names, name)
+		}
+	}
+	return strings.Join(names, " ") + offerEnd + data
+}
+
+// unpackOffer splits what packOffer joined. Data written without the
+// actions (by an older instance, during an upgrade) is taken whole, as
+// offering next and complete.
+func unpackOffer(raw string) (*adhoc.Actions, string) {
+	names, data, ok := strings.Cut(raw, offerEnd)
+	a := &adhoc.Actions{}
+	for name := range strings.FieldsSeq(names) {
+		switch name {
+		case adhoc.Prev:
+			a.Prev = &struct{}{}
+		case adhoc.Next:
+			a.Next = &struct{}{}
+		case adhoc.Complete:
+			a.Complete = &struct{}{}
+		default:
+			ok = false
+		}
+	}
+	if !ok {
+		return &adhoc.Actions{Next: &struct{}{}, Complete: &struct{}{}}, raw
+	}
+	return a, data
 }
 
 func completed(typ, text string) *adhoc.Command {

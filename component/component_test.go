@@ -970,11 +970,135 @@ func transcripts() []transcript {
 			in:    `<message from='alice@example.com/r' to='+12015550123@sms.example.com' id='e8' type='chat'><apply-to xmlns='urn:xmpp:fasten:0' id='m1'><external xmlns='urn:xmpp:fasten:0' name='body'/></apply-to><body>thanks</body></message>`,
 			calls: []router.Message{msgCall(testAlice, testNumber, "e8", "thanks", false)},
 		},
+
+		{
+			name: "vcard of a national number (default region)",
+			in:   `<iq type='get' id='v2' from='alice@example.com/r' to='2015550123@sms.example.com'><vCard xmlns='vcard-temp'/></iq>`,
+			want: []want{iqResult("2015550123@sms.example.com", testAlice, "v2", func(t *testing.T, n node) {
+				v := n.children("vcard-temp", "vCard")
+				if len(v) != 1 || !strings.Contains(v[0].String(), "+12015550123") {
+					t.Errorf("want a vCard of +12015550123 in %s", n)
+				}
+			})},
+		},
+
+		// Presence is answered from the address written to, whatever form
+		// of the number it is (RFC 6121 §3.1.6: a subscribed from another
+		// address is ignored); the state is the canonical number's.
+		{
+			name: "presence subscribe to a number written with dashes",
+			in:   `<presence from='alice@example.com' to='+1-201-555-0123@sms.example.com' type='subscribe'/>`,
+			want: []want{
+				presenceWant("+1-201-555-0123@sms.example.com", "alice@example.com", "subscribed", ""),
+				presenceWant("+1-201-555-0123@sms.example.com", "alice@example.com", "subscribe", ""),
+				presenceWant("+1-201-555-0123@sms.example.com", "alice@example.com", "", "SMS"),
+			},
+		},
+		{
+			name: "presence probe to a number written with dots, from a full JID",
+			in:   `<presence from='alice@example.com/r' to='+1.201.555.0123@sms.example.com' type='probe'/>`,
+			want: []want{presenceWant("+1.201.555.0123@sms.example.com", "alice@example.com", "", "SMS")},
+		},
+		{
+			name: "presence subscribe to a national number (default region)",
+			in:   `<presence from='alice@example.com' to='2015550123@sms.example.com' type='subscribe'/>`,
+			want: []want{
+				presenceWant("2015550123@sms.example.com", "alice@example.com", "subscribed", ""),
+				presenceWant("2015550123@sms.example.com", "alice@example.com", "subscribe", ""),
+				presenceWant("2015550123@sms.example.com", "alice@example.com", "", "SMS"),
+			},
+		},
+		{
+			name: "presence probe to a national number with its trunk prefix",
+			in:   `<presence from='alice@example.com' to='12015550123@sms.example.com' type='probe'/>`,
+			want: []want{presenceWant("12015550123@sms.example.com", "alice@example.com", "", "SMS")},
+		},
+		{
+			name: "presence subscribe to a short code",
+			in:   `<presence from='alice@example.com' to='12345@sms.example.com' type='subscribe'/>`,
+			want: []want{
+				presenceWant("12345@sms.example.com", "alice@example.com", "subscribed", ""),
+				presenceWant("12345@sms.example.com", "alice@example.com", "subscribe", ""),
+				presenceWant("12345@sms.example.com", "alice@example.com", "", "SMS (short code)"),
+			},
+		},
+		{
+			name: "presence probe to a short code",
+			in:   `<presence from='alice@example.com' to='12345@sms.example.com' type='probe'/>`,
+			want: []want{presenceWant("12345@sms.example.com", "alice@example.com", "", "SMS (short code)")},
+		},
+		{
+			// No such contact: RFC 6121 §8.5.1 (and §4.3.2 for the probe).
+			name: "presence subscribe to a name that is no number",
+			in:   `<presence from='alice@example.com' to='abc@sms.example.com' type='subscribe'/>`,
+			want: []want{presenceWant("abc@sms.example.com", "alice@example.com", "unsubscribed", "")},
+		},
+		{
+			name: "presence probe to a name that is no number",
+			in:   `<presence from='alice@example.com' to='abc@sms.example.com' type='probe'/>`,
+			want: []want{presenceWant("abc@sms.example.com", "alice@example.com", "unsubscribed", "")},
+		},
+		{
+			name: "presence unsubscribe from a name that is no number",
+			in:   `<presence from='alice@example.com' to='abc@sms.example.com' type='unsubscribe'/>`,
+		},
+		{
+			// RFC 6121 §3.3.3: the contact sends unavailable, not unsubscribed.
+			name: "presence unsubscribe from a number",
+			in:   `<presence from='alice@example.com' to='+1-201-555-0123@sms.example.com' type='unsubscribe'/>`,
+			want: []want{presenceWant("+1-201-555-0123@sms.example.com", "alice@example.com", "unavailable", "")},
+		},
+		{
+			name: "presence subscribed to a number (approving its request)",
+			in:   `<presence from='alice@example.com' to='+12015550123@sms.example.com' type='subscribed'/>`,
+		},
+		{
+			// A client adding the gateway to its roster (XEP-0100 §4.1.1).
+			name: "presence subscribe to the gateway",
+			in:   `<presence from='alice@example.com' to='sms.example.com' type='subscribe'/>`,
+			want: []want{
+				presenceWant(testDomain, "alice@example.com", "subscribed", ""),
+				presenceWant(testDomain, "alice@example.com", "", ""),
+			},
+		},
+		{
+			name: "presence probe to the gateway",
+			in:   `<presence from='alice@example.com' to='sms.example.com' type='probe'/>`,
+			want: []want{presenceWant(testDomain, "alice@example.com", "", "")},
+		},
+		{
+			name: "presence unsubscribe from the gateway",
+			in:   `<presence from='alice@example.com' to='sms.example.com' type='unsubscribe'/>`,
+			want: []want{presenceWant(testDomain, "alice@example.com", "unavailable", "")},
+		},
+		{
+			name: "presence subscribe to the gateway from a foreign domain",
+			in:   `<presence from='mallory@forbidden.example' to='sms.example.com' type='subscribe'/>`,
+		},
 	}
 }
 
+// presenceWant is presence the component must send: from, to, type (""
+// for available) and status ("" for none).
+func presenceWant(from, to, typ, status string) want {
+	return want{name: "presence", attr: map[string]string{"from": from, "to": to, "type": typ}, check: func(t *testing.T, n node) {
+		t.Helper()
+		got := ""
+		for _, c := range n.Nodes {
+			if c.XMLName.Local == "status" {
+				got = c.Text
+			}
+		}
+		if got != status {
+			t.Errorf("status %q, want %q in %s", got, status, n)
+		}
+	}}
+}
+
 func TestTranscripts(t *testing.T) {
-	h, sc := connected(t)
+	h := start(t, newFakeServer(t), func(c *Config) { c.DefaultRegion = "US" })
+	sc := h.srv.session()
+	h.onConnect(t)
 	if !h.comp.Connected() {
 		t.Fatal("Connected() is false after the handshake")
 	}

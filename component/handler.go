@@ -90,11 +90,20 @@ type element struct {
 // maxElementTokens bounds what one child element may hold.
 const maxElementTokens = 100_000
 
-// UnmarshalXML records the element's tokens.
+// errTooLarge is a child element of more than maxElementTokens tokens.
+var errTooLarge = errors.New("component: element too large")
+
+// UnmarshalXML records the element's tokens. At maxElementTokens it stops
+// with errTooLarge, reading no further: mellium skips the rest of the
+// stanza after the handler returns.
 func (e *element) UnmarshalXML(d *xml.Decoder, start xml.StartElement) error {
 	e.XMLName, e.Attr = start.Name, start.Attr
 	e.toks = append(e.toks[:0], start.Copy())
 	for depth := 1; depth > 0; {
+		if len(e.toks) >= maxElementTokens {
+			e.toks = nil
+			return errTooLarge
+		}
 		t, err := d.Token()
 		if err != nil {
 			return err
@@ -105,12 +114,7 @@ func (e *element) UnmarshalXML(d *xml.Decoder, start xml.StartElement) error {
 		case xml.EndElement:
 			depth--
 		}
-		if len(e.toks) < maxElementTokens {
-			e.toks = append(e.toks, xml.CopyToken(t))
-		}
-	}
-	if len(e.toks) >= maxElementTokens {
-		return errors.New("component: element too large")
+		e.toks = append(e.toks, xml.CopyToken(t))
 	}
 	return nil
 }
@@ -146,8 +150,11 @@ func (c *Component) handle(t xmlstream.TokenReadEncoder, start *xml.StartElement
 	var s inStanza
 	d := xml.NewTokenDecoder(xmlstream.MultiReader(xmlstream.Token(start.Copy()), t))
 	if err := d.Decode(&s); err != nil {
-		// The stream itself is broken; the next read reports it.
 		c.log.Warn().Err(err).Str("element", start.Name.Local).Msg("unreadable stanza")
+		if errors.Is(err, errTooLarge) {
+			return c.refuseTooLarge(t, start)
+		}
+		// The stream itself is broken; the next read reports it.
 		return nil
 	}
 	s.From, s.To, s.ID, s.Type = stanzaAttrs(start.Attr)
@@ -173,6 +180,22 @@ func (c *Component) handle(t xmlstream.TokenReadEncoder, start *xml.StartElement
 		c.handlePresence(ctx, &s)
 	}
 	return nil
+}
+
+// refuseTooLarge answers an IQ request with a child of more than
+// maxElementTokens tokens: every get and set gets an answer (RFC 6120
+// §8.2.3), here policy-violation (§8.3.3.12). Other stanzas are dropped.
+func (c *Component) refuseTooLarge(t xmlstream.TokenReadEncoder, start *xml.StartElement) error {
+	s := inStanza{XMLName: start.Name}
+	s.From, s.To, s.ID, s.Type = stanzaAttrs(start.Attr)
+	if s.XMLName.Local != "iq" || (s.Type != "get" && s.Type != "set") {
+		return nil
+	}
+	if _, err := jid.Parse(s.To); err != nil {
+		s.To = c.cfg.JID.String()
+	}
+	return c.iqError(t, &s, errText(stanza.Modify, stanza.PolicyViolation,
+		fmt.Sprintf("The request is too large: an element may hold at most %d XML tokens.", maxElementTokens)))
 }
 
 func (c *Component) handleMessage(ctx context.Context, s *inStanza) {
@@ -372,7 +395,7 @@ func (c *Component) handleIQ(ctx context.Context, t xmlstream.TokenReadEncoder, 
 		}
 		resp, err := c.handleCommand(ctx, from, &req)
 		if err != nil {
-			return c.iqError(t, s, c.asStanzaError(err))
+			return c.iqFail(t, s, err)
 		}
 		r, err := marshalTokens(resp)
 		if err != nil {
@@ -488,6 +511,22 @@ func (c *Component) iqResult(t xmlstream.TokenReadEncoder, s *inStanza, payload 
 func (c *Component) iqError(t xmlstream.TokenReadEncoder, s *inStanza, e stanza.Error) error {
 	_, err := xmlstream.Copy(t, xmlstream.Wrap(e.TokenReader(), iqStart(s, "error")))
 	return err
+}
+
+// iqFail answers s with err, as errorTokens renders it.
+func (c *Component) iqFail(t xmlstream.TokenReadEncoder, s *inStanza, err error) error {
+	_, werr := xmlstream.Copy(t, xmlstream.Wrap(c.errorTokens(err), iqStart(s, "error")))
+	return werr
+}
+
+// errorTokens is the <error/> for err: an ad-hoc command's with its
+// specific condition (XEP-0050 §4.6), else as asStanzaError has it.
+func (c *Component) errorTokens(err error) xml.TokenReader {
+	var f adhoc.Failure
+	if errors.As(err, &f) {
+		return f.TokenReader()
+	}
+	return c.asStanzaError(err).TokenReader()
 }
 
 // iqStart answers s: from and to swapped (attributes copied as strings, so

@@ -37,3 +37,33 @@ func TestOversizedStanza(t *testing.T) {
 	h.onConnect(t)
 	sc2.ping()
 }
+
+// TestOversizedRequest: an IQ request whose child holds more than
+// maxElementTokens tokens (but fits in MaxStanza) is answered with
+// policy-violation, as every get and set must be answered (RFC 6120
+// §8.2.3); the rest of it is skipped and the session goes on.
+func TestOversizedRequest(t *testing.T) {
+	h, sc := connected(t)
+	big := strings.Repeat("<a/>", maxElementTokens/2+1) // two tokens each
+	sc.send(`<iq type='get' id='big1' from='alice@example.com/r' to='sms.example.com'><query xmlns='http://jabber.org/protocol/disco#info'>` + big + `</query></iq>`)
+	sc.send(`<iq type='set' id='big2' from='alice@example.com/r' to='+12015550123@sms.example.com'><command xmlns='http://jabber.org/protocol/commands' node='status'>` + big + `</command></iq>`)
+	sc.send(`<message from='alice@example.com/r' to='+12015550123@sms.example.com' type='chat' id='big3'><body>hi</body><x xmlns='urn:example:x'>` + big + `</x></message>`)
+	got := sc.ping()
+	want := []want{
+		iqError(testDomain, testAlice, "big1", "modify", "policy-violation", "too large"),
+		iqError("+12015550123@sms.example.com", testAlice, "big2", "modify", "policy-violation", "too large"),
+	}
+	if len(got) != len(want) {
+		t.Fatalf("got %v, want %d answers", got, len(want))
+	}
+	for i := range want {
+		want[i].match(t, got[i])
+	}
+	if n := len(h.router.taken()); n != 0 {
+		t.Errorf("the oversized message reached the router")
+	}
+	sc.send(`<iq type='get' id='v1' from='alice@example.com/r' to='sms.example.com'><query xmlns='jabber:iq:version'/></iq>`)
+	if n := sc.next(); n.attr("id") != "v1" || n.attr("type") != "result" {
+		t.Fatalf("after the oversized requests: %s", n)
+	}
+}

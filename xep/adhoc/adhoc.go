@@ -1,5 +1,6 @@
 // Package adhoc implements the wire format of XEP-0050: Ad-Hoc Commands, the
-// server side: the <command/> request and response, notes, and actions.
+// server side: the <command/> request and response, notes, actions, and
+// the errors with their specific conditions.
 package adhoc
 
 import (
@@ -77,4 +78,32 @@ func (c *Command) EffectiveAction() string {
 		return Execute
 	}
 	return c.Action
+}
+
+// Known tells whether action is one of the actions XEP-0050 defines; an
+// empty one (execute) is.
+func Known(action string) bool {
+	switch action {
+	case "", Execute, Cancel, Prev, Next, Complete:
+		return true
+	}
+	return false
+}
+
+// Allows tells whether a request may take action at the stage a, the
+// <actions/> of the last response, was offered at: execute (the default
+// action) and cancel always, prev, next and complete when offered. A nil
+// a offers none of them.
+func (a *Actions) Allows(action string) bool {
+	switch action {
+	case "", Execute, Cancel:
+		return true
+	case Prev:
+		return a != nil && a.Prev != nil
+	case Next:
+		return a != nil && a.Next != nil
+	case Complete:
+		return a != nil && a.Complete != nil
+	}
+	return false
 }
