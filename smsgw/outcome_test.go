@@ -194,6 +194,7 @@ func TestBusyAndBindStatus(t *testing.T) {
 		{name: "throttled past validity", status: 0x58, refusals: -1, validity: 2 * time.Second, failed: "within its validity period"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel() // each waits out the gateway's and the bind's backoffs
 			engines(t, func(t *testing.T, st *store.Store) {
 				var refused atomic.Int32
 				sim, addr := startSim(t, smsc.Config{SubmitStatus: func(*smsc.Message) uint32 {
