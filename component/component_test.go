@@ -1075,6 +1075,16 @@ func transcripts() []transcript {
 			name: "presence subscribe to the gateway from a foreign domain",
 			in:   `<presence from='mallory@forbidden.example' to='sms.example.com' type='subscribe'/>`,
 		},
+		{
+			name: "disco#info to a short code",
+			in:   `<iq type='get' id='i40' from='alice@example.com/r' to='12345@sms.example.com'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>`,
+			want: []want{iqResult("12345@sms.example.com", testAlice, "i40", hasQuery(nsDiscoInfo, "", discoInfoCheck("client", "sms", nsDiscoInfo, nsReceipts)))},
+		},
+		{
+			name: "disco#info to a name that is no number",
+			in:   `<iq type='get' id='i41' from='alice@example.com/r' to='abc@sms.example.com'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>`,
+			want: []want{iqError("abc@sms.example.com", testAlice, "i41", "modify", "jid-malformed", "not a phone number")},
+		},
 	}
 }
 

@@ -470,8 +470,9 @@ func queryStart(ns string, q element) xml.StartElement {
 
 // discoInfo answers for the component, or for a number JID: client/phone
 // when the number is registered and in the requester's address book,
-// client/sms otherwise (registration is not revealed beyond the book). A
-// JID whose localpart is no number is jid-malformed, as a message to it is.
+// client/sms otherwise (registration is not revealed beyond the book), and
+// for a short code. A JID whose localpart is neither is jid-malformed, as
+// a message to it is.
 func (c *Component) discoInfo(ctx context.Context, from, to jid.JID, q element) (xml.TokenReader, error) {
 	var (
 		id   info.Identity
@@ -482,6 +483,10 @@ func (c *Component) discoInfo(ctx context.Context, from, to jid.JID, q element) 
 		if c.cfg.AddressBook != nil {
 			feat = append(slices.Clone(feat), nsGateway, nsQuicksy, nsRosterX)
 		}
+	} else if number.IsShortCode(to.Localpart()) {
+		// A service's sender, which messages come from and which may be
+		// answered (Limits.ShortCodeReply): no one's number, no vCard.
+		id, feat = info.Identity{Category: "client", Type: "sms", Name: to.Localpart()}, numberFeatures
 	} else {
 		n, err := number.FromJID(to, c.cfg.DefaultRegion)
 		if err != nil {
