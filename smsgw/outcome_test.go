@@ -130,7 +130,7 @@ func TestNoMessageID(t *testing.T) {
 // 0x20), whatever its stat, a receipt in progress (BUFFRED, BUFFERD,
 // ACKED, ENROUTE, ACCEPTD) and one whose message_state is UNKNOWN leave
 // the message waiting; the failure that comes then fails it, and a
-// DELIVRD after that delivers it.
+// DELIVRD after that changes nothing (a final state is final).
 func TestReceiptsThatDecideNothing(t *testing.T) {
 	engines(t, func(t *testing.T, st *store.Store) {
 		ctx := context.Background()
@@ -162,7 +162,7 @@ func TestReceiptsThatDecideNothing(t *testing.T) {
 			{"message_state UNKNOWN", smsc.DeliverOpts{ESMClass: 0x04, TLVs: []smsc.TLV{
 				{Tag: smsc.TagReceiptedMessageID, Value: append([]byte(id), 0)}, {Tag: smsc.TagMessageState, Value: []byte{7}}}}, store.StateSubmitted},
 			{"UNDELIV", smsc.DeliverOpts{ESMClass: 0x04, ShortMessage: text("UNDELIV")}, store.StateFailed},
-			{"DELIVRD after it", smsc.DeliverOpts{ESMClass: 0x04, ShortMessage: text("DELIVRD")}, store.StateDelivered},
+			{"DELIVRD after it", smsc.DeliverOpts{ESMClass: 0x04, ShortMessage: text("DELIVRD")}, store.StateFailed},
 		} {
 			tc.d.Source, tc.d.Dest = "12015550199", "12015550100"
 			if s, err := sim.SendDeliver(ctx, tc.d); err != nil || s != 0 {

@@ -57,17 +57,6 @@ type msgRow struct {
 	failedBy *failure
 }
 
-// allDelivered tells whether every part of m is DELIVRD.
-func (m *msgRow) allDelivered() bool {
-	n := 0
-	for _, p := range m.recorded {
-		if p.state == string(dlr.Delivered) {
-			n++
-		}
-	}
-	return n == m.parts
-}
-
 // failure is a part's failed state, and the op that set it (as in last).
 type failure struct {
 	state, err string
@@ -86,11 +75,6 @@ func partFailed(state string) bool {
 	return state != PartSubmitted && s.Settles() && !s.Success()
 }
 
-// redelivered tells whether a receipt in state for a part in state part
-// delivers a part that failed (see Receipt).
-func redelivered(part, state string) bool {
-	return partFailed(part) && dlr.State(state).Success()
-}
 
 // partRec is a part's row, as read and then as the batch changes it.
 type partRec struct {
@@ -235,29 +219,17 @@ func (s *Store) applyOutcomes(ctx context.Context, tx *sql.Tx, parts []*partOp, 
 			if best != nil {
 				op.res.Matched, op.res.Message = true, best.msg
 			}
-			if best != nil && redelivered(best.state, op.state) && msgs[best.msg].failedBy != nil {
-				// The part failed in this batch: one call at a time, that
-				// failed its message before this delivers it. So do the
-				// batch in two, split here.
-				if err := s.applyOutcomes(ctx, tx, parts, rcpts[:i], now, ns); err != nil {
-					return err
-				}
-				return s.applyOutcomes(ctx, tx, nil, rcpts[i:], now, ns)
-			}
 			if best == nil || best.state != PartSubmitted {
 				// Unknown id, or a part already final: a repeated receipt
 				// changes nothing to that part. But SMSCs reuse ids (a
 				// counter reset by a restart, or wrapped), so it may also be
 				// the receipt of a part just submitted whose submit_sm_resp
 				// is not recorded yet: keep it as early. The last one wins.
+				// So a DELIVRD after a part's failure changes nothing: a
+				// final state is final (SMPP 3.4 §5.2.28), and taken as the
+				// SMSC trying again it would deliver, on a reused id, a
+				// message that failed for another that was delivered.
 				setEarly(op.forms[0], op)
-				if best != nil && redelivered(best.state, op.state) {
-					// Except that a DELIVRD after a failure is taken as
-					// the SMSC's next word on the part (it tried again),
-					// not as a report on a reused id: the part is
-					// delivered, and kept as early too, in case.
-					touch(best, op.state, op.errText, len(parts)+i)
-				}
 				continue
 			}
 			op.res.SubmittedAt = time.UnixMilli(best.updated)
@@ -450,16 +422,8 @@ func (s *Store) settle(w *writes, msgs map[int64]*msgRow, ids []int64, now int64
 	handed := s.handoff.sink != nil
 	for _, id := range ids {
 		m := msgs[id]
-		if m == nil || m.state == StateDelivered || len(m.recorded) == 0 {
+		if m == nil || m.state == StateDelivered || m.state == StateFailed || len(m.recorded) == 0 {
 			continue
-		}
-		if m.state == StateFailed {
-			// A receipt delivered a failed part (see Receipt): delivered
-			// once every part is; it never goes back to waiting.
-			if !m.allDelivered() {
-				continue
-			}
-			m.failedBy = nil
 		}
 		ok, failed := 0, m.failedBy
 		// The batch's first failure names it; else the first failed part,

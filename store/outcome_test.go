@@ -33,66 +33,49 @@ func TestReceiptsInProgress(t *testing.T) {
 	})
 }
 
-// TestDeliveredAfterFailure: a DELIVRD for a part the carrier reported
-// failed delivers it (the SMSC tried again); its message, failed, becomes
-// delivered once every part is, and the sender gets the receipt. A
-// failure after DELIVRD changes nothing. Within one batch, the failure
-// and the delivery are seen one after the other, as when called apart.
-func TestDeliveredAfterFailure(t *testing.T) {
+// TestFinalStaysFinal: a part the carrier reported failed stays failed: a
+// DELIVRD for its id afterwards changes nothing of it, and is kept as the
+// early receipt of a part whose submit_sm_resp is not recorded yet. For an
+// SMSC that reuses ids, that is another message's: it is delivered, the
+// failed one is not. In one batch as in calls apart.
+func TestFinalStaysFinal(t *testing.T) {
 	engines(t, func(t *testing.T, s *store.Store) {
 		ctx := context.Background()
-		one := accept(t, s, 1)
-		claimOne(t, s, "a")
-		if _, err := s.PartSubmitted(ctx, one.ID, 1, "", []string{"a1"}); err != nil {
+		a := accept(t, s, 1)
+		claimOne(t, s, "i")
+		if _, err := s.PartSubmitted(ctx, a.ID, 1, "", []string{"x1"}); err != nil {
 			t.Fatal(err)
 		}
-		if res, err := s.Receipt(ctx, "", []string{"a1"}, "UNDELIV", "001"); err != nil || res.State != store.StateFailed {
+		if res, err := s.Receipt(ctx, "", []string{"x1"}, "UNDELIV", "001"); err != nil || res.State != store.StateFailed {
 			t.Fatalf("Receipt UNDELIV = %+v, %v", res, err)
 		}
-		if ns := notices(t, s); len(ns) != 1 || ns[0].State != store.StateFailed {
+		if ns := notices(t, s); len(ns) != 1 || ns[0].ID != a.ID || ns[0].State != store.StateFailed {
 			t.Fatalf("notices after the failure = %+v", ns)
 		}
-		res, err := s.Receipt(ctx, "", []string{"a1"}, "DELIVRD", "000")
-		if err != nil || !res.Matched || !res.Final || res.State != store.StateDelivered || res.Message != one.ID {
-			t.Fatalf("Receipt DELIVRD after UNDELIV = %+v, %v", res, err)
+		// The SMSC gives x1 again, to b, and its DELIVRD comes before b's
+		// submit_sm_resp is recorded.
+		b := accept(t, s, 1)
+		claimOne(t, s, "i")
+		if res, err := s.Receipt(ctx, "", []string{"x1"}, "DELIVRD", "000"); err != nil || res.Final {
+			t.Fatalf("Receipt DELIVRD for the reused id = %+v, %v; want nothing settled", res, err)
 		}
-		if ns := notices(t, s); len(ns) != 1 || ns[0].State != store.StateDelivered || ns[0].StanzaID != "m1" {
-			t.Fatalf("notices after the delivery = %+v", ns)
+		if final, err := s.PartSubmitted(ctx, b.ID, 1, "", []string{"x1"}); err != nil || !final {
+			t.Fatalf("PartSubmitted of b after its early receipt = %v, %v; want final", final, err)
 		}
-		if res, err := s.Receipt(ctx, "", []string{"a1"}, "UNDELIV", "001"); err != nil || res.Final {
-			t.Fatalf("Receipt UNDELIV after DELIVRD = %+v, %v", res, err)
-		}
-		if st, _, _ := s.MessageState(ctx, one.ID); st != store.StateDelivered {
-			t.Fatalf("state after a failure following the delivery: %s", st)
-		}
-
-		two := accept(t, s, 2)
-		claimOne(t, s, "a")
-		for seq, id := range []string{"b1", "b2"} {
-			if _, err := s.PartSubmitted(ctx, two.ID, seq+1, "", []string{id}); err != nil {
-				t.Fatal(err)
+		for id, want := range map[int64]string{a.ID: store.StateFailed, b.ID: store.StateDelivered} {
+			if st, _, _ := s.MessageState(ctx, id); st != want {
+				t.Errorf("message %d is %s, want %s", id, st, want)
 			}
 		}
-		if res, err := s.Receipt(ctx, "", []string{"b1"}, "EXPIRED", "003"); err != nil || res.State != store.StateFailed {
-			t.Fatalf("Receipt EXPIRED = %+v, %v", res, err)
-		}
-		notices(t, s)
-		if res, err := s.Receipt(ctx, "", []string{"b1"}, "DELIVRD", ""); err != nil || !res.Matched || res.Final {
-			t.Fatalf("Receipt DELIVRD for part 1 = %+v, %v; want matched, part 2 still waiting", res, err)
-		}
-		if st, _, _ := s.MessageState(ctx, two.ID); st != store.StateFailed {
-			t.Fatalf("state with part 2 waiting: %s, want failed still", st)
-		}
-		if res, err := s.Receipt(ctx, "", []string{"b2"}, "DELIVRD", ""); err != nil || !res.Final || res.State != store.StateDelivered {
-			t.Fatalf("Receipt DELIVRD for part 2 = %+v, %v", res, err)
+		if ns := notices(t, s); len(ns) != 1 || ns[0].ID != b.ID || ns[0].State != store.StateDelivered {
+			t.Fatalf("notices after the reused id = %+v; want b's delivery only", ns)
 		}
 
 		// In one batch.
-		three := accept(t, s, 1)
-		claimOne(t, s, "a")
-		notices(t, s)
+		c := accept(t, s, 1)
+		claimOne(t, s, "i")
 		ops := []*store.Outcome{
-			{Part: true, Msg: three.ID, Seq: 1, Forms: []string{"c1"}},
+			{Part: true, Msg: c.ID, Seq: 1, Forms: []string{"c1"}},
 			{Forms: []string{"c1"}, State: "UNDELIV", Err: "001"},
 			{Forms: []string{"c1"}, State: "DELIVRD"},
 		}
@@ -102,11 +85,11 @@ func TestDeliveredAfterFailure(t *testing.T) {
 		if r := ops[1].Res; !r.Final || r.State != store.StateFailed {
 			t.Errorf("UNDELIV in the batch = %+v, want failed", r)
 		}
-		if r := ops[2].Res; !r.Final || r.State != store.StateDelivered {
-			t.Errorf("DELIVRD after it in the batch = %+v, want delivered", r)
+		if r := ops[2].Res; r.Final {
+			t.Errorf("DELIVRD after it in the batch = %+v, want nothing settled", r)
 		}
-		if st, _, _ := s.MessageState(ctx, three.ID); st != store.StateDelivered {
-			t.Fatalf("state after the batch: %s", st)
+		if st, _, _ := s.MessageState(ctx, c.ID); st != store.StateFailed {
+			t.Fatalf("state after the batch: %s, want failed", st)
 		}
 	})
 }
