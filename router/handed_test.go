@@ -35,6 +35,15 @@ func TestHandedBound(t *testing.T) {
 	if len(r.handed) != 0 {
 		t.Fatalf("%d handed notices left", len(r.handed))
 	}
+	// All of them dropped, and given back: more than one statement holds.
+	if len(r.dropped) != handedMax+10 {
+		t.Fatalf("%d dropped, want %d", len(r.dropped), handedMax+10)
+	}
+	r.claimDue.Store(false)
+	r.releaseDropped(t.Context())
+	if !r.claimDue.Load() || len(r.dropped) != 0 {
+		t.Fatalf("giving back %d notices failed (claim due %v, %d left)", handedMax+10, r.claimDue.Load(), len(r.dropped))
+	}
 }
 
 // TestDroppedGivenBack: a handed notice dropped from memory — past its

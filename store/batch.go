@@ -75,7 +75,6 @@ func partFailed(state string) bool {
 	return state != PartSubmitted && s.Settles() && !s.Success()
 }
 
-
 // partRec is a part's row, as read and then as the batch changes it.
 type partRec struct {
 	msg        int64

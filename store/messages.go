@@ -878,16 +878,21 @@ func b2i(b bool) int {
 // sent at once. Those whose lease another instance has taken since (it
 // ran out) stay as they are.
 func (s *Store) ReleaseNotices(ctx context.Context, owner string, ids []int64) error {
-	if len(ids) == 0 {
-		return nil
-	}
-	args := idArgs([]any{owner}, pad(ids))
-	_, err := s.exec(ctx, `UPDATE notices SET lease_owner = '', lease_until = 0 WHERE lease_owner = $1 AND message_id IN (`+inList(2, len(args)-1)+`)`, args...)
-	if err != nil {
-		return fmt.Errorf("store: release notices: %w", err)
+	// A statement for each releaseChunk: after an XMPP outage the router
+	// gives back every handed notice it held, up to 65,536.
+	for chunk := range slices.Chunk(ids, releaseChunk) {
+		args := idArgs([]any{owner}, pad(chunk))
+		_, err := s.exec(ctx, `UPDATE notices SET lease_owner = '', lease_until = 0 WHERE lease_owner = $1 AND message_id IN (`+inList(2, len(args)-1)+`)`, args...)
+		if err != nil {
+			return fmt.Errorf("store: release notices: %w", err)
+		}
 	}
 	return nil
 }
+
+// releaseChunk is how many notices one statement of ReleaseNotices gives
+// back.
+const releaseChunk = 4096
 
 // Failure is a message that failed, for operators.
 type Failure struct {

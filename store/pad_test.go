@@ -47,3 +47,14 @@ func BenchmarkPlaceholders(b *testing.B) {
 		_ = valuesList(512, 6)
 	}
 }
+
+// TestArgsFit: a statement with more arguments than SQLite takes is
+// refused before the driver sees it.
+func TestArgsFit(t *testing.T) {
+	if err := argsFit(make([]any, maxArgs)); err != nil {
+		t.Errorf("%d arguments: %v", maxArgs, err)
+	}
+	if err := argsFit(make([]any, maxArgs+1)); err == nil {
+		t.Errorf("%d arguments: no error", maxArgs+1)
+	}
+}

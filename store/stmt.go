@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -71,6 +72,9 @@ func (c *stmts) get(db *sql.DB, q string) *sql.Stmt {
 }
 
 func (s *Store) txExec(ctx context.Context, tx *sql.Tx, q string, args ...any) (sql.Result, error) {
+	if err := argsFit(args); err != nil {
+		return nil, err
+	}
 	q, args = s.positional(q, args)
 	if st := s.cachedStmt(q); st != nil {
 		return tx.StmtContext(ctx, st).ExecContext(ctx, args...)
@@ -87,6 +91,9 @@ func (s *Store) txQueryRow(ctx context.Context, tx *sql.Tx, q string, args ...an
 }
 
 func (s *Store) txQuery(ctx context.Context, tx *sql.Tx, q string, args ...any) (*sql.Rows, error) {
+	if err := argsFit(args); err != nil {
+		return nil, err
+	}
 	q, args = s.positional(q, args)
 	if st := s.cachedStmt(q); st != nil {
 		return tx.StmtContext(ctx, st).QueryContext(ctx, args...)
@@ -109,6 +116,9 @@ func (s *Store) queryRow(ctx context.Context, q string, args ...any) *sql.Row {
 // query runs a read outside a transaction, on the read handle, through the
 // statement cache.
 func (s *Store) query(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	if err := argsFit(args); err != nil {
+		return nil, err
+	}
 	q, args = s.positional(q, args)
 	if s.dialect == sqlite {
 		if st := s.rstmts.get(s.rdb, q); st != nil {
@@ -132,11 +142,28 @@ func (s *Store) writerQuery(ctx context.Context, q string, args ...any) (*sql.Ro
 // exec runs a write outside a transaction on the writer's handle, through
 // the statement cache.
 func (s *Store) exec(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	if err := argsFit(args); err != nil {
+		return nil, err
+	}
 	q, args = s.positional(q, args)
 	if st := s.cachedStmt(q); st != nil {
 		return st.ExecContext(ctx, args...)
 	}
 	return s.db.ExecContext(ctx, q, args...)
+}
+
+// maxArgs is the most arguments a statement may have: SQLite's limit
+// (SQLITE_MAX_VARIABLE_NUMBER); PostgreSQL's is 65,535.
+const maxArgs = 32766
+
+// argsFit refuses a statement with more arguments than both engines take,
+// before the driver sees it: lib/pq, given more than 65,535, leaves its
+// connection unusable for every statement after.
+func argsFit(args []any) error {
+	if len(args) > maxArgs {
+		return fmt.Errorf("store: a statement with %d arguments (at most %d)", len(args), maxArgs)
+	}
+	return nil
 }
 
 // close waits for background preparations and closes the statements.
