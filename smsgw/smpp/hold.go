@@ -108,11 +108,15 @@ func (hs *Holds) admit(log zerolog.Logger, k pair, d *Deliver) bool {
 	}
 	hs.mu.Lock()
 	defer hs.mu.Unlock()
+	now := hs.clock()
+	// A pair whose wait ran out is let go when it writes again, or here:
+	// else one phone that never did would keep every message of every
+	// phone on this path, under the lock.
+	hs.sweep(log, now)
 	h := hs.held[k]
 	if h == nil || d.arrival < h.refused[0].arrival {
 		return true
 	}
-	now := hs.clock()
 	if now.After(h.until) {
 		hs.letGo(log, k, h, now)
 		return true

@@ -398,3 +398,30 @@ func TestDigest(t *testing.T) {
 		}
 	}
 }
+
+// TestHoldsSwept: a held pair whose wait ran out is let go within a second
+// of the next message from any phone, so the others go back to the path
+// without the lock.
+func TestHoldsSwept(t *testing.T) {
+	f := newFakeSMSC(t)
+	clk := newClock()
+	holds := &Holds{Wait: time.Minute, now: clk.now}
+	ph := &phone{refuse: func(key string, call int) bool { return key == alice+":1" && call == 1 }}
+	h := startClient(t, f, func(c *Config) {
+		c.Handler = ph
+		c.Holds = holds
+	})
+	p := f.acceptBound()
+	h.waitBound(t)
+
+	var seq uint32
+	play(t, p, &seq, []step{{src: alice, text: "1", want: StatusRxTAppn}}) // alice never writes again
+	if n := holds.count.Load(); n != 1 {
+		t.Fatalf("%d pairs held, want 1", n)
+	}
+	clk.add(61 * time.Second)
+	play(t, p, &seq, []step{{src: bob, text: "a", want: StatusOK}})
+	if n := holds.count.Load(); n != 0 {
+		t.Fatalf("%d pairs held after alice's wait ran out, want 0", n)
+	}
+}
