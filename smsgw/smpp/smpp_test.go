@@ -1229,7 +1229,9 @@ func TestSubmitUnterminatedMessageID(t *testing.T) {
 // the backoff keeps doubling up to ReconnectMax, and goes back to
 // ReconnectMin only after a session that stayed up ReconnectMax.
 func TestReconnectBackoffAfterShortSessions(t *testing.T) {
-	const minWait, maxWait = 10 * time.Millisecond, 200 * time.Millisecond
+	// maxWait leaves a dropped session most of a second to be dropped
+	// in, on a loaded machine, before it would count as one that stayed up.
+	const minWait, maxWait = 10 * time.Millisecond, time.Second
 	const ended = "smpp session ended"
 	f := newFakeSMSC(t)
 	logs := testenv.NewLogs(t)
@@ -1251,7 +1253,7 @@ func TestReconnectBackoffAfterShortSessions(t *testing.T) {
 		// jitter waits in [backoff/2, backoff], logged rounded to 1ms.
 		return d >= backoff/2-time.Millisecond && d <= backoff+time.Millisecond
 	}
-	for _, backoff := range []time.Duration{minWait, 2 * minWait, 4 * minWait, 8 * minWait, 16 * minWait, maxWait, maxWait} {
+	for _, backoff := range []time.Duration{minWait, 2 * minWait, 4 * minWait, 8 * minWait, 16 * minWait, 32 * minWait, 64 * minWait, maxWait, maxWait} {
 		p := f.acceptBound()
 		h.expectState(t, true)
 		p.send(raw(cmdUnbind, 0, 1))
@@ -1404,7 +1406,9 @@ func TestGenericNackSeqZero(t *testing.T) {
 // throttled again and ends with one accepted; submits waiting for it keep
 // their ctx and SendBy. The episode is logged once.
 func TestThrottlingPausesSubmits(t *testing.T) {
-	const pause = 200 * time.Millisecond
+	// The checks inside the pause need the client to come to them within
+	// three quarters of it: a second, for a loaded machine.
+	const pause = time.Second
 	const paused, over = "smpp: SMSC throttling (ESME_RTHROTTLED); submits on this bind paused", "smpp: SMSC throttling over; submits on this bind resumed"
 	f := newFakeSMSC(t)
 	logs := testenv.NewLogs(t)
