@@ -22,6 +22,8 @@ const (
 	nsChatStates = "http://jabber.org/protocol/chatstates" // XEP-0085
 	nsMarkers    = "urn:xmpp:chat-markers:0"               // XEP-0333
 	nsReactions  = "urn:xmpp:reactions:0"                  // XEP-0444
+	nsReply      = "urn:xmpp:reply:0"                      // XEP-0461
+	nsFallback   = "urn:xmpp:fallback:0"                   // XEP-0428
 )
 
 // Namespaces of content an SMS cannot carry (see unsendable).
@@ -83,6 +85,9 @@ func smsText(s *inStanza) string {
 		return router.ReactionText(r.Emojis, "")
 	}
 	body := s.text()
+	if quote, reply, ok := replyOf(s, body); ok {
+		body = router.ReplyText(quote, reply)
+	}
 	if strings.TrimSpace(body) == "" {
 		body = ""
 	}
@@ -151,6 +156,48 @@ func smsText(s *inStanza) string {
 		text = "Correction: " + text
 	}
 	return text
+}
+
+// replyOf splits the body of a reply (XEP-0461) into the quote of the
+// message replied to, which the client wrote into the body as a fallback
+// (XEP-0428: "> " lines, at the range it names, counted in code points per
+// XEP-0426), and the reply itself. ok is false for a message that is no
+// reply or whose fallback range does not fit its body: then the body goes
+// as it is.
+func replyOf(s *inStanza, body string) (quote, reply string, ok bool) {
+	replying := false
+	start, end := -1, -1
+	for _, e := range s.Payload {
+		switch {
+		case e.XMLName.Space == nsReply && e.XMLName.Local == "reply":
+			replying = true
+		case e.XMLName.Space == nsFallback && e.XMLName.Local == "fallback":
+			var v struct {
+				For  string `xml:"for,attr"`
+				Body []struct {
+					Start *int `xml:"start,attr"`
+					End   *int `xml:"end,attr"`
+				} `xml:"body"`
+			}
+			if e.decode(&v) != nil || v.For != nsReply || len(v.Body) != 1 || v.Body[0].Start == nil || v.Body[0].End == nil {
+				continue
+			}
+			start, end = *v.Body[0].Start, *v.Body[0].End
+		}
+	}
+	runes := []rune(body)
+	if !replying || start < 0 || end <= start || end > len(runes) {
+		return "", "", false
+	}
+	var lines []string
+	for _, l := range strings.Split(string(runes[start:end]), "\n") {
+		l = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(l), ">"))
+		if l != "" {
+			lines = append(lines, l)
+		}
+	}
+	reply = strings.TrimSpace(string(runes[:start]) + string(runes[end:]))
+	return strings.Join(lines, " "), reply, reply != ""
 }
 
 // reactionOf returns the message's reactions (XEP-0444), or nil.

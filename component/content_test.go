@@ -2,6 +2,7 @@ package component
 
 import (
 	"encoding/xml"
+	"fmt"
 	"testing"
 )
 
@@ -75,6 +76,45 @@ func BenchmarkParseSender(b *testing.B) {
 	for b.Loop() {
 		if _, err := parseSender("alice@example.com/phone-ab12"); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// TestReplyText: a reply's SMS quotes the start of the message replied to,
+// not the whole quote the client put in its body; a fallback range that
+// does not fit the body, or no reply element, leaves the body as it is.
+func TestReplyText(t *testing.T) {
+	quoted := "> Running late, see you at the station in twenty minutes or so\n"
+	n := len([]rune(quoted))
+	for _, tc := range []struct{ name, in, want string }{
+		{"reply",
+			`<message><reply xmlns='urn:xmpp:reply:0' to='+12015550199@sms.example.com' id='sms-5'/>` +
+				`<fallback xmlns='urn:xmpp:fallback:0' for='urn:xmpp:reply:0'><body start='0' end='` + fmt.Sprint(n) + `'/></fallback>` +
+				`<body>` + quoted + `On my way</body></message>`,
+			"Reply to “Running late, see you at the station in…”: On my way"},
+		{"quote of two lines, with a name, after the text",
+			`<message><reply xmlns='urn:xmpp:reply:0' id='x'/><fallback xmlns='urn:xmpp:fallback:0' for='urn:xmpp:reply:0'><body start='3' end='19'/></fallback>` +
+				`<body>Ok ` + "> Bob:\n> at 8 ü\n" + `</body></message>`,
+			"Reply to “Bob: at 8 ü”: Ok"},
+		{"range past the body",
+			`<message><reply xmlns='urn:xmpp:reply:0' id='x'/><fallback xmlns='urn:xmpp:fallback:0' for='urn:xmpp:reply:0'><body start='0' end='99'/></fallback><body>&gt; hi
+yes</body></message>`,
+			"> hi\nyes"},
+		{"no reply element",
+			`<message><fallback xmlns='urn:xmpp:fallback:0' for='urn:xmpp:reply:0'><body start='0' end='5'/></fallback><body>&gt; hi
+yes</body></message>`,
+			"> hi\nyes"},
+		{"a fallback for something else",
+			`<message><reply xmlns='urn:xmpp:reply:0' id='x'/><fallback xmlns='urn:xmpp:fallback:0' for='urn:xmpp:other:0'><body start='0' end='5'/></fallback><body>&gt; hi
+yes</body></message>`,
+			"> hi\nyes"},
+	} {
+		var s inStanza
+		if err := xml.Unmarshal([]byte(tc.in), &s); err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if got := smsText(&s); got != tc.want {
+			t.Errorf("%s: SMS %q, want %q", tc.name, got, tc.want)
 		}
 	}
 }

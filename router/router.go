@@ -281,6 +281,16 @@ type Reaction struct {
 	Emojis []string // at least one, for an SMS
 }
 
+// ReplyText is how an SMS carries a reply (XEP-0461): the start of the
+// message replied to, then the reply, "Reply to “See you at 8”: On my way"
+// — not the whole quote the client put in the body, which would cost parts.
+func ReplyText(quote, reply string) string {
+	if q := quoteStart(quote, reactionQuote); q != "" {
+		return "Reply to “" + q + "”: " + reply
+	}
+	return reply
+}
+
 // ReactionText is how an SMS carries reactions, the way phones write them:
 // "Reacted 👍 to “See you at 8”"; without the quote when quote is "".
 func ReactionText(emojis []string, quote string) string {

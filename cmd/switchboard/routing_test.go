@@ -237,6 +237,8 @@ func TestRichContentAsSMS(t *testing.T) {
 		{`<geoloc xmlns='http://jabber.org/protocol/geoloc'><lat>40.7128</lat><lon>-74.006</lon></geoloc>`, "geo:40.7128,-74.006 https://www.openstreetmap.org/?mlat=40.7128&mlon=-74.006"},
 		{`<x xmlns='http://jabber.org/protocol/rosterx'><item action='add' jid='+12015550177@` + s.prosody.Component + `' name='Dana'/></x>`, "Contact Dana: +12015550177"},
 		{`<body>fixed text</body><replace xmlns='urn:xmpp:message-correct:0' id='x1'/>`, "Correction: fixed text"},
+		{`<reply xmlns='urn:xmpp:reply:0' id='sms-1'/><fallback xmlns='urn:xmpp:fallback:0' for='urn:xmpp:reply:0'><body start='0' end='14'/></fallback>` +
+			"<body>&gt; hello there\nsure</body>", "Reply to “hello there”: sure"},
 	} {
 		n := len(s.smsc.Messages())
 		must(t, a.Send(ctx, fmt.Sprintf(`<message to='%s' type='chat'>%s</message>`, to, tc.stanza)))
