@@ -14,6 +14,7 @@ import (
 	"switchboard/smsgw/coding"
 	"switchboard/smsgw/smsc"
 	"switchboard/store"
+	"switchboard/store/storetest"
 )
 
 // startSim starts an SMSC simulator with cfg (its logger set), closed when
@@ -82,7 +83,7 @@ const noIDWarning = "the SMSC accepts messages without a message_id: their recei
 // message ends as sent, unconfirmed, when its wait for receipts ends. The
 // gateway warns once for the SMSC, not once per message.
 func TestNoMessageID(t *testing.T) {
-	engines(t, func(t *testing.T, st *store.Store) {
+	storetest.Engines(t, func(t *testing.T, st *store.Store) {
 		ctx := context.Background()
 		sim, addr := startSim(t, smsc.Config{NoMessageID: true})
 		logs := testenv.NewLogs(t)
@@ -132,7 +133,7 @@ func TestNoMessageID(t *testing.T) {
 // the message waiting; the failure that comes then fails it, and a
 // DELIVRD after that changes nothing (a final state is final).
 func TestReceiptsThatDecideNothing(t *testing.T) {
-	engines(t, func(t *testing.T, st *store.Store) {
+	storetest.Engines(t, func(t *testing.T, st *store.Store) {
 		ctx := context.Background()
 		sim, addr := startSim(t, smsc.Config{Outcome: smsc.OutcomeNone, IDFormat: smsc.IDDecimal})
 		g := startSimGateway(t, st, addr, coding.GSM, 0)
@@ -195,7 +196,7 @@ func TestBusyAndBindStatus(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel() // each waits out the gateway's and the bind's backoffs
-			engines(t, func(t *testing.T, st *store.Store) {
+			storetest.Engines(t, func(t *testing.T, st *store.Store) {
 				var refused atomic.Int32
 				sim, addr := startSim(t, smsc.Config{SubmitStatus: func(*smsc.Message) uint32 {
 					if tc.refusals < 0 || refused.Add(1) <= tc.refusals {

@@ -19,20 +19,6 @@ import (
 
 func TestMain(m *testing.M) { testenv.Main(m) }
 
-// engines runs f against a store on a fresh SQLite file and on a fresh
-// PostgreSQL database.
-func engines(t *testing.T, f func(t *testing.T, st *store.Store)) {
-	t.Run("sqlite", func(t *testing.T) { f(t, storetest.SQLite(t)) })
-	t.Run("postgres", func(t *testing.T) {
-		st, err := store.Open(context.Background(), testenv.StartPostgres(t))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { st.Close() })
-		f(t, st)
-	})
-}
-
 // simGateway is a gateway of one SMSC, whose data coding 0 is alphabet,
 // bound to sim until the test ends or stop is called.
 type simGateway struct {
@@ -103,7 +89,7 @@ func TestAlphabetChangedWhileQueued(t *testing.T) {
 			failed: "it would now take 3 SMS, and at most 2 are allowed"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			engines(t, func(t *testing.T, st *store.Store) {
+			storetest.Engines(t, func(t *testing.T, st *store.Store) {
 				ctx := context.Background()
 				sim := smsc.NewServer(smsc.Config{Logger: zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel)})
 				addr, err := sim.Start("")
