@@ -1085,6 +1085,11 @@ func transcripts() []transcript {
 			in:   `<iq type='get' id='i41' from='alice@example.com/r' to='abc@sms.example.com'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>`,
 			want: []want{iqError("abc@sms.example.com", testAlice, "i41", "modify", "jid-malformed", "not a phone number")},
 		},
+		{
+			name: "OTR query (Off-the-Record has no element of its own)",
+			in:   `<message from='alice@example.com/r' to='+12015550123@sms.example.com' id='e9' type='chat'><body>?OTRv23? alice has requested an Off-the-Record private conversation.</body></message>`,
+			want: []want{msgError(testNumber, testAlice, "e9", "modify", "not-acceptable", "end-to-end encrypted")},
+		},
 	}
 }
 

@@ -50,11 +50,15 @@ const (
 //     message would go;
 //   - a retraction: an SMS cannot be taken back.
 func unsendable(s *inStanza) (stanza.Error, bool) {
+	if strings.HasPrefix(s.text(), "?OTR") {
+		// Off-the-Record (no element of its own): a query ("?OTRv23?")
+		// or an encrypted message ("?OTR:").
+		return encryptedErr, true
+	}
 	for _, e := range s.Payload {
 		switch e.XMLName.Space {
 		case nsOMEMOLegacy, nsOMEMO1, nsOMEMO2, nsOpenPGP, nsLegacyPGP, nsEME:
-			return errText(stanza.Modify, stanza.NotAcceptable,
-				"An SMS cannot carry an end-to-end encrypted message: turn encryption off for this contact and send it again."), true
+			return encryptedErr, true
 		case nsRetract0, nsRetract1:
 			return retractErr, true
 		case nsFasten:
@@ -68,6 +72,9 @@ func unsendable(s *inStanza) (stanza.Error, bool) {
 	}
 	return stanza.Error{}, false
 }
+
+var encryptedErr = errText(stanza.Modify, stanza.NotAcceptable,
+	"An SMS cannot carry an end-to-end encrypted message: turn encryption off for this contact and send it again.")
 
 var retractErr = errText(stanza.Cancel, stanza.FeatureNotImplemented,
 	"A message through the SMS gateway cannot be retracted: an SMS cannot be taken back once sent.")
