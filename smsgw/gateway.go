@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -490,15 +489,6 @@ func (g *Gateway) submit(ctx context.Context, m *store.Outbound) {
 	}
 	plan := g.planAlphabet(m.Dest)
 	unwritable := "the text could not be encoded as SMS"
-	if _, n := plan.Count(m.Body); n != m.Parts {
-		var ok bool
-		if plan, ok = g.replan(bg, m, plan, n); !ok {
-			return
-		}
-		if len(m.Done) > 0 {
-			unwritable = "part of it was sent before the SMSC's alphabet changed, and the rest cannot be sent in the same parts"
-		}
-	}
 	// The concatenation reference: 8 bits (IE 0x00; every handset joins
 	// those, not all the 16-bit IE 0x08), and the message id's low byte, so
 	// that a part sent again after a restart or by another instance
@@ -508,6 +498,19 @@ func (g *Gateway) submit(ctx context.Context, m *store.Outbound) {
 	// pair's other messages in flight would have to be stored with the
 	// message (a column and a read per long message) and is not.
 	dc, parts, err := plan.Segment(m.Body, uint8(m.ID), 255)
+	if err == nil && len(parts) != m.Parts {
+		was := plan
+		var ok bool
+		if plan, ok = g.replan(bg, m, plan, len(parts)); !ok {
+			return
+		}
+		if len(m.Done) > 0 {
+			unwritable = "part of it was sent before the SMSC's alphabet changed, and the rest cannot be sent in the same parts"
+		}
+		if plan != was {
+			dc, parts, err = plan.Segment(m.Body, uint8(m.ID), 255)
+		}
+	}
 	if err != nil || len(parts) != m.Parts {
 		g.fail(bg, m, "the text could not be encoded as SMS")
 		return
@@ -583,17 +586,19 @@ func (g *Gateway) submit(ctx context.Context, m *store.Outbound) {
 // The error is logged.
 func (g *Gateway) record(ctx context.Context, claimed time.Time, m *store.Outbound, seq int, smsc, id string) (final bool, err error) {
 	bg := context.WithoutCancel(ctx)
+	none := []string{noID(m.ID, seq)}
 	forms := dlr.IDForms(id)
-	if len(forms) == 0 {
+	given := len(forms) > 0
+	if !given {
 		if _, warned := g.noIDs.LoadOrStore(smsc, true); !warned {
 			g.log.Warn().Str("smsc", smsc).Msg("the SMSC accepts messages without a message_id: their receipts cannot be matched, so they end as sent after sms.receipt_wait, their delivery not confirmed")
 		}
-		forms = noID(m.ID, seq)
+		forms = none
 	}
 	final, err = g.outbox.PartSubmitted(bg, m.ID, seq, smsc, forms)
-	if errors.Is(err, store.ErrInvalid) && !slices.Equal(forms, noID(m.ID, seq)) {
+	if errors.Is(err, store.ErrInvalid) && given {
 		g.log.Error().Int64("msg", m.ID).Int("part", seq).Err(err).Str("smsc_id", id).Msg("the store refused the SMSC id; recorded as none, so the part is not sent again")
-		forms = noID(m.ID, seq)
+		forms = none
 		final, err = g.outbox.PartSubmitted(bg, m.ID, seq, smsc, forms)
 	}
 	// A store outage must not make the SMSC send the part again. Keep
@@ -629,8 +634,8 @@ func outage(err error) bool {
 // gave none: unique, and matched by no receipt. Receipts are matched by
 // the forms dlr.IDForms gives, which, for an id of 64 characters or
 // fewer, are in lower case; this one is shorter, with upper case letters.
-func noID(msg int64, seq int) []string {
-	return []string{"NOID/" + strconv.FormatInt(msg, 10) + "/" + strconv.Itoa(seq)}
+func noID(msg int64, seq int) string {
+	return "NOID/" + strconv.FormatInt(msg, 10) + "/" + strconv.Itoa(seq)
 }
 
 // replan deals with a message whose text takes n parts as the gateway
