@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"switchboard/smsgw/dlr"
 )
 
 const maxSeq = 0x7FFFFFFF
@@ -547,17 +549,7 @@ func (s *session) worker() {
 // receipted_message_id TLV.
 func isReceipt(d *Deliver) bool {
 	_, tlv := d.TLVs[0x001E]
-	return tlv || receiptClass(d.ESMClass)
-}
-
-// receiptClass tells whether esm_class marks a delivery receipt or an
-// acknowledgement (SMPP 3.4 §5.2.12), as package dlr reads it.
-func receiptClass(esm byte) bool {
-	switch esm & 0x3C {
-	case 0x04, 0x08, 0x10, 0x20:
-		return true
-	}
-	return false
+	return tlv || dlr.IsReceipt(d.ESMClass)
 }
 
 // pair is the source and destination addresses of an inbound PDU.
