@@ -81,9 +81,10 @@ var retractErr = errText(stanza.Cancel, stanza.FeatureNotImplemented,
 
 // smsText is the text an SMS carries for a message: the body, with out-of-
 // band links, locations and shared contacts written out, and corrections
-// marked. "" means the stanza has nothing to send as SMS.
-func smsText(s *inStanza) string {
-	if r := reactionOf(s); r != nil {
+// marked. "" means the stanza has nothing to send as SMS. r is the
+// message's reactions (reactionOf), if any.
+func smsText(s *inStanza, r *router.Reaction) string {
+	if r != nil {
 		// Whatever fallback body a client added: the router quotes the
 		// message reacted to, as phones write a reaction in an SMS.
 		if len(r.Emojis) == 0 {

@@ -113,7 +113,7 @@ yes</body></message>`,
 		if err := xml.Unmarshal([]byte(tc.in), &s); err != nil {
 			t.Fatalf("%s: %v", tc.name, err)
 		}
-		if got := smsText(&s); got != tc.want {
+		if got := smsText(&s, reactionOf(&s)); got != tc.want {
 			t.Errorf("%s: SMS %q, want %q", tc.name, got, tc.want)
 		}
 	}

@@ -260,13 +260,14 @@ func (c *Component) handleMessage(ctx context.Context, s *inStanza) {
 		}
 		return
 	}
+	react := reactionOf(s)
 	err = c.router.Outbound(ctx, router.Message{
 		From:        from,
 		To:          to,
 		ID:          s.ID,
 		Body:        s.text(),
-		SMSText:     smsText(s),
-		Reaction:    reactionOf(s),
+		SMSText:     smsText(s, react),
+		Reaction:    react,
 		Payload:     payloadXML(s),
 		WantReceipt: s.Request != nil,
 	})
