@@ -277,6 +277,25 @@ var migrations = []string{
 		name    TEXT PRIMARY KEY,
 		seen_at BIGINT NOT NULL
 	)`,
+	// Answers from the form of a number the user wrote to. A number has
+	// several JIDs (12015550123@, +1-201-555-0123@, a national number);
+	// clients show each as a conversation of its own, so a receipt, an
+	// error or a reply from the international form, to a user who wrote
+	// to another, came into a conversation they never opened. A message
+	// keeps the localpart it was written to, or from a phone was sent
+	// from, in peer_local ('' the international form, as for every message
+	// before: the common case writes nothing more). peer_forms holds, for
+	// a user and a number, the form they last wrote to it in, only when
+	// that is not the international one: a row is written when the form
+	// changes and deleted when they write to the international form
+	// again, and a phone's message is stored with it (see AcceptInbound).
+	`ALTER TABLE messages ADD COLUMN peer_local TEXT NOT NULL DEFAULT '';
+	CREATE TABLE peer_forms (
+		user_bare TEXT NOT NULL,
+		number    TEXT NOT NULL,
+		local     TEXT NOT NULL,
+		PRIMARY KEY (user_bare, number)
+	)`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {
