@@ -55,7 +55,9 @@ func bindTx(ctx context.Context, tx *sql.Tx, number, jid, method string, now int
 	if _, err := tx.ExecContext(ctx, `DELETE FROM bindings WHERE number = $1 OR jid = $2`, number, jid); err != nil {
 		return "", err
 	}
-	_, err = tx.ExecContext(ctx, `INSERT INTO bindings (number, jid, method, verified_at) VALUES ($1, $2, $3, $4)`,
+	// The forms jid wrote numbers in outlive its bindings (see Routing.Forms).
+	_, err = tx.ExecContext(ctx, `INSERT INTO bindings (number, jid, method, verified_at, forms)
+		VALUES ($1, $2, $3, $4, CASE WHEN EXISTS (SELECT 1 FROM peer_forms WHERE user_bare = $2) THEN 1 ELSE 0 END)`,
 		number, jid, method, now)
 	return previous, err
 }
@@ -144,10 +146,10 @@ type Form struct{ User, Number string }
 
 // RoutingOf looks up the Routing of the senders jids (bare) and the numbers
 // dests, in one statement on the read handle: on PostgreSQL one round trip
-// instead of four for every batch the router stores. The forms are read
-// from peer_forms by its key, which holds only pairs whose user wrote in
-// another form than the international one: in the common case, an index
-// probe per sender and owner that finds nothing.
+// instead of three for every batch the router stores. Forms are read in a
+// second statement, only for the senders and owners whose binding is marked
+// (bindings.forms: they have written a number in another form than the
+// international one): in the common case, not at all.
 func (s *Store) RoutingOf(ctx context.Context, jids, dests []string) (Routing, error) {
 	const most = 512
 	if len(jids) == 0 || len(dests) == 0 || len(jids) > most || len(dests) > most {
@@ -157,42 +159,48 @@ func (s *Store) RoutingOf(ctx context.Context, jids, dests []string) (Routing, e
 		Forms: make(map[Form]string)}
 	// Padded, so a few prepared statements serve every batch size.
 	pj, pd := pad(jids), pad(dests)
-	j1, d1 := inList(1, len(pj)), inList(1+len(pj), len(pd))
-	j2, j3 := inList(1+len(pj)+len(pd), len(pj)), inList(1+2*len(pj)+len(pd), len(pj))
-	d2 := inList(1+3*len(pj)+len(pd), len(pd))
-	args := strArgs(strArgs(strArgs(strArgs(strArgs(make([]any, 0, 3*len(pj)+2*len(pd)), pj), pd), pj), pj), pd)
-	rows, err := s.query(ctx, `SELECT 'n', jid, number, '', 0, 0 FROM bindings WHERE jid IN (`+j1+`)
-		UNION ALL SELECT 'o', number, jid, '', 0, 0 FROM bindings WHERE number IN (`+d1+`)
-		UNION ALL SELECT 's', jid, '', '', fallback, fallback_after FROM user_settings WHERE jid IN (`+j2+`)
-		UNION ALL SELECT 'f', user_bare, number, local, 0, 0 FROM peer_forms WHERE user_bare IN (`+j3+`)
-		UNION ALL SELECT 'f', f.user_bare, f.number, f.local, 0, 0 FROM bindings b JOIN peer_forms f ON f.user_bare = b.jid
-			WHERE b.number IN (`+d2+`)`, args...)
+	j1, d1, j2 := inList(1, len(pj)), inList(1+len(pj), len(pd)), inList(1+len(pj)+len(pd), len(pj))
+	args := strArgs(strArgs(strArgs(make([]any, 0, 2*len(pj)+len(pd)), pj), pd), pj)
+	rows, err := s.query(ctx, `SELECT 'n', jid, number, forms, 0 FROM bindings WHERE jid IN (`+j1+`)
+		UNION ALL SELECT 'o', number, jid, forms, 0 FROM bindings WHERE number IN (`+d1+`)
+		UNION ALL SELECT 's', jid, '', fallback, fallback_after FROM user_settings WHERE jid IN (`+j2+`)`, args...)
 	if err != nil {
 		return Routing{}, fmt.Errorf("store: routing: %w", err)
 	}
 	defer rows.Close()
+	var withForms []string // users who wrote some number in another form
 	for rows.Next() {
 		var (
-			kind, k, v, local string
-			fb                int
-			after             int64
+			kind, k, v string
+			fb         int
+			after      int64
 		)
-		if err := rows.Scan(&kind, &k, &v, &local, &fb, &after); err != nil {
+		if err := rows.Scan(&kind, &k, &v, &fb, &after); err != nil {
 			return Routing{}, fmt.Errorf("store: routing: %w", err)
 		}
 		switch kind {
 		case "n":
 			r.Numbers[k] = v
+			if fb != 0 {
+				withForms = append(withForms, k)
+			}
 		case "o":
 			r.Owners[k] = v
+			if fb != 0 {
+				withForms = append(withForms, v)
+			}
 		case "s":
 			r.Settings[k] = storedSettings(fb, after)
-		case "f":
-			r.Forms[Form{k, v}] = local
 		}
 	}
 	if err := rows.Err(); err != nil {
 		return Routing{}, fmt.Errorf("store: routing: %w", err)
+	}
+	if len(withForms) > 0 {
+		slices.Sort(withForms)
+		if r.Forms, err = s.formsOf(ctx, slices.Compact(withForms)); err != nil {
+			return Routing{}, err
+		}
 	}
 	return r, nil
 }

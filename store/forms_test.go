@@ -82,6 +82,13 @@ func TestPeerForms(t *testing.T) {
 		if got := forms([]string{carol}, []string{phone}); len(got) != 1 {
 			t.Fatalf("carol's forms, to a number nobody has = %v, want hers only", got)
 		}
+		// A new binding keeps them.
+		if _, err := s.Bind(ctx, aliceNum, alice, "sms"); err != nil {
+			t.Fatal(err)
+		}
+		if got := forms([]string{alice}, []string{carolNum}); !maps.Equal(got, want) {
+			t.Fatalf("forms after binding again = %v, want %v", got, want)
+		}
 
 		// A failure's notice, claimed, comes from the form written to.
 		if err := s.Fail(ctx, m1.ID, "no"); err != nil {

@@ -167,14 +167,22 @@ func (s *Store) setForms(ctx context.Context, tx *sql.Tx, msgs []*Outbound) erro
 		if !m.SetForm {
 			continue
 		}
-		var err error
+		// The user's binding is marked once they have a form recorded
+		// (bindings.forms), for RoutingOf.
+		user := bare(m.SenderJID)
 		if m.PeerLocal != "" {
-			_, err = s.txExec(ctx, tx, `INSERT INTO peer_forms (user_bare, number, local) VALUES ($1, $2, $3)
-				ON CONFLICT (user_bare, number) DO UPDATE SET local = excluded.local`, bare(m.SenderJID), m.Dest, m.PeerLocal)
-		} else {
-			_, err = s.txExec(ctx, tx, `DELETE FROM peer_forms WHERE user_bare = $1 AND number = $2`, bare(m.SenderJID), m.Dest)
+			if _, err := s.txExec(ctx, tx, `INSERT INTO peer_forms (user_bare, number, local) VALUES ($1, $2, $3)
+				ON CONFLICT (user_bare, number) DO UPDATE SET local = excluded.local`, user, m.Dest, m.PeerLocal); err != nil {
+				return err
+			}
+			if _, err := s.txExec(ctx, tx, `UPDATE bindings SET forms = 1 WHERE jid = $1 AND forms = 0`, user); err != nil {
+				return err
+			}
+			continue
 		}
-		if err != nil {
+		// The mark stays: cleared when the last form goes, it could be
+		// cleared, on PostgreSQL, beside another instance's new form.
+		if _, err := s.txExec(ctx, tx, `DELETE FROM peer_forms WHERE user_bare = $1 AND number = $2`, user, m.Dest); err != nil {
 			return err
 		}
 	}

@@ -289,13 +289,18 @@ var migrations = []string{
 	// that is not the international one: a row is written when the form
 	// changes and deleted when they write to the international form
 	// again, and a phone's message is stored with it (see AcceptInbound).
+	// bindings.forms is 1 once the user has had a row there (and set again
+	// from peer_forms when they bind a number): the routing of a batch
+	// reads their binding anyway, and reads peer_forms only for users so
+	// marked (see RoutingOf), so the common case costs no read.
 	`ALTER TABLE messages ADD COLUMN peer_local TEXT NOT NULL DEFAULT '';
 	CREATE TABLE peer_forms (
 		user_bare TEXT NOT NULL,
 		number    TEXT NOT NULL,
 		local     TEXT NOT NULL,
 		PRIMARY KEY (user_bare, number)
-	)`,
+	);
+	ALTER TABLE bindings ADD COLUMN forms SMALLINT NOT NULL DEFAULT 0`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {
