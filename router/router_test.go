@@ -905,4 +905,15 @@ func TestAnswersFromFormWrittenTo(t *testing.T) {
 	if s := f.x.next(t, "relay"); s.from != at("12015550100") || s.to != "bob@example.com" {
 		t.Fatalf("relay to bob %+v, want from %s", s, at("12015550100"))
 	}
+
+	// The notice that a relay went as SMS after all comes from the form
+	// written to.
+	f2 := setup(t, router.Config{FallbackAfter: 100 * time.Millisecond})
+	if err := f2.r.Outbound(ctx, router.Message{From: alice, To: numberJID("12015550101"), ID: "f1", Body: "are you there"}); err != nil {
+		t.Fatal(err)
+	}
+	f2.x.next(t, "relay")
+	if n := f2.x.next(t, "text"); !strings.Contains(n.text, "sent as SMS") || n.from != at("12015550101") {
+		t.Fatalf("fallback notice %+v, want from %s", n, at("12015550101"))
+	}
 }
