@@ -239,7 +239,11 @@ func (r *Router) available(user jid.JID, seen presenceSeen) (known, avail bool) 
 }
 
 func (r *Router) send(ctx context.Context, n store.Notice, seen presenceSeen) error {
-	peer, err := r.numberJID(n.PeerNumber)
+	local := n.PeerNumber
+	if n.PeerLocal != "" {
+		local = n.PeerLocal // the form of the number the user wrote to
+	}
+	peer, err := r.numberJID(local)
 	if err != nil {
 		// Not a number (an alphanumeric sender with characters a JID
 		// cannot hold): deliver from the component itself.

@@ -159,7 +159,11 @@ func (r *Router) fellBack(ctx context.Context, m *store.Outbound, why string) {
 	if err != nil {
 		return
 	}
-	peer, err := r.numberJID(m.Dest)
+	local := m.Dest
+	if m.PeerLocal != "" {
+		local = m.PeerLocal // the form of the number written to
+	}
+	peer, err := r.numberJID(local)
 	if err != nil {
 		return
 	}
@@ -268,13 +272,17 @@ func (r *Router) Bounce(ctx context.Context, from, to jid.JID, id string, payloa
 }
 
 // relayEnds returns who an answer about relayed message rel goes from (the
-// recipient's number JID) and to (the sender's full JID); ok is false when
-// either does not parse.
+// recipient's number JID, in the form the sender wrote to) and to (the
+// sender's full JID); ok is false when either does not parse.
 func (r *Router) relayEnds(rel store.Relay, recipientNumber string) (peer, sender jid.JID, ok bool) {
 	sender, err := jid.Parse(rel.SenderJID)
 	if err != nil {
 		return peer, sender, false
 	}
-	peer, err = r.numberJID(recipientNumber)
+	local := recipientNumber
+	if rel.PeerLocal != "" {
+		local = rel.PeerLocal
+	}
+	peer, err = r.numberJID(local)
 	return peer, sender, err == nil
 }

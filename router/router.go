@@ -350,9 +350,14 @@ func (r *Router) Outbound(ctx context.Context, m Message) error {
 	}
 	p := &pending{from: m.From, to: m.To, dest: dest, short: short, m: m}
 	if m.smsText() != "" {
+		var local string // the form of the number written to, when not dest
+		if l := m.To.Localpart(); l != dest {
+			local = l
+		}
 		p.msg = &store.Outbound{
 			SenderJID:   m.From.String(),
 			Dest:        dest,
+			PeerLocal:   local,
 			StanzaID:    m.ID,
 			WantReceipt: m.WantReceipt,
 			Body:        m.smsText(),
@@ -458,7 +463,10 @@ func (r *Router) storeBatch(ctx context.Context, batch []*pending) {
 		r.refuse(ctx, batch, "internal", internal)
 		return
 	}
-	numbers, owners, settings := routing.Numbers, routing.Owners, routing.Settings
+	numbers, owners, settings, forms := routing.Numbers, routing.Owners, routing.Settings, routing.Forms
+	if forms == nil {
+		forms = make(map[store.Form]string)
+	}
 	quota, err := r.newQuota(ctx, jids)
 	if err != nil {
 		r.log.Error().Err(err).Msg("counting SMS failed")
@@ -546,6 +554,16 @@ func (r *Router) storeBatch(ctx context.Context, batch []*pending) {
 				p.msg.FallbackAt = now.Add(after)
 			}
 		}
+		// The form of the number its sender last wrote to it in is
+		// recorded when it changes: most messages write nothing more.
+		if k := (store.Form{User: bare, Number: p.dest}); forms[k] != p.msg.PeerLocal {
+			p.msg.SetForm = true
+			if p.msg.PeerLocal == "" {
+				delete(forms, k)
+			} else {
+				forms[k] = p.msg.PeerLocal
+			}
+		}
 		accepted = append(accepted, p.msg)
 		acceptedP = append(acceptedP, p)
 		ok = append(ok, p)
@@ -595,7 +613,7 @@ func (r *Router) storeBatch(ctx context.Context, batch []*pending) {
 			r.log.Debug().Int64("msg", p.msg.ID).Str("stanza_id", p.msg.StanzaID).Int("parts", p.msg.Parts).Msg("accepted for SMS")
 			continue
 		}
-		r.relay(ctx, p, numbers[p.from.Bare().String()])
+		r.relay(ctx, p, numbers[p.from.Bare().String()], forms)
 	}
 	if len(handed) < nSMS {
 		r.cfg.WakeSMS()
@@ -664,8 +682,10 @@ func (r *Router) unreachable(owner string, st store.Settings, seen presenceSeen)
 }
 
 // relay sends a message over XMPP to the owner of its destination number,
-// from the sender's number JID. A failed send is left to the fallback timer.
-func (r *Router) relay(ctx context.Context, p *pending, senderNumber string) {
+// from the sender's number JID: the form of it the owner last wrote to it
+// in (forms), or else the international one. A failed send is left to the
+// fallback timer.
+func (r *Router) relay(ctx context.Context, p *pending, senderNumber string, forms map[store.Form]string) {
 	owner := p.owner
 	to, err := jid.Parse(owner)
 	if err != nil {
@@ -673,7 +693,11 @@ func (r *Router) relay(ctx context.Context, p *pending, senderNumber string) {
 		r.relayFailed(ctx, p)
 		return
 	}
-	from, err := r.numberJID(senderNumber)
+	local := senderNumber
+	if l := forms[store.Form{User: owner, Number: senderNumber}]; l != "" {
+		local = l
+	}
+	from, err := r.numberJID(local)
 	if err != nil {
 		r.log.Error().Err(err).Msg("sender number is not a localpart")
 		r.relayFailed(ctx, p)

@@ -825,3 +825,95 @@ func TestAnswerShortCode(t *testing.T) {
 		t.Fatalf("answer after the window: %+v", s)
 	}
 }
+
+// TestAnswersFromFormWrittenTo: a message written to another form of a
+// number than the international one (here the national one, in the
+// default region US) gets its receipt and its error from the JID written
+// to, and the phone's messages after it come from that JID too, until the
+// user writes to the international form again. A relay between users
+// comes from the form its recipient last wrote the sender's number in,
+// and its receipt from the form the sender wrote to.
+func TestAnswersFromFormWrittenTo(t *testing.T) {
+	f := setup(t, router.Config{})
+	ctx := context.Background()
+	const national = "2015550199"
+	at := func(local string) string { return local + "@sms.example.com" }
+	// send has alice's message id accepted and settled by a receipt with stat.
+	send := func(to, id, stat string) {
+		t.Helper()
+		if err := f.r.Outbound(ctx, router.Message{From: alice, To: numberJID(to), ID: id, Body: "hi " + id, WantReceipt: true}); err != nil {
+			t.Fatal(err)
+		}
+		msgs := f.queued(t)
+		if len(msgs) != 1 || msgs[0].Dest != phone {
+			t.Fatalf("queued %+v", msgs)
+		}
+		if _, err := f.st.PartSubmitted(ctx, msgs[0].ID, 1, "", []string{id}); err != nil {
+			t.Fatal(err)
+		}
+		if r, err := f.st.Receipt(ctx, "", []string{id}, stat, ""); err != nil || !r.Final {
+			t.Fatalf("Receipt = %+v, %v", r, err)
+		}
+		f.r.Wake()
+	}
+	reply := func(body string) sent {
+		t.Helper()
+		if err := f.r.Inbound(ctx, &store.Inbound{Source: phone, Dest: aliceNum, Body: body}); err != nil {
+			t.Fatal(err)
+		}
+		return f.x.next(t, "text")
+	}
+
+	send(national, "n1", "DELIVRD")
+	if s := f.x.next(t, "receipt"); s.from != at(national) || s.id != "n1" {
+		t.Fatalf("receipt %+v, want from %s", s, at(national))
+	}
+	send(national, "n2", "UNDELIV")
+	if s := f.x.next(t, "error"); s.from != at(national) || s.id != "n2" {
+		t.Fatalf("error %+v, want from %s", s, at(national))
+	}
+	if s := reply("hello"); s.from != at(national) || s.text != "hello" {
+		t.Fatalf("reply %+v, want from %s", s, at(national))
+	}
+	// Written to in the international form again: answers come from it.
+	send(phone, "n3", "DELIVRD")
+	if s := f.x.next(t, "receipt"); s.from != at(phone) || s.id != "n3" {
+		t.Fatalf("receipt %+v, want from %s", s, at(phone))
+	}
+	if s := reply("again"); s.from != at(phone) {
+		t.Fatalf("reply %+v, want from %s", s, at(phone))
+	}
+
+	// Bob writes to alice's number as 12015550100: alice's relay back to
+	// him comes from that JID; his receipt to her from the form she
+	// wrote to (the international one).
+	if err := f.r.Outbound(ctx, router.Message{From: bob, To: numberJID("12015550100"), ID: "b1", Body: "hi alice", WantReceipt: true}); err != nil {
+		t.Fatal(err)
+	}
+	if s := f.x.next(t, "relay"); s.from != at(bobNum) || s.to != "alice@example.com" {
+		t.Fatalf("relay to alice %+v", s)
+	}
+	if !f.r.Receipt(ctx, alice, numberJID(bobNum), "b1") {
+		t.Fatal("alice's receipt did not match")
+	}
+	if s := f.x.next(t, "receipt"); s.from != at("12015550100") || s.to != bob.String() {
+		t.Fatalf("receipt to bob %+v, want from %s", s, at("12015550100"))
+	}
+	if err := f.r.Outbound(ctx, router.Message{From: alice, To: numberJID(bobNum), ID: "a1", Body: "hi bob"}); err != nil {
+		t.Fatal(err)
+	}
+	if s := f.x.next(t, "relay"); s.from != at("12015550100") || s.to != "bob@example.com" {
+		t.Fatalf("relay to bob %+v, want from %s", s, at("12015550100"))
+	}
+
+	// The notice that a relay went as SMS after all comes from the form
+	// written to.
+	f2 := setup(t, router.Config{FallbackAfter: 100 * time.Millisecond})
+	if err := f2.r.Outbound(ctx, router.Message{From: alice, To: numberJID("12015550101"), ID: "f1", Body: "are you there"}); err != nil {
+		t.Fatal(err)
+	}
+	f2.x.next(t, "relay")
+	if n := f2.x.next(t, "text"); !strings.Contains(n.text, "sent as SMS") || n.from != at("12015550101") {
+		t.Fatalf("fallback notice %+v, want from %s", n, at("12015550101"))
+	}
+}

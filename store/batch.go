@@ -354,7 +354,7 @@ func (s *Store) loadOutcomes(ctx context.Context, tx *sql.Tx, ids []int64, rcptF
 		in = `= ANY(ARRAY(SELECT id FROM ids))`
 	}
 	q.WriteString(`)
-		SELECT 'm', id, state, parts, want_receipt, updated_at, direction, user_jid, user_number, peer_number, stanza_id, '', ''
+		SELECT 'm', id, state, parts, want_receipt, updated_at, direction, user_jid, user_number, peer_number, stanza_id, peer_local, ''
 		FROM messages WHERE id ` + in + `
 		UNION ALL SELECT 'p', message_id, state, seq, 0, updated_at, '', '', '', '', '', smsc_id, err
 		FROM parts WHERE message_id ` + in)
@@ -388,6 +388,7 @@ func (s *Store) loadOutcomes(ctx context.Context, tx *sql.Tx, ids []int64, rcptF
 		switch kind {
 		case "m":
 			nt.ID, nt.WantReceipt, nt.Route = id, want != 0, RouteSMS // outcomes are the SMS route's
+			nt.PeerLocal = smscID                                     // the column's, in a message's row
 			msgs[id] = &msgRow{state: state, parts: num, updated: at, notice: nt, recorded: make(map[int]*partRec, num)}
 		case "p":
 			parts = append(parts, &partRec{msg: id, seq: num, smscID: smscID, state: state, err: errText, updated: at})

@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 )
 
@@ -53,7 +55,9 @@ func bindTx(ctx context.Context, tx *sql.Tx, number, jid, method string, now int
 	if _, err := tx.ExecContext(ctx, `DELETE FROM bindings WHERE number = $1 OR jid = $2`, number, jid); err != nil {
 		return "", err
 	}
-	_, err = tx.ExecContext(ctx, `INSERT INTO bindings (number, jid, method, verified_at) VALUES ($1, $2, $3, $4)`,
+	// The forms jid wrote numbers in outlive its bindings (see Routing.Forms).
+	_, err = tx.ExecContext(ctx, `INSERT INTO bindings (number, jid, method, verified_at, forms)
+		VALUES ($1, $2, $3, $4, CASE WHEN EXISTS (SELECT 1 FROM peer_forms WHERE user_bare = $2) THEN 1 ELSE 0 END)`,
 		number, jid, method, now)
 	return previous, err
 }
@@ -123,33 +127,48 @@ func (s *Store) OwnersOf(ctx context.Context, numbers []string) (map[string]stri
 }
 
 // Routing is what routing a batch of messages needs: the numbers bound to
-// the senders, the owners of the destinations, the senders' settings.
+// the senders, the owners of the destinations, the senders' settings, and
+// the forms the senders and the owners last wrote numbers in.
 type Routing struct {
 	Numbers  map[string]string   // by bare JID
 	Owners   map[string]string   // by number
 	Settings map[string]Settings // by bare JID, for those that have any
+	// Forms holds, for the senders and the destinations' owners, the
+	// form (a JID's localpart) each last wrote a number in, where that
+	// was not the international one: what a new message changes (see
+	// Outbound.SetForm), and what a relay to an owner comes from.
+	Forms map[Form]string
 }
+
+// Form names a user (a bare JID) and a number, whose recorded form is the
+// localpart of the JID the user last wrote to the number at.
+type Form struct{ User, Number string }
 
 // RoutingOf looks up the Routing of the senders jids (bare) and the numbers
 // dests, in one statement on the read handle: on PostgreSQL one round trip
-// instead of three for every batch the router stores.
+// instead of three for every batch the router stores. Forms are read in a
+// second statement, only for the senders and owners whose binding is marked
+// (bindings.forms: they have written a number in another form than the
+// international one): in the common case, not at all.
 func (s *Store) RoutingOf(ctx context.Context, jids, dests []string) (Routing, error) {
 	const most = 512
 	if len(jids) == 0 || len(dests) == 0 || len(jids) > most || len(dests) > most {
 		return s.routingApart(ctx, jids, dests)
 	}
-	r := Routing{Numbers: make(map[string]string, len(jids)), Owners: make(map[string]string, len(dests)), Settings: make(map[string]Settings)}
+	r := Routing{Numbers: make(map[string]string, len(jids)), Owners: make(map[string]string, len(dests)), Settings: make(map[string]Settings),
+		Forms: make(map[Form]string)}
 	// Padded, so a few prepared statements serve every batch size.
 	pj, pd := pad(jids), pad(dests)
 	j1, d1, j2 := inList(1, len(pj)), inList(1+len(pj), len(pd)), inList(1+len(pj)+len(pd), len(pj))
 	args := strArgs(strArgs(strArgs(make([]any, 0, 2*len(pj)+len(pd)), pj), pd), pj)
-	rows, err := s.query(ctx, `SELECT 'n', jid, number, 0, 0 FROM bindings WHERE jid IN (`+j1+`)
-		UNION ALL SELECT 'o', number, jid, 0, 0 FROM bindings WHERE number IN (`+d1+`)
+	rows, err := s.query(ctx, `SELECT 'n', jid, number, forms, 0 FROM bindings WHERE jid IN (`+j1+`)
+		UNION ALL SELECT 'o', number, jid, forms, 0 FROM bindings WHERE number IN (`+d1+`)
 		UNION ALL SELECT 's', jid, '', fallback, fallback_after FROM user_settings WHERE jid IN (`+j2+`)`, args...)
 	if err != nil {
 		return Routing{}, fmt.Errorf("store: routing: %w", err)
 	}
 	defer rows.Close()
+	var withForms []string // users who wrote some number in another form
 	for rows.Next() {
 		var (
 			kind, k, v string
@@ -162,14 +181,26 @@ func (s *Store) RoutingOf(ctx context.Context, jids, dests []string) (Routing, e
 		switch kind {
 		case "n":
 			r.Numbers[k] = v
+			if fb != 0 {
+				withForms = append(withForms, k)
+			}
 		case "o":
 			r.Owners[k] = v
+			if fb != 0 {
+				withForms = append(withForms, v)
+			}
 		case "s":
 			r.Settings[k] = storedSettings(fb, after)
 		}
 	}
 	if err := rows.Err(); err != nil {
 		return Routing{}, fmt.Errorf("store: routing: %w", err)
+	}
+	if len(withForms) > 0 {
+		slices.Sort(withForms)
+		if r.Forms, err = s.formsOf(ctx, slices.Compact(withForms)); err != nil {
+			return Routing{}, err
+		}
 	}
 	return r, nil
 }
@@ -185,7 +216,37 @@ func (s *Store) routingApart(ctx context.Context, jids, dests []string) (r Routi
 	if r.Settings, err = s.SettingsOf(ctx, jids); err != nil {
 		return Routing{}, err
 	}
+	users := slices.Concat(jids, slices.Collect(maps.Values(r.Owners)))
+	if r.Forms, err = s.formsOf(ctx, users); err != nil {
+		return Routing{}, err
+	}
 	return r, nil
+}
+
+// formsOf reads the forms users (bare JIDs) last wrote numbers in, where
+// that was not the international one (see Routing.Forms).
+func (s *Store) formsOf(ctx context.Context, users []string) (map[Form]string, error) {
+	out := make(map[Form]string)
+	for chunk := range slices.Chunk(users, 512) {
+		args := strArgs(nil, pad(chunk))
+		rows, err := s.query(ctx, `SELECT user_bare, number, local FROM peer_forms WHERE user_bare IN (`+inList(1, len(args))+`)`, args...)
+		if err != nil {
+			return nil, fmt.Errorf("store: forms: %w", err)
+		}
+		for rows.Next() {
+			var f Form
+			var local string
+			if err := rows.Scan(&f.User, &f.Number, &local); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("store: forms: %w", err)
+			}
+			out[f] = local
+		}
+		if err := rows.Close(); err != nil {
+			return nil, fmt.Errorf("store: forms: %w", err)
+		}
+	}
+	return out, nil
 }
 
 // bindingMap runs q (ending in "IN ") for keys, a chunk at a time, and maps

@@ -72,6 +72,18 @@ type Outbound struct {
 	Extra      string
 	FallbackAt time.Time
 
+	// PeerLocal is the localpart of the JID the sender wrote to when it
+	// is another form of Dest than Dest itself (12015550123, a national
+	// number): the message's receipt or error comes from that JID. ""
+	// for Dest itself.
+	PeerLocal string
+	// SetForm, on a new message, records PeerLocal as the form its
+	// sender last wrote to Dest in (see Routing.Forms), or deletes the
+	// form recorded when PeerLocal is "", in the message's transaction.
+	// The router sets it only on a change, so most messages write nothing
+	// more.
+	SetForm bool
+
 	// For an SMS to a short code (Dest is not E.164; see ShortCodeWrote):
 	// the SMPP type of number and numbering plan to address it with, and
 	// the SMSC to send it through ("" the default one). Zero otherwise.
@@ -99,7 +111,7 @@ func (s *Store) AcceptOutbound(ctx context.Context, msgs []*Outbound) error {
 		}
 		return nil
 	}}
-	if s.dialect == postgres && len(msgs) <= acceptBatch {
+	if s.dialect == postgres && len(msgs) <= acceptBatch && !slices.ContainsFunc(msgs, func(m *Outbound) bool { return m.SetForm }) {
 		op.alone = func(ctx context.Context) error {
 			if err := s.insertOutboundPG(ctx, s.db, msgs, now); err != nil {
 				return fmt.Errorf("store: accept: %w", err)
@@ -135,10 +147,42 @@ func (s *Store) insertOutbound(ctx context.Context, tx *sql.Tx, msgs []*Outbound
 				return err
 			}
 		}
-		return s.countUsers(ctx, tx, s.userSMS(msgs, now))
+		if err := s.countUsers(ctx, tx, s.userSMS(msgs, now)); err != nil {
+			return err
+		}
+		return s.setForms(ctx, tx, msgs)
 	}
 	for start := 0; start < len(msgs); start += acceptBatch {
 		if err := s.insertOutboundPG(ctx, tx, msgs[start:min(start+acceptBatch, len(msgs))], now); err != nil {
+			return err
+		}
+	}
+	return s.setForms(ctx, tx, msgs)
+}
+
+// setForms records the forms of the messages marked SetForm, in order (a
+// later message's form wins), in peer_forms: see Outbound.SetForm.
+func (s *Store) setForms(ctx context.Context, tx *sql.Tx, msgs []*Outbound) error {
+	for _, m := range msgs {
+		if !m.SetForm {
+			continue
+		}
+		// The user's binding is marked once they have a form recorded
+		// (bindings.forms), for RoutingOf.
+		user := bare(m.SenderJID)
+		if m.PeerLocal != "" {
+			if _, err := s.txExec(ctx, tx, `INSERT INTO peer_forms (user_bare, number, local) VALUES ($1, $2, $3)
+				ON CONFLICT (user_bare, number) DO UPDATE SET local = excluded.local`, user, m.Dest, m.PeerLocal); err != nil {
+				return err
+			}
+			if _, err := s.txExec(ctx, tx, `UPDATE bindings SET forms = 1 WHERE jid = $1 AND forms = 0`, user); err != nil {
+				return err
+			}
+			continue
+		}
+		// The mark stays: cleared when the last form goes, it could be
+		// cleared, on PostgreSQL, beside another instance's new form.
+		if _, err := s.txExec(ctx, tx, `DELETE FROM peer_forms WHERE user_bare = $1 AND number = $2`, user, m.Dest); err != nil {
 			return err
 		}
 	}
@@ -192,10 +236,10 @@ func (s *Store) insertOutboundPG(ctx context.Context, db rowQuerier, msgs []*Out
 
 const insertOutboundSQL = `INSERT INTO messages
 		(direction, route, state, user_jid, user_bare, user_number, peer_number, stanza_id, want_receipt, body, parts, expires_at, created_at, updated_at,
-		peer_jid, extra, next_attempt_at, lease_owner, lease_until, attempts, peer_ton, peer_npi, smsc, id)`
+		peer_jid, extra, next_attempt_at, lease_owner, lease_until, attempts, peer_ton, peer_npi, smsc, peer_local, id)`
 
 // outboundCols is the number of arguments outboundArgs adds per message.
-const outboundCols = 22
+const outboundCols = 23
 
 // outboundValues renders the VALUES rows of insertOutbound for n messages
 // (direction 'out', updated_at the same as created_at), their arguments
@@ -207,8 +251,8 @@ func outboundValues(n, first int, id string) string {
 			b.WriteString(", ")
 		}
 		a := first + i*outboundCols
-		fmt.Fprintf(&b, "('out', $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, "+id+")",
-			a, a+1, a+2, a+3, a+4, a+5, a+6, a+7, a+8, a+9, a+10, a+11, a+11, a+12, a+13, a+14, a+15, a+16, a+17, a+18, a+19, a+20, a+21)
+		fmt.Fprintf(&b, "('out', $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, "+id+")",
+			a, a+1, a+2, a+3, a+4, a+5, a+6, a+7, a+8, a+9, a+10, a+11, a+11, a+12, a+13, a+14, a+15, a+16, a+17, a+18, a+19, a+20, a+21, a+22)
 	}
 	return b.String()
 }
@@ -236,7 +280,7 @@ func outboundArgs(args []any, m *Outbound, id any, now int64) []any {
 		m.Attempts = 1
 	}
 	return append(args, route, state, m.SenderJID, bare(m.SenderJID), m.SenderNumber, m.Dest, m.StanzaID, b2i(m.WantReceipt), m.Body, m.Parts, exp, now,
-		m.PeerJID, m.Extra, next, owner, leaseUntil, attempts, m.DestTON, m.DestNPI, m.SMSC, id)
+		m.PeerJID, m.Extra, next, owner, leaseUntil, attempts, m.DestTON, m.DestNPI, m.SMSC, m.PeerLocal, id)
 }
 
 // acceptBatch bounds the rows of one INSERT (PostgreSQL takes at most
@@ -527,6 +571,7 @@ func (s *Store) AcceptInbound(ctx context.Context, in *Inbound) error {
 	now := s.ms()
 	handed := s.handoff.sink != nil
 	lookup, found := in.RecipientJID == "", true
+	var local string // the form of in.Source the recipient wrote to (Notice.PeerLocal)
 	op := &groupOp{lane: laneNew, fn: func(tx *sql.Tx) error {
 		found, in.Duplicate = true, false
 		if in.Session != "" && in.Ended != nil {
@@ -559,10 +604,14 @@ func (s *Store) AcceptInbound(ctx context.Context, in *Inbound) error {
 		if in.Duplicate {
 			return nil // its parts go all the same
 		}
+		// From the form of the number the user last wrote to it in: a
+		// read of peer_forms by its key, which holds only the users who
+		// wrote in another form than the international one.
 		const insert = `INSERT INTO messages
 			(direction, route, state, user_jid, user_bare, user_number, peer_number, body, parts, smpp_session, frag_key, created_at, updated_at,
-			peer_ton, peer_npi, smsc)
-			VALUES ('in', 'sms', 'received', $1, $2, $3, $4, $5, 1, $6, $7, $8, $8, $9, $10, $11) RETURNING id`
+			peer_ton, peer_npi, smsc, peer_local)
+			VALUES ('in', 'sms', 'received', $1, $2, $3, $4, $5, 1, $6, $7, $8, $8, $9, $10, $11,
+				COALESCE((SELECT local FROM peer_forms WHERE user_bare = $2 AND number = $4), '')) RETURNING id, peer_local`
 		var fk string
 		if in.FragmentKey != nil {
 			fk = in.FragmentKey.fragKey()
@@ -571,11 +620,12 @@ func (s *Store) AcceptInbound(ctx context.Context, in *Inbound) error {
 		if s.dialect == postgres {
 			// The message and its notice in one round trip.
 			owner, until := s.noticeLease(now)
-			return s.txQueryRow(ctx, tx, `WITH m AS (`+insert+`)
-				INSERT INTO notices (message_id, lease_owner, lease_until) SELECT id, $12, $13 FROM m RETURNING message_id`,
-				append(args, owner, until)...).Scan(&in.ID)
+			return s.txQueryRow(ctx, tx, `WITH m AS (`+insert+`),
+				n AS (INSERT INTO notices (message_id, lease_owner, lease_until) SELECT id, $12, $13 FROM m)
+				SELECT id, peer_local FROM m`,
+				append(args, owner, until)...).Scan(&in.ID, &local)
 		}
-		if err := s.txQueryRow(ctx, tx, insert, args...).Scan(&in.ID); err != nil {
+		if err := s.txQueryRow(ctx, tx, insert, args...).Scan(&in.ID, &local); err != nil {
 			return err
 		}
 		return s.raiseNotices(ctx, tx, []int64{in.ID}, now)
@@ -583,7 +633,7 @@ func (s *Store) AcceptInbound(ctx context.Context, in *Inbound) error {
 	if handed {
 		op.notice = func() (Notice, bool) {
 			return Notice{ID: in.ID, Direction: In, Route: RouteSMS, State: StateReceived, UserJID: in.RecipientJID,
-				UserNumber: in.Dest, PeerNumber: in.Source, Body: in.Body, Stored: time.UnixMilli(now)}, found && !in.Duplicate
+				UserNumber: in.Dest, PeerNumber: in.Source, PeerLocal: local, Body: in.Body, Stored: time.UnixMilli(now)}, found && !in.Duplicate
 		}
 	}
 	if err := s.grouped(ctx, op); err != nil {
@@ -664,13 +714,17 @@ func (s *Store) resent(ctx context.Context, tx *sql.Tx, ended func(string) bool,
 // Notice is something to tell the XMPP side: an outbound message's outcome
 // (a receipt or an error for its sender), or an inbound message to deliver.
 type Notice struct {
-	ID          int64
-	Direction   string // Out or In
-	Route       string // RouteSMS or RouteXMPP
-	State       string
-	UserJID     string // out: the sender's full JID; in: the recipient's bare JID
-	UserNumber  string
-	PeerNumber  string
+	ID         int64
+	Direction  string // Out or In
+	Route      string // RouteSMS or RouteXMPP
+	State      string
+	UserJID    string // out: the sender's full JID; in: the recipient's bare JID
+	UserNumber string
+	PeerNumber string
+	// PeerLocal is the localpart of the JID the notice comes from when
+	// it is not PeerNumber's: the form of the number the user wrote the
+	// message to, or, for a message from a phone, last wrote to it in.
+	PeerLocal   string
 	StanzaID    string
 	WantReceipt bool
 	Body        string
@@ -714,7 +768,7 @@ func (s *Store) ClaimNotices(ctx context.Context, owner string, limit int, lease
 			args...); err != nil {
 			return err
 		}
-		rows, err := s.txQuery(ctx, tx, `SELECT id, direction, route, state, user_jid, user_number, peer_number, stanza_id, want_receipt, body, error, created_at
+		rows, err := s.txQuery(ctx, tx, `SELECT id, direction, route, state, user_jid, user_number, peer_number, peer_local, stanza_id, want_receipt, body, error, created_at
 			FROM messages WHERE id IN (`+inList(1, len(args)-2)+`) ORDER BY id`, args[2:]...)
 		if err != nil {
 			return err
@@ -726,7 +780,7 @@ func (s *Store) ClaimNotices(ctx context.Context, owner string, limit int, lease
 				want    int
 				created int64
 			)
-			if err := rows.Scan(&n.ID, &n.Direction, &n.Route, &n.State, &n.UserJID, &n.UserNumber, &n.PeerNumber, &n.StanzaID, &want, &n.Body, &n.Error, &created); err != nil {
+			if err := rows.Scan(&n.ID, &n.Direction, &n.Route, &n.State, &n.UserJID, &n.UserNumber, &n.PeerNumber, &n.PeerLocal, &n.StanzaID, &want, &n.Body, &n.Error, &created); err != nil {
 				return err
 			}
 			n.WantReceipt, n.Stored = want != 0, time.UnixMilli(created)

@@ -80,7 +80,7 @@ func (s *Store) fallBack(ctx context.Context, tx *sql.Tx, ids []int64, now time.
 	args := idArgs([]any{now.UnixMilli()}, ids)
 	rows, err := tx.QueryContext(ctx, `UPDATE messages SET state = 'queued', route = 'sms', fallback = 1, next_attempt_at = 0, updated_at = $1
 		WHERE state = 'relayed' AND id IN (`+inList(2, len(ids))+`)
-		RETURNING id, user_jid, user_number, peer_number, stanza_id, want_receipt, body, parts, expires_at`, args...)
+		RETURNING id, user_jid, user_number, peer_number, stanza_id, want_receipt, body, parts, expires_at, peer_local`, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -92,7 +92,7 @@ func (s *Store) fallBack(ctx context.Context, tx *sql.Tx, ids []int64, now time.
 			want int
 			exp  int64
 		)
-		if err := rows.Scan(&m.ID, &m.SenderJID, &m.SenderNumber, &m.Dest, &m.StanzaID, &want, &m.Body, &m.Parts, &exp); err != nil {
+		if err := rows.Scan(&m.ID, &m.SenderJID, &m.SenderNumber, &m.Dest, &m.StanzaID, &want, &m.Body, &m.Parts, &exp, &m.PeerLocal); err != nil {
 			return nil, err
 		}
 		m.WantReceipt = want != 0
@@ -125,7 +125,8 @@ type Relay struct {
 	SenderJID   string
 	State       string
 	WantReceipt bool
-	Armed       bool // an SMS fallback is set for it
+	Armed       bool   // an SMS fallback is set for it
+	PeerLocal   string // the form of the recipient's number it was written to (Outbound.PeerLocal)
 }
 
 // FindRelay returns the latest message from senderNumber to peerNumber
@@ -136,9 +137,9 @@ func (s *Store) FindRelay(ctx context.Context, senderNumber, peerNumber, stanzaI
 		want int
 		next int64
 	)
-	err := s.queryRow(ctx, `SELECT id, user_jid, state, want_receipt, next_attempt_at FROM messages
+	err := s.queryRow(ctx, `SELECT id, user_jid, state, want_receipt, next_attempt_at, peer_local FROM messages
 		WHERE direction = 'out' AND user_number = $1 AND peer_number = $2 AND stanza_id = $3 AND peer_jid <> ''
-		ORDER BY id DESC LIMIT 1`, senderNumber, peerNumber, stanzaID).Scan(&r.ID, &r.SenderJID, &r.State, &want, &next)
+		ORDER BY id DESC LIMIT 1`, senderNumber, peerNumber, stanzaID).Scan(&r.ID, &r.SenderJID, &r.State, &want, &next, &r.PeerLocal)
 	if errors.Is(err, sql.ErrNoRows) {
 		return r, ErrNotFound
 	}

@@ -277,6 +277,30 @@ var migrations = []string{
 		name    TEXT PRIMARY KEY,
 		seen_at BIGINT NOT NULL
 	)`,
+	// Answers from the form of a number the user wrote to. A number has
+	// several JIDs (12015550123@, +1-201-555-0123@, a national number);
+	// clients show each as a conversation of its own, so a receipt, an
+	// error or a reply from the international form, to a user who wrote
+	// to another, came into a conversation they never opened. A message
+	// keeps the localpart it was written to, or from a phone was sent
+	// from, in peer_local ('' the international form, as for every message
+	// before: the common case writes nothing more). peer_forms holds, for
+	// a user and a number, the form they last wrote to it in, only when
+	// that is not the international one: a row is written when the form
+	// changes and deleted when they write to the international form
+	// again, and a phone's message is stored with it (see AcceptInbound).
+	// bindings.forms is 1 once the user has had a row there (and set again
+	// from peer_forms when they bind a number): the routing of a batch
+	// reads their binding anyway, and reads peer_forms only for users so
+	// marked (see RoutingOf), so the common case costs no read.
+	`ALTER TABLE messages ADD COLUMN peer_local TEXT NOT NULL DEFAULT '';
+	CREATE TABLE peer_forms (
+		user_bare TEXT NOT NULL,
+		number    TEXT NOT NULL,
+		local     TEXT NOT NULL,
+		PRIMARY KEY (user_bare, number)
+	);
+	ALTER TABLE bindings ADD COLUMN forms SMALLINT NOT NULL DEFAULT 0`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {

@@ -549,6 +549,7 @@ func TestRoutingOf(t *testing.T) {
 				Numbers:  map[string]string{"alice@example.com": "+12015550100", "bob@example.com": "+12015550101"},
 				Owners:   map[string]string{"+12015550102": "carol@example.com"},
 				Settings: map[string]store.Settings{"bob@example.com": {Fallback: true, FallbackAfter: 45 * time.Second}},
+				Forms:    map[store.Form]string{},
 			}
 			if !reflect.DeepEqual(r, want) {
 				t.Errorf("%d more: RoutingOf = %+v, want %+v", pad, r, want)

@@ -318,6 +318,50 @@ func TestReactionsAsSMS(t *testing.T) {
 	}
 }
 
+// TestAnswersFromFormWrittenTo: a message written to the national form of
+// a number (the default region is US) gets its receipt and its error from
+// that JID, not from the international one, and so does the phone's reply
+// after it, until the user writes to the international form again. Over
+// real servers: the notices are the ones handed on at once.
+func TestAnswersFromFormWrittenTo(t *testing.T) {
+	stores(t, func(t *testing.T, dsn string) {
+		s := startStack(t, dsn, smsc.Config{})
+		a := s.login(t, "alice")
+		waitComponent(t, s, a)
+		ctx := ctxT(t, 60*time.Second)
+		national := s.numberJID(strings.TrimPrefix(phone, "+1"))
+		// outcome sends id to to and checks its receipt or error comes from to.
+		outcome := func(to, id string, wantErr bool) {
+			t.Helper()
+			must(t, a.Send(ctx, fmt.Sprintf(`<message to='%s' id='%s' type='chat'><body>hi %s</body><request xmlns='urn:xmpp:receipts'/></message>`, to, id, id)))
+			r, isErr := waitOutcome(t, ctx, a, id)
+			if isErr != wantErr || r.Attr["from"] != to {
+				t.Fatalf("%s: %s; want an error %v from %s", id, r.XML, wantErr, to)
+			}
+		}
+		// reply has the phone write body and checks it comes from want.
+		reply := func(body, want string) {
+			t.Helper()
+			must(t, s.smsc.SendMO(ctx, phone, alice, body))
+			r, err := a.Next(ctx, func(st testenv.Stanza) bool { return st.Name == "message" && st.Body == body })
+			must(t, err)
+			if r.Attr["from"] != want {
+				t.Fatalf("the phone's %q came from %s, want %s", body, r.Attr["from"], want)
+			}
+		}
+		outcome(national, "n1", false)
+		s.smsc.SetConfig(func(c *smsc.Config) { c.Outcome = smsc.OutcomeFailed })
+		outcome(national, "n2", true)
+		s.smsc.SetConfig(func(c *smsc.Config) { c.Outcome = smsc.OutcomeDelivered })
+		reply("from the phone", national)
+		outcome(s.numberJID(phone), "n3", false)
+		reply("from the phone again", s.numberJID(phone))
+		if got := len(s.smsc.Messages()); got != 3 {
+			t.Fatalf("%d SMS, want 3", got)
+		}
+	})
+}
+
 // TestBlankMessages: a message with no text to send gets an error when
 // its sender waits for a receipt, and never becomes an SMS; a group chat
 // message to a number is refused.
