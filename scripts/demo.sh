@@ -33,6 +33,12 @@ if [ ${#need[@]} -gt 0 ]; then
 	say "installing ${need[*]} from Debian"
 	DEBIAN_FRONTEND=noninteractive apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}"
+	# Debian starts the Prosody it installs, on port 5222; the demo runs its own.
+	if [[ " ${need[*]} " == *" prosody "* ]] && command -v systemctl >/dev/null &&
+		systemctl is-active --quiet prosody 2>/dev/null; then
+		say "stopping the prosody service Debian started (the demo runs its own Prosody)"
+		systemctl stop prosody
+	fi
 fi
 id prosody >/dev/null 2>&1 || die "the prosody package did not create user prosody"
 
