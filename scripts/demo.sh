@@ -108,13 +108,15 @@ pids=()
 stop_all() {
 	trap - INT TERM EXIT
 	say "stopping"
-	if [ -s "$pdir/prosody.pid" ]; then
-		kill -TERM "$(cat "$pdir/prosody.pid")" 2>/dev/null || true
-	fi
+	# Last started, first stopped, each waited for: switchboard closes its stream and unbinds
+	# while Prosody and the simulator are still there.
 	for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
+		if ((i == 0)) && [ -s "$pdir/prosody.pid" ]; then
+			kill -TERM "$(cat "$pdir/prosody.pid")" 2>/dev/null || true
+		fi
 		kill -TERM "${pids[i]}" 2>/dev/null || true
+		wait "${pids[i]}" 2>/dev/null || true
 	done
-	wait 2>/dev/null || true
 	[[ $pdir == /tmp/switchboard-demo-prosody.* ]] && rm -rf "$pdir"
 	exit 0
 }
