@@ -57,6 +57,10 @@ if ! $prosody_only; then
 	[ -d cmd/switchboard ] || die "cmd/switchboard does not exist yet; try --prosody-only"
 	say "building bin/switchboard"
 	go build -o bin/switchboard ./cmd/switchboard
+	# Under sudo, leave bin/ to the user, whose own go build (README, Running it) writes there.
+	if [ -n "${SUDO_UID:-}" ] && [ -n "${SUDO_GID:-}" ]; then
+		chown "$SUDO_UID:$SUDO_GID" bin bin/switchboard
+	fi
 fi
 
 # --- Throwaway directory ----------------------------------------------------------------------
