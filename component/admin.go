@@ -103,6 +103,10 @@ func (c *Component) cmdAdmin(ctx context.Context, from jid.JID, req *adhoc.Comma
 		if err != nil || j.Localpart() == "" {
 			return completed(adhoc.Error, fmt.Sprintf("%q is not a user's JID.", get("jid"))), nil
 		}
+		if !c.router.Served(j) {
+			// They could never use it, and phones' messages to it would leave for their server.
+			return completed(adhoc.Error, fmt.Sprintf("%s is not a user of a domain this gateway serves.", j.Bare())), nil
+		}
 		n, err := number.Parse(get("number"), region)
 		if err != nil {
 			return completed(adhoc.Error, fmt.Sprintf("%q is not a phone number.", get("number"))), nil

@@ -33,6 +33,12 @@ if [ ${#need[@]} -gt 0 ]; then
 	say "installing ${need[*]} from Debian"
 	DEBIAN_FRONTEND=noninteractive apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}"
+	# Debian starts the Prosody it installs, on port 5222; the demo runs its own.
+	if [[ " ${need[*]} " == *" prosody "* ]] && command -v systemctl >/dev/null &&
+		systemctl is-active --quiet prosody 2>/dev/null; then
+		say "stopping the prosody service Debian started (the demo runs its own Prosody)"
+		systemctl stop prosody
+	fi
 fi
 id prosody >/dev/null 2>&1 || die "the prosody package did not create user prosody"
 
@@ -51,6 +57,10 @@ if ! $prosody_only; then
 	[ -d cmd/switchboard ] || die "cmd/switchboard does not exist yet; try --prosody-only"
 	say "building bin/switchboard"
 	go build -o bin/switchboard ./cmd/switchboard
+	# Under sudo, leave bin/ to the user, whose own go build (README, Running it) writes there.
+	if [ -n "${SUDO_UID:-}" ] && [ -n "${SUDO_GID:-}" ]; then
+		chown "$SUDO_UID:$SUDO_GID" bin bin/switchboard
+	fi
 fi
 
 # --- Throwaway directory ----------------------------------------------------------------------
@@ -102,13 +112,15 @@ pids=()
 stop_all() {
 	trap - INT TERM EXIT
 	say "stopping"
-	if [ -s "$pdir/prosody.pid" ]; then
-		kill -TERM "$(cat "$pdir/prosody.pid")" 2>/dev/null || true
-	fi
+	# Last started, first stopped, each waited for: switchboard closes its stream and unbinds
+	# while Prosody and the simulator are still there.
 	for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
+		if ((i == 0)) && [ -s "$pdir/prosody.pid" ]; then
+			kill -TERM "$(cat "$pdir/prosody.pid")" 2>/dev/null || true
+		fi
 		kill -TERM "${pids[i]}" 2>/dev/null || true
+		wait "${pids[i]}" 2>/dev/null || true
 	done
-	wait 2>/dev/null || true
 	[[ $pdir == /tmp/switchboard-demo-prosody.* ]] && rm -rf "$pdir"
 	exit 0
 }

@@ -44,6 +44,11 @@ func TestAdminCommands(t *testing.T) {
 	if c.Status != adhoc.Completed || !strings.Contains(notes(c), "+12015550142 is now bound to bob@localhost") {
 		t.Fatalf("assign = %s", notes(c))
 	}
+	c, _ = adhocRun(t, a, comp, "admin-assign", "", "execute", nil)
+	c, _ = adhocRun(t, a, comp, "admin-assign", c.SessionID, "complete", map[string]string{"jid": "carol@elsewhere.example", "number": "+1 201 555 0143"})
+	if !strings.Contains(notes(c), "carol@elsewhere.example is not a user of a domain this gateway serves") {
+		t.Fatalf("assign to an unserved domain = %s", notes(c))
+	}
 	if c, _ := adhocRun(t, b, comp, "status", "", "execute", nil); !strings.Contains(notes(c), "+12015550142") || !strings.Contains(notes(c), "operator") {
 		t.Fatalf("bob's status = %s", notes(c))
 	}

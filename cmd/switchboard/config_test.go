@@ -396,6 +396,18 @@ func TestNumbersCommand(t *testing.T) {
 	if out := run("list"); strings.Contains(out, "+12015550100") {
 		t.Fatalf("list after release: %s", out)
 	}
+	// A user of a domain the gateway does not serve could never use the number, and
+	// the phone's messages to it would leave for that domain's server: refused.
+	out, err := command(t, "numbers", "-config", path, "assign", "carol@Elsewhere.org", "+12015550177").CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 || !strings.Contains(string(out), "xmpp.domains") {
+		t.Fatalf("assign to an unserved domain: %v, %s; want exit 2 naming xmpp.domains", err, out)
+	}
+	if out := run("assign", "dave@EXAMPLE.com", "+12015550178"); !strings.Contains(out, "is now bound to dave@") {
+		t.Fatalf("assign to a served domain in capitals: %s", out)
+	}
+	if out := run("list"); strings.Contains(out, "carol") {
+		t.Fatalf("list after a refused assign: %s", out)
+	}
 }
 
 // TestSIGTERM starts serve against servers that are not there and checks a

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -49,6 +51,12 @@ func cmdNumbers(ctx context.Context, args []string, stdout io.Writer) error {
 		j, err := jid.Parse(rest[0])
 		if err != nil || j.Localpart() == "" {
 			return usageError{fmt.Sprintf("numbers assign: %q is not a user JID", rest[0])}
+		}
+		// The gateway serves only these domains: their user could never use the
+		// number, and its phones' messages would leave for that domain's server.
+		if !slices.ContainsFunc(cfg.XMPP.Domains, func(d string) bool { return strings.EqualFold(d, j.Domainpart()) }) {
+			return usageError{fmt.Sprintf("numbers assign: %s is not a user of xmpp.domains (%s), the only users the gateway serves",
+				j.Bare(), strings.Join(cfg.XMPP.Domains, ", "))}
 		}
 		n, err := number.Parse(rest[1], cfg.Phone.DefaultRegion)
 		if err != nil {
