@@ -475,7 +475,9 @@ func (c *SMPPConfig) validate(key string, bad func(key, format string, args ...a
 	} else if len(c.SystemID) > 15 {
 		bad(key+".system_id", "at most 15 characters")
 	}
-	if err := readSecret(&c.Password, c.PasswordFile); err != nil {
+	if c.Password != "" && c.PasswordFile != "" {
+		bad(key+".password_file", "set %s.password or %s.password_file, not both", key, key)
+	} else if err := readSecret(&c.Password, c.PasswordFile); err != nil {
 		bad(key+".password_file", "%v", err)
 	}
 	if len(c.Password) > 8 {
@@ -544,7 +546,10 @@ func (c *Config) validate() []error {
 	} else if j, err := jid.Parse(c.XMPP.Component); err != nil || j.Localpart() != "" || j.Resourcepart() != "" {
 		bad("xmpp.component", "%q is not a domain", c.XMPP.Component)
 	}
-	if err := readSecret(&c.XMPP.Secret, c.XMPP.SecretFile); err != nil {
+	if c.XMPP.Secret != "" && c.XMPP.SecretFile != "" {
+		// Neither may silently win: one may come from the environment.
+		bad("xmpp.secret_file", "set xmpp.secret or xmpp.secret_file, not both")
+	} else if err := readSecret(&c.XMPP.Secret, c.XMPP.SecretFile); err != nil {
 		bad("xmpp.secret_file", "%v", err)
 	}
 	if c.XMPP.Secret == "" {

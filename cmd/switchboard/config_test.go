@@ -84,6 +84,32 @@ func TestConfigSecretFile(t *testing.T) {
 	}
 }
 
+// TestConfigSecretTwice checks that a secret given both inline and as a
+// file, one of them perhaps from the environment, is an error naming the
+// keys rather than one silently winning.
+func TestConfigSecretTwice(t *testing.T) {
+	secret := writeFile(t, "secret", "from-file\n")
+	for _, tc := range []struct {
+		name, config string
+		env          []string
+		want         string
+	}{
+		{"xmpp, both in the file", strings.Replace(goodConfig, `secret = "s3cret"`, `secret = "s3cret"`+"\n"+`secret_file = "`+secret+`"`, 1), nil,
+			"xmpp.secret_file: set xmpp.secret or xmpp.secret_file, not both"},
+		{"xmpp, the secret from the environment", strings.Replace(goodConfig, `secret = "s3cret"`, `secret_file = "`+secret+`"`, 1),
+			[]string{"SWITCHBOARD_XMPP_SECRET=from-env"}, "xmpp.secret_file: set xmpp.secret or xmpp.secret_file, not both"},
+		{"smpp, the password from the environment", strings.Replace(goodConfig, `password = "pw"`, `password_file = "`+secret+`"`, 1),
+			[]string{"SWITCHBOARD_SMPP_PASSWORD=pw"}, "smpp.password_file: set smpp.password or smpp.password_file, not both"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := loadConfig(writeFile(t, "sb.toml", tc.config), tc.env)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want one containing %q", err, tc.want)
+			}
+		})
+	}
+}
+
 // TestConfigErrors checks that every bad key is named, all at once.
 func TestConfigErrors(t *testing.T) {
 	path := writeFile(t, "bad.toml", `
