@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"errors"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -399,6 +401,14 @@ func TestExitStatus(t *testing.T) {
 func TestNumbersCommand(t *testing.T) {
 	dir := t.TempDir()
 	path := writeFile(t, "sb.toml", goodConfig+"\n[store]\ndsn = \"sqlite:"+filepath.Join(dir, "sb.db")+"\"\n")
+	// A misspelt subcommand is a usage error, and creates no store file.
+	out, err := command(t, "numbers", "-config", path, "asign", "alice@example.com", "+12015550100").CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 || !strings.Contains(string(out), `unknown subcommand "asign"`) {
+		t.Fatalf("misspelt subcommand: %v, %s; want exit 2 naming it", err, out)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "sb.db")); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("store file after a misspelt subcommand: %v", err)
+	}
 	run := func(args ...string) string {
 		t.Helper()
 		out, err := command(t, append([]string{"numbers", "-config", path}, args...)...).CombinedOutput()
@@ -424,7 +434,7 @@ func TestNumbersCommand(t *testing.T) {
 	}
 	// A user of a domain the gateway does not serve could never use the number, and
 	// the phone's messages to it would leave for that domain's server: refused.
-	out, err := command(t, "numbers", "-config", path, "assign", "carol@Elsewhere.org", "+12015550177").CombinedOutput()
+	out, err = command(t, "numbers", "-config", path, "assign", "carol@Elsewhere.org", "+12015550177").CombinedOutput()
 	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 || !strings.Contains(string(out), "xmpp.domains") {
 		t.Fatalf("assign to an unserved domain: %v, %s; want exit 2 naming xmpp.domains", err, out)
 	}

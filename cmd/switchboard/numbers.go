@@ -34,6 +34,10 @@ func cmdNumbers(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	rest = fs.Args()
+	if !slices.Contains([]string{"assign", "release", "list"}, sub) {
+		// Before the store is opened: a misspelt command creates no database.
+		return usageError{fmt.Sprintf("numbers: unknown subcommand %q (want assign, list or release)", sub)}
+	}
 	cfg, err := loadConfig(*path, os.Environ())
 	if err != nil {
 		return err
@@ -100,7 +104,7 @@ func cmdNumbers(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 		return w.Flush()
 	default:
-		return usageError{fmt.Sprintf("numbers: unknown subcommand %q", sub)}
+		panic("unreachable: checked above")
 	}
 	return nil
 }
