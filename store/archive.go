@@ -39,6 +39,11 @@ type ArchiveItem struct {
 	ID       int64
 	Outgoing bool   // the user sent it; else it reached the user
 	Number   string // E.164 of the other party
+	// Local is the localpart of the JID the user wrote Number at, when
+	// not Number itself (Outbound.PeerLocal, and for a message from a
+	// phone the form the user last wrote it in): the JID the message
+	// came from or went to live. "" for Number's own JID.
+	Local    string
 	StanzaID string // the sender's stanza id, if any
 	Body     string
 	At       time.Time // when it was accepted
@@ -175,7 +180,7 @@ func (s *Store) Archive(ctx context.Context, q ArchiveQuery) (ArchivePage, error
 		return page, nil
 	}
 	slices.Sort(ids)
-	rows, err := s.rdb.QueryContext(ctx, `SELECT id, direction, user_bare, user_number, peer_number, stanza_id, body, created_at
+	rows, err := s.rdb.QueryContext(ctx, `SELECT id, direction, user_bare, user_number, peer_number, peer_local, stanza_id, body, created_at
 		FROM messages WHERE id IN (`+inList(1, len(ids))+`) ORDER BY id`, idArgs(nil, ids)...)
 	if err != nil {
 		return page, fmt.Errorf("store: archive: %w", err)
@@ -183,18 +188,19 @@ func (s *Store) Archive(ctx context.Context, q ArchiveQuery) (ArchivePage, error
 	defer rows.Close()
 	for rows.Next() {
 		var (
-			it                           ArchiveItem
-			dir, userBare, uNum, peerNum string
-			at                           int64
+			it                                  ArchiveItem
+			dir, userBare, uNum, peerNum, local string
+			at                                  int64
 		)
-		if err := rows.Scan(&it.ID, &dir, &userBare, &uNum, &peerNum, &it.StanzaID, &it.Body, &at); err != nil {
+		if err := rows.Scan(&it.ID, &dir, &userBare, &uNum, &peerNum, &local, &it.StanzaID, &it.Body, &at); err != nil {
 			return page, fmt.Errorf("store: archive: %w", err)
 		}
 		it.At = time.UnixMilli(at)
 		if userBare == q.User {
-			it.Outgoing, it.Number = dir == Out, peerNum
+			it.Outgoing, it.Number, it.Local = dir == Out, peerNum, local
 		} else {
-			// Relayed to the user from another user's number.
+			// Relayed to the user from another user's number (its
+			// peer_local is the form the sender wrote the user's in).
 			it.Outgoing, it.Number = false, uNum
 		}
 		page.Items = append(page.Items, it)

@@ -375,3 +375,37 @@ func TestArchiveOwnNumber(t *testing.T) {
 		}
 	})
 }
+
+// TestArchiveForms checks that archived messages carry the form of the
+// number the user wrote to, as they came and went live: a message written
+// to a national form, the phone's reply after it; and that a message
+// relayed from another user does not carry the form that user wrote.
+func TestArchiveForms(t *testing.T) {
+	engines(t, func(t *testing.T, s *store.Store) {
+		f := newArchiveFixture(s)
+		national := aliceTo(phoneNum, "a1", "hello phone")
+		national.PeerLocal, national.SetForm = "2015550199", true
+		f.out(t, national)
+		f.in(t, phoneNum, "hi alice")
+		f.out(t, store.Outbound{SenderJID: bobJID + "/pc", SenderNumber: bobNum, Dest: aliceNum, StanzaID: "b1", Body: "hi from bob",
+			PeerJID: aliceJID, PeerLocal: "2015550100", SetForm: true})
+		back := aliceTo(phoneNum, "a2", "now in full")
+		back.SetForm = true // the international form again: the recorded form goes
+		f.out(t, back)
+		f.in(t, phoneNum, "ok")
+		notices(t, s)
+
+		p := archive(t, s, store.ArchiveQuery{User: aliceJID, Max: 50})
+		var got []string
+		for _, it := range p.Items {
+			got = append(got, item(it)+" @"+it.Local)
+		}
+		sameItems(t, "forms", got,
+			">"+phoneNum+" a1 hello phone @2015550199",
+			"<"+phoneNum+"  hi alice @2015550199",
+			"<"+bobNum+" b1 hi from bob @",
+			">"+phoneNum+" a2 now in full @",
+			"<"+phoneNum+"  ok @",
+		)
+	})
+}

@@ -359,6 +359,24 @@ func TestAnswersFromFormWrittenTo(t *testing.T) {
 		if got := len(s.smsc.Messages()); got != 3 {
 			t.Fatalf("%d SMS, want 3", got)
 		}
+		// The archive serves them between the JIDs they went between live.
+		results, _, _ := mamPage(t, s, a, "forms", "", "")
+		var got []string
+		for _, r := range results {
+			m := r.Result.Forwarded.Message
+			got = append(got, m.From+" > "+m.To+": "+m.Body)
+		}
+		user := "alice@" + s.prosody.Domain
+		want := []string{
+			user + " > " + national + ": hi n1",
+			user + " > " + national + ": hi n2",
+			national + " > " + user + ": from the phone",
+			user + " > " + s.numberJID(phone) + ": hi n3",
+			s.numberJID(phone) + " > " + user + ": from the phone again",
+		}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("archive:\n got %q\nwant %q", got, want)
+		}
 	})
 }
 
