@@ -238,13 +238,26 @@ func (s *Store) applyOutcomes(ctx context.Context, tx *sql.Tx, parts []*partOp, 
 
 	var w writes
 	if len(dirty) > 0 {
-		args := make([]any, 0, 6*len(dirty))
-		for _, p := range dirty {
-			args = append(args, p.msg, p.seq, p.smscID, p.state, p.err, p.updated)
+		const upsert = `ON CONFLICT (message_id, seq) DO UPDATE SET smsc_id = excluded.smsc_id, state = excluded.state, err = excluded.err, updated_at = excluded.updated_at`
+		if s.dialect == postgres {
+			// An array per column: one statement text for any batch (see idsIn).
+			var (
+				msg, seq, at      = make(pq.Int64Array, len(dirty)), make(pq.Int64Array, len(dirty)), make(pq.Int64Array, len(dirty))
+				smscID, state, er = make(pq.StringArray, len(dirty)), make(pq.StringArray, len(dirty)), make(pq.StringArray, len(dirty))
+			)
+			for i, p := range dirty {
+				msg[i], seq[i], smscID[i], state[i], er[i], at[i] = p.msg, int64(p.seq), p.smscID, p.state, p.err, p.updated
+			}
+			w.add(`INSERT INTO parts (message_id, seq, smsc_id, state, err, updated_at)
+				SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::bigint[]) `+upsert,
+				msg, seq, smscID, state, er, at)
+		} else {
+			args := make([]any, 0, 6*len(dirty))
+			for _, p := range dirty {
+				args = append(args, p.msg, p.seq, p.smscID, p.state, p.err, p.updated)
+			}
+			w.add(`INSERT INTO parts (message_id, seq, smsc_id, state, err, updated_at) VALUES `+valuesList(len(dirty), 6)+` `+upsert, args...)
 		}
-		w.add(`INSERT INTO parts (message_id, seq, smsc_id, state, err, updated_at) VALUES `+valuesList(len(dirty), 6)+`
-			ON CONFLICT (message_id, seq) DO UPDATE SET smsc_id = excluded.smsc_id, state = excluded.state, err = excluded.err, updated_at = excluded.updated_at`,
-			args...)
 	}
 	var gone, kept []any
 	for _, f := range earlyOrder {
@@ -329,40 +342,36 @@ func (s *Store) loadOutcomes(ctx context.Context, tx *sql.Tx, ids []int64, rcptF
 	var (
 		q    strings.Builder
 		args []any
-		n    = 1
 	)
-	list := func(k int) string {
-		l := inList(n, k)
-		n += k
-		return l
+	// in renders a membership test, its arguments added to args.
+	in := func(test string, a []any) string {
+		args = append(args, a...)
+		return test
 	}
 	q.WriteString(`WITH ids (id) AS (`)
 	if len(rcptForms) > 0 {
-		q.WriteString(`SELECT message_id FROM parts WHERE smsc_id IN (` + list(padded(len(rcptForms))) + `)`)
-		args = strArgs(args, pad(rcptForms))
+		q.WriteString(`SELECT message_id FROM parts WHERE ` + in(s.stringsIn("smsc_id", len(args)+1, rcptForms)))
 	}
 	if len(ids) > 0 {
 		if len(rcptForms) > 0 {
 			q.WriteString(` UNION ALL `)
 		}
-		q.WriteString(`SELECT id FROM messages WHERE id IN (` + list(padded(len(ids))) + `)`)
-		args = idArgs(args, pad(ids))
+		q.WriteString(`SELECT id FROM messages WHERE ` + in(s.idsIn("id", len(args)+1, ids)))
 	}
 	// PostgreSQL reads a list of values by index; a subquery it may scan.
-	in := `IN (SELECT id FROM ids)`
+	inIDs := `IN (SELECT id FROM ids)`
 	if s.dialect == postgres {
-		in = `= ANY(ARRAY(SELECT id FROM ids))`
+		inIDs = `= ANY(ARRAY(SELECT id FROM ids))`
 	}
 	q.WriteString(`)
 		SELECT 'm', id, state, parts, want_receipt, updated_at, direction, user_jid, user_number, peer_number, stanza_id, peer_local, ''
-		FROM messages WHERE id ` + in + `
+		FROM messages WHERE id ` + inIDs + `
 		UNION ALL SELECT 'p', message_id, state, seq, 0, updated_at, '', '', '', '', '', smsc_id, err
-		FROM parts WHERE message_id ` + in)
+		FROM parts WHERE message_id ` + inIDs)
 	if len(partForms) > 0 {
 		q.WriteString(`
 		UNION ALL SELECT 'e', 0, state, 0, 0, received_at, '', '', '', '', '', smsc_id, err
-		FROM early_receipts WHERE smsc_id IN (` + list(padded(len(partForms))) + `)`)
-		args = strArgs(args, pad(partForms))
+		FROM early_receipts WHERE ` + in(s.stringsIn("smsc_id", len(args)+1, partForms)))
 	}
 	rows, err := s.txQuery(ctx, tx, q.String(), args...)
 	if err != nil {
@@ -468,12 +477,12 @@ func (s *Store) settle(w *writes, msgs map[int64]*msgRow, ids []int64, now int64
 	if len(submitted) > 0 {
 		// next_attempt_at: since when it waits for its receipts (see
 		// EndReceiptWaits).
-		w.add(`UPDATE messages SET state = 'submitted', lease_owner = '', next_attempt_at = $1, updated_at = $1 WHERE id IN (`+
-			inList(2, padded(len(submitted)))+`)`, idArgs([]any{now}, pad(submitted))...)
+		in, args := s.idsIn("id", 2, submitted)
+		w.add(`UPDATE messages SET state = 'submitted', lease_owner = '', next_attempt_at = $1, updated_at = $1 WHERE `+in, append([]any{now}, args...)...)
 	}
 	if len(delivered) > 0 {
-		w.add(`UPDATE messages SET state = 'delivered', lease_owner = '', updated_at = $1 WHERE id IN (`+
-			inList(2, padded(len(delivered)))+`)`, idArgs([]any{now}, pad(delivered))...)
+		in, args := s.idsIn("id", 2, delivered)
+		w.add(`UPDATE messages SET state = 'delivered', lease_owner = '', updated_at = $1 WHERE `+in, append([]any{now}, args...)...)
 	}
 	s.addNotices(w, raise, now)
 	return finals
@@ -502,6 +511,13 @@ func (s *Store) raiseNotices(ctx context.Context, tx *sql.Tx, ids []int64, now i
 // that one (the notice is read from the message when it is sent).
 func (s *Store) addNotices(w *writes, ids []int64, now int64) {
 	owner, until := s.noticeLease(now)
+	if s.dialect == postgres && len(ids) > 0 {
+		// One statement text for any number (see idsIn); a repeated id
+		// is a conflict, which does nothing.
+		w.add(`INSERT INTO notices (message_id, lease_owner, lease_until) SELECT unnest($1::bigint[]), $2, $3
+			ON CONFLICT (message_id) DO NOTHING`, pq.Int64Array(ids), owner, until)
+		return
+	}
 	for len(ids) > 0 {
 		n := min(len(ids), 256)
 		args := make([]any, 0, 3*padded(n))

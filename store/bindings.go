@@ -157,13 +157,18 @@ func (s *Store) RoutingOf(ctx context.Context, jids, dests []string) (Routing, e
 	}
 	r := Routing{Numbers: make(map[string]string, len(jids)), Owners: make(map[string]string, len(dests)), Settings: make(map[string]Settings),
 		Forms: make(map[Form]string)}
-	// Padded, so a few prepared statements serve every batch size.
-	pj, pd := pad(jids), pad(dests)
-	j1, d1, j2 := inList(1, len(pj)), inList(1+len(pj), len(pd)), inList(1+len(pj)+len(pd), len(pj))
-	args := strArgs(strArgs(strArgs(make([]any, 0, 2*len(pj)+len(pd)), pj), pd), pj)
-	rows, err := s.query(ctx, `SELECT 'n', jid, number, forms, 0 FROM bindings WHERE jid IN (`+j1+`)
-		UNION ALL SELECT 'o', number, jid, forms, 0 FROM bindings WHERE number IN (`+d1+`)
-		UNION ALL SELECT 's', jid, '', fallback, fallback_after FROM user_settings WHERE jid IN (`+j2+`)`, args...)
+	// Padded on SQLite, so a few prepared statements serve every batch
+	// size; arrays on PostgreSQL (see idsIn).
+	var args []any
+	in := func(col string, ss []string) string {
+		test, a := s.stringsIn(col, len(args)+1, ss)
+		args = append(args, a...)
+		return test
+	}
+	q := `SELECT 'n', jid, number, forms, 0 FROM bindings WHERE ` + in("jid", jids) + `
+		UNION ALL SELECT 'o', number, jid, forms, 0 FROM bindings WHERE ` + in("number", dests) + `
+		UNION ALL SELECT 's', jid, '', fallback, fallback_after FROM user_settings WHERE ` + in("jid", jids)
+	rows, err := s.query(ctx, q, args...)
 	if err != nil {
 		return Routing{}, fmt.Errorf("store: routing: %w", err)
 	}

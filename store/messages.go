@@ -113,7 +113,7 @@ func (s *Store) AcceptOutbound(ctx context.Context, msgs []*Outbound) error {
 	}}
 	if s.dialect == postgres && len(msgs) <= acceptBatch && !slices.ContainsFunc(msgs, func(m *Outbound) bool { return m.SetForm }) {
 		op.alone = func(ctx context.Context) error {
-			if err := s.insertOutboundPG(ctx, s.db, msgs, now); err != nil {
+			if err := s.insertOutboundPG(ctx, nil, msgs, now); err != nil {
 				return fmt.Errorf("store: accept: %w", err)
 			}
 			return nil
@@ -189,11 +189,6 @@ func (s *Store) setForms(ctx context.Context, tx *sql.Tx, msgs []*Outbound) erro
 	return nil
 }
 
-// rowQuerier is a transaction or the database itself.
-type rowQuerier interface {
-	QueryRowContext(context.Context, string, ...any) *sql.Row
-}
-
 // rowsQuerier is a transaction or a database handle.
 type rowsQuerier interface {
 	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
@@ -201,12 +196,8 @@ type rowsQuerier interface {
 
 // insertOutboundPG inserts up to acceptBatch messages in one statement (see
 // insertOutbound), in a transaction or, alone, on the database.
-func (s *Store) insertOutboundPG(ctx context.Context, db rowQuerier, msgs []*Outbound, now int64) error {
-	args := make([]any, 0, 1+outboundCols*len(msgs))
-	args = append(args, len(msgs))
-	for i, m := range msgs {
-		args = outboundArgs(args, m, i+1, now)
-	}
+func (s *Store) insertOutboundPG(ctx context.Context, tx *sql.Tx, msgs []*Outbound, now int64) error {
+	args := outboundColumns(msgs, now)
 	count := ""
 	if n := smsCount(msgs); n > 0 {
 		off := len(args)
@@ -214,14 +205,25 @@ func (s *Store) insertOutboundPG(ctx context.Context, db rowQuerier, msgs []*Out
 		args = append(args, now/1000, n)
 	}
 	if cs := s.userSMS(msgs, now); len(cs) > 0 {
-		count += `, users AS (` + insertUserCounts + valuesFrom(len(args)+1, len(cs), 3) + `)`
-		args = userCountArgs(args, cs)
+		users, ats, ns := make(pq.StringArray, len(cs)), make(pq.Int64Array, len(cs)), make(pq.Int64Array, len(cs))
+		for i, c := range cs {
+			users[i], ats[i], ns[i] = c.user, c.at, int64(c.n)
+		}
+		n := len(args)
+		count += fmt.Sprintf(`, users AS (INSERT INTO sms_user_counts (user_bare, at, n) SELECT * FROM unnest($%d::text[], $%d::bigint[], $%d::bigint[]))`,
+			n+1, n+2, n+3)
+		args = append(args, users, ats, ns)
 	}
 	var ids pq.Int64Array
-	err := db.QueryRowContext(ctx, `WITH ids AS MATERIALIZED (
+	q := `WITH ids AS MATERIALIZED (
 			SELECT array_agg(nextval(pg_get_serial_sequence('messages', 'id'))) AS a FROM generate_series(1, $1)),
-		ins AS (`+insertOutboundSQL+` VALUES `+outboundValues(len(msgs), 2, "(SELECT a[$%d] FROM ids)")+`)`+count+`
-		SELECT a FROM ids`, args...).Scan(&ids)
+		ins AS (` + insertOutboundSQL + ` ` + outboundUnnest + `)` + count + `
+		SELECT a FROM ids`
+	row := s.db.QueryRowContext
+	if tx != nil {
+		row = tx.QueryRowContext
+	}
+	err := row(ctx, q, args...).Scan(&ids)
 	if err != nil {
 		return err
 	}
@@ -255,6 +257,72 @@ func outboundValues(n, first int, id string) string {
 			a, a+1, a+2, a+3, a+4, a+5, a+6, a+7, a+8, a+9, a+10, a+11, a+11, a+12, a+13, a+14, a+15, a+16, a+17, a+18, a+19, a+20, a+21, a+22)
 	}
 	return b.String()
+}
+
+// outboundUnnest selects the rows of insertOutboundPG from outboundColumns'
+// arrays ($2…$23), one per column, each message's id from the ids drawn.
+// One statement text for every batch size: a VALUES row per message made
+// each size a statement of its own, parsed and planned anew every time,
+// in time growing with its thousands of arguments.
+var outboundUnnest = func() string {
+	var sel, arrays, names strings.Builder
+	for c := range outboundCols - 1 {
+		typ := "bigint"
+		if outboundText[c] {
+			typ = "text"
+		}
+		fmt.Fprintf(&arrays, ", $%d::%s[]", c+2, typ)
+		fmt.Fprintf(&names, ", c%d", c)
+		fmt.Fprintf(&sel, ", r.c%d", c)
+		if c == outboundCreated {
+			sel.WriteString(", r.c" + strconv.Itoa(c)) // updated_at: the same
+		}
+	}
+	return `SELECT 'out'` + sel.String() + `, ids.a[r.n] FROM ids, unnest(` + arrays.String()[2:] + `) WITH ORDINALITY AS r(` +
+		names.String()[2:] + `, n)`
+}()
+
+// outboundText tells outboundArgs' text columns from its whole numbers;
+// outboundCreated is created_at's index.
+var outboundText = [outboundCols - 1]bool{0: true, 1: true, 2: true, 3: true, 4: true, 5: true, 6: true, 8: true, 12: true, 13: true, 15: true, 20: true, 21: true}
+
+const outboundCreated = 11
+
+// outboundColumns returns the arguments of insertOutboundPG: the number of
+// messages, then an array per column of outboundArgs (the id left out).
+func outboundColumns(msgs []*Outbound, now int64) []any {
+	var (
+		texts [outboundCols - 1][]string
+		nums  [outboundCols - 1][]int64
+	)
+	row := make([]any, 0, outboundCols)
+	for _, m := range msgs {
+		row = outboundArgs(row[:0], m, nil, now)
+		for c, v := range row[:outboundCols-1] {
+			switch v := v.(type) {
+			case string:
+				texts[c] = append(texts[c], v)
+			case int:
+				nums[c] = append(nums[c], int64(v))
+			case int64:
+				nums[c] = append(nums[c], v)
+			case byte:
+				nums[c] = append(nums[c], int64(v))
+			default:
+				panic(fmt.Sprintf("store: outbound column %d of type %T", c, v))
+			}
+		}
+	}
+	args := make([]any, 0, outboundCols)
+	args = append(args, len(msgs))
+	for c := range outboundCols - 1 {
+		if outboundText[c] {
+			args = append(args, pq.StringArray(texts[c]))
+		} else {
+			args = append(args, pq.Int64Array(nums[c]))
+		}
+	}
+	return args
 }
 
 // outboundArgs appends the arguments of m's row; id nil lets SQLite assign it.
@@ -815,12 +883,13 @@ func (s *Store) NoticesDone(ctx context.Context, ids []int64) error {
 
 // noticesDone is the writes of NoticesDone for ids.
 func (s *Store) noticesDone(ids []int64) writes {
-	args := idArgs([]any{s.ms()}, pad(ids))
 	var w writes
-	w.add(`DELETE FROM notices WHERE message_id IN (`+inList(1, len(args)-1)+`)`, args[1:]...)
+	in, args := s.idsIn("message_id", 1, ids)
+	w.add(`DELETE FROM notices WHERE `+in, args...)
 	// Finds the messages by id and writes only the inbound ones.
+	in, args = s.idsIn("id", 2, ids)
 	w.add(`UPDATE messages SET state = 'delivered', updated_at = $1
-		WHERE direction = 'in' AND state = 'received' AND id IN (`+inList(2, len(args)-1)+`)`, args...)
+		WHERE direction = 'in' AND state = 'received' AND `+in, append([]any{s.ms()}, args...)...)
 	return w
 }
 

@@ -18,7 +18,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	_ "github.com/lib/pq"  // PostgreSQL driver
+	"github.com/lib/pq"    // PostgreSQL driver
 	_ "modernc.org/sqlite" // SQLite driver
 )
 
@@ -255,6 +255,29 @@ func pad[T any](v []T) []T {
 }
 
 // idArgs appends ids to args, as statement arguments.
+// idsIn renders "col IN ($first, …)" for ids, padded (see pad), with
+// their arguments; on PostgreSQL "col = ANY($first::bigint[])" with one
+// array argument: one statement text for any number of ids, where a list
+// of arguments made each length (each power of two) a statement of its
+// own, parsed and planned anew every time it ran (PostgreSQL's statements
+// are not prepared, see stmts), in time growing with the list.
+func (s *Store) idsIn(col string, first int, ids []int64) (string, []any) {
+	if s.dialect == postgres {
+		return col + " = ANY(" + string(placeholder(nil, first)) + "::bigint[])", []any{pq.Int64Array(ids)}
+	}
+	ids = pad(ids)
+	return col + " IN (" + inList(first, len(ids)) + ")", idArgs(nil, ids)
+}
+
+// stringsIn is idsIn for strings.
+func (s *Store) stringsIn(col string, first int, ss []string) (string, []any) {
+	if s.dialect == postgres {
+		return col + " = ANY(" + string(placeholder(nil, first)) + "::text[])", []any{pq.StringArray(ss)}
+	}
+	ss = pad(ss)
+	return col + " IN (" + inList(first, len(ss)) + ")", strArgs(nil, ss)
+}
+
 func idArgs(args []any, ids []int64) []any {
 	for _, id := range ids {
 		args = append(args, id)
