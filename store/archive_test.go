@@ -409,3 +409,32 @@ func TestArchiveForms(t *testing.T) {
 		)
 	})
 }
+
+// TestOddTextInBatches stores, in one batch, texts that an array literal
+// must quote (PostgreSQL takes a batch as an array per column): the word
+// NULL, quotes, braces, commas, backslashes, a newline, an emoji; and reads
+// them back unchanged.
+func TestOddTextInBatches(t *testing.T) {
+	engines(t, func(t *testing.T, s *store.Store) {
+		f := newArchiveFixture(s)
+		texts := []string{"NULL", `{"a",b}`, `back\slash \"`, "two\nlines", "👍 ok", "", " "}
+		var msgs []*store.Outbound
+		for i, text := range texts {
+			m := aliceTo(phoneNum, text, text+"!")
+			m.Parts, m.Extra = 1, text
+			if i%2 == 0 {
+				m.PeerLocal, m.SetForm = text, true
+			}
+			msgs = append(msgs, &m)
+		}
+		if err := f.s.AcceptOutbound(context.Background(), msgs); err != nil {
+			t.Fatal(err)
+		}
+		p := archive(t, s, store.ArchiveQuery{User: aliceJID, With: phoneNum, Max: 50})
+		var want []string
+		for _, text := range texts {
+			want = append(want, ">"+phoneNum+" "+text+" "+text+"!")
+		}
+		sameItems(t, "odd texts", items(p), want...)
+	})
+}

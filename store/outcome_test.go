@@ -112,3 +112,22 @@ func TestPartSubmittedErrors(t *testing.T) {
 		}
 	})
 }
+
+// TestOddSMSCIDs records SMSC ids an array literal must quote (PostgreSQL
+// reads and writes a batch's ids as arrays) and matches their receipts:
+// an SMSC's message_id is any C string.
+func TestOddSMSCIDs(t *testing.T) {
+	engines(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		for _, id := range []string{"NULL", `{"1",2}`, `a\b"c`, "with space", "ünï"} {
+			m := accept(t, s, 1)
+			claimOne(t, s, "i")
+			if _, err := s.PartSubmitted(ctx, m.ID, 1, "", []string{id}); err != nil {
+				t.Fatalf("PartSubmitted %q: %v", id, err)
+			}
+			if res, err := s.Receipt(ctx, "", []string{id}, "DELIVRD", "000"); err != nil || !res.Matched || res.Message != m.ID || res.State != store.StateDelivered {
+				t.Fatalf("Receipt %q = %+v, %v; want message %d delivered", id, res, err, m.ID)
+			}
+		}
+	})
+}
