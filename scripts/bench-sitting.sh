@@ -6,7 +6,7 @@
 #
 # component-only on SQLite beside Kannel 1.4.5, and again; PostgreSQL twice;
 # SQLite at the defaults; SQLite and PostgreSQL paced at 1,000 msg/s, twice
-# each; through Prosody twice; 100,000 messages waiting for receipts; the npm
+# each; through Prosody twice on SQLite and twice on PostgreSQL; 100,000 messages waiting for receipts; the npm
 # `smpp` SMSC instead of the bench's sink; and testdata/loadgen/run.sh (an
 # independent load generator and SMSC). About five minutes on two cores.
 #
@@ -96,6 +96,10 @@ dsn=$(db)
 run -mode component -n 10000 -rate 1000 -mo -1 -dsn "$dsn"
 run -mode prosody -n 20000 -window 1000 -smpp-window 100 -mo 2000
 run -mode prosody -n 20000 -window 1000 -smpp-window 100 -mo 2000
+dsn=$(db)
+run -mode prosody -n 20000 -window 1000 -smpp-window 100 -mo 2000 -dsn "$dsn"
+dsn=$(db)
+run -mode prosody -n 20000 -window 1000 -smpp-window 100 -mo 2000 -dsn "$dsn"
 run -mode component -n 100000 -no-receipts -window 2000 -mo -1
 
 node testdata/smpp-node/smsc.js bench bench >"$tmp/smsc.out" 2>&1 &

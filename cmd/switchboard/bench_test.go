@@ -11,20 +11,24 @@ import (
 	"switchboard/internal/bench"
 )
 
-// TestBenchSmoke runs `bench -mode component` end to end on SQLite with a
-// few messages: every message must reach the SMSC sink and every receipt
-// must come back to its sender. Speed is not checked here.
+// TestBenchSmoke runs `bench -mode component` end to end on each store
+// with a few messages: every message must reach the SMSC sink and every
+// receipt must come back to its sender. Speed is not checked here.
 func TestBenchSmoke(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts Switchboard as a child process")
 	}
 	// The child is this test binary, re-executed as switchboard (see config_test.go).
 	t.Setenv("SB_TEST_MAIN", "1")
+	stores(t, benchSmoke)
+}
+
+func benchSmoke(t *testing.T, dsn string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	var log strings.Builder
 	res, err := bench.Run(ctx, bench.Options{
-		Mode: bench.ModeComponent, N: 500, Users: 10, MO: 20, Binary: os.Args[0],
+		Mode: bench.ModeComponent, N: 500, Users: 10, MO: 20, Binary: os.Args[0], DSN: dsn,
 		Timeout: 50 * time.Second, Log: &log,
 	})
 	if err != nil {
@@ -41,6 +45,12 @@ func TestBenchSmoke(t *testing.T) {
 	// server and the SMSC, so it cannot have used no CPU at all.
 	if res.CPUPer1k <= 0 || res.Others["bench"] <= 0 {
 		t.Errorf("CPU per 1,000 messages: Switchboard %.3f s, bench %.3f s; want both above 0", res.CPUPer1k, res.Others["bench"])
+	}
+	// The PostgreSQL server on loopback is measured too; SQLite is in
+	// Switchboard's process.
+	pg, measured := res.Others["postgres"]
+	if wantPG := res.Store == "postgres"; measured != wantPG || (wantPG && pg <= 0) {
+		t.Errorf("PostgreSQL server CPU per 1,000 messages: %.3f s (measured %v); want it measured, above 0, only on PostgreSQL", pg, measured)
 	}
 	var out strings.Builder
 	bench.Print(&out, []*bench.Result{res})

@@ -325,6 +325,8 @@ level = "warn"
 	io0, ioErr0 := ioCounters(pid)
 	others0 := drv.otherCPU()
 	self0 := cpuTime0(os.Getpid())
+	pg0, pgOK := postgresCPU()
+	pgOK = pgOK && localPostgres(dsn)
 
 	werr := make(chan error, 1)
 	writer.Go(func() { werr <- writeAll(ctx, rec, drv, o) })
@@ -355,6 +357,7 @@ level = "warn"
 	io1, ioErr1 := ioCounters(pid)
 	others1 := drv.otherCPU()
 	self1 := cpuTime0(os.Getpid())
+	pg1, _ := postgresCPU()
 	res.LoadEnd = loadAvg()
 
 	if o.MO > 0 && !res.Stalled {
@@ -413,6 +416,9 @@ level = "warn"
 	res.Others = map[string]float64{"bench": (self1 - self0).Seconds() / float64(o.N) * 1000}
 	for k, v := range others1 {
 		res.Others[k] = (v - others0[k]).Seconds() / float64(o.N) * 1000
+	}
+	if pgOK {
+		res.Others["postgres"] = (pg1 - pg0).Seconds() / float64(o.N) * 1000
 	}
 	return res, nil
 }

@@ -7,8 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"net/url"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -41,6 +44,56 @@ func cpuTime(pid int) (time.Duration, error) {
 		return 0, fmt.Errorf("bench: /proc/%d/stat: bad times", pid)
 	}
 	return time.Duration(ut+st) * time.Second / clockTicks, nil
+}
+
+// postgresCPU returns the CPU time used so far by the PostgreSQL server
+// running on this machine: every process named postgres (backends,
+// WAL writer, checkpointer, autovacuum), with the time of those that
+// ended counted in their parent's (the postmaster reaps its backends).
+// ok is false when there is none, or /proc cannot be read.
+func postgresCPU() (d time.Duration, ok bool) {
+	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
+	for _, p := range stats {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue // gone
+		}
+		i, j := bytes.IndexByte(b, '('), bytes.LastIndexByte(b, ')')
+		if i < 0 || j < i || string(b[i+1:j]) != "postgres" {
+			continue
+		}
+		// After the name: state is field 3; utime, stime, cutime and
+		// cstime are 14 to 17.
+		f := strings.Fields(string(b[j+1:]))
+		if len(f) < 15 {
+			continue
+		}
+		for _, s := range f[11:15] {
+			t, err := strconv.ParseInt(s, 10, 64)
+			if err == nil {
+				d += time.Duration(t) * time.Second / clockTicks
+			}
+		}
+		ok = true
+	}
+	return d, ok
+}
+
+// localPostgres reports whether dsn names a PostgreSQL server on this
+// machine (a loopback address or a Unix socket), whose CPU postgresCPU
+// then measures.
+func localPostgres(dsn string) bool {
+	u, err := url.Parse(dsn)
+	if err != nil || !strings.HasPrefix(u.Scheme, "postgres") {
+		return false
+	}
+	switch h := u.Hostname(); {
+	case h == "" || h == "localhost" || strings.HasPrefix(h, "/"):
+		return true
+	default:
+		ip := net.ParseIP(h)
+		return ip != nil && ip.IsLoopback()
+	}
 }
 
 // cpuTotal sums cpuTime over pids, skipping ones that are gone.

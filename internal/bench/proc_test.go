@@ -45,3 +45,21 @@ func TestPeakRSS(t *testing.T) {
 		t.Errorf("peak RSS %d bytes; a Go test binary uses megabytes", rss)
 	}
 }
+
+// TestLocalPostgres: the server's CPU is measured only where it runs on
+// this machine.
+func TestLocalPostgres(t *testing.T) {
+	for dsn, want := range map[string]bool{
+		"postgres://postgres@127.0.0.1:55432/db?sslmode=disable": true,
+		"postgres://u:p@localhost/db":                            true,
+		"postgresql://u@[::1]:5432/db":                           true,
+		"postgres:///db?host=/var/run/postgresql":                true,
+		"postgres://u@db.example.com/db":                         false,
+		"postgres://u@10.0.0.5:5432/db":                          false,
+		"sqlite:/tmp/x.db":                                       false,
+	} {
+		if got := localPostgres(dsn); got != want {
+			t.Errorf("localPostgres(%q) = %v, want %v", dsn, got, want)
+		}
+	}
+}

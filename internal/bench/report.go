@@ -45,7 +45,7 @@ func Print(w io.Writer, rs []*Result) {
 		return fmt.Sprintf("%.1f / %.1f", r.DiskPerMsg/1024, r.WriteCallsPerMsg)
 	})
 	row("Switchboard peak RSS MB", func(r *Result) string { return fmt.Sprintf("%.1f", float64(r.PeakRSS)/(1<<20)) })
-	for _, name := range []string{"prosody", "bench"} {
+	for _, name := range []string{"prosody", "postgres", "bench"} {
 		has := false
 		for _, r := range rs {
 			_, ok := r.Others[name]
@@ -53,7 +53,10 @@ func Print(w io.Writer, rs []*Result) {
 		}
 		if has {
 			label := name
-			if name == "bench" {
+			switch name {
+			case "postgres":
+				label = "PostgreSQL server (all its processes)"
+			case "bench":
 				label = "bench (its XMPP side, SMSC sink)"
 			}
 			row(label+" CPU s / 1,000 msgs", func(r *Result) string {
