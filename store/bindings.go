@@ -64,7 +64,9 @@ func bindTx(ctx context.Context, tx *sql.Tx, number, jid, method string, now int
 
 // Release removes the binding of number and returns the JID that held it.
 // The number's address-book entries, and those of its holder's book, are
-// marked dirty for the roster worker.
+// marked dirty for the roster worker. The forms its holder wrote numbers in
+// (peer_forms) go with it: a user who unregisters leaves no record of whom
+// they wrote to beside the archive, whose retention bounds it.
 func (s *Store) Release(ctx context.Context, number string) (jid string, err error) {
 	err = s.tx(ctx, func(tx *sql.Tx) error {
 		if err := tx.QueryRowContext(ctx, `SELECT jid FROM bindings WHERE number = $1`, number).Scan(&jid); err != nil {
@@ -74,6 +76,9 @@ func (s *Store) Release(ctx context.Context, number string) (jid string, err err
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE contacts SET `+markDirty+` WHERE (number = $1 OR owner = $2) AND deleted = 0`, number, jid); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM peer_forms WHERE user_bare = $1`, jid); err != nil {
 			return err
 		}
 		_, err := tx.ExecContext(ctx, `DELETE FROM bindings WHERE number = $1`, number)

@@ -147,3 +147,40 @@ func TestPeerForms(t *testing.T) {
 		}
 	})
 }
+
+// TestPeerFormsReleased: a user whose number is released (unregistered)
+// leaves no forms behind; bound again, they start with none.
+func TestPeerFormsReleased(t *testing.T) {
+	engines(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		const alice, aliceNum, phone = "alice@example.com", "+12015550100", "+12015550199"
+		if _, err := s.Bind(ctx, aliceNum, alice, "sms"); err != nil {
+			t.Fatal(err)
+		}
+		m := &store.Outbound{SenderJID: alice + "/phone", SenderNumber: aliceNum, Dest: phone, Body: "hi", Parts: 1,
+			PeerLocal: "2015550199", SetForm: true}
+		if err := s.AcceptOutbound(ctx, []*store.Outbound{m}); err != nil {
+			t.Fatal(err)
+		}
+		forms := func() map[store.Form]string {
+			t.Helper()
+			r, err := s.RoutingOf(ctx, []string{alice}, []string{phone})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return r.Forms
+		}
+		if got := forms(); len(got) != 1 {
+			t.Fatalf("forms before the release = %v, want one", got)
+		}
+		if _, err := s.Release(ctx, aliceNum); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Bind(ctx, aliceNum, alice, "sms"); err != nil {
+			t.Fatal(err)
+		}
+		if got := forms(); len(got) != 0 {
+			t.Fatalf("forms after release and binding again = %v, want none", got)
+		}
+	})
+}
