@@ -8,7 +8,6 @@ import (
 	"io"
 	"slices"
 	"strings"
-	"sync"
 
 	"github.com/fiorix/go-smpp/smpp/pdu"
 	"github.com/fiorix/go-smpp/smpp/pdu/pdufield"
@@ -106,7 +105,11 @@ func serialize(p pdu.Body, tlvs map[uint16][]byte) ([]byte, error) {
 	if err := p.SerializeTo(&buf); err != nil {
 		return nil, err
 	}
-	b := buf.Bytes()
+	return appendTLVs(buf.Bytes(), tlvs)
+}
+
+// appendTLVs appends tlvs to the PDU b, sorted by tag, and sets its length.
+func appendTLVs(b []byte, tlvs map[uint16][]byte) ([]byte, error) {
 	tags := make([]uint16, 0, len(tlvs))
 	for t := range tlvs {
 		tags = append(tags, t)
@@ -165,34 +168,29 @@ func encodeSubmitSM(seq uint32, s *Submit) ([]byte, error) {
 		return nil, fmt.Errorf("smpp: short_message is %d bytes, max %d; send longer text in TLV 0x0424 (message_payload)",
 			len(s.ShortMessage), maxShortMessage)
 	}
-	// A submit_sm body reused: a new one grows its field map to eighteen
-	// entries for every message. Every field is set again below.
-	p := submitBodies.Get().(pdu.Body)
-	defer submitBodies.Put(p)
-	p.Header().Seq = seq
-	f := p.Fields()
-	f.Set(pdufield.ServiceType, "")
-	f.Set(pdufield.SourceAddrTON, s.Source.TON)
-	f.Set(pdufield.SourceAddrNPI, s.Source.NPI)
-	f.Set(pdufield.SourceAddr, s.Source.Addr)
-	f.Set(pdufield.DestAddrTON, s.Dest.TON)
-	f.Set(pdufield.DestAddrNPI, s.Dest.NPI)
-	f.Set(pdufield.DestinationAddr, s.Dest.Addr)
-	f.Set(pdufield.ESMClass, s.ESMClass)
-	f.Set(pdufield.ProtocolID, s.ProtocolID)
-	f.Set(pdufield.PriorityFlag, s.PriorityFlag)
-	f.Set(pdufield.ScheduleDeliveryTime, "")
-	f.Set(pdufield.ValidityPeriod, s.ValidityPeriod)
-	f.Set(pdufield.RegisteredDelivery, s.RegisteredDelivery)
-	f.Set(pdufield.ReplaceIfPresentFlag, uint8(0))
-	f.Set(pdufield.DataCoding, s.DataCoding)
-	f.Set(pdufield.SMDefaultMsgID, uint8(0))
-	f.Set(pdufield.ShortMessage, s.ShortMessage) // also sets sm_length
-	return serialize(p, s.TLVs)
+	// The body's fields in SMPP 3.4's order (§4.4.1), written straight
+	// into the PDU: through go-smpp's field map, encoding was 5 % of the
+	// gateway's CPU at full speed. TestSubmitSMAsGoSMPP holds the bytes
+	// to go-smpp's.
+	n := headerLen + 17 + len(s.Source.Addr) + len(s.Dest.Addr) + len(s.ValidityPeriod) + len(s.ShortMessage)
+	for _, v := range s.TLVs {
+		n += 4 + len(v)
+	}
+	b := appendHeader(make([]byte, 0, n), cmdSubmitSM, 0, seq)
+	b = append(b, 0) // service_type: the SMSC's default
+	b = append(b, s.Source.TON, s.Source.NPI)
+	b = append(append(b, s.Source.Addr...), 0)
+	b = append(b, s.Dest.TON, s.Dest.NPI)
+	b = append(append(b, s.Dest.Addr...), 0)
+	b = append(b, s.ESMClass, s.ProtocolID, s.PriorityFlag)
+	b = append(b, 0) // schedule_delivery_time: at once
+	b = append(append(b, s.ValidityPeriod...), 0)
+	// registered_delivery, replace_if_present_flag, data_coding,
+	// sm_default_msg_id, sm_length, short_message.
+	b = append(b, s.RegisteredDelivery, 0, s.DataCoding, 0, byte(len(s.ShortMessage)))
+	b = append(b, s.ShortMessage...)
+	return appendTLVs(b, s.TLVs)
 }
-
-// submitBodies are submit_sm bodies for encodeSubmitSM to reuse.
-var submitBodies = sync.Pool{New: func() any { return pdu.NewSubmitSM(nil) }}
 
 // encodeHeaderOnly encodes enquire_link, enquire_link_resp, unbind,
 // unbind_resp and generic_nack, which have no body.
