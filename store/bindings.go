@@ -141,7 +141,9 @@ type Routing struct {
 	// Forms holds, for the senders and the destinations' owners, the
 	// form (a JID's localpart) each last wrote a number in, where that
 	// was not the international one: what a new message changes (see
-	// Outbound.SetForm), and what a relay to an owner comes from.
+	// Outbound.SetForm), and what a relay to an owner comes from. Only
+	// the batch's numbers are read: the destinations and the senders'
+	// numbers.
 	Forms map[Form]string
 }
 
@@ -207,12 +209,18 @@ func (s *Store) RoutingOf(ctx context.Context, jids, dests []string) (Routing, e
 		return Routing{}, fmt.Errorf("store: routing: %w", err)
 	}
 	if len(withForms) > 0 {
-		slices.Sort(withForms)
-		if r.Forms, err = s.formsOf(ctx, slices.Compact(withForms)); err != nil {
+		if r.Forms, err = s.formsOf(ctx, withForms, formNumbers(dests, r.Numbers)); err != nil {
 			return Routing{}, err
 		}
 	}
 	return r, nil
+}
+
+// formNumbers is the numbers whose forms a batch can use: its destinations
+// (a sender's form of the number it writes to) and the senders' numbers
+// (an owner's form of the number a relay comes from).
+func formNumbers(dests []string, numbers map[string]string) []string {
+	return slices.Concat(dests, slices.Collect(maps.Values(numbers)))
 }
 
 // routingApart is RoutingOf for lists too long for one statement.
@@ -227,33 +235,42 @@ func (s *Store) routingApart(ctx context.Context, jids, dests []string) (r Routi
 		return Routing{}, err
 	}
 	users := slices.Concat(jids, slices.Collect(maps.Values(r.Owners)))
-	if r.Forms, err = s.formsOf(ctx, users); err != nil {
+	if r.Forms, err = s.formsOf(ctx, users, formNumbers(dests, r.Numbers)); err != nil {
 		return Routing{}, err
 	}
 	return r, nil
 }
 
 // formsOf reads the forms users (bare JIDs) last wrote numbers in, where
-// that was not the international one (see Routing.Forms).
-func (s *Store) formsOf(ctx context.Context, users []string) (map[Form]string, error) {
+// that was not the international one (see Routing.Forms), for the numbers
+// given only: what a batch can use, not every number a user ever wrote
+// in another form, so the read is bounded by the batch.
+func (s *Store) formsOf(ctx context.Context, users, numbers []string) (map[Form]string, error) {
 	out := make(map[Form]string)
-	for chunk := range slices.Chunk(users, 512) {
-		args := strArgs(nil, pad(chunk))
-		rows, err := s.query(ctx, `SELECT user_bare, number, local FROM peer_forms WHERE user_bare IN (`+inList(1, len(args))+`)`, args...)
-		if err != nil {
-			return nil, fmt.Errorf("store: forms: %w", err)
-		}
-		for rows.Next() {
-			var f Form
-			var local string
-			if err := rows.Scan(&f.User, &f.Number, &local); err != nil {
-				rows.Close()
+	slices.Sort(users)
+	users = slices.Compact(users)
+	slices.Sort(numbers)
+	numbers = slices.Compact(numbers)
+	for us := range slices.Chunk(users, 512) {
+		for ns := range slices.Chunk(numbers, 512) {
+			uTest, args := s.stringsIn("user_bare", 1, us)
+			nTest, nArgs := s.stringsIn("number", len(args)+1, ns)
+			rows, err := s.query(ctx, `SELECT user_bare, number, local FROM peer_forms WHERE `+uTest+` AND `+nTest, append(args, nArgs...)...)
+			if err != nil {
 				return nil, fmt.Errorf("store: forms: %w", err)
 			}
-			out[f] = local
-		}
-		if err := rows.Close(); err != nil {
-			return nil, fmt.Errorf("store: forms: %w", err)
+			for rows.Next() {
+				var f Form
+				var local string
+				if err := rows.Scan(&f.User, &f.Number, &local); err != nil {
+					rows.Close()
+					return nil, fmt.Errorf("store: forms: %w", err)
+				}
+				out[f] = local
+			}
+			if err := rows.Close(); err != nil {
+				return nil, fmt.Errorf("store: forms: %w", err)
+			}
 		}
 	}
 	return out, nil

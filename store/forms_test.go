@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"fmt"
 	"maps"
 	"testing"
 	"time"
@@ -76,17 +77,17 @@ func TestPeerForms(t *testing.T) {
 		}
 		// Alice's forms as a sender; carol's as the owner of a destination.
 		want := map[store.Form]string{{User: alice, Number: phone}: national, {User: carol, Number: aliceNum}: "+1-201-555-0100"}
-		if got := forms([]string{alice}, []string{carolNum}); !maps.Equal(got, want) {
+		if got := forms([]string{alice}, []string{phone, carolNum}); !maps.Equal(got, want) {
 			t.Fatalf("forms = %v, want %v", got, want)
 		}
-		if got := forms([]string{carol}, []string{phone}); len(got) != 1 {
-			t.Fatalf("carol's forms, to a number nobody has = %v, want hers only", got)
+		if got := forms([]string{carol}, []string{aliceNum}); len(got) != 1 {
+			t.Fatalf("carol's forms, to alice = %v, want hers only", got)
 		}
 		// A new binding keeps them.
 		if _, err := s.Bind(ctx, aliceNum, alice, "sms"); err != nil {
 			t.Fatal(err)
 		}
-		if got := forms([]string{alice}, []string{carolNum}); !maps.Equal(got, want) {
+		if got := forms([]string{alice}, []string{phone, carolNum}); !maps.Equal(got, want) {
 			t.Fatalf("forms after binding again = %v, want %v", got, want)
 		}
 
@@ -181,6 +182,56 @@ func TestPeerFormsReleased(t *testing.T) {
 		}
 		if got := forms(); len(got) != 0 {
 			t.Fatalf("forms after release and binding again = %v, want none", got)
+		}
+	})
+}
+
+// TestPeerFormsBounded: the routing reads only the forms a batch can use
+// (a sender's for the numbers it writes to, an owner's for the senders'
+// numbers), not every form a user ever wrote a number in: work per batch
+// bounded by the batch, not by the user's history.
+func TestPeerFormsBounded(t *testing.T) {
+	engines(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		const alice, aliceNum, bob, bobNum = "alice@example.com", "+12015550100", "bob@example.com", "+12015550101"
+		for n, j := range map[string]string{aliceNum: alice, bobNum: bob} {
+			if _, err := s.Bind(ctx, n, j, "operator"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// Alice has written many numbers in their national form, bob too.
+		var msgs []*store.Outbound
+		for i := range 20 {
+			for _, u := range []struct{ jid, num string }{{alice, aliceNum}, {bob, bobNum}} {
+				n := fmt.Sprintf("20155502%02d", i)
+				msgs = append(msgs, &store.Outbound{SenderJID: u.jid + "/phone", SenderNumber: u.num, Dest: "+1" + n, Body: "hi", Parts: 1,
+					ExpiresAt: time.Now().Add(time.Hour), PeerLocal: n, SetForm: true})
+			}
+		}
+		// And bob wrote alice's number in another form.
+		msgs = append(msgs, &store.Outbound{SenderJID: bob + "/phone", SenderNumber: bobNum, Dest: aliceNum, Body: "hi", Parts: 1,
+			PeerJID: alice, PeerLocal: "2015550100", SetForm: true})
+		if err := s.AcceptOutbound(ctx, msgs); err != nil {
+			t.Fatal(err)
+		}
+		for _, tc := range []struct {
+			jids, dests []string
+			want        map[store.Form]string
+		}{
+			// Alice writes to one of her numbers: her form of it.
+			{[]string{alice}, []string{"+12015550203"}, map[store.Form]string{{User: alice, Number: "+12015550203"}: "2015550203"}},
+			// Alice writes to bob: bob's form of her number, none of alice's.
+			{[]string{alice}, []string{bobNum}, map[store.Form]string{{User: bob, Number: aliceNum}: "2015550100"}},
+			// Bob writes to short codes only (no destinations: read apart).
+			{[]string{bob}, nil, map[store.Form]string{}},
+		} {
+			r, err := s.RoutingOf(ctx, tc.jids, tc.dests)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !maps.Equal(r.Forms, tc.want) {
+				t.Errorf("RoutingOf(%v, %v).Forms = %d forms %v, want %v", tc.jids, tc.dests, len(r.Forms), r.Forms, tc.want)
+			}
 		}
 	})
 }

@@ -254,7 +254,6 @@ func pad[T any](v []T) []T {
 	return out
 }
 
-// idArgs appends ids to args, as statement arguments.
 // idsIn renders "col IN ($first, …)" for ids, padded (see pad), with
 // their arguments; on PostgreSQL "col = ANY($first::bigint[])" with one
 // array argument: one statement text for any number of ids, where a list
@@ -278,6 +277,7 @@ func (s *Store) stringsIn(col string, first int, ss []string) (string, []any) {
 	return col + " IN (" + inList(first, len(ss)) + ")", strArgs(nil, ss)
 }
 
+// idArgs appends ids to args, as statement arguments.
 func idArgs(args []any, ids []int64) []any {
 	for _, id := range ids {
 		args = append(args, id)
