@@ -20,7 +20,11 @@ case "${1:-}" in
 esac
 
 say() { printf '\033[1mdemo:\033[0m %s\n' "$*"; }
-die() { printf 'demo: %s\n' "$*" >&2; exit 1; }
+die() {
+	printf 'demo: %s\n' "$*" >&2
+	[ -z "${build_pid:-}" ] || kill "$build_pid" 2>/dev/null || true # a build still running
+	exit 1
+}
 
 [ "$(id -u)" -eq 0 ] || die "run as root (it installs Prosody and runs it as user prosody): sudo make demo"
 command -v go >/dev/null || die "no go on PATH or in /usr/local/go/bin"
@@ -64,7 +68,8 @@ done
 
 # --- Build done ---------------------------------------------------------------------------------
 if [ -n "$build_pid" ]; then
-	wait "$build_pid" || die "building bin/switchboard failed (the go build output is above)"
+	wait "$build_pid" || { build_pid=; die "building bin/switchboard failed (the go build output is above)"; }
+	build_pid=
 	# Under sudo, leave bin/ to the user, whose own go build (README, Running it) writes there.
 	if [ -n "${SUDO_UID:-}" ] && [ -n "${SUDO_GID:-}" ]; then
 		chown "$SUDO_UID:$SUDO_GID" bin bin/switchboard
