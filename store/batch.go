@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"maps"
+	"math/bits"
 	"slices"
 	"strconv"
 	"strings"
@@ -252,11 +253,18 @@ func (s *Store) applyOutcomes(ctx context.Context, tx *sql.Tx, parts []*partOp, 
 				SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::bigint[]) `+upsert,
 				msg, seq, smscID, state, er, at)
 		} else {
-			args := make([]any, 0, 6*len(dirty))
-			for _, p := range dirty {
-				args = append(args, p.msg, p.seq, p.smscID, p.state, p.err, p.updated)
+			// In chunks of a power of two rows (at most 512), the largest
+			// first: a few prepared statements serve every batch size,
+			// where a statement per size was parsed anew for most batches.
+			for rest := dirty; len(rest) > 0; {
+				n := min(1<<(bits.Len(uint(len(rest)))-1), groupMax)
+				args := make([]any, 0, 6*n)
+				for _, p := range rest[:n] {
+					args = append(args, p.msg, p.seq, p.smscID, p.state, p.err, p.updated)
+				}
+				w.add(`INSERT INTO parts (message_id, seq, smsc_id, state, err, updated_at) VALUES `+valuesList(n, 6)+` `+upsert, args...)
+				rest = rest[n:]
 			}
-			w.add(`INSERT INTO parts (message_id, seq, smsc_id, state, err, updated_at) VALUES `+valuesList(len(dirty), 6)+` `+upsert, args...)
 		}
 	}
 	var gone, kept []any
