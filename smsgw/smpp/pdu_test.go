@@ -2,7 +2,9 @@ package smpp
 
 import (
 	"bytes"
+	"errors"
 	"math/rand/v2"
+	"reflect"
 	"testing"
 
 	"github.com/fiorix/go-smpp/smpp/pdu"
@@ -101,6 +103,136 @@ func BenchmarkEncodeSubmitSM(b *testing.B) {
 			b.ReportAllocs()
 			for i := range b.N {
 				if _, err := enc.f(uint32(i), s); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// deliverSMByGoSMPP is how decodeDeliverSM decoded a deliver_sm before it
+// read the fields in place: through go-smpp's field map, with the plain
+// layout. It is the reference TestDeliverSMAsGoSMPP holds the new decoding
+// to.
+func deliverSMByGoSMPP(h header, body []byte) (*Deliver, error) {
+	f, tlvs, err := decodeFields(pdufield.List{
+		pdufield.ServiceType, pdufield.SourceAddrTON, pdufield.SourceAddrNPI, pdufield.SourceAddr,
+		pdufield.DestAddrTON, pdufield.DestAddrNPI, pdufield.DestinationAddr, pdufield.ESMClass,
+		pdufield.ProtocolID, pdufield.PriorityFlag, pdufield.ScheduleDeliveryTime, pdufield.ValidityPeriod,
+		pdufield.RegisteredDelivery, pdufield.ReplaceIfPresentFlag, pdufield.DataCoding, pdufield.SMDefaultMsgID,
+		pdufield.SMLength, pdufield.ShortMessage,
+	}, body)
+	if err != nil {
+		return nil, err
+	}
+	d := &Deliver{
+		Command:    cmdDeliverSM,
+		Seq:        h.Seq,
+		Source:     Address{TON: fixed(f, pdufield.SourceAddrTON), NPI: fixed(f, pdufield.SourceAddrNPI), Addr: cstring(f, pdufield.SourceAddr)},
+		Dest:       Address{TON: fixed(f, pdufield.DestAddrTON), NPI: fixed(f, pdufield.DestAddrNPI), Addr: cstring(f, pdufield.DestinationAddr)},
+		ESMClass:   fixed(f, pdufield.ESMClass),
+		DataCoding: fixed(f, pdufield.DataCoding),
+		TLVs:       tlvs,
+	}
+	if sm := f[pdufield.ShortMessage].Bytes(); len(sm) > 0 {
+		d.ShortMessage = sm
+	} else {
+		d.ShortMessage = tlvs[tagMessagePayload]
+	}
+	return d, nil
+}
+
+// TestDeliverSMAsGoSMPP: deliver_sm bodies decode as go-smpp decoded them,
+// or fail where it failed, with the same kind of error (a bad TLV stream
+// or not): valid bodies with random fields and TLVs, each cut at every
+// length, with bytes changed at random, and random bytes.
+func TestDeliverSMAsGoSMPP(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	str := func(max int) []byte {
+		b := make([]byte, r.IntN(max+1))
+		for i := range b {
+			b[i] = byte(1 + r.IntN(255))
+		}
+		return b
+	}
+	cstr := func(max int) []byte { return append(str(max), 0) }
+	var bodies [][]byte
+	for range 300 {
+		var b []byte
+		b = append(b, cstr(5)...)
+		b = append(b, byte(r.UintN(256)), byte(r.UintN(256)))
+		b = append(b, cstr(20)...)
+		b = append(b, byte(r.UintN(256)), byte(r.UintN(256)))
+		b = append(b, cstr(20)...)
+		b = append(b, byte(r.UintN(256)), byte(r.UintN(256)), byte(r.UintN(256)))
+		b = append(b, cstr(16)...)
+		b = append(b, cstr(16)...)
+		b = append(b, byte(r.UintN(256)), byte(r.UintN(256)), byte(r.UintN(256)), byte(r.UintN(256)))
+		sm := str(254)
+		if r.IntN(5) == 0 {
+			sm = nil
+		}
+		b = append(b, byte(len(sm)))
+		b = append(b, sm...)
+		for range r.IntN(4) {
+			tag := []uint16{tagMessagePayload, 0x001E, 0x0427, 0x020C, uint16(r.UintN(1 << 16))}[r.IntN(5)]
+			v := str(300)
+			b = append(b, byte(tag>>8), byte(tag), byte(len(v)>>8), byte(len(v)))
+			b = append(b, v...)
+		}
+		b = append(b, str(3)...) // stray padding, too short for a TLV
+		bodies = append(bodies, b)
+		for cut := range len(b) {
+			bodies = append(bodies, b[:cut])
+		}
+		for range 5 {
+			g := bytes.Clone(b)
+			for range 1 + r.IntN(3) {
+				g[r.IntN(len(g))] = byte(r.UintN(256))
+			}
+			bodies = append(bodies, g)
+		}
+		bodies = append(bodies, str(100))
+	}
+	var ok, failed int
+	for i, body := range bodies {
+		h := header{Seq: uint32(i)}
+		got, gotErr := decodeDeliverSM(h, body)
+		want, wantErr := deliverSMByGoSMPP(h, body)
+		if (gotErr != nil) != (wantErr != nil) || errors.Is(gotErr, StatusInvOptParStream) != errors.Is(wantErr, StatusInvOptParStream) {
+			t.Fatalf("body %d %x:\n got error %v\nwant error %v", i, body, gotErr, wantErr)
+		}
+		if wantErr != nil {
+			failed++
+			continue
+		}
+		ok++
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("body %d %x:\n got %+v\nwant %+v", i, body, got, want)
+		}
+	}
+	if ok < 300 || failed < 300 {
+		t.Fatalf("%d bodies decoded, %d refused: want many of each", ok, failed)
+	}
+}
+
+// BenchmarkDecodeDeliverSM: a delivery receipt's deliver_sm, read in place
+// and through go-smpp's field map (as it was).
+func BenchmarkDecodeDeliverSM(b *testing.B) {
+	text := "id:0123456789 sub:001 dlvrd:001 submit date:2611280100 done date:2611280100 stat:DELIVRD err:000 text:hello"
+	body := append([]byte{0, 1, 1}, "447700900123\x00"...)
+	body = append(body, 1, 1)
+	body = append(body, "12015550100\x00"...)
+	body = append(body, 0x04, 0, 0, 0, 0, 0, 0, 0, 0, byte(len(text)))
+	body = append(body, text...)
+	for _, dec := range []struct {
+		name string
+		f    func(header, []byte) (*Deliver, error)
+	}{{"in-place", decodeDeliverSM}, {"go-smpp", deliverSMByGoSMPP}} {
+		b.Run(dec.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for i := range b.N {
+				if _, err := dec.f(header{Seq: uint32(i)}, body); err != nil {
 					b.Fatal(err)
 				}
 			}
