@@ -325,8 +325,8 @@ level = "warn"
 	io0, ioErr0 := ioCounters(pid)
 	others0 := drv.otherCPU()
 	self0 := cpuTime0(os.Getpid())
-	pg0, pgOK := postgresCPU()
-	pgOK = pgOK && localPostgres(dsn)
+	pgPid := postmaster(ctx, dsn)
+	pg0, pgOK := postgresCPU(pgPid)
 
 	werr := make(chan error, 1)
 	writer.Go(func() { werr <- writeAll(ctx, rec, drv, o) })
@@ -357,7 +357,7 @@ level = "warn"
 	io1, ioErr1 := ioCounters(pid)
 	others1 := drv.otherCPU()
 	self1 := cpuTime0(os.Getpid())
-	pg1, _ := postgresCPU()
+	pg1, _ := postgresCPU(pgPid)
 	res.LoadEnd = loadAvg()
 
 	if o.MO > 0 && !res.Stalled {

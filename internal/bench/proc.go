@@ -2,7 +2,9 @@ package bench
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
+	"database/sql"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -47,25 +49,35 @@ func cpuTime(pid int) (time.Duration, error) {
 }
 
 // postgresCPU returns the CPU time used so far by the PostgreSQL server
-// running on this machine: every process named postgres (backends,
-// WAL writer, checkpointer, autovacuum), with the time of those that
-// ended counted in their parent's (the postmaster reaps its backends).
-// ok is false when there is none, or /proc cannot be read.
-func postgresCPU() (d time.Duration, ok bool) {
+// whose postmaster is pid: the postmaster and its children (backends, WAL
+// writer, checkpointer, autovacuum), with the time of the children that
+// ended counted in the postmaster's (it reaps them). Other servers on the
+// machine are left out: a test's, started or stopped meanwhile, would
+// move a machine-wide sum either way. ok is false when /proc does not show
+// the postmaster.
+func postgresCPU(pid int) (d time.Duration, ok bool) {
+	if pid <= 0 {
+		return 0, false
+	}
 	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
 	for _, p := range stats {
 		b, err := os.ReadFile(p)
 		if err != nil {
 			continue // gone
 		}
-		i, j := bytes.IndexByte(b, '('), bytes.LastIndexByte(b, ')')
-		if i < 0 || j < i || string(b[i+1:j]) != "postgres" {
+		j := bytes.LastIndexByte(b, ')')
+		if j < 0 {
 			continue
 		}
-		// After the name: state is field 3; utime, stime, cutime and
-		// cstime are 14 to 17.
+		// After the name: state is field 3, the parent's pid 4; utime,
+		// stime, cutime and cstime are 14 to 17.
 		f := strings.Fields(string(b[j+1:]))
 		if len(f) < 15 {
+			continue
+		}
+		self, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimPrefix(p, "/proc/"), "/stat"))
+		parent, _ := strconv.Atoi(f[1])
+		if self != pid && parent != pid {
 			continue
 		}
 		for _, s := range f[11:15] {
@@ -74,9 +86,33 @@ func postgresCPU() (d time.Duration, ok bool) {
 				d += time.Duration(t) * time.Second / clockTicks
 			}
 		}
-		ok = true
+		ok = ok || self == pid
 	}
 	return d, ok
+}
+
+// postmaster returns the pid of the postmaster of the PostgreSQL server
+// dsn names, when it runs on this machine: the parent of the backend
+// that answers. 0 when it cannot tell.
+func postmaster(ctx context.Context, dsn string) int {
+	if !localPostgres(dsn) {
+		return 0
+	}
+	db, err := sql.Open("postgres", dsn)
+	if err != nil {
+		return 0
+	}
+	defer db.Close()
+	var backend int
+	if err := db.QueryRowContext(ctx, `SELECT pg_backend_pid()`).Scan(&backend); err != nil {
+		return 0
+	}
+	m, err := procKeys(fmt.Sprintf("/proc/%d/status", backend))
+	if err != nil {
+		return 0
+	}
+	pid, _ := strconv.Atoi(m["PPid"])
+	return pid
 }
 
 // localPostgres reports whether dsn names a PostgreSQL server on this
