@@ -412,6 +412,11 @@ func (c *SMPPConfig) defaults(base SMPPConfig, own func(key string) bool) {
 	}
 	if !own("password") && !own("password_file") {
 		c.Password, c.PasswordFile = base.Password, base.PasswordFile
+		if c.Password != "" && c.PasswordFile != "" {
+			// [smpp] gives both, an error it reports once: not again
+			// for every table that takes them from it.
+			c.Password = ""
+		}
 	}
 	if !own("system_type") {
 		c.SystemType = base.SystemType

@@ -110,6 +110,18 @@ func TestConfigSecretTwice(t *testing.T) {
 			}
 		})
 	}
+	// An [[smsc]] table that takes both from [smpp] does not repeat
+	// [smpp]'s error, naming keys the operator never set.
+	config := strings.Replace(goodConfig, `password = "pw"`, `password_file = "`+secret+`"`, 1) + `
+[[smsc]]
+name = "b"
+addr = "smsc-b.example.net:2775"
+prefixes = ["+44"]
+`
+	_, err := loadConfig(writeFile(t, "sb.toml", config), []string{"SWITCHBOARD_SMPP_PASSWORD=pw"})
+	if err == nil || strings.Count(err.Error(), "not both") != 1 {
+		t.Fatalf("err = %v; want [smpp]'s error once", err)
+	}
 }
 
 // TestConfigErrors checks that every bad key is named, all at once.
