@@ -20,9 +20,7 @@ import (
 //
 //	out: queued → submitting → submitted → delivered | failed
 //	     (submitting goes back to queued for a retry after a temporary error,
-//	     or when the instance holding it died: see ClaimOutbound; and a
-//	     failed SMS becomes delivered when the carrier, having reported a
-//	     part failed, reports it delivered: see Receipt)
+//	     or when the instance holding it died: see ClaimOutbound)
 //	in:  received → delivered
 const (
 	Out = "out"
@@ -478,9 +476,8 @@ type ReceiptResult struct {
 // change nothing. A receipt for an id not seen yet is kept, to be applied
 // when the submit_sm_resp naming it is recorded.
 //
-// A part that failed is delivered by a DELIVRD that comes after: SMSCs
-// report a failed attempt and, having tried again, the delivery. Its
-// message, failed, becomes delivered once all its parts are.
+// A part's final state is final (SMPP 3.4 §5.2.28): a DELIVRD after a
+// failure changes nothing, for SMSCs reuse ids (see applyOutcomes).
 func (s *Store) Receipt(ctx context.Context, smsc string, forms []string, state, errText string) (ReceiptResult, error) {
 	if len(forms) == 0 {
 		return ReceiptResult{}, fmt.Errorf("%w: receipt without an SMSC id", ErrInvalid)
