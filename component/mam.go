@@ -1,6 +1,7 @@
 package component
 
 import (
+	"cmp"
 	"context"
 	"encoding/xml"
 	"errors"
@@ -245,11 +246,8 @@ func archiveID(s string) (int64, bool) {
 func (c *Component) mamResult(to jid.JID, queryID, prefix string, it store.ArchiveItem) xml.TokenReader {
 	id := strconv.FormatInt(it.ID, 10)
 	body := it.Body
-	local := it.Number
-	if it.Local != "" {
-		local = it.Local // the form of the number the user wrote to, as live
-	}
-	peerJID, err := c.cfg.JID.Domain().WithLocal(local)
+	// In the form of the number the user wrote to, as live.
+	peerJID, err := c.cfg.JID.Domain().WithLocal(cmp.Or(it.Local, it.Number))
 	if err != nil {
 		// Not a number: a sender's name a JID cannot hold ("My Bank").
 		// As the message came (router.Router.send): from the gateway

@@ -1,6 +1,7 @@
 package router
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"strconv"
@@ -239,11 +240,7 @@ func (r *Router) available(user jid.JID, seen presenceSeen) (known, avail bool) 
 }
 
 func (r *Router) send(ctx context.Context, n store.Notice, seen presenceSeen) error {
-	local := n.PeerNumber
-	if n.PeerLocal != "" {
-		local = n.PeerLocal // the form of the number the user wrote to
-	}
-	peer, err := r.numberJID(local)
+	peer, err := r.numberJID(cmp.Or(n.PeerLocal, n.PeerNumber)) // the form of the number the user wrote to
 	if err != nil {
 		// Not a number (an alphanumeric sender with characters a JID
 		// cannot hold): deliver from the component itself.

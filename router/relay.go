@@ -1,6 +1,7 @@
 package router
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -159,11 +160,7 @@ func (r *Router) fellBack(ctx context.Context, m *store.Outbound, why string) {
 	if err != nil {
 		return
 	}
-	local := m.Dest
-	if m.PeerLocal != "" {
-		local = m.PeerLocal // the form of the number written to
-	}
-	peer, err := r.numberJID(local)
+	peer, err := r.numberJID(cmp.Or(m.PeerLocal, m.Dest)) // the form of the number written to
 	if err != nil {
 		return
 	}
@@ -279,10 +276,6 @@ func (r *Router) relayEnds(rel store.Relay, recipientNumber string) (peer, sende
 	if err != nil {
 		return peer, sender, false
 	}
-	local := recipientNumber
-	if rel.PeerLocal != "" {
-		local = rel.PeerLocal
-	}
-	peer, err = r.numberJID(local)
+	peer, err = r.numberJID(cmp.Or(rel.PeerLocal, recipientNumber))
 	return peer, sender, err == nil
 }

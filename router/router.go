@@ -7,6 +7,7 @@
 package router
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -693,11 +694,7 @@ func (r *Router) relay(ctx context.Context, p *pending, senderNumber string, for
 		r.relayFailed(ctx, p)
 		return
 	}
-	local := senderNumber
-	if l := forms[store.Form{User: owner, Number: senderNumber}]; l != "" {
-		local = l
-	}
-	from, err := r.numberJID(local)
+	from, err := r.numberJID(cmp.Or(forms[store.Form{User: owner, Number: senderNumber}], senderNumber))
 	if err != nil {
 		r.log.Error().Err(err).Msg("sender number is not a localpart")
 		r.relayFailed(ctx, p)
