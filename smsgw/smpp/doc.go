@@ -1,7 +1,9 @@
 // Package smpp implements the ESME side of an SMPP 3.4 session: bind_transceiver, a blocking request window, enquire_link in both directions, and inbound deliver_sm/data_sm dispatch.
 //
-// The PDU field codecs come from github.com/fiorix/go-smpp (packages pdu,
-// pdufield and pdutlv). The session itself is this package's own: fiorix's
+// The PDU field codecs come from github.com/fiorix/go-smpp (packages pdu
+// and pdufield), except for the PDUs every message costs (submit_sm,
+// deliver_sm and their responses) and TLVs, which this package writes and
+// reads in place; tests hold those to go-smpp's. The session itself is this package's own: fiorix's
 // Transceiver matches responses by sequence number alone, drops the bind on a
 // data_sm, and always answers deliver_sm with ESME_ROK from its single read
 // loop (DESIGN.md section 5). What this package adds:

@@ -11,7 +11,6 @@ import (
 
 	"github.com/fiorix/go-smpp/smpp/pdu"
 	"github.com/fiorix/go-smpp/smpp/pdu/pdufield"
-	"github.com/fiorix/go-smpp/smpp/pdu/pdutlv"
 )
 
 // Command ids used by the session (SMPP 3.4 section 5.1.2.1).
@@ -224,16 +223,9 @@ func decodeFields(list pdufield.List, body []byte) (pdufield.Map, map[uint16][]b
 			return nil, nil, fmt.Errorf("smpp: truncated body: %s missing", k)
 		}
 	}
-	t, err := pdutlv.DecodeTLV(r)
+	tlvs, err := decodeTLVs(r.Bytes())
 	if err != nil {
-		return nil, nil, fmt.Errorf("%w: %v", StatusInvOptParStream, err)
-	}
-	var tlvs map[uint16][]byte
-	if len(t) > 0 {
-		tlvs = make(map[uint16][]byte, len(t))
-		for tag, v := range t {
-			tlvs[uint16(tag)] = v.Bytes()
-		}
+		return nil, nil, err
 	}
 	return f, tlvs, nil
 }

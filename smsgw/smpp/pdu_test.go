@@ -3,12 +3,14 @@ package smpp
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"reflect"
 	"testing"
 
 	"github.com/fiorix/go-smpp/smpp/pdu"
 	"github.com/fiorix/go-smpp/smpp/pdu/pdufield"
+	"github.com/fiorix/go-smpp/smpp/pdu/pdutlv"
 )
 
 // submitSMByGoSMPP is how encodeSubmitSM encoded a submit_sm before it
@@ -115,15 +117,34 @@ func BenchmarkEncodeSubmitSM(b *testing.B) {
 // layout. It is the reference TestDeliverSMAsGoSMPP holds the new decoding
 // to.
 func deliverSMByGoSMPP(h header, body []byte) (*Deliver, error) {
-	f, tlvs, err := decodeFields(pdufield.List{
+	list := pdufield.List{
 		pdufield.ServiceType, pdufield.SourceAddrTON, pdufield.SourceAddrNPI, pdufield.SourceAddr,
 		pdufield.DestAddrTON, pdufield.DestAddrNPI, pdufield.DestinationAddr, pdufield.ESMClass,
 		pdufield.ProtocolID, pdufield.PriorityFlag, pdufield.ScheduleDeliveryTime, pdufield.ValidityPeriod,
 		pdufield.RegisteredDelivery, pdufield.ReplaceIfPresentFlag, pdufield.DataCoding, pdufield.SMDefaultMsgID,
 		pdufield.SMLength, pdufield.ShortMessage,
-	}, body)
+	}
+	r := bytes.NewBuffer(body)
+	f, err := list.Decode(r)
 	if err != nil {
 		return nil, err
+	}
+	for _, k := range list {
+		if _, ok := f[k]; !ok {
+			return nil, fmt.Errorf("truncated body: %s missing", k)
+		}
+	}
+	// go-smpp's TLV decoder, not decodeTLVs, which decodeFields now uses.
+	t, err := pdutlv.DecodeTLV(r)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", StatusInvOptParStream, err)
+	}
+	var tlvs map[uint16][]byte
+	if len(t) > 0 {
+		tlvs = make(map[uint16][]byte, len(t))
+		for tag, v := range t {
+			tlvs[uint16(tag)] = v.Bytes()
+		}
 	}
 	d := &Deliver{
 		Command:    cmdDeliverSM,
