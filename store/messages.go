@@ -129,10 +129,9 @@ func (s *Store) AcceptOutbound(ctx context.Context, msgs []*Outbound) error {
 // trust).
 func (s *Store) insertOutbound(ctx context.Context, tx *sql.Tx, msgs []*Outbound, now int64) error {
 	if s.dialect == sqlite {
-		q := insertOutboundSQL + ` VALUES ` + outboundValues(1, 1, "$%d")
 		args := make([]any, 0, outboundCols)
 		for _, m := range msgs {
-			res, err := s.txExec(ctx, tx, q, outboundArgs(args[:0], m, nil, now)...)
+			res, err := s.txExec(ctx, tx, insertOutboundRow, outboundArgs(args[:0], m, nil, now)...)
 			if err != nil {
 				return err
 			}
@@ -241,21 +240,20 @@ const insertOutboundSQL = `INSERT INTO messages
 // outboundCols is the number of arguments outboundArgs adds per message.
 const outboundCols = 23
 
-// outboundValues renders the VALUES rows of insertOutbound for n messages
-// (direction 'out', updated_at the same as created_at), their arguments
-// numbered from first; id formats the id column's, the last.
-func outboundValues(n, first int, id string) string {
+// insertOutboundRow inserts one message on SQLite: outboundArgs' values
+// in order ($1…$23, the id nil for SQLite to assign), created_at's given
+// again as updated_at.
+var insertOutboundRow = func() string {
 	var b strings.Builder
-	for i := range n {
-		if i > 0 {
-			b.WriteString(", ")
+	b.WriteString(insertOutboundSQL + ` VALUES ('out'`)
+	for c := range outboundCols {
+		fmt.Fprintf(&b, ", $%d", c+1)
+		if c == outboundCreated {
+			fmt.Fprintf(&b, ", $%d", c+1) // updated_at: the same
 		}
-		a := first + i*outboundCols
-		fmt.Fprintf(&b, "('out', $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, "+id+")",
-			a, a+1, a+2, a+3, a+4, a+5, a+6, a+7, a+8, a+9, a+10, a+11, a+11, a+12, a+13, a+14, a+15, a+16, a+17, a+18, a+19, a+20, a+21, a+22)
 	}
-	return b.String()
-}
+	return b.String() + ")"
+}()
 
 // outboundUnnest selects the rows of insertOutboundPG from outboundColumns'
 // arrays ($2…$23), one per column, each message's id from the ids drawn.
@@ -280,9 +278,15 @@ var outboundUnnest = func() string {
 		names.String()[2:] + `, n)`
 }()
 
-// outboundText tells outboundArgs' text columns from its whole numbers;
-// outboundCreated is created_at's index.
-var outboundText = [outboundCols - 1]bool{0: true, 1: true, 2: true, 3: true, 4: true, 5: true, 6: true, 8: true, 12: true, 13: true, 15: true, 20: true, 21: true}
+// outboundText tells outboundArgs' text columns from its whole numbers
+// (the id, last, left out), by the types it gives; outboundCreated is
+// created_at's index.
+var outboundText = func() (text [outboundCols - 1]bool) {
+	for c, v := range outboundArgs(nil, &Outbound{}, nil, 0)[:outboundCols-1] {
+		_, text[c] = v.(string)
+	}
+	return text
+}()
 
 const outboundCreated = 11
 
