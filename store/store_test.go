@@ -15,18 +15,13 @@ import (
 	"switchboard/internal/testenv"
 	"switchboard/smsgw/dlr"
 	"switchboard/store"
+	"switchboard/store/storetest"
 )
 
 func TestMain(m *testing.M) { testenv.Main(m) }
 
 // engines runs f against a fresh SQLite file and a fresh PostgreSQL database.
-func engines(t *testing.T, f func(t *testing.T, s *store.Store)) {
-	dsns(t, func(t *testing.T, dsn string) {
-		s := openStore(t, dsn)
-		t.Cleanup(func() { s.Close() })
-		f(t, s)
-	})
-}
+var engines = storetest.Engines
 
 // openStore opens the store at dsn, failing the test if it cannot.
 func openStore(t *testing.T, dsn string) *store.Store {
