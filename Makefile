@@ -48,6 +48,6 @@ bench-tool:
 	$(GO) build -o bin/switchboard ./cmd/switchboard
 	bin/switchboard bench $(BENCHFLAGS)
 
-# Every run of a BENCHMARKS.md sitting, raw output on stdout (about five minutes).
+# Every run of a BENCHMARKS.md sitting, raw output on stdout (about six minutes).
 bench-sitting:
 	scripts/bench-sitting.sh

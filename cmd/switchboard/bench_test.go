@@ -57,6 +57,40 @@ func benchSmoke(t *testing.T, dsn string) {
 	t.Logf("\n%s", out.String())
 }
 
+// TestBenchReceiptDelay runs the bench with the sink's receipts held back
+// (-receipt-delay), as a carrier's come: every receipt must still come
+// back to its sender, none before the delay, and the report must say so.
+func TestBenchReceiptDelay(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts Switchboard as a child process")
+	}
+	t.Setenv("SB_TEST_MAIN", "1")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	const delay = 300 * time.Millisecond
+	var log strings.Builder
+	res, err := bench.Run(ctx, bench.Options{
+		Mode: bench.ModeComponent, N: 200, Users: 10, MO: -1, Window: 200, ReceiptDelay: delay,
+		Binary: os.Args[0], Timeout: 50 * time.Second, Log: &log,
+	})
+	if err != nil {
+		t.Fatalf("bench: %v\n%s", err, log.String())
+	}
+	if res.Submitted != 200 || res.Receipts != 200 || res.Errors != 0 || res.Stalled {
+		t.Errorf("submitted %d, receipts %d, errors %d (last %q), stalled %v; want 200, 200, 0",
+			res.Submitted, res.Receipts, res.Errors, res.LastError, res.Stalled)
+	}
+	// A lower bound: the receipts were held back, not sent at once.
+	if res.ReceiptsEnd < delay {
+		t.Errorf("the last receipt reached its sender %v after the first message was written; want at least the delay, %v", res.ReceiptsEnd, delay)
+	}
+	var out strings.Builder
+	bench.Print(&out, []*bench.Result{res})
+	if !strings.Contains(out.String(), "receipts after 300ms") {
+		t.Errorf("the report does not give the receipt delay:\n%s", out.String())
+	}
+}
+
 // TestBenchOwnSMSC runs the bench against an SMSC that is not ours (the
 // npm smpp package, testdata/smpp-node) through -smsc: every message must
 // reach it and every one of its receipts come back to the sender.

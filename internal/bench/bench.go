@@ -58,6 +58,10 @@ type Options struct {
 	SMPPWindow int
 	// NoReceipts makes the sink send no receipts: messages stay waiting for them.
 	NoReceipts bool
+	// ReceiptDelay makes the sink send each receipt that long after its
+	// submit_sm_resp, as a carrier's come, instead of at once: an SMSC id
+	// and its receipt then never share a group commit.
+	ReceiptDelay time.Duration
 	// Quotas keeps the SMS limits on, set too high to refuse anything, so
 	// that every batch pays for counting; by default they are off.
 	Quotas bool
@@ -137,6 +141,8 @@ type Result struct {
 	Rate        float64 // requested rate; 0: unpaced
 	Window      int
 	SMPPWindow  int
+	// ReceiptDelay is the sink's (see Options).
+	ReceiptDelay time.Duration
 
 	Submitted, Receipts, Errors, DupSubmits int
 	LastError                               string
@@ -214,7 +220,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		if o.NoReceipts {
 			outcome = smsc.OutcomeNone
 		}
-		sink, sinkAddr, closeSink, err = startSink(rec, outcome)
+		sink, sinkAddr, closeSink, err = startSink(rec, outcome, o.ReceiptDelay)
 		bound = func() int { return sink.Bound() }
 	}
 	if err != nil {
@@ -319,7 +325,8 @@ level = "warn"
 	fmt.Fprintf(o.Log, "bench: %s mode, %s, %d messages from %d users, rate %s, window %d, smpp window %d\n",
 		o.Mode, engine(dsn), o.N, o.Users, rateText(o.Rate), o.Window, o.SMPPWindow)
 
-	res := &Result{Mode: o.Mode, Store: engine(dsn), N: o.N, Rate: o.Rate, Window: o.Window, SMPPWindow: o.SMPPWindow, MO: o.MO}
+	res := &Result{Mode: o.Mode, Store: engine(dsn), N: o.N, Rate: o.Rate, Window: o.Window, SMPPWindow: o.SMPPWindow,
+		ReceiptDelay: o.ReceiptDelay, MO: o.MO}
 	res.LoadStart = loadAvg()
 	cpu0 := cpuTime0(pid)
 	io0, ioErr0 := ioCounters(pid)
@@ -647,17 +654,19 @@ func tail(path string, n int) string {
 }
 
 // startSink starts the SMSC sink on a loopback port behind the tap that
-// timestamps its traffic in rec. stop closes it and waits for its Serve.
-func startSink(rec *recorder, outcome smsc.Outcome) (sink *smsc.Server, addr string, stop func(), err error) {
+// timestamps its traffic in rec, sending receipts delay after their
+// submit_sm_resp. stop closes it and waits for its Serve.
+func startSink(rec *recorder, outcome smsc.Outcome, delay time.Duration) (sink *smsc.Server, addr string, stop func(), err error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, "", nil, err
 	}
 	sink = smsc.NewServer(smsc.Config{
 		SystemID: "bench", Password: "bench",
-		Outcome:     outcome,
-		MaxMessages: 1000,
-		Logger:      zerolog.Nop(),
+		Outcome:      outcome,
+		ReceiptDelay: delay,
+		MaxMessages:  1000,
+		Logger:       zerolog.Nop(),
 	})
 	served := make(chan struct{})
 	go func() {

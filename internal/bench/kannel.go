@@ -67,7 +67,7 @@ func RunKannel(ctx context.Context, o KannelOptions) (*KannelResult, error) {
 	defer os.RemoveAll(dir)
 
 	rec := newRecorder(o.N, 0)
-	sink, sinkAddr, closeSink, err := startSink(rec, smsc.OutcomeDelivered)
+	sink, sinkAddr, closeSink, err := startSink(rec, smsc.OutcomeDelivered, 0)
 	if err != nil {
 		return nil, err
 	}

@@ -28,7 +28,11 @@ func Print(w io.Writer, rs []*Result) {
 	}
 	row("run", func(r *Result) string { return r.Mode + "/" + r.Store })
 	row("rate (window, smpp window)", func(r *Result) string {
-		return fmt.Sprintf("%s (%d, %d)", rateText(r.Rate), r.Window, r.SMPPWindow)
+		s := fmt.Sprintf("%s (%d, %d)", rateText(r.Rate), r.Window, r.SMPPWindow)
+		if r.ReceiptDelay > 0 {
+			s += ", receipts after " + r.ReceiptDelay.String()
+		}
+		return s
 	})
 	row("messages submitted / receipts / errors", func(r *Result) string {
 		return fmt.Sprintf("%d / %d / %d", r.Submitted, r.Receipts, r.Errors)
