@@ -186,6 +186,7 @@ func (s *Store) Archive(ctx context.Context, q ArchiveQuery) (ArchivePage, error
 		return page, fmt.Errorf("store: archive: %w", err)
 	}
 	defer rows.Close()
+	var relayed []int // indexes in page.Items of messages relayed from another user
 	for rows.Next() {
 		var (
 			it                                  ArchiveItem
@@ -200,13 +201,18 @@ func (s *Store) Archive(ctx context.Context, q ArchiveQuery) (ArchivePage, error
 			it.Outgoing, it.Number, it.Local = dir == Out, peerNum, local
 		} else {
 			// Relayed to the user from another user's number (its
-			// peer_local is the form the sender wrote the user's in).
+			// peer_local is the form the sender wrote the user's in):
+			// from the form the user writes that number in, read below.
 			it.Outgoing, it.Number = false, uNum
+			relayed = append(relayed, len(page.Items))
 		}
 		page.Items = append(page.Items, it)
 	}
 	if err := rows.Err(); err != nil {
 		return page, fmt.Errorf("store: archive: %w", err)
+	}
+	if err := s.relayedForms(ctx, q.User, page.Items, relayed); err != nil {
+		return page, err
 	}
 	// The page's position in the set: known for the first page and the
 	// last one (the common queries), counted for a page in between.
@@ -222,6 +228,43 @@ func (s *Store) Archive(ctx context.Context, q ArchiveQuery) (ArchivePage, error
 		}
 	}
 	return page, nil
+}
+
+// relayedForms sets the Local of the items at indexes relayed, messages
+// relayed to user from other users' numbers, to the form user writes each
+// number in (peer_forms): the form a relay comes from (see Routing.Forms),
+// so the archive puts the message in the conversation it came to. Those
+// the user writes in the international form keep none.
+func (s *Store) relayedForms(ctx context.Context, user string, items []ArchiveItem, relayed []int) error {
+	if len(relayed) == 0 {
+		return nil
+	}
+	var numbers []string
+	for _, i := range relayed {
+		numbers = append(numbers, items[i].Number)
+	}
+	numbers = slices.Compact(slices.Sorted(slices.Values(numbers)))
+	in, args := s.stringsIn("number", 2, numbers)
+	rows, err := s.rdb.QueryContext(ctx, `SELECT number, local FROM peer_forms WHERE user_bare = $1 AND `+in, append([]any{user}, args...)...)
+	if err != nil {
+		return fmt.Errorf("store: archive forms: %w", err)
+	}
+	defer rows.Close()
+	forms := make(map[string]string)
+	for rows.Next() {
+		var number, local string
+		if err := rows.Scan(&number, &local); err != nil {
+			return fmt.Errorf("store: archive forms: %w", err)
+		}
+		forms[number] = local
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("store: archive forms: %w", err)
+	}
+	for _, i := range relayed {
+		items[i].Local = forms[items[i].Number]
+	}
+	return nil
 }
 
 // inArchive reports whether message id is in the user's archive.

@@ -378,8 +378,9 @@ func TestArchiveOwnNumber(t *testing.T) {
 
 // TestArchiveForms checks that archived messages carry the form of the
 // number the user wrote to, as they came and went live: a message written
-// to a national form, the phone's reply after it; and that a message
-// relayed from another user does not carry the form that user wrote.
+// to a national form, the phone's reply after it; that a message relayed
+// from another user does not carry the form that user wrote; and that it
+// carries the form the user writes that user's number in, once there is one.
 func TestArchiveForms(t *testing.T) {
 	engines(t, func(t *testing.T, s *store.Store) {
 		f := newArchiveFixture(s)
@@ -394,7 +395,6 @@ func TestArchiveForms(t *testing.T) {
 		f.out(t, back)
 		f.in(t, phoneNum, "ok")
 		notices(t, s)
-
 		p := archive(t, s, store.ArchiveQuery{User: aliceJID, Max: 50})
 		var got []string
 		for _, it := range p.Items {
@@ -406,6 +406,22 @@ func TestArchiveForms(t *testing.T) {
 			"<"+bobNum+" b1 hi from bob @",
 			">"+phoneNum+" a2 now in full @",
 			"<"+phoneNum+"  ok @",
+		)
+
+		// Alice now writes to Bob's number in its national form: his
+		// message relayed to her is shown from that form, the conversation
+		// his relays now come to (Routing.Forms).
+		f.out(t, store.Outbound{SenderJID: aliceJID + "/phone", SenderNumber: aliceNum, Dest: bobNum, StanzaID: "a3", Body: "hi bob",
+			PeerJID: bobJID, PeerLocal: "2015550142", SetForm: true})
+		notices(t, s)
+		p = archive(t, s, store.ArchiveQuery{User: aliceJID, With: bobNum, Max: 50})
+		got = got[:0]
+		for _, it := range p.Items {
+			got = append(got, item(it)+" @"+it.Local)
+		}
+		sameItems(t, "forms of a user's number", got,
+			"<"+bobNum+" b1 hi from bob @2015550142",
+			">"+bobNum+" a3 hi bob @2015550142",
 		)
 	})
 }
