@@ -133,20 +133,47 @@ func Exec(s *Store, q string, args ...any) error {
 	return err
 }
 
-// ShortCodePlan returns the plan of ShortCodeWrote's query, one line per
-// step (on PostgreSQL with sequential scans off: its tables in tests are
-// too small for an index to pay).
+// ShortCodePlan returns the plan of ShortCodeWrote's query (see plan).
 func ShortCodePlan(s *Store) (string, error) {
+	return plan(s, shortCodeWrote, "12345", "+12015550100", int64(0), "alice@example.com")
+}
+
+// WorkPlans returns the plans of the reads of messages_work (see plan),
+// by name.
+func WorkPlans(s *Store) (map[string]string, error) {
+	out := make(map[string]string)
+	for name, q := range map[string]struct {
+		q    string
+		args []any
+	}{
+		"claimable":       {claimable, []any{int64(1), 10}},
+		"endReceiptWaits": {endReceiptWaits, []any{int64(1), int64(1), 10}},
+		"dueRelays":       {dueRelays, []any{int64(1), 10}},
+		"recentFailures":  {recentFailures, []any{10}},
+	} {
+		p, err := plan(s, q.q, q.args...)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+		out[name] = p
+	}
+	return out, nil
+}
+
+// plan returns the plan of query q with args, one line per step (on
+// PostgreSQL with sequential scans off: its tables in tests are too small
+// for an index to pay).
+func plan(s *Store, q string, args ...any) (string, error) {
 	ctx := context.Background()
-	args := []any{"12345", "+12015550100", int64(0), "alice@example.com"}
-	q, col := `EXPLAIN QUERY PLAN `+shortCodeWrote, 3
+	q, col := `EXPLAIN QUERY PLAN `+q, 3
+	plain := strings.TrimPrefix(q, `EXPLAIN QUERY PLAN `)
 	var out []string
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		if s.dialect == postgres {
 			if _, err := tx.ExecContext(ctx, `SET LOCAL enable_seqscan = off`); err != nil {
 				return err
 			}
-			q, col = `EXPLAIN `+shortCodeWrote, 0
+			q, col = `EXPLAIN `+plain, 0
 		}
 		rows, err := tx.QueryContext(ctx, q, args...)
 		if err != nil {

@@ -37,6 +37,12 @@ const (
 	StateReceived   = "received"
 )
 
+// inWork is the condition of the index messages_work, word for word: the
+// messages not delivered or sent. A read of that index repeats it, for
+// SQLite uses a partial index only for a query that has its condition
+// among its own (PostgreSQL proves it from the state read).
+const inWork = "state NOT IN ('delivered', 'sent')"
+
 // Part states besides the carrier's receipt states (DELIVRD, UNDELIV…).
 const (
 	PartSubmitted = "submitted"
@@ -357,6 +363,13 @@ func outboundArgs(args []any, m *Outbound, id any, now int64) []any {
 // 65,535 arguments).
 const acceptBatch = 1000
 
+// claimable selects up to $2 messages ClaimOutbound may claim at $1 (ms),
+// from messages_work: a read of each state (each side of the OR has the
+// index's condition, so SQLite reads both from it).
+const claimable = `SELECT id FROM messages WHERE direction = 'out' AND
+	((` + inWork + ` AND state = 'queued' AND next_attempt_at <= $1) OR (` + inWork + ` AND state = 'submitting' AND lease_until < $1))
+	ORDER BY id LIMIT $2`
+
 // ClaimOutbound takes up to limit messages that are due for submission and
 // leases them to owner for lease. Due are queued messages whose retry time has
 // come, and messages whose lease ran out while submitting (their instance died:
@@ -367,9 +380,7 @@ func (s *Store) ClaimOutbound(ctx context.Context, owner string, limit int, leas
 	now := s.ms()
 	var out []*Outbound
 	err := s.tx(ctx, func(tx *sql.Tx) error {
-		q := `SELECT id FROM messages WHERE direction = 'out' AND
-			((state = 'queued' AND next_attempt_at <= $1) OR (state = 'submitting' AND lease_until < $1))
-			ORDER BY id LIMIT $2`
+		q := claimable
 		if s.dialect == postgres {
 			q += ` FOR UPDATE SKIP LOCKED`
 		}
@@ -894,6 +905,12 @@ func (s *Store) noticesDone(ids []int64) writes {
 	return w
 }
 
+// endReceiptWaits ends, at $1 (ms), up to $3 submitted messages that
+// began waiting for their receipts before $2 (ms): a range of
+// messages_work.
+const endReceiptWaits = `UPDATE messages SET state = 'sent', next_attempt_at = 0, updated_at = $1
+	WHERE state = 'submitted' AND id IN (SELECT id FROM messages WHERE ` + inWork + ` AND state = 'submitted' AND next_attempt_at > 0 AND next_attempt_at < $2 LIMIT $3)`
+
 // EndReceiptWaits ends as sent the messages submitted before cutoff whose
 // receipts never came (a carrier may send none, or lose it): their delivery
 // is not confirmed, and their sender is told nothing more. A receipt that
@@ -902,9 +919,7 @@ func (s *Store) EndReceiptWaits(ctx context.Context, cutoff time.Time) (int64, e
 	// The range of messages_work holds only the submitted ones due. The
 	// state is checked again outside: PostgreSQL re-reads only the outer
 	// condition of a row a receipt settled meanwhile.
-	n, err := s.inBatches(ctx, `UPDATE messages SET state = 'sent', next_attempt_at = 0, updated_at = $1
-		WHERE state = 'submitted' AND id IN (SELECT id FROM messages WHERE state = 'submitted' AND next_attempt_at > 0 AND next_attempt_at < $2 LIMIT $3)`,
-		s.ms(), cutoff.UnixMilli())
+	n, err := s.inBatches(ctx, endReceiptWaits, s.ms(), cutoff.UnixMilli())
 	if err != nil {
 		return n, fmt.Errorf("store: end receipt waits: %w", err)
 	}
@@ -1028,10 +1043,13 @@ type Failure struct {
 	Error     string
 }
 
+// recentFailures reads the last $1 failed messages from messages_work.
+const recentFailures = `SELECT id, updated_at, direction, user_bare, peer_number, error FROM messages
+	WHERE ` + inWork + ` AND state = 'failed' ORDER BY updated_at DESC, id DESC LIMIT $1`
+
 // RecentFailures returns the last limit failed messages, newest first.
 func (s *Store) RecentFailures(ctx context.Context, limit int) ([]Failure, error) {
-	rows, err := s.rdb.QueryContext(ctx, `SELECT id, updated_at, direction, user_bare, peer_number, error FROM messages
-		WHERE state = 'failed' ORDER BY updated_at DESC, id DESC LIMIT $1`, limit)
+	rows, err := s.rdb.QueryContext(ctx, recentFailures, limit)
 	if err != nil {
 		return nil, fmt.Errorf("store: recent failures: %w", err)
 	}

@@ -15,7 +15,7 @@ var QueueStates = []string{StateQueued, StateSubmitting, StateSubmitted, StateRe
 func (s *Store) QueueDepths(ctx context.Context) (map[string]int, error) {
 	args := strArgs(nil, QueueStates)
 	rows, err := s.db.QueryContext(ctx, `SELECT state, count(*) FROM messages
-		WHERE state IN (`+inList(1, len(QueueStates))+`) GROUP BY state`, args...)
+		WHERE `+inWork+` AND state IN (`+inList(1, len(QueueStates))+`) GROUP BY state`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("store: queue depths: %w", err)
 	}

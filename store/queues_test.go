@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"maps"
+	"strings"
 	"testing"
 	"time"
 
@@ -160,6 +161,24 @@ func TestEndReceiptWaits(t *testing.T) {
 		// Those sent are over: pruned like delivered ones.
 		if n, err := s.Prune(ctx, at.Add(time.Second)); err != nil || n != 2 {
 			t.Errorf("Prune = %d, %v; want 2 (the sent and the late delivered)", n, err)
+		}
+	})
+}
+
+// TestWorkIndex checks that every read of the work queue uses the index
+// messages_work, which holds only the messages at work (see inWork): its
+// condition must appear, word for word, in each (SQLite), and be proved
+// from it (PostgreSQL).
+func TestWorkIndex(t *testing.T) {
+	engines(t, func(t *testing.T, s *store.Store) {
+		plans, err := store.WorkPlans(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for name, plan := range plans {
+			if !strings.Contains(plan, "messages_work") {
+				t.Errorf("plan of %s:\n%s\nwant the index messages_work", name, plan)
+			}
 		}
 	})
 }

@@ -20,12 +20,16 @@ const (
 	StateSent    = "sent"
 )
 
+// dueRelays reads up to $2 relayed messages due at $1 (ms) from
+// messages_work.
+const dueRelays = `SELECT id, user_jid, peer_number FROM messages
+	WHERE ` + inWork + ` AND state = 'relayed' AND next_attempt_at > 0 AND next_attempt_at <= $1 ORDER BY id LIMIT $2`
+
 // DueRelays returns relayed messages whose fallback time has come, at most
 // limit of them, oldest first: their ids, senders and destinations, for the
 // router to check against the SMS limits before FallBackIDs moves them.
 func (s *Store) DueRelays(ctx context.Context, now time.Time, limit int) ([]*Outbound, error) {
-	rows, err := s.query(ctx, `SELECT id, user_jid, peer_number FROM messages
-		WHERE state = 'relayed' AND next_attempt_at > 0 AND next_attempt_at <= $1 ORDER BY id LIMIT $2`, now.UnixMilli(), limit)
+	rows, err := s.query(ctx, dueRelays, now.UnixMilli(), limit)
 	if err != nil {
 		return nil, fmt.Errorf("store: due relays: %w", err)
 	}

@@ -301,6 +301,13 @@ var migrations = []string{
 		PRIMARY KEY (user_bare, number)
 	);
 	ALTER TABLE bindings ADD COLUMN forms SMALLINT NOT NULL DEFAULT 0`,
+	// The work index holds only the messages still at work: not those
+	// delivered or sent, which are nearly all of them and only ever read
+	// by id. Queries repeat the condition, inWork, word for word. It had
+	// an entry per message ever kept, and every message's last update
+	// moved its entry, where it now only deletes it.
+	`DROP INDEX messages_work;
+	CREATE INDEX messages_work ON messages (state, next_attempt_at) WHERE state NOT IN ('delivered', 'sent')`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {
