@@ -281,8 +281,8 @@ func (r *Router) send(ctx context.Context, n store.Notice, seen presenceSeen) er
 		}
 		if n.Route == store.RouteXMPP { // a relay whose fallback the SMS limits refused, or not handed on
 			cond := stanza.RecipientUnavailable
-			if strings.Contains(n.Error, limitsRefused) {
-				cond = stanza.PolicyViolation
+			if n.ErrorCondition != "" {
+				cond = stanza.Condition(n.ErrorCondition)
 			}
 			return r.xmpp.SendError(ctx, peer, user, n.StanzaID,
 				stanzaErr(stanza.Cancel, cond, "The message was not delivered: "+n.Error+"."))

@@ -11,6 +11,7 @@ import (
 	"unicode"
 
 	"mellium.im/xmpp/jid"
+	"mellium.im/xmpp/stanza"
 
 	"switchboard/roster/number"
 	"switchboard/store"
@@ -19,10 +20,6 @@ import (
 const (
 	fallbackPoll  = time.Second
 	fallbackBatch = 256
-
-	// limitsRefused is in the stored reason of a relay whose fallback the
-	// SMS limits refused: its error is then a policy-violation.
-	limitsRefused = "the SMS limits refused it as SMS"
 )
 
 // fallbackLoop sends as SMS the relayed messages whose receipt did not come
@@ -58,9 +55,8 @@ func (r *Router) fallbackLoop(ctx context.Context) {
 // those the SMS limits allow, like any SMS (the sender's quota, the
 // destination's country and prefix); the others fail, and their senders
 // get an error saying why. A message another instance or a receipt has
-// taken meanwhile is left alone.
-//
-// The reason stored for such a failure contains limitsRefused.
+// taken meanwhile is left alone. Such a failure's error is a
+// policy-violation.
 func (r *Router) fallBack(ctx context.Context, due []*store.Outbound, why string) error {
 	refused, err := r.refusedFallbacks(ctx, due)
 	if err != nil {
@@ -74,7 +70,7 @@ func (r *Router) fallBack(ctx context.Context, due []*store.Outbound, why string
 			continue
 		}
 		// The notice reads "The message was not delivered: " and this.
-		failed, err := r.store.FailRelay(ctx, m.ID, why+", and "+limitsRefused+": "+clause(no.why))
+		failed, err := r.store.FailRelay(ctx, m.ID, why+", and the SMS limits refused it as SMS: "+clause(no.why), string(stanza.PolicyViolation))
 		if err != nil {
 			return err
 		}

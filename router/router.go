@@ -33,7 +33,7 @@ type Store interface {
 	CountSMSPerUser(on bool)
 	DueRelays(ctx context.Context, now time.Time, limit int) ([]*store.Outbound, error)
 	FallBackIDs(ctx context.Context, ids []int64, now time.Time) ([]*store.Outbound, error)
-	FailRelay(ctx context.Context, id int64, reason string) (bool, error)
+	FailRelay(ctx context.Context, id int64, reason, condition string) (bool, error)
 	FindRelay(ctx context.Context, senderNumber, peerNumber, stanzaID string) (store.Relay, error)
 	AckRelay(ctx context.Context, id int64) (bool, error)
 	BounceRelay(ctx context.Context, id int64, reason string) (bool, error)
@@ -725,7 +725,7 @@ func (r *Router) relayFailed(ctx context.Context, p *pending) {
 	if p.msg == nil || !p.msg.FallbackAt.IsZero() {
 		return
 	}
-	failed, err := r.store.FailRelay(ctx, p.msg.ID, "it could not be handed to the recipient's server; send it again")
+	failed, err := r.store.FailRelay(ctx, p.msg.ID, "it could not be handed to the recipient's server; send it again", "")
 	if err != nil {
 		r.log.Error().Err(err).Int64("msg", p.msg.ID).Msg("recording the failed relay failed")
 		return

@@ -578,20 +578,21 @@ func (s *Store) Replan(ctx context.Context, msgID int64, owner string, parts int
 // Fail ends a message as failed and raises a notice to its sender, for
 // any instance to claim.
 func (s *Store) Fail(ctx context.Context, msgID int64, reason string) error {
-	if _, err := s.failWhere(ctx, msgID, reason, `state NOT IN ('delivered', 'failed')`); err != nil {
+	if _, err := s.failWhere(ctx, msgID, reason, "", `state NOT IN ('delivered', 'failed')`); err != nil {
 		return fmt.Errorf("store: fail: %w", err)
 	}
 	return nil
 }
 
-// failWhere ends message id as failed with reason, if its row meets cond,
-// and raises a notice to its sender for any instance to claim, in one
-// transaction. It reports whether the message met cond.
-func (s *Store) failWhere(ctx context.Context, id int64, reason, cond string) (bool, error) {
+// failWhere ends message id as failed with reason and the stanza error
+// condition condition (” the default), if its row meets cond, and raises
+// a notice to its sender for any instance to claim, in one transaction.
+// It reports whether the message met cond.
+func (s *Store) failWhere(ctx context.Context, id int64, reason, condition, cond string) (bool, error) {
 	failed := false
 	err := s.tx(ctx, func(tx *sql.Tx) error {
-		res, err := s.txExec(ctx, tx, `UPDATE messages SET state = 'failed', error = $1, lease_owner = '', next_attempt_at = 0, updated_at = $2
-			WHERE id = $3 AND `+cond, reason, s.ms(), id)
+		res, err := s.txExec(ctx, tx, `UPDATE messages SET state = 'failed', error = $1, error_condition = $4, lease_owner = '', next_attempt_at = 0, updated_at = $2
+			WHERE id = $3 AND `+cond, reason, s.ms(), id, condition)
 		if err != nil {
 			return err
 		}
@@ -809,6 +810,9 @@ type Notice struct {
 	WantReceipt bool
 	Body        string
 	Error       string
+	// ErrorCondition is the XMPP stanza error condition the failure calls
+	// for (RFC 6120 §8.3.3), as FailRelay recorded it; "" the default.
+	ErrorCondition string
 	// Stored is when the message was stored: for a message from a phone,
 	// when it came from the SMSC.
 	Stored time.Time
@@ -848,7 +852,7 @@ func (s *Store) ClaimNotices(ctx context.Context, owner string, limit int, lease
 			args...); err != nil {
 			return err
 		}
-		rows, err := s.txQuery(ctx, tx, `SELECT id, direction, route, state, user_jid, user_number, peer_number, peer_local, stanza_id, want_receipt, body, error, created_at
+		rows, err := s.txQuery(ctx, tx, `SELECT id, direction, route, state, user_jid, user_number, peer_number, peer_local, stanza_id, want_receipt, body, error, error_condition, created_at
 			FROM messages WHERE id IN (`+inList(1, len(args)-2)+`) ORDER BY id`, args[2:]...)
 		if err != nil {
 			return err
@@ -860,7 +864,7 @@ func (s *Store) ClaimNotices(ctx context.Context, owner string, limit int, lease
 				want    int
 				created int64
 			)
-			if err := rows.Scan(&n.ID, &n.Direction, &n.Route, &n.State, &n.UserJID, &n.UserNumber, &n.PeerNumber, &n.PeerLocal, &n.StanzaID, &want, &n.Body, &n.Error, &created); err != nil {
+			if err := rows.Scan(&n.ID, &n.Direction, &n.Route, &n.State, &n.UserJID, &n.UserNumber, &n.PeerNumber, &n.PeerLocal, &n.StanzaID, &want, &n.Body, &n.Error, &n.ErrorCondition, &created); err != nil {
 				return err
 			}
 			n.WantReceipt, n.Stored = want != 0, time.UnixMilli(created)

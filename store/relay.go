@@ -69,11 +69,13 @@ func (s *Store) FallBackIDs(ctx context.Context, ids []int64, now time.Time) ([]
 }
 
 // FailRelay ends message id, relayed over XMPP (relayed or sent), as
-// failed with reason: instead of falling back to SMS, or when it could not
-// be handed on. It raises a notice to its sender for any instance to
-// claim, and reports false when the message is not relayed or sent.
-func (s *Store) FailRelay(ctx context.Context, id int64, reason string) (bool, error) {
-	failed, err := s.failWhere(ctx, id, reason, `route = 'xmpp' AND state IN ('relayed', 'sent')`)
+// failed with reason and the XMPP stanza error condition condition (""
+// the default, see Notice.ErrorCondition): instead of falling back to SMS,
+// or when it could not be handed on. It raises a notice to its sender for
+// any instance to claim, and reports false when the message is not relayed
+// or sent.
+func (s *Store) FailRelay(ctx context.Context, id int64, reason, condition string) (bool, error) {
+	failed, err := s.failWhere(ctx, id, reason, condition, `route = 'xmpp' AND state IN ('relayed', 'sent')`)
 	if err != nil {
 		return false, fmt.Errorf("store: fail relay: %w", err)
 	}

@@ -308,6 +308,13 @@ var migrations = []string{
 	// moved its entry, where it now only deletes it.
 	`DROP INDEX messages_work;
 	CREATE INDEX messages_work ON messages (state, next_attempt_at) WHERE state NOT IN ('delivered', 'sent')`,
+	// The XMPP stanza error condition a failure calls for, beside its
+	// human text ('' the default, recipient-unavailable): a relay whose
+	// SMS fallback the limits refused gets policy-violation. It was read
+	// from a phrase in the text. Failures whose notice waits keep theirs.
+	`ALTER TABLE messages ADD COLUMN error_condition TEXT NOT NULL DEFAULT '';
+	UPDATE messages SET error_condition = 'policy-violation'
+		WHERE id IN (SELECT message_id FROM notices) AND route = 'xmpp' AND state = 'failed' AND error LIKE '%the SMS limits refused it as SMS%'`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {

@@ -709,3 +709,70 @@ func TestReceiptIDForms(t *testing.T) {
 		}
 	})
 }
+
+// TestFailRelayCondition: a relay's failure keeps the stanza error
+// condition it was given, and its notice carries it; a relay failed with
+// the limits' text before the condition had a column of its own, whose
+// notice still waits, gets policy-violation from the migration.
+func TestFailRelayCondition(t *testing.T) { dsns(t, testFailRelayCondition) }
+
+func testFailRelayCondition(t *testing.T, dsn string) {
+	ctx := context.Background()
+	s := openStore(t, dsn)
+	ms := []*store.Outbound{
+		{SenderJID: aliceJID + "/pc", SenderNumber: aliceNum, Dest: bobNum, StanzaID: "policy", Body: "one", PeerJID: bobJID},
+		{SenderJID: aliceJID + "/pc", SenderNumber: aliceNum, Dest: bobNum, StanzaID: "default", Body: "two", PeerJID: bobJID},
+		{SenderJID: aliceJID + "/pc", SenderNumber: aliceNum, Dest: bobNum, StanzaID: "old", Body: "three", PeerJID: bobJID},
+	}
+	must(t, s.AcceptOutbound(ctx, ms))
+	for i, f := range []struct{ reason, condition string }{
+		{"no receipt came, and the limits said no", "policy-violation"},
+		{"it could not be handed to the recipient's server", ""},
+		{"no receipt came, and the SMS limits refused it as SMS: over the day's 3 SMS", ""},
+	} {
+		if ok, err := s.FailRelay(ctx, ms[i].ID, f.reason, f.condition); err != nil || !ok {
+			t.Fatalf("FailRelay(%s) = %v, %v", ms[i].StanzaID, ok, err)
+		}
+	}
+	// The third as failed before the column: its condition only in the text.
+	must(t, store.Exec(s, `DELETE FROM schema_migrations WHERE version = (SELECT max(version) FROM schema_migrations)`))
+	must(t, store.Exec(s, `ALTER TABLE messages DROP COLUMN error_condition`))
+	s.Close()
+
+	s = openStore(t, dsn)
+	defer s.Close()
+	ns, err := s.ClaimNotices(ctx, "t", 10, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(map[string]string)
+	for _, n := range ns {
+		got[n.StanzaID] = n.ErrorCondition
+	}
+	want := map[string]string{"policy": "", "default": "", "old": "policy-violation"}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("conditions after the migration = %v, want %v (the column is new: only the old failure's is read from its text)", got, want)
+	}
+	// Failed after the migration: the condition given.
+	more := []*store.Outbound{
+		{SenderJID: aliceJID + "/pc", SenderNumber: aliceNum, Dest: bobNum, StanzaID: "policy2", Body: "four", PeerJID: bobJID},
+		{SenderJID: aliceJID + "/pc", SenderNumber: aliceNum, Dest: bobNum, StanzaID: "default2", Body: "five", PeerJID: bobJID},
+	}
+	must(t, s.AcceptOutbound(ctx, more))
+	for i, c := range []string{"policy-violation", ""} {
+		if ok, err := s.FailRelay(ctx, more[i].ID, "why", c); err != nil || !ok {
+			t.Fatalf("FailRelay(%s) = %v, %v", more[i].StanzaID, ok, err)
+		}
+	}
+	ns, err = s.ClaimNotices(ctx, "t", 10, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got = make(map[string]string)
+	for _, n := range ns {
+		got[n.StanzaID] = n.ErrorCondition
+	}
+	if want := map[string]string{"policy2": "policy-violation", "default2": ""}; !reflect.DeepEqual(got, want) {
+		t.Errorf("conditions = %v, want %v", got, want)
+	}
+}
