@@ -585,7 +585,7 @@ func (s *Store) Fail(ctx context.Context, msgID int64, reason string) error {
 }
 
 // failWhere ends message id as failed with reason and the stanza error
-// condition condition (” the default), if its row meets cond, and raises
+// condition condition ("" the default), if its row meets cond, and raises
 // a notice to its sender for any instance to claim, in one transaction.
 // It reports whether the message met cond.
 func (s *Store) failWhere(ctx context.Context, id int64, reason, condition, cond string) (bool, error) {
