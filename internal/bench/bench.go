@@ -77,7 +77,8 @@ type Options struct {
 	ServeArgs []string
 	// Keep leaves the temporary directory (config, log, SQLite file) in place.
 	Keep bool
-	// Timeout bounds the whole run; default 2 minutes plus 5 ms per message.
+	// Timeout bounds the whole run; default 2 minutes plus 5 ms per message
+	// plus twice ReceiptDelay.
 	Timeout time.Duration
 	// Log receives progress lines; nil discards them.
 	Log io.Writer
@@ -112,7 +113,7 @@ func (o *Options) defaults() {
 		o.SMPPWindow = 10
 	}
 	if o.Timeout <= 0 {
-		o.Timeout = 2*time.Minute + time.Duration(o.N)*5*time.Millisecond
+		o.Timeout = 2*time.Minute + time.Duration(o.N)*5*time.Millisecond + 2*o.ReceiptDelay
 	}
 	if o.Log == nil {
 		o.Log = io.Discard
@@ -179,6 +180,12 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if o.Binary == "" {
 		return nil, errors.New("bench: no Switchboard binary")
 	}
+	if o.ReceiptDelay < 0 {
+		return nil, errors.New("bench: the receipt delay is negative")
+	}
+	if o.ReceiptDelay > 0 && (o.SMSC != "" || o.NoReceipts) {
+		return nil, errors.New("bench: a receipt delay needs the built-in sink's receipts: not with -smsc or -no-receipts")
+	}
 	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
 	dir, err := os.MkdirTemp("", "switchboard-bench-")
@@ -213,6 +220,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		o.MO = 0 // phones' messages need the built-in sink
 	}
 	rec := newRecorder(o.N, o.MO)
+	rec.quiet += o.ReceiptDelay
 	if o.SMSC != "" {
 		sinkAddr, bound, closeSink, err = startProxy(rec, o.SMSC)
 	} else {
@@ -435,13 +443,14 @@ func cpuTime0(pid int) time.Duration {
 	return d
 }
 
-// errStalled means nothing arrived for stallAfter: something was lost.
-var errStalled = errors.New("bench: no progress for " + stallAfter.String())
+// errStalled means nothing arrived for a while (the recorder's quiet):
+// something was lost.
+var errStalled = errors.New("bench: no progress")
 
 const stallAfter = 10 * time.Second
 
 // wait blocks until cond (called with rec.mu held) holds, ctx ends, or
-// nothing happened for stallAfter.
+// nothing happened for r.quiet.
 func (r *recorder) wait(ctx context.Context, cond func() bool) error {
 	var ticker sync.WaitGroup
 	defer ticker.Wait()
@@ -466,8 +475,8 @@ func (r *recorder) wait(ctx context.Context, cond func() bool) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		if time.Duration(r.now()-r.progress) > stallAfter {
-			return errStalled
+		if time.Duration(r.now()-r.progress) > r.quiet {
+			return fmt.Errorf("%w for %v", errStalled, r.quiet)
 		}
 		r.cond.Wait()
 	}

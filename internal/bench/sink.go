@@ -204,6 +204,10 @@ type recorder struct {
 	moGot     []int64 // MO: message read from the component
 	nMO       int
 	progress  int64 // rec.now() of the last event
+	// quiet is how long nothing may happen before the run counts as
+	// stalled: stallAfter, plus the sink's receipt delay (a full window
+	// then waits that long for its first receipt).
+	quiet time.Duration
 }
 
 func newRecorder(n, mo int) *recorder {
@@ -212,6 +216,7 @@ func newRecorder(n, mo int) *recorder {
 		written: make([]int64, n), submit: make([]int64, n), receipt: make([]int64, n), received: make([]int64, n),
 		ids: make(map[string]int, n), early: make(map[string]int64),
 		mo: make([]int64, mo), moGot: make([]int64, mo),
+		quiet: stallAfter,
 	}
 	r.cond = sync.NewCond(&r.mu)
 	return r
