@@ -183,3 +183,7 @@ func plan(s *Store, q string, args ...any) (string, error) {
 	})
 	return strings.Join(out, "\n"), err
 }
+
+// Spilled returns how many SMSC ids and receipts went past the first
+// outcome lane (PostgreSQL; see outcomeLane).
+func Spilled(s *Store) int64 { return s.group.spilled.Load() }

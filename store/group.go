@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"errors"
 	"hash/fnv"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -78,7 +79,7 @@ type groupOp struct {
 	notice func() (Notice, bool)
 	part   *partOp
 	rcpt   *receiptOp
-	lane   int // for fn; parts and receipts are laneOutcomes
+	lane   int // for fn; parts and receipts take an outcome lane (outcomeLane)
 	// lazy: nobody is waiting for this write soon, so it may wait (up to
 	// lazyWait) to share a commit with others.
 	lazy bool
@@ -95,6 +96,8 @@ type grouper struct {
 	lmu     sync.Mutex
 	largest int // the largest batch so far; read by tests
 	commits int // batches run so far; read by tests
+
+	spilled atomic.Int64 // outcomes sent past the first outcome lane; read by tests
 
 	lazyWait atomic.Int64 // nanoseconds: the const lazyWait, but for tests
 
@@ -168,24 +171,29 @@ func (s *Store) grouped(ctx context.Context, op *groupOp) error {
 
 // outcomeLane picks the lane of an SMSC id recorded or a receipt applied:
 // the first outcome lane, or, once spillAt ops wait for it, the outcome
-// lane of the id's canonical form.
+// lane of the id. That is picked by the least of the id's forms, not the
+// canonical one: an SMSC giving ids in hex and receipts in decimal names
+// one id by the same forms in both, in another order, and the two then
+// take one lane instead of waiting on each other's locks from two.
 func (s *Store) outcomeLane(op *groupOp) int {
 	n := len(s.group.lanes) - pgLanes + 1
 	if n <= 1 || len(s.group.lanes[laneOutcomes]) < spillAt {
 		return laneOutcomes
 	}
-	var id string
+	var forms []string // never empty: PartSubmitted and Receipt refuse none
 	if op.part != nil {
-		id = op.part.forms[0]
+		forms = op.part.forms
 	} else {
-		id = op.rcpt.forms[0]
+		forms = op.rcpt.forms
 	}
 	h := fnv.New32a()
-	h.Write([]byte(id))
-	if k := int(h.Sum32() % uint32(n)); k > 0 {
-		return pgLanes + k - 1
+	h.Write([]byte(slices.Min(forms)))
+	k := int(h.Sum32() % uint32(n))
+	if k == 0 {
+		return laneOutcomes
 	}
-	return laneOutcomes
+	s.group.spilled.Add(1)
+	return pgLanes + k - 1
 }
 
 func (s *Store) groupLoop(ch chan *groupOp) {
