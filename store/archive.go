@@ -239,30 +239,16 @@ func (s *Store) relayedForms(ctx context.Context, user string, items []ArchiveIt
 	if len(relayed) == 0 {
 		return nil
 	}
-	var numbers []string
+	numbers := make([]string, 0, len(relayed))
 	for _, i := range relayed {
 		numbers = append(numbers, items[i].Number)
 	}
-	numbers = slices.Compact(slices.Sorted(slices.Values(numbers)))
-	in, args := s.stringsIn("number", 2, numbers)
-	rows, err := s.rdb.QueryContext(ctx, `SELECT number, local FROM peer_forms WHERE user_bare = $1 AND `+in, append([]any{user}, args...)...)
+	forms, err := s.formsOf(ctx, []string{user}, numbers)
 	if err != nil {
-		return fmt.Errorf("store: archive forms: %w", err)
-	}
-	defer rows.Close()
-	forms := make(map[string]string)
-	for rows.Next() {
-		var number, local string
-		if err := rows.Scan(&number, &local); err != nil {
-			return fmt.Errorf("store: archive forms: %w", err)
-		}
-		forms[number] = local
-	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("store: archive forms: %w", err)
+		return fmt.Errorf("store: archive: %w", err)
 	}
 	for _, i := range relayed {
-		items[i].Local = forms[items[i].Number]
+		items[i].Local = forms[Form{User: user, Number: items[i].Number}]
 	}
 	return nil
 }
