@@ -24,28 +24,52 @@ import (
 // 100 on every Linux architecture Go supports.
 const clockTicks = 100
 
+// Fields of /proc/PID/stat as procStat returns them (field 3, state, at
+// 0): the parent's pid, then utime, stime, cutime and cstime.
+const (
+	statPPid   = 1
+	statUTime  = 11
+	statCSTime = 14
+)
+
+// procStat returns the fields of /proc/pid/stat after the command name
+// (which is in parentheses and may contain spaces), at least up to cstime.
+func procStat(pid int) ([]string, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return nil, err
+	}
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return nil, fmt.Errorf("bench: /proc/%d/stat: unexpected format", pid)
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) <= statCSTime {
+		return nil, fmt.Errorf("bench: /proc/%d/stat: too few fields", pid)
+	}
+	return f, nil
+}
+
+// ticks sums fields of clock ticks as a duration.
+func ticks(fields []string) (time.Duration, error) {
+	var sum int64
+	for _, s := range fields {
+		t, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("bench: /proc stat: bad time %q", s)
+		}
+		sum += t
+	}
+	return time.Duration(sum) * time.Second / clockTicks, nil
+}
+
 // cpuTime returns the user+system CPU time pid has used so far.
 func cpuTime(pid int) (time.Duration, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	f, err := procStat(pid)
 	if err != nil {
 		return 0, err
 	}
-	// The command name is in parentheses and may contain spaces.
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0, fmt.Errorf("bench: /proc/%d/stat: unexpected format", pid)
-	}
-	f := strings.Fields(string(b[i+1:]))
-	// Fields after the name start at field 3 (state); utime is 14, stime 15.
-	if len(f) < 13 {
-		return 0, fmt.Errorf("bench: /proc/%d/stat: too few fields", pid)
-	}
-	ut, err1 := strconv.ParseInt(f[11], 10, 64)
-	st, err2 := strconv.ParseInt(f[12], 10, 64)
-	if err1 != nil || err2 != nil {
-		return 0, fmt.Errorf("bench: /proc/%d/stat: bad times", pid)
-	}
-	return time.Duration(ut+st) * time.Second / clockTicks, nil
+	return ticks(f[statUTime : statUTime+2])
 }
 
 // postgresCPU returns the CPU time used so far by the PostgreSQL server
@@ -59,32 +83,18 @@ func postgresCPU(pid int) (d time.Duration, ok bool) {
 	if pid <= 0 {
 		return 0, false
 	}
-	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
-	for _, p := range stats {
-		b, err := os.ReadFile(p)
+	dirs, _ := filepath.Glob("/proc/[0-9]*")
+	for _, dir := range dirs {
+		self, _ := strconv.Atoi(filepath.Base(dir))
+		f, err := procStat(self)
 		if err != nil {
 			continue // gone
 		}
-		j := bytes.LastIndexByte(b, ')')
-		if j < 0 {
+		if parent, _ := strconv.Atoi(f[statPPid]); self != pid && parent != pid {
 			continue
 		}
-		// After the name: state is field 3, the parent's pid 4; utime,
-		// stime, cutime and cstime are 14 to 17.
-		f := strings.Fields(string(b[j+1:]))
-		if len(f) < 15 {
-			continue
-		}
-		self, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimPrefix(p, "/proc/"), "/stat"))
-		parent, _ := strconv.Atoi(f[1])
-		if self != pid && parent != pid {
-			continue
-		}
-		for _, s := range f[11:15] {
-			t, err := strconv.ParseInt(s, 10, 64)
-			if err == nil {
-				d += time.Duration(t) * time.Second / clockTicks
-			}
+		if t, err := ticks(f[statUTime : statCSTime+1]); err == nil {
+			d += t
 		}
 		ok = ok || self == pid
 	}

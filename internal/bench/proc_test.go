@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 )
 
 // TestIOCounters: writes of the process's own show in its count of write
@@ -61,5 +62,24 @@ func TestLocalPostgres(t *testing.T) {
 		if got := localPostgres(dsn); got != want {
 			t.Errorf("localPostgres(%q) = %v, want %v", dsn, got, want)
 		}
+	}
+}
+
+// TestProcessTreeCPU: postgresCPU counts the process it is given (here
+// this test, standing in for a postmaster) with its children, so at least
+// that process's own CPU; a pid with no process is not measured.
+func TestProcessTreeCPU(t *testing.T) {
+	for end := time.Now().Add(20 * time.Millisecond); time.Now().Before(end); {
+	} // some CPU to see
+	own, err := cpuTime(os.Getpid())
+	if err != nil || own <= 0 {
+		t.Fatalf("cpuTime = %v, %v; want some CPU", own, err)
+	}
+	tree, ok := postgresCPU(os.Getpid())
+	if !ok || tree < own {
+		t.Errorf("postgresCPU = %v, %v; want at least the process's own %v", tree, ok, own)
+	}
+	if _, ok := postgresCPU(1 << 30); ok {
+		t.Error("postgresCPU measured a pid with no process")
 	}
 }
