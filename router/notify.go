@@ -280,10 +280,7 @@ func (r *Router) send(ctx context.Context, n store.Notice, seen presenceSeen) er
 			}
 		}
 		if n.Route == store.RouteXMPP { // a relay whose fallback the SMS limits refused, or not handed on
-			cond := stanza.RecipientUnavailable
-			if n.ErrorCondition != "" {
-				cond = stanza.Condition(n.ErrorCondition)
-			}
+			cond := cmp.Or(stanza.Condition(n.ErrorCondition), stanza.RecipientUnavailable)
 			return r.xmpp.SendError(ctx, peer, user, n.StanzaID,
 				stanzaErr(stanza.Cancel, cond, "The message was not delivered: "+n.Error+"."))
 		}

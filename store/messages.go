@@ -585,14 +585,14 @@ func (s *Store) Fail(ctx context.Context, msgID int64, reason string) error {
 }
 
 // failWhere ends message id as failed with reason and the stanza error
-// condition condition ("" the default), if its row meets cond, and raises
-// a notice to its sender for any instance to claim, in one transaction.
-// It reports whether the message met cond.
-func (s *Store) failWhere(ctx context.Context, id int64, reason, condition, cond string) (bool, error) {
+// condition condition ("" the default), if its row meets where (SQL), and
+// raises a notice to its sender for any instance to claim, in one
+// transaction. It reports whether the message met where.
+func (s *Store) failWhere(ctx context.Context, id int64, reason, condition, where string) (bool, error) {
 	failed := false
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		res, err := s.txExec(ctx, tx, `UPDATE messages SET state = 'failed', error = $1, error_condition = $4, lease_owner = '', next_attempt_at = 0, updated_at = $2
-			WHERE id = $3 AND `+cond, reason, s.ms(), id, condition)
+			WHERE id = $3 AND `+where, reason, s.ms(), id, condition)
 		if err != nil {
 			return err
 		}
