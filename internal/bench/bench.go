@@ -49,7 +49,8 @@ type Options struct {
 	Rate   float64 // messages per second; 0: as fast as Window allows
 	Window int     // messages written whose receipt (or, without receipts, submit_sm) has not come; default 100
 	// MO is how many messages phones send to users after the MT phase;
-	// default N/10, capped at 2000; negative: none. MORate paces them; default 500/s.
+	// default N/10, capped at 2000; negative: none. MORate paces them;
+	// default 500/s; negative: as fast as moSenders in flight allow.
 	MO     int
 	MORate float64
 	// DSN is the store: "" means SQLite in the run's temporary directory.
@@ -106,7 +107,7 @@ func (o *Options) defaults() {
 	if o.MO < 0 {
 		o.MO = 0
 	}
-	if o.MORate <= 0 {
+	if o.MORate == 0 {
 		o.MORate = 500
 	}
 	if o.SMPPWindow <= 0 {
@@ -148,6 +149,12 @@ type Result struct {
 	Submitted, Receipts, Errors, DupSubmits int
 	LastError                               string
 	MO, MOGot                               int
+	MORate                                  float64 // requested; negative: unpaced
+
+	// MOPerSec is the phones' messages that reached their users per
+	// second, first deliver_sm sent → last one read by the client; MOCPUPer1k
+	// is Switchboard's CPU for them, seconds per 1,000.
+	MOPerSec, MOCPUPer1k float64
 
 	Stalled     bool          // the run ended because nothing more arrived (receipts lost)
 	Elapsed     time.Duration // first stanza written → last submit_sm at the sink
@@ -334,7 +341,7 @@ level = "warn"
 		o.Mode, engine(dsn), o.N, o.Users, rateText(o.Rate), o.Window, o.SMPPWindow)
 
 	res := &Result{Mode: o.Mode, Store: engine(dsn), N: o.N, Rate: o.Rate, Window: o.Window, SMPPWindow: o.SMPPWindow,
-		ReceiptDelay: o.ReceiptDelay, MO: o.MO}
+		ReceiptDelay: o.ReceiptDelay, MO: o.MO, MORate: o.MORate}
 	res.LoadStart = loadAvg()
 	cpu0 := cpuTime0(pid)
 	io0, ioErr0 := ioCounters(pid)
@@ -379,6 +386,7 @@ level = "warn"
 		if err := sendMO(ctx, rec, sink, o); err != nil {
 			return fail(err)
 		}
+		res.MOCPUPer1k = (cpuTime0(pid) - cpu1).Seconds() / float64(o.MO) * 1000
 	}
 	res.PeakRSS, _ = peakRSS(pid)
 	stop()
@@ -402,10 +410,15 @@ level = "warn"
 		}
 		lastReceipt = max(lastReceipt, rec.received[i])
 	}
+	var moLast int64
 	for i := range o.MO {
 		if rec.moGot[i] != 0 {
 			moLat = append(moLat, time.Duration(rec.moGot[i]-rec.mo[i]))
+			moLast = max(moLast, rec.moGot[i])
 		}
+	}
+	if len(moLat) > 0 && moLast > rec.mo[0] {
+		res.MOPerSec = float64(len(moLat)) / time.Duration(moLast-rec.mo[0]).Seconds()
 	}
 	res.Elapsed = time.Duration(lastSubmit - first)
 	if res.Elapsed > 0 {
@@ -587,7 +600,12 @@ func writeAll(ctx context.Context, rec *recorder, drv driver, o Options) error {
 	return drv.flush()
 }
 
-// sendMO has phones text the users, paced by o.MORate.
+// moSenders is how many messages from phones the sink has in flight at
+// most: deliver_sm sent, deliver_sm_resp not yet back.
+const moSenders = 64
+
+// sendMO has phones text the users, paced by o.MORate (unpaced when
+// negative).
 func sendMO(ctx context.Context, rec *recorder, sink *smsc.Server, o Options) error {
 	// The senders end with sendMO: those still waiting for an answer are
 	// cancelled once the outcome is known.
@@ -596,11 +614,13 @@ func sendMO(ctx context.Context, rec *recorder, sink *smsc.Server, o Options) er
 	defer senders.Wait()
 	defer cancel()
 	start := time.Now()
-	sem := make(chan struct{}, 64)
+	sem := make(chan struct{}, moSenders)
 	errc := make(chan error, 1)
 	for j := range o.MO {
-		if d := time.Until(start.Add(time.Duration(float64(j) / o.MORate * float64(time.Second)))); d > 0 {
-			time.Sleep(d)
+		if o.MORate > 0 {
+			if d := time.Until(start.Add(time.Duration(float64(j) / o.MORate * float64(time.Second)))); d > 0 {
+				time.Sleep(d)
+			}
 		}
 		select {
 		case sem <- struct{}{}:

@@ -44,6 +44,12 @@ func Print(w io.Writer, rs []*Result) {
 	row("phone→client ms p50/p90/p99/max", func(r *Result) string {
 		return fmt.Sprintf("%s (%d/%d)", pct(r.PhoneToClient), r.MOGot, r.MO)
 	})
+	row("phones' msg/s (rate) / Switchboard CPU s per 1,000", func(r *Result) string {
+		if r.MOGot == 0 {
+			return "-"
+		}
+		return fmt.Sprintf("%.0f (%s) / %.3f", r.MOPerSec, rateText(r.MORate), r.MOCPUPer1k)
+	})
 	row("Switchboard CPU s / 1,000 msgs", func(r *Result) string { return fmt.Sprintf("%.3f", r.CPUPer1k) })
 	row("Switchboard disk KB / write calls per msg", func(r *Result) string {
 		return fmt.Sprintf("%.1f / %.1f", r.DiskPerMsg/1024, r.WriteCallsPerMsg)
