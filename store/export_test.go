@@ -187,3 +187,23 @@ func plan(s *Store, q string, args ...any) (string, error) {
 // Spilled returns how many SMSC ids and receipts went past the first
 // outcome lane (PostgreSQL; see outcomeLane).
 func Spilled(s *Store) int64 { return s.group.spilled.Load() }
+
+// AcceptInbounds accepts ins as one group-commit batch, in one
+// transaction, and hands the notices raised to the notice sink. found
+// tells, for each, whether its number had an owner (AcceptInbound's
+// ErrNotFound when not).
+func AcceptInbounds(s *Store, ins []*Inbound) (found []bool, err error) {
+	batch := make([]*groupOp, len(ins))
+	for i, in := range ins {
+		batch[i] = &groupOp{lane: laneNew, in: &inboundOp{in: in, now: s.ms(), lookup: in.RecipientJID == ""}}
+	}
+	if err := s.runGroupTx(context.Background(), batch); err != nil {
+		return nil, err
+	}
+	found = make([]bool, len(ins))
+	for i, op := range batch {
+		found[i] = op.in.found
+		op.in.in.Handed = s.handoff.sink != nil && op.in.stored()
+	}
+	return found, nil
+}

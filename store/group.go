@@ -65,7 +65,8 @@ const (
 	spillAt      = groupMax / 4
 )
 
-// groupOp is one write: fn, or an SMSC id recorded, or a receipt applied.
+// groupOp is one write: fn, or an SMSC id recorded, a receipt applied, or a
+// message from a phone accepted.
 type groupOp struct {
 	ctx context.Context
 	fn  func(*sql.Tx) error
@@ -74,12 +75,10 @@ type groupOp struct {
 	// let a batch run as one statement (see oneStatement).
 	alone   func(context.Context) error
 	noticed []int64
-	// notice, when set, is the notice fn raised (if it says so), handed to
-	// the notice sink with the batch's once it committed.
-	notice func() (Notice, bool)
-	part   *partOp
-	rcpt   *receiptOp
-	lane   int // for fn; parts and receipts take an outcome lane (outcomeLane)
+	part    *partOp
+	rcpt    *receiptOp
+	in      *inboundOp
+	lane    int // for fn and in; parts and receipts take an outcome lane (outcomeLane)
 	// lazy: nobody is waiting for this write soon, so it may wait (up to
 	// lazyWait) to share a commit with others.
 	lazy bool
@@ -368,13 +367,15 @@ func (s *Store) runGroupTx(ctx context.Context, batch []*groupOp) error {
 }
 
 // runGroup runs the ops of a batch in tx: the functions in arrival order,
-// then the SMSC ids, then the receipts, set-based. A receipt and the
-// SMSC id it is for give the same outcome in either order (a receipt before
-// its id is kept as early, and applied when the id is recorded).
+// then the messages from phones, then the SMSC ids, then the receipts,
+// set-based. A receipt and the SMSC id it is for give the same outcome in
+// either order (a receipt before its id is kept as early, and applied when
+// the id is recorded).
 func (s *Store) runGroup(tx *sql.Tx, batch []*groupOp, ns *[]Notice) error {
 	var (
 		parts []*partOp
 		rcpts []*receiptOp
+		ins   []*inboundOp
 	)
 	for _, op := range batch {
 		switch {
@@ -382,15 +383,17 @@ func (s *Store) runGroup(tx *sql.Tx, batch []*groupOp, ns *[]Notice) error {
 			parts = append(parts, op.part)
 		case op.rcpt != nil:
 			rcpts = append(rcpts, op.rcpt)
+		case op.in != nil:
+			ins = append(ins, op.in)
 		default:
 			if err := op.fn(tx); err != nil {
 				return err
 			}
-			if op.notice != nil {
-				if n, ok := op.notice(); ok {
-					*ns = append(*ns, n)
-				}
-			}
+		}
+	}
+	if len(ins) > 0 {
+		if err := s.acceptInbounds(context.Background(), tx, ins, ns); err != nil {
+			return err
 		}
 	}
 	if len(parts) == 0 && len(rcpts) == 0 {

@@ -649,82 +649,14 @@ type Inbound struct {
 // message cannot go to a number's previous owner; it returns ErrNotFound,
 // storing nothing, when the number has none.
 func (s *Store) AcceptInbound(ctx context.Context, in *Inbound) error {
-	now := s.ms()
-	handed := s.handoff.sink != nil
-	lookup, found := in.RecipientJID == "", true
-	var local string // the form of in.Source the recipient wrote to (Notice.PeerLocal)
-	op := &groupOp{lane: laneNew, fn: func(tx *sql.Tx) error {
-		found, in.Duplicate = true, false
-		if in.Session != "" && in.Ended != nil {
-			id, err := s.resent(ctx, tx, in.Ended, `body = $5`, in.Source, in.Dest, now, in.Session, in.Body)
-			if err != nil {
-				return err
-			}
-			in.ID, in.Duplicate = id, id != 0
-		}
-		if lookup && !in.Duplicate {
-			// Read on the writer's connection, inside the transaction: no
-			// read transaction of its own (a quarter of a millisecond on
-			// SQLite's read handle, per message).
-			err := s.txQueryRow(ctx, tx, `SELECT jid FROM bindings WHERE number = $1`, in.Dest).Scan(&in.RecipientJID)
-			if errors.Is(err, sql.ErrNoRows) {
-				// Not an error for the shared transaction: the other
-				// messages in it commit.
-				found = false
-				return nil
-			}
-			if err != nil {
-				return err
-			}
-		}
-		if k := in.FragmentKey; k != nil {
-			if _, err := s.txExec(ctx, tx, deleteFragments, k.Source, k.Dest, k.Ref, k.Total); err != nil {
-				return err
-			}
-		}
-		if in.Duplicate {
-			return nil // its parts go all the same
-		}
-		// From the form of the number the user last wrote to it in: a
-		// read of peer_forms by its key, which holds only the users who
-		// wrote in another form than the international one.
-		const insert = `INSERT INTO messages
-			(direction, route, state, user_jid, user_bare, user_number, peer_number, body, parts, smpp_session, frag_key, created_at, updated_at,
-			peer_ton, peer_npi, smsc, peer_local)
-			VALUES ('in', 'sms', 'received', $1, $2, $3, $4, $5, 1, $6, $7, $8, $8, $9, $10, $11,
-				COALESCE((SELECT local FROM peer_forms WHERE user_bare = $2 AND number = $4), '')) RETURNING id, peer_local`
-		var fk string
-		if in.FragmentKey != nil {
-			fk = in.FragmentKey.fragKey()
-		}
-		args := []any{in.RecipientJID, bare(in.RecipientJID), in.Dest, in.Source, in.Body, in.Session, fk, now, in.SourceTON, in.SourceNPI, in.SMSC}
-		if s.dialect == postgres {
-			// The message and its notice in one round trip.
-			owner, until := s.noticeLease(now)
-			return s.txQueryRow(ctx, tx, `WITH m AS (`+insert+`),
-				n AS (INSERT INTO notices (message_id, lease_owner, lease_until) SELECT id, $12, $13 FROM m)
-				SELECT id, peer_local FROM m`,
-				append(args, owner, until)...).Scan(&in.ID, &local)
-		}
-		if err := s.txQueryRow(ctx, tx, insert, args...).Scan(&in.ID, &local); err != nil {
-			return err
-		}
-		return s.raiseNotices(ctx, tx, []int64{in.ID}, now)
-	}}
-	if handed {
-		op.notice = func() (Notice, bool) {
-			return Notice{ID: in.ID, Direction: In, Route: RouteSMS, State: StateReceived, UserJID: in.RecipientJID,
-				UserNumber: in.Dest, PeerNumber: in.Source, PeerLocal: local, Body: in.Body, Stored: time.UnixMilli(now)}, found && !in.Duplicate
-		}
-	}
-	if err := s.grouped(ctx, op); err != nil {
+	op := &inboundOp{in: in, now: s.ms(), lookup: in.RecipientJID == ""}
+	if err := s.grouped(ctx, &groupOp{lane: laneNew, in: op}); err != nil {
 		return fmt.Errorf("store: accept inbound: %w", err)
 	}
-	if !found {
-		in.RecipientJID = ""
+	if !op.found {
 		return ErrNotFound
 	}
-	in.Handed = handed && !in.Duplicate
+	in.Handed = s.handoff.sink != nil && !in.Duplicate
 	return nil
 }
 
