@@ -207,3 +207,24 @@ func AcceptInbounds(s *Store, ins []*Inbound) (found []bool, err error) {
 	}
 	return found, nil
 }
+
+// AddFragments stores fs as one group-commit batch, in one transaction,
+// and returns, for each, what AddFragment would: the parts stored, or
+// ErrResent.
+func AddFragments(s *Store, fs []Fragment) ([][]Fragment, []error, error) {
+	batch := make([]*groupOp, len(fs))
+	for i, f := range fs {
+		batch[i] = &groupOp{lane: laneNew, frag: &fragmentOp{f: f, now: s.ms()}}
+	}
+	if err := s.runGroupTx(context.Background(), batch); err != nil {
+		return nil, nil, err
+	}
+	parts, errs := make([][]Fragment, len(fs)), make([]error, len(fs))
+	for i, op := range batch {
+		if op.frag.resent {
+			errs[i] = ErrResent
+		}
+		parts[i] = op.frag.parts
+	}
+	return parts, errs, nil
+}

@@ -65,8 +65,8 @@ const (
 	spillAt      = groupMax / 4
 )
 
-// groupOp is one write: fn, or an SMSC id recorded, a receipt applied, or a
-// message from a phone accepted.
+// groupOp is one write: fn, or an SMSC id recorded, a receipt applied, a
+// message from a phone accepted, or a part of one stored.
 type groupOp struct {
 	ctx context.Context
 	fn  func(*sql.Tx) error
@@ -78,7 +78,8 @@ type groupOp struct {
 	part    *partOp
 	rcpt    *receiptOp
 	in      *inboundOp
-	lane    int // for fn and in; parts and receipts take an outcome lane (outcomeLane)
+	frag    *fragmentOp
+	lane    int // for fn, in and frag; parts and receipts take an outcome lane (outcomeLane)
 	// lazy: nobody is waiting for this write soon, so it may wait (up to
 	// lazyWait) to share a commit with others.
 	lazy bool
@@ -367,8 +368,8 @@ func (s *Store) runGroupTx(ctx context.Context, batch []*groupOp) error {
 }
 
 // runGroup runs the ops of a batch in tx: the functions in arrival order,
-// then the messages from phones, then the SMSC ids, then the receipts,
-// set-based. A receipt and the SMSC id it is for give the same outcome in
+// then the parts of messages from phones, the messages from phones, the
+// SMSC ids, and the receipts, set-based. A receipt and the SMSC id it is for give the same outcome in
 // either order (a receipt before its id is kept as early, and applied when
 // the id is recorded).
 func (s *Store) runGroup(tx *sql.Tx, batch []*groupOp, ns *[]Notice) error {
@@ -376,6 +377,7 @@ func (s *Store) runGroup(tx *sql.Tx, batch []*groupOp, ns *[]Notice) error {
 		parts []*partOp
 		rcpts []*receiptOp
 		ins   []*inboundOp
+		frags []*fragmentOp
 	)
 	for _, op := range batch {
 		switch {
@@ -385,10 +387,17 @@ func (s *Store) runGroup(tx *sql.Tx, batch []*groupOp, ns *[]Notice) error {
 			rcpts = append(rcpts, op.rcpt)
 		case op.in != nil:
 			ins = append(ins, op.in)
+		case op.frag != nil:
+			frags = append(frags, op.frag)
 		default:
 			if err := op.fn(tx); err != nil {
 				return err
 			}
+		}
+	}
+	if len(frags) > 0 {
+		if err := s.addFragments(context.Background(), tx, frags); err != nil {
+			return err
 		}
 	}
 	if len(ins) > 0 {

@@ -1,0 +1,143 @@
+package store_test
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"switchboard/internal/testenv"
+	"switchboard/store"
+)
+
+// TestAddFragmentsTogether: parts of messages from phones stored in one
+// batch (set-based on PostgreSQL) come to what they do stored one after
+// the other: each call sees the parts stored before it and its own, never
+// a later one's (so of two parts completing a message together only the
+// second finds it complete); a part sent again replaces the first copy,
+// keeping when it came; a part of a message delivered already, sent again
+// on another bind now down, is a resend.
+func TestAddFragmentsTogether(t *testing.T) {
+	for _, engine := range []string{"sqlite", "postgres"} {
+		t.Run(engine, func(t *testing.T) {
+			open := func() *store.Store {
+				dsn := "sqlite:" + filepath.Join(t.TempDir(), "sb.db")
+				if engine == "postgres" {
+					dsn = testenv.StartPostgres(t)
+				}
+				s := openStore(t, dsn)
+				t.Cleanup(func() { s.Close() })
+				return s
+			}
+			a := addFragments(t, open(), true)
+			b := addFragments(t, open(), false)
+			if !slices.Equal(a, b) {
+				t.Errorf("stored together:\n%s\none by one:\n%s", join(a), join(b))
+			}
+			want := []string{
+				"0 A: 1@60000=x",
+				"1 B: 1@0=b1 2@60000=b2",
+				"2 A: 1@60000=x 2@60000=y",
+				"3 resent",
+				"4 C: 2@60000=arrow",
+				"5 D: 1@60000=d",
+				"6 D: 1@60000=d'",
+				"7 B: 1@0=b1' 2@60000=b2",
+				"left: A1=x A2=y B1=b1' B2=b2 C2=arrow D1=d'",
+			}
+			if !slices.Equal(a, want) {
+				t.Errorf("stored together:\n%s\nwant:\n%s", join(a), join(want))
+			}
+		})
+	}
+}
+
+// addFragments stores a list of parts in one batch (together) or one by
+// one, after a part and a reassembled message stored a minute before, and
+// renders what each call returned and the parts left.
+func addFragments(t *testing.T, s *store.Store, together bool) []string {
+	t.Helper()
+	ctx := context.Background()
+	now := epoch
+	store.SetClock(s, func() time.Time { return now })
+	const phone, num = "+12015550199", "+12015550100"
+	ended := func(session string) bool { return session != "gw/9" }
+	key := func(ref int) store.FragmentKey {
+		return store.FragmentKey{Source: phone, Dest: num, Ref: ref, Total: 2}
+	}
+	keys := map[store.FragmentKey]string{key(1): "A", key(2): "B", key(3): "C", key(4): "D"}
+	part := func(k string, seq int, text, session string) store.Fragment {
+		for fk, name := range keys {
+			if name == k {
+				return store.Fragment{FragmentKey: fk, Seq: seq, Payload: []byte(text), Text: text, Session: session, Ended: ended}
+			}
+		}
+		panic(k)
+	}
+	if _, err := s.AddFragment(ctx, part("B", 1, "b1", "gw/1")); err != nil {
+		t.Fatal(err)
+	}
+	// Message C was reassembled from "time's " and "arrow" on gw/1.
+	kc := key(3)
+	if err := s.AcceptInbound(ctx, &store.Inbound{Source: phone, Dest: num, RecipientJID: "alice@example.com", Body: "time's arrow",
+		FragmentKey: &kc, Session: "gw/1", Ended: ended}); err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(time.Minute)
+	fs := []store.Fragment{
+		part("A", 1, "x", "gw/2"),
+		part("B", 2, "b2", "gw/2"),
+		part("A", 2, "y", "gw/2"),     // completes A
+		part("C", 2, "arrow", "gw/2"), // C's again, after a new bind: a resend
+		part("C", 2, "arrow", "gw/1"), // on C's own bind: someone writing it again
+		part("D", 1, "d", "gw/2"),
+		part("D", 1, "d'", "gw/2"),  // the same part again: replaces it
+		part("B", 1, "b1'", "gw/2"), // B's first part again: replaced, from when it first came
+	}
+	var (
+		parts [][]store.Fragment
+		errs  []error
+	)
+	if together {
+		var err error
+		if parts, errs, err = store.AddFragments(s, fs); err != nil {
+			t.Fatal(err)
+		}
+	} else {
+		for _, f := range fs {
+			p, err := s.AddFragment(ctx, f)
+			parts, errs = append(parts, p), append(errs, err)
+		}
+	}
+	render := func(ps []store.Fragment) string {
+		var b []byte
+		for _, p := range ps {
+			b = fmt.Appendf(b, " %d@%d=%s", p.Seq, p.ReceivedAt.Sub(epoch).Milliseconds(), p.Payload)
+		}
+		return string(b)
+	}
+	var out []string
+	for i, p := range parts {
+		switch {
+		case errs[i] == store.ErrResent:
+			out = append(out, fmt.Sprintf("%d resent", i))
+		case errs[i] != nil:
+			t.Fatalf("part %d: %v", i, errs[i])
+		default:
+			out = append(out, fmt.Sprintf("%d %s:%s", i, keys[fs[i].FragmentKey], render(p)))
+		}
+	}
+	groups, err := s.StaleFragments(ctx, now.Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	left := "left:"
+	for _, g := range groups {
+		for _, p := range g {
+			left += fmt.Sprintf(" %s%d=%s", keys[p.FragmentKey], p.Seq, p.Payload)
+		}
+	}
+	return append(out, left)
+}
