@@ -53,6 +53,9 @@ type Options struct {
 	// default 500/s; negative: as fast as moSenders in flight allow.
 	MO     int
 	MORate float64
+	// MOParts is how many SMS parts each message from a phone takes (the
+	// sink sends them concatenated); default 1.
+	MOParts int
 	// DSN is the store: "" means SQLite in the run's temporary directory.
 	DSN string
 	// SMPPWindow is Switchboard's smpp.window; default 10 (its own default).
@@ -110,6 +113,7 @@ func (o *Options) defaults() {
 	if o.MORate == 0 {
 		o.MORate = 500
 	}
+	o.MOParts = max(o.MOParts, 1)
 	if o.SMPPWindow <= 0 {
 		o.SMPPWindow = 10
 	}
@@ -150,6 +154,7 @@ type Result struct {
 	LastError                               string
 	MO, MOGot                               int
 	MORate                                  float64 // requested; negative: unpaced
+	MOParts                                 int
 
 	// MOPerSec is the phones' messages that reached their users per
 	// second, first deliver_sm sent → last one read by the client; MOCPUPer1k
@@ -227,6 +232,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		o.MO = 0 // phones' messages need the built-in sink
 	}
 	rec := newRecorder(o.N, o.MO)
+	rec.moLen = moLen(o.MOParts)
 	rec.quiet += o.ReceiptDelay
 	if o.SMSC != "" {
 		sinkAddr, bound, closeSink, err = startProxy(rec, o.SMSC)
@@ -341,7 +347,7 @@ level = "warn"
 		o.Mode, engine(dsn), o.N, o.Users, rateText(o.Rate), o.Window, o.SMPPWindow)
 
 	res := &Result{Mode: o.Mode, Store: engine(dsn), N: o.N, Rate: o.Rate, Window: o.Window, SMPPWindow: o.SMPPWindow,
-		ReceiptDelay: o.ReceiptDelay, MO: o.MO, MORate: o.MORate}
+		ReceiptDelay: o.ReceiptDelay, MO: o.MO, MORate: o.MORate, MOParts: o.MOParts}
 	res.LoadStart = loadAvg()
 	cpu0 := cpuTime0(pid)
 	io0, ioErr0 := ioCounters(pid)
@@ -604,6 +610,26 @@ func writeAll(ctx context.Context, rec *recorder, drv driver, o Options) error {
 // most: deliver_sm sent, deliver_sm_resp not yet back.
 const moSenders = 64
 
+// moText is the text of message j from a phone, in parts SMS parts (GSM
+// 03.38, 153 characters each when concatenated): of moLen(parts)
+// characters when more than one.
+func moText(j, parts int) string {
+	t := fmt.Sprintf("mo #%d from a phone", j)
+	if n := moLen(parts); n > 0 {
+		t += strings.Repeat(".", n-len(t))
+	}
+	return t
+}
+
+// moLen is the length of a message from a phone in parts SMS parts; 0 for
+// one part, whose length varies.
+func moLen(parts int) int {
+	if parts <= 1 {
+		return 0
+	}
+	return 153*(parts-1) + 100
+}
+
 // sendMO has phones text the users, paced by o.MORate (unpaced when
 // negative).
 func sendMO(ctx context.Context, rec *recorder, sink *smsc.Server, o Options) error {
@@ -632,7 +658,7 @@ func sendMO(ctx context.Context, rec *recorder, sink *smsc.Server, o Options) er
 		rec.mu.Unlock()
 		senders.Go(func() {
 			defer func() { <-sem }()
-			if err := sink.SendMO(ctx, phoneNumber(j), userNumber(j%o.Users), fmt.Sprintf("mo #%d from a phone", j)); err != nil {
+			if err := sink.SendMO(ctx, phoneNumber(j), userNumber(j%o.Users), moText(j, o.MOParts)); err != nil {
 				select {
 				case errc <- err:
 				default:

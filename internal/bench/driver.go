@@ -131,7 +131,7 @@ func handleStanza(rec *recorder, nonce string, st []byte, now int64, answerIQ fu
 		}
 		if b, ok := elementText(st, "body"); ok {
 			if idx, ok := markerIndex(b, '#'); ok {
-				rec.gotMO(idx, now)
+				rec.gotMO(idx, b, now)
 			}
 		}
 	}

@@ -48,7 +48,11 @@ func Print(w io.Writer, rs []*Result) {
 		if r.MOGot == 0 {
 			return "-"
 		}
-		return fmt.Sprintf("%.0f (%s) / %.3f", r.MOPerSec, rateText(r.MORate), r.MOCPUPer1k)
+		s := fmt.Sprintf("%.0f (%s) / %.3f", r.MOPerSec, rateText(r.MORate), r.MOCPUPer1k)
+		if r.MOParts > 1 {
+			s = fmt.Sprintf("%s, %d parts each", s, r.MOParts)
+		}
+		return s
 	})
 	row("Switchboard CPU s / 1,000 msgs", func(r *Result) string { return fmt.Sprintf("%.3f", r.CPUPer1k) })
 	row("Switchboard disk KB / write calls per msg", func(r *Result) string {

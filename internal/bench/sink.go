@@ -3,6 +3,7 @@ package bench
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
 	"io"
 	"net"
 	"sync"
@@ -202,6 +203,7 @@ type recorder struct {
 	lastErr   string
 	mo        []int64 // MO: SendMO called
 	moGot     []int64 // MO: message read from the component
+	moLen     int     // MO: the length of every message from a phone; 0: not checked
 	nMO       int
 	progress  int64 // rec.now() of the last event
 	// quiet is how long nothing may happen before the run counts as
@@ -299,7 +301,13 @@ func (r *recorder) gotError(text string) {
 	r.mu.Unlock()
 }
 
-func (r *recorder) gotMO(idx int, t int64) {
+// gotMO records message idx from a phone as read by its user, with body:
+// whole, when its length is known (moLen), or else an error.
+func (r *recorder) gotMO(idx int, body []byte, t int64) {
+	if r.moLen > 0 && len(body) != r.moLen {
+		r.gotError(fmt.Sprintf("message %d from a phone arrived with %d of its %d characters", idx, len(body), r.moLen))
+		return
+	}
 	r.mu.Lock()
 	r.record(r.moGot, idx, t, &r.nMO)
 	r.mu.Unlock()
