@@ -34,9 +34,9 @@ func benchSmoke(t *testing.T, dsn string) {
 	if err != nil {
 		t.Fatalf("bench: %v\n%s", err, log.String())
 	}
-	if res.Submitted != 500 || res.Receipts != 500 || res.Errors != 0 || res.Stalled {
-		t.Errorf("submitted %d, receipts %d, errors %d (last %q), stalled %v; want 500, 500, 0",
-			res.Submitted, res.Receipts, res.Errors, res.LastError, res.Stalled)
+	if res.Submitted != 500 || res.Receipts != 500 || res.Errors != 0 || res.Stalled || res.SubmitSMs < 500 {
+		t.Errorf("submitted %d, receipts %d, errors %d (last %q), stalled %v, submit_sm at the sink %d; want 500, 500, 0, 500",
+			res.Submitted, res.Receipts, res.Errors, res.LastError, res.Stalled, res.SubmitSMs)
 	}
 	// Unpaced (-mo-rate -1), the phones' rate and CPU are measured too
 	// (enough of them for the CPU to pass a clock tick); in two parts
@@ -121,4 +121,35 @@ func TestBenchOwnSMSC(t *testing.T) {
 		t.Errorf("submitted %d, receipts %d, errors %d (last %q), stalled %v, phones %d; want 300, 300, 0, no phones",
 			res.Submitted, res.Receipts, res.Errors, res.LastError, res.Stalled, res.MO)
 	}
+}
+
+// TestBenchRelay runs the bench with users writing to each other's
+// numbers (-relay): every message must be relayed over XMPP, none sent as
+// SMS, and every recipient's receipt must come back to its sender.
+func TestBenchRelay(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts Switchboard as a child process")
+	}
+	t.Setenv("SB_TEST_MAIN", "1")
+	stores(t, func(t *testing.T, dsn string) {
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		var log strings.Builder
+		res, err := bench.Run(ctx, bench.Options{
+			Mode: bench.ModeComponent, N: 300, Users: 10, MO: -1, Relay: true, Binary: os.Args[0], DSN: dsn,
+			Timeout: 50 * time.Second, Log: &log,
+		})
+		if err != nil {
+			t.Fatalf("bench: %v\n%s", err, log.String())
+		}
+		if res.Submitted != 300 || res.Receipts != 300 || res.Errors != 0 || res.Stalled || res.SubmitSMs != 0 || res.DupSubmits != 0 {
+			t.Errorf("relayed %d, receipts %d, errors %d (last %q), stalled %v, as SMS %d, twice %d; want 300, 300, none",
+				res.Submitted, res.Receipts, res.Errors, res.LastError, res.Stalled, res.SubmitSMs, res.DupSubmits)
+		}
+		var out strings.Builder
+		bench.Print(&out, []*bench.Result{res})
+		if !strings.Contains(out.String(), "relayed to users") {
+			t.Errorf("the report does not say the messages were relayed:\n%s", out.String())
+		}
+	})
 }

@@ -62,6 +62,12 @@ type Options struct {
 	SMPPWindow int
 	// NoReceipts makes the sink send no receipts: messages stay waiting for them.
 	NoReceipts bool
+	// Relay makes users write to other users' numbers instead of phones'
+	// (component mode): Switchboard relays each over XMPP to the number's
+	// owner, played by the bench, who acknowledges it at once (XEP-0184),
+	// and passes the receipt back to the sender. The sink gets no
+	// submit_sm; the relayed message reaching its recipient stands for it.
+	Relay bool
 	// ReceiptDelay makes the sink send each receipt that long after its
 	// submit_sm_resp, as a carrier's come, instead of at once: an SMSC id
 	// and its receipt then never share a group commit.
@@ -149,8 +155,10 @@ type Result struct {
 	SMPPWindow  int
 	// ReceiptDelay is the sink's (see Options).
 	ReceiptDelay time.Duration
+	Relay        bool
 
 	Submitted, Receipts, Errors, DupSubmits int
+	SubmitSMs                               int // of the run's messages seen at the sink (none when relayed)
 	LastError                               string
 	MO, MOGot                               int
 	MORate                                  float64 // requested; negative: unpaced
@@ -197,6 +205,9 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}
 	if o.ReceiptDelay > 0 && (o.SMSC != "" || o.NoReceipts) {
 		return nil, errors.New("bench: a receipt delay needs the built-in sink's receipts: not with -smsc or -no-receipts")
+	}
+	if o.Relay && (o.Mode != ModeComponent || o.ReceiptDelay > 0 || o.NoReceipts || o.Users < 2) {
+		return nil, errors.New("bench: -relay needs -mode component, at least two users, and the recipients' receipts: not with -receipt-delay or -no-receipts")
 	}
 	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
@@ -347,7 +358,7 @@ level = "warn"
 		o.Mode, engine(dsn), o.N, o.Users, rateText(o.Rate), o.Window, o.SMPPWindow)
 
 	res := &Result{Mode: o.Mode, Store: engine(dsn), N: o.N, Rate: o.Rate, Window: o.Window, SMPPWindow: o.SMPPWindow,
-		ReceiptDelay: o.ReceiptDelay, MO: o.MO, MORate: o.MORate, MOParts: o.MOParts}
+		ReceiptDelay: o.ReceiptDelay, Relay: o.Relay, MO: o.MO, MORate: o.MORate, MOParts: o.MOParts}
 	res.LoadStart = loadAvg()
 	cpu0 := cpuTime0(pid)
 	io0, ioErr0 := ioCounters(pid)
@@ -401,6 +412,7 @@ level = "warn"
 	defer rec.mu.Unlock()
 	res.Submitted, res.Receipts, res.Errors, res.DupSubmits, res.LastError = rec.nSubmit, rec.nReceived, rec.errors, rec.dupSubmit, rec.lastErr
 	res.MOGot = rec.nMO
+	res.SubmitSMs = int(rec.submitSM.Load())
 	first := slices.Min(rec.written)
 	var toSubmit, toClient, moLat []time.Duration
 	var submits []int64

@@ -101,12 +101,26 @@ func (d *componentDriver) readLoop() {
 			return
 		}
 		now := d.rec.now()
-		handleStanza(d.rec, d.nonce, st, now, d.srv.answerIQ)
+		var ack func([]byte) error
+		if d.o.Relay {
+			ack = d.srv.ackRelay
+		}
+		handleStanza(d.rec, d.nonce, st, now, d.srv.answerIQ, ack)
+		if d.o.Relay && d.srv.br.Buffered() == 0 {
+			// The receipts written since the last read, at once, as a
+			// server writes what it has when it runs out of input.
+			if err := d.srv.flush(); err != nil {
+				d.rec.gotError("xmpp stream: " + err.Error())
+				return
+			}
+		}
 	}
 }
 
 // handleStanza interprets one stanza that reached a user (or the server).
-func handleStanza(rec *recorder, nonce string, st []byte, now int64, answerIQ func([]byte) error) {
+// ack, when set, acknowledges a message of the run relayed to a user: it
+// counts as submitted, and its receipt as sent, then.
+func handleStanza(rec *recorder, nonce string, st []byte, now int64, answerIQ, ack func([]byte) error) {
 	switch {
 	case bytes.HasPrefix(st, []byte("<iq")):
 		if answerIQ != nil {
@@ -122,6 +136,16 @@ func handleStanza(rec *recorder, nonce string, st []byte, now int64, answerIQ fu
 			}
 			rec.gotError(fmt.Sprintf("message error for id %s: %s", attr(st, "id"), cond))
 			return
+		}
+		if ack != nil {
+			if idx, ok := stanzaIndex(attr(st, "id"), nonce); ok {
+				rec.submitted(idx, now)
+				rec.receiptAt(idx, rec.now())
+				if err := ack(st); err != nil {
+					rec.gotError("xmpp stream: " + err.Error())
+				}
+				return
+			}
 		}
 		if id, ok := childAttr(st, "received", "id"); ok {
 			if idx, ok := stanzaIndex(id, nonce); ok {
@@ -155,9 +179,10 @@ func stanzaIndex(id []byte, nonce string) (int, bool) {
 }
 
 // appendMessage appends message i of a run to b: from user k, or without a
-// from attribute when k < 0 (the user's server stamps it), to phone i,
-// asking for a receipt. It allocates nothing once b has grown.
-func appendMessage(b []byte, k int, nonce string, i int) []byte {
+// from attribute when k < 0 (the user's server stamps it), to phone i, or
+// when to ≥ 0 to user to's number, asking for a receipt. It allocates
+// nothing once b has grown.
+func appendMessage(b []byte, k int, nonce string, i, to int) []byte {
 	b = append(b, "<message "...)
 	if k >= 0 {
 		b = append(b, "from='"...)
@@ -165,7 +190,11 @@ func appendMessage(b []byte, k int, nonce string, i int) []byte {
 		b = append(b, "/r' "...)
 	}
 	b = append(b, "to='"...)
-	b = appendPhoneNumber(b, i)
+	if to >= 0 {
+		b = appendNumber(b, 9000+to)
+	} else {
+		b = appendPhoneNumber(b, i)
+	}
 	b = append(b, "@"+CompDomain+"' id='"...)
 	b = appendStanzaID(b, nonce, i)
 	b = append(b, "' type='chat'><body>"...)
@@ -174,7 +203,11 @@ func appendMessage(b []byte, k int, nonce string, i int) []byte {
 }
 
 func (d *componentDriver) send(i int) error {
-	d.buf = appendMessage(d.buf[:0], i%d.o.Users, d.nonce, i)
+	k, to := i%d.o.Users, -1
+	if d.o.Relay {
+		to = (k + 1) % d.o.Users // the next user: every user sends and receives
+	}
+	d.buf = appendMessage(d.buf[:0], k, d.nonce, i, to)
 	return d.srv.write(d.buf, false)
 }
 

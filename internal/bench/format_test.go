@@ -15,10 +15,10 @@ func TestFormats(t *testing.T) {
 			{phoneNumber(i), fmt.Sprintf("+1201555%04d", 100+i%8000)},
 			{userJID(k), fmt.Sprintf("user%d@%s", k, UserDomain)},
 			{body(i), fmt.Sprintf("bench #%d: a message of a typical length, sixty-odd characters.", i)},
-			{string(appendMessage(nil, k, "a1b2c3", i)), fmt.Sprintf("<message from='%s/r' to='%s@%s' id='%s' type='chat'><body>%s</body><request xmlns='urn:xmpp:receipts'/></message>",
+			{string(appendMessage(nil, k, "a1b2c3", i, -1)), fmt.Sprintf("<message from='%s/r' to='%s@%s' id='%s' type='chat'><body>%s</body><request xmlns='urn:xmpp:receipts'/></message>",
 				fmt.Sprintf("user%d@%s", k, UserDomain), fmt.Sprintf("+1201555%04d", 100+i%8000), CompDomain, "ba1b2c3-"+fmt.Sprint(i),
 				fmt.Sprintf("bench #%d: a message of a typical length, sixty-odd characters.", i))},
-			{string(appendMessage(nil, -1, "a1b2c3", i)), fmt.Sprintf("<message to='%s@%s' id='%s' type='chat'><body>%s</body><request xmlns='urn:xmpp:receipts'/></message>",
+			{string(appendMessage(nil, -1, "a1b2c3", i, -1)), fmt.Sprintf("<message to='%s@%s' id='%s' type='chat'><body>%s</body><request xmlns='urn:xmpp:receipts'/></message>",
 				fmt.Sprintf("+1201555%04d", 100+i%8000), CompDomain, "ba1b2c3-"+fmt.Sprint(i),
 				fmt.Sprintf("bench #%d: a message of a typical length, sixty-odd characters.", i))},
 		}
@@ -32,7 +32,7 @@ func TestFormats(t *testing.T) {
 			t.Errorf("stanzaIndex(%s) = %d, %v", id, n, ok)
 		}
 	}
-	if n := testing.AllocsPerRun(100, func() { appendMessage(make([]byte, 0, 512), 5, "a1b2c3", 4321) }); n > 1 {
+	if n := testing.AllocsPerRun(100, func() { appendMessage(make([]byte, 0, 512), 5, "a1b2c3", 4321, 6) }); n > 1 {
 		t.Errorf("appendMessage: %v allocations", n)
 	}
 }

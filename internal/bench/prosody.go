@@ -178,7 +178,7 @@ func (d *prosodyDriver) handler() xmpp.Handler {
 			}
 			return nil
 		}
-		handleStanza(d.rec, d.nonce, st, now, nil)
+		handleStanza(d.rec, d.nonce, st, now, nil, nil)
 		return nil
 	})
 }
@@ -199,7 +199,7 @@ func (c *benchClient) write(p []byte, flush bool) error {
 
 func (d *prosodyDriver) send(i int) error {
 	c := d.clients[i%d.o.Users]
-	d.buf = appendMessage(d.buf[:0], -1, d.nonce, i)
+	d.buf = appendMessage(d.buf[:0], -1, d.nonce, i, -1)
 	d.dirty[c] = true
 	return c.write(d.buf, false)
 }

@@ -32,6 +32,9 @@ func Print(w io.Writer, rs []*Result) {
 		if r.ReceiptDelay > 0 {
 			s += ", receipts after " + r.ReceiptDelay.String()
 		}
+		if r.Relay {
+			s += ", relayed to users (submit_sm: the relay reaching its recipient)"
+		}
 		return s
 	})
 	row("messages submitted / receipts / errors", func(r *Result) string {

@@ -66,6 +66,7 @@ func (c *tapConn) Read(p []byte) (int, error) {
 			c.smu.Lock()
 			c.seqs[seq] = idx
 			c.smu.Unlock()
+			c.rec.submitSM.Add(1)
 			c.rec.submitted(idx, now)
 		})
 		c.rmu.Unlock()
@@ -201,9 +202,10 @@ type recorder struct {
 	dupSubmit int
 	errors    int
 	lastErr   string
-	mo        []int64 // MO: SendMO called
-	moGot     []int64 // MO: message read from the component
-	moLen     int     // MO: the length of every message from a phone; 0: not checked
+	mo        []int64      // MO: SendMO called
+	moGot     []int64      // MO: message read from the component
+	moLen     int          // MO: the length of every message from a phone; 0: not checked
+	submitSM  atomic.Int64 // submit_sm of the run's messages seen at the sink
 	nMO       int
 	progress  int64 // rec.now() of the last event
 	// quiet is how long nothing may happen before the run counts as
@@ -283,6 +285,16 @@ func (r *recorder) receiptSent(id []byte, t int64) {
 		}
 	} else {
 		r.early[string(id)] = t
+	}
+	r.mu.Unlock()
+}
+
+// receiptAt records that message idx's receipt was sent at t (a
+// recipient's, for a relayed message).
+func (r *recorder) receiptAt(idx int, t int64) {
+	r.mu.Lock()
+	if idx >= 0 && idx < len(r.receipt) && r.receipt[idx] == 0 {
+		r.receipt[idx] = t
 	}
 	r.mu.Unlock()
 }

@@ -147,6 +147,23 @@ func (s *fakeServer) flush() error {
 	return s.bw.Flush()
 }
 
+// ackRelay answers a message relayed to a user, as that user's client
+// would: with an XEP-0184 receipt from the user's resource to the number
+// JID it came from. It is written, not flushed.
+func (s *fakeServer) ackRelay(st []byte) error {
+	id := attr(st, "id")
+	b := make([]byte, 0, 192)
+	b = append(b, "<message from='"...)
+	b = append(b, attr(st, "to")...)
+	b = append(b, "/r' to='"...)
+	b = append(b, attr(st, "from")...)
+	b = append(b, "' id='a"...)
+	b = append(b, id...)
+	b = append(b, "'><received xmlns='urn:xmpp:receipts' id='"...)
+	b = append(b, id...)
+	return s.write(append(b, "'/></message>"...), false)
+}
+
 // answerIQ replies to an IQ get or set with an empty result (pings, and
 // anything else the component asks the server).
 func (s *fakeServer) answerIQ(st []byte) error {
