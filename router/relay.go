@@ -187,7 +187,7 @@ var errNoNumber = errors.New("router: user has no number")
 
 // Receipt handles an XEP-0184 receipt from a user for a message relayed to
 // them: the message is delivered, and its sender gets the receipt if they
-// asked. A receipt after the SMS fallback is reported the same way (the
+// asked, once that is recorded (by ackLoop, after Receipt returns). A receipt after the SMS fallback is reported the same way (the
 // SMS is not recalled; none is sent again). It returns false when no relayed
 // message matches, so the caller relays the stanza as it is.
 func (r *Router) Receipt(ctx context.Context, from, to jid.JID, id string) bool {
@@ -202,26 +202,60 @@ func (r *Router) Receipt(ctx context.Context, from, to jid.JID, id string) bool 
 	if err != nil {
 		return false
 	}
-	fresh, err := r.store.AckRelay(ctx, rel.ID)
-	if err != nil {
-		r.log.Error().Err(err).Int64("msg", rel.ID).Msg("recording receipt failed")
-	}
-	if fresh {
-		r.cfg.OnMessage(store.Out, store.RouteXMPP, "delivered")
-	} else {
-		r.log.Info().Int64("msg", rel.ID).Str("state", rel.State).Msg("late XMPP receipt (the message had fallen back to SMS or was settled)")
-	}
-	if !rel.WantReceipt {
-		return true
-	}
-	peer, sender, ok := r.relayEnds(rel, recipientNumber)
-	if !ok {
-		return true
-	}
-	if err := r.xmpp.SendReceipt(ctx, peer, sender, id); err != nil {
-		r.log.Warn().Int64("msg", rel.ID).Err(err).Msg("relaying receipt failed")
+	select {
+	case r.acks <- relayAck{rel: rel, recipientNumber: recipientNumber, id: id}:
+	case <-ctx.Done():
+		// Not recorded: the message waits for its fallback, as if the
+		// receipt had not come.
+		r.log.Warn().Int64("msg", rel.ID).Msg("receipt for a relayed message not recorded: the gateway is stopping or overloaded")
 	}
 	return true
+}
+
+// relayAck is a recipient's receipt for a relayed message, matched and
+// waiting to be recorded.
+type relayAck struct {
+	rel             store.Relay
+	recipientNumber string
+	id              string
+}
+
+// ackLoop records the receipts Receipt matched, together (see batches),
+// and passes each to its message's sender once recorded. Recorded one by
+// one in the stream's handler, each cost a commit of its own and held up
+// every stanza behind it.
+func (r *Router) ackLoop(ctx context.Context) { batches(ctx, r.acks, batchMax, r.recordAcks) }
+
+func (r *Router) recordAcks(ctx context.Context, batch []relayAck) {
+	ids := make([]int64, len(batch))
+	for i, a := range batch {
+		ids[i] = a.rel.ID
+	}
+	fresh, err := r.store.AckRelays(ctx, ids)
+	if err != nil {
+		// The senders still get the receipts; the messages wait for
+		// their fallback.
+		r.log.Error().Err(err).Int("receipts", len(batch)).Msg("recording receipts for relayed messages failed")
+	}
+	for _, a := range batch {
+		switch {
+		case fresh[a.rel.ID]:
+			delete(fresh, a.rel.ID) // the same receipt twice counts once
+			r.cfg.OnMessage(store.Out, store.RouteXMPP, "delivered")
+		case err == nil:
+			r.log.Info().Int64("msg", a.rel.ID).Str("state", a.rel.State).Msg("late XMPP receipt (the message had fallen back to SMS or was settled)")
+		}
+		if !a.rel.WantReceipt {
+			continue
+		}
+		peer, sender, ok := r.relayEnds(a.rel, a.recipientNumber)
+		if !ok {
+			continue
+		}
+		if err := r.xmpp.SendReceipt(ctx, peer, sender, a.id); err != nil {
+			r.log.Warn().Int64("msg", a.rel.ID).Err(err).Msg("relaying receipt failed")
+		}
+	}
 }
 
 // Bounce handles a message error coming back for a message relayed to a

@@ -35,7 +35,7 @@ type Store interface {
 	FallBackIDs(ctx context.Context, ids []int64, now time.Time) ([]*store.Outbound, error)
 	FailRelay(ctx context.Context, id int64, reason, condition string) (bool, error)
 	FindRelay(ctx context.Context, senderNumber, peerNumber, stanzaID string) (store.Relay, error)
-	AckRelay(ctx context.Context, id int64) (bool, error)
+	AckRelays(ctx context.Context, ids []int64) (map[int64]bool, error)
 	BounceRelay(ctx context.Context, id int64, reason string) (bool, error)
 	OwnerOf(ctx context.Context, number string) (store.Binding, error)
 	ShortCodeWrote(ctx context.Context, user, number, code string, since time.Time) (store.ShortCode, error)
@@ -167,6 +167,7 @@ type Router struct {
 	domains map[string]bool
 
 	intake chan *pending
+	acks   chan relayAck // receipts for relayed messages, to record (ackLoop)
 	wake   chan struct{}
 	// claimDue: claimable notices may be waiting (see notifyLoop); set by
 	// Wake and the poll, not by handed notices, which need no claim.
@@ -226,6 +227,7 @@ func New(cfg Config, st Store) *Router {
 		log:     cfg.Logger.With().Str("component", "router").Logger(),
 		domains: make(map[string]bool),
 		intake:  make(chan *pending, 4096),
+		acks:    make(chan relayAck, 4096),
 		wake:    make(chan struct{}, 1),
 	}
 	for _, d := range cfg.Domains {
@@ -381,10 +383,14 @@ func (r *Router) Run(ctx context.Context) error {
 		return errors.New("router: no XMPP side set")
 	}
 	var wg sync.WaitGroup
-	wg.Add(2)
+	wg.Add(3)
 	go func() {
 		defer wg.Done()
 		r.notifyLoop(ctx)
+	}()
+	go func() {
+		defer wg.Done()
+		r.ackLoop(ctx)
 	}()
 	go func() {
 		defer wg.Done()
@@ -398,42 +404,50 @@ func (r *Router) Run(ctx context.Context) error {
 
 const batchMax = 512
 
-func (r *Router) intakeLoop(ctx context.Context) {
-	batch := make([]*pending, 0, batchMax)
-	for {
+// intakeLoop stores and routes the messages the component hands over, in
+// batches (see batches).
+func (r *Router) intakeLoop(ctx context.Context) { batches(ctx, r.intake, batchMax, r.storeBatch) }
+
+// batches calls fn with what arrives on ch, up to max at a time: each
+// batch is what waits when its first arrives. Once ctx ends, it hands fn
+// what still waits and returns. fn's context is never cancelled: what it
+// gets was read from the stream, and at shutdown an error could no longer
+// reach its sender.
+func batches[T any](ctx context.Context, ch <-chan T, max int, fn func(context.Context, []T)) {
+	batch := make([]T, 0, max)
+	run := func() {
+		if len(batch) > 0 {
+			fn(context.WithoutCancel(ctx), batch)
+		}
 		batch = batch[:0]
+	}
+	for {
 		select {
-		case p := <-r.intake:
-			batch = append(batch, p)
+		case x := <-ch:
+			batch = append(batch, x)
 		case <-ctx.Done():
-			// Drain what the component already handed over.
 			for {
 				select {
-				case p := <-r.intake:
-					batch = append(batch, p)
-					if len(batch) == batchMax {
-						r.storeBatch(context.WithoutCancel(ctx), batch)
-						batch = batch[:0]
+				case x := <-ch:
+					if batch = append(batch, x); len(batch) == max {
+						run()
 					}
 				default:
-					r.storeBatch(context.WithoutCancel(ctx), batch)
+					run()
 					return
 				}
 			}
 		}
 	fill:
-		for len(batch) < batchMax {
+		for len(batch) < max {
 			select {
-			case p := <-r.intake:
-				batch = append(batch, p)
+			case x := <-ch:
+				batch = append(batch, x)
 			default:
 				break fill
 			}
 		}
-		// Taken from the intake, the batch is stored even if ctx ends
-		// meanwhile: its messages are read from the stream, and at shutdown
-		// an error could no longer reach their senders.
-		r.storeBatch(context.WithoutCancel(ctx), batch)
+		run()
 	}
 }
 

@@ -358,8 +358,15 @@ func TestFallbackOnceAndBounce(t *testing.T) {
 	if !f3.r.Receipt(ctx, bob, numberJID(aliceNum), "b3") {
 		t.Fatal("receipt did not match")
 	}
-	if rel, err := f3.st.FindRelay(ctx, aliceNum, bobNum, "b3"); err != nil || rel.State != store.StateDelivered {
-		t.Fatalf("acknowledged relay: %+v, %v; want delivered", rel, err)
+	// Recorded after Receipt returns (the router's ackLoop).
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		rel, err := f3.st.FindRelay(ctx, aliceNum, bobNum, "b3")
+		if err == nil && rel.State == store.StateDelivered {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("acknowledged relay: %+v, %v; want delivered", rel, err)
+		}
 	}
 }
 

@@ -261,8 +261,8 @@ func TestPrune(t *testing.T) {
 		notices(t, s)
 		// Relayed over XMPP and acknowledged.
 		acked := f.out(t, store.Outbound{SenderJID: bobJID, SenderNumber: bobNum, Dest: aliceNum, StanzaID: "x", Body: "acked", PeerJID: aliceJID})
-		if ok, err := s.AckRelay(ctx, acked); err != nil || !ok {
-			t.Fatalf("AckRelay = %v, %v", ok, err)
+		if fresh, err := s.AckRelays(ctx, []int64{acked}); err != nil || !fresh[acked] {
+			t.Fatalf("AckRelays = %v, %v", fresh, err)
 		}
 		gone = append(gone, acked)
 		// Relayed over XMPP with no fallback to wait for: over once handed on.

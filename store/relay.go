@@ -157,17 +157,38 @@ func (s *Store) FindRelay(ctx context.Context, senderNumber, peerNumber, stanzaI
 	return r, nil
 }
 
-// AckRelay records the recipient's receipt for a relayed message: relayed
-// or sent becomes delivered. It reports whether the message was still
-// relayed or sent (false for a late receipt, after the SMS fallback).
-func (s *Store) AckRelay(ctx context.Context, id int64) (bool, error) {
-	res, err := s.exec(ctx, `UPDATE messages SET state = 'delivered', next_attempt_at = 0, updated_at = $1 WHERE id = $2 AND route = 'xmpp' AND state IN ('relayed', 'sent')`,
-		s.ms(), id)
-	if err != nil {
-		return false, fmt.Errorf("store: ack relay: %w", err)
+// AckRelays records the recipients' receipts for relayed messages ids:
+// relayed or sent becomes delivered. It returns those that were still
+// relayed or sent (not one with a late receipt, after the SMS fallback).
+// The write shares its commit with others (group commit): one per
+// receipt, on SQLite, was half the gateway's CPU for relayed messages.
+func (s *Store) AckRelays(ctx context.Context, ids []int64) (map[int64]bool, error) {
+	fresh := make(map[int64]bool, len(ids))
+	if len(ids) == 0 {
+		return fresh, nil
 	}
-	n, err := res.RowsAffected()
-	return n == 1, err
+	err := s.grouped(ctx, &groupOp{lane: laneNew, fn: func(tx *sql.Tx) error {
+		clear(fresh)
+		in, args := s.idsIn("id", 2, ids)
+		rows, err := s.txQuery(ctx, tx, `UPDATE messages SET state = 'delivered', next_attempt_at = 0, updated_at = $1
+			WHERE `+in+` AND route = 'xmpp' AND state IN ('relayed', 'sent') RETURNING id`, append([]any{s.ms()}, args...)...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var id int64
+			if err := rows.Scan(&id); err != nil {
+				return err
+			}
+			fresh[id] = true
+		}
+		return rows.Err()
+	}})
+	if err != nil {
+		return nil, fmt.Errorf("store: ack relays: %w", err)
+	}
+	return fresh, nil
 }
 
 // BounceRelay records that the recipient's server sent back message id,

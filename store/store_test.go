@@ -776,3 +776,44 @@ func testFailRelayCondition(t *testing.T, dsn string) {
 		t.Errorf("conditions = %v, want %v", got, want)
 	}
 }
+
+// TestAckRelays: receipts for relayed messages, recorded together, deliver
+// the ones still relayed or sent, and name those; a message settled
+// otherwise (failed, or gone as SMS) and an unknown id are left as they are.
+func TestAckRelays(t *testing.T) {
+	engines(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		relay := func(id string, fallback bool) *store.Outbound {
+			m := &store.Outbound{SenderJID: aliceJID + "/pc", SenderNumber: aliceNum, Dest: bobNum, StanzaID: id, Body: id, PeerJID: bobJID}
+			if fallback {
+				m.FallbackAt = time.Now().Add(time.Hour)
+			}
+			return m
+		}
+		ms := []*store.Outbound{relay("relayed", true), relay("sent", false), relay("failed", false), relay("sms", true)}
+		must(t, s.AcceptOutbound(ctx, ms))
+		if ok, err := s.FailRelay(ctx, ms[2].ID, "bounced", ""); err != nil || !ok {
+			t.Fatalf("FailRelay = %v, %v", ok, err)
+		}
+		if fell, err := s.FallBackIDs(ctx, []int64{ms[3].ID}, time.Now()); err != nil || len(fell) != 1 {
+			t.Fatalf("FallBackIDs = %v, %v", fell, err)
+		}
+		ids := []int64{ms[0].ID, ms[1].ID, ms[2].ID, ms[3].ID, ms[0].ID, 999999}
+		fresh, err := s.AckRelays(ctx, ids)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(fresh) != 2 || !fresh[ms[0].ID] || !fresh[ms[1].ID] {
+			t.Errorf("AckRelays = %v; want %d and %d", fresh, ms[0].ID, ms[1].ID)
+		}
+		for i, want := range []string{store.StateDelivered, store.StateDelivered, store.StateFailed, store.StateQueued} {
+			if st, _, err := s.MessageState(ctx, ms[i].ID); err != nil || st != want {
+				t.Errorf("%s: state %s, %v; want %s", ms[i].StanzaID, st, err, want)
+			}
+		}
+		// Again: nothing is fresh.
+		if fresh, err := s.AckRelays(ctx, ids); err != nil || len(fresh) != 0 {
+			t.Errorf("AckRelays again = %v, %v; want none", fresh, err)
+		}
+	})
+}
