@@ -249,7 +249,18 @@ func (c *Component) handleMessage(ctx context.Context, s *inStanza) {
 		}
 		return
 	}
-	if id, ok := receiptOf(s); ok && s.text() == "" && c.router.Receipt(ctx, from, to, id) {
+	react := reactionOf(s)
+	m := router.Message{
+		From:        from,
+		To:          to,
+		ID:          s.ID,
+		Body:        s.text(),
+		SMSText:     smsText(s, react),
+		Reaction:    react,
+		Payload:     payloadXML(s),
+		WantReceipt: s.Request != nil,
+	}
+	if id, ok := receiptOf(s); ok && s.text() == "" && c.router.Receipt(ctx, m, id) {
 		return
 	}
 	if e, ok := unsendable(s); ok && c.router.Served(from) {
@@ -260,18 +271,7 @@ func (c *Component) handleMessage(ctx context.Context, s *inStanza) {
 		}
 		return
 	}
-	react := reactionOf(s)
-	err = c.router.Outbound(ctx, router.Message{
-		From:        from,
-		To:          to,
-		ID:          s.ID,
-		Body:        s.text(),
-		SMSText:     smsText(s, react),
-		Reaction:    react,
-		Payload:     payloadXML(s),
-		WantReceipt: s.Request != nil,
-	})
-	if err != nil {
+	if err := c.router.Outbound(ctx, m); err != nil {
 		var se stanza.Error
 		if !errors.As(err, &se) {
 			c.log.Error().Err(err).Msg("routing failed")

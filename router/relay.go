@@ -185,59 +185,56 @@ func (r *Router) conversation(ctx context.Context, user, numberJID jid.JID) (use
 
 var errNoNumber = errors.New("router: user has no number")
 
-// Receipt handles an XEP-0184 receipt from a user for a message relayed to
-// them: the message is delivered, and its sender gets the receipt if they
-// asked, once that is recorded (by ackLoop, after Receipt returns). A receipt after the SMS fallback is reported the same way (the
-// SMS is not recalled; none is sent again). It returns false when no relayed
-// message matches, so the caller relays the stanza as it is.
-func (r *Router) Receipt(ctx context.Context, from, to jid.JID, id string) bool {
-	if !r.Served(from) {
-		return false
-	}
-	recipientNumber, senderNumber, err := r.conversation(ctx, from, to)
-	if err != nil {
-		return false
-	}
-	rel, err := r.store.FindRelay(ctx, senderNumber, recipientNumber, id)
-	if err != nil {
+// Receipt takes an XEP-0184 receipt, m, from a user for the message id
+// to a number JID. It returns false, taking nothing, when the user is not
+// one this gateway serves. Otherwise ackLoop, after Receipt returns,
+// looks for the message relayed to the user it is for: found, the message
+// is delivered, and once that is recorded its sender gets the receipt if
+// they asked (after the SMS fallback too: the SMS is not recalled, none is
+// sent again); not found, m is routed as any stanza (Outbound), so a
+// receipt for something else is relayed as it is.
+func (r *Router) Receipt(ctx context.Context, m Message, id string) bool {
+	if !r.Served(m.From) {
 		return false
 	}
 	select {
-	case r.acks <- relayAck{rel: rel, recipientNumber: recipientNumber, id: id}:
+	case r.acks <- relayAck{m: m, id: id}:
 	case <-ctx.Done():
 		// Not recorded: the message waits for its fallback, as if the
 		// receipt had not come.
-		r.log.Warn().Int64("msg", rel.ID).Msg("receipt for a relayed message not recorded: the gateway is stopping or overloaded")
+		r.log.Warn().Str("id", id).Msg("receipt not taken: the gateway is stopping or overloaded")
 	}
 	return true
 }
 
-// relayAck is a recipient's receipt for a relayed message, matched and
-// waiting to be recorded.
+// relayAck is a receipt Receipt took, waiting to be matched and recorded.
 type relayAck struct {
-	rel             store.Relay
+	m  Message
+	id string // of the message it acknowledges
+
+	rel             store.Relay // the message, once found
 	recipientNumber string
-	id              string
 }
 
-// ackLoop records the receipts Receipt matched, together (see batches),
-// and passes each to its message's sender once recorded. Recorded one by
-// one in the stream's handler, each cost a commit of its own and held up
-// every stanza behind it.
+// ackLoop matches and records the receipts Receipt took, together (see
+// batches), and passes each to its message's sender once recorded.
+// Matched and recorded one by one in the stream's handler, each cost two
+// reads and a commit of its own, with every stanza behind it waiting.
 func (r *Router) ackLoop(ctx context.Context) { batches(ctx, r.acks, batchMax, r.recordAcks) }
 
 func (r *Router) recordAcks(ctx context.Context, batch []relayAck) {
-	ids := make([]int64, len(batch))
-	for i, a := range batch {
+	found := r.matchAcks(ctx, batch)
+	ids := make([]int64, len(found))
+	for i, a := range found {
 		ids[i] = a.rel.ID
 	}
 	fresh, err := r.store.AckRelays(ctx, ids)
 	if err != nil {
 		// The senders still get the receipts; the messages wait for
 		// their fallback.
-		r.log.Error().Err(err).Int("receipts", len(batch)).Msg("recording receipts for relayed messages failed")
+		r.log.Error().Err(err).Int("receipts", len(found)).Msg("recording receipts for relayed messages failed")
 	}
-	for _, a := range batch {
+	for _, a := range found {
 		switch {
 		case fresh[a.rel.ID]:
 			delete(fresh, a.rel.ID) // the same receipt twice counts once
@@ -256,6 +253,62 @@ func (r *Router) recordAcks(ctx context.Context, batch []relayAck) {
 			r.log.Warn().Int64("msg", a.rel.ID).Err(err).Msg("relaying receipt failed")
 		}
 	}
+}
+
+// matchAcks finds the relayed messages batch's receipts are for (two reads
+// for the whole batch), and returns the receipts that found one. The
+// others are routed as any stanza.
+func (r *Router) matchAcks(ctx context.Context, batch []relayAck) []relayAck {
+	users := make([]string, len(batch))
+	for i, a := range batch {
+		users[i] = a.m.From.Bare().String()
+	}
+	nums, err := r.store.NumbersOf(ctx, slices.Compact(slices.Sorted(slices.Values(users))))
+	if err != nil {
+		r.log.Error().Err(err).Int("receipts", len(batch)).Msg("matching receipts failed; their messages wait for the fallback")
+		return nil
+	}
+	var (
+		keys  = make([]store.RelayKey, len(batch)) // zero: none to look for
+		ask   []store.RelayKey
+		asIs  []Message
+		found []relayAck
+	)
+	for i := range batch {
+		// The receipt goes from the message's recipient (the user) to its
+		// sender's number.
+		a := &batch[i]
+		userNumber, ok := nums[users[i]]
+		n, err := number.FromJID(a.m.To, r.cfg.DefaultRegion)
+		if !ok || err != nil {
+			continue
+		}
+		a.recipientNumber = userNumber
+		keys[i] = store.RelayKey{SenderNumber: n.String(), PeerNumber: userNumber, StanzaID: a.id}
+		ask = append(ask, keys[i])
+	}
+	rels, err := r.store.FindRelays(ctx, ask)
+	if err != nil {
+		r.log.Error().Err(err).Int("receipts", len(batch)).Msg("matching receipts failed; their messages wait for the fallback")
+		return nil
+	}
+	for i, a := range batch {
+		rel, ok := rels[keys[i]]
+		if !ok {
+			asIs = append(asIs, a.m)
+			continue
+		}
+		a.rel = rel
+		found = append(found, a)
+	}
+	for _, m := range asIs {
+		ctx, cancel := context.WithTimeout(ctx, 5*time.Second) // the intake may be gone, at shutdown
+		if err := r.Outbound(ctx, m); err != nil {
+			r.log.Debug().Err(err).Str("from", m.From.String()).Msg("a receipt for no relayed message not routed")
+		}
+		cancel()
+	}
+	return found
 }
 
 // Bounce handles a message error coming back for a message relayed to a

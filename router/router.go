@@ -35,6 +35,7 @@ type Store interface {
 	FallBackIDs(ctx context.Context, ids []int64, now time.Time) ([]*store.Outbound, error)
 	FailRelay(ctx context.Context, id int64, reason, condition string) (bool, error)
 	FindRelay(ctx context.Context, senderNumber, peerNumber, stanzaID string) (store.Relay, error)
+	FindRelays(ctx context.Context, keys []store.RelayKey) (map[store.RelayKey]store.Relay, error)
 	AckRelays(ctx context.Context, ids []int64) (map[int64]bool, error)
 	BounceRelay(ctx context.Context, id int64, reason string) (bool, error)
 	OwnerOf(ctx context.Context, number string) (store.Binding, error)

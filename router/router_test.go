@@ -190,6 +190,11 @@ func (f *fixture) settle(t *testing.T, id, body, stat, errCode string) {
 
 func numberJID(n string) jid.JID { return jid.MustParse(n + "@sms.example.com") }
 
+// receipt is user's XEP-0184 receipt for message id, to number's JID.
+func receipt(user jid.JID, number, id string) router.Message {
+	return router.Message{From: user, To: numberJID(number), ID: "r-" + id, Payload: []byte("<received xmlns='urn:xmpp:receipts' id='" + id + "'/>")}
+}
+
 func (f *fixture) queued(t *testing.T) []*store.Outbound {
 	t.Helper()
 	select {
@@ -285,14 +290,22 @@ func TestRoutesBySMSOrXMPP(t *testing.T) {
 		t.Fatalf("relay %+v", s)
 	}
 	// Bob's receipt: delivered, passed to alice from bob's number JID.
-	if !f.r.Receipt(ctx, bob, numberJID(aliceNum), "x1") {
+	if !f.r.Receipt(ctx, receipt(bob, aliceNum, "x1"), "x1") {
 		t.Fatal("receipt did not match the relayed message")
 	}
 	if s := f.x.next(t, "receipt"); s.from != bobNum+"@sms.example.com" || s.to != alice.String() || s.id != "x1" {
 		t.Fatalf("receipt %+v", s)
 	}
-	if f.r.Receipt(ctx, bob, numberJID(aliceNum), "unknown-id") {
-		t.Fatal("a receipt for no message matched")
+	// A receipt for no relayed message is relayed as it is; one from a
+	// user of another server is not taken.
+	if !f.r.Receipt(ctx, receipt(bob, aliceNum, "unknown-id"), "unknown-id") {
+		t.Fatal("a receipt from a user served was not taken")
+	}
+	if s := f.x.next(t, "relay"); s.from != bobNum+"@sms.example.com" || s.to != "alice@example.com" || !strings.Contains(s.text, "unknown-id") {
+		t.Fatalf("a receipt for no relayed message went as %+v; want relayed as it is", s)
+	}
+	if f.r.Receipt(ctx, receipt(jid.MustParse("eve@elsewhere.example"), aliceNum, "x1"), "x1") {
+		t.Fatal("a receipt from a user not served was taken")
 	}
 	// Chat states to bob are relayed; to a phone they vanish.
 	if err := f.r.Outbound(ctx, router.Message{From: alice, To: numberJID(bobNum), Payload: []byte("<composing/>")}); err != nil {
@@ -318,7 +331,7 @@ func TestFallbackOnceAndBounce(t *testing.T) {
 		t.Fatalf("fallback queued %+v", msgs)
 	}
 	// A late receipt is reported; the message is not queued again.
-	f.r.Receipt(ctx, bob, numberJID(aliceNum), "f1")
+	f.r.Receipt(ctx, receipt(bob, aliceNum, "f1"), "f1")
 	if more, _ := f.st.ClaimOutbound(ctx, "t", 100, time.Minute); len(more) != 0 {
 		t.Fatalf("queued twice: %+v", more)
 	}
@@ -355,7 +368,7 @@ func TestFallbackOnceAndBounce(t *testing.T) {
 		t.Fatal(err)
 	}
 	f3.x.next(t, "relay")
-	if !f3.r.Receipt(ctx, bob, numberJID(aliceNum), "b3") {
+	if !f3.r.Receipt(ctx, receipt(bob, aliceNum, "b3"), "b3") {
 		t.Fatal("receipt did not match")
 	}
 	// Recorded after Receipt returns (the router's ackLoop).
@@ -900,7 +913,7 @@ func TestAnswersFromFormWrittenTo(t *testing.T) {
 	if s := f.x.next(t, "relay"); s.from != at(bobNum) || s.to != "alice@example.com" {
 		t.Fatalf("relay to alice %+v", s)
 	}
-	if !f.r.Receipt(ctx, alice, numberJID(bobNum), "b1") {
+	if !f.r.Receipt(ctx, receipt(alice, bobNum, "b1"), "b1") {
 		t.Fatal("alice's receipt did not match")
 	}
 	if s := f.x.next(t, "receipt"); s.from != at("12015550100") || s.to != bob.String() {

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/lib/pq"
 )
 
 // StateRelayed is an outbound message handed to its recipient over XMPP,
@@ -135,22 +137,94 @@ type Relay struct {
 	PeerLocal   string // the form of the recipient's number it was written to (Outbound.PeerLocal)
 }
 
+// RelayKey names a relayed message as its recipient's receipt or error
+// does: its sender's number, its recipient's, and its stanza id.
+type RelayKey struct{ SenderNumber, PeerNumber, StanzaID string }
+
 // FindRelay returns the latest message from senderNumber to peerNumber
 // with stanza id, or ErrNotFound.
 func (s *Store) FindRelay(ctx context.Context, senderNumber, peerNumber, stanzaID string) (Relay, error) {
+	k := RelayKey{senderNumber, peerNumber, stanzaID}
+	found, err := s.FindRelays(ctx, []RelayKey{k})
+	if err != nil {
+		return Relay{}, err
+	}
+	r, ok := found[k]
+	if !ok {
+		return r, ErrNotFound
+	}
+	return r, nil
+}
+
+// relayColumns are the columns scanRelay reads.
+const relayColumns = `id, user_jid, state, want_receipt, next_attempt_at, peer_local`
+
+// findRelay reads the latest message from number $1 to number $2 with
+// stanza id $3 relayed over XMPP (messages_relay).
+const findRelay = `SELECT ` + relayColumns + ` FROM messages
+	WHERE direction = 'out' AND user_number = $1 AND peer_number = $2 AND stanza_id = $3 AND peer_jid <> ''
+	ORDER BY id DESC LIMIT 1`
+
+// findRelaysPG is findRelay for keys $1[k], $2[k], $3[k], each row with
+// its k (from 1).
+const findRelaysPG = `SELECT v.k, m.* FROM unnest($1::text[], $2::text[], $3::text[]) WITH ORDINALITY AS v(sender, peer, stanza, k)
+	CROSS JOIN LATERAL (SELECT ` + relayColumns + ` FROM messages
+		WHERE direction = 'out' AND user_number = v.sender AND peer_number = v.peer AND stanza_id = v.stanza AND peer_jid <> ''
+		ORDER BY id DESC LIMIT 1) m`
+
+// FindRelays returns the messages keys name that there are (see
+// FindRelay): on PostgreSQL in one statement, on SQLite one prepared read
+// each.
+func (s *Store) FindRelays(ctx context.Context, keys []RelayKey) (map[RelayKey]Relay, error) {
+	out := make(map[RelayKey]Relay, len(keys))
+	if s.dialect == postgres && len(keys) > 1 {
+		senders, peers, ids := make(pq.StringArray, len(keys)), make(pq.StringArray, len(keys)), make(pq.StringArray, len(keys))
+		for i, k := range keys {
+			senders[i], peers[i], ids[i] = k.SenderNumber, k.PeerNumber, k.StanzaID
+		}
+		rows, err := s.query(ctx, findRelaysPG, senders, peers, ids)
+		if err != nil {
+			return nil, fmt.Errorf("store: find relays: %w", err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var k int
+			r, err := scanRelay(rows, &k)
+			if err != nil {
+				return nil, fmt.Errorf("store: find relays: %w", err)
+			}
+			out[keys[k-1]] = r
+		}
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("store: find relays: %w", err)
+		}
+		return out, nil
+	}
+	for _, k := range keys {
+		if _, ok := out[k]; ok {
+			continue
+		}
+		r, err := scanRelay(s.queryRow(ctx, findRelay, k.SenderNumber, k.PeerNumber, k.StanzaID))
+		if errors.Is(err, sql.ErrNoRows) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("store: find relay: %w", err)
+		}
+		out[k] = r
+	}
+	return out, nil
+}
+
+// scanRelay reads a row of relayColumns, after first (scanned into).
+func scanRelay(row interface{ Scan(...any) error }, first ...any) (Relay, error) {
 	var (
 		r    Relay
 		want int
 		next int64
 	)
-	err := s.queryRow(ctx, `SELECT id, user_jid, state, want_receipt, next_attempt_at, peer_local FROM messages
-		WHERE direction = 'out' AND user_number = $1 AND peer_number = $2 AND stanza_id = $3 AND peer_jid <> ''
-		ORDER BY id DESC LIMIT 1`, senderNumber, peerNumber, stanzaID).Scan(&r.ID, &r.SenderJID, &r.State, &want, &next, &r.PeerLocal)
-	if errors.Is(err, sql.ErrNoRows) {
-		return r, ErrNotFound
-	}
-	if err != nil {
-		return r, fmt.Errorf("store: find relay: %w", err)
+	if err := row.Scan(append(first, &r.ID, &r.SenderJID, &r.State, &want, &next, &r.PeerLocal)...); err != nil {
+		return r, err
 	}
 	r.WantReceipt = want != 0
 	r.Armed = r.State == StateRelayed && next > 0

@@ -817,3 +817,44 @@ func TestAckRelays(t *testing.T) {
 		}
 	})
 }
+
+// TestFindRelays: relayed messages looked up together (one statement on
+// PostgreSQL) are those FindRelay finds one by one: the latest with the
+// key, none for a key naming no relay (an SMS, another sender, an unknown
+// id).
+func TestFindRelays(t *testing.T) {
+	engines(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		ms := []*store.Outbound{
+			{SenderJID: aliceJID + "/pc", SenderNumber: aliceNum, Dest: bobNum, StanzaID: "a", Body: "first a", PeerJID: bobJID},
+			{SenderJID: aliceJID + "/pc", SenderNumber: aliceNum, Dest: bobNum, StanzaID: "a", Body: "second a", PeerJID: bobJID, WantReceipt: true},
+			{SenderJID: aliceJID + "/pc", SenderNumber: aliceNum, Dest: bobNum, StanzaID: "b", Body: "b", PeerJID: bobJID, FallbackAt: time.Now().Add(time.Hour)},
+			{SenderJID: aliceJID + "/pc", SenderNumber: aliceNum, Dest: "+12015550188", StanzaID: "sms", Body: "an SMS", Parts: 1},
+		}
+		must(t, s.AcceptOutbound(ctx, ms))
+		key := func(dest, id string) store.RelayKey {
+			return store.RelayKey{SenderNumber: aliceNum, PeerNumber: dest, StanzaID: id}
+		}
+		keys := []store.RelayKey{key(bobNum, "a"), key(bobNum, "b"), key(bobNum, "a"), key(bobNum, "zzz"), key("+12015550188", "sms"),
+			{SenderNumber: bobNum, PeerNumber: aliceNum, StanzaID: "a"}}
+		got, err := s.FindRelays(ctx, keys)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 2 {
+			t.Errorf("FindRelays found %d: %+v; want 2", len(got), got)
+		}
+		if r := got[keys[0]]; r.ID != ms[1].ID || !r.WantReceipt || r.Armed || r.SenderJID != aliceJID+"/pc" {
+			t.Errorf("key a: %+v; want the latest, %d, asking a receipt, not armed", r, ms[1].ID)
+		}
+		if r := got[keys[1]]; r.ID != ms[2].ID || r.State != store.StateRelayed || !r.Armed {
+			t.Errorf("key b: %+v; want %d, relayed, armed", r, ms[2].ID)
+		}
+		for _, k := range keys {
+			one, err := s.FindRelay(ctx, k.SenderNumber, k.PeerNumber, k.StanzaID)
+			if want, ok := got[k]; one != want || (ok != (err == nil)) {
+				t.Errorf("FindRelay(%+v) = %+v, %v; FindRelays gave %+v", k, one, err, want)
+			}
+		}
+	})
+}
