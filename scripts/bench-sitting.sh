@@ -8,7 +8,9 @@
 # at Kannel's window (-smpp-window 1000), SQLite once and PostgreSQL twice;
 # the same with receipts half a second late, as a carrier's; SQLite at the
 # defaults; SQLite and PostgreSQL paced at 1,000 msg/s, twice
-# each; through Prosody twice on SQLite and twice on PostgreSQL; 100,000 messages waiting for receipts; the npm
+# each; messages from phones unpaced, in one part and in two, on SQLite
+# and on PostgreSQL; users writing to each other (-relay, over XMPP), on
+# both; through Prosody twice on SQLite and twice on PostgreSQL; 100,000 messages waiting for receipts; the npm
 # `smpp` SMSC instead of the bench's sink; and testdata/loadgen/run.sh (an
 # independent load generator and SMSC). About six minutes on two cores.
 #
@@ -109,6 +111,18 @@ dsn=$(db)
 run -mode component -n 10000 -rate 1000 -mo -1 -dsn "$dsn"
 dsn=$(db)
 run -mode component -n 10000 -rate 1000 -mo -1 -dsn "$dsn"
+# Messages from phones as fast as the sink's 64 in flight take them, in
+# one SMS part and in two (concatenated, reassembled).
+run -mode component -n 2000 -mo 20000 -mo-rate -1
+dsn=$(db)
+run -mode component -n 2000 -mo 20000 -mo-rate -1 -dsn "$dsn"
+run -mode component -n 2000 -mo 10000 -mo-rate -1 -mo-parts 2
+dsn=$(db)
+run -mode component -n 2000 -mo 10000 -mo-rate -1 -mo-parts 2 -dsn "$dsn"
+# Users writing to each other's numbers: relayed over XMPP, acknowledged.
+run -mode component -n 20000 -window 1000 -relay -mo -1
+dsn=$(db)
+run -mode component -n 20000 -window 1000 -relay -mo -1 -dsn "$dsn"
 run -mode prosody -n 20000 -window 1000 -smpp-window 100 -mo 2000
 run -mode prosody -n 20000 -window 1000 -smpp-window 100 -mo 2000
 dsn=$(db)
