@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"switchboard/internal/bench"
+	"switchboard/internal/testenv"
 )
 
 // TestBenchSmoke runs `bench -mode component` end to end on each store
@@ -152,4 +153,41 @@ func TestBenchRelay(t *testing.T) {
 			t.Errorf("the report does not say the messages were relayed:\n%s", out.String())
 		}
 	})
+}
+
+// TestBenchProsody runs the bench through a real Prosody, users logged in
+// with SCRAM: to phones (SMS, receipts from the sink) and to each other
+// (relayed, receipts from the recipients' clients). Every message must
+// reach its end and every receipt come back, and Prosody's CPU be measured.
+func TestBenchProsody(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts Prosody and Switchboard as child processes")
+	}
+	testenv.NeedProsody(t)
+	t.Setenv("SB_TEST_MAIN", "1")
+	for _, relay := range []bool{false, true} {
+		t.Run(map[bool]string{false: "sms", true: "relay"}[relay], func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+			defer cancel()
+			var log strings.Builder
+			res, err := bench.Run(ctx, bench.Options{
+				Mode: bench.ModeProsody, N: 300, Users: 10, MO: 20, Relay: relay, Binary: os.Args[0],
+				Timeout: 80 * time.Second, Log: &log,
+			})
+			if err != nil {
+				t.Fatalf("bench: %v\n%s", err, log.String())
+			}
+			wantSMS := 300
+			if relay {
+				wantSMS = 0
+			}
+			if res.Submitted != 300 || res.Receipts != 300 || res.Errors != 0 || res.Stalled || res.SubmitSMs != wantSMS || res.MOGot != 20 {
+				t.Errorf("reached %d, receipts %d, errors %d (last %q), stalled %v, as SMS %d, from phones %d; want 300, 300, none, %d SMS, 20",
+					res.Submitted, res.Receipts, res.Errors, res.LastError, res.Stalled, res.SubmitSMs, res.MOGot, wantSMS)
+			}
+			if res.Others["prosody"] <= 0 {
+				t.Errorf("Prosody's CPU not measured: %v", res.Others)
+			}
+		})
+	}
 }

@@ -62,9 +62,10 @@ type Options struct {
 	SMPPWindow int
 	// NoReceipts makes the sink send no receipts: messages stay waiting for them.
 	NoReceipts bool
-	// Relay makes users write to other users' numbers instead of phones'
-	// (component mode): Switchboard relays each over XMPP to the number's
-	// owner, played by the bench, who acknowledges it at once (XEP-0184),
+	// Relay makes users write to other users' numbers instead of phones':
+	// Switchboard relays each over XMPP to the number's owner, played by
+	// the bench (a client of Prosody's, in that mode), who acknowledges
+	// it at once (XEP-0184),
 	// and passes the receipt back to the sender. The sink gets no
 	// submit_sm; the relayed message reaching its recipient stands for it.
 	Relay bool
@@ -206,8 +207,8 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if o.ReceiptDelay > 0 && (o.SMSC != "" || o.NoReceipts) {
 		return nil, errors.New("bench: a receipt delay needs the built-in sink's receipts: not with -smsc or -no-receipts")
 	}
-	if o.Relay && (o.Mode != ModeComponent || o.ReceiptDelay > 0 || o.NoReceipts || o.Users < 2) {
-		return nil, errors.New("bench: -relay needs -mode component, at least two users, and the recipients' receipts: not with -receipt-delay or -no-receipts")
+	if o.Relay && (o.ReceiptDelay > 0 || o.NoReceipts || o.Users < 2) {
+		return nil, errors.New("bench: -relay needs at least two users, and the recipients' receipts: not with -receipt-delay or -no-receipts")
 	}
 	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()

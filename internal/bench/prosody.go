@@ -155,14 +155,19 @@ func (d *prosodyDriver) login(ctx context.Context, addr string, j jid.JID) (*ben
 	c := &benchClient{conn: sess.Conn(), served: make(chan struct{}), bw: bufio.NewWriterSize(sess.Conn(), 16<<10)}
 	go func() {
 		defer close(c.served)
-		sess.Serve(d.handler())
+		sess.Serve(d.handler(c))
 	}()
 	return c, nil
 }
 
-// handler hands what reaches a user to handleStanza, and notes the answer
-// to start's probe.
-func (d *prosodyDriver) handler() xmpp.Handler {
+// handler hands what reaches user c to handleStanza, and notes the answer
+// to start's probe. With Options.Relay, c acknowledges the messages
+// relayed to it, as its client would, at once.
+func (d *prosodyDriver) handler(c *benchClient) xmpp.Handler {
+	var ack func([]byte) error
+	if d.o.Relay {
+		ack = func(st []byte) error { return c.write(appendAck(nil, st, false), true) }
+	}
 	return xmpp.HandlerFunc(func(t xmlstream.TokenReadEncoder, start *xml.StartElement) error {
 		var b bytes.Buffer
 		enc := xml.NewEncoder(&b)
@@ -178,7 +183,7 @@ func (d *prosodyDriver) handler() xmpp.Handler {
 			}
 			return nil
 		}
-		handleStanza(d.rec, d.nonce, st, now, nil, nil)
+		handleStanza(d.rec, d.nonce, st, now, nil, ack)
 		return nil
 	})
 }
@@ -198,8 +203,12 @@ func (c *benchClient) write(p []byte, flush bool) error {
 }
 
 func (d *prosodyDriver) send(i int) error {
-	c := d.clients[i%d.o.Users]
-	d.buf = appendMessage(d.buf[:0], -1, d.nonce, i, -1)
+	k, to := i%d.o.Users, -1
+	if d.o.Relay {
+		to = (k + 1) % d.o.Users // the next user: every user sends and receives
+	}
+	c := d.clients[k]
+	d.buf = appendMessage(d.buf[:0], -1, d.nonce, i, to)
 	d.dirty[c] = true
 	return c.write(d.buf, false)
 }

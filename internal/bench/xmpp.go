@@ -151,17 +151,27 @@ func (s *fakeServer) flush() error {
 // would: with an XEP-0184 receipt from the user's resource to the number
 // JID it came from. It is written, not flushed.
 func (s *fakeServer) ackRelay(st []byte) error {
+	return s.write(appendAck(nil, st, true), false)
+}
+
+// appendAck appends to b the receipt for message st, from its recipient:
+// from the recipient's resource r when from is set (a server writing it),
+// else with no from (a client's, which its server stamps).
+func appendAck(b, st []byte, from bool) []byte {
 	id := attr(st, "id")
-	b := make([]byte, 0, 192)
-	b = append(b, "<message from='"...)
-	b = append(b, attr(st, "to")...)
-	b = append(b, "/r' to='"...)
+	b = append(b, "<message "...)
+	if from {
+		b = append(b, "from='"...)
+		b = append(b, attr(st, "to")...)
+		b = append(b, "/r' "...)
+	}
+	b = append(b, "to='"...)
 	b = append(b, attr(st, "from")...)
 	b = append(b, "' id='a"...)
 	b = append(b, id...)
 	b = append(b, "'><received xmlns='urn:xmpp:receipts' id='"...)
 	b = append(b, id...)
-	return s.write(append(b, "'/></message>"...), false)
+	return append(b, "'/></message>"...)
 }
 
 // answerIQ replies to an IQ get or set with an empty result (pings, and

@@ -246,16 +246,24 @@ type Prosody struct {
 	srv *xmppServer
 }
 
+// NeedProsody returns the prosody binary. Without one the test is skipped,
+// or fails when SWITCHBOARD_REQUIRE_SERVERS=1.
+func NeedProsody(t testing.TB) (bin string) {
+	t.Helper()
+	bin = findBinary("prosody", "/usr/bin/prosody", "/usr/local/bin/prosody")
+	if bin == "" {
+		missingBinary(t, "prosody", "apt-get install prosody prosody-modules")
+	}
+	return bin
+}
+
 // StartProsody starts a Prosody 0.12 on free loopback ports with c2s (no TLS; SCRAM and PLAIN
 // over plain TCP) and one component, and stops it on cleanup. It returns once both ports
 // accept connections. Without a prosody binary the test is skipped, or fails when
 // SWITCHBOARD_REQUIRE_SERVERS=1.
 func StartProsody(t testing.TB, opts ProsodyOptions) *Prosody {
 	t.Helper()
-	bin := findBinary("prosody", "/usr/bin/prosody", "/usr/local/bin/prosody")
-	if bin == "" {
-		missingBinary(t, "prosody", "apt-get install prosody prosody-modules")
-	}
+	bin := NeedProsody(t)
 	if opts.Privilege && !prosodyHasModule(bin, "privilege") {
 		missingBinary(t, "mod_privilege", "apt-get install prosody-modules")
 	}
