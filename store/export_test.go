@@ -228,3 +228,31 @@ func AddFragments(s *Store, fs []Fragment) ([][]Fragment, []error, error) {
 	}
 	return parts, errs, nil
 }
+
+// FragmentCall is an AddFragment call for RunMixed, and what it returned.
+type FragmentCall struct {
+	F      Fragment
+	Parts  []Fragment
+	Resent bool
+}
+
+// RunMixed runs ops, each an *Inbound to accept or a *FragmentCall, as one
+// group-commit batch in arrival order, in one transaction.
+func RunMixed(s *Store, ops []any) error {
+	batch := make([]*groupOp, len(ops))
+	for i, o := range ops {
+		switch o := o.(type) {
+		case *Inbound:
+			batch[i] = &groupOp{lane: laneNew, in: &inboundOp{in: o, now: s.ms(), lookup: o.RecipientJID == ""}}
+		case *FragmentCall:
+			batch[i] = &groupOp{lane: laneNew, frag: &fragmentOp{f: o.F, now: s.ms()}}
+		}
+	}
+	err := s.runGroupTx(context.Background(), batch)
+	for i, o := range ops {
+		if c, ok := o.(*FragmentCall); ok {
+			c.Parts, c.Resent = batch[i].frag.parts, batch[i].frag.resent
+		}
+	}
+	return err
+}

@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"slices"
@@ -140,4 +141,90 @@ func addFragments(t *testing.T, s *store.Store, together bool) []string {
 		}
 	}
 	return append(out, left)
+}
+
+// TestPartAfterReassembly: in one batch, a message reassembled from its
+// parts and, after it, a part with the same reference (a new message
+// reusing it, or one of the parts sent again after a new bind) end as they
+// do one after the other: the new message's part kept, the part sent again
+// taken for a resend; not deleted with the parts of the message before.
+func TestPartAfterReassembly(t *testing.T) {
+	for _, engine := range []string{"sqlite", "postgres"} {
+		t.Run(engine, func(t *testing.T) {
+			open := func() *store.Store {
+				dsn := "sqlite:" + filepath.Join(t.TempDir(), "sb.db")
+				if engine == "postgres" {
+					dsn = testenv.StartPostgres(t)
+				}
+				s := openStore(t, dsn)
+				t.Cleanup(func() { s.Close() })
+				return s
+			}
+			a, b := partAfterReassembly(t, open(), true), partAfterReassembly(t, open(), false)
+			if !slices.Equal(a, b) {
+				t.Errorf("together:\n%s\none by one:\n%s", join(a), join(b))
+			}
+			want := []string{"reused: 1", "resent: true", "left: K1=xy"}
+			if !slices.Equal(a, want) {
+				t.Errorf("together:\n%s\nwant:\n%s", join(a), join(want))
+			}
+		})
+	}
+}
+
+func partAfterReassembly(t *testing.T, s *store.Store, together bool) []string {
+	t.Helper()
+	ctx := context.Background()
+	const phone, num = "+12015550199", "+12015550100"
+	ended := func(session string) bool { return session == "gw/1" }
+	k := store.FragmentKey{Source: phone, Dest: num, Ref: 5, Total: 2}
+	l := store.FragmentKey{Source: phone, Dest: num, Ref: 6, Total: 2}
+	for _, key := range []store.FragmentKey{k, l} {
+		for seq, text := range []string{"ab", "cd"} {
+			if _, err := s.AddFragment(ctx, store.Fragment{FragmentKey: key, Seq: seq + 1, Payload: []byte(text), Text: text, Session: "gw/1", Ended: ended}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	in := func(key store.FragmentKey) *store.Inbound {
+		return &store.Inbound{Source: phone, Dest: num, RecipientJID: "alice@example.com", Body: "abcd", FragmentKey: &key, Session: "gw/1", Ended: ended}
+	}
+	reused := &store.FragmentCall{F: store.Fragment{FragmentKey: k, Seq: 1, Payload: []byte("xy"), Text: "xy", Session: "gw/2", Ended: ended}}
+	resent := &store.FragmentCall{F: store.Fragment{FragmentKey: l, Seq: 1, Payload: []byte("ab"), Text: "ab", Session: "gw/2", Ended: ended}}
+	ops := []any{in(k), reused, in(l), resent}
+	if together {
+		if err := store.RunMixed(s, ops); err != nil {
+			t.Fatal(err)
+		}
+	} else {
+		for _, o := range ops {
+			switch o := o.(type) {
+			case *store.Inbound:
+				if err := s.AcceptInbound(ctx, o); err != nil {
+					t.Fatal(err)
+				}
+			case *store.FragmentCall:
+				parts, err := s.AddFragment(ctx, o.F)
+				o.Parts, o.Resent = parts, errors.Is(err, store.ErrResent)
+				if err != nil && !o.Resent {
+					t.Fatal(err)
+				}
+			}
+		}
+	}
+	left := "left:"
+	groups, err := s.StaleFragments(ctx, time.Now().Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range groups {
+		for _, p := range g {
+			name := "K"
+			if p.FragmentKey == l {
+				name = "L"
+			}
+			left += fmt.Sprintf(" %s%d=%s", name, p.Seq, p.Payload)
+		}
+	}
+	return []string{fmt.Sprint("reused: ", len(reused.Parts)), fmt.Sprint("resent: ", resent.Resent), left}
 }

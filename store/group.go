@@ -369,7 +369,8 @@ func (s *Store) runGroupTx(ctx context.Context, batch []*groupOp) error {
 
 // runGroup runs the ops of a batch in tx: the functions in arrival order,
 // then the parts of messages from phones, the messages from phones, the
-// SMSC ids, and the receipts, set-based. A receipt and the SMSC id it is for give the same outcome in
+// parts that came after a message from the same phone with the same
+// reference (see below), the SMSC ids, and the receipts, set-based. A receipt and the SMSC id it is for give the same outcome in
 // either order (a receipt before its id is kept as early, and applied when
 // the id is recorded).
 func (s *Store) runGroup(tx *sql.Tx, batch []*groupOp, ns *[]Notice) error {
@@ -378,6 +379,12 @@ func (s *Store) runGroup(tx *sql.Tx, batch []*groupOp, ns *[]Notice) error {
 		rcpts []*receiptOp
 		ins   []*inboundOp
 		frags []*fragmentOp
+		// after: parts that came after a message reassembled with their
+		// key, which deletes that key's parts: a new message reusing the
+		// reference (or a part sent again, a resend once the message is
+		// stored). Run before it, the part would be deleted with it.
+		after    []*fragmentOp
+		accepted map[FragmentKey]bool
 	)
 	for _, op := range batch {
 		switch {
@@ -387,6 +394,14 @@ func (s *Store) runGroup(tx *sql.Tx, batch []*groupOp, ns *[]Notice) error {
 			rcpts = append(rcpts, op.rcpt)
 		case op.in != nil:
 			ins = append(ins, op.in)
+			if k := op.in.in.FragmentKey; k != nil {
+				if accepted == nil {
+					accepted = make(map[FragmentKey]bool)
+				}
+				accepted[*k] = true
+			}
+		case op.frag != nil && accepted[op.frag.f.FragmentKey]:
+			after = append(after, op.frag)
 		case op.frag != nil:
 			frags = append(frags, op.frag)
 		default:
@@ -402,6 +417,11 @@ func (s *Store) runGroup(tx *sql.Tx, batch []*groupOp, ns *[]Notice) error {
 	}
 	if len(ins) > 0 {
 		if err := s.acceptInbounds(context.Background(), tx, ins, ns); err != nil {
+			return err
+		}
+	}
+	if len(after) > 0 {
+		if err := s.addFragments(context.Background(), tx, after); err != nil {
 			return err
 		}
 	}
