@@ -41,7 +41,7 @@ type Router interface {
 	Outbound(ctx context.Context, m router.Message) error
 	// Receipt and Bounce take a receipt or an error for a message relayed
 	// to a user; false means no relayed message matched.
-	Receipt(ctx context.Context, m router.Message, id string) bool
+	Receipt(ctx context.Context, m router.Message, id string, route bool) bool
 	Bounce(ctx context.Context, from, to jid.JID, id string, payload []byte) bool
 	// Served reports whether a JID belongs to a domain the gateway serves.
 	Served(j jid.JID) bool

@@ -260,10 +260,11 @@ func (c *Component) handleMessage(ctx context.Context, s *inStanza) {
 		Payload:     payloadXML(s),
 		WantReceipt: s.Request != nil,
 	}
-	if id, ok := receiptOf(s); ok && s.text() == "" && c.router.Receipt(ctx, m, id) {
+	e, bad := unsendable(s)
+	if id, ok := receiptOf(s); ok && s.text() == "" && c.router.Receipt(ctx, m, id, !bad) {
 		return
 	}
-	if e, ok := unsendable(s); ok && c.router.Served(from) {
+	if bad && c.router.Served(from) {
 		// One without a body (an OMEMO key exchange) is not answered:
 		// the user wrote nothing.
 		if s.text() != "" {

@@ -13,7 +13,7 @@ func (r *fakeRouter) Served(j jid.JID) bool { return j.Domainpart() != "forbidde
 
 func (fuzzRouter) Served(jid.JID) bool { return true }
 
-func (r *fakeRouter) Receipt(context.Context, router.Message, string) bool          { return false }
+func (r *fakeRouter) Receipt(context.Context, router.Message, string, bool) bool    { return false }
 func (r *fakeRouter) Bounce(context.Context, jid.JID, jid.JID, string, []byte) bool { return false }
-func (fuzzRouter) Receipt(context.Context, router.Message, string) bool             { return false }
+func (fuzzRouter) Receipt(context.Context, router.Message, string, bool) bool       { return false }
 func (fuzzRouter) Bounce(context.Context, jid.JID, jid.JID, string, []byte) bool    { return false }

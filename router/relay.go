@@ -191,14 +191,16 @@ var errNoNumber = errors.New("router: user has no number")
 // looks for the message relayed to the user it is for: found, the message
 // is delivered, and once that is recorded its sender gets the receipt if
 // they asked (after the SMS fallback too: the SMS is not recalled, none is
-// sent again); not found, m is routed as any stanza (Outbound), so a
-// receipt for something else is relayed as it is.
-func (r *Router) Receipt(ctx context.Context, m Message, id string) bool {
+// sent again); not found, m is routed as any stanza (Outbound) when route
+// is set, so a receipt for something else is relayed as it is, and else
+// dropped (a stanza the component does not route, such as one with an
+// encrypted payload).
+func (r *Router) Receipt(ctx context.Context, m Message, id string, route bool) bool {
 	if !r.Served(m.From) {
 		return false
 	}
 	select {
-	case r.acks <- relayAck{m: m, id: id}:
+	case r.acks <- relayAck{m: m, id: id, route: route}:
 	case <-ctx.Done():
 		// Not recorded: the message waits for its fallback, as if the
 		// receipt had not come.
@@ -209,8 +211,9 @@ func (r *Router) Receipt(ctx context.Context, m Message, id string) bool {
 
 // relayAck is a receipt Receipt took, waiting to be matched and recorded.
 type relayAck struct {
-	m  Message
-	id string // of the message it acknowledges
+	m     Message
+	id    string // of the message it acknowledges
+	route bool   // m is routed when it matches none
 
 	rel             store.Relay // the message, once found
 	recipientNumber string
@@ -295,7 +298,9 @@ func (r *Router) matchAcks(ctx context.Context, batch []relayAck) []relayAck {
 	for i, a := range batch {
 		rel, ok := rels[keys[i]]
 		if !ok {
-			asIs = append(asIs, a.m)
+			if a.route {
+				asIs = append(asIs, a.m)
+			}
 			continue
 		}
 		a.rel = rel

@@ -290,21 +290,25 @@ func TestRoutesBySMSOrXMPP(t *testing.T) {
 		t.Fatalf("relay %+v", s)
 	}
 	// Bob's receipt: delivered, passed to alice from bob's number JID.
-	if !f.r.Receipt(ctx, receipt(bob, aliceNum, "x1"), "x1") {
+	if !f.r.Receipt(ctx, receipt(bob, aliceNum, "x1"), "x1", true) {
 		t.Fatal("receipt did not match the relayed message")
 	}
 	if s := f.x.next(t, "receipt"); s.from != bobNum+"@sms.example.com" || s.to != alice.String() || s.id != "x1" {
 		t.Fatalf("receipt %+v", s)
 	}
-	// A receipt for no relayed message is relayed as it is; one from a
-	// user of another server is not taken.
-	if !f.r.Receipt(ctx, receipt(bob, aliceNum, "unknown-id"), "unknown-id") {
+	// A receipt for no relayed message is relayed as it is, unless the
+	// component says not to route it (then it is dropped); one from a user
+	// of another server is not taken.
+	if !f.r.Receipt(ctx, receipt(bob, aliceNum, "not-routed"), "not-routed", false) {
+		t.Fatal("a receipt from a user served was not taken")
+	}
+	if !f.r.Receipt(ctx, receipt(bob, aliceNum, "unknown-id"), "unknown-id", true) {
 		t.Fatal("a receipt from a user served was not taken")
 	}
 	if s := f.x.next(t, "relay"); s.from != bobNum+"@sms.example.com" || s.to != "alice@example.com" || !strings.Contains(s.text, "unknown-id") {
 		t.Fatalf("a receipt for no relayed message went as %+v; want relayed as it is", s)
 	}
-	if f.r.Receipt(ctx, receipt(jid.MustParse("eve@elsewhere.example"), aliceNum, "x1"), "x1") {
+	if f.r.Receipt(ctx, receipt(jid.MustParse("eve@elsewhere.example"), aliceNum, "x1"), "x1", true) {
 		t.Fatal("a receipt from a user not served was taken")
 	}
 	// Chat states to bob are relayed; to a phone they vanish.
@@ -331,7 +335,7 @@ func TestFallbackOnceAndBounce(t *testing.T) {
 		t.Fatalf("fallback queued %+v", msgs)
 	}
 	// A late receipt is reported; the message is not queued again.
-	f.r.Receipt(ctx, receipt(bob, aliceNum, "f1"), "f1")
+	f.r.Receipt(ctx, receipt(bob, aliceNum, "f1"), "f1", true)
 	if more, _ := f.st.ClaimOutbound(ctx, "t", 100, time.Minute); len(more) != 0 {
 		t.Fatalf("queued twice: %+v", more)
 	}
@@ -368,7 +372,7 @@ func TestFallbackOnceAndBounce(t *testing.T) {
 		t.Fatal(err)
 	}
 	f3.x.next(t, "relay")
-	if !f3.r.Receipt(ctx, receipt(bob, aliceNum, "b3"), "b3") {
+	if !f3.r.Receipt(ctx, receipt(bob, aliceNum, "b3"), "b3", true) {
 		t.Fatal("receipt did not match")
 	}
 	// Recorded after Receipt returns (the router's ackLoop).
@@ -913,7 +917,7 @@ func TestAnswersFromFormWrittenTo(t *testing.T) {
 	if s := f.x.next(t, "relay"); s.from != at(bobNum) || s.to != "alice@example.com" {
 		t.Fatalf("relay to alice %+v", s)
 	}
-	if !f.r.Receipt(ctx, receipt(alice, bobNum, "b1"), "b1") {
+	if !f.r.Receipt(ctx, receipt(alice, bobNum, "b1"), "b1", true) {
 		t.Fatal("alice's receipt did not match")
 	}
 	if s := f.x.next(t, "receipt"); s.from != at("12015550100") || s.to != bob.String() {
