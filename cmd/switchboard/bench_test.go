@@ -51,6 +51,13 @@ func benchSmoke(t *testing.T, dsn string) {
 	if res.CPUPer1k <= 0 || res.Others["bench"] <= 0 {
 		t.Errorf("CPU per 1,000 messages: Switchboard %.3f s, bench %.3f s; want both above 0", res.CPUPer1k, res.Others["bench"])
 	}
+	// The store's group commits, from Switchboard's metrics: every
+	// message's SMSC id and receipt is a write of its own (an accept may
+	// carry several messages), so at least 1,000 writes went in them.
+	if writes := res.CommitsPer1k * res.WritesPerCommit * float64(res.N) / 1000; res.CommitsPer1k <= 0 || writes < 999.5 {
+		t.Errorf("%.1f group commits per 1,000 messages holding %.1f writes each (%.0f in all); want some, at least 1,000 writes",
+			res.CommitsPer1k, res.WritesPerCommit, writes)
+	}
 	// The PostgreSQL server on loopback is measured too; SQLite is in
 	// Switchboard's process.
 	pg, measured := res.Others["postgres"]

@@ -25,6 +25,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"switchboard/internal/testenv"
 	"switchboard/smsgw/smsc"
 	"switchboard/store"
 )
@@ -187,6 +188,11 @@ type Result struct {
 	// are its own processes', not counted here.
 	DiskPerMsg, WriteCallsPerMsg float64
 
+	// The store's group commits per 1,000 messages and the writes each
+	// held on average (accepts, SMSC ids, receipts, notices done, ...),
+	// MT phase, from Switchboard's metrics; zero when they cannot be read.
+	CommitsPer1k, WritesPerCommit float64
+
 	// Others is CPU per 1,000 messages of other processes in the path
 	// (Prosody), and of the bench itself ("bench": its clients or XMPP
 	// server, and the SMSC sink), which shares the machine's cores.
@@ -289,6 +295,12 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if o.Quotas {
 		limit = 1_000_000_000
 	}
+	// Switchboard's metrics, for its group commits (see commitStats).
+	metricsPort, err := testenv.FreePort()
+	if err != nil {
+		return nil, err
+	}
+	metricsAddr := net.JoinHostPort("127.0.0.1", strconv.Itoa(metricsPort))
 	cfgPath := filepath.Join(dir, "switchboard.toml")
 	cfg := fmt.Sprintf(`[xmpp]
 component = %q
@@ -319,7 +331,10 @@ global_minute = %[8]d
 
 [log]
 level = "warn"
-`, CompDomain, drv.componentAddr(), secret, UserDomain, sinkAddr, o.SMPPWindow, dsn, limit)
+
+[http]
+listen = %[9]q
+`, CompDomain, drv.componentAddr(), secret, UserDomain, sinkAddr, o.SMPPWindow, dsn, limit, metricsAddr)
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		return nil, err
 	}
@@ -363,6 +378,7 @@ level = "warn"
 	res.LoadStart = loadAvg()
 	cpu0 := cpuTime0(pid)
 	io0, ioErr0 := ioCounters(pid)
+	commits0, commitsErr0 := readCommits(ctx, metricsAddr)
 	others0 := drv.otherCPU()
 	self0 := cpuTime0(os.Getpid())
 	pgPid := postmaster(ctx, dsn)
@@ -395,6 +411,7 @@ level = "warn"
 	}
 	cpu1 := cpuTime0(pid)
 	io1, ioErr1 := ioCounters(pid)
+	commits1, commitsErr1 := readCommits(ctx, metricsAddr)
 	others1 := drv.otherCPU()
 	self1 := cpuTime0(os.Getpid())
 	pg1, _ := postgresCPU(pgPid)
@@ -459,6 +476,12 @@ level = "warn"
 	if ioErr0 == nil && ioErr1 == nil {
 		res.DiskPerMsg = float64(io1.DiskBytes-io0.DiskBytes) / float64(o.N)
 		res.WriteCallsPerMsg = float64(io1.WriteCalls-io0.WriteCalls) / float64(o.N)
+	}
+	if commitsErr0 == nil && commitsErr1 == nil {
+		res.CommitsPer1k = (commits1.commits - commits0.commits) / float64(o.N) * 1000
+		if n := commits1.commits - commits0.commits; n > 0 {
+			res.WritesPerCommit = (commits1.writes - commits0.writes) / n
+		}
 	}
 	res.Others = map[string]float64{"bench": (self1 - self0).Seconds() / float64(o.N) * 1000}
 	for k, v := range others1 {

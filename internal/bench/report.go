@@ -61,6 +61,12 @@ func Print(w io.Writer, rs []*Result) {
 	row("Switchboard disk KB / write calls per msg", func(r *Result) string {
 		return fmt.Sprintf("%.1f / %.1f", r.DiskPerMsg/1024, r.WriteCallsPerMsg)
 	})
+	row("Switchboard group commits per 1,000 msgs (writes each)", func(r *Result) string {
+		if r.CommitsPer1k == 0 {
+			return "-"
+		}
+		return fmt.Sprintf("%.0f (%.1f)", r.CommitsPer1k, r.WritesPerCommit)
+	})
 	row("Switchboard peak RSS MB", func(r *Result) string { return fmt.Sprintf("%.1f", float64(r.PeakRSS)/(1<<20)) })
 	for _, name := range []string{"prosody", "postgres", "bench"} {
 		has := false
