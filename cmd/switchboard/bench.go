@@ -36,7 +36,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&o.SMSC, "smsc", "", "host:port of your own SMSC to use instead of the built-in sink (system_id and password \"bench\"; no messages from phones)")
 	fs.BoolVar(&o.Keep, "keep", false, "keep the temporary directory (config, Switchboard's log, SQLite file)")
 	fs.DurationVar(&o.Timeout, "timeout", 0, "bound on the whole run; default 2m + 5ms per message + twice -receipt-delay")
-	serveArgs := fs.String("serve-args", "", "extra arguments for `switchboard serve`, space-separated")
+	serveArgs := fs.String("serve-args", "", "extra `args` for switchboard serve, space-separated")
 	kannel := fs.Bool("kannel", false, "also run Kannel (bearerbox + smsbox) against the same sink, at max-pending-submits 10 and 1000")
 	kannelOnly := fs.Bool("kannel-only", false, "run only Kannel")
 	quiet := fs.Bool("q", false, "no progress lines")

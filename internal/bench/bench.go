@@ -378,7 +378,13 @@ listen = %[9]q
 	res.LoadStart = loadAvg()
 	cpu0 := cpuTime0(pid)
 	io0, ioErr0 := ioCounters(pid)
+	// The metrics listener starts beside the SMPP binds, so it may not
+	// listen yet.
 	commits0, commitsErr0 := readCommits(ctx, metricsAddr)
+	for wait := time.Now().Add(5 * time.Second); commitsErr0 != nil && time.Now().Before(wait) && ctx.Err() == nil; {
+		time.Sleep(20 * time.Millisecond)
+		commits0, commitsErr0 = readCommits(ctx, metricsAddr)
+	}
 	others0 := drv.otherCPU()
 	self0 := cpuTime0(os.Getpid())
 	pgPid := postmaster(ctx, dsn)
@@ -477,7 +483,9 @@ listen = %[9]q
 		res.DiskPerMsg = float64(io1.DiskBytes-io0.DiskBytes) / float64(o.N)
 		res.WriteCallsPerMsg = float64(io1.WriteCalls-io0.WriteCalls) / float64(o.N)
 	}
-	if commitsErr0 == nil && commitsErr1 == nil {
+	if err := errors.Join(commitsErr0, commitsErr1); err != nil {
+		fmt.Fprintf(o.Log, "bench: no group commit figures: %v\n", err)
+	} else {
 		res.CommitsPer1k = (commits1.commits - commits0.commits) / float64(o.N) * 1000
 		if n := commits1.commits - commits0.commits; n > 0 {
 			res.WritesPerCommit = (commits1.writes - commits0.writes) / n
