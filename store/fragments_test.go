@@ -228,3 +228,84 @@ func partAfterReassembly(t *testing.T, s *store.Store, together bool) []string {
 	}
 	return []string{fmt.Sprint("reused: ", len(reused.Parts)), fmt.Sprint("resent: ", resent.Resent), left}
 }
+
+// TestPartBetweenTwoReassemblies: in one batch, a message reassembled with
+// key K, then a part of K, then another message reassembled with K. One by
+// one the part is stored after the first message and deleted by the
+// second; together it must run between them too, not after both (where it
+// was taken for a resend of the second message, or left behind once the
+// second had deleted K's parts).
+func TestPartBetweenTwoReassemblies(t *testing.T) {
+	for _, engine := range []string{"sqlite", "postgres"} {
+		t.Run(engine, func(t *testing.T) {
+			open := func() *store.Store {
+				dsn := "sqlite:" + filepath.Join(t.TempDir(), "sb.db")
+				if engine == "postgres" {
+					dsn = testenv.StartPostgres(t)
+				}
+				s := openStore(t, dsn)
+				t.Cleanup(func() { s.Close() })
+				return s
+			}
+			// The second message's bind has ended (gw/2: its message could
+			// be a resend) or is up (gw/3).
+			for _, second := range []string{"gw/2", "gw/3"} {
+				a, b := partBetween(t, open(), true, second), partBetween(t, open(), false, second)
+				if !slices.Equal(a, b) {
+					t.Errorf("second message on %s:\ntogether:\n%s\none by one:\n%s", second, join(a), join(b))
+				}
+				if want := []string{"part resent: false, parts: 1", "left:"}; !slices.Equal(b, want) {
+					t.Errorf("second message on %s, one by one:\n%s\nwant:\n%s", second, join(b), join(want))
+				}
+			}
+		})
+	}
+}
+
+func partBetween(t *testing.T, s *store.Store, together bool, second string) []string {
+	t.Helper()
+	ctx := context.Background()
+	const phone, num = "+12015550199", "+12015550100"
+	if _, err := s.Bind(ctx, num, "alice@example.com", "sms"); err != nil {
+		t.Fatal(err)
+	}
+	ended := func(session string) bool { return session != "gw/3" }
+	k := store.FragmentKey{Source: phone, Dest: num, Ref: 5, Total: 2}
+	in := func(body, session string) *store.Inbound {
+		key := k
+		return &store.Inbound{Source: phone, Dest: num, Body: body, FragmentKey: &key, Session: session, Ended: ended}
+	}
+	part := &store.FragmentCall{F: store.Fragment{FragmentKey: k, Seq: 1, Payload: []byte("ab"), Text: "ab", Session: "gw/1", Ended: ended}}
+	ops := []any{in("cdef", "gw/3"), part, in("abcd", second)}
+	if together {
+		if err := store.RunMixed(s, ops); err != nil {
+			t.Fatal(err)
+		}
+	} else {
+		for _, o := range ops {
+			switch o := o.(type) {
+			case *store.Inbound:
+				if err := s.AcceptInbound(ctx, o); err != nil {
+					t.Fatal(err)
+				}
+			case *store.FragmentCall:
+				parts, err := s.AddFragment(ctx, o.F)
+				o.Parts, o.Resent = parts, errors.Is(err, store.ErrResent)
+				if err != nil && !o.Resent {
+					t.Fatal(err)
+				}
+			}
+		}
+	}
+	groups, err := s.StaleFragments(ctx, time.Now().Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	left := "left:"
+	for _, g := range groups {
+		for _, p := range g {
+			left += fmt.Sprintf(" %d=%s", p.Seq, p.Payload)
+		}
+	}
+	return []string{fmt.Sprint("part resent: ", part.Resent, ", parts: ", len(part.Parts)), left}
+}

@@ -385,7 +385,29 @@ func (s *Store) runGroup(tx *sql.Tx, batch []*groupOp, ns *[]Notice) error {
 		// stored). Run before it, the part would be deleted with it.
 		after    []*fragmentOp
 		accepted map[FragmentKey]bool
+		deferred map[FragmentKey]bool // the keys of the parts in after
 	)
+	// flush runs the phases gathered so far: parts, messages, then the
+	// parts that came after a message with their key.
+	flush := func() error {
+		if len(frags) > 0 {
+			if err := s.addFragments(context.Background(), tx, frags); err != nil {
+				return err
+			}
+		}
+		if len(ins) > 0 {
+			if err := s.acceptInbounds(context.Background(), tx, ins, ns); err != nil {
+				return err
+			}
+		}
+		if len(after) > 0 {
+			if err := s.addFragments(context.Background(), tx, after); err != nil {
+				return err
+			}
+		}
+		frags, ins, after, accepted, deferred = nil, nil, nil, nil, nil
+		return nil
+	}
 	for _, op := range batch {
 		switch {
 		case op.part != nil:
@@ -393,8 +415,17 @@ func (s *Store) runGroup(tx *sql.Tx, batch []*groupOp, ns *[]Notice) error {
 		case op.rcpt != nil:
 			rcpts = append(rcpts, op.rcpt)
 		case op.in != nil:
+			k := op.in.in.FragmentKey
+			if k != nil && deferred[*k] {
+				// A part of k waits to run after the messages so far; it
+				// came before this message, which deletes k's parts, so it
+				// runs first.
+				if err := flush(); err != nil {
+					return err
+				}
+			}
 			ins = append(ins, op.in)
-			if k := op.in.in.FragmentKey; k != nil {
+			if k != nil {
 				if accepted == nil {
 					accepted = make(map[FragmentKey]bool)
 				}
@@ -402,6 +433,10 @@ func (s *Store) runGroup(tx *sql.Tx, batch []*groupOp, ns *[]Notice) error {
 			}
 		case op.frag != nil && accepted[op.frag.f.FragmentKey]:
 			after = append(after, op.frag)
+			if deferred == nil {
+				deferred = make(map[FragmentKey]bool)
+			}
+			deferred[op.frag.f.FragmentKey] = true
 		case op.frag != nil:
 			frags = append(frags, op.frag)
 		default:
@@ -410,20 +445,8 @@ func (s *Store) runGroup(tx *sql.Tx, batch []*groupOp, ns *[]Notice) error {
 			}
 		}
 	}
-	if len(frags) > 0 {
-		if err := s.addFragments(context.Background(), tx, frags); err != nil {
-			return err
-		}
-	}
-	if len(ins) > 0 {
-		if err := s.acceptInbounds(context.Background(), tx, ins, ns); err != nil {
-			return err
-		}
-	}
-	if len(after) > 0 {
-		if err := s.addFragments(context.Background(), tx, after); err != nil {
-			return err
-		}
+	if err := flush(); err != nil {
+		return err
 	}
 	if len(parts) == 0 && len(rcpts) == 0 {
 		return nil
