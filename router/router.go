@@ -378,11 +378,16 @@ func (r *Router) Outbound(ctx context.Context, m Message) error {
 }
 
 // Run stores incoming messages in batches and sends notices until ctx ends.
-// On the way out it stores what is already in the intake.
+// On the way out it stores what is already in the intake, and what the
+// acknowledgements still waiting route through it.
 func (r *Router) Run(ctx context.Context) error {
 	if r.xmpp == nil {
 		return errors.New("router: no XMPP side set")
 	}
+	// The intake stops after the acknowledgements: a receipt that matches
+	// no relayed message is routed through it.
+	intakeCtx, stopIntake := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopIntake()
 	var wg sync.WaitGroup
 	wg.Add(3)
 	go func() {
@@ -391,13 +396,14 @@ func (r *Router) Run(ctx context.Context) error {
 	}()
 	go func() {
 		defer wg.Done()
+		defer stopIntake()
 		r.ackLoop(ctx)
 	}()
 	go func() {
 		defer wg.Done()
 		r.fallbackLoop(ctx)
 	}()
-	r.intakeLoop(ctx)
+	r.intakeLoop(intakeCtx)
 	wg.Wait()
 	r.recording.Wait()
 	return nil
