@@ -1,18 +1,21 @@
 package bench
 
 import (
-	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"net/http"
-	"strconv"
-	"strings"
 	"time"
+
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	"switchboard/internal/metrics"
 )
 
 // commitStats is what Switchboard's /metrics says of the store's group
 // commits so far: how many ran and how many writes they held (the count
-// and the sum of switchboard_store_commit_writes).
+// and the sum of the commit-writes histogram).
 type commitStats struct {
 	commits, writes float64
 }
@@ -33,37 +36,20 @@ func readCommits(ctx context.Context, addr string) (commitStats, error) {
 	if resp.StatusCode != http.StatusOK {
 		return commitStats{}, fmt.Errorf("bench: %s/metrics: %s", addr, resp.Status)
 	}
-	return parseCommits(bufio.NewScanner(resp.Body))
+	return parseCommits(resp.Body)
 }
 
 // parseCommits reads commitStats from Prometheus's text format.
-func parseCommits(sc *bufio.Scanner) (commitStats, error) {
-	var (
-		st         commitStats
-		count, sum bool
-	)
-	for sc.Scan() {
-		name, value, ok := strings.Cut(sc.Text(), " ")
-		var dst *float64
-		switch name {
-		case "switchboard_store_commit_writes_count":
-			dst, count = &st.commits, ok
-		case "switchboard_store_commit_writes_sum":
-			dst, sum = &st.writes, ok
-		default:
-			continue
-		}
-		v, err := strconv.ParseFloat(strings.TrimSpace(value), 64)
-		if err != nil {
-			return commitStats{}, fmt.Errorf("bench: metrics: %s: %w", name, err)
-		}
-		*dst = v
+func parseCommits(r io.Reader) (commitStats, error) {
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := p.TextToMetricFamilies(r)
+	if err != nil {
+		return commitStats{}, fmt.Errorf("bench: metrics: %w", err)
 	}
-	if err := sc.Err(); err != nil {
-		return commitStats{}, err
+	f := families[metrics.NameCommitWrites]
+	if f == nil || len(f.GetMetric()) != 1 || f.GetMetric()[0].GetHistogram() == nil {
+		return commitStats{}, fmt.Errorf("bench: metrics: no histogram %s", metrics.NameCommitWrites)
 	}
-	if !count || !sum {
-		return commitStats{}, fmt.Errorf("bench: metrics: no switchboard_store_commit_writes")
-	}
-	return st, nil
+	h := f.GetMetric()[0].GetHistogram()
+	return commitStats{commits: float64(h.GetSampleCount()), writes: h.GetSampleSum()}, nil
 }

@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"bufio"
 	"strings"
 	"testing"
 )
@@ -15,16 +14,16 @@ switchboard_store_commit_writes_sum 2.5e+07
 switchboard_store_commit_writes_count 1.234567e+06
 switchboard_store_commit_seconds_count 99
 `
-	st, err := parseCommits(bufio.NewScanner(strings.NewReader(text)))
+	st, err := parseCommits(strings.NewReader(text))
 	if err != nil || st.commits != 1234567 || st.writes != 25e6 {
 		t.Errorf("parseCommits = %+v, %v; want 1234567 commits, 25e6 writes", st, err)
 	}
 	for _, bad := range []string{
-		"switchboard_store_commit_writes_count 3\n",                                        // no sum
-		"switchboard_store_commit_writes_sum 3\n",                                          // no count
-		"switchboard_store_commit_writes_sum x\nswitchboard_store_commit_writes_count 1\n", // not a number
+		"switchboard_store_commit_seconds_count 3\n",                                                // not there
+		"# TYPE switchboard_store_commit_writes counter\nswitchboard_store_commit_writes 3\n",       // not a histogram
+		"# TYPE switchboard_store_commit_writes histogram\nswitchboard_store_commit_writes_sum x\n", // not a number
 	} {
-		if st, err := parseCommits(bufio.NewScanner(strings.NewReader(bad))); err == nil {
+		if st, err := parseCommits(strings.NewReader(bad)); err == nil {
 			t.Errorf("parseCommits(%q) = %+v, nil; want an error", bad, st)
 		}
 	}

@@ -52,7 +52,7 @@ const (
 	nameReceiptLatency = "switchboard_receipt_latency_seconds"
 	nameSMPPResponse   = "switchboard_smpp_response_seconds"
 	nameCommit         = "switchboard_store_commit_seconds"
-	nameCommitWrites   = "switchboard_store_commit_writes"
+	NameCommitWrites   = "switchboard_store_commit_writes" // read by the bench
 	nameXMPPConnected  = "switchboard_xmpp_connected"
 	nameBindsUp        = "switchboard_smpp_binds_up"
 	nameWindow         = "switchboard_smpp_window_in_use"
@@ -142,7 +142,7 @@ func New(reg prometheus.Registerer) *Metrics {
 			Buckets: []float64{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10},
 		}),
 		writes: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name:    nameCommitWrites,
+			Name:    NameCommitWrites,
 			Help:    "Writes (accepts, SMSC ids, receipts, notices done, ...) that shared one group commit.",
 			Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128, 256, 512},
 		}),
