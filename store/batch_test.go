@@ -9,7 +9,6 @@ import (
 	"maps"
 	"math/rand/v2"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -542,25 +541,11 @@ func TestInstancesSettleTogether(t *testing.T) {
 // parts, early receipts and notices, report the same matches, and report
 // each message final as often.
 func TestBatchAsSequence(t *testing.T) {
-	for _, engine := range []string{"sqlite", "postgres"} {
-		t.Run(engine, func(t *testing.T) {
-			open := func() *store.Store {
-				dsn := "sqlite:" + filepath.Join(t.TempDir(), "sb.db")
-				if engine == "postgres" {
-					dsn = testenv.StartPostgres(t)
-				}
-				s, err := store.Open(context.Background(), dsn)
-				if err != nil {
-					t.Fatal(err)
-				}
-				t.Cleanup(func() { s.Close() })
-				return s
-			}
-			for round := range envRounds() {
-				batchAsSequence(t, round, open(), open())
-			}
-		})
-	}
+	engineStores(t, func(t *testing.T, open func() *store.Store) {
+		for round := range envRounds() {
+			batchAsSequence(t, round, open(), open())
+		}
+	})
 }
 
 func batchAsSequence(t *testing.T, round int, batched, serial *store.Store) {

@@ -4,12 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"slices"
 	"testing"
 	"time"
 
-	"switchboard/internal/testenv"
 	"switchboard/store"
 )
 
@@ -21,38 +19,27 @@ import (
 // keeping when it came; a part of a message delivered already, sent again
 // on another bind now down, is a resend.
 func TestAddFragmentsTogether(t *testing.T) {
-	for _, engine := range []string{"sqlite", "postgres"} {
-		t.Run(engine, func(t *testing.T) {
-			open := func() *store.Store {
-				dsn := "sqlite:" + filepath.Join(t.TempDir(), "sb.db")
-				if engine == "postgres" {
-					dsn = testenv.StartPostgres(t)
-				}
-				s := openStore(t, dsn)
-				t.Cleanup(func() { s.Close() })
-				return s
-			}
-			a := addFragments(t, open(), true)
-			b := addFragments(t, open(), false)
-			if !slices.Equal(a, b) {
-				t.Errorf("stored together:\n%s\none by one:\n%s", join(a), join(b))
-			}
-			want := []string{
-				"0 A: 1@60000=x",
-				"1 B: 1@0=b1 2@60000=b2",
-				"2 A: 1@60000=x 2@60000=y",
-				"3 resent",
-				"4 C: 2@60000=arrow",
-				"5 D: 1@60000=d",
-				"6 D: 1@60000=d'",
-				"7 B: 1@0=b1' 2@60000=b2",
-				"left: A1=x A2=y B1=b1' B2=b2 C2=arrow D1=d'",
-			}
-			if !slices.Equal(a, want) {
-				t.Errorf("stored together:\n%s\nwant:\n%s", join(a), join(want))
-			}
-		})
-	}
+	engineStores(t, func(t *testing.T, open func() *store.Store) {
+		a := addFragments(t, open(), true)
+		b := addFragments(t, open(), false)
+		if !slices.Equal(a, b) {
+			t.Errorf("stored together:\n%s\none by one:\n%s", join(a), join(b))
+		}
+		want := []string{
+			"0 A: 1@60000=x",
+			"1 B: 1@0=b1 2@60000=b2",
+			"2 A: 1@60000=x 2@60000=y",
+			"3 resent",
+			"4 C: 2@60000=arrow",
+			"5 D: 1@60000=d",
+			"6 D: 1@60000=d'",
+			"7 B: 1@0=b1' 2@60000=b2",
+			"left: A1=x A2=y B1=b1' B2=b2 C2=arrow D1=d'",
+		}
+		if !slices.Equal(a, want) {
+			t.Errorf("stored together:\n%s\nwant:\n%s", join(a), join(want))
+		}
+	})
 }
 
 // addFragments stores a list of parts in one batch (together) or one by
@@ -149,27 +136,16 @@ func addFragments(t *testing.T, s *store.Store, together bool) []string {
 // do one after the other: the new message's part kept, the part sent again
 // taken for a resend; not deleted with the parts of the message before.
 func TestPartAfterReassembly(t *testing.T) {
-	for _, engine := range []string{"sqlite", "postgres"} {
-		t.Run(engine, func(t *testing.T) {
-			open := func() *store.Store {
-				dsn := "sqlite:" + filepath.Join(t.TempDir(), "sb.db")
-				if engine == "postgres" {
-					dsn = testenv.StartPostgres(t)
-				}
-				s := openStore(t, dsn)
-				t.Cleanup(func() { s.Close() })
-				return s
-			}
-			a, b := partAfterReassembly(t, open(), true), partAfterReassembly(t, open(), false)
-			if !slices.Equal(a, b) {
-				t.Errorf("together:\n%s\none by one:\n%s", join(a), join(b))
-			}
-			want := []string{"reused: 1", "resent: true", "left: K1=xy"}
-			if !slices.Equal(a, want) {
-				t.Errorf("together:\n%s\nwant:\n%s", join(a), join(want))
-			}
-		})
-	}
+	engineStores(t, func(t *testing.T, open func() *store.Store) {
+		a, b := partAfterReassembly(t, open(), true), partAfterReassembly(t, open(), false)
+		if !slices.Equal(a, b) {
+			t.Errorf("together:\n%s\none by one:\n%s", join(a), join(b))
+		}
+		want := []string{"reused: 1", "resent: true", "left: K1=xy"}
+		if !slices.Equal(a, want) {
+			t.Errorf("together:\n%s\nwant:\n%s", join(a), join(want))
+		}
+	})
 }
 
 func partAfterReassembly(t *testing.T, s *store.Store, together bool) []string {
@@ -196,21 +172,8 @@ func partAfterReassembly(t *testing.T, s *store.Store, together bool) []string {
 		if err := store.RunMixed(s, ops); err != nil {
 			t.Fatal(err)
 		}
-	} else {
-		for _, o := range ops {
-			switch o := o.(type) {
-			case *store.Inbound:
-				if err := s.AcceptInbound(ctx, o); err != nil {
-					t.Fatal(err)
-				}
-			case *store.FragmentCall:
-				parts, err := s.AddFragment(ctx, o.F)
-				o.Parts, o.Resent = parts, errors.Is(err, store.ErrResent)
-				if err != nil && !o.Resent {
-					t.Fatal(err)
-				}
-			}
-		}
+	} else if taken := oneByOne(t, s, ops); slices.Contains(taken, false) {
+		t.Fatalf("messages refused one by one: %v", taken)
 	}
 	left := "left:"
 	groups, err := s.StaleFragments(ctx, time.Now().Add(time.Hour))
@@ -236,30 +199,19 @@ func partAfterReassembly(t *testing.T, s *store.Store, together bool) []string {
 // was taken for a resend of the second message, or left behind once the
 // second had deleted K's parts).
 func TestPartBetweenTwoReassemblies(t *testing.T) {
-	for _, engine := range []string{"sqlite", "postgres"} {
-		t.Run(engine, func(t *testing.T) {
-			open := func() *store.Store {
-				dsn := "sqlite:" + filepath.Join(t.TempDir(), "sb.db")
-				if engine == "postgres" {
-					dsn = testenv.StartPostgres(t)
-				}
-				s := openStore(t, dsn)
-				t.Cleanup(func() { s.Close() })
-				return s
+	engineStores(t, func(t *testing.T, open func() *store.Store) {
+		// The second message's bind has ended (gw/2: its message could
+		// be a resend) or is up (gw/3).
+		for _, second := range []string{"gw/2", "gw/3"} {
+			a, b := partBetween(t, open(), true, second), partBetween(t, open(), false, second)
+			if !slices.Equal(a, b) {
+				t.Errorf("second message on %s:\ntogether:\n%s\none by one:\n%s", second, join(a), join(b))
 			}
-			// The second message's bind has ended (gw/2: its message could
-			// be a resend) or is up (gw/3).
-			for _, second := range []string{"gw/2", "gw/3"} {
-				a, b := partBetween(t, open(), true, second), partBetween(t, open(), false, second)
-				if !slices.Equal(a, b) {
-					t.Errorf("second message on %s:\ntogether:\n%s\none by one:\n%s", second, join(a), join(b))
-				}
-				if want := []string{"part resent: false, parts: 1", "left:"}; !slices.Equal(b, want) {
-					t.Errorf("second message on %s, one by one:\n%s\nwant:\n%s", second, join(b), join(want))
-				}
+			if want := []string{"part resent: false, parts: 1", "left:"}; !slices.Equal(b, want) {
+				t.Errorf("second message on %s, one by one:\n%s\nwant:\n%s", second, join(b), join(want))
 			}
-		})
-	}
+		}
+	})
 }
 
 func partBetween(t *testing.T, s *store.Store, together bool, second string) []string {
@@ -281,21 +233,8 @@ func partBetween(t *testing.T, s *store.Store, together bool, second string) []s
 		if err := store.RunMixed(s, ops); err != nil {
 			t.Fatal(err)
 		}
-	} else {
-		for _, o := range ops {
-			switch o := o.(type) {
-			case *store.Inbound:
-				if err := s.AcceptInbound(ctx, o); err != nil {
-					t.Fatal(err)
-				}
-			case *store.FragmentCall:
-				parts, err := s.AddFragment(ctx, o.F)
-				o.Parts, o.Resent = parts, errors.Is(err, store.ErrResent)
-				if err != nil && !o.Resent {
-					t.Fatal(err)
-				}
-			}
-		}
+	} else if taken := oneByOne(t, s, ops); slices.Contains(taken, false) {
+		t.Fatalf("messages refused one by one: %v", taken)
 	}
 	groups, err := s.StaleFragments(ctx, time.Now().Add(time.Hour))
 	if err != nil {
@@ -308,4 +247,34 @@ func partBetween(t *testing.T, s *store.Store, together bool, second string) []s
 		}
 	}
 	return []string{fmt.Sprint("part resent: ", part.Resent, ", parts: ", len(part.Parts)), left}
+}
+
+// oneByOne makes the calls ops holds (*store.Inbound, *store.FragmentCall)
+// one after the other, as store.RunMixed makes them together: a part's
+// result in its FragmentCall (ErrResent as Resent). It reports, per op,
+// whether it was taken: false for a message refused (ErrNotFound).
+func oneByOne(t *testing.T, s *store.Store, ops []any) []bool {
+	t.Helper()
+	ctx := context.Background()
+	taken := make([]bool, len(ops))
+	for i, o := range ops {
+		switch o := o.(type) {
+		case *store.Inbound:
+			err := s.AcceptInbound(ctx, o)
+			if err != nil && !errors.Is(err, store.ErrNotFound) {
+				t.Fatal(err)
+			}
+			taken[i] = err == nil
+		case *store.FragmentCall:
+			parts, err := s.AddFragment(ctx, o.F)
+			o.Parts, o.Resent = parts, errors.Is(err, store.ErrResent)
+			if err != nil && !o.Resent {
+				t.Fatal(err)
+			}
+			taken[i] = true
+		default:
+			t.Fatalf("op %d: %T", i, o)
+		}
+	}
+	return taken
 }

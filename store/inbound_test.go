@@ -4,13 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
-	"switchboard/internal/testenv"
 	"switchboard/store"
 )
 
@@ -20,44 +18,33 @@ import (
 // (of a message stored before, and of one earlier in the same batch), the
 // same rows, notices and fragments left.
 func TestAcceptInboundsTogether(t *testing.T) {
-	for _, engine := range []string{"sqlite", "postgres"} {
-		t.Run(engine, func(t *testing.T) {
-			open := func() *store.Store {
-				dsn := "sqlite:" + filepath.Join(t.TempDir(), "sb.db")
-				if engine == "postgres" {
-					dsn = testenv.StartPostgres(t)
-				}
-				s := openStore(t, dsn)
-				t.Cleanup(func() { s.Close() })
-				return s
-			}
-			together, alone := open(), open()
-			a, a1 := acceptInbounds(t, together, true)
-			b, b1 := acceptInbounds(t, alone, false)
-			if !slices.Equal(a, b) {
-				t.Errorf("accepted together:\n%s\none by one:\n%s", join(a), join(b))
-			}
-			if !slices.Equal(a1, b1) {
-				t.Errorf("stored together:\n%s\none by one:\n%s", join(a1), join(b1))
-			}
-			// What both are held to, besides being the same.
-			want := []string{
-				"0 resend of stored",
-				"1 stored, handed, recipient alice@example.com, local \"\"",
-				"2 resend of 1",
-				"3 stored, handed, recipient alice@example.com, local \"\"",
-				"4 refused: no owner",
-				"5 stored, handed, recipient alice@example.com, local \"\"",
-				"6 refused: no owner",
-				"7 stored, handed, recipient alice@example.com, local \"2015550199\"",
-				"8 resend of 1",
-				"9 stored, handed, recipient bob@example.com, local \"\"",
-			}
-			if !slices.Equal(a, want) {
-				t.Errorf("accepted together:\n%s\nwant:\n%s", join(a), join(want))
-			}
-		})
-	}
+	engineStores(t, func(t *testing.T, open func() *store.Store) {
+		together, alone := open(), open()
+		a, a1 := acceptInbounds(t, together, true)
+		b, b1 := acceptInbounds(t, alone, false)
+		if !slices.Equal(a, b) {
+			t.Errorf("accepted together:\n%s\none by one:\n%s", join(a), join(b))
+		}
+		if !slices.Equal(a1, b1) {
+			t.Errorf("stored together:\n%s\none by one:\n%s", join(a1), join(b1))
+		}
+		// What both are held to, besides being the same.
+		want := []string{
+			"0 resend of stored",
+			"1 stored, handed, recipient alice@example.com, local \"\"",
+			"2 resend of 1",
+			"3 stored, handed, recipient alice@example.com, local \"\"",
+			"4 refused: no owner",
+			"5 stored, handed, recipient alice@example.com, local \"\"",
+			"6 refused: no owner",
+			"7 stored, handed, recipient alice@example.com, local \"2015550199\"",
+			"8 resend of 1",
+			"9 stored, handed, recipient bob@example.com, local \"\"",
+		}
+		if !slices.Equal(a, want) {
+			t.Errorf("accepted together:\n%s\nwant:\n%s", join(a), join(want))
+		}
+	})
 }
 
 func join(lines []string) string {

@@ -2,16 +2,13 @@ package store_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math/rand"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
-	"switchboard/internal/testenv"
 	"switchboard/store"
 )
 
@@ -25,26 +22,17 @@ func TestMixedBatchesMatchOneByOne(t *testing.T) {
 	if testing.Short() {
 		seeds = 3
 	}
-	for _, engine := range []string{"sqlite", "postgres"} {
-		t.Run(engine, func(t *testing.T) {
-			open := func() *store.Store {
-				dsn := "sqlite:" + filepath.Join(t.TempDir(), "sb.db")
-				if engine == "postgres" {
-					dsn = testenv.StartPostgres(t)
-				}
-				return openStore(t, dsn)
+	engineStores(t, func(t *testing.T, open func() *store.Store) {
+		for seed := int64(1); seed <= seeds; seed++ {
+			a, b := open(), open()
+			diff := mixedRun(t, seed, a, b)
+			a.Close() // at once: PostgreSQL's connections are few
+			b.Close()
+			if diff != "" {
+				t.Fatalf("seed %d: %s", seed, diff)
 			}
-			for seed := int64(1); seed <= seeds; seed++ {
-				a, b := open(), open()
-				diff := mixedRun(t, seed, a, b)
-				a.Close()
-				b.Close()
-				if diff != "" {
-					t.Fatalf("seed %d: %s", seed, diff)
-				}
-			}
-		})
-	}
+		}
+	})
 }
 
 const (
@@ -78,17 +66,38 @@ func mxGen(r *rand.Rand) mxOp {
 	return mxOp{in: in}
 }
 
-func (o mxOp) clone() mxOp {
-	if o.in != nil {
+// mxCalls makes fresh calls of ops, for store.RunMixed or oneByOne.
+func mxCalls(ops []mxOp) []any {
+	calls := make([]any, len(ops))
+	for i, o := range ops {
+		if o.in == nil {
+			calls[i] = &store.FragmentCall{F: *o.frag}
+			continue
+		}
 		c := *o.in
 		if o.in.FragmentKey != nil {
 			k := *o.in.FragmentKey
 			c.FragmentKey = &k
 		}
-		return mxOp{in: &c}
+		calls[i] = &c
 	}
-	c := *o.frag
-	return mxOp{frag: &c}
+	return calls
+}
+
+// mxResults renders each call's result, the messages by their order in s.
+func mxResults(t *testing.T, s *store.Store, calls []any, taken []bool) []string {
+	t.Helper()
+	ids := mxIDs(t, s)
+	out := make([]string, len(calls))
+	for i, c := range calls {
+		switch c := c.(type) {
+		case *store.Inbound:
+			out[i] = mxInResult(c, ids, taken[i])
+		case *store.FragmentCall:
+			out[i] = mxFragResult(c.Parts, c.Resent)
+		}
+	}
+	return out
 }
 
 func mixedRun(t *testing.T, seed int64, together, alone *store.Store) string {
@@ -111,57 +120,20 @@ func mixedRun(t *testing.T, seed int64, together, alone *store.Store) string {
 			ops[i] = mxGen(r)
 		}
 
-		tOps, mixed := make([]mxOp, n), make([]any, n)
-		for i, o := range ops {
-			tOps[i] = o.clone()
-			if tOps[i].in != nil {
-				mixed[i] = tOps[i].in
-			} else {
-				mixed[i] = &store.FragmentCall{F: *tOps[i].frag}
-			}
-		}
-		if err := store.RunMixed(together, mixed); err != nil {
+		tCalls := mxCalls(ops)
+		if err := store.RunMixed(together, tCalls); err != nil {
 			t.Fatal(err)
 		}
-		tIDs := mxIDs(t, together)
-		var tRes []string
-		for i, o := range tOps {
-			if o.in != nil {
-				tRes = append(tRes, mxInResult(o.in, tIDs, o.in.RecipientJID != "" || o.in.Duplicate))
-			} else {
-				c := mixed[i].(*store.FragmentCall)
-				tRes = append(tRes, mxFragResult(c.Parts, c.Resent))
-			}
+		// Together, a message was refused when it came to no recipient
+		// and was no resend.
+		tTaken := make([]bool, n)
+		for i, c := range tCalls {
+			in, ok := c.(*store.Inbound)
+			tTaken[i] = !ok || in.RecipientJID != "" || in.Duplicate
 		}
-
-		aOps := make([]mxOp, n)
-		found, resent := make([]bool, n), make([]bool, n)
-		parts := make([][]store.Fragment, n)
-		for i, o := range ops {
-			aOps[i] = o.clone()
-			if aOps[i].in != nil {
-				err := alone.AcceptInbound(ctx, aOps[i].in)
-				if err != nil && !errors.Is(err, store.ErrNotFound) {
-					t.Fatal(err)
-				}
-				found[i] = err == nil
-			} else {
-				p, err := alone.AddFragment(ctx, *aOps[i].frag)
-				if err != nil && !errors.Is(err, store.ErrResent) {
-					t.Fatal(err)
-				}
-				parts[i], resent[i] = p, errors.Is(err, store.ErrResent)
-			}
-		}
-		aIDs := mxIDs(t, alone)
-		var aRes []string
-		for i, o := range aOps {
-			if o.in != nil {
-				aRes = append(aRes, mxInResult(o.in, aIDs, found[i]))
-			} else {
-				aRes = append(aRes, mxFragResult(parts[i], resent[i]))
-			}
-		}
+		aCalls := mxCalls(ops)
+		aTaken := oneByOne(t, alone, aCalls)
+		tRes, aRes := mxResults(t, together, tCalls, tTaken), mxResults(t, alone, aCalls, aTaken)
 
 		ts, as := mxState(t, together), mxState(t, alone)
 		if !slices.Equal(tRes, aRes) || !slices.Equal(ts, as) {

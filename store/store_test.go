@@ -33,6 +33,25 @@ func openStore(t *testing.T, dsn string) *store.Store {
 	return s
 }
 
+// engineStores runs f on SQLite and on PostgreSQL with open, which opens
+// a fresh store of that engine, closed when the test ends: for tests that
+// hold the same calls on two stores to the same outcome.
+func engineStores(t *testing.T, f func(t *testing.T, open func() *store.Store)) {
+	for _, engine := range []string{"sqlite", "postgres"} {
+		t.Run(engine, func(t *testing.T) {
+			f(t, func() *store.Store {
+				dsn := "sqlite:" + filepath.Join(t.TempDir(), "sb.db")
+				if engine == "postgres" {
+					dsn = testenv.StartPostgres(t)
+				}
+				s := openStore(t, dsn)
+				t.Cleanup(func() { s.Close() })
+				return s
+			})
+		})
+	}
+}
+
 // dsns runs f with the address of a fresh SQLite file and of a fresh
 // PostgreSQL database, for tests that open and reopen the store.
 func dsns(t *testing.T, f func(t *testing.T, dsn string)) {
