@@ -203,6 +203,12 @@ func (s *Store) applyOutcomes(ctx context.Context, tx *sql.Tx, parts []*partOp, 
 		}
 		p.smscID = op.forms[0]
 		touch(p, state, errText, i)
+		if partFailed(state) && m.state != StateDelivered && m.state != StateFailed {
+			// One call at a time, that failure would settle the message
+			// now (see settle), and its later parts would weigh their
+			// early receipts against this time.
+			m.updated = now
+		}
 	}
 
 	if len(rcpts) > 0 {
