@@ -178,11 +178,24 @@ func (s *Store) applyOutcomes(ctx context.Context, tx *sql.Tx, parts []*partOp, 
 		earlyWrite[form] = op
 	}
 
+	changed := make(map[int64]bool) // messages with a part recorded so far
 	for i, op := range parts {
 		m := msgs[op.msgID]
 		if m == nil {
 			return fmt.Errorf("message %d: %w", op.msgID, ErrNotFound)
 		}
+		if changed[op.msgID] && m.recorded[op.seq] != nil {
+			// A part recorded before the batch and submitted again (a lost
+			// lease), after another part of its message: one call at a
+			// time, that one may have settled the message, which the new
+			// record must not undo. Nothing is written yet: the parts
+			// before it in a batch of their own, as for the same part twice.
+			if err := s.applyOutcomes(ctx, tx, parts[:i], nil, now, ns); err != nil {
+				return err
+			}
+			return s.applyOutcomes(ctx, tx, parts[i:], rcpts, now, ns)
+		}
+		changed[op.msgID] = true
 		// A receipt that came before this submit_sm_resp. Only one that
 		// came after this claim began can be for this submit (less a
 		// margin for the clocks of other instances); an older one is for

@@ -599,6 +599,13 @@ func batchAsSequence(t *testing.T, round int, batched, serial *store.Store) {
 			switch rng.IntN(4) {
 			case 0:
 				before = append(before, &store.Outcome{Part: true, Msg: id(i), Seq: seq, Forms: forms(k)})
+				if rng.IntN(2) == 0 {
+					// Its receipt too: the batch may submit it again
+					// (a lost lease) after its message is settled.
+					r := receipt(k)
+					r.Forms = forms(k)
+					before = append(before, r)
+				}
 				smscID[[2]int{i, seq}] = k
 			case 1:
 				r := receipt(k)

@@ -94,6 +94,41 @@ func TestFinalStaysFinal(t *testing.T) {
 	})
 }
 
+// TestResubmittedAfterSettled: a part recorded and delivered, then
+// submitted again (its lease was lost) in the batch where another part
+// delivers the message, leaves the message delivered, as one call at a
+// time would: the first part's record reports it final.
+func TestResubmittedAfterSettled(t *testing.T) {
+	engines(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		m := accept(t, s, 2)
+		claimOne(t, s, "a")
+		if _, err := s.PartSubmitted(ctx, m.ID, 2, "", []string{"b"}); err != nil {
+			t.Fatal(err)
+		}
+		if res, err := s.Receipt(ctx, "", []string{"b"}, "DELIVRD", "000"); err != nil || !res.Matched || res.Final {
+			t.Fatalf("Receipt for part 2 = %+v, %v", res, err)
+		}
+		// Part 1's receipt before its submit_sm_resp: kept early.
+		if res, err := s.Receipt(ctx, "", []string{"a"}, "DELIVRD", "000"); err != nil || res.Matched {
+			t.Fatalf("early Receipt for part 1 = %+v, %v", res, err)
+		}
+		ops := []*store.Outcome{
+			{Part: true, Msg: m.ID, Seq: 1, Forms: []string{"a"}},
+			{Part: true, Msg: m.ID, Seq: 2, Forms: []string{"c"}},
+		}
+		if err := store.ApplyOutcomes(s, ops); err != nil {
+			t.Fatal(err)
+		}
+		if !ops[0].Final || ops[1].Final {
+			t.Errorf("final: part 1 %v, part 2 again %v; want true, false", ops[0].Final, ops[1].Final)
+		}
+		if st, why, _ := s.MessageState(ctx, m.ID); st != store.StateDelivered {
+			t.Errorf("message is %s (%s), want delivered", st, why)
+		}
+	})
+}
+
 // TestPartSubmittedErrors: what the store refuses as asked, and a message
 // that is gone, are told apart from the database's errors.
 func TestPartSubmittedErrors(t *testing.T) {
