@@ -542,7 +542,7 @@ func TestInstancesSettleTogether(t *testing.T) {
 // each message final as often.
 func TestBatchAsSequence(t *testing.T) {
 	engineStores(t, func(t *testing.T, open func() *store.Store) {
-		for round := range envRounds() {
+		for round := range envRounds(8) {
 			batchAsSequence(t, round, open(), open())
 		}
 	})
@@ -718,13 +718,14 @@ func apply(ctx context.Context, s *store.Store, o *store.Outcome) (err error) {
 	return err
 }
 
-// envRounds is how many rounds (seeds) TestBatchAsSequence plays: 8, or
-// SWITCHBOARD_BATCH_ROUNDS for a longer search.
-func envRounds() int {
+// envRounds is def, or SWITCHBOARD_BATCH_ROUNDS for a longer search: how
+// many rounds (seeds) TestBatchAsSequence and TestMixedBatchesMatchOneByOne
+// play.
+func envRounds(def int) int {
 	var n int
 	fmt.Sscan(os.Getenv("SWITCHBOARD_BATCH_ROUNDS"), &n)
-	if n == 0 {
-		n = 8
+	if n <= 0 {
+		return def
 	}
 	return n
 }

@@ -18,10 +18,11 @@ import (
 // (messages, notices, parts waiting). Two phones, three numbers (two with
 // owners), binds ended, up or unnamed, resends, and references reused.
 func TestMixedBatchesMatchOneByOne(t *testing.T) {
-	seeds := int64(12)
+	def := 12
 	if testing.Short() {
-		seeds = 3
+		def = 3
 	}
+	seeds := int64(envRounds(def))
 	engineStores(t, func(t *testing.T, open func() *store.Store) {
 		for seed := int64(1); seed <= seeds; seed++ {
 			a, b := open(), open()
