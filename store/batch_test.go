@@ -543,7 +543,10 @@ func TestInstancesSettleTogether(t *testing.T) {
 func TestBatchAsSequence(t *testing.T) {
 	engineStores(t, func(t *testing.T, open func() *store.Store) {
 		for round := range envRounds(8) {
-			batchAsSequence(t, round, open(), open())
+			a, b := open(), open()
+			batchAsSequence(t, round, a, b)
+			a.Close() // at once: PostgreSQL's connections are few
+			b.Close()
 		}
 	})
 }
