@@ -256,3 +256,14 @@ func RunMixed(s *Store, ops []any) error {
 	}
 	return err
 }
+
+// MigrationVersion is the version of the first migration whose text holds
+// part (0: none).
+func MigrationVersion(part string) int {
+	for i, m := range migrations {
+		if strings.Contains(m, part) {
+			return i + 1
+		}
+	}
+	return 0
+}
