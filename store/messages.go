@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"math/bits"
 	"slices"
 	"strconv"
 	"strings"
@@ -135,15 +136,16 @@ func (s *Store) AcceptOutbound(ctx context.Context, msgs []*Outbound) error {
 // trust).
 func (s *Store) insertOutbound(ctx context.Context, tx *sql.Tx, msgs []*Outbound, now int64) error {
 	if s.dialect == sqlite {
-		args := make([]any, 0, outboundCols)
-		for _, m := range msgs {
-			res, err := s.txExec(ctx, tx, insertOutboundRow, outboundArgs(args[:0], m, nil, now)...)
-			if err != nil {
+		// In statements of a power of two rows, the largest first (a few
+		// cached statements serve every batch). A statement a message
+		// took 11 % more CPU: 3.9 against 3.5 s for 102,400 messages
+		// accepted 512 at a time (BenchmarkAcceptOutbound).
+		for rest := msgs; len(rest) > 0; {
+			n := min(1<<(bits.Len(uint(len(rest)))-1), insertOutboundChunk)
+			if err := s.insertOutboundSQLite(ctx, tx, rest[:n], now); err != nil {
 				return err
 			}
-			if m.ID, err = res.LastInsertId(); err != nil {
-				return err
-			}
+			rest = rest[n:]
 		}
 		if n := smsCount(msgs); n > 0 {
 			if _, err := s.txExec(ctx, tx, countSMS, now/1000, n); err != nil {
@@ -161,6 +163,70 @@ func (s *Store) insertOutbound(ctx context.Context, tx *sql.Tx, msgs []*Outbound
 		}
 	}
 	return s.setForms(ctx, tx, msgs)
+}
+
+// insertOutboundChunk is the most messages one SQLite INSERT takes.
+const insertOutboundChunk = 64
+
+// insertOutboundStmts holds insertOutboundSQLite's statement for each
+// power of two rows up to insertOutboundChunk.
+var insertOutboundStmts = func() map[int]string {
+	row := strings.TrimPrefix(insertOutboundRow, insertOutboundSQL+` VALUES `)
+	m := make(map[int]string)
+	for n := 1; n <= insertOutboundChunk; n <<= 1 {
+		var b strings.Builder
+		b.WriteString(insertOutboundSQL + ` VALUES `)
+		for r := range n {
+			if r > 0 {
+				b.WriteString(", ")
+			}
+			// Row r's arguments are numbered on from the rows before it.
+			b.WriteString(renumber(row, func(k int) string { return "$" + strconv.Itoa(r*outboundCols+k) }))
+		}
+		b.WriteString(` RETURNING id`)
+		m[n] = b.String()
+	}
+	return m
+}()
+
+// insertOutboundSQLite inserts msgs (a power of two of them, at most
+// insertOutboundChunk) in one statement and sets their ids. SQLite makes
+// the rows of a VALUES list in order, each id above the last
+// (AUTOINCREMENT), but returns them in no promised order: the ids, sorted,
+// are the messages' in order.
+func (s *Store) insertOutboundSQLite(ctx context.Context, tx *sql.Tx, msgs []*Outbound, now int64) error {
+	q, ok := insertOutboundStmts[len(msgs)]
+	if !ok {
+		return fmt.Errorf("store: no statement for %d messages", len(msgs))
+	}
+	args := make([]any, 0, len(msgs)*outboundCols)
+	for _, m := range msgs {
+		args = outboundArgs(args, m, nil, now)
+	}
+	rows, err := s.txQuery(ctx, tx, q, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	ids := make([]int64, 0, len(msgs))
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			return err
+		}
+		ids = append(ids, id)
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	if len(ids) != len(msgs) {
+		return fmt.Errorf("store: %d ids for %d messages", len(ids), len(msgs))
+	}
+	slices.Sort(ids)
+	for i, m := range msgs {
+		m.ID = ids[i]
+	}
+	return nil
 }
 
 // setForms records the forms of the messages marked SetForm, in order (a
