@@ -129,7 +129,8 @@ func (s *Store) AcceptOutbound(ctx context.Context, msgs []*Outbound) error {
 
 // insertOutbound inserts msgs, sets their ids, and counts those that go as
 // SMS in sms_seconds (and sms_user_counts, see CountSMSPerUser). SQLite
-// runs one cached statement per message (and one per count); PostgreSQL
+// runs a cached statement per power of two messages, up to 64 (see
+// insertOutboundSQLite), and one per count; PostgreSQL
 // one statement per acceptBatch messages, which draws their ids from the
 // table's sequence into an array, gives row k the array's k-th id, and
 // returns the array (one round trip, and no order of returned rows to
