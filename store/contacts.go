@@ -6,7 +6,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"math/bits"
 	"strings"
 	"time"
 
@@ -338,9 +337,8 @@ func (s *Store) ContactsPushed(ctx context.Context, pushed []Contact) error {
 const insertChunk = 128
 
 // insertRows inserts rows into table, len(cols) values each in args. On
-// PostgreSQL they go in one COPY. SQLite takes them in statements of a
-// power of two rows (at most insertChunk), the largest first: a few cached
-// statements serve every count, and 10,000 rows cost 80 statements, not
+// PostgreSQL they go in one COPY. SQLite takes them in statements of up
+// to insertChunk rows (see chunk): 10,000 rows cost 80 statements, not
 // 10,000 (each a trip through database/sql and the driver's locks).
 func (s *Store) insertRows(ctx context.Context, tx *sql.Tx, table string, cols []string, args []any) error {
 	if len(args) == 0 {
@@ -348,8 +346,9 @@ func (s *Store) insertRows(ctx context.Context, tx *sql.Tx, table string, cols [
 	}
 	if s.dialect == sqlite {
 		head := "INSERT INTO " + table + " (" + strings.Join(cols, ", ") + ") VALUES "
-		for w := len(cols); len(args) > 0; {
-			n := min(1<<(bits.Len(uint(len(args)/w))-1), insertChunk)
+		w := len(cols)
+		for len(args) > 0 {
+			n := chunk(len(args)/w, insertChunk)
 			if _, err := s.txExec(ctx, tx, head+valuesList(n, w), args[:n*w]...); err != nil {
 				return err
 			}

@@ -12,6 +12,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math/bits"
 	"net/url"
 	"strconv"
 	"strings"
@@ -236,6 +237,13 @@ func padded(n int) int {
 		p <<= 1
 	}
 	return p
+}
+
+// chunk is how many of n items (n > 0) the next statement of a batch
+// takes: the largest power of two not above n, at most most. Batches go
+// the largest chunks first, so a few cached statements serve every size.
+func chunk(n, most int) int {
+	return min(1<<(bits.Len(uint(n))-1), most)
 }
 
 // pad returns v padded to padded(len(v)) by repeating its last element,
