@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"fmt"
 	"maps"
-	"math/bits"
 	"slices"
 	"strconv"
 	"strings"
@@ -64,11 +63,6 @@ type failure struct {
 	op         int
 }
 
-type partKey struct {
-	msg int64
-	seq int
-}
-
 // partFailed tells whether a part's state fails its message: a receipt's
 // state that settles (see Receipt), other than DELIVRD.
 func partFailed(state string) bool {
@@ -114,20 +108,6 @@ type early struct {
 // applyOutcomes records the SMSC ids of parts, then applies the receipts
 // rcpts, then settles the messages they touched.
 func (s *Store) applyOutcomes(ctx context.Context, tx *sql.Tx, parts []*partOp, rcpts []*receiptOp, now int64, ns *[]Notice) error {
-	// The same part recorded twice (the gateway never does it at once):
-	// the first time in a batch of its own, so the second sees its outcome.
-	seen := make(map[partKey]bool, len(parts))
-	for i, op := range parts {
-		k := partKey{op.msgID, op.seq}
-		if seen[k] {
-			if err := s.applyOutcomes(ctx, tx, parts[:i], nil, now, ns); err != nil {
-				return err
-			}
-			return s.applyOutcomes(ctx, tx, parts[i:], rcpts, now, ns)
-		}
-		seen[k] = true
-	}
-
 	var (
 		ids                  = make([]int64, 0, len(parts))
 		partForms, rcptForms []string
@@ -178,24 +158,24 @@ func (s *Store) applyOutcomes(ctx context.Context, tx *sql.Tx, parts []*partOp, 
 		earlyWrite[form] = op
 	}
 
-	changed := make(map[int64]bool) // messages with a part recorded so far
 	for i, op := range parts {
 		m := msgs[op.msgID]
 		if m == nil {
 			return fmt.Errorf("message %d: %w", op.msgID, ErrNotFound)
 		}
-		if changed[op.msgID] && m.recorded[op.seq] != nil {
-			// A part recorded before the batch and submitted again (a lost
-			// lease), after another part of its message: one call at a
-			// time, that one may have settled the message, which the new
-			// record must not undo. Nothing is written yet: the parts
-			// before it in a batch of their own, as for the same part twice.
+		if _, again := last[op.msgID]; again && m.recorded[op.seq] != nil {
+			// A part with a record already, earlier in the batch (the
+			// gateway never records one twice at once) or before it (sent
+			// again after a lost lease), after another change to its
+			// message here. One call at a time, that change may have
+			// settled the message, which this record must see and not
+			// undo. Nothing is written yet: the parts before it go in a
+			// batch of their own.
 			if err := s.applyOutcomes(ctx, tx, parts[:i], nil, now, ns); err != nil {
 				return err
 			}
 			return s.applyOutcomes(ctx, tx, parts[i:], rcpts, now, ns)
 		}
-		changed[op.msgID] = true
 		// A receipt that came before this submit_sm_resp. Only one that
 		// came after this claim began can be for this submit (less a
 		// margin for the clocks of other instances); an older one is for
@@ -276,7 +256,7 @@ func (s *Store) applyOutcomes(ctx context.Context, tx *sql.Tx, parts []*partOp, 
 			// first: a few prepared statements serve every batch size,
 			// where a statement per size was parsed anew for most batches.
 			for rest := dirty; len(rest) > 0; {
-				n := min(1<<(bits.Len(uint(len(rest)))-1), groupMax)
+				n := chunk(len(rest), groupMax)
 				args := make([]any, 0, 6*n)
 				for _, p := range rest[:n] {
 					args = append(args, p.msg, p.seq, p.smscID, p.state, p.err, p.updated)
