@@ -390,7 +390,8 @@ func TestExitStatus(t *testing.T) {
 		{[]string{"serve", "-config", filepath.Join(t.TempDir(), "missing.toml")}, 2, "missing.toml"},
 		{[]string{"frobnicate"}, 2, "unknown command"},
 		{[]string{"serve", "-nope"}, 2, "flag provided but not defined"},
-		{[]string{"numbers", "-config", writeFile(t, "ok.toml", goodConfig), "assign", "alice@example.com", "12"}, 2, "not a valid phone number"},
+		{[]string{"numbers", "-config", writeFile(t, "ok.toml", goodConfig+"\n[store]\ndsn = \"sqlite:"+filepath.Join(t.TempDir(), "sb.db")+"\"\n"),
+			"assign", "alice@example.com", "12"}, 2, "not a valid phone number"},
 		{[]string{"version"}, 0, "switchboard"},
 		// -h prints the command's flags and is no error.
 		{[]string{"serve", "-h"}, 0, "-config"},
@@ -420,6 +421,21 @@ func TestNumbersCommand(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "sb.db")); !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("store file after a misspelt subcommand: %v", err)
+	}
+	// Nor do arguments that cannot be right.
+	for _, args := range [][]string{
+		{"assign", "alice@example.com", "12"},
+		{"assign", "alice@elsewhere.example", "+12015550100"},
+		{"release", "not a number"},
+		{"list", "extra"},
+	} {
+		out, err := command(t, append([]string{"numbers", "-config", path}, args...)...).CombinedOutput()
+		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 {
+			t.Fatalf("%v: %v, %s; want exit 2", args, err, out)
+		}
+		if _, err := os.Stat(filepath.Join(dir, "sb.db")); !errors.Is(err, fs.ErrNotExist) {
+			t.Fatalf("store file after %v: %v", args, err)
+		}
 	}
 	run := func(args ...string) string {
 		t.Helper()

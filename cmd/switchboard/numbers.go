@@ -42,11 +42,12 @@ func cmdNumbers(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	st, err := store.Open(ctx, cfg.Store.DSN)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
+	// The arguments are checked before the store is opened too: a mistyped
+	// number or JID creates no database and touches none.
+	var (
+		user jid.JID
+		num  number.E164
+	)
 	switch sub {
 	case "assign":
 		if len(rest) != 2 {
@@ -62,36 +63,48 @@ func cmdNumbers(ctx context.Context, args []string, stdout io.Writer) error {
 			return usageError{fmt.Sprintf("numbers assign: %s is not a user of xmpp.domains (%s), the only users the gateway serves",
 				j.Bare(), strings.Join(cfg.XMPP.Domains, ", "))}
 		}
-		n, err := number.Parse(rest[1], cfg.Phone.DefaultRegion)
-		if err != nil {
+		if num, err = number.Parse(rest[1], cfg.Phone.DefaultRegion); err != nil {
 			return usageError{fmt.Sprintf("numbers assign: %v", err)}
 		}
-		// Bind marks the address books holding this number or the
-		// user's old one: a running gateway pushes the change.
-		prev, err := st.Bind(ctx, n.String(), j.Bare().String(), "operator")
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(stdout, "%s is now bound to %s\n", n, j.Bare())
-		if prev != "" {
-			fmt.Fprintf(stdout, "(it was bound to %s before)\n", prev)
-		}
+		user = j.Bare()
 	case "release":
 		if len(rest) != 1 {
 			return usageError{"numbers release: want NUMBER"}
 		}
-		n, err := number.Parse(rest[0], cfg.Phone.DefaultRegion)
-		if err != nil {
+		if num, err = number.Parse(rest[0], cfg.Phone.DefaultRegion); err != nil {
 			return usageError{fmt.Sprintf("numbers release: %v", err)}
 		}
-		j, err := st.Release(ctx, n.String())
+	case "list":
+		if len(rest) != 0 {
+			return usageError{"numbers list: takes no arguments"}
+		}
+	}
+	st, err := store.Open(ctx, cfg.Store.DSN)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	switch sub {
+	case "assign":
+		// Bind marks the address books holding this number or the
+		// user's old one: a running gateway pushes the change.
+		prev, err := st.Bind(ctx, num.String(), user.String(), "operator")
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "%s is now bound to %s\n", num, user)
+		if prev != "" {
+			fmt.Fprintf(stdout, "(it was bound to %s before)\n", prev)
+		}
+	case "release":
+		j, err := st.Release(ctx, num.String())
 		if errors.Is(err, store.ErrNotFound) {
-			return fmt.Errorf("numbers release: %s is not bound", n)
+			return fmt.Errorf("numbers release: %s is not bound", num)
 		}
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "%s released (was bound to %s)\n", n, j)
+		fmt.Fprintf(stdout, "%s released (was bound to %s)\n", num, j)
 	case "list":
 		bs, err := st.Bindings(ctx)
 		if err != nil {
