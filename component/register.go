@@ -27,6 +27,11 @@ type registerQuery struct {
 	Phone        *string        `xml:"phone,omitempty"`
 	Remove       *struct{}      `xml:"remove,omitempty"`
 	Form         *dataform.Form `xml:"jabber:x:data x,omitempty"`
+	// Other holds children of no field above: read only to tell that a
+	// <remove/> is not alone.
+	Other []struct {
+		XMLName xml.Name
+	} `xml:",any"`
 }
 
 // formRequired tells a client that submitted only legacy fields why they
@@ -100,8 +105,24 @@ func (c *Component) registerSet(ctx context.Context, from jid.JID, q *registerQu
 		return errText(stanza.Cancel, stanza.Forbidden, "Only users of the XMPP domains this gateway serves may register.")
 	}
 	if q.Remove != nil {
+		// XEP-0077 §3.2: a <remove/> that is not the query's only child is
+		// not processed (a client that meant something else must not lose
+		// its number).
+		if q.Registered != nil || q.Phone != nil || q.Form != nil || q.Instructions != "" || len(q.Other) > 0 {
+			return errText(stanza.Modify, stanza.BadRequest, "To cancel the registration send <remove/> alone; nothing was changed.")
+		}
 		_, err := c.cfg.Registrar.Unregister(ctx, from)
 		return err
+	}
+	if q.Form != nil {
+		switch q.Form.Type {
+		case dataform.TypeSubmit:
+		case dataform.TypeCancel:
+			return nil // the user closed the form (XEP-0004 §3.1): nothing to do
+		default:
+			return errText(stanza.Modify, stanza.BadRequest,
+				fmt.Sprintf("The registration form must be sent back with type \"submit\", not %q; nothing was sent.", q.Form.Type))
+		}
 	}
 	if q.Form == nil && c.cfg.Registrar.Mode() == "sms" {
 		return errText(stanza.Modify, stanza.NotAcceptable, formRequired)

@@ -367,7 +367,23 @@ func TestRegisterIQ(t *testing.T) {
 	if _, ok := f.field("phone"); !ok || f.Query.Registered != nil {
 		t.Fatalf("get = %+v", f)
 	}
-	iq, err := b.IQ(ctx, registerSet(comp, "phone", "+1 201 555 0142"))
+	// A form the user closed (XEP-0004 type cancel) does nothing; one of
+	// another type than submit is refused. Neither sends a code.
+	cancelled := strings.Replace(registerSet(comp, "phone", "+12015550142"), "type='submit'", "type='cancel'", 1)
+	iq, err := b.IQ(ctx, cancelled)
+	must(t, err)
+	if iq.Attr["type"] != "result" {
+		t.Fatalf("cancelled form = %s", iq.XML)
+	}
+	iq, err = b.IQ(ctx, strings.Replace(cancelled, "type='cancel'", "type='form'", 1))
+	must(t, err)
+	if iq.ErrorCondition() != "bad-request" || !strings.Contains(iq.XML, `type &#34;submit&#34;`) && !strings.Contains(iq.XML, `type "submit"`) {
+		t.Fatalf("form of type form = %s", iq.XML)
+	}
+	if n := len(s.smsc.Messages()); n != 0 {
+		t.Fatalf("%d SMS sent for forms not submitted, want 0", n)
+	}
+	iq, err = b.IQ(ctx, registerSet(comp, "phone", "+1 201 555 0142"))
 	must(t, err)
 	if iq.ErrorCondition() != "not-acceptable" || !strings.Contains(iq.XML, "A code was sent by SMS to +12015550142") {
 		t.Fatalf("set phone = %s", iq.XML)
@@ -404,6 +420,17 @@ func TestRegisterIQ(t *testing.T) {
 	}
 	if n := len(s.smsc.Messages()); n != 1 {
 		t.Fatalf("%d SMS sent, want 1", n)
+	}
+	// XEP-0077 §3.2: a <remove/> with anything beside it is not processed.
+	for _, extra := range []string{`<phone>+12015550199</phone>`, `<foo xmlns='urn:example'/>`} {
+		iq, err = b.IQ(ctx, fmt.Sprintf(`<iq type='set' to='%s'><query xmlns='jabber:iq:register'><remove/>%s</query></iq>`, comp, extra))
+		must(t, err)
+		if iq.ErrorCondition() != "bad-request" || !strings.Contains(iq.XML, "nothing was changed") {
+			t.Fatalf("remove with %s = %s", extra, iq.XML)
+		}
+	}
+	if f = registerGet(t, b, comp); f.Query.Registered == nil {
+		t.Fatalf("a refused remove unregistered: %+v", f)
 	}
 	iq, err = b.IQ(ctx, fmt.Sprintf(`<iq type='set' to='%s'><query xmlns='jabber:iq:register'><remove/></query></iq>`, comp))
 	must(t, err)
