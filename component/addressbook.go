@@ -327,8 +327,10 @@ func (c *Component) fetch(ctx context.Context, raw string) ([]byte, error) {
 	return data, nil
 }
 
-// rosterxItems reads XEP-0144 items naming number JIDs on the component.
-func (c *Component) rosterxItems(e element) []addressbook.Contact {
+// rosterxItems reads XEP-0144 items naming number JIDs on the component,
+// and how many items it passed over (deletions, and additions of anything
+// else).
+func (c *Component) rosterxItems(e element) (out []addressbook.Contact, skipped int) {
 	var v struct {
 		Items []struct {
 			Action string `xml:"action,attr"`
@@ -337,9 +339,8 @@ func (c *Component) rosterxItems(e element) []addressbook.Contact {
 		} `xml:"item"`
 	}
 	if e.decode(&v) != nil {
-		return nil
+		return nil, 0
 	}
-	var out []addressbook.Contact
 	for _, it := range v.Items {
 		if it.Action == "delete" {
 			continue
@@ -354,15 +355,18 @@ func (c *Component) rosterxItems(e element) []addressbook.Contact {
 		}
 		out = append(out, addressbook.Contact{Name: it.Name, Number: n})
 	}
-	return out
+	return out, len(v.Items) - len(out)
 }
 
 // handleRosterX imports XEP-0144 items a user's client sent to the
-// component, and tells the user what happened.
-func (c *Component) handleRosterX(ctx context.Context, from jid.JID, e element) {
-	contacts := c.rosterxItems(e)
+// component, and tells the user what happened. When no item adds a phone
+// number it imports nothing and returns the stanza error to answer with.
+func (c *Component) handleRosterX(ctx context.Context, from jid.JID, e element) error {
+	contacts, skipped := c.rosterxItems(e)
 	if len(contacts) == 0 {
-		return
+		dom := c.cfg.JID.Domainpart()
+		return errText(stanza.Modify, stanza.BadRequest, fmt.Sprintf(
+			"No item adds a phone number of %s (such as +12015550123@%s); nothing was imported.", dom, dom))
 	}
 	rep, err := c.cfg.AddressBook.Merge(ctx, from, contacts)
 	text := ""
@@ -375,10 +379,14 @@ func (c *Component) handleRosterX(ctx context.Context, from jid.JID, e element) 
 		text = "The contacts could not be imported; try again later."
 	default:
 		text = fmt.Sprintf("Added %d contacts (%d already known): %s.", rep.Added, rep.Changed+rep.Unchanged, reach(rep))
+		if skipped > 0 {
+			text += fmt.Sprintf(" %d other items were not phone numbers to add, and were left out.", skipped)
+		}
 	}
 	if err := c.Notify(ctx, from, text); err != nil {
 		c.log.Warn().Err(err).Msg("could not report the import")
 	}
+	return nil
 }
 
 // quicksySync answers the Quicksy phone-book IQ.

@@ -239,7 +239,9 @@ func (c *Component) handleMessage(ctx context.Context, s *inStanza) {
 	if to.Localpart() == "" {
 		for _, e := range s.Payload {
 			if e.XMLName.Space == nsRosterX && e.XMLName.Local == "x" && c.cfg.AddressBook != nil && c.router.Served(from) {
-				c.handleRosterX(ctx, from, e)
+				if err := c.handleRosterX(ctx, from, e); err != nil {
+					c.replyError(ctx, to, from, s.ID, c.asStanzaError(err))
+				}
 				return
 			}
 		}
@@ -367,7 +369,7 @@ func (c *Component) handleIQ(ctx context.Context, t xmlstream.TokenReadEncoder, 
 		case nsGateway:
 			r, err = c.gatewayQuery(ctx, from, s.Type, s.Payload[0])
 		case nsRosterX:
-			c.handleRosterX(ctx, from, s.Payload[0])
+			err = c.handleRosterX(ctx, from, s.Payload[0])
 		}
 		if err != nil {
 			return c.iqError(t, s, c.asStanzaError(err))

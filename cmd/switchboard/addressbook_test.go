@@ -418,12 +418,30 @@ func TestPhoneBookSyncAndGateway(t *testing.T) {
 		t.Fatalf("gateway = %s", iq.XML)
 	}
 
-	// XEP-0144 items from the client: added to the book.
-	must(t, a.Send(ctx, fmt.Sprintf(`<message to='%s'><x xmlns='http://jabber.org/protocol/rosterx'><item action='add' jid='%s' name='Dana'/></x></message>`,
-		comp, s.numberJID("+12015550143"))))
+	// XEP-0144 items from the client: added to the book; items that add no
+	// phone number are named as left out.
+	must(t, a.Send(ctx, fmt.Sprintf(`<message to='%s'><x xmlns='http://jabber.org/protocol/rosterx'><item action='add' jid='%s' name='Dana'/><item action='add' jid='abc@%s'/></x></message>`,
+		comp, s.numberJID("+12015550143"), comp)))
 	r, err := a.Next(ctx, func(st testenv.Stanza) bool { return st.Attr["from"] == comp && strings.Contains(st.Body, "Added 1") })
 	must(t, err)
-	t.Logf("rosterx: %s", r.Body)
+	if !strings.Contains(r.Body, "1 other items were not phone numbers") {
+		t.Fatalf("rosterx notice does not name the item left out: %s", r.Body)
+	}
+	// Items none of which adds a phone number are refused, not answered
+	// with an empty success: by IQ, and by message (a message error).
+	bad := fmt.Sprintf(`<x xmlns='http://jabber.org/protocol/rosterx'><item action='add' jid='@@@'/><item action='delete' jid='%s'/><item action='add' jid='abc@%s'/></x>`,
+		s.numberJID("+12015550143"), comp)
+	iq, err = a.IQ(ctx, fmt.Sprintf(`<iq type='set' to='%s'>%s</iq>`, comp, bad))
+	must(t, err)
+	if iq.ErrorCondition() != "bad-request" || !strings.Contains(iq.XML, "nothing was imported") {
+		t.Fatalf("rosterx IQ of no numbers = %s", iq.XML)
+	}
+	must(t, a.Send(ctx, fmt.Sprintf(`<message to='%s' id='rx-bad'>%s</message>`, comp, bad)))
+	r, err = a.Next(ctx, func(st testenv.Stanza) bool { return st.Attr["id"] == "rx-bad" })
+	must(t, err)
+	if r.ErrorCondition() != "bad-request" || !strings.Contains(r.XML, "nothing was imported") {
+		t.Fatalf("rosterx message of no numbers = %s", r.XML)
+	}
 
 	// Three numbers looked up so far; the limit is 4: two more are refused.
 	iq, err = a.IQ(ctx, fmt.Sprintf(`<iq type='get' to='%s'><phone-book xmlns='im.quicksy.synchronization:0'><entry number='+12015550144'/><entry number='+12015550145'/></phone-book></iq>`, comp))
