@@ -216,14 +216,14 @@ func (g *Gateway) inboundError(log zerolog.Logger, err error) smpp.Status {
 func (g *Gateway) sweepFragments(ctx context.Context) {
 	groups, err := g.outbox.StaleFragments(ctx, time.Now().Add(-g.cfg.Reassembly))
 	if err != nil {
-		g.log.Error().Err(err).Msg("reading stale fragments failed")
+		g.sweepFailed(ctx, err, "reading stale fragments failed")
 		return
 	}
 	for _, frags := range groups {
 		k := frags[0].FragmentKey
 		if g.repeated(ctx, frags) {
 			if err := g.outbox.DropFragments(ctx, k); err != nil {
-				g.log.Error().Err(err).Msg("dropping parts failed; the next sweep will retry")
+				g.sweepFailed(ctx, err, "dropping parts failed; the next sweep will retry")
 				continue
 			}
 			g.log.Info().Str("source", k.Source).Int("parts", len(frags)).Int("total", k.Total).Msg("dropped parts sent again after their message was complete")
@@ -237,14 +237,14 @@ func (g *Gateway) sweepFragments(ctx context.Context) {
 			// The number was released meanwhile; keep nothing for nobody
 			// (kept, the parts would be read again at every sweep).
 			if err := g.outbox.DropFragments(ctx, k); err != nil {
-				g.log.Error().Err(err).Msg("dropping parts failed; the next sweep will retry")
+				g.sweepFailed(ctx, err, "dropping parts failed; the next sweep will retry")
 				continue
 			}
 			g.log.Warn().Str("dest", k.Dest).Int("parts", len(frags)).Msg("dropped parts for a number nobody has any more")
 			continue
 		}
 		if err != nil {
-			g.log.Error().Err(err).Msg("delivering incomplete message failed")
+			g.sweepFailed(ctx, err, "delivering incomplete message failed")
 			continue
 		}
 		g.log.Info().Str("source", k.Source).Int("parts", len(frags)).Int("total", k.Total).Msg("delivered incomplete concatenated message")
@@ -357,6 +357,15 @@ func phoneNumber(a smpp.Address, region string) (number.E164, bool) {
 	return intl, a.TON == 0
 }
 
+// sweepFailed logs a failed step of a sweep, unless the gateway is
+// stopping: its context ending fails whatever the sweep was doing, which is
+// no error to alert an operator on (the next start sweeps again).
+func (g *Gateway) sweepFailed(ctx context.Context, err error, msg string) {
+	if ctx.Err() == nil {
+		g.log.Error().Err(err).Msg(msg)
+	}
+}
+
 // sweepStore has the store delete what nothing will claim any more
 // (receipts for SMSC ids never recorded, old SMS counts; see store.Sweep),
 // and end as sent the SMS whose receipts did not come within ReceiptWait.
@@ -364,14 +373,14 @@ func (g *Gateway) sweepStore(ctx context.Context) {
 	n, err := g.outbox.Sweep(ctx)
 	switch {
 	case err != nil:
-		g.log.Error().Err(err).Msg("sweeping the store failed; the next sweep will retry")
+		g.sweepFailed(ctx, err, "sweeping the store failed; the next sweep will retry")
 	case n > 0:
 		g.log.Info().Int64("receipts", n).Msg("dropped receipts for SMSC ids never recorded")
 	}
 	n, err = g.outbox.EndReceiptWaits(ctx, time.Now().Add(-g.cfg.ReceiptWait))
 	switch {
 	case err != nil:
-		g.log.Error().Err(err).Msg("ending waits for receipts failed; the next sweep will retry")
+		g.sweepFailed(ctx, err, "ending waits for receipts failed; the next sweep will retry")
 	case n > 0:
 		g.log.Warn().Int64("messages", n).Stringer("waited", g.cfg.ReceiptWait).Msg("no receipt came for SMS submitted long ago; ended as sent, delivery not confirmed")
 		for range n {
