@@ -1090,6 +1090,19 @@ func transcripts() []transcript {
 			in:   `<message from='alice@example.com/r' to='+12015550123@sms.example.com' id='e9' type='chat'><body>?OTRv23? alice has requested an Off-the-Record private conversation.</body></message>`,
 			want: []want{msgError(testNumber, testAlice, "e9", "modify", "not-acceptable", "end-to-end encrypted")},
 		},
+		{
+			name:  "headline from a user: an alert, sent",
+			in:    `<message from='alice@example.com/r' to='+12015550123@sms.example.com' id='m40' type='headline'><body>Server down</body><request xmlns='urn:xmpp:receipts'/></message>`,
+			calls: []router.Message{msgCall(testAlice, testNumber, "m40", "Server down", true)},
+		},
+		{
+			name: "headline from a user without a body (an event)",
+			in:   `<message from='alice@example.com/r' to='+12015550123@sms.example.com' id='m41' type='headline'><event xmlns='http://jabber.org/protocol/pubsub#event'/></message>`,
+		},
+		{
+			name: "headline from a domain not served",
+			in:   `<message from='bot@forbidden.example' to='+12015550123@sms.example.com' id='m42' type='headline'><body>news</body></message>`,
+		},
 	}
 }
 

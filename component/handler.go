@@ -217,7 +217,13 @@ func (c *Component) handleMessage(ctx context.Context, s *inStanza) {
 		}
 		return
 	case "headline":
-		return // never answered (RFC 6121 8.5.2.1.1)
+		// No reply is expected to a headline (RFC 6121 5.2.2): a server's
+		// announcement or an event notification is never answered. One a
+		// user of the gateway wrote, with a body, is an alert to a phone:
+		// it goes as SMS (or over XMPP), like a normal message.
+		if from.Localpart() == "" || s.text() == "" || !c.router.Served(from) {
+			return
+		}
 	case "groupchat":
 		// From a user, an answer (a room's messages, to a number that
 		// is no occupant, get none).
