@@ -2,6 +2,7 @@ package smpp
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -155,10 +156,15 @@ func deliverSMByGoSMPP(h header, body []byte) (*Deliver, error) {
 		DataCoding: fixed(f, pdufield.DataCoding),
 		TLVs:       tlvs,
 	}
-	if sm := f[pdufield.ShortMessage].Bytes(); len(sm) > 0 {
+	sm, p := f[pdufield.ShortMessage].Bytes(), tlvs[tagMessagePayload]
+	switch {
+	case len(sm) == 0:
+		d.ShortMessage = p
+	case len(p) > 0:
+		// The one rule on top of go-smpp's reading (SMPP 3.4 5.3.2.32).
+		return nil, fmt.Errorf("both short_message and message_payload: %w", StatusInvMsgLen)
+	default:
 		d.ShortMessage = sm
-	} else {
-		d.ShortMessage = tlvs[tagMessagePayload]
 	}
 	return d, nil
 }
@@ -220,7 +226,8 @@ func TestDeliverSMAsGoSMPP(t *testing.T) {
 		h := header{Seq: uint32(i)}
 		got, gotErr := decodeDeliverSM(h, body)
 		want, wantErr := deliverSMByGoSMPP(h, body)
-		if (gotErr != nil) != (wantErr != nil) || errors.Is(gotErr, StatusInvOptParStream) != errors.Is(wantErr, StatusInvOptParStream) {
+		if (gotErr != nil) != (wantErr != nil) || errors.Is(gotErr, StatusInvOptParStream) != errors.Is(wantErr, StatusInvOptParStream) ||
+			errors.Is(gotErr, StatusInvMsgLen) != errors.Is(wantErr, StatusInvMsgLen) {
 			t.Fatalf("body %d %x:\n got error %v\nwant error %v", i, body, gotErr, wantErr)
 		}
 		if wantErr != nil {
@@ -234,6 +241,45 @@ func TestDeliverSMAsGoSMPP(t *testing.T) {
 	}
 	if ok < 300 || failed < 300 {
 		t.Fatalf("%d bodies decoded, %d refused: want many of each", ok, failed)
+	}
+}
+
+// TestDeliverSMTextTwice: a deliver_sm whose text is in both short_message
+// and message_payload is refused with ESME_RINVMSGLEN (delivering one of
+// the two would lose the other without a word); an empty payload beside a
+// short_message, or a payload alone, is read.
+func TestDeliverSMTextTwice(t *testing.T) {
+	body := func(sm, payload []byte, withPayload bool) []byte {
+		b := []byte{0, 1, 1}
+		b = append(b, "12015550123\x00"...)
+		b = append(b, 1, 1)
+		b = append(b, "12015550100\x00"...)
+		b = append(b, 0, 0, 0, 0, 0, 0, 0, 0, 0, byte(len(sm)))
+		b = append(b, sm...)
+		if withPayload {
+			b = binary.BigEndian.AppendUint16(b, tagMessagePayload)
+			b = binary.BigEndian.AppendUint16(b, uint16(len(payload)))
+			b = append(b, payload...)
+		}
+		return b
+	}
+	for _, tc := range []struct {
+		sm, payload string
+		withPayload bool
+		want        string // "" for refused
+	}{
+		{"short", " and the payload", true, ""},
+		{"", "the payload", true, "the payload"},
+		{"short", "", true, "short"},
+		{"short", "", false, "short"},
+	} {
+		d, err := decodeDeliverSM(header{}, body([]byte(tc.sm), []byte(tc.payload), tc.withPayload))
+		switch {
+		case tc.want == "" && !errors.Is(err, StatusInvMsgLen):
+			t.Errorf("%q + %q: %v, want ESME_RINVMSGLEN", tc.sm, tc.payload, err)
+		case tc.want != "" && (err != nil || string(d.ShortMessage) != tc.want):
+			t.Errorf("%q + %q: %v, %+v; want text %q", tc.sm, tc.payload, err, d, tc.want)
+		}
 	}
 }
 
