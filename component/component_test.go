@@ -1100,6 +1100,16 @@ func transcripts() []transcript {
 			in:   `<message from='alice@example.com/r' to='+12015550123@sms.example.com' id='m41' type='headline'><event xmlns='http://jabber.org/protocol/pubsub#event'/></message>`,
 		},
 		{
+			name:  "several bodies: the one in the stanza's xml:lang wins",
+			in:    `<message from='alice@example.com/r' to='+12015550123@sms.example.com' id='m43' type='chat' xml:lang='en'><body xml:lang='de'>Hallo</body><body xml:lang='en'>Hello</body></message>`,
+			calls: []router.Message{msgCall(testAlice, testNumber, "m43", "Hello", false)},
+		},
+		{
+			name: "markup inside a body",
+			in:   `<message from='alice@example.com/r' to='+12015550123@sms.example.com' id='m44' type='chat'><body>a<b xmlns='urn:example'>hi</b>c</body><request xmlns='urn:xmpp:receipts'/></message>`,
+			want: []want{msgError(testNumber, testAlice, "m44", "modify", "bad-request", "plain text")},
+		},
+		{
 			name: "headline from a domain not served",
 			in:   `<message from='bot@forbidden.example' to='+12015550123@sms.example.com' id='m42' type='headline'><body>news</body></message>`,
 		},

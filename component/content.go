@@ -50,6 +50,11 @@ const (
 //     message would go;
 //   - a retraction: an SMS cannot be taken back.
 func unsendable(s *inStanza) (stanza.Error, bool) {
+	for _, b := range s.Body {
+		if len(b.Markup) > 0 {
+			return markupErr, true
+		}
+	}
 	if strings.HasPrefix(s.text(), "?OTR") {
 		// Off-the-Record (no element of its own): a query ("?OTRv23?")
 		// or an encrypted message ("?OTR:").
@@ -72,6 +77,9 @@ func unsendable(s *inStanza) (stanza.Error, bool) {
 	}
 	return stanza.Error{}, false
 }
+
+var markupErr = errText(stanza.Modify, stanza.BadRequest,
+	"A message body holds plain text, not elements (RFC 6121 5.2.3): the message was not sent.")
 
 var encryptedErr = errText(stanza.Modify, stanza.NotAcceptable,
 	"An SMS cannot carry an end-to-end encrypted message: turn encryption off for this contact and send it again.")

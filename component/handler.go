@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"runtime/debug"
 	"slices"
+	"strings"
 	"time"
 
 	"mellium.im/xmlstream"
@@ -44,6 +45,7 @@ type inStanza struct {
 	To      string    `xml:"to,attr"`
 	ID      string    `xml:"id,attr"`
 	Type    string    `xml:"type,attr"`
+	Lang    string    `xml:"http://www.w3.org/XML/1998/namespace lang,attr"`
 	Body    []body    `xml:"body"`
 	Request *struct{} `xml:"urn:xmpp:receipts request"`
 	Payload []element `xml:",any"`
@@ -76,6 +78,11 @@ func stanzaAttrs(attrs []xml.Attr) (from, to, id, typ string) {
 type body struct {
 	Lang string `xml:"http://www.w3.org/XML/1998/namespace lang,attr"`
 	Text string `xml:",chardata"`
+	// Markup is child elements, which a body may not hold (RFC 6121
+	// 5.2.3: no mixed content); read only to refuse them.
+	Markup []struct {
+		XMLName xml.Name
+	} `xml:",any"`
 }
 
 // element is an IQ payload or other child, kept as tokens so it can be
@@ -119,10 +126,11 @@ func (e *element) UnmarshalXML(d *xml.Decoder, start xml.StartElement) error {
 	return nil
 }
 
-// text picks the body without a language tag, or the first one.
+// text picks the body in the stanza's language (RFC 6121 5.2.3: one
+// without xml:lang, or with the stanza's), or else the first one.
 func (s *inStanza) text() string {
 	for _, b := range s.Body {
-		if b.Lang == "" {
+		if b.Lang == "" || strings.EqualFold(b.Lang, s.Lang) {
 			return b.Text
 		}
 	}
