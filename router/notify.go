@@ -254,8 +254,11 @@ func (r *Router) send(ctx context.Context, n store.Notice, seen presenceSeen) er
 	switch {
 	case n.Direction == store.In:
 		body := n.Body
+		if body == "" {
+			body = "(an empty SMS)" // an empty <body/>, which clients do not show
+		}
 		if peer.Equal(r.cfg.Component) {
-			body = n.PeerNumber + ": " + body
+			body = cmp.Or(n.PeerNumber, "(no sender)") + ": " + body
 		}
 		var written time.Time
 		if time.Since(n.Stored) > delayedAfter {

@@ -746,6 +746,24 @@ func TestClaimedFirst(t *testing.T) {
 	}
 }
 
+// TestOddMessagesFromPhones: an SMS without text, or without a sender,
+// still reads as something in a client: empty bodies are not shown.
+func TestOddMessagesFromPhones(t *testing.T) {
+	f := setup(t, router.Config{})
+	f.r.HandNotices([]store.Notice{
+		{ID: 1, Direction: store.In, UserJID: "alice@example.com", PeerNumber: phone, Body: "", Stored: time.Now()},
+		{ID: 2, Direction: store.In, UserJID: "alice@example.com", PeerNumber: "", Body: "who?", Stored: time.Now()},
+	})
+	for _, want := range []sent{
+		{from: phone + "@sms.example.com", text: "(an empty SMS)"},
+		{from: "sms.example.com", text: "(no sender): who?"},
+	} {
+		if s := f.x.next(t, "text"); s.from != want.from || s.text != want.text {
+			t.Fatalf("sent %+v, want from %s text %q", s, want.from, want.text)
+		}
+	}
+}
+
 // TestClaimsNotStarved checks that a steady stream of handed notices does
 // not keep claimable ones — a message from a phone — waiting.
 func TestClaimsNotStarved(t *testing.T) {
