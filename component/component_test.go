@@ -1113,6 +1113,20 @@ func transcripts() []transcript {
 			name: "headline from a domain not served",
 			in:   `<message from='bot@forbidden.example' to='+12015550123@sms.example.com' id='m42' type='headline'><body>news</body></message>`,
 		},
+		{
+			name: "disco#items to a name that is no number",
+			in:   `<iq type='get' id='i42' from='alice@example.com/r' to='abc@sms.example.com'><query xmlns='http://jabber.org/protocol/disco#items'/></iq>`,
+			want: []want{iqError("abc@sms.example.com", testAlice, "i42", "modify", "jid-malformed", "not a phone number")},
+		},
+		{
+			name: "disco#items to a number: no items",
+			in:   `<iq type='get' id='i43' from='alice@example.com/r' to='+12015550123@sms.example.com'><query xmlns='http://jabber.org/protocol/disco#items'/></iq>`,
+			want: []want{iqResult(testNumber, testAlice, "i43", hasQuery(nsDiscoItems, "", func(t *testing.T, q node) {
+				if len(q.Nodes) != 0 {
+					t.Errorf("items for a number: %s", q)
+				}
+			}))},
+		},
 	}
 }
 

@@ -398,6 +398,13 @@ func (c *Component) handleIQ(ctx context.Context, t xmlstream.TokenReadEncoder, 
 	case s.Type == "get" && p.Space == nsDiscoItems && p.Local == "query" && node == adhoc.NS && toComponent:
 		return c.iqResult(t, s, c.commandItems(from, s.Payload[0]))
 	case s.Type == "get" && p.Space == nsDiscoItems && p.Local == "query":
+		// No items anywhere; an address that is no number is an error, as
+		// disco#info says.
+		if l := to.Localpart(); l != "" && !number.IsShortCode(l) {
+			if _, err := number.FromJID(to, c.cfg.DefaultRegion); err != nil {
+				return c.iqError(t, s, c.notANumber(to))
+			}
+		}
 		return c.iqResult(t, s, xmlstream.Wrap(nil, queryStart(nsDiscoItems, s.Payload[0])))
 	case s.Type == "set" && p.Space == adhoc.NS && p.Local == "command" && toComponent:
 		var req adhoc.Command
@@ -491,6 +498,13 @@ func queryStart(ns string, q element) xml.StartElement {
 // client/sms otherwise (registration is not revealed beyond the book), and
 // for a short code. A JID whose localpart is neither is jid-malformed, as
 // a message to it is.
+// notANumber is the error for an address on the component whose localpart
+// is neither a phone number nor a short code.
+func (c *Component) notANumber(to jid.JID) stanza.Error {
+	return errText(stanza.Modify, stanza.JIDMalformed,
+		fmt.Sprintf("%q is not a phone number: write it in international form, e.g. +12015550123@%s.", to.Localpart(), c.cfg.JID.Domainpart()))
+}
+
 func (c *Component) discoInfo(ctx context.Context, from, to jid.JID, q element) (xml.TokenReader, error) {
 	var (
 		id   info.Identity
@@ -508,8 +522,7 @@ func (c *Component) discoInfo(ctx context.Context, from, to jid.JID, q element) 
 	} else {
 		n, err := number.FromJID(to, c.cfg.DefaultRegion)
 		if err != nil {
-			return nil, errText(stanza.Modify, stanza.JIDMalformed,
-				fmt.Sprintf("%q is not a phone number: write it in international form, e.g. +12015550123@%s.", to.Localpart(), c.cfg.JID.Domainpart()))
+			return nil, c.notANumber(to)
 		}
 		id, feat = info.Identity{Category: "client", Type: "sms", Name: to.Localpart()}, numberFeatures
 		if c.cfg.AddressBook != nil {
