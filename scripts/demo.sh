@@ -155,7 +155,8 @@ wait_port 5347 Prosody
 
 if ! $prosody_only; then
 	say "starting the SMSC simulator (log demo/smsc-sim.log)"
-	setsid bin/switchboard smsc-sim -smpp 127.0.0.1:2775 -http 127.0.0.1:8025 >"$demo/smsc-sim.log" 2>&1 &
+	# At debug the simulator logs the texts it carries: the demo's phones are not real people.
+	setsid bin/switchboard smsc-sim -smpp 127.0.0.1:2775 -http 127.0.0.1:8025 -log-level debug >"$demo/smsc-sim.log" 2>&1 &
 	pids+=($!)
 	wait_port 2775 "the SMSC simulator"
 
