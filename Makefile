@@ -8,7 +8,7 @@ PKGS ?= ./...
 .PHONY: build test faults demo fuzz bench vet lint compose-check
 
 build:
-	$(GO) build -o bin/switchboard ./cmd/switchboard
+	$(GO) build -buildvcs=auto -o bin/switchboard ./cmd/switchboard
 
 test:
 	scripts/test-deps.sh
@@ -45,7 +45,7 @@ BENCHFLAGS ?= -mode component -n 20000 -window 1000 -smpp-window 100 -mo 2000 -k
 .PHONY: bench-tool bench-sitting
 bench-tool:
 	scripts/bench-deps.sh
-	$(GO) build -o bin/switchboard ./cmd/switchboard
+	$(GO) build -buildvcs=auto -o bin/switchboard ./cmd/switchboard
 	bin/switchboard bench $(BENCHFLAGS)
 
 # Every run of a BENCHMARKS.md sitting, raw output on stdout (about six minutes).

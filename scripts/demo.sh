@@ -35,7 +35,7 @@ build_pid=
 if ! $prosody_only; then
 	[ -d cmd/switchboard ] || die "cmd/switchboard does not exist yet; try --prosody-only"
 	say "building bin/switchboard"
-	go build -o bin/switchboard ./cmd/switchboard &
+	go build -buildvcs=auto -o bin/switchboard ./cmd/switchboard &
 	build_pid=$!
 fi
 

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"strings"
 )
@@ -331,6 +332,17 @@ func (s *Store) migrate(ctx context.Context) error {
 	)`); err != nil {
 		return fmt.Errorf("store: migrations table: %w", err)
 	}
+	// A newer release migrated this database: this one would run on a
+	// schema it does not know (columns it never writes, states it never
+	// ends), so it refuses.
+	var applied int
+	if err := s.db.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&applied); err != nil {
+		return fmt.Errorf("store: migrations table: %w", err)
+	}
+	if applied > len(migrations) {
+		return fmt.Errorf("%w: the database is at migration %d and this release knows %d; run the release that migrated it, or restore the backup taken before the upgrade",
+			ErrSchemaNewer, applied, len(migrations))
+	}
 	for i, m := range migrations {
 		version := i + 1
 		err := s.tx(ctx, func(tx *sql.Tx) error {
@@ -364,6 +376,14 @@ func (s *Store) migrate(ctx context.Context) error {
 	}
 	return nil
 }
+
+// ErrSchemaNewer is returned by Open for a database a newer release has
+// migrated.
+var ErrSchemaNewer = errors.New("store: schema newer than this release")
+
+// Schema is the migration the database is at (after Open, every one this
+// release knows: their count).
+func Schema() int { return len(migrations) }
 
 func (s *Store) ddl(m string) string {
 	r := strings.NewReplacer("{{id}}", "INTEGER PRIMARY KEY AUTOINCREMENT", "{{idref}}", "INTEGER", "{{bytes}}", "BLOB",

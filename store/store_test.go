@@ -733,6 +733,25 @@ func TestReceiptIDForms(t *testing.T) {
 // condition it was given, and its notice carries it; a relay failed with
 // the limits' text before the condition had a column of its own, whose
 // notice still waits, gets policy-violation from the migration.
+// TestSchemaNewer: a database a newer release migrated is refused, naming
+// both migrations, rather than run on a schema this release does not know.
+func TestSchemaNewer(t *testing.T) { dsns(t, testSchemaNewer) }
+
+func testSchemaNewer(t *testing.T, dsn string) {
+	s := openStore(t, dsn)
+	must(t, store.Exec(s, `INSERT INTO schema_migrations (version, applied_at) VALUES ($1, 0)`, store.Schema()+1))
+	s.Close()
+	s, err := store.Open(context.Background(), dsn)
+	if err == nil {
+		s.Close()
+		t.Fatal("a database one migration ahead opened")
+	}
+	want := fmt.Sprintf("at migration %d and this release knows %d", store.Schema()+1, store.Schema())
+	if !errors.Is(err, store.ErrSchemaNewer) || !strings.Contains(err.Error(), want) {
+		t.Fatalf("Open: %v; want ErrSchemaNewer saying %q", err, want)
+	}
+}
+
 func TestFailRelayCondition(t *testing.T) { dsns(t, testFailRelayCondition) }
 
 func testFailRelayCondition(t *testing.T, dsn string) {

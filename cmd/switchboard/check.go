@@ -135,6 +135,7 @@ func checkStore(ctx context.Context, cfg *Config) (checkResult, []store.Instance
 		return r, nil
 	}
 	r.ok = true
+	r.detail += fmt.Sprintf(" (schema at migration %d)", store.Schema())
 	return r, running
 }
 

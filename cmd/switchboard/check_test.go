@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"net"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -16,6 +17,7 @@ import (
 
 	"switchboard/internal/testenv"
 	"switchboard/smsgw/smsc"
+	"switchboard/store"
 )
 
 // checkSetup is what TestCheck writes into a configuration file.
@@ -73,6 +75,18 @@ func runCommand(t *testing.T, args ...string) (int, string) {
 // TestCheck runs `switchboard check` against a real Prosody, the SMSC
 // simulator and SQLite or PostgreSQL, and against setups that are wrong in
 // one way each.
+// TestCheckREADME: the README's example of check's output names the
+// migration this release brings a database to.
+func TestCheckREADME(t *testing.T) {
+	b, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := fmt.Sprintf("ok    store      sqlite:switchboard.db (schema at migration %d)\n", store.Schema()); !strings.Contains(string(b), want) {
+		t.Errorf("README.md lacks check's store line %q", want)
+	}
+}
+
 func TestCheck(t *testing.T) {
 	const (
 		smppPassword  = "Pw4sim"
@@ -103,7 +117,7 @@ func TestCheck(t *testing.T) {
 		want []string
 	}{
 		{"all ok on sqlite", nil, 0, []string{
-			"ok    store      " + good.dsn + "\n",
+			"ok    store      " + good.dsn + fmt.Sprintf(" (schema at migration %d)\n", store.Schema()),
 			"ok    xmpp       " + p.Component + " at " + p.ComponentAddr + "\n",
 			"ok    smpp       bound as switchboard at " + smscAddr + "\n",
 		}},

@@ -121,7 +121,7 @@ func run(ctx context.Context, cfg *Config, log zerolog.Logger) error {
 	}()
 	instance := instanceName()
 	log = log.With().Str("instance", instance).Logger()
-	log.Info().Str("version", version()).Str("store", st.Engine()).Str("xmpp_component", cfg.XMPP.Component).Msg("starting")
+	log.Info().Str("version", version()).Str("store", st.Engine()).Int("schema", store.Schema()).Str("xmpp_component", cfg.XMPP.Component).Msg("starting")
 
 	promReg, mx := newMetrics()
 	mx.SetStore(st)
