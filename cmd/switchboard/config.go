@@ -246,6 +246,10 @@ func loadConfig(path string, environ []string) (*Config, error) {
 	}
 	errs = append(errs, cfg.validate()...)
 	if len(errs) > 0 {
+		if path == "" {
+			// Likely the cause: say it first.
+			errs = append([]error{errors.New("no -config file given: the configuration comes from SWITCHBOARD_* variables alone")}, errs...)
+		}
 		return nil, configError(errs)
 	}
 	return &cfg, nil

@@ -396,6 +396,9 @@ func TestExitStatus(t *testing.T) {
 		// -h prints the command's flags and is no error.
 		{[]string{"serve", "-h"}, 0, "-config"},
 		{[]string{"check", "-h"}, 0, "-config"},
+		{[]string{"numbers", "-h"}, 0, "release NUMBER"},
+		// Without -config the likely cause is named first.
+		{[]string{"check"}, 2, "invalid configuration:\n  no -config file given"},
 	} {
 		var out bytes.Buffer
 		cmd := command(t, tc.args...)
@@ -468,6 +471,13 @@ func TestNumbersCommand(t *testing.T) {
 	}
 	if out := run("assign", "dave@EXAMPLE.com", "+12015550178"); !strings.Contains(out, "is now bound to dave@") {
 		t.Fatalf("assign to a served domain in capitals: %s", out)
+	}
+	// A second number for a user releases the first, and says so.
+	if out := run("assign", "dave@example.com", "+12015550179"); !strings.Contains(out, "previous number +12015550178 is released") {
+		t.Fatalf("assign a second number: %s", out)
+	}
+	if out := run("assign", "dave@example.com", "+12015550179"); strings.Contains(out, "previous number") {
+		t.Fatalf("assign the same number again: %s", out)
 	}
 	if out := run("list"); strings.Contains(out, "carol") {
 		t.Fatalf("list after a refused assign: %s", out)

@@ -21,6 +21,13 @@ import (
 func cmdNumbers(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("numbers", flag.ContinueOnError)
 	path := fs.String("config", "", "configuration file (TOML)")
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), `usage: switchboard numbers -config FILE assign JID NUMBER   bind NUMBER to the user JID (releasing their old one)
+       switchboard numbers -config FILE list                  every bound number
+       switchboard numbers -config FILE release NUMBER        unbind NUMBER
+`)
+		fs.PrintDefaults()
+	}
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -86,6 +93,11 @@ func cmdNumbers(ctx context.Context, args []string, stdout io.Writer) error {
 	defer st.Close()
 	switch sub {
 	case "assign":
+		// A user has one number: Bind releases the one they had.
+		had, err := st.NumberOf(ctx, user.String())
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
 		// Bind marks the address books holding this number or the
 		// user's old one: a running gateway pushes the change.
 		prev, err := st.Bind(ctx, num.String(), user.String(), "operator")
@@ -95,6 +107,9 @@ func cmdNumbers(ctx context.Context, args []string, stdout io.Writer) error {
 		fmt.Fprintf(stdout, "%s is now bound to %s\n", num, user)
 		if prev != "" {
 			fmt.Fprintf(stdout, "(it was bound to %s before)\n", prev)
+		}
+		if had.Number != "" && had.Number != num.String() {
+			fmt.Fprintf(stdout, "(%s's previous number %s is released)\n", user, had.Number)
 		}
 	case "release":
 		j, err := st.Release(ctx, num.String())
