@@ -122,7 +122,7 @@ chmod 600 "$demo/switchboard.toml"
 # Each runs in a session of its own (setsid), so Ctrl-C reaches only this script, which then
 # stops them all (SIGTERM; switchboard closes its stream and unbinds on its own).
 pids=()
-stop_all() {
+stop_all() { # exit status
 	trap - INT TERM EXIT
 	say "stopping"
 	# Last started, first stopped, each waited for: switchboard closes its stream and unbinds
@@ -135,9 +135,11 @@ stop_all() {
 		wait "${pids[i]}" 2>/dev/null || true
 	done
 	[[ $pdir == /tmp/switchboard-demo-prosody.* ]] && rm -rf "$pdir"
-	exit 0
+	exit "$1"
 }
-trap stop_all INT TERM EXIT
+# Ctrl-C or a TERM is the way to stop the demo: status 0. A failure (die) keeps its status.
+trap 'stop_all 0' INT TERM
+trap 'stop_all $?' EXIT
 
 wait_port() { # port what
 	for _ in $(seq 100); do
@@ -211,3 +213,4 @@ fi
 # Runs until Ctrl-C (the trap stops everything), or until something we started exits.
 wait -n "${pids[@]}" || true
 say "a demo process exited unasked; stopping the rest (see the logs)"
+exit 1
