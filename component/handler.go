@@ -41,15 +41,26 @@ var numberFeatures = []string{nsDiscoInfo, nsReceipts}
 // of ending the session.
 type inStanza struct {
 	XMLName xml.Name
-	From    string    `xml:"from,attr"`
-	To      string    `xml:"to,attr"`
-	ID      string    `xml:"id,attr"`
-	Type    string    `xml:"type,attr"`
-	Lang    string    `xml:"http://www.w3.org/XML/1998/namespace lang,attr"`
-	Body    []body    `xml:"body"`
-	Request *struct{} `xml:"urn:xmpp:receipts request"`
-	Payload []element `xml:",any"`
+	// The attributes come from the start element (setAttrs), not from the
+	// decoder, which would copy each one and read x:from as from.
+	From, To, ID, Type, Lang string    `xml:"-"`
+	Body                     []body    `xml:"body"`
+	Request                  *struct{} `xml:"urn:xmpp:receipts request"`
+	Payload                  []element `xml:",any"`
 }
+
+// setAttrs sets s's attributes from its start element.
+func (s *inStanza) setAttrs(attrs []xml.Attr) {
+	s.From, s.To, s.ID, s.Type = stanzaAttrs(attrs)
+	for _, a := range attrs {
+		if a.Name.Local == "lang" && (a.Name.Space == "xml" || a.Name.Space == xmlNS) {
+			s.Lang = a.Value
+		}
+	}
+}
+
+// xmlNS is the namespace of the xml: prefix.
+const xmlNS = "http://www.w3.org/XML/1998/namespace"
 
 // stanzaAttrs returns a stanza's from, to, id and type: the attributes
 // without a namespace. (encoding/xml would fill a field tagged "from,attr"
@@ -165,7 +176,7 @@ func (c *Component) handle(t xmlstream.TokenReadEncoder, start *xml.StartElement
 		// The stream itself is broken; the next read reports it.
 		return nil
 	}
-	s.From, s.To, s.ID, s.Type = stanzaAttrs(start.Attr)
+	s.setAttrs(start.Attr)
 	c.stanzas.Add(1)
 	defer func() {
 		if r := recover(); r != nil {
@@ -195,7 +206,7 @@ func (c *Component) handle(t xmlstream.TokenReadEncoder, start *xml.StartElement
 // §8.2.3), here policy-violation (§8.3.3.12). Other stanzas are dropped.
 func (c *Component) refuseTooLarge(t xmlstream.TokenReadEncoder, start *xml.StartElement) error {
 	s := inStanza{XMLName: start.Name}
-	s.From, s.To, s.ID, s.Type = stanzaAttrs(start.Attr)
+	s.setAttrs(start.Attr)
 	if s.XMLName.Local != "iq" || (s.Type != "get" && s.Type != "set") {
 		return nil
 	}
