@@ -15,6 +15,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode"
 
 	"github.com/rs/zerolog"
 	"mellium.im/xmpp/jid"
@@ -338,6 +339,12 @@ func (r *Router) Outbound(ctx context.Context, m Message) error {
 			return nil
 		}
 		code := m.To.Localpart()
+		if strings.IndexFunc(code, unicode.IsLetter) >= 0 {
+			// A sender name (a bank's, say), or a name written by mistake.
+			return stanzaErr(stanza.Modify, stanza.JIDMalformed,
+				fmt.Sprintf("%q is a name, not a phone number: an SMS goes only to a number, so an SMS from a sender name cannot be answered. "+
+					"To write to a phone, use its number in international form, e.g. +12015550123@%s.", code, r.cfg.Component.Domainpart()))
+		}
 		if !number.IsShortCode(code) {
 			return stanzaErr(stanza.Modify, stanza.JIDMalformed,
 				fmt.Sprintf("%q is not a phone number this gateway can reach: write it in international form, e.g. +12015550123@%s.",

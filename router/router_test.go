@@ -218,7 +218,11 @@ func TestChecksBeforeStoring(t *testing.T) {
 		t.Fatalf("foreign sender: %v", err)
 	}
 	err = f.r.Outbound(ctx, router.Message{From: alice, To: jid.MustParse("pizza@sms.example.com"), Body: "hi"})
-	if !errors.As(err, &se) || se.Condition != stanza.JIDMalformed || !strings.Contains(se.Text[""], "pizza") {
+	if !errors.As(err, &se) || se.Condition != stanza.JIDMalformed || !strings.Contains(se.Text[""], `"pizza" is a name, not a phone number`) {
+		t.Fatalf("a name: %v", err)
+	}
+	err = f.r.Outbound(ctx, router.Message{From: alice, To: jid.MustParse("+1555@sms.example.com"), Body: "hi"})
+	if !errors.As(err, &se) || se.Condition != stanza.JIDMalformed || !strings.Contains(se.Text[""], `"+1555" is not a phone number this gateway can reach`) {
 		t.Fatalf("bad number: %v", err)
 	}
 	// A short code (a service's sender) is said to be one, not malformed;
