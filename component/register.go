@@ -38,9 +38,9 @@ type registerQuery struct {
 // cannot register a number. XEP-0077 fixes the legacy fields (§4: a host
 // MUST NOT add new ones) and none carries the code from the SMS, so the
 // registration needs the data form.
-const formRequired = "Registering a phone number needs the registration form (XEP-0004 data forms): " +
-	"the code from the SMS has no legacy field. Use a client that shows the form, " +
-	"or the ad-hoc command \"Register a phone number\"."
+const formRequired = "Registering a phone number needs the registration form (data forms), " +
+	"which has a field for the code from the SMS. Use a client that shows the form, " +
+	"or the command \"Register a phone number\"."
 
 // registerGet returns the registration form: the bound number if any, and a
 // code field when a code is waiting. The legacy <phone> says what the form's
@@ -83,7 +83,11 @@ func (c *Component) registerGet(ctx context.Context, from jid.JID) (*registerQue
 			dataform.Text(dataform.TextSingle, "phone", "Phone number", false, phone),
 			dataform.Text(dataform.TextSingle, "code", "Code from the SMS", false))
 	} else {
-		form.Instructions = []string{yours + "Enter your phone number in international form (such as +12015550123). A code will be sent to it by SMS; then register again and enter the code."}
+		enter := "Enter your phone number"
+		if cur != "" {
+			enter = "To change it, enter the new number"
+		}
+		form.Instructions = []string{yours + enter + " in international form (such as +12015550123). A code will be sent to it by SMS; then register again and enter the code."}
 		form.Fields = append(form.Fields, dataform.Text(dataform.TextSingle, "phone", "Phone number", true, phone))
 	}
 	q.Instructions = yours + formRequired
@@ -166,7 +170,7 @@ func registerError(err error) error {
 		return err
 	}
 	switch ve.Kind {
-	case verify.BadNumber, verify.NoCode:
+	case verify.BadNumber, verify.NoCode, verify.Already:
 		return errText(stanza.Modify, stanza.NotAcceptable, ve.Text)
 	case verify.CodeSent:
 		return errText(stanza.Modify, stanza.NotAcceptable, ve.Text+" Register again with it in the code field.")

@@ -165,6 +165,7 @@ const (
 	Forbidden               // no SMS may go to the number (the operator's limits)
 	CodeSent                // no new code yet, but the user's code to that number is still valid: ask for it
 	NoCode                  // the code given is empty; no try is counted
+	Already                 // the number is the user's already: no code is sent
 )
 
 func refuse(k Kind, format string, args ...any) *Error {
@@ -181,14 +182,19 @@ func (s *Service) Start(ctx context.Context, user jid.JID, phone string) (number
 	}
 	bare := user.Bare().String()
 	region := s.cfg.DefaultRegion
-	if b, err := s.store.NumberOf(ctx, bare); err == nil {
-		if r := number.E164(b.Number).Region(); r != "" {
+	cur, err := s.store.NumberOf(ctx, bare)
+	if err == nil {
+		if r := number.E164(cur.Number).Region(); r != "" {
 			region = r
 		}
 	}
 	n, err := number.Parse(phone, region)
 	if err != nil {
 		return "", refuse(BadNumber, "%q is not a phone number: write it in international form, such as +12015550123.", strings.TrimSpace(phone))
+	}
+	if cur.Number == n.String() {
+		// A code would prove nothing new, and cost an SMS.
+		return "", refuse(Already, "%s is already your number: no code was sent. To change it, enter another number.", n)
 	}
 	if s.cfg.Refuse != nil {
 		if why := s.cfg.Refuse(n.String()); why != "" {

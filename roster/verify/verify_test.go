@@ -124,6 +124,13 @@ func TestConfirmMovesNumber(t *testing.T) {
 	if err != nil || b.Number != "+12015550142" || b.Method != "sms" {
 		t.Fatalf("Status = %+v, %v", b, err)
 	}
+	// Asking again for one's own number, however written, sends no code.
+	if _, err := s.Start(ctx, alice, "+1 (201) 555-0142"); kind(err) != Already || !strings.Contains(err.Error(), "already your number") {
+		t.Fatalf("Start with one's own number: %v", err)
+	}
+	if msgs, err := st.ClaimOutbound(ctx, "t", 100, time.Minute); err != nil || len(msgs) != 0 {
+		t.Fatalf("SMS queued for one's own number: %d, %v", len(msgs), err)
+	}
 	if len(n.got) != 1 || n.got[0][:len("bob@example.com")] != "bob@example.com" {
 		t.Fatalf("notices = %v", n.got)
 	}
@@ -249,9 +256,17 @@ func TestAskAgainOffersWaitingCode(t *testing.T) {
 	if got, err := s.Confirm(ctx, alice, code); err != nil || got != "+12015550142" {
 		t.Fatalf("the waiting code = %q, %v", got, err)
 	}
-	// With nothing waiting, the resend limit refuses as before.
-	if _, err := s.Start(ctx, alice, "+12015550142"); kind(err) != RateLimited {
+	// The number is alice's now: asking for it again sends nothing.
+	if _, err := s.Start(ctx, alice, "+12015550142"); kind(err) != Already {
 		t.Fatalf("asking again after the code was used: %v", err)
+	}
+	// Given up, it is a new request: with nothing waiting, the resend
+	// limit refuses as before.
+	if _, err := s.Unregister(ctx, alice); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Start(ctx, alice, "+12015550142"); kind(err) != RateLimited {
+		t.Fatalf("asking again after giving the number up: %v", err)
 	}
 	*now = now.Add(2 * time.Minute)
 	if _, err := s.Start(ctx, alice, "+12015550142"); err != nil {
