@@ -92,6 +92,14 @@ func (c *Component) cmdAddressBook(ctx context.Context, from jid.JID, req *adhoc
 	return reportCommand(rep), nil
 }
 
+// count is n with the noun for one or for many: "1 contact", "2 contacts".
+func count(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
+}
+
 // reach sums up how a report's contacts are reached.
 func reach(rep *roster.Report) string {
 	s := fmt.Sprintf("%d on XMPP", rep.OnXMPP())
@@ -108,8 +116,8 @@ func reach(rep *roster.Report) string {
 // reportCommand renders an import report: counts in a note, the contacts
 // in a result table, and unreadable entries in a second note.
 func reportCommand(rep *roster.Report) *adhoc.Command {
-	cmd := completed(adhoc.Info, fmt.Sprintf("%d contacts: %s. Added %d, changed %d, removed %d.",
-		len(rep.Entries), reach(rep), rep.Added, rep.Changed, rep.Removed))
+	cmd := completed(adhoc.Info, fmt.Sprintf("%s: %s. Added %d, changed %d, removed %d.",
+		count(len(rep.Entries), "contact", "contacts"), reach(rep), rep.Added, rep.Changed, rep.Removed))
 	if len(rep.Problems) > 0 {
 		var b strings.Builder
 		if len(rep.Problems) == 1 {
@@ -378,9 +386,9 @@ func (c *Component) handleRosterX(ctx context.Context, from jid.JID, e element) 
 		c.log.Error().Err(err).Msg("importing roster items failed")
 		text = "The contacts could not be imported; try again later."
 	default:
-		text = fmt.Sprintf("Added %d contacts (%d already known): %s.", rep.Added, rep.Changed+rep.Unchanged, reach(rep))
+		text = fmt.Sprintf("Added %s (%d already known): %s.", count(rep.Added, "contact", "contacts"), rep.Changed+rep.Unchanged, reach(rep))
 		if skipped > 0 {
-			text += fmt.Sprintf(" %d other items were not phone numbers to add, and were left out.", skipped)
+			text += " " + count(skipped, "other item was not a phone number to add: left out.", "other items were not phone numbers to add: left out.")
 		}
 	}
 	if err := c.Notify(ctx, from, text); err != nil {

@@ -267,7 +267,7 @@ func TestMutualPresenceOnline(t *testing.T) {
 	}{
 		{a, "Bob, " + bobNumber, "SMS"}, {b, "Alice, " + alice, "on XMPP"}, {b, "Phone, " + phone, "SMS"},
 	} {
-		if n := notes(uploadBook(t, step.c, comp, step.book)); !strings.Contains(n, "1 contacts") {
+		if n := notes(uploadBook(t, step.c, comp, step.book)); !strings.Contains(n, "1 contact:") {
 			t.Fatalf("upload = %s", n)
 		}
 		presenceFrom(t, a, bobJID, "<status>"+step.status+"</status>")
@@ -382,7 +382,7 @@ func TestAddressBookURLAside(t *testing.T) {
 	}
 	release <- struct{}{}
 	iq := <-answered
-	if iq.Attr["type"] != "result" || !strings.Contains(iq.XML, "1 contacts") {
+	if iq.Attr["type"] != "result" || !strings.Contains(iq.XML, "1 contact:") {
 		t.Fatalf("first upload = %s", iq.XML)
 	}
 }
@@ -424,7 +424,7 @@ func TestPhoneBookSyncAndGateway(t *testing.T) {
 		comp, s.numberJID("+12015550143"), comp)))
 	r, err := a.Next(ctx, func(st testenv.Stanza) bool { return st.Attr["from"] == comp && strings.Contains(st.Body, "Added 1") })
 	must(t, err)
-	if !strings.Contains(r.Body, "1 other items were not phone numbers") {
+	if !strings.Contains(r.Body, "Added 1 contact (") || !strings.Contains(r.Body, "1 other item was not a phone number to add") {
 		t.Fatalf("rosterx notice does not name the item left out: %s", r.Body)
 	}
 	// Items none of which adds a phone number are refused, not answered
