@@ -145,6 +145,8 @@ var fixtures = []struct {
 			{"Erin", "+12015550155", "", false},
 			{"Frank Old", "+12015550156", "", false},
 			{"Hugo Müller", "+493012345678", "", false},
+			{"Ivy", "+12015550157", "", false},
+			{"Jack", "+12015550158", "", false},
 		},
 		problems: []addressbook.Problem{
 			{Line: 9, Entry: "12", Name: "Gina", Reason: addressbook.ReasonInvalid},

@@ -105,7 +105,7 @@ func splitWords(l string) (name, num string, ok bool) {
 	}
 	if k > 0 && k < end {
 		if num = strings.Join(words[k:], " "); numberish(num) {
-			return strings.Join(words[:k], " "), num, true
+			return nameWords(words[:k]), num, true
 		}
 	}
 	// The number at the start.
@@ -115,10 +115,16 @@ func splitWords(l string) (name, num string, ok bool) {
 	}
 	if k > 0 && k < len(words) {
 		if num = strings.Join(words[:k], " "); numberish(num) {
-			return strings.Join(words[k:], " "), num, true
+			return nameWords(words[k:]), num, true
 		}
 	}
 	return l, "", false
+}
+
+// nameWords joins the words of a name, without the punctuation that set it
+// off from the number ("Dave: 555…", "555… - Dave").
+func nameWords(words []string) string {
+	return strings.Trim(strings.Join(words, " "), " :-–—=|")
 }
 
 func isExtensionWord(w string) bool {
