@@ -454,10 +454,13 @@ func (s *Store) settle(w *writes, msgs map[int64]*msgRow, ids []int64, now int64
 		}
 		switch {
 		case failed != nil:
-			reason := "the carrier reported " + failed.state
+			// Plain words for the sender; the receipt's state and code
+			// for whoever asks the carrier.
+			reason := dlr.State(failed.state).Reason() + " (carrier status " + failed.state
 			if failed.err != "" {
-				reason += " (error " + failed.err + ")"
+				reason += ", error " + failed.err
 			}
+			reason += ")"
 			w.add(`UPDATE messages SET state = 'failed', error = $1, lease_owner = '', updated_at = $2 WHERE id = $3`, reason, now, id)
 			finals[id] = StateFailed
 			raise = append(raise, id)

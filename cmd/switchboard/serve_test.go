@@ -245,12 +245,13 @@ func TestRoundTrip(t *testing.T) {
 			t.Fatalf("want receipt for m2, got %s", r.XML)
 		}
 
-		// A failed delivery comes back as an error naming the carrier status.
+		// A failed delivery comes back as an error saying what happened in
+		// plain words, and naming the carrier status.
 		s.smsc.SetConfig(func(c *smsc.Config) { c.Outcome = smsc.OutcomeFailed })
 		must(t, a.Send(ctx, fmt.Sprintf(`<message to='%s' id='m3' type='chat'><body>will fail</body></message>`, s.numberJID(phone))))
 		r, err = a.Next(ctx, message(s.numberJID(phone)))
 		must(t, err)
-		if r.Attr["type"] != "error" || r.Attr["id"] != "m3" || !strings.Contains(norm(r.XML), "UNDELIV") {
+		if r.Attr["type"] != "error" || r.Attr["id"] != "m3" || !strings.Contains(norm(r.XML), "the phone could not be reached (carrier status UNDELIV") {
 			t.Fatalf("want error for m3, got %s", r.XML)
 		}
 		s.smsc.SetConfig(func(c *smsc.Config) { c.Outcome = smsc.OutcomeDelivered })

@@ -46,6 +46,24 @@ const (
 	Acked   State = "ACKED"
 )
 
+// Reason says in plain words, to the sender of a message the carrier
+// failed in state s, what happened to it.
+func (s State) Reason() string {
+	switch s {
+	case Undeliverable:
+		return "the phone could not be reached"
+	case Expired:
+		return "the phone was not reachable before the message expired"
+	case Rejected:
+		return "the carrier refused it"
+	case Deleted:
+		return "the carrier deleted it"
+	case Skipped:
+		return "the carrier skipped it"
+	}
+	return "the carrier reported it failed"
+}
+
 // Final reports whether no further receipt is expected for the message.
 // ENROUTE and ACCEPTD, and BUFFRED, BUFFERD and ACKED, are in progress;
 // every other non-empty state, including ones this package does not
