@@ -348,7 +348,8 @@ func (c *Component) cmdUnregister(ctx context.Context, from jid.JID, req *adhoc.
 	if err != nil {
 		return nil, err
 	}
-	return completed(adhoc.Info, fmt.Sprintf("%s is no longer bound to your account.", n)), nil
+	return completed(adhoc.Info, fmt.Sprintf("%s is no longer your number on this gateway, and the address book you uploaded is deleted "+
+		"(its contacts leave your roster). To use the gateway again, register a number.", n)), nil
 }
 
 func (c *Component) cmdStatus(ctx context.Context, from jid.JID) (*adhoc.Command, error) {

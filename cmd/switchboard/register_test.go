@@ -165,7 +165,7 @@ func TestRegisterCommand(t *testing.T) {
 			t.Fatalf("unregister stage 1 = %+v", c)
 		}
 		c, _ = adhocRun(t, a, comp, "unregister", c.SessionID, "complete", map[string]string{"confirm": "true"})
-		if c.Status != adhoc.Completed || !strings.Contains(notes(c), "no longer bound") {
+		if c.Status != adhoc.Completed || !strings.Contains(notes(c), "is no longer your number on this gateway, and the address book you uploaded is deleted") {
 			t.Fatalf("unregister = %s", notes(c))
 		}
 		c, _ = adhocRun(t, a, comp, "status", "", "execute", nil)

@@ -330,7 +330,7 @@ func (s *Service) Confirm(ctx context.Context, user jid.JID, code string) (numbe
 	if previous != "" && s.notify != nil {
 		pj, err := jid.Parse(previous)
 		if err == nil {
-			msg := fmt.Sprintf("Your number %s was verified by another account and is no longer yours on this gateway.", n)
+			msg := fmt.Sprintf("Your number %s was verified by another account and is no longer yours on this gateway: to send SMS again, register a number.", n)
 			if err := s.notify.Notify(ctx, pj, msg); err != nil {
 				s.log.Warn().Err(err).Str("jid", previous).Msg("could not tell the previous owner")
 			}
