@@ -108,6 +108,10 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 			}
 		}
 	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
+		if _, err := url.Parse(dsn); err != nil {
+			// lib/pq's own message would quote the DSN, password and all.
+			return nil, errors.New("store: the PostgreSQL DSN is not a valid URL (percent-encode any of @ : / ? # % in the user name or password)")
+		}
 		s.dialect = postgres
 		s.db, err = sql.Open("postgres", withBinaryParameters(dsn))
 		if err == nil {
@@ -123,7 +127,7 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 	}
 	if err := s.db.PingContext(ctx); err != nil {
 		s.closeDBs()
-		return nil, fmt.Errorf("store: connect %s: %w", redact(dsn), err)
+		return nil, fmt.Errorf("store: connect %s: %w", redact(dsn), scrub(err, dsn))
 	}
 	if err := s.migrate(ctx); err != nil {
 		s.closeDBs()
@@ -185,15 +189,61 @@ func withBinaryParameters(dsn string) string {
 
 // redact removes a password from a DSN for messages.
 func redact(dsn string) string {
-	u, err := url.Parse(dsn)
-	if err != nil || u.User == nil {
+	if strings.HasPrefix(dsn, "sqlite:") {
 		return dsn
 	}
-	if _, ok := u.User.Password(); ok {
-		u.User = url.UserPassword(u.User.Username(), "xxxxx")
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return "(a DSN that is no valid URL)"
+	}
+	if u.User != nil {
+		if _, ok := u.User.Password(); ok {
+			u.User = url.UserPassword(u.User.Username(), "xxxxx")
+		}
+	}
+	if q := u.Query(); q.Has("password") {
+		q.Set("password", "xxxxx") // lib/pq reads one there too
+		u.RawQuery = q.Encode()
 	}
 	return u.String()
 }
+
+// scrub hides the DSN's password wherever err's text would show it.
+func scrub(err error, dsn string) error {
+	u, perr := url.Parse(dsn)
+	if perr != nil {
+		return err
+	}
+	var secrets []string
+	if u.User != nil {
+		if pw, ok := u.User.Password(); ok && pw != "" {
+			secrets = append(secrets, pw)
+		}
+	}
+	if pw := u.Query().Get("password"); pw != "" {
+		secrets = append(secrets, pw)
+	}
+	if len(secrets) == 0 {
+		return err
+	}
+	return scrubbed{err, secrets}
+}
+
+// scrubbed is an error whose text hides secrets; it unwraps to the error.
+type scrubbed struct {
+	err     error
+	secrets []string
+}
+
+func (e scrubbed) Error() string {
+	s := e.err.Error()
+	for _, secret := range e.secrets {
+		s = strings.ReplaceAll(s, secret, "xxxxx")
+	}
+	return s
+}
+
+func (e scrubbed) Unwrap() error { return e.err }
 
 func (s *Store) tx(ctx context.Context, fn func(*sql.Tx) error) error {
 	tx, err := s.db.BeginTx(ctx, nil)

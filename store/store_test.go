@@ -901,3 +901,23 @@ func TestFindRelays(t *testing.T) {
 		}
 	})
 }
+
+// TestOpenHidesPassword: an unreachable or unreadable PostgreSQL DSN is
+// reported without its password, wherever the DSN holds it.
+func TestOpenHidesPassword(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct{ dsn, secret string }{
+		{"postgres://gw:Sekr1tpw@127.0.0.1:1/db?sslmode=disable", "Sekr1tpw"},
+		{"postgres://127.0.0.1:1/db?user=gw&password=Inqu3ry&sslmode=disable", "Inqu3ry"},
+		{"postgres://gw:zq#xv/yy@127.0.0.1:1/db", "zq#xv"},
+	} {
+		s, err := store.Open(ctx, tc.dsn)
+		if err == nil {
+			s.Close()
+			t.Fatalf("%s opened", tc.dsn)
+		}
+		if strings.Contains(err.Error(), tc.secret) || strings.Contains(err.Error(), "xv/yy") {
+			t.Errorf("Open(%s) = %v: shows the password", tc.dsn, err)
+		}
+	}
+}
