@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"runtime/debug"
 	"strings"
@@ -65,17 +66,20 @@ func (c *Component) cmdAddressBook(ctx context.Context, from jid.JID, req *adhoc
 		sess.Stage = 1
 		return executing(form, true), nil
 	}
-	var data []byte
+	var (
+		data    []byte
+		fetched bool
+	)
 	if req.Form != nil {
 		if lines := req.Form.Values("contacts"); len(lines) > 0 {
 			data = []byte(strings.Join(lines, "\n"))
 		}
 		if u, _ := req.Form.Get("url"); u != "" && len(strings.TrimSpace(string(data))) == 0 {
-			fetched, err := c.fetch(ctx, u)
+			body, err := c.fetch(ctx, u)
 			if err != nil {
 				return executing(form, true, adhoc.Note{Type: adhoc.Error, Text: err.Error()}), nil
 			}
-			data = fetched
+			data, fetched = body, true
 		}
 	}
 	if len(strings.TrimSpace(string(data))) == 0 {
@@ -89,7 +93,9 @@ func (c *Component) cmdAddressBook(ctx context.Context, from jid.JID, req *adhoc
 	if err != nil {
 		return nil, err
 	}
-	return reportCommand(rep), nil
+	// A fetched file's lines are not quoted back: the user has the file,
+	// and the gateway must not read out what it fetched from elsewhere.
+	return reportCommand(rep, !fetched), nil
 }
 
 // count is n with the noun for one or for many: "1 contact", "2 contacts".
@@ -114,8 +120,9 @@ func reach(rep *roster.Report) string {
 }
 
 // reportCommand renders an import report: counts in a note, the contacts
-// in a result table, and unreadable entries in a second note.
-func reportCommand(rep *roster.Report) *adhoc.Command {
+// in a result table, and unreadable entries in a second note, quoted when
+// quote is set, else by line and reason only.
+func reportCommand(rep *roster.Report, quote bool) *adhoc.Command {
 	cmd := completed(adhoc.Info, fmt.Sprintf("%s: %s. Added %d, changed %d, removed %d.",
 		count(len(rep.Entries), "contact", "contacts"), reach(rep), rep.Added, rep.Changed, rep.Removed))
 	if len(rep.Problems) > 0 {
@@ -129,6 +136,9 @@ func reportCommand(rep *roster.Report) *adhoc.Command {
 			if i == 20 {
 				fmt.Fprintf(&b, "\n… and %d more", len(rep.Problems)-20)
 				break
+			}
+			if !quote {
+				p.Entry, p.Name = "", ""
 			}
 			b.WriteString("\n" + problemLine(p))
 		}
@@ -181,6 +191,55 @@ const maxFetch = 5 << 20
 // private or link-local network (see newFetchClient).
 var errPrivateAddress = errors.New("component: address on a loopback, private or link-local network")
 
+// specialRanges are addresses of no host on the public internet that
+// netip's predicates do not tell (IANA's special-purpose registries):
+// behind some of them sit a cloud's metadata service or a VPN's peers.
+var specialRanges = []netip.Prefix{
+	netip.MustParsePrefix("0.0.0.0/8"),
+	netip.MustParsePrefix("100.64.0.0/10"), // shared address space (RFC 6598): carrier NAT, VPNs, a cloud's metadata at 100.100.100.200
+	netip.MustParsePrefix("192.0.0.0/24"),  // IETF protocol assignments
+	netip.MustParsePrefix("192.0.2.0/24"),  // documentation
+	netip.MustParsePrefix("198.18.0.0/15"), // benchmarking
+	netip.MustParsePrefix("198.51.100.0/24"),
+	netip.MustParsePrefix("203.0.113.0/24"),
+	netip.MustParsePrefix("240.0.0.0/4"), // reserved, and the broadcast address
+	netip.MustParsePrefix("100::/64"),    // discard
+	netip.MustParsePrefix("2001::/23"),   // IETF protocol assignments (Teredo among them)
+	netip.MustParsePrefix("2001:db8::/32"),
+	netip.MustParsePrefix("64:ff9b:1::/48"), // local-use NAT64
+	netip.MustParsePrefix("fec0::/10"),      // site-local, deprecated
+}
+
+var (
+	nat64  = netip.MustParsePrefix("64:ff9b::/96") // an IPv4 address in its last 32 bits
+	sixTo4 = netip.MustParsePrefix("2002::/16")    // an IPv4 address in bits 16–47
+)
+
+// publicAddr reports whether a is an address on the public internet. An
+// IPv6 address that carries an IPv4 one (mapped, NAT64, 6to4) is judged by
+// that address.
+func publicAddr(a netip.Addr) bool {
+	a = a.Unmap()
+	if a.Is6() {
+		b := a.As16()
+		switch {
+		case nat64.Contains(a):
+			return publicAddr(netip.AddrFrom4([4]byte(b[12:16])))
+		case sixTo4.Contains(a):
+			return publicAddr(netip.AddrFrom4([4]byte(b[2:6])))
+		}
+	}
+	if !a.IsGlobalUnicast() || a.IsPrivate() {
+		return false
+	}
+	for _, p := range specialRanges {
+		if p.Contains(a) {
+			return false
+		}
+	}
+	return true
+}
+
 // newFetchClient is the HTTP client fetch uses, built once in New. Unless
 // private is set, addresses on loopback, private and link-local networks
 // are refused, so the gateway cannot be used to reach inside its own
@@ -189,9 +248,8 @@ func newFetchClient(private bool) *http.Client {
 	dialer := &net.Dialer{Timeout: 5 * time.Second}
 	if !private {
 		dialer.Control = func(_, address string, _ syscall.RawConn) error {
-			host, _, _ := net.SplitHostPort(address)
-			ip := net.ParseIP(host)
-			if ip == nil || ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast() || ip.IsUnspecified() || ip.IsLinkLocalMulticast() {
+			ap, err := netip.ParseAddrPort(address)
+			if err != nil || !publicAddr(ap.Addr()) {
 				return errPrivateAddress
 			}
 			return nil

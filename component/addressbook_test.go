@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strings"
 	"testing"
 
@@ -68,8 +69,12 @@ func TestProblemLines(t *testing.T) {
 		}
 	}
 	rep := &roster.Report{Problems: []addressbook.Problem{{Line: 3, Entry: "Junk", Name: "Junk", Reason: addressbook.ReasonNoNumber}}}
-	if got := notesOf(reportCommand(rep)); !strings.Contains(got, "1 entry could not be read:\nline 3: \"Junk\": no number") {
+	if got := notesOf(reportCommand(rep, true)); !strings.Contains(got, "1 entry could not be read:\nline 3: \"Junk\": no number") {
 		t.Errorf("report notes = %s", got)
+	}
+	// A fetched file's lines are not read back to the user.
+	if got := notesOf(reportCommand(rep, false)); !strings.Contains(got, "1 entry could not be read:\nline 3: no number") || strings.Contains(got, "Junk") {
+		t.Errorf("report notes of a fetched file = %s", got)
 	}
 }
 
@@ -79,4 +84,47 @@ func notesOf(c *adhoc.Command) string {
 		fmt.Fprintf(&b, "%s\n", n.Text)
 	}
 	return b.String()
+}
+
+// TestPublicAddr: the fetch dials only addresses on the public internet,
+// however an internal one is written.
+func TestPublicAddr(t *testing.T) {
+	for _, tc := range []struct {
+		addr   string
+		public bool
+	}{
+		{"93.184.215.14", true},
+		{"2606:2800:21f:cb07:6820:80da:af6b:8b2c", true},
+		{"64:ff9b::5db8:d70e", true}, // NAT64 of 93.184.215.14
+		{"2002:5db8:d70e::1", true},  // 6to4 of it
+		{"127.0.0.1", false},
+		{"::1", false},
+		{"::ffff:127.0.0.1", false},
+		{"10.1.2.3", false},
+		{"172.16.0.1", false},
+		{"192.168.1.1", false},
+		{"169.254.169.254", false},
+		{"fd00:ec2::254", false},
+		{"fe80::1", false},
+		{"0.0.0.0", false},
+		{"::", false},
+		{"100.100.100.200", false}, // a cloud's metadata service
+		{"100.64.0.1", false},
+		{"198.18.0.1", false},
+		{"192.0.0.170", false},
+		{"255.255.255.255", false},
+		{"240.0.0.1", false},
+		{"224.0.0.1", false},
+		{"64:ff9b::a9fe:a9fe", false}, // NAT64 of 169.254.169.254
+		{"64:ff9b::7f00:1", false},    // NAT64 of 127.0.0.1
+		{"2002:a9fe:a9fe::1", false},  // 6to4 of 169.254.169.254
+		{"2002:7f00:1::1", false},
+		{"fec0::1", false},
+		{"2001:db8::1", false},
+		{"2001:0:4136:e378:8000:63bf:3fff:fdd2", false}, // Teredo
+	} {
+		if got := publicAddr(netip.MustParseAddr(tc.addr)); got != tc.public {
+			t.Errorf("publicAddr(%s) = %v, want %v", tc.addr, got, tc.public)
+		}
+	}
 }
