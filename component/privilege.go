@@ -116,6 +116,13 @@ func (c *Component) recordPrivilege(s *inStanza) bool {
 		c.log.Warn().Str("from", s.From).Str("type", s.Type).Msg("privilege advertisement not from a server dropped")
 		return true
 	}
+	if !c.router.Served(from) {
+		// Another host of the server (its users are not the gateway's), or
+		// a remote server: nothing to use, nor to store for the other
+		// instances.
+		c.log.Debug().Str("from", s.From).Msg("privilege advertisement for a domain not served ignored")
+		return true
+	}
 	var adv struct {
 		Perms []struct {
 			Access string `xml:"access,attr"`

@@ -44,6 +44,10 @@ func TestPrivilegeAdvertisement(t *testing.T) {
 	// XEP-0356 0.2 as ejabberd 23.01 sends it, with explicit "none".
 	sc.send(`<message from='other.example' to='` + testDomain + `'><privilege xmlns='urn:xmpp:privilege:1'>` +
 		`<perm type='none' access='message'/><perm type='set' access='roster'/><perm type='none' access='presence'/></privilege></message>`)
+	// From a server whose users the gateway does not serve (another host,
+	// or a remote server): ignored.
+	sc.send(`<message from='forbidden.example' to='` + testDomain + `'><privilege xmlns='urn:xmpp:privilege:2'>` +
+		`<perm access='roster' type='both'/><perm access='presence' type='roster'/></privilege></message>`)
 	// Not from a server: ignored, and not taken for a message to route.
 	sc.send(`<message from='mallory@example.com/r' to='` + testDomain + `'><privilege xmlns='urn:xmpp:privilege:2'>` +
 		`<perm access='roster' type='both'/></privilege></message>`)
@@ -56,10 +60,11 @@ func TestPrivilegeAdvertisement(t *testing.T) {
 		t.Errorf("privilege messages reached the router: %v", calls)
 	}
 	for domain, want := range map[string]string{
-		"example.com":   "both/outgoing/roster",
-		"other.example": "set/none/none",
-		"evil.example":  "//",
-		"mallory":       "//",
+		"example.com":       "both/outgoing/roster",
+		"other.example":     "set/none/none",
+		"evil.example":      "//",
+		"forbidden.example": "//",
+		"mallory":           "//",
 	} {
 		if got := privileges(h.comp, domain); got != want {
 			t.Errorf("Privileges(%q) = %s, want %s", domain, got, want)
