@@ -293,12 +293,21 @@ func callContext(ctx context.Context) (context.Context, func()) {
 }
 
 // sendIQ is s.SendIQ through callContext.
-func sendIQ(ctx context.Context, s *xmpp.Session, r xml.TokenReader) (xmlstream.TokenReadCloser, error) {
+func (c *Component) sendIQ(ctx context.Context, s *xmpp.Session, r xml.TokenReader) (xmlstream.TokenReadCloser, error) {
 	callCtx, release := callContext(ctx)
 	defer release()
 	resp, err := s.SendIQ(callCtx, r)
 	if err != nil && errors.Is(err, context.Canceled) && ctx.Err() != nil {
 		err = ctx.Err() // context.DeadlineExceeded, as ctx itself reports
+	}
+	if err == nil {
+		// mellium hands the answer to this call, not to the handler, which
+		// starts the stanza size bound afresh for every other stanza: here
+		// it does for answers, or a long run of them (Sync's pings, roster
+		// pushes) would add up to one "stanza" too large.
+		if cc := c.capped.Load(); cc != nil {
+			cc.stanzaDone()
+		}
 	}
 	return resp, err
 }
@@ -399,7 +408,7 @@ func (c *Component) Sync(ctx context.Context) error {
 	if c.cfg.SyncTo.Domainpart() != "" {
 		to = c.cfg.SyncTo
 	}
-	resp, err := sendIQ(ctx, s, stanza.IQ{Type: stanza.GetIQ, From: c.cfg.JID, To: to}.Wrap(
+	resp, err := c.sendIQ(ctx, s, stanza.IQ{Type: stanza.GetIQ, From: c.cfg.JID, To: to}.Wrap(
 		xmlstream.Wrap(nil, xml.StartElement{Name: xml.Name{Space: nsPing, Local: "ping"}})))
 	if err != nil {
 		return fmt.Errorf("component: sync: %w", err)

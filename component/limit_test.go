@@ -1,6 +1,8 @@
 package component
 
 import (
+	"context"
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -65,5 +67,38 @@ func TestOversizedRequest(t *testing.T) {
 	sc.send(`<iq type='get' id='v1' from='alice@example.com/r' to='sms.example.com'><query xmlns='jabber:iq:version'/></iq>`)
 	if n := sc.next(); n.attr("id") != "v1" || n.attr("type") != "result" {
 		t.Fatalf("after the oversized requests: %s", n)
+	}
+}
+
+// TestAnswersCountedApart: answers to the component's own requests (Sync's
+// pings here), which mellium hands to the request, not to the handler,
+// each start the stanza bound afresh as every other stanza does: many of
+// them together, more than the bound, do not end the session.
+func TestAnswersCountedApart(t *testing.T) {
+	srv := newFakeServer(t)
+	h := start(t, srv, func(c *Config) { c.MaxStanza = 4 << 10 })
+	sc := srv.session()
+	h.onConnect(t)
+	// Well over 4 KiB of answers, each about a hundred bytes.
+	const syncs = 200
+	go func() {
+		for range syncs {
+			n, ok := <-sc.stanzas
+			if !ok {
+				return
+			}
+			if n.XMLName.Local == "iq" && n.attr("type") == "get" {
+				// Not sc.send: it may not fail the test from this goroutine.
+				_, _ = io.WriteString(sc.conn, `<iq type='result' id='`+n.attr("id")+`' from='`+n.attr("to")+`' to='`+n.attr("from")+`'/>`)
+			}
+		}
+	}()
+	for i := range syncs {
+		ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+		err := h.comp.Sync(ctx)
+		cancel()
+		if err != nil {
+			t.Fatalf("Sync %d of %d: %v", i+1, syncs, err)
+		}
 	}
 }

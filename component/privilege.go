@@ -350,7 +350,7 @@ func (c *Component) rosterSet(ctx context.Context, s *xmpp.Session, owner jid.JI
 	query := xmlstream.Wrap(
 		xmlstream.Wrap(groups, xml.StartElement{Name: xml.Name{Local: "item"}, Attr: attr}),
 		xml.StartElement{Name: xml.Name{Space: nsRoster, Local: "query"}})
-	resp, err := sendIQ(ctx, s, stanza.IQ{From: c.cfg.JID, To: owner, Type: stanza.SetIQ}.Wrap(query))
+	resp, err := c.sendIQ(ctx, s, stanza.IQ{From: c.cfg.JID, To: owner, Type: stanza.SetIQ}.Wrap(query))
 	if err != nil {
 		return err
 	}
