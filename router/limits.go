@@ -66,24 +66,37 @@ func (r *Router) newQuota(ctx context.Context, jids []string) (*quota, error) {
 	return q, nil
 }
 
-// take counts one SMS for user, or says which limit refuses it: a label
-// for metrics and a text for the sender.
-func (q *quota) take(user string) (reason, why string) {
+// take counts the parts of one message as SMS for user, or says which
+// limit refuses them: a label for metrics and a text for the sender. The
+// limits count SMS as the carrier bills them, a part each.
+func (q *quota) take(user string, parts int) (reason, why string) {
+	parts = max(parts, 1)
 	c := q.users[user]
 	if c == nil {
 		c = new([2]int)
 		q.users[user] = c
 	}
+	over := func(used, limit int) bool { return limit > 0 && used+parts > limit }
 	switch {
-	case q.l.GlobalMinute > 0 && q.global >= q.l.GlobalMinute:
+	case over(q.global, q.l.GlobalMinute):
 		return "quota_global", "The gateway is sending too many SMS right now; try again in a minute."
-	case q.l.PerUserMinute > 0 && c[0] >= q.l.PerUserMinute:
-		return "quota_user_minute", fmt.Sprintf("You have sent %d SMS in the last minute, the most allowed; try again in a minute.", c[0])
-	case q.l.PerUserDay > 0 && c[1] >= q.l.PerUserDay:
-		return "quota_user_day", fmt.Sprintf("You have sent %d SMS in the last 24 hours, the most allowed; try again tomorrow.", c[1])
+	case over(c[0], q.l.PerUserMinute):
+		return "quota_user_minute", userOver(c[0], q.l.PerUserMinute, parts, "in the last minute", "try again in a minute")
+	case over(c[1], q.l.PerUserDay):
+		return "quota_user_day", userOver(c[1], q.l.PerUserDay, parts, "in the last 24 hours", "try again tomorrow")
 	}
-	c[0]++
-	c[1]++
-	q.global++
+	c[0] += parts
+	c[1] += parts
+	q.global += parts
 	return "", ""
+}
+
+// userOver says why a user's limit refuses a message of parts SMS, with
+// used of limit gone in the window.
+func userOver(used, limit, parts int, window, retry string) string {
+	if used >= limit {
+		return fmt.Sprintf("You have sent %d SMS %s, the most allowed; %s.", used, window, retry)
+	}
+	return fmt.Sprintf("This message takes %d SMS, and %d of the %d allowed %s are left; %s, or send a shorter message.",
+		parts, limit-used, limit, window, retry)
 }

@@ -117,7 +117,7 @@ func (r *Router) refusedFallbacks(ctx context.Context, due []*store.Outbound) (m
 	for i, m := range due {
 		reason, why := r.forbidden(m.Dest)
 		if reason == "" {
-			reason, why = q.take(bares[i])
+			reason, why = q.take(bares[i], m.Parts)
 		}
 		if reason != "" {
 			refused[m.ID] = refusal{reason, why}

@@ -565,7 +565,7 @@ func (r *Router) storeBatch(ctx context.Context, batch []*pending) {
 				r.refused(ctx, p, reason, why)
 				continue
 			}
-			if reason, why := quota.take(bare); why != "" {
+			if reason, why := quota.take(bare, p.msg.Parts); why != "" {
 				r.refused(ctx, p, reason, why)
 				continue
 			}

@@ -1,6 +1,7 @@
 package router_test
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -574,14 +575,19 @@ func TestGlobalAndDailyLimits(t *testing.T) {
 		limits router.Limits
 		from   []jid.JID // the last one is refused
 		text   string
+		body   string // default "x"
 	}{
-		{"global", router.Limits{GlobalMinute: 2}, []jid.JID{alice, bob, alice}, "too many SMS right now"},
-		{"day", router.Limits{PerUserDay: 2}, []jid.JID{alice, alice, alice}, "last 24 hours"},
+		{"global", router.Limits{GlobalMinute: 2}, []jid.JID{alice, bob, alice}, "too many SMS right now", ""},
+		{"day", router.Limits{PerUserDay: 2}, []jid.JID{alice, alice, alice}, "last 24 hours", ""},
+		// The limits count SMS as billed, a part each: two messages of
+		// two parts are four of five; the third does not fit.
+		{"parts", router.Limits{PerUserDay: 5}, []jid.JID{alice, alice, alice},
+			"This message takes 2 SMS, and 1 of the 5 allowed in the last 24 hours are left", strings.Repeat("x", 200)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			f := setup(t, router.Config{Limits: tc.limits})
+			f := setup(t, router.Config{Limits: tc.limits, MaxParts: 10})
 			for i, from := range tc.from {
-				if err := f.r.Outbound(ctx, router.Message{From: from, To: numberJID(phone), ID: fmt.Sprint(i), Body: "x"}); err != nil {
+				if err := f.r.Outbound(ctx, router.Message{From: from, To: numberJID(phone), ID: fmt.Sprint(i), Body: cmp.Or(tc.body, "x")}); err != nil {
 					t.Fatal(err)
 				}
 				if i == len(tc.from)-1 {

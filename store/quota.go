@@ -62,16 +62,19 @@ type userCount struct {
 	n    int
 }
 
-// addUserSMS counts one SMS more for user at at.
-func addUserSMS(cs []userCount, user string, at int64) []userCount {
+// addUserSMS counts n SMS more for user at at.
+func addUserSMS(cs []userCount, user string, at int64, n int) []userCount {
 	for i := range cs {
 		if cs[i].user == user && cs[i].at == at {
-			cs[i].n++
+			cs[i].n += n
 			return cs
 		}
 	}
-	return append(cs, userCount{user, at, 1})
+	return append(cs, userCount{user, at, n})
 }
+
+// billed is the SMS a message goes as: a part each (at least one).
+func billed(m *Outbound) int { return max(m.Parts, 1) }
 
 // userSMS counts, per sender, those of msgs that go as SMS, at at; nil
 // while CountSMSPerUser is off.
@@ -82,7 +85,7 @@ func (s *Store) userSMS(msgs []*Outbound, at int64) []userCount {
 	var cs []userCount
 	for _, m := range msgs {
 		if m.PeerJID == "" {
-			cs = addUserSMS(cs, bare(m.SenderJID), at)
+			cs = addUserSMS(cs, bare(m.SenderJID), at, billed(m))
 		}
 	}
 	return cs
@@ -120,12 +123,12 @@ func userCountArgs(args []any, cs []userCount) []any {
 const countSMS = `INSERT INTO sms_seconds (at, n) VALUES ($1, $2)
 	ON CONFLICT (at) DO UPDATE SET n = sms_seconds.n + excluded.n`
 
-// smsCount is how many of msgs go as SMS.
+// smsCount is how many SMS msgs go as: the parts of those not relayed.
 func smsCount(msgs []*Outbound) int {
 	n := 0
 	for _, m := range msgs {
 		if m.PeerJID == "" {
-			n++
+			n += billed(m)
 		}
 	}
 	return n

@@ -24,7 +24,7 @@ func TestSMSSent(t *testing.T) {
 			t.Helper()
 			var ptrs []*store.Outbound
 			for i := range ms {
-				ms[i].Parts = 1
+				ms[i].Parts = max(ms[i].Parts, 1)
 				ptrs = append(ptrs, &ms[i])
 			}
 			must(t, s.AcceptOutbound(ctx, ptrs))
@@ -50,28 +50,29 @@ func TestSMSSent(t *testing.T) {
 		}
 
 		accept(aliceTo(phoneNum, "a1", "x"), aliceTo(otherPhone, "a2", "y"), bobTo(phoneNum))
-		// A relay to a registered user is no SMS, until it falls back.
+		// A relay to a registered user is no SMS, until it falls back: then
+		// its two parts are two SMS, as the carrier bills them.
 		relay := accept(store.Outbound{SenderJID: aliceJID, SenderNumber: aliceNum, Dest: bobNum, StanzaID: "r", Body: "r", PeerJID: bobJID,
-			FallbackAt: now.Add(30 * time.Second)})[0]
+			FallbackAt: now.Add(30 * time.Second), Parts: 2})[0]
 		check("accepted", store.SMSCounts{Minute: 2, Day: 2}, store.SMSCounts{Minute: 1, Day: 1}, 3)
 
 		now = now.Add(30 * time.Second)
 		if ms, err := s.FallBackIDs(ctx, []int64{relay}, now); err != nil || len(ms) != 1 {
 			t.Fatalf("FallBackIDs = %v, %v", ms, err)
 		}
-		check("fallen back", store.SMSCounts{Minute: 3, Day: 3}, store.SMSCounts{Minute: 1, Day: 1}, 4)
+		check("fallen back", store.SMSCounts{Minute: 4, Day: 4}, store.SMSCounts{Minute: 1, Day: 1}, 5)
 
 		// 45 s later the first three are out of a user's minute; the
 		// relay counts from when it fell back, for the user as for
 		// everyone (the limits check a fallback then).
 		now = now.Add(45 * time.Second)
 		accept(bobTo(otherPhone))
-		check("a minute on", store.SMSCounts{Minute: 1, Day: 3}, store.SMSCounts{Minute: 1, Day: 2}, 2)
+		check("a minute on", store.SMSCounts{Minute: 2, Day: 4}, store.SMSCounts{Minute: 1, Day: 2}, 3)
 
 		// Two hours on, the sweep deletes what no minute reads any more.
 		now = now.Add(2 * time.Hour)
 		accept(bobTo(phoneNum))
-		check("hours on", store.SMSCounts{Minute: 0, Day: 3}, store.SMSCounts{Minute: 1, Day: 3}, 1)
+		check("hours on", store.SMSCounts{Minute: 0, Day: 4}, store.SMSCounts{Minute: 1, Day: 3}, 1)
 		if _, err := s.Sweep(ctx); err != nil {
 			t.Fatal(err)
 		}

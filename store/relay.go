@@ -117,7 +117,7 @@ func (s *Store) fallBack(ctx context.Context, tx *sql.Tx, ids []int64, now time.
 	// senders, as the limits checked them (counted from when they were
 	// sent, they would fall outside the windows the check reads).
 	if len(out) > 0 {
-		if _, err := s.txExec(ctx, tx, countSMS, now.Unix(), len(out)); err != nil {
+		if _, err := s.txExec(ctx, tx, countSMS, now.Unix(), smsCount(out)); err != nil {
 			return nil, err
 		}
 	}
