@@ -532,17 +532,18 @@ func (r *Router) storeBatch(ctx context.Context, batch []*pending) {
 		}
 		p.owner = owner
 		if p.msg == nil {
-			if owner != "" {
-				ok = append(ok, p) // body-less: relayed, never stored
-			} else if p.m.WantReceipt {
+			if p.m.WantReceipt {
 				// Content is what asks for a receipt (XEP-0184), but
-				// there is no text to send: say so rather than leave the
-				// sender waiting for one. Chat states and markers ask
-				// for none.
+				// there is none: say so rather than leave the sender
+				// waiting for one. Whoever has the number: the same
+				// answer for all, or it would tell, for free and without
+				// a word to anyone, which numbers are registered.
 				if err := r.xmpp.SendError(ctx, p.to, p.from, p.m.ID, stanzaErr(stanza.Modify, stanza.NotAcceptable,
-					"The message is empty: there is no text to send as SMS.")); err != nil {
+					"The message is empty: there is no text to send.")); err != nil {
 					r.log.Warn().Err(err).Str("to", p.from.String()).Msg("could not send error to sender")
 				}
+			} else if owner != "" {
+				ok = append(ok, p) // chat states and markers: relayed, never stored
 			}
 			continue
 		}

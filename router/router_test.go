@@ -535,6 +535,32 @@ func TestUnavailableRecipientGoesBySMS(t *testing.T) {
 	}
 }
 
+// TestEmptyAnsweredAlike: a message with no content that asks for a
+// receipt gets the same error whoever has the number, so it cannot tell
+// which numbers are registered; a chat state (no receipt asked) still
+// reaches a registered number's owner.
+func TestEmptyAnsweredAlike(t *testing.T) {
+	f := setup(t, router.Config{})
+	ctx := context.Background()
+	for _, to := range []string{bobNum, phone} {
+		id := "empty-" + to
+		if err := f.r.Outbound(ctx, router.Message{From: alice, To: numberJID(to), ID: id, WantReceipt: true,
+			Payload: []byte(`<active xmlns='http://jabber.org/protocol/chatstates'/>`)}); err != nil {
+			t.Fatal(err)
+		}
+		if s := f.x.next(t, "error"); s.id != id || s.condition != stanza.NotAcceptable || !strings.Contains(s.text, "The message is empty") {
+			t.Fatalf("to %s: %+v", to, s)
+		}
+	}
+	if err := f.r.Outbound(ctx, router.Message{From: alice, To: numberJID(bobNum), ID: "state",
+		Payload: []byte(`<active xmlns='http://jabber.org/protocol/chatstates'/>`)}); err != nil {
+		t.Fatal(err)
+	}
+	if s := f.x.next(t, "relay"); s.id != "state" {
+		t.Fatalf("chat state %+v", s)
+	}
+}
+
 func TestLimits(t *testing.T) {
 	f := setup(t, router.Config{Limits: router.Limits{
 		AllowedRegions: []string{"US", "CA"}, BlockedPrefixes: []string{"+1900"}, PerUserMinute: 2,
