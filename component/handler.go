@@ -422,8 +422,10 @@ func (c *Component) handleIQ(ctx context.Context, t xmlstream.TokenReadEncoder, 
 		if err := s.Payload[0].decode(&req); err != nil {
 			return c.iqError(t, s, errText(stanza.Modify, stanza.BadRequest, "The command request could not be read: "+err.Error()))
 		}
-		if c.cfg.AddressBook != nil && fetchesURL(&req) {
+		if c.cfg.AddressBook != nil && fetchesURL(&req) && c.router.Served(from) {
 			// A download may take seconds: off the stream's one reader.
+			// (Others are refused by handleCommand, without taking one of
+			// the few fetch slots.)
 			if err := c.commandAside(from, *s, &req); err != nil {
 				return c.iqError(t, s, c.asStanzaError(err))
 			}
