@@ -46,11 +46,13 @@ func (c *Component) cmdSettings(ctx context.Context, from jid.JID, req *adhoc.Co
 	if err != nil {
 		return nil, err
 	}
-	form := func() *dataform.Form {
-		fb := "0"
-		if cur.Fallback {
-			fb = "1"
-		}
+	fb, after := "0", strconv.Itoa(int(cur.FallbackAfter/time.Second))
+	if cur.Fallback {
+		fb = "1"
+	}
+	// form shows fb and after: the stored settings, or what the user wrote
+	// when it is sent back to be corrected.
+	form := func(fb, after string) *dataform.Form {
 		return &dataform.Form{
 			Type:  dataform.TypeForm,
 			Title: "Delivery settings",
@@ -58,14 +60,13 @@ func (c *Component) cmdSettings(ctx context.Context, from jid.JID, req *adhoc.Co
 				"If no delivery receipt comes back in time, the gateway can send them as SMS too."},
 			Fields: []dataform.Field{
 				{Var: "fallback", Type: dataform.Boolean, Label: "Send as SMS when XMPP delivery is not confirmed", Values: []string{fb}},
-				dataform.Text(dataform.TextSingle, "fallback_after", "Wait for a receipt (seconds)", false,
-					strconv.Itoa(int(cur.FallbackAfter/time.Second))),
+				dataform.Text(dataform.TextSingle, "fallback_after", "Wait for a receipt (seconds)", false, after),
 			},
 		}
 	}
 	if sess.Stage == 0 {
 		sess.Stage = 1
-		return executing(form(), true), nil
+		return executing(form(fb, after), true), nil
 	}
 	if req.Form == nil {
 		return completed(adhoc.Info, "Nothing was changed."), nil
@@ -73,13 +74,13 @@ func (c *Component) cmdSettings(ctx context.Context, from jid.JID, req *adhoc.Co
 	// Every bad field is named at once, so one resubmission can fix them all.
 	next := cur
 	var bad []adhoc.Note
-	fb, ok := req.Form.Boolean("fallback", cur.Fallback)
+	fallback, ok := req.Form.Boolean("fallback", cur.Fallback)
 	if !ok {
 		v, _ := req.Form.Get("fallback")
 		bad = append(bad, adhoc.Note{Type: adhoc.Error,
 			Text: fmt.Sprintf("Send as SMS: %q is not yes or no (1 or 0).", v)})
 	}
-	next.Fallback = fb
+	next.Fallback = fallback
 	if v, ok := req.Form.Get("fallback_after"); ok && v != "" {
 		secs, err := strconv.Atoi(strings.TrimSuffix(v, "s"))
 		if err != nil || secs < 1 || secs > 86400 {
@@ -89,7 +90,18 @@ func (c *Component) cmdSettings(ctx context.Context, from jid.JID, req *adhoc.Co
 		next.FallbackAfter = time.Duration(secs) * time.Second
 	}
 	if len(bad) > 0 {
-		return executing(form(), true, bad...), nil
+		// Back with what was written, for the user to correct, not undo
+		// (a yes or no read, or else the stored one: a box shows no other).
+		if ok {
+			fb = "0"
+			if fallback {
+				fb = "1"
+			}
+		}
+		if v, ok := req.Form.Get("fallback_after"); ok {
+			after = v
+		}
+		return executing(form(fb, after), true, bad...), nil
 	}
 	if err := c.cfg.Preferences.SetSettings(ctx, user, next); err != nil {
 		return nil, err

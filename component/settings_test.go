@@ -59,6 +59,10 @@ func TestSettingsEveryBadField(t *testing.T) {
 	if m, err := st.SettingsOf(context.Background(), []string{"alice@example.com"}); err != nil || len(m) != 0 {
 		t.Fatalf("saved after bad fields: %v %v", m, err)
 	}
+	// The form comes back with what was written, to correct, not undone.
+	if got := c.String(); !strings.Contains(got, ">-5s</value>") {
+		t.Errorf("form sent back without the values written: %s", got)
+	}
 	// Each alone is named too; the session goes on after a refusal.
 	for i, tc := range [][2]string{{"maybe", "60"}, {"1", "-5s"}} {
 		c = submit("s3"+string(rune('a'+i)), sid, tc[0], tc[1])
