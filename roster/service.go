@@ -409,13 +409,17 @@ func (s *Service) pushOnce(ctx context.Context) bool {
 			done = append(done, group...)
 			continue
 		}
-		items := make([]Item, 0, len(group))
+		var items []Item
 		for _, c := range group {
-			items = append(items, Item{JID: number.E164(c.Number).JID(s.cfg.Component), Name: c.Name, Group: s.cfg.Group, Remove: c.Deleted})
+			if !c.ItemPushed() {
+				items = append(items, Item{JID: number.E164(c.Number).JID(s.cfg.Component), Name: c.Name, Group: s.cfg.Group, Remove: c.Deleted})
+			}
 		}
-		if err := s.pusher.PushRoster(ctx, owner, items); err != nil {
-			s.log.Warn().Err(err).Str("owner", group[0].Owner).Msg("roster push failed; will retry")
-			continue
+		if len(items) > 0 {
+			if err := s.pusher.PushRoster(ctx, owner, items); err != nil {
+				s.log.Warn().Err(err).Str("owner", group[0].Owner).Msg("roster push failed; will retry")
+				continue
+			}
 		}
 		s.pushPresence(ctx, owner, group, owners, sent)
 		done = append(done, group...)

@@ -153,6 +153,41 @@ func TestMutualPresence(t *testing.T) {
 	}
 }
 
+// TestItemsPushedOnce: a contact's roster item is pushed when it is new,
+// renamed in the book, or gone from it; a number registered or released
+// sends its presence only, so the name and group the user gave the item
+// stay, and an item the user removed is not put back.
+func TestItemsPushedOnce(t *testing.T) {
+	s, st, p := service(t)
+	ctx := context.Background()
+	items := func() []string {
+		out := p.items
+		p.items = nil
+		return out
+	}
+	upload(t, s, alice, "Carol, "+carolNum+"\nBob, "+bobNum)
+	drain(t, s)
+	if got := items(); len(got) != 2 {
+		t.Fatalf("first upload pushed %q, want both items", got)
+	}
+	p.take()
+	// Carol registers the number alice has for her: presence, no item.
+	if _, err := st.Bind(ctx, carolNum, carol.String(), "operator"); err != nil {
+		t.Fatal(err)
+	}
+	drain(t, s)
+	if got := items(); len(got) != 0 {
+		t.Errorf("a registration pushed items %q", got)
+	}
+	wantPresences(t, "carol registers", p, "alice@example.com: +12015550142 available SMS")
+	// Renamed in the book: pushed again; bob gone: removed.
+	upload(t, s, alice, "Carol Smith, "+carolNum)
+	drain(t, s)
+	if got, want := items(), []string{"alice@example.com: +12015550142@sms.example.com Carol Smith", "alice@example.com: +12015550177@sms.example.com Bob"}; !slices.Equal(got, want) {
+		t.Errorf("rename and removal pushed %q, want %q", got, want)
+	}
+}
+
 // TestReportMutual: an upload's report tells the registered numbers whose
 // users have the uploader's number (the roster shows them "on XMPP") from
 // those who do not (shown as SMS until they add it), as the presences do.

@@ -21,14 +21,25 @@ type Contact struct {
 	PhotoType string
 	Deleted   bool // gone from the address book; its roster item is still to remove
 
-	mark int64 // the mark DirtyContacts read (see markDirty)
+	mark      int64 // the mark DirtyContacts read (see markDirty)
+	itemDirty bool  // its roster item changed since pushed (DirtyContacts)
 }
+
+// ItemPushed reports whether the contact's roster item, as it is, was
+// pushed already (read by DirtyContacts): only its presence is to send.
+// Pushing the item again would undo the name and group the user gave it,
+// or put back an item the user removed.
+func (c Contact) ItemPushed() bool { return !c.itemDirty }
 
 // markDirty is the SET clause that marks contacts for the roster worker:
 // dirty, and a mark other than the one they had, so a mark made while the
 // worker pushes what it read is not cleared by ContactsPushed. (dirty
 // stays 0 or 1: the worker's read is an equality on its index.)
 const markDirty = `dirty = 1, mark = mark + 1`
+
+// markItem marks, with markDirty, a contact whose roster item changed:
+// new rows are so by default.
+const markItem = `item_dirty = 1, ` + markDirty
 
 // ImportResult counts what an import changed.
 type ImportResult struct {
@@ -151,7 +162,7 @@ func (s *Store) ImportContacts(ctx context.Context, owner string, contacts []Con
 				if photo == nil {
 					photo, ptype = old.Photo, old.PhotoType
 				}
-				_, err = tx.ExecContext(ctx, `UPDATE contacts SET name = $1, photo = $2, photo_type = $3, deleted = 0, `+markDirty+`
+				_, err = tx.ExecContext(ctx, `UPDATE contacts SET name = $1, photo = $2, photo_type = $3, deleted = 0, `+markItem+`
 					WHERE owner = $4 AND number = $5`, c.Name, photo, ptype, owner, c.Number)
 			default:
 				res.Unchanged++
@@ -169,7 +180,7 @@ func (s *Store) ImportContacts(ctx context.Context, owner string, contacts []Con
 					continue
 				}
 				res.Removed++
-				if _, err := tx.ExecContext(ctx, `UPDATE contacts SET deleted = 1, `+markDirty+` WHERE owner = $1 AND number = $2`, owner, n); err != nil {
+				if _, err := tx.ExecContext(ctx, `UPDATE contacts SET deleted = 1, `+markItem+` WHERE owner = $1 AND number = $2`, owner, n); err != nil {
 					return err
 				}
 			}
@@ -257,7 +268,7 @@ func (s *Store) HoldersAmong(ctx context.Context, number string, owners []string
 // DropContacts marks owner's whole address book deleted (the roster worker
 // then removes the items and the rows).
 func (s *Store) DropContacts(ctx context.Context, owner string) error {
-	_, err := s.db.ExecContext(ctx, `UPDATE contacts SET deleted = 1, `+markDirty+` WHERE owner = $1`, owner)
+	_, err := s.db.ExecContext(ctx, `UPDATE contacts SET deleted = 1, `+markItem+` WHERE owner = $1`, owner)
 	if err != nil {
 		return fmt.Errorf("store: drop contacts: %w", err)
 	}
@@ -266,7 +277,7 @@ func (s *Store) DropContacts(ctx context.Context, owner string) error {
 
 // DirtyContacts returns up to limit contacts whose roster items need a push.
 func (s *Store) DirtyContacts(ctx context.Context, limit int) ([]Contact, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT owner, number, name, deleted, mark FROM contacts WHERE dirty = 1 ORDER BY owner, number LIMIT $1`, limit)
+	rows, err := s.db.QueryContext(ctx, `SELECT owner, number, name, deleted, mark, item_dirty FROM contacts WHERE dirty = 1 ORDER BY owner, number LIMIT $1`, limit)
 	if err != nil {
 		return nil, fmt.Errorf("store: dirty contacts: %w", err)
 	}
@@ -274,13 +285,13 @@ func (s *Store) DirtyContacts(ctx context.Context, limit int) ([]Contact, error)
 	var out []Contact
 	for rows.Next() {
 		var (
-			c   Contact
-			del int
+			c         Contact
+			del, item int
 		)
-		if err := rows.Scan(&c.Owner, &c.Number, &c.Name, &del, &c.mark); err != nil {
+		if err := rows.Scan(&c.Owner, &c.Number, &c.Name, &del, &c.mark, &item); err != nil {
 			return nil, err
 		}
-		c.Deleted = del != 0
+		c.Deleted, c.itemDirty = del != 0, item != 0
 		out = append(out, c)
 	}
 	return out, rows.Err()
@@ -305,12 +316,12 @@ func (s *Store) ContactsPushed(ctx context.Context, pushed []Contact) error {
 	// (The VALUES' parameters are text to PostgreSQL: the mark is cast.)
 	del := `DELETE FROM contacts USING (VALUES %s) AS v
 		WHERE v.column1 = contacts.owner AND v.column2 = contacts.number AND CAST(v.column3 AS BIGINT) = contacts.mark AND contacts.deleted = 1`
-	upd := `UPDATE contacts SET dirty = 0 FROM (VALUES %s) AS v
+	upd := `UPDATE contacts SET dirty = 0, item_dirty = 0 FROM (VALUES %s) AS v
 		WHERE v.column1 = contacts.owner AND v.column2 = contacts.number AND CAST(v.column3 AS BIGINT) = contacts.mark AND contacts.deleted = 0`
 	chunk := 1000
 	if s.dialect == sqlite {
 		del = `DELETE FROM contacts WHERE owner = $1 AND number = $2 AND mark = $3 AND deleted = 1`
-		upd = `UPDATE contacts SET dirty = 0 WHERE owner = $1 AND number = $2 AND mark = $3 AND deleted = 0`
+		upd = `UPDATE contacts SET dirty = 0, item_dirty = 0 WHERE owner = $1 AND number = $2 AND mark = $3 AND deleted = 0`
 		chunk = 1
 	}
 	return s.tx(ctx, func(tx *sql.Tx) error {

@@ -228,3 +228,43 @@ func TestMarkDuringPush(t *testing.T) {
 		}
 	})
 }
+
+// TestItemDirtyMigration: on upgrade, contacts already pushed count as
+// pushed (a registration then sends their presence only), and those still
+// waiting are pushed whole; after it, a registration marks presence only.
+func TestItemDirtyMigration(t *testing.T) { dsns(t, testItemDirtyMigration) }
+
+func testItemDirtyMigration(t *testing.T, dsn string) {
+	ctx := context.Background()
+	s := openStore(t, dsn)
+	owner := "a@example.com"
+	book := []store.Contact{{Owner: owner, Number: "+12015550101", Name: "Pushed"}, {Owner: owner, Number: "+12015550102", Name: "Waiting"}}
+	if _, err := s.ImportContacts(ctx, owner, book, true, 0, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	dirty, err := s.DirtyContacts(ctx, 10)
+	if err != nil || len(dirty) != 2 {
+		t.Fatalf("DirtyContacts = %v, %v", dirty, err)
+	}
+	must(t, s.ContactsPushed(ctx, dirty[:1]))
+	// As before the migration.
+	v := store.MigrationVersion("ADD COLUMN item_dirty")
+	must(t, store.Exec(s, `DELETE FROM schema_migrations WHERE version = $1`, v))
+	must(t, store.Exec(s, `ALTER TABLE contacts DROP COLUMN item_dirty`))
+	s.Close()
+
+	s = openStore(t, dsn)
+	defer s.Close()
+	if _, err := s.Bind(ctx, "+12015550101", "b@example.com", "operator"); err != nil {
+		t.Fatal(err)
+	}
+	dirty, err = s.DirtyContacts(ctx, 10)
+	if err != nil || len(dirty) != 2 {
+		t.Fatalf("DirtyContacts after the upgrade = %v, %v", dirty, err)
+	}
+	for _, c := range dirty {
+		if want := c.Name == "Pushed"; c.ItemPushed() != want {
+			t.Errorf("%s: ItemPushed %v, want %v", c.Name, c.ItemPushed(), want)
+		}
+	}
+}

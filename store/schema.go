@@ -323,6 +323,13 @@ var migrations = []string{
 	// SQLite: 376–400 ms before, 239–285 ms after).
 	`DROP INDEX contacts_dirty;
 	CREATE INDEX contacts_dirty ON contacts (owner, number) WHERE dirty = 1`,
+	// Whether a dirty contact's roster item changed (new, renamed, gone),
+	// beside dirty, which a change of its presence alone sets too (a number
+	// registered or released): only a changed item is pushed again, for a
+	// push undid the name and group the user gave the item, and put back
+	// one the user had removed. Those clean now were pushed as they are.
+	`ALTER TABLE contacts ADD COLUMN item_dirty SMALLINT NOT NULL DEFAULT 1;
+	UPDATE contacts SET item_dirty = 0 WHERE dirty = 0`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {
