@@ -98,6 +98,10 @@ func (c *Component) cmdAddressBook(ctx context.Context, from jid.JID, req *adhoc
 	return reportCommand(rep, !fetched), nil
 }
 
+// noNumberYet tells a user who imported contacts without a number of
+// their own that they cannot write to them yet.
+const noNumberYet = "You have no phone number on this gateway yet: register one (the command \"Register a phone number\") to write to these contacts."
+
 // count is n with the noun for one or for many: "1 contact", "2 contacts".
 func count(n int, one, many string) string {
 	if n == 1 {
@@ -109,7 +113,7 @@ func count(n int, one, many string) string {
 // reach sums up how a report's contacts are reached.
 func reach(rep *roster.Report) string {
 	s := fmt.Sprintf("%d on XMPP", rep.OnXMPP())
-	if n := rep.NotMutual(); n > 0 {
+	if n := rep.NotMutual(); n > 0 && rep.Own != "" {
 		s += fmt.Sprintf(" (%d without your number yet, shown as SMS in your roster until they add it)", n)
 	}
 	s += fmt.Sprintf(", %d by SMS", rep.BySMS())
@@ -125,6 +129,9 @@ func reach(rep *roster.Report) string {
 func reportCommand(rep *roster.Report, quote bool) *adhoc.Command {
 	cmd := completed(adhoc.Info, fmt.Sprintf("%s: %s. Added %d, changed %d, removed %d.",
 		count(len(rep.Entries), "contact", "contacts"), reach(rep), rep.Added, rep.Changed, rep.Removed))
+	if rep.Own == "" {
+		cmd.Notes = append(cmd.Notes, adhoc.Note{Type: adhoc.Warn, Text: noNumberYet})
+	}
 	if len(rep.Problems) > 0 {
 		var b strings.Builder
 		if len(rep.Problems) == 1 {
@@ -445,6 +452,9 @@ func (c *Component) handleRosterX(ctx context.Context, from jid.JID, e element) 
 		text = "The contacts could not be imported; try again later."
 	default:
 		text = fmt.Sprintf("Added %s (%d already known): %s.", count(rep.Added, "contact", "contacts"), rep.Changed+rep.Unchanged, reach(rep))
+		if rep.Own == "" {
+			text += " " + noNumberYet
+		}
 		if skipped > 0 {
 			text += " " + count(skipped, "other item was not a phone number to add: left out.", "other items were not phone numbers to add: left out.")
 		}

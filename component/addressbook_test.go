@@ -128,3 +128,19 @@ func TestPublicAddr(t *testing.T) {
 		}
 	}
 }
+
+// TestReportWithoutNumber: a user with no number of their own is told they
+// cannot write to the contacts yet, and not that contacts will see "their
+// number".
+func TestReportWithoutNumber(t *testing.T) {
+	rep := &roster.Report{Entries: []roster.Entry{{Name: "Bob", Number: "+12015550177", OnXMPP: true}}}
+	got := notesOf(reportCommand(rep, true))
+	if !strings.Contains(got, "You have no phone number on this gateway yet") || strings.Contains(got, "without your number yet") {
+		t.Errorf("without a number: %s", got)
+	}
+	rep.Own = "+12015550100"
+	got = notesOf(reportCommand(rep, true))
+	if strings.Contains(got, "no phone number on this gateway") || !strings.Contains(got, "1 without your number yet") {
+		t.Errorf("with a number: %s", got)
+	}
+}

@@ -115,6 +115,7 @@ type Entry struct {
 // Report says what an import did.
 type Report struct {
 	store.ImportResult
+	Own      number.E164 // the uploader's own number; "" when they have none yet
 	Format   addressbook.Format
 	Entries  []Entry // the whole address book after the import, sorted by name
 	Problems []addressbook.Problem
@@ -233,6 +234,7 @@ func (s *Service) apply(ctx context.Context, owner jid.JID, contacts []addressbo
 	}
 	refused := s.refused(book, owners)
 	own, holders := s.holders(ctx, bare, book, owners)
+	rep.Own = number.E164(own)
 	for i, c := range book {
 		o := owners[c.Number]
 		rep.Entries = append(rep.Entries, Entry{Name: c.Name, Number: number.E164(c.Number), OnXMPP: o != "",
