@@ -204,9 +204,10 @@ func (s *Service) Merge(ctx context.Context, owner jid.JID, contacts []addressbo
 
 func (s *Service) apply(ctx context.Context, owner jid.JID, contacts []addressbook.Contact, replace bool) (*Report, error) {
 	bare := owner.Bare().String()
+	names := itemNames(contacts)
 	in := make([]store.Contact, 0, len(contacts))
-	for _, c := range contacts {
-		in = append(in, store.Contact{Owner: bare, Number: c.Number.String(), Name: c.Name, Photo: c.Photo, PhotoType: c.PhotoType})
+	for i, c := range contacts {
+		in = append(in, store.Contact{Owner: bare, Number: c.Number.String(), Name: names[i], Photo: c.Photo, PhotoType: c.PhotoType})
 	}
 	res, err := s.store.ImportContacts(ctx, bare, in, replace, s.cfg.DailyLookups, s.now())
 	var le *store.LookupLimitError
@@ -243,6 +244,44 @@ func (s *Service) apply(ctx context.Context, owner jid.JID, contacts []addressbo
 	s.log.Info().Str("owner", bare).Int("added", res.Added).Int("changed", res.Changed).Int("removed", res.Removed).
 		Int("contacts", len(book)).Msg("address book imported")
 	return rep, nil
+}
+
+// itemNames are the roster names of contacts: each one's name, told apart
+// where one person has several numbers (a mobile and a work phone would
+// be two items of the same name) by the number's label, or where labels
+// do not tell them apart either, by its last four digits.
+func itemNames(contacts []addressbook.Contact) []string {
+	out := make([]string, len(contacts))
+	count := make(map[string]int, len(contacts)) // name: numbers
+	shared := false
+	for i, c := range contacts {
+		out[i] = c.Name
+		if c.Name != "" {
+			count[c.Name]++
+			shared = shared || count[c.Name] > 1
+		}
+	}
+	if !shared {
+		return out
+	}
+	labels := make(map[[2]string]int) // (name, label): numbers, of names on several
+	for _, c := range contacts {
+		if count[c.Name] > 1 {
+			labels[[2]string{c.Name, c.Label}]++
+		}
+	}
+	for i, c := range contacts {
+		if c.Name == "" || count[c.Name] < 2 {
+			continue
+		}
+		if c.Label != "" && labels[[2]string{c.Name, c.Label}] == 1 {
+			out[i] = c.Name + " (" + c.Label + ")"
+			continue
+		}
+		d := c.Number.Digits()
+		out[i] = c.Name + " (…" + d[max(0, len(d)-4):] + ")"
+	}
+	return out
 }
 
 // Forget deletes owner's address book and, through the worker, the roster

@@ -11,6 +11,7 @@ import (
 	"github.com/rs/zerolog"
 	"mellium.im/xmpp/jid"
 
+	"switchboard/roster/addressbook"
 	"switchboard/router"
 	"switchboard/store"
 	"switchboard/store/storetest"
@@ -305,5 +306,23 @@ func TestUnreachableMany(t *testing.T) {
 		if gb := strings.HasPrefix(e.Number.String(), "+44"); gb != strings.Contains(e.Unreachable, "(GB)") {
 			t.Errorf("%s %s: unreachable %q", e.Name, e.Number, e.Unreachable)
 		}
+	}
+}
+
+// TestItemNames: one person's numbers are told apart in the roster by
+// their labels, or by their last digits where labels do not.
+func TestItemNames(t *testing.T) {
+	got := itemNames([]addressbook.Contact{
+		{Name: "Bob Builder", Number: "+12015550101", Label: "cell"},
+		{Name: "Bob Builder", Number: "+12015550102", Label: "work"},
+		{Name: "Alice", Number: "+12015550103", Label: "mobile"},
+		{Name: "Ann", Number: "+12015550104", Label: "mobile"},
+		{Name: "Ann", Number: "+12015550105", Label: "mobile"},
+		{Number: "+12015550106"},
+		{Number: "+12015550107"},
+	})
+	want := []string{"Bob Builder (cell)", "Bob Builder (work)", "Alice", "Ann (…0104)", "Ann (…0105)", "", ""}
+	if !slices.Equal(got, want) {
+		t.Errorf("itemNames = %q, want %q", got, want)
 	}
 }
