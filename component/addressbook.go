@@ -17,6 +17,7 @@ import (
 	"sync"
 	"syscall"
 	"time"
+	"unicode"
 
 	"mellium.im/xmlstream"
 	"mellium.im/xmpp/jid"
@@ -539,8 +540,20 @@ func (c *Component) gatewayQuery(ctx context.Context, from jid.JID, typ string, 
 // the requester's own address book gives it. A national number is read in
 // the default region, as disco#info and the router read it.
 func (c *Component) vcardOf(ctx context.Context, from, to jid.JID) (xml.TokenReader, error) {
+	text := func(name, s string) xml.TokenReader { return textElem(xml.Name{Local: name}, s) }
+	vcard := func(parts ...xml.TokenReader) xml.TokenReader {
+		return xmlstream.Wrap(xmlstream.MultiReader(parts...), xml.StartElement{Name: xml.Name{Space: nsVCardTmp, Local: "vCard"}})
+	}
 	n, err := number.FromJID(to, c.cfg.DefaultRegion)
 	if err != nil {
+		// A service's short code or sender name (messages come from
+		// them): named as it is, as clients show a contact.
+		switch l := to.Localpart(); {
+		case number.IsShortCode(l):
+			return vcard(text("FN", l), xmlstream.Wrap(text("NUMBER", l), xml.StartElement{Name: xml.Name{Local: "TEL"}})), nil
+		case strings.IndexFunc(l, unicode.IsLetter) >= 0:
+			return vcard(text("FN", l)), nil
+		}
 		return nil, errText(stanza.Cancel, stanza.ItemNotFound, "Not a phone number.")
 	}
 	var rel roster.Relation
@@ -549,7 +562,6 @@ func (c *Component) vcardOf(ctx context.Context, from, to jid.JID) (xml.TokenRea
 			return nil, err
 		}
 	}
-	text := func(name, s string) xml.TokenReader { return textElem(xml.Name{Local: name}, s) }
 	fn := rel.Name
 	if fn == "" {
 		fn = n.String()
@@ -566,7 +578,7 @@ func (c *Component) vcardOf(ctx context.Context, from, to jid.JID) (xml.TokenRea
 		parts = append(parts, xmlstream.Wrap(xmlstream.MultiReader(text("TYPE", typ), text("BINVAL", base64.StdEncoding.EncodeToString(rel.Photo))),
 			xml.StartElement{Name: xml.Name{Local: "PHOTO"}}))
 	}
-	return xmlstream.Wrap(xmlstream.MultiReader(parts...), xml.StartElement{Name: xml.Name{Space: nsVCardTmp, Local: "vCard"}}), nil
+	return vcard(parts...), nil
 }
 
 // statusShortCode is the status of a short code's JID.

@@ -1119,6 +1119,24 @@ func transcripts() []transcript {
 			want: []want{iqError("abc@sms.example.com", testAlice, "i42", "modify", "jid-malformed", "not a phone number")},
 		},
 		{
+			name: "vcard of a short code: named as it is",
+			in:   `<iq type='get' id='v3' from='alice@example.com/r' to='72345@sms.example.com'><vCard xmlns='vcard-temp'/></iq>`,
+			want: []want{iqResult("72345@sms.example.com", testAlice, "v3", func(t *testing.T, n node) {
+				if v := n.children("vcard-temp", "vCard"); len(v) != 1 || !strings.Contains(v[0].String(), ">72345</FN>") {
+					t.Errorf("want a vCard named 72345 in %s", n)
+				}
+			})},
+		},
+		{
+			name: "vcard of a name that is no number",
+			in:   `<iq type='get' id='v4' from='alice@example.com/r' to='MyBank@sms.example.com'><vCard xmlns='vcard-temp'/></iq>`,
+			want: []want{iqResult("MyBank@sms.example.com", testAlice, "v4", func(t *testing.T, n node) {
+				if v := n.children("vcard-temp", "vCard"); len(v) != 1 || !strings.Contains(strings.ToLower(v[0].String()), ">mybank</fn>") || strings.Contains(v[0].String(), "TEL") {
+					t.Errorf("want a vCard named MyBank without a number in %s", n)
+				}
+			})},
+		},
+		{
 			name: "disco#items to a number: no items",
 			in:   `<iq type='get' id='i43' from='alice@example.com/r' to='+12015550123@sms.example.com'><query xmlns='http://jabber.org/protocol/disco#items'/></iq>`,
 			want: []want{iqResult(testNumber, testAlice, "i43", hasQuery(nsDiscoItems, "", func(t *testing.T, q node) {
