@@ -300,13 +300,13 @@ func (s *Store) commitBatch(batch []*groupOp) {
 		ctx = context.WithoutCancel(batch[0].ctx)
 	}
 	var err error
-	start := time.Now()
 	if run := s.oneStatement(batch); run != nil {
+		start := time.Now()
 		err = run(ctx)
+		s.committed(len(batch), start)
 	} else {
 		err = s.runGroupTx(ctx, batch)
 	}
-	s.committed(len(batch), start)
 	if err == nil || len(batch) == 1 {
 		for _, op := range batch {
 			op.done <- err
@@ -316,10 +316,7 @@ func (s *Store) commitBatch(batch []*groupOp) {
 	// One failed (or the commit did): each on its own, so only the
 	// failing one reports an error.
 	for _, op := range batch {
-		start := time.Now()
-		err := s.runGroupTx(context.WithoutCancel(op.ctx), []*groupOp{op})
-		s.committed(1, start)
-		op.done <- err
+		op.done <- s.runGroupTx(context.WithoutCancel(op.ctx), []*groupOp{op})
 	}
 }
 
@@ -354,13 +351,17 @@ func (s *Store) oneStatement(batch []*groupOp) func(context.Context) error {
 }
 
 // runGroupTx runs batch in a transaction of its own and, once it
-// committed, hands the notices it raised to the notice sink.
+// committed, reports the commit (OnCommit) and then hands the notices it
+// raised to the notice sink: whoever sees a notice's effect (a receipt at
+// a client) sees the commit counted.
 func (s *Store) runGroupTx(ctx context.Context, batch []*groupOp) error {
 	var ns []Notice
+	start := time.Now()
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		ns = ns[:0]
 		return s.runGroup(tx, batch, &ns)
 	})
+	s.committed(len(batch), start)
 	if err == nil && len(ns) > 0 {
 		s.handoff.sink(ns)
 	}
