@@ -123,7 +123,7 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 		return nil, fmt.Errorf("store: DSN must start with sqlite: or postgres://, got %q", redact(dsn))
 	}
 	if err != nil {
-		return nil, fmt.Errorf("store: open: %w", err)
+		return nil, fmt.Errorf("store: open: %w", scrub(err, dsn))
 	}
 	if err := s.db.PingContext(ctx); err != nil {
 		s.closeDBs()
@@ -196,10 +196,8 @@ func redact(dsn string) string {
 	if err != nil {
 		return "(a DSN that is no valid URL)"
 	}
-	if u.User != nil {
-		if _, ok := u.User.Password(); ok {
-			u.User = url.UserPassword(u.User.Username(), "xxxxx")
-		}
+	if _, ok := u.User.Password(); ok {
+		u.User = url.UserPassword(u.User.Username(), "xxxxx")
 	}
 	if q := u.Query(); q.Has("password") {
 		q.Set("password", "xxxxx") // lib/pq reads one there too
@@ -208,40 +206,46 @@ func redact(dsn string) string {
 	return u.String()
 }
 
-// scrub hides the DSN's password wherever err's text would show it.
-func scrub(err error, dsn string) error {
-	u, perr := url.Parse(dsn)
-	if perr != nil {
-		return err
+// dsnSecrets are the passwords a DSN holds (in its user info, and as a
+// password parameter, which lib/pq reads too), as written and as read,
+// each followed by "xxxxx", as strings.NewReplacer takes them.
+func dsnSecrets(dsn string) []string {
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return nil
 	}
-	var secrets []string
-	if u.User != nil {
-		if pw, ok := u.User.Password(); ok && pw != "" {
-			secrets = append(secrets, pw)
+	var pairs []string
+	add := func(read, written string) {
+		if read != "" {
+			pairs = append(pairs, read, "xxxxx")
+			if written != read {
+				pairs = append(pairs, written, "xxxxx")
+			}
 		}
 	}
-	if pw := u.Query().Get("password"); pw != "" {
-		secrets = append(secrets, pw)
+	if pw, _ := u.User.Password(); pw != "" {
+		add(pw, strings.TrimPrefix(url.UserPassword("", pw).String(), ":"))
 	}
-	if len(secrets) == 0 {
-		return err
+	pw := u.Query().Get("password")
+	add(pw, url.QueryEscape(pw))
+	return pairs
+}
+
+// scrub hides the DSN's password wherever err's text would show it.
+func scrub(err error, dsn string) error {
+	if pairs := dsnSecrets(dsn); len(pairs) > 0 {
+		return scrubbed{err, strings.NewReplacer(pairs...)}
 	}
-	return scrubbed{err, secrets}
+	return err
 }
 
 // scrubbed is an error whose text hides secrets; it unwraps to the error.
 type scrubbed struct {
 	err     error
-	secrets []string
+	secrets *strings.Replacer
 }
 
-func (e scrubbed) Error() string {
-	s := e.err.Error()
-	for _, secret := range e.secrets {
-		s = strings.ReplaceAll(s, secret, "xxxxx")
-	}
-	return s
-}
+func (e scrubbed) Error() string { return e.secrets.Replace(e.err.Error()) }
 
 func (e scrubbed) Unwrap() error { return e.err }
 

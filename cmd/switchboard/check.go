@@ -236,19 +236,7 @@ func storeProblem(dsn string, err error) string {
 	case isNetError(err):
 		return fmt.Sprintf("cannot connect to PostgreSQL at %s: %s (is PostgreSQL running there, and is store.dsn right?)", addr, netProblem(err))
 	}
-	return fmt.Sprintf("PostgreSQL at %s: %s", addr, scrub(err.Error(), u))
-}
-
-// scrub removes the password of u from s.
-func scrub(s string, u *url.URL) string {
-	pw, _ := u.User.Password()
-	if pw == "" {
-		pw = u.Query().Get("password")
-	}
-	if pw == "" {
-		return s
-	}
-	return strings.ReplaceAll(s, pw, "xxxxx")
+	return fmt.Sprintf("PostgreSQL at %s: %s", addr, err) // store.Open hides the password
 }
 
 // checkXMPP connects to the component port and performs the XEP-0114
