@@ -46,13 +46,14 @@ func (c *Component) cmdSettings(ctx context.Context, from jid.JID, req *adhoc.Co
 	if err != nil {
 		return nil, err
 	}
-	fb, after := "0", strconv.Itoa(int(cur.FallbackAfter/time.Second))
-	if cur.Fallback {
-		fb = "1"
-	}
-	// form shows fb and after: the stored settings, or what the user wrote
-	// when it is sent back to be corrected.
-	form := func(fb, after string) *dataform.Form {
+	// form shows fallback and after: the stored settings, or what the user
+	// wrote when it is sent back to be corrected.
+	stored := strconv.Itoa(int(cur.FallbackAfter / time.Second))
+	form := func(fallback bool, after string) *dataform.Form {
+		fb := "0"
+		if fallback {
+			fb = "1"
+		}
 		return &dataform.Form{
 			Type:  dataform.TypeForm,
 			Title: "Delivery settings",
@@ -66,7 +67,7 @@ func (c *Component) cmdSettings(ctx context.Context, from jid.JID, req *adhoc.Co
 	}
 	if sess.Stage == 0 {
 		sess.Stage = 1
-		return executing(form(fb, after), true), nil
+		return executing(form(cur.Fallback, stored), true), nil
 	}
 	if req.Form == nil {
 		return completed(adhoc.Info, "Nothing was changed."), nil
@@ -91,17 +92,13 @@ func (c *Component) cmdSettings(ctx context.Context, from jid.JID, req *adhoc.Co
 	}
 	if len(bad) > 0 {
 		// Back with what was written, for the user to correct, not undo
-		// (a yes or no read, or else the stored one: a box shows no other).
-		if ok {
-			fb = "0"
-			if fallback {
-				fb = "1"
-			}
-		}
+		// (the box: the yes or no read, else the stored one, as Boolean
+		// gives it).
+		after := stored
 		if v, ok := req.Form.Get("fallback_after"); ok {
 			after = v
 		}
-		return executing(form(fb, after), true, bad...), nil
+		return executing(form(fallback, after), true, bad...), nil
 	}
 	if err := c.cfg.Preferences.SetSettings(ctx, user, next); err != nil {
 		return nil, err
