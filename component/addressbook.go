@@ -17,7 +17,6 @@ import (
 	"sync"
 	"syscall"
 	"time"
-	"unicode"
 
 	"mellium.im/xmlstream"
 	"mellium.im/xmpp/jid"
@@ -551,7 +550,7 @@ func (c *Component) vcardOf(ctx context.Context, from, to jid.JID) (xml.TokenRea
 		switch l := to.Localpart(); {
 		case number.IsShortCode(l):
 			return vcard(text("FN", l), xmlstream.Wrap(text("NUMBER", l), xml.StartElement{Name: xml.Name{Local: "TEL"}})), nil
-		case strings.IndexFunc(l, unicode.IsLetter) >= 0:
+		case number.IsName(l):
 			return vcard(text("FN", l)), nil
 		}
 		return nil, errText(stanza.Cancel, stanza.ItemNotFound, "Not a phone number.")

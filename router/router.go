@@ -15,7 +15,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-	"unicode"
 
 	"github.com/rs/zerolog"
 	"mellium.im/xmpp/jid"
@@ -339,7 +338,7 @@ func (r *Router) Outbound(ctx context.Context, m Message) error {
 			return nil
 		}
 		code := m.To.Localpart()
-		if strings.IndexFunc(code, unicode.IsLetter) >= 0 {
+		if number.IsName(code) {
 			// A sender name (a bank's, say), or a name written by mistake.
 			return stanzaErr(stanza.Modify, stanza.JIDMalformed,
 				fmt.Sprintf("%q is a name, not a phone number: an SMS goes only to a number, so an SMS from a sender name cannot be answered. "+

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"unicode"
 
 	"github.com/nyaruka/phonenumbers"
 	"mellium.im/xmpp/jid"
@@ -202,6 +203,11 @@ func FromDigits(digits string) (E164, error) {
 func IsShortCode(s string) bool {
 	return len(s) >= 3 && len(s) <= 6 && strings.Trim(s, "0123456789") == ""
 }
+
+// IsName tells whether s, the localpart of an address on the component,
+// is a name rather than a number: it holds a letter. Services send SMS
+// under such names ("MyBank"), which no SMS can be sent to.
+func IsName(s string) bool { return strings.IndexFunc(s, unicode.IsLetter) >= 0 }
 
 // JID returns the number's JID on the component domain.
 func (n E164) JID(component jid.JID) jid.JID {

@@ -155,3 +155,13 @@ func TestParseRemembers(t *testing.T) {
 		t.Errorf("Parse(12) again = %v, want ErrInvalid", err)
 	}
 }
+
+// TestIsName: a localpart with a letter is a sender's name; digits, with
+// or without a plus, are not.
+func TestIsName(t *testing.T) {
+	for s, want := range map[string]bool{"MyBank": true, "pizza": true, "x12": true, "Ёлка": true, "+12015550123": false, "72345": false, "": false} {
+		if got := number.IsName(s); got != want {
+			t.Errorf("IsName(%q) = %v, want %v", s, got, want)
+		}
+	}
+}
