@@ -324,12 +324,49 @@ const finalCond = `((direction = 'out' AND (state || '') IN ('delivered', 'faile
 // (see finalCond), with their parts, and returns how many it deleted.
 // Messages still on their way are kept, however old.
 func (s *Store) Prune(ctx context.Context, before time.Time) (int64, error) {
-	n, err := s.inBatches(ctx, `DELETE FROM messages WHERE id IN (SELECT id FROM messages WHERE created_at < $1 AND `+finalCond+` ORDER BY created_at LIMIT $2)`,
-		before.UnixMilli())
+	const batch = `SELECT id FROM messages WHERE created_at < $1 AND ` + finalCond + ` ORDER BY created_at LIMIT $2`
+	var (
+		n   int64
+		err error
+	)
+	if s.dialect == postgres {
+		n, err = s.inBatches(ctx, `DELETE FROM messages WHERE id IN (`+batch+`)`, before.UnixMilli())
+	} else {
+		n, err = s.pruneSQLite(ctx, batch, before.UnixMilli())
+	}
 	if err != nil {
 		return n, fmt.Errorf("store: prune: %w", err)
 	}
 	return n, nil
+}
+
+// pruneSQLite is Prune on SQLite, which enforces no foreign keys (see
+// Open): each batch deletes its messages' parts, then the messages, in one
+// transaction on the single writer, so both statements select the same
+// messages. Notices need no deleting: a message with one is not final.
+func (s *Store) pruneSQLite(ctx context.Context, batch string, before int64) (int64, error) {
+	var total int64
+	for {
+		var n int64
+		err := s.tx(ctx, func(tx *sql.Tx) error {
+			if _, err := tx.ExecContext(ctx, `DELETE FROM parts WHERE message_id IN (`+batch+`)`, before, pruneBatch); err != nil {
+				return err
+			}
+			res, err := tx.ExecContext(ctx, `DELETE FROM messages WHERE id IN (`+batch+`)`, before, pruneBatch)
+			if err != nil {
+				return err
+			}
+			n, err = res.RowsAffected()
+			return err
+		})
+		if err != nil {
+			return total, err
+		}
+		total += n
+		if n < pruneBatch || ctx.Err() != nil {
+			return total, ctx.Err()
+		}
+	}
 }
 
 // inBatches runs q, a statement on at most pruneBatch rows whose last

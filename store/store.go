@@ -88,7 +88,15 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 		q.Add("_pragma", "journal_mode(WAL)")
 		q.Add("_pragma", "synchronous(FULL)")
 		q.Add("_pragma", "busy_timeout(10000)")
-		q.Add("_pragma", "foreign_keys(1)")
+		// No foreign keys: parts and notices name their message, and a
+		// batch of new messages in one multi-row INSERT made SQLite look
+		// each one up in both (fkScanChildren, for the deferred-violation
+		// count), besides the parent check of every part and notice
+		// inserted. Off, a message costs about 10 % less CPU at full speed
+		// (BENCHMARKS.md, nineteenth session). The store writes those rows
+		// only for messages it holds, and Prune deletes a message's parts
+		// with it (pruneSQLite). PostgreSQL keeps its foreign keys.
+		q.Add("_pragma", "foreign_keys(0)")
 		// Statement journals in memory, not in a temporary file: every
 		// statement of a transaction that may need undoing on its own
 		// (an upsert, RETURNING) wrote one, two write(2)s a page.
