@@ -505,6 +505,9 @@ func (s *Service) holders(ctx context.Context, viewer string, book []store.Conta
 const (
 	StatusXMPP = "on XMPP"
 	StatusSMS  = "SMS"
+	// StatusNoNumber: the viewer has no number on the gateway, so no
+	// message of theirs gets through to any number.
+	StatusNoNumber = "register a number of your own to write"
 )
 
 // pushPresence sends the presence of the number JIDs in group, contacts of
@@ -536,6 +539,9 @@ func (s *Service) pushPresence(ctx context.Context, owner jid.JID, group []store
 		if !c.Deleted {
 			mutual := holders[o] || o != "" && c.Number == own // own number in own book
 			status, avail := s.presenceOf(c.Number, o != "", mutual)
+			if own == "" {
+				status, avail = StatusNoNumber, false
+			}
 			send(c.Number, owner, avail, status)
 		}
 		if holders[o] {
@@ -550,12 +556,14 @@ func (s *Service) pushPresence(ctx context.Context, owner jid.JID, group []store
 	}
 }
 
-// presenceOf is the presence of a number JID: a registered number whose
-// owner and the viewer have each other's numbers (mutual) is "on XMPP";
-// any other registered number (a message to it is relayed over XMPP) and
-// every number SMS may go to says "SMS". Those are available, since a
-// message to them gets through; a number the SMS limits forbid, not
-// registered, is unavailable, and its status says why.
+// presenceOf is the presence of a number JID to a viewer with a number of
+// their own: a registered number whose owner and the viewer have each
+// other's numbers (mutual) is "on XMPP"; any other registered number (a
+// message to it is relayed over XMPP) and every number SMS may go to says
+// "SMS". Those are available, since a message to them gets through; a
+// number the SMS limits forbid, not registered, is unavailable, and its
+// status says why. To a viewer with no number every number JID is
+// unavailable (StatusNoNumber): the router refuses their messages.
 func (s *Service) presenceOf(num string, registered, mutual bool) (string, bool) {
 	switch {
 	case mutual:
@@ -602,6 +610,9 @@ func (s *Service) forbidden(num string) (why string) {
 
 // PresenceFor answers a presence probe from requester for a number JID.
 func (s *Service) PresenceFor(ctx context.Context, requester jid.JID, num string) (status string, available bool) {
+	if _, err := s.store.NumberOf(ctx, requester.Bare().String()); errors.Is(err, store.ErrNotFound) {
+		return StatusNoNumber, false
+	}
 	rel, err := s.Relation(ctx, requester, num)
 	if err != nil {
 		return StatusSMS, true

@@ -133,8 +133,12 @@ func TestMutualPresence(t *testing.T) {
 	// Carol has bob, and registers the number bob has for her: mutual.
 	upload(t, s, carol, "Bob, "+bobNum)
 	drain(t, s)
+	// With no number of her own, nothing she writes gets through.
 	wantPresences(t, "carol, not registered, has bob", p,
-		"carol@example.com: +12015550177 available SMS")
+		"carol@example.com: +12015550177 unavailable "+StatusNoNumber)
+	if status, avail := s.PresenceFor(ctx, carol, bobNum); status != StatusNoNumber || avail {
+		t.Errorf("carol's probe of bob, with no number = %q %v", status, avail)
+	}
 	if _, err := st.Bind(ctx, carolNum, carol.String(), "operator"); err != nil {
 		t.Fatal(err)
 	}
@@ -152,6 +156,17 @@ func TestMutualPresence(t *testing.T) {
 	if status, avail := s.PresenceFor(ctx, alice, bobNum); status != StatusSMS || !avail {
 		t.Errorf("alice's probe of bob after = %q %v", status, avail)
 	}
+
+	// Dave verifies carol's number: carol has none left, and bob's
+	// carol is dave now, who does not have bob's number.
+	if _, err := st.Bind(ctx, carolNum, "dave@example.com", "operator"); err != nil {
+		t.Fatal(err)
+	}
+	s.Wake()
+	drain(t, s)
+	wantPresences(t, "carol loses her number", p,
+		"bob@example.com: +12015550142 available SMS",
+		"carol@example.com: +12015550177 unavailable "+StatusNoNumber)
 }
 
 // TestItemsPushedOnce: a contact's roster item is pushed when it is new,
