@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"switchboard/smsgw/smsc"
@@ -26,6 +27,7 @@ func cmdSMSCSim(ctx context.Context, args []string, stderr io.Writer) error {
 		mode     = fs.String("receipt-mode", "text", "receipt form: text, tlv, data_sm")
 		idFormat = fs.String("id-format", "hex", "message ids in submit_sm_resp: hex or decimal")
 		level    = fs.String("log-level", "info", "log level")
+		hosts    = fs.String("http-host", "", "comma-separated host names the page is reached by, besides IP addresses and localhost (others get 421)")
 	)
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -57,7 +59,13 @@ func cmdSMSCSim(ctx context.Context, args []string, stderr io.Writer) error {
 			srv.Close()
 			return err
 		}
-		hs = &http.Server{Handler: srv.HTTPHandler(), ReadHeaderTimeout: 5 * time.Second}
+		var names []string
+		for n := range strings.SplitSeq(*hosts, ",") {
+			if n = strings.TrimSpace(n); n != "" {
+				names = append(names, n)
+			}
+		}
+		hs = &http.Server{Handler: srv.HTTPHandler(names...), ReadHeaderTimeout: 5 * time.Second}
 		go func() { errc <- hs.Serve(hln) }()
 		log.Info().Str("http", "http://"+hln.Addr().String()+"/").Msg("simulator page")
 	}

@@ -10,6 +10,7 @@ import (
 	"html/template"
 	"io/fs"
 	"mime"
+	"net"
 	"net/http"
 	"slices"
 	"strings"
@@ -33,7 +34,42 @@ import (
 //
 // The page and /phones show the messages sent from phones through this
 // handler's POST /mo; each handler keeps its own list of them.
-func (s *Server) HTTPHandler() http.Handler {
+//
+// The simulator shows what gateways send to phones, verification codes
+// included, and texts as any phone; a web page the operator visits must not
+// do either. So a request must name the simulator by an IP address,
+// localhost (or a name under .localhost), or one of hosts: a name of the
+// attacker's that resolves to the simulator's address (DNS rebinding) gets
+// 421 Misdirected Request. And a POST a browser sends from another site
+// (Sec-Fetch-Site, Origin) is refused with 403 (http.CrossOriginProtection).
+func (s *Server) HTTPHandler(hosts ...string) http.Handler {
+	return hostGuard(hosts, http.NewCrossOriginProtection().Handler(s.httpMux()))
+}
+
+// hostGuard passes on to h the requests whose Host is an IP address,
+// localhost, a name under .localhost, or one of hosts (case-insensitive,
+// without a port).
+func hostGuard(hosts []string, h http.Handler) http.Handler {
+	allowed := make(map[string]bool, len(hosts))
+	for _, n := range hosts {
+		allowed[strings.ToLower(strings.TrimSuffix(n, "."))] = true
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		name := r.Host
+		if h, _, err := net.SplitHostPort(name); err == nil {
+			name = h
+		}
+		name = strings.ToLower(strings.TrimSuffix(strings.Trim(name, "[]"), "."))
+		if net.ParseIP(name) == nil && name != "localhost" && !strings.HasSuffix(name, ".localhost") && !allowed[name] {
+			http.Error(w, fmt.Sprintf("this simulator is not served as %q: use its IP address or localhost, or start it with -http-host %s", name, name),
+				http.StatusMisdirectedRequest)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+func (s *Server) httpMux() http.Handler {
 	ui := &webUI{srv: s}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /mo", ui.serveMO)

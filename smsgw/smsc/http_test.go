@@ -214,3 +214,67 @@ func TestHTTPAssets(t *testing.T) {
 		t.Errorf("empty page without its hint:\n%s", page)
 	}
 }
+
+// TestHTTPForeignRequests: a page of another site may not text as a phone
+// (a cross-site POST), and a name that is not the simulator's (DNS
+// rebinding: the attacker's name resolving to the simulator) may not read
+// what phones received or change the carrier's behaviour. curl and the
+// page itself still may.
+func TestHTTPForeignRequests(t *testing.T) {
+	srv, _ := newTestServer(t, Config{})
+	hs := httptest.NewServer(srv.HTTPHandler("sim.example.net"))
+	defer hs.Close()
+
+	do := func(method, path, host string, header map[string]string) int {
+		t.Helper()
+		req, err := http.NewRequest(method, hs.URL+path, strings.NewReader(`{"outcome":"failed"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		if host != "" {
+			req.Host = host
+		}
+		for k, v := range header {
+			req.Header.Set(k, v)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	checked := false
+	for _, c := range []struct {
+		name, method, path, host string
+		header                   map[string]string
+		want                     int
+	}{
+		{"rebound name reads messages", "GET", "/messages", "evil.example.com:8025", nil, http.StatusMisdirectedRequest},
+		{"rebound name changes config", "POST", "/config", "evil.example.com", nil, http.StatusMisdirectedRequest},
+		{"cross-site POST", "POST", "/config", "", map[string]string{"Sec-Fetch-Site": "cross-site"}, http.StatusForbidden},
+		{"cross-origin POST, old browser", "POST", "/config", "", map[string]string{"Origin": "https://evil.example.com"}, http.StatusForbidden},
+		{"same-origin POST", "POST", "/config", "", map[string]string{"Sec-Fetch-Site": "same-origin"}, http.StatusOK},
+		{"curl POST", "POST", "/config", "", nil, http.StatusOK},
+		{"localhost", "GET", "/messages", "localhost:8025", nil, http.StatusOK},
+		{"name under .localhost", "GET", "/messages", "sim.localhost", nil, http.StatusOK},
+		{"IPv6 literal", "GET", "/messages", "[::1]:8025", nil, http.StatusOK},
+		{"name given to the handler", "GET", "/messages", "SIM.example.net.:8025", nil, http.StatusOK},
+	} {
+		// The refused cases come first: none of them changed anything.
+		if c.want == http.StatusOK && !checked {
+			if got := srv.Config().Outcome; got != OutcomeDelivered {
+				t.Fatalf("a refused POST changed the outcome to %q", got)
+			}
+			checked = true
+		}
+		if got := do(c.method, c.path, c.host, c.header); got != c.want {
+			t.Errorf("%s: %s %s (Host %q): %d, want %d", c.name, c.method, c.path, c.host, got, c.want)
+		}
+	}
+	if got := srv.Config().Outcome; got != OutcomeFailed {
+		t.Errorf("outcome %q after the allowed POSTs", got)
+	}
+}
