@@ -281,6 +281,7 @@ func TestMutualPresenceOnline(t *testing.T) {
 // is reached by SMS.
 func TestAddressBookUnreachable(t *testing.T) {
 	s := startStackWith(t, sqliteDSN(t), testenv.ProsodyOptions{Privilege: true}, smsc.Config{})
+	bind(t, s, "bob", bobNumber) // with no number, no number JID is available to bob
 	comp := s.prosody.Component
 	a, b := s.login(t, "alice"), s.login(t, "bob")
 	waitComponent(t, s, b)
