@@ -86,9 +86,11 @@ type Config struct {
 	ReceiptWait time.Duration
 	// NoRecipient is the error Inbox returns for a number nobody has.
 	NoRecipient error
-	// BindUp tells whether this process's bind numbered n (see
-	// smpp.Deliver.Session) is up. Default smpp.Live.
-	BindUp func(n uint64) bool
+	// Unread tells whether the SMSC may not have read the response to a
+	// message from a phone that came on this process's bind numbered n, in
+	// its stretch of responses numbered stretch (smpp.Deliver's Session and
+	// Stretch). Default smpp.ResponseMayBeUnread.
+	Unread func(n, stretch uint64) bool
 	// OnFinal is called when a message reached a final state and its
 	// notice waits to be claimed (it was not handed to the store's notice
 	// sink).
@@ -146,8 +148,8 @@ func New(cfg Config, outbox Outbox, inbox Inbox) *Gateway {
 	if cfg.OnFinal == nil {
 		cfg.OnFinal = func() {}
 	}
-	if cfg.BindUp == nil {
-		cfg.BindUp = smpp.Live
+	if cfg.Unread == nil {
+		cfg.Unread = smpp.ResponseMayBeUnread
 	}
 	if cfg.OnMessage == nil {
 		cfg.OnMessage = func(string, string, string) {}

@@ -246,12 +246,17 @@ func (i storeInbox) Inbound(ctx context.Context, in *store.Inbound) error {
 // TestResendsAfterANewBind: what the SMSC sends again on a new bind, never
 // having got the responses (a whole message, a part of a reassembled one),
 // is acknowledged and reaches the user once. The same text again while
-// its first bind is still up, or first carried by another instance's bind,
-// is a person writing it twice.
+// its first bind is still up, after a bind whose responses the SMSC read,
+// or first carried by another instance's bind, is a person writing it
+// twice.
 func TestResendsAfterANewBind(t *testing.T) {
 	ctx := context.Background()
 	st := storetest.SQLite(t)
-	g := New(Config{Instance: "i1", Reassembly: time.Hour, BindUp: func(n uint64) bool { return n == 3 }}, st, storeInbox{st})
+	// Binds 1 and 2 were lost with their responses unread; bind 8 after
+	// the SMSC read those of its first stretch; the others are up, or
+	// were lost with every response read.
+	unread := func(n, stretch uint64) bool { return n == 1 || n == 2 || n == 8 && stretch >= 1 }
+	g := New(Config{Instance: "i1", Reassembly: time.Hour, Unread: unread}, st, storeInbox{st})
 	addr := func(n string) smpp.Address { return smpp.Address{TON: 1, NPI: 1, Addr: n} }
 	part := func(session uint64, seq byte, text string) *smpp.Deliver {
 		return &smpp.Deliver{Command: 0x05, Source: addr("12015550199"), Dest: addr("12015550100"), ESMClass: coding.ESMClassUDHI,
@@ -260,10 +265,14 @@ func TestResendsAfterANewBind(t *testing.T) {
 	text := func(session uint64, s string) *smpp.Deliver {
 		return &smpp.Deliver{Command: 0x05, Source: addr("12015550199"), Dest: addr("12015550100"), ShortMessage: []byte(s), Session: session}
 	}
+	inStretch := func(d *smpp.Deliver, stretch uint64) *smpp.Deliver { d.Stretch = stretch; return d }
 	for i, d := range []*smpp.Deliver{
-		part(1, 1, "hello "), part(1, 2, "world"), text(1, "ping"), // binds 1 and 2 are down
+		part(1, 1, "hello "), part(1, 2, "world"), text(1, "ping"), // binds 1 and 2: responses unread
 		part(2, 2, "world"), text(2, "ping"), // resends
 		text(3, "ok"), text(4, "ok"), // bind 3 is up: twice
+		text(6, "yes"), text(7, "yes"), // bind 6's responses were read: twice
+		text(8, "maybe"), inStretch(text(8, "no"), 1), // read, and unread
+		text(9, "maybe"), text(9, "no"), // the first twice, the second a resend
 	} {
 		if st := g.HandleDeliver(ctx, d); st != smpp.StatusOK {
 			t.Fatalf("deliver_sm %d answered %v", i, st)
@@ -278,7 +287,7 @@ func TestResendsAfterANewBind(t *testing.T) {
 		t.Fatalf("deliver_sm answered %v", st)
 	}
 	bodies := claimedBodies(t, st)
-	if !slices.Equal(bodies, []string{"fine", "fine", "hello world", "ok", "ok", "ping"}) {
+	if !slices.Equal(bodies, []string{"fine", "fine", "hello world", "maybe", "maybe", "no", "ok", "ok", "ping", "yes", "yes"}) {
 		t.Fatalf("messages for the user: %q", bodies)
 	}
 	if groups, err := st.StaleFragments(ctx, time.Now().Add(2*time.Hour)); err != nil || len(groups) != 0 {
@@ -331,7 +340,7 @@ func (b *recBind) dests() []smpp.Address {
 func TestLatin1SMSC(t *testing.T) {
 	ctx := context.Background()
 	st := storetest.SQLite(t)
-	g := New(Config{Instance: "i1", Reassembly: time.Hour, BindUp: func(uint64) bool { return true }}, st, storeInbox{st})
+	g := New(Config{Instance: "i1", Reassembly: time.Hour, Unread: func(uint64, uint64) bool { return false }}, st, storeInbox{st})
 	latin, gsm := &recBind{alphabet: coding.Latin1}, &recBind{alphabet: coding.GSM}
 	g.AddLink(Link{SMSC: "latin", Alphabet: coding.Latin1, Client: latin})
 	g.AddLink(Link{SMSC: "gsm", Prefixes: []string{"+44"}, Client: gsm})
@@ -498,7 +507,7 @@ func TestShortCodePlan(t *testing.T) {
 // sorted.
 func claimedBodies(t *testing.T, st *store.Store) []string {
 	t.Helper()
-	ns, err := st.ClaimNotices(context.Background(), "t", 10, time.Minute)
+	ns, err := st.ClaimNotices(context.Background(), "t", 100, time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}

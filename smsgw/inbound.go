@@ -182,23 +182,38 @@ func (g *Gateway) accept(ctx context.Context, log zerolog.Logger, smsc string, d
 	return nil
 }
 
-// session names the bind that carried d, across instances.
+// session names the bind that carried d, across instances, and the
+// stretch of its responses d's belongs to: instance/bind/stretch.
 func (g *Gateway) session(d *smpp.Deliver) string {
-	return g.cfg.Instance + "/" + strconv.FormatUint(d.Session, 10)
+	return g.cfg.Instance + "/" + strconv.FormatUint(d.Session, 10) + "/" + strconv.FormatUint(d.Stretch, 10)
 }
 
-// ended tells whether the bind a session names is down, so that the SMSC
-// may not have had the responses sent on it. Only this instance's binds
-// are known; another's count as up: a message is rather delivered twice
-// than taken for a resend and dropped (a person may send the same text
-// again, on any bind).
+// ended tells whether the response to a message stored from session (see
+// session) may not have reached the SMSC, so that the same message on
+// another bind is taken for a resend: its bind is down, and was lost before
+// the SMSC was known to have read that response (smpp.ResponseMayBeUnread).
+// A response the SMSC read makes the same text again a person writing it
+// again ("Yes", "OK"), delivered. Only this instance's binds are known;
+// another's count as read: a message is rather delivered twice than taken
+// for a resend and dropped. A name without a stretch (stored before
+// stretches were recorded) counts from the bind's first.
 func (g *Gateway) ended(session string) bool {
-	i := strings.LastIndexByte(session, '/')
-	if i < 0 || session[:i] != g.cfg.Instance {
+	rest, ok := strings.CutPrefix(session, g.cfg.Instance+"/")
+	if !ok {
 		return false
 	}
-	n, err := strconv.ParseUint(session[i+1:], 10, 64)
-	return err == nil && !g.cfg.BindUp(n)
+	bind, stretch, _ := strings.Cut(rest, "/")
+	n, err := strconv.ParseUint(bind, 10, 64)
+	if err != nil {
+		return false
+	}
+	k := uint64(0)
+	if stretch != "" {
+		if k, err = strconv.ParseUint(stretch, 10, 64); err != nil {
+			return false
+		}
+	}
+	return g.cfg.Unread(n, k)
 }
 
 func (g *Gateway) inboundError(log zerolog.Logger, err error) smpp.Status {

@@ -61,7 +61,9 @@ type Deliver struct {
 	TLVs                 map[uint16][]byte
 	// Session numbers the bind that carried it, unique in the process: an
 	// SMSC that never got the response sends it again on a later bind.
-	Session uint64
+	// Stretch numbers, within the bind, the stretch of responses its own
+	// belongs to (see ResponseMayBeUnread).
+	Session, Stretch uint64
 
 	arrival uint64 // Holds.stamp
 }
@@ -107,6 +109,12 @@ type Config struct {
 	// before we send enquire_link; default 30s. A missing
 	// enquire_link_resp within RespTimeout drops the connection.
 	EnquireLink time.Duration
+	// ConfirmDelay is how soon after an OK response to a message from a
+	// phone the session makes sure the SMSC read it, by an enquire_link
+	// unless a submit_sm's response shows it first; default 100ms. A bind
+	// lost before that leaves the message's response possibly unread (see
+	// ResponseMayBeUnread).
+	ConfirmDelay time.Duration
 	// RespTimeout bounds the wait for any response, and the wait for
 	// unbind_resp at shutdown; default 10s. It is also the write timeout.
 	// A request left unanswered that long ends the session (the SMSC is
@@ -155,6 +163,9 @@ type Config struct {
 func (cfg *Config) setDefaults() {
 	if cfg.Window <= 0 {
 		cfg.Window = 10
+	}
+	if cfg.ConfirmDelay <= 0 {
+		cfg.ConfirmDelay = 100 * time.Millisecond
 	}
 	if cfg.EnquireLink <= 0 {
 		cfg.EnquireLink = 30 * time.Second

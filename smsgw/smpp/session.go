@@ -37,6 +37,10 @@ type pending struct {
 	ch    chan result // buffered; receives exactly one result
 	timer *time.Timer
 	sent  time.Time // when it was queued for writing, for Config.OnResponse
+	// w is the request's place among the PDUs the session wrote (see
+	// session.wcount), set as it is written: once it is answered, the SMSC
+	// has read every PDU written before it.
+	w atomic.Uint64
 }
 
 // session is one bound connection. Its goroutines (read loop, keepalive,
@@ -51,6 +55,18 @@ type session struct {
 	bw       *bufio.Writer
 	wclosed  atomic.Bool
 	wwaiting atomic.Int32 // writers queued on wmu; the last one flushes
+	wcount   uint64       // PDUs written so far; guarded by wmu
+
+	// Whether the SMSC has read our responses to the messages it sent (see
+	// ResponseMayBeUnread): a response is known read once a request of
+	// ours written after it is answered, TCP and the SMSC reading in order.
+	// Guarded by cmu.
+	cmu        sync.Mutex
+	respW      uint64 // place of the last OK response to a message from a phone
+	acked      uint64 // place of the last request answered
+	open       bool   // respW > acked: responses not known read
+	stretch    uint64 // counts the stretches of responses closed by an answer
+	confirming atomic.Bool
 
 	pmu     sync.Mutex
 	pending map[uint32]*pending // by sequence number; nil once dead
@@ -78,11 +94,43 @@ type session struct {
 }
 
 // sessions numbers the process's sessions; live holds the numbers of those
-// bound and not failed.
+// bound and not failed; unread, the sessions that ended before the SMSC was
+// known to have read their last responses (number → unreadEnd).
 var (
 	sessions atomic.Uint64
 	live     sync.Map
+	unread   sync.Map
 )
+
+// unreadEnd is how a session ended with responses not known read: from
+// stretch on, at at.
+type unreadEnd struct {
+	stretch uint64
+	at      time.Time
+}
+
+// unreadKept is how long an ended session's unread responses are
+// remembered: an SMSC sends again what it had no answer for on its next
+// bind, minutes later at most.
+const unreadKept = time.Hour
+
+// ResponseMayBeUnread reports whether the response to a message of session
+// id (see Deliver.Session) handled in stretch (Deliver.Stretch) may not
+// have reached the SMSC: the session has ended, and no request of ours
+// written after that response was answered before it did. Such a message
+// may come again, as a resend, on a later bind; one whose response the SMSC
+// is known to have read comes again only because it was sent again (a
+// person repeating "Yes"). After each OK response to a message the session
+// makes sure the SMSC answers a request written after it (an enquire_link
+// within ConfirmDelay, unless a submit_sm_resp does it first), so the
+// uncertain stretch is short.
+func ResponseMayBeUnread(id, stretch uint64) bool {
+	if _, up := live.Load(id); up {
+		return false
+	}
+	v, ok := unread.Load(id)
+	return ok && stretch >= v.(unreadEnd).stretch
+}
 
 // Live reports whether the session numbered id (see Deliver.Session) is
 // still up.
@@ -180,6 +228,18 @@ func (s *session) err() error {
 // goroutine that does not hold pmu.
 func (s *session) fail(cause error) {
 	s.failOnce.Do(func() {
+		s.cmu.Lock()
+		if s.open {
+			now := time.Now()
+			unread.Store(s.id, unreadEnd{stretch: s.stretch, at: now})
+			unread.Range(func(k, v any) bool {
+				if now.Sub(v.(unreadEnd).at) > unreadKept {
+					unread.Delete(k)
+				}
+				return true
+			})
+		}
+		s.cmu.Unlock()
 		live.Delete(s.id)
 		s.cause = cause
 		s.wclosed.Store(true)
@@ -211,21 +271,27 @@ func (s *session) finish(p *pending, r result) {
 // queue flushes, so bursts share TCP segments. It returns errNotSent if the
 // connection was closed before any byte of b was written. Any other error
 // fails the session.
-func (s *session) write(b []byte) error { return s.writeFlush(b, false) }
+func (s *session) write(b []byte) error { return s.writeFlush(b, false, nil) }
 
 // writeLast writes a PDU after which the session ends (unbind_resp, a
 // generic_nack before dropping the connection) and flushes at once: the
 // writer waiting behind it, which would otherwise flush, finds the
 // connection closed.
-func (s *session) writeLast(b []byte) error { return s.writeFlush(b, true) }
+func (s *session) writeLast(b []byte) error { return s.writeFlush(b, true, nil) }
 
-func (s *session) writeFlush(b []byte, always bool) error {
+// writeFlush writes b, flushing if always or if no writer waits, and
+// stores in w (if not nil) b's place among the PDUs written.
+func (s *session) writeFlush(b []byte, always bool, w *atomic.Uint64) error {
 	s.wwaiting.Add(1)
 	s.wmu.Lock()
 	s.wwaiting.Add(-1)
 	defer s.wmu.Unlock()
 	if s.wclosed.Load() {
 		return errNotSent
+	}
+	s.wcount++
+	if w != nil {
+		w.Store(s.wcount)
 	}
 	s.conn.SetWriteDeadline(time.Now().Add(s.c.cfg.RespTimeout))
 	_, err := s.bw.Write(b)
@@ -276,7 +342,7 @@ func (s *session) request(cmd uint32, slot bool, encode func(seq uint32) ([]byte
 
 	b, err := encode(seq)
 	if err == nil {
-		err = s.write(b)
+		err = s.writeFlush(b, false, &p.w)
 		if err != nil && !errors.Is(err, errNotSent) {
 			return p, nil // fail has given p its ErrUnknownOutcome
 		}
@@ -348,6 +414,7 @@ func (s *session) complete(seq, respID uint32, status Status, r result) bool {
 	}
 	delete(s.pending, seq)
 	s.pmu.Unlock()
+	s.answered(p.w.Load())
 	if p.cmd == cmdSubmitSM {
 		if s.c.cfg.OnResponse != nil {
 			s.c.cfg.OnResponse(time.Since(p.sent))
@@ -565,6 +632,9 @@ func (s *session) handle(d *Deliver, k *pair) {
 		return // the response could not be sent; the SMSC will redeliver
 	default:
 	}
+	s.cmu.Lock()
+	d.Stretch = s.stretch
+	s.cmu.Unlock()
 	st := s.c.cfg.Handler.HandleDeliver(s.hctx, d)
 	s.log.Debug().Uint32("command_id", d.Command).Uint32("seq", d.Seq).Stringer("status", st).Msg("smpp: inbound handled")
 	switch {
@@ -574,7 +644,90 @@ func (s *session) handle(d *Deliver, k *pair) {
 	default:
 		s.c.holds.taken(s.log, *k, d)
 	}
-	s.write(encodeDeliverResp(d.Command, d.Seq, st))
+	if k == nil || st != StatusOK {
+		s.write(encodeDeliverResp(d.Command, d.Seq, st))
+		return
+	}
+	// A message taken: the SMSC must be known to have read this response
+	// (see ResponseMayBeUnread).
+	var w atomic.Uint64
+	if s.writeFlush(encodeDeliverResp(d.Command, d.Seq, st), false, &w) == nil {
+		s.cmu.Lock()
+		s.respW, s.open = max(s.respW, w.Load()), true
+		s.cmu.Unlock()
+		s.confirm()
+	}
+}
+
+// answered records that the SMSC answered the request written at place w
+// (0: not written): it has read every response written before it, and a
+// stretch of responses not known read ends.
+func (s *session) answered(w uint64) {
+	if w == 0 {
+		return
+	}
+	s.cmu.Lock()
+	s.acked = max(s.acked, w)
+	if s.open && s.acked > s.respW {
+		s.open = false
+		s.stretch++
+	}
+	s.cmu.Unlock()
+}
+
+// unconfirmed tells whether responses written are not known read yet.
+func (s *session) unconfirmed() bool {
+	s.cmu.Lock()
+	defer s.cmu.Unlock()
+	return s.open
+}
+
+// confirm makes sure, unless it is already under way, that a request is
+// written after the responses not known read and answered: after
+// ConfirmDelay, an enquire_link if nothing else (a submit_sm's response)
+// has done it meanwhile, and again while responses written since are not
+// known read. Its answer not coming within RespTimeout ends the session,
+// as the keepalive's does.
+func (s *session) confirm() {
+	if !s.confirming.CompareAndSwap(false, true) {
+		return
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		t := time.NewTimer(s.c.cfg.ConfirmDelay)
+		defer t.Stop()
+		for {
+			select {
+			case <-s.done:
+				s.confirming.Store(false)
+				return
+			case <-t.C:
+			}
+			if s.unconfirmed() {
+				p, err := s.request(cmdEnquireLink, false, func(seq uint32) ([]byte, error) {
+					return encodeHeaderOnly(cmdEnquireLink, 0, seq), nil
+				})
+				if err != nil {
+					s.confirming.Store(false)
+					return
+				}
+				select {
+				case <-p.ch:
+				case <-s.done:
+					s.confirming.Store(false)
+					return
+				}
+			}
+			// A response written as the flag is cleared finds it set and
+			// leaves the confirming to this loop: look once more.
+			s.confirming.Store(false)
+			if !s.unconfirmed() || !s.confirming.CompareAndSwap(false, true) {
+				return
+			}
+			t.Reset(s.c.cfg.ConfirmDelay)
+		}
+	}()
 }
 
 // refuse answers d ESME_RX_T_APPN without handling it: its pair is held.

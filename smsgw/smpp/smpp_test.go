@@ -254,6 +254,7 @@ func startClient(t testing.TB, f *fakeSMSC, mod func(*Config)) *harness {
 		SystemID:     "sb",
 		Password:     "secret",
 		RespTimeout:  2 * time.Second,
+		ConfirmDelay: time.Hour, // no enquire_link after a message's response, but where a test asks for one
 		ReconnectMin: 10 * time.Millisecond,
 		ReconnectMax: 50 * time.Millisecond,
 		Logger:       zerolog.New(zerolog.NewTestWriter(t)),
@@ -676,6 +677,88 @@ func TestDeliverNamesItsBind(t *testing.T) {
 	}
 	if sessions[0] == 0 || sessions[0] == sessions[1] {
 		t.Fatalf("sessions of the two binds: %v; want two different, non-zero", sessions)
+	}
+}
+
+// TestResponsesKnownRead: after an OK response to a message from a phone
+// the session makes sure the SMSC read it, by an enquire_link unless a
+// submit_sm's answer shows it first. A bind lost after that leaves the
+// message's response read (the same text on another bind is sent again,
+// not resent); one lost before, unread (a resend), and only from the
+// stretch of responses not known read.
+func TestResponsesKnownRead(t *testing.T) {
+	f := newFakeSMSC(t)
+	got := make(chan *Deliver, 4)
+	h := startClient(t, f, func(c *Config) {
+		c.ConfirmDelay = 20 * time.Millisecond
+		c.Handler = HandlerFunc(func(_ context.Context, d *Deliver) Status { got <- d; return StatusOK })
+	})
+	deliver := func(p *peer, seq uint32, text string) *Deliver {
+		t.Helper()
+		p.send(raw(cmdDeliverSM, 0, seq, deliverBody("12015550123", "12015550100", 0, 0, []byte(text))))
+		p.expectBytes(raw(cmdDeliverSM|respBit, 0, seq, []byte{0}))
+		return <-got
+	}
+	lose := func(p *peer) {
+		t.Helper()
+		p.c.Close()
+		h.expectState(t, false)
+	}
+
+	// Answered enquire_link: read.
+	p := f.acceptBound()
+	h.waitBound(t)
+	h.expectState(t, true)
+	d := deliver(p, 7, "Yes")
+	e, _ := p.expect(cmdEnquireLink)
+	p.send(raw(cmdEnquireLink|respBit, 0, e.Seq))
+	// A second message: its stretch is a later one, read too.
+	d2 := deliver(p, 8, "Yes")
+	if d2.Stretch <= d.Stretch {
+		t.Errorf("stretches %d then %d; want a later one after the answer", d.Stretch, d2.Stretch)
+	}
+	e, _ = p.expect(cmdEnquireLink)
+	p.send(raw(cmdEnquireLink|respBit, 0, e.Seq))
+	p.expectNothing(100 * time.Millisecond) // known read: no more enquire_link
+	lose(p)
+	if ResponseMayBeUnread(d.Session, d.Stretch) || ResponseMayBeUnread(d2.Session, d2.Stretch) {
+		t.Error("responses the SMSC answered an enquire_link after taken as possibly unread")
+	}
+
+	// A submit_sm answered after the response shows it read as well.
+	p = f.acceptBound()
+	h.waitBound(t)
+	h.expectState(t, true)
+	d = deliver(p, 9, "OK")
+	res := h.submitAsync(context.Background(), hello)
+	sh, _ := p.expect(cmdSubmitSM)
+	p.send(raw(cmdSubmitSM|respBit, 0, sh.Seq, cstr("x1")))
+	waitResult(t, res)
+	p.expectNothing(100 * time.Millisecond)
+	lose(p)
+	if ResponseMayBeUnread(d.Session, d.Stretch) {
+		t.Error("a response the SMSC answered a later submit_sm after taken as possibly unread")
+	}
+
+	// Lost before the enquire_link is answered: unread, from that stretch
+	// on; an earlier stretch of the same bind stays read.
+	p = f.acceptBound()
+	h.waitBound(t)
+	h.expectState(t, true)
+	read := deliver(p, 10, "first")
+	e, _ = p.expect(cmdEnquireLink)
+	p.send(raw(cmdEnquireLink|respBit, 0, e.Seq))
+	d = deliver(p, 11, "Yes")
+	p.expect(cmdEnquireLink) // not answered
+	lose(p)
+	if !ResponseMayBeUnread(d.Session, d.Stretch) {
+		t.Error("a response never shown read taken as read after the bind was lost")
+	}
+	if ResponseMayBeUnread(read.Session, read.Stretch) {
+		t.Error("a response of an earlier stretch, shown read, taken as possibly unread")
+	}
+	if !Live(d.Session) && ResponseMayBeUnread(d.Session+100, 0) {
+		t.Error("a session never seen taken as ended with responses unread")
 	}
 }
 
