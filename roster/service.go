@@ -543,6 +543,11 @@ func (s *Service) pushPresence(ctx context.Context, owner jid.JID, group []store
 				status, avail = StatusNoNumber, false
 			}
 			send(c.Number, owner, avail, status)
+		} else if own == "" {
+			// Gone with the user's number (unregistered): where the item
+			// stays (a server that takes suggestions only, a removal the
+			// client missed), it shows that nothing gets through.
+			send(c.Number, owner, false, StatusNoNumber)
 		}
 		if holders[o] {
 			// o has own and is registered to c.Number: mutual while owner has it.

@@ -167,6 +167,20 @@ func TestMutualPresence(t *testing.T) {
 	wantPresences(t, "carol loses her number", p,
 		"bob@example.com: +12015550142 available SMS",
 		"carol@example.com: +12015550177 unavailable "+StatusNoNumber)
+
+	// Bob unregisters: his book goes with his number, and the items that
+	// stay (a server that only suggests their removal) show it.
+	if _, err := st.Release(ctx, bobNum); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Forget(ctx, bob); err != nil {
+		t.Fatal(err)
+	}
+	drain(t, s)
+	wantPresences(t, "bob unregisters", p,
+		"bob@example.com: +12015550142 unavailable "+StatusNoNumber,
+		"alice@example.com: +12015550177 available SMS",
+		"carol@example.com: +12015550177 unavailable "+StatusNoNumber) // still none of her own
 }
 
 // TestItemsPushedOnce: a contact's roster item is pushed when it is new,
