@@ -108,6 +108,13 @@ func TestAddresses(t *testing.T) {
 		{smpp.Address{TON: 0, NPI: 1, Addr: "2015550199"}, "US", "+12015550199"},
 		{smpp.Address{TON: 0, NPI: 1, Addr: "447700900123"}, "US", "+447700900123"},
 		{smpp.Address{TON: 0, NPI: 1, Addr: "2015550199"}, "", "+2015550199"},
+		// The international prefix left in: 00 anywhere, the region's own
+		// (011 in North America) for TON 0.
+		{smpp.Address{TON: 1, NPI: 1, Addr: "00447700900123"}, "US", "+447700900123"},
+		{smpp.Address{TON: 0, NPI: 1, Addr: "0012015550155"}, "US", "+12015550155"},
+		{smpp.Address{TON: 0, NPI: 1, Addr: "011442071234567"}, "US", "+442071234567"},
+		// A leading 0 left is no country code: no number, kept as given.
+		{smpp.Address{TON: 1, NPI: 1, Addr: "07700900123"}, "GB", "07700900123"},
 	} {
 		if got := phoneAddr(tc.a, tc.region); got != tc.want {
 			t.Errorf("phoneAddr(%+v, %q) = %q, want %q", tc.a, tc.region, got, tc.want)

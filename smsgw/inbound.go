@@ -351,25 +351,33 @@ func phoneAddr(a smpp.Address, region string) string {
 // phoneNumber reads an SMPP address as a phone number: international (TON
 // 1) as it is; national (TON 2) in region, the gateway's default; unknown
 // (TON 0) as national in region when it is a valid number there (which a
-// number written with its country code also is: libphonenumber reads the
-// code), else as international (as a number too new for libphonenumber's
-// metadata may be). Shorter than 7 digits (short codes) or not digits, it
-// is no number.
+// number written with its country code, or after the region's international
+// prefix, also is: libphonenumber reads them), else as international (as a
+// number too new for libphonenumber's metadata may be). An international
+// prefix 00 left in an international or unknown address is dropped. Shorter
+// than 7 digits (short codes), not digits, or, read as international,
+// starting with 0 (no country code does), it is no number.
 func phoneNumber(a smpp.Address, region string) (number.E164, bool) {
 	digits := strings.TrimSpace(a.Addr)
-	intl, err := number.FromDigits(digits)
-	if err != nil || len(strings.TrimPrefix(digits, "+")) <= 6 {
+	bare := strings.TrimPrefix(digits, "+")
+	if len(bare) <= 6 || strings.Trim(bare, "0123456789") != "" {
 		return "", false
 	}
+	if (a.TON == 0 || a.TON == 1) && strings.HasPrefix(digits, "00") {
+		// The international prefix most of the world dials (ITU-T's
+		// recommended one), left in by the SMSC: 0044… is +44….
+		digits = "+" + digits[2:]
+	}
+	intl, err := number.FromDigits(digits)
 	if a.TON == 1 {
-		return intl, true
+		return intl, err == nil
 	}
 	if (a.TON == 0 || a.TON == 2) && region != "" {
 		if n, err := number.Parse(digits, region); err == nil {
 			return n, true
 		}
 	}
-	return intl, a.TON == 0
+	return intl, a.TON == 0 && err == nil
 }
 
 // sweepFailed logs a failed step of a sweep, unless the gateway is

@@ -194,6 +194,11 @@ func FromDigits(digits string) (E164, error) {
 	if len(digits) > 15 {
 		return "", fmt.Errorf("%w: %q has more than 15 digits", ErrInvalid, digits)
 	}
+	if digits[0] == '0' {
+		// No country code starts with 0: a leading 0 is a national trunk
+		// prefix or an international one (00) left in.
+		return "", fmt.Errorf("%w: %q starts with 0, which no country code does", ErrInvalid, digits)
+	}
 	return E164("+" + digits), nil
 }
 

@@ -82,7 +82,7 @@ func TestFromDigits(t *testing.T) {
 			t.Errorf("FromDigits(%q) = %q, %v", in, got, err)
 		}
 	}
-	for _, in := range []string{"", "12a", "1234567890123456"} {
+	for _, in := range []string{"", "12a", "1234567890123456", "00447700900123", "+0012015550155", "07700900123"} { // no country code starts with 0
 		if _, err := number.FromDigits(in); err == nil {
 			t.Errorf("FromDigits(%q) succeeded", in)
 		}
