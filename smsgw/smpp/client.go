@@ -389,6 +389,13 @@ func (c *Client) setSession(s *session) {
 	}
 }
 
+// current is the bound session, or nil.
+func (c *Client) current() *session {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.sess
+}
+
 func (c *Client) session() (*session, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -68,6 +68,9 @@ type session struct {
 	stretch    uint64 // counts the stretches of responses closed by an answer
 	confirming atomic.Bool
 
+	// draining: the session is ending (see drain); no request is sent.
+	draining atomic.Bool
+
 	pmu     sync.Mutex
 	pending map[uint32]*pending // by sequence number; nil once dead
 	seq     uint32
@@ -327,7 +330,7 @@ func (s *session) nextSeqLocked() uint32 {
 func (s *session) request(cmd uint32, slot bool, encode func(seq uint32) ([]byte, error)) (*pending, error) {
 	p := &pending{cmd: cmd, slot: slot, ch: make(chan result, 1)}
 	s.pmu.Lock()
-	if s.pending == nil {
+	if s.pending == nil || s.draining.Load() {
 		s.pmu.Unlock()
 		if slot {
 			<-s.c.window
@@ -371,13 +374,15 @@ func (s *session) request(cmd uint32, slot bool, encode func(seq uint32) ([]byte
 // timeout ends the request p, sent with sequence number seq, that has had
 // no response within RespTimeout.
 //
-// An SMSC that leaves a request unanswered is hung or gone: the session is
-// dropped rather than kept sending into (every request sent meanwhile
-// would end with an unknown outcome and be sent again), and the client
-// binds again with backoff. Except when a generic_nack with sequence 0
-// came after p was sent: the SMSC could not decode a PDU of ours and said
-// so, which may have been p's answer; the SMSC is not hung. One such
-// generic_nack excuses one request.
+// An SMSC that leaves a request unanswered is hung or gone, or lost one
+// answer: the session sends no more requests (every request sent into a
+// hung SMSC would end with an unknown outcome and be sent again), but waits
+// for the answers to those in flight before it drops the connection (see
+// drain), so that one lost answer does not make every message of the
+// window go twice. The client binds again with backoff. Except when a
+// generic_nack with sequence 0 came after p was sent: the SMSC could not
+// decode a PDU of ours and said so, which may have been p's answer; the
+// SMSC is not hung. One such generic_nack excuses one request.
 func (s *session) timeout(seq uint32, p *pending) {
 	s.pmu.Lock()
 	if s.pending == nil || s.pending[seq] != p {
@@ -398,7 +403,53 @@ func (s *session) timeout(seq uint32, p *pending) {
 		return
 	}
 	s.finish(p, result{err: fmt.Errorf("%w: no response within %v", ErrUnknownOutcome, d)})
-	s.fail(fmt.Errorf("no response to a request within %v", d))
+	s.drain(fmt.Errorf("no response to a request within %v", d), nil)
+}
+
+// drain ends the session with cause once the requests in flight are
+// answered (or RespTimeout passes) and the messages from phones being
+// handled are answered, sending no request meanwhile; last, if not nil, is
+// written just before (the unbind_resp to the SMSC's unbind). The client
+// counts as unbound from the start, so nothing is submitted on it.
+func (s *session) drain(cause error, last []byte) {
+	if !s.draining.CompareAndSwap(false, true) {
+		return
+	}
+	s.pmu.Lock()
+	n := len(s.pending)
+	s.pmu.Unlock()
+	s.log.Info().Err(cause).Int("in_flight", n).Int32("handling", s.queued.Load()).
+		Msg("smpp: ending the session once the requests in flight are answered")
+	if s.c.current() == s {
+		s.c.setSession(nil)
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		deadline := time.Now().Add(s.c.cfg.RespTimeout)
+		tick := time.NewTicker(10 * time.Millisecond)
+		defer tick.Stop()
+		for time.Now().Before(deadline) {
+			s.pmu.Lock()
+			n, dead := len(s.pending), s.pending == nil
+			s.pmu.Unlock()
+			if dead {
+				return
+			}
+			if n == 0 && s.queued.Load() == 0 {
+				break
+			}
+			select {
+			case <-s.done:
+				return
+			case <-tick.C:
+			}
+		}
+		if last != nil {
+			s.writeLast(last)
+		}
+		s.fail(cause)
+	}()
 }
 
 // complete delivers r to the request with sequence number seq. respID is
@@ -457,10 +508,12 @@ func (s *session) readLoop() {
 		case cmdDeliverSM, cmdDataSM:
 			s.handleDeliver(h, body)
 		case cmdUnbind:
+			// Answered once the submits in flight have their answers and
+			// the messages being handled theirs, which the SMSC may still
+			// send (else they would go again on the next bind, and the
+			// phones get them twice); meanwhile nothing new is sent.
 			s.log.Info().Msg("smpp: SMSC sent unbind")
-			s.writeLast(encodeHeaderOnly(cmdUnbind|respBit, 0, h.Seq))
-			s.fail(errPeerUnbind)
-			return
+			s.drain(errPeerUnbind, encodeHeaderOnly(cmdUnbind|respBit, 0, h.Seq))
 		case cmdAlertNotification:
 			s.log.Debug().Msg("smpp: alert_notification ignored")
 		default:

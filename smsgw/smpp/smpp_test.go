@@ -869,6 +869,77 @@ func TestUnbindFromSMSC(t *testing.T) {
 	h.expectState(t, true)
 }
 
+// TestUnbindFromSMSCInFlight: an SMSC that unbinds with submits in flight
+// gets its unbind_resp once it has answered them (and the message from a
+// phone being handled has its answer), and nothing new meanwhile: the
+// submits end with their message ids, not with an unknown outcome that
+// would send them twice.
+func TestUnbindFromSMSCInFlight(t *testing.T) {
+	f := newFakeSMSC(t)
+	release := make(chan struct{})
+	h := startClient(t, f, func(c *Config) {
+		c.Handler = HandlerFunc(func(context.Context, *Deliver) Status { <-release; return StatusOK })
+	})
+	p := f.acceptBound()
+	h.waitBound(t)
+	h.expectState(t, true)
+
+	a, b := h.submitAsync(context.Background(), hello), h.submitAsync(context.Background(), hello)
+	sa, _ := p.expect(cmdSubmitSM)
+	sb, _ := p.expect(cmdSubmitSM)
+	p.send(raw(cmdDeliverSM, 0, 40, deliverBody("12015550123", "12015550100", 0, 0, []byte("on its way"))))
+	p.send(raw(cmdUnbind, 0, 5))
+	h.expectState(t, false) // nothing more is submitted on it
+	if _, err := h.c.Submit(context.Background(), hello); !errors.Is(err, ErrNotBound) {
+		t.Errorf("Submit while the SMSC's unbind waits = %v, want ErrNotBound", err)
+	}
+	p.expectNothing(100 * time.Millisecond)
+	p.send(raw(cmdSubmitSM|respBit, 0, sa.Seq, cstr("id-a")))
+	p.send(raw(cmdSubmitSM|respBit, 0, sb.Seq, cstr("id-b")))
+	for _, r := range []submitResult{waitResult(t, a), waitResult(t, b)} {
+		if r.err != nil || !strings.HasPrefix(r.id, "id-") {
+			t.Errorf("Submit in flight at the SMSC's unbind = %q, %v; want its id", r.id, r.err)
+		}
+	}
+	p.expectNothing(100 * time.Millisecond) // the message from the phone is still handled
+	close(release)
+	p.expectBytes(raw(cmdDeliverSM|respBit, 0, 40, []byte{0}))
+	p.expectBytes(raw(cmdUnbind|respBit, 0, 5))
+	p.expectClosed()
+	f.acceptBound()
+	h.expectState(t, true)
+}
+
+// TestRespTimeoutSparesTheWindow: one request left unanswered ends the
+// session, but only after the others in flight have their answers: a
+// carrier losing one answer does not make every message of the window go
+// twice. Nothing new is sent meanwhile.
+func TestRespTimeoutSparesTheWindow(t *testing.T) {
+	f := newFakeSMSC(t)
+	h := startClient(t, f, func(c *Config) { c.RespTimeout = 300 * time.Millisecond })
+	p := f.acceptBound()
+	h.waitBound(t)
+	h.expectState(t, true)
+
+	lost := h.submitAsync(context.Background(), hello)
+	p.expect(cmdSubmitSM)
+	time.Sleep(200 * time.Millisecond)
+	late := h.submitAsync(context.Background(), hello)
+	sl, _ := p.expect(cmdSubmitSM)
+	if r := waitResult(t, lost); !errors.Is(r.err, ErrUnknownOutcome) {
+		t.Fatalf("unanswered Submit = %v, want ErrUnknownOutcome", r.err)
+	}
+	h.expectState(t, false)
+	p.expectNothing(50 * time.Millisecond)
+	p.send(raw(cmdSubmitSM|respBit, 0, sl.Seq, cstr("late")))
+	if r := waitResult(t, late); r.err != nil || r.id != "late" {
+		t.Fatalf("Submit answered after another timed out = %q, %v; want its id", r.id, r.err)
+	}
+	p.expectClosed()
+	f.acceptBound()
+	h.expectState(t, true)
+}
+
 // The handler's status is sent, and only after the handler returns; a slow
 // handler does not hold up submit_sm_resp.
 func TestHandlerStatusSentAfterReturn(t *testing.T) {
