@@ -24,6 +24,9 @@ const (
 	tlvSarTotalSegments = 0x020E
 	tlvSarSegmentSeqnum = 0x020F
 	tlvReceiptedMsgID   = 0x001E
+	// destination_port (SMPP 3.4 §5.3.2.20): for an application on the
+	// phone, as UDH port addressing is.
+	tlvDestinationPort = 0x020B
 )
 
 // HandleDeliver handles deliver_sm and data_sm: delivery receipts update
@@ -97,6 +100,14 @@ func (g *Gateway) handleMO(ctx context.Context, smsc string, d *smpp.Deliver) sm
 	payload := d.ShortMessage
 	var key *store.FragmentKey
 	seq := 0
+	// For an application on the phone (a WAP push, visual voicemail),
+	// whatever its coding: refused like binary data below.
+	_, dport := d.TLVs[tlvDestinationPort]
+	if dport || d.ESMClass&coding.ESMClassUDHI != 0 && coding.PortAddressed(payload) {
+		log.Info().Uint8("data_coding", d.DataCoding).Int("octets", len(payload)).Msg("message for a phone's application (port addressed) refused")
+		g.cfg.OnMessage(store.In, store.RouteSMS, "refused")
+		return smpp.StatusRxPAppn
+	}
 	if d.ESMClass&coding.ESMClassUDHI != 0 {
 		c, rest, err := coding.SplitUDH(payload)
 		if err != nil {
@@ -119,12 +130,14 @@ func (g *Gateway) handleMO(ctx context.Context, smsc string, d *smpp.Deliver) sm
 		// Nothing a person reads: refused, as a coding the gateway cannot
 		// show, rather than shown as garbage.
 		log.Info().Uint8("data_coding", d.DataCoding).Int("octets", len(payload)).Msg("binary message (data for a phone's application) refused")
+		g.cfg.OnMessage(store.In, store.RouteSMS, "refused")
 		return smpp.StatusRxPAppn
 	}
 	if key == nil {
 		text, err := coding.Decode(dc, payload)
 		if err != nil {
 			log.Warn().Err(err).Uint8("data_coding", d.DataCoding).Msg("undecodable message")
+			g.cfg.OnMessage(store.In, store.RouteSMS, "refused")
 			return smpp.StatusRxPAppn
 		}
 		if err := g.accept(ctx, log, smsc, d, &store.Inbound{Source: src, Dest: dest, Body: text}); err != nil {

@@ -865,6 +865,21 @@ func TestInboundEdgeCases(t *testing.T) {
 			t.Fatalf("binary deliver_sm answered %#x, %v; want 0x65 (ESME_RX_P_APPN)", st, err)
 		}
 	})
+	// So is a message addressed to an application port whose data happens
+	// to read as text (in the UDH, or by the destination_port TLV).
+	t.Run("port addressed", func(t *testing.T) {
+		for _, opts := range []smsc.DeliverOpts{
+			{ESMClass: 0x40, ShortMessage: append([]byte{0x06, 0x05, 0x04, 0x0b, 0x84, 0x23, 0xf0}, "looks like text"...)},
+			{ShortMessage: []byte("//VVM:SYNC:ev=NM"), TLVs: []smsc.TLV{{Tag: 0x020B, Value: []byte{0x15, 0x7c}}}},
+		} {
+			opts.Source, opts.SourceTON, opts.SourceNPI = phone[1:], 1, 1
+			opts.Dest, opts.DestTON, opts.DestNPI = alice[1:], 1, 1
+			st, err := s.smsc.SendDeliver(ctx, opts)
+			if err != nil || st != 0x65 {
+				t.Fatalf("port-addressed deliver_sm answered %#x, %v; want 0x65 (ESME_RX_P_APPN)", st, err)
+			}
+		}
+	})
 	time.Sleep(300 * time.Millisecond)
 	for _, p := range a.Pending() {
 		if p.Name == "message" && p.Body != "" {

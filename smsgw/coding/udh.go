@@ -12,6 +12,8 @@ var ErrMalformedUDH = errors.New("coding: malformed UDH")
 const (
 	ieConcat8  = 0x00 // concatenated short messages, 8-bit reference
 	ieConcat16 = 0x08 // concatenated short messages, 16-bit reference
+	iePort8    = 0x04 // application port addressing, 8-bit ports
+	iePort16   = 0x05 // application port addressing, 16-bit ports
 )
 
 // Concat is the concatenation info from a UDH (IE 0x00 8-bit ref or 0x08 16-bit ref).
@@ -71,3 +73,24 @@ func SplitUDH(sm []byte) (c *Concat, payload []byte, err error) {
 	}
 	return &found, sm[end:], nil
 }
+
+// PortAddressed reports whether the UDH at the start of sm (when the caller
+// saw esm_class&0x40) carries application port addressing (IE 0x04 or 0x05,
+// TS 23.040 §9.2.3.24.3–4): the message is for an application on the phone
+// (a WAP push, visual voicemail), not text for a person. A malformed UDH
+// reports false (SplitUDH reports it).
+func PortAddressed(sm []byte) bool {
+	if len(sm) == 0 {
+		return false
+	}
+	end := min(1+int(sm[0]), len(sm))
+	for i := 1; i+2 <= end; {
+		iei, l := sm[i], int(sm[i+1])
+		if iei == iePort8 || iei == iePort16 {
+			return true
+		}
+		i += 2 + l
+	}
+	return false
+}
+
