@@ -282,13 +282,16 @@ func (r *Router) send(ctx context.Context, n store.Notice, seen presenceSeen) er
 				return r.xmpp.SendText(ctx, r.cfg.Component, user.Bare(), "sms-failed-"+strconv.FormatInt(n.ID, 10), r.failureText(ctx, n), time.Time{})
 			}
 		}
+		// The condition the failure called for (the SMSC's refusal of
+		// the number or of the sender, the SMS limits refusing a relay's
+		// fallback), else recipient-unavailable.
+		cond := cmp.Or(stanza.Condition(n.ErrorCondition), stanza.RecipientUnavailable)
 		if n.Route == store.RouteXMPP { // a relay whose fallback the SMS limits refused, or not handed on
-			cond := cmp.Or(stanza.Condition(n.ErrorCondition), stanza.RecipientUnavailable)
 			return r.xmpp.SendError(ctx, peer, user, n.StanzaID,
 				stanzaErr(stanza.Cancel, cond, "The message was not delivered: "+n.Error+"."))
 		}
 		return r.xmpp.SendError(ctx, peer, user, n.StanzaID,
-			stanzaErr(stanza.Cancel, stanza.RecipientUnavailable, "The SMS was not delivered: "+n.Error+"."))
+			stanzaErr(stanza.Cancel, cond, "The SMS was not delivered: "+n.Error+"."))
 	}
 	return nil
 }

@@ -32,7 +32,7 @@ type Outbox interface {
 	Receipt(ctx context.Context, smsc string, forms []string, state, errText string) (store.ReceiptResult, error)
 	Retry(ctx context.Context, msgID int64, at time.Time, reason string, refund bool) error
 	Replan(ctx context.Context, msgID int64, owner string, parts int) (bool, error)
-	Fail(ctx context.Context, msgID int64, reason string) error
+	FailWith(ctx context.Context, msgID int64, reason, condition string) error
 	MessageState(ctx context.Context, id int64) (state, errText string, err error)
 	AddFragment(ctx context.Context, f store.Fragment) ([]store.Fragment, error)
 	StaleFragments(ctx context.Context, cutoff time.Time) ([][]store.Fragment, error)
@@ -728,7 +728,18 @@ func (g *Gateway) submitError(ctx context.Context, m *store.Outbound, seq int, e
 		g.retry(ctx, m, backoff(m.Attempts), st.Error(), false)
 	case errors.As(err, &st):
 		g.cfg.OnSubmit("permanent")
-		g.fail(ctx, m, "the carrier refused it ("+strings.TrimPrefix(st.Error(), "smpp: ")+")")
+		words, cond := refusal(st)
+		if cond == "" {
+			// A status about our PDUs or the bind, not about this
+			// message: every message may fail so until an operator looks.
+			g.log.Error().Int64("msg", m.ID).Int("part", seq).Stringer("status", st).
+				Msg("the SMSC refused a submit_sm as malformed or not allowed on this bind; check the SMSC settings")
+		}
+		reason := words + " (" + strings.TrimPrefix(st.Error(), "smpp: ") + ")"
+		if seq > 1 {
+			reason = fmt.Sprintf("part %d of %d: %s; the parts before it were sent", seq, m.Parts, reason)
+		}
+		g.failWith(ctx, m, reason, cond)
 	default:
 		g.cfg.OnSubmit("error")
 		g.retry(ctx, m, backoff(m.Attempts), err.Error(), false)
@@ -741,9 +752,40 @@ func (g *Gateway) retry(ctx context.Context, m *store.Outbound, after time.Durat
 	}
 }
 
+// refusal puts an SMSC's permanent refusal of a submit_sm in words for the
+// sender, with the XMPP stanza error condition it calls for: "" for the
+// statuses that speak of our PDUs or the bind rather than of the message
+// (the sender gets the default, recipient-unavailable, and the operator an
+// error in the log).
+func refusal(st smpp.Status) (words, condition string) {
+	switch st {
+	case smpp.StatusInvDstAdr, smpp.StatusInvDstTON, smpp.StatusInvDstNPI:
+		return "the carrier does not know this number", "item-not-found"
+	case smpp.StatusInvSrcAdr, smpp.StatusInvSrcTON, smpp.StatusInvSrcNPI:
+		return "the carrier does not accept your number as the sender", "not-allowed"
+	case smpp.StatusInvMsgLen:
+		return "the carrier says the text is too long", "not-acceptable"
+	case smpp.StatusInvDCS:
+		return "the carrier does not take text in this alphabet", "not-acceptable"
+	case smpp.StatusRxRAppn, smpp.StatusSubmitFail, smpp.StatusDeliveryFailure:
+		return "the carrier refused it", "recipient-unavailable"
+	case smpp.StatusInvCmdLen, smpp.StatusInvCmdID, smpp.StatusInvEsmClass, smpp.StatusInvSerTyp,
+		smpp.StatusInvRegDlvFlg, smpp.StatusInvOptParStream, smpp.StatusOptParNotAllwd, smpp.StatusInvParLen,
+		smpp.StatusMissingOptParam, smpp.StatusInvOptParamVal:
+		return "the gateway and the carrier disagree on how to send it; the operator has been told", ""
+	}
+	return "the carrier refused it", "recipient-unavailable"
+}
+
 func (g *Gateway) fail(ctx context.Context, m *store.Outbound, reason string) {
+	g.failWith(ctx, m, reason, "")
+}
+
+// failWith fails m with reason and the stanza error condition condition
+// ("" the default, recipient-unavailable).
+func (g *Gateway) failWith(ctx context.Context, m *store.Outbound, reason, condition string) {
 	g.log.Info().Int64("msg", m.ID).Str("reason", reason).Msg("message failed")
-	if err := g.outbox.Fail(ctx, m.ID, reason); err != nil {
+	if err := g.outbox.FailWith(ctx, m.ID, reason, condition); err != nil {
 		g.log.Error().Int64("msg", m.ID).Err(err).Msg("recording failure failed")
 		return
 	}

@@ -525,3 +525,57 @@ func claimedBodies(t *testing.T, st *store.Store) []string {
 	slices.Sort(bodies)
 	return bodies
 }
+
+// refusingBind accepts the submit_sm of the parts before part and answers
+// that one with status.
+type refusingBind struct {
+	part   int
+	status smpp.Status
+	n      atomic.Int32
+}
+
+func (b *refusingBind) Submit(context.Context, *smpp.Submit) (string, error) {
+	if n := int(b.n.Add(1)); n == b.part {
+		return "", b.status
+	}
+	return strconv.FormatInt(smscIDs.Add(1), 10), nil
+}
+func (b *refusingBind) Bound() bool { return true }
+
+// TestRefusalInWords: an SMSC's permanent refusal fails the message in
+// words for its sender, with the status for whoever asks the carrier, and
+// the stanza error condition it calls for; a refused part after others
+// went says so.
+func TestRefusalInWords(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		status    smpp.Status
+		part      int
+		text      string
+		words     string
+		condition string
+	}{
+		{smpp.StatusInvDstAdr, 1, "hi", "the carrier does not know this number (ESME_RINVDSTADR (0x0000000B))", "item-not-found"},
+		{smpp.StatusInvSrcAdr, 1, "hi", "the carrier does not accept your number as the sender (ESME_RINVSRCADR (0x0000000A))", "not-allowed"},
+		{smpp.StatusSubmitFail, 1, "hi", "the carrier refused it (ESME_RSUBMITFAIL (0x00000045))", "recipient-unavailable"},
+		{smpp.StatusInvEsmClass, 1, "hi", "the gateway and the carrier disagree on how to send it; the operator has been told (ESME_RINVESMCLASS (0x00000043))", ""},
+		{smpp.StatusInvDstAdr, 2, strings.Repeat("a", 200), "part 2 of 2: the carrier does not know this number (ESME_RINVDSTADR (0x0000000B)); the parts before it were sent", "item-not-found"},
+	} {
+		st := storetest.SQLite(t)
+		g := New(Config{Instance: "i1"}, st, nil)
+		g.AddLink(Link{Client: &refusingBind{part: tc.part, status: tc.status}})
+		m := &store.Outbound{SenderJID: "a@example.com/x", SenderNumber: "+12015550100", Dest: "+12015550199", Body: tc.text,
+			Parts: g.Parts("+12015550199", tc.text), LeaseOwner: "i1", LeaseUntil: time.Now().Add(time.Minute)}
+		if err := st.AcceptOutbound(ctx, []*store.Outbound{m}); err != nil {
+			t.Fatal(err)
+		}
+		g.submit(ctx, m)
+		ns, err := st.ClaimNotices(ctx, "t", 10, time.Minute)
+		if err != nil || len(ns) != 1 {
+			t.Fatalf("%v: notices %+v, %v", tc.status, ns, err)
+		}
+		if n := ns[0]; n.State != store.StateFailed || n.Error != tc.words || n.ErrorCondition != tc.condition {
+			t.Errorf("%v, part %d: %s %q %q; want failed %q %q", tc.status, tc.part, n.State, n.Error, n.ErrorCondition, tc.words, tc.condition)
+		}
+	}
+}

@@ -632,7 +632,13 @@ func (s *Store) Replan(ctx context.Context, msgID int64, owner string, parts int
 // Fail ends a message as failed and raises a notice to its sender, for
 // any instance to claim.
 func (s *Store) Fail(ctx context.Context, msgID int64, reason string) error {
-	if _, err := s.failWhere(ctx, msgID, reason, "", `state NOT IN ('delivered', 'failed')`); err != nil {
+	return s.FailWith(ctx, msgID, reason, "")
+}
+
+// FailWith is Fail with the XMPP stanza error condition the failure calls
+// for ("" the default, recipient-unavailable; see Notice.ErrorCondition).
+func (s *Store) FailWith(ctx context.Context, msgID int64, reason, condition string) error {
+	if _, err := s.failWhere(ctx, msgID, reason, condition, `state NOT IN ('delivered', 'failed')`); err != nil {
 		return fmt.Errorf("store: fail: %w", err)
 	}
 	return nil

@@ -683,6 +683,10 @@ func TestTemporarySMSCErrors(t *testing.T) {
 			case "refuse me":
 				refused.Add(1)
 				return 0x0B // ESME_RINVDSTADR
+			case "refuse the sender":
+				return 0x0A // ESME_RINVSRCADR
+			case "refuse the PDU":
+				return 0x43 // ESME_RINVESMCLASS
 			}
 			return 0
 		}
@@ -692,9 +696,15 @@ func TestTemporarySMSCErrors(t *testing.T) {
 	if n := throttled.Load(); n != 3 {
 		t.Errorf("throttled message submitted %d times, want 3", n)
 	}
+	// In plain words, with the condition the refusal calls for; the status
+	// for whoever asks the carrier.
 	send(t, ctx, s, a, "perm1", "refuse me", true)
-	wantError(t, ctx, a, "perm1", "RINVDSTADR")
-	noMoreOutcomes(t, a, 300*time.Millisecond, "tmp1", "perm1")
+	wantError(t, ctx, a, "perm1", "RINVDSTADR", "the carrier does not know this number", "<item-not-found")
+	send(t, ctx, s, a, "perm2", "refuse the sender", true)
+	wantError(t, ctx, a, "perm2", "RINVSRCADR", "does not accept your number as the sender", "<not-allowed")
+	send(t, ctx, s, a, "perm3", "refuse the PDU", true)
+	wantError(t, ctx, a, "perm3", "RINVESMCLASS", "the operator has been told", "<recipient-unavailable")
+	noMoreOutcomes(t, a, 300*time.Millisecond, "tmp1", "perm1", "perm2", "perm3")
 	if n := refused.Load(); n != 1 {
 		t.Errorf("permanently refused message submitted %d times, want 1", n)
 	}
