@@ -93,4 +93,3 @@ func PortAddressed(sm []byte) bool {
 	}
 	return false
 }
-
