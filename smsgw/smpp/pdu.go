@@ -279,13 +279,12 @@ func decodeDeliverSM(h header, body []byte) (*Deliver, error) {
 		return nil, err
 	}
 	d := &Deliver{Command: cmdDeliverSM, Seq: h.Seq, Source: src, Dest: dst, ESMClass: esm, DataCoding: dc, TLVs: tlvs, ShortMessage: sm}
-	switch p := tlvs[tagMessagePayload]; {
-	case len(sm) == 0:
+	if p := tlvs[tagMessagePayload]; len(sm) == 0 || len(p) > 0 {
+		// SMPP 3.4 5.3.2.32: with message_payload, sm_length is 0. Some
+		// SMSCs send both, short_message a cut copy: the payload is the
+		// message. (Refused, it would be lost: ESME_RINVMSGLEN is
+		// permanent.)
 		d.ShortMessage = p
-	case len(p) > 0:
-		// SMPP 3.4 5.3.2.32: with message_payload, sm_length is 0. Both
-		// carrying text is refused rather than half of it delivered.
-		return nil, fmt.Errorf("smpp: deliver_sm carries both a short_message (%d bytes) and a message_payload (%d): %w", len(sm), len(p), StatusInvMsgLen)
 	}
 	return d, nil
 }

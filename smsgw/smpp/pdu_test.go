@@ -158,11 +158,10 @@ func deliverSMByGoSMPP(h header, body []byte) (*Deliver, error) {
 	}
 	sm, p := f[pdufield.ShortMessage].Bytes(), tlvs[tagMessagePayload]
 	switch {
-	case len(sm) == 0:
+	case len(sm) == 0, len(p) > 0:
+		// The one rule on top of go-smpp's reading: a payload is the
+		// message (SMPP 3.4 5.3.2.32), even beside a short_message.
 		d.ShortMessage = p
-	case len(p) > 0:
-		// The one rule on top of go-smpp's reading (SMPP 3.4 5.3.2.32).
-		return nil, fmt.Errorf("both short_message and message_payload: %w", StatusInvMsgLen)
 	default:
 		d.ShortMessage = sm
 	}
@@ -245,9 +244,9 @@ func TestDeliverSMAsGoSMPP(t *testing.T) {
 }
 
 // TestDeliverSMTextTwice: a deliver_sm whose text is in both short_message
-// and message_payload is refused with ESME_RINVMSGLEN (delivering one of
-// the two would lose the other without a word); an empty payload beside a
-// short_message, or a payload alone, is read.
+// and message_payload is read from the payload (some SMSCs put a cut copy
+// in short_message; refused, the message would be lost); an empty payload
+// beside a short_message, or a payload alone, is read.
 func TestDeliverSMTextTwice(t *testing.T) {
 	body := func(sm, payload []byte, withPayload bool) []byte {
 		b := []byte{0, 1, 1}
@@ -266,18 +265,15 @@ func TestDeliverSMTextTwice(t *testing.T) {
 	for _, tc := range []struct {
 		sm, payload string
 		withPayload bool
-		want        string // "" for refused
+		want        string
 	}{
-		{"short", " and the payload", true, ""},
+		{"short", "short and the payload", true, "short and the payload"},
 		{"", "the payload", true, "the payload"},
 		{"short", "", true, "short"},
 		{"short", "", false, "short"},
 	} {
 		d, err := decodeDeliverSM(header{}, body([]byte(tc.sm), []byte(tc.payload), tc.withPayload))
-		switch {
-		case tc.want == "" && !errors.Is(err, StatusInvMsgLen):
-			t.Errorf("%q + %q: %v, want ESME_RINVMSGLEN", tc.sm, tc.payload, err)
-		case tc.want != "" && (err != nil || string(d.ShortMessage) != tc.want):
+		if err != nil || string(d.ShortMessage) != tc.want {
 			t.Errorf("%q + %q: %v, %+v; want text %q", tc.sm, tc.payload, err, d, tc.want)
 		}
 	}
