@@ -26,6 +26,7 @@ import (
 	"mellium.im/xmpp/stanza"
 	"mellium.im/xmpp/stream"
 
+	"switchboard/internal/callctx"
 	"switchboard/router"
 )
 
@@ -269,28 +270,9 @@ func (c *Component) send(ctx context.Context, r xml.TokenReader) error {
 	return s.Send(callCtx, r)
 }
 
-// callContext returns the context to hand a mellium call that writes on the
-// connection (Send, SendIQ, the handshake): it ends when ctx does, until
-// release is called, and never after.
-//
-// mellium (v0.22) makes such a call's context interrupt it by a goroutine
-// that, once the context ends, sets the connection's deadline in the past
-// and then clears it. Nothing waits for that goroutine: if the context ends
-// just after the call returned (a handler's context is cancelled as the
-// handler returns, a caller's by its deferred cancel) and the goroutine has
-// not run yet, it may still take the ended context and set the deadline
-// later, while another stanza is being written. That write fails with
-// "i/o timeout" and the session ends.
-//
-// This narrows the window to a caller's context ending during the call
-// itself (then AfterFunc may have started cancelling when release runs);
-// closing it would mean handing mellium a context that never ends and
-// setting deadlines here.
-func callContext(ctx context.Context) (context.Context, func()) {
-	callCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	stop := context.AfterFunc(ctx, cancel)
-	return callCtx, func() { stop() }
-}
+// callContext is callctx.For: see there why every mellium call that writes
+// goes through it.
+var callContext = callctx.For
 
 // sendIQ is s.SendIQ through callContext.
 func (c *Component) sendIQ(ctx context.Context, s *xmpp.Session, r xml.TokenReader) (xmlstream.TokenReadCloser, error) {

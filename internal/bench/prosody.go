@@ -21,6 +21,7 @@ import (
 	"mellium.im/xmpp"
 	"mellium.im/xmpp/jid"
 
+	"switchboard/internal/callctx"
 	"switchboard/internal/testenv"
 )
 
@@ -141,7 +142,10 @@ func (d *prosodyDriver) login(ctx context.Context, addr string, j jid.JID) (*ben
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 	// Prosody offers no TLS on loopback; Secure lets mellium use SASL anyway.
-	sess, err := xmpp.NewSession(ctx, j.Domain(), j, conn, xmpp.Secure, xmpp.NewNegotiator(
+	// The deferred cancel must not reach a later write (see callctx).
+	negCtx, release := callctx.For(ctx)
+	defer release()
+	sess, err := xmpp.NewSession(negCtx, j.Domain(), j, conn, xmpp.Secure, xmpp.NewNegotiator(
 		func(*xmpp.Session, *xmpp.StreamConfig) xmpp.StreamConfig {
 			return xmpp.StreamConfig{Features: []xmpp.StreamFeature{
 				xmpp.SASL("", benchPassword, sasl.ScramSha256, sasl.ScramSha1),

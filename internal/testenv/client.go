@@ -17,6 +17,8 @@ import (
 	"mellium.im/xmpp"
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
+
+	"switchboard/internal/callctx"
 )
 
 // Client is a minimal XMPP client for integration tests. It sends raw XML and keeps every
@@ -102,7 +104,12 @@ func login(ctx context.Context, addr string, j jid.JID, password string) (*Clien
 		bind = bindResource(j.Resourcepart())
 	}
 	// Prosody offers no TLS on loopback; marking the stream Secure lets mellium offer SASL on it.
-	session, err := xmpp.NewSession(ctx, j.Domain(), j, conn, xmpp.Secure, xmpp.NewNegotiator(
+	// Every call that writes gets its context through callctx.For: a
+	// context ending just after a call (Login's deferred cancel) would else
+	// set the connection's deadline in the past under the next write.
+	negCtx, release := callctx.For(ctx)
+	defer release()
+	session, err := xmpp.NewSession(negCtx, j.Domain(), j, conn, xmpp.Secure, xmpp.NewNegotiator(
 		func(*xmpp.Session, *xmpp.StreamConfig) xmpp.StreamConfig {
 			return xmpp.StreamConfig{Features: []xmpp.StreamFeature{
 				xmpp.SASL("", password, sasl.ScramSha256, sasl.ScramSha1, sasl.Plain),
@@ -163,7 +170,9 @@ func (c *Client) Send(ctx context.Context, raw string) error {
 	if err != nil {
 		return err
 	}
-	return c.session.Send(ctx, &tokenSlice{toks: toks})
+	callCtx, release := callctx.For(ctx)
+	defer release()
+	return c.session.Send(callCtx, &tokenSlice{toks: toks})
 }
 
 // IQ sends an IQ of type get or set given as raw XML (an id is added if missing) and waits
@@ -184,7 +193,10 @@ func (c *Client) IQ(ctx context.Context, raw string) (Stanza, error) {
 		start.Attr = append(start.Attr, xml.Attr{Name: xml.Name{Local: "id"}, Value: id})
 		toks[0] = start
 	}
-	if err := c.session.Send(ctx, &tokenSlice{toks: toks}); err != nil {
+	callCtx, release := callctx.For(ctx)
+	err = c.session.Send(callCtx, &tokenSlice{toks: toks})
+	release()
+	if err != nil {
 		return Stanza{}, err
 	}
 	return c.Next(ctx, func(s Stanza) bool {
