@@ -58,6 +58,12 @@ type Config struct {
 	Version string
 	// ReconnectMin and ReconnectMax bound the reconnect backoff. Defaults 500ms and 30s.
 	ReconnectMin, ReconnectMax time.Duration
+	// PingTimeout bounds the wait for the answer to a ping (see Sync);
+	// default 15s. A ping left unanswered that long ends the session: the
+	// server is taken to be hung, and the component connects again.
+	// KeepAlive is how often the component pings the server, so that a
+	// hung one is found while the link is idle too; default 30s.
+	PingTimeout, KeepAlive time.Duration
 	// SyncTo is where Sync pings: the XMPP server's own domain. Default
 	// the component's parent domain is not assumed; set it to a served
 	// domain (cmd does). Zero pings the component domain itself.
@@ -124,6 +130,12 @@ func New(cfg Config, r Router) *Component {
 	}
 	if cfg.ReconnectMax <= 0 {
 		cfg.ReconnectMax = 30 * time.Second
+	}
+	if cfg.PingTimeout <= 0 {
+		cfg.PingTimeout = 15 * time.Second
+	}
+	if cfg.KeepAlive <= 0 {
+		cfg.KeepAlive = 30 * time.Second
 	}
 	if cfg.OnConnect == nil {
 		cfg.OnConnect = func() {}
@@ -235,7 +247,10 @@ func (c *Component) session(ctx context.Context) (up bool, err error) {
 		_ = conn.SetDeadline(time.Now().Add(closeTimeout))
 		_ = s.Close()
 	})
+	kctx, kcancel := context.WithCancel(ctx)
+	go c.keepalive(kctx)
 	err = s.Serve(xmpp.HandlerFunc(c.handle))
+	kcancel()
 	stop()
 	c.priv.end()
 	c.connected.Store(false)
@@ -374,6 +389,11 @@ func (c *Component) SendRelayError(ctx context.Context, from, to jid.JID, id str
 // handles a connection's stanzas in order). XEP-0114 has no acknowledgements,
 // so this is how a sender learns that stanzas were not lost in a connection
 // that died. It must not be called from a stanza handler.
+//
+// A ping left unanswered for PingTimeout ends the session: a server that
+// takes the connection but answers nothing (stopped, swapping, behind a
+// dead link) is hung, and the component connects again rather than keep
+// writing into it, counted as connected.
 func (c *Component) Sync(ctx context.Context) error {
 	c.mu.RLock()
 	s := c.sess
@@ -381,7 +401,8 @@ func (c *Component) Sync(ctx context.Context) error {
 	if s == nil {
 		return ErrDisconnected
 	}
-	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	parent := ctx
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.PingTimeout)
 	defer cancel()
 	to, err := jid.Parse(c.cfg.JID.Domainpart())
 	if err != nil {
@@ -393,7 +414,40 @@ func (c *Component) Sync(ctx context.Context) error {
 	resp, err := c.sendIQ(ctx, s, stanza.IQ{Type: stanza.GetIQ, From: c.cfg.JID, To: to}.Wrap(
 		xmlstream.Wrap(nil, xml.StartElement{Name: xml.Name{Space: nsPing, Local: "ping"}})))
 	if err != nil {
+		if errors.Is(err, context.DeadlineExceeded) && parent.Err() == nil {
+			c.hung(s)
+		}
 		return fmt.Errorf("component: sync: %w", err)
 	}
 	return resp.Close()
+}
+
+// hung ends session s, whose server left a ping unanswered for
+// PingTimeout: its connection is closed, Serve returns, and Run connects
+// again with backoff.
+func (c *Component) hung(s *xmpp.Session) {
+	c.mu.RLock()
+	current := c.sess == s
+	c.mu.RUnlock()
+	cc := c.capped.Load()
+	if !current || cc == nil {
+		return
+	}
+	c.log.Warn().Stringer("timeout", c.cfg.PingTimeout).Msg("the XMPP server answered no ping: taken as hung; connecting again")
+	_ = cc.Close()
+}
+
+// keepalive pings the server every KeepAlive until ctx ends, so that a hung
+// one is found while nothing else is sent (see Sync).
+func (c *Component) keepalive(ctx context.Context) {
+	t := time.NewTicker(c.cfg.KeepAlive)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			_ = c.Sync(ctx)
+		}
+	}
 }

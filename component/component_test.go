@@ -451,6 +451,7 @@ func start(t *testing.T, srv *fakeServer, modify func(*Config)) *harness {
 		Version:      testVersion,
 		ReconnectMin: 5 * time.Millisecond,
 		ReconnectMax: 20 * time.Millisecond,
+		KeepAlive:    time.Hour, // no pings of its own, but where a test asks for them
 		OnConnect:    func() { h.conns <- struct{}{} },
 		Logger:       zerolog.New(zerolog.NewTestWriter(t)),
 	}
@@ -1420,6 +1421,48 @@ func TestReconnect(t *testing.T) {
 	sc5 := srv.session()
 	h.onConnect(t)
 	sc5.ping()
+}
+
+// TestHungServer: a server that takes the connection but answers no ping
+// (its keepalive while idle, or a Sync) is taken as hung: the component
+// ends the session, counts as disconnected, and connects again; one that
+// answers keeps it.
+func TestHungServer(t *testing.T) {
+	srv := newFakeServer(t)
+	h := start(t, srv, func(c *Config) {
+		c.KeepAlive, c.PingTimeout = 50*time.Millisecond, 200*time.Millisecond
+	})
+	sc := srv.session()
+	h.onConnect(t)
+	// sc answers nothing: its keepalive ping times out.
+	first := sc.next()
+	if first.XMLName.Local != "iq" || first.attr("type") != "get" {
+		t.Fatalf("first stanza %s, want the keepalive ping", first)
+	}
+	select {
+	case <-sc.readerEnd: // the component closed the connection
+	case <-time.After(waitFor):
+		t.Fatal("the component kept a session whose server answered no ping")
+	}
+	sc2 := srv.session()
+	h.onConnect(t)
+	// This one answers: still connected after several keepalives.
+	go func() {
+		for n := range sc2.stanzas {
+			if n.XMLName.Local == "iq" && n.attr("type") == "get" {
+				_, _ = io.WriteString(sc2.conn, `<iq type='result' id='`+n.attr("id")+`' from='`+n.attr("to")+`' to='`+n.attr("from")+`'/>`)
+			}
+		}
+	}()
+	time.Sleep(600 * time.Millisecond)
+	if !h.comp.Connected() {
+		t.Fatal("disconnected from a server that answers its pings")
+	}
+	select {
+	case <-srv.accepted:
+		t.Fatal("connected again to a server that answers its pings")
+	default:
+	}
 }
 
 func TestHandshakeRefused(t *testing.T) {
