@@ -76,13 +76,34 @@ func (m *Metrics) Ready(ctx context.Context) []string {
 		}
 	}
 	if s != nil {
-		ctx, cancel := context.WithTimeout(ctx, pingTimeout)
-		defer cancel()
-		if err := s.Ping(ctx); err != nil {
+		if err := m.ping(ctx, s); err != nil {
 			down = append(down, "store: "+err.Error())
 		}
 	}
 	return down
+}
+
+// ping pings the store, waiting at most pingTimeout. The ping runs on its
+// own, one at a time: a store that does not answer (a hung server, whose
+// driver may not give up when the context ends) makes /readyz say so in
+// time instead of hanging, and probes do not pile up behind it.
+func (m *Metrics) ping(ctx context.Context, s Store) error {
+	if !m.pinging.CompareAndSwap(false, true) {
+		return errors.New("the store has not answered the last ping yet")
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), pingTimeout)
+	errc := make(chan error, 1)
+	go func() {
+		defer m.pinging.Store(false)
+		defer cancel()
+		errc <- s.Ping(ctx)
+	}()
+	select {
+	case err := <-errc:
+		return err
+	case <-time.After(pingTimeout):
+		return fmt.Errorf("no answer to a ping within %v", pingTimeout)
+	}
 }
 
 // Serve serves h on addr (host:port) until ctx ends, then shuts down,

@@ -11,7 +11,9 @@ package metrics
 import (
 	"cmp"
 	"context"
+	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -100,7 +102,11 @@ type Metrics struct {
 	queuesErr error
 	queuesAt  time.Time
 	queueTTL  time.Duration
+	qpending  chan struct{} // closed when the query in flight ends; nil: none
 	now       func() time.Time
+
+	// pinging is set while a readiness ping of the store is in flight.
+	pinging atomic.Bool
 }
 
 type bind struct {
@@ -214,17 +220,41 @@ func (m *Metrics) SetStore(s Store) {
 	m.store = s
 }
 
+// queueWait bounds how long a scrape waits for the store's queue counts.
+const queueWait = 5 * time.Second
+
 // queueDepths returns the cached counts, querying the store when they are
-// older than queueTTL. A failure is cached as long.
+// older than queueTTL. A failure is cached as long. The query runs on its
+// own, one at a time, and a scrape waits for it at most queueWait: a store
+// that does not answer (a hung server, whose driver may not give up when
+// the context ends) costs the queue gauges, not the whole scrape, and
+// scrapes do not queue behind it.
 func (m *Metrics) queueDepths(s Store) (map[string]int, error) {
 	m.qmu.Lock()
-	defer m.qmu.Unlock()
-	if now := m.now(); m.queuesAt.IsZero() || now.Sub(m.queuesAt) >= m.queueTTL {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		m.queues, m.queuesErr = s.QueueDepths(ctx)
-		cancel()
-		m.queuesAt = now
+	if m.qpending == nil && (m.queuesAt.IsZero() || m.now().Sub(m.queuesAt) >= m.queueTTL) {
+		done := make(chan struct{})
+		m.qpending = done
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), queueWait)
+			q, err := s.QueueDepths(ctx)
+			cancel()
+			m.qmu.Lock()
+			m.queues, m.queuesErr, m.queuesAt, m.qpending = q, err, m.now(), nil
+			m.qmu.Unlock()
+			close(done)
+		}()
 	}
+	pending := m.qpending
+	m.qmu.Unlock()
+	if pending != nil {
+		select {
+		case <-pending:
+		case <-time.After(queueWait):
+			return nil, fmt.Errorf("the store did not answer within %v", queueWait)
+		}
+	}
+	m.qmu.Lock()
+	defer m.qmu.Unlock()
 	return m.queues, m.queuesErr
 }
 

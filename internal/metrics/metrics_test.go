@@ -334,6 +334,56 @@ func TestHealth(t *testing.T) {
 	}
 }
 
+// hungStore answers nothing until released, as a PostgreSQL server that
+// keeps its connections but stopped (its driver does not give up when the
+// context ends).
+type hungStore struct{ release chan struct{} }
+
+func (h hungStore) Ping(context.Context) error { <-h.release; return nil }
+func (h hungStore) QueueDepths(context.Context) (map[string]int, error) {
+	<-h.release
+	return map[string]int{}, nil
+}
+
+// TestHungStore: a store that answers nothing makes /readyz say so in time
+// and /metrics serve everything else, instead of both hanging; probes and
+// scrapes do not pile up behind the unanswered call.
+func TestHungStore(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m := metrics.New(reg)
+	var x session
+	x.up.Store(true)
+	m.SetXMPP(&x)
+	st := hungStore{release: make(chan struct{})}
+	defer close(st.release)
+	m.SetStore(st)
+	srv := httptest.NewServer(m.Handler(reg, zerolog.New(zerolog.NewTestWriter(t))))
+	defer srv.Close()
+	client := &http.Client{Timeout: 20 * time.Second}
+	get := func(path string) (int, string) {
+		t.Helper()
+		resp, err := client.Get(srv.URL + path)
+		if err != nil {
+			t.Fatalf("GET %s: %v", path, err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := get("/readyz"); code != 503 || !strings.HasPrefix(body, "store: no answer to a ping within") {
+		t.Errorf("/readyz, the store hung = %d %q", code, body)
+	}
+	if code, body := get("/readyz"); code != 503 || !strings.HasPrefix(body, "store: the store has not answered the last ping yet") {
+		t.Errorf("/readyz again = %d %q", code, body)
+	}
+	for range 2 {
+		code, body := get("/metrics")
+		if code != 200 || strings.Contains(body, "switchboard_queue_depth{") || !strings.Contains(body, "switchboard_xmpp_connected 1\n") {
+			t.Errorf("/metrics, the store hung = %d\n%s", code, body)
+		}
+	}
+}
+
 func TestServe(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
