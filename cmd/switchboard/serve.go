@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/hex"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -104,6 +105,13 @@ func isTerminal(w io.Writer) bool {
 // drainTimeout bounds how long shutdown waits for submissions in flight.
 const drainTimeout = 10 * time.Second
 
+// stopTimeout bounds the whole shutdown: past it, a store or server that
+// does not answer (a hung PostgreSQL) is given up, the store left unclosed,
+// and serve returns an error. Under the 30 s that systemd (TimeoutStopSec)
+// and the compose file (stop_grace_period) give before SIGKILL, so the log
+// says why.
+const stopTimeout = 25 * time.Second
+
 // run wires the gateway and serves until ctx ends. Shutdown goes in order:
 // stop reading from XMPP, store what was read, let submissions in flight get
 // their responses, unbind from the SMSC, close the store.
@@ -114,7 +122,11 @@ func run(ctx context.Context, cfg *Config, log zerolog.Logger) error {
 	if err != nil {
 		return err
 	}
+	abandoned := false // the shutdown gave up on the store (see stopTimeout)
 	defer func() {
+		if abandoned {
+			return
+		}
 		if err := st.Close(); err != nil {
 			log.Error().Err(err).Msg("closing store")
 		}
@@ -340,9 +352,23 @@ func run(ctx context.Context, cfg *Config, log zerolog.Logger) error {
 		log.Error().Err(runErr).Msg("stopping after a fatal error")
 	}
 	cancel()
-	wg.Wait()
-	stopSMPP()
-	smppDone.Wait()
+	stopped := make(chan struct{})
+	go func() {
+		wg.Wait()
+		stopSMPP()
+		smppDone.Wait()
+		close(stopped)
+	}()
+	select {
+	case <-stopped:
+	case <-time.After(stopTimeout):
+		// Nothing is lost: what was accepted is stored, and what was in
+		// flight is leased and taken up again at the next start.
+		abandoned = true
+		log.Error().Stringer("after", stopTimeout).
+			Msg("shutdown did not finish (a store or server that does not answer?); stopping anyway, what was in flight is taken up at the next start")
+		return errors.Join(runErr, fmt.Errorf("shutdown did not finish within %v", stopTimeout))
+	}
 	log.Info().Msg("stopped")
 	return runErr
 }
