@@ -161,11 +161,14 @@ type Limits struct {
 
 // Router routes messages. Create it with New, then Run it.
 type Router struct {
-	cfg     Config
-	store   Store
-	xmpp    XMPP
-	log     zerolog.Logger
-	domains map[string]bool
+	cfg   Config
+	store Store
+	xmpp  XMPP
+	log   zerolog.Logger
+	// policyLog logs policy refusals, at most policyLines a minute: any
+	// user can cause them at will (switchboard_refused_total counts all).
+	policyLog zerolog.Logger
+	domains   map[string]bool
 
 	intake chan *pending
 	acks   chan relayAck // receipts for relayed messages, to record (ackLoop)
@@ -231,6 +234,7 @@ func New(cfg Config, st Store) *Router {
 		acks:    make(chan relayAck, 4096),
 		wake:    make(chan struct{}, 1),
 	}
+	r.policyLog = r.log.Sample(&zerolog.BurstSampler{Burst: policyLines, Period: time.Minute})
 	for _, d := range cfg.Domains {
 		r.domains[strings.ToLower(d)] = true
 	}
@@ -771,10 +775,13 @@ func (r *Router) numberJID(number string) (jid.JID, error) {
 	return r.cfg.Component.Domain().WithLocal(number)
 }
 
+// policyLines is how many policy refusals a minute are logged.
+const policyLines = 10
+
 // refused refuses one message for a policy reason: reason is the label for
 // metrics, why the text for the sender.
 func (r *Router) refused(ctx context.Context, p *pending, reason, why string) {
-	r.log.Info().Str("from", p.from.Bare().String()).Str("dest", p.dest).Str("why", why).Msg("SMS refused by policy")
+	r.policyLog.Info().Str("from", p.from.Bare().String()).Str("dest", p.dest).Str("why", why).Msg("SMS refused by policy")
 	r.refuse(ctx, []*pending{p}, reason, stanzaErr(stanza.Modify, stanza.PolicyViolation, why))
 }
 

@@ -1,10 +1,12 @@
 package router_test
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 	"sync"
@@ -143,6 +145,12 @@ type fixture struct {
 
 func setup(t *testing.T, cfg router.Config) *fixture {
 	t.Helper()
+	return setupLog(t, cfg, zerolog.NewTestWriter(t))
+}
+
+// setupLog is setup with the router's log written to w.
+func setupLog(t *testing.T, cfg router.Config, w io.Writer) *fixture {
+	t.Helper()
 	st := storetest.SQLite(t)
 	for n, j := range map[string]string{aliceNum: "alice@example.com", bobNum: "bob@example.com"} {
 		if _, err := st.Bind(context.Background(), n, j, "operator"); err != nil {
@@ -154,7 +162,7 @@ func setup(t *testing.T, cfg router.Config) *fixture {
 	cfg.Domains = []string{"example.com"}
 	cfg.DefaultRegion = "US"
 	cfg.Instance = "test"
-	cfg.Logger = zerolog.New(zerolog.NewTestWriter(t))
+	cfg.Logger = zerolog.New(w)
 	cfg.WakeSMS = func() { f.woken <- struct{}{} }
 	f.r = router.New(cfg, st)
 	f.r.SetXMPP(f.x)
@@ -590,6 +598,47 @@ func TestLimits(t *testing.T) {
 	if s := f.x.next(t, "relay"); s.id != "r1" {
 		t.Fatalf("relay %+v", s)
 	}
+}
+
+// TestPolicyLogBounded: a user can have messages refused by the limits at
+// will; each is refused and counted, but the log takes ten lines a
+// minute of them, not one each.
+func TestPolicyLogBounded(t *testing.T) {
+	var log syncBuffer
+	refused := 0
+	f := setupLog(t, router.Config{Limits: router.Limits{BlockedPrefixes: []string{"+1900"}},
+		OnRefused: func(string) { refused++ }}, &log)
+	ctx := context.Background()
+	const n = 30
+	for i := range n {
+		if err := f.r.Outbound(ctx, router.Message{From: alice, To: numberJID("+19005550123"), ID: fmt.Sprint("p", i), Body: "x"}); err != nil {
+			t.Fatal(err)
+		}
+		if s := f.x.next(t, "error"); s.condition != stanza.PolicyViolation {
+			t.Fatalf("message %d: %+v", i, s)
+		}
+	}
+	if lines := strings.Count(log.String(), "SMS refused by policy"); lines != 10 || refused != n {
+		t.Errorf("%d refusals counted, %d logged; want %d and 10", refused, lines, n)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a logger's writes from any goroutine.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
 }
 
 // TestGlobalAndDailyLimits: everyone's SMS per minute and a user's per day
