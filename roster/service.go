@@ -13,6 +13,7 @@ import (
 	"github.com/rs/zerolog"
 	"mellium.im/xmpp/jid"
 
+	"switchboard/internal/failing"
 	"switchboard/roster/addressbook"
 	"switchboard/roster/number"
 	"switchboard/store"
@@ -55,6 +56,7 @@ type Config struct {
 // Service imports address books and keeps rosters in step.
 type Service struct {
 	cfg    Config
+	reads  failing.Log // failures to read the roster changes (a store that is down)
 	store  Store
 	pusher Pusher
 	log    zerolog.Logger
@@ -419,10 +421,11 @@ func (s *Service) pushOnce(ctx context.Context) bool {
 	dirty, err := s.store.DirtyContacts(ctx, pushBatch)
 	if err != nil {
 		if ctx.Err() == nil {
-			s.log.Error().Err(err).Msg("reading roster changes failed")
+			s.reads.Fail(s.log, err, "reading roster changes failed; retrying (the store?)")
 		}
 		return false
 	}
+	s.reads.OK(s.log, "reading roster changes works again")
 	if len(dirty) == 0 {
 		return false
 	}

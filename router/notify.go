@@ -152,10 +152,11 @@ func (r *Router) sendNotices(ctx context.Context, handed bool) (more bool) {
 		ns, err = r.store.ClaimNotices(ctx, r.cfg.Instance, noticeBatch, NoticeLease)
 		if err != nil {
 			if ctx.Err() == nil {
-				r.log.Error().Err(err).Msg("claiming notices failed")
+				r.claims.Fail(r.log, err, "claiming receipts, errors and messages from phones to send failed; retrying (the store?)")
 			}
 			return false
 		}
+		r.claims.OK(r.log, "claiming receipts, errors and messages from phones to send works again")
 		more = len(ns) == noticeBatch
 	}
 	if len(ns) == 0 {

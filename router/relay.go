@@ -40,10 +40,11 @@ func (r *Router) fallbackLoop(ctx context.Context) {
 			}
 			if err != nil {
 				if ctx.Err() == nil {
-					r.log.Error().Err(err).Msg("SMS fallback failed")
+					r.fallbacks.Fail(r.log, err, "reading or sending the relays due for SMS fallback failed; retrying (the store?)")
 				}
 				break
 			}
+			r.fallbacks.OK(r.log, "reading the relays due for SMS fallback works again")
 			if len(due) < fallbackBatch {
 				break
 			}

@@ -20,6 +20,7 @@ import (
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
 
+	"switchboard/internal/failing"
 	"switchboard/roster/number"
 	"switchboard/smsgw/coding"
 	"switchboard/store"
@@ -168,7 +169,10 @@ type Router struct {
 	// policyLog logs policy refusals, at most policyLines a minute: any
 	// user can cause them at will (switchboard_refused_total counts all).
 	policyLog zerolog.Logger
-	domains   map[string]bool
+	// Failures of the loops that poll the store (one that is down fails
+	// them all, every second or two).
+	claims, fallbacks failing.Log
+	domains           map[string]bool
 
 	intake chan *pending
 	acks   chan relayAck // receipts for relayed messages, to record (ackLoop)

@@ -18,6 +18,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"switchboard/internal/failing"
 	"switchboard/roster/number"
 	"switchboard/smsgw/coding"
 	"switchboard/smsgw/dlr"
@@ -113,6 +114,7 @@ type Config struct {
 // Gateway moves messages between the store and an SMPP bind.
 type Gateway struct {
 	cfg    Config
+	claims failing.Log // failures to claim messages (a store that is down)
 	outbox Outbox
 	inbox  Inbox
 	links  []*Link
@@ -385,10 +387,11 @@ func (g *Gateway) claim(ctx, work context.Context) bool {
 	msgs, err := g.outbox.ClaimOutbound(ctx, g.cfg.Instance, limit, claimLease)
 	if err != nil {
 		if ctx.Err() == nil {
-			g.log.Error().Err(err).Msg("claiming messages failed")
+			g.claims.Fail(g.log, err, "claiming messages to send as SMS failed; retrying (the store?)")
 		}
 		return false
 	}
+	g.claims.OK(g.log, "claiming messages to send as SMS works again")
 	for _, m := range msgs {
 		select {
 		case g.sem <- struct{}{}:
