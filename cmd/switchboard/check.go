@@ -86,7 +86,7 @@ func runChecks(ctx context.Context, cfg *Config) []checkResult {
 	storeResult, running := checkStore(sctx, cfg)
 	cancel()
 	checks := []func(context.Context) checkResult{
-		func(ctx context.Context) checkResult { return checkXMPP(ctx, cfg, running) },
+		func(ctx context.Context) checkResult { return checkXMPP(ctx, cfg, storeResult.ok, running) },
 		func(ctx context.Context) checkResult { return checkSMSC(ctx, cfg.SMPP, "smpp", "smpp") }}
 	for i, c := range cfg.SMSCs {
 		checks = append(checks, func(ctx context.Context) checkResult {
@@ -244,7 +244,7 @@ func storeProblem(dsn string, err error) string {
 // connected (running): ejabberd accepts a second connection for the
 // component, and when it ends, drops the privileges (XEP-0356) of the
 // first one too, so that the running gateway would see no presence.
-func checkXMPP(ctx context.Context, cfg *Config, running []store.Instance) checkResult {
+func checkXMPP(ctx context.Context, cfg *Config, storeOK bool, running []store.Instance) checkResult {
 	c := cfg.XMPP
 	r := checkResult{name: "xmpp"}
 	if len(running) > 0 {
@@ -267,6 +267,16 @@ func checkXMPP(ctx context.Context, cfg *Config, running []store.Instance) check
 		return fail("%s (is the XMPP server running, and is its component port %s?)", netProblem(err), c.Server)
 	}
 	defer conn.Close()
+	if !storeOK {
+		// The store says which gateways are connected: without it, a
+		// running one (the usual case while the store is down) would get
+		// a second component connection beside it. The port answers; the
+		// handshake waits.
+		r.ok, r.detail = true, fmt.Sprintf("%s at %s: port open, handshake not tried: the store could not say whether a switchboard is connected, "+
+			"and a second connection would disturb it (on ejabberd its end drops the running one's privileges); fix the store first",
+			c.Component, c.Server)
+		return r
+	}
 	if dl, ok := ctx.Deadline(); ok {
 		_ = conn.SetDeadline(dl)
 	}

@@ -155,6 +155,15 @@ func TestCheck(t *testing.T) {
 			"FAIL  smpp       " + closed + ": connection refused (is the SMSC reachable, and is smpp.addr right?)",
 			"3 of 3 checks failed",
 		}},
+		// With the store down, it cannot say whether a gateway is
+		// connected: the XMPP port is tried, the handshake not.
+		{"store down, XMPP up", func(t *testing.T, c *checkSetup) {
+			c.dsn = "postgres://switchboard:" + pgPassword + "@" + closed + "/switchboard?sslmode=disable"
+		}, 1, []string{
+			"FAIL  store      cannot connect to PostgreSQL at " + closed,
+			"ok    xmpp       " + p.Component + " at " + p.ComponentAddr + ": port open, handshake not tried: the store could not say",
+			"1 of 3 checks failed",
+		}},
 		{"component already connected", func(t *testing.T, c *checkSetup) {
 			conn, err := net.Dial("tcp", p.ComponentAddr)
 			if err != nil {
