@@ -11,6 +11,7 @@ import (
 	"encoding/xml"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -190,8 +191,19 @@ func (c *Component) logEnd(up bool, err error, retry time.Duration) {
 		ev, msg = c.log.Error().Str("hint", c.notAuthorizedHint()), "the XMPP server refused the component secret"
 	case !up:
 		msg = "connecting to the XMPP server failed"
+	case closedMidStream(err):
+		// What a server shutting down (or its host going away) leaves:
+		// not a parse error of ours.
+		err = errors.New("the XMPP server closed the connection")
 	}
 	ev.Err(err).Stringer("retry_in", retry.Round(time.Millisecond)).Str("server", c.cfg.Server).Msg(msg)
+}
+
+// closedMidStream tells whether err is the end of the connection in the
+// middle of the stream, as the XML decoder reports it.
+func closedMidStream(err error) bool {
+	var se *xml.SyntaxError
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.As(err, &se) && se.Msg == "unexpected EOF"
 }
 
 // notAuthorizedHint says, in each server's terms, what a not-authorized
