@@ -128,7 +128,7 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 			s.rdb = s.db
 		}
 	default:
-		return nil, fmt.Errorf("store: DSN must start with sqlite: or postgres://, got %q", redact(dsn))
+		return nil, fmt.Errorf("store: DSN must start with sqlite:, postgres:// or postgresql://, got %q", redact(dsn))
 	}
 	if err != nil {
 		return nil, fmt.Errorf("store: open: %w", scrub(err, dsn))

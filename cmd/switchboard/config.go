@@ -598,7 +598,7 @@ func (c *Config) validate() []error {
 		names[c.SMSCs[i].Name] = true
 	}
 	if !strings.HasPrefix(c.Store.DSN, "sqlite:") && !strings.HasPrefix(c.Store.DSN, "postgres://") && !strings.HasPrefix(c.Store.DSN, "postgresql://") {
-		bad("store.dsn", "must start with sqlite: or postgres://")
+		bad("store.dsn", "must start with sqlite:, postgres:// or postgresql://")
 	}
 	if r := c.Phone.DefaultRegion; r != "" && phonenumbers.GetCountryCodeForRegion(r) == 0 {
 		bad("phone.default_region", "%q is not an ISO 3166 region code such as US or GB", r)
