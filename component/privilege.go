@@ -376,8 +376,9 @@ func (c *Component) rosterSet(ctx context.Context, s *xmpp.Session, owner jid.JI
 
 // suggestRoster sends owner XEP-0144 messages of up to suggestBatch items,
 // with a body listing them for clients that do not implement it. Items
-// without Remove are suggested with action 'add' (the component does not
-// know the owner's roster, so it cannot tell an add from a modify).
+// without Remove are suggested with action 'modify' when they were
+// suggested before (Changed: a rename), else 'add' (clients skip an add of
+// a JID their roster has).
 func (c *Component) suggestRoster(ctx context.Context, owner jid.JID, items []roster.Item) error {
 	for len(items) > 0 {
 		batch := items[:min(suggestBatch, len(items))]
@@ -385,8 +386,11 @@ func (c *Component) suggestRoster(ctx context.Context, owner jid.JID, items []ro
 		var xitems []xml.TokenReader
 		for _, it := range batch {
 			action := "add"
-			if it.Remove {
+			switch {
+			case it.Remove:
 				action = "delete"
+			case it.Changed:
+				action = "modify"
 			}
 			attr := []xml.Attr{
 				{Name: xml.Name{Local: "action"}, Value: action},

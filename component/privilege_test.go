@@ -138,13 +138,16 @@ func TestPushRosterFallback(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// The domain is now known to refuse: straight to XEP-0144.
-	if err := h.comp.PushRoster(ctx, alice, items[:1]); err != nil {
+	// The domain is now known to refuse: straight to XEP-0144. A renamed
+	// item, suggested before, is a modify (clients skip an add of a JID
+	// their roster has).
+	renamed := roster.Item{JID: items[0].JID, Name: "Bob (work)", Group: "Phone", Changed: true}
+	if err := h.comp.PushRoster(ctx, alice, []roster.Item{renamed}); err != nil {
 		t.Fatal(err)
 	}
 	msg = sc.next()
 	want{name: "message", attr: map[string]string{"type": "normal"}}.match(t, msg)
-	checkSuggestion(t, msg, `add +12015550101@`+testDomain+` name="Bob" group="Phone"`)
+	checkSuggestion(t, msg, `modify +12015550101@`+testDomain+` name="Bob (work)" group="Phone"`)
 
 	// Presence from a number.
 	if err := h.comp.ContactPresence(ctx, items[0].JID, alice, true, "reachable by SMS"); err != nil {

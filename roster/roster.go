@@ -19,6 +19,9 @@ type Item struct {
 	Name   string
 	Group  string
 	Remove bool
+	// Changed: the item was pushed before, so the roster has it (a
+	// rename); else it is new there.
+	Changed bool
 }
 
 // Pusher changes users' rosters and tells them about contacts' presence.

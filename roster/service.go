@@ -456,7 +456,8 @@ func (s *Service) pushOnce(ctx context.Context) bool {
 		var items []Item
 		for _, c := range group {
 			if !c.ItemPushed() {
-				items = append(items, Item{JID: number.E164(c.Number).JID(s.cfg.Component), Name: c.Name, Group: s.cfg.Group, Remove: c.Deleted})
+				items = append(items, Item{JID: number.E164(c.Number).JID(s.cfg.Component), Name: c.Name, Group: s.cfg.Group, Remove: c.Deleted,
+					Changed: c.ItemChanged()})
 			}
 		}
 		if len(items) > 0 {

@@ -25,7 +25,14 @@ type pushes struct {
 
 func (p *pushes) PushRoster(_ context.Context, owner jid.JID, items []Item) error {
 	for _, it := range items {
-		p.items = append(p.items, fmt.Sprintf("%s: %s %s", owner, it.JID, it.Name))
+		line := fmt.Sprintf("%s: %s %s", owner, it.JID, it.Name)
+		switch {
+		case it.Remove:
+			line += " (removed)"
+		case it.Changed:
+			line += " (changed)"
+		}
+		p.items = append(p.items, line)
 	}
 	return nil
 }
@@ -197,8 +204,8 @@ func TestItemsPushedOnce(t *testing.T) {
 	}
 	upload(t, s, alice, "Carol, "+carolNum+"\nBob, "+bobNum)
 	drain(t, s)
-	if got := items(); len(got) != 2 {
-		t.Fatalf("first upload pushed %q, want both items", got)
+	if got, want := items(), []string{"alice@example.com: +12015550142@sms.example.com Carol", "alice@example.com: +12015550177@sms.example.com Bob"}; !slices.Equal(got, want) {
+		t.Fatalf("first upload pushed %q, want %q", got, want)
 	}
 	p.take()
 	// Carol registers the number alice has for her: presence, no item.
@@ -213,7 +220,7 @@ func TestItemsPushedOnce(t *testing.T) {
 	// Renamed in the book: pushed again; bob gone: removed.
 	upload(t, s, alice, "Carol Smith, "+carolNum)
 	drain(t, s)
-	if got, want := items(), []string{"alice@example.com: +12015550142@sms.example.com Carol Smith", "alice@example.com: +12015550177@sms.example.com Bob"}; !slices.Equal(got, want) {
+	if got, want := items(), []string{"alice@example.com: +12015550142@sms.example.com Carol Smith (changed)", "alice@example.com: +12015550177@sms.example.com Bob (removed)"}; !slices.Equal(got, want) {
 		t.Errorf("rename and removal pushed %q, want %q", got, want)
 	}
 }

@@ -22,14 +22,19 @@ type Contact struct {
 	Deleted   bool // gone from the address book; its roster item is still to remove
 
 	mark      int64 // the mark DirtyContacts read (see markDirty)
-	itemDirty bool  // its roster item changed since pushed (DirtyContacts)
+	itemDirty int   // its roster item: 0 pushed as it is, 1 never pushed, 2 changed since pushed (DirtyContacts)
 }
 
 // ItemPushed reports whether the contact's roster item, as it is, was
 // pushed already (read by DirtyContacts): only its presence is to send.
 // Pushing the item again would undo the name and group the user gave it,
 // or put back an item the user removed.
-func (c Contact) ItemPushed() bool { return !c.itemDirty }
+func (c Contact) ItemPushed() bool { return c.itemDirty == 0 }
+
+// ItemChanged reports whether the contact's roster item was pushed before
+// and changed since (renamed, or gone from the book): the roster has it,
+// so a suggestion (XEP-0144) says modify, not add.
+func (c Contact) ItemChanged() bool { return c.itemDirty == 2 }
 
 // markDirty is the SET clause that marks contacts for the roster worker:
 // dirty, and a mark other than the one they had, so a mark made while the
@@ -38,8 +43,9 @@ func (c Contact) ItemPushed() bool { return !c.itemDirty }
 const markDirty = `dirty = 1, mark = mark + 1`
 
 // markItem marks, with markDirty, a contact whose roster item changed:
-// new rows are so by default.
-const markItem = `item_dirty = 1, ` + markDirty
+// item_dirty 2 for one pushed before (0), kept 1 for one never pushed; new
+// rows are 1 by default.
+const markItem = `item_dirty = CASE WHEN item_dirty = 0 THEN 2 ELSE item_dirty END, ` + markDirty
 
 // ImportResult counts what an import changed.
 type ImportResult struct {
@@ -291,7 +297,7 @@ func (s *Store) DirtyContacts(ctx context.Context, limit int) ([]Contact, error)
 		if err := rows.Scan(&c.Owner, &c.Number, &c.Name, &del, &c.mark, &item); err != nil {
 			return nil, err
 		}
-		c.Deleted, c.itemDirty = del != 0, item != 0
+		c.Deleted, c.itemDirty = del != 0, item
 		out = append(out, c)
 	}
 	return out, rows.Err()

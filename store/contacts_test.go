@@ -229,6 +229,45 @@ func TestMarkDuringPush(t *testing.T) {
 	})
 }
 
+// TestItemChanged: a contact's roster item is new until pushed; renamed
+// or gone after a push, it is changed (the roster has it); renamed before
+// any push, still new.
+func TestItemChanged(t *testing.T) {
+	engines(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		owner := "a@example.com"
+		book := func(names ...string) []store.Contact {
+			var cs []store.Contact
+			for i, n := range names {
+				cs = append(cs, store.Contact{Owner: owner, Number: fmt.Sprintf("+1201555010%d", i+1), Name: n})
+			}
+			return cs
+		}
+		if _, err := s.ImportContacts(ctx, owner, book("Bob", "Carol", "Dave"), true, 0, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		dirty, err := s.DirtyContacts(ctx, 10)
+		if err != nil || len(dirty) != 3 {
+			t.Fatalf("DirtyContacts = %v, %v", dirty, err)
+		}
+		must(t, s.ContactsPushed(ctx, dirty[:2])) // Dave is never pushed
+		// Bob renamed, Carol gone, Dave renamed before his first push.
+		if _, err := s.ImportContacts(ctx, owner, []store.Contact{book("Bob (work)")[0], book("", "", "David")[2]}, true, 0, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		dirty, err = s.DirtyContacts(ctx, 10)
+		if err != nil || len(dirty) != 3 {
+			t.Fatalf("DirtyContacts after the second upload = %v, %v", dirty, err)
+		}
+		for _, c := range dirty {
+			want := c.Number != "+12015550103" // Dave's is still new
+			if c.ItemPushed() || c.ItemChanged() != want {
+				t.Errorf("%s %q (deleted %v): ItemPushed %v, ItemChanged %v; want false, %v", c.Number, c.Name, c.Deleted, c.ItemPushed(), c.ItemChanged(), want)
+			}
+		}
+	})
+}
+
 // TestItemDirtyMigration: on upgrade, contacts already pushed count as
 // pushed (a registration then sends their presence only), and those still
 // waiting are pushed whole; after it, a registration marks presence only.
