@@ -1,7 +1,6 @@
 package router_test
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"errors"
@@ -18,6 +17,7 @@ import (
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
 
+	"switchboard/internal/testenv"
 	"switchboard/router"
 	"switchboard/store"
 	"switchboard/store/storetest"
@@ -604,10 +604,10 @@ func TestLimits(t *testing.T) {
 // will; each is refused and counted, but the log takes ten lines a
 // minute of them, not one each.
 func TestPolicyLogBounded(t *testing.T) {
-	var log syncBuffer
+	logs := testenv.NewLogs(t)
 	refused := 0
 	f := setupLog(t, router.Config{Limits: router.Limits{BlockedPrefixes: []string{"+1900"}},
-		OnRefused: func(string) { refused++ }}, &log)
+		OnRefused: func(string) { refused++ }}, logs)
 	ctx := context.Background()
 	const n = 30
 	for i := range n {
@@ -618,27 +618,9 @@ func TestPolicyLogBounded(t *testing.T) {
 			t.Fatalf("message %d: %+v", i, s)
 		}
 	}
-	if lines := strings.Count(log.String(), "SMS refused by policy"); lines != 10 || refused != n {
+	if lines := logs.Count("SMS refused by policy"); lines != 10 || refused != n {
 		t.Errorf("%d refusals counted, %d logged; want %d and 10", refused, lines, n)
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for a logger's writes from any goroutine.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
 
 // TestGlobalAndDailyLimits: everyone's SMS per minute and a user's per day
