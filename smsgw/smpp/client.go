@@ -381,7 +381,7 @@ func (c *Client) setSession(s *session) {
 		if now {
 			c.log.Info().Str("system_id", c.cfg.SystemID).Msg("smpp bound")
 		} else {
-			c.log.Info().Msg("smpp unbound")
+			c.log.Info().Msg("smpp bind down") // unbound, dropped, or ending (see drain)
 		}
 		if c.cfg.OnState != nil {
 			c.cfg.OnState(now)
