@@ -622,9 +622,11 @@ func (c *Component) handlePresence(ctx context.Context, s *inStanza) {
 		// the only word that the user has gone. Servers also send it to
 		// one contact the user unsubscribes from or blocks, while the user
 		// stays online, so where forwarding is complete (Prosody's
-		// urn:xmpp:privilege:2) it is not taken for the user's presence.
+		// urn:xmpp:privilege:2) it is not taken for the user's presence;
+		// on ejabberd, only after the user's roster shows the number still
+		// subscribed to it (see unavailableToNumber).
 		if ns, _ := c.presenceGrant(from.Domainpart()); ns == nsPrivilege1 {
-			c.observe(from, s.Type)
+			c.unavailableToNumber(ctx, from, at)
 		}
 		return
 	}

@@ -112,8 +112,9 @@ type Component struct {
 	mu   sync.RWMutex
 	sess *xmpp.Session
 
-	priv  privState     // XEP-0356 grants of the current session (privilege.go)
-	presq presenceQueue // users' presence on its way to the record (presence.go)
+	priv     privState     // XEP-0356 grants of the current session (privilege.go)
+	presq    presenceQueue // users' presence on its way to the record (presence.go)
+	checking sync.Map      // full JIDs whose unavailable to a number is being checked (presence.go)
 
 	capped atomic.Pointer[capConn] // the current connection's stanza size bound (limit.go)
 

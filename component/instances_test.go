@@ -175,11 +175,36 @@ func TestPresenceAcrossInstances(t *testing.T) {
 	if !avail(a.comp) {
 		t.Fatal("alice not online again")
 	}
-	broadcast := func(sc *serverConn, typ string, numbers ...string) {
+	broadcast := func(sc *serverConn, typ string, numbers ...string) []node {
 		for _, n := range numbers {
 			sc.send(`<presence from='alice@example.com/phone' to='` + n + `@` + testDomain + `'` + typ + `/>`)
 		}
-		sc.ping()
+		return sc.ping()
+	}
+	// rosterGet answers the component's privileged roster get of alice's
+	// roster (among before, else the next stanza), with number in it
+	// subscribed as sub ("" not in it). One get serves a broadcast.
+	rosterGet := func(sc *serverConn, before []node, number, sub string) {
+		t.Helper()
+		var iq node
+		for _, n := range before {
+			if n.XMLName.Local == "iq" && n.attr("type") == "get" {
+				iq = n
+			}
+		}
+		if iq.XMLName.Local == "" {
+			iq = sc.next()
+		}
+		if iq.XMLName.Local != "iq" || iq.attr("type") != "get" || iq.attr("to") != "alice@example.com" ||
+			len(iq.children(nsRoster, "query")) != 1 {
+			t.Fatalf("want a roster get of alice's roster, got %s", iq)
+		}
+		item := ""
+		if sub != "" {
+			item = `<item jid='` + number + `@` + testDomain + `' subscription='` + sub + `'/>`
+		}
+		sc.send(`<iq type='result' id='` + iq.attr("id") + `' from='alice@example.com' to='` + testDomain + `'>` +
+			`<query xmlns='jabber:iq:roster'>` + item + `</query></iq>`)
 	}
 	broadcast(scA, ` type='unavailable'`, "+12015550123")
 	if !avail(a.comp) || !avail(b.comp) {
@@ -191,7 +216,17 @@ func TestPresenceAcrossInstances(t *testing.T) {
 	// the unavailable to the numbers in her roster, once for each.
 	advertise(scA, nsPrivilege1, "roster")
 	advertise(scB, nsPrivilege1, "roster")
-	broadcast(scA, ` type='unavailable'`, "+12015550123", "+12015550124", "+12015550125")
+	// The same presence comes when she removes a number from her roster,
+	// or cancels its subscription, while staying online: her roster,
+	// read, tells them apart.
+	rosterGet(scA, broadcast(scA, ` type='unavailable'`, "+12015550126"), "+12015550126", "")
+	rosterGet(scA, broadcast(scA, ` type='unavailable'`, "+12015550127"), "+12015550127", "to")
+	scA.ping()
+	if !avail(a.comp) || !avail(b.comp) {
+		t.Fatal("alice offline after removing a number from her roster")
+	}
+	before := broadcast(scA, ` type='unavailable'`, "+12015550123", "+12015550124", "+12015550125")
+	rosterGet(scA, before, "+12015550123", "both")
 	if avail(a.comp) || avail(b.comp) { // a first: it waits for its own write
 		t.Fatal("alice online after her presence to the numbers in her roster said she had gone")
 	}

@@ -84,6 +84,32 @@ func (q *presenceQueue) add(ch store.PresenceChange) {
 	}
 }
 
+// reserve takes a place for a change not known yet (see
+// unavailableToNumber): readers waiting for what was read before them
+// (settled) wait for it too. fill gives the change, or nil for none; it
+// must be called once.
+func (q *presenceQueue) reserve() (fill func(*store.PresenceChange)) {
+	q.mu.Lock()
+	q.queued++
+	q.mu.Unlock()
+	return func(ch *store.PresenceChange) {
+		q.mu.Lock()
+		if ch == nil {
+			q.applied++
+			close(q.changed)
+			q.changed = make(chan struct{})
+			q.mu.Unlock()
+			return
+		}
+		q.ops = append(q.ops, *ch)
+		q.mu.Unlock()
+		select {
+		case q.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
 // run writes what is queued with apply until ctx ends, and then what was
 // queued by then.
 func (q *presenceQueue) run(ctx context.Context, apply func([]store.PresenceChange)) {
@@ -204,3 +230,43 @@ func (c *Component) presenceGrant(domain string) (ns, perm string) {
 // grantSkew is how much older than this session an advertisement another
 // instance recorded may be and still count for it.
 const grantSkew = 10 * time.Second
+
+// unavailableToNumber handles, on ejabberd 23.01 (urn:xmpp:privilege:1),
+// an unavailable presence from a user's resource to the number JID num. It
+// is the user going offline when it is the server's broadcast to the
+// contacts subscribed to the user's presence; but the server sends one too,
+// from each of the user's resources, when the user removes the number from
+// their roster or cancels its subscription, while staying online. Taken
+// for going offline, that sent every message to the user as SMS at once.
+// So the user's roster is read (a privileged roster get): the user goes
+// offline only if the number still has the user's presence (subscription
+// from or both), or if the roster cannot be read. The read runs on its
+// own (a stanza handler may not wait for an answer), one per resource at a
+// time: a session's end is broadcast to every number in the roster, and
+// the first read decides for the rest; the change keeps the time it was
+// read, so a later one recorded meanwhile wins.
+func (c *Component) unavailableToNumber(ctx context.Context, from, num jid.JID) {
+	key := from.String()
+	if _, busy := c.checking.LoadOrStore(key, struct{}{}); busy {
+		return
+	}
+	if c.cfg.Presences == nil {
+		c.checking.Delete(key)
+		return
+	}
+	change := store.PresenceChange{JID: from.Bare().String(), Resource: from.Resourcepart(), At: time.Now()}
+	fill := c.presq.reserve() // a message routed meanwhile waits for the answer
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), rosterIQTimeout)
+	go func() {
+		defer cancel()
+		defer c.checking.Delete(key)
+		sub, err := c.rosterSubscription(ctx, from.Bare(), num)
+		if err == nil && sub != "from" && sub != "both" {
+			c.log.Debug().Str("user", key).Str("number", num.String()).Str("subscription", sub).
+				Msg("unavailable for a subscription the user ended, not the user going offline")
+			fill(nil)
+			return
+		}
+		fill(&change)
+	}()
+}

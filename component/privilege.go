@@ -5,6 +5,7 @@ package component
 // it does not or where privileged sets fail, and presence from number JIDs.
 
 import (
+	"cmp"
 	"context"
 	"encoding/xml"
 	"errors"
@@ -325,6 +326,42 @@ func (c *Component) setRoster(ctx context.Context, s *xmpp.Session, gen uint64, 
 		suggest = append(suggest, it)
 	}
 	return suggest, nil
+}
+
+// rosterSubscription reads, by a privileged roster get, the subscription
+// of item in owner's roster: "" when the roster has no such item.
+func (c *Component) rosterSubscription(ctx context.Context, owner, item jid.JID) (string, error) {
+	c.mu.RLock()
+	s := c.sess
+	c.mu.RUnlock()
+	if s == nil {
+		return "", ErrDisconnected
+	}
+	query := xmlstream.Wrap(nil, xml.StartElement{Name: xml.Name{Space: nsRoster, Local: "query"}})
+	resp, err := c.sendIQ(ctx, s, stanza.IQ{From: c.cfg.JID, To: owner, Type: stanza.GetIQ}.Wrap(query))
+	if err != nil {
+		return "", err
+	}
+	defer resp.Close()
+	var reply struct {
+		Type  string `xml:"type,attr"`
+		Items []struct {
+			JID          string `xml:"jid,attr"`
+			Subscription string `xml:"subscription,attr"`
+		} `xml:"jabber:iq:roster query>item"`
+	}
+	if err := xml.NewTokenDecoder(resp).Decode(&reply); err != nil {
+		return "", fmt.Errorf("component: reading the roster get answer: %w", err)
+	}
+	if reply.Type != "result" {
+		return "", fmt.Errorf("component: roster get answered with type %q", reply.Type)
+	}
+	for _, it := range reply.Items {
+		if j, err := jid.Parse(it.JID); err == nil && j.Equal(item) {
+			return cmp.Or(it.Subscription, "none"), nil
+		}
+	}
+	return "", nil
 }
 
 // rosterSet sends one privileged roster set and waits for the answer. A

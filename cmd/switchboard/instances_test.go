@@ -105,6 +105,32 @@ func TestPresenceAcrossInstancesEjabberd(t *testing.T) {
 		t.Fatalf("message to online bob not relayed after the restarts: %v (SMS sent: %d)", err, len(sim.Messages()))
 	}
 
+	// bob removes a number from his roster, while online: ejabberd sends
+	// the number unsubscribe and unsubscribed, then unavailable from each
+	// of his resources. That is the end of a subscription, not bob going
+	// offline: he stays recorded online.
+	other := "+12015550178@" + e.Component
+	must(t, b.Send(ctx, `<presence type='subscribe' to='`+other+`'/>`))
+	if _, err := b.Next(ctx, func(s testenv.Stanza) bool {
+		return s.Name == "presence" && s.Attr["type"] == "subscribe" && s.Attr["from"] == other
+	}); err != nil {
+		t.Fatalf("the gateway did not ask for bob's presence back: %v", err)
+	}
+	must(t, b.Send(ctx, `<presence type='subscribed' to='`+other+`'/>`))
+	time.Sleep(500 * time.Millisecond) // the subscription settles both ways
+	if _, err := b.IQ(ctx, `<iq type='set'><query xmlns='jabber:iq:roster'><item jid='`+other+`' subscription='remove'/></query></iq>`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Next(ctx, func(s testenv.Stanza) bool {
+		return s.Name == "presence" && s.Attr["type"] == "unavailable" && s.Attr["from"] == other
+	}); err != nil {
+		t.Fatalf("the gateway did not answer the removal's unsubscribe: %v", err)
+	}
+	time.Sleep(2 * time.Second) // the unavailable that follows, read and recorded if taken for bob's
+	if up, err := st.UserAvailable(context.Background(), "bob@"+e.Domain, ""); err != nil || !up {
+		t.Fatalf("bob recorded offline after removing a number from his roster (%v, %v)", up, err)
+	}
+
 	// bob's client leaves without its unavailable presence (it just ends
 	// the stream, as a client that lost its network is ended). ejabberd
 	// forwards nothing under the privilege then, but broadcasts the
