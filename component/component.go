@@ -262,6 +262,7 @@ func (c *Component) session(ctx context.Context) (up bool, err error) {
 	})
 	kctx, kcancel := context.WithCancel(ctx)
 	go c.keepalive(kctx)
+	go c.serverRestarts(kctx)
 	err = s.Serve(xmpp.HandlerFunc(c.handle))
 	kcancel()
 	stop()

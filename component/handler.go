@@ -26,6 +26,7 @@ const (
 	nsDiscoInfo  = "http://jabber.org/protocol/disco#info"
 	nsDiscoItems = "http://jabber.org/protocol/disco#items"
 	nsPing       = "urn:xmpp:ping"
+	nsLast       = "jabber:iq:last" // XEP-0012: the server's uptime
 	nsReceipts   = "urn:xmpp:receipts"
 	nsHints      = "urn:xmpp:hints"
 )

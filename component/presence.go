@@ -2,10 +2,15 @@ package component
 
 import (
 	"context"
+	"encoding/xml"
+	"fmt"
+	"strconv"
 	"sync"
 	"time"
 
+	"mellium.im/xmlstream"
 	"mellium.im/xmpp/jid"
+	"mellium.im/xmpp/stanza"
 
 	"switchboard/store"
 )
@@ -27,6 +32,7 @@ type Presences interface {
 	SetPresences(ctx context.Context, changes []store.PresenceChange) error
 	UserAvailable(ctx context.Context, bare, resource string) (bool, error)
 	SetGrant(ctx context.Context, domain string, g store.Grant) error
+	EndPresencesBefore(ctx context.Context, before time.Time) (int64, error)
 	GrantOf(ctx context.Context, domain string) (g store.Grant, ok bool, err error)
 }
 
@@ -269,4 +275,75 @@ func (c *Component) unavailableToNumber(ctx context.Context, from, num jid.JID) 
 		}
 		fill(&change)
 	}()
+}
+
+// serverRestarts ends, after a connection, the presence recorded before the
+// XMPP server last started: a server that restarted ended every user's
+// session, and need not tell the component (ejabberd does not), so users
+// who did not come back would count as online for good, and messages to
+// them go over XMPP into offline storage and, after the fallback wait, as
+// SMS too. The server's uptime comes from XEP-0012 (jabber:iq:last, sent
+// to its domain: Prosody's mod_uptime, ejabberd's mod_last); a server that
+// does not answer it changes nothing. What the gateway read since the
+// connection is newer than the server's start, and kept.
+func (c *Component) serverRestarts(ctx context.Context) {
+	if c.cfg.Presences == nil {
+		return
+	}
+	asked := time.Now()
+	up, err := c.uptime(ctx)
+	if err != nil {
+		c.log.Debug().Err(err).Msg("the XMPP server's uptime is unknown (XEP-0012); presence recorded before a restart is kept")
+		return
+	}
+	started := asked.Add(-up)
+	n, err := c.cfg.Presences.EndPresencesBefore(ctx, started)
+	switch {
+	case err != nil:
+		if ctx.Err() == nil {
+			c.log.Warn().Err(err).Msg("ending the presence recorded before the XMPP server started failed")
+		}
+	case n > 0:
+		c.log.Info().Time("server_started", started).Int64("resources", n).
+			Msg("the XMPP server started since the users' presence was recorded: those resources are taken offline")
+	}
+}
+
+// uptime asks the XMPP server how long it has been running (XEP-0012).
+func (c *Component) uptime(ctx context.Context) (time.Duration, error) {
+	c.mu.RLock()
+	s := c.sess
+	c.mu.RUnlock()
+	if s == nil {
+		return 0, ErrDisconnected
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.PingTimeout)
+	defer cancel()
+	to := c.cfg.JID.Domain()
+	if c.cfg.SyncTo.Domainpart() != "" {
+		to = c.cfg.SyncTo.Domain()
+	}
+	resp, err := c.sendIQ(ctx, s, stanza.IQ{Type: stanza.GetIQ, From: c.cfg.JID, To: to}.Wrap(
+		xmlstream.Wrap(nil, xml.StartElement{Name: xml.Name{Space: nsLast, Local: "query"}})))
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Close()
+	var reply struct {
+		Type  string `xml:"type,attr"`
+		Query *struct {
+			Seconds string `xml:"seconds,attr"`
+		} `xml:"jabber:iq:last query"`
+	}
+	if err := xml.NewTokenDecoder(resp).Decode(&reply); err != nil {
+		return 0, err
+	}
+	if reply.Type != "result" || reply.Query == nil {
+		return 0, fmt.Errorf("no uptime in the answer (type %q)", reply.Type)
+	}
+	sec, err := strconv.ParseUint(reply.Query.Seconds, 10, 32)
+	if err != nil {
+		return 0, fmt.Errorf("uptime %q: %w", reply.Query.Seconds, err)
+	}
+	return time.Duration(sec) * time.Second, nil
 }

@@ -1,10 +1,13 @@
 package component
 
 import (
+	"context"
 	"testing"
+	"time"
 
 	"mellium.im/xmpp/jid"
 
+	"switchboard/store"
 	"switchboard/store/storetest"
 )
 
@@ -60,3 +63,61 @@ func TestGatewayPresenceKeepsRecord(t *testing.T) {
 		t.Fatal("alice's forwarded unavailable presence not recorded")
 	}
 }
+
+// TestServerRestarted: as it connects, the component asks the server's
+// uptime (XEP-0012); presence recorded before the server started is
+// ended (the server ended those sessions, and ejabberd does not say so),
+// what was read since is kept; a server that does not answer changes
+// nothing.
+func TestServerRestarted(t *testing.T) {
+	st := storetest.SQLite(t)
+	ctx := context.Background()
+	now := time.Now()
+	if err := st.SetPresences(ctx, []store.PresenceChange{
+		{JID: "alice@example.com", Resource: "phone", Available: true, At: now.Add(-time.Hour)},
+		{JID: "bob@example.com", Resource: "laptop", Available: true, At: now.Add(-10 * time.Second)},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	h := start(t, newFakeServer(t), func(c *Config) { c.Presences = st })
+	sc := h.srv.session()
+	h.onConnect(t)
+	var q node
+	select {
+	case q = <-sc.lasts:
+	case <-time.After(waitFor):
+		t.Fatal("the component did not ask the server's uptime")
+	}
+	want{name: "iq", attr: map[string]string{"type": "get", "from": testDomain, "to": testDomain}}.match(t, q)
+	// Up for a minute: alice's record is older, bob's newer.
+	sc.send(`<iq type='result' id='` + q.attr("id") + `' from='` + testDomain + `' to='` + testDomain + `'><query xmlns='jabber:iq:last' seconds='60'/></iq>`)
+	deadline := time.Now().Add(waitFor)
+	for {
+		a, err := st.UserAvailable(ctx, "alice@example.com", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !a {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("alice, recorded online an hour before the server started, still online")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if b, err := st.UserAvailable(ctx, "bob@example.com", ""); err != nil || !b {
+		t.Errorf("bob, recorded online since the server started: %v, %v", b, err)
+	}
+
+	// Connecting again to a server that does not answer: nothing changes.
+	sc.conn.Close()
+	sc2 := h.srv.session()
+	h.onConnect(t)
+	q = <-sc2.lasts
+	sc2.send(`<iq type='error' id='` + q.attr("id") + `' from='` + testDomain + `' to='` + testDomain + `'><error type='cancel'><service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>`)
+	sc2.ping()
+	if b, err := st.UserAvailable(ctx, "bob@example.com", ""); err != nil || !b {
+		t.Errorf("bob after a server without uptime: %v, %v", b, err)
+	}
+}
+

@@ -51,6 +51,19 @@ func (s *Store) SetPresences(ctx context.Context, changes []PresenceChange) erro
 	return nil
 }
 
+// EndPresencesBefore records as gone every resource recorded available by
+// a change read before before (the XMPP server restarted then: every
+// session on it ended, and a server need not say so), and returns how
+// many. A change read since is kept.
+func (s *Store) EndPresencesBefore(ctx context.Context, before time.Time) (int64, error) {
+	at := before.UnixMilli()
+	res, err := s.exec(ctx, `UPDATE presences SET available = 0, at = $1 WHERE available = 1 AND at < $1`, at)
+	if err != nil {
+		return 0, fmt.Errorf("store: presence: %w", err)
+	}
+	return res.RowsAffected()
+}
+
 // UserAvailable reports whether resource of the bare JID is available, or,
 // when resource is "", any of its resources.
 func (s *Store) UserAvailable(ctx context.Context, bare, resource string) (bool, error) {

@@ -115,3 +115,35 @@ func TestGrants(t *testing.T) {
 		}
 	})
 }
+
+// TestEndPresencesBefore: a restart of the XMPP server ends the resources
+// recorded online before it; those recorded since, and a change read
+// later, are kept.
+func TestEndPresencesBefore(t *testing.T) {
+	engines(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		start := time.Now().Add(-time.Minute)
+		must(t, s.SetPresences(ctx, []store.PresenceChange{
+			{JID: "a@example.com", Resource: "phone", Available: true, At: start.Add(-time.Hour)},
+			{JID: "a@example.com", Resource: "laptop", Available: true, At: start.Add(-time.Second)},
+			{JID: "b@example.com", Resource: "phone", Available: true, At: start.Add(time.Second)},
+		}))
+		n, err := s.EndPresencesBefore(ctx, start)
+		if err != nil || n != 2 {
+			t.Fatalf("EndPresencesBefore = %d, %v; want 2", n, err)
+		}
+		for _, c := range []struct {
+			jid  string
+			want bool
+		}{{"a@example.com", false}, {"b@example.com", true}} {
+			if got, err := s.UserAvailable(ctx, c.jid, ""); err != nil || got != c.want {
+				t.Errorf("%s available %v, %v; want %v", c.jid, got, err, c.want)
+			}
+		}
+		// a's phone comes back after the restart: recorded.
+		must(t, s.SetPresences(ctx, []store.PresenceChange{{JID: "a@example.com", Resource: "phone", Available: true, At: time.Now()}}))
+		if got, _ := s.UserAvailable(ctx, "a@example.com", "phone"); !got {
+			t.Error("a's phone, back after the restart, not recorded")
+		}
+	})
+}

@@ -157,3 +157,32 @@ func waitAvailable(t *testing.T, st *store.Store, bare, resource string, want bo
 		return err == nil && got == want
 	})
 }
+
+// TestEjabberdRestartEndsPresence: ejabberd restarting ends bob's session
+// without a word to the component; connecting again, the gateway reads the
+// server's uptime (XEP-0012) and ends what it recorded before the server
+// started, so bob, not back, no longer counts as online (messages to him
+// would go into offline storage and, after the fallback wait, as SMS too).
+func TestEjabberdRestartEndsPresence(t *testing.T) {
+	t.Parallel()
+	e := testenv.StartEjabberd(t, testenv.EjabberdOptions{Users: map[string]string{"bob": "bob"}, Privilege: true})
+	sim := smsc.NewServer(smsc.Config{Logger: zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel)})
+	smscAddr, err := sim.Start("")
+	must(t, err)
+	t.Cleanup(func() { sim.Close() })
+	dsn := sqliteDSN(t)
+	cfg, err := loadConfig("", gatewayEnv(e.Component, e.ComponentAddr, e.Secret, e.Domain, smscAddr, dsn))
+	must(t, err)
+	st, err := store.Open(context.Background(), dsn)
+	must(t, err)
+	t.Cleanup(func() { st.Close() })
+	gw := &stack{smsc: sim, cfg: cfg, logs: testenv.NewLogs(t)}
+	gw.start(t)
+	waitGranted(t, 1, gw)
+	testenv.Login(t, e.C2SAddr, jid.MustParse("bob@"+e.Domain), "bob")
+	waitAvailable(t, st, "bob@"+e.Domain, "", true)
+
+	e.Restart(t)
+	gw.logs.Next("the XMPP server started since the users' presence was recorded: those resources are taken offline")
+	waitAvailable(t, st, "bob@"+e.Domain, "", false)
+}
