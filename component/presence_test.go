@@ -120,4 +120,3 @@ func TestServerRestarted(t *testing.T) {
 		t.Errorf("bob after a server without uptime: %v, %v", b, err)
 	}
 }
-
