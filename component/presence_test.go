@@ -2,6 +2,8 @@ package component
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -118,5 +120,39 @@ func TestServerRestarted(t *testing.T) {
 	sc2.ping()
 	if b, err := st.UserAvailable(ctx, "bob@example.com", ""); err != nil || !b {
 		t.Errorf("bob after a server without uptime: %v, %v", b, err)
+	}
+}
+
+// TestUnavailableLargeRoster: the roster read that tells a user's going
+// offline from their removing a number (ejabberd, privilege:1) may be far
+// larger than the stanza bound; it is read, and the session stays.
+func TestUnavailableLargeRoster(t *testing.T) {
+	st := storetest.SQLite(t)
+	h := start(t, newFakeServer(t), func(c *Config) { c.Presences, c.MaxStanza = st, 4096 })
+	sc := h.srv.session()
+	h.onConnect(t)
+	advertise(sc, nsPrivilege1, "roster")
+	alice := jid.MustParse("alice@example.com/phone")
+	sc.send(`<presence from='alice@example.com/phone' to='` + testDomain + `'/>`) // forwarded: online
+	sc.ping()
+	sc.send(`<presence from='alice@example.com/phone' to='+12015550123@` + testDomain + `' type='unavailable'/>`)
+	var get node
+	for get.XMLName.Local == "" {
+		if n := sc.next(); n.XMLName.Local == "iq" && len(n.children(nsRoster, "query")) == 1 {
+			get = n
+		}
+	}
+	var items strings.Builder
+	for i := range 200 { // about 20 KB
+		fmt.Fprintf(&items, `<item jid='+1201555%04d@%s' name='Contact %d' subscription='both'><group>Phone contacts</group></item>`, 1000+i, testDomain, i)
+	}
+	items.WriteString(`<item jid='+12015550123@` + testDomain + `' subscription='both'/>`)
+	sc.send(`<iq type='result' id='` + get.attr("id") + `' from='alice@example.com' to='` + testDomain + `'><query xmlns='jabber:iq:roster'>` + items.String() + `</query></iq>`)
+	sc.ping()
+	if !h.comp.Connected() {
+		t.Fatal("the session ended on the roster's size")
+	}
+	if known, avail := h.comp.Available(alice); !known || avail {
+		t.Errorf("alice after her session's end was broadcast: known %v, available %v; want offline", known, avail)
 	}
 }

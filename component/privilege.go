@@ -39,6 +39,9 @@ const (
 	privilegeGrace = 2 * time.Second
 	// rosterIQTimeout bounds the wait for the answer to one roster set.
 	rosterIQTimeout = 10 * time.Second
+	// rosterAllowance is what a roster get's answer may take beyond the
+	// stanza bound: some 150,000 items.
+	rosterAllowance = 16 << 20
 	// suggestBatch is the most items one XEP-0144 message carries.
 	suggestBatch = 100
 )
@@ -336,6 +339,11 @@ func (c *Component) rosterSubscription(ctx context.Context, owner, item jid.JID)
 	c.mu.RUnlock()
 	if s == nil {
 		return "", ErrDisconnected
+	}
+	// A whole roster may be larger than a stanza a peer would send (10,000
+	// number contacts take about 1 MiB).
+	if cc := c.capped.Load(); cc != nil {
+		defer cc.allow(rosterAllowance)()
 	}
 	query := xmlstream.Wrap(nil, xml.StartElement{Name: xml.Name{Space: nsRoster, Local: "query"}})
 	resp, err := c.sendIQ(ctx, s, stanza.IQ{From: c.cfg.JID, To: owner, Type: stanza.GetIQ}.Wrap(query))
