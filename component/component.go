@@ -112,9 +112,10 @@ type Component struct {
 	mu   sync.RWMutex
 	sess *xmpp.Session
 
-	priv     privState     // XEP-0356 grants of the current session (privilege.go)
-	presq    presenceQueue // users' presence on its way to the record (presence.go)
-	checking sync.Map      // full JIDs whose unavailable to a number is being checked (presence.go)
+	priv    privState     // XEP-0356 grants of the current session (privilege.go)
+	presq   presenceQueue // users' presence on its way to the record (presence.go)
+	checkMu sync.Mutex
+	checks  map[string][]unavailCheck // by full JID: unavailable to numbers, waiting for a roster read (presence.go)
 
 	capped atomic.Pointer[capConn] // the current connection's stanza size bound (limit.go)
 

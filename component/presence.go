@@ -246,35 +246,84 @@ const grantSkew = 10 * time.Second
 // for going offline, that sent every message to the user as SMS at once.
 // So the user's roster is read (a privileged roster get): the user goes
 // offline only if the number still has the user's presence (subscription
-// from or both), or if the roster cannot be read. The read runs on its
-// own (a stanza handler may not wait for an answer), one per resource at a
-// time: a session's end is broadcast to every number in the roster, and
-// the first read decides for the rest; the change keeps the time it was
-// read, so a later one recorded meanwhile wins.
+// from or both), or if the roster cannot be read.
+//
+// The reads run on their own (a stanza handler may not wait for an
+// answer), one resource's in turn: a session's end is broadcast to every
+// number in the roster, and once a read finds the user gone the rest of
+// the resource's queue is not read. Each change keeps the time it was
+// read, so a later one recorded meanwhile wins, and takes its place in the
+// presence queue at once, so that a message routed meanwhile waits for it.
 func (c *Component) unavailableToNumber(ctx context.Context, from, num jid.JID) {
-	key := from.String()
-	if _, busy := c.checking.LoadOrStore(key, struct{}{}); busy {
-		return
-	}
 	if c.cfg.Presences == nil {
-		c.checking.Delete(key)
 		return
 	}
-	change := store.PresenceChange{JID: from.Bare().String(), Resource: from.Resourcepart(), At: time.Now()}
-	fill := c.presq.reserve() // a message routed meanwhile waits for the answer
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), rosterIQTimeout)
-	go func() {
-		defer cancel()
-		defer c.checking.Delete(key)
-		sub, err := c.rosterSubscription(ctx, from.Bare(), num)
-		if err == nil && sub != "from" && sub != "both" {
-			c.log.Debug().Str("user", key).Str("number", num.String()).Str("subscription", sub).
-				Msg("unavailable for a subscription the user ended, not the user going offline")
-			fill(nil)
+	key := from.String()
+	chk := unavailCheck{num: num, at: time.Now(), fill: c.presq.reserve()}
+	c.checkMu.Lock()
+	if q, busy := c.checks[key]; busy {
+		if len(q) >= maxUnavailChecks {
+			c.checkMu.Unlock()
+			chk.fill(nil) // a flood of them: the first ones decide
 			return
 		}
-		fill(&change)
+		c.checks[key] = append(q, chk)
+		c.checkMu.Unlock()
+		return
+	}
+	if c.checks == nil {
+		c.checks = make(map[string][]unavailCheck)
+	}
+	c.checks[key] = nil // busy, nothing queued
+	c.checkMu.Unlock()
+	ctx = context.WithoutCancel(ctx)
+	go func() {
+		gone := false
+		for {
+			if gone {
+				chk.fill(nil) // already recorded gone
+			} else {
+				gone = c.checkUnavailable(ctx, from, chk)
+			}
+			c.checkMu.Lock()
+			q := c.checks[key]
+			if len(q) == 0 {
+				delete(c.checks, key)
+				c.checkMu.Unlock()
+				return
+			}
+			chk, c.checks[key] = q[0], q[1:]
+			c.checkMu.Unlock()
+		}
 	}()
+}
+
+// maxUnavailChecks bounds the unavailable presences of one resource
+// waiting for their roster read.
+const maxUnavailChecks = 64
+
+// unavailCheck is an unavailable presence to a number JID waiting for the
+// roster read that tells what it means (see unavailableToNumber).
+type unavailCheck struct {
+	num  jid.JID
+	at   time.Time
+	fill func(*store.PresenceChange) // its place in the presence queue
+}
+
+// checkUnavailable reads from's roster for chk and fills chk's place in
+// the presence queue; it reports whether from is now recorded gone.
+func (c *Component) checkUnavailable(ctx context.Context, from jid.JID, chk unavailCheck) bool {
+	ctx, cancel := context.WithTimeout(ctx, rosterIQTimeout)
+	defer cancel()
+	sub, err := c.rosterSubscription(ctx, from.Bare(), chk.num)
+	if err == nil && sub != "from" && sub != "both" {
+		c.log.Debug().Str("user", from.String()).Str("number", chk.num.String()).Str("subscription", sub).
+			Msg("unavailable for a subscription the user ended, not the user going offline")
+		chk.fill(nil)
+		return false
+	}
+	chk.fill(&store.PresenceChange{JID: from.Bare().String(), Resource: from.Resourcepart(), At: chk.at})
+	return true
 }
 
 // serverRestarts ends, after a connection, the presence recorded before the

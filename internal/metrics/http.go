@@ -94,9 +94,10 @@ func (m *Metrics) ping(ctx context.Context, s Store) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), pingTimeout)
 	errc := make(chan error, 1)
 	go func() {
-		defer m.pinging.Store(false)
-		defer cancel()
-		errc <- s.Ping(ctx)
+		err := s.Ping(ctx)
+		cancel()
+		m.pinging.Store(false) // before the answer: the next probe may ping
+		errc <- err
 	}()
 	select {
 	case err := <-errc:
