@@ -38,6 +38,7 @@ modules_enabled = {
 	"ping";
 	"time";
 	"version";
+	"uptime"; -- XEP-0012: the gateway reads when the server started
 	"carbons";
 	"privilege";
 }
