@@ -115,6 +115,7 @@ type Component struct {
 	priv    privState     // XEP-0356 grants of the current session (privilege.go)
 	presq   presenceQueue // users' presence on its way to the record (presence.go)
 	checkMu sync.Mutex
+	checkWG sync.WaitGroup            // the roster reads of checks, waited for by Run
 	checks  map[string][]unavailCheck // by full JID: unavailable to numbers, waiting for a roster read (presence.go)
 
 	capped atomic.Pointer[capConn] // the current connection's stanza size bound (limit.go)
@@ -159,6 +160,7 @@ func (c *Component) Run(ctx context.Context) error {
 	defer wg.Wait()
 	defer c.fetching.run(ctx)() // address books still downloading (addressbook.go)
 	wg.Go(func() { c.presq.run(ctx, c.applyPresence) })
+	defer c.checkWG.Wait() // roster reads still on their way (presence.go)
 	delay := c.cfg.ReconnectMin
 	for {
 		start := time.Now()
@@ -261,11 +263,14 @@ func (c *Component) session(ctx context.Context) (up bool, err error) {
 		_ = conn.SetDeadline(time.Now().Add(closeTimeout))
 		_ = s.Close()
 	})
+	// The session's own requests: a ping while idle, the server's uptime.
 	kctx, kcancel := context.WithCancel(ctx)
-	go c.keepalive(kctx)
-	go c.serverRestarts(kctx)
+	var own sync.WaitGroup
+	own.Go(func() { c.keepalive(kctx) })
+	own.Go(func() { c.serverRestarts(kctx) })
 	err = s.Serve(xmpp.HandlerFunc(c.handle))
 	kcancel()
+	own.Wait()
 	stop()
 	c.priv.end()
 	c.connected.Store(false)
@@ -419,14 +424,7 @@ func (c *Component) Sync(ctx context.Context) error {
 	parent := ctx
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.PingTimeout)
 	defer cancel()
-	to, err := jid.Parse(c.cfg.JID.Domainpart())
-	if err != nil {
-		return err
-	}
-	if c.cfg.SyncTo.Domainpart() != "" {
-		to = c.cfg.SyncTo
-	}
-	resp, err := c.sendIQ(ctx, s, stanza.IQ{Type: stanza.GetIQ, From: c.cfg.JID, To: to}.Wrap(
+	resp, err := c.sendIQ(ctx, s, stanza.IQ{Type: stanza.GetIQ, From: c.cfg.JID, To: c.server()}.Wrap(
 		xmlstream.Wrap(nil, xml.StartElement{Name: xml.Name{Space: nsPing, Local: "ping"}})))
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) && parent.Err() == nil {
@@ -435,6 +433,15 @@ func (c *Component) Sync(ctx context.Context) error {
 		return fmt.Errorf("component: sync: %w", err)
 	}
 	return resp.Close()
+}
+
+// server is the address the component's own requests to the XMPP server
+// go to (pings, its uptime): SyncTo, else the component's domain.
+func (c *Component) server() jid.JID {
+	if c.cfg.SyncTo.Domainpart() != "" {
+		return c.cfg.SyncTo
+	}
+	return c.cfg.JID.Domain()
 }
 
 // hung ends session s, whose server left a ping unanswered for

@@ -276,8 +276,8 @@ func (c *Component) unavailableToNumber(ctx context.Context, from, num jid.JID) 
 	}
 	c.checks[key] = nil // busy, nothing queued
 	c.checkMu.Unlock()
-	ctx = context.WithoutCancel(ctx)
-	go func() {
+	ctx = context.WithoutCancel(ctx) // the handler's ends as it returns
+	c.checkWG.Go(func() {
 		gone := false
 		for {
 			if gone {
@@ -295,7 +295,7 @@ func (c *Component) unavailableToNumber(ctx context.Context, from, num jid.JID) 
 			chk, c.checks[key] = q[0], q[1:]
 			c.checkMu.Unlock()
 		}
-	}()
+	})
 }
 
 // maxUnavailChecks bounds the unavailable presences of one resource
@@ -368,11 +368,7 @@ func (c *Component) uptime(ctx context.Context) (time.Duration, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.PingTimeout)
 	defer cancel()
-	to := c.cfg.JID.Domain()
-	if c.cfg.SyncTo.Domainpart() != "" {
-		to = c.cfg.SyncTo.Domain()
-	}
-	resp, err := c.sendIQ(ctx, s, stanza.IQ{Type: stanza.GetIQ, From: c.cfg.JID, To: to}.Wrap(
+	resp, err := c.sendIQ(ctx, s, stanza.IQ{Type: stanza.GetIQ, From: c.cfg.JID, To: c.server().Domain()}.Wrap(
 		xmlstream.Wrap(nil, xml.StartElement{Name: xml.Name{Space: nsLast, Local: "query"}})))
 	if err != nil {
 		return 0, err
