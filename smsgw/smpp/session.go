@@ -63,8 +63,7 @@ type session struct {
 	// Guarded by cmu.
 	cmu        sync.Mutex
 	respW      uint64 // place of the last OK response to a message from a phone
-	acked      uint64 // place of the last request answered
-	open       bool   // respW > acked: responses not known read
+	acked      uint64 // place of the last request answered; below respW, responses are not known read
 	stretch    uint64 // counts the stretches of responses closed by an answer
 	confirming atomic.Bool
 
@@ -232,7 +231,7 @@ func (s *session) err() error {
 func (s *session) fail(cause error) {
 	s.failOnce.Do(func() {
 		s.cmu.Lock()
-		if s.open {
+		if s.respW > s.acked {
 			now := time.Now()
 			unread.Store(s.id, unreadEnd{stretch: s.stretch, at: now})
 			unread.Range(func(k, v any) bool {
@@ -706,7 +705,7 @@ func (s *session) handle(d *Deliver, k *pair) {
 	var w atomic.Uint64
 	if s.writeFlush(encodeDeliverResp(d.Command, d.Seq, st), false, &w) == nil {
 		s.cmu.Lock()
-		s.respW, s.open = max(s.respW, w.Load()), true
+		s.respW = max(s.respW, w.Load())
 		s.cmu.Unlock()
 		s.confirm()
 	}
@@ -720,11 +719,10 @@ func (s *session) answered(w uint64) {
 		return
 	}
 	s.cmu.Lock()
-	s.acked = max(s.acked, w)
-	if s.open && s.acked > s.respW {
-		s.open = false
+	if s.respW > s.acked && w > s.respW {
 		s.stretch++
 	}
+	s.acked = max(s.acked, w)
 	s.cmu.Unlock()
 }
 
@@ -732,7 +730,15 @@ func (s *session) answered(w uint64) {
 func (s *session) unconfirmed() bool {
 	s.cmu.Lock()
 	defer s.cmu.Unlock()
-	return s.open
+	return s.respW > s.acked
+}
+
+// enquireLink sends enquire_link, as a request whose answer is awaited on
+// the returned pending.
+func (s *session) enquireLink() (*pending, error) {
+	return s.request(cmdEnquireLink, false, func(seq uint32) ([]byte, error) {
+		return encodeHeaderOnly(cmdEnquireLink, 0, seq), nil
+	})
 }
 
 // confirm makes sure, unless it is already under way, that a request is
@@ -758,9 +764,7 @@ func (s *session) confirm() {
 			case <-t.C:
 			}
 			if s.unconfirmed() {
-				p, err := s.request(cmdEnquireLink, false, func(seq uint32) ([]byte, error) {
-					return encodeHeaderOnly(cmdEnquireLink, 0, seq), nil
-				})
+				p, err := s.enquireLink()
 				if err != nil {
 					s.confirming.Store(false)
 					return
@@ -806,9 +810,7 @@ func (s *session) keepalive() {
 			t.Reset(every - idle)
 			continue
 		}
-		p, err := s.request(cmdEnquireLink, false, func(seq uint32) ([]byte, error) {
-			return encodeHeaderOnly(cmdEnquireLink, 0, seq), nil
-		})
+		p, err := s.enquireLink()
 		if err != nil {
 			return
 		}
