@@ -770,8 +770,6 @@ func refusal(st smpp.Status) (words, condition string) {
 		return "the carrier says the text is too long", "not-acceptable"
 	case smpp.StatusInvDCS:
 		return "the carrier does not take text in this alphabet", "not-acceptable"
-	case smpp.StatusRxRAppn, smpp.StatusSubmitFail, smpp.StatusDeliveryFailure:
-		return "the carrier refused it", "recipient-unavailable"
 	case smpp.StatusInvCmdLen, smpp.StatusInvCmdID, smpp.StatusInvEsmClass, smpp.StatusInvSerTyp,
 		smpp.StatusInvRegDlvFlg, smpp.StatusInvOptParStream, smpp.StatusOptParNotAllwd, smpp.StatusInvParLen,
 		smpp.StatusMissingOptParam, smpp.StatusInvOptParamVal:
