@@ -330,9 +330,9 @@ func (s *Store) Prune(ctx context.Context, before time.Time) (int64, error) {
 		err error
 	)
 	if s.dialect == postgres {
-		n, err = s.inBatches(ctx, `DELETE FROM messages WHERE id IN (`+batch+`)`, before.UnixMilli())
+		n, err = inBatches(ctx, s.execBatch(ctx, `DELETE FROM messages WHERE id IN (`+batch+`)`, before.UnixMilli()))
 	} else {
-		n, err = s.pruneSQLite(ctx, batch, before.UnixMilli())
+		n, err = inBatches(ctx, s.pruneSQLite(ctx, batch, before.UnixMilli()))
 	}
 	if err != nil {
 		return n, fmt.Errorf("store: prune: %w", err)
@@ -340,15 +340,13 @@ func (s *Store) Prune(ctx context.Context, before time.Time) (int64, error) {
 	return n, nil
 }
 
-// pruneSQLite is Prune on SQLite, which enforces no foreign keys (see
-// Open): each batch deletes its messages' parts, then the messages, in one
+// pruneSQLite is a batch of Prune on SQLite, which enforces no foreign keys
+// (see Open): it deletes its messages' parts, then the messages, in one
 // transaction on the single writer, so both statements select the same
 // messages. Notices need no deleting: a message with one is not final.
-func (s *Store) pruneSQLite(ctx context.Context, batch string, before int64) (int64, error) {
-	var total int64
-	for {
-		var n int64
-		err := s.tx(ctx, func(tx *sql.Tx) error {
+func (s *Store) pruneSQLite(ctx context.Context, batch string, before int64) func() (int64, error) {
+	return func() (n int64, err error) {
+		err = s.tx(ctx, func(tx *sql.Tx) error {
 			if _, err := tx.ExecContext(ctx, `DELETE FROM parts WHERE message_id IN (`+batch+`)`, before, pruneBatch); err != nil {
 				return err
 			}
@@ -359,6 +357,18 @@ func (s *Store) pruneSQLite(ctx context.Context, batch string, before int64) (in
 			n, err = res.RowsAffected()
 			return err
 		})
+		return n, err
+	}
+}
+
+// inBatches runs one, a step on at most pruneBatch rows that says how
+// many it changed, until it changes fewer, and returns how many it changed
+// in all: each batch its own statement or transaction, so SQLite's writer
+// is not held long.
+func inBatches(ctx context.Context, one func() (int64, error)) (int64, error) {
+	var total int64
+	for {
+		n, err := one()
 		if err != nil {
 			return total, err
 		}
@@ -369,24 +379,13 @@ func (s *Store) pruneSQLite(ctx context.Context, batch string, before int64) (in
 	}
 }
 
-// inBatches runs q, a statement on at most pruneBatch rows whose last
-// argument is that bound, until it changes fewer, and returns how many it
-// changed: each batch its own statement, so SQLite's writer is not held
-// long.
-func (s *Store) inBatches(ctx context.Context, q string, args ...any) (int64, error) {
-	var total int64
-	for {
+// execBatch is a step of inBatches: q, whose last argument is the bound.
+func (s *Store) execBatch(ctx context.Context, q string, args ...any) func() (int64, error) {
+	return func() (int64, error) {
 		res, err := s.db.ExecContext(ctx, q, append(args, pruneBatch)...)
 		if err != nil {
-			return total, err
+			return 0, err
 		}
-		n, err := res.RowsAffected()
-		if err != nil {
-			return total, err
-		}
-		total += n
-		if n < pruneBatch || ctx.Err() != nil {
-			return total, ctx.Err()
-		}
+		return res.RowsAffected()
 	}
 }

@@ -915,7 +915,7 @@ func (s *Store) EndReceiptWaits(ctx context.Context, cutoff time.Time) (int64, e
 	// The range of messages_work holds only the submitted ones due. The
 	// state is checked again outside: PostgreSQL re-reads only the outer
 	// condition of a row a receipt settled meanwhile.
-	n, err := s.inBatches(ctx, endReceiptWaits, s.ms(), cutoff.UnixMilli())
+	n, err := inBatches(ctx, s.execBatch(ctx, endReceiptWaits, s.ms(), cutoff.UnixMilli()))
 	if err != nil {
 		return n, fmt.Errorf("store: end receipt waits: %w", err)
 	}
