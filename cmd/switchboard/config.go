@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -359,7 +360,9 @@ func (c *Config) defaults(given map[string]bool) {
 	c.Phone.DefaultRegion = strings.ToUpper(c.Phone.DefaultRegion)
 	if l.AllowedCountries == nil && c.Phone.DefaultRegion != "" {
 		if cc := phonenumbers.GetCountryCodeForRegion(c.Phone.DefaultRegion); cc != 0 {
-			l.AllowedCountries = phonenumbers.GetRegionCodesForCountryCode(cc)
+			// A copy: the library hands out its own table, and
+			// validate writes the upper-cased codes back.
+			l.AllowedCountries = slices.Clone(phonenumbers.GetRegionCodesForCountryCode(cc))
 		}
 	}
 	if l.BlockedPrefixes == nil {

@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/nyaruka/phonenumbers"
 )
 
 func writeFile(t *testing.T, name, text string) string {
@@ -71,6 +73,12 @@ func TestConfigDefaultsAndEnv(t *testing.T) {
 		if c.got != c.want {
 			t.Errorf("%s = %v, want %v", c.name, c.got, c.want)
 		}
+	}
+	// The configuration owns its list: validate writes into it, and
+	// instances load theirs at once in one process (tests do).
+	cfg.Limits.AllowedCountries[0] = "XX"
+	if got := phonenumbers.GetRegionCodesForCountryCode(44)[0]; got != "GB" {
+		t.Errorf("phonenumbers' region table changed through the configuration: %s", got)
 	}
 }
 
