@@ -14,6 +14,8 @@ test:
 	scripts/test-deps.sh
 	scripts/browser-deps.sh
 	SWITCHBOARD_REQUIRE_SERVERS=1 SWITCHBOARD_BROWSER=1 $(GO) test -race -count=1 -timeout 25m $(PKGS)
+	# The store again as a build without a C compiler links it (modernc.org/sqlite; -race needs cgo).
+	CGO_ENABLED=0 SWITCHBOARD_REQUIRE_SERVERS=1 $(GO) test -count=1 -timeout 10m ./store
 
 # The fault suite (internal/faults): real processes under load, faults injected, every message tallied.
 faults:

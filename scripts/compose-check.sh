@@ -8,8 +8,8 @@
 #   2. Validates docker/compose.yaml with `docker-compose config` (Debian's docker-compose,
 #      installed with apt-get if missing; it needs no Docker engine) and checks that every
 #      published port is bound to 127.0.0.1.
-#   3. Builds the binary the way docker/Dockerfile does (CGO_ENABLED=0, -trimpath) and checks
-#      that it is static.
+#   3. Builds the binary the way docker/Dockerfile does (scripts/build-static.sh) and checks
+#      that it is static and links SQLite's C.
 #   4. Verifies docker/switchboard.service with systemd-analyze, when it is installed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -71,12 +71,13 @@ grep -q '127\.0\.0\.1' "$tmp/compose.yaml" || die "no published ports found in t
 say "ok: docker-compose config accepts docker/compose.yaml; ports only on 127.0.0.1"
 
 # --- 3. The static build docker/Dockerfile does ----------------------------------------------
-CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o "$tmp/switchboard" ./cmd/switchboard
+scripts/build-static.sh "$tmp/switchboard"
 if command -v ldd >/dev/null && ldd "$tmp/switchboard" >/dev/null 2>&1; then
-	die "the CGO_ENABLED=0 build is dynamically linked; distroless/static cannot run it"
+	die "scripts/build-static.sh built a dynamically linked binary; distroless/static cannot run it"
 fi
-"$tmp/switchboard" version >/dev/null
-say "ok: CGO_ENABLED=0 -trimpath build is static ($(du -h "$tmp/switchboard" | cut -f1))"
+v=$("$tmp/switchboard" version)
+[[ $v == *"SQLite: mattn/go-sqlite3"* ]] || die "the static build does not link SQLite's C: $v"
+say "ok: scripts/build-static.sh builds a static binary ($(du -h "$tmp/switchboard" | cut -f1)): $v"
 
 # --- 4. The systemd unit ------------------------------------------------------------------------
 if command -v systemd-analyze >/dev/null; then

@@ -35,7 +35,9 @@ build_pid=
 if ! $prosody_only; then
 	[ -d cmd/switchboard ] || die "cmd/switchboard does not exist yet; try --prosody-only"
 	say "building bin/switchboard"
-	go build -buildvcs=auto -o bin/switchboard ./cmd/switchboard &
+	# Pure Go (modernc.org/sqlite): compiling SQLite's C as well would add
+	# about half a minute to a first build, for speed a demo does not need.
+	CGO_ENABLED=0 go build -buildvcs=auto -o bin/switchboard ./cmd/switchboard &
 	build_pid=$!
 fi
 

@@ -1,7 +1,9 @@
 // Package store persists Switchboard's state — number bindings, every message
 // with its parts, SMSC ids and state, and inbound fragments — in one schema with
 // two engines: PostgreSQL (github.com/lib/pq) for several instances, and an
-// embedded SQLite file (modernc.org/sqlite, no cgo) as the single-process default.
+// embedded SQLite file as the single-process default: SQLite's C through
+// github.com/mattn/go-sqlite3 when built with cgo, its Go translation
+// (modernc.org/sqlite) when not (SQLiteLibrary says which).
 //
 // Every state change is a committed transaction before the caller acts on it
 // across a process boundary, so a restart resumes from the tables.
@@ -19,8 +21,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/lib/pq"    // PostgreSQL driver
-	_ "modernc.org/sqlite" // SQLite driver
+	"github.com/lib/pq" // PostgreSQL driver
 )
 
 // ErrNotFound is returned when a looked-up row does not exist.
@@ -84,30 +85,30 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 			return nil, errors.New("store: sqlite: DSN has no path")
 		}
 		s.dialect = sqlite
-		q := url.Values{}
-		q.Add("_pragma", "journal_mode(WAL)")
-		q.Add("_pragma", "synchronous(FULL)")
-		q.Add("_pragma", "busy_timeout(10000)")
-		// No foreign keys: parts and notices name their message, and a
-		// batch of new messages in one multi-row INSERT made SQLite look
-		// each one up in both (fkScanChildren, for the deferred-violation
-		// count), besides the parent check of every part and notice
-		// inserted. Off, a message costs about 10 % less CPU at full speed
-		// (BENCHMARKS.md, nineteenth session). The store writes those rows
-		// only for messages it holds, and Prune deletes a message's parts
-		// with it (pruneSQLite). PostgreSQL keeps its foreign keys.
-		q.Add("_pragma", "foreign_keys(0)")
-		// Statement journals in memory, not in a temporary file: every
-		// statement of a transaction that may need undoing on its own
-		// (an upsert, RETURNING) wrote one, two write(2)s a page.
-		q.Add("_pragma", "temp_store(MEMORY)")
-		s.db, err = sql.Open("sqlite", "file:"+path+"?"+q.Encode()+"&_txlock=immediate")
+		pragmas := []string{
+			"journal_mode(WAL)",
+			"synchronous(FULL)",
+			"busy_timeout(10000)",
+			// No foreign keys: parts and notices name their message, and a
+			// batch of new messages in one multi-row INSERT made SQLite look
+			// each one up in both (fkScanChildren, for the deferred-violation
+			// count), besides the parent check of every part and notice
+			// inserted. Off, a message costs about 10 % less CPU at full speed
+			// (BENCHMARKS.md, nineteenth session). The store writes those rows
+			// only for messages it holds, and Prune deletes a message's parts
+			// with it (pruneSQLite). PostgreSQL keeps its foreign keys.
+			"foreign_keys(0)",
+			// Statement journals in memory, not in a temporary file: every
+			// statement of a transaction that may need undoing on its own
+			// (an upsert, RETURNING) wrote one, two write(2)s a page.
+			"temp_store(MEMORY)",
+		}
+		s.db, err = openSQLite(path, pragmas, true)
 		if err == nil {
 			// One writer at a time is SQLite's model; a single connection
 			// avoids SQLITE_BUSY and lets transactions batch the fsyncs.
 			s.db.SetMaxOpenConns(1)
-			q.Add("_pragma", "query_only(1)")
-			s.rdb, err = sql.Open("sqlite", "file:"+path+"?"+q.Encode())
+			s.rdb, err = openSQLite(path, append(pragmas, "query_only(1)"), false)
 			if err != nil {
 				s.db.Close()
 			} else {

@@ -2,7 +2,6 @@ package store_test
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -475,6 +474,34 @@ func TestReadsBesideWriter(t *testing.T) {
 	})
 }
 
+// Most statements reach SQLite as written, numbered arguments ($1) and
+// all, not through the rewriting TestNumberedArguments checks: each must
+// take its own argument whichever SQLite library is linked.
+func TestNumberedArgumentsAsWritten(t *testing.T) {
+	db, err := store.OpenSQLite(filepath.Join(t.TempDir(), "args.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	q := `SELECT $3 || $1 || '$2' || $2 || $3`
+	var got string
+	if err := db.QueryRow(q, "a", "b", "c").Scan(&got); err != nil {
+		t.Fatal(err)
+	}
+	st, err := db.Prepare(q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	var prepared string
+	if err := st.QueryRow("a", "b", "c").Scan(&prepared); err != nil {
+		t.Fatal(err)
+	}
+	if want := "ca$2bc"; got != want || prepared != want {
+		t.Errorf("%s with a, b, c = %q, prepared %q; want %q", q, got, prepared, want)
+	}
+}
+
 // The migration to the notices table carries the notices of a store
 // written before it: a waiting one is claimable at once, one leased by an
 // instance stays with it until its lease runs out.
@@ -497,7 +524,7 @@ func TestMigrateNotices(t *testing.T) {
 
 	// Back to the schema before the migration, with the notices in the
 	// messages' notify column as it kept them.
-	db, err := sql.Open("sqlite", "file:"+path)
+	db, err := store.OpenSQLite(path)
 	if err != nil {
 		t.Fatal(err)
 	}

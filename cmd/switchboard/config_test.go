@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/nyaruka/phonenumbers"
+
+	"switchboard/store"
 )
 
 func writeFile(t *testing.T, name, text string) string {
@@ -400,7 +402,7 @@ func TestExitStatus(t *testing.T) {
 		{[]string{"serve", "-nope"}, 2, "flag provided but not defined"},
 		{[]string{"numbers", "-config", writeFile(t, "ok.toml", goodConfig+"\n[store]\ndsn = \"sqlite:"+filepath.Join(t.TempDir(), "sb.db")+"\"\n"),
 			"assign", "alice@example.com", "12"}, 2, "not a valid phone number"},
-		{[]string{"version"}, 0, "switchboard"},
+		{[]string{"version"}, 0, "(SQLite: " + store.SQLiteLibrary + ")"},
 		// -h prints the command's flags and is no error.
 		{[]string{"serve", "-h"}, 0, "-config"},
 		{[]string{"check", "-h"}, 0, "-config"},

@@ -19,6 +19,8 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"syscall"
+
+	"switchboard/store"
 )
 
 // exitUsage is the exit status for a bad command line or configuration.
@@ -61,7 +63,7 @@ func mainErr(args []string, stdout, stderr io.Writer) int {
 	case "bench":
 		err = cmdBench(ctx, args[1:], stdout, stderr)
 	case "version", "-version", "--version":
-		fmt.Fprintln(stdout, "switchboard", version())
+		fmt.Fprintf(stdout, "switchboard %s (SQLite: %s)\n", version(), store.SQLiteLibrary)
 		return 0
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
