@@ -760,15 +760,23 @@ const resendWindow = 10 * time.Minute
 // resent returns the id of a message from phone source to number dest,
 // stored within resendWindow before now from a bind other than session
 // that has ended, and matching cond (on $5 and on, args); 0 if there is
-// none.
+// none. Of several, the first (the lowest id) among the first 64 found.
+//
+// The statement has no ORDER BY: with one, SQLite marked it as depending
+// on its bound values, and go-sqlite3, which clears the bindings before
+// each use, made SQLite prepare it again on every message from a phone
+// (a third of the CPU of taking them in; BENCHMARKS.md, twentieth
+// session). More than one candidate is rare: one phone's same text, from
+// binds since gone, within minutes.
 func (s *Store) resent(ctx context.Context, tx *sql.Tx, ended func(string) bool, cond, source, dest string, now int64, session string, args ...any) (int64, error) {
 	rows, err := s.txQuery(ctx, tx, `SELECT id, smpp_session FROM messages WHERE direction = 'in' AND peer_number = $1 AND user_number = $2
-		AND created_at >= $3 AND smpp_session <> $4 AND smpp_session <> '' AND `+cond+` ORDER BY id LIMIT 16`,
+		AND created_at >= $3 AND smpp_session <> $4 AND smpp_session <> '' AND `+cond+` LIMIT 64`,
 		append([]any{source, dest, now - resendWindow.Milliseconds(), session}, args...)...)
 	if err != nil {
 		return 0, err
 	}
 	defer rows.Close()
+	var first int64
 	for rows.Next() {
 		var (
 			id   int64
@@ -777,11 +785,11 @@ func (s *Store) resent(ctx context.Context, tx *sql.Tx, ended func(string) bool,
 		if err := rows.Scan(&id, &from); err != nil {
 			return 0, err
 		}
-		if ended(from) {
-			return id, nil
+		if (first == 0 || id < first) && ended(from) {
+			first = id
 		}
 	}
-	return 0, rows.Err()
+	return first, rows.Err()
 }
 
 // Notice is something to tell the XMPP side: an outbound message's outcome
