@@ -267,6 +267,3 @@ func MigrationVersion(part string) int {
 	}
 	return 0
 }
-
-// OpenSQLite opens a SQLite file with the driver this build links.
-func OpenSQLite(path string) (*sql.DB, error) { return openSQLite(path, nil, false) }

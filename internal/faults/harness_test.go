@@ -438,11 +438,15 @@ func cmpErr(a, b error) error {
 // storedOut returns the stanza ids of the outbound messages in the store,
 // with their states.
 func (e *env) storedOut(ctx context.Context) (map[string]string, error) {
-	driver, dsn := "postgres", e.dsn
+	var (
+		db  *sql.DB
+		err error
+	)
 	if path, ok := strings.CutPrefix(e.dsn, "sqlite:"); ok {
-		driver, dsn = "sqlite", "file:"+path+"?_pragma=busy_timeout(10000)"
+		db, err = store.OpenSQLite(path)
+	} else {
+		db, err = sql.Open("postgres", e.dsn)
 	}
-	db, err := sql.Open(driver, dsn)
 	if err != nil {
 		return nil, err
 	}
