@@ -41,8 +41,9 @@ func TestInboundResend(t *testing.T) {
 		}
 		now = now.Add(9 * time.Minute)
 		resend := accept(phone, "see you at 8", "gw-2/7", nil)
-		if !resend.Duplicate || resend.ID == 0 || resend.Handed {
-			t.Fatalf("resend on another bind: %+v", resend)
+		if !resend.Duplicate || resend.ID != first.ID || resend.Handed {
+			// Two copies came before it; it is the first one's resend.
+			t.Fatalf("resend on another bind: %+v; want the first copy's id %d", resend, first.ID)
 		}
 		if ns := notices(t, s); len(ns) != 1 {
 			t.Fatalf("notices after the resend: %+v; want the second copy's only", ns)
