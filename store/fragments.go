@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"fmt"
@@ -216,7 +217,9 @@ func (s *Store) addFragments(ctx context.Context, tx *sql.Tx, ops []*fragmentOp)
 			int(f.SourceTON), int(f.SourceNPI), f.SMSC); err != nil {
 			return err
 		}
-		rows, err := s.txQuery(ctx, tx, `SELECT `+fragmentColumns+` FROM fragments WHERE source = $1 AND dest = $2 AND ref = $3 AND total = $4 ORDER BY seq`,
+		// In seq order, sorted here: with an ORDER BY, go-sqlite3 made
+		// SQLite prepare the statement again on every use (see resent).
+		rows, err := s.txQuery(ctx, tx, `SELECT `+fragmentColumns+` FROM fragments WHERE source = $1 AND dest = $2 AND ref = $3 AND total = $4`,
 			f.Source, f.Dest, f.Ref, f.Total)
 		if err != nil {
 			return err
@@ -224,6 +227,7 @@ func (s *Store) addFragments(ctx context.Context, tx *sql.Tx, ops []*fragmentOp)
 		if op.parts, err = scanFragments(rows); err != nil {
 			return err
 		}
+		slices.SortFunc(op.parts, func(a, b Fragment) int { return cmp.Compare(a.Seq, b.Seq) })
 	}
 	return nil
 }
