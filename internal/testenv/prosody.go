@@ -397,8 +397,20 @@ func (p *Prosody) stop(t testing.TB) {
 		return
 	}
 	begin := time.Now()
+	var before int64 // the log of earlier runs (Restart) comes first
+	if fi, err := os.Stat(p.srv.logFile); err == nil {
+		before = fi.Size()
+	}
 	if err := p.srv.proc.stop(syscall.SIGTERM, 10*time.Second); err != nil {
-		t.Error(err)
+		// Prosody 0.12 now and then stays after logging the end of a
+		// clean shutdown (seen once in CI, in a fault scenario that had
+		// passed): that is Prosody's exit, not what a test checks. A
+		// shutdown that never got that far still fails the test.
+		if log, _ := os.ReadFile(p.srv.logFile); int64(len(log)) >= before && bytes.Contains(log[before:], []byte("Shutdown complete")) {
+			t.Logf("%v, after its log said \"Shutdown complete\"", err)
+		} else {
+			t.Error(err)
+		}
 	}
 	p.srv.proc = nil
 	t.Logf("testenv: prosody stopped in %v", time.Since(begin).Round(time.Millisecond))
