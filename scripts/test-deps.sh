@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the integration tests start (Prosody, mod_privilege, PostgreSQL, ejabberd, and node with
-# the npm smpp package for the independent SMSC) from Debian and npm, only when missing. Used by
+# the npm smpp package for the independent SMSC), and gcc for -race and SQLite's C, from Debian and npm,
+# only when missing. Used by
 # `make test`; safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,6 +13,8 @@ command -v prosody >/dev/null 2>&1 || installed prosody || need+=(prosody)
 installed prosody-modules || [ -e /usr/lib/prosody/modules/mod_privilege/mod_privilege.lua ] || need+=(prosody-modules)
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need+=(postgresql)
 command -v ejabberdctl >/dev/null 2>&1 || [ -x /usr/sbin/ejabberdctl ] || need+=(ejabberd)
+# A C compiler: go test -race needs cgo, and with it the store links SQLite's C.
+command -v gcc >/dev/null 2>&1 || need+=(gcc libc6-dev)
 # An independent XMPP client for the interop test.
 /usr/bin/python3 -c 'import slixmpp' >/dev/null 2>&1 || need+=(python3-slixmpp)
 # An independent SMSC for the interop test: the npm smpp package under node.
