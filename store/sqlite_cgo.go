@@ -7,6 +7,7 @@ import (
 	"database/sql"
 	"database/sql/driver"
 	"net/url"
+	"strconv"
 	"strings"
 
 	"github.com/mattn/go-sqlite3"
@@ -64,6 +65,7 @@ func (c connector) Driver() driver.Driver { return c.d }
 // binds the first argument to the first name in the text, the second to the
 // second, so `$1 … $3 … $2` took the second argument for $3 (modernc.org/sqlite
 // reads the number).
+// (database/sql prepares through PrepareContext, never the older Prepare.)
 type conn struct{ *sqlite3.SQLiteConn }
 
 func (c conn) PrepareContext(ctx context.Context, q string) (driver.Stmt, error) {
@@ -78,28 +80,7 @@ func (c conn) QueryContext(ctx context.Context, q string, args []driver.NamedVal
 	return c.SQLiteConn.QueryContext(ctx, numbered(q), args)
 }
 
-func (c conn) Prepare(q string) (driver.Stmt, error) {
-	return c.SQLiteConn.Prepare(numbered(q))
-}
-
 // numbered turns each $N outside quotes in q into ?N.
 func numbered(q string) string {
-	if strings.IndexByte(q, '$') < 0 {
-		return q
-	}
-	b := []byte(q)
-	var quote byte
-	for i := 0; i < len(b); i++ {
-		switch c := b[i]; {
-		case quote != 0:
-			if c == quote {
-				quote = 0 // a doubled quote closes and opens again: the same
-			}
-		case c == '\'', c == '"':
-			quote = c
-		case c == '$' && i+1 < len(b) && '0' <= b[i+1] && b[i+1] <= '9':
-			b[i] = '?'
-		}
-	}
-	return string(b)
+	return renumber(q, func(n int) string { return "?" + strconv.Itoa(n) })
 }

@@ -254,21 +254,36 @@ func (c *rewrites) get(q string) rewrite {
 	return r
 }
 
-// renumber replaces each numbered argument $n of q by f(n).
+// renumber replaces each numbered argument $n of q, outside quotes, by
+// f(n).
 func renumber(q string, f func(n int) string) string {
-	var b strings.Builder
+	if strings.IndexByte(q, '$') < 0 {
+		return q
+	}
+	var (
+		b     strings.Builder
+		quote byte // the quote q is inside, if any ('' inside '…' closes and opens again: the same)
+	)
 	b.Grow(len(q))
 	for i := 0; i < len(q); i++ {
-		if q[i] != '$' || i+1 >= len(q) || q[i+1] < '0' || q[i+1] > '9' {
-			b.WriteByte(q[i])
+		c := q[i]
+		switch {
+		case quote != 0:
+			if c == quote {
+				quote = 0
+			}
+		case c == '\'', c == '"':
+			quote = c
+		case c == '$' && i+1 < len(q) && '0' <= q[i+1] && q[i+1] <= '9':
+			n := 0
+			for i+1 < len(q) && q[i+1] >= '0' && q[i+1] <= '9' {
+				i++
+				n = 10*n + int(q[i]-'0')
+			}
+			b.WriteString(f(n))
 			continue
 		}
-		n := 0
-		for i+1 < len(q) && q[i+1] >= '0' && q[i+1] <= '9' {
-			i++
-			n = 10*n + int(q[i]-'0')
-		}
-		b.WriteString(f(n))
+		b.WriteByte(c)
 	}
 	return b.String()
 }
