@@ -294,11 +294,9 @@ func (c *Component) send(ctx context.Context, r xml.TokenReader) error {
 		}
 		return b.err
 	}
-	c.mu.RLock()
-	s := c.sess
-	c.mu.RUnlock()
-	if s == nil {
-		return ErrDisconnected
+	s, err := c.live()
+	if err != nil {
+		return err
 	}
 	callCtx, release := callContext(ctx)
 	defer release()
@@ -337,16 +335,25 @@ type batch struct {
 	err error // the first write error; later writes are skipped
 }
 
+// live returns the session the component is connected on, or
+// ErrDisconnected.
+func (c *Component) live() (*xmpp.Session, error) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if c.sess == nil {
+		return nil, ErrDisconnected
+	}
+	return c.sess, nil
+}
+
 // Batch returns a context whose sends through c are written one after the
 // other and flushed together by end, which returns the first error: one
 // write(2) for many stanzas instead of one each. Nothing else is written on
 // the session until end is called, so the batch must not wait on anything
 // but its own writes. Not safe for concurrent use of the returned context.
 func (c *Component) Batch(ctx context.Context) (context.Context, func() error) {
-	c.mu.RLock()
-	s := c.sess
-	c.mu.RUnlock()
-	if s == nil {
+	s, err := c.live()
+	if err != nil {
 		return ctx, func() error { return nil } // sends report ErrDisconnected
 	}
 	b := &batch{c: c, w: s.TokenWriter()}
@@ -415,11 +422,9 @@ func (c *Component) SendRelayError(ctx context.Context, from, to jid.JID, id str
 // dead link) is hung, and the component connects again rather than keep
 // writing into it, counted as connected.
 func (c *Component) Sync(ctx context.Context) error {
-	c.mu.RLock()
-	s := c.sess
-	c.mu.RUnlock()
-	if s == nil {
-		return ErrDisconnected
+	s, err := c.live()
+	if err != nil {
+		return err
 	}
 	parent := ctx
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.PingTimeout)

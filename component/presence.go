@@ -84,10 +84,23 @@ func (q *presenceQueue) add(ch store.PresenceChange) {
 	q.ops = append(q.ops, ch)
 	q.queued++
 	q.mu.Unlock()
+	q.poke()
+}
+
+// poke wakes the writer (run) for what was just queued.
+func (q *presenceQueue) poke() {
 	select {
 	case q.wake <- struct{}{}:
 	default:
 	}
+}
+
+// advanceLocked counts n more changes written, or given up, and wakes the
+// readers waiting in settled. q.mu is held.
+func (q *presenceQueue) advanceLocked(n int) {
+	q.applied += uint64(n)
+	close(q.changed)
+	q.changed = make(chan struct{})
 }
 
 // reserve takes a place for a change not known yet (see
@@ -101,18 +114,13 @@ func (q *presenceQueue) reserve() (fill func(*store.PresenceChange)) {
 	return func(ch *store.PresenceChange) {
 		q.mu.Lock()
 		if ch == nil {
-			q.applied++
-			close(q.changed)
-			q.changed = make(chan struct{})
+			q.advanceLocked(1)
 			q.mu.Unlock()
 			return
 		}
 		q.ops = append(q.ops, *ch)
 		q.mu.Unlock()
-		select {
-		case q.wake <- struct{}{}:
-		default:
-		}
+		q.poke()
 	}
 }
 
@@ -141,9 +149,7 @@ func (q *presenceQueue) drain(apply func([]store.PresenceChange)) {
 		}
 		apply(ops)
 		q.mu.Lock()
-		q.applied += uint64(len(ops))
-		close(q.changed)
-		q.changed = make(chan struct{})
+		q.advanceLocked(len(ops))
 		q.mu.Unlock()
 	}
 }
@@ -360,11 +366,9 @@ func (c *Component) serverRestarts(ctx context.Context) {
 
 // uptime asks the XMPP server how long it has been running (XEP-0012).
 func (c *Component) uptime(ctx context.Context) (time.Duration, error) {
-	c.mu.RLock()
-	s := c.sess
-	c.mu.RUnlock()
-	if s == nil {
-		return 0, ErrDisconnected
+	s, err := c.live()
+	if err != nil {
+		return 0, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.PingTimeout)
 	defer cancel()

@@ -334,11 +334,9 @@ func (c *Component) setRoster(ctx context.Context, s *xmpp.Session, gen uint64, 
 // rosterSubscription reads, by a privileged roster get, the subscription
 // of item in owner's roster: "" when the roster has no such item.
 func (c *Component) rosterSubscription(ctx context.Context, owner, item jid.JID) (string, error) {
-	c.mu.RLock()
-	s := c.sess
-	c.mu.RUnlock()
-	if s == nil {
-		return "", ErrDisconnected
+	s, err := c.live()
+	if err != nil {
+		return "", err
 	}
 	// A whole roster may be larger than a stanza a peer would send (10,000
 	// number contacts take about 1 MiB).
