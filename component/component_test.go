@@ -292,6 +292,22 @@ func (sc *serverConn) next() node {
 	}
 }
 
+// nextWhere returns the next stanza from the component that match takes,
+// skipping the others.
+func (sc *serverConn) nextWhere(match func(node) bool) node {
+	sc.t.Helper()
+	for {
+		if n := sc.next(); match(n) {
+			return n
+		}
+	}
+}
+
+// isRosterGet tells a roster get (the component reading a user's roster).
+func isRosterGet(n node) bool {
+	return n.XMLName.Local == "iq" && n.attr("type") == "get" && len(n.children(nsRoster, "query")) == 1
+}
+
 // ping sends an XEP-0199 ping to the component domain and returns whatever
 // the component sent before the answer. The component handles stanzas in
 // order, so these are its answers to everything sent before the ping, and a

@@ -186,19 +186,14 @@ func TestPresenceAcrossInstances(t *testing.T) {
 	// subscribed as sub ("" not in it). One get serves a broadcast.
 	rosterGet := func(sc *serverConn, before []node, number, sub string) {
 		t.Helper()
-		isGet := func(n node) bool {
-			return n.XMLName.Local == "iq" && n.attr("type") == "get" && len(n.children(nsRoster, "query")) == 1
-		}
 		var iq node
 		for _, n := range before {
-			if isGet(n) {
+			if isRosterGet(n) {
 				iq = n
 			}
 		}
-		for iq.XMLName.Local == "" {
-			if n := sc.next(); isGet(n) {
-				iq = n
-			}
+		if iq.XMLName.Local == "" {
+			iq = sc.nextWhere(isRosterGet)
 		}
 		if iq.XMLName.Local != "iq" || iq.attr("type") != "get" || iq.attr("to") != "alice@example.com" ||
 			len(iq.children(nsRoster, "query")) != 1 {

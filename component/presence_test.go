@@ -93,20 +93,10 @@ func TestServerRestarted(t *testing.T) {
 	want{name: "iq", attr: map[string]string{"type": "get", "from": testDomain, "to": testDomain}}.match(t, q)
 	// Up for a minute: alice's record is older, bob's newer.
 	sc.send(`<iq type='result' id='` + q.attr("id") + `' from='` + testDomain + `' to='` + testDomain + `'><query xmlns='jabber:iq:last' seconds='60'/></iq>`)
-	deadline := time.Now().Add(waitFor)
-	for {
+	waitUntil(t, "alice, recorded online an hour before the server started, to be offline", func() bool {
 		a, err := st.UserAvailable(ctx, "alice@example.com", "")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !a {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("alice, recorded online an hour before the server started, still online")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return err == nil && !a
+	})
 	if b, err := st.UserAvailable(ctx, "bob@example.com", ""); err != nil || !b {
 		t.Errorf("bob, recorded online since the server started: %v, %v", b, err)
 	}
@@ -136,12 +126,7 @@ func TestUnavailableLargeRoster(t *testing.T) {
 	sc.send(`<presence from='alice@example.com/phone' to='` + testDomain + `'/>`) // forwarded: online
 	sc.ping()
 	sc.send(`<presence from='alice@example.com/phone' to='+12015550123@` + testDomain + `' type='unavailable'/>`)
-	var get node
-	for get.XMLName.Local == "" {
-		if n := sc.next(); n.XMLName.Local == "iq" && len(n.children(nsRoster, "query")) == 1 {
-			get = n
-		}
-	}
+	get := sc.nextWhere(isRosterGet)
 	var items strings.Builder
 	for i := range 200 { // about 20 KB
 		fmt.Fprintf(&items, `<item jid='+1201555%04d@%s' name='Contact %d' subscription='both'><group>Phone contacts</group></item>`, 1000+i, testDomain, i)

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -110,14 +111,15 @@ func TestPresenceAcrossInstancesEjabberd(t *testing.T) {
 	// of his resources. That is the end of a subscription, not bob going
 	// offline: he stays recorded online.
 	other := "+12015550178@" + e.Component
-	must(t, b.Send(ctx, `<presence type='subscribe' to='`+other+`'/>`))
-	if _, err := b.Next(ctx, func(s testenv.Stanza) bool {
-		return s.Name == "presence" && s.Attr["type"] == "subscribe" && s.Attr["from"] == other
-	}); err != nil {
-		t.Fatalf("the gateway did not ask for bob's presence back: %v", err)
-	}
-	must(t, b.Send(ctx, `<presence type='subscribed' to='`+other+`'/>`))
-	time.Sleep(500 * time.Millisecond) // the subscription settles both ways
+	subscribeBoth(ctx, t, b, other)
+	// ejabberd sends the number bob's unavailable on removal only once
+	// the number has his presence: wait for his roster to say so.
+	waitUntil(t, 20*time.Second, "bob's roster never showed the number with his presence", func() bool {
+		r, err := b.IQ(ctx, `<iq type='get'><query xmlns='jabber:iq:roster'/></iq>`)
+		// His roster holds this number alone.
+		return err == nil && strings.Contains(r.XML, `jid='`+other+`'`) &&
+			(strings.Contains(r.XML, `subscription='both'`) || strings.Contains(r.XML, `subscription='from'`))
+	})
 	if _, err := b.IQ(ctx, `<iq type='set'><query xmlns='jabber:iq:roster'><item jid='`+other+`' subscription='remove'/></query></iq>`); err != nil {
 		t.Fatal(err)
 	}
@@ -127,6 +129,12 @@ func TestPresenceAcrossInstancesEjabberd(t *testing.T) {
 		t.Fatalf("the gateway did not answer the removal's unsubscribe: %v", err)
 	}
 	time.Sleep(2 * time.Second) // the unavailable that follows, read and recorded if taken for bob's
+	// ejabberd does not send that unavailable every time (in 1 to 2 runs of
+	// 3 here no instance saw one), and then the check below proves
+	// nothing; TestPresenceAcrossInstances (component) checks the reading
+	// itself every time. Say which it was.
+	const ended = "unavailable for a subscription the user ended, not the user going offline"
+	t.Logf("the removal's unavailable read as the end of a subscription: %v", one.logs.Count(ended)+two.logs.Count(ended) > 0)
 	if up, err := st.UserAvailable(context.Background(), "bob@"+e.Domain, ""); err != nil || !up {
 		t.Fatalf("bob recorded offline after removing a number from his roster (%v, %v)", up, err)
 	}
@@ -137,15 +145,22 @@ func TestPresenceAcrossInstancesEjabberd(t *testing.T) {
 	// unavailable to the contacts that have bob's presence: with a number
 	// in his roster, the gateway learns that he has gone.
 	num := "+12015550177@" + e.Component
-	must(t, b.Send(ctx, `<presence type='subscribe' to='`+num+`'/>`))
-	if _, err := b.Next(ctx, func(s testenv.Stanza) bool {
-		return s.Name == "presence" && s.Attr["type"] == "subscribe" && s.Attr["from"] == num
-	}); err != nil {
-		t.Fatalf("the gateway did not ask for bob's presence back: %v", err)
-	}
-	must(t, b.Send(ctx, `<presence type='subscribed' to='`+num+`'/>`))
+	subscribeBoth(ctx, t, b, num)
 	must(t, b.Close())
 	waitAvailable(t, st, "bob@"+e.Domain, "", false) // from the broadcast to the number
+}
+
+// subscribeBoth subscribes c's user to number JID num, and, when the
+// gateway asks for the user's presence back, grants it.
+func subscribeBoth(ctx context.Context, t *testing.T, c *testenv.Client, num string) {
+	t.Helper()
+	must(t, c.Send(ctx, `<presence type='subscribe' to='`+num+`'/>`))
+	if _, err := c.Next(ctx, func(s testenv.Stanza) bool {
+		return s.Name == "presence" && s.Attr["type"] == "subscribe" && s.Attr["from"] == num
+	}); err != nil {
+		t.Fatalf("the gateway did not ask for the user's presence back: %v", err)
+	}
+	must(t, c.Send(ctx, `<presence type='subscribed' to='`+num+`'/>`))
 }
 
 // waitAvailable waits until the store records the user (a resource, or ""
