@@ -133,11 +133,11 @@ func run(ctx context.Context, cfg *Config, log zerolog.Logger) error {
 	}()
 	instance := instanceName()
 	log = log.With().Str("instance", instance).Logger()
-	log.Info().Str("version", version()).Str("store", st.Engine()).Func(func(e *zerolog.Event) {
-		if st.Engine() == "sqlite" {
-			e.Str("sqlite", store.SQLiteLibrary)
-		}
-	}).Int("schema", store.Schema()).Str("xmpp_component", cfg.XMPP.Component).Msg("starting")
+	starting := log.Info().Str("version", version()).Str("store", st.Engine())
+	if st.Engine() == "sqlite" {
+		starting.Str("sqlite", store.SQLiteLibrary)
+	}
+	starting.Int("schema", store.Schema()).Str("xmpp_component", cfg.XMPP.Component).Msg("starting")
 
 	promReg, mx := newMetrics()
 	mx.SetStore(st)
