@@ -202,37 +202,26 @@ func StartEjabberd(t testing.TB, opts EjabberdOptions) *Ejabberd {
 		pidFile: EjabberdConfig{Dir: dir}.PidFile(), logFile: EjabberdConfig{Dir: dir}.LogFile()}}
 	e.srv.cleanup(t, e.kill)
 
-	ports, err := freePorts(4)
-	if err != nil {
-		t.Fatalf("testenv: %v", err)
-	}
 	if opts.Secret == "" {
 		opts.Secret = randomHex(16)
 	}
-	e.cfg = EjabberdConfig{
-		Dir:           dir,
-		C2SPort:       ports[0],
-		ComponentPort: ports[1],
-		HTTPPort:      ports[2],
-		DistPort:      ports[3],
-		Domain:        opts.Domain,
-		Component:     opts.Component,
-		Secret:        opts.Secret,
-		Privilege:     opts.Privilege,
-		LogLevel:      os.Getenv("SWITCHBOARD_EJABBERD_LOG"),
-	}.withDefaults()
-	e.Domain, e.Component, e.Secret = e.cfg.Domain, e.cfg.Component, e.cfg.Secret
-	e.C2SAddr = net.JoinHostPort(e.cfg.Interface, strconv.Itoa(e.cfg.C2SPort))
-	e.ComponentAddr = net.JoinHostPort(e.cfg.Interface, strconv.Itoa(e.cfg.ComponentPort))
-	e.HTTPAddr = net.JoinHostPort(e.cfg.Interface, strconv.Itoa(e.cfg.HTTPPort))
-
-	if err := WriteEjabberdConfig(e.cfg); err != nil {
-		t.Fatal(err)
+	// A port free when picked may be taken before ejabberd binds it (by another test
+	// binary's server): ejabberd then stops at once with eaddrinuse. Try again on new ports.
+	for attempt := 1; ; attempt++ {
+		e.configure(t, opts, acct)
+		err := e.srv.launch(t, e.Domain, e.Component, []string{e.C2SAddr, e.ComponentAddr, e.HTTPAddr}, e.args()...)
+		if err == nil {
+			break
+		}
+		log, _ := os.ReadFile(e.srv.logFile)
+		if attempt == 3 || !bytes.Contains(log, []byte("eaddrinuse")) {
+			logTail(t, 40, e.srv.logFile, e.srv.outFile())
+			t.Fatal(err)
+		}
+		e.halt(t, syscall.SIGKILL) // in case it had not exited yet
+		t.Logf("testenv: ejabberd could not open its ports (attempt %d); again on others", attempt)
+		_ = os.Remove(e.srv.logFile)
 	}
-	if err := acct.chown(dir); err != nil {
-		t.Fatalf("testenv: %v", err)
-	}
-	e.start(t)
 	// The first API call takes a few hundred milliseconds, later ones a few: register in parallel.
 	var (
 		wg      sync.WaitGroup
@@ -339,9 +328,44 @@ func (e *Ejabberd) Stop(t testing.TB) {
 
 func (e *Ejabberd) start(t testing.TB) {
 	t.Helper()
-	e.srv.start(t, e.Domain, e.Component, []string{e.C2SAddr, e.ComponentAddr, e.HTTPAddr},
-		"--ctl-config", e.cfg.CtlConfigFile(), "--config", e.cfg.ConfigFile(),
-		"--spool", e.cfg.SpoolDir(), "--logs", e.cfg.LogDir(), "--node", e.cfg.Node(), "foreground")
+	e.srv.start(t, e.Domain, e.Component, []string{e.C2SAddr, e.ComponentAddr, e.HTTPAddr}, e.args()...)
+}
+
+// args is the ejabberdctl command line running the server in the foreground.
+func (e *Ejabberd) args() []string {
+	return []string{"--ctl-config", e.cfg.CtlConfigFile(), "--config", e.cfg.ConfigFile(),
+		"--spool", e.cfg.SpoolDir(), "--logs", e.cfg.LogDir(), "--node", e.cfg.Node(), "foreground"}
+}
+
+// configure picks ports, writes the configuration and hands the directory to acct.
+func (e *Ejabberd) configure(t testing.TB, opts EjabberdOptions, acct account) {
+	t.Helper()
+	ports, err := freePorts(4)
+	if err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	e.cfg = EjabberdConfig{
+		Dir:           e.Dir,
+		C2SPort:       ports[0],
+		ComponentPort: ports[1],
+		HTTPPort:      ports[2],
+		DistPort:      ports[3],
+		Domain:        opts.Domain,
+		Component:     opts.Component,
+		Secret:        opts.Secret,
+		Privilege:     opts.Privilege,
+		LogLevel:      os.Getenv("SWITCHBOARD_EJABBERD_LOG"),
+	}.withDefaults()
+	e.Domain, e.Component, e.Secret = e.cfg.Domain, e.cfg.Component, e.cfg.Secret
+	e.C2SAddr = net.JoinHostPort(e.cfg.Interface, strconv.Itoa(e.cfg.C2SPort))
+	e.ComponentAddr = net.JoinHostPort(e.cfg.Interface, strconv.Itoa(e.cfg.ComponentPort))
+	e.HTTPAddr = net.JoinHostPort(e.cfg.Interface, strconv.Itoa(e.cfg.HTTPPort))
+	if err := WriteEjabberdConfig(e.cfg); err != nil {
+		t.Fatal(err)
+	}
+	if err := acct.chown(e.Dir); err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
 }
 
 // stop sends SIGTERM to the Erlang VM (its pid file names it) and waits for ejabberdctl,

@@ -19,3 +19,21 @@ func TestFreePortsDistinct(t *testing.T) {
 		}
 	}
 }
+
+// TestFreePortsBelowEphemeral: the ports come from below the system's
+// ephemeral range, where no outgoing connection takes them.
+func TestFreePortsBelowEphemeral(t *testing.T) {
+	lo, hi := quietPorts()
+	if hi <= lo {
+		t.Skip("no ephemeral range to stay below here")
+	}
+	ports, err := freePorts(16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range ports {
+		if p < lo || p >= hi {
+			t.Errorf("port %d outside [%d, %d)", p, lo, hi)
+		}
+	}
+}

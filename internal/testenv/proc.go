@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	mrand "math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -245,13 +246,27 @@ func FreePort() (int, error) {
 // ago. The listeners stay open until all n are chosen: closed one by one,
 // the system may hand out the same port twice (a Prosody with c2s and
 // component on one port, whose component never connected, was seen in CI).
+//
+// The ports come from below the system's ephemeral range: a port the
+// system hands out for ":0" is one any outgoing connection (of this or of
+// another test binary running in parallel) may take as its source port
+// between the pick and the server's bind (an ejabberd stopping with
+// eaddrinuse was seen in CI).
 func freePorts(n int) ([]int, error) {
 	ports := make([]int, 0, n)
 	given.Lock()
 	defer given.Unlock()
-	for len(ports) < n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+	lo, hi := quietPorts()
+	for tries := 0; len(ports) < n; tries++ {
+		addr := "127.0.0.1:0"
+		if hi > lo && tries < 1000 {
+			addr = "127.0.0.1:" + strconv.Itoa(lo+mrand.IntN(hi-lo))
+		}
+		l, err := net.Listen("tcp", addr)
 		if err != nil {
+			if addr != "127.0.0.1:0" {
+				continue // taken
+			}
 			return nil, err
 		}
 		defer l.Close()
@@ -263,6 +278,25 @@ func freePorts(n int) ([]int, error) {
 		ports = append(ports, p)
 	}
 	return ports, nil
+}
+
+// quietPorts is the range [lo, hi) freePorts picks from: the half below
+// the ephemeral range (net.ipv4.ip_local_port_range), at least 1024. An
+// empty range (unknown, or an ephemeral range starting too low) means ":0".
+func quietPorts() (lo, hi int) {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 0, 0
+	}
+	f := strings.Fields(string(b))
+	if len(f) != 2 {
+		return 0, 0
+	}
+	hi, err = strconv.Atoi(f[0])
+	if err != nil || hi < 4096 {
+		return 0, 0
+	}
+	return max(hi/2, 1024), hi
 }
 
 // given holds the ports freePorts handed out in this process: a port is

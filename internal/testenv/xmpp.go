@@ -1,6 +1,7 @@
 package testenv
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"sync"
@@ -39,23 +40,34 @@ func (s *xmppServer) cleanup(t testing.TB, halt func(testing.TB)) {
 }
 
 // start runs bin with args, waits until every one of addrs (the c2s and component addresses
-// first) accepts connections and logs how long that took.
+// first) accepts connections and logs how long that took. It fails the test otherwise.
 func (s *xmppServer) start(t testing.TB, domain, component string, addrs []string, args ...string) {
+	t.Helper()
+	if err := s.launch(t, domain, component, addrs, args...); err != nil {
+		logTail(t, 40, s.logFile, s.outFile())
+		t.Fatal(err)
+	}
+}
+
+// launch is start returning the error instead, for a caller that tries again. A server that
+// exited before it was ready is forgotten (s.proc is nil again); one that is still running
+// is left for cleanup to halt.
+func (s *xmppServer) launch(t testing.TB, domain, component string, addrs []string, args ...string) error {
 	t.Helper()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.proc != nil {
-		t.Fatalf("testenv: %s already running", s.name)
+		return fmt.Errorf("testenv: %s already running", s.name)
 	}
 	os.Remove(s.pidFile)
 	begin := time.Now()
 	cmd, err := s.acct.command(syscall.SIGTERM, s.dir, s.outFile(), s.bin, args...)
 	if err != nil {
-		t.Fatalf("testenv: %v", err)
+		return fmt.Errorf("testenv: %w", err)
 	}
 	proc, err := startProcess(cmd)
 	if err != nil {
-		t.Fatalf("testenv: start %s: %v", s.name, err)
+		return fmt.Errorf("testenv: start %s: %w", s.name, err)
 	}
 	s.proc = proc
 	err = proc.waitReady(s.timeout, func() error {
@@ -67,9 +79,14 @@ func (s *xmppServer) start(t testing.TB, domain, component string, addrs []strin
 		return nil
 	})
 	if err != nil {
-		logTail(t, 40, s.logFile, s.outFile())
-		t.Fatal(err)
+		select {
+		case <-proc.exited:
+			s.proc = nil
+		default:
+		}
+		return err
 	}
 	t.Logf("testenv: %s %s (component %s) on c2s %s, component %s, ready in %v",
 		s.name, domain, component, addrs[0], addrs[1], time.Since(begin).Round(time.Millisecond))
+	return nil
 }
