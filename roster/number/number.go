@@ -96,7 +96,7 @@ func canonical(s string) (n E164, ok bool) {
 		return "", false
 	}
 	p, _ := split(digits)
-	if p == nil || !phonenumbers.IsValidNumber(p) {
+	if p == nil || !valid(p) {
 		return "", false
 	}
 	return E164(s), true
@@ -172,7 +172,7 @@ func parse(s, region string) (E164, error) {
 	if err != nil {
 		return "", fmt.Errorf("%w: %q: %v", ErrInvalid, s, err)
 	}
-	if !phonenumbers.IsValidNumber(p) {
+	if !valid(p) {
 		return "", fmt.Errorf("%w: %q", ErrInvalid, s)
 	}
 	return E164(phonenumbers.Format(p, phonenumbers.E164)), nil

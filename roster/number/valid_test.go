@@ -1,0 +1,120 @@
+package number
+
+import (
+	"math/rand/v2"
+	"strconv"
+	"testing"
+
+	"github.com/nyaruka/phonenumbers"
+)
+
+// TestValidAsLibphonenumber: valid says what phonenumbers.IsValidNumber
+// says, for every region's and every non-geographical code's example
+// numbers of each type, every one-digit change, shortening and lengthening
+// of them, and random national numbers of every length under every
+// country code. A difference in the metadata's reading (leading digits,
+// possible lengths, regions sharing a code) shows up here.
+func TestValidAsLibphonenumber(t *testing.T) {
+	var examples []*phonenumbers.PhoneNumber
+	types := []phonenumbers.PhoneNumberType{phonenumbers.FIXED_LINE, phonenumbers.MOBILE, phonenumbers.TOLL_FREE,
+		phonenumbers.PREMIUM_RATE, phonenumbers.SHARED_COST, phonenumbers.VOIP, phonenumbers.PERSONAL_NUMBER,
+		phonenumbers.PAGER, phonenumbers.UAN, phonenumbers.VOICEMAIL}
+	for r := range phonenumbers.GetSupportedRegions() {
+		for _, typ := range types {
+			if p := phonenumbers.GetExampleNumberForType(r, typ); p != nil {
+				examples = append(examples, p)
+			}
+		}
+	}
+	for cc := range phonenumbers.GetSupportedGlobalNetworkCallingCodes() {
+		if p := phonenumbers.GetExampleNumberForNonGeoEntity(cc); p != nil {
+			examples = append(examples, p)
+		}
+	}
+	if len(examples) < 1000 {
+		t.Fatalf("only %d example numbers: the metadata is not what this test expects", len(examples))
+	}
+
+	var checked, validSeen, invalidSeen int
+	check := func(e164 string) {
+		p, err := phonenumbers.Parse(e164, "ZZ")
+		if err != nil {
+			return
+		}
+		checked++
+		want := phonenumbers.IsValidNumber(p)
+		if got := valid(p); got != want {
+			t.Errorf("valid(%s) = %v, IsValidNumber says %v", e164, got, want)
+		}
+		if want {
+			validSeen++
+		} else {
+			invalidSeen++
+		}
+	}
+	for _, p := range examples {
+		cc := strconv.Itoa(int(p.GetCountryCode()))
+		nsn := phonenumbers.GetNationalSignificantNumber(p)
+		check("+" + cc + nsn)
+		for i := range len(nsn) {
+			for _, d := range []byte{'0', '1', '5', '9'} {
+				if nsn[i] != d {
+					check("+" + cc + nsn[:i] + string(d) + nsn[i+1:])
+				}
+			}
+		}
+		for n := 1; n < len(nsn); n++ {
+			check("+" + cc + nsn[:n])
+		}
+		check("+" + cc + nsn + "0")
+		check("+" + cc + nsn + "7")
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for cc := range phonenumbers.GetSupportedCallingCodes() {
+		for l := 2; l <= 15-len(strconv.Itoa(cc)); l++ {
+			for range 20 {
+				b := make([]byte, l)
+				for i := range b {
+					b[i] = byte('0' + rng.IntN(10))
+				}
+				check("+" + strconv.Itoa(cc) + string(b))
+			}
+		}
+	}
+	t.Logf("%d numbers compared: %d valid, %d invalid", checked, validSeen, invalidSeen)
+	if validSeen < 1000 || invalidSeen < 1000 {
+		t.Errorf("too few of one kind to tell anything: %d valid, %d invalid", validSeen, invalidSeen)
+	}
+}
+
+// BenchmarkValid: a new number's check, here and in the library.
+func BenchmarkValid(b *testing.B) {
+	nums := make([]*phonenumbers.PhoneNumber, 1000)
+	for i := range nums {
+		p, err := phonenumbers.Parse("+1201"+strconv.Itoa(2000000+i*7919%8000000), "ZZ")
+		if err != nil {
+			b.Fatal(err)
+		}
+		nums[i] = p
+	}
+	b.Run("valid", func(b *testing.B) {
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			if !valid(nums[i%len(nums)]) {
+				b.Fatal("invalid")
+			}
+			i++
+		}
+	})
+	b.Run("IsValidNumber", func(b *testing.B) {
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			if !phonenumbers.IsValidNumber(nums[i%len(nums)]) {
+				b.Fatal("invalid")
+			}
+			i++
+		}
+	})
+}
