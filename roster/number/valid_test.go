@@ -118,3 +118,20 @@ func BenchmarkValid(b *testing.B) {
 		}
 	})
 }
+
+// FuzzValid: for any number libphonenumber parses, valid and
+// IsValidNumber agree.
+func FuzzValid(f *testing.F) {
+	for _, s := range []string{"+12015550123", "+12684601234", "+447400123456", "+80012345678", "+390612345678", "+1800555012", "+8821234"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		p, err := phonenumbers.Parse(s, "ZZ")
+		if err != nil {
+			return
+		}
+		if got, want := valid(p), phonenumbers.IsValidNumber(p); got != want {
+			t.Errorf("valid(%q) = %v, IsValidNumber says %v", s, got, want)
+		}
+	})
+}
