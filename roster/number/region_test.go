@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/nyaruka/phonenumbers"
@@ -128,5 +129,68 @@ func BenchmarkRegion(b *testing.B) {
 	for b.Loop() {
 		_ = nums[i%len(nums)].Region()
 		i++
+	}
+}
+
+// TestSpacedAsParsed: a number written with separators ("+1 (201)
+// 555-0123", "+44 (0) 20 7946 0000", "+ 39.06…") parses to what
+// libphonenumber's full parse gives, or fails where it fails: every
+// corpus number in its international format and with separators, a
+// national prefix in parentheses and stray brackets put in at random.
+func TestSpacedAsParsed(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	seps := []string{" ", "-", ".", "(", ")", " (", ") ", "  ", "--", " (0) ", "(0)", "()", ". "}
+	var inputs []string
+	for _, n := range corpus() {
+		if p, err := phonenumbers.Parse(string(n), "ZZ"); err == nil {
+			inputs = append(inputs, phonenumbers.Format(p, phonenumbers.INTERNATIONAL))
+		}
+		d := string(n)
+		if !strings.HasPrefix(d, "+") {
+			continue
+		}
+		for range 4 {
+			var b strings.Builder
+			b.WriteString("+")
+			for i, c := range d[1:] {
+				if i == 0 && rng.IntN(4) == 0 {
+					b.WriteString(" ")
+				}
+				if i > 0 && rng.IntN(3) == 0 {
+					b.WriteString(seps[rng.IntN(len(seps))])
+				}
+				b.WriteRune(c)
+			}
+			if rng.IntN(5) == 0 {
+				b.WriteString(seps[rng.IntN(len(seps))])
+			}
+			inputs = append(inputs, b.String())
+		}
+	}
+	inputs = append(inputs, "+1 800 FLOWERS", "+1 201 555 0123 ext. 5", "+1 201 555 0123 x5", "+1 201 555 0123;ext=5",
+		"+1/201/555/0123", "+1 201 555 0123 #", "+1 (201) 555-0123)", "+1 201 555 0123\u00a0",
+		"++1 201 555 0123", "+1 201 555 01230", "+ ", "+()", "+1 (201) 555-0123 (home)")
+	fast := 0
+	for _, in := range inputs {
+		var want E164
+		if p, err := phonenumbers.Parse(in, "ZZ"); err == nil && phonenumbers.IsValidNumber(p) {
+			want = E164(phonenumbers.Format(p, phonenumbers.E164))
+		}
+		got, err := parse(in, "")
+		switch {
+		case want == "" && err == nil:
+			t.Errorf("parse(%q) = %q; the full parse refuses it", in, got)
+		case want != "" && got != want:
+			t.Errorf("parse(%q) = %q, %v; the full parse gives %q", in, got, err, want)
+		}
+		if d, ok := spaced(strings.TrimSpace(in)); ok {
+			if _, ok := canonical(d); ok {
+				fast++
+			}
+		}
+	}
+	t.Logf("%d inputs, %d read without the full parse", len(inputs), fast)
+	if fast < 1000 {
+		t.Fatalf("only %d inputs took the short way", fast)
 	}
 }

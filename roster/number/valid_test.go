@@ -3,6 +3,7 @@ package number
 import (
 	"math/rand/v2"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/nyaruka/phonenumbers"
@@ -132,6 +133,28 @@ func FuzzValid(f *testing.F) {
 		}
 		if got, want := valid(p), phonenumbers.IsValidNumber(p); got != want {
 			t.Errorf("valid(%q) = %v, IsValidNumber says %v", s, got, want)
+		}
+	})
+}
+
+// FuzzSpaced: an international number written with separators parses to
+// what libphonenumber's full parse gives, or fails where it fails.
+func FuzzSpaced(f *testing.F) {
+	for _, s := range []string{"+1 (201) 555-0123", "+44 (0) 20 7946 0000", "+39 06.1234.5678", "+ 7 916 123-45-67", "+1 800 FLOWERS"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		s = strings.TrimSpace(s) // as parse does first
+		if !strings.HasPrefix(s, "+") || len(s) > 64 {
+			return // parse's own rules (a region, the length) come first
+		}
+		var want E164
+		if p, err := phonenumbers.Parse(s, "ZZ"); err == nil && phonenumbers.IsValidNumber(p) {
+			want = E164(phonenumbers.Format(p, phonenumbers.E164))
+		}
+		got, err := parse(s, "")
+		if want == "" && err == nil || want != "" && got != want {
+			t.Errorf("parse(%q) = %q, %v; the full parse gives %q", s, got, err, want)
 		}
 	})
 }
