@@ -1,8 +1,10 @@
 package testenv
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -173,16 +175,29 @@ func startPostgres(t testing.TB, initdb, postgres string) (*pgServer, error) {
 		return fail(fmt.Errorf("testenv: initdb: %w", err))
 	}
 
-	if srv.port, err = FreePort(); err != nil {
-		return fail(fmt.Errorf("testenv: %w", err))
-	}
-	srv.db, err = sql.Open("postgres", srv.dsn("postgres"))
-	if err != nil {
-		return fail(fmt.Errorf("testenv: %w", err))
-	}
-	if err := srv.launch(acct, postgres); err != nil {
+	// A port free when picked may be taken before the server binds it (by
+	// another test binary's server): it then exits at once. Try again on
+	// another.
+	for attempt := 1; ; attempt++ {
+		if srv.port, err = FreePort(); err != nil {
+			return fail(fmt.Errorf("testenv: %w", err))
+		}
+		srv.db, err = sql.Open("postgres", srv.dsn("postgres"))
+		if err != nil {
+			return fail(fmt.Errorf("testenv: %w", err))
+		}
+		err = srv.launch(acct, postgres)
+		if err == nil {
+			break
+		}
 		srv.db.Close()
-		return fail(err)
+		logFile := filepath.Join(dir, "postgres.log")
+		log, _ := os.ReadFile(logFile)
+		if attempt == 3 || !bytes.Contains(log, []byte("could not bind")) && !errors.Is(err, errPortTaken) {
+			return fail(err)
+		}
+		t.Logf("testenv: postgres could not bind port %d (attempt %d); again on another", srv.port, attempt)
+		_ = os.Remove(logFile)
 	}
 	t.Logf("testenv: postgres on 127.0.0.1:%d (dir %s), ready in %v", srv.port, dir, time.Since(begin).Round(time.Millisecond))
 	return srv, nil
@@ -207,11 +222,20 @@ func (srv *pgServer) launch(acct account, postgres string) error {
 	if srv.proc, err = startProcess(cmd); err != nil {
 		return fmt.Errorf("testenv: start postgres: %w", err)
 	}
+	data := filepath.Join(srv.dir, "data")
 	err = srv.proc.waitReady(30*time.Second, func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
 		return srv.db.PingContext(ctx)
 	})
+	if err == nil {
+		// The server answering may be another one on the port this one
+		// could not bind.
+		var got string
+		if err = srv.db.QueryRow("SELECT current_setting('data_directory')").Scan(&got); err == nil && got != data {
+			err = fmt.Errorf("testenv: port %d answered by another server (data directory %s): %w", srv.port, got, errPortTaken)
+		}
+	}
 	if err != nil {
 		srv.proc.stop(syscall.SIGQUIT, 5*time.Second)
 		srv.proc = nil
@@ -309,3 +333,6 @@ func runLogged(cmd *exec.Cmd) error {
 	<-p.exited
 	return p.err
 }
+
+// errPortTaken is a server's port answered by another server.
+var errPortTaken = errors.New("port taken")
