@@ -1305,6 +1305,9 @@ func TestSend(t *testing.T) {
 		if len(r) != 1 || r[0].attr("id") != "m1" {
 			t.Errorf("receipt %v, want <received id='m1'/>", r)
 		}
+		if h := n.children(nsHints, "store"); len(h) != 1 {
+			t.Errorf("receipt with %d store hints, want one: %s", len(h), n)
+		}
 		if n.attr("id") == "" || n.attr("id") == "m1" {
 			t.Errorf("receipt id %q: want its own id", n.attr("id"))
 		}
