@@ -4,6 +4,7 @@ import (
 	"math/rand/v2"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/nyaruka/phonenumbers"
@@ -86,6 +87,23 @@ func TestValidAsLibphonenumber(t *testing.T) {
 	if validSeen < 1000 || invalidSeen < 1000 {
 		t.Errorf("too few of one kind to tell anything: %d valid, %d invalid", validSeen, invalidSeen)
 	}
+}
+
+// TestValidConcurrent: regions compiled on first use by several callers at
+// once (an address book is parsed on every CPU) give each the library's
+// answer; under -race (make test), no data race in the lazy compilation.
+func TestValidConcurrent(t *testing.T) {
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for r := range phonenumbers.GetSupportedRegions() {
+				if p := phonenumbers.GetExampleNumber(r); p != nil && valid(p) != phonenumbers.IsValidNumber(p) {
+					t.Errorf("valid(%s example %v) differs from IsValidNumber", r, p)
+				}
+			}
+		})
+	}
+	wg.Wait()
 }
 
 // BenchmarkValid: a new number's check, here and in the library.
