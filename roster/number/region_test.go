@@ -167,11 +167,15 @@ func TestSpacedAsParsed(t *testing.T) {
 			inputs = append(inputs, b.String())
 		}
 	}
+	generated := len(inputs)
 	inputs = append(inputs, "+1 800 FLOWERS", "+1 201 555 0123 ext. 5", "+1 201 555 0123 x5", "+1 201 555 0123;ext=5",
 		"+1/201/555/0123", "+1 201 555 0123 #", "+1 (201) 555-0123)", "+1 201 555 0123\u00a0",
 		"++1 201 555 0123", "+1 201 555 01230", "+ ", "+()", "+1 (201) 555-0123 (home)")
 	fast := 0
-	for _, in := range inputs {
+	for k, in := range inputs {
+		if k < generated && !sampled(k+1) {
+			continue // the fixed ones always
+		}
 		var want E164
 		if p, err := phonenumbers.Parse(in, "ZZ"); err == nil && phonenumbers.IsValidNumber(p) {
 			want = E164(phonenumbers.Format(p, phonenumbers.E164))
@@ -190,7 +194,7 @@ func TestSpacedAsParsed(t *testing.T) {
 		}
 	}
 	t.Logf("%d inputs, %d read without the full parse", len(inputs), fast)
-	if fast < 1000 {
+	if fast < 1000/sampleEvery() {
 		t.Fatalf("only %d inputs took the short way", fast)
 	}
 }
