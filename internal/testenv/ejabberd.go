@@ -205,22 +205,14 @@ func StartEjabberd(t testing.TB, opts EjabberdOptions) *Ejabberd {
 	if opts.Secret == "" {
 		opts.Secret = randomHex(16)
 	}
-	// A port free when picked may be taken before ejabberd binds it (by another test
-	// binary's server): ejabberd then stops at once with eaddrinuse. Try again on new ports.
-	for attempt := 1; ; attempt++ {
+	// A server whose port was taken stops at once with eaddrinuse.
+	err = onFreshPorts(t, "ejabberd", e.srv.logFile, "eaddrinuse", func() error {
 		e.configure(t, opts, acct)
-		err := e.srv.launch(t, e.Domain, e.Component, []string{e.C2SAddr, e.ComponentAddr, e.HTTPAddr}, e.args()...)
-		if err == nil {
-			break
-		}
-		log, _ := os.ReadFile(e.srv.logFile)
-		if attempt == 3 || !bytes.Contains(log, []byte("eaddrinuse")) {
-			logTail(t, 40, e.srv.logFile, e.srv.outFile())
-			t.Fatal(err)
-		}
-		e.halt(t, syscall.SIGKILL) // in case it had not exited yet
-		t.Logf("testenv: ejabberd could not open its ports (attempt %d); again on others", attempt)
-		_ = os.Remove(e.srv.logFile)
+		return e.srv.launch(t, e.Domain, e.Component, []string{e.C2SAddr, e.ComponentAddr, e.HTTPAddr}, e.args()...)
+	}, func() { e.halt(t, syscall.SIGKILL) })
+	if err != nil {
+		logTail(t, 40, e.srv.logFile, e.srv.outFile())
+		t.Fatal(err)
 	}
 	// The first API call takes a few hundred milliseconds, later ones a few: register in parallel.
 	var (

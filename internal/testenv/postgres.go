@@ -1,10 +1,8 @@
 package testenv
 
 import (
-	"bytes"
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -175,29 +173,22 @@ func startPostgres(t testing.TB, initdb, postgres string) (*pgServer, error) {
 		return fail(fmt.Errorf("testenv: initdb: %w", err))
 	}
 
-	// A port free when picked may be taken before the server binds it (by
-	// another test binary's server): it then exits at once. Try again on
-	// another.
-	for attempt := 1; ; attempt++ {
+	// A server whose port was taken exits at once, saying "could not bind".
+	err = onFreshPorts(t, "postgres", filepath.Join(dir, "postgres.log"), "could not bind", func() error {
 		if srv.port, err = FreePort(); err != nil {
-			return fail(fmt.Errorf("testenv: %w", err))
+			return fmt.Errorf("testenv: %w", err)
 		}
-		srv.db, err = sql.Open("postgres", srv.dsn("postgres"))
-		if err != nil {
-			return fail(fmt.Errorf("testenv: %w", err))
+		if srv.db, err = sql.Open("postgres", srv.dsn("postgres")); err != nil {
+			return fmt.Errorf("testenv: %w", err)
 		}
-		err = srv.launch(acct, postgres)
-		if err == nil {
-			break
+		return srv.launch(acct, postgres)
+	}, func() {
+		if srv.db != nil {
+			srv.db.Close()
 		}
-		srv.db.Close()
-		logFile := filepath.Join(dir, "postgres.log")
-		log, _ := os.ReadFile(logFile)
-		if attempt == 3 || !bytes.Contains(log, []byte("could not bind")) && !errors.Is(err, errPortTaken) {
-			return fail(err)
-		}
-		t.Logf("testenv: postgres could not bind port %d (attempt %d); again on another", srv.port, attempt)
-		_ = os.Remove(logFile)
+	})
+	if err != nil {
+		return fail(err)
 	}
 	t.Logf("testenv: postgres on 127.0.0.1:%d (dir %s), ready in %v", srv.port, dir, time.Since(begin).Round(time.Millisecond))
 	return srv, nil
@@ -333,6 +324,3 @@ func runLogged(cmd *exec.Cmd) error {
 	<-p.exited
 	return p.err
 }
-
-// errPortTaken is a server's port answered by another server.
-var errPortTaken = errors.New("port taken")

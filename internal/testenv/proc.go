@@ -2,6 +2,7 @@ package testenv
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -298,6 +299,32 @@ func quietPorts() (lo, hi int) {
 	}
 	return max(hi/2, 1024), hi
 }
+
+// onFreshPorts runs start, which picks free ports and starts a server on
+// them, up to three times: a port free when picked may be taken before the
+// server binds it (by another test binary's server). A try failed that way
+// when start says so (errPortTaken) or the server's log holds taken; undo
+// then stops what it left running and the log is removed for the next try.
+// Any other failure, or the third, is returned (after undo).
+func onFreshPorts(t testing.TB, name, logFile, taken string, start func() error, undo func()) error {
+	t.Helper()
+	for attempt := 1; ; attempt++ {
+		err := start()
+		if err == nil {
+			return nil
+		}
+		undo()
+		log, _ := os.ReadFile(logFile)
+		if attempt == 3 || !errors.Is(err, errPortTaken) && !bytes.Contains(log, []byte(taken)) {
+			return err
+		}
+		t.Logf("testenv: %s could not open its ports (attempt %d); again on others", name, attempt)
+		_ = os.Remove(logFile)
+	}
+}
+
+// errPortTaken is a server's port taken by another.
+var errPortTaken = errors.New("port taken")
 
 // given holds the ports freePorts handed out in this process: a port is
 // free from its close until the server binds it, and tests in parallel

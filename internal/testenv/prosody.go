@@ -282,24 +282,21 @@ func StartProsody(t testing.TB, opts ProsodyOptions) *Prosody {
 	if opts.Secret == "" {
 		opts.Secret = randomHex(16)
 	}
-	// A port free when picked may be taken before Prosody binds it (by
-	// another test binary's server): Prosody then runs without that port,
-	// and the address may even answer for the other server. Try again on
-	// new ports.
-	for attempt := 1; ; attempt++ {
+	// A Prosody whose port was taken runs without it, logging "Failed to
+	// open server port", and the address may even answer for the other
+	// server.
+	err = onFreshPorts(t, "prosody", p.srv.logFile, "Failed to open server port", func() error {
 		p.configure(t, opts)
 		p.start(t)
-		log, _ := os.ReadFile(p.srv.logFile)
-		if !strings.Contains(string(log), "Failed to open server port") {
-			return p
+		if log, _ := os.ReadFile(p.srv.logFile); bytes.Contains(log, []byte("Failed to open server port")) {
+			return fmt.Errorf("testenv: prosody could not open its ports: %w", errPortTaken)
 		}
-		p.stop(t)
-		if attempt == 3 {
-			t.Fatalf("testenv: prosody could not open its ports three times:\n%s", log)
-		}
-		t.Logf("testenv: prosody could not open its ports; again on others")
-		_ = os.Remove(p.srv.logFile)
+		return nil
+	}, func() { p.stop(t) })
+	if err != nil {
+		t.Fatalf("%v (three times)", err)
 	}
+	return p
 }
 
 // configure picks ports and writes the configuration and accounts.
