@@ -107,7 +107,8 @@ func canonical(s string) (n E164, ok bool) {
 // hold them, and returns it in E.164 for canonical: libphonenumber's parse
 // drops those separators too, and runs a dozen regular expressions over the
 // string to learn that (about 20 µs a number). ok is false for anything
-// else: letters, an extension, other punctuation, no "+".
+// else: letters, an extension, other punctuation, no "+", and no separator
+// at all (canonical has read that one already).
 func spaced(s string) (e164 string, ok bool) {
 	if len(s) < 2 || s[0] != '+' {
 		return "", false
@@ -123,7 +124,7 @@ func spaced(s string) (e164 string, ok bool) {
 			return "", false
 		}
 	}
-	return string(b), len(b) > 1
+	return string(b), len(b) > 1 && len(b) < len(s)
 }
 
 func ptr[T any](v T) *T { return &v }
