@@ -16,6 +16,9 @@ test:
 	SWITCHBOARD_REQUIRE_SERVERS=1 SWITCHBOARD_BROWSER=1 $(GO) test -race -count=1 -timeout 25m $(PKGS)
 	# The store again as a build without a C compiler links it (modernc.org/sqlite; -race needs cgo).
 	CGO_ENABLED=0 SWITCHBOARD_REQUIRE_SERVERS=1 $(GO) test -count=1 -timeout 10m ./store
+	# Every benchmark once (about half a minute), so that none breaks unseen between the
+	# sittings that time them (BenchmarkAddressBook did, when SQLite's C came in).
+	SWITCHBOARD_REQUIRE_SERVERS=1 $(GO) test -count=1 -timeout 10m -run '^$$' -bench . -benchtime 1x $(PKGS)
 
 # The fault suite (internal/faults): real processes under load, faults injected, every message tallied.
 faults:
