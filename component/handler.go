@@ -5,6 +5,7 @@ import (
 	"encoding/xml"
 	"errors"
 	"fmt"
+	"io"
 	"runtime/debug"
 	"slices"
 	"strings"
@@ -39,7 +40,8 @@ var numberFeatures = []string{nsDiscoInfo, nsReceipts}
 
 // inStanza is any stanza as read from the stream. JIDs are kept as strings
 // and parsed by the handlers, so a malformed one gets a stanza error instead
-// of ending the session.
+// of ending the session. readStanza fills it; the tags say what it reads,
+// as encoding/xml would (TestReadStanzaAsDecode holds it to them).
 type inStanza struct {
 	XMLName xml.Name
 	// The attributes come from the start element (setAttrs), not from the
@@ -112,10 +114,16 @@ const maxElementTokens = 100_000
 // errTooLarge is a child element of more than maxElementTokens tokens.
 var errTooLarge = errors.New("component: element too large")
 
-// UnmarshalXML records the element's tokens. At maxElementTokens it stops
-// with errTooLarge, reading no further: mellium skips the rest of the
-// stanza after the handler returns.
+// UnmarshalXML records the element's tokens (see read), for encoding/xml.
 func (e *element) UnmarshalXML(d *xml.Decoder, start xml.StartElement) error {
+	return e.read(d, start)
+}
+
+// read records the tokens of the element that start opened, read from r up
+// to its end element. At maxElementTokens it stops with errTooLarge, reading
+// no further: mellium skips the rest of the stanza after the handler
+// returns.
+func (e *element) read(r xml.TokenReader, start xml.StartElement) error {
 	e.XMLName, e.Attr = start.Name, start.Attr
 	e.toks = append(e.toks[:0], start.Copy())
 	for depth := 1; depth > 0; {
@@ -123,9 +131,9 @@ func (e *element) UnmarshalXML(d *xml.Decoder, start xml.StartElement) error {
 			e.toks = nil
 			return errTooLarge
 		}
-		t, err := d.Token()
+		t, err := r.Token()
 		if err != nil {
-			return err
+			return noEOF(err)
 		}
 		switch t.(type) {
 		case xml.StartElement:
@@ -134,6 +142,104 @@ func (e *element) UnmarshalXML(d *xml.Decoder, start xml.StartElement) error {
 			depth--
 		}
 		e.toks = append(e.toks, xml.CopyToken(t))
+	}
+	return nil
+}
+
+// noEOF turns the end of the tokens inside an element into an error.
+func noEOF(err error) error {
+	if err == io.EOF {
+		return io.ErrUnexpectedEOF
+	}
+	return err
+}
+
+// readStanza reads into s the children of the stanza that start opened:
+// the tokens r gives, up to the stanza's end element, which the stream's
+// decoder has checked for nesting. It fills s as encoding/xml's Decode
+// would from inStanza's tags, without a second decoder over the stream's
+// tokens and without reflection: a body (any element named body), a
+// receipt request, the rest as payload elements. Attributes are setAttrs'.
+func readStanza(start xml.StartElement, r xml.TokenReader, s *inStanza) error {
+	s.XMLName = start.Name
+	for {
+		t, err := r.Token()
+		if err != nil {
+			return noEOF(err)
+		}
+		switch t := t.(type) {
+		case xml.EndElement:
+			return nil
+		case xml.StartElement:
+			switch {
+			case t.Name.Local == "body":
+				b, err := readBody(t, r)
+				if err != nil {
+					return err
+				}
+				s.Body = append(s.Body, b)
+			case t.Name.Space == nsReceipts && t.Name.Local == "request":
+				s.Request = &struct{}{}
+				if err := skipElement(r); err != nil {
+					return err
+				}
+			default:
+				s.Payload = append(s.Payload, element{})
+				if err := s.Payload[len(s.Payload)-1].read(r, t); err != nil {
+					return err
+				}
+			}
+		}
+	}
+}
+
+// readBody reads a body whose start element is start: its language, its
+// text (the character data directly inside it) and the names of any
+// elements in it.
+func readBody(start xml.StartElement, r xml.TokenReader) (body, error) {
+	var (
+		b    body
+		text []byte
+	)
+	for _, a := range start.Attr {
+		if a.Name.Local == "lang" && (a.Name.Space == xmlNS || a.Name.Space == "xml") {
+			b.Lang = a.Value
+		}
+	}
+	for {
+		t, err := r.Token()
+		if err != nil {
+			return b, noEOF(err)
+		}
+		switch t := t.(type) {
+		case xml.CharData:
+			text = append(text, t...)
+		case xml.StartElement:
+			b.Markup = append(b.Markup, struct{ XMLName xml.Name }{t.Name})
+			if err := skipElement(r); err != nil {
+				return b, err
+			}
+		case xml.EndElement:
+			b.Text = string(text)
+			return b, nil
+		}
+	}
+}
+
+// skipElement reads r up to the end of the element whose start was just
+// read.
+func skipElement(r xml.TokenReader) error {
+	for depth := 1; depth > 0; {
+		t, err := r.Token()
+		if err != nil {
+			return noEOF(err)
+		}
+		switch t.(type) {
+		case xml.StartElement:
+			depth++
+		case xml.EndElement:
+			depth--
+		}
 	}
 	return nil
 }
@@ -168,8 +274,7 @@ func (c *Component) handle(t xmlstream.TokenReadEncoder, start *xml.StartElement
 		defer cc.stanzaDone()
 	}
 	var s inStanza
-	d := xml.NewTokenDecoder(xmlstream.MultiReader(xmlstream.Token(start.Copy()), t))
-	if err := d.Decode(&s); err != nil {
+	if err := readStanza(*start, t, &s); err != nil {
 		c.log.Warn().Err(err).Str("element", start.Name.Local).Msg("unreadable stanza")
 		if errors.Is(err, errTooLarge) {
 			return c.refuseTooLarge(t, start)
