@@ -948,3 +948,59 @@ func TestOpenHidesPassword(t *testing.T) {
 		}
 	}
 }
+
+// TestPreparedOnPostgres: the statements pgPrepared prepares on PostgreSQL
+// (the insert of new messages, RoutingOf) give the same answers prepared
+// as unprepared, in and out of a transaction, and stay prepared; SQLite
+// prepares none of them that way.
+func TestPreparedOnPostgres(t *testing.T) {
+	engines(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		if _, err := s.Bind(ctx, "+12015550100", "alice@example.com", "sms"); err != nil {
+			t.Fatal(err)
+		}
+		var last int64
+		check := func(round string) {
+			t.Helper()
+			// One message alone (on PostgreSQL a statement on its own),
+			// then three at once (in a transaction).
+			for _, n := range []int{1, 3} {
+				var ms []*store.Outbound
+				for i := range n {
+					ms = append(ms, &store.Outbound{SenderJID: "alice@example.com/phone", SenderNumber: "+12015550100",
+						Dest: "+12015550199", StanzaID: fmt.Sprintf("%s-%d-%d", round, n, i), Body: "hello", Parts: 1})
+				}
+				if err := s.AcceptOutbound(ctx, ms); err != nil {
+					t.Fatalf("%s: AcceptOutbound: %v", round, err)
+				}
+				for _, m := range ms {
+					if m.ID <= last {
+						t.Fatalf("%s: message %s got id %d after %d", round, m.StanzaID, m.ID, last)
+					}
+					last = m.ID
+					got, err := store.Dump(s, fmt.Sprintf("SELECT stanza_id FROM messages WHERE id = %d", m.ID))
+					if err != nil || len(got) != 1 || got[0] != m.StanzaID {
+						t.Fatalf("%s: row %d holds %q, %v; want %s", round, m.ID, got, err, m.StanzaID)
+					}
+				}
+			}
+			r, err := s.RoutingOf(ctx, []string{"alice@example.com", "bob@example.com"}, []string{"+12015550100", "+12015550199"})
+			if err != nil {
+				t.Fatalf("%s: RoutingOf: %v", round, err)
+			}
+			if want := map[string]string{"alice@example.com": "+12015550100"}; !reflect.DeepEqual(r.Numbers, want) {
+				t.Errorf("%s: RoutingOf numbers %v, want %v", round, r.Numbers, want)
+			}
+			if want := map[string]string{"+12015550100": "alice@example.com"}; !reflect.DeepEqual(r.Owners, want) {
+				t.Errorf("%s: RoutingOf owners %v, want %v", round, r.Owners, want)
+			}
+		}
+		check("first")
+		prepared := store.WaitPrepared(s)
+		if want := store.IsPostgres(s); (prepared >= 2) != want {
+			t.Fatalf("%d statements kept prepared by pgPrepared; want at least 2: %v", prepared, want)
+		}
+		check("prepared")
+		check("again")
+	})
+}
