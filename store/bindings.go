@@ -175,7 +175,7 @@ func (s *Store) RoutingOf(ctx context.Context, jids, dests []string) (Routing, e
 	q := `SELECT 'n', jid, number, forms, 0 FROM bindings WHERE ` + in("jid", jids) + `
 		UNION ALL SELECT 'o', number, jid, forms, 0 FROM bindings WHERE ` + in("number", dests) + `
 		UNION ALL SELECT 's', jid, '', fallback, fallback_after FROM user_settings WHERE ` + in("jid", jids)
-	rows, err := s.queryPrepared(ctx, q, args...)
+	rows, err := s.query(ctx, q, args...)
 	if err != nil {
 		return Routing{}, fmt.Errorf("store: routing: %w", err)
 	}

@@ -15,7 +15,7 @@ import (
 // connection, held by the transaction that runs the statement, so a missing
 // statement is prepared in the background (waiting for the connection, and
 // holding no lock meanwhile) and the statement runs unprepared this once.
-// On PostgreSQL only the statements pgPrepared names are prepared.
+// On PostgreSQL only the insert of new messages is (pgPrepared).
 // (Caching all the batches' statements there, prepared once per
 // connection, was tried: PostgreSQL then at times kept a generic plan that
 // took one run in two from 7,000 msg/s to 2,200–4,200.)
@@ -37,13 +37,16 @@ func (s *Store) cachedStmt(q string) *sql.Stmt {
 }
 
 // pgPrepared returns, on PostgreSQL, q prepared (in the background the
-// first time, as stmts does; nil until then). Only for statements whose
-// plan does not depend on their arguments' values, so that the generic
-// plan PostgreSQL keeps after five runs is the one it would pick each time:
-// an insert from arrays, a lookup by a unique key. Unprepared, each run was
-// parsed and planned anew, at moderate rates a fifth of the server's CPU
-// (BENCHMARKS.md, twenty-second session). database/sql prepares the
-// statement once on each connection a transaction then uses.
+// first time, as stmts does; nil until then), for the insert of new
+// messages: its plan cannot depend on its arguments or on the tables'
+// sizes (rows from arrays, ids from the sequence), so the generic plan
+// PostgreSQL keeps after five runs is the one it would pick each time.
+// Unprepared, each run was parsed and planned anew (BENCHMARKS.md,
+// twenty-second session). Not for reads: a generic plan made while a
+// table is small scans it whole, and keeps doing so as it grows until
+// autovacuum's next analyze (a routing lookup prepared on 100 bindings
+// did). database/sql prepares the statement once on each connection a
+// transaction then uses.
 func (s *Store) pgPrepared(q string) *sql.Stmt {
 	if s.dialect != postgres {
 		return nil
@@ -149,17 +152,6 @@ func (s *Store) query(ctx context.Context, q string, args ...any) (*sql.Rows, er
 		}
 	}
 	return s.rdb.QueryContext(ctx, q, args...)
-}
-
-// queryPrepared is query, with q prepared on PostgreSQL (see pgPrepared).
-func (s *Store) queryPrepared(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
-	if st := s.pgPrepared(q); st != nil {
-		if err := argsFit(args); err != nil {
-			return nil, err
-		}
-		return st.QueryContext(ctx, args...)
-	}
-	return s.query(ctx, q, args...)
 }
 
 // writerQuery runs a read outside a transaction on the writer's handle

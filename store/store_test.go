@@ -949,10 +949,10 @@ func TestOpenHidesPassword(t *testing.T) {
 	}
 }
 
-// TestPreparedOnPostgres: the statements pgPrepared prepares on PostgreSQL
-// (the insert of new messages, RoutingOf) give the same answers prepared
-// as unprepared, in and out of a transaction, and stay prepared; SQLite
-// prepares none of them that way.
+// TestPreparedOnPostgres: the insert of new messages, which pgPrepared
+// prepares on PostgreSQL, gives the same answers prepared as unprepared,
+// in and out of a transaction, and stays prepared; SQLite prepares nothing
+// that way.
 func TestPreparedOnPostgres(t *testing.T) {
 	engines(t, func(t *testing.T, s *store.Store) {
 		ctx := context.Background()
@@ -997,8 +997,8 @@ func TestPreparedOnPostgres(t *testing.T) {
 		}
 		check("first")
 		prepared := store.WaitPrepared(s)
-		if want := store.IsPostgres(s); (prepared >= 2) != want {
-			t.Fatalf("%d statements kept prepared by pgPrepared; want at least 2: %v", prepared, want)
+		if want := store.IsPostgres(s); (prepared >= 1) != want {
+			t.Fatalf("%d statements kept prepared by pgPrepared; want some: %v", prepared, want)
 		}
 		check("prepared")
 		check("again")
