@@ -204,6 +204,10 @@ func (s *Store) groupLoop(ch chan *groupOp) {
 	var held <-chan time.Time // set while a batch of lazy writes waits
 	gather := time.NewTimer(time.Hour)
 	gather.Stop()
+	below, wait := gatherBelow, gatherWait
+	if s.dialect == postgres {
+		below, wait = pgGatherBelow, pgGatherWait
+	}
 	for open := true; open; {
 		expired := false
 		select {
@@ -222,9 +226,9 @@ func (s *Store) groupLoop(ch chan *groupOp) {
 		if len(batch) == 0 {
 			continue
 		}
-		if open && len(batch) < gatherBelow && !allLazy(batch) {
+		if open && len(batch) < below && !allLazy(batch) {
 			// Few writes: wait a little for more. See gatherWait.
-			gather.Reset(gatherWait)
+			gather.Reset(wait)
 			batch, open = take(ch, batch, gather.C)
 			gather.Stop()
 		}
@@ -481,7 +485,19 @@ func (s *Store) stopGroup() {
 // alternating runs each), the p99 XMPP → submit_sm rising from 5–6 to
 // 8 ms; at 3,000 msg/s the server's from 0.34 to 0.28. A saturated run's
 // batches are larger and never wait.
+//
+// PostgreSQL gathers more (pgGatherBelow, pgGatherWait): there every
+// commit costs the server a transaction's round trips and a WAL flush, and
+// the server's CPU at a paced 1,000 msg/s fell from 0.73-0.87 to 0.63-0.67
+// s per 1,000 messages (means 0.783 -> 0.644, 3 alternating pairs;
+// Switchboard's 0.476 -> 0.455), the median XMPP -> submit_sm rising by 1-2
+// ms. On SQLite 3 ms below 32 writes took 15 % off the CPU at that rate
+// but its p99 XMPP -> submit_sm to 15.5-17.4 ms, too near the 20 ms
+// target; 2 ms gained nothing measurable (BENCHMARKS.md, twenty-second
+// session).
 const (
-	gatherBelow = 8
-	gatherWait  = time.Millisecond
+	gatherBelow   = 8
+	gatherWait    = time.Millisecond
+	pgGatherBelow = 32
+	pgGatherWait  = 2 * time.Millisecond
 )
