@@ -131,19 +131,30 @@ func (e *element) read(r xml.TokenReader, start xml.StartElement) error {
 			e.toks = nil
 			return errTooLarge
 		}
-		t, err := r.Token()
+		t, err := depthToken(r, &depth)
 		if err != nil {
-			return noEOF(err)
-		}
-		switch t.(type) {
-		case xml.StartElement:
-			depth++
-		case xml.EndElement:
-			depth--
+			return err
 		}
 		e.toks = append(e.toks, xml.CopyToken(t))
 	}
 	return nil
+}
+
+// depthToken reads r's next token and moves depth by it: one deeper at a
+// start element, one less at an end element. The end of r is an error:
+// it comes inside an element.
+func depthToken(r xml.TokenReader, depth *int) (xml.Token, error) {
+	t, err := r.Token()
+	if err != nil {
+		return nil, noEOF(err)
+	}
+	switch t.(type) {
+	case xml.StartElement:
+		*depth++
+	case xml.EndElement:
+		*depth--
+	}
+	return t, nil
 }
 
 // noEOF turns the end of the tokens inside an element into an error.
@@ -230,15 +241,8 @@ func readBody(start xml.StartElement, r xml.TokenReader) (body, error) {
 // read.
 func skipElement(r xml.TokenReader) error {
 	for depth := 1; depth > 0; {
-		t, err := r.Token()
-		if err != nil {
-			return noEOF(err)
-		}
-		switch t.(type) {
-		case xml.StartElement:
-			depth++
-		case xml.EndElement:
-			depth--
+		if _, err := depthToken(r, &depth); err != nil {
+			return err
 		}
 	}
 	return nil
