@@ -233,8 +233,16 @@ func wellFormedStanza(in string) (xml.StartElement, *xml.Decoder, bool) {
 		return xml.StartElement{}, nil, false
 	}
 	// Second pass: stop after the stanza's start element.
-	d = xml.NewDecoder(strings.NewReader(head + in + `</stream:stream>`))
-	if _, err := d.Token(); err != nil {
+	return firstStanza(in + `</stream:stream>`)
+}
+
+// firstStanza reads a component stream whose content is stream up to its
+// first stanza's start element, and returns that and the decoder, which
+// goes on after it.
+func firstStanza(stream string) (xml.StartElement, *xml.Decoder, bool) {
+	const head = `<stream:stream xmlns='jabber:component:accept' xmlns:stream='http://etherx.jabber.org/streams'>`
+	d := xml.NewDecoder(strings.NewReader(head + stream))
+	if _, err := d.Token(); err != nil { // the stream's start
 		return xml.StartElement{}, nil, false
 	}
 	for {

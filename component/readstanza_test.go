@@ -17,20 +17,11 @@ import (
 // element and a reader of the tokens after it: its inner tokens and its end
 // element, then EOF.
 func stanzaTokens(stream string) (xml.StartElement, xml.TokenReader, bool) {
-	const head = `<stream:stream xmlns='jabber:component:accept' xmlns:stream='http://etherx.jabber.org/streams'>`
-	d := xml.NewDecoder(strings.NewReader(head + stream))
-	if _, err := d.Token(); err != nil { // the stream's start
+	start, d, ok := firstStanza(stream)
+	if !ok {
 		return xml.StartElement{}, nil, false
 	}
-	for {
-		t, err := d.Token()
-		if err != nil {
-			return xml.StartElement{}, nil, false
-		}
-		if start, ok := t.(xml.StartElement); ok {
-			return start, xmlstream.InnerElement(d), true
-		}
-	}
+	return start, xmlstream.InnerElement(d), true
 }
 
 // decodeAsBefore is how handle read a stanza before readStanza: a second
