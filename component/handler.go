@@ -17,6 +17,7 @@ import (
 	"mellium.im/xmpp/stanza"
 	"mellium.im/xmpp/version"
 
+	"switchboard/internal/jidcache"
 	"switchboard/roster/number"
 	"switchboard/router"
 	"switchboard/xep/adhoc"
@@ -331,7 +332,7 @@ func (c *Component) handleMessage(ctx context.Context, s *inStanza) {
 	if c.recordPrivilege(s) {
 		return
 	}
-	from, err := parseSender(s.From)
+	from, err := senders.Parse(s.From)
 	if err != nil {
 		c.log.Warn().Str("from", s.From).Msg("message with an unreadable sender dropped")
 		return
@@ -366,7 +367,7 @@ func (c *Component) handleMessage(ctx context.Context, s *inStanza) {
 		}
 		return
 	}
-	to, err := jid.Parse(s.To)
+	to, err := jidcache.Parse(s.To)
 	if err != nil {
 		c.replyError(ctx, c.cfg.JID, from, s.ID, errText(stanza.Modify, stanza.JIDMalformed, fmt.Sprintf("%q is not a valid address.", s.To)))
 		return
@@ -424,6 +425,10 @@ func (c *Component) handleMessage(ctx context.Context, s *inStanza) {
 // others, or not at all (".." into ".", "0.." into "0." into "0"): a
 // stanza from one gets no answer, for the answer would go to another
 // address than the sender's.
+// senders is parseSender through a cache: a message's sender is parsed
+// for every message (see package jidcache).
+var senders = jidcache.New(8192, parseSender)
+
 func parseSender(s string) (jid.JID, error) {
 	j, err := jid.Parse(s)
 	if err != nil {

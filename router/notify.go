@@ -12,6 +12,7 @@ import (
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
 
+	"switchboard/internal/jidcache"
 	"switchboard/store"
 )
 
@@ -247,7 +248,7 @@ func (r *Router) send(ctx context.Context, n store.Notice, seen presenceSeen) er
 		// cannot hold): deliver from the component itself.
 		peer = r.cfg.Component
 	}
-	user, err := jid.Parse(n.UserJID)
+	user, err := jidcache.Parse(n.UserJID)
 	if err != nil {
 		r.log.Error().Err(err).Int64("msg", n.ID).Msg("stored JID does not parse; dropping notice")
 		return nil
