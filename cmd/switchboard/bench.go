@@ -26,6 +26,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.IntVar(&o.Window, "window", 100, "messages sent whose receipt (with -no-receipts: submit_sm) has not come back yet")
 	fs.IntVar(&o.MO, "mo", 0, "messages from phones after the run; default n/10 (at most 2000); negative: none")
 	fs.Float64Var(&o.MORate, "mo-rate", 500, "messages from phones per second; negative: as fast as the sink's 64 in flight allow")
+	fs.BoolVar(&o.C2STLS, "c2s-tls", false, "with -mode prosody: Prosody requires STARTTLS of its clients, as deployments do, and the users encrypt their streams")
 	fs.BoolVar(&o.Relay, "relay", false, "users write to other users' numbers: relayed over XMPP and acknowledged by the recipient, no SMS")
 	fs.IntVar(&o.MOParts, "mo-parts", 1, "SMS parts in each message from a phone (concatenated)")
 	fs.StringVar(&o.DSN, "dsn", "", "store: a postgres:// URL; default a fresh SQLite file in a temporary directory")

@@ -164,21 +164,26 @@ func TestBenchRelay(t *testing.T) {
 
 // TestBenchProsody runs the bench through a real Prosody, users logged in
 // with SCRAM: to phones (SMS, receipts from the sink) and to each other
-// (relayed, receipts from the recipients' clients). Every message must
-// reach its end and every receipt come back, and Prosody's CPU be measured.
+// (relayed, receipts from the recipients' clients), and to phones again
+// with Prosody requiring STARTTLS (-c2s-tls). Every message must reach its
+// end and every receipt come back, and Prosody's CPU be measured.
 func TestBenchProsody(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts Prosody and Switchboard as child processes")
 	}
 	testenv.NeedProsody(t)
 	t.Setenv("SB_TEST_MAIN", "1")
-	for _, relay := range []bool{false, true} {
-		t.Run(map[bool]string{false: "sms", true: "relay"}[relay], func(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		relay, tls bool
+	}{{"sms", false, false}, {"relay", true, false}, {"sms over c2s TLS", false, true}} {
+		relay := tc.relay
+		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 			defer cancel()
 			var log strings.Builder
 			res, err := bench.Run(ctx, bench.Options{
-				Mode: bench.ModeProsody, N: 300, Users: 10, MO: 20, Relay: relay, Binary: os.Args[0],
+				Mode: bench.ModeProsody, N: 300, Users: 10, MO: 20, Relay: relay, C2STLS: tc.tls, Binary: os.Args[0],
 				Timeout: 80 * time.Second, Log: &log,
 			})
 			if err != nil {

@@ -70,6 +70,10 @@ type Options struct {
 	// and passes the receipt back to the sender. The sink gets no
 	// submit_sm; the relayed message reaching its recipient stands for it.
 	Relay bool
+	// C2STLS makes Prosody require STARTTLS of its clients, as every
+	// deployment does, and the bench's users encrypt their streams
+	// (ModeProsody only).
+	C2STLS bool
 	// ReceiptDelay makes the sink send each receipt that long after its
 	// submit_sm_resp, as a carrier's come, instead of at once: an SMSC id
 	// and its receipt then never share a group commit.
@@ -158,6 +162,7 @@ type Result struct {
 	// ReceiptDelay is the sink's (see Options).
 	ReceiptDelay time.Duration
 	Relay        bool
+	C2STLS       bool // see Options
 
 	Submitted, Receipts, Errors, DupSubmits int
 	SubmitSMs                               int // of the run's messages seen at the sink (none when relayed)
@@ -215,6 +220,9 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}
 	if o.Relay && (o.ReceiptDelay > 0 || o.NoReceipts || o.Users < 2) {
 		return nil, errors.New("bench: -relay needs at least two users, and the recipients' receipts: not with -receipt-delay or -no-receipts")
+	}
+	if o.C2STLS && o.Mode != ModeProsody {
+		return nil, errors.New("bench: -c2s-tls is for -mode prosody: in component mode the bench is the server")
 	}
 	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
@@ -374,7 +382,7 @@ listen = %[9]q
 		o.Mode, engine(dsn), o.N, o.Users, rateText(o.Rate), o.Window, o.SMPPWindow)
 
 	res := &Result{Mode: o.Mode, Store: engine(dsn), N: o.N, Rate: o.Rate, Window: o.Window, SMPPWindow: o.SMPPWindow,
-		ReceiptDelay: o.ReceiptDelay, Relay: o.Relay, MO: o.MO, MORate: o.MORate, MOParts: o.MOParts}
+		ReceiptDelay: o.ReceiptDelay, Relay: o.Relay, C2STLS: o.C2STLS, MO: o.MO, MORate: o.MORate, MOParts: o.MOParts}
 	res.LoadStart = loadAvg()
 	cpu0 := cpuTime0(pid)
 	io0, ioErr0 := ioCounters(pid)

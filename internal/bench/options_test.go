@@ -20,6 +20,7 @@ func TestReceiptDelayOptions(t *testing.T) {
 		{"own SMSC", Options{ReceiptDelay: time.Second, SMSC: "127.0.0.1:1"}, "not with -smsc or -no-receipts"},
 		{"no receipts", Options{ReceiptDelay: time.Second, NoReceipts: true}, "not with -smsc or -no-receipts"},
 		{"negative", Options{ReceiptDelay: -time.Second}, "negative"},
+		{"c2s TLS without Prosody", Options{C2STLS: true}, "-c2s-tls is for -mode prosody"},
 	} {
 		tc.o.Binary = "/nonexistent/switchboard"
 		_, err := Run(context.Background(), tc.o)

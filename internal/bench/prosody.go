@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/xml"
 	"errors"
 	"fmt"
@@ -63,7 +64,7 @@ func newProsodyDriver(ctx context.Context, rec *recorder, o Options, dir, secret
 	pdir := filepath.Join(dir, "prosody")
 	d := &prosodyDriver{rec: rec, o: o, nonce: randomHex(3), dirty: make(map[*benchClient]bool), probed: make(chan struct{})}
 	d.cfg = testenv.ProsodyConfig{Dir: pdir, C2SPort: c2s, ComponentPort: comp, Domain: UserDomain, Component: CompDomain,
-		Secret: secret, LogLevel: "warn"}
+		Secret: secret, LogLevel: "warn", TLS: o.C2STLS}
 	if err := testenv.WriteProsodyConfig(d.cfg); err != nil {
 		return nil, err
 	}
@@ -141,16 +142,21 @@ func (d *prosodyDriver) login(ctx context.Context, addr string, j jid.JID) (*ben
 	}
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	// Prosody offers no TLS on loopback; Secure lets mellium use SASL anyway.
+	// Without -c2s-tls Prosody offers no TLS on loopback, and Secure lets
+	// mellium use SASL anyway; with it the stream is encrypted first (the
+	// certificate is the run's own, self-signed).
 	// The deferred cancel must not reach a later write (see callctx).
 	negCtx, release := callctx.For(ctx)
 	defer release()
-	sess, err := xmpp.NewSession(negCtx, j.Domain(), j, conn, xmpp.Secure, xmpp.NewNegotiator(
+	state := xmpp.Secure
+	features := []xmpp.StreamFeature{xmpp.SASL("", benchPassword, sasl.ScramSha256, sasl.ScramSha1), xmpp.BindResource()}
+	if d.o.C2STLS {
+		state = 0
+		features = append([]xmpp.StreamFeature{xmpp.StartTLS(&tls.Config{ServerName: j.Domainpart(), InsecureSkipVerify: true})}, features...)
+	}
+	sess, err := xmpp.NewSession(negCtx, j.Domain(), j, conn, state, xmpp.NewNegotiator(
 		func(*xmpp.Session, *xmpp.StreamConfig) xmpp.StreamConfig {
-			return xmpp.StreamConfig{Features: []xmpp.StreamFeature{
-				xmpp.SASL("", benchPassword, sasl.ScramSha256, sasl.ScramSha1),
-				xmpp.BindResource(),
-			}}
+			return xmpp.StreamConfig{Features: features}
 		}))
 	if err != nil {
 		conn.Close()

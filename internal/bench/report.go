@@ -26,7 +26,12 @@ func Print(w io.Writer, rs []*Result) {
 		}
 		fmt.Fprintln(tw)
 	}
-	row("run", func(r *Result) string { return r.Mode + "/" + r.Store })
+	row("run", func(r *Result) string {
+		if r.C2STLS {
+			return r.Mode + " (c2s TLS)/" + r.Store
+		}
+		return r.Mode + "/" + r.Store
+	})
 	row("rate (window, smpp window)", func(r *Result) string {
 		s := fmt.Sprintf("%s (%d, %d)", rateText(r.Rate), r.Window, r.SMPPWindow)
 		if r.ReceiptDelay > 0 {

@@ -2,13 +2,20 @@ package testenv
 
 import (
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/hmac"
 	"crypto/pbkdf2"
+	"crypto/rand"
 	"crypto/sha1"
 	"crypto/sha256"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"hash"
+	"math/big"
 	"net"
 	"os"
 	"path/filepath"
@@ -38,6 +45,11 @@ type ProsodyConfig struct {
 	Privilege     bool   // load mod_privilege and grant Component roster "both", message "outgoing", presence "roster" (XEP-0356)
 	LogLevel      string // minimum level written to LogFile; default "info" (env SWITCHBOARD_PROSODY_LOG overrides it in tests)
 	PasswordHash  string // SCRAM hash of stored passwords, "SHA-1" or "SHA-256"; default "SHA-256"
+	// TLS makes c2s offer and require STARTTLS, with a self-signed
+	// certificate for Domain that WriteProsodyConfig puts in CertDir (as
+	// every deployment encrypts its clients' streams; the bench measures
+	// Prosody so with -c2s-tls).
+	TLS bool
 }
 
 func (c ProsodyConfig) withDefaults() ProsodyConfig {
@@ -77,7 +89,8 @@ func (c ProsodyConfig) LogFile() string { return filepath.Join(c.Dir, "prosody.l
 // DataDir is Prosody's data_path.
 func (c ProsodyConfig) DataDir() string { return filepath.Join(c.Dir, "data") }
 
-// CertDir is where Prosody looks for certificates; it stays empty, so no TLS is offered.
+// CertDir is where Prosody looks for certificates: empty, so no TLS is
+// offered, unless c.TLS.
 func (c ProsodyConfig) CertDir() string { return filepath.Join(c.Dir, "certs") }
 
 // RenderProsodyConfig renders the template at ProsodyTemplate with c (defaults filled in).
@@ -117,7 +130,42 @@ func WriteProsodyConfig(c ProsodyConfig) error {
 			return err
 		}
 	}
+	if c.TLS {
+		if err := writeSelfSigned(c.CertDir(), c.withDefaults().Domain); err != nil {
+			return err
+		}
+	}
 	return os.WriteFile(c.ConfigFile(), text, 0o640)
+}
+
+// writeSelfSigned writes a self-signed certificate for domain and its key
+// into dir as DOMAIN.crt and DOMAIN.key, where Prosody looks for a host's.
+func writeSelfSigned(dir, domain string) error {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(time.Now().UnixNano()),
+		Subject:      pkix.Name{CommonName: domain},
+		DNSNames:     []string{domain},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(24 * time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return err
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, domain+".crt"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, domain+".key"), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o640)
 }
 
 // WriteProsodyAccount stores an account for local@c.Domain in Prosody's file storage the way

@@ -3,10 +3,14 @@ package testenv_test
 import (
 	"context"
 	"crypto/sha1"
+	"crypto/tls"
+	"crypto/x509"
 	"database/sql"
 	"encoding/xml"
 	"fmt"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -319,5 +323,40 @@ func TestRenderProsodyConfig(t *testing.T) {
 	}
 	if _, err := testenv.RenderProsodyConfig(testenv.ProsodyConfig{Dir: "relative", Secret: "s"}); err == nil {
 		t.Error("relative Dir accepted")
+	}
+}
+
+// TestProsodyConfigTLS: with TLS, the configuration loads mod_tls and
+// requires encryption (and no longer allows PLAIN in the clear), and
+// WriteProsodyConfig puts a certificate for the domain, with its key,
+// where Prosody looks for it.
+func TestProsodyConfigTLS(t *testing.T) {
+	c := testenv.ProsodyConfig{Dir: t.TempDir(), Secret: "s", Domain: "bench.test", TLS: true}
+	if err := testenv.WriteProsodyConfig(c); err != nil {
+		t.Fatal(err)
+	}
+	text, err := os.ReadFile(c.ConfigFile())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := string(text)
+	for _, want := range []string{`"tls";`, `c2s_require_encryption = true`} {
+		if !strings.Contains(cfg, want) {
+			t.Errorf("config lacks %s:\n%s", want, cfg)
+		}
+	}
+	if strings.Contains(cfg, `allow_unencrypted_plain_auth`) {
+		t.Errorf("config still allows PLAIN in the clear:\n%s", cfg)
+	}
+	pair, err := tls.LoadX509KeyPair(filepath.Join(c.CertDir(), "bench.test.crt"), filepath.Join(c.CertDir(), "bench.test.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(pair.Certificate[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cert.VerifyHostname("bench.test"); err != nil {
+		t.Errorf("the certificate is not for the domain: %v", err)
 	}
 }
