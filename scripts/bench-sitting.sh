@@ -10,7 +10,8 @@
 # defaults; SQLite and PostgreSQL paced at 1,000 msg/s, twice
 # each; messages from phones unpaced, in one part and in two, on SQLite
 # and on PostgreSQL; users writing to each other (-relay, over XMPP), on
-# both; through Prosody twice on SQLite and twice on PostgreSQL, and
+# both; through Prosody twice on SQLite (and once more with its clients
+# over TLS, -c2s-tls) and twice on PostgreSQL, and
 # relayed through Prosody on each; 100,000 messages waiting for receipts; the npm
 # `smpp` SMSC instead of the bench's sink; and testdata/loadgen/run.sh (an
 # independent load generator and SMSC). About six minutes on two cores.
@@ -126,6 +127,7 @@ dsn=$(db)
 run -mode component -n 20000 -window 1000 -relay -mo -1 -dsn "$dsn"
 run -mode prosody -n 20000 -window 1000 -smpp-window 100 -mo 2000
 run -mode prosody -n 20000 -window 1000 -smpp-window 100 -mo 2000
+run -mode prosody -n 20000 -window 1000 -smpp-window 100 -mo 2000 -c2s-tls
 dsn=$(db)
 run -mode prosody -n 20000 -window 1000 -smpp-window 100 -mo 2000 -dsn "$dsn"
 dsn=$(db)
