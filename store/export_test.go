@@ -267,15 +267,3 @@ func MigrationVersion(part string) int {
 	}
 	return 0
 }
-
-// WaitPrepared waits for the statements being prepared in the background
-// (see stmts.get and pgPrepared) and returns how many PostgreSQL keeps
-// prepared (pgPrepared's).
-func WaitPrepared(s *Store) int {
-	s.stmts.wg.Wait()
-	s.rstmts.wg.Wait()
-	s.pstmts.wg.Wait()
-	s.pstmts.mu.RLock()
-	defer s.pstmts.mu.RUnlock()
-	return len(s.pstmts.m)
-}

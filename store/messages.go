@@ -291,18 +291,11 @@ func (s *Store) insertOutboundPG(ctx context.Context, tx *sql.Tx, msgs []*Outbou
 			SELECT array_agg(nextval(pg_get_serial_sequence('messages', 'id'))) AS a FROM generate_series(1, $1)),
 		ins AS (` + insertOutboundSQL + ` ` + outboundUnnest + `)` + count + `
 		SELECT a FROM ids`
-	var r *sql.Row
-	switch st := s.pgPrepared(q); {
-	case st != nil && tx != nil:
-		r = tx.StmtContext(ctx, st).QueryRowContext(ctx, args...)
-	case st != nil:
-		r = st.QueryRowContext(ctx, args...)
-	case tx != nil:
-		r = tx.QueryRowContext(ctx, q, args...)
-	default:
-		r = s.db.QueryRowContext(ctx, q, args...)
+	row := s.db.QueryRowContext
+	if tx != nil {
+		row = tx.QueryRowContext
 	}
-	err := r.Scan(&ids)
+	err := row(ctx, q, args...).Scan(&ids)
 	if err != nil {
 		return err
 	}

@@ -15,10 +15,17 @@ import (
 // connection, held by the transaction that runs the statement, so a missing
 // statement is prepared in the background (waiting for the connection, and
 // holding no lock meanwhile) and the statement runs unprepared this once.
-// On PostgreSQL only the insert of new messages is (pgPrepared).
-// (Caching all the batches' statements there, prepared once per
-// connection, was tried: PostgreSQL then at times kept a generic plan that
-// took one run in two from 7,000 msg/s to 2,200–4,200.)
+// PostgreSQL's statements are not prepared: each goes unnamed, in one
+// round trip (lib/pq's binary_parameters), which a pooler in transaction
+// mode (PgBouncer) passes on as it is, where a named statement prepared on
+// one server connection would be missing on the next. And a generic plan,
+// which PostgreSQL keeps after five runs of a prepared statement, can be
+// wrong for good: made while a table is small, it scans the table whole
+// as it grows, until autovacuum's next analyze. (Caching the batches'
+// statements there was tried: one run in two fell from 7,000 msg/s to
+// 2,200–4,200. Preparing only the insert of new messages, whose plan has
+// no choice to make, saved 5 % of the server's CPU at a paced 1,000 msg/s,
+// not worth breaking poolers: BENCHMARKS.md, twenty-second session.)
 //
 // At most maxStmts are kept; a statement beyond them runs unprepared.
 type stmts struct {
@@ -34,24 +41,6 @@ func (s *Store) cachedStmt(q string) *sql.Stmt {
 		return nil
 	}
 	return s.stmts.get(s.db, q)
-}
-
-// pgPrepared returns, on PostgreSQL, q prepared (in the background the
-// first time, as stmts does; nil until then), for the insert of new
-// messages: its plan cannot depend on its arguments or on the tables'
-// sizes (rows from arrays, ids from the sequence), so the generic plan
-// PostgreSQL keeps after five runs is the one it would pick each time.
-// Unprepared, each run was parsed and planned anew (BENCHMARKS.md,
-// twenty-second session). Not for reads: a generic plan made while a
-// table is small scans it whole, and keeps doing so as it grows until
-// autovacuum's next analyze (a routing lookup prepared on 100 bindings
-// did). database/sql prepares the statement once on each connection a
-// transaction then uses.
-func (s *Store) pgPrepared(q string) *sql.Stmt {
-	if s.dialect != postgres {
-		return nil
-	}
-	return s.pstmts.get(s.db, q)
 }
 
 // maxStmts bounds a statement cache. The padded lists make a few dozen

@@ -59,7 +59,6 @@ type Store struct {
 	idForms  idForms  // how each SMSC's receipts write the ids of its submit_sm_resp (receipts.go)
 	stmts    stmts    // on db
 	rstmts   stmts    // on rdb (SQLite)
-	pstmts   stmts    // on db, PostgreSQL: see pgPrepared
 	rewrites rewrites // numbered arguments made anonymous (SQLite)
 	// userCounts: count each user's SMS (see CountSMSPerUser).
 	userCounts atomic.Bool
@@ -151,7 +150,6 @@ func (s *Store) Close() error {
 	s.stopGroup()
 	s.stmts.close()
 	s.rstmts.close()
-	s.pstmts.close()
 	if s.dialect == sqlite {
 		_, _ = s.db.Exec("PRAGMA wal_checkpoint(TRUNCATE)")
 	}
