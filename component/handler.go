@@ -132,30 +132,19 @@ func (e *element) read(r xml.TokenReader, start xml.StartElement) error {
 			e.toks = nil
 			return errTooLarge
 		}
-		t, err := depthToken(r, &depth)
+		t, err := r.Token()
 		if err != nil {
-			return err
+			return noEOF(err)
+		}
+		switch t.(type) {
+		case xml.StartElement:
+			depth++
+		case xml.EndElement:
+			depth--
 		}
 		e.toks = append(e.toks, xml.CopyToken(t))
 	}
 	return nil
-}
-
-// depthToken reads r's next token and moves depth by it: one deeper at a
-// start element, one less at an end element. The end of r is an error:
-// it comes inside an element.
-func depthToken(r xml.TokenReader, depth *int) (xml.Token, error) {
-	t, err := r.Token()
-	if err != nil {
-		return nil, noEOF(err)
-	}
-	switch t.(type) {
-	case xml.StartElement:
-		*depth++
-	case xml.EndElement:
-		*depth--
-	}
-	return t, nil
 }
 
 // noEOF turns the end of the tokens inside an element into an error.
@@ -192,7 +181,7 @@ func readStanza(start xml.StartElement, r xml.TokenReader, s *inStanza) error {
 				s.Body = append(s.Body, b)
 			case t.Name.Space == nsReceipts && t.Name.Local == "request":
 				s.Request = &struct{}{}
-				if err := skipElement(r); err != nil {
+				if err := noEOF(xmlstream.Skip(r)); err != nil {
 					return err
 				}
 			default:
@@ -228,7 +217,7 @@ func readBody(start xml.StartElement, r xml.TokenReader) (body, error) {
 			text = append(text, t...)
 		case xml.StartElement:
 			b.Markup = append(b.Markup, struct{ XMLName xml.Name }{t.Name})
-			if err := skipElement(r); err != nil {
+			if err := noEOF(xmlstream.Skip(r)); err != nil {
 				return b, err
 			}
 		case xml.EndElement:
@@ -236,17 +225,6 @@ func readBody(start xml.StartElement, r xml.TokenReader) (body, error) {
 			return b, nil
 		}
 	}
-}
-
-// skipElement reads r up to the end of the element whose start was just
-// read.
-func skipElement(r xml.TokenReader) error {
-	for depth := 1; depth > 0; {
-		if _, err := depthToken(r, &depth); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // text picks the body in the stanza's language (RFC 6121 5.2.3: one
