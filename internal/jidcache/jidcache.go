@@ -53,8 +53,8 @@ func (c *Cache) Parse(s string) (jid.JID, error) {
 	return j, nil
 }
 
-// Len returns how many JIDs the cache holds.
-func (c *Cache) Len() int {
+// len returns how many JIDs the cache holds (for tests).
+func (c *Cache) len() int {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	return len(c.m)

@@ -37,8 +37,8 @@ func TestParseAsJIDParse(t *testing.T) {
 			}
 		}
 	}
-	if c.Len() != valid {
-		t.Errorf("the cache holds %d JIDs; %d of the inputs parse", c.Len(), valid)
+	if c.len() != valid {
+		t.Errorf("the cache holds %d JIDs; %d of the inputs parse", c.len(), valid)
 	}
 	if valid == 0 || valid == len(inputs) {
 		t.Fatalf("%d of %d inputs parse: the test needs both kinds", valid, len(inputs))
@@ -56,8 +56,8 @@ func TestBounded(t *testing.T) {
 		if err != nil || j.String() != s {
 			t.Fatalf("Parse(%q) = %q, %v", s, j, err)
 		}
-		if c.Len() > 10 {
-			t.Fatalf("holds %d after %d addresses; bound 10", c.Len(), i+1)
+		if c.len() > 10 {
+			t.Fatalf("holds %d after %d addresses; bound 10", c.len(), i+1)
 		}
 	}
 	before := calls
