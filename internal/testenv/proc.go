@@ -303,19 +303,24 @@ func quietPorts() (lo, hi int) {
 // onFreshPorts runs start, which picks free ports and starts a server on
 // them, up to three times: a port free when picked may be taken before the
 // server binds it (by another test binary's server). A try failed that way
-// when start says so (errPortTaken) or the server's log holds taken; undo
-// then stops what it left running and the log is removed for the next try.
-// Any other failure, or the third, is returned (after undo).
+// when start says so (errPortTaken) or the server's log holds taken, even
+// if start returned nil (Prosody runs on without the port); undo then stops
+// what it left running and the log is removed for the next try. Any other
+// failure, or the third, is returned (after undo).
 func onFreshPorts(t testing.TB, name, logFile, taken string, start func() error, undo func()) error {
 	t.Helper()
 	for attempt := 1; ; attempt++ {
 		err := start()
+		log, _ := os.ReadFile(logFile)
+		portTaken := errors.Is(err, errPortTaken) || bytes.Contains(log, []byte(taken))
 		if err == nil {
-			return nil
+			if !portTaken {
+				return nil
+			}
+			err = fmt.Errorf("testenv: %s could not open its ports: %w", name, errPortTaken)
 		}
 		undo()
-		log, _ := os.ReadFile(logFile)
-		if attempt == 3 || !errors.Is(err, errPortTaken) && !bytes.Contains(log, []byte(taken)) {
+		if attempt == 3 || !portTaken {
 			return err
 		}
 		t.Logf("testenv: %s could not open its ports (attempt %d); again on others", name, attempt)
