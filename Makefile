@@ -47,7 +47,7 @@ lint: vet
 # End-to-end measurements (BENCHMARKS.md): installs Kannel, Prosody and PostgreSQL if missing.
 # e.g. make bench-tool BENCHFLAGS='-mode prosody -n 20000'
 BENCHFLAGS ?= -mode component -n 20000 -window 1000 -smpp-window 100 -mo 2000 -kannel
-.PHONY: bench-tool bench-sitting
+.PHONY: bench-tool bench-sitting pg-floor
 bench-tool:
 	scripts/bench-deps.sh
 	$(GO) build -buildvcs=auto -o bin/switchboard ./cmd/switchboard
@@ -56,3 +56,7 @@ bench-tool:
 # Every run of a BENCHMARKS.md sitting, raw output on stdout (about six minutes).
 bench-sitting:
 	scripts/bench-sitting.sh
+
+# PostgreSQL's own CPU for the rows of a message's life (pgbench), beside its CPU under Switchboard.
+pg-floor:
+	scripts/pg-floor.sh

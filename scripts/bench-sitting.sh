@@ -46,31 +46,15 @@ cleanup() {
 			psql "$BENCH_PG/postgres" -qAt -c "DROP DATABASE IF EXISTS $name" >/dev/null 2>&1 || true
 		done <"$tmp/dbs"
 	fi
-	if [ -n "$pgdata" ]; then
-		as_pg "$pgbin/pg_ctl" -D "$pgdata" -m fast -w stop >/dev/null 2>&1 || true
-	fi
+	pg_throwaway_stop
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
-as_pg() {
-	if [ "$(id -u)" -eq 0 ]; then
-		runuser -u postgres -- "$@"
-	else
-		"$@"
-	fi
-}
+# shellcheck source=scripts/pg-throwaway.sh
+. scripts/pg-throwaway.sh
 
 if [ -z "${BENCH_PG:-}" ]; then
-	initdb=$(compgen -G '/usr/lib/postgresql/*/bin/initdb' | sort -V | tail -1 || true)
-	[ -n "$initdb" ] || { echo "bench-sitting: no PostgreSQL initdb under /usr/lib/postgresql; set BENCH_PG" >&2; exit 1; }
-	pgbin=$(dirname "$initdb")
-	port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-	pgdata=$tmp/pg/data
-	mkdir -p "$tmp/pg"
-	[ "$(id -u)" -ne 0 ] || chown postgres "$tmp" "$tmp/pg"
-	as_pg "$pgbin/initdb" -D "$pgdata" -A trust -U postgres >/dev/null
-	as_pg "$pgbin/pg_ctl" -D "$pgdata" -o "-k $tmp/pg -p $port -c listen_addresses=127.0.0.1" -l "$tmp/pg/log" -w start >/dev/null
-	BENCH_PG=postgres://postgres@127.0.0.1:$port
+	pg_throwaway "$tmp"
 fi
 db() { # called in $(…), a subshell: the name cannot come from a counter
 	local name

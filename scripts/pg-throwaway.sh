@@ -1,0 +1,41 @@
+# Sourced by scripts/bench-sitting.sh and scripts/pg-floor.sh: a throwaway
+# durable PostgreSQL server (fsync and synchronous_commit on, the defaults)
+# for measurements.
+#
+#   pg_throwaway DIR [SETTING…]   start one on a free loopback port, its
+#                                 files under DIR; each SETTING is a -c
+#                                 name=value for the server. Sets BENCH_PG
+#                                 (postgres://postgres@127.0.0.1:PORT),
+#                                 pgbin and pgdata.
+#   pg_throwaway_stop             stop it (call from the caller's EXIT trap).
+#
+# Run as root, the server runs as the postgres user (initdb refuses root).
+
+as_pg() {
+	if [ "$(id -u)" -eq 0 ]; then
+		runuser -u postgres -- "$@"
+	else
+		"$@"
+	fi
+}
+
+pg_throwaway() {
+	local dir=$1 initdb port opts
+	shift
+	initdb=$(compgen -G '/usr/lib/postgresql/*/bin/initdb' | sort -V | tail -1 || true)
+	[ -n "$initdb" ] || { echo "no PostgreSQL initdb under /usr/lib/postgresql; install postgresql or set BENCH_PG" >&2; return 1; }
+	pgbin=$(dirname "$initdb")
+	port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+	pgdata=$dir/pg/data
+	mkdir -p "$dir/pg"
+	[ "$(id -u)" -ne 0 ] || chown postgres "$dir" "$dir/pg"
+	as_pg "$pgbin/initdb" -D "$pgdata" -A trust -U postgres >/dev/null
+	opts="-k $dir/pg -p $port -c listen_addresses=127.0.0.1"
+	for s in "$@"; do opts+=" -c $s"; done
+	as_pg "$pgbin/pg_ctl" -D "$pgdata" -o "$opts" -l "$dir/pg/log" -w start >/dev/null
+	BENCH_PG=postgres://postgres@127.0.0.1:$port
+}
+
+pg_throwaway_stop() {
+	[ -z "${pgdata:-}" ] || as_pg "$pgbin/pg_ctl" -D "$pgdata" -m fast -w stop >/dev/null 2>&1 || true
+}
