@@ -42,6 +42,16 @@ const groupMax = 512
 // serialises them, and lockMultipart the parts of one message. With one
 // lane, the lane was the limit once receipts came apart from their SMSC
 // ids (as a carrier's do, seconds later; see BENCHMARKS.md).
+//
+// The lanes cost CPU where the server shares two slow cores with the rest:
+// one loop for everything made 6 commits per 1,000 messages at full speed
+// instead of 27, and halved the server's CPU per message (0.12–0.16 s per
+// 1,000 against 0.23–0.30) at 23 % more msg/s; but at a paced 1,000 msg/s
+// it added 3–7 ms to the median XMPP → submit_sm, and with receipts half a
+// second late a single outcome lane was the limit (−16 % msg/s). Sending
+// everything to the first lane only while 32 ops wait for it, without the
+// second outcome lane, kept the paced latency but not the late receipts'
+// rate (BENCHMARKS.md, twenty-third session).
 const (
 	laneOutcomes = iota
 	laneNew
