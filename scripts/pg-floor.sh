@@ -69,11 +69,12 @@ echo "### switchboard bench -mode component -n $n -window 1000 -smpp-window 100 
 echo "### pgbench -f testdata/pgfloor/life.sql, $n messages a run"
 echo "clients | server CPU s / 1,000 msgs | msg/s"
 for c in 1 4 16 1 4 16 1 4 16; do
-	t0=$(date +%s%N) a=$(server_ticks)
-	"$pgbin/pgbench" -n -c "$c" -t $((n / 100 / c)) -f testdata/pgfloor/life.sql "$BENCH_PG/floor" >"$tmp/pgbench.out" 2>&1 ||
+	per=$((n / 100 / c)) # transactions of 100 messages per client
+	a=$(server_ticks) t0=$(date +%s%N)
+	"$pgbin/pgbench" -n -c "$c" -t "$per" -f testdata/pgfloor/life.sql "$BENCH_PG/floor" >"$tmp/pgbench.out" 2>&1 ||
 		{ cat "$tmp/pgbench.out" >&2; exit 1; }
-	b=$(server_ticks) t1=$(date +%s%N)
+	t1=$(date +%s%N) b=$(server_ticks)
 	grep -q 'number of failed transactions: 0 ' "$tmp/pgbench.out" || { cat "$tmp/pgbench.out" >&2; exit 1; }
-	awk -v c="$c" -v t="$((b - a))" -v hz="$hz" -v n="$n" -v ns="$((t1 - t0))" \
-		'BEGIN {printf "%7d | %25.3f | %d\n", c, t / hz / n * 1000, n / (ns / 1e9)}'
+	awk -v c="$c" -v t="$((b - a))" -v hz="$hz" -v m="$((per * c * 100))" -v ns="$((t1 - t0))" \
+		'BEGIN {printf "%7d | %25.3f | %d\n", c, t / hz / m * 1000, m / (ns / 1e9)}'
 done
