@@ -3,7 +3,7 @@
 # Prosody for -mode prosody, PostgreSQL for -dsn postgres) from Debian, and node, npm
 # and the npm smpp package for the SMSC of testdata/smpp-node (bench -smsc,
 # testdata/loadgen), only when missing. Used by `make bench-tool` and
-# scripts/bench-sitting.sh; safe to run again. Never run from tests.
+# scripts/bench-lib.sh (bench-sitting.sh, pg-floor.sh); safe to run again. Never run from tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

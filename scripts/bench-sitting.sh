@@ -29,12 +29,9 @@ set -euo pipefail
 shopt -s inherit_errexit
 cd "$(dirname "$0")/.."
 
-scripts/bench-deps.sh >&2
-SWITCHBOARD=${SWITCHBOARD:-}
-if [ -z "$SWITCHBOARD" ]; then
-	go build -o bin/switchboard ./cmd/switchboard
-	SWITCHBOARD=bin/switchboard
-fi
+# shellcheck source=scripts/bench-lib.sh
+. scripts/bench-lib.sh
+bench_binary
 
 tmp=$(mktemp -d)
 pgdata=
@@ -50,8 +47,6 @@ cleanup() {
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
-# shellcheck source=scripts/pg-throwaway.sh
-. scripts/pg-throwaway.sh
 
 if [ -z "${BENCH_PG:-}" ]; then
 	pg_throwaway "$tmp"

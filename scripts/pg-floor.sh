@@ -5,7 +5,7 @@
 #
 #   scripts/pg-floor.sh [MESSAGES]      # default 40000 per run
 #
-# Starts a throwaway durable server (scripts/pg-throwaway.sh), runs
+# Starts a throwaway durable server (scripts/bench-lib.sh), runs
 # `switchboard bench -mode component` on it (whose report gives the server's
 # CPU per 1,000 messages), then, in a database of the same schema (made by a
 # short bench run, so every index and foreign key is the store's),
@@ -20,12 +20,9 @@ shopt -s inherit_errexit
 cd "$(dirname "$0")/.."
 
 n=${1:-40000}
-scripts/bench-deps.sh >&2
-SWITCHBOARD=${SWITCHBOARD:-}
-if [ -z "$SWITCHBOARD" ]; then
-	go build -o bin/switchboard ./cmd/switchboard
-	SWITCHBOARD=bin/switchboard
-fi
+# shellcheck source=scripts/bench-lib.sh
+. scripts/bench-lib.sh
+bench_binary
 
 tmp=$(mktemp -d)
 cleanup() {
@@ -33,8 +30,6 @@ cleanup() {
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
-# shellcheck source=scripts/pg-throwaway.sh
-. scripts/pg-throwaway.sh
 pg_throwaway "$tmp"
 
 # server_ticks: clock ticks used by the postmaster, its live children and

@@ -1,8 +1,12 @@
-# Sourced by scripts/bench-sitting.sh and scripts/pg-floor.sh: a throwaway
-# durable PostgreSQL server (fsync and synchronous_commit on, the defaults)
-# for measurements.
+# Sourced by scripts/bench-sitting.sh and scripts/pg-floor.sh.
 #
-#   pg_throwaway DIR [SETTING…]   start one on a free loopback port, its
+#   bench_binary                  install what the runs need
+#                                 (scripts/bench-deps.sh) and set
+#                                 SWITCHBOARD, building bin/switchboard
+#                                 unless it names a binary already.
+#   pg_throwaway DIR [SETTING…]   start a throwaway durable PostgreSQL
+#                                 server (fsync and synchronous_commit on,
+#                                 the defaults) on a free loopback port, its
 #                                 files under DIR; each SETTING is a -c
 #                                 name=value for the server. Sets BENCH_PG
 #                                 (postgres://postgres@127.0.0.1:PORT),
@@ -10,6 +14,15 @@
 #   pg_throwaway_stop             stop it (call from the caller's EXIT trap).
 #
 # Run as root, the server runs as the postgres user (initdb refuses root).
+
+bench_binary() {
+	scripts/bench-deps.sh >&2
+	SWITCHBOARD=${SWITCHBOARD:-}
+	if [ -z "$SWITCHBOARD" ]; then
+		go build -o bin/switchboard ./cmd/switchboard
+		SWITCHBOARD=bin/switchboard
+	fi
+}
 
 as_pg() {
 	if [ "$(id -u)" -eq 0 ]; then
