@@ -807,18 +807,6 @@ func (r *Router) refuse(ctx context.Context, ps []*pending, reason string, e sta
 // ErrNoRecipient means a number has no XMPP user bound to it.
 var ErrNoRecipient = errors.New("router: no user has this number")
 
-// Recipient returns the bare JID bound to a number.
-func (r *Router) Recipient(ctx context.Context, dest string) (string, error) {
-	b, err := r.store.OwnerOf(ctx, dest)
-	if errors.Is(err, store.ErrNotFound) {
-		return "", ErrNoRecipient
-	}
-	if err != nil {
-		return "", err
-	}
-	return b.JID, nil
-}
-
 // Inbound stores a message from a phone for the user bound to in.Dest. It
 // returns after the message is committed, or found a resend of one already
 // stored (in.Duplicate; see store.AcceptInbound); ErrNoRecipient when nobody

@@ -45,11 +45,10 @@ type Outbox interface {
 
 // Inbox is where messages from phones go. The router satisfies it.
 type Inbox interface {
-	// Recipient returns the JID bound to a number, or an error wrapping
-	// ErrNoRecipient (tested with errors.Is against Config.NoRecipient).
-	Recipient(ctx context.Context, dest string) (string, error)
 	// Inbound stores a message; it returns once it is committed, or once
-	// the store found it a resend (in.Duplicate).
+	// the store found it a resend (in.Duplicate), or an error wrapping
+	// ErrNoRecipient (tested with errors.Is against Config.NoRecipient)
+	// when no user has its number.
 	Inbound(ctx context.Context, in *store.Inbound) error
 }
 

@@ -218,7 +218,6 @@ type nobody struct{}
 
 var errNobody = errors.New("no such number")
 
-func (nobody) Recipient(context.Context, string) (string, error) { return "", errNobody }
 func (nobody) Inbound(context.Context, *store.Inbound) error {
 	return fmt.Errorf("inbound: %w", errNobody)
 }
@@ -241,10 +240,46 @@ func TestSweepDropsPartsForNobody(t *testing.T) {
 	}
 }
 
+// TestPartForNobody: a part of a message to a number nobody has is
+// answered ESME_RINVDSTADR, as a whole message is, and not kept; the
+// number's owner is looked up with the part's write (store.Fragment.Owned).
+func TestPartForNobody(t *testing.T) {
+	ctx := context.Background()
+	st := storetest.SQLite(t)
+	g := New(Config{Instance: "i1", NoRecipient: errNobody, Reassembly: time.Hour}, st, aliceInbox(t, st))
+	addr := func(n string) smpp.Address { return smpp.Address{TON: 1, NPI: 1, Addr: n} }
+	part := func(dest string) *smpp.Deliver {
+		return &smpp.Deliver{Command: 0x05, Source: addr("12015550199"), Dest: addr(dest), ESMClass: coding.ESMClassUDHI,
+			ShortMessage: []byte{0x05, 0x00, 0x03, 0x2A, 0x02, 0x01, 'h', 'i'}, Session: 1}
+	}
+	if s := g.Handler("").HandleDeliver(ctx, part("12015550111")); s != smpp.StatusInvDstAdr {
+		t.Errorf("part to a number nobody has answered %v, want %v", s, smpp.StatusInvDstAdr)
+	}
+	if s := g.Handler("").HandleDeliver(ctx, part("12015550100")); s != smpp.StatusOK {
+		t.Errorf("part to alice's number answered %v", s)
+	}
+	groups, err := st.StaleFragments(ctx, time.Now().Add(2*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(groups) != 1 || groups[0][0].Dest != "+12015550100" {
+		t.Errorf("parts kept: %+v; want alice's only", groups)
+	}
+}
+
 // storeInbox stores messages from phones for alice, as the router does.
 type storeInbox struct{ st *store.Store }
 
-func (storeInbox) Recipient(context.Context, string) (string, error) { return "alice@example.com", nil }
+// aliceInbox binds +12015550100 to alice in st, where the store looks for
+// the owner of a part's number, and returns a storeInbox on st.
+func aliceInbox(t *testing.T, st *store.Store) storeInbox {
+	t.Helper()
+	if _, err := st.Bind(context.Background(), "+12015550100", "alice@example.com", "operator"); err != nil {
+		t.Fatal(err)
+	}
+	return storeInbox{st}
+}
+
 func (i storeInbox) Inbound(ctx context.Context, in *store.Inbound) error {
 	in.RecipientJID = "alice@example.com"
 	return i.st.AcceptInbound(ctx, in)
@@ -263,7 +298,7 @@ func TestResendsAfterANewBind(t *testing.T) {
 	// the SMSC read those of its first stretch; the others are up, or
 	// were lost with every response read.
 	unread := func(n, stretch uint64) bool { return n == 1 || n == 2 || n == 8 && stretch >= 1 }
-	g := New(Config{Instance: "i1", Reassembly: time.Hour, Unread: unread}, st, storeInbox{st})
+	g := New(Config{Instance: "i1", Reassembly: time.Hour, Unread: unread}, st, aliceInbox(t, st))
 	addr := func(n string) smpp.Address { return smpp.Address{TON: 1, NPI: 1, Addr: n} }
 	part := func(session uint64, seq byte, text string) *smpp.Deliver {
 		return &smpp.Deliver{Command: 0x05, Source: addr("12015550199"), Dest: addr("12015550100"), ESMClass: coding.ESMClassUDHI,
@@ -347,7 +382,7 @@ func (b *recBind) dests() []smpp.Address {
 func TestLatin1SMSC(t *testing.T) {
 	ctx := context.Background()
 	st := storetest.SQLite(t)
-	g := New(Config{Instance: "i1", Reassembly: time.Hour, Unread: func(uint64, uint64) bool { return false }}, st, storeInbox{st})
+	g := New(Config{Instance: "i1", Reassembly: time.Hour, Unread: func(uint64, uint64) bool { return false }}, st, aliceInbox(t, st))
 	latin, gsm := &recBind{alphabet: coding.Latin1}, &recBind{alphabet: coding.GSM}
 	g.AddLink(Link{SMSC: "latin", Alphabet: coding.Latin1, Client: latin})
 	g.AddLink(Link{SMSC: "gsm", Prefixes: []string{"+44"}, Client: gsm})
@@ -439,7 +474,7 @@ func TestLatin1SMSC(t *testing.T) {
 func TestShortCodeAnswer(t *testing.T) {
 	ctx := context.Background()
 	st := storetest.SQLite(t)
-	g := New(Config{Instance: "i1", DefaultRegion: "US", Reassembly: time.Millisecond}, st, storeInbox{st})
+	g := New(Config{Instance: "i1", DefaultRegion: "US", Reassembly: time.Millisecond}, st, aliceInbox(t, st))
 	home, other := new(recBind), new(recBind)
 	g.AddLink(Link{Prefixes: []string{"+1"}, Client: home})
 	g.AddLink(Link{SMSC: "b", Client: other}) // any destination

@@ -150,16 +150,16 @@ func (g *Gateway) handleMO(ctx context.Context, smsc string, d *smpp.Deliver) sm
 		return smpp.StatusInvMsgLen
 	}
 	// A part is stored until the others come: only for a number someone
-	// has. (A whole message is checked when it is stored.)
-	if _, err := g.inbox.Recipient(ctx, dest); err != nil {
-		return g.inboundError(log, err)
-	}
+	// has (Owned; a whole message is checked when it is stored).
 	f := store.Fragment{FragmentKey: *key, Seq: seq, DataCoding: dc, Payload: payload, Session: g.session(d), Ended: g.ended,
-		SourceTON: d.Source.TON, SourceNPI: d.Source.NPI, SMSC: smsc}
+		SourceTON: d.Source.TON, SourceNPI: d.Source.NPI, SMSC: smsc, Owned: true}
 	if text, err := coding.Decode(dc, payload); err == nil && !strings.ContainsRune(text, utf8.RuneError) {
 		f.Text = text // a character split across parts leaves the resend check out
 	}
 	frags, err := g.outbox.AddFragment(ctx, f)
+	if errors.Is(err, store.ErrNotFound) {
+		return g.refuseNoRecipient(log)
+	}
 	if errors.Is(err, store.ErrResent) {
 		log.Info().Int("part", seq).Msg("part of a message from a phone sent again after a new bind: acknowledged, the message was delivered")
 		return smpp.StatusOK
@@ -231,12 +231,18 @@ func (g *Gateway) ended(session string) bool {
 
 func (g *Gateway) inboundError(log zerolog.Logger, err error) smpp.Status {
 	if g.cfg.NoRecipient != nil && errors.Is(err, g.cfg.NoRecipient) {
-		log.Info().Msg("message from a phone to a number nobody has: refused")
-		g.cfg.OnMessage(store.In, store.RouteSMS, "refused")
-		return smpp.StatusInvDstAdr
+		return g.refuseNoRecipient(log)
 	}
 	log.Error().Err(err).Msg("storing message from a phone failed; asking the SMSC to retry")
 	return smpp.StatusRxTAppn
+}
+
+// refuseNoRecipient answers a message, or a part of one, from a phone to a
+// number nobody has.
+func (g *Gateway) refuseNoRecipient(log zerolog.Logger) smpp.Status {
+	log.Info().Msg("message from a phone to a number nobody has: refused")
+	g.cfg.OnMessage(store.In, store.RouteSMS, "refused")
+	return smpp.StatusInvDstAdr
 }
 
 // sweepFragments delivers concatenated messages whose missing parts did not

@@ -221,7 +221,10 @@ func AddFragments(s *Store, fs []Fragment) ([][]Fragment, []error, error) {
 	}
 	parts, errs := make([][]Fragment, len(fs)), make([]error, len(fs))
 	for i, op := range batch {
-		if op.frag.resent {
+		switch {
+		case op.frag.unowned:
+			errs[i] = ErrNotFound
+		case op.frag.resent:
 			errs[i] = ErrResent
 		}
 		parts[i] = op.frag.parts

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -39,6 +40,10 @@ type Fragment struct {
 	// resend (see AddFragment). None is stored.
 	Session, Text string
 	Ended         func(session string) bool
+	// Owned makes AddFragment store the part only if a user has Dest,
+	// looked up in the part's own transaction (with the other parts that
+	// share it), and return ErrNotFound otherwise, storing nothing.
+	Owned bool
 }
 
 // fragKey is how messages.frag_key names the parts a message was
@@ -52,11 +57,15 @@ func (k FragmentKey) fragKey() string { return strconv.Itoa(k.Ref) + "/" + strco
 // another bind now down, whose text is in that message's, is stored
 // nowhere: it returns ErrResent (the SMSC sent it again after a new bind,
 // never having got its response). A new message that reuses the reference
-// has other text, and is stored.
+// has other text, and is stored. With f.Owned, a part to a number no user
+// has returns ErrNotFound.
 func (s *Store) AddFragment(ctx context.Context, f Fragment) ([]Fragment, error) {
 	op := &fragmentOp{f: f, now: s.ms()}
 	if err := s.grouped(ctx, &groupOp{lane: laneNew, frag: op}); err != nil {
 		return nil, fmt.Errorf("store: add fragment: %w", err)
+	}
+	if op.unowned {
+		return nil, fmt.Errorf("store: add fragment: %w", ErrNotFound)
 	}
 	if op.resent {
 		return nil, ErrResent
@@ -175,10 +184,11 @@ func (s *Store) DropFragments(ctx context.Context, k FragmentKey) error {
 
 // fragmentOp is one AddFragment call.
 type fragmentOp struct {
-	f      Fragment
-	now    int64
-	resent bool       // out: the part is a resend (ErrResent); nothing stored
-	parts  []Fragment // out: the message's parts stored, by sequence
+	f       Fragment
+	now     int64
+	unowned bool       // out: f.Owned and no user has f.Dest (ErrNotFound); nothing stored
+	resent  bool       // out: the part is a resend (ErrResent); nothing stored
+	parts   []Fragment // out: the message's parts stored, by sequence
 }
 
 // checksResend tells whether the op's part is to be checked for a resend.
@@ -196,7 +206,11 @@ const upsertFragment = `INSERT INTO fragments (` + fragmentColumns + `)
 // addFragments stores the parts of ops in tx.
 func (s *Store) addFragments(ctx context.Context, tx *sql.Tx, ops []*fragmentOp) error {
 	for _, op := range ops {
-		op.resent, op.parts = false, nil // afresh: a failed batch runs again, one op at a time
+		op.unowned, op.resent, op.parts = false, false, nil // afresh: a failed batch runs again, one op at a time
+	}
+	ops, err := s.ownedFragments(ctx, tx, ops)
+	if err != nil {
+		return err
 	}
 	if s.dialect == postgres {
 		return s.addFragmentsPG(ctx, tx, ops)
@@ -230,6 +244,60 @@ func (s *Store) addFragments(ctx context.Context, tx *sql.Tx, ops []*fragmentOp)
 		slices.SortFunc(op.parts, func(a, b Fragment) int { return cmp.Compare(a.Seq, b.Seq) })
 	}
 	return nil
+}
+
+// ownedFragments marks the ops whose part must have an owner and has none
+// (unowned), and returns the others. The owners are looked up in tx: one
+// statement for the batch on PostgreSQL, a cached one per number on
+// SQLite, on the writer's connection. (The gateway asked the router for
+// each part's recipient before storing it: on PostgreSQL a round trip
+// of its own per part, a third of the server's time for messages of two
+// parts; BENCHMARKS.md, twenty-third session.)
+func (s *Store) ownedFragments(ctx context.Context, tx *sql.Tx, ops []*fragmentOp) ([]*fragmentOp, error) {
+	var numbers []string
+	for _, op := range ops {
+		if op.f.Owned && !slices.Contains(numbers, op.f.Dest) {
+			numbers = append(numbers, op.f.Dest)
+		}
+	}
+	if len(numbers) == 0 {
+		return ops, nil
+	}
+	owned := make(map[string]bool, len(numbers))
+	if s.dialect == postgres {
+		rows, err := s.txQuery(ctx, tx, `SELECT number FROM bindings WHERE number = ANY($1::text[])`, pq.StringArray(numbers))
+		if err != nil {
+			return nil, err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var n string
+			if err := rows.Scan(&n); err != nil {
+				return nil, err
+			}
+			owned[n] = true
+		}
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+	} else {
+		for _, n := range numbers {
+			var one int
+			switch err := s.txQueryRow(ctx, tx, `SELECT 1 FROM bindings WHERE number = $1`, n).Scan(&one); {
+			case err == nil:
+				owned[n] = true
+			case !errors.Is(err, sql.ErrNoRows):
+				return nil, err
+			}
+		}
+	}
+	kept := make([]*fragmentOp, 0, len(ops))
+	for _, op := range ops {
+		if op.unowned = op.f.Owned && !owned[op.f.Dest]; !op.unowned {
+			kept = append(kept, op)
+		}
+	}
+	return kept, nil
 }
 
 // readFragmentResendsPG reads, for each part $1[k] from $2[k] to $3[k] on

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 
@@ -277,4 +278,65 @@ func oneByOne(t *testing.T, s *store.Store, ops []any) []bool {
 		}
 	}
 	return taken
+}
+
+// TestAddFragmentOwned: a part marked Owned is stored only if a user has
+// its number, looked up in its own transaction, alone or batched with
+// others (where one without an owner takes nothing from the rest); a part
+// not so marked is stored either way.
+func TestAddFragmentOwned(t *testing.T) {
+	engineStores(t, func(t *testing.T, open func() *store.Store) {
+		for _, together := range []bool{true, false} {
+			s := open()
+			ctx := context.Background()
+			const phone, alices, nobodys = "+12015550199", "+12015550100", "+12015550111"
+			if _, err := s.Bind(ctx, alices, "alice@example.com", "operator"); err != nil {
+				t.Fatal(err)
+			}
+			part := func(dest string, seq int, owned bool) store.Fragment {
+				return store.Fragment{FragmentKey: store.FragmentKey{Source: phone, Dest: dest, Ref: 7, Total: 2}, Seq: seq,
+					Payload: []byte(dest[len(dest)-3:] + "/" + strconv.Itoa(seq)), Owned: owned}
+			}
+			fs := []store.Fragment{part(alices, 1, true), part(nobodys, 1, true), part(nobodys, 2, false), part(alices, 2, true)}
+			var (
+				parts [][]store.Fragment
+				errs  []error
+			)
+			if together {
+				var err error
+				if parts, errs, err = store.AddFragments(s, fs); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				for _, f := range fs {
+					p, err := s.AddFragment(ctx, f)
+					parts, errs = append(parts, p), append(errs, err)
+				}
+			}
+			var got []string
+			for i := range fs {
+				r := fmt.Sprint(len(parts[i]))
+				if errs[i] != nil {
+					if !errors.Is(errs[i], store.ErrNotFound) {
+						t.Fatalf("part %d: %v", i, errs[i])
+					}
+					r = "nobody"
+				}
+				got = append(got, r)
+			}
+			groups, err := s.StaleFragments(ctx, time.Now().Add(time.Hour))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, g := range groups {
+				for _, p := range g {
+					got = append(got, string(p.Payload))
+				}
+			}
+			slices.Sort(got[len(fs):])
+			if want := []string{"1", "nobody", "1", "2", "100/1", "100/2", "111/2"}; !slices.Equal(got, want) {
+				t.Errorf("together %v: got %q, want %q", together, got, want)
+			}
+		}
+	})
 }
