@@ -85,21 +85,7 @@ func addFragments(t *testing.T, s *store.Store, together bool) []string {
 		part("D", 1, "d'", "gw/2"),  // the same part again: replaces it
 		part("B", 1, "b1'", "gw/2"), // B's first part again: replaced, from when it first came
 	}
-	var (
-		parts [][]store.Fragment
-		errs  []error
-	)
-	if together {
-		var err error
-		if parts, errs, err = store.AddFragments(s, fs); err != nil {
-			t.Fatal(err)
-		}
-	} else {
-		for _, f := range fs {
-			p, err := s.AddFragment(ctx, f)
-			parts, errs = append(parts, p), append(errs, err)
-		}
-	}
+	parts, errs := addEach(t, s, fs, together)
 	render := func(ps []store.Fragment) string {
 		var b []byte
 		for _, p := range ps {
@@ -129,6 +115,28 @@ func addFragments(t *testing.T, s *store.Store, together bool) []string {
 		}
 	}
 	return append(out, left)
+}
+
+// addEach adds fs in one batch (together) or by one AddFragment call each,
+// and returns what each got.
+func addEach(t *testing.T, s *store.Store, fs []store.Fragment, together bool) ([][]store.Fragment, []error) {
+	t.Helper()
+	if together {
+		parts, errs, err := store.AddFragments(s, fs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return parts, errs
+	}
+	var (
+		parts [][]store.Fragment
+		errs  []error
+	)
+	for _, f := range fs {
+		p, err := s.AddFragment(context.Background(), f)
+		parts, errs = append(parts, p), append(errs, err)
+	}
+	return parts, errs
 }
 
 // TestPartAfterReassembly: in one batch, a message reassembled from its
@@ -298,21 +306,7 @@ func TestAddFragmentOwned(t *testing.T) {
 					Payload: []byte(dest[len(dest)-3:] + "/" + strconv.Itoa(seq)), Owned: owned}
 			}
 			fs := []store.Fragment{part(alices, 1, true), part(nobodys, 1, true), part(nobodys, 2, false), part(alices, 2, true)}
-			var (
-				parts [][]store.Fragment
-				errs  []error
-			)
-			if together {
-				var err error
-				if parts, errs, err = store.AddFragments(s, fs); err != nil {
-					t.Fatal(err)
-				}
-			} else {
-				for _, f := range fs {
-					p, err := s.AddFragment(ctx, f)
-					parts, errs = append(parts, p), append(errs, err)
-				}
-			}
+			parts, errs := addEach(t, s, fs, together)
 			var got []string
 			for i := range fs {
 				r := fmt.Sprint(len(parts[i]))
