@@ -398,15 +398,15 @@ func (c *Component) handleMessage(ctx context.Context, s *inStanza) {
 	}
 }
 
+// senders is parseSender through a cache: a message's sender is parsed
+// for every message (see package jidcache).
+var senders = jidcache.New(8192, parseSender)
+
 // parseSender parses a stanza's sender, an address the component answers.
 // mellium normalises some addresses into forms that normalise again into
 // others, or not at all (".." into ".", "0.." into "0." into "0"): a
 // stanza from one gets no answer, for the answer would go to another
 // address than the sender's.
-// senders is parseSender through a cache: a message's sender is parsed
-// for every message (see package jidcache).
-var senders = jidcache.New(8192, parseSender)
-
 func parseSender(s string) (jid.JID, error) {
 	j, err := jid.Parse(s)
 	if err != nil {

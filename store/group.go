@@ -498,11 +498,11 @@ func (s *Store) stopGroup() {
 //
 // PostgreSQL gathers more (pgGatherBelow, pgGatherWait): there every
 // commit costs the server a transaction's round trips and a WAL flush, and
-// the server's CPU at a paced 1,000 msg/s fell from 0.73-0.87 to 0.63-0.67
-// s per 1,000 messages (means 0.783 -> 0.644, 3 alternating pairs;
-// Switchboard's 0.476 -> 0.455), the median XMPP -> submit_sm rising by 1-2
+// the server's CPU at a paced 1,000 msg/s fell from 0.73–0.87 to 0.63–0.67
+// s per 1,000 messages (means 0.783 → 0.644, 3 alternating pairs;
+// Switchboard's 0.476 → 0.455), the median XMPP → submit_sm rising by 1–2
 // ms. On SQLite 3 ms below 32 writes took 15 % off the CPU at that rate
-// but its p99 XMPP -> submit_sm to 15.5-17.4 ms, too near the 20 ms
+// but its p99 XMPP → submit_sm to 15.5–17.4 ms, too near the 20 ms
 // target; 2 ms gained nothing measurable (BENCHMARKS.md, twenty-second
 // session).
 const (
