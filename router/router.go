@@ -39,7 +39,6 @@ type Store interface {
 	FindRelays(ctx context.Context, keys []store.RelayKey) (map[store.RelayKey]store.Relay, error)
 	AckRelays(ctx context.Context, ids []int64) (map[int64]bool, error)
 	BounceRelay(ctx context.Context, id int64, reason string) (bool, error)
-	OwnerOf(ctx context.Context, number string) (store.Binding, error)
 	ShortCodeWrote(ctx context.Context, user, number, code string, since time.Time) (store.ShortCode, error)
 	AcceptOutbound(ctx context.Context, msgs []*store.Outbound) error
 	AcceptInbound(ctx context.Context, in *store.Inbound) error
