@@ -246,7 +246,7 @@ func TestSweepDropsPartsForNobody(t *testing.T) {
 func TestPartForNobody(t *testing.T) {
 	ctx := context.Background()
 	st := storetest.SQLite(t)
-	g := New(Config{Instance: "i1", NoRecipient: errNobody, Reassembly: time.Hour}, st, aliceInbox(t, st))
+	g := New(Config{Instance: "i1", Reassembly: time.Hour}, st, aliceInbox(t, st))
 	addr := func(n string) smpp.Address { return smpp.Address{TON: 1, NPI: 1, Addr: n} }
 	part := func(dest string) *smpp.Deliver {
 		return &smpp.Deliver{Command: 0x05, Source: addr("12015550199"), Dest: addr(dest), ESMClass: coding.ESMClassUDHI,

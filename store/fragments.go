@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -247,12 +246,12 @@ func (s *Store) addFragments(ctx context.Context, tx *sql.Tx, ops []*fragmentOp)
 }
 
 // ownedFragments marks the ops whose part must have an owner and has none
-// (unowned), and returns the others. The owners are looked up in tx: one
-// statement for the batch on PostgreSQL, a cached one per number on
-// SQLite, on the writer's connection. (The gateway asked the router for
-// each part's recipient before storing it: on PostgreSQL a round trip
-// of its own per part, a third of the server's time for messages of two
-// parts; BENCHMARKS.md, twenty-third session.)
+// (unowned), and returns the others. The owners are looked up in tx, in
+// one statement for the batch (at most groupMax parts), its list padded as
+// bindingMap's so that a few cached statements serve every size. (The
+// gateway asked the router for each part's recipient before storing it:
+// on PostgreSQL a round trip of its own per part, a third of the server's
+// time for messages of two parts; BENCHMARKS.md, twenty-third session.)
 func (s *Store) ownedFragments(ctx context.Context, tx *sql.Tx, ops []*fragmentOp) ([]*fragmentOp, error) {
 	var numbers []string
 	for _, op := range ops {
@@ -263,33 +262,22 @@ func (s *Store) ownedFragments(ctx context.Context, tx *sql.Tx, ops []*fragmentO
 	if len(numbers) == 0 {
 		return ops, nil
 	}
+	args := strArgs(nil, pad(numbers))
+	rows, err := s.txQuery(ctx, tx, `SELECT number FROM bindings WHERE number IN (`+inList(1, len(args))+`)`, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
 	owned := make(map[string]bool, len(numbers))
-	if s.dialect == postgres {
-		rows, err := s.txQuery(ctx, tx, `SELECT number FROM bindings WHERE number = ANY($1::text[])`, pq.StringArray(numbers))
-		if err != nil {
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
 			return nil, err
 		}
-		defer rows.Close()
-		for rows.Next() {
-			var n string
-			if err := rows.Scan(&n); err != nil {
-				return nil, err
-			}
-			owned[n] = true
-		}
-		if err := rows.Err(); err != nil {
-			return nil, err
-		}
-	} else {
-		for _, n := range numbers {
-			var one int
-			switch err := s.txQueryRow(ctx, tx, `SELECT 1 FROM bindings WHERE number = $1`, n).Scan(&one); {
-			case err == nil:
-				owned[n] = true
-			case !errors.Is(err, sql.ErrNoRows):
-				return nil, err
-			}
-		}
+		owned[n] = true
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
 	}
 	kept := make([]*fragmentOp, 0, len(ops))
 	for _, op := range ops {
