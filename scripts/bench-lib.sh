@@ -4,11 +4,10 @@
 #                                 (scripts/bench-deps.sh) and set
 #                                 SWITCHBOARD, building bin/switchboard
 #                                 unless it names a binary already.
-#   pg_throwaway DIR [SETTING…]   start a throwaway durable PostgreSQL
+#   pg_throwaway DIR              start a throwaway durable PostgreSQL
 #                                 server (fsync and synchronous_commit on,
 #                                 the defaults) on a free loopback port, its
-#                                 files under DIR; each SETTING is a -c
-#                                 name=value for the server. Sets BENCH_PG
+#                                 files under DIR. Sets BENCH_PG
 #                                 (postgres://postgres@127.0.0.1:PORT),
 #                                 pgbin and pgdata.
 #   pg_throwaway_stop             stop it (call from the caller's EXIT trap).
@@ -33,8 +32,7 @@ as_pg() {
 }
 
 pg_throwaway() {
-	local dir=$1 initdb port opts
-	shift
+	local dir=$1 initdb port
 	initdb=$(compgen -G '/usr/lib/postgresql/*/bin/initdb' | sort -V | tail -1 || true)
 	[ -n "$initdb" ] || { echo "no PostgreSQL initdb under /usr/lib/postgresql; install postgresql or set BENCH_PG" >&2; return 1; }
 	pgbin=$(dirname "$initdb")
@@ -43,9 +41,7 @@ pg_throwaway() {
 	mkdir -p "$dir/pg"
 	[ "$(id -u)" -ne 0 ] || chown postgres "$dir" "$dir/pg"
 	as_pg "$pgbin/initdb" -D "$pgdata" -A trust -U postgres >/dev/null
-	opts="-k $dir/pg -p $port -c listen_addresses=127.0.0.1"
-	for s in "$@"; do opts+=" -c $s"; done
-	as_pg "$pgbin/pg_ctl" -D "$pgdata" -o "$opts" -l "$dir/pg/log" -w start >/dev/null
+	as_pg "$pgbin/pg_ctl" -D "$pgdata" -o "-k $dir/pg -p $port -c listen_addresses=127.0.0.1" -l "$dir/pg/log" -w start >/dev/null
 	BENCH_PG=postgres://postgres@127.0.0.1:$port
 }
 
