@@ -114,15 +114,23 @@ func stopSharedPostgres() {
 // findPostgres returns the paths of initdb and postgres, or skips or fails t without them.
 func findPostgres(t testing.TB) (initdb, postgres string) {
 	t.Helper()
-	initdb = findBinary("/usr/lib/postgresql/*/bin/initdb", "initdb")
+	return PostgresProgram(t, "initdb"), PostgresProgram(t, "postgres")
+}
+
+// PostgresProgram returns the path of one of the PostgreSQL server's
+// programs (postgres, pgbench…), next to the initdb that StartPostgres
+// uses, or skips or fails t without it.
+func PostgresProgram(t testing.TB, name string) string {
+	t.Helper()
+	initdb := findBinary("/usr/lib/postgresql/*/bin/initdb", "initdb")
 	if initdb == "" {
 		missingBinary(t, "PostgreSQL (initdb)", "apt-get install postgresql")
 	}
-	postgres = filepath.Join(filepath.Dir(initdb), "postgres")
-	if !isExecutable(postgres) {
-		missingBinary(t, "PostgreSQL (postgres next to "+initdb+")", "apt-get install postgresql")
+	p := filepath.Join(filepath.Dir(initdb), name)
+	if !isExecutable(p) {
+		missingBinary(t, "PostgreSQL ("+name+" next to "+initdb+")", "apt-get install postgresql")
 	}
-	return initdb, postgres
+	return p
 }
 
 // createDatabase creates an empty database with a random name and returns the name.
