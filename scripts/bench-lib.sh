@@ -11,6 +11,8 @@
 #                                 (postgres://postgres@127.0.0.1:PORT),
 #                                 pgbin and pgdata.
 #   pg_throwaway_stop             stop it (call from the caller's EXIT trap).
+#   proc_ticks PID                utime + stime of PID so far, in clock
+#                                 ticks (getconf CLK_TCK a second).
 #
 # Run as root, the server runs as the postgres user (initdb refuses root).
 
@@ -47,4 +49,10 @@ pg_throwaway() {
 
 pg_throwaway_stop() {
 	[ -z "${pgdata:-}" ] || as_pg "$pgbin/pg_ctl" -D "$pgdata" -m fast -w stop >/dev/null 2>&1 || true
+}
+
+proc_ticks() {
+	# The command name, in parentheses, may hold spaces: fields after the
+	# last ")" are counted from state (field 3); utime and stime are 14, 15.
+	sed 's/.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'
 }

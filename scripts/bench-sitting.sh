@@ -125,7 +125,13 @@ for _ in $(seq 50); do
 	sleep 0.1
 done
 [ -n "$port" ] || { echo "bench-sitting: the npm SMSC printed no port" >&2; exit 1; }
+# The npm SMSC shares the two cores: its CPU per message (from /proc, over
+# the whole run, warm-up included) says how much of the machine it took.
+ticks0=$(proc_ticks "$smsc_pid")
 run -mode component -n 20000 -window 1000 -smpp-window 100 -mo -1 -smsc "127.0.0.1:$port"
+ticks1=$(proc_ticks "$smsc_pid")
+awk -v t="$((ticks1 - ticks0))" -v hz="$(getconf CLK_TCK)" \
+	'BEGIN { printf "npm SMSC (node) CPU s / 1,000 msgs: %.3f\n", t / hz / 20000 * 1000 }'
 kill "$smsc_pid" 2>/dev/null || true
 wait "$smsc_pid" 2>/dev/null || true
 smsc_pid=

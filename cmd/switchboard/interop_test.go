@@ -246,9 +246,16 @@ func TestLoadgenCrossCheck(t *testing.T) {
 		Failure                *string
 		Answered               map[string]int
 		Other                  map[string]int `json:"other_stanzas"`
+		SMSCCPU                *float64       `json:"smsc_cpu_s_per_1k"`
+		CoresBusy              *float64       `json:"cores_busy"`
 	}
 	if err := json.Unmarshal(b, &r); err != nil {
 		t.Fatalf("report: %v", err)
+	}
+	// run.sh hands loadgen.py the SMSC's pid: its CPU, and the cores the
+	// three kept busy, say whether a figure is Switchboard's or the machine's.
+	if r.SMSCCPU == nil || *r.SMSCCPU < 0 || r.CoresBusy == nil || *r.CoresBusy <= 0 {
+		t.Errorf("SMSC CPU %v, cores busy %v: want both measured", r.SMSCCPU, r.CoresBusy)
 	}
 	if r.Sent != 300 || r.Receipts != 300 || r.Errors != 0 || !r.Complete || r.Failure != nil {
 		t.Errorf("sent %d, receipts %d, errors %d, complete %v, failure %v; want 300, 300, 0, true, none",

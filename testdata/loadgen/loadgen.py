@@ -14,7 +14,9 @@ It shares no code with Switchboard's own bench (internal/bench): Python's
 standard library only. It reports messages sent, receipts, errors, whole-run
 and steady (10-90 % of receipts) messages per second, receipt latency (send
 to receipt) percentiles, and the Switchboard process's CPU time per 1,000
-messages and peak RSS, read from /proc.
+messages and peak RSS, read from /proc; given the SMSC's pid, its CPU too,
+and how busy the machine's cores were with all three, which tells whether
+the figure is Switchboard's or the machine's.
 
 testdata/loadgen/run.sh sets up a whole cross-check around it (Switchboard
 configuration, numbers, the npm SMSC in testdata/smpp-node).
@@ -283,6 +285,8 @@ class LoadGen(asyncio.Protocol):
         self.others = {}    # stanzas that needed no answer and are not ours
         self.traced = 0
         self.pid = None
+        self.smsc_pid = args.smsc_pid
+        self.smsc_cpu0 = self.smsc_cpu_end = None
         # The message template: everything but the index and the phone.
         dom, comp = esc(args.domain), esc(args.component)
         self.users = [f"user{k}@{dom}/lg" for k in range(args.users)]
@@ -445,6 +449,7 @@ class LoadGen(asyncio.Protocol):
         if self.receipts + self.errors >= self.a.n and not self.finished.done():
             self.end = time.perf_counter()
             self.cpu_end = cpu_seconds(self.pid) if self.pid else None
+            self.smsc_cpu_end = cpu_seconds(self.smsc_pid) if self.smsc_pid else None
             self.finished.set_result(True)
 
     def on_iq(self, st, head):
@@ -556,6 +561,7 @@ class LoadGen(asyncio.Protocol):
             "switchboard_cpu_s": None, "switchboard_cpu_s_per_1k": None,
             "switchboard_peak_rss_bytes": peak_rss(self.pid) if self.pid else None,
             "loadgen_cpu_s_per_1k": (self.cpu_self_end - self.cpu_self0) / max(sent, 1) * 1000,
+            "smsc_pid": self.smsc_pid, "smsc_cpu_s_per_1k": None, "cores_busy": None,
             "answered": self.answered, "other_stanzas": self.others,
             "load_before": self.load0, "load_after": os.getloadavg()[0],
         }
@@ -573,6 +579,15 @@ class LoadGen(asyncio.Protocol):
         if self.cpu0 is not None and cpu_end is not None:
             r["switchboard_cpu_s"] = cpu_end - self.cpu0
             r["switchboard_cpu_s_per_1k"] = (cpu_end - self.cpu0) / max(sent, 1) * 1000
+        smsc_end = self.smsc_cpu_end
+        if smsc_end is None and self.smsc_pid:
+            smsc_end = cpu_seconds(self.smsc_pid)
+        if self.smsc_cpu0 is not None and smsc_end is not None:
+            r["smsc_cpu_s_per_1k"] = (smsc_end - self.smsc_cpu0) / max(sent, 1) * 1000
+            if r["switchboard_cpu_s_per_1k"] is not None and r["seconds"] > 0:
+                # CPU seconds per second of the run, of the three together.
+                per_1k = r["switchboard_cpu_s_per_1k"] + r["smsc_cpu_s_per_1k"] + r["loadgen_cpu_s_per_1k"]
+                r["cores_busy"] = per_1k * sent / 1000 / r["seconds"]
         return r
 
 
@@ -591,6 +606,9 @@ def print_report(r, out):
             f"  ({r['switchboard_cpu_s']:.2f} s over {r['seconds']:.2f} s, pid {r['switchboard_pid']})")),
         ("Switchboard peak RSS MB", fmt(r["switchboard_peak_rss_bytes"] and r["switchboard_peak_rss_bytes"] / 2**20, "%.1f")),
         ("loadgen CPU s / 1,000 msgs", "%.3f" % r["loadgen_cpu_s_per_1k"]),
+        ("SMSC CPU s / 1,000 msgs", fmt(r["smsc_cpu_s_per_1k"], "%.3f")
+         + ("" if r["smsc_pid"] is None else f"  (pid {r['smsc_pid']})")),
+        ("cores busy with the three", fmt(r["cores_busy"], "%.2f") + f"  (of {os.cpu_count()})"),
         ("load average (1 min) before → after", "%.2f → %.2f" % (r["load_before"], r["load_after"])),
     ]
     w = max(len(k) for k, _ in rows)
@@ -664,6 +682,7 @@ async def run(a):
     gen.load0 = os.getloadavg()[0]
     gen.cpu_self0 = time.process_time()
     gen.cpu0 = cpu_seconds(gen.pid) if gen.pid else None
+    gen.smsc_cpu0 = cpu_seconds(gen.smsc_pid) if gen.smsc_pid else None
     gen.start = time.perf_counter()
     gen.last_progress = time.monotonic()
     gen.running = True
@@ -742,6 +761,8 @@ def main():
                    help="sending users user0..user{U-1}@DOMAIN; each must have a number (default 100)")
     p.add_argument("--pid", type=int, help="Switchboard's pid, for CPU and RSS (default: found from the connection)")
     p.add_argument("--pid-file", help="read Switchboard's pid from there once it connected")
+    p.add_argument("--smsc-pid", type=int,
+                   help="the SMSC's pid, for its CPU and how busy the cores were (default: not measured)")
     p.add_argument("--warmup", type=int, default=1,
                    help="messages sent, and their receipts awaited, before the timed run (default 1)")
     p.add_argument("--warmup-timeout", type=float, default=60, help="seconds to wait for the warm-up receipts (default 60)")

@@ -119,7 +119,7 @@ component=sms.loadgen.test
 
 # The load generator listens first: XEP-0114 has the component dial the server.
 "$PYTHON" "$here/loadgen.py" --port 0 --port-file "$tmp/loadgen.port" --pid-file "$tmp/switchboard.pid" \
-	--domain "$domain" --component "$component" --secret "$secret" \
+	--smsc-pid "$smsc_pid" --domain "$domain" --component "$component" --secret "$secret" \
 	-n "$N" -w "$WINDOW" -u "$USERS" --json "$tmp/report.json" ${LOADGEN_ARGS:-} </dev/null &
 lg_pid=$!
 waitfor "$tmp/loadgen.port" "$lg_pid" "loadgen.py"
