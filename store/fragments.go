@@ -251,7 +251,7 @@ func (s *Store) addFragments(ctx context.Context, tx *sql.Tx, ops []*fragmentOp)
 // bindingMap's so that a few cached statements serve every size. (The
 // gateway asked the router for each part's recipient before storing it:
 // on PostgreSQL a round trip of its own per part, a third of the server's
-// time for messages of two parts; BENCHMARKS.md, twenty-third session.)
+// time for messages of two parts; docs/benchmarks/sessions.md, twenty-third session.)
 func (s *Store) ownedFragments(ctx context.Context, tx *sql.Tx, ops []*fragmentOp) ([]*fragmentOp, error) {
 	var numbers []string
 	for _, op := range ops {

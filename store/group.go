@@ -51,7 +51,7 @@ const groupMax = 512
 // second late a single outcome lane was the limit (−16 % msg/s). Sending
 // everything to the first lane only while 32 ops wait for it, without the
 // second outcome lane, kept the paced latency but not the late receipts'
-// rate (BENCHMARKS.md, twenty-third session).
+// rate (docs/benchmarks/sessions.md, twenty-third session).
 const (
 	laneOutcomes = iota
 	laneNew
@@ -503,7 +503,7 @@ func (s *Store) stopGroup() {
 // Switchboard's 0.476 → 0.455), the median XMPP → submit_sm rising by 1–2
 // ms. On SQLite 3 ms below 32 writes took 15 % off the CPU at that rate
 // but its p99 XMPP → submit_sm to 15.5–17.4 ms, too near the 20 ms
-// target; 2 ms gained nothing measurable (BENCHMARKS.md, twenty-second
+// target; 2 ms gained nothing measurable (docs/benchmarks/sessions.md, twenty-second
 // session).
 const (
 	gatherBelow   = 8

@@ -203,7 +203,7 @@ var insertOutboundStmts = func() map[int]string {
 // are the last one inserted and those just below it, read without a
 // RETURNING clause (whose rows SQLite gathers in a table of their own and
 // database/sql hands over one by one: about 3 % of a message's CPU at full
-// speed, 18 alternating pairs in BENCHMARKS.md, nineteenth session).
+// speed, 18 alternating pairs in docs/benchmarks/sessions.md, nineteenth session).
 func (s *Store) insertOutboundSQLite(ctx context.Context, tx *sql.Tx, msgs []*Outbound, now int64) error {
 	q, ok := insertOutboundStmts[len(msgs)]
 	if !ok {
@@ -765,7 +765,7 @@ const resendWindow = 10 * time.Minute
 // The statement has no ORDER BY: with one, SQLite marked it as depending
 // on its bound values, and go-sqlite3, which clears the bindings before
 // each use, made SQLite prepare it again on every message from a phone
-// (a third of the CPU of taking them in; BENCHMARKS.md, twentieth
+// (a third of the CPU of taking them in; docs/benchmarks/sessions.md, twentieth
 // session). More than one candidate is rare: one phone's same text, from
 // binds since gone, within minutes.
 func (s *Store) resent(ctx context.Context, tx *sql.Tx, ended func(string) bool, cond, source, dest string, now int64, session string, args ...any) (int64, error) {

@@ -25,7 +25,7 @@ import (
 // statements there was tried: one run in two fell from 7,000 msg/s to
 // 2,200–4,200. Preparing only the insert of new messages, whose plan has
 // no choice to make, saved 5 % of the server's CPU at a paced 1,000 msg/s,
-// not worth breaking poolers: BENCHMARKS.md, twenty-second session.)
+// not worth breaking poolers: docs/benchmarks/sessions.md, twenty-second session.)
 //
 // At most maxStmts are kept; a statement beyond them runs unprepared.
 type stmts struct {

@@ -94,7 +94,7 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 			// each one up in both (fkScanChildren, for the deferred-violation
 			// count), besides the parent check of every part and notice
 			// inserted. Off, a message costs about 10 % less CPU at full speed
-			// (BENCHMARKS.md, nineteenth session). The store writes those rows
+			// (docs/benchmarks/sessions.md, nineteenth session). The store writes those rows
 			// only for messages it holds, and Prune deletes a message's parts
 			// with it (pruneSQLite). PostgreSQL keeps its foreign keys.
 			"foreign_keys(0)",

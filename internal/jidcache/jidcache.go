@@ -2,7 +2,7 @@
 // normalises every part (PRECIS profiles, IDNA, a check for an IP literal)
 // and allocates a dozen times; the gateway parses the same few addresses —
 // its users', the numbers they write to — for every message, and the
-// parsing was a sixth of its allocations at full speed (BENCHMARKS.md,
+// parsing was a sixth of its allocations at full speed (docs/benchmarks/sessions.md,
 // twenty-second session).
 package jidcache
 
