@@ -53,7 +53,7 @@ bench-tool:
 	$(GO) build -buildvcs=auto -o bin/switchboard ./cmd/switchboard
 	bin/switchboard bench $(BENCHFLAGS)
 
-# Every run of a BENCHMARKS.md sitting, raw output on stdout (about six minutes).
+# Every run of a BENCHMARKS.md sitting, raw output on stdout (about seven minutes).
 bench-sitting:
 	scripts/bench-sitting.sh
 

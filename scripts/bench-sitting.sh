@@ -14,7 +14,7 @@
 # over TLS, -c2s-tls) and twice on PostgreSQL, and
 # relayed through Prosody on each; 100,000 messages waiting for receipts; the npm
 # `smpp` SMSC instead of the bench's sink; and testdata/loadgen/run.sh (an
-# independent load generator and SMSC). About six minutes on two cores.
+# independent load generator and SMSC). About seven minutes on two cores.
 #
 # Installs what is missing (scripts/bench-deps.sh: Kannel, Prosody,
 # PostgreSQL, node, npm and the npm SMSC's package). PostgreSQL runs use a fresh

@@ -5,7 +5,7 @@
 #   scripts/build-static.sh OUT
 #
 # SQLite's C (mattn/go-sqlite3: about a tenth less CPU per message than the
-# pure-Go build, BENCHMARKS.md) linked statically, with Go's own DNS resolver
+# pure-Go build, docs/benchmarks/sessions.md, twentieth session) linked statically, with Go's own DNS resolver
 # and user lookup (netgo, osusergo) so that nothing wants glibc's NSS at run
 # time. Without a C compiler, CGO_ENABLED=0 builds the pure-Go store
 # (modernc.org/sqlite) instead: `go build` does that by itself.
