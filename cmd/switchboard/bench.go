@@ -33,7 +33,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.IntVar(&o.SMPPWindow, "smpp-window", 10, "Switchboard's smpp.window")
 	fs.BoolVar(&o.NoReceipts, "no-receipts", false, "the sink sends no receipts: messages stay waiting for them (for the RSS target)")
 	fs.DurationVar(&o.ReceiptDelay, "receipt-delay", 0, "the sink sends each receipt this long after its submit_sm_resp, as a carrier would (default at once); -window must cover the messages waiting")
-	fs.BoolVar(&o.Quotas, "quotas", false, "keep the SMS limits on (set too high to refuse), so every batch counts what users sent")
+	fs.BoolVar(&o.Quotas, "quotas", false, "keep the SMS limits on (set too high to refuse) and allowed_countries US and CA, so every batch counts what users sent and every SMS has its country checked")
 	fs.StringVar(&o.SMSC, "smsc", "", "host:port of your own SMSC to use instead of the built-in sink (system_id and password \"bench\"; no messages from phones)")
 	fs.BoolVar(&o.Keep, "keep", false, "keep the temporary directory (config, Switchboard's log, SQLite file)")
 	fs.DurationVar(&o.Timeout, "timeout", 0, "bound on the whole run; default 2m + 5ms per message + twice -receipt-delay")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -103,6 +104,46 @@ func TestBenchReceiptDelay(t *testing.T) {
 	bench.Print(&out, []*bench.Result{res})
 	if !strings.Contains(out.String(), "receipts after 300ms") {
 		t.Errorf("the report does not give the receipt delay:\n%s", out.String())
+	}
+}
+
+// TestBenchQuotas runs the bench with the SMS limits on (-quotas), as an
+// operator would set them but too high to refuse: the configuration it
+// gives Switchboard checks every SMS's country, and nothing is refused —
+// the bench's numbers are in the countries allowed.
+func TestBenchQuotas(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts Switchboard as a child process")
+	}
+	t.Setenv("SB_TEST_MAIN", "1")
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp) // where Keep leaves the run's configuration
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var log strings.Builder
+	res, err := bench.Run(ctx, bench.Options{
+		Mode: bench.ModeComponent, N: 200, Users: 10, MO: -1, Window: 200, Quotas: true, Keep: true,
+		Binary: os.Args[0], Timeout: 50 * time.Second, Log: &log,
+	})
+	if err != nil {
+		t.Fatalf("bench: %v\n%s", err, log.String())
+	}
+	if res.Submitted != 200 || res.Receipts != 200 || res.Errors != 0 || res.Stalled {
+		t.Errorf("submitted %d, receipts %d, errors %d (last %q), stalled %v; want 200, 200, 0",
+			res.Submitted, res.Receipts, res.Errors, res.LastError, res.Stalled)
+	}
+	cfgs, _ := filepath.Glob(filepath.Join(tmp, "switchboard-bench-*", "switchboard.toml"))
+	if len(cfgs) != 1 {
+		t.Fatalf("configurations kept: %v, want one", cfgs)
+	}
+	b, err := os.ReadFile(cfgs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"per_user_minute = 1000000000", `allowed_countries = ["US", "CA"]`} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("the configuration lacks %q:\n%s", want, b)
+		}
 	}
 }
 

@@ -78,8 +78,10 @@ type Options struct {
 	// submit_sm_resp, as a carrier's come, instead of at once: an SMSC id
 	// and its receipt then never share a group commit.
 	ReceiptDelay time.Duration
-	// Quotas keeps the SMS limits on, set too high to refuse anything, so
-	// that every batch pays for counting; by default they are off.
+	// Quotas keeps the SMS limits on as an operator would set them, but
+	// too high to refuse anything: every batch pays for counting, and every
+	// SMS for its destination's country check (allowed_countries US and
+	// CA, which the bench's numbers are in). By default they are off.
 	Quotas bool
 	// SMSC, when set (host:port), is an SMSC of the caller's to use instead
 	// of the built-in sink, reached through the same tap (so every figure
@@ -299,9 +301,9 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}()
 	defer drv.close()
 
-	limit := -1
+	limit, countries := -1, ""
 	if o.Quotas {
-		limit = 1_000_000_000
+		limit, countries = 1_000_000_000, `allowed_countries = ["US", "CA"]`
 	}
 	// Switchboard's metrics, for its group commits (see commitStats).
 	metricsPort, err := testenv.FreePort()
@@ -336,13 +338,14 @@ sms_fallback_after = "0"
 per_user_minute = %[8]d
 per_user_day = %[8]d
 global_minute = %[8]d
+%[10]s
 
 [log]
 level = "warn"
 
 [http]
 listen = %[9]q
-`, CompDomain, drv.componentAddr(), secret, UserDomain, sinkAddr, o.SMPPWindow, dsn, limit, metricsAddr)
+`, CompDomain, drv.componentAddr(), secret, UserDomain, sinkAddr, o.SMPPWindow, dsn, limit, metricsAddr, countries)
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		return nil, err
 	}
