@@ -8,11 +8,12 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"sync"
 	"unicode"
 
 	"github.com/nyaruka/phonenumbers"
 	"mellium.im/xmpp/jid"
+
+	"switchboard/internal/memo"
 )
 
 // Errors returned by Parse. Each is wrapped with the offending input.
@@ -41,7 +42,23 @@ func (n E164) String() string { return string(n) }
 // free), and only a code several regions share (+1, +7, +44…) is matched
 // against their number patterns — a quarter of the time of a full parse,
 // which matters as the SMS limits ask for every number of an address book.
+//
+// Results are remembered: for a number of a country code several regions
+// share (+1: the United States, Canada and 23 others), libphonenumber
+// tries each region's patterns in turn, 5–10 µs and two dozen allocations,
+// and the SMS limits ask it of every SMS.
 func (n E164) Region() string {
+	if r, ok := regionMemo.Get(n); ok {
+		return r
+	}
+	r := n.region()
+	regionMemo.Put(n, r)
+	return r
+}
+
+var regionMemo = memo.New[E164, string](cacheMax)
+
+func (n E164) region() string {
 	p, regions := split(n.Digits())
 	switch {
 	case len(regions) == 1:
@@ -140,23 +157,16 @@ func Parse(s, region string) (E164, error) {
 		return parse(s, region) // refused as too long; not worth remembering
 	}
 	k := cacheKey{s, region}
-	cache.RLock()
-	r, ok := cache.m[k]
-	cache.RUnlock()
-	if ok {
+	if r, ok := cache.Get(k); ok {
 		return r.n, r.err
 	}
 	n, err := parse(s, region)
-	cache.Lock()
-	if len(cache.m) >= cacheMax {
-		clear(cache.m)
-	}
-	cache.m[k] = cacheEntry{n, err}
-	cache.Unlock()
+	cache.Put(k, cacheEntry{n, err})
 	return n, err
 }
 
-// cacheMax bounds the numbers Parse remembers; when full it starts again.
+// cacheMax bounds the numbers Parse, and Region, remember; when full each
+// starts again.
 const cacheMax = 1 << 16
 
 type cacheKey struct{ s, region string }
@@ -166,10 +176,7 @@ type cacheEntry struct {
 	err error
 }
 
-var cache = struct {
-	sync.RWMutex
-	m map[cacheKey]cacheEntry
-}{m: make(map[cacheKey]cacheEntry)}
+var cache = memo.New[cacheKey, cacheEntry](cacheMax)
 
 func parse(s, region string) (E164, error) {
 	s = strings.TrimSpace(s)
