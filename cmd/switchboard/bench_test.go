@@ -80,22 +80,8 @@ func TestBenchReceiptDelay(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts Switchboard as a child process")
 	}
-	t.Setenv("SB_TEST_MAIN", "1")
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
 	const delay = 300 * time.Millisecond
-	var log strings.Builder
-	res, err := bench.Run(ctx, bench.Options{
-		Mode: bench.ModeComponent, N: 200, Users: 10, MO: -1, Window: 200, ReceiptDelay: delay,
-		Binary: os.Args[0], Timeout: 50 * time.Second, Log: &log,
-	})
-	if err != nil {
-		t.Fatalf("bench: %v\n%s", err, log.String())
-	}
-	if res.Submitted != 200 || res.Receipts != 200 || res.Errors != 0 || res.Stalled {
-		t.Errorf("submitted %d, receipts %d, errors %d (last %q), stalled %v; want 200, 200, 0",
-			res.Submitted, res.Receipts, res.Errors, res.LastError, res.Stalled)
-	}
+	res := run200(t, bench.Options{ReceiptDelay: delay})
 	// A lower bound: the receipts were held back, not sent at once.
 	if res.ReceiptsEnd < delay {
 		t.Errorf("the last receipt reached its sender %v after the first message was written; want at least the delay, %v", res.ReceiptsEnd, delay)
@@ -115,23 +101,9 @@ func TestBenchQuotas(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts Switchboard as a child process")
 	}
-	t.Setenv("SB_TEST_MAIN", "1")
 	tmp := t.TempDir()
 	t.Setenv("TMPDIR", tmp) // where Keep leaves the run's configuration
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	var log strings.Builder
-	res, err := bench.Run(ctx, bench.Options{
-		Mode: bench.ModeComponent, N: 200, Users: 10, MO: -1, Window: 200, Quotas: true, Keep: true,
-		Binary: os.Args[0], Timeout: 50 * time.Second, Log: &log,
-	})
-	if err != nil {
-		t.Fatalf("bench: %v\n%s", err, log.String())
-	}
-	if res.Submitted != 200 || res.Receipts != 200 || res.Errors != 0 || res.Stalled {
-		t.Errorf("submitted %d, receipts %d, errors %d (last %q), stalled %v; want 200, 200, 0",
-			res.Submitted, res.Receipts, res.Errors, res.LastError, res.Stalled)
-	}
+	run200(t, bench.Options{Quotas: true, Keep: true})
 	cfgs, _ := filepath.Glob(filepath.Join(tmp, "switchboard-bench-*", "switchboard.toml"))
 	if len(cfgs) != 1 {
 		t.Fatalf("configurations kept: %v, want one", cfgs)
@@ -145,6 +117,28 @@ func TestBenchQuotas(t *testing.T) {
 			t.Errorf("the configuration lacks %q:\n%s", want, b)
 		}
 	}
+}
+
+// run200 runs the bench in component mode, 200 messages from 10 users,
+// with o's other settings, and requires each submitted and its receipt
+// back to its sender.
+func run200(t *testing.T, o bench.Options) *bench.Result {
+	t.Helper()
+	t.Setenv("SB_TEST_MAIN", "1")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var log strings.Builder
+	o.Mode, o.N, o.Users, o.MO, o.Window = bench.ModeComponent, 200, 10, -1, 200
+	o.Binary, o.Timeout, o.Log = os.Args[0], 50*time.Second, &log
+	res, err := bench.Run(ctx, o)
+	if err != nil {
+		t.Fatalf("bench: %v\n%s", err, log.String())
+	}
+	if res.Submitted != 200 || res.Receipts != 200 || res.Errors != 0 || res.Stalled {
+		t.Errorf("submitted %d, receipts %d, errors %d (last %q), stalled %v; want 200, 200, 0",
+			res.Submitted, res.Receipts, res.Errors, res.LastError, res.Stalled)
+	}
+	return res
 }
 
 // TestBenchOwnSMSC runs the bench against an SMSC that is not ours (the
