@@ -92,7 +92,15 @@ type session struct {
 	running  map[pair][]*Deliver // pairs being handled, with the PDUs waiting behind
 	hctx     context.Context
 	hcancel  context.CancelFunc
-	wg       sync.WaitGroup
+
+	// wg counts the session's goroutines, which wait waits for. Those
+	// started once it may have begun — by a request's timer, or by the
+	// handler answering from a goroutine of its own — go through spawn:
+	// gmu orders their Add before wait's Wait (a WaitGroup's Add at a zero
+	// count must not race its Wait).
+	wg      sync.WaitGroup
+	gmu     sync.Mutex
+	waiting bool // guarded by gmu: wait has begun, spawn starts nothing
 }
 
 // sessions numbers the process's sessions; live holds the numbers of those
@@ -218,7 +226,29 @@ func (s *session) start(ctx context.Context) {
 	}
 }
 
-func (s *session) wait() { s.wg.Wait() }
+func (s *session) wait() {
+	s.gmu.Lock()
+	s.waiting = true
+	s.gmu.Unlock()
+	s.wg.Wait()
+}
+
+// spawn runs f in a goroutine of the session's, which wait waits for, and
+// reports true; once wait has begun (the session is over) it starts
+// nothing and reports false. Any goroutine may call it.
+func (s *session) spawn(f func()) bool {
+	s.gmu.Lock()
+	defer s.gmu.Unlock()
+	if s.waiting {
+		return false
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		f()
+	}()
+	return true
+}
 
 func (s *session) err() error {
 	<-s.done
@@ -422,9 +452,7 @@ func (s *session) drain(cause error, last []byte) {
 	if s.c.current() == s {
 		s.c.setSession(nil)
 	}
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
+	started := s.spawn(func() {
 		deadline := time.Now().Add(s.c.cfg.RespTimeout)
 		tick := time.NewTicker(10 * time.Millisecond)
 		defer tick.Stop()
@@ -448,7 +476,10 @@ func (s *session) drain(cause error, last []byte) {
 			s.writeLast(last)
 		}
 		s.fail(cause)
-	}()
+	})
+	if !started {
+		s.fail(cause) // over already: nothing to wait for
+	}
 }
 
 // complete delivers r to the request with sequence number seq. respID is
@@ -751,9 +782,7 @@ func (s *session) confirm() {
 	if !s.confirming.CompareAndSwap(false, true) {
 		return
 	}
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
+	s.spawn(func() {
 		t := time.NewTimer(s.c.cfg.ConfirmDelay)
 		defer t.Stop()
 		for {
@@ -784,7 +813,7 @@ func (s *session) confirm() {
 			}
 			t.Reset(s.c.cfg.ConfirmDelay)
 		}
-	}()
+	})
 }
 
 // refuse answers d ESME_RX_T_APPN without handling it: its pair is held.

@@ -1652,3 +1652,26 @@ func TestThrottlingPausesSubmits(t *testing.T) {
 		t.Errorf("%d lines %q after two episodes, want 2", n, paused)
 	}
 }
+
+// TestSpawnAfterWait: a session's goroutine started before wait is waited
+// for; once wait has begun (the session is over: a request's timer may
+// still call drain) spawn starts nothing, so that its WaitGroup's Add can
+// never race the Wait (seen under -race in TestEnquireLinkWhenIdle).
+func TestSpawnAfterWait(t *testing.T) {
+	var s session
+	var ran atomic.Int32
+	if !s.spawn(func() { time.Sleep(20 * time.Millisecond); ran.Add(1) }) {
+		t.Fatal("spawn before wait started nothing")
+	}
+	s.wait()
+	if ran.Load() != 1 {
+		t.Fatal("wait returned before the spawned goroutine ended")
+	}
+	if s.spawn(func() { ran.Add(1) }) {
+		t.Error("spawn after wait reported a goroutine started")
+	}
+	s.wait()
+	if ran.Load() != 1 {
+		t.Error("spawn after wait ran its function")
+	}
+}
