@@ -247,11 +247,11 @@ func (s *Store) addFragments(ctx context.Context, tx *sql.Tx, ops []*fragmentOp)
 
 // ownedFragments marks the ops whose part must have an owner and has none
 // (unowned), and returns the others. The owners are looked up in tx, in
-// one statement for the batch (at most groupMax parts), its list padded as
-// bindingMap's so that a few cached statements serve every size. (The
-// gateway asked the router for each part's recipient before storing it:
-// on PostgreSQL a round trip of its own per part, a third of the server's
-// time for messages of two parts; docs/benchmarks/sessions.md, twenty-third session.)
+// one statement for the batch (at most groupMax parts), as OwnersOf looks
+// them up (bindingMap). (The gateway asked the router for each part's
+// recipient before storing it: on PostgreSQL a round trip of its own per
+// part, a third of the server's time for messages of two parts;
+// docs/benchmarks/sessions.md, twenty-third session.)
 func (s *Store) ownedFragments(ctx context.Context, tx *sql.Tx, ops []*fragmentOp) ([]*fragmentOp, error) {
 	var numbers []string
 	for _, op := range ops {
@@ -262,26 +262,13 @@ func (s *Store) ownedFragments(ctx context.Context, tx *sql.Tx, ops []*fragmentO
 	if len(numbers) == 0 {
 		return ops, nil
 	}
-	args := strArgs(nil, pad(numbers))
-	rows, err := s.txQuery(ctx, tx, `SELECT number FROM bindings WHERE number IN (`+inList(1, len(args))+`)`, args...)
+	owners, err := s.bindingMap(ctx, tx, `SELECT number, jid FROM bindings WHERE number IN `, numbers)
 	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	owned := make(map[string]bool, len(numbers))
-	for rows.Next() {
-		var n string
-		if err := rows.Scan(&n); err != nil {
-			return nil, err
-		}
-		owned[n] = true
-	}
-	if err := rows.Err(); err != nil {
 		return nil, err
 	}
 	kept := make([]*fragmentOp, 0, len(ops))
 	for _, op := range ops {
-		if op.unowned = op.f.Owned && !owned[op.f.Dest]; !op.unowned {
+		if op.unowned = op.f.Owned && owners[op.f.Dest] == ""; !op.unowned {
 			kept = append(kept, op)
 		}
 	}
