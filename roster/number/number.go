@@ -45,8 +45,9 @@ func (n E164) String() string { return string(n) }
 //
 // Results are remembered: for a number of a country code several regions
 // share (+1: the United States, Canada and 23 others), libphonenumber
-// tries each region's patterns in turn, 5–10 µs and two dozen allocations,
-// and the SMS limits ask it of every SMS.
+// tries each region's patterns in turn (4.5 µs and 26 allocations for a
+// United States number, the first it tries; more for the others), and the
+// SMS limits ask it of every SMS.
 func (n E164) Region() string {
 	if r, ok := regionMemo.Get(n); ok {
 		return r
