@@ -11,8 +11,10 @@
 #                                 (postgres://postgres@127.0.0.1:PORT),
 #                                 pgbin and pgdata.
 #   pg_throwaway_stop             stop it (call from the caller's EXIT trap).
-#   proc_ticks PID                utime + stime of PID so far, in clock
-#                                 ticks (getconf CLK_TCK a second).
+#   proc_ticks PID [children]     utime + stime of PID so far, in clock
+#                                 ticks (getconf CLK_TCK a second), with
+#                                 its reaped children's when asked; 0 if
+#                                 PID is gone.
 #
 # Run as root, the server runs as the postgres user (initdb refuses root).
 
@@ -53,6 +55,9 @@ pg_throwaway_stop() {
 
 proc_ticks() {
 	# The command name, in parentheses, may hold spaces: fields after the
-	# last ")" are counted from state (field 3); utime and stime are 14, 15.
-	sed 's/.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'
+	# last ")" are counted from state (field 3); utime and stime are 14,
+	# 15, cutime and cstime 16, 17.
+	local stat
+	stat=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null) || { echo 0; return; }
+	awk -v children="${2:-}" '{ print $12 + $13 + (children != "" ? $14 + $15 : 0) }' <<<"$stat"
 }

@@ -43,9 +43,9 @@ server_ticks() {
 		[ "$(pgrep -c -P "$pm")" -gt "$background" ] || break
 		sleep 0.1
 	done
-	sum=$(awk '{print $14 + $15 + $16 + $17}' "/proc/$pm/stat")
+	sum=$(proc_ticks "$pm" children)
 	for pid in $(pgrep -P "$pm"); do
-		sum=$((sum + $(awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null || echo 0)))
+		sum=$((sum + $(proc_ticks "$pid")))
 	done
 	echo "$sum"
 }
