@@ -59,6 +59,12 @@ func benchSmoke(t *testing.T, dsn string) {
 		t.Errorf("%.1f group commits per 1,000 messages holding %.1f writes each (%.0f in all); want some, at least 1,000 writes",
 			res.CommitsPer1k, res.WritesPerCommit, writes)
 	}
+	// And its heap: a message is parsed, stored, encoded as a PDU and
+	// answered with a receipt, which cannot take fewer than a few dozen
+	// allocations or under a kilobyte.
+	if res.AllocsPerMsg < 20 || res.AllocBytesPerMsg < 1024 {
+		t.Errorf("%.1f heap allocations (%.0f bytes) per message; want the metrics' counters read, at least 20 and 1 KiB", res.AllocsPerMsg, res.AllocBytesPerMsg)
+	}
 	// The PostgreSQL server on loopback is measured too; SQLite is in
 	// Switchboard's process.
 	pg, measured := res.Others["postgres"]

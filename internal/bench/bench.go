@@ -200,6 +200,11 @@ type Result struct {
 	// MT phase, from Switchboard's metrics; zero when they cannot be read.
 	CommitsPer1k, WritesPerCommit float64
 
+	// Heap objects and bytes Switchboard allocated per message, MT phase,
+	// from its metrics (the Go collector); zero when they cannot be read.
+	// Steadier from run to run than the CPU, whose share they drive.
+	AllocsPerMsg, AllocBytesPerMsg float64
+
 	// Others is CPU per 1,000 messages of other processes in the path
 	// (Prosody), and of the bench itself ("bench": its clients or XMPP
 	// server, and the SMSC sink), which shares the machine's cores.
@@ -500,6 +505,10 @@ listen = %[9]q
 		res.CommitsPer1k = (commits1.commits - commits0.commits) / float64(o.N) * 1000
 		if n := commits1.commits - commits0.commits; n > 0 {
 			res.WritesPerCommit = (commits1.writes - commits0.writes) / n
+		}
+		if commits0.mallocs > 0 {
+			res.AllocsPerMsg = (commits1.mallocs - commits0.mallocs) / float64(o.N)
+			res.AllocBytesPerMsg = (commits1.allocBytes - commits0.allocBytes) / float64(o.N)
 		}
 	}
 	res.Others = map[string]float64{"bench": (self1 - self0).Seconds() / float64(o.N) * 1000}

@@ -15,9 +15,12 @@ import (
 
 // commitStats is what Switchboard's /metrics says of the store's group
 // commits so far: how many ran and how many writes they held (the count
-// and the sum of the commit-writes histogram).
+// and the sum of the commit-writes histogram); and of its heap: the
+// objects and bytes allocated so far (the Go collector's counters; zero
+// when they are missing).
 type commitStats struct {
-	commits, writes float64
+	commits, writes     float64
+	mallocs, allocBytes float64
 }
 
 // readCommits reads commitStats from the metrics listener at addr.
@@ -51,5 +54,13 @@ func parseCommits(r io.Reader) (commitStats, error) {
 		return commitStats{}, fmt.Errorf("bench: metrics: no histogram %s", metrics.NameCommitWrites)
 	}
 	h := f.GetMetric()[0].GetHistogram()
-	return commitStats{commits: float64(h.GetSampleCount()), writes: h.GetSampleSum()}, nil
+	st := commitStats{commits: float64(h.GetSampleCount()), writes: h.GetSampleSum()}
+	counter := func(name string) float64 {
+		if f := families[name]; f != nil && len(f.GetMetric()) == 1 && f.GetMetric()[0].GetCounter() != nil {
+			return f.GetMetric()[0].GetCounter().GetValue()
+		}
+		return 0
+	}
+	st.mallocs, st.allocBytes = counter("go_memstats_mallocs_total"), counter("go_memstats_alloc_bytes_total")
+	return st, nil
 }

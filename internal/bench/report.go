@@ -72,6 +72,12 @@ func Print(w io.Writer, rs []*Result) {
 		}
 		return fmt.Sprintf("%.0f (%.1f)", r.CommitsPer1k, r.WritesPerCommit)
 	})
+	row("Switchboard heap allocations per msg (KB)", func(r *Result) string {
+		if r.AllocsPerMsg == 0 {
+			return "-"
+		}
+		return fmt.Sprintf("%.0f (%.1f)", r.AllocsPerMsg, r.AllocBytesPerMsg/1024)
+	})
 	row("Switchboard peak RSS MB", func(r *Result) string { return fmt.Sprintf("%.1f", float64(r.PeakRSS)/(1<<20)) })
 	for _, name := range []string{"prosody", "postgres", "bench"} {
 		has := false
