@@ -146,7 +146,7 @@ func WorkPlans(s *Store) (map[string]string, error) {
 		q    string
 		args []any
 	}{
-		"claimable":       {claimable, []any{int64(1), 10}},
+		"claimable":       {s.claimable(), []any{int64(1), 10, 40}},
 		"endReceiptWaits": {endReceiptWaits, []any{int64(1), int64(1), 10}},
 		"dueRelays":       {dueRelays, []any{int64(1), 10}},
 		"recentFailures":  {recentFailures, []any{10}},

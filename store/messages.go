@@ -407,6 +407,7 @@ func outboundArgs(args []any, m *Outbound, id any, now int64) []any {
 		}
 	case m.LeaseOwner != "":
 		state, owner, leaseUntil, attempts = StateSubmitting, m.LeaseOwner, m.LeaseUntil.UnixMilli(), 1
+		next = leaseUntil // see claimable
 		m.Attempts = 1
 	}
 	return append(args, route, state, m.SenderJID, bare(m.SenderJID), m.SenderNumber, m.Dest, m.StanzaID, b2i(m.WantReceipt), m.Body, m.Parts, exp, now,
@@ -417,12 +418,58 @@ func outboundArgs(args []any, m *Outbound, id any, now int64) []any {
 // 65,535 arguments).
 const acceptBatch = 1000
 
-// claimable selects up to $2 messages ClaimOutbound may claim at $1 (ms),
-// from messages_work: a read of each state (each side of the OR has the
-// index's condition, so SQLite reads both from it).
-const claimable = `SELECT id FROM messages WHERE direction = 'out' AND
-	((` + inWork + ` AND state = 'queued' AND next_attempt_at <= $1) OR (` + inWork + ` AND state = 'submitting' AND lease_until < $1))
+// claimable selects up to $2 messages ClaimOutbound may claim at $1 (ms):
+// queued ones whose retry time has come, and submitting ones whose lease
+// ran out (their instance died). Each state is read from messages_work
+// (whose condition each read repeats, for SQLite) as a range of
+// next_attempt_at, which while a message is submitting holds the end of
+// its lease: up to $3 of each, the earliest due first; the query around
+// them checks what it takes against the rows themselves (and, on
+// PostgreSQL, locks them, skipping those another instance holds: $3 leaves
+// room for them). A submitting row written before next_attempt_at held
+// its lease has there 0 or its earlier retry time, never more than the
+// lease's end, so it is read too, and taken once lease_until has passed.
+//
+// As one OR of the two states, PostgreSQL read them with a bitmap scan of
+// every entry the index held for them, dead ones included: every message
+// passes through submitting, and until a vacuum removed them each claim
+// (every second, in each instance) visited the row of each message sent
+// since, 16 ms a claim ten seconds into a paced run of 1,000 msg/s
+// (docs/benchmarks/sessions.md, twenty-fifth session). Read as ranges,
+// those of leases still running are not read at all, and a plain index
+// scan marks the dead entries it meets, which the next claims skip.
+//
+// PostgreSQL reads the ids as an array (an InitPlan, run once, then the
+// rows by primary key); SQLite as a list it builds from the subquery. The
+// check of the rows is a CASE, which no index serves: as an OR of the two
+// states PostgreSQL read the rows by that OR again, with the bitmap scan.
+func claimableQuery(open, close string) string {
+	return `SELECT id FROM messages WHERE id ` + open + `
+		SELECT id FROM (SELECT id FROM messages WHERE ` + inWork + ` AND state = 'queued' AND next_attempt_at <= $1
+			ORDER BY next_attempt_at LIMIT $3) q
+		UNION ALL
+		SELECT id FROM (SELECT id FROM messages WHERE ` + inWork + ` AND state = 'submitting' AND next_attempt_at <= $1
+			ORDER BY next_attempt_at LIMIT $3) s` + close + `
+	AND direction = 'out' AND CASE state WHEN 'queued' THEN next_attempt_at <= $1 WHEN 'submitting' THEN lease_until < $1 ELSE false END
 	ORDER BY id LIMIT $2`
+}
+
+var (
+	claimableSQLite = claimableQuery("IN (", ")")
+	claimablePG     = claimableQuery("= ANY(ARRAY(", "))")
+)
+
+// claimRoom times the claim's limit is how many due messages of each state
+// claimable reads, so that rows other instances hold locked leave enough.
+const claimRoom = 4
+
+// claimable is the dialect's claimable query.
+func (s *Store) claimable() string {
+	if s.dialect == postgres {
+		return claimablePG
+	}
+	return claimableSQLite
+}
 
 // ClaimOutbound takes up to limit messages that are due for submission and
 // leases them to owner for lease. Due are queued messages whose retry time has
@@ -434,16 +481,16 @@ func (s *Store) ClaimOutbound(ctx context.Context, owner string, limit int, leas
 	now := s.ms()
 	var out []*Outbound
 	err := s.tx(ctx, func(tx *sql.Tx) error {
-		q := claimable
+		q := s.claimable()
 		if s.dialect == postgres {
 			q += ` FOR UPDATE SKIP LOCKED`
 		}
-		ids, err := queryIDs(ctx, tx, q, now, limit)
+		ids, err := queryIDs(ctx, tx, q, now, limit, claimRoom*limit)
 		if err != nil || len(ids) == 0 {
 			return err
 		}
 		args := idArgs([]any{owner, now + lease.Milliseconds(), now}, pad(ids))
-		rows, err := s.txQuery(ctx, tx, `UPDATE messages SET state = 'submitting', lease_owner = $1, lease_until = $2,
+		rows, err := s.txQuery(ctx, tx, `UPDATE messages SET state = 'submitting', lease_owner = $1, lease_until = $2, next_attempt_at = $2,
 			attempts = attempts + 1, updated_at = $3 WHERE id IN (`+inList(4, len(args)-3)+`)
 			RETURNING id, user_jid, user_number, peer_number, stanza_id, want_receipt, body, parts, attempts, expires_at, peer_ton, peer_npi, smsc`, args...)
 		if err != nil {

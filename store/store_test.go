@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -270,6 +271,90 @@ func TestRetryLeaseAndFail(t *testing.T) {
 			t.Fatalf("notices = %+v", ns)
 		}
 	})
+}
+
+// TestClaimLeases: a message accepted already leased (handed to the
+// instance that took it) and one claimed are not claimed by another
+// instance while their leases run, and are once they ran out; so is a
+// submitting row as a store written before next_attempt_at held the
+// lease's end left it (0 there), only once its lease_until passed. A claim
+// takes the lowest ids first, up to its limit, and leaves the rest due.
+func TestClaimLeases(t *testing.T) {
+	engines(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		start := time.Now()
+		at := func(d time.Duration) { store.SetClock(s, func() time.Time { return start.Add(d) }) }
+		at(0)
+		handed := &store.Outbound{SenderJID: "alice@example.com/phone", SenderNumber: "+12015550100", Dest: "+12015550199",
+			Body: "handed", Parts: 1, LeaseOwner: "a", LeaseUntil: start.Add(time.Minute)}
+		if err := s.AcceptOutbound(ctx, []*store.Outbound{handed}); err != nil {
+			t.Fatal(err)
+		}
+		queued := accept(t, s, 1)
+		if got, err := s.ClaimOutbound(ctx, "a", 10, 2*time.Minute); err != nil || len(got) != 1 || got[0].ID != queued.ID {
+			t.Fatalf("ClaimOutbound = %v, %v; want the queued message %d only", got, err, queued.ID)
+		}
+		old := accept(t, s, 1)
+		if err := store.Exec(s, `UPDATE messages SET state = 'submitting', lease_owner = 'old', next_attempt_at = 0, lease_until = $1 WHERE id = $2`,
+			start.Add(3*time.Minute).UnixMilli(), old.ID); err != nil {
+			t.Fatal(err)
+		}
+		claimed := func(d time.Duration, limit int) []int64 {
+			t.Helper()
+			at(d)
+			got, err := s.ClaimOutbound(ctx, "b", limit, time.Hour)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var ids []int64
+			for _, m := range got {
+				ids = append(ids, m.ID)
+			}
+			return ids
+		}
+		if ids := claimed(59*time.Second, 10); len(ids) != 0 {
+			t.Fatalf("claimed %v while every lease runs", ids)
+		}
+		if ids := claimed(61*time.Second, 10); !slices.Equal(ids, []int64{handed.ID}) {
+			t.Fatalf("claimed %v after the handed message's lease; want [%d]", ids, handed.ID)
+		}
+		if ids := claimed(121*time.Second, 10); !slices.Equal(ids, []int64{queued.ID}) {
+			t.Fatalf("claimed %v after the claimed message's lease; want [%d]", ids, queued.ID)
+		}
+		if ids := claimed(179*time.Second, 10); len(ids) != 0 {
+			t.Fatalf("claimed %v before the old row's lease_until", ids)
+		}
+		if ids := claimed(181*time.Second, 10); !slices.Equal(ids, []int64{old.ID}) {
+			t.Fatalf("claimed %v after the old row's lease_until; want [%d]", ids, old.ID)
+		}
+		var due []int64
+		for range 5 {
+			due = append(due, accept(t, s, 1).ID)
+		}
+		if ids := claimed(182*time.Second, 2); !slices.Equal(ids, due[:2]) {
+			t.Fatalf("claimed %v with a limit of 2; want the lowest ids %v", ids, due[:2])
+		}
+		if ids := claimed(183*time.Second, 10); !slices.Equal(ids, due[2:]) {
+			t.Fatalf("claimed %v next; want the rest %v", ids, due[2:])
+		}
+	})
+}
+
+// TestClaimPlan: on PostgreSQL the claim reads each state from
+// messages_work by a plain index scan, never a bitmap scan, which cannot
+// mark dead entries: every message passes through submitting, and as a
+// bitmap scan each claim visited every one's row until a vacuum (see
+// claimable).
+func TestClaimPlan(t *testing.T) {
+	s := storetest.Postgres(t)
+	plans, err := store.WorkPlans(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := plans["claimable"]
+	if strings.Contains(p, "Bitmap Index Scan on messages_work") || strings.Count(p, "Index Scan using messages_work") != 2 {
+		t.Errorf("plan of the claim:\n%s\nwant two index scans of messages_work and no bitmap scan of it", p)
+	}
 }
 
 // TestReplan: a claimed message none of whose parts has an SMSC id takes
