@@ -326,6 +326,9 @@ func stanzaErr(typ stanza.ErrorType, cond stanza.Condition, text string) stanza.
 	return stanza.Error{Type: typ, Condition: cond, Text: map[string]string{"": text}}
 }
 
+// errEmpty answers a message with no text that asks for a receipt.
+var errEmpty = stanzaErr(stanza.Modify, stanza.NotAcceptable, "The message is empty: there is no text to send.")
+
 // Served reports whether j belongs to a domain the gateway serves.
 func (r *Router) Served(j jid.JID) bool { return r.domains[strings.ToLower(j.Domainpart())] }
 
@@ -342,7 +345,12 @@ func (r *Router) Outbound(ctx context.Context, m Message) error {
 	dest, short := n.String(), false
 	if err != nil {
 		if m.smsText() == "" {
-			return nil
+			if m.WantReceipt {
+				// As for a number (see storeBatch): the sender would
+				// otherwise wait for a receipt that never comes.
+				return errEmpty
+			}
+			return nil // a chat state or a marker to nobody
 		}
 		code := m.To.Localpart()
 		if number.IsName(code) {
@@ -350,6 +358,12 @@ func (r *Router) Outbound(ctx context.Context, m Message) error {
 			return stanzaErr(stanza.Modify, stanza.JIDMalformed,
 				fmt.Sprintf("%q is a name, not a phone number: an SMS goes only to a number, so an SMS from a sender name cannot be answered. "+
 					"To write to a phone, use its number in international form, e.g. +12015550123@%s.", code, r.cfg.Component.Domainpart()))
+		}
+		var invalid *number.InvalidError
+		if strings.HasPrefix(code, "+") && errors.As(err, &invalid) {
+			// In international form already: say what is wrong with it.
+			return stanzaErr(stanza.Modify, stanza.JIDMalformed,
+				fmt.Sprintf("%q is not a phone number this gateway can reach: %s.", code, invalid.Why))
 		}
 		if !number.IsShortCode(code) {
 			return stanzaErr(stanza.Modify, stanza.JIDMalformed,
@@ -544,8 +558,7 @@ func (r *Router) storeBatch(ctx context.Context, batch []*pending) {
 				// waiting for one. Whoever has the number: the same
 				// answer for all, or it would tell, for free and without
 				// a word to anyone, which numbers are registered.
-				if err := r.xmpp.SendError(ctx, p.to, p.from, p.m.ID, stanzaErr(stanza.Modify, stanza.NotAcceptable,
-					"The message is empty: there is no text to send.")); err != nil {
+				if err := r.xmpp.SendError(ctx, p.to, p.from, p.m.ID, errEmpty); err != nil {
 					r.log.Warn().Err(err).Str("to", p.from.String()).Msg("could not send error to sender")
 				}
 			} else if owner != "" {

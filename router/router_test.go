@@ -231,8 +231,14 @@ func TestChecksBeforeStoring(t *testing.T) {
 		t.Fatalf("a name: %v", err)
 	}
 	err = f.r.Outbound(ctx, router.Message{From: alice, To: jid.MustParse("+1555@sms.example.com"), Body: "hi"})
-	if !errors.As(err, &se) || se.Condition != stanza.JIDMalformed || !strings.Contains(se.Text[""], `"+1555" is not a phone number this gateway can reach`) {
+	if !errors.As(err, &se) || se.Condition != stanza.JIDMalformed ||
+		se.Text[""] != `"+1555" is not a phone number this gateway can reach: it has too few digits for a number with the country code +1.` {
 		t.Fatalf("bad number: %v", err)
+	}
+	// Not in international form: said how to write it.
+	err = f.r.Outbound(ctx, router.Message{From: alice, To: jid.MustParse("1-555@sms.example.com"), Body: "hi"})
+	if !errors.As(err, &se) || se.Condition != stanza.JIDMalformed || !strings.Contains(se.Text[""], `"1-555" is not a phone number this gateway can reach: write it in international form`) {
+		t.Fatalf("a number not in international form: %v", err)
 	}
 	// A short code (a service's sender) is said to be one, not malformed;
 	// with answers to short codes off (Limits.ShortCodeReply 0), at once.
@@ -566,6 +572,20 @@ func TestEmptyAnsweredAlike(t *testing.T) {
 	}
 	if s := f.x.next(t, "relay"); s.id != "state" {
 		t.Fatalf("chat state %+v", s)
+	}
+	// To a JID that is no number, a name or a number too short, the
+	// same answer, at once; a chat state there goes nowhere, silently.
+	for _, local := range []string{"abc", "+12"} {
+		to := jid.MustParse(local + "@sms.example.com")
+		err := f.r.Outbound(ctx, router.Message{From: alice, To: to, ID: "e", WantReceipt: true})
+		var se stanza.Error
+		if !errors.As(err, &se) || se.Condition != stanza.NotAcceptable || !strings.Contains(se.Text[""], "The message is empty") {
+			t.Errorf("empty message asking for a receipt to %s: %v; want not-acceptable, the message is empty", to, err)
+		}
+		if err := f.r.Outbound(ctx, router.Message{From: alice, To: to, ID: "s",
+			Payload: []byte(`<active xmlns='http://jabber.org/protocol/chatstates'/>`)}); err != nil {
+			t.Errorf("chat state to %s: %v; want none", to, err)
+		}
 	}
 }
 
