@@ -208,12 +208,48 @@ func parse(s, region string) (E164, error) {
 	}
 	p, err := phonenumbers.Parse(s, region)
 	if err != nil {
-		return "", fmt.Errorf("%w: %q: %v", ErrInvalid, s, err)
+		return "", &InvalidError{s, problem(s, p, err)}
 	}
 	if !valid(p) {
-		return "", fmt.Errorf("%w: %q", ErrInvalid, s)
+		return "", &InvalidError{s, problem(s, p, nil)}
 	}
 	return E164(phonenumbers.Format(p, phonenumbers.E164)), nil
+}
+
+// InvalidError is Parse's error for a number libphonenumber refuses: Why
+// says why, in plain words. It wraps ErrInvalid.
+type InvalidError struct{ Input, Why string }
+
+func (e *InvalidError) Error() string { return fmt.Sprintf("%v: %q: %s", ErrInvalid, e.Input, e.Why) }
+func (e *InvalidError) Unwrap() error { return ErrInvalid }
+
+// problem says in plain words why libphonenumber's parse of s gave p and
+// err rather than a valid number, for the errors a user or an operator
+// reads (libphonenumber's own say "the phone number supplied is not a
+// number" of "+12").
+func problem(s string, p *phonenumbers.PhoneNumber, err error) string {
+	switch {
+	case err != nil && strings.IndexFunc(s, unicode.IsDigit) < 0:
+		return "it holds no digits"
+	case errors.Is(err, phonenumbers.ErrInvalidCountryCode):
+		return "it does not start with a country code"
+	case errors.Is(err, phonenumbers.ErrNumTooLong):
+		return "it is too long for a phone number"
+	case err != nil:
+		return "it has too few digits for a phone number"
+	}
+	cc := p.GetCountryCode()
+	switch phonenumbers.IsPossibleNumberWithReason(p) {
+	case phonenumbers.INVALID_COUNTRY_CODE:
+		return fmt.Sprintf("no country has the code +%d", cc)
+	case phonenumbers.TOO_SHORT, phonenumbers.IS_POSSIBLE_LOCAL_ONLY:
+		return fmt.Sprintf("it has too few digits for a number with the country code +%d", cc)
+	case phonenumbers.TOO_LONG:
+		return fmt.Sprintf("it has too many digits for a number with the country code +%d", cc)
+	case phonenumbers.INVALID_LENGTH:
+		return fmt.Sprintf("no number with the country code +%d has that many digits", cc)
+	}
+	return fmt.Sprintf("no number with the country code +%d is in that range", cc)
 }
 
 // FromDigits turns the digits of an SMPP address with TON 1 (international)

@@ -3,6 +3,7 @@ package number_test
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 
 	"mellium.im/xmpp/jid"
@@ -49,6 +50,26 @@ func TestParse(t *testing.T) {
 		}
 		if err != nil || got != tc.want {
 			t.Errorf("Parse(%q, %q) = %q, %v; want %q", tc.in, tc.region, got, err, tc.want)
+		}
+	}
+}
+
+// TestParseSaysWhy: a number refused says why in plain words, not in
+// libphonenumber's ("the phone number supplied is not a number" of "+12").
+func TestParseSaysWhy(t *testing.T) {
+	for in, why := range map[string]string{
+		"+12":              "it has too few digits for a phone number",
+		"+99912345678":     "it does not start with a country code",
+		"+12015550":        "it has too few digits for a number with the country code +1",
+		"+44123":           "it has too few digits for a number with the country code +44",
+		"+120155501234567": "it has too many digits for a number with the country code +1",
+		"+15555550123":     "no number with the country code +1 is in that range",
+		"hello":            "it holds no digits",
+	} {
+		_, err := number.Parse(in, "US")
+		var ie *number.InvalidError
+		if !errors.Is(err, number.ErrInvalid) || !errors.As(err, &ie) || ie.Why != why || !strings.HasSuffix(err.Error(), fmt.Sprintf("%q: %s", in, why)) {
+			t.Errorf("Parse(%q) = %v; want an InvalidError saying %q", in, err, why)
 		}
 	}
 }
