@@ -212,22 +212,40 @@ func loadConfig(path string, environ []string) (*Config, error) {
 			}
 			return nil, configError{fmt.Errorf("%s: %w", path, err)}
 		}
-		for _, k := range md.Undecoded() {
-			errs = append(errs, fmt.Errorf("%s: unknown key", k))
-		}
-		for _, k := range md.Keys() {
-			given[k.String()] = true
-		}
 		// The keys of each [[smsc]] table: the metadata does not tell the
 		// tables apart.
 		var raw struct {
 			SMSC []map[string]any `toml:"smsc"`
 		}
-		if _, err := toml.DecodeFile(path, &raw); err == nil {
-			for i, t := range raw.SMSC {
-				for k := range t {
-					given[fmt.Sprintf("smsc[%d].%s", i+1, k)] = true
+		if _, err := toml.DecodeFile(path, &raw); err != nil {
+			raw.SMSC = nil
+		}
+		reported := make(map[string]bool) // the metadata lists a key once per table
+		for _, k := range md.Undecoded() {
+			var in []string // the [[smsc]] tables that hold it
+			if len(k) == 2 && k[0] == "smsc" {
+				for i, t := range raw.SMSC {
+					if _, ok := t[k[1]]; ok {
+						in = append(in, fmt.Sprintf("smsc[%d].%s", i+1, k[1]))
+					}
 				}
+			}
+			if len(in) == 0 {
+				in = []string{k.String()}
+			}
+			for _, name := range in {
+				if !reported[name] {
+					reported[name] = true
+					errs = append(errs, fmt.Errorf("%s: unknown key", name))
+				}
+			}
+		}
+		for _, k := range md.Keys() {
+			given[k.String()] = true
+		}
+		for i, t := range raw.SMSC {
+			for k := range t {
+				given[fmt.Sprintf("smsc[%d].%s", i+1, k)] = true
 			}
 		}
 	}

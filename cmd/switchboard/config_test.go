@@ -178,6 +178,32 @@ secret = "s"
 	if err == nil || !strings.Contains(err.Error(), `xmpp.component: "example.com" is also in xmpp.domains`) {
 		t.Errorf("component equal to a served domain: %v", err)
 	}
+	// A key unknown in some [[smsc]] tables is named by the tables.
+	_, err = loadConfig(writeFile(t, "smsc.toml", `
+[xmpp]
+component = "sms.example.com"
+domains = ["example.com"]
+secret = "s"
+[smpp]
+system_id = "sb"
+password = "pw"
+[[smsc]]
+name = "a"
+addr = "127.0.0.1:2775"
+prefixes = ["+1"]
+[[smsc]]
+name = "b"
+addr = "127.0.0.1:2776"
+prefixs = ["+44"]
+[[smsc]]
+name = "c"
+addr = "127.0.0.1:2777"
+prefixs = ["+33"]
+`), nil)
+	if err == nil || strings.Count(err.Error(), "unknown key") != 2 || !strings.Contains(err.Error(), "smsc[2].prefixs: unknown key") ||
+		!strings.Contains(err.Error(), "smsc[3].prefixs: unknown key") {
+		t.Errorf("a key unknown in the second and third [[smsc]] tables: %v", err)
+	}
 	// A TOML syntax error names the line.
 	_, err = loadConfig(writeFile(t, "syntax.toml", "[xmpp\ncomponent = 1\n"), nil)
 	if err == nil || !strings.Contains(err.Error(), "line 2") {
