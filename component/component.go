@@ -15,6 +15,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -193,6 +194,9 @@ func (c *Component) logEnd(up bool, err error, retry time.Duration) {
 		// server's side); the backoff soon makes this a line every
 		// ReconnectMax (30 s).
 		ev, msg = c.log.Error().Str("hint", c.notAuthorizedHint()), "the XMPP server refused the component secret"
+	case !up && HandshakeProblem(err, c.cfg.JID.Domain().String()) != "":
+		// The same: the server says what, the hint what to do about it.
+		ev, msg = c.log.Error().Str("hint", HandshakeProblem(err, c.cfg.JID.Domain().String())), "the XMPP server refused the component"
 	case !up:
 		msg = "connecting to the XMPP server failed"
 	case closedMidStream(err):
@@ -219,6 +223,43 @@ func (c *Component) notAuthorizedHint() string {
 		"ejabberd's listen → ejabberd_service → hosts → %[1]q: password. "+
 		"ejabberd also answers not-authorized when the listener at xmpp.server has no %[1]s in its hosts (check xmpp.component)",
 		d)
+}
+
+// HandshakeProblem says, for an operator, what a stream error the XMPP
+// server answered the handshake of component with means, in each server's
+// terms, and what to do about it; "" for any other error, and for
+// not-authorized, which needs the secret's setting named (switchboard serve
+// logs notAuthorizedHint, check its own).
+func HandshakeProblem(err error, component string) string {
+	var se stream.Error
+	if !errors.As(err, &se) {
+		return ""
+	}
+	text := ""
+	for _, t := range se.Text {
+		text = t.Value
+	}
+	switch se.Err {
+	case "host-unknown", "improper-addressing":
+		if text != "" && !strings.Contains(text, "component") {
+			// Prosody's client port: "This server does not serve sms.example.com".
+			return fmt.Sprintf("the server answered %s (%q): is this a client port rather than the component port?", se.Err, text)
+		}
+		return fmt.Sprintf("the XMPP server has no component %s (add Component %q to Prosody's configuration, "+
+			"or %q to the hosts of ejabberd's ejabberd_service listener, or set xmpp.component to the one it has)", component, component, component)
+	case "conflict":
+		if strings.Contains(text, "local domain") {
+			// ejabberd, at the stream's start: "Unable to register
+			// route on existing local domain".
+			return fmt.Sprintf("the XMPP server serves %s itself (%q): the component needs a domain nothing else on the server uses", component, text)
+		}
+		// Prosody checks the secret, then refuses a second connection.
+		return fmt.Sprintf("another connection already holds the component %s on this server: is another switchboard running with it? "+
+			"(Prosody takes one connection for a component; ejabberd takes several, for instances sharing PostgreSQL)", component)
+	case "invalid-namespace":
+		return "not a component port (the server wants another stream namespace; a client port? Prosody's component port is 5347)"
+	}
+	return ""
 }
 
 // session connects, performs the handshake and serves the stream until it

@@ -1608,6 +1608,43 @@ func TestConnectLogs(t *testing.T) {
 	})
 }
 
+// TestHandshakeRefusedLogs: a handshake the server refuses for another
+// reason than the secret (no such component, a client port, the component
+// already connected) is an error in the log, with a hint saying what it
+// means, and is retried.
+func TestHandshakeRefusedLogs(t *testing.T) {
+	for _, tc := range []struct {
+		name, streamErr, hint string
+	}{
+		{"no component", `<host-unknown xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>`,
+			`the XMPP server has no component ` + testDomain + ` (add Component "` + testDomain + `"`},
+		{"client port", `<host-unknown xmlns='urn:ietf:params:xml:ns:xmpp-streams'/><text xmlns='urn:ietf:params:xml:ns:xmpp-streams'>This server does not serve ` + testDomain + `</text>`,
+			"is this a client port rather than the component port?"},
+		{"connected already", `<conflict xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>`,
+			"another connection already holds the component " + testDomain + " on this server: is another switchboard running with it?"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := newFakeServer(t)
+			logs := testenv.NewLogs(t)
+			start(t, srv, func(c *Config) { c.Logger = zerolog.New(logs) })
+			conn := srv.accept()
+			_ = conn.SetDeadline(time.Now().Add(waitFor))
+			if _, err := nextStart(xml.NewDecoder(conn)); err != nil {
+				t.Fatal(err)
+			}
+			_, _ = io.WriteString(conn, `<?xml version='1.0'?><stream:stream xmlns='jabber:component:accept' xmlns:stream='http://etherx.jabber.org/streams' from='`+
+				testDomain+`' id='x'><stream:error>`+tc.streamErr+`</stream:error></stream:stream>`)
+			conn.Close()
+			line := logs.Next("the XMPP server refused the component", logEnded, logConnectFailed, logRefused)
+			if hint, _ := line["hint"].(string); line["level"] != "error" || !strings.Contains(hint, tc.hint) {
+				t.Errorf("logged %v; want an error with a hint saying %q", line, tc.hint)
+			}
+			checkRetryIn(t, line)
+			srv.accept().Close() // retried
+		})
+	}
+}
+
 func TestStopClosesStream(t *testing.T) {
 	h, sc := connected(t)
 	sc.ping()

@@ -25,6 +25,7 @@ import (
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stream"
 
+	"switchboard/component"
 	"switchboard/smsgw/smpp"
 	"switchboard/store"
 )
@@ -306,23 +307,15 @@ func checkXMPP(ctx context.Context, cfg *Config, storeOK bool, running []store.I
 			return fail("the XMPP server refused the component secret for %s (xmpp.secret must equal the server's secret for it: "+
 				"Prosody's component_secret; ejabberd's password under hosts of its ejabberd_service listener, where an unknown "+
 				"component name is refused the same way)", c.Component)
-		case "host-unknown", "improper-addressing":
-			if text != "" && !strings.Contains(text, "component") {
-				// Prosody's client port: "This server does not serve sms.example.com".
-				return fail("the server answered %s (%q): is this a client port rather than the component port?", se.Err, text)
-			}
-			return fail("the XMPP server has no component %s (add Component %q to its configuration)", c.Component, c.Component)
 		case "conflict":
-			if strings.Contains(text, "local domain") {
-				// ejabberd, at the stream's start: "Unable to register
-				// route on existing local domain".
-				return fail("the XMPP server serves %s itself (%q): the component needs a domain nothing else on the server uses", c.Component, text)
+			if !strings.Contains(text, "local domain") {
+				// Prosody checks the secret first, then refuses a second connection.
+				r.ok, r.detail = true, fmt.Sprintf("%s at %s (secret accepted; the component is already connected, a running switchboard?)", c.Component, c.Server)
+				return r
 			}
-			// Prosody checks the secret first, then refuses a second connection.
-			r.ok, r.detail = true, fmt.Sprintf("%s at %s (secret accepted; the component is already connected, a running switchboard?)", c.Component, c.Server)
-			return r
-		case "invalid-namespace":
-			return fail("not a component port (the server wants another stream namespace; a client port? Prosody's component port is 5347)")
+		}
+		if p := component.HandshakeProblem(err, c.Component); p != "" {
+			return fail("%s", p)
 		}
 		if text != "" {
 			text = fmt.Sprintf(" (%q)", text)
