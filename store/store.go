@@ -14,6 +14,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io"
 	"math/bits"
 	"net/url"
 	"strconv"
@@ -53,6 +54,7 @@ type Store struct {
 	// commit's fsync, or holding it (a page of a user's archive of 50,000
 	// messages took 0.6 s, and every write waited). On PostgreSQL it is db.
 	rdb      *sql.DB
+	lock     io.Closer // on SQLite opened by OpenExclusive: the file's lock (lock_unix.go)
 	dialect  dialect
 	now      func() time.Time
 	group    grouper
@@ -72,14 +74,31 @@ type Store struct {
 // Open connects to dsn and applies migrations. dsn is "sqlite:PATH" (a file,
 // created if missing) or a "postgres://" / "postgresql://" URL as lib/pq takes it
 // (sslmode and the other lib/pq parameters are honoured).
-func Open(ctx context.Context, dsn string) (*Store, error) {
+func Open(ctx context.Context, dsn string) (*Store, error) { return open(ctx, dsn, false) }
+
+// OpenExclusive is Open for switchboard serve: on SQLite it also takes the
+// file for this process's gateway alone, before the migrations, and
+// refuses (ErrInUse) while another holds it; the lock goes with Close, or
+// with the process. SQLite is for one gateway: a second one on the same
+// file would claim and submit beside the first, under another instance's
+// leases, and be refused by Prosody as the component's second connection.
+// Open, as switchboard numbers and check use it, still opens the file
+// beside a gateway. On PostgreSQL it is Open.
+func OpenExclusive(ctx context.Context, dsn string) (*Store, error) { return open(ctx, dsn, true) }
+
+// ErrInUse is OpenExclusive's error (wrapped) when another process's
+// gateway holds the SQLite file.
+var ErrInUse = errors.New("store: another switchboard serve is using this SQLite file")
+
+func open(ctx context.Context, dsn string, exclusive bool) (*Store, error) {
 	var (
-		s   = &Store{now: time.Now}
-		err error
+		s    = &Store{now: time.Now}
+		err  error
+		path string
 	)
 	switch {
 	case strings.HasPrefix(dsn, "sqlite:"):
-		path := strings.TrimPrefix(dsn, "sqlite:")
+		path = strings.TrimPrefix(dsn, "sqlite:")
 		path = strings.TrimPrefix(path, "//")
 		if path == "" {
 			return nil, errors.New("store: sqlite: DSN has no path")
@@ -138,6 +157,16 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 		s.closeDBs()
 		return nil, fmt.Errorf("store: connect %s: %w", redact(dsn), scrub(err, dsn))
 	}
+	if exclusive && s.dialect == sqlite {
+		// The ping made the file.
+		if s.lock, err = lockFile(path); err != nil {
+			s.closeDBs()
+			if errors.Is(err, ErrInUse) {
+				return nil, fmt.Errorf("%w (%s): SQLite is for one gateway; stop the other, or use PostgreSQL for several instances", err, path)
+			}
+			return nil, fmt.Errorf("store: lock %s: %w", path, err)
+		}
+	}
 	if err := s.migrate(ctx); err != nil {
 		s.closeDBs()
 		return nil, err
@@ -171,7 +200,11 @@ func (s *Store) closeDBs() error {
 	if s.rdb != nil && s.rdb != s.db {
 		s.rdb.Close()
 	}
-	return s.db.Close()
+	err := s.db.Close()
+	if s.lock != nil {
+		s.lock.Close()
+	}
+	return err
 }
 
 // Ping checks the database answers.

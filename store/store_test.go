@@ -273,6 +273,35 @@ func TestRetryLeaseAndFail(t *testing.T) {
 	})
 }
 
+// TestOpenExclusive: one gateway (OpenExclusive) on a SQLite file at a
+// time, which other processes (Open: switchboard numbers, check) still
+// open beside it; the file is free again once the gateway closed it.
+func TestOpenExclusive(t *testing.T) {
+	ctx := context.Background()
+	dsn := "sqlite:" + filepath.Join(t.TempDir(), "sb.db")
+	first, err := store.OpenExclusive(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s, err := store.OpenExclusive(ctx, dsn); !errors.Is(err, store.ErrInUse) || !strings.Contains(err.Error(), "use PostgreSQL for several instances") {
+		if s != nil {
+			s.Close()
+		}
+		t.Fatalf("a second gateway on the file: %v; want ErrInUse, saying what to do", err)
+	}
+	beside, err := store.Open(ctx, dsn)
+	if err != nil {
+		t.Fatalf("Open beside the gateway: %v", err)
+	}
+	beside.Close()
+	first.Close()
+	again, err := store.OpenExclusive(ctx, dsn)
+	if err != nil {
+		t.Fatalf("after the first closed: %v", err)
+	}
+	again.Close()
+}
+
 // TestClaimLeases: a message accepted already leased (handed to the
 // instance that took it) and one claimed are not claimed by another
 // instance while their leases run, and are once they ran out; so is a

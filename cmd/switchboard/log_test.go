@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"errors"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"switchboard/internal/testenv"
+	"switchboard/store"
 )
 
 // TestLogDurationsHaveUnits: zerolog's Dur writes a bare number of
@@ -89,5 +91,35 @@ func TestStartingLine(t *testing.T) {
 	}
 	if starting["xmpp_component"] != "sms.example.com" || starting["component"] != nil {
 		t.Errorf("starting line %v: want xmpp_component sms.example.com and no component", starting)
+	}
+}
+
+// TestSecondGatewayRefused: a second serve on the SQLite file of a running
+// one stops at once, saying so, rather than serving beside it.
+func TestSecondGatewayRefused(t *testing.T) {
+	path := writeFile(t, "sb.toml", goodConfig+"\n[store]\ndsn = \""+sqliteDSN(t)+"\"\n")
+	cfg, err := loadConfig(path, []string{"SWITCHBOARD_XMPP_SERVER=127.0.0.1:1", "SWITCHBOARD_SMPP_ADDR=127.0.0.1:1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := testenv.NewLogs(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, cfg, zerolog.New(logs)) }()
+	logs.Next("starting")
+	second := make(chan error, 1)
+	go func() { second <- run(ctx, cfg, zerolog.Nop()) }()
+	select {
+	case err := <-second:
+		if !errors.Is(err, store.ErrInUse) {
+			t.Errorf("second serve: %v; want store.ErrInUse", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Error("the second serve still runs")
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("run: %v", err)
 	}
 }

@@ -118,7 +118,7 @@ const stopTimeout = 25 * time.Second
 func run(ctx context.Context, cfg *Config, log zerolog.Logger) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	st, err := store.Open(ctx, cfg.Store.DSN)
+	st, err := store.OpenExclusive(ctx, cfg.Store.DSN)
 	if err != nil {
 		return err
 	}
