@@ -124,17 +124,31 @@ const (
 
 // readRequest decodes a JSON body into v, or else parses a form; it reports
 // whether the request came from the page's script-less form (field "page").
-func readRequest(w http.ResponseWriter, r *http.Request, v any) (form map[string][]string, fromPage bool, err error) {
+// A field v has no JSON name for, or a form field not among known, is an
+// error naming it (a misspelt field changed nothing, answered 200), as is
+// a JSON body sent as a form (curl -d without a Content-Type).
+func readRequest(w http.ResponseWriter, r *http.Request, v any, known ...string) (form map[string][]string, fromPage bool, err error) {
 	r.Body = http.MaxBytesReader(w, r.Body, 1<<20)
 	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if ct == "application/json" {
-		if err := json.NewDecoder(r.Body).Decode(v); err != nil {
-			return nil, false, fmt.Errorf("bad JSON: %w", err)
+		dec := json.NewDecoder(r.Body)
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(v); err != nil {
+			return nil, false, fmt.Errorf("bad JSON: %w (the fields are %s)", err, strings.Join(known, ", "))
 		}
 		return nil, false, nil
 	}
 	if err := r.ParseForm(); err != nil {
 		return nil, false, fmt.Errorf("bad form: %w", err)
+	}
+	for k := range r.PostForm {
+		switch {
+		case k == "page" || slices.Contains(known, k):
+		case strings.HasPrefix(strings.TrimSpace(k), "{"):
+			return nil, false, errors.New("the body is JSON sent as a form: send it with Content-Type: application/json")
+		default:
+			return nil, false, fmt.Errorf("unknown field %q (the fields are %s)", k, strings.Join(known, ", "))
+		}
 	}
 	return r.PostForm, r.PostForm.Get("page") != "", nil
 }
@@ -147,7 +161,7 @@ type moRequest struct {
 
 func (ui *webUI) serveMO(w http.ResponseWriter, r *http.Request) {
 	var req moRequest
-	form, fromPage, err := readRequest(w, r, &req)
+	form, fromPage, err := readRequest(w, r, &req, "from", "to", "text")
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
@@ -243,7 +257,7 @@ type configRequest struct {
 
 func (ui *webUI) serveConfig(w http.ResponseWriter, r *http.Request) {
 	var req configRequest
-	form, fromPage, err := readRequest(w, r, &req)
+	form, fromPage, err := readRequest(w, r, &req, "outcome", "receipt_delay")
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return

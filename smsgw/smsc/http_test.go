@@ -80,6 +80,32 @@ func TestHTTPConfig(t *testing.T) {
 	if got := srv.Config(); got.Outcome != OutcomeNone {
 		t.Errorf("a bad POST /config changed the outcome to %q", got.Outcome)
 	}
+
+	// What would change nothing is refused, naming why: a misspelt field
+	// (JSON or form), and JSON sent as a form (curl -d without a type).
+	for _, tc := range []struct {
+		ctype, body string
+		want        []string
+	}{
+		{"application/json", `{"outcom":"failed"}`, []string{`unknown field "outcom"`, "the fields are outcome, receipt_delay"}},
+		{"application/x-www-form-urlencoded", `outcom=failed`, []string{`unknown field "outcom"`, "the fields are outcome, receipt_delay"}},
+		{"application/x-www-form-urlencoded", `{"outcome":"failed"}`, []string{"send it with Content-Type: application/json"}},
+	} {
+		resp, err := http.Post(hs.URL+"/config", tc.ctype, strings.NewReader(tc.body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		for _, want := range tc.want {
+			if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), want) {
+				t.Errorf("POST /config %s %s: %d %q; want 400 saying %q", tc.ctype, tc.body, resp.StatusCode, body, want)
+			}
+		}
+	}
+	if got := srv.Config(); got.Outcome != OutcomeNone {
+		t.Errorf("a refused POST /config changed the outcome to %q", got.Outcome)
+	}
 }
 
 func TestHTTPPhones(t *testing.T) {
