@@ -43,8 +43,11 @@ const formRequired = "Registering a phone number needs the registration form (da
 	"or the command \"Register a phone number\"."
 
 // registerGet returns the registration form: the bound number if any, and a
-// code field when a code is waiting. The legacy <phone> says what the form's
-// phone field says; the legacy <instructions> say that the form is needed.
+// code field when a code is waiting. The legacy <phone> is, after
+// <registered/>, the number on record (XEP-0077 §3.1), even while a code
+// waits for another, which the form's phone field holds; unregistered, it
+// says what that field says. The legacy <instructions> say that the form is
+// needed.
 func (c *Component) registerGet(ctx context.Context, from jid.JID) (*registerQuery, error) {
 	if c.cfg.Registrar == nil {
 		return nil, errText(stanza.Cancel, stanza.ServiceUnavailable, "This gateway offers no registration.")
@@ -93,6 +96,9 @@ func (c *Component) registerGet(ctx context.Context, from jid.JID) (*registerQue
 	q.Instructions = yours + formRequired
 	q.Form = form
 	q.Phone = &phone
+	if q.Registered != nil {
+		q.Phone = &cur
+	}
 	return q, nil
 }
 

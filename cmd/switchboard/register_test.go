@@ -454,8 +454,9 @@ func TestRegisterIQ(t *testing.T) {
 // ones) and none carries the code, so a client that submits only legacy
 // fields is told, before and after, that the data form is needed, and no
 // code goes that it could not enter. A registered user with a code waiting
-// for another number sees that number in both the legacy <phone> and the
-// form, and their own in the instructions.
+// for another number sees their own in the legacy <phone> (after
+// <registered/>, the number on record: XEP-0077 §3.1) and in the
+// instructions, and the other in the form, which takes the code.
 func TestRegisterIQLegacy(t *testing.T) {
 	s := startStack(t, sqliteDSN(t), smsc.Config{}, "SWITCHBOARD_REGISTRATION_RESEND_AFTER=1s")
 	comp := s.prosody.Component
@@ -495,8 +496,8 @@ func TestRegisterIQLegacy(t *testing.T) {
 	must(t, err)
 	lastCode(t, s, 2, "+12015550177")
 	f = registerGet(t, b, comp)
-	if legacy, form := f.phones(); f.Query.Registered == nil || legacy != "+12015550177" || form != legacy {
-		t.Fatalf("get with a code waiting = %+v (phones %q, %q)", f, legacy, form)
+	if legacy, form := f.phones(); f.Query.Registered == nil || legacy != "+12015550142" || form != "+12015550177" {
+		t.Fatalf("get with a code waiting = %+v (legacy phone %q, form's %q; want the bound +12015550142, the waiting +12015550177)", f, legacy, form)
 	}
 	for _, in := range []string{f.Query.Instructions, strings.Join(f.Query.Form.Instructions, " ")} {
 		if !strings.Contains(in, "Your number is +12015550142") {
