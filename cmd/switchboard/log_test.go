@@ -57,20 +57,29 @@ func TestLogDurationsHaveUnits(t *testing.T) {
 	}
 }
 
-// TestStartingLine: the line serve logs at start names the XMPP domain
-// xmpp_component, for component names the subsystem on every other line
-// (xmpp, smpp, router, …).
-func TestStartingLine(t *testing.T) {
+// runUnreachable runs serve on a SQLite file of its own, its XMPP server
+// and SMSC unreachable, logging to logs; done has run's result after
+// cancel (which the test's end also calls).
+func runUnreachable(t *testing.T) (cfg *Config, logs *testenv.Logs, done <-chan error, cancel context.CancelFunc) {
+	t.Helper()
 	path := writeFile(t, "sb.toml", goodConfig+"\n[store]\ndsn = \""+sqliteDSN(t)+"\"\n")
 	cfg, err := loadConfig(path, []string{"SWITCHBOARD_XMPP_SERVER=127.0.0.1:1", "SWITCHBOARD_SMPP_ADDR=127.0.0.1:1"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := testenv.NewLogs(t)
+	logs = testenv.NewLogs(t)
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := make(chan error, 1)
-	go func() { done <- run(ctx, cfg, zerolog.New(logs)) }()
+	t.Cleanup(cancel)
+	ch := make(chan error, 1)
+	go func() { ch <- run(ctx, cfg, zerolog.New(logs)) }()
+	return cfg, logs, ch, cancel
+}
+
+// TestStartingLine: the line serve logs at start names the XMPP domain
+// xmpp_component, for component names the subsystem on every other line
+// (xmpp, smpp, router, …).
+func TestStartingLine(t *testing.T) {
+	_, logs, done, cancel := runUnreachable(t)
 	var starting map[string]any
 	timeout := time.After(10 * time.Second)
 	for starting == nil {
@@ -97,17 +106,10 @@ func TestStartingLine(t *testing.T) {
 // TestSecondGatewayRefused: a second serve on the SQLite file of a running
 // one stops at once, saying so, rather than serving beside it.
 func TestSecondGatewayRefused(t *testing.T) {
-	path := writeFile(t, "sb.toml", goodConfig+"\n[store]\ndsn = \""+sqliteDSN(t)+"\"\n")
-	cfg, err := loadConfig(path, []string{"SWITCHBOARD_XMPP_SERVER=127.0.0.1:1", "SWITCHBOARD_SMPP_ADDR=127.0.0.1:1"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	logs := testenv.NewLogs(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := make(chan error, 1)
-	go func() { done <- run(ctx, cfg, zerolog.New(logs)) }()
+	cfg, logs, done, cancel := runUnreachable(t)
 	logs.Next("starting")
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop() // should it run after all
 	second := make(chan error, 1)
 	go func() { second <- run(ctx, cfg, zerolog.Nop()) }()
 	select {
