@@ -187,6 +187,10 @@ func (c *Component) Run(ctx context.Context) error {
 // and when the next attempt is.
 func (c *Component) logEnd(up bool, err error, retry time.Duration) {
 	ev, msg := c.log.Warn(), "XMPP session ended"
+	var hint string // what a refused handshake means
+	if !up {
+		hint = HandshakeProblem(err, c.cfg.JID.Domain().String())
+	}
 	switch {
 	case !up && errors.Is(err, stream.NotAuthorized):
 		// Not a network problem: the server's configuration and ours
@@ -194,9 +198,9 @@ func (c *Component) logEnd(up bool, err error, retry time.Duration) {
 		// server's side); the backoff soon makes this a line every
 		// ReconnectMax (30 s).
 		ev, msg = c.log.Error().Str("hint", c.notAuthorizedHint()), "the XMPP server refused the component secret"
-	case !up && HandshakeProblem(err, c.cfg.JID.Domain().String()) != "":
+	case !up && hint != "":
 		// The same: the server says what, the hint what to do about it.
-		ev, msg = c.log.Error().Str("hint", HandshakeProblem(err, c.cfg.JID.Domain().String())), "the XMPP server refused the component"
+		ev, msg = c.log.Error().Str("hint", hint), "the XMPP server refused the component"
 	case !up:
 		msg = "connecting to the XMPP server failed"
 	case closedMidStream(err):
