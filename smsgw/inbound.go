@@ -65,6 +65,12 @@ func (g *Gateway) handleReceipt(ctx context.Context, smsc string, d *smpp.Delive
 		g.log.Debug().Str("smsc_id", r.ID).Str("stat", string(r.State)).Msg("receipt that decides nothing")
 		return smpp.StatusOK
 	}
+	if !r.State.Known() {
+		// Final, and not delivery (see dlr.State.Final): the sender is
+		// told the carrier reported it failed, with this state.
+		g.log.Warn().Str("smsc_id", r.ID).Str("stat", string(r.State)).Hex("short_message", d.ShortMessage).
+			Msg("receipt with a state this gateway does not know: taken as a failure")
+	}
 	res, err := g.outbox.Receipt(ctx, smsc, dlr.IDForms(r.ID), string(r.State), r.Err)
 	if err != nil {
 		g.log.Error().Err(err).Str("smsc_id", r.ID).Msg("storing receipt failed; asking the SMSC to retry")

@@ -66,8 +66,10 @@ func (s State) Reason() string {
 
 // Final reports whether no further receipt is expected for the message.
 // ENROUTE and ACCEPTD, and BUFFRED, BUFFERD and ACKED, are in progress;
-// every other non-empty state, including ones this package does not
-// recognise, is treated like UNKNOWN: final.
+// every other non-empty state is final, including ones this package does
+// not recognise (Known), which also settle the message as failed (see
+// Settles), as Kannel reads every stat: but DELIVRD and those in progress:
+// the carrier reported an end, and not delivery. The gateway logs them.
 //
 // SMPP 3.4 describes ACCEPTED as read on the subscriber's behalf by
 // customer service, an end; but SMSCs send ACCEPTD for "accepted by the
@@ -90,6 +92,17 @@ func (s State) Final() bool {
 // receipt never came. Message_state values outside 1..9, read as UNKNOWN,
 // decide nothing either.
 func (s State) Settles() bool { return s.Final() && s != Unknown }
+
+// Known reports whether s is a state this package recognises: SMPP 3.4's,
+// SKIPPED, and BUFFRED, BUFFERD and ACKED (the text form's spellings, and
+// the synonyms parseState reads as them).
+func (s State) Known() bool {
+	switch s {
+	case Enroute, Delivered, Expired, Deleted, Undeliverable, Accepted, Unknown, Rejected, Skipped, Buffred, Bufferd, Acked:
+		return true
+	}
+	return false
+}
 
 // Success reports whether the message reached the handset (DELIVRD only).
 func (s State) Success() bool { return s == Delivered }

@@ -282,6 +282,9 @@ func TestState(t *testing.T) {
 		{"", false, false, false},
 	}
 	for _, tt := range tests {
+		if unknown := tt.s == "FAILED" || tt.s == ""; tt.s.Known() == unknown {
+			t.Errorf("%q.Known() = %v", tt.s, tt.s.Known())
+		}
 		if got := tt.s.Final(); got != tt.final {
 			t.Errorf("%q.Final() = %v, want %v", tt.s, got, tt.final)
 		}
