@@ -503,8 +503,8 @@ func (s *session) complete(seq, respID uint32, status Status, r result) bool {
 		// Before the Submit returns, so that its caller's next submit
 		// sees the pause.
 		switch {
-		case status == StatusThrottled:
-			s.c.thr.throttled(p.sent)
+		case status == StatusThrottled, status == StatusMsgQFul:
+			s.c.thr.throttled(p.sent, status)
 		case status == StatusOK && respID != cmdGenericNack && s.c.thr.until.Load() != 0:
 			s.c.thr.accepted(p.sent)
 		}

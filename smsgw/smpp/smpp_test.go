@@ -1653,6 +1653,40 @@ func TestThrottlingPausesSubmits(t *testing.T) {
 	}
 }
 
+// TestQueueFullPausesSubmits: ESME_RMSGQFUL pauses the bind's submits as
+// ESME_RTHROTTLED does (a message refused so was resubmitted every second
+// for its whole validity), logged as what it is.
+func TestQueueFullPausesSubmits(t *testing.T) {
+	const pause = time.Second
+	f := newFakeSMSC(t)
+	logs := testenv.NewLogs(t)
+	h := startClient(t, f, func(c *Config) {
+		c.throttleMin, c.throttleMax = pause, 8*pause
+		c.Logger = zerolog.New(logs)
+	})
+	p := f.acceptBound()
+	h.waitBound(t)
+	r := h.submitAsync(context.Background(), hello)
+	sh, _ := p.expect(cmdSubmitSM)
+	t0 := time.Now()
+	p.send(raw(cmdSubmitSM|respBit, uint32(StatusMsgQFul), sh.Seq))
+	if res := waitResult(t, r); res.err != StatusMsgQFul {
+		t.Fatalf("Submit = %v, want ESME_RMSGQFUL", res.err)
+	}
+	r = h.submitAsync(context.Background(), hello)
+	sh, _ = p.expect(cmdSubmitSM)
+	if d := time.Since(t0); d < pause {
+		t.Fatalf("submit_sm %v after ESME_RMSGQFUL, want a pause of %v", d, pause)
+	}
+	p.send(raw(cmdSubmitSM|respBit, 0, sh.Seq, cstr("q")))
+	if res := waitResult(t, r); res.err != nil {
+		t.Fatal(res.err)
+	}
+	if n := logs.Count("smpp: SMSC queue full (ESME_RMSGQFUL); submits on this bind paused"); n != 1 {
+		t.Errorf("%d lines saying the SMSC's queue is full, want 1", n)
+	}
+}
+
 // TestSpawnAfterWait: a session's goroutine started before wait is waited
 // for; once wait has begun (the session is over: a request's timer may
 // still call drain) spawn starts nothing, so that its WaitGroup's Add can

@@ -13,7 +13,10 @@ import (
 // ESME_RTHROTTLED, as Kannel's throttling-sleep-time and Jasmin's
 // throttle_wait do: the other submits of the window would only be refused
 // too, and an SMSC that keeps being pushed past its rate may lock the
-// account.
+// account. ESME_RMSGQFUL (the SMSC's queue is full) is the same kind of
+// answer and pauses alike: retried each second with nothing else to slow
+// it, a message went back to an SMSC answering it for as long as its
+// validity ran.
 //
 // The first ESME_RTHROTTLED pauses new submits for min. One for a submit
 // sent after the pause ended doubles it, up to max; those for submits sent
@@ -41,9 +44,9 @@ func (t *throttle) now() int64 { return int64(time.Since(t.epoch)) }
 
 func (t *throttle) since(sent time.Time) int64 { return int64(sent.Sub(t.epoch)) }
 
-// throttled records a response ESME_RTHROTTLED to a submit_sm queued for
-// writing at sent.
-func (t *throttle) throttled(sent time.Time) {
+// throttled records a response ESME_RTHROTTLED or ESME_RMSGQFUL (st) to a
+// submit_sm queued for writing at sent.
+func (t *throttle) throttled(sent time.Time, st Status) {
 	at := t.since(sent)
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -52,7 +55,11 @@ func (t *throttle) throttled(sent time.Time) {
 	switch {
 	case t.pause == 0:
 		t.pause, t.began = t.min, now
-		t.log.Warn().Stringer("pause", t.pause).Msg("smpp: SMSC throttling (ESME_RTHROTTLED); submits on this bind paused")
+		msg := "smpp: SMSC throttling (ESME_RTHROTTLED); submits on this bind paused"
+		if st == StatusMsgQFul {
+			msg = "smpp: SMSC queue full (ESME_RMSGQFUL); submits on this bind paused"
+		}
+		t.log.Warn().Stringer("pause", t.pause).Msg(msg)
 	case at >= t.until.Load():
 		t.pause = min(2*t.pause, t.max)
 		t.log.Debug().Stringer("pause", t.pause).Msg("smpp: SMSC still throttling; pause doubled")
