@@ -267,6 +267,44 @@ func TestPartForNobody(t *testing.T) {
 	}
 }
 
+// TestReusedReference: two messages from one phone with one concatenation
+// reference, their parts interleaved, each part's place taken by the
+// other's: no text is lost (the part that found its place taken had
+// replaced the stored one), the message it found is delivered as it
+// stands, and every part is acknowledged.
+func TestReusedReference(t *testing.T) {
+	ctx := context.Background()
+	st := storetest.SQLite(t)
+	g := New(Config{Instance: "i1", Reassembly: time.Millisecond}, st, aliceInbox(t, st))
+	texts := []string{"Meet me at the ", "Call the bank ", "station at 5pm.", "about the card."}
+	for i, text := range texts {
+		d := &smpp.Deliver{Command: 0x05, Source: smpp.Address{TON: 1, NPI: 1, Addr: "12015550199"},
+			Dest: smpp.Address{TON: 1, NPI: 1, Addr: "12015550100"}, ESMClass: coding.ESMClassUDHI,
+			ShortMessage: append([]byte{0x05, 0x00, 0x03, 0x2A, 0x02, byte(1 + i/2)}, text...), Session: 1}
+		if s := g.Handler("").HandleDeliver(ctx, d); s != smpp.StatusOK {
+			t.Fatalf("part %q answered %v", text, s)
+		}
+	}
+	time.Sleep(10 * time.Millisecond) // past the reassembly time
+	g.sweepFragments(ctx)
+	ns, err := st.ClaimNotices(ctx, "test", 10, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var all string
+	for _, n := range ns {
+		all += n.Body + "|"
+	}
+	for _, text := range texts {
+		if !strings.Contains(all, text) {
+			t.Errorf("%q lost: alice got %q", text, all)
+		}
+	}
+	if groups, err := st.StaleFragments(ctx, time.Now().Add(time.Hour)); err != nil || len(groups) != 0 {
+		t.Errorf("parts left: %v, %v", groups, err)
+	}
+}
+
 // storeInbox stores messages from phones for alice, as the router does.
 type storeInbox struct{ st *store.Store }
 

@@ -163,6 +163,25 @@ func (g *Gateway) handleMO(ctx context.Context, smsc string, d *smpp.Deliver) sm
 		f.Text = text // a character split across parts leaves the resend check out
 	}
 	frags, err := g.outbox.AddFragment(ctx, f)
+	for tries := 0; tries < 3; tries++ {
+		var clash *store.PartClash
+		if !errors.As(err, &clash) {
+			break
+		}
+		// Another message from the phone holds this part's place: it
+		// reused the reference before that one was whole. That one is
+		// delivered as it stands, its gaps marked, as the sweep would
+		// later (which frees the place; keeping either part alone would
+		// lose the other's text), and this part is stored in its turn.
+		last := clash.Parts[len(clash.Parts)-1]
+		if err := g.inbox.Inbound(ctx, &store.Inbound{Source: src, Dest: dest, Body: assemble(clash.Parts), FragmentKey: key,
+			SourceTON: last.SourceTON, SourceNPI: last.SourceNPI, SMSC: last.SMSC}); err != nil {
+			return g.inboundError(log, err)
+		}
+		log.Warn().Int("ref", key.Ref).Int("part", seq).Int("parts", len(clash.Parts)).Int("total", key.Total).
+			Msg("two messages from a phone with one concatenation reference: the first delivered incomplete")
+		frags, err = g.outbox.AddFragment(ctx, f)
+	}
 	if errors.Is(err, store.ErrNotFound) {
 		return g.refuseNoRecipient(log)
 	}

@@ -226,17 +226,21 @@ func AddFragments(s *Store, fs []Fragment) ([][]Fragment, []error, error) {
 			errs[i] = ErrNotFound
 		case op.frag.resent:
 			errs[i] = ErrResent
+		case op.frag.clash:
+			errs[i] = &PartClash{Parts: op.frag.parts}
 		}
 		parts[i] = op.frag.parts
 	}
 	return parts, errs, nil
 }
 
-// FragmentCall is an AddFragment call for RunMixed, and what it returned.
+// FragmentCall is an AddFragment call for RunMixed, and what it returned
+// (Parts are a PartClash's when Clash).
 type FragmentCall struct {
 	F      Fragment
 	Parts  []Fragment
 	Resent bool
+	Clash  bool
 }
 
 // RunMixed runs ops, each an *Inbound to accept or a *FragmentCall, as one
@@ -254,7 +258,7 @@ func RunMixed(s *Store, ops []any) error {
 	err := s.runGroupTx(context.Background(), batch)
 	for i, o := range ops {
 		if c, ok := o.(*FragmentCall); ok {
-			c.Parts, c.Resent = batch[i].frag.parts, batch[i].frag.resent
+			c.Parts, c.Resent, c.Clash = batch[i].frag.parts, batch[i].frag.resent, batch[i].frag.clash
 		}
 	}
 	return err

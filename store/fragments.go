@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"database/sql"
@@ -51,7 +52,11 @@ func (k FragmentKey) fragKey() string { return strconv.Itoa(k.Ref) + "/" + strco
 
 // AddFragment stores a part durably and returns every stored part of its
 // message, ordered by sequence, so the caller can tell whether it is complete.
-// A repeated part (the SMSC retrying) replaces the stored copy. A part of
+// A repeated part (the SMSC retrying) replaces the stored copy. A part
+// whose sequence is stored with another payload belongs to another message
+// that reuses the reference: it is stored nowhere, and the error is a
+// *PartClash holding the stored message's parts (it replaced them, and
+// the first message's text was lost). A part of
 // a message already reassembled and stored within resendWindow, from
 // another bind now down, whose text is in that message's, is stored
 // nowhere: it returns ErrResent (the SMSC sent it again after a new bind,
@@ -68,6 +73,9 @@ func (s *Store) AddFragment(ctx context.Context, f Fragment) ([]Fragment, error)
 	}
 	if op.resent {
 		return nil, ErrResent
+	}
+	if op.clash {
+		return nil, &PartClash{Parts: op.parts}
 	}
 	return op.parts, nil
 }
@@ -187,7 +195,14 @@ type fragmentOp struct {
 	now     int64
 	unowned bool       // out: f.Owned and no user has f.Dest (ErrNotFound); nothing stored
 	resent  bool       // out: the part is a resend (ErrResent); nothing stored
+	clash   bool       // out: another payload is stored for the part (PartClash); nothing stored
 	parts   []Fragment // out: the message's parts stored, by sequence
+}
+
+// samePart tells whether two parts with one key and sequence are the same
+// part (the SMSC sending it again) rather than two messages' parts.
+func samePart(a, b Fragment) bool {
+	return a.DataCoding == b.DataCoding && bytes.Equal(a.Payload, b.Payload)
 }
 
 // checksResend tells whether the op's part is to be checked for a resend.
@@ -196,7 +211,8 @@ func (op *fragmentOp) checksResend() bool {
 }
 
 // upsertFragment stores a part; a repeated one (the SMSC retrying) replaces
-// the stored copy, which keeps the time the first came.
+// the stored copy, which keeps the time the first came. (addFragments
+// stores no part that clashes with the stored one.)
 const upsertFragment = `INSERT INTO fragments (` + fragmentColumns + `)
 	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
 	ON CONFLICT (source, dest, ref, total, seq) DO UPDATE SET data_coding = excluded.data_coding, payload = excluded.payload,
@@ -205,7 +221,7 @@ const upsertFragment = `INSERT INTO fragments (` + fragmentColumns + `)
 // addFragments stores the parts of ops in tx.
 func (s *Store) addFragments(ctx context.Context, tx *sql.Tx, ops []*fragmentOp) error {
 	for _, op := range ops {
-		op.unowned, op.resent, op.parts = false, false, nil // afresh: a failed batch runs again, one op at a time
+		op.unowned, op.resent, op.clash, op.parts = false, false, false, nil // afresh: a failed batch runs again, one op at a time
 	}
 	ops, err := s.ownedFragments(ctx, tx, ops)
 	if err != nil {
@@ -226,23 +242,48 @@ func (s *Store) addFragments(ctx context.Context, tx *sql.Tx, ops []*fragmentOp)
 				continue
 			}
 		}
+		stored, err := s.storedParts(ctx, tx, f.FragmentKey)
+		if err != nil {
+			return err
+		}
+		i := slices.IndexFunc(stored, func(p Fragment) bool { return p.Seq == f.Seq })
+		if i >= 0 && !samePart(stored[i], f) {
+			op.clash, op.parts = true, stored
+			continue
+		}
 		if _, err := s.txExec(ctx, tx, upsertFragment, f.Source, f.Dest, f.Ref, f.Total, f.Seq, int(f.DataCoding), f.Payload, op.now,
 			int(f.SourceTON), int(f.SourceNPI), f.SMSC); err != nil {
 			return err
 		}
-		// In seq order, sorted here: with an ORDER BY, go-sqlite3 made
-		// SQLite prepare the statement again on every use (see resent).
-		rows, err := s.txQuery(ctx, tx, `SELECT `+fragmentColumns+` FROM fragments WHERE source = $1 AND dest = $2 AND ref = $3 AND total = $4`,
-			f.Source, f.Dest, f.Ref, f.Total)
-		if err != nil {
-			return err
+		// The parts as the upsert left them.
+		part := Fragment{FragmentKey: f.FragmentKey, Seq: f.Seq, DataCoding: f.DataCoding, Payload: f.Payload, ReceivedAt: time.UnixMilli(op.now),
+			SourceTON: f.SourceTON, SourceNPI: f.SourceNPI, SMSC: f.SMSC}
+		if i >= 0 {
+			part.ReceivedAt, stored[i] = stored[i].ReceivedAt, part
+		} else {
+			stored = append(stored, part)
+			slices.SortFunc(stored, func(a, b Fragment) int { return cmp.Compare(a.Seq, b.Seq) })
 		}
-		if op.parts, err = scanFragments(rows); err != nil {
-			return err
-		}
-		slices.SortFunc(op.parts, func(a, b Fragment) int { return cmp.Compare(a.Seq, b.Seq) })
+		op.parts = stored
 	}
 	return nil
+}
+
+// storedParts reads k's parts in tx, by sequence.
+func (s *Store) storedParts(ctx context.Context, tx *sql.Tx, k FragmentKey) ([]Fragment, error) {
+	// In seq order, sorted here: with an ORDER BY, go-sqlite3 made SQLite
+	// prepare the statement again on every use (see resent).
+	rows, err := s.txQuery(ctx, tx, `SELECT `+fragmentColumns+` FROM fragments WHERE source = $1 AND dest = $2 AND ref = $3 AND total = $4`,
+		k.Source, k.Dest, k.Ref, k.Total)
+	if err != nil {
+		return nil, err
+	}
+	parts, err := scanFragments(rows)
+	if err != nil {
+		return nil, err
+	}
+	slices.SortFunc(parts, func(a, b Fragment) int { return cmp.Compare(a.Seq, b.Seq) })
+	return parts, nil
 }
 
 // ownedFragments marks the ops whose part must have an owner and has none
@@ -288,13 +329,15 @@ const readFragmentResendsPG = `SELECT v.i, m.id, m.smpp_session
 	ORDER BY v.i, m.id`
 
 // writeFragmentsPG stores the parts in arrays $1…$11 (fragmentColumns; no
-// two with the same key and sequence) as upsertFragment does, and returns
-// the parts of their messages stored before it.
+// two with the same key and sequence) as upsertFragment does, but a part
+// stored with another payload is left as it is (addFragmentsPG reports the
+// clash), and returns the parts of their messages stored before it.
 const writeFragmentsPG = `WITH v AS (SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::int[], $5::int[], $6::smallint[], $7::bytea[], $8::bigint[],
 		$9::smallint[], $10::smallint[], $11::text[]) AS v(source, dest, ref, total, seq, data_coding, payload, received_at, source_ton, source_npi, smsc)),
 	up AS (INSERT INTO fragments (` + fragmentColumns + `) SELECT * FROM v
 		ON CONFLICT (source, dest, ref, total, seq) DO UPDATE SET data_coding = excluded.data_coding, payload = excluded.payload,
-			source_ton = excluded.source_ton, source_npi = excluded.source_npi, smsc = excluded.smsc)
+			source_ton = excluded.source_ton, source_npi = excluded.source_npi, smsc = excluded.smsc
+		WHERE fragments.payload = excluded.payload AND fragments.data_coding = excluded.data_coding)
 	SELECT ` + fragmentColumns + ` FROM fragments WHERE (source, dest, ref, total) IN (SELECT DISTINCT source, dest, ref, total FROM v)`
 
 // addFragmentsPG stores the parts of ops in two statements: the resend
@@ -356,9 +399,11 @@ func (s *Store) addFragmentsPG(ctx context.Context, tx *sql.Tx, ops []*fragmentO
 		f.ReceivedAt = time.UnixMilli(op.now)
 		k := partKey{f.FragmentKey, f.Seq}
 		if j, ok := index[k]; ok {
-			f.ReceivedAt = rows[j].ReceivedAt
-			rows[j] = f
-			continue
+			if samePart(rows[j], f) {
+				f.ReceivedAt = rows[j].ReceivedAt
+				rows[j] = f
+			}
+			continue // else a clash, found below
 		}
 		index[k] = len(rows)
 		rows = append(rows, f)
@@ -399,16 +444,26 @@ func (s *Store) addFragmentsPG(ctx context.Context, tx *sql.Tx, ops []*fragmentO
 		}
 		at := time.UnixMilli(op.now)
 		if old, ok := m[f.Seq]; ok {
+			if !samePart(old, f) {
+				op.clash, op.parts = true, sortedParts(m)
+				continue
+			}
 			at = old.ReceivedAt
 		}
 		m[f.Seq] = Fragment{FragmentKey: f.FragmentKey, Seq: f.Seq, DataCoding: f.DataCoding, Payload: f.Payload, ReceivedAt: at,
 			SourceTON: f.SourceTON, SourceNPI: f.SourceNPI, SMSC: f.SMSC}
-		op.parts = make([]Fragment, 0, len(m))
-		for _, seq := range slices.Sorted(maps.Keys(m)) {
-			op.parts = append(op.parts, m[seq])
-		}
+		op.parts = sortedParts(m)
 	}
 	return nil
+}
+
+// sortedParts returns a message's parts by sequence.
+func sortedParts(m map[int]Fragment) []Fragment {
+	parts := make([]Fragment, 0, len(m))
+	for _, seq := range slices.Sorted(maps.Keys(m)) {
+		parts = append(parts, m[seq])
+	}
+	return parts
 }
 
 // fragmentArrays are parts, a column per array, for writeFragmentsPG.

@@ -95,7 +95,7 @@ func mxResults(t *testing.T, s *store.Store, calls []any, taken []bool) []string
 		case *store.Inbound:
 			out[i] = mxInResult(c, ids, taken[i])
 		case *store.FragmentCall:
-			out[i] = mxFragResult(c.Parts, c.Resent)
+			out[i] = mxFragResult(c.Parts, c.Resent, c.Clash)
 		}
 	}
 	return out
@@ -182,11 +182,14 @@ func mxInResult(in *store.Inbound, ids map[int64]int, found bool) string {
 	return fmt.Sprintf("message #%d duplicate %v recipient %s", ids[in.ID], in.Duplicate, in.RecipientJID)
 }
 
-func mxFragResult(parts []store.Fragment, resent bool) string {
+func mxFragResult(parts []store.Fragment, resent, clash bool) string {
 	if resent {
 		return "part resent"
 	}
 	var b strings.Builder
+	if clash {
+		b.WriteString("clash, ")
+	}
 	b.WriteString("parts:")
 	for _, p := range parts {
 		fmt.Fprintf(&b, " %d=%s@%d", p.Seq, p.Payload, p.ReceivedAt.UnixMilli())

@@ -37,6 +37,16 @@ var ErrInvalid = errors.New("store: invalid request")
 // already delivered, that the SMSC sent again after a new bind.
 var ErrResent = errors.New("store: sent again after a new bind")
 
+// PartClash is AddFragment's error when another message's part is stored
+// under the same phone, number, reference, count and sequence: the phone
+// (or its SMSC) gave two messages one reference. Parts holds that other
+// message's parts stored so far; nothing was stored.
+type PartClash struct{ Parts []Fragment }
+
+func (e *PartClash) Error() string {
+	return "store: another message's part is stored with the same reference, count and number"
+}
+
 type dialect int
 
 const (
