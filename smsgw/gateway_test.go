@@ -120,11 +120,19 @@ func TestAddresses(t *testing.T) {
 			t.Errorf("phoneAddr(%+v, %q) = %q, want %q", tc.a, tc.region, got, tc.want)
 		}
 	}
-	if ref, total, seq, ok := sar(map[uint16][]byte{tlvSarMsgRefNum: {0x01, 0x02}, tlvSarTotalSegments: {3}, tlvSarSegmentSeqnum: {2}}); !ok || ref != 0x0102 || total != 3 || seq != 2 {
-		t.Errorf("sar = %d %d %d %v", ref, total, seq, ok)
+	if ref, total, seq, ok, bad := sar(map[uint16][]byte{tlvSarMsgRefNum: {0x01, 0x02}, tlvSarTotalSegments: {3}, tlvSarSegmentSeqnum: {2}}); !ok || bad != smpp.StatusOK || ref != 0x0102 || total != 3 || seq != 2 {
+		t.Errorf("sar = %d %d %d %v %v", ref, total, seq, ok, bad)
 	}
-	if _, _, _, ok := sar(map[uint16][]byte{tlvSarMsgRefNum: {1}}); ok {
-		t.Error("sar without all three TLVs accepted")
+	if _, _, _, ok, bad := sar(nil); ok || bad != smpp.StatusOK {
+		t.Errorf("sar without SAR TLVs = %v, %v; want none, no fault", ok, bad)
+	}
+	// Some there but not all, or of the wrong length: refused as such,
+	// not read as a whole message (a part alone would reach the user).
+	if _, _, _, ok, bad := sar(map[uint16][]byte{tlvSarMsgRefNum: {1}}); ok || bad != smpp.StatusMissingOptParam {
+		t.Errorf("sar without all three TLVs = %v, %v; want ESME_RMISSINGOPTPARAM", ok, bad)
+	}
+	if _, _, _, ok, bad := sar(map[uint16][]byte{tlvSarMsgRefNum: {1, 2, 3}, tlvSarTotalSegments: {3}, tlvSarSegmentSeqnum: {2}}); ok || bad != smpp.StatusInvParLen {
+		t.Errorf("sar with a 3-octet reference = %v, %v; want ESME_RINVPARLEN", ok, bad)
 	}
 }
 
@@ -264,6 +272,47 @@ func TestPartForNobody(t *testing.T) {
 	}
 	if len(groups) != 1 || groups[0][0].Dest != "+12015550100" {
 		t.Errorf("parts kept: %+v; want alice's only", groups)
+	}
+}
+
+// TestMalformedPartsRefused: a part whose number is out of range, or whose
+// concatenation header or sar_ parameters are malformed, and a message to
+// an address that is no number, are refused with the status that names
+// the fault, and counted as refused messages.
+func TestMalformedPartsRefused(t *testing.T) {
+	ctx := context.Background()
+	st := storetest.SQLite(t)
+	var refused int
+	g := New(Config{Instance: "i1", Reassembly: time.Hour, OnMessage: func(dir, route, outcome string) {
+		if dir == store.In && outcome == "refused" {
+			refused++
+		}
+	}}, st, aliceInbox(t, st))
+	deliver := func(dest string, esm byte, sm []byte, tlvs map[uint16][]byte) *smpp.Deliver {
+		return &smpp.Deliver{Command: 0x05, Source: smpp.Address{TON: 1, NPI: 1, Addr: "12015550199"},
+			Dest: smpp.Address{TON: 1, NPI: 1, Addr: dest}, ESMClass: esm, ShortMessage: sm, TLVs: tlvs, Session: 1}
+	}
+	sarTLVs := func(seq byte) map[uint16][]byte {
+		return map[uint16][]byte{tlvSarMsgRefNum: {7}, tlvSarTotalSegments: {2}, tlvSarSegmentSeqnum: {seq}}
+	}
+	for _, tc := range []struct {
+		name string
+		d    *smpp.Deliver
+		want smpp.Status
+	}{
+		{"SAR part 0", deliver("12015550100", 0, []byte("hi"), sarTLVs(0)), smpp.StatusInvOptParamVal},
+		{"SAR part 3 of 2", deliver("12015550100", 0, []byte("hi"), sarTLVs(3)), smpp.StatusInvOptParamVal},
+		{"SAR without its count", deliver("12015550100", 0, []byte("hi"), map[uint16][]byte{tlvSarMsgRefNum: {7}, tlvSarSegmentSeqnum: {1}}), smpp.StatusMissingOptParam},
+		{"UDH part 0", deliver("12015550100", coding.ESMClassUDHI, []byte{0x05, 0x00, 0x03, 0x2A, 0x02, 0x00, 'h', 'i'}, nil), smpp.StatusInvEsmClass},
+		{"to no number", deliver("ALICE", 0, []byte("hi"), nil), smpp.StatusInvDstAdr},
+	} {
+		before := refused
+		if s := g.Handler("").HandleDeliver(ctx, tc.d); s != tc.want {
+			t.Errorf("%s: answered %v, want %v", tc.name, s, tc.want)
+		}
+		if refused != before+1 {
+			t.Errorf("%s: counted %d refused, want 1", tc.name, refused-before)
+		}
 	}
 }
 

@@ -99,13 +99,14 @@ func (g *Gateway) handleMO(ctx context.Context, smsc string, d *smpp.Deliver) sm
 	dst, ok := phoneNumber(d.Dest, g.cfg.DefaultRegion)
 	if !ok {
 		g.log.Warn().Str("dest", d.Dest.Addr).Msg("message from a phone to an address that is not a number")
+		g.cfg.OnMessage(store.In, store.RouteSMS, "refused")
 		return smpp.StatusInvDstAdr
 	}
 	dest := dst.String()
 	log := g.log.With().Str("source", src).Str("dest", dest).Logger()
 	payload := d.ShortMessage
 	var key *store.FragmentKey
-	seq := 0
+	seq, outOfRange := 0, smpp.StatusInvEsmClass // the answer to a part number out of range: the UDH's
 	// For an application on the phone (a WAP push, visual voicemail),
 	// whatever its coding: refused like binary data below.
 	_, dport := d.TLVs[tlvDestinationPort]
@@ -118,6 +119,7 @@ func (g *Gateway) handleMO(ctx context.Context, smsc string, d *smpp.Deliver) sm
 		c, rest, err := coding.SplitUDH(payload)
 		if err != nil {
 			log.Warn().Err(err).Msg("malformed UDH")
+			g.cfg.OnMessage(store.In, store.RouteSMS, "refused")
 			return smpp.StatusInvEsmClass
 		}
 		payload = rest
@@ -125,9 +127,14 @@ func (g *Gateway) handleMO(ctx context.Context, smsc string, d *smpp.Deliver) sm
 			key = &store.FragmentKey{Source: src, Dest: dest, Ref: int(c.Ref), Total: int(c.Total)}
 			seq = int(c.Seq)
 		}
-	} else if ref, total, s, ok := sar(d.TLVs); ok && total > 1 {
+	} else if ref, total, s, ok, bad := sar(d.TLVs); bad != smpp.StatusOK {
+		// Read as a whole message, a part would reach the user alone.
+		log.Warn().Stringer("status", bad).Msg("malformed sar_ parameters (a part of a concatenated message)")
+		g.cfg.OnMessage(store.In, store.RouteSMS, "refused")
+		return bad
+	} else if ok && total > 1 {
 		key = &store.FragmentKey{Source: src, Dest: dest, Ref: ref, Total: total}
-		seq = s
+		seq, outOfRange = s, smpp.StatusInvOptParamVal
 	}
 	// Data coding 0 in the SMSC's alphabet, named so for the parts kept
 	// until the rest come.
@@ -153,7 +160,8 @@ func (g *Gateway) handleMO(ctx context.Context, smsc string, d *smpp.Deliver) sm
 	}
 	if seq < 1 || seq > key.Total {
 		log.Warn().Int("seq", seq).Int("total", key.Total).Msg("concatenated part out of range")
-		return smpp.StatusInvMsgLen
+		g.cfg.OnMessage(store.In, store.RouteSMS, "refused")
+		return outOfRange
 	}
 	// A part is stored until the others come: only for a number someone
 	// has (Owned; a whole message is checked when it is stored).
@@ -365,22 +373,27 @@ func assemble(frags []store.Fragment) string {
 	return b.String()
 }
 
-func sar(tlvs map[uint16][]byte) (ref, total, seq int, ok bool) {
+// sar reads a deliver_sm's sar_msg_ref_num, sar_total_segments and
+// sar_segment_seqnum: ok with all three, well formed; none, neither ok nor
+// bad; else bad, the status to refuse it with.
+func sar(tlvs map[uint16][]byte) (ref, total, seq int, ok bool, bad smpp.Status) {
 	r, ok1 := tlvs[tlvSarMsgRefNum]
 	t, ok2 := tlvs[tlvSarTotalSegments]
 	s, ok3 := tlvs[tlvSarSegmentSeqnum]
-	if !ok1 || !ok2 || !ok3 || len(t) != 1 || len(s) != 1 {
-		return 0, 0, 0, false
+	switch {
+	case !ok1 && !ok2 && !ok3:
+		return 0, 0, 0, false, smpp.StatusOK
+	case !ok1 || !ok2 || !ok3:
+		return 0, 0, 0, false, smpp.StatusMissingOptParam
+	case len(t) != 1 || len(s) != 1 || len(r) != 1 && len(r) != 2:
+		return 0, 0, 0, false, smpp.StatusInvParLen
 	}
-	switch len(r) {
-	case 1:
+	if len(r) == 1 {
 		ref = int(r[0])
-	case 2:
+	} else {
 		ref = int(binary.BigEndian.Uint16(r))
-	default:
-		return 0, 0, 0, false
 	}
-	return ref, int(t[0]), int(s[0]), true
+	return ref, int(t[0]), int(s[0]), true, smpp.StatusOK
 }
 
 // phoneAddr renders an SMPP source address: numbers as E.164 (see
