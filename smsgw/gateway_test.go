@@ -13,6 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
+
+	"switchboard/internal/testenv"
 	"switchboard/smsgw/coding"
 	"switchboard/smsgw/smpp"
 	"switchboard/store"
@@ -313,6 +316,29 @@ func TestMalformedPartsRefused(t *testing.T) {
 		if refused != before+1 {
 			t.Errorf("%s: counted %d refused, want 1", tc.name, refused-before)
 		}
+	}
+}
+
+// TestReplacedCharactersLogged: a message from a phone whose octets its
+// coding does not define is delivered with U+FFFD in their place, and the
+// operator is told.
+func TestReplacedCharactersLogged(t *testing.T) {
+	ctx := context.Background()
+	st := storetest.SQLite(t)
+	logs := testenv.NewLogs(t)
+	g := New(Config{Instance: "i1", Reassembly: time.Hour, Logger: zerolog.New(logs)}, st, aliceInbox(t, st))
+	d := &smpp.Deliver{Command: 0x05, Source: smpp.Address{TON: 1, NPI: 1, Addr: "12015550199"},
+		Dest: smpp.Address{TON: 1, NPI: 1, Addr: "12015550100"}, ShortMessage: []byte{'H', 0xE9, 0xFF, 0x80}, Session: 1}
+	if s := g.Handler("").HandleDeliver(ctx, d); s != smpp.StatusOK {
+		t.Fatalf("answered %v", s)
+	}
+	line := logs.Next("message from a phone with octets its coding does not define: delivered with U+FFFD in their place")
+	if line["level"] != "warn" || line["replaced"] != float64(3) {
+		t.Errorf("logged %v; want a warning counting 3 replaced", line)
+	}
+	ns, err := st.ClaimNotices(ctx, "test", 10, time.Minute)
+	if err != nil || len(ns) != 1 || !strings.HasPrefix(ns[0].Body, "H\uFFFD") {
+		t.Errorf("delivered %+v, %v; want the text with U+FFFD", ns, err)
 	}
 }
 

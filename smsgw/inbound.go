@@ -153,6 +153,7 @@ func (g *Gateway) handleMO(ctx context.Context, smsc string, d *smpp.Deliver) sm
 			g.cfg.OnMessage(store.In, store.RouteSMS, "refused")
 			return smpp.StatusRxPAppn
 		}
+		warnReplaced(log, text, d.DataCoding)
 		if err := g.accept(ctx, log, smsc, d, &store.Inbound{Source: src, Dest: dest, Body: text}); err != nil {
 			return g.inboundError(log, err)
 		}
@@ -206,7 +207,9 @@ func (g *Gateway) handleMO(ctx context.Context, smsc string, d *smpp.Deliver) sm
 	}
 	// The part is stored: from here a failure is recovered by the sweep, so
 	// the SMSC need not retry.
-	if err := g.accept(ctx, log, smsc, d, &store.Inbound{Source: src, Dest: dest, Body: assemble(frags), FragmentKey: key}); err != nil {
+	text := assemble(frags)
+	warnReplaced(log, text, d.DataCoding)
+	if err := g.accept(ctx, log, smsc, d, &store.Inbound{Source: src, Dest: dest, Body: text, FragmentKey: key}); err != nil {
 		log.Warn().Err(err).Msg("delivering a reassembled message failed; the sweep will retry")
 	}
 	return smpp.StatusOK
@@ -371,6 +374,18 @@ func assemble(frags []store.Fragment) string {
 		b.WriteString("[…]")
 	}
 	return b.String()
+}
+
+// warnReplaced logs a message from a phone whose text holds U+FFFD, the
+// character decoding puts for octets its coding does not define (above 0x7F
+// in GSM 7-bit or IA5, a lone surrogate or an odd octet in UCS-2): it is
+// delivered so, the rest of its text being worth more than a refusal, and
+// the operator learns that the SMSC sends such text.
+func warnReplaced(log zerolog.Logger, text string, dc byte) {
+	if n := strings.Count(text, string(utf8.RuneError)); n > 0 {
+		log.Warn().Uint8("data_coding", dc).Int("replaced", n).
+			Msg("message from a phone with octets its coding does not define: delivered with U+FFFD in their place")
+	}
 }
 
 // sar reads a deliver_sm's sar_msg_ref_num, sar_total_segments and
