@@ -154,7 +154,13 @@ func reportCommand(rep *roster.Report, quote bool) *adhoc.Command {
 	table := &dataform.Form{Type: dataform.TypeResult, Title: "Your contacts", Reported: &dataform.Reported{Fields: []dataform.Field{
 		{Var: "name", Label: "Name"}, {Var: "number", Label: "Number"}, {Var: "reach", Label: "Reached by"},
 	}}}
-	for _, e := range rep.Entries {
+	size := 0
+	for i, e := range rep.Entries {
+		if i == reportRows || size > reportBytes {
+			cmd.Notes = append(cmd.Notes, adhoc.Note{Type: adhoc.Info, Text: fmt.Sprintf(
+				"The table lists the first %d of your %d contacts; all of them are in your roster.", i, len(rep.Entries))})
+			break
+		}
 		by := "SMS"
 		switch {
 		case e.OnXMPP && e.Mutual:
@@ -164,13 +170,30 @@ func reportCommand(rep *roster.Report, quote bool) *adhoc.Command {
 		case e.Unreachable != "":
 			by = "Not reachable: " + e.Unreachable
 		}
+		name := e.Name
+		if r := []rune(name); len(r) > reportName {
+			name = string(r[:reportName-1]) + "…"
+		}
+		size += len(name) + len(e.Number) + len(by) + 120 // and the item's markup
 		table.Items = append(table.Items, dataform.Item{Fields: []dataform.Field{
-			{Var: "name", Values: []string{e.Name}}, {Var: "number", Values: []string{e.Number.String()}}, {Var: "reach", Values: []string{by}},
+			{Var: "name", Values: []string{name}}, {Var: "number", Values: []string{e.Number.String()}}, {Var: "reach", Values: []string{by}},
 		}})
 	}
 	cmd.Form = table
 	return cmd
 }
+
+// The report's table lists at most reportRows contacts and about
+// reportBytes of them, each name cut to reportName characters: the whole
+// of a book of 2,000 contacts made an answer over Prosody's limit for a
+// component's stanza (512 KiB), which closed the component's stream, for
+// every user, and left the uploader without an answer. The roster holds
+// them all; the table is the uploader's summary.
+const (
+	reportRows  = 500
+	reportBytes = 96 << 10
+	reportName  = 100
+)
 
 // problemLine is one unreadable entry of a report: its line, the entry
 // quoted (after the contact's name when the entry does not hold it), and

@@ -2,6 +2,7 @@ package component
 
 import (
 	"context"
+	"encoding/xml"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -13,6 +14,7 @@ import (
 
 	"switchboard/roster"
 	"switchboard/roster/addressbook"
+	"switchboard/roster/number"
 	"switchboard/xep/adhoc"
 )
 
@@ -126,6 +128,32 @@ func TestPublicAddr(t *testing.T) {
 		if got := publicAddr(netip.MustParseAddr(tc.addr)); got != tc.public {
 			t.Errorf("publicAddr(%s) = %v, want %v", tc.addr, got, tc.public)
 		}
+	}
+}
+
+// TestReportBounded: the report of a large book lists the first contacts
+// only, each name cut short, and says so: its answer stays far below the
+// XMPP servers' limits on a component's stanza (Prosody's 512 KiB), which
+// a book of 2,000 contacts went over, closing the component's stream.
+func TestReportBounded(t *testing.T) {
+	rep := &roster.Report{Own: "+12015550100"}
+	for i := range 10000 {
+		rep.Entries = append(rep.Entries, roster.Entry{Name: strings.Repeat("n", 2000), Number: number.E164(fmt.Sprintf("+1201555%04d", i))})
+	}
+	cmd := reportCommand(rep, true)
+	var b strings.Builder
+	if err := xml.NewEncoder(&b).Encode(cmd); err != nil {
+		t.Fatal(err)
+	}
+	if n := b.Len(); n > 128<<10 {
+		t.Errorf("the report of 10,000 contacts with long names is %d bytes; want at most 128 KiB", n)
+	}
+	if rows := len(cmd.Form.Items); rows == 0 || rows > reportRows || !strings.Contains(notesOf(cmd), fmt.Sprintf("The table lists the first %d of your 10000 contacts", rows)) {
+		t.Errorf("%d rows listed, notes %q; want some, at most %d, and a note saying how many of 10000", rows, notesOf(cmd), reportRows)
+	}
+	rep.Entries = rep.Entries[:3]
+	if cmd := reportCommand(rep, true); len(cmd.Form.Items) != 3 || strings.Contains(notesOf(cmd), "The table lists") {
+		t.Errorf("a book of 3: %d rows, notes %q; want all 3, no note", len(cmd.Form.Items), notesOf(cmd))
 	}
 }
 
