@@ -147,6 +147,8 @@ var fixtures = []struct {
 			{"Hugo Müller", "+493012345678", "", false},
 			{"Ivy", "+12015550157", "", false},
 			{"Jack", "+12015550158", "", false},
+			{"Kim", "+12015550159", "", false}, // two numbers on one line: both hers
+			{"Kim", "+12015550160", "", false},
 		},
 		problems: []addressbook.Problem{
 			{Line: 9, Entry: "12", Name: "Gina", Reason: addressbook.ReasonInvalid},

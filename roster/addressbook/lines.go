@@ -19,17 +19,22 @@ func readLines(s string, b *book) {
 		if l == "" || strings.HasPrefix(l, "#") {
 			continue
 		}
-		name, num, ok := splitLine(l)
+		name, nums, ok := splitLine(l)
 		if !ok {
 			b.problem(n, l, name, ReasonNoNumber)
 			continue
 		}
-		b.number(n, num, name, "", nil, "")
+		for _, num := range nums {
+			b.number(n, num, name, "", nil, "")
+		}
 	}
 }
 
-// splitLine finds the number in a line, and takes the rest as the name.
-func splitLine(l string) (name, num string, ok bool) {
+// splitLine finds the numbers in a line, and takes the rest as the name:
+// with separators, every field that looks like a number is one ("Ann; +1
+// 201 555 0127; +1 201 555 0128" is Ann's two), none of them taken into
+// the name.
+func splitLine(l string) (name string, nums []string, ok bool) {
 	sep, join := "", ""
 	switch {
 	case strings.Contains(l, "\t"):
@@ -40,7 +45,11 @@ func splitLine(l string) (name, num string, ok bool) {
 		sep, join = ",", ", "
 	}
 	if sep == "" {
-		return splitWords(l)
+		name, num, ok := splitWords(l)
+		if !ok {
+			return name, nil, false
+		}
+		return name, []string{num}, true
 	}
 	fields := strings.Split(l, sep)
 	at := -1
@@ -71,16 +80,21 @@ func splitLine(l string) (name, num string, ok bool) {
 	var names []string
 	for i, f := range fields {
 		f = strings.TrimSpace(f)
-		if i == at || f == "" || strings.Contains(f, "@") {
-			continue
+		switch {
+		case i == at:
+			nums = append(nums, f)
+		case f == "" || strings.Contains(f, "@"):
+		case at >= 0 && numberish(f):
+			nums = append(nums, f)
+		default:
+			names = append(names, f)
 		}
-		names = append(names, f)
 	}
 	name = strings.Join(names, join)
 	if at < 0 {
-		return name, "", false
+		return name, nil, false
 	}
-	return name, strings.TrimSpace(fields[at]), true
+	return name, nums, true
 }
 
 // splitWords reads "Name +1 201 555 0100", "+1 201 555 0100 Name" and a
