@@ -182,9 +182,7 @@ func (g *Gateway) handleMO(ctx context.Context, smsc string, d *smpp.Deliver) sm
 		// delivered as it stands, its gaps marked, as the sweep would
 		// later (which frees the place; keeping either part alone would
 		// lose the other's text), and this part is stored in its turn.
-		last := clash.Parts[len(clash.Parts)-1]
-		if err := g.inbox.Inbound(ctx, &store.Inbound{Source: src, Dest: dest, Body: assemble(clash.Parts), FragmentKey: key,
-			SourceTON: last.SourceTON, SourceNPI: last.SourceNPI, SMSC: last.SMSC}); err != nil {
+		if err := g.inbox.Inbound(ctx, incomplete(clash.Parts)); err != nil {
 			return g.inboundError(log, err)
 		}
 		log.Warn().Int("ref", key.Ref).Int("part", seq).Int("parts", len(clash.Parts)).Int("total", key.Total).
@@ -299,10 +297,7 @@ func (g *Gateway) sweepFragments(ctx context.Context) {
 			g.log.Info().Str("source", k.Source).Int("parts", len(frags)).Int("total", k.Total).Msg("dropped parts sent again after their message was complete")
 			continue
 		}
-		text := assemble(frags)
-		last := frags[len(frags)-1]
-		err := g.inbox.Inbound(ctx, &store.Inbound{Source: k.Source, Dest: k.Dest, Body: text, FragmentKey: &k,
-			SourceTON: last.SourceTON, SourceNPI: last.SourceNPI, SMSC: last.SMSC})
+		err := g.inbox.Inbound(ctx, incomplete(frags))
 		if g.cfg.NoRecipient != nil && errors.Is(err, g.cfg.NoRecipient) {
 			// The number was released meanwhile; keep nothing for nobody
 			// (kept, the parts would be read again at every sweep).
@@ -319,6 +314,15 @@ func (g *Gateway) sweepFragments(ctx context.Context) {
 		}
 		g.log.Info().Str("source", k.Source).Int("parts", len(frags)).Int("total", k.Total).Msg("delivered incomplete concatenated message")
 	}
+}
+
+// incomplete is the message frags (the stored parts of one message from a
+// phone, at least one) make as they stand, the gaps marked, with the
+// sender's address and SMSC as the last part came.
+func incomplete(frags []store.Fragment) *store.Inbound {
+	k, last := frags[0].FragmentKey, frags[len(frags)-1]
+	return &store.Inbound{Source: k.Source, Dest: k.Dest, Body: assemble(frags), FragmentKey: &k,
+		SourceTON: last.SourceTON, SourceNPI: last.SourceNPI, SMSC: last.SMSC}
 }
 
 // repeated tells whether frags, the parts of a message that never came

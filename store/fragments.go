@@ -199,6 +199,13 @@ type fragmentOp struct {
 	parts   []Fragment // out: the message's parts stored, by sequence
 }
 
+// stored is f as the store keeps it, received at: the columns of
+// fragmentColumns, none of the fields it does not store.
+func (f Fragment) stored(at time.Time) Fragment {
+	return Fragment{FragmentKey: f.FragmentKey, Seq: f.Seq, DataCoding: f.DataCoding, Payload: f.Payload, ReceivedAt: at,
+		SourceTON: f.SourceTON, SourceNPI: f.SourceNPI, SMSC: f.SMSC}
+}
+
 // samePart tells whether two parts with one key and sequence are the same
 // part (the SMSC sending it again) rather than two messages' parts.
 func samePart(a, b Fragment) bool {
@@ -256,8 +263,7 @@ func (s *Store) addFragments(ctx context.Context, tx *sql.Tx, ops []*fragmentOp)
 			return err
 		}
 		// The parts as the upsert left them.
-		part := Fragment{FragmentKey: f.FragmentKey, Seq: f.Seq, DataCoding: f.DataCoding, Payload: f.Payload, ReceivedAt: time.UnixMilli(op.now),
-			SourceTON: f.SourceTON, SourceNPI: f.SourceNPI, SMSC: f.SMSC}
+		part := f.stored(time.UnixMilli(op.now))
 		if i >= 0 {
 			part.ReceivedAt, stored[i] = stored[i].ReceivedAt, part
 		} else {
@@ -450,8 +456,7 @@ func (s *Store) addFragmentsPG(ctx context.Context, tx *sql.Tx, ops []*fragmentO
 			}
 			at = old.ReceivedAt
 		}
-		m[f.Seq] = Fragment{FragmentKey: f.FragmentKey, Seq: f.Seq, DataCoding: f.DataCoding, Payload: f.Payload, ReceivedAt: at,
-			SourceTON: f.SourceTON, SourceNPI: f.SourceNPI, SMSC: f.SMSC}
+		m[f.Seq] = f.stored(at)
 		op.parts = sortedParts(m)
 	}
 	return nil
