@@ -20,6 +20,11 @@ type Contact struct {
 	Photo     []byte
 	PhotoType string
 	Deleted   bool // gone from the address book; its roster item is still to remove
+	// UserItem: the roster item for the number is the user's own (it was
+	// there, made by the user, before the gateway pushed one): the gateway
+	// leaves it as it is, neither renamed nor removed. The roster worker
+	// sets it; ContactsPushed records it.
+	UserItem bool
 
 	mark      int64 // the mark DirtyContacts read (see markDirty)
 	itemDirty int   // its roster item: 0 pushed as it is, 1 never pushed, 2 changed since pushed (DirtyContacts)
@@ -283,7 +288,7 @@ func (s *Store) DropContacts(ctx context.Context, owner string) error {
 
 // DirtyContacts returns up to limit contacts whose roster items need a push.
 func (s *Store) DirtyContacts(ctx context.Context, limit int) ([]Contact, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT owner, number, name, deleted, mark, item_dirty FROM contacts WHERE dirty = 1 ORDER BY owner, number LIMIT $1`, limit)
+	rows, err := s.db.QueryContext(ctx, `SELECT owner, number, name, deleted, mark, item_dirty, user_item FROM contacts WHERE dirty = 1 ORDER BY owner, number LIMIT $1`, limit)
 	if err != nil {
 		return nil, fmt.Errorf("store: dirty contacts: %w", err)
 	}
@@ -291,29 +296,33 @@ func (s *Store) DirtyContacts(ctx context.Context, limit int) ([]Contact, error)
 	var out []Contact
 	for rows.Next() {
 		var (
-			c         Contact
-			del, item int
+			c               Contact
+			del, item, mine int
 		)
-		if err := rows.Scan(&c.Owner, &c.Number, &c.Name, &del, &c.mark, &item); err != nil {
+		if err := rows.Scan(&c.Owner, &c.Number, &c.Name, &del, &c.mark, &item, &mine); err != nil {
 			return nil, err
 		}
-		c.Deleted, c.itemDirty = del != 0, item
+		c.Deleted, c.itemDirty, c.UserItem = del != 0, item, mine != 0
 		out = append(out, c)
 	}
 	return out, rows.Err()
 }
 
 // ContactsPushed records that the given contacts' roster items are as
-// they were read: clean, and deleted rows gone. A row changed since it was
-// read stays dirty.
+// they were read: clean, and deleted rows gone; and which items are the
+// user's (UserItem). A row changed since it was read stays dirty.
 func (s *Store) ContactsPushed(ctx context.Context, pushed []Contact) error {
 	var gone, kept []any
 	for _, c := range pushed {
 		if c.Deleted {
 			gone = append(gone, c.Owner, c.Number, c.mark)
-		} else {
-			kept = append(kept, c.Owner, c.Number, c.mark)
+			continue
 		}
+		mine := 0
+		if c.UserItem {
+			mine = 1
+		}
+		kept = append(kept, c.Owner, c.Number, c.mark, mine)
 	}
 	// Rows match on the mark read: one marked again since (a rebind while
 	// the worker pushed) stays dirty. SQLite runs a cached statement per
@@ -322,28 +331,29 @@ func (s *Store) ContactsPushed(ctx context.Context, pushed []Contact) error {
 	// (The VALUES' parameters are text to PostgreSQL: the mark is cast.)
 	del := `DELETE FROM contacts USING (VALUES %s) AS v
 		WHERE v.column1 = contacts.owner AND v.column2 = contacts.number AND CAST(v.column3 AS BIGINT) = contacts.mark AND contacts.deleted = 1`
-	upd := `UPDATE contacts SET dirty = 0, item_dirty = 0 FROM (VALUES %s) AS v
+	upd := `UPDATE contacts SET dirty = 0, item_dirty = 0, user_item = CAST(v.column4 AS SMALLINT) FROM (VALUES %s) AS v
 		WHERE v.column1 = contacts.owner AND v.column2 = contacts.number AND CAST(v.column3 AS BIGINT) = contacts.mark AND contacts.deleted = 0`
 	chunk := 1000
 	if s.dialect == sqlite {
 		del = `DELETE FROM contacts WHERE owner = $1 AND number = $2 AND mark = $3 AND deleted = 1`
-		upd = `UPDATE contacts SET dirty = 0, item_dirty = 0 WHERE owner = $1 AND number = $2 AND mark = $3 AND deleted = 0`
+		upd = `UPDATE contacts SET dirty = 0, item_dirty = 0, user_item = $4 WHERE owner = $1 AND number = $2 AND mark = $3 AND deleted = 0`
 		chunk = 1
 	}
 	return s.tx(ctx, func(tx *sql.Tx) error {
 		for _, w := range []struct {
-			args []any
-			q    string
-		}{{gone, del}, {kept, upd}} {
+			args  []any
+			q     string
+			width int
+		}{{gone, del, 3}, {kept, upd, 4}} {
 			for args := w.args; len(args) > 0; {
-				n, q := min(len(args)/3, chunk), w.q
+				n, q := min(len(args)/w.width, chunk), w.q
 				if chunk > 1 {
-					q = fmt.Sprintf(q, valuesList(n, 3))
+					q = fmt.Sprintf(q, valuesList(n, w.width))
 				}
-				if _, err := s.txExec(ctx, tx, q, args[:3*n]...); err != nil {
+				if _, err := s.txExec(ctx, tx, q, args[:w.width*n]...); err != nil {
 					return fmt.Errorf("store: contacts pushed: %w", err)
 				}
-				args = args[3*n:]
+				args = args[w.width*n:]
 			}
 		}
 		return nil

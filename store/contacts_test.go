@@ -268,6 +268,76 @@ func TestItemChanged(t *testing.T) {
 	})
 }
 
+// TestUserItem: ContactsPushed records which contacts' roster items are
+// the user's; the mark stays through renames and pushes that do not carry
+// it, until the row goes; a contact re-imported after is the gateway's
+// again until the worker finds otherwise. More rows than one statement of
+// PostgreSQL's takes (1,000) cross its chunks.
+func TestUserItem(t *testing.T) {
+	engines(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		owner := "a@example.com"
+		var book []store.Contact
+		for i := range 1500 {
+			book = append(book, store.Contact{Owner: owner, Number: fmt.Sprintf("+1201555%04d", i), Name: fmt.Sprint("C", i)})
+		}
+		if _, err := s.ImportContacts(ctx, owner, book, true, 0, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		dirty, err := s.DirtyContacts(ctx, 2000)
+		if err != nil || len(dirty) != len(book) {
+			t.Fatalf("DirtyContacts = %d, %v", len(dirty), err)
+		}
+		mine := func(c store.Contact) bool { n := c.Number; return n[len(n)-1] == '7' } // every tenth
+		for i := range dirty {
+			dirty[i].UserItem = mine(dirty[i])
+		}
+		must(t, s.ContactsPushed(ctx, dirty))
+		// Renamed: dirty again, the mark read back.
+		for i := range book {
+			book[i].Name += " (new)"
+		}
+		if _, err := s.ImportContacts(ctx, owner, book, true, 0, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		dirty, err = s.DirtyContacts(ctx, 2000)
+		if err != nil || len(dirty) != len(book) {
+			t.Fatalf("DirtyContacts after renames = %d, %v", len(dirty), err)
+		}
+		users := 0
+		for _, c := range dirty {
+			if c.UserItem != mine(c) {
+				t.Fatalf("%s: UserItem %v after the rename", c.Number, c.UserItem)
+			}
+			if c.UserItem {
+				users++
+			}
+		}
+		if users != 150 {
+			t.Errorf("%d users' items, want 150", users)
+		}
+		must(t, s.ContactsPushed(ctx, dirty))
+		// Forgotten: the rows go; imported again, nobody's yet.
+		must(t, s.DropContacts(ctx, owner))
+		if dirty, err = s.DirtyContacts(ctx, 2000); err != nil || len(dirty) != len(book) {
+			t.Fatalf("DirtyContacts after the drop = %d, %v", len(dirty), err)
+		}
+		must(t, s.ContactsPushed(ctx, dirty))
+		if _, err := s.ImportContacts(ctx, owner, book[:10], true, 0, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		dirty, err = s.DirtyContacts(ctx, 2000)
+		if err != nil || len(dirty) != 10 {
+			t.Fatalf("DirtyContacts after importing again = %d, %v", len(dirty), err)
+		}
+		for _, c := range dirty {
+			if c.UserItem || c.Deleted {
+				t.Errorf("%s imported again: UserItem %v, Deleted %v", c.Number, c.UserItem, c.Deleted)
+			}
+		}
+	})
+}
+
 // TestItemDirtyMigration: on upgrade, contacts already pushed count as
 // pushed (a registration then sends their presence only), and those still
 // waiting are pushed whole; after it, a registration marks presence only.

@@ -330,6 +330,10 @@ var migrations = []string{
 	// one the user had removed. Those clean now were pushed as they are.
 	`ALTER TABLE contacts ADD COLUMN item_dirty SMALLINT NOT NULL DEFAULT 1;
 	UPDATE contacts SET item_dirty = 0 WHERE dirty = 0`,
+	// Whether a contact's roster item is the user's: the roster had an
+	// item for the number, outside the gateway's group, before the gateway
+	// first pushed one. The gateway then never renames nor removes it.
+	`ALTER TABLE contacts ADD COLUMN user_item SMALLINT NOT NULL DEFAULT 0`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {
