@@ -10,6 +10,7 @@ import (
 	"encoding/xml"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -53,6 +54,7 @@ type grant struct {
 }
 
 func (g grant) rosterSet() bool { return g.roster == "set" || g.roster == "both" }
+func (g grant) rosterGet() bool { return g.roster == "get" || g.roster == "both" }
 
 // privState keeps the privileges of the current session. reset starts a new
 // generation at each connection: grants and learned failures do not survive
@@ -198,28 +200,24 @@ func (c *Component) current() (s *xmpp.Session, gen uint64, done <-chan struct{}
 	return s, gen, done
 }
 
-// canSetRoster reports whether privileged roster sets should be tried on
-// domain. Just after connecting it waits (up to privilegeGrace) for the
-// server's advertisement.
-func (c *Component) canSetRoster(ctx context.Context, gen uint64, domain string) bool {
+// grantFor returns what the server for domain granted in session gen (a
+// zero grant if nothing), and whether privileged roster sets failed there.
+// Just after connecting it waits (up to privilegeGrace) for the server's
+// advertisement.
+func (c *Component) grantFor(ctx context.Context, gen uint64, domain string) (g grant, setFailed bool) {
 	for {
 		c.priv.mu.Lock()
 		if c.priv.gen != gen {
 			c.priv.mu.Unlock()
-			return false
+			return grant{}, false
 		}
 		g, granted := c.priv.grants[domain]
 		failed := c.priv.setFail[domain]
 		wait := privilegeGrace - time.Since(c.priv.started)
 		changed := c.priv.changed
 		c.priv.mu.Unlock()
-		switch {
-		case failed:
-			return false
-		case granted:
-			return g.rosterSet()
-		case wait <= 0:
-			return false
+		if granted || failed || wait <= 0 {
+			return g, failed
 		}
 		t := time.NewTimer(wait)
 		select {
@@ -229,7 +227,7 @@ func (c *Component) canSetRoster(ctx context.Context, gen uint64, domain string)
 		}
 		t.Stop()
 		if ctx.Err() != nil {
-			return false
+			return grant{}, false
 		}
 	}
 }
@@ -243,17 +241,22 @@ func (c *Component) canSetRoster(ctx context.Context, gen uint64, domain string)
 // suggested with XEP-0144 messages instead, and the failure is remembered
 // for the domain until the next connection. It returns ErrDisconnected while
 // the session is down, and the error of a set nobody answered.
-func (c *Component) PushRoster(ctx context.Context, owner jid.JID, items []roster.Item) error {
+//
+// Where the server lets the component read rosters ("get" or "both"), new
+// items (neither Changed nor Remove) are first looked up in owner's roster
+// (see users): one there already, made by the user, is left as it is and
+// returned among users.
+func (c *Component) PushRoster(ctx context.Context, owner jid.JID, items []roster.Item) (users []jid.JID, err error) {
 	owner = owner.Bare()
 	if owner.Localpart() == "" {
-		return fmt.Errorf("component: roster owner %q is not a user", owner)
+		return nil, fmt.Errorf("component: roster owner %q is not a user", owner)
 	}
 	if len(items) == 0 {
-		return nil
+		return nil, nil
 	}
 	s, gen, done := c.current()
 	if s == nil {
-		return ErrDisconnected
+		return nil, ErrDisconnected
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -274,23 +277,73 @@ func (c *Component) PushRoster(ctx context.Context, owner jid.JID, items []roste
 	}
 
 	domain := owner.Domainpart()
+	g, setFailed := c.grantFor(ctx, gen, domain)
+	if err := ctx.Err(); err != nil {
+		return nil, disconnected(err)
+	}
+	if g.rosterGet() {
+		items, users, err = c.users(ctx, owner, items)
+		if err != nil {
+			return nil, disconnected(err)
+		}
+	}
 	suggest := items
-	if c.canSetRoster(ctx, gen, domain) {
-		var err error
+	if g.rosterSet() && !setFailed {
 		suggest, err = c.setRoster(ctx, s, gen, owner, items)
 		if err != nil {
-			return disconnected(err)
+			return nil, disconnected(err)
 		}
-	} else if err := ctx.Err(); err != nil {
-		return disconnected(err)
 	}
 	if len(suggest) == 0 {
-		return nil
+		return users, nil
 	}
 	if err := c.suggestRoster(ctx, owner, suggest); err != nil {
-		return disconnected(err)
+		return nil, disconnected(err)
 	}
-	return nil
+	return users, nil
+}
+
+// users reads owner's roster (a privileged get) for the new items (neither
+// Changed nor Remove) of items, and returns the items still to push and the
+// JIDs of those that are the user's own: in the roster already, outside the
+// item's group (the gateway puts its items in that group; a user who adds
+// a contact by hand does not). Such an item keeps the name and group the
+// user gave it, and stays when the number leaves the address book. An item
+// in the group is one the gateway pushed before (a push whose record a
+// crash lost): pushed again only if its name changed. Where the server
+// refuses the read, every item is pushed, as before rosters were read.
+func (c *Component) users(ctx context.Context, owner jid.JID, items []roster.Item) (rest []roster.Item, users []jid.JID, err error) {
+	fresh := func(it roster.Item) bool { return !it.Changed && !it.Remove }
+	if !slices.ContainsFunc(items, fresh) {
+		return items, nil, nil
+	}
+	have, err := c.readRoster(ctx, owner)
+	var se stanza.Error
+	switch {
+	case errors.As(err, &se):
+		c.log.Warn().Err(err).Str("owner", owner.String()).
+			Msg("reading the roster refused; pushing the contacts without looking for items the user made")
+		return items, nil, nil
+	case err != nil:
+		return nil, nil, err
+	}
+	rest = items[:0:0]
+	for _, it := range items {
+		e, ok := have[it.JID.Bare().String()]
+		switch {
+		case !fresh(it) || !ok:
+			rest = append(rest, it)
+		case !slices.Contains(e.groups, it.Group):
+			users = append(users, it.JID)
+		case e.name != it.Name:
+			rest = append(rest, it)
+		}
+	}
+	if len(users) > 0 {
+		c.log.Info().Str("owner", owner.String()).Int("items", len(users)).
+			Msg("contacts already in the roster as the user made them: left as they are")
+	}
+	return rest, users, nil
 }
 
 // setRoster sends one privileged roster set per item and returns the items
@@ -331,13 +384,21 @@ func (c *Component) setRoster(ctx context.Context, s *xmpp.Session, gen uint64, 
 	return suggest, nil
 }
 
-// rosterSubscription reads, by a privileged roster get, the subscription
-// of item in owner's roster: "" when the roster has no such item.
-func (c *Component) rosterSubscription(ctx context.Context, owner, item jid.JID) (string, error) {
+// rosterEntry is an item of a user's roster.
+type rosterEntry struct {
+	name, subscription string
+	groups             []string
+}
+
+// readRoster reads owner's roster by a privileged roster get: its items by
+// bare JID. A type='error' answer is returned as a stanza.Error.
+func (c *Component) readRoster(ctx context.Context, owner jid.JID) (map[string]rosterEntry, error) {
 	s, err := c.live()
 	if err != nil {
-		return "", err
+		return nil, err
 	}
+	ctx, cancel := context.WithTimeout(ctx, rosterIQTimeout)
+	defer cancel()
 	// A whole roster may be larger than a stanza a peer would send (10,000
 	// number contacts take about 1 MiB).
 	if cc := c.capped.Load(); cc != nil {
@@ -346,28 +407,49 @@ func (c *Component) rosterSubscription(ctx context.Context, owner, item jid.JID)
 	query := xmlstream.Wrap(nil, xml.StartElement{Name: xml.Name{Space: nsRoster, Local: "query"}})
 	resp, err := c.sendIQ(ctx, s, stanza.IQ{From: c.cfg.JID, To: owner, Type: stanza.GetIQ}.Wrap(query))
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	defer resp.Close()
 	var reply struct {
-		Type  string `xml:"type,attr"`
+		Type  string        `xml:"type,attr"`
+		Error *stanza.Error `xml:"error"`
 		Items []struct {
-			JID          string `xml:"jid,attr"`
-			Subscription string `xml:"subscription,attr"`
+			JID          string   `xml:"jid,attr"`
+			Name         string   `xml:"name,attr"`
+			Subscription string   `xml:"subscription,attr"`
+			Groups       []string `xml:"group"`
 		} `xml:"jabber:iq:roster query>item"`
 	}
 	if err := xml.NewTokenDecoder(resp).Decode(&reply); err != nil {
-		return "", fmt.Errorf("component: reading the roster get answer: %w", err)
+		return nil, fmt.Errorf("component: reading the roster get answer: %w", err)
 	}
-	if reply.Type != "result" {
-		return "", fmt.Errorf("component: roster get answered with type %q", reply.Type)
+	switch reply.Type {
+	case "result":
+	case "error":
+		if reply.Error == nil {
+			return nil, stanza.Error{Type: stanza.Cancel, Condition: stanza.UndefinedCondition}
+		}
+		return nil, *reply.Error
+	default:
+		return nil, fmt.Errorf("component: roster get answered with type %q", reply.Type)
 	}
+	out := make(map[string]rosterEntry, len(reply.Items))
 	for _, it := range reply.Items {
-		if j, err := jid.Parse(it.JID); err == nil && j.Equal(item) {
-			return cmp.Or(it.Subscription, "none"), nil
+		if j, err := jid.Parse(it.JID); err == nil {
+			out[j.Bare().String()] = rosterEntry{name: it.Name, subscription: cmp.Or(it.Subscription, "none"), groups: it.Groups}
 		}
 	}
-	return "", nil
+	return out, nil
+}
+
+// rosterSubscription reads, by a privileged roster get, the subscription
+// of item in owner's roster: "" when the roster has no such item.
+func (c *Component) rosterSubscription(ctx context.Context, owner, item jid.JID) (string, error) {
+	have, err := c.readRoster(ctx, owner)
+	if err != nil {
+		return "", err
+	}
+	return have[item.Bare().String()].subscription, nil
 }
 
 // rosterSet sends one privileged roster set and waits for the answer. A

@@ -85,7 +85,7 @@ func TestPushRosterDisconnected(t *testing.T) {
 	ctx := context.Background()
 	alice := jid.MustParse("alice@example.com")
 	num := jid.MustParse(testNumber)
-	if err := c.PushRoster(ctx, alice, []roster.Item{{JID: num}}); !errors.Is(err, ErrDisconnected) {
+	if _, err := c.PushRoster(ctx, alice, []roster.Item{{JID: num}}); !errors.Is(err, ErrDisconnected) {
 		t.Errorf("PushRoster while down: %v, want ErrDisconnected", err)
 	}
 	if err := c.ContactPresence(ctx, num, alice, true, ""); !errors.Is(err, ErrDisconnected) {
@@ -94,13 +94,15 @@ func TestPushRosterDisconnected(t *testing.T) {
 	if err := c.ContactPresence(ctx, jid.MustParse("bob@example.com"), alice, true, ""); err == nil || errors.Is(err, ErrDisconnected) {
 		t.Errorf("ContactPresence from outside the component domain: %v, want a refusal", err)
 	}
-	if err := c.PushRoster(ctx, jid.MustParse("example.com"), []roster.Item{{JID: num}}); err == nil {
+	if _, err := c.PushRoster(ctx, jid.MustParse("example.com"), []roster.Item{{JID: num}}); err == nil {
 		t.Error("PushRoster to a domain's roster succeeded")
 	}
 }
 
-// TestPushRosterFallback drives the fake server: privileged sets while they
-// work, XEP-0144 for the rest once the server refuses the first one.
+// TestPushRosterFallback drives the fake server: a roster read first, which
+// finds an item the user made (left, and returned) and one the gateway
+// pushed before (not pushed again); then privileged sets while they work,
+// XEP-0144 for the rest once the server refuses the first one.
 func TestPushRosterFallback(t *testing.T) {
 	h, sc := connected(t)
 	sc.send(`<message from='example.com' to='` + testDomain + `'><privilege xmlns='urn:xmpp:privilege:1'><perm access='roster' type='both'/></privilege></message>`)
@@ -112,9 +114,26 @@ func TestPushRosterFallback(t *testing.T) {
 	items := []roster.Item{
 		{JID: jid.MustParse("+12015550101@" + testDomain), Name: "Bob", Group: "Phone"},
 		{JID: jid.MustParse("+12015550102@" + testDomain), Remove: true},
+		{JID: jid.MustParse("+12015550103@" + testDomain), Name: "Dave", Group: "Phone"},
+		{JID: jid.MustParse("+12015550104@" + testDomain), Name: "Eve", Group: "Phone"},
 	}
 	done := make(chan error, 1)
-	go func() { done <- h.comp.PushRoster(ctx, alice, items) }()
+	var users []jid.JID
+	go func() {
+		var err error
+		users, err = h.comp.PushRoster(ctx, alice, items)
+		done <- err
+	}()
+
+	get := sc.next()
+	want{name: "iq", attr: map[string]string{"type": "get", "from": testDomain, "to": "alice@example.com"}}.match(t, get)
+	if q := get.children(nsRoster, "query"); len(q) != 1 || len(q[0].Nodes) != 0 {
+		t.Fatalf("roster get %s", get)
+	}
+	sc.send(`<iq type='result' id='` + get.attr("id") + `' from='alice@example.com' to='` + testDomain + `'><query xmlns='jabber:iq:roster'>` +
+		`<item jid='+12015550103@` + testDomain + `' name='Dad' subscription='none'><group>Family</group></item>` +
+		`<item jid='+12015550104@` + testDomain + `' name='Eve' subscription='both'><group>Phone</group></item>` +
+		`<item jid='carol@example.com' subscription='both'/></query></iq>`)
 
 	iq := sc.next()
 	want{name: "iq", attr: map[string]string{"type": "set", "from": testDomain, "to": "alice@example.com"}}.match(t, iq)
@@ -137,12 +156,15 @@ func TestPushRosterFallback(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
+	if want := []jid.JID{items[2].JID}; !slices.EqualFunc(users, want, jid.JID.Equal) {
+		t.Errorf("users' items %v, want %v", users, want)
+	}
 
 	// The domain is now known to refuse: straight to XEP-0144. A renamed
 	// item, suggested before, is a modify (clients skip an add of a JID
 	// their roster has).
 	renamed := roster.Item{JID: items[0].JID, Name: "Bob (work)", Group: "Phone", Changed: true}
-	if err := h.comp.PushRoster(ctx, alice, []roster.Item{renamed}); err != nil {
+	if _, err := h.comp.PushRoster(ctx, alice, []roster.Item{renamed}); err != nil {
 		t.Fatal(err)
 	}
 	msg = sc.next()
@@ -272,7 +294,7 @@ func TestPushRosterProsodyPrivileged(t *testing.T) {
 	}
 	bob := jid.MustParse("+12015550101@" + p.Component)
 	carol := jid.MustParse("+12015550102@" + p.Component)
-	err := comp.PushRoster(ctx, alice.JID, []roster.Item{
+	_, err := comp.PushRoster(ctx, alice.JID, []roster.Item{
 		{JID: bob, Name: "Bob", Group: "Address book"},
 		{JID: carol, Name: "Carol & Ω", Group: "Address book"},
 	})
@@ -299,7 +321,7 @@ func TestPushRosterProsodyPrivileged(t *testing.T) {
 
 	// Remove one; removing it again is no error.
 	for range 2 {
-		if err := comp.PushRoster(ctx, alice.JID, []roster.Item{{JID: carol, Remove: true}}); err != nil {
+		if _, err := comp.PushRoster(ctx, alice.JID, []roster.Item{{JID: carol, Remove: true}}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -352,7 +374,7 @@ func TestPushRosterProsodyUnprivileged(t *testing.T) {
 	}
 	items[149].JID = jid.MustParse("+12015550200@" + p.Component)
 	items[149].Remove = true
-	if err := comp.PushRoster(ctx, alice.JID, items); err != nil {
+	if _, err := comp.PushRoster(ctx, alice.JID, items); err != nil {
 		t.Fatal(err)
 	}
 	if got := privileges(comp, p.Domain); got != "//" {
@@ -420,7 +442,7 @@ func TestPushRosterEjabberdFallsBack(t *testing.T) {
 			{JID: jid.MustParse("+12015550101@" + e.Component), Name: "Bob", Group: "SMS"},
 			{JID: jid.MustParse("+12015550102@" + e.Component), Name: "Carol", Group: "SMS"},
 		}
-		if err := comp.PushRoster(ctx, alice.JID, items); err != nil {
+		if _, err := comp.PushRoster(ctx, alice.JID, items); err != nil {
 			t.Fatal(err)
 		}
 		m, err := alice.Next(ctx, func(s testenv.Stanza) bool { return s.Name == "message" && s.Attr["from"] == e.Component })
@@ -437,5 +459,78 @@ func TestPushRosterEjabberdFallsBack(t *testing.T) {
 	}
 	if got := getRoster(t, ctx, alice); len(got) != 0 {
 		t.Errorf("alice's roster changed: %v", got)
+	}
+}
+
+// TestPushRosterLeavesUsersItems: against real servers, an item the user
+// made for a number (by hand, in a group of their own) before the gateway
+// pushes one from the address book is left as the user made it and
+// returned; the other items are pushed (Prosody) or suggested (ejabberd,
+// whose privileged sets fail).
+func TestPushRosterLeavesUsersItems(t *testing.T) {
+	t.Parallel()
+	type server struct {
+		c2s, comp, domain, secret, suffix string
+		suggests                          bool
+	}
+	for _, tc := range []struct {
+		name  string
+		start func(t *testing.T) server
+	}{
+		{"prosody", func(t *testing.T) server {
+			p := testenv.StartProsody(t, testenv.ProsodyOptions{Privilege: true, Users: map[string]string{"alice": "alice"}})
+			return server{p.C2SAddr, p.ComponentAddr, p.Component, p.Secret, p.Domain, false}
+		}},
+		{"ejabberd", func(t *testing.T) server {
+			e := testenv.StartEjabberd(t, testenv.EjabberdOptions{Privilege: true, Users: map[string]string{"alice": "alice"}})
+			return server{e.C2SAddr, e.ComponentAddr, e.Component, e.Secret, e.Domain, true}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			srv := tc.start(t)
+			comp := realServer(t, srv.comp, srv.domain, srv.secret)
+			waitUntil(t, "the privilege advertisement", func() bool { return privileges(comp, srv.suffix) == "both/outgoing/roster" })
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			alice := testenv.Login(t, srv.c2s, jid.MustParse("alice@localhost/phone"), "alice")
+			getRoster(t, ctx, alice)
+			dad := jid.MustParse("+12015550103@" + srv.domain)
+			bob := jid.MustParse("+12015550101@" + srv.domain)
+			r, err := alice.IQ(ctx, `<iq type='set'><query xmlns='jabber:iq:roster'><item jid='`+dad.String()+`' name='Dad'><group>Family</group></item></query></iq>`)
+			if err != nil || r.Attr["type"] != "result" {
+				t.Fatalf("alice's own roster set: %v %v", r.XML, err)
+			}
+			wantDad := fmt.Sprintf("%s %q none [Family]", dad, "Dad")
+			if got := getRoster(t, ctx, alice); !slices.Equal(got, []string{wantDad}) {
+				t.Fatalf("alice's roster before: %q", got)
+			}
+			users, err := comp.PushRoster(ctx, alice.JID, []roster.Item{
+				{JID: dad, Name: "Robert Smith", Group: "Phone contacts"},
+				{JID: bob, Name: "Bob", Group: "Phone contacts"},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.EqualFunc(users, []jid.JID{dad}, jid.JID.Equal) {
+				t.Errorf("users' items %v, want %v", users, dad)
+			}
+			wantBob := fmt.Sprintf("%s %q both [Phone contacts]", bob, "Bob")
+			want := []string{wantBob, wantDad}
+			if srv.suggests {
+				m, err := alice.Next(ctx, func(s testenv.Stanza) bool { return s.Name == "message" && s.Attr["from"] == srv.domain })
+				if err != nil {
+					t.Fatal(err)
+				}
+				if strings.Contains(m.XML, dad.String()) || !strings.Contains(m.XML, bob.String()) {
+					t.Errorf("suggestion %s: want bob only", m.XML)
+				}
+				want = []string{wantDad}
+			}
+			slices.Sort(want)
+			if got := getRoster(t, ctx, alice); !slices.Equal(got, want) {
+				t.Errorf("alice's roster after: %q, want %q", got, want)
+			}
+		})
 	}
 }

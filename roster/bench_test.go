@@ -78,7 +78,9 @@ type countPresence struct {
 	own, others int
 }
 
-func (c *countPresence) PushRoster(context.Context, jid.JID, []roster.Item) error { return nil }
+func (c *countPresence) PushRoster(context.Context, jid.JID, []roster.Item) ([]jid.JID, error) {
+	return nil, nil
+}
 
 func (c *countPresence) ContactPresence(_ context.Context, _, to jid.JID, _ bool, _ string) error {
 	if to.String() == c.owner {

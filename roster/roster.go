@@ -4,7 +4,8 @@
 // and keeps each user's roster items for number JIDs in step — through
 // XEP-0356 privileged roster access where the server grants it, or as
 // XEP-0144 suggestions where it does not. Only items this component created
-// are ever changed.
+// are ever changed: an item the user made for a number before it came in
+// an address book stays the user's.
 package roster
 
 import (
@@ -27,8 +28,12 @@ type Item struct {
 // Pusher changes users' rosters and tells them about contacts' presence.
 // The component satisfies it.
 type Pusher interface {
-	// PushRoster sets or removes items in owner's roster.
-	PushRoster(ctx context.Context, owner jid.JID, items []Item) error
+	// PushRoster sets or removes items in owner's roster. Of the new items
+	// (neither Changed nor Remove) it returns those the roster already had
+	// as the user made them, which it left as they are (see
+	// Contact.UserItem in package store); nil where it cannot read the
+	// roster.
+	PushRoster(ctx context.Context, owner jid.JID, items []Item) (users []jid.JID, err error)
 	// ContactPresence sends presence from a number JID to owner:
 	// available with status, or unavailable.
 	ContactPresence(ctx context.Context, from, owner jid.JID, available bool, status string) error

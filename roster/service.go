@@ -455,16 +455,18 @@ func (s *Service) pushOnce(ctx context.Context) bool {
 		}
 		var items []Item
 		for _, c := range group {
-			if !c.ItemPushed() {
+			if !c.ItemPushed() && !c.UserItem {
 				items = append(items, Item{JID: number.E164(c.Number).JID(s.cfg.Component), Name: c.Name, Group: s.cfg.Group, Remove: c.Deleted,
 					Changed: c.ItemChanged()})
 			}
 		}
 		if len(items) > 0 {
-			if err := s.pusher.PushRoster(ctx, owner, items); err != nil {
+			users, err := s.pusher.PushRoster(ctx, owner, items)
+			if err != nil {
 				s.log.Warn().Err(err).Str("owner", group[0].Owner).Msg("roster push failed; will retry")
 				continue
 			}
+			markUsers(group, users)
 		}
 		s.pushPresence(ctx, owner, group, owners, sent)
 		done = append(done, group...)
@@ -477,6 +479,23 @@ func (s *Service) pushOnce(ctx context.Context) bool {
 		return false
 	}
 	return len(dirty) == pushBatch
+}
+
+// markUsers marks the contacts of group whose roster items are users' own
+// (see store.Contact.UserItem): users are their JIDs.
+func markUsers(group []store.Contact, users []jid.JID) {
+	if len(users) == 0 {
+		return
+	}
+	nums := make(map[string]bool, len(users))
+	for _, u := range users {
+		nums[u.Localpart()] = true
+	}
+	for i := range group {
+		if !group[i].Deleted && nums[group[i].Number] {
+			group[i].UserItem = true
+		}
+	}
 }
 
 // holders returns viewer's own number ("" if none) and, of the users

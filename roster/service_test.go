@@ -21,10 +21,17 @@ import (
 type pushes struct {
 	items     []string // "owner: jid name"
 	presences []string // "to: from available|unavailable status"
+	// users are the items users made ("owner: jid"), which PushRoster
+	// leaves and returns, as the component does.
+	users map[string]bool
 }
 
-func (p *pushes) PushRoster(_ context.Context, owner jid.JID, items []Item) error {
+func (p *pushes) PushRoster(_ context.Context, owner jid.JID, items []Item) (users []jid.JID, err error) {
 	for _, it := range items {
+		if !it.Changed && !it.Remove && p.users[fmt.Sprintf("%s: %s", owner, it.JID)] {
+			users = append(users, it.JID)
+			continue
+		}
 		line := fmt.Sprintf("%s: %s %s", owner, it.JID, it.Name)
 		switch {
 		case it.Remove:
@@ -34,7 +41,7 @@ func (p *pushes) PushRoster(_ context.Context, owner jid.JID, items []Item) erro
 		}
 		p.items = append(p.items, line)
 	}
-	return nil
+	return users, nil
 }
 
 func (p *pushes) ContactPresence(_ context.Context, from, owner jid.JID, available bool, status string) error {
@@ -222,6 +229,66 @@ func TestItemsPushedOnce(t *testing.T) {
 	drain(t, s)
 	if got, want := items(), []string{"alice@example.com: +12015550142@sms.example.com Carol Smith (changed)", "alice@example.com: +12015550177@sms.example.com Bob (removed)"}; !slices.Equal(got, want) {
 		t.Errorf("rename and removal pushed %q, want %q", got, want)
+	}
+}
+
+// TestUsersItemsLeft: a contact whose roster item the user made before it
+// came in an address book keeps that item as the user made it: not renamed
+// when the book renames the contact, not removed when the book drops it or
+// the whole book is forgotten, while the gateway's own items are; and its
+// presence is still sent. Back in a later book, it is still the user's.
+func TestUsersItemsLeft(t *testing.T) {
+	s, st, p := service(t)
+	ctx := context.Background()
+	items := func() []string {
+		out := p.items
+		p.items = nil
+		return out
+	}
+	p.users = map[string]bool{"alice@example.com: +12015550142@sms.example.com": true}
+	upload(t, s, alice, "Carol, "+carolNum+"\nBob, "+bobNum)
+	drain(t, s)
+	if got, want := items(), []string{"alice@example.com: +12015550177@sms.example.com Bob"}; !slices.Equal(got, want) {
+		t.Fatalf("first upload pushed %q, want %q", got, want)
+	}
+	wantPresences(t, "first upload", p,
+		"alice@example.com: +12015550142 available SMS",
+		"alice@example.com: +12015550177 available SMS")
+	if dirty, err := st.DirtyContacts(ctx, 10); err != nil || len(dirty) != 0 {
+		t.Fatalf("contacts left dirty: %v, %v", dirty, err)
+	}
+	// The pusher would now push carol's item (it is no longer new to it):
+	// the worker must not ask.
+	p.users = nil
+	upload(t, s, alice, "Carol Smith, "+carolNum+"\nRobert, "+bobNum)
+	drain(t, s)
+	if got, want := items(), []string{"alice@example.com: +12015550177@sms.example.com Robert (changed)"}; !slices.Equal(got, want) {
+		t.Errorf("renames pushed %q, want %q", got, want)
+	}
+	p.take()
+	upload(t, s, alice, "Robert, "+bobNum)
+	drain(t, s)
+	if got := items(); len(got) != 0 {
+		t.Errorf("dropping carol from the book pushed %q", got)
+	}
+	if _, err := st.ContactOf(ctx, alice.String(), carolNum); err == nil {
+		t.Error("carol is still in the book")
+	}
+	// Back in the book: the roster still has the user's item.
+	p.users = map[string]bool{"alice@example.com: +12015550142@sms.example.com": true}
+	upload(t, s, alice, "Carol, "+carolNum+"\nRobert, "+bobNum)
+	drain(t, s)
+	if got := items(); len(got) != 0 {
+		t.Errorf("carol back in the book pushed %q", got)
+	}
+	p.users = nil
+	p.take()
+	if err := s.Forget(ctx, alice); err != nil {
+		t.Fatal(err)
+	}
+	drain(t, s)
+	if got, want := items(), []string{"alice@example.com: +12015550177@sms.example.com Robert (removed)"}; !slices.Equal(got, want) {
+		t.Errorf("forgetting the book pushed %q, want %q", got, want)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -216,6 +217,75 @@ func TestAddressBookRebind(t *testing.T) {
 	status("SMS")
 	if got := identity(t, b, aliceNum); got != "sms" {
 		t.Errorf("bob sees alice's old number as %s", got)
+	}
+}
+
+// TestAddressBookUsersItem: a contact bob had in his roster, made by hand,
+// before it came in his address book keeps the name and group he gave it,
+// and stays when a later upload drops the number, while the gateway's own
+// items are pushed, renamed and removed with the book.
+func TestAddressBookUsersItem(t *testing.T) {
+	s := startStackWith(t, sqliteDSN(t), testenv.ProsodyOptions{Privilege: true}, smsc.Config{})
+	bind(t, s, "bob", bobNumber)
+	comp := s.prosody.Component
+	b := s.login(t, "bob")
+	waitComponent(t, s, b)
+	ctx := ctxT(t, 30*time.Second)
+	// roster returns bob's roster items as "jid name subscription [groups]".
+	roster := func() string {
+		t.Helper()
+		r, err := b.IQ(ctx, `<iq type='get'><query xmlns='jabber:iq:roster'/></iq>`)
+		if err != nil || r.Attr["type"] != "result" {
+			t.Fatalf("roster get: %v %v", r.XML, err)
+		}
+		var q struct {
+			Items []struct {
+				JID    string   `xml:"jid,attr"`
+				Name   string   `xml:"name,attr"`
+				Sub    string   `xml:"subscription,attr"`
+				Groups []string `xml:"group"`
+			} `xml:"jabber:iq:roster query>item"`
+		}
+		must(t, r.Decode(&q))
+		var out []string
+		for _, it := range q.Items {
+			out = append(out, fmt.Sprintf("%s %q %s %v", it.JID, it.Name, it.Sub, it.Groups))
+		}
+		slices.Sort(out)
+		return strings.Join(out, "\n")
+	}
+	roster() // Prosody pushes roster changes only to sessions that fetched the roster.
+	dad, carol, dave := s.numberJID("+12015550102"), s.numberJID("+12015550103"), s.numberJID("+12015550199")
+	if r, err := b.IQ(ctx, `<iq type='set'><query xmlns='jabber:iq:roster'><item jid='`+dad+`' name='Dad'><group>Family</group></item></query></iq>`); err != nil || r.Attr["type"] != "result" {
+		t.Fatalf("bob's own roster set: %v %v", r.XML, err)
+	}
+	rosterPush(t, b, dad)
+	handMade := dad + ` "Dad" none [Family]`
+
+	uploadBook(t, b, comp, "Robert Smith, +12015550102\nCarol, +12015550103\n")
+	if p := rosterPush(t, b, carol); !strings.Contains(p.XML, "Phone contacts") {
+		t.Fatalf("carol's push: %s", p.XML)
+	}
+	if r, want := roster(), handMade+"\n"+carol+` "Carol" both [Phone contacts]`; r != want {
+		t.Errorf("after the first upload bob's roster is\n%s\nwant\n%s", r, want)
+	}
+	// Both renamed, then both dropped: carol's item follows the book, dad's
+	// stays as bob made it. (Pushes for one owner go in number order:
+	// dad's, had there been one, comes before the others.)
+	uploadBook(t, b, comp, "Rob, +12015550102\nCarol Jones, +12015550103\n")
+	if p := rosterPush(t, b, carol); !strings.Contains(p.XML, "Carol Jones") {
+		t.Fatalf("carol's rename: %s", p.XML)
+	}
+	uploadBook(t, b, comp, "Dave, +12015550199\n")
+	rosterRemoval(t, b, carol)
+	rosterPush(t, b, dave)
+	if r, want := roster(), handMade+"\n"+dave+` "Dave" both [Phone contacts]`; r != want {
+		t.Errorf("after the last upload bob's roster is\n%s\nwant\n%s", r, want)
+	}
+	for _, st := range b.Pending() {
+		if strings.Contains(norm(st.XML), `jid="`+dad+`"`) && st.Name == "iq" {
+			t.Errorf("a roster push for bob's own item: %s", st.XML)
+		}
 	}
 }
 
