@@ -2,6 +2,7 @@ package component
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -139,5 +140,34 @@ func TestUnavailableLargeRoster(t *testing.T) {
 	}
 	if known, avail := h.comp.Available(alice); !known || avail {
 		t.Errorf("alice after her session's end was broadcast: known %v, available %v; want offline", known, avail)
+	}
+}
+
+// TestLateLargeRoster: a roster read's answer that comes after the wait
+// (a busy server) is still read off the stream, however large; the session
+// stays.
+func TestLateLargeRoster(t *testing.T) {
+	h := start(t, newFakeServer(t), func(c *Config) { c.MaxStanza = 4096 })
+	sc := h.srv.session()
+	h.onConnect(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		_, err := h.comp.readRoster(ctx, jid.MustParse("alice@example.com"))
+		done <- err
+	}()
+	get := sc.nextWhere(isRosterGet)
+	if err := <-done; !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("readRoster unanswered: %v, want the deadline", err)
+	}
+	var items strings.Builder
+	for i := range 200 { // about 20 KB
+		fmt.Fprintf(&items, `<item jid='+1201555%04d@%s' name='Contact %d' subscription='both'><group>Phone contacts</group></item>`, 1000+i, testDomain, i)
+	}
+	sc.send(`<iq type='result' id='` + get.attr("id") + `' from='alice@example.com' to='` + testDomain + `'><query xmlns='jabber:iq:roster'>` + items.String() + `</query></iq>`)
+	sc.ping()
+	if !h.comp.Connected() {
+		t.Fatal("the session ended on the late answer's size")
 	}
 }

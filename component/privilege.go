@@ -43,6 +43,9 @@ const (
 	// rosterAllowance is what a roster get's answer may take beyond the
 	// stanza bound: some 150,000 items.
 	rosterAllowance = 16 << 20
+	// lateAnswer is how long the allowance stays for a roster get's answer
+	// that did not come in time.
+	lateAnswer = 5 * time.Minute
 	// suggestBatch is the most items one XEP-0144 message carries.
 	suggestBatch = 100
 )
@@ -400,9 +403,18 @@ func (c *Component) readRoster(ctx context.Context, owner jid.JID) (map[string]r
 	ctx, cancel := context.WithTimeout(ctx, rosterIQTimeout)
 	defer cancel()
 	// A whole roster may be larger than a stanza a peer would send (10,000
-	// number contacts take about 1 MiB).
+	// number contacts take about 1 MiB). An answer that comes after the
+	// wait (a busy server) is still read off the stream, and dropped: the
+	// allowance stays a while longer for it, lest it end the session.
 	if cc := c.capped.Load(); cc != nil {
-		defer cc.allow(rosterAllowance)()
+		release := cc.allow(rosterAllowance)
+		defer func() {
+			if ctx.Err() != nil {
+				time.AfterFunc(lateAnswer, release)
+				return
+			}
+			release()
+		}()
 	}
 	query := xmlstream.Wrap(nil, xml.StartElement{Name: xml.Name{Space: nsRoster, Local: "query"}})
 	resp, err := c.sendIQ(ctx, s, stanza.IQ{From: c.cfg.JID, To: owner, Type: stanza.GetIQ}.Wrap(query))
