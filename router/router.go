@@ -353,6 +353,11 @@ func (r *Router) Outbound(ctx context.Context, m Message) error {
 			return nil // a chat state or a marker to nobody
 		}
 		code := m.To.Localpart()
+		if number.HasExtension(code) {
+			return stanzaErr(stanza.Modify, stanza.JIDMalformed,
+				fmt.Sprintf("%q has an extension, which no SMS can reach: write to the phone number alone, e.g. +12015550123@%s.",
+					code, r.cfg.Component.Domainpart()))
+		}
 		if number.IsName(code) {
 			// A sender name (a bank's, say), or a name written by mistake.
 			return stanzaErr(stanza.Modify, stanza.JIDMalformed,

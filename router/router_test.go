@@ -230,6 +230,16 @@ func TestChecksBeforeStoring(t *testing.T) {
 	if !errors.As(err, &se) || se.Condition != stanza.JIDMalformed || !strings.Contains(se.Text[""], `"pizza" is a name, not a phone number`) {
 		t.Fatalf("a name: %v", err)
 	}
+	// An alphanumeric sender ID that looks like a number: a name all the
+	// same, not +12015550177 (libphonenumber reads the digits).
+	err = f.r.Outbound(ctx, router.Message{From: alice, To: jid.MustParse("x2015550177@sms.example.com"), Body: "YES"})
+	if !errors.As(err, &se) || se.Condition != stanza.JIDMalformed || !strings.Contains(se.Text[""], `"x2015550177" is a name, not a phone number`) {
+		t.Fatalf("an alphanumeric sender: %v", err)
+	}
+	err = f.r.Outbound(ctx, router.Message{From: alice, To: jid.MustParse("+12015550199;ext=12@sms.example.com"), Body: "hi"})
+	if !errors.As(err, &se) || se.Condition != stanza.JIDMalformed || !strings.Contains(se.Text[""], `"+12015550199;ext=12" has an extension, which no SMS can reach`) {
+		t.Fatalf("an extension: %v", err)
+	}
 	err = f.r.Outbound(ctx, router.Message{From: alice, To: jid.MustParse("+1555@sms.example.com"), Body: "hi"})
 	if !errors.As(err, &se) || se.Condition != stanza.JIDMalformed ||
 		se.Text[""] != `"+1555" is not a phone number this gateway can reach: it has too few digits for a number with the country code +1.` {

@@ -6,6 +6,7 @@ package number
 import (
 	"errors"
 	"fmt"
+	"regexp"
 	"strconv"
 	"strings"
 	"unicode"
@@ -301,10 +302,31 @@ func (n E164) JID(component jid.JID) jid.JID {
 // FromJID reads the number from a JID on the component domain. The localpart
 // is normalised with region as for Parse, so "2015550123@sms.example.com" with
 // region "US" is accepted.
+//
+// Unlike Parse (an address book's numbers), it refuses a localpart with an
+// extension (an SMS reaches no extension: dropping it would send the text
+// elsewhere than meant) and one with letters: a sender's name, such as an
+// alphanumeric sender ID "X2015550177" a user answers, or a number spelt in
+// letters, which libphonenumber would read as the digits of the letters
+// (or without them) and so reach a phone nobody wrote to. Those errors
+// are *InvalidError.
 func FromJID(j jid.JID, region string) (E164, error) {
 	local := j.Localpart()
 	if local == "" {
 		return "", fmt.Errorf("%w: %s has no number before the @", ErrEmpty, j.Bare())
 	}
+	if HasExtension(local) {
+		return "", &InvalidError{Input: local, Why: "it has an extension, which no SMS can reach; write the phone number alone"}
+	}
+	if IsName(local) {
+		return "", &InvalidError{Input: local, Why: "it holds letters, so it is a name, not a number"}
+	}
 	return Parse(local, region)
 }
+
+// HasExtension tells whether s, a number as written, ends in an extension
+// (";ext=12", " ext. 12", "x12", "#12") or an ISDN subaddress (";isub=12")
+// after its digits.
+func HasExtension(s string) bool { return extension.MatchString(strings.TrimSpace(s)) }
+
+var extension = regexp.MustCompile(`(?i)[0-9)]\s*(;\s*ext\s*=|;\s*isub\s*=|ext\.?|x|#)\s*[0-9]+$`)

@@ -97,6 +97,31 @@ func TestJIDRoundTrip(t *testing.T) {
 	}
 }
 
+// TestFromJIDRefuses: an address with an extension or with letters is no
+// number to send an SMS to, though Parse reads one from it (the extension
+// dropped, the letters read as digits or skipped): answering an
+// alphanumeric sender "X2015550177" must not text +12015550177.
+func TestFromJIDRefuses(t *testing.T) {
+	for _, local := range []string{"+12015550199;ext=12", "+1-201-555-0199ext.12", "2015550199x12", "+12015550199#12", "+12015550199;isub=1",
+		"x2015550177", "X2015550177", "+1-201-555-abcd", "201555call", "MyBank"} {
+		j, err := jid.New(local, "sms.example.com", "")
+		if err != nil {
+			t.Fatalf("%q: %v", local, err)
+		}
+		n, err := number.FromJID(j, "US")
+		var invalid *number.InvalidError
+		if !errors.As(err, &invalid) {
+			t.Errorf("FromJID(%s) = %q, %v; want an InvalidError", j, n, err)
+		}
+	}
+	for s, want := range map[string]bool{"+12015550199;ext=12": true, "2015550199 x 12": true, "(201) 555-0199 #12": true,
+		"NEXTBANK": false, "Textile": false, "x2015550177": false, "+12015550199": false, "2015550199": false} {
+		if got := number.HasExtension(s); got != want {
+			t.Errorf("HasExtension(%q) = %v, want %v", s, got, want)
+		}
+	}
+}
+
 func TestFromDigits(t *testing.T) {
 	for in, want := range map[string]number.E164{"12015550123": "+12015550123", "+447700900123": "+447700900123"} {
 		if got, err := number.FromDigits(in); err != nil || got != want {
