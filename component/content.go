@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"unicode"
 
 	"mellium.im/xmpp/stanza"
 
@@ -87,6 +88,41 @@ var encryptedErr = errText(stanza.Modify, stanza.NotAcceptable,
 var retractErr = errText(stanza.Cancel, stanza.FeatureNotImplemented,
 	"A message through the SMS gateway cannot be retracted: an SMS cannot be taken back once sent.")
 
+// subject is the message's subject (RFC 6121 5.2.4): the one in the
+// stanza's language, or else the first; "" when it has none that shows.
+func (s *inStanza) subject() string {
+	var first string
+	for _, e := range s.Payload {
+		if e.XMLName.Local != "subject" || e.XMLName.Space != s.XMLName.Space {
+			continue
+		}
+		var v struct {
+			Text string `xml:",chardata"`
+		}
+		if e.decode(&v) != nil || strings.TrimFunc(v.Text, invisible) == "" {
+			continue
+		}
+		lang := ""
+		for _, a := range e.Attr {
+			if a.Name.Local == "lang" && (a.Name.Space == "xml" || a.Name.Space == xmlNS) {
+				lang = a.Value
+			}
+		}
+		if lang == "" || strings.EqualFold(lang, s.Lang) {
+			return v.Text
+		}
+		if first == "" {
+			first = v.Text
+		}
+	}
+	return first
+}
+
+// invisible tells the characters that show nothing: white space and
+// format characters (zero-width space, joiners, byte-order mark). A body
+// of those alone is empty.
+func invisible(r rune) bool { return unicode.IsSpace(r) || unicode.Is(unicode.Cf, r) }
+
 // smsText is the text an SMS carries for a message: the body, with out-of-
 // band links, locations and shared contacts written out, and corrections
 // marked. "" means the stanza has nothing to send as SMS. r is the
@@ -104,8 +140,12 @@ func smsText(s *inStanza, r *router.Reaction) string {
 	if quote, reply, ok := replyOf(s, body); ok {
 		body = router.ReplyText(quote, reply)
 	}
-	if strings.TrimSpace(body) == "" {
+	if strings.TrimFunc(body, invisible) == "" {
 		body = ""
+	}
+	if subject := s.subject(); subject != "" && subject != body {
+		// A phone shows no subject: it goes first, on a line of its own.
+		body = strings.TrimSuffix(subject+"\n"+body, "\n")
 	}
 	var extra []string
 	correction := false
@@ -131,6 +171,11 @@ func smsText(s *inStanza, r *router.Reaction) string {
 			}
 			if e.decode(&v) == nil && v.Lat != "" && v.Lon != "" {
 				line := fmt.Sprintf("geo:%s,%s https://www.openstreetmap.org/?mlat=%s&mlon=%s", v.Lat, v.Lon, v.Lat, v.Lon)
+				if strings.Contains(body, fmt.Sprintf("geo:%s,%s", v.Lat, v.Lon)) {
+					// The body is the location already (clients send its
+					// geo: URI as the fallback): the map link only.
+					line = fmt.Sprintf("https://www.openstreetmap.org/?mlat=%s&mlon=%s", v.Lat, v.Lon)
+				}
 				if v.Text != "" {
 					line = v.Text + " " + line
 				}

@@ -3,6 +3,7 @@ package component
 import (
 	"encoding/xml"
 	"fmt"
+	"strings"
 	"testing"
 )
 
@@ -111,6 +112,45 @@ yes</body></message>`,
 	} {
 		var s inStanza
 		if err := xml.Unmarshal([]byte(tc.in), &s); err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if got := smsText(&s, reactionOf(&s)); got != tc.want {
+			t.Errorf("%s: SMS %q, want %q", tc.name, got, tc.want)
+		}
+	}
+}
+
+// TestSMSContent: what of a message an SMS carries, beyond the body: the
+// subject first; a location once, when the body is its geo: URI already;
+// nothing for a body of invisible characters, or for an element named
+// body in another namespace.
+func TestSMSContent(t *testing.T) {
+	geo := `<geoloc xmlns='http://jabber.org/protocol/geoloc'><lat>45.44</lat><lon>12.33</lon></geoloc>`
+	for _, tc := range []struct{ name, in, want string }{
+		{"subject and body", `<message><subject>Meeting</subject><body>at 5</body></message>`, "Meeting\nat 5"},
+		{"subject alone", `<message><subject>Just a subject</subject></message>`, "Just a subject"},
+		{"subject as the body", `<message><subject>Hi</subject><body>Hi</body></message>`, "Hi"},
+		{"subject in the stanza's language", `<message xml:lang='de'><subject xml:lang='en'>Hello</subject><subject xml:lang='de'>Hallo</subject><body>x</body></message>`, "Hallo\nx"},
+		{"blank subject", `<message><subject> </subject><body>x</body></message>`, "x"},
+		{"location as the body", `<message><body>geo:45.44,12.33</body>` + geo + `</message>`,
+			"geo:45.44,12.33\nhttps://www.openstreetmap.org/?mlat=45.44&mlon=12.33"},
+		{"location beside text", `<message><body>here</body>` + geo + `</message>`,
+			"here\ngeo:45.44,12.33 https://www.openstreetmap.org/?mlat=45.44&mlon=12.33"},
+		{"zero-width space", "<message><body>\u200b\ufeff \u2060</body></message>", ""},
+		{"emoji with a joiner", "<message><body>\U0001F469\u200d\U0001F4BB</body></message>", "\U0001F469\u200d\U0001F4BB"},
+		{"body of another namespace", `<message><body xmlns='urn:example:x'>secret data</body></message>`, ""},
+		{"body of jabber:client", `<message xmlns='jabber:component:accept'><body xmlns='jabber:client'>hi</body></message>`, "hi"},
+	} {
+		// As the handler reads a stanza.
+		d := xml.NewDecoder(strings.NewReader(tc.in))
+		tok, err := d.Token()
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		start := tok.(xml.StartElement)
+		var s inStanza
+		s.setAttrs(start.Attr)
+		if err := readStanza(start, d, &s); err != nil {
 			t.Fatalf("%s: %v", tc.name, err)
 		}
 		if got := smsText(&s, reactionOf(&s)); got != tc.want {

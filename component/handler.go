@@ -91,8 +91,9 @@ func stanzaAttrs(attrs []xml.Attr) (from, to, id, typ string) {
 }
 
 type body struct {
-	Lang string `xml:"http://www.w3.org/XML/1998/namespace lang,attr"`
-	Text string `xml:",chardata"`
+	XMLName xml.Name
+	Lang    string `xml:"http://www.w3.org/XML/1998/namespace lang,attr"`
+	Text    string `xml:",chardata"`
 	// Markup is child elements, which a body may not hold (RFC 6121
 	// 5.2.3: no mixed content); read only to refuse them.
 	Markup []struct {
@@ -170,6 +171,7 @@ func readStanza(start xml.StartElement, r xml.TokenReader, s *inStanza) error {
 		}
 		switch t := t.(type) {
 		case xml.EndElement:
+			s.ownBodies()
 			return nil
 		case xml.StartElement:
 			switch {
@@ -202,6 +204,7 @@ func readBody(start xml.StartElement, r xml.TokenReader) (body, error) {
 		b    body
 		text []byte
 	)
+	b.XMLName = start.Name
 	for _, a := range start.Attr {
 		if a.Name.Local == "lang" && (a.Name.Space == xmlNS || a.Name.Space == "xml") {
 			b.Lang = a.Value
@@ -229,6 +232,22 @@ func readBody(start xml.StartElement, r xml.TokenReader) (body, error) {
 
 // text picks the body in the stanza's language (RFC 6121 5.2.3: one
 // without xml:lang, or with the stanza's), or else the first one.
+// ownBodies drops the bodies that are not a message's: an element named
+// body in another namespace is some extension's, no text of the message.
+// (An IQ's, the one child it must have, is kept for the count.)
+func (s *inStanza) ownBodies() {
+	if s.XMLName.Local != "message" {
+		return
+	}
+	s.Body = slices.DeleteFunc(s.Body, func(b body) bool {
+		ns := b.XMLName.Space
+		return ns != s.XMLName.Space && ns != nsClient && ns != ""
+	})
+	if len(s.Body) == 0 {
+		s.Body = nil
+	}
+}
+
 func (s *inStanza) text() string {
 	for _, b := range s.Body {
 		if b.Lang == "" || strings.EqualFold(b.Lang, s.Lang) {

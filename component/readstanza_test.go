@@ -25,10 +25,14 @@ func stanzaTokens(stream string) (xml.StartElement, xml.TokenReader, bool) {
 }
 
 // decodeAsBefore is how handle read a stanza before readStanza: a second
-// decoder over the stream's tokens, filling inStanza by its tags.
+// decoder over the stream's tokens, filling inStanza by its tags; then,
+// as readStanza does, only the stanza's own bodies are kept.
 func decodeAsBefore(start xml.StartElement, r xml.TokenReader) (inStanza, error) {
 	var s inStanza
 	err := xml.NewTokenDecoder(xmlstream.MultiReader(xmlstream.Token(start.Copy()), r)).Decode(&s)
+	if err == nil {
+		s.ownBodies()
+	}
 	return s, err
 }
 
