@@ -101,6 +101,13 @@ type Config struct {
 	Presences Presences
 	// OnConnect is called after each successful handshake.
 	OnConnect func()
+	// HandOn, if set, takes the answers (IQ results and errors) to
+	// requests this instance did not make, up to HandOnMax bytes each:
+	// with several instances connected as one component the server gives
+	// the answer to any of them. It is called from one goroutine; the
+	// others' answers come in through Answer (see answers.go).
+	HandOn    func(ctx context.Context, stanza []byte) error
+	HandOnMax int
 	Logger    zerolog.Logger
 }
 
@@ -120,6 +127,9 @@ type Component struct {
 	checks  map[string][]unavailCheck // by full JID: unavailable to numbers, waiting for a roster read (presence.go)
 
 	capped atomic.Pointer[capConn] // the current connection's stanza size bound (limit.go)
+
+	waiters answerWaiters // the component's own requests waiting for answers (answers.go)
+	handOn  chan []byte   // answers to hand on (Config.HandOn); nil without
 
 	connected atomic.Bool
 	stanzas   atomic.Uint64
@@ -146,6 +156,9 @@ func New(cfg Config, r Router) *Component {
 		cfg.OnConnect = func() {}
 	}
 	c := &Component{cfg: cfg, router: r, log: cfg.Logger.With().Str("component", "xmpp").Logger(), fetcher: newFetchClient(cfg.FetchPrivate)}
+	if cfg.HandOn != nil && cfg.HandOnMax > 0 {
+		c.handOn = make(chan []byte, 256)
+	}
 	c.presq.init()
 	return c
 }
@@ -159,6 +172,20 @@ func (c *Component) Connected() bool { return c.connected.Load() }
 func (c *Component) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	if c.handOn != nil {
+		wg.Go(func() {
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case b := <-c.handOn:
+					if err := c.cfg.HandOn(ctx, b); err != nil && ctx.Err() == nil {
+						c.log.Warn().Err(err).Msg("handing an answer on to the other instances failed")
+					}
+				}
+			}
+		})
+	}
 	defer c.fetching.run(ctx)() // address books still downloading (addressbook.go)
 	wg.Go(func() { c.presq.run(ctx, c.applyPresence) })
 	defer c.checkWG.Wait() // roster reads still on their way (presence.go)
@@ -352,26 +379,6 @@ func (c *Component) send(ctx context.Context, r xml.TokenReader) error {
 // goes through it.
 var callContext = callctx.For
 
-// sendIQ is s.SendIQ through callContext.
-func (c *Component) sendIQ(ctx context.Context, s *xmpp.Session, r xml.TokenReader) (xmlstream.TokenReadCloser, error) {
-	callCtx, release := callContext(ctx)
-	defer release()
-	resp, err := s.SendIQ(callCtx, r)
-	if err != nil && errors.Is(err, context.Canceled) && ctx.Err() != nil {
-		err = ctx.Err() // context.DeadlineExceeded, as ctx itself reports
-	}
-	if err == nil {
-		// mellium hands the answer to this call, not to the handler, which
-		// starts the stanza size bound afresh for every other stanza: here
-		// it does for answers, or a long run of them (Sync's pings, roster
-		// pushes) would add up to one "stanza" too large.
-		if cc := c.capped.Load(); cc != nil {
-			cc.stanzaDone()
-		}
-	}
-	return resp, err
-}
-
 type batchKey struct{}
 
 type batch struct {
@@ -485,8 +492,8 @@ func (c *Component) Sync(ctx context.Context) error {
 	parent := ctx
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.PingTimeout)
 	defer cancel()
-	resp, err := c.sendIQ(ctx, s, stanza.IQ{Type: stanza.GetIQ, From: c.cfg.JID, To: c.server()}.Wrap(
-		xmlstream.Wrap(nil, xml.StartElement{Name: xml.Name{Space: nsPing, Local: "ping"}})))
+	resp, err := c.sendIQ(ctx, s, stanza.IQ{Type: stanza.GetIQ, From: c.cfg.JID, To: c.server()},
+		xmlstream.Wrap(nil, xml.StartElement{Name: xml.Name{Space: nsPing, Local: "ping"}}))
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) && parent.Err() == nil {
 			c.hung(s)

@@ -275,6 +275,16 @@ func (c *Component) handle(t xmlstream.TokenReadEncoder, start *xml.StartElement
 	if cc := c.capped.Load(); cc != nil {
 		defer cc.stanzaDone()
 	}
+	if start.Name.Local == "iq" {
+		if typ, _, _ := answerAttrs(*start); typ == "result" || typ == "error" {
+			// An answer to a request of the component's own, here or
+			// in another instance (answers.go).
+			if err := c.handleAnswer(t, *start); err != nil {
+				c.log.Warn().Err(err).Msg("unreadable answer")
+			}
+			return nil
+		}
+	}
 	var s inStanza
 	if err := readStanza(*start, t, &s); err != nil {
 		c.log.Warn().Err(err).Str("element", start.Name.Local).Msg("unreadable stanza")

@@ -417,7 +417,7 @@ func (c *Component) readRoster(ctx context.Context, owner jid.JID) (map[string]r
 		}()
 	}
 	query := xmlstream.Wrap(nil, xml.StartElement{Name: xml.Name{Space: nsRoster, Local: "query"}})
-	resp, err := c.sendIQ(ctx, s, stanza.IQ{From: c.cfg.JID, To: owner, Type: stanza.GetIQ}.Wrap(query))
+	resp, err := c.sendIQ(ctx, s, stanza.IQ{From: c.cfg.JID, To: owner, Type: stanza.GetIQ}, query)
 	if err != nil {
 		return nil, err
 	}
@@ -487,7 +487,7 @@ func (c *Component) rosterSet(ctx context.Context, s *xmpp.Session, owner jid.JI
 	query := xmlstream.Wrap(
 		xmlstream.Wrap(groups, xml.StartElement{Name: xml.Name{Local: "item"}, Attr: attr}),
 		xml.StartElement{Name: xml.Name{Space: nsRoster, Local: "query"}})
-	resp, err := c.sendIQ(ctx, s, stanza.IQ{From: c.cfg.JID, To: owner, Type: stanza.SetIQ}.Wrap(query))
+	resp, err := c.sendIQ(ctx, s, stanza.IQ{From: c.cfg.JID, To: owner, Type: stanza.SetIQ}, query)
 	if err != nil {
 		return err
 	}

@@ -65,6 +65,7 @@ type Store struct {
 	// messages took 0.6 s, and every write waited). On PostgreSQL it is db.
 	rdb      *sql.DB
 	lock     io.Closer // on SQLite opened by OpenExclusive: the file's lock (lock_unix.go)
+	dsn      string    // on PostgreSQL: for the listener of ListenAnswers
 	dialect  dialect
 	now      func() time.Time
 	group    grouper
@@ -150,7 +151,7 @@ func open(ctx context.Context, dsn string, exclusive bool) (*Store, error) {
 			// lib/pq's own message would quote the DSN, password and all.
 			return nil, errors.New("store: the PostgreSQL DSN is not a valid URL (percent-encode any of @ : / ? # % in the user name or password)")
 		}
-		s.dialect = postgres
+		s.dialect, s.dsn = postgres, dsn
 		s.db, err = sql.Open("postgres", withBinaryParameters(dsn))
 		if err == nil {
 			s.db.SetMaxOpenConns(16)

@@ -284,6 +284,11 @@ func run(ctx context.Context, cfg *Config, log zerolog.Logger) error {
 		DefaultRegion:   cfg.Phone.DefaultRegion,
 		Preferences:     st,
 		DefaultFallback: cfg.Routing.SMSFallbackAfter.D(),
+		// Several instances connected as one component (ejabberd):
+		// answers to one's requests that the server gives another are
+		// handed on through PostgreSQL.
+		HandOn:    handOnAnswers(st),
+		HandOnMax: store.MaxAnswer,
 		OnConnect: func() {
 			rt.Wake()
 			select {
@@ -334,6 +339,14 @@ func run(ctx context.Context, cfg *Config, log zerolog.Logger) error {
 		return comp.Run(ctx)
 	})
 	start("router", routerCtx, rt.Run)
+	if st.Shared() {
+		start("answers", ctx, func(ctx context.Context) error {
+			if err := st.ListenAnswers(ctx, comp.Answer, nil); err != nil {
+				log.Error().Err(err).Msg("listening for answers handed on by other instances failed; requests whose answers reach another instance will time out")
+			}
+			return nil
+		})
+	}
 	start("heartbeat", ctx, func(ctx context.Context) error {
 		heartbeat(ctx, st, instance, comp.Connected, connected, log)
 		return nil
@@ -514,4 +527,13 @@ func submitSlots(smscs []SMPPConfig) int {
 		n += per * sc.Binds
 	}
 	return max(n, 64)
+}
+
+// handOnAnswers is what the component hands answers for other instances to
+// (see component.Config.HandOn): the store, where it is shared.
+func handOnAnswers(st *store.Store) func(context.Context, []byte) error {
+	if !st.Shared() {
+		return nil
+	}
+	return st.HandOnAnswer
 }
