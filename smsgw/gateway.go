@@ -124,6 +124,7 @@ type Gateway struct {
 	wake   chan struct{}
 	sem    chan struct{}
 	wg     sync.WaitGroup
+	order  order // a sender's messages to one number, submitted in turn
 
 	mu   sync.Mutex      // guards work, and wg.Add against Run ending
 	work context.Context // Run's submission context; nil when Run is not running
@@ -399,14 +400,60 @@ func (g *Gateway) claim(ctx, work context.Context) bool {
 			_ = g.outbox.Retry(context.WithoutCancel(ctx), m.ID, time.Now(), "shutting down", true)
 			continue
 		}
-		g.wg.Add(1)
-		go func() {
-			defer g.wg.Done()
-			defer func() { <-g.sem }()
-			g.submit(work, m)
-		}()
+		g.start(work, m)
 	}
 	return len(msgs) == limit
+}
+
+// start submits m on a slot it holds, in a goroutine of its own, after the
+// messages from its sender to its number started before it: a user's
+// messages to a phone leave in the order they came (the claim and the
+// router's batches take them in that order), as a phone's come to the
+// user. It is called in that order, from one goroutine at a time. (Not
+// kept: a message retried after a temporary failure; one left queued
+// while every slot was taken, which a later one, handed off once slots
+// were free, may pass.)
+func (g *Gateway) start(work context.Context, m *store.Outbound) {
+	prev, done := g.order.next([2]string{m.SenderNumber, m.Dest})
+	g.wg.Add(1)
+	go func() {
+		defer g.wg.Done()
+		defer func() { <-g.sem }()
+		defer done()
+		if prev != nil {
+			<-prev // ends: the one before is submitted, or failed, or given back
+		}
+		g.submit(work, m)
+	}()
+}
+
+// order chains the submissions of messages with one sender and number.
+type order struct {
+	mu   sync.Mutex
+	tail map[[2]string]chan struct{} // closed when the pair's last message started is done
+}
+
+// next returns what a message of key waits for before its submission (nil:
+// nothing) and the func that ends its turn.
+func (o *order) next(key [2]string) (prev <-chan struct{}, done func()) {
+	ch := make(chan struct{})
+	o.mu.Lock()
+	if o.tail == nil {
+		o.tail = make(map[[2]string]chan struct{})
+	}
+	if p, ok := o.tail[key]; ok {
+		prev = p
+	}
+	o.tail[key] = ch
+	o.mu.Unlock()
+	return prev, func() {
+		close(ch)
+		o.mu.Lock()
+		if o.tail[key] == ch {
+			delete(o.tail, key)
+		}
+		o.mu.Unlock()
+	}
 }
 
 // Hand-off: the router stores a new SMS already leased to this instance
@@ -460,12 +507,7 @@ func (g *Gateway) Take(msgs []*store.Outbound, reserved int) {
 	}
 	work := g.work
 	for _, m := range msgs {
-		g.wg.Add(1)
-		go func() {
-			defer g.wg.Done()
-			defer func() { <-g.sem }()
-			g.submit(work, m)
-		}()
+		g.start(work, m)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"strconv"
 	"strings"
@@ -221,6 +222,73 @@ func TestTakeAfterRun(t *testing.T) {
 	}
 	if len(g.sem) != 0 {
 		t.Fatalf("%d slots still held", len(g.sem))
+	}
+}
+
+// jitterBind records what it is sent after a random pause of up to 2 ms,
+// as a bind whose writes wait on others' would.
+type jitterBind struct{ recBind }
+
+func (b *jitterBind) Submit(ctx context.Context, s *smpp.Submit) (string, error) {
+	time.Sleep(time.Duration(rand.N(2000)) * time.Microsecond)
+	return b.recBind.Submit(ctx, s)
+}
+
+// TestSubmitOrder: a user's messages to one number reach the SMSC in the
+// order they were taken, whether handed off or claimed, while messages to
+// other numbers go beside them.
+func TestSubmitOrder(t *testing.T) {
+	ctx := context.Background()
+	st := storetest.SQLite(t)
+	g := New(Config{Instance: "i1", Concurrency: 16}, st, nil) // 16 handed off, 8 claimed
+	b := &jitterBind{recBind{alphabet: coding.GSM}}
+	g.AddLink(Link{Client: b})
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- g.Run(runCtx, 0) }()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	dests := []string{"+12015550199", "+12015550188"}
+	const each = 12
+	var (
+		owner string
+		until time.Time
+		n     int
+	)
+	for n == 0 { // until Run has started
+		time.Sleep(time.Millisecond)
+		owner, until, n = g.Reserve(2 * each)
+	}
+	var msgs []*store.Outbound
+	for i := range each {
+		for _, d := range dests {
+			m := &store.Outbound{SenderJID: "a@example.com/x", SenderNumber: "+12015550100", Dest: d, Body: fmt.Sprintf("message %02d", i), Parts: 1}
+			if len(msgs) < n {
+				m.LeaseOwner, m.LeaseUntil = owner, until
+			}
+			msgs = append(msgs, m)
+		}
+	}
+	if err := st.AcceptOutbound(ctx, msgs); err != nil {
+		t.Fatal(err)
+	}
+	g.Take(msgs[:n], n) // the rest are queued: the gateway claims them
+	g.Wake()
+	deadline := time.Now().Add(10 * time.Second)
+	for len(b.dests()) < len(msgs) && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	got := map[string][]string{}
+	for _, s := range b.take() {
+		got[s.Dest.Addr] = append(got[s.Dest.Addr], string(s.ShortMessage))
+	}
+	for _, d := range dests {
+		texts := got[strings.TrimPrefix(d, "+")]
+		if len(texts) != each || !slices.IsSorted(texts) {
+			t.Errorf("to %s, %d of %d submitted, in the order %q", d, len(texts), each, texts)
+		}
 	}
 }
 
