@@ -11,9 +11,10 @@ import (
 )
 
 const (
-	maxAttempts  = 5                     // per PDU, for temporary failures
+	maxAttempts  = 5                     // per PDU, for temporary failures (a message from a phone, whose caller waits)
 	firstBackoff = 25 * time.Millisecond // doubled after each attempt
-	receiptTTL   = 10 * time.Minute      // a receipt waits this long for a receiver to bind
+	maxBackoff   = 5 * time.Second       // the longest wait between attempts
+	receiptTTL   = 10 * time.Minute      // a receipt waits this long for a receiver to bind, or to be taken
 )
 
 // outbound is a deliver_sm or data_sm the simulator sends until accepted.
@@ -23,6 +24,9 @@ type outbound struct {
 	prefer   *session // tried first while it can receive
 	frame    []byte   // sequence number patched in per attempt
 	waitBind bool     // with no receiver bound, wait for one instead of failing
+	// persist: temporary failures are retried until ctx ends (a receipt,
+	// as an SMSC retries one for hours), not maxAttempts times.
+	persist bool
 }
 
 type attempt struct {
@@ -93,8 +97,9 @@ func (s *Server) await(ctx context.Context, a *attempt, timeout time.Duration) (
 }
 
 // deliver sends ob until the ESME answers ESME_ROK. Temporary statuses, lost
-// sessions and timeouts are retried with backoff, up to maxAttempts; a
-// permanent status is returned at once. first is an attempt already made.
+// sessions and timeouts are retried with backoff (up to maxBackoff), up to
+// maxAttempts or, for ob.persist, until ctx ends; a permanent status is
+// returned at once. first is an attempt already made.
 func (s *Server) deliver(ctx context.Context, ob *outbound, first *attempt) error {
 	timeout := s.settings().ResponseTimeout
 	if first != nil && first.err != nil {
@@ -137,12 +142,15 @@ func (s *Server) deliver(ctx context.Context, ob *outbound, first *attempt) erro
 		default:
 			last = err
 		}
-		if n >= maxAttempts {
+		if n >= maxAttempts && !ob.persist {
 			return last
 		}
 		select {
-		case <-time.After(firstBackoff << (n - 1)):
+		case <-time.After(min(firstBackoff<<min(n-1, 16), maxBackoff)):
 		case <-ctx.Done():
+			if last != nil {
+				return last
+			}
 			return ctx.Err()
 		}
 	}

@@ -428,7 +428,7 @@ func (s *Server) submit(ss *session, h header, respID pdu.ID, p *smPDU) {
 		ss.send(resp)
 		return
 	}
-	ob := &outbound{what: "receipt", systemID: m.SystemID, prefer: ss, waitBind: true}
+	ob := &outbound{what: "receipt", systemID: m.SystemID, prefer: ss, waitBind: true, persist: true}
 	if delayed {
 		ss.send(resp)
 		s.goOwned(func() {

@@ -459,17 +459,29 @@ func TestReceiptToSeparateReceiver(t *testing.T) {
 	}
 }
 
+// TestReceiptRetriedAfterTemporaryError: a receipt the ESME answers with a
+// temporary error (its store down, say) is sent again, beyond the attempts
+// a message from a phone gets (its HTTP caller waits), as an SMSC retries
+// a receipt for hours, each time with a new sequence number.
 func TestReceiptRetriedAfterTemporaryError(t *testing.T) {
 	_, addr := newTestServer(t, Config{})
 	c := bound(t, addr, pdu.NewBindTransceiver)
 	c.submit(sub{src: "12015550100", dst: "12015550123", rd: 1, sm: []byte("hi")})
 	c.expect(pdu.SubmitSMRespID)
-	h1, _, _ := c.expect(pdu.DeliverSMID)
-	c.respond(pdu.DeliverSMRespID, h1.Seq, 0x58)
-	h2, _, _ := c.expect(pdu.DeliverSMID)
-	c.respond(pdu.DeliverSMRespID, h2.Seq, 0)
-	if h1.Seq == h2.Seq {
-		t.Errorf("retry reused sequence number %d", h1.Seq)
+	seqs := map[uint32]bool{}
+	for i := range maxAttempts + 2 {
+		h, _, _ := c.expect(pdu.DeliverSMID)
+		if seqs[h.Seq] {
+			t.Errorf("retry reused sequence number %d", h.Seq)
+		}
+		seqs[h.Seq] = true
+		st := []uint32{0x58, 0x64}[i%2] // ESME_RTHROTTLED, ESME_RX_T_APPN
+		c.respond(pdu.DeliverSMRespID, h.Seq, st)
+	}
+	h, _, _ := c.expect(pdu.DeliverSMID)
+	c.respond(pdu.DeliverSMRespID, h.Seq, 0)
+	if h2, _, err := c.readFrame(300 * time.Millisecond); err == nil {
+		t.Errorf("a receipt taken was sent again: %s", h2.ID)
 	}
 }
 
