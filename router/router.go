@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -21,6 +22,7 @@ import (
 	"mellium.im/xmpp/stanza"
 
 	"switchboard/internal/failing"
+	"switchboard/internal/memo"
 	"switchboard/roster/number"
 	"switchboard/smsgw/coding"
 	"switchboard/store"
@@ -185,6 +187,8 @@ type Router struct {
 	dropped  []int64        // handed notices not kept, to give back (releaseDropped)
 
 	recording sync.WaitGroup // notices done being recorded (sendNotices); Run waits
+
+	resent *memo.Map[resendKey, time.Time] // messages taken lately, to know one sent again (resendOf)
 }
 
 // handedNotice is a notice handed over by the store, to be sent before
@@ -203,6 +207,31 @@ type pending struct {
 	short    bool   // dest is a short code, answered by SMS (see Limits.ShortCodeReply)
 	m        Message
 	msg      *store.Outbound // nil for a body-less stanza (never stored)
+	resend   *resendKey      // how a resend of it would be known; nil: not looked for
+}
+
+// resendKey is what tells a message sent again (a client resending what it
+// is not sure went, after a reconnection: XEP-0198) from a new one: its
+// sender and addressee, its id, and its text.
+type resendKey struct {
+	from, to, id string
+	text         uint64 // FNV-1a of the body and the SMS text
+}
+
+// resendWindow is how long a message's resend is known as one.
+const resendWindow = 10 * time.Minute
+
+// resendOf is m's resendKey, or nil for a message without an id or text
+// (chat states, markers: nothing is sent twice).
+func resendOf(m *Message) *resendKey {
+	if m.ID == "" || m.smsText() == "" {
+		return nil
+	}
+	h := fnv.New64a()
+	h.Write([]byte(m.Body))
+	h.Write([]byte{0})
+	h.Write([]byte(m.SMSText))
+	return &resendKey{from: m.From.Bare().String(), to: m.To.Bare().String(), id: m.ID, text: h.Sum64()}
 }
 
 // New returns a router. Call SetXMPP before Run.
@@ -233,6 +262,7 @@ func New(cfg Config, st Store) *Router {
 		store:   st,
 		log:     cfg.Logger.With().Str("component", "router").Logger(),
 		domains: make(map[string]bool),
+		resent:  memo.New[resendKey, time.Time](1 << 16),
 		intake:  make(chan *pending, 4096),
 		acks:    make(chan relayAck, 4096),
 		wake:    make(chan struct{}, 1),
@@ -401,10 +431,24 @@ func (r *Router) Outbound(ctx context.Context, m Message) error {
 			ExpiresAt:   time.Now().Add(r.cfg.Validity),
 		}
 	}
+	if k := resendOf(&m); k != nil {
+		if at, ok := r.resent.Get(*k); ok && time.Since(at) < resendWindow {
+			// Accepted already: its receipt or error answers this one
+			// too (same id). Sent twice, it would reach the phone twice.
+			r.log.Info().Str("from", k.from).Str("to", k.to).Str("stanza_id", k.id).
+				Msg("a message sent again (same id and text within 10 minutes) taken once")
+			return nil
+		}
+		r.resent.Put(*k, time.Now())
+		p.resend = k
+	}
 	select {
 	case r.intake <- p:
 		return nil
 	case <-ctx.Done():
+		if p.resend != nil {
+			r.resent.Delete(*p.resend)
+		}
 		return stanzaErr(stanza.Wait, stanza.ResourceConstraint, "The gateway is shutting down; send the message again later.")
 	}
 }
@@ -810,6 +854,9 @@ func (r *Router) refused(ctx context.Context, p *pending, reason, why string) {
 // for reason.
 func (r *Router) refuse(ctx context.Context, ps []*pending, reason string, e stanza.Error) {
 	for _, p := range ps {
+		if p.resend != nil {
+			r.resent.Delete(*p.resend) // sent again, it is tried again
+		}
 		if p.msg == nil {
 			continue
 		}

@@ -1056,3 +1056,60 @@ func TestAnswersFromFormWrittenTo(t *testing.T) {
 		t.Fatalf("fallback notice %+v, want from %s", n, at("12015550101"))
 	}
 }
+
+// TestResentTakenOnce: a message sent again with its id and text (a client
+// resending after a reconnection) is taken once: one SMS, one relay; the
+// same id with other text, or to another number, is a new message; one
+// refused is tried again when sent again.
+func TestResentTakenOnce(t *testing.T) {
+	f := setup(t, router.Config{Limits: router.Limits{BlockedPrefixes: []string{"+1900"}}})
+	ctx := context.Background()
+	send := func(id, to, body string) {
+		t.Helper()
+		if err := f.r.Outbound(ctx, router.Message{From: alice, To: numberJID(to), ID: id, Body: body, WantReceipt: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send("d1", phone, "resent msg")
+	send("d1", phone, "resent msg")
+	send("d1", phone, "other text")
+	send("d1", "+12015550177", "resent msg")
+	var got []string
+	for len(got) < 3 {
+		for _, m := range f.queued(t) {
+			got = append(got, m.Dest+" "+m.Body)
+		}
+	}
+	slices.Sort(got)
+	if want := []string{"+12015550177 resent msg", phone + " other text", phone + " resent msg"}; !slices.Equal(got, want) {
+		t.Errorf("queued %q, want %q", got, want)
+	}
+	// Over XMPP: relayed once.
+	send("d2", bobNum, "to bob")
+	send("d2", bobNum, "to bob")
+	if s := f.x.next(t, "relay"); s.id != "d2" {
+		t.Fatalf("relay %+v", s)
+	}
+	// Refused, then sent again: refused again, not taken as a resend.
+	for range 2 {
+		send("d3", "+19005550123", "premium")
+		if s := f.x.next(t, "error"); s.id != "d3" || s.condition != stanza.PolicyViolation {
+			t.Fatalf("error %+v", s)
+		}
+	}
+	time.Sleep(200 * time.Millisecond)
+	f.x.mu.Lock()
+	relays := 0
+	for _, s := range f.x.out {
+		if s.kind == "relay" {
+			relays++
+		}
+	}
+	f.x.mu.Unlock()
+	if relays != 0 {
+		t.Errorf("one message sent twice relayed %d times more", relays)
+	}
+	if msgs, err := f.st.ClaimOutbound(ctx, "t", 100, time.Minute); err != nil || len(msgs) != 0 {
+		t.Errorf("more queued after: %d, %v", len(msgs), err)
+	}
+}

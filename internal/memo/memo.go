@@ -41,6 +41,13 @@ func (m *Map[K, V]) Put(k K, v V) {
 	m.mu.Unlock()
 }
 
+// Delete forgets the value for k.
+func (m *Map[K, V]) Delete(k K) {
+	m.mu.Lock()
+	delete(m.m, k)
+	m.mu.Unlock()
+}
+
 // Len returns how many values the Map holds.
 func (m *Map[K, V]) Len() int {
 	m.mu.RLock()

@@ -26,6 +26,11 @@ func TestGetPut(t *testing.T) {
 	if m.Len() != 2 {
 		t.Errorf("Len = %d, want 2", m.Len())
 	}
+	m.Delete("a")
+	m.Delete("c")
+	if _, ok := m.Get("a"); ok || m.Len() != 1 {
+		t.Errorf("after Delete: a found %v, Len %d; want gone, 1", ok, m.Len())
+	}
 }
 
 // TestBounded: the map never holds more than its bound, and after it
