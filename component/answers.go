@@ -147,7 +147,7 @@ func (c *Component) handleAnswer(t xml.TokenReader, start xml.StartElement) erro
 		}
 		toks = append(toks, xml.CopyToken(tok))
 	}
-	_, from, id := answerAttrs(start)
+	from, _, id, _ := stanzaAttrs(start.Attr)
 	if c.waiters.take(id, from, toks) || c.handOn == nil {
 		return nil
 	}
@@ -187,29 +187,11 @@ func (c *Component) Answer(stanzaXML []byte) {
 	if !ok || start.Name.Local != "iq" {
 		return
 	}
-	typ, from, id := answerAttrs(start)
+	from, _, id, typ := stanzaAttrs(start.Attr)
 	if typ != "result" && typ != "error" {
 		return
 	}
 	c.waiters.take(id, from, toks)
-}
-
-// answerAttrs reads an IQ's type, from and id.
-func answerAttrs(start xml.StartElement) (typ, from, id string) {
-	for _, a := range start.Attr {
-		if a.Name.Space != "" {
-			continue
-		}
-		switch a.Name.Local {
-		case "type":
-			typ = a.Value
-		case "from":
-			from = a.Value
-		case "id":
-			id = a.Value
-		}
-	}
-	return typ, from, id
 }
 
 // encodeTokens writes toks as XML, leaving out the xmlns attributes the

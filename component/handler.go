@@ -276,7 +276,7 @@ func (c *Component) handle(t xmlstream.TokenReadEncoder, start *xml.StartElement
 		defer cc.stanzaDone()
 	}
 	if start.Name.Local == "iq" {
-		if typ, _, _ := answerAttrs(*start); typ == "result" || typ == "error" {
+		if _, _, _, typ := stanzaAttrs(start.Attr); typ == "result" || typ == "error" {
 			// An answer to a request of the component's own, here or
 			// in another instance (answers.go).
 			if err := c.handleAnswer(t, *start); err != nil {

@@ -53,6 +53,13 @@ func (p *pushes) ContactPresence(_ context.Context, from, owner jid.JID, availab
 	return nil
 }
 
+// takeItems returns the items pushed since the last call, in order.
+func (p *pushes) takeItems() []string {
+	out := p.items
+	p.items = nil
+	return out
+}
+
 // take returns the presences sent since the last take, sorted.
 func (p *pushes) take() []string {
 	out := p.presences
@@ -204,11 +211,7 @@ func TestMutualPresence(t *testing.T) {
 func TestItemsPushedOnce(t *testing.T) {
 	s, st, p := service(t)
 	ctx := context.Background()
-	items := func() []string {
-		out := p.items
-		p.items = nil
-		return out
-	}
+	items := p.takeItems
 	upload(t, s, alice, "Carol, "+carolNum+"\nBob, "+bobNum)
 	drain(t, s)
 	if got, want := items(), []string{"alice@example.com: +12015550142@sms.example.com Carol", "alice@example.com: +12015550177@sms.example.com Bob"}; !slices.Equal(got, want) {
@@ -240,11 +243,7 @@ func TestItemsPushedOnce(t *testing.T) {
 func TestUsersItemsLeft(t *testing.T) {
 	s, st, p := service(t)
 	ctx := context.Background()
-	items := func() []string {
-		out := p.items
-		p.items = nil
-		return out
-	}
+	items := p.takeItems
 	p.users = map[string]bool{"alice@example.com: +12015550142@sms.example.com": true}
 	upload(t, s, alice, "Carol, "+carolNum+"\nBob, "+bobNum)
 	drain(t, s)

@@ -172,11 +172,7 @@ func TestReserve(t *testing.T) {
 		cancel()
 		<-done
 	}()
-	var n int
-	for n == 0 { // until Run has started
-		time.Sleep(time.Millisecond)
-		_, _, n = g.Reserve(2)
-	}
+	_, _, n := reserveRunning(g, 2)
 	owner, until, m := g.Reserve(5)
 	if n != 2 || m != 1 || owner != "i1" || time.Until(until) < claimLease/2 {
 		t.Fatalf("Reserve = %d then %d (%s until %v), want 2 then the 1 left", n, m, owner, until)
@@ -192,6 +188,16 @@ func TestReserve(t *testing.T) {
 	}
 }
 
+// reserveRunning reserves up to max slots once g's Run has started (until
+// then Reserve gives none).
+func reserveRunning(g *Gateway, max int) (owner string, until time.Time, n int) {
+	for n == 0 {
+		time.Sleep(time.Millisecond)
+		owner, until, n = g.Reserve(max)
+	}
+	return owner, until, n
+}
+
 // TestTakeAfterRun checks that messages reserved before Run ended and
 // stored after are given back to the queue at once, not left to their lease.
 func TestTakeAfterRun(t *testing.T) {
@@ -200,15 +206,7 @@ func TestTakeAfterRun(t *testing.T) {
 	runCtx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- g.Run(runCtx, 0) }()
-	var (
-		owner string
-		until time.Time
-		n     int
-	)
-	for n == 0 { // until Run has started
-		time.Sleep(time.Millisecond)
-		owner, until, n = g.Reserve(1)
-	}
+	owner, until, n := reserveRunning(g, 1)
 	cancel()
 	<-done
 	m := &store.Outbound{SenderJID: "a@example.com/x", SenderNumber: "+12015550100", Dest: "+12015550199", Body: "hi", Parts: 1,
@@ -252,15 +250,7 @@ func TestSubmitOrder(t *testing.T) {
 	}()
 	dests := []string{"+12015550199", "+12015550188"}
 	const each = 12
-	var (
-		owner string
-		until time.Time
-		n     int
-	)
-	for n == 0 { // until Run has started
-		time.Sleep(time.Millisecond)
-		owner, until, n = g.Reserve(2 * each)
-	}
+	owner, until, n := reserveRunning(g, 2*each)
 	var msgs []*store.Outbound
 	for i := range each {
 		for _, d := range dests {
