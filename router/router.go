@@ -189,6 +189,9 @@ type Router struct {
 	recording sync.WaitGroup // notices done being recorded (sendNotices); Run waits
 
 	resent *memo.Map[resendKey, time.Time] // messages taken lately, to know one sent again (resendOf)
+	// unstored counts the messages taken by Outbound and neither stored
+	// nor refused yet (see Unstored).
+	unstored atomic.Int64
 }
 
 // handedNotice is a notice handed over by the store, to be sent before
@@ -442,16 +445,23 @@ func (r *Router) Outbound(ctx context.Context, m Message) error {
 		r.resent.Put(*k, time.Now())
 		p.resend = k
 	}
+	r.unstored.Add(1)
 	select {
 	case r.intake <- p:
 		return nil
 	case <-ctx.Done():
+		r.unstored.Add(-1)
 		if p.resend != nil {
 			r.resent.Delete(*p.resend)
 		}
 		return stanzaErr(stanza.Wait, stanza.ResourceConstraint, "The gateway is shutting down; send the message again later.")
 	}
 }
+
+// Unstored returns how many messages from users Outbound took that are
+// neither stored nor refused yet: at a shutdown that cannot wait for a
+// store that does not answer, those are lost, their senders unanswered.
+func (r *Router) Unstored() int64 { return r.unstored.Load() }
 
 // Run stores incoming messages in batches and sends notices until ctx ends.
 // On the way out it stores what is already in the intake, and what the
@@ -542,6 +552,7 @@ func (r *Router) storeBatch(ctx context.Context, batch []*pending) {
 	if len(batch) == 0 {
 		return
 	}
+	defer r.unstored.Add(-int64(len(batch)))
 	var jids, dests []string
 	seen := make(map[string]bool, 2*len(batch))
 	for _, p := range batch {

@@ -1113,3 +1113,51 @@ func TestResentTakenOnce(t *testing.T) {
 		t.Errorf("more queued after: %d, %v", len(msgs), err)
 	}
 }
+
+// hungStore is a store whose AcceptOutbound waits for release, as a
+// PostgreSQL that stopped answering.
+type hungStore struct {
+	*store.Store
+	release chan struct{}
+}
+
+func (h *hungStore) AcceptOutbound(ctx context.Context, msgs []*store.Outbound) error {
+	<-h.release
+	return h.Store.AcceptOutbound(ctx, msgs)
+}
+
+// TestUnstored: the messages taken and not yet stored nor refused are
+// counted, for serve to report those a shutdown that cannot wait loses.
+func TestUnstored(t *testing.T) {
+	st := storetest.SQLite(t)
+	if _, err := st.Bind(context.Background(), aliceNum, "alice@example.com", "operator"); err != nil {
+		t.Fatal(err)
+	}
+	h := &hungStore{Store: st, release: make(chan struct{})}
+	r := router.New(router.Config{Component: comp, Domains: []string{"example.com"}, DefaultRegion: "US", Instance: "test",
+		Logger: zerolog.New(zerolog.NewTestWriter(t))}, h)
+	r.SetXMPP(newFakeXMPP())
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- r.Run(ctx) }()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	for i := range 3 {
+		if err := r.Outbound(ctx, router.Message{From: alice, To: numberJID(phone), ID: fmt.Sprint("u", i), Body: "hi"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := r.Unstored(); n != 3 {
+		t.Errorf("Unstored with the store hung = %d, want 3", n)
+	}
+	close(h.release)
+	deadline := time.Now().Add(10 * time.Second)
+	for r.Unstored() != 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if n := r.Unstored(); n != 0 {
+		t.Errorf("Unstored once stored = %d", n)
+	}
+}

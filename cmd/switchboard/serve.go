@@ -379,11 +379,16 @@ func run(ctx context.Context, cfg *Config, log zerolog.Logger) error {
 	select {
 	case <-stopped:
 	case <-time.After(stopTimeout):
-		// Nothing is lost: what was accepted is stored, and what was in
-		// flight is leased and taken up again at the next start.
+		// What was stored is taken up again at the next start (a message
+		// in flight is leased). What the router read and could not store
+		// yet is lost: the stream is closed, no error reaches its sender.
 		abandoned = true
 		log.Error().Stringer("after", stopTimeout).
-			Msg("shutdown did not finish (a store or server that does not answer?); stopping anyway, what was in flight is taken up at the next start")
+			Msg("shutdown did not finish (a store or server that does not answer?); stopping anyway, what was stored is taken up at the next start")
+		if n := rt.Unstored(); n > 0 {
+			log.Error().Int64("messages", n).
+				Msg("messages from users read but not stored (the store did not answer) are lost, and their senders got no error")
+		}
 		return errors.Join(runErr, fmt.Errorf("shutdown did not finish within %v", stopTimeout))
 	}
 	log.Info().Msg("stopped")
