@@ -188,7 +188,7 @@ type Router struct {
 
 	recording sync.WaitGroup // notices done being recorded (sendNotices); Run waits
 
-	resent *memo.Map[resendKey, time.Time] // messages taken lately, to know one sent again (resendOf)
+	resent *memo.Map[resendKey, int64] // messages taken lately (Unix ns), to know one sent again (resendOf)
 	// unstored counts the messages taken by Outbound and neither stored
 	// nor refused yet (see Unstored).
 	unstored atomic.Int64
@@ -214,15 +214,20 @@ type pending struct {
 }
 
 // resendKey is what tells a message sent again (a client resending what it
-// is not sure went, after a reconnection: XEP-0198) from a new one: its
-// sender and addressee, its id, and its text.
-type resendKey struct {
-	from, to, id string
-	text         uint64 // FNV-1a of the body and the SMS text
-}
+// is not sure went, after a reconnection: XEP-0198) from a new one: a hash
+// (FNV-1a, 128 bits) of its sender and addressee, its id, and its text.
+// A hash holds no pointer: the map of the last 16,384 (resentMax) keeps
+// none of the messages' strings alive, and the collector does not scan it.
+type resendKey [16]byte
 
 // resendWindow is how long a message's resend is known as one.
 const resendWindow = 10 * time.Minute
+
+// resentMax bounds the messages remembered (resendWindow's worth up to
+// 27 msg/s). The peak RSS with 100,000 messages waiting for receipts:
+// 78–79 MB remembering none, 82–83 with 16,384, 94–96 with 65,536 (and
+// 152 when the keys held the messages' strings).
+const resentMax = 1 << 14
 
 // resendOf is m's resendKey, or nil for a message without an id or text
 // (chat states, markers: nothing is sent twice).
@@ -230,11 +235,14 @@ func resendOf(m *Message) *resendKey {
 	if m.ID == "" || m.smsText() == "" {
 		return nil
 	}
-	h := fnv.New64a()
-	h.Write([]byte(m.Body))
-	h.Write([]byte{0})
-	h.Write([]byte(m.SMSText))
-	return &resendKey{from: m.From.Bare().String(), to: m.To.Bare().String(), id: m.ID, text: h.Sum64()}
+	h := fnv.New128a()
+	for _, part := range []string{m.From.Bare().String(), m.To.Bare().String(), m.ID, m.Body, m.SMSText} {
+		h.Write([]byte(part))
+		h.Write([]byte{0})
+	}
+	var k resendKey
+	h.Sum(k[:0])
+	return &k
 }
 
 // New returns a router. Call SetXMPP before Run.
@@ -265,7 +273,7 @@ func New(cfg Config, st Store) *Router {
 		store:   st,
 		log:     cfg.Logger.With().Str("component", "router").Logger(),
 		domains: make(map[string]bool),
-		resent:  memo.New[resendKey, time.Time](1 << 16),
+		resent:  memo.New[resendKey, int64](resentMax),
 		intake:  make(chan *pending, 4096),
 		acks:    make(chan relayAck, 4096),
 		wake:    make(chan struct{}, 1),
@@ -435,14 +443,14 @@ func (r *Router) Outbound(ctx context.Context, m Message) error {
 		}
 	}
 	if k := resendOf(&m); k != nil {
-		if at, ok := r.resent.Get(*k); ok && time.Since(at) < resendWindow {
+		if at, ok := r.resent.Get(*k); ok && time.Since(time.Unix(0, at)) < resendWindow {
 			// Accepted already: its receipt or error answers this one
 			// too (same id). Sent twice, it would reach the phone twice.
-			r.log.Info().Str("from", k.from).Str("to", k.to).Str("stanza_id", k.id).
+			r.log.Info().Str("from", m.From.Bare().String()).Str("to", m.To.Bare().String()).Str("stanza_id", m.ID).
 				Msg("a message sent again (same id and text within 10 minutes) taken once")
 			return nil
 		}
-		r.resent.Put(*k, time.Now())
+		r.resent.Put(*k, time.Now().UnixNano())
 		p.resend = k
 	}
 	r.unstored.Add(1)
