@@ -109,25 +109,11 @@ func (c *Component) sendIQ(ctx context.Context, s *xmpp.Session, iq stanza.IQ, p
 	}
 	select {
 	case toks := <-ch:
-		return &tokens{toks: toks}, nil
+		return &tokenSlice{toks: toks}, nil
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
 }
-
-// tokens reads a slice of tokens.
-type tokens struct{ toks []xml.Token }
-
-func (r *tokens) Token() (xml.Token, error) {
-	if len(r.toks) == 0 {
-		return nil, io.EOF
-	}
-	t := r.toks[0]
-	r.toks = r.toks[1:]
-	return t, nil
-}
-
-func (r *tokens) Close() error { r.toks = nil; return nil }
 
 // handleAnswer reads an IQ result or error, start, whole from t and hands
 // it to the request waiting for it, or, if none here does, on to the

@@ -416,3 +416,6 @@ func (r *tokenSlice) Token() (xml.Token, error) {
 	r.toks = r.toks[1:]
 	return t, nil
 }
+
+// Close drops what is left (an answer read by sendIQ's caller).
+func (r *tokenSlice) Close() error { r.toks = nil; return nil }
