@@ -14,10 +14,9 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"encoding/hex"
 	"encoding/xml"
 	"errors"
-	"io"
+	"fmt"
 	"sync"
 
 	"mellium.im/xmlstream"
@@ -57,9 +56,7 @@ func (w *answerWaiters) remove(id string) {
 func (w *answerWaiters) take(id, from string, toks []xml.Token) bool {
 	w.mu.Lock()
 	a, ok := w.m[id]
-	if ok && !sameAddress(from, a.to) {
-		ok = false
-	}
+	ok = ok && sameAddress(from, a.to)
 	if ok {
 		delete(w.m, id)
 	}
@@ -80,20 +77,13 @@ func sameAddress(from string, to jid.JID) bool {
 	return err == nil && f.Equal(to)
 }
 
-// newID returns a request id no instance will repeat.
-func newID() string {
-	var b [12]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
-}
-
 // sendIQ sends iq (a get or set; its id is set here if empty) with payload
 // and waits for its answer, which may come on this session or, handed on
 // by another instance, through Answer. A type='error' answer is an answer:
 // the caller reads it.
 func (c *Component) sendIQ(ctx context.Context, s *xmpp.Session, iq stanza.IQ, payload xml.TokenReader) (xmlstream.TokenReadCloser, error) {
 	if iq.ID == "" {
-		iq.ID = newID()
+		iq.ID = rand.Text() // 128 random bits: no instance repeats it
 	}
 	ch := make(chan []xml.Token, 1)
 	c.waiters.add(iq.ID, answerWaiter{to: iq.To, ch: ch})
@@ -119,19 +109,9 @@ func (c *Component) sendIQ(ctx context.Context, s *xmpp.Session, iq stanza.IQ, p
 // it to the request waiting for it, or, if none here does, on to the
 // other instances (Config.HandOn).
 func (c *Component) handleAnswer(t xml.TokenReader, start xml.StartElement) error {
-	toks := []xml.Token{start.Copy()}
-	for depth := 1; depth > 0; {
-		tok, err := t.Token()
-		if err != nil {
-			return noEOF(err)
-		}
-		switch tok.(type) {
-		case xml.StartElement:
-			depth++
-		case xml.EndElement:
-			depth--
-		}
-		toks = append(toks, xml.CopyToken(tok))
+	toks, err := readAnswer(start, t)
+	if err != nil {
+		return err
 	}
 	from, _, id, _ := stanzaAttrs(start.Attr)
 	if c.waiters.take(id, from, toks) || c.handOn == nil {
@@ -154,30 +134,58 @@ func (c *Component) handleAnswer(t xml.TokenReader, start xml.StartElement) erro
 // a request of this one waiting for it gets it; others are ignored.
 func (c *Component) Answer(stanzaXML []byte) {
 	d := xml.NewDecoder(bytes.NewReader(stanzaXML))
-	var toks []xml.Token
-	for {
-		tok, err := d.Token()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			c.log.Debug().Err(err).Msg("an answer handed on is unreadable")
-			return
-		}
-		toks = append(toks, xml.CopyToken(tok))
-	}
-	if len(toks) == 0 {
-		return
-	}
-	start, ok := toks[0].(xml.StartElement)
-	if !ok || start.Name.Local != "iq" {
+	tok, err := d.Token()
+	start, ok := tok.(xml.StartElement)
+	if err != nil || !ok || start.Name.Local != "iq" {
 		return
 	}
 	from, _, id, typ := stanzaAttrs(start.Attr)
 	if typ != "result" && typ != "error" {
 		return
 	}
+	toks, err := readAnswer(start, d)
+	if err != nil {
+		c.log.Debug().Err(err).Msg("an answer handed on is unreadable")
+		return
+	}
 	c.waiters.take(id, from, toks)
+}
+
+// readAnswer reads the rest of an answer, start, from t: its tokens, start
+// and end element included, copied to outlive t.
+func readAnswer(start xml.StartElement, t xml.TokenReader) ([]xml.Token, error) {
+	toks := []xml.Token{start.Copy()}
+	for depth := 1; depth > 0; {
+		tok, err := t.Token()
+		if err != nil {
+			return nil, noEOF(err)
+		}
+		switch tok.(type) {
+		case xml.StartElement:
+			depth++
+		case xml.EndElement:
+			depth--
+		}
+		toks = append(toks, xml.CopyToken(tok))
+	}
+	return toks, nil
+}
+
+// answerError is the error an answer of type typ carries (e, its <error/>,
+// nil if it has none): nil for a result, a stanza.Error for an error (of
+// undefined condition if it names none), and for anything else an error
+// naming what was asked.
+func answerError(typ string, e *stanza.Error, what string) error {
+	switch typ {
+	case "result":
+		return nil
+	case "error":
+		if e == nil {
+			return stanza.Error{Type: stanza.Cancel, Condition: stanza.UndefinedCondition}
+		}
+		return *e
+	}
+	return fmt.Errorf("component: %s answered with type %q", what, typ)
 }
 
 // encodeTokens writes toks as XML, leaving out the xmlns attributes the

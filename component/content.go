@@ -102,13 +102,7 @@ func (s *inStanza) subject() string {
 		if e.decode(&v) != nil || strings.TrimFunc(v.Text, invisible) == "" {
 			continue
 		}
-		lang := ""
-		for _, a := range e.Attr {
-			if a.Name.Local == "lang" && (a.Name.Space == "xml" || a.Name.Space == xmlNS) {
-				lang = a.Value
-			}
-		}
-		if lang == "" || strings.EqualFold(lang, s.Lang) {
+		if lang := xmlLang(e.Attr); lang == "" || strings.EqualFold(lang, s.Lang) {
 			return v.Text
 		}
 		if first == "" {

@@ -56,15 +56,22 @@ type inStanza struct {
 // setAttrs sets s's attributes from its start element.
 func (s *inStanza) setAttrs(attrs []xml.Attr) {
 	s.From, s.To, s.ID, s.Type = stanzaAttrs(attrs)
-	for _, a := range attrs {
-		if a.Name.Local == "lang" && (a.Name.Space == "xml" || a.Name.Space == xmlNS) {
-			s.Lang = a.Value
-		}
-	}
+	s.Lang = xmlLang(attrs)
 }
 
 // xmlNS is the namespace of the xml: prefix.
 const xmlNS = "http://www.w3.org/XML/1998/namespace"
+
+// xmlLang returns an element's xml:lang among attrs, or "".
+func xmlLang(attrs []xml.Attr) string {
+	lang := ""
+	for _, a := range attrs {
+		if a.Name.Local == "lang" && (a.Name.Space == "xml" || a.Name.Space == xmlNS) {
+			lang = a.Value
+		}
+	}
+	return lang
+}
 
 // stanzaAttrs returns a stanza's from, to, id and type: the attributes
 // without a namespace. (encoding/xml would fill a field tagged "from,attr"
@@ -204,12 +211,7 @@ func readBody(start xml.StartElement, r xml.TokenReader) (body, error) {
 		b    body
 		text []byte
 	)
-	b.XMLName = start.Name
-	for _, a := range start.Attr {
-		if a.Name.Local == "lang" && (a.Name.Space == xmlNS || a.Name.Space == "xml") {
-			b.Lang = a.Value
-		}
-	}
+	b.XMLName, b.Lang = start.Name, xmlLang(start.Attr)
 	for {
 		t, err := r.Token()
 		if err != nil {

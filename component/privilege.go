@@ -435,15 +435,8 @@ func (c *Component) readRoster(ctx context.Context, owner jid.JID) (map[string]r
 	if err := xml.NewTokenDecoder(resp).Decode(&reply); err != nil {
 		return nil, fmt.Errorf("component: reading the roster get answer: %w", err)
 	}
-	switch reply.Type {
-	case "result":
-	case "error":
-		if reply.Error == nil {
-			return nil, stanza.Error{Type: stanza.Cancel, Condition: stanza.UndefinedCondition}
-		}
-		return nil, *reply.Error
-	default:
-		return nil, fmt.Errorf("component: roster get answered with type %q", reply.Type)
+	if err := answerError(reply.Type, reply.Error, "roster get"); err != nil {
+		return nil, err
 	}
 	out := make(map[string]rosterEntry, len(reply.Items))
 	for _, it := range reply.Items {
@@ -499,16 +492,7 @@ func (c *Component) rosterSet(ctx context.Context, s *xmpp.Session, owner jid.JI
 	if err := xml.NewTokenDecoder(resp).Decode(&reply); err != nil {
 		return fmt.Errorf("component: reading the roster set answer: %w", err)
 	}
-	switch reply.Type {
-	case "result":
-		return nil
-	case "error":
-		if reply.Error == nil {
-			return stanza.Error{Type: stanza.Cancel, Condition: stanza.UndefinedCondition}
-		}
-		return *reply.Error
-	}
-	return fmt.Errorf("component: roster set answered with type %q", reply.Type)
+	return answerError(reply.Type, reply.Error, "roster set")
 }
 
 // suggestRoster sends owner XEP-0144 messages of up to suggestBatch items,

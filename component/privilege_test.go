@@ -236,6 +236,16 @@ func realServer(t *testing.T, addr, domain, secret string) *Component {
 	return c
 }
 
+// privilegedServer is realServer once the server of domain granted the
+// component the privileges the test configurations give: roster both,
+// message outgoing, presence roster (XEP-0356).
+func privilegedServer(t *testing.T, addr, component, secret, domain string) *Component {
+	t.Helper()
+	c := realServer(t, addr, component, secret)
+	waitUntil(t, "the privilege advertisement", func() bool { return privileges(c, domain) == "both/outgoing/roster" })
+	return c
+}
+
 type rosterItem struct {
 	JID          string   `xml:"jid,attr"`
 	Name         string   `xml:"name,attr"`
@@ -282,8 +292,7 @@ func isRosterPush(s testenv.Stanza) bool {
 func TestPushRosterProsodyPrivileged(t *testing.T) {
 	t.Parallel()
 	p := testenv.StartProsody(t, testenv.ProsodyOptions{Privilege: true, Users: map[string]string{"alice": "alice"}})
-	comp := realServer(t, p.ComponentAddr, p.Component, p.Secret)
-	waitUntil(t, "the privilege advertisement", func() bool { return privileges(comp, p.Domain) == "both/outgoing/roster" })
+	comp := privilegedServer(t, p.ComponentAddr, p.Component, p.Secret, p.Domain)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 
@@ -430,8 +439,7 @@ func checkRosterX(t *testing.T, m testenv.Stanza, n int) rosterXItem {
 func TestPushRosterEjabberdFallsBack(t *testing.T) {
 	t.Parallel()
 	e := testenv.StartEjabberd(t, testenv.EjabberdOptions{Privilege: true, Users: map[string]string{"alice": "alice"}})
-	comp := realServer(t, e.ComponentAddr, e.Component, e.Secret)
-	waitUntil(t, "the privilege advertisement", func() bool { return privileges(comp, e.Domain) == "both/outgoing/roster" })
+	comp := privilegedServer(t, e.ComponentAddr, e.Component, e.Secret, e.Domain)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	alice := testenv.Login(t, e.C2SAddr, jid.MustParse("alice@localhost/phone"), "alice")
@@ -489,8 +497,7 @@ func TestPushRosterLeavesUsersItems(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			srv := tc.start(t)
-			comp := realServer(t, srv.comp, srv.domain, srv.secret)
-			waitUntil(t, "the privilege advertisement", func() bool { return privileges(comp, srv.suffix) == "both/outgoing/roster" })
+			comp := privilegedServer(t, srv.comp, srv.domain, srv.secret, srv.suffix)
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()
 			alice := testenv.Login(t, srv.c2s, jid.MustParse("alice@localhost/phone"), "alice")

@@ -441,10 +441,7 @@ func (o *order) next(key [2]string) (prev <-chan struct{}, done func()) {
 	if o.tail == nil {
 		o.tail = make(map[[2]string]chan struct{})
 	}
-	if p, ok := o.tail[key]; ok {
-		prev = p
-	}
-	o.tail[key] = ch
+	prev, o.tail[key] = o.tail[key], ch
 	o.mu.Unlock()
 	return prev, func() {
 		close(ch)

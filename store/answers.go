@@ -71,7 +71,7 @@ func (s *Store) ListenAnswers(ctx context.Context, take func([]byte), ready func
 				take([]byte(n.Extra))
 			}
 		case <-time.After(90 * time.Second):
-			go l.Ping() // finds a dead connection while nothing comes
+			_ = l.Ping() // finds a dead connection while nothing comes (the listener reconnects)
 		}
 	}
 }
