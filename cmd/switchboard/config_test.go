@@ -555,6 +555,77 @@ func TestSIGTERM(t *testing.T) {
 	}
 }
 
+// TestSIGHUP: SIGHUP re-reads the file: log.level takes effect, other
+// changed keys are named as waiting for a restart, a file that no longer
+// loads leaves the running configuration; serve goes on until SIGTERM.
+func TestSIGHUP(t *testing.T) {
+	base := goodConfig + "\n[store]\ndsn = \"" + sqliteDSN(t) + "\"\n"
+	path := writeFile(t, "sb.toml", base+"[log]\nlevel = \"warn\"\n")
+	cmd := command(t, "serve", "-config", path)
+	cmd.Env = append(cmd.Env, "SWITCHBOARD_XMPP_SERVER=127.0.0.1:1", "SWITCHBOARD_SMPP_ADDR=127.0.0.1:1")
+	var out syncBuffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	waitFor := func(what string) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for !strings.Contains(out.String(), what) {
+			if time.Now().After(deadline) {
+				t.Fatalf("no %q in the log:\n%s", what, out.String())
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	hangup := func(config string) {
+		t.Helper()
+		if err := os.WriteFile(path, []byte(config), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor("connecting to the XMPP server failed") // a warning
+	if strings.Contains(out.String(), `"starting"`) {
+		t.Fatalf("info logged at level warn:\n%s", out.String())
+	}
+
+	// Down to info: the reload's own info line shows it took effect.
+	// A default written out (sms.max_parts) is no change.
+	hangup(strings.Replace(base, "s3cret", "n3w", 1) + "[sms]\nmax_parts = 10\n[log]\nlevel = \"info\"\n")
+	waitFor(`"log_level":"info","time"`)
+	waitFor(`"message":"SIGHUP: changed keys take effect only at the next start"`)
+	if !strings.Contains(out.String(), `"keys":["xmpp.secret"]`) {
+		t.Fatalf("changed keys not named as [xmpp.secret]:\n%s", out.String())
+	}
+
+	hangup(base + "[log]\nlevel = \"loud\"\n")
+	waitFor("configuration not reloaded; the running one stays")
+	if !strings.Contains(out.String(), "log.level") {
+		t.Fatalf("the bad key is not named:\n%s", out.String())
+	}
+
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("exit: %v\n%s", err, out.String())
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatalf("no exit after SIGTERM\n%s", out.String())
+	}
+	if !strings.Contains(out.String(), `"stopped"`) || strings.Contains(out.String(), "s3cret") || strings.Contains(out.String(), "n3w") {
+		t.Fatalf("log:\n%s", out.String())
+	}
+}
+
 // syncBuffer is a bytes.Buffer safe to read while a process writes to it.
 type syncBuffer struct {
 	mu sync.Mutex

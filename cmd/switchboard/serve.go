@@ -66,7 +66,9 @@ func cmdServe(ctx context.Context, args []string, stderr io.Writer) error {
 		// 64 → 79 MB with 100,000 messages waiting).
 		debug.SetGCPercent(gcPercent)
 	}
-	return run(ctx, cfg, newLogger(cfg.Log, stderr))
+	log := newServeLogger(cfg.Log, stderr)
+	reloadOnHangup(ctx, *path, cfg, log)
+	return run(ctx, cfg, log)
 }
 
 // gcPercent is the garbage collector's target unless GOGC is set.
