@@ -101,6 +101,11 @@ type Config struct {
 	Presences Presences
 	// OnConnect is called after each successful handshake.
 	OnConnect func()
+	// BeforeClose, if set, is called at shutdown before the stream is
+	// closed, while stanzas can still be sent: the router stores what it
+	// took from users, or answers them with errors (see router.Drain). The
+	// stream is read meanwhile, as usual.
+	BeforeClose func(ctx context.Context)
 	// HandOn, if set, takes the answers (IQ results and errors) to
 	// requests this instance did not make, up to HandOnMax bytes each:
 	// with several instances connected as one component the server gives
@@ -331,6 +336,9 @@ func (c *Component) session(ctx context.Context) (up bool, err error) {
 	// Close the stream when ctx ends; that makes Serve return once the server
 	// closes its stream, or at the deadline if it never does.
 	stop := context.AfterFunc(ctx, func() {
+		if c.cfg.BeforeClose != nil {
+			c.cfg.BeforeClose(context.WithoutCancel(ctx))
+		}
 		c.log.Info().Msg("closing XMPP stream")
 		_ = conn.SetDeadline(time.Now().Add(closeTimeout))
 		_ = s.Close()

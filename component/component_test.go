@@ -1696,3 +1696,44 @@ func TestStopWhileRouting(t *testing.T) {
 		t.Errorf("Run returned %v, want nil", err)
 	}
 }
+
+// TestBeforeClose: at shutdown BeforeClose runs while the stream is still
+// open: what it sends (the router's errors to senders whose messages could
+// not be stored) reaches the server before </stream:stream>, and stanzas
+// the server sends meanwhile are still handled.
+func TestBeforeClose(t *testing.T) {
+	var h *harness
+	inClose := make(chan struct{})
+	release := make(chan struct{})
+	h = start(t, newFakeServer(t), func(c *Config) {
+		c.BeforeClose = func(ctx context.Context) {
+			close(inClose)
+			<-release
+			err := h.comp.SendError(ctx, jid.MustParse("+12015550123@"+testDomain), jid.MustParse("alice@example.com/r"), "s1",
+				stanza.Error{Type: stanza.Wait, Condition: stanza.InternalServerError})
+			if err != nil {
+				t.Errorf("SendError in BeforeClose: %v", err)
+			}
+		}
+	})
+	sc := h.srv.session()
+	h.onConnect(t)
+	sc.ping()
+	h.cancel()
+	<-inClose
+	sc.send(`<message from='alice@example.com/r' to='+12015550123@sms.example.com' id='s2' type='chat'><body>hi</body></message>`)
+	waitUntil(t, "a message sent while BeforeClose ran routed", func() bool { return len(h.router.taken()) == 1 })
+	select {
+	case <-sc.closed:
+		t.Fatal("</stream:stream> before BeforeClose returned")
+	default:
+	}
+	close(release)
+	if n := sc.next(); n.XMLName.Local != "message" || n.attr("type") != "error" || n.attr("id") != "s1" {
+		t.Errorf("sent in BeforeClose: %+v", n)
+	}
+	waitClosed(t, sc, "the stream was not closed after BeforeClose")
+	if err := h.stop(t); err != nil {
+		t.Errorf("Run returned %v, want nil", err)
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -43,6 +44,7 @@ type Store interface {
 	BounceRelay(ctx context.Context, id int64, reason string) (bool, error)
 	ShortCodeWrote(ctx context.Context, user, number, code string, since time.Time) (store.ShortCode, error)
 	AcceptOutbound(ctx context.Context, msgs []*store.Outbound) error
+	Withdraw(ctx context.Context, ids []int64, reason string) error
 	AcceptInbound(ctx context.Context, in *store.Inbound) error
 	ClaimNotices(ctx context.Context, owner string, limit int, lease time.Duration) ([]store.Notice, error)
 	NoticesDone(ctx context.Context, ids []int64) error
@@ -190,8 +192,13 @@ type Router struct {
 
 	resent *memo.Map[resendKey, int64] // messages taken lately (Unix ns), to know one sent again (resendOf)
 	// unstored counts the messages taken by Outbound and neither stored
-	// nor refused yet (see Unstored).
+	// nor refused yet (see Unstored); taken holds them (see Drain).
 	unstored atomic.Int64
+	takenMu  sync.Mutex
+	taken    map[*pending]struct{}
+	// refusing: the store did not store what was taken in time at
+	// shutdown; Outbound refuses every message (see RefuseUnstored).
+	refusing atomic.Bool
 }
 
 // handedNotice is a notice handed over by the store, to be sent before
@@ -211,6 +218,7 @@ type pending struct {
 	m        Message
 	msg      *store.Outbound // nil for a body-less stanza (never stored)
 	resend   *resendKey      // how a resend of it would be known; nil: not looked for
+	settled  atomic.Bool     // stored or refused (see settle)
 }
 
 // resendKey is what tells a message sent again (a client resending what it
@@ -275,6 +283,7 @@ func New(cfg Config, st Store) *Router {
 		domains: make(map[string]bool),
 		resent:  memo.New[resendKey, int64](resentMax),
 		intake:  make(chan *pending, 4096),
+		taken:   make(map[*pending]struct{}),
 		acks:    make(chan relayAck, 4096),
 		wake:    make(chan struct{}, 1),
 	}
@@ -453,23 +462,96 @@ func (r *Router) Outbound(ctx context.Context, m Message) error {
 		r.resent.Put(*k, time.Now().UnixNano())
 		p.resend = k
 	}
+	if r.refusing.Load() {
+		if p.resend != nil {
+			r.resent.Delete(*p.resend)
+		}
+		return errShuttingDown
+	}
+	r.takenMu.Lock()
+	r.taken[p] = struct{}{}
+	r.takenMu.Unlock()
 	r.unstored.Add(1)
 	select {
 	case r.intake <- p:
 		return nil
 	case <-ctx.Done():
-		r.unstored.Add(-1)
+		r.settle([]*pending{p})
 		if p.resend != nil {
 			r.resent.Delete(*p.resend)
 		}
-		return stanzaErr(stanza.Wait, stanza.ResourceConstraint, "The gateway is shutting down; send the message again later.")
+		return errShuttingDown
 	}
+}
+
+var errShuttingDown = stanzaErr(stanza.Wait, stanza.ResourceConstraint, "The gateway is shutting down; send the message again later.")
+
+// settle marks messages stored or refused, and returns those that were
+// not already (by RefuseUnstored).
+func (r *Router) settle(ps []*pending) []*pending {
+	out := ps[:0:0]
+	r.takenMu.Lock()
+	for _, p := range ps {
+		if p.settled.CompareAndSwap(false, true) {
+			delete(r.taken, p)
+			out = append(out, p)
+		}
+	}
+	r.takenMu.Unlock()
+	r.unstored.Add(-int64(len(out)))
+	return out
 }
 
 // Unstored returns how many messages from users Outbound took that are
 // neither stored nor refused yet: at a shutdown that cannot wait for a
-// store that does not answer, those are lost, their senders unanswered.
+// store that does not answer, those are lost, their senders unanswered
+// (see Drain and RefuseUnstored for what comes before).
 func (r *Router) Unstored() int64 { return r.unstored.Load() }
+
+// Drain waits, up to wait, until every message Outbound took before the
+// call is stored or refused, and reports whether they all were. Messages
+// taken meanwhile are stored as usual. The component calls it at shutdown
+// before it closes its stream, so that an error can still reach their
+// senders (see RefuseUnstored).
+func (r *Router) Drain(wait time.Duration) bool {
+	r.takenMu.Lock()
+	before := make([]*pending, 0, len(r.taken))
+	for p := range r.taken {
+		before = append(before, p)
+	}
+	r.takenMu.Unlock()
+	deadline := time.Now().Add(wait)
+	for _, p := range before {
+		for !p.settled.Load() {
+			if time.Now().After(deadline) {
+				return false
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	return true
+}
+
+// RefuseUnstored sends an error to the sender of every message taken and
+// not stored yet, and refuses every message Outbound is given from now
+// on: for a shutdown whose store does not answer (Drain timed out), while
+// the stream is still open. It returns how many it refused. Should the
+// store answer after all, a message it stored is sent at the next start
+// though refused: a sender that sends it again may reach the phone twice,
+// which is better than a message lost without a word.
+func (r *Router) RefuseUnstored(ctx context.Context) int {
+	r.refusing.Store(true)
+	r.takenMu.Lock()
+	ps := make([]*pending, 0, len(r.taken))
+	for p := range r.taken {
+		ps = append(ps, p)
+	}
+	r.takenMu.Unlock()
+	ps = r.settle(ps)
+	r.refuse(ctx, ps, "internal", stanzaErr(stanza.Wait, stanza.InternalServerError,
+		"The gateway is shutting down and could not store the message in time; send it again later."))
+	return len(ps)
+}
 
 // Run stores incoming messages in batches and sends notices until ctx ends.
 // On the way out it stores what is already in the intake, and what the
@@ -560,7 +642,12 @@ func (r *Router) storeBatch(ctx context.Context, batch []*pending) {
 	if len(batch) == 0 {
 		return
 	}
-	defer r.unstored.Add(-int64(len(batch)))
+	// What RefuseUnstored answered already is not stored.
+	batch = slices.DeleteFunc(batch, func(p *pending) bool { return p.settled.Load() })
+	if len(batch) == 0 {
+		return
+	}
+	defer r.settle(batch)
 	var jids, dests []string
 	seen := make(map[string]bool, 2*len(batch))
 	for _, p := range batch {
@@ -719,6 +806,12 @@ func (r *Router) storeBatch(ctx context.Context, batch []*pending) {
 			return
 		}
 	}
+	if r.refusing.Load() {
+		// RefuseUnstored may have answered some of these while the store
+		// did not answer: stored after all, they are withdrawn, neither
+		// sent nor relayed.
+		handed, accepted, ok = r.withdrawRefused(ctx, handed, accepted, ok)
+	}
 	if reserved > 0 {
 		r.cfg.Handoff.Take(handed, reserved)
 	}
@@ -735,6 +828,29 @@ func (r *Router) storeBatch(ctx context.Context, batch []*pending) {
 	if len(handed) < nSMS {
 		r.cfg.WakeSMS()
 	}
+}
+
+// withdrawRefused withdraws, in the store, the messages of a batch just
+// stored that RefuseUnstored answered meanwhile, and returns the batch's
+// lists without them.
+func (r *Router) withdrawRefused(ctx context.Context, handed, accepted []*store.Outbound, ok []*pending) ([]*store.Outbound, []*store.Outbound, []*pending) {
+	refused := make(map[*store.Outbound]bool)
+	var ids []int64
+	for _, p := range ok {
+		if p.msg != nil && p.settled.Load() {
+			refused[p.msg] = true
+			ids = append(ids, p.msg.ID)
+		}
+	}
+	if len(ids) == 0 {
+		return handed, accepted, ok
+	}
+	if err := r.store.Withdraw(ctx, ids, "refused at shutdown: the store answered too late"); err != nil {
+		r.log.Error().Err(err).Int("messages", len(ids)).
+			Msg("withdrawing messages whose senders were told they were not stored failed; they are sent at the next start")
+	}
+	gone := func(m *store.Outbound) bool { return refused[m] }
+	return slices.DeleteFunc(handed, gone), slices.DeleteFunc(accepted, gone), slices.DeleteFunc(ok, func(p *pending) bool { return p.msg != nil && refused[p.msg] })
 }
 
 // shortCodeWrote tells whether the short code p is to (p.dest) wrote to

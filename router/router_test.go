@@ -1161,3 +1161,108 @@ func TestUnstored(t *testing.T) {
 		t.Errorf("Unstored once stored = %d", n)
 	}
 }
+
+// TestDrainRefusesUnstored: at shutdown, before the stream closes, Drain
+// waits for what users sent to be stored; when the store does not answer,
+// RefuseUnstored answers each sender with an error, refuses what comes
+// after, and leaves nothing counted as lost.
+func TestDrainRefusesUnstored(t *testing.T) {
+	st := storetest.SQLite(t)
+	if _, err := st.Bind(context.Background(), aliceNum, "alice@example.com", "operator"); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	start := func(s router.Store) (*router.Router, *fakeXMPP) {
+		r := router.New(router.Config{Component: comp, Domains: []string{"example.com"}, DefaultRegion: "US", Instance: "test",
+			Logger: zerolog.New(zerolog.NewTestWriter(t))}, s)
+		x := newFakeXMPP()
+		r.SetXMPP(x)
+		ctx, cancel := context.WithCancel(ctx)
+		done := make(chan error)
+		go func() { done <- r.Run(ctx) }()
+		t.Cleanup(func() {
+			cancel()
+			<-done
+		})
+		return r, x
+	}
+	var r *router.Router
+	send := func(id string) error {
+		return r.Outbound(ctx, router.Message{From: alice, To: numberJID(phone), ID: id, Body: "hi " + id})
+	}
+
+	// A store that answers: drained.
+	r, _ = start(st)
+	for i := range 3 {
+		if err := send(fmt.Sprint("ok", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !r.Drain(10 * time.Second) {
+		t.Fatalf("Drain with a store that answers = false, %d unstored", r.Unstored())
+	}
+	if n := r.Unstored(); n != 0 {
+		t.Fatalf("Unstored after Drain = %d", n)
+	}
+
+	// One that does not.
+	h := &hungStore{Store: st, release: make(chan struct{})}
+	r, x := start(h)
+	for i := range 3 {
+		if err := send(fmt.Sprint("u", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if r.Drain(200 * time.Millisecond) {
+		t.Fatal("Drain with the store hung = true")
+	}
+	if n := r.RefuseUnstored(ctx); n != 3 {
+		t.Fatalf("RefuseUnstored = %d, want 3", n)
+	}
+	ids := map[string]bool{}
+	for range 3 {
+		e := x.next(t, "error")
+		if e.condition != stanza.InternalServerError || !strings.Contains(e.text, "could not store the message in time") || e.to != alice.String() {
+			t.Errorf("error = %+v", e)
+		}
+		ids[e.id] = true
+	}
+	if !ids["u0"] || !ids["u1"] || !ids["u2"] {
+		t.Errorf("errors for %v, want u0, u1, u2", ids)
+	}
+	if n := r.Unstored(); n != 0 {
+		t.Errorf("Unstored after RefuseUnstored = %d", n)
+	}
+	// What comes after is refused at once, and not taken.
+	err := send("late")
+	var se stanza.Error
+	if !errors.As(err, &se) || se.Condition != stanza.ResourceConstraint {
+		t.Fatalf("a message after RefuseUnstored: %v", err)
+	}
+	if n := r.Unstored(); n != 0 {
+		t.Errorf("Unstored after a refused message = %d", n)
+	}
+	// The store answering at last: what it stored of them is withdrawn
+	// (failed, not queued to send), the rest not stored, and none is
+	// answered twice.
+	close(h.release)
+	var counts map[string]int
+	deadline := time.Now().Add(10 * time.Second)
+	for counts["out/failed"] == 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+		var err error
+		if counts, err = st.Counts(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if counts["out/failed"] == 0 || counts["out/queued"] != 3 || counts["out/failed"]+counts["out/queued"] > 6 {
+		t.Errorf("messages by state = %v, want the first 3 queued, and failed those of the 3 refused that the hung call stored", counts)
+	}
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	for _, s := range x.out {
+		if s.kind == "error" {
+			t.Errorf("answered twice: %+v", s)
+		}
+	}
+}

@@ -691,6 +691,24 @@ func (s *Store) FailWith(ctx context.Context, msgID int64, reason, condition str
 	return nil
 }
 
+// Withdraw ends as failed, with reason and no notice, messages from users
+// stored after their senders were told they were not (a store that
+// answered only after the shutdown's wait: see router.RefuseUnstored), so
+// that they are neither sent nor answered again. Those already delivered
+// or failed are left.
+func (s *Store) Withdraw(ctx context.Context, ids []int64, reason string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	in, args := s.idsIn("id", 3, ids)
+	_, err := s.db.ExecContext(ctx, `UPDATE messages SET state = 'failed', error = $1, lease_owner = '', next_attempt_at = 0, updated_at = $2
+		WHERE direction = 'out' AND state NOT IN ('delivered', 'failed') AND `+in, append([]any{reason, s.ms()}, args...)...)
+	if err != nil {
+		return fmt.Errorf("store: withdraw: %w", err)
+	}
+	return nil
+}
+
 // failWhere ends message id as failed with reason and the stanza error
 // condition condition ("" the default), if its row meets where (SQL), and
 // raises a notice to its sender for any instance to claim, in one

@@ -1062,3 +1062,36 @@ func TestOpenHidesPassword(t *testing.T) {
 		}
 	}
 }
+
+// TestWithdraw: messages withdrawn end failed with the reason, without a
+// notice (their senders were answered already), and one delivered or
+// failed before stays as it was.
+func TestWithdraw(t *testing.T) {
+	engines(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		a, b, done := accept(t, s, 1), accept(t, s, 1), accept(t, s, 1)
+		if err := s.Fail(ctx, done.ID, "refused by the carrier"); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Withdraw(ctx, []int64{a.ID, b.ID, done.ID}, "refused at shutdown"); err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range []*store.Outbound{a, b, done} {
+			state, why, err := s.MessageState(ctx, m.ID)
+			want := "refused at shutdown"
+			if m == done {
+				want = "refused by the carrier"
+			}
+			if err != nil || state != "failed" || why != want {
+				t.Errorf("message %d = %s %q, %v; want failed %q", m.ID, state, why, err, want)
+			}
+		}
+		notices, err := store.Dump(s, `SELECT message_id FROM notices`)
+		if err != nil || len(notices) != 1 || notices[0] != fmt.Sprint(done.ID) {
+			t.Errorf("notices = %v, %v; want only %d's", notices, err, done.ID)
+		}
+		if got, err := s.ClaimOutbound(ctx, "i1", 10, time.Minute); err != nil || len(got) != 0 {
+			t.Errorf("claimed after Withdraw: %d, %v", len(got), err)
+		}
+	})
+}

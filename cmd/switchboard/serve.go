@@ -104,6 +104,11 @@ func isTerminal(w io.Writer) bool {
 	return tty
 }
 
+// storeWait bounds how long shutdown waits, before it closes the XMPP
+// stream, for the messages read from users to be stored; those that are
+// not get an error while it can still reach their senders.
+const storeWait = 10 * time.Second
+
 // drainTimeout bounds how long shutdown waits for submissions in flight.
 const drainTimeout = 10 * time.Second
 
@@ -115,8 +120,10 @@ const drainTimeout = 10 * time.Second
 const stopTimeout = 25 * time.Second
 
 // run wires the gateway and serves until ctx ends. Shutdown goes in order:
-// stop reading from XMPP, store what was read, let submissions in flight get
-// their responses, unbind from the SMSC, close the store.
+// store what was read from users (or answer it with errors, see storeWait),
+// close the XMPP stream and store what the server sent meanwhile, let
+// submissions in flight get their responses, unbind from the SMSC, close
+// the store.
 func run(ctx context.Context, cfg *Config, log zerolog.Logger) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -291,6 +298,16 @@ func run(ctx context.Context, cfg *Config, log zerolog.Logger) error {
 		// handed on through PostgreSQL.
 		HandOn:    handOnAnswers(st),
 		HandOnMax: store.MaxAnswer,
+		// At shutdown the stream stays open until what users sent is
+		// stored, or answered with an error if the store does not answer.
+		BeforeClose: func(ctx context.Context) {
+			if rt.Drain(storeWait) {
+				return
+			}
+			n := rt.RefuseUnstored(ctx)
+			log.Error().Int("messages", n).Stringer("after", storeWait).
+				Msg("shutdown: the store did not store messages from users in time; their senders got an error, to send them again later")
+		},
 		OnConnect: func() {
 			rt.Wake()
 			select {

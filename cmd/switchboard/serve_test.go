@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -337,5 +338,58 @@ func must(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestShutdownStoreHung: a message read from a user while the store does
+// not answer (PostgreSQL with the messages table locked) is answered with
+// an error at shutdown, before the stream closes; the store answering late
+// withdraws it, so it is not sent at the next start either.
+func TestShutdownStoreHung(t *testing.T) {
+	dsn := testenv.StartPostgres(t)
+	s := startStack(t, dsn, smsc.Config{SystemID: "switchboard", Password: "secret"})
+	a := s.login(t, "alice")
+	waitComponent(t, s, a)
+	ctx := ctxT(t, 60*time.Second)
+
+	db, err := sql.Open("postgres", dsn)
+	must(t, err)
+	defer db.Close()
+	lock, err := db.BeginTx(ctx, nil)
+	must(t, err)
+	defer lock.Rollback()
+	_, err = lock.ExecContext(ctx, `LOCK TABLE messages IN ACCESS EXCLUSIVE MODE`)
+	must(t, err)
+
+	must(t, a.Send(ctx, fmt.Sprintf(`<message to='%s' id='h1' type='chat'><body>in the hang</body></message>`, s.numberJID(phone))))
+	// The message is with the router once its insert waits for the lock.
+	waitUntil(t, 20*time.Second, "the message's insert never waited for the lock", func() bool {
+		var n int
+		err := db.QueryRowContext(ctx, `SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%INSERT INTO messages%'`).Scan(&n)
+		return err == nil && n > 0
+	})
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		s.stop()
+	}()
+	r, err := a.Next(ctx, message(s.numberJID(phone)))
+	must(t, err)
+	if r.Attr["type"] != "error" || r.Attr["id"] != "h1" || !strings.Contains(r.XML, "could not store the message in time") {
+		t.Fatalf("want an error for h1, got %s", r.XML)
+	}
+	must(t, lock.Rollback())
+	select {
+	case <-stopped:
+	case <-time.After(40 * time.Second):
+		t.Fatal("run did not return once the store answered")
+	}
+	var state, why string
+	must(t, db.QueryRowContext(ctx, `SELECT state, error FROM messages WHERE stanza_id = 'h1'`).Scan(&state, &why))
+	if state != "failed" || !strings.Contains(why, "refused at shutdown") {
+		t.Errorf("h1 stored as %s %q, want failed: refused at shutdown", state, why)
+	}
+	if n := len(s.smsc.Messages()); n != 0 {
+		t.Errorf("%d submit_sm, want none", n)
 	}
 }
