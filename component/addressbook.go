@@ -158,7 +158,7 @@ func reportCommand(rep *roster.Report, quote bool) *adhoc.Command {
 	for i, e := range rep.Entries {
 		if i == reportRows || size > reportBytes {
 			cmd.Notes = append(cmd.Notes, adhoc.Note{Type: adhoc.Info, Text: fmt.Sprintf(
-				"The table lists the first %d of your %d contacts; all of them are in your roster.", i, len(rep.Entries))})
+				"The table lists the first %d of your %d contacts; all of them are on their way to your roster.", i, len(rep.Entries))})
 			break
 		}
 		by := "SMS"

@@ -26,7 +26,7 @@ type Store interface {
 	ContactOf(ctx context.Context, owner, number string) (store.Contact, error)
 	HoldersAmong(ctx context.Context, number string, owners []string) (map[string]bool, error)
 	DropContacts(ctx context.Context, owner string) error
-	DirtyContacts(ctx context.Context, limit int) ([]store.Contact, error)
+	DirtyContactsAfter(ctx context.Context, after string, limit int) ([]store.Contact, error)
 	ContactsPushed(ctx context.Context, pushed []store.Contact) error
 	OwnersOf(ctx context.Context, numbers []string) (map[string]string, error)
 	NumberOf(ctx context.Context, jid string) (store.Binding, error)
@@ -62,6 +62,7 @@ type Service struct {
 	log    zerolog.Logger
 	wake   chan struct{}
 	now    func() time.Time
+	next   string // the owner whose contacts the worker's next batch follows (see pushOnce)
 }
 
 // New returns a roster service; set its Pusher before Run.
@@ -416,9 +417,18 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 }
 
-// pushOnce pushes one batch; it reports whether there may be more.
+// pushOnce pushes one batch; it reports whether there may be more. Each
+// batch goes on after the last owner of the one before (s.next), and
+// starts again from the first owner when there are no more: owners are
+// served in turn, up to pushBatch contacts each, so that one who keeps
+// uploading books holds back nobody else's.
 func (s *Service) pushOnce(ctx context.Context) bool {
-	dirty, err := s.store.DirtyContacts(ctx, pushBatch)
+	after := s.next
+	dirty, err := s.store.DirtyContactsAfter(ctx, after, pushBatch)
+	if err == nil && len(dirty) == 0 && after != "" {
+		after = ""
+		dirty, err = s.store.DirtyContactsAfter(ctx, after, pushBatch)
+	}
 	if err != nil {
 		if ctx.Err() == nil {
 			s.reads.Fail(s.log, err, "reading roster changes failed; retrying (the store?)")
@@ -427,8 +437,10 @@ func (s *Service) pushOnce(ctx context.Context) bool {
 	}
 	s.reads.OK(s.log, "reading roster changes works again")
 	if len(dirty) == 0 {
+		s.next = ""
 		return false
 	}
+	s.next = dirty[len(dirty)-1].Owner
 	nums := make([]string, 0, len(dirty))
 	for _, c := range dirty {
 		nums = append(nums, c.Number)
@@ -478,7 +490,8 @@ func (s *Service) pushOnce(ctx context.Context) bool {
 		s.log.Error().Err(err).Msg("recording roster pushes failed")
 		return false
 	}
-	return len(dirty) == pushBatch
+	// Owners before after may have changes waiting too.
+	return len(dirty) == pushBatch || after != ""
 }
 
 // markUsers marks the contacts of group whose roster items are users' own

@@ -428,3 +428,38 @@ func TestItemNames(t *testing.T) {
 		t.Errorf("itemNames = %q, want %q", got, want)
 	}
 }
+
+// TestPushInTurn: the worker serves owners in turn, a batch each: one
+// whose book keeps changing (1,200 contacts dirty, uploads in a loop)
+// holds back nobody else's push beyond one batch.
+func TestPushInTurn(t *testing.T) {
+	s, _, p := service(t)
+	var book strings.Builder
+	for i := range 1200 {
+		fmt.Fprintf(&book, "C%d, +1201300%04d\n", i, i)
+	}
+	upload(t, s, alice, book.String())
+	upload(t, s, bob, "Carol, "+carolNum)
+	pushedTo := func(items []string) map[string]int {
+		out := map[string]int{}
+		for _, it := range items {
+			owner, _, _ := strings.Cut(it, ":")
+			out[owner]++
+		}
+		return out
+	}
+	if !s.pushOnce(context.Background()) {
+		t.Fatal("first batch: no more said to wait")
+	}
+	if got := pushedTo(p.takeItems()); got[alice.String()] != pushBatch || len(got) != 1 {
+		t.Fatalf("first batch pushed %v, want %d of alice's", got, pushBatch)
+	}
+	s.pushOnce(context.Background())
+	if got := pushedTo(p.takeItems()); got[bob.String()] != 1 || got[alice.String()] != 0 {
+		t.Fatalf("second batch pushed %v, want bob's one item before more of alice's", got)
+	}
+	drain(t, s)
+	if got := pushedTo(p.takeItems()); got[alice.String()] != 1200-pushBatch || got[bob.String()] != 0 {
+		t.Fatalf("the rest pushed %v, want alice's other %d", got, 1200-pushBatch)
+	}
+}

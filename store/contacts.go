@@ -288,7 +288,16 @@ func (s *Store) DropContacts(ctx context.Context, owner string) error {
 
 // DirtyContacts returns up to limit contacts whose roster items need a push.
 func (s *Store) DirtyContacts(ctx context.Context, limit int) ([]Contact, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT owner, number, name, deleted, mark, item_dirty, user_item FROM contacts WHERE dirty = 1 ORDER BY owner, number LIMIT $1`, limit)
+	return s.DirtyContactsAfter(ctx, "", limit)
+}
+
+// DirtyContactsAfter returns up to limit contacts whose roster items need
+// a push, of owners after the bare JID after (in byte order), by owner and
+// number: a worker that goes on after the last owner it read serves owners
+// in turn, so that one who keeps many contacts changing holds back nobody.
+func (s *Store) DirtyContactsAfter(ctx context.Context, after string, limit int) ([]Contact, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT owner, number, name, deleted, mark, item_dirty, user_item FROM contacts
+		WHERE dirty = 1 AND owner > $1 ORDER BY owner, number LIMIT $2`, after, limit)
 	if err != nil {
 		return nil, fmt.Errorf("store: dirty contacts: %w", err)
 	}
