@@ -978,6 +978,16 @@ func transcripts() []transcript {
 			want: []want{msgError(testNumber, testAlice, "e4", "modify", "not-acceptable", "end-to-end encrypted")},
 		},
 		{
+			name: "a body with markup is refused",
+			in:   `<message from='alice@example.com/r' to='+12015550123@sms.example.com' id='x1' type='chat'><body>hello <a href='x'>there</a></body></message>`,
+			want: []want{msgError(testNumber, testAlice, "x1", "modify", "bad-request", "plain text, not elements")},
+		},
+		{
+			name: "a body of markup alone is refused too, not dropped",
+			in:   `<message from='alice@example.com/r' to='+12015550123@sms.example.com' id='x2' type='chat'><body><a></a></body><request xmlns='urn:xmpp:receipts'/></message>`,
+			want: []want{msgError(testNumber, testAlice, "x2", "modify", "bad-request", "plain text, not elements")},
+		},
+		{
 			name: "OMEMO key exchange without a body: nothing sent, no answer",
 			in:   `<message from='alice@example.com/r' to='+12015550123@sms.example.com' id='e5' type='chat'><encrypted xmlns='eu.siacs.conversations.axolotl'><header sid='1'><key prekey='true' rid='2'>AAAA</key><iv>BBBB</iv></header></encrypted></message>`,
 		},

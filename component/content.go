@@ -51,10 +51,8 @@ const (
 //     message would go;
 //   - a retraction: an SMS cannot be taken back.
 func unsendable(s *inStanza) (stanza.Error, bool) {
-	for _, b := range s.Body {
-		if len(b.Markup) > 0 {
-			return markupErr, true
-		}
+	if bodyMarkup(s) {
+		return markupErr, true
 	}
 	if strings.HasPrefix(s.text(), "?OTR") {
 		// Off-the-Record (no element of its own): a query ("?OTRv23?")
@@ -77,6 +75,11 @@ func unsendable(s *inStanza) (stanza.Error, bool) {
 		}
 	}
 	return stanza.Error{}, false
+}
+
+// bodyMarkup tells whether a body of s holds elements.
+func bodyMarkup(s *inStanza) bool {
+	return slices.ContainsFunc(s.Body, func(b body) bool { return len(b.Markup) > 0 })
 }
 
 var markupErr = errText(stanza.Modify, stanza.BadRequest,

@@ -413,8 +413,8 @@ func (c *Component) handleMessage(ctx context.Context, s *inStanza) {
 	}
 	if bad && c.router.Served(from) {
 		// One without a body (an OMEMO key exchange) is not answered:
-		// the user wrote nothing.
-		if s.text() != "" {
+		// the user wrote nothing. A body of markup alone was written.
+		if s.text() != "" || bodyMarkup(s) {
 			c.replyError(ctx, to, from, s.ID, e)
 		}
 		return
