@@ -17,8 +17,10 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/rs/zerolog"
+	"golang.org/x/time/rate"
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
 
@@ -124,7 +126,9 @@ type Config struct {
 	// limits refused, with a short reason for metrics: "country",
 	// "prefix", "quota_global", "quota_user_minute", "quota_user_day",
 	// "too_long", "short_code" (an answer to a short code that did not
-	// write to the sender within Limits.ShortCodeReply), "unregistered"
+	// write to the sender within Limits.ShortCodeReply), "relay_limit" (a
+	// message to a registered number too long, or over
+	// Limits.RelaysPerUserMinute), "unregistered"
 	// (the sender has no number) or "internal" (the store failed).
 	OnRefused func(reason string)
 	// OnMessage, if set, is called for each outcome of a message the router
@@ -161,6 +165,11 @@ type Limits struct {
 	// it is reached only in the network of the SMSC it wrote through). 0,
 	// unlike the others, means no short code may be answered at all.
 	ShortCodeReply time.Duration
+	// RelaysPerUserMinute caps the messages each user sends to registered
+	// numbers (relayed over XMPP: no SMS, nothing billed, but each is
+	// stored and archived), in this instance, with as many at once; 0
+	// sets no limit.
+	RelaysPerUserMinute int
 }
 
 // Router routes messages. Create it with New, then Run it.
@@ -196,6 +205,11 @@ type Router struct {
 	unstored atomic.Int64
 	takenMu  sync.Mutex
 	taken    map[*pending]struct{}
+	// relays are the users' relay limiters (Limits.RelaysPerUserMinute),
+	// used by storeBatch alone; relaysPruned is when those at rest were
+	// last dropped.
+	relays       map[string]*rate.Limiter
+	relaysPruned time.Time
 	// refusing: the store did not store what was taken in time at
 	// shutdown; Outbound refuses every message (see RefuseUnstored).
 	refusing atomic.Bool
@@ -282,6 +296,7 @@ func New(cfg Config, st Store) *Router {
 		log:     cfg.Logger.With().Str("component", "router").Logger(),
 		domains: make(map[string]bool),
 		resent:  memo.New[resendKey, int64](resentMax),
+		relays:  make(map[string]*rate.Limiter),
 		intake:  make(chan *pending, 4096),
 		taken:   make(map[*pending]struct{}),
 		acks:    make(chan relayAck, 4096),
@@ -745,6 +760,10 @@ func (r *Router) storeBatch(ctx context.Context, batch []*pending) {
 				continue
 			}
 		} else {
+			if why := r.relayRefused(bare, p, now); why != "" {
+				r.refused(ctx, p, "relay_limit", why)
+				continue
+			}
 			p.msg.PeerJID = owner
 			p.msg.Extra = string(p.m.Payload)
 			after := r.cfg.FallbackAfter
@@ -828,6 +847,45 @@ func (r *Router) storeBatch(ctx context.Context, batch []*pending) {
 	if len(handed) < nSMS {
 		r.cfg.WakeSMS()
 	}
+}
+
+// Bounds of a relayed message: its text, and all it carries (text and
+// other elements, stored whole to relay and archive). Far above what a
+// person writes; without them one client filled the disk at 6 MB/s with
+// 200,000-character messages to a registered number.
+const (
+	maxRelayText  = 10_000 // characters
+	maxRelayBytes = 64 << 10
+)
+
+// relayRefused says why p, to a registered number, may not be relayed
+// (too long, or over its sender's Limits.RelaysPerUserMinute), or "".
+func (r *Router) relayRefused(bare string, p *pending, now time.Time) string {
+	if n := utf8.RuneCountInString(p.msg.Body); n > maxRelayText || len(p.m.Payload) > maxRelayBytes {
+		return fmt.Sprintf("The message is too long: at most %d characters (%d KiB with what it carries) go through the gateway.", maxRelayText, maxRelayBytes>>10)
+	}
+	per := r.cfg.Limits.RelaysPerUserMinute
+	if per <= 0 {
+		return ""
+	}
+	if now.Sub(r.relaysPruned) > time.Minute {
+		// A limiter back at its full burst is a new one's equal.
+		for k, l := range r.relays {
+			if l.TokensAt(now) >= float64(per) {
+				delete(r.relays, k)
+			}
+		}
+		r.relaysPruned = now
+	}
+	l := r.relays[bare]
+	if l == nil {
+		l = rate.NewLimiter(rate.Limit(float64(per)/60), per)
+		r.relays[bare] = l
+	}
+	if !l.AllowN(now, 1) {
+		return fmt.Sprintf("Too many messages: at most %d a minute go to numbers on XMPP; wait a little and send it again.", per)
+	}
+	return ""
 }
 
 // withdrawRefused withdraws, in the store, the messages of a batch just

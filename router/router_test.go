@@ -1266,3 +1266,44 @@ func TestDrainRefusesUnstored(t *testing.T) {
 		}
 	}
 }
+
+// TestRelayLimits: messages to a registered number (relayed over XMPP)
+// are bounded in length, and in number per user a minute
+// (Limits.RelaysPerUserMinute); each refusal is an error saying which.
+func TestRelayLimits(t *testing.T) {
+	ctx := context.Background()
+	f := setup(t, router.Config{FallbackAfter: -1, Limits: router.Limits{RelaysPerUserMinute: 3}})
+	send := func(id, body string) {
+		t.Helper()
+		if err := f.r.Outbound(ctx, router.Message{From: alice, To: numberJID(bobNum), ID: id, Body: body,
+			Payload: []byte("<body>" + body + "</body>")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send("long", strings.Repeat("y", 10_001))
+	if e := f.x.next(t, "error"); e.id != "long" || e.condition != stanza.PolicyViolation || !strings.Contains(e.text, "at most 10000 characters") {
+		t.Fatalf("a 10,001-character relay: %+v", e)
+	}
+	send("big", "hi<x xmlns='urn:example'>"+strings.Repeat("z", 64<<10)+"</x>")
+	if e := f.x.next(t, "error"); e.id != "big" || e.condition != stanza.PolicyViolation {
+		t.Fatalf("a relay of 64 KiB more than its text: %+v", e)
+	}
+	for i := range 4 {
+		send(fmt.Sprint("r", i), "hi "+fmt.Sprint(i))
+	}
+	for i := range 3 {
+		if s := f.x.next(t, "relay"); s.id != fmt.Sprint("r", i) || s.to != "bob@example.com" {
+			t.Fatalf("relay %d: %+v", i, s)
+		}
+	}
+	if e := f.x.next(t, "error"); e.id != "r3" || e.condition != stanza.PolicyViolation || !strings.Contains(e.text, "at most 3 a minute") {
+		t.Fatalf("the fourth relay within a minute: %+v", e)
+	}
+	// Another user's are counted apart.
+	if err := f.r.Outbound(ctx, router.Message{From: bob, To: numberJID(aliceNum), ID: "b1", Body: "hey", Payload: []byte("<body>hey</body>")}); err != nil {
+		t.Fatal(err)
+	}
+	if s := f.x.next(t, "relay"); s.id != "b1" {
+		t.Fatalf("bob's relay: %+v", s)
+	}
+}

@@ -129,6 +129,9 @@ type LimitsConfig struct {
 	PerUserMinute   int      `toml:"per_user_minute"` // SMS per user per minute. Default 20.
 	PerUserDay      int      `toml:"per_user_day"`    // SMS per user per 24 h. Default 200.
 	GlobalMinute    int      `toml:"global_minute"`   // SMS by everyone per minute. Default 3000.
+	// RelaysPerUserMinute caps each user's messages to registered numbers
+	// (relayed over XMPP), per instance, with as many at once. Default 60.
+	RelaysPerUserMinute int `toml:"relays_per_user_minute"`
 	// ShortCodeReply is how long after a short code (3 to 6 digits: a
 	// service's sender, which may be premium-rate) last wrote to a user,
 	// at their number, the user may answer it by SMS; no other short code
@@ -394,6 +397,9 @@ func (c *Config) defaults(given map[string]bool) {
 	}
 	if l.GlobalMinute == 0 {
 		l.GlobalMinute = 3000
+	}
+	if l.RelaysPerUserMinute == 0 {
+		l.RelaysPerUserMinute = 60
 	}
 	if l.ShortCodeReply.unset() {
 		// A week: a confirmation or a 2FA dialogue takes minutes, but a

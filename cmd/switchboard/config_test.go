@@ -693,3 +693,25 @@ func TestConfigShortCodeReply(t *testing.T) {
 		}
 	}
 }
+
+// TestConfigRelaysPerUserMinute: 60 when left out, from the file or the
+// environment otherwise, negative for none.
+func TestConfigRelaysPerUserMinute(t *testing.T) {
+	for _, tc := range []struct {
+		file string
+		env  []string
+		want int
+	}{
+		{goodConfig, nil, 60},
+		{goodConfig + "[limits]\nrelays_per_user_minute = 5\n", nil, 5},
+		{goodConfig, []string{"SWITCHBOARD_LIMITS_RELAYS_PER_USER_MINUTE=-1"}, -1},
+	} {
+		cfg, err := loadConfig(writeFile(t, "sb.toml", tc.file), tc.env)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := cfg.Limits.RelaysPerUserMinute; got != tc.want {
+			t.Errorf("%v: limits.relays_per_user_minute = %d, want %d", tc.env, got, tc.want)
+		}
+	}
+}

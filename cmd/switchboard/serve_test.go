@@ -118,6 +118,7 @@ func gatewayEnv(component, componentAddr, secret, domain, smscAddr, dsn string) 
 		"SWITCHBOARD_LIMITS_PER_USER_MINUTE=-1",
 		"SWITCHBOARD_LIMITS_PER_USER_DAY=-1",
 		"SWITCHBOARD_LIMITS_GLOBAL_MINUTE=-1",
+		"SWITCHBOARD_LIMITS_RELAYS_PER_USER_MINUTE=-1",
 	}
 }
 

@@ -343,6 +343,7 @@ sms_fallback_after = "0"
 per_user_minute = %[8]d
 per_user_day = %[8]d
 global_minute = %[8]d
+relays_per_user_minute = %[8]d
 %[10]s
 
 [log]

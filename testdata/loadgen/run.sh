@@ -156,6 +156,7 @@ sms_fallback_after = "0"
 per_user_minute = -1
 per_user_day = -1
 global_minute = -1
+relays_per_user_minute = -1
 
 [log]
 level = "warn"
