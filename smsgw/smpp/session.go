@@ -5,7 +5,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -61,10 +63,14 @@ type session struct {
 	// ResponseMayBeUnread): a response is known read once a request of
 	// ours written after it is answered, TCP and the SMSC reading in order.
 	// Guarded by cmu.
-	cmu        sync.Mutex
-	respW      uint64 // place of the last OK response to a message from a phone
-	acked      uint64 // place of the last request answered; below respW, responses are not known read
-	stretch    uint64 // counts the stretches of responses closed by an answer
+	cmu     sync.Mutex
+	respW   uint64 // place of the last OK response to a message from a phone
+	acked   uint64 // place of the last request answered; below respW, responses are not known read
+	stretch uint64 // counts the stretches of responses closed by an answer
+	// handling counts, by stretch, the messages from phones handed to the
+	// Handler and not answered yet: if the session ends meanwhile, no
+	// response is ever written, and the SMSC sends them again.
+	handling   map[uint64]int
 	confirming atomic.Bool
 
 	// draining: the session is ending (see drain); no request is sent.
@@ -113,11 +119,15 @@ var (
 )
 
 // unreadEnd is how a session ended with responses not known read: from
-// stretch on, at at.
+// stretch on (noStretch: none), and in the stretches of handled, where
+// messages were being handled, at at.
 type unreadEnd struct {
 	stretch uint64
+	handled []uint64
 	at      time.Time
 }
+
+const noStretch = math.MaxUint64
 
 // unreadKept is how long an ended session's unread responses are
 // remembered: an SMSC sends again what it had no answer for on its next
@@ -139,7 +149,11 @@ func ResponseMayBeUnread(id, stretch uint64) bool {
 		return false
 	}
 	v, ok := unread.Load(id)
-	return ok && stretch >= v.(unreadEnd).stretch
+	if !ok {
+		return false
+	}
+	e := v.(unreadEnd)
+	return stretch >= e.stretch || slices.Contains(e.handled, stretch)
 }
 
 // Live reports whether the session numbered id (see Deliver.Session) is
@@ -161,6 +175,7 @@ func newSession(c *Client, conn net.Conn) *session {
 		done:     make(chan struct{}),
 		dispatch: make(chan *Deliver, 9*c.cfg.DispatchWorkers),
 		running:  make(map[pair][]*Deliver),
+		handling: make(map[uint64]int),
 		hcancel:  func() {},
 	}
 }
@@ -261,9 +276,18 @@ func (s *session) err() error {
 func (s *session) fail(cause error) {
 	s.failOnce.Do(func() {
 		s.cmu.Lock()
+		e := unreadEnd{stretch: noStretch, at: time.Now()}
 		if s.respW > s.acked {
-			now := time.Now()
-			unread.Store(s.id, unreadEnd{stretch: s.stretch, at: now})
+			e.stretch = s.stretch
+		}
+		// A message being stored as the session ends gets no response:
+		// the SMSC, which has not read one, sends it again.
+		for k := range s.handling {
+			e.handled = append(e.handled, k)
+		}
+		if e.stretch != noStretch || len(e.handled) > 0 {
+			now := e.at
+			unread.Store(s.id, e)
 			unread.Range(func(k, v any) bool {
 				if now.Sub(v.(unreadEnd).at) > unreadKept {
 					unread.Delete(k)
@@ -717,7 +741,18 @@ func (s *session) handle(d *Deliver, k *pair) {
 	}
 	s.cmu.Lock()
 	d.Stretch = s.stretch
+	if k != nil {
+		s.handling[d.Stretch]++
+	}
 	s.cmu.Unlock()
+	handled := false // answered, or the answer written (see handling)
+	defer func() {
+		if k != nil && !handled {
+			s.cmu.Lock()
+			s.handled(d.Stretch)
+			s.cmu.Unlock()
+		}
+	}()
 	st := s.c.cfg.Handler.HandleDeliver(s.hctx, d)
 	s.log.Debug().Uint32("command_id", d.Command).Uint32("seq", d.Seq).Stringer("status", st).Msg("smpp: inbound handled")
 	switch {
@@ -737,8 +772,17 @@ func (s *session) handle(d *Deliver, k *pair) {
 	if s.writeFlush(encodeDeliverResp(d.Command, d.Seq, st), false, &w) == nil {
 		s.cmu.Lock()
 		s.respW = max(s.respW, w.Load())
+		s.handled(d.Stretch) // with respW: fail sees one or the other
+		handled = true
 		s.cmu.Unlock()
 		s.confirm()
+	}
+}
+
+// handled takes a message of stretch k off handling; cmu held.
+func (s *session) handled(k uint64) {
+	if s.handling[k]--; s.handling[k] <= 0 {
+		delete(s.handling, k)
 	}
 }
 

@@ -1709,3 +1709,45 @@ func TestSpawnAfterWait(t *testing.T) {
 		t.Error("spawn after wait ran its function")
 	}
 }
+
+// TestResponseNeverWritten: a message still with the Handler (being
+// stored) when the bind is lost gets no response: the SMSC sends it again
+// on the next bind, so its response counts as unread; a message answered
+// and shown read before it stays read.
+func TestResponseNeverWritten(t *testing.T) {
+	f := newFakeSMSC(t)
+	got := make(chan *Deliver, 4)
+	release := make(chan struct{})
+	h := startClient(t, f, func(c *Config) {
+		c.ConfirmDelay = 20 * time.Millisecond
+		c.Handler = HandlerFunc(func(_ context.Context, d *Deliver) Status {
+			got <- d
+			if string(d.ShortMessage) == "slow" {
+				<-release // the store commits after the bind is gone
+			}
+			return StatusOK
+		})
+	})
+	p := f.acceptBound()
+	h.waitBound(t)
+	h.expectState(t, true)
+	p.send(raw(cmdDeliverSM, 0, 7, deliverBody("12015550123", "12015550100", 0, 0, []byte("first"))))
+	p.expectBytes(raw(cmdDeliverSM|respBit, 0, 7, []byte{0}))
+	read := <-got
+	e, _ := p.expect(cmdEnquireLink)
+	p.send(raw(cmdEnquireLink|respBit, 0, e.Seq))
+	p.send(raw(cmdDeliverSM, 0, 8, deliverBody("12015550124", "12015550100", 0, 0, []byte("slow"))))
+	d := <-got
+	p.c.Close()
+	h.expectState(t, false)
+	close(release)
+	if !ResponseMayBeUnread(d.Session, d.Stretch) {
+		t.Error("a message whose response was never written taken as answered")
+	}
+	if read.Stretch == d.Stretch {
+		t.Fatalf("both messages in stretch %d; the test needs the first shown read before the second", d.Stretch)
+	}
+	if ResponseMayBeUnread(read.Session, read.Stretch) {
+		t.Error("a response shown read before taken as possibly unread")
+	}
+}
