@@ -312,7 +312,13 @@ func (g *Gateway) sweepFragments(ctx context.Context) {
 			g.sweepFailed(ctx, err, "delivering incomplete message failed")
 			continue
 		}
-		g.log.Info().Str("source", k.Source).Int("parts", len(frags)).Int("total", k.Total).Msg("delivered incomplete concatenated message")
+		msg := "delivered incomplete concatenated message"
+		if len(frags) == k.Total {
+			// Every part came; storing the whole failed (a bind lost as
+			// it was stored), and the sweep finished it.
+			msg = "delivered concatenated message whose parts were all kept but not yet put together"
+		}
+		g.log.Info().Str("source", k.Source).Int("parts", len(frags)).Int("total", k.Total).Msg(msg)
 	}
 }
 
