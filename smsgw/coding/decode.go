@@ -88,6 +88,41 @@ func Decode(dc byte, b []byte) (string, error) {
 	return "", fmt.Errorf("%w 0x%02X", ErrUnknownCoding, dc)
 }
 
+// DecodeShift is Decode for a short_message whose UDH selects the national
+// language tables s (see LanguageShift): GSM 7-bit text is decoded with them
+// (see DecodeGSMShift); other codings, which have no such tables, as Decode
+// does.
+func DecodeShift(dc byte, b []byte, s Shift) (string, error) {
+	if charsetOf(dc) == csGSM {
+		return DecodeGSMShift(b, s), nil
+	}
+	return Decode(dc, b)
+}
+
+// Unshift returns b, a short_message (without UDH) in data coding dc whose
+// UDH selects the national language tables s, as a data coding and payload
+// that Decode turns into the same text without s: GSM 7-bit text with a
+// national table becomes UCS-2 (DCUCS2), so that a part of a concatenated
+// message can be kept apart from its UDH until the others come. Anything
+// else is returned as it is. When s names a language without a table, and
+// dc is GSM 7-bit, the error wraps ErrUnknownLanguage (see Shift.Check):
+// the results, still valid, decode with the default table in its place.
+func Unshift(dc byte, b []byte, s Shift) (byte, []byte, error) {
+	if charsetOf(dc) != csGSM {
+		return dc, b, nil
+	}
+	err := s.Check()
+	if !s.national() {
+		return dc, b, err
+	}
+	text := DecodeGSMShift(b, s)
+	u := make([]byte, 0, 2*len(text))
+	for _, r := range text {
+		u = appendUTF16BE(u, r)
+	}
+	return DCUCS2, u, err
+}
+
 // Binary reports whether b, a short_message in data coding dc, is data
 // for an application of the phone (a WAP push, a configuration, a ringtone)
 // rather than text: 8-bit data (see Decode) with octets that are control

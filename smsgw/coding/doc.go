@@ -2,6 +2,9 @@
 //
 // GSM text is carried unpacked, one septet per octet, as SMPP 3.4 transports data_coding 0.
 // Segment chooses the coding and splits outgoing text; SplitUDH and Decode take incoming
-// short_message fields apart. Reassembly of parts is left to the caller. For an SMSC whose
-// data_coding 0 is Latin-1 or IA5 rather than GSM 03.38, the methods of Alphabet do the same.
+// short_message fields apart; LanguageShift, DecodeShift and Unshift read GSM text under the
+// national language locking and single shift tables of TS 23.038 annex A (UDH IE 0x25/0x24),
+// as phones in Turkey, Spain, Portugal and India send it (outgoing text uses the default tables).
+// Reassembly of parts is left to the caller. For an SMSC whose data_coding 0 is Latin-1 or IA5
+// rather than GSM 03.38, the methods of Alphabet do the same.
 package coding

@@ -50,6 +50,25 @@ func FuzzDecode(f *testing.F) {
 	})
 }
 
+// FuzzUnshift: text under national language tables decodes to valid UTF-8,
+// and Unshift keeps it as it is, tables or no tables.
+func FuzzUnshift(f *testing.F) {
+	f.Add(uint8(1), uint8(1), []byte{0x41, 0x07, 0x6B, 0x60, 0x1B, 0x47})
+	f.Add(uint8(6), uint8(6), []byte{0x2F, 0x42, 0x1B, 0x1D, 0x1B})
+	f.Add(uint8(2), uint8(14), []byte{0x1B, 0x1B, 0x80, 0x7F})
+	f.Fuzz(func(t *testing.T, lock, single uint8, b []byte) {
+		s := Shift{Locking: Language(lock), Single: Language(single)}
+		want := DecodeGSMShift(b, s)
+		if !utf8.ValidString(want) {
+			t.Fatalf("DecodeGSMShift(% X, %+v) gave invalid UTF-8 %q", b, s, want)
+		}
+		dc, u, _ := Unshift(DCDefault, b, s)
+		if got, err := Decode(dc, u); err != nil || got != want {
+			t.Fatalf("Unshift(% X, %+v) = 0x%02X % X, decoding to %q, %v; want %q", b, s, dc, u, got, err, want)
+		}
+	})
+}
+
 func FuzzSegmentRoundTrip(f *testing.F) {
 	for _, s := range roundTripInputs {
 		f.Add(s, uint8(7))

@@ -134,6 +134,27 @@ func appendGSM(b []byte, r rune) []byte {
 // and a lone escape (or an escape to the undefined second extension, 0x1B 0x1B) shows a space.
 // Octets above 0x7F are not septets and become U+FFFD.
 func DecodeGSM(b []byte) string {
+	return decodeGSM(b, &gsmBase, &gsmExt)
+}
+
+// DecodeGSMShift is DecodeGSM with the national language tables s selects:
+// its locking shift table in place of the default alphabet, its single shift
+// table in place of the extension table (a code the single shift table does
+// not define shows the character of the alphabet in use). A language without
+// a table (see Shift.Check) leaves the default one in use.
+func DecodeGSMShift(b []byte, s Shift) string {
+	base, ext := &gsmBase, &gsmExt
+	if t := lockingTable(s.Locking); t != nil {
+		base = t
+	}
+	if t := singleTable(s.Single); t != nil {
+		ext = t
+	}
+	return decodeGSM(b, base, ext)
+}
+
+// decodeGSM decodes septets with the alphabet base and the extension table ext.
+func decodeGSM(b []byte, base, ext *[128]rune) string {
 	var sb strings.Builder
 	sb.Grow(len(b) + len(b)/2)
 	for i := 0; i < len(b); i++ {
@@ -141,8 +162,8 @@ func DecodeGSM(b []byte) string {
 		if c == gsmEscape && i+1 < len(b) {
 			i++
 			c = b[i]
-			if c < 0x80 && gsmExt[c] != 0 {
-				sb.WriteRune(gsmExt[c])
+			if c < 0x80 && ext[c] != 0 {
+				sb.WriteRune(ext[c])
 				continue
 			}
 		}
@@ -150,7 +171,7 @@ func DecodeGSM(b []byte) string {
 			sb.WriteRune(utf8.RuneError)
 			continue
 		}
-		sb.WriteRune(gsmBase[c])
+		sb.WriteRune(base[c])
 	}
 	return sb.String()
 }

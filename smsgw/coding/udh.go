@@ -14,6 +14,8 @@ const (
 	ieConcat16 = 0x08 // concatenated short messages, 16-bit reference
 	iePort8    = 0x04 // application port addressing, 8-bit ports
 	iePort16   = 0x05 // application port addressing, 16-bit ports
+	ieSingle   = 0x24 // national language single shift
+	ieLocking  = 0x25 // national language locking shift
 )
 
 // Concat is the concatenation info from a UDH (IE 0x00 8-bit ref or 0x08 16-bit ref).
@@ -92,4 +94,34 @@ func PortAddressed(sm []byte) bool {
 		i += 2 + l
 	}
 	return false
+}
+
+// LanguageShift returns the national language tables the UDH at the start
+// of sm (when the caller saw esm_class&0x40) selects: IE 0x25 (locking
+// shift) and IE 0x24 (single shift), TS 23.040 §9.2.3.24.15-16. As with
+// concatenation, the last of several IEs of a kind counts; one whose length
+// is not 1 is ignored, and a malformed UDH selects what its IEs before the
+// fault did (SplitUDH reports it).
+func LanguageShift(sm []byte) Shift {
+	var s Shift
+	if len(sm) == 0 {
+		return s
+	}
+	end := min(1+int(sm[0]), len(sm))
+	for i := 1; i+2 <= end; {
+		iei, l := sm[i], int(sm[i+1])
+		if i+2+l > end {
+			break
+		}
+		if l == 1 {
+			switch iei {
+			case ieLocking:
+				s.Locking = Language(sm[i+2])
+			case ieSingle:
+				s.Single = Language(sm[i+2])
+			}
+		}
+		i += 2 + l
+	}
+	return s
 }
