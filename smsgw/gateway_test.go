@@ -400,6 +400,56 @@ func TestReplacedCharactersLogged(t *testing.T) {
 	}
 }
 
+// TestNationalLanguageParts: text from phones under national language
+// tables (UDH IE 0x25 locking shift, 0x24 single shift, TS 23.038 annex A)
+// reaches the user as written. Each part is read with the tables its own
+// UDH names, though it is stored until the others come (the second part of
+// a Turkish message comes first), and a part of a message that never came
+// whole keeps them for the sweep. A language without a table is read with
+// the default alphabet and delivered, with a warning.
+func TestNationalLanguageParts(t *testing.T) {
+	ctx := context.Background()
+	st := storetest.SQLite(t)
+	logs := testenv.NewLogs(t)
+	g := New(Config{Instance: "i1", Reassembly: time.Millisecond, Logger: zerolog.New(logs)}, st, aliceInbox(t, st))
+	const unknown = "message from a phone in a national language without a table: read with the default GSM alphabet"
+	mo := func(sm ...byte) *smpp.Deliver {
+		return &smpp.Deliver{Command: 0x05, Source: smpp.Address{TON: 1, NPI: 1, Addr: "12015550199"},
+			Dest: smpp.Address{TON: 1, NPI: 1, Addr: "12015550100"}, ESMClass: coding.ESMClassUDHI, ShortMessage: sm, Session: 1}
+	}
+	cat := func(udh []byte, text string) []byte { return append(udh, text...) }
+	for i, d := range []*smpp.Deliver{
+		// "Günaydın, Şişli'de buluşalım.": part 2 (Turkish locking and
+		// single shift) before part 1 (locking shift).
+		mo(cat([]byte{0x0B, 0x00, 0x03, 0x2A, 0x02, 0x02, 0x25, 0x01, 0x01, 0x24, 0x01, 0x01}, "\x1b\x53i\x1dli'de bulu\x1dal\x07m.")...),
+		mo(cat([]byte{0x08, 0x00, 0x03, 0x2A, 0x02, 0x01, 0x25, 0x01, 0x01}, "G\x7enayd\x07n, ")...),
+		// Parts with and without a Turkish locking shift.
+		mo(cat([]byte{0x08, 0x00, 0x03, 0x2B, 0x02, 0x01, 0x25, 0x01, 0x01}, "A\x07 ")...),
+		mo(cat([]byte{0x05, 0x00, 0x03, 0x2B, 0x02, 0x02}, "A\x07")...),
+		// A language without a table.
+		mo(cat([]byte{0x03, 0x25, 0x01, 0x0E}, "A\x07 B")...),
+		// The first of two parts, the second never coming.
+		mo(cat([]byte{0x08, 0x00, 0x03, 0x2C, 0x02, 0x01, 0x25, 0x01, 0x01}, "\x60ok ")...),
+	} {
+		if s := g.Handler("").HandleDeliver(ctx, d); s != smpp.StatusOK {
+			t.Fatalf("deliver_sm %d answered %v", i, s)
+		}
+	}
+	line := logs.Next(unknown)
+	if line["level"] != "warn" || !strings.Contains(fmt.Sprint(line["error"]), "language 14 (locking shift)") {
+		t.Errorf("logged %v; want a warning naming language 14", line)
+	}
+	time.Sleep(10 * time.Millisecond) // past the reassembly time
+	g.sweepFragments(ctx)
+	if n := logs.Count(unknown); n != 1 {
+		t.Errorf("warned %d times of a language without a table, want once", n)
+	}
+	want := []string{"Aì B", "Aı Aì", "Günaydın, Şişli'de buluşalım.", "çok […]"}
+	if bodies := claimedBodies(t, st); !slices.Equal(bodies, want) {
+		t.Errorf("messages for the user: %q, want %q", bodies, want)
+	}
+}
+
 // TestReusedReference: two messages from one phone with one concatenation
 // reference, their parts interleaved, each part's place taken by the
 // other's: no text is lost (the part that found its place taken had

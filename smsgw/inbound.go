@@ -107,6 +107,8 @@ func (g *Gateway) handleMO(ctx context.Context, smsc string, d *smpp.Deliver) sm
 	payload := d.ShortMessage
 	var key *store.FragmentKey
 	seq, outOfRange := 0, smpp.StatusInvEsmClass // the answer to a part number out of range: the UDH's
+	// The national language tables the UDH names (each part's for itself).
+	var shift coding.Shift
 	// For an application on the phone (a WAP push, visual voicemail),
 	// whatever its coding: refused like binary data below.
 	_, dport := d.TLVs[tlvDestinationPort]
@@ -122,7 +124,7 @@ func (g *Gateway) handleMO(ctx context.Context, smsc string, d *smpp.Deliver) sm
 			g.cfg.OnMessage(store.In, store.RouteSMS, "refused")
 			return smpp.StatusInvEsmClass
 		}
-		payload = rest
+		shift, payload = coding.LanguageShift(payload), rest
 		if c != nil && c.Total > 1 {
 			key = &store.FragmentKey{Source: src, Dest: dest, Ref: int(c.Ref), Total: int(c.Total)}
 			seq = int(c.Seq)
@@ -145,6 +147,18 @@ func (g *Gateway) handleMO(ctx context.Context, smsc string, d *smpp.Deliver) sm
 		log.Info().Uint8("data_coding", d.DataCoding).Int("octets", len(payload)).Msg("binary message (data for a phone's application) refused")
 		g.cfg.OnMessage(store.In, store.RouteSMS, "refused")
 		return smpp.StatusRxPAppn
+	}
+	// GSM text under national language tables is read as UCS-2 from here,
+	// so that a part stored until the others come keeps its meaning
+	// without its UDH. A language without a table is read with the default
+	// one: the text is delivered, likely with some characters wrong.
+	dc, payload, err := coding.Unshift(dc, payload, shift)
+	if err != nil {
+		ev := log.Warn().Err(err).Uint8("data_coding", d.DataCoding)
+		if key != nil {
+			ev = ev.Int("part", seq).Int("parts", key.Total)
+		}
+		ev.Msg("message from a phone in a national language without a table: read with the default GSM alphabet")
 	}
 	if key == nil {
 		text, err := coding.Decode(dc, payload)
