@@ -656,6 +656,11 @@ func transcripts() []transcript {
 			want: []want{msgError(testDomain, testAlice, "m9", "modify", "jid-malformed", "not a valid address")},
 		},
 		{
+			name: "message to a number in Arabic-Indic digits: told how to write it, from the address written to",
+			in:   `<message from='alice@example.com/r' to='+١٢٠١٥٥٥٠١٢٣@sms.example.com' id='m9a' type='chat'><body>hi</body></message>`,
+			want: []want{msgError("+١٢٠١٥٥٥٠١٢٣@sms.example.com", testAlice, "m9a", "modify", "jid-malformed", "with the digits 0 to 9")},
+		},
+		{
 			name: "message without to",
 			in:   `<message from='alice@example.com/r' id='m10' type='chat'><body>hi</body></message>`,
 			want: []want{msgError(testDomain, testAlice, "m10", "modify", "jid-malformed", "not a valid address")},

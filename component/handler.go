@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode"
 
 	"mellium.im/xmlstream"
 	"mellium.im/xmpp/disco/info"
@@ -378,7 +379,7 @@ func (c *Component) handleMessage(ctx context.Context, s *inStanza) {
 	}
 	to, err := jidcache.Parse(s.To)
 	if err != nil {
-		c.replyError(ctx, c.cfg.JID, from, s.ID, errText(stanza.Modify, stanza.JIDMalformed, fmt.Sprintf("%q is not a valid address.", s.To)))
+		c.refuseAddress(ctx, s, from)
 		return
 	}
 	if to.Localpart() == "" {
@@ -427,6 +428,49 @@ func (c *Component) handleMessage(ctx context.Context, s *inStanza) {
 		}
 		c.replyError(ctx, to, from, s.ID, se)
 	}
+}
+
+// refuseAddress answers a message to an address that does not parse, from
+// the component's domain. A number written in other digits than 0 to 9
+// (Arabic-Indic, Persian: JIDs the rules of RFC 7622 refuse for their
+// direction, and servers' older rules take) is told how to write it, from
+// the address as written, so that the client shows the error in the
+// conversation it came from.
+func (c *Component) refuseAddress(ctx context.Context, s *inStanza, from jid.JID) {
+	local, domain, ok := strings.Cut(s.To, "@")
+	if !ok || domain != c.cfg.JID.Domainpart() || !foreignDigits(local) {
+		c.replyError(ctx, c.cfg.JID, from, s.ID, errText(stanza.Modify, stanza.JIDMalformed, fmt.Sprintf("%q is not a valid address.", s.To)))
+		return
+	}
+	e := errText(stanza.Modify, stanza.JIDMalformed, fmt.Sprintf(
+		"Write the phone number with the digits 0 to 9, e.g. +12015550123@%s.", c.cfg.JID.Domainpart()))
+	msg := xml.StartElement{Name: xml.Name{Local: "message"}, Attr: []xml.Attr{
+		{Name: xml.Name{Local: "from"}, Value: s.To},
+		{Name: xml.Name{Local: "to"}, Value: from.String()},
+		{Name: xml.Name{Local: "id"}, Value: s.ID},
+		{Name: xml.Name{Local: "type"}, Value: "error"},
+	}}
+	if err := c.send(ctx, xmlstream.Wrap(e.TokenReader(), msg)); err != nil {
+		c.log.Warn().Err(err).Msg("sending stanza error failed")
+	}
+}
+
+// foreignDigits tells whether local is a number written in other digits
+// than 0 to 9: digits and an optional leading "+", at most 32 bytes, at
+// least one digit of another script.
+func foreignDigits(local string) bool {
+	n := strings.TrimPrefix(local, "+")
+	if n == "" || len(local) > 32 {
+		return false
+	}
+	foreign := false
+	for _, r := range n {
+		if !unicode.IsDigit(r) {
+			return false
+		}
+		foreign = foreign || r > '9'
+	}
+	return foreign
 }
 
 // senders is parseSender through a cache: a message's sender is parsed
