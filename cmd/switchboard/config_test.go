@@ -536,20 +536,7 @@ func TestSIGTERM(t *testing.T) {
 	for !strings.Contains(out.String(), "starting") && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
 	}
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("exit: %v\n%s", err, out.String())
-		}
-	case <-time.After(20 * time.Second):
-		cmd.Process.Kill()
-		t.Fatalf("no exit after SIGTERM\n%s", out.String())
-	}
+	terminate(t, cmd, &out)
 	if !strings.Contains(out.String(), `"stopped"`) || strings.Contains(out.String(), "s3cret") || strings.Contains(out.String(), `"pw"`) {
 		t.Fatalf("log:\n%s", out.String())
 	}
@@ -608,6 +595,16 @@ func TestSIGHUP(t *testing.T) {
 		t.Fatalf("the bad key is not named:\n%s", out.String())
 	}
 
+	terminate(t, cmd, &out)
+	if !strings.Contains(out.String(), `"stopped"`) || strings.Contains(out.String(), "s3cret") || strings.Contains(out.String(), "n3w") {
+		t.Fatalf("log:\n%s", out.String())
+	}
+}
+
+// terminate sends cmd SIGTERM and fails t unless it exits with status 0
+// within 20 s; out is its output, for the failure.
+func terminate(t *testing.T, cmd *exec.Cmd, out *syncBuffer) {
+	t.Helper()
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
@@ -619,10 +616,8 @@ func TestSIGHUP(t *testing.T) {
 			t.Fatalf("exit: %v\n%s", err, out.String())
 		}
 	case <-time.After(20 * time.Second):
+		cmd.Process.Kill()
 		t.Fatalf("no exit after SIGTERM\n%s", out.String())
-	}
-	if !strings.Contains(out.String(), `"stopped"`) || strings.Contains(out.String(), "s3cret") || strings.Contains(out.String(), "n3w") {
-		t.Fatalf("log:\n%s", out.String())
 	}
 }
 
