@@ -80,6 +80,21 @@ func (r *Router) releaseDropped(ctx context.Context) {
 	r.claimDue.Store(true)
 }
 
+// ReleaseHanded gives every handed notice not sent yet back to the store,
+// to be claimed at once by another instance, or by this one's successor:
+// Run does it as it returns, and serve again once the SMPP binds are
+// closed, for what came from phones while they drained. Left leased to an
+// instance that has stopped, they would wait for their lease to run out.
+func (r *Router) ReleaseHanded(ctx context.Context) {
+	r.handedMu.Lock()
+	for _, h := range r.handed {
+		r.dropped = append(r.dropped, h.n.ID)
+	}
+	r.handed = r.handed[:0]
+	r.handedMu.Unlock()
+	r.releaseDropped(ctx)
+}
+
 // handedMax bounds the handed notices waiting in memory.
 const handedMax = 1 << 16
 

@@ -597,6 +597,7 @@ func (r *Router) Run(ctx context.Context) error {
 	r.intakeLoop(intakeCtx)
 	wg.Wait()
 	r.recording.Wait()
+	r.ReleaseHanded(context.WithoutCancel(ctx))
 	return nil
 }
 

@@ -1307,3 +1307,37 @@ func TestRelayLimits(t *testing.T) {
 		t.Fatalf("bob's relay: %+v", s)
 	}
 }
+
+// TestReleaseHandedAtStop: notices handed to the router and not sent (the
+// XMPP side down) are given back when it stops, for the next instance to
+// claim at once instead of after their lease.
+func TestReleaseHandedAtStop(t *testing.T) {
+	ctx := context.Background()
+	st := storetest.SQLite(t)
+	if _, err := st.Bind(ctx, aliceNum, "alice@example.com", "operator"); err != nil {
+		t.Fatal(err)
+	}
+	r := router.New(router.Config{Component: comp, Domains: []string{"example.com"}, DefaultRegion: "US", Instance: "test",
+		Logger: zerolog.New(zerolog.NewTestWriter(t))}, st)
+	x := newFakeXMPP()
+	x.down.Store(true)
+	r.SetXMPP(x)
+	st.HandNotices("test", router.NoticeLease, r.HandNotices)
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan error)
+	go func() { done <- r.Run(runCtx) }()
+	if err := st.AcceptInbound(ctx, &store.Inbound{Source: phone, Dest: aliceNum, Body: "while down", ReceivedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if ns, err := st.ClaimNotices(ctx, "next", 10, time.Minute); err != nil || len(ns) != 0 {
+		t.Fatalf("claimed while handed: %d, %v", len(ns), err)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	ns, err := st.ClaimNotices(ctx, "next", 10, time.Minute)
+	if err != nil || len(ns) != 1 || ns[0].Body != "while down" {
+		t.Fatalf("claimed after the router stopped: %+v, %v; want the handed notice", ns, err)
+	}
+}

@@ -394,6 +394,10 @@ func run(ctx context.Context, cfg *Config, log zerolog.Logger) error {
 		wg.Wait()
 		stopSMPP()
 		smppDone.Wait()
+		// Messages from phones stored while the binds drained were
+		// handed to the router after it stopped: given back, to be
+		// claimed at the next start rather than when their lease ends.
+		rt.ReleaseHanded(context.WithoutCancel(ctx))
 		close(stopped)
 	}()
 	select {
