@@ -95,6 +95,33 @@ func (r *Router) ReleaseHanded(ctx context.Context) {
 	r.releaseDropped(ctx)
 }
 
+// raiseResent raises anew the notices of the messages sent again whose
+// outcome is known (Outbound), to be claimed and sent like any: the
+// client that sent it again had not seen it.
+func (r *Router) raiseResent(ctx context.Context) {
+	var ids []int64
+	for len(ids) < cap(r.resentDone) {
+		select {
+		case id := <-r.resentDone:
+			ids = append(ids, id)
+			continue
+		default:
+		}
+		break
+	}
+	if len(ids) == 0 {
+		return
+	}
+	n, err := r.store.RaiseNotices(context.WithoutCancel(ctx), ids)
+	if err != nil {
+		r.log.Warn().Err(err).Int("messages", len(ids)).Msg("sending again the outcome of messages sent again failed")
+		return
+	}
+	if n > 0 {
+		r.claimDue.Store(true)
+	}
+}
+
 // handedMax bounds the handed notices waiting in memory.
 const handedMax = 1 << 16
 
@@ -130,6 +157,7 @@ func (r *Router) notifyLoop(ctx context.Context) {
 	defer t.Stop()
 	for {
 		r.releaseDropped(ctx)
+		r.raiseResent(ctx)
 		// Claimable notices go first, until none is left: they are older
 		// than those handed since (a lease ran out while the XMPP server
 		// was down, or a send failed), so a phone's messages that waited

@@ -47,6 +47,7 @@ type Store interface {
 	ShortCodeWrote(ctx context.Context, user, number, code string, since time.Time) (store.ShortCode, error)
 	AcceptOutbound(ctx context.Context, msgs []*store.Outbound) error
 	Withdraw(ctx context.Context, ids []int64, reason string) error
+	RaiseNotices(ctx context.Context, ids []int64) (int64, error)
 	AcceptInbound(ctx context.Context, in *store.Inbound) error
 	ClaimNotices(ctx context.Context, owner string, limit int, lease time.Duration) ([]store.Notice, error)
 	NoticesDone(ctx context.Context, ids []int64) error
@@ -199,7 +200,10 @@ type Router struct {
 
 	recording sync.WaitGroup // notices done being recorded (sendNotices); Run waits
 
-	resent *memo.Map[resendKey, int64] // messages taken lately (Unix ns), to know one sent again (resendOf)
+	resent *memo.Map[resendKey, taken] // messages taken lately, to know one sent again (resendOf)
+	// resentDone are stored messages sent again, whose outcome, if they
+	// have one already, notifyLoop raises anew (see raiseResent).
+	resentDone chan int64
 	// unstored counts the messages taken by Outbound and neither stored
 	// nor refused yet (see Unstored); taken holds them (see Drain).
 	unstored atomic.Int64
@@ -241,6 +245,9 @@ type pending struct {
 // A hash holds no pointer: the map of the last 16,384 (resentMax) keeps
 // none of the messages' strings alive, and the collector does not scan it.
 type resendKey [16]byte
+
+// taken is when a message was taken (Unix ns), and its id once stored.
+type taken struct{ at, id int64 }
 
 // resendWindow is how long a message's resend is known as one.
 const resendWindow = 10 * time.Minute
@@ -291,16 +298,17 @@ func New(cfg Config, st Store) *Router {
 		cfg.OnMessage = func(string, string, string) {}
 	}
 	r := &Router{
-		cfg:     cfg,
-		store:   st,
-		log:     cfg.Logger.With().Str("component", "router").Logger(),
-		domains: make(map[string]bool),
-		resent:  memo.New[resendKey, int64](resentMax),
-		relays:  make(map[string]*rate.Limiter),
-		intake:  make(chan *pending, 4096),
-		taken:   make(map[*pending]struct{}),
-		acks:    make(chan relayAck, 4096),
-		wake:    make(chan struct{}, 1),
+		cfg:        cfg,
+		store:      st,
+		log:        cfg.Logger.With().Str("component", "router").Logger(),
+		domains:    make(map[string]bool),
+		resent:     memo.New[resendKey, taken](resentMax),
+		resentDone: make(chan int64, 256),
+		relays:     make(map[string]*rate.Limiter),
+		intake:     make(chan *pending, 4096),
+		taken:      make(map[*pending]struct{}),
+		acks:       make(chan relayAck, 4096),
+		wake:       make(chan struct{}, 1),
 	}
 	r.policyLog = r.log.Sample(&zerolog.BurstSampler{Burst: policyLines, Period: time.Minute})
 	for _, d := range cfg.Domains {
@@ -467,14 +475,23 @@ func (r *Router) Outbound(ctx context.Context, m Message) error {
 		}
 	}
 	if k := resendOf(&m); k != nil {
-		if at, ok := r.resent.Get(*k); ok && time.Since(time.Unix(0, at)) < resendWindow {
+		if t, ok := r.resent.Get(*k); ok && time.Since(time.Unix(0, t.at)) < resendWindow {
 			// Accepted already: its receipt or error answers this one
 			// too (same id). Sent twice, it would reach the phone twice.
+			// One that has its outcome already gets it again: the client
+			// sends again what it saw no outcome for.
 			r.log.Info().Str("from", m.From.Bare().String()).Str("to", m.To.Bare().String()).Str("stanza_id", m.ID).
 				Msg("a message sent again (same id and text within 10 minutes) taken once")
+			if t.id != 0 {
+				select {
+				case r.resentDone <- t.id:
+					r.signal()
+				default: // a flood of resends: the outcome is not sent again
+				}
+			}
 			return nil
 		}
-		r.resent.Put(*k, time.Now().UnixNano())
+		r.resent.Put(*k, taken{at: time.Now().UnixNano()})
 		p.resend = k
 	}
 	if r.refusing.Load() {
@@ -834,6 +851,11 @@ func (r *Router) storeBatch(ctx context.Context, batch []*pending) {
 	}
 	if reserved > 0 {
 		r.cfg.Handoff.Take(handed, reserved)
+	}
+	for _, p := range acceptedP {
+		if p.resend != nil && !p.settled.Load() {
+			r.resent.Put(*p.resend, taken{at: time.Now().UnixNano(), id: p.msg.ID})
+		}
 	}
 	for _, m := range accepted {
 		r.cfg.OnMessage(store.Out, routeOf(m), "accepted")

@@ -1341,3 +1341,72 @@ func TestReleaseHandedAtStop(t *testing.T) {
 		t.Fatalf("claimed after the router stopped: %+v, %v; want the handed notice", ns, err)
 	}
 }
+
+// TestResentAfterItsOutcome: a message sent again after its outcome went
+// out (the client did not see it) gets that outcome again; one sent again
+// while still on its way waits for its outcome, which answers both.
+func TestResentAfterItsOutcome(t *testing.T) {
+	f := setup(t, router.Config{})
+	ctx := context.Background()
+	send := func() {
+		t.Helper()
+		if err := f.r.Outbound(ctx, router.Message{From: alice, To: numberJID(phone), ID: "o1", Body: "did it go?", WantReceipt: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send()
+	msgs := f.queued(t)
+	if len(msgs) != 1 {
+		t.Fatalf("queued %d", len(msgs))
+	}
+	m := msgs[0]
+	send() // on its way: nothing yet
+	if _, err := f.st.PartSubmitted(ctx, m.ID, 1, "", []string{"smsc-o1"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.st.Receipt(ctx, "", []string{"smsc-o1"}, "DELIVRD", "000"); err != nil {
+		t.Fatal(err)
+	}
+	f.r.Wake()
+	if s := f.x.next(t, "receipt"); s.id != "o1" {
+		t.Fatalf("receipt %+v", s)
+	}
+	// After its receipt went out (and its notice is done: until then the
+	// receipt is still on its way, and answers both).
+	var again sent
+	for try := 0; again.kind == "" && try < 20; try++ {
+		send()
+		deadline := time.After(500 * time.Millisecond)
+	wait:
+		for {
+			f.x.mu.Lock()
+			for i, s := range f.x.out {
+				if s.kind == "receipt" {
+					again = s
+					f.x.out = slices.Delete(f.x.out, i, i+1)
+					break
+				}
+			}
+			f.x.mu.Unlock()
+			if again.kind != "" {
+				break
+			}
+			select {
+			case <-f.x.notify:
+			case <-deadline:
+				break wait
+			}
+		}
+	}
+	if again.id != "o1" || again.to != alice.String() {
+		t.Fatalf("the receipt again: %+v", again)
+	}
+	time.Sleep(200 * time.Millisecond)
+	f.x.mu.Lock()
+	defer f.x.mu.Unlock()
+	for _, s := range f.x.out {
+		if s.kind == "receipt" {
+			t.Errorf("a receipt more: %+v", s)
+		}
+	}
+}

@@ -691,6 +691,24 @@ func (s *Store) FailWith(ctx context.Context, msgID int64, reason, condition str
 	return nil
 }
 
+// RaiseNotices raises anew the notices of messages from users that have
+// their outcome (delivered or failed), for a client that sent one again
+// after its outcome went out, unseen; those still on their way are left,
+// their outcome to come. It returns how many it raised.
+func (s *Store) RaiseNotices(ctx context.Context, ids []int64) (int64, error) {
+	if len(ids) == 0 {
+		return 0, nil
+	}
+	in, args := s.idsIn("id", 1, ids)
+	res, err := s.db.ExecContext(ctx, `INSERT INTO notices (message_id) SELECT id FROM messages
+		WHERE direction = 'out' AND state IN ('delivered', 'failed') AND `+in+` ON CONFLICT (message_id) DO NOTHING`, args...)
+	if err != nil {
+		return 0, fmt.Errorf("store: raise notices: %w", err)
+	}
+	n, _ := res.RowsAffected()
+	return n, nil
+}
+
 // Withdraw ends as failed, with reason and no notice, messages from users
 // stored after their senders were told they were not (a store that
 // answered only after the shutdown's wait: see router.RefuseUnstored), so

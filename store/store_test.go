@@ -1095,3 +1095,33 @@ func TestWithdraw(t *testing.T) {
 		}
 	})
 }
+
+// TestRaiseNotices: a message's notice raised anew once its first was
+// sent, only for one with its outcome.
+func TestRaiseNotices(t *testing.T) {
+	engines(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		done, pending := accept(t, s, 1), accept(t, s, 1)
+		if err := s.Fail(ctx, done.ID, "refused by the carrier"); err != nil {
+			t.Fatal(err)
+		}
+		ns, err := s.ClaimNotices(ctx, "i1", 10, time.Minute)
+		if err != nil || len(ns) != 1 {
+			t.Fatalf("ClaimNotices = %d, %v", len(ns), err)
+		}
+		if err := s.NoticesDone(ctx, []int64{done.ID}); err != nil {
+			t.Fatal(err)
+		}
+		n, err := s.RaiseNotices(ctx, []int64{done.ID, pending.ID})
+		if err != nil || n != 1 {
+			t.Fatalf("RaiseNotices = %d, %v; want 1", n, err)
+		}
+		ns, err = s.ClaimNotices(ctx, "i2", 10, time.Minute)
+		if err != nil || len(ns) != 1 || ns[0].ID != done.ID || ns[0].Error != "refused by the carrier" {
+			t.Fatalf("claimed after RaiseNotices: %+v, %v", ns, err)
+		}
+		if n, err := s.RaiseNotices(ctx, []int64{done.ID}); err != nil || n != 0 {
+			t.Errorf("RaiseNotices with its notice still there = %d, %v; want 0", n, err)
+		}
+	})
+}
