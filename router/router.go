@@ -778,11 +778,11 @@ func (r *Router) storeBatch(ctx context.Context, batch []*pending) {
 				continue
 			}
 		} else {
+			p.msg.PeerJID = owner // counted as a relay, refused or not
 			if why := r.relayRefused(bare, p, now); why != "" {
 				r.refused(ctx, p, "relay_limit", why)
 				continue
 			}
-			p.msg.PeerJID = owner
 			p.msg.Extra = string(p.m.Payload)
 			after := r.cfg.FallbackAfter
 			if st, ok := settings[bare]; ok {
@@ -1062,7 +1062,11 @@ const policyLines = 10
 // refused refuses one message for a policy reason: reason is the label for
 // metrics, why the text for the sender.
 func (r *Router) refused(ctx context.Context, p *pending, reason, why string) {
-	r.policyLog.Info().Str("from", p.from.Bare().String()).Str("dest", p.dest).Str("why", why).Msg("SMS refused by policy")
+	what := "SMS refused by policy"
+	if p.msg != nil && p.msg.PeerJID != "" {
+		what = "message to a number on XMPP refused by policy"
+	}
+	r.policyLog.Info().Str("from", p.from.Bare().String()).Str("dest", p.dest).Str("why", why).Msg(what)
 	r.refuse(ctx, []*pending{p}, reason, stanzaErr(stanza.Modify, stanza.PolicyViolation, why))
 }
 

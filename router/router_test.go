@@ -1272,7 +1272,11 @@ func TestDrainRefusesUnstored(t *testing.T) {
 // (Limits.RelaysPerUserMinute); each refusal is an error saying which.
 func TestRelayLimits(t *testing.T) {
 	ctx := context.Background()
-	f := setup(t, router.Config{FallbackAfter: -1, Limits: router.Limits{RelaysPerUserMinute: 3}})
+	var mu sync.Mutex
+	counted := map[string]int{} // route/outcome, and reason
+	f := setup(t, router.Config{FallbackAfter: -1, Limits: router.Limits{RelaysPerUserMinute: 3},
+		OnMessage: func(_, route, outcome string) { mu.Lock(); counted[route+"/"+outcome]++; mu.Unlock() },
+		OnRefused: func(reason string) { mu.Lock(); counted[reason]++; mu.Unlock() }})
 	send := func(id, body string) {
 		t.Helper()
 		if err := f.r.Outbound(ctx, router.Message{From: alice, To: numberJID(bobNum), ID: id, Body: body,
@@ -1305,6 +1309,11 @@ func TestRelayLimits(t *testing.T) {
 	}
 	if s := f.x.next(t, "relay"); s.id != "b1" {
 		t.Fatalf("bob's relay: %+v", s)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if counted["xmpp/refused"] != 3 || counted["relay_limit"] != 3 || counted["sms/refused"] != 0 {
+		t.Errorf("counted %v; want the three refusals as relays (route xmpp, reason relay_limit)", counted)
 	}
 }
 

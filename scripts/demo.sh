@@ -64,7 +64,10 @@ ports=(5222 5347)
 $prosody_only || ports+=(2775 8025)
 for p in "${ports[@]}"; do
 	if port_busy "$p"; then
-		die "127.0.0.1:$p is in use (a system Prosody? try: systemctl stop prosody)"
+		case $p in
+		5222 | 5347) die "127.0.0.1:$p is in use (a system Prosody? try: systemctl stop prosody)" ;;
+		*) die "127.0.0.1:$p is in use (the SMSC simulator's port: another demo or smsc-sim still running? see: ss -ltnp 'sport = :$p')" ;;
+		esac
 	fi
 done
 

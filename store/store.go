@@ -182,7 +182,34 @@ func open(ctx context.Context, dsn string, exclusive bool) (*Store, error) {
 		s.closeDBs()
 		return nil, err
 	}
+	if exclusive {
+		if err := s.checkWritable(ctx); err != nil {
+			s.closeDBs()
+			return nil, err
+		}
+	}
 	return s, nil
+}
+
+// checkWritable makes sure the store takes writes, so that serve does not
+// start on one that refuses every write later: an SQLite file another user
+// made (`check` or `numbers` run as root) opens, reads, and needs no
+// migration; a PostgreSQL user may lack the rights, or the server be a
+// standby.
+func (s *Store) checkWritable(ctx context.Context) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("store: begin: %w", err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `DELETE FROM instances WHERE name = ''`); err != nil {
+		hint := "is the database read-only to this user?"
+		if s.dialect == sqlite {
+			hint = "is the file (or its directory) owned by another user, e.g. made by `switchboard check` or `numbers` run as root? Run those as the gateway's user, or chown the file"
+		}
+		return fmt.Errorf("store: the database takes no writes (%w): %s", err, hint)
+	}
+	return nil
 }
 
 // Close closes the database. SQLite checkpoints its write-ahead log.

@@ -1125,3 +1125,38 @@ func TestRaiseNotices(t *testing.T) {
 		}
 	})
 }
+
+// TestOpenExclusiveNeedsWrites: serve's store refuses to open on a
+// database that takes no writes (here a PostgreSQL user with read rights
+// only), naming the cause, rather than start and fail every write later.
+func TestOpenExclusiveNeedsWrites(t *testing.T) {
+	ctx := context.Background()
+	dsn := testenv.StartPostgres(t)
+	st, err := store.Open(ctx, dsn) // migrated by the owner
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	for _, q := range []string{
+		`CREATE ROLE reader LOGIN`,
+		// Enough to find the schema migrated (CREATE TABLE IF NOT EXISTS
+		// of the migrations' table), not to write.
+		`GRANT USAGE, CREATE ON SCHEMA public TO reader`,
+		`GRANT SELECT ON ALL TABLES IN SCHEMA public TO reader`,
+	} {
+		if err := store.Exec(st, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ro := strings.Replace(dsn, "postgres://postgres@", "postgres://reader@", 1)
+	_, err = store.OpenExclusive(ctx, ro)
+	if err == nil || !strings.Contains(err.Error(), "the database takes no writes") || !strings.Contains(err.Error(), "permission denied") {
+		t.Fatalf("OpenExclusive as a reader: %v", err)
+	}
+	// The owner's opens as before.
+	own, err := store.OpenExclusive(ctx, dsn)
+	if err != nil {
+		t.Fatalf("OpenExclusive as the owner: %v", err)
+	}
+	own.Close()
+}

@@ -42,7 +42,7 @@ var (
 		{"out", "xmpp", Accepted}, {"out", "xmpp", Delivered}, {"out", "xmpp", Failed}, {"out", "xmpp", Fallback}, {"out", "xmpp", Refused},
 		{"in", "sms", Accepted}, {"in", "sms", Delivered}, {"in", "sms", Refused}, {"in", "sms", Duplicate},
 	}
-	refusalReasons = []string{"country", "prefix", "quota_global", "quota_user_minute", "quota_user_day", "too_long", "short_code", "unregistered", "internal"}
+	refusalReasons = []string{"country", "prefix", "quota_global", "quota_user_minute", "quota_user_day", "too_long", "short_code", "relay_limit", "unregistered", "internal"}
 	partStatuses   = []string{"ok", "temporary", "permanent", "unknown", "error"}
 )
 
@@ -126,7 +126,7 @@ func New(reg prometheus.Registerer) *Metrics {
 		}, []string{"direction", "route", "outcome"}),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: nameRefused,
-			Help: "Messages from users refused before they were stored, by reason (country, prefix, quota_global, quota_user_minute, quota_user_day, too_long, short_code, unregistered, internal).",
+			Help: "Messages from users refused before they were stored, by reason (country, prefix, quota_global, quota_user_minute, quota_user_day, too_long, short_code, relay_limit, unregistered, internal).",
 		}, []string{"reason"}),
 		parts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: nameParts,

@@ -63,7 +63,7 @@ switchboard_messages_total{direction="out",outcome="fallback",route="xmpp"} 0
 switchboard_messages_total{direction="out",outcome="refused",route="sms"} 0
 switchboard_messages_total{direction="out",outcome="refused",route="xmpp"} 0
 switchboard_messages_total{direction="out",outcome="unconfirmed",route="sms"} 0
-# HELP switchboard_refused_total Messages from users refused before they were stored, by reason (country, prefix, quota_global, quota_user_minute, quota_user_day, too_long, short_code, unregistered, internal).
+# HELP switchboard_refused_total Messages from users refused before they were stored, by reason (country, prefix, quota_global, quota_user_minute, quota_user_day, too_long, short_code, relay_limit, unregistered, internal).
 # TYPE switchboard_refused_total counter
 switchboard_refused_total{reason="country"} 0
 switchboard_refused_total{reason="internal"} 0
@@ -71,6 +71,7 @@ switchboard_refused_total{reason="prefix"} 0
 switchboard_refused_total{reason="quota_global"} 0
 switchboard_refused_total{reason="quota_user_day"} 0
 switchboard_refused_total{reason="quota_user_minute"} 0
+switchboard_refused_total{reason="relay_limit"} 0
 switchboard_refused_total{reason="short_code"} 0
 switchboard_refused_total{reason="too_long"} 0
 switchboard_refused_total{reason="unregistered"} 0
