@@ -209,6 +209,38 @@ func (c *Component) Available(user jid.JID) (known, available bool) {
 	return true, avail
 }
 
+// Reachable asks user's client (a full JID) for its disco#info: its
+// answer, or any error but service-unavailable, says it is there; the
+// server answers service-unavailable for a resource that has gone (RFC 6120
+// §10.5.3.1), as would the rare client that serves no disco. known is false
+// without an answer within reachWait.
+func (c *Component) Reachable(ctx context.Context, user jid.JID) (known, reachable bool) {
+	s, err := c.live()
+	if err != nil {
+		return false, false
+	}
+	ctx, cancel := context.WithTimeout(ctx, reachWait)
+	defer cancel()
+	resp, err := c.sendIQ(ctx, s, stanza.IQ{Type: stanza.GetIQ, From: c.cfg.JID, To: user},
+		xmlstream.Wrap(nil, xml.StartElement{Name: xml.Name{Space: nsDiscoInfo, Local: "query"}}))
+	if err != nil {
+		return false, false
+	}
+	defer resp.Close()
+	var reply struct {
+		Type  string        `xml:"type,attr"`
+		Error *stanza.Error `xml:"error"`
+	}
+	if err := xml.NewTokenDecoder(resp).Decode(&reply); err != nil {
+		return false, false
+	}
+	gone := reply.Type == "error" && reply.Error != nil && reply.Error.Condition == stanza.ServiceUnavailable
+	return true, !gone
+}
+
+// reachWait bounds Reachable's wait for an answer.
+const reachWait = 5 * time.Second
+
 // presenceGrant is the presence privilege the server for domain granted,
 // and the XEP-0356 namespace it advertised it in: as advertised to this
 // instance in its session, or else as another instance recorded an

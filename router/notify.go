@@ -207,8 +207,9 @@ func (r *Router) sendNotices(ctx context.Context, handed bool) (more bool) {
 		return false
 	}
 	var done, failed []int64
-	bctx, end := r.xmpp.Batch(ctx)
 	seen := make(presenceSeen)
+	r.probeSenders(ctx, ns, seen)
+	bctx, end := r.xmpp.Batch(ctx)
 	for _, n := range ns {
 		if err := r.send(bctx, n, seen); err != nil {
 			r.log.Warn().Err(err).Int64("msg", n.ID).Msg("sending notice failed; will retry")
@@ -283,6 +284,35 @@ func (r *Router) available(user jid.JID, seen presenceSeen) (known, avail bool) 
 	seen[k] = [2]bool{known, avail}
 	return known, avail
 }
+
+// probeSenders asks, before a batch is written, the clients that sent
+// messages which failed whether they are still there, where their
+// presence is not seen (no XEP-0356 presence privilege): a server drops an
+// error to a client that has gone (RFC 6121 §8.5.3.2.1), and the user would
+// never hear of the failure. At most probeMax a batch; the rest get the
+// error as before.
+func (r *Router) probeSenders(ctx context.Context, ns []store.Notice, seen presenceSeen) {
+	probes := 0
+	for _, n := range ns {
+		if n.Direction != store.Out || n.State != store.StateFailed || probes == probeMax {
+			continue
+		}
+		user, err := jidcache.Parse(n.UserJID)
+		if err != nil || user.Resourcepart() == "" {
+			continue
+		}
+		if known, _ := r.available(user, seen); known {
+			continue
+		}
+		probes++
+		if known, there := r.xmpp.Reachable(ctx, user); known {
+			seen[user.String()] = [2]bool{true, there}
+		}
+	}
+}
+
+// probeMax bounds the clients probeSenders asks in one batch of notices.
+const probeMax = 16
 
 func (r *Router) send(ctx context.Context, n store.Notice, seen presenceSeen) error {
 	peer, err := r.numberJID(cmp.Or(n.PeerLocal, n.PeerNumber)) // the form of the number the user wrote to

@@ -83,6 +83,9 @@ type XMPP interface {
 	// full JID: that resource) is available; known is false when the
 	// component cannot see the user's presence.
 	Available(user jid.JID) (known, available bool)
+	// Reachable asks a user's client (a full JID) whether it is there,
+	// for when Available cannot tell; known is false without an answer.
+	Reachable(ctx context.Context, user jid.JID) (known, reachable bool)
 }
 
 // Handoff is the SMS gateway's side of passing new SMS on without a

@@ -42,6 +42,8 @@ type fakeXMPP struct {
 	asked    int             // calls of Available
 	relayErr error           // what SendRelay returns
 	down     atomic.Bool     // Connected says false
+	reach    map[string]bool // full JID → whether Reachable finds it there; absent: no answer
+	probed   []string        // the JIDs Reachable was asked about
 }
 
 func newFakeXMPP() *fakeXMPP { return &fakeXMPP{notify: make(chan struct{}, 100)} }
@@ -72,6 +74,13 @@ func (f *fakeXMPP) SendRelay(_ context.Context, from, to jid.JID, id string, pay
 		return err
 	}
 	return f.add(sent{kind: "relay", from: from.String(), to: to.String(), id: id, text: string(payload), request: req})
+}
+func (f *fakeXMPP) Reachable(_ context.Context, j jid.JID) (known, reachable bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.probed = append(f.probed, j.String())
+	reachable, known = f.reach[j.String()]
+	return known, reachable
 }
 func (f *fakeXMPP) SendRelayError(_ context.Context, from, to jid.JID, id string, payload []byte) error {
 	return f.add(sent{kind: "relay-error", from: from.String(), to: to.String(), id: id, text: string(payload)})
@@ -1417,5 +1426,52 @@ func TestResentAfterItsOutcome(t *testing.T) {
 		if s.kind == "receipt" {
 			t.Errorf("a receipt more: %+v", s)
 		}
+	}
+}
+
+// TestFailureToClientGone: where the sender's presence is not seen (no
+// presence privilege), the client that sent a message which failed is
+// asked whether it is there (a server drops an error to a gone client):
+// gone, the user is told in a chat message to the bare JID; there, or no
+// answer, by the error as before. One question per client and batch; a
+// client whose presence is seen is not asked.
+func TestFailureToClientGone(t *testing.T) {
+	f := setup(t, router.Config{})
+	gone, there, silent := alice, jid.MustParse("alice@example.com/laptop"), jid.MustParse("alice@example.com/old")
+	f.x.mu.Lock()
+	f.x.reach = map[string]bool{gone.String(): false, there.String(): true}
+	f.x.mu.Unlock()
+	notice := func(id int64, user jid.JID) store.Notice {
+		return store.Notice{ID: id, Direction: store.Out, Route: store.RouteSMS, State: store.StateFailed,
+			UserJID: user.String(), PeerNumber: phone, StanzaID: fmt.Sprint("g", id), Body: "text", Error: "the carrier refused it"}
+	}
+	f.r.HandNotices([]store.Notice{notice(1, gone), notice(2, gone), notice(3, there), notice(4, silent)})
+	for range 2 {
+		if s := f.x.next(t, "text"); s.to != "alice@example.com" || !strings.Contains(s.text, "was not delivered") {
+			t.Fatalf("to the gone client: %+v", s)
+		}
+	}
+	for _, want := range []string{"g3", "g4"} {
+		if s := f.x.next(t, "error"); s.id != want {
+			t.Fatalf("error %+v, want %s", s, want)
+		}
+	}
+	f.x.mu.Lock()
+	probed := slices.Clone(f.x.probed)
+	f.x.mu.Unlock()
+	slices.Sort(probed)
+	if want := []string{there.String(), silent.String(), gone.String()}; !slices.Equal(probed, want) {
+		t.Errorf("asked %v, want each client once: %v", probed, want)
+	}
+	// Seen through the privilege: not asked.
+	f.x.setPresent(bob.String(), true)
+	f.r.HandNotices([]store.Notice{notice(5, bob)})
+	if s := f.x.next(t, "error"); s.id != "g5" {
+		t.Fatalf("error %+v", s)
+	}
+	f.x.mu.Lock()
+	defer f.x.mu.Unlock()
+	if len(f.x.probed) != 3 {
+		t.Errorf("asked %v; bob's presence is seen", f.x.probed)
 	}
 }

@@ -394,3 +394,28 @@ func TestShutdownStoreHung(t *testing.T) {
 		t.Errorf("%d submit_sm, want none", n)
 	}
 }
+
+// TestFailureAfterClientLeftUnseen is TestFailureAfterClientLeft without
+// the presence privilege: an SMS that
+// fails after the client that sent it has gone still reaches its user, as
+// a chat message (from offline storage here): the server drops an error to
+// a gone client, so the gateway asks the client first (real Prosody).
+func TestFailureAfterClientLeftUnseen(t *testing.T) {
+	s := startStack(t, sqliteDSN(t), smsc.Config{SystemID: "switchboard", Password: "secret", Outcome: smsc.OutcomeFailed, ReceiptDelay: 2 * time.Second})
+	ctx := ctxT(t, 60*time.Second)
+	a := testenv.Login(t, s.prosody.C2SAddr, jid.MustParse("alice@"+s.prosody.Domain+"/phone"), "alice")
+	waitComponent(t, s, a)
+	must(t, a.Send(ctx, fmt.Sprintf(`<message to='%s' id='gone1' type='chat'><body>sent, then the phone left</body><request xmlns='urn:xmpp:receipts'/></message>`, s.numberJID(phone))))
+	_, err := s.smsc.WaitMessages(ctx, 1)
+	must(t, err)
+	must(t, a.Close())
+	waitUntil(t, 30*time.Second, "no failure notice handed to the XMPP server", func() bool {
+		return s.logs.Count("notice handed to the XMPP server") > 0
+	})
+	back := testenv.Login(t, s.prosody.C2SAddr, jid.MustParse("alice@"+s.prosody.Domain+"/laptop"), "alice")
+	r, err := back.Next(ctx, message(s.prosody.Component))
+	must(t, err)
+	if r.Attr["type"] != "chat" || !strings.Contains(r.Body, "was not delivered") || !strings.Contains(r.Body, "sent, then the phone left") {
+		t.Fatalf("want a chat message saying the SMS failed, got %s", r.XML)
+	}
+}
