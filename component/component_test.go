@@ -746,12 +746,12 @@ func transcripts() []transcript {
 		{
 			name: "disco#info for a node of a number",
 			in:   `<iq type='get' id='i2b' from='alice@example.com/r' to='+12015550123@sms.example.com'><query xmlns='http://jabber.org/protocol/disco#info' node='http://example.com/caps#abc'/></iq>`,
-			want: []want{iqResult(testNumber, testAlice, "i2b", hasQuery(nsDiscoInfo, "http://example.com/caps#abc", discoInfoCheck("client", "sms", nsDiscoInfo, nsReceipts)))},
+			want: []want{iqResult(testNumber, testAlice, "i2b", hasQuery(nsDiscoInfo, "http://example.com/caps#abc", discoInfoCheck("client", "sms", nsDiscoInfo, nsReceipts, nsReactions, nsCorrection, nsReply, nsOOB)))},
 		},
 		{
 			name: "disco#info to a number",
 			in:   `<iq type='get' id='i3' from='alice@example.com/r' to='+12015550123@sms.example.com'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>`,
-			want: []want{iqResult(testNumber, testAlice, "i3", hasQuery(nsDiscoInfo, "", discoInfoCheck("client", "sms", nsDiscoInfo, nsReceipts)))},
+			want: []want{iqResult(testNumber, testAlice, "i3", hasQuery(nsDiscoInfo, "", discoInfoCheck("client", "sms", nsDiscoInfo, nsReceipts, nsReactions, nsCorrection, nsReply, nsOOB)))},
 		},
 		{
 			name: "disco#items",
@@ -1121,7 +1121,7 @@ func transcripts() []transcript {
 		{
 			name: "disco#info to a short code",
 			in:   `<iq type='get' id='i40' from='alice@example.com/r' to='12345@sms.example.com'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>`,
-			want: []want{iqResult("12345@sms.example.com", testAlice, "i40", hasQuery(nsDiscoInfo, "", discoInfoCheck("client", "sms", nsDiscoInfo, nsReceipts)))},
+			want: []want{iqResult("12345@sms.example.com", testAlice, "i40", hasQuery(nsDiscoInfo, "", discoInfoCheck("client", "sms", nsDiscoInfo, nsReceipts, nsReactions, nsCorrection, nsReply, nsOOB)))},
 		},
 		{
 			name: "disco#info to a name that is no number",

@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+
+	"switchboard/router"
+	"switchboard/smsgw/coding"
 )
 
 // TestPayloadXML checks what is relayed of a stanza, and that the reused
@@ -92,11 +95,11 @@ func TestReplyText(t *testing.T) {
 			`<message><reply xmlns='urn:xmpp:reply:0' to='+12015550199@sms.example.com' id='sms-5'/>` +
 				`<fallback xmlns='urn:xmpp:fallback:0' for='urn:xmpp:reply:0'><body start='0' end='` + fmt.Sprint(n) + `'/></fallback>` +
 				`<body>` + quoted + `On my way</body></message>`,
-			"Reply to “Running late, see you at the station in…”: On my way"},
+			`Reply to "Running late, see you at the station in...": On my way`},
 		{"quote of two lines, with a name, after the text",
 			`<message><reply xmlns='urn:xmpp:reply:0' id='x'/><fallback xmlns='urn:xmpp:fallback:0' for='urn:xmpp:reply:0'><body start='3' end='19'/></fallback>` +
 				`<body>Ok ` + "> Bob:\n> at 8 ü\n" + `</body></message>`,
-			"Reply to “Bob: at 8 ü”: Ok"},
+			`Reply to "Bob: at 8 ü": Ok`},
 		{"range past the body",
 			`<message><reply xmlns='urn:xmpp:reply:0' id='x'/><fallback xmlns='urn:xmpp:fallback:0' for='urn:xmpp:reply:0'><body start='0' end='99'/></fallback><body>&gt; hi
 yes</body></message>`,
@@ -117,6 +120,10 @@ yes</body></message>`,
 		if got := smsText(&s, reactionOf(&s)); got != tc.want {
 			t.Errorf("%s: SMS %q, want %q", tc.name, got, tc.want)
 		}
+	}
+	// What the gateway adds keeps a reply of GSM characters in GSM.
+	if _, gsm := coding.EncodeGSM(router.ReplyText(strings.Repeat("See you at the bridge ", 3), "On my way")); !gsm {
+		t.Error("a reply of plain letters needs UCS-2")
 	}
 }
 

@@ -37,8 +37,11 @@ const (
 // features lists what the component domain implements, for disco#info.
 var features = []string{nsDiscoInfo, nsDiscoItems, nsPing, version.NS, nsReceipts, adhoc.NS, nsRegister, nsMAM}
 
-// numberFeatures lists what a number JID implements.
-var numberFeatures = []string{nsDiscoInfo, nsReceipts}
+// numberFeatures lists what a number JID implements: besides receipts,
+// what the gateway writes out as SMS text (a reaction, a correction, a
+// reply, a link), which clients offer only to a contact that advertises it
+// (Dino's reactions, XEP-0444 §2's MUST).
+var numberFeatures = []string{nsDiscoInfo, nsReceipts, nsReactions, nsCorrection, nsReply, nsOOB}
 
 // inStanza is any stanza as read from the stream. JIDs are kept as strings
 // and parsed by the handlers, so a malformed one gets a stanza error instead

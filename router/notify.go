@@ -453,7 +453,7 @@ func (r *Router) quoteReacted(ctx context.Context, p *pending, user string) {
 		}
 		return
 	}
-	if q := quoteStart(body, reactionQuote); q != "" {
+	if q := smsQuote(body); q != "" {
 		p.msg.Body = ReactionText(p.m.Reaction.Emojis, q)
 		p.msg.Parts = r.cfg.Parts(p.dest, p.msg.Body)
 	}

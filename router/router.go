@@ -369,23 +369,37 @@ type Reaction struct {
 }
 
 // ReplyText is how an SMS carries a reply (XEP-0461): the start of the
-// message replied to, then the reply, "Reply to “See you at 8”: On my way"
+// message replied to, then the reply, `Reply to "See you at 8": On my way`
 // — not the whole quote the client put in the body, which would cost parts.
+// The quotation marks and the "..." of a cut quote are ASCII: curly ones
+// and an ellipsis are not in the GSM alphabet, and alone made a text of
+// plain letters go as UCS-2, in twice the parts.
 func ReplyText(quote, reply string) string {
-	if q := quoteStart(quote, reactionQuote); q != "" {
-		return "Reply to “" + q + "”: " + reply
+	if q := smsQuote(quote); q != "" {
+		return `Reply to "` + q + `": ` + reply
 	}
 	return reply
 }
 
 // ReactionText is how an SMS carries reactions, the way phones write them:
-// "Reacted 👍 to “See you at 8”"; without the quote when quote is "".
+// `Reacted 👍 to "See you at 8"`; without the quote when quote is "" (see
+// smsQuote).
 func ReactionText(emojis []string, quote string) string {
 	t := "Reacted " + strings.Join(emojis, " ")
 	if quote != "" {
-		t += " to “" + quote + "”"
+		t += ` to "` + quote + `"`
 	}
 	return t
+}
+
+// smsQuote is the start of s an SMS quotes (see quoteStart), a cut marked
+// "..." in the GSM alphabet.
+func smsQuote(s string) string {
+	q := quoteStart(s, reactionQuote)
+	if t, cut := strings.CutSuffix(q, "…"); cut && len([]rune(s)) > reactionQuote {
+		return t + "..."
+	}
+	return q
 }
 
 func (m *Message) smsText() string {

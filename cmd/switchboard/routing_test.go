@@ -238,7 +238,7 @@ func TestRichContentAsSMS(t *testing.T) {
 		{`<x xmlns='http://jabber.org/protocol/rosterx'><item action='add' jid='+12015550177@` + s.prosody.Component + `' name='Dana'/></x>`, "Contact Dana: +12015550177"},
 		{`<body>fixed text</body><replace xmlns='urn:xmpp:message-correct:0' id='x1'/>`, "Correction: fixed text"},
 		{`<reply xmlns='urn:xmpp:reply:0' id='sms-1'/><fallback xmlns='urn:xmpp:fallback:0' for='urn:xmpp:reply:0'><body start='0' end='14'/></fallback>` +
-			"<body>&gt; hello there\nsure</body>", "Reply to “hello there”: sure"},
+			"<body>&gt; hello there\nsure</body>", `Reply to "hello there": sure`},
 	} {
 		n := len(s.smsc.Messages())
 		must(t, a.Send(ctx, fmt.Sprintf(`<message to='%s' type='chat'>%s</message>`, to, tc.stanza)))
@@ -292,8 +292,8 @@ func TestReactionsAsSMS(t *testing.T) {
 			`<fallback xmlns='urn:xmpp:fallback:0' for='urn:xmpp:reactions:0'/><body>%s</body></message>`, s.numberJID(to), id, rs, emojis)))
 	}
 	for _, tc := range []struct{ id, emojis, want string }{
-		{id, "👍", "Reacted 👍 to “Running late, see you at the station in…”"},
-		{strings.TrimPrefix(id, "sms-"), "👍 ❤️", "Reacted 👍 ❤️ to “Running late, see you at the station in…”"}, // its id in the archive
+		{id, "👍", `Reacted 👍 to "Running late, see you at the station in..."`},
+		{strings.TrimPrefix(id, "sms-"), "👍 ❤️", `Reacted 👍 ❤️ to "Running late, see you at the station in..."`}, // its id in the archive
 		{otherID, "😂", "Reacted 😂"},     // not of this conversation: no quote
 		{"x-unknown", "😮", "Reacted 😮"}, // not a message from a phone
 	} {
