@@ -25,6 +25,7 @@ const (
 	nsReactions  = "urn:xmpp:reactions:0"                  // XEP-0444
 	nsReply      = "urn:xmpp:reply:0"                      // XEP-0461
 	nsFallback   = "urn:xmpp:fallback:0"                   // XEP-0428
+	nsSID        = "urn:xmpp:sid:0"                        // XEP-0359 origin-id
 )
 
 // Namespaces of content an SMS cannot carry (see unsendable).
@@ -75,6 +76,20 @@ func unsendable(s *inStanza) (stanza.Error, bool) {
 		}
 	}
 	return stanza.Error{}, false
+}
+
+// rich tells whether s carries more than its text, besides what only
+// concerns the conversation live (chat states, markers, hints, ids, a
+// receipt request): see router.Message.Rich.
+func rich(s *inStanza) bool {
+	for _, e := range s.Payload {
+		switch e.XMLName.Space {
+		case nsReceipts, nsChatStates, nsMarkers, nsHints, nsSID:
+			continue
+		}
+		return true
+	}
+	return false
 }
 
 // bodyMarkup tells whether a body of s holds elements.

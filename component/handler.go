@@ -409,6 +409,7 @@ func (c *Component) handleMessage(ctx context.Context, s *inStanza) {
 		SMSText:     smsText(s, react),
 		Reaction:    react,
 		Payload:     payloadXML(s),
+		Rich:        rich(s),
 		WantReceipt: s.Request != nil,
 	}
 	e, bad := unsendable(s)

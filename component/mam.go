@@ -268,8 +268,14 @@ func (c *Component) mamResult(to jid.JID, queryID, prefix string, it store.Archi
 	if queryID != "" {
 		result.Attr = append([]xml.Attr{attr("queryid", queryID)}, result.Attr...)
 	}
+	// As its sender wrote it, when the text alone would change what it
+	// is (a correction would read as a new message).
+	content := textElem(xml.Name{Local: "body"}, body)
+	if it.Payload != "" && !peerJID.Equal(c.cfg.JID) {
+		content = payloadTokens([]byte(it.Payload))
+	}
 	inner := xmlstream.Wrap(
-		textElem(xml.Name{Local: "body"}, body),
+		content,
 		xml.StartElement{Name: xml.Name{Space: nsClient, Local: "message"}, Attr: []xml.Attr{
 			attr("from", msgFrom), attr("to", msgTo), attr("type", string(stanza.ChatMessage)), attr("id", msgID),
 		}})

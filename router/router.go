@@ -353,7 +353,11 @@ type Message struct {
 	// relayed to registered users and never becomes an SMS.
 	SMSText string
 	// Payload is the stanza's children, relayed as they are over XMPP.
-	Payload     []byte
+	Payload []byte
+	// Rich: the stanza carries more than its text (a correction, a
+	// reaction, a reply, a link): an SMS keeps its Payload too, for the
+	// archive to give back as it was written.
+	Rich        bool
 	WantReceipt bool
 	// Reaction, when set, is what the message is: reactions (XEP-0444)
 	// to an earlier one. Its SMSText is ReactionText without a quote; the
@@ -776,6 +780,9 @@ func (r *Router) storeBatch(ctx context.Context, batch []*pending) {
 			r.quoteReacted(ctx, p, bare)
 		}
 		tooLong := p.msg.Parts > r.cfg.MaxParts
+		if owner == "" && p.m.Rich && len(p.m.Payload) <= maxRelayBytes {
+			p.msg.Extra = string(p.m.Payload) // for the archive (store.ArchiveItem.Payload)
+		}
 		if owner == "" {
 			if tooLong {
 				r.refused(ctx, p, "too_long",

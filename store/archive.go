@@ -46,7 +46,11 @@ type ArchiveItem struct {
 	Local    string
 	StanzaID string // the sender's stanza id, if any
 	Body     string
-	At       time.Time // when it was accepted
+	// Payload is the message's children as its sender wrote them (XML),
+	// for one that carried more than its text (a correction, a reaction,
+	// a reply, a link: Outbound.Extra); "" for the rest, Body alone.
+	Payload string
+	At      time.Time // when it was accepted
 }
 
 // ArchivePage is a page of a result set.
@@ -180,7 +184,7 @@ func (s *Store) Archive(ctx context.Context, q ArchiveQuery) (ArchivePage, error
 		return page, nil
 	}
 	slices.Sort(ids)
-	rows, err := s.rdb.QueryContext(ctx, `SELECT id, direction, user_bare, user_number, peer_number, peer_local, stanza_id, body, created_at
+	rows, err := s.rdb.QueryContext(ctx, `SELECT id, direction, user_bare, user_number, peer_number, peer_local, stanza_id, body, extra, created_at
 		FROM messages WHERE id IN (`+inList(1, len(ids))+`) ORDER BY id`, idArgs(nil, ids)...)
 	if err != nil {
 		return page, fmt.Errorf("store: archive: %w", err)
@@ -193,7 +197,7 @@ func (s *Store) Archive(ctx context.Context, q ArchiveQuery) (ArchivePage, error
 			dir, userBare, uNum, peerNum, local string
 			at                                  int64
 		)
-		if err := rows.Scan(&it.ID, &dir, &userBare, &uNum, &peerNum, &local, &it.StanzaID, &it.Body, &at); err != nil {
+		if err := rows.Scan(&it.ID, &dir, &userBare, &uNum, &peerNum, &local, &it.StanzaID, &it.Body, &it.Payload, &at); err != nil {
 			return page, fmt.Errorf("store: archive: %w", err)
 		}
 		it.At = time.UnixMilli(at)

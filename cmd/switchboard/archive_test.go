@@ -31,6 +31,14 @@ type mamResult struct {
 				Type string `xml:"type,attr"`
 				ID   string `xml:"id,attr"`
 				Body string `xml:"body"`
+				// What a message written with more than its text carried.
+				Replace *struct {
+					ID string `xml:"id,attr"`
+				} `xml:"urn:xmpp:message-correct:0 replace"`
+				OOB *struct {
+					URL string `xml:"url"`
+				} `xml:"jabber:x:oob x"`
+				ChatState *struct{} `xml:"http://jabber.org/protocol/chatstates active"`
 			} `xml:"jabber:client message"`
 		} `xml:"urn:xmpp:forward:0 forwarded"`
 	} `xml:"urn:xmpp:mam:2 result"`
@@ -304,5 +312,48 @@ func TestArchiveRetention(t *testing.T) {
 	cancel()
 	if err := <-exited; err != nil {
 		t.Errorf("prune returned %v", err)
+	}
+}
+
+// TestArchiveAsWritten: a message that carried more than its text (a
+// correction, a reaction, a reply, a link) comes back from the archive as
+// it was written, its elements and all, not as the text its SMS had; a
+// plain one as its body.
+func TestArchiveAsWritten(t *testing.T) {
+	s := startStack(t, sqliteDSN(t), smsc.Config{SystemID: "switchboard", Password: "secret"})
+	a := s.login(t, "alice")
+	waitComponent(t, s, a)
+	ctx := ctxT(t, 60*time.Second)
+	to := s.numberJID(phone)
+	must(t, a.Send(ctx, fmt.Sprintf(`<message to='%s' id='w1' type='chat'><body>See you at 8</body><active xmlns='http://jabber.org/protocol/chatstates'/></message>`, to)))
+	must(t, a.Send(ctx, fmt.Sprintf(`<message to='%s' id='w2' type='chat'><body>See you at 9</body><replace id='w1' xmlns='urn:xmpp:message-correct:0'/></message>`, to)))
+	must(t, a.Send(ctx, fmt.Sprintf(`<message to='%s' id='w3' type='chat'><body>https://up.example/cat.jpg</body><x xmlns='jabber:x:oob'><url>https://up.example/cat.jpg</url></x></message>`, to)))
+	msgs, err := s.smsc.WaitMessages(ctx, 3)
+	must(t, err)
+	if msgs[1].Text != "Correction: See you at 9" {
+		t.Fatalf("the correction's SMS: %q", msgs[1].Text)
+	}
+	results, _, _ := mamPage(t, s, a, "w", "", "")
+	if len(results) != 3 {
+		t.Fatalf("%d results", len(results))
+	}
+	for _, r := range results {
+		m := r.Result.Forwarded.Message
+		switch m.ID {
+		case "w1":
+			if m.Body != "See you at 8" || m.ChatState != nil {
+				t.Errorf("the plain message: %+v", m)
+			}
+		case "w2":
+			if m.Body != "See you at 9" || m.Replace == nil || m.Replace.ID != "w1" {
+				t.Errorf("the correction: %+v; want its body and <replace id='w1'/>, not \"Correction: …\"", m)
+			}
+		case "w3":
+			if m.Body != "https://up.example/cat.jpg" || m.OOB == nil || m.OOB.URL != "https://up.example/cat.jpg" {
+				t.Errorf("the link: %+v; want its OOB element", m)
+			}
+		default:
+			t.Errorf("result %+v", m)
+		}
 	}
 }
