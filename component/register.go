@@ -121,7 +121,11 @@ func (c *Component) registerSet(ctx context.Context, from jid.JID, q *registerQu
 		if q.Registered != nil || q.Phone != nil || q.Form != nil || q.Instructions != "" || len(q.Other) > 0 {
 			return errText(stanza.Modify, stanza.BadRequest, "To cancel the registration send <remove/> alone; nothing was changed.")
 		}
-		_, err := c.cfg.Registrar.Unregister(ctx, from)
+		n, err := c.cfg.Registrar.Unregister(ctx, from)
+		if err == nil && n == "" {
+			// XEP-0077 §3.2: nothing to cancel.
+			return errText(stanza.Auth, stanza.RegistrationRequired, "You have no number registered here; nothing was changed.")
+		}
 		return err
 	}
 	if q.Form != nil {

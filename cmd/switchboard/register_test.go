@@ -440,6 +440,12 @@ func TestRegisterIQ(t *testing.T) {
 	if f = registerGet(t, b, comp); f.Query.Registered != nil {
 		t.Fatalf("still registered: %+v", f)
 	}
+	// Nothing left to cancel (XEP-0077 §3.2).
+	iq, err = b.IQ(ctx, fmt.Sprintf(`<iq type='set' to='%s'><query xmlns='jabber:iq:register'><remove/></query></iq>`, comp))
+	must(t, err)
+	if iq.Attr["type"] != "error" || !strings.Contains(iq.XML, "registration-required") {
+		t.Fatalf("remove when not registered = %s", iq.XML)
+	}
 	// disco advertises both ways in.
 	iq, err = b.IQ(ctx, fmt.Sprintf(`<iq type='get' to='%s'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>`, comp))
 	must(t, err)

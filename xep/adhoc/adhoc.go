@@ -72,8 +72,13 @@ func NextActions(final bool) *Actions {
 	return &Actions{Execute: Next, Next: present}
 }
 
-// EffectiveAction is the request's action; an empty one means execute.
+// EffectiveAction is the request's action; an empty one means execute. A
+// form sent back of type cancel (XEP-0004 §3.1: the user closed it, as some
+// clients answer a command's form) is a cancel, whatever the action says.
 func (c *Command) EffectiveAction() string {
+	if c.Form != nil && c.Form.Type == dataform.TypeCancel {
+		return Cancel
+	}
 	if c.Action == "" {
 		return Execute
 	}

@@ -8,6 +8,8 @@ import (
 
 	"mellium.im/xmlstream"
 	"mellium.im/xmpp/stanza"
+
+	"switchboard/xep/dataform"
 )
 
 // TestAllows: execute and cancel are always allowed, prev, next and
@@ -68,6 +70,25 @@ func TestFail(t *testing.T) {
 		var se stanza.Error
 		if !errors.As(error(f), &se) || se.Condition != f.Stanza.Condition {
 			t.Errorf("%s: errors.As finds %v", tc.specific, se)
+		}
+	}
+}
+
+// TestEffectiveAction: no action is execute; a form sent back of type
+// cancel is a cancel whatever the action.
+func TestEffectiveAction(t *testing.T) {
+	for _, tc := range []struct {
+		c    Command
+		want string
+	}{
+		{Command{}, Execute},
+		{Command{Action: Next}, Next},
+		{Command{Form: &dataform.Form{Type: dataform.TypeSubmit}}, Execute},
+		{Command{Form: &dataform.Form{Type: dataform.TypeCancel}}, Cancel},
+		{Command{Action: Complete, Form: &dataform.Form{Type: dataform.TypeCancel}}, Cancel},
+	} {
+		if got := tc.c.EffectiveAction(); got != tc.want {
+			t.Errorf("%+v: %q, want %q", tc.c, got, tc.want)
 		}
 	}
 }
