@@ -274,6 +274,13 @@ func (r *Router) sendNotices(ctx context.Context, handed bool) (more bool) {
 // user.
 type presenceSeen map[string][2]bool
 
+// probedKey prefixes, in a presenceSeen, the full JIDs probeSenders asked
+// and found gone (or serving no disco).
+const probedKey = "\x00probed "
+
+// probedGone tells whether probeSenders asked user and found it gone.
+func (s presenceSeen) probedGone(user jid.JID) bool { return s[probedKey+user.String()][0] }
+
 // available is r.xmpp.Available through seen.
 func (r *Router) available(user jid.JID, seen presenceSeen) (known, avail bool) {
 	k := user.String()
@@ -307,6 +314,9 @@ func (r *Router) probeSenders(ctx context.Context, ns []store.Notice, seen prese
 		probes++
 		if known, there := r.xmpp.Reachable(ctx, user); known {
 			seen[user.String()] = [2]bool{true, there}
+			if !there {
+				seen[probedKey+user.String()] = [2]bool{true, true}
+			}
 		}
 	}
 }
@@ -348,6 +358,13 @@ func (r *Router) send(ctx context.Context, n store.Notice, seen presenceSeen) er
 	case n.State == store.StateFailed:
 		if user.Resourcepart() != "" {
 			if known, avail := r.available(user, seen); known && !avail {
+				if seen.probedGone(user) {
+					// Asked, it answered service-unavailable: a client
+					// that has gone, or one that serves no disco (rare).
+					// The error too, for the latter; the server drops
+					// it for the former.
+					_ = r.failureError(ctx, peer, user, n)
+				}
 				// The client that sent it has gone. Servers drop an error
 				// to an unavailable full JID (RFC 6121 §8.5.3.2.1), so the
 				// gateway tells the user in a chat message of its own
@@ -357,18 +374,23 @@ func (r *Router) send(ctx context.Context, n store.Notice, seen presenceSeen) er
 				return r.xmpp.SendText(ctx, r.cfg.Component, user.Bare(), "sms-failed-"+strconv.FormatInt(n.ID, 10), r.failureText(ctx, n), time.Time{})
 			}
 		}
-		// The condition the failure called for (the SMSC's refusal of
-		// the number or of the sender, the SMS limits refusing a relay's
-		// fallback), else recipient-unavailable.
-		cond := cmp.Or(stanza.Condition(n.ErrorCondition), stanza.RecipientUnavailable)
-		if n.Route == store.RouteXMPP { // a relay whose fallback the SMS limits refused, or not handed on
-			return r.xmpp.SendError(ctx, peer, user, n.StanzaID,
-				stanzaErr(stanza.Cancel, cond, "The message was not delivered: "+n.Error+"."))
-		}
-		return r.xmpp.SendError(ctx, peer, user, n.StanzaID,
-			stanzaErr(stanza.Cancel, cond, "The SMS was not delivered: "+n.Error+"."))
+		return r.failureError(ctx, peer, user, n)
 	}
 	return nil
+}
+
+// failureError sends the error for a failed message, n, to its sender.
+func (r *Router) failureError(ctx context.Context, peer, user jid.JID, n store.Notice) error {
+	// The condition the failure called for (the SMSC's refusal of the
+	// number or of the sender, the SMS limits refusing a relay's
+	// fallback), else recipient-unavailable.
+	cond := cmp.Or(stanza.Condition(n.ErrorCondition), stanza.RecipientUnavailable)
+	if n.Route == store.RouteXMPP { // a relay whose fallback the SMS limits refused, or not handed on
+		return r.xmpp.SendError(ctx, peer, user, n.StanzaID,
+			stanzaErr(stanza.Cancel, cond, "The message was not delivered: "+n.Error+"."))
+	}
+	return r.xmpp.SendError(ctx, peer, user, n.StanzaID,
+		stanzaErr(stanza.Cancel, cond, "The SMS was not delivered: "+n.Error+"."))
 }
 
 // failureText tells a user, in a chat message, that a message of theirs
