@@ -558,13 +558,7 @@ func TestSIGHUP(t *testing.T) {
 	defer cmd.Process.Kill()
 	waitFor := func(what string) {
 		t.Helper()
-		deadline := time.Now().Add(10 * time.Second)
-		for !strings.Contains(out.String(), what) {
-			if time.Now().After(deadline) {
-				t.Fatalf("no %q in the log:\n%s", what, out.String())
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
+		waitLog(t, &out, what)
 	}
 	hangup := func(config string) {
 		t.Helper()
@@ -580,8 +574,7 @@ func TestSIGHUP(t *testing.T) {
 		t.Fatalf("info logged at level warn:\n%s", out.String())
 	}
 
-	// Down to info: the reload's own info line shows it took effect.
-	// A default written out (sms.max_parts) is no change.
+	// Down to info. A default written out (sms.max_parts) is no change.
 	hangup(strings.Replace(base, "s3cret", "n3w", 1) + "[sms]\nmax_parts = 10\n[log]\nlevel = \"info\"\n")
 	waitFor(`"log_level":"info","time"`)
 	waitFor(`"message":"SIGHUP: changed keys take effect only at the next start"`)
@@ -595,9 +588,44 @@ func TestSIGHUP(t *testing.T) {
 		t.Fatalf("the bad key is not named:\n%s", out.String())
 	}
 
-	terminate(t, cmd, &out)
+	terminate(t, cmd, &out) // at info: the shutdown's lines show
 	if !strings.Contains(out.String(), `"stopped"`) || strings.Contains(out.String(), "s3cret") || strings.Contains(out.String(), "n3w") {
 		t.Fatalf("log:\n%s", out.String())
+	}
+}
+
+// TestSIGHUPQuiet: a reload to a level above info still says it was done,
+// and the info lines after it do not show.
+func TestSIGHUPQuiet(t *testing.T) {
+	base := goodConfig + "\n[store]\ndsn = \"" + sqliteDSN(t) + "\"\n"
+	path := writeFile(t, "sb.toml", base)
+	cmd := command(t, "serve", "-config", path)
+	cmd.Env = append(cmd.Env, "SWITCHBOARD_XMPP_SERVER=127.0.0.1:1", "SWITCHBOARD_SMPP_ADDR=127.0.0.1:1")
+	var out syncBuffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	waitLog(t, &out, `"starting"`)
+	must(t, os.WriteFile(path, []byte(base+"[log]\nlevel = \"error\"\n"), 0o600))
+	must(t, cmd.Process.Signal(syscall.SIGHUP))
+	waitLog(t, &out, `"log_level":"error"`)
+	terminate(t, cmd, &out)
+	if strings.Contains(out.String(), `"stopped"`) {
+		t.Fatalf("an info line at level error:\n%s", out.String())
+	}
+}
+
+// waitLog waits up to 10 s for what to show in out.
+func waitLog(t *testing.T, out *syncBuffer, what string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(out.String(), what) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no %q in the log:\n%s", what, out.String())
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 

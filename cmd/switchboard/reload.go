@@ -39,7 +39,10 @@ func reloadOnHangup(ctx context.Context, path string, running *Config, log zerol
 			}
 			level, _ := zerolog.ParseLevel(cfg.Log.Level) // validated by loadConfig
 			zerolog.SetGlobalLevel(level)
-			log.Info().Str("config", path).Str("log_level", cfg.Log.Level).Msg("SIGHUP: configuration reloaded")
+			// Whatever the level now: the operator asked for it and looks
+			// for the answer (at warn, an info line would not show).
+			log.Log().Str("level", zerolog.InfoLevel.String()).Str("config", path).Str("log_level", cfg.Log.Level).
+				Msg("SIGHUP: configuration reloaded")
 			if keys := changedKeys(running, cfg); len(keys) > 0 {
 				log.Warn().Strs("keys", keys).Msg("SIGHUP: changed keys take effect only at the next start")
 			}
