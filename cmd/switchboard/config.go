@@ -40,6 +40,11 @@ type Config struct {
 	Archive      ArchiveConfig      `toml:"archive"`
 	Log          LogConfig          `toml:"log"`
 	HTTP         HTTPConfig         `toml:"http"`
+
+	// instance names this process among the gateway's instances: serve
+	// sets it, so that its own log lines carry it too; run makes one when
+	// it is empty.
+	instance string
 }
 
 // XMPPConfig is the component's connection to the XMPP server.

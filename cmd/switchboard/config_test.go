@@ -611,6 +611,11 @@ func TestSIGHUPQuiet(t *testing.T) {
 	must(t, os.WriteFile(path, []byte(base+"[log]\nlevel = \"error\"\n"), 0o600))
 	must(t, cmd.Process.Signal(syscall.SIGHUP))
 	waitLog(t, &out, `"log_level":"error"`)
+	for line := range strings.Lines(out.String()) {
+		if strings.Contains(line, "SIGHUP: configuration reloaded") && !strings.Contains(line, `"instance":"`) {
+			t.Errorf("the reload's line lacks the instance: %s", line)
+		}
+	}
 	terminate(t, cmd, &out)
 	if strings.Contains(out.String(), `"stopped"`) {
 		t.Fatalf("an info line at level error:\n%s", out.String())

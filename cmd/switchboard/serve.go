@@ -66,8 +66,9 @@ func cmdServe(ctx context.Context, args []string, stderr io.Writer) error {
 		// 64 → 79 MB with 100,000 messages waiting).
 		debug.SetGCPercent(gcPercent)
 	}
+	cfg.instance = instanceName()
 	log := newServeLogger(cfg.Log, stderr)
-	reloadOnHangup(ctx, *path, cfg, log)
+	reloadOnHangup(ctx, *path, cfg, log.With().Str("instance", cfg.instance).Logger())
 	return run(ctx, cfg, log)
 }
 
@@ -140,7 +141,10 @@ func run(ctx context.Context, cfg *Config, log zerolog.Logger) error {
 			log.Error().Err(err).Msg("closing store")
 		}
 	}()
-	instance := instanceName()
+	instance := cfg.instance
+	if instance == "" {
+		instance = instanceName()
+	}
 	log = log.With().Str("instance", instance).Logger()
 	starting := log.Info().Str("version", version()).Str("store", st.Engine())
 	if st.Engine() == "sqlite" {
