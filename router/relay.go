@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -322,6 +323,21 @@ func (r *Router) matchAcks(ctx context.Context, batch []relayAck) []relayAck {
 // message goes as SMS at once; otherwise it fails and the error is relayed
 // to the sender. It returns false when no relayed message matches.
 func (r *Router) Bounce(ctx context.Context, from, to jid.JID, id string, payload []byte) bool {
+	if n, ok := strings.CutPrefix(id, "sms-"); ok {
+		// A phone's message as the gateway sent it (router.send): the
+		// user's server refused it (the user blocked the number).
+		if msg, err := strconv.ParseInt(n, 10, 64); err == nil {
+			refused, err := r.store.RefuseInbound(ctx, msg, from.Bare().String(), "refused by the user's server (the number blocked?)")
+			if err != nil {
+				r.log.Error().Err(err).Int64("msg", msg).Msg("recording a refused message from a phone failed")
+			}
+			if refused {
+				r.log.Info().Int64("msg", msg).Str("user", from.Bare().String()).Str("from", to.Localpart()).
+					Msg("the user's server refused a message from a phone (the number blocked?): dropped from the archive")
+				return true
+			}
+		}
+	}
 	recipientNumber, senderNumber, err := r.conversation(ctx, from, to)
 	if err != nil {
 		return false

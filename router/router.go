@@ -48,6 +48,7 @@ type Store interface {
 	AcceptOutbound(ctx context.Context, msgs []*store.Outbound) error
 	Withdraw(ctx context.Context, ids []int64, reason string) error
 	RaiseNotices(ctx context.Context, ids []int64) (int64, error)
+	RefuseInbound(ctx context.Context, id int64, user, reason string) (bool, error)
 	AcceptInbound(ctx context.Context, in *store.Inbound) error
 	ClaimNotices(ctx context.Context, owner string, limit int, lease time.Duration) ([]store.Notice, error)
 	NoticesDone(ctx context.Context, ids []int64) error

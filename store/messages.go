@@ -691,6 +691,32 @@ func (s *Store) FailWith(ctx context.Context, msgID int64, reason, condition str
 	return nil
 }
 
+// RefuseInbound records that user's server refused message id from a
+// phone (the user blocked the number, or has gone): failed, with reason,
+// and its text dropped, so that the archive (which leaves out messages
+// without a body) does not give back what the user refused. It reports
+// whether id was such a message of user's.
+func (s *Store) RefuseInbound(ctx context.Context, id int64, user, reason string) (bool, error) {
+	refused := false
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		res, err := s.txExec(ctx, tx, `UPDATE messages SET state = 'failed', error = $1, body = '', updated_at = $2
+			WHERE id = $3 AND direction = 'in' AND user_bare = $4 AND state <> 'failed'`, reason, s.ms(), id, user)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil || n == 0 {
+			return err
+		}
+		refused = true
+		_, err = s.txExec(ctx, tx, `DELETE FROM notices WHERE message_id = $1`, id)
+		return err
+	})
+	if err != nil {
+		return false, fmt.Errorf("store: refuse inbound: %w", err)
+	}
+	return refused, nil
+}
+
 // RaiseNotices raises anew the notices of messages from users that have
 // their outcome (delivered or failed), for a client that sent one again
 // after its outcome went out, unseen; those still on their way are left,

@@ -1160,3 +1160,31 @@ func TestOpenExclusiveNeedsWrites(t *testing.T) {
 	}
 	own.Close()
 }
+
+// TestRefuseInbound: a message from a phone that its user's server
+// refused ends failed, its text dropped; only its own user can do that.
+func TestRefuseInbound(t *testing.T) {
+	engines(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		in := &store.Inbound{Source: "+12015550199", Dest: "+12015550100", RecipientJID: "alice@example.com", Body: "unwanted"}
+		if err := s.AcceptInbound(ctx, in); err != nil {
+			t.Fatal(err)
+		}
+		if ok, err := s.RefuseInbound(ctx, in.ID, "bob@example.com", "blocked"); err != nil || ok {
+			t.Fatalf("RefuseInbound by another user = %v, %v", ok, err)
+		}
+		if ok, err := s.RefuseInbound(ctx, in.ID, "alice@example.com", "blocked"); err != nil || !ok {
+			t.Fatalf("RefuseInbound = %v, %v", ok, err)
+		}
+		state, why, err := s.MessageState(ctx, in.ID)
+		if err != nil || state != "failed" || why != "blocked" {
+			t.Errorf("state %s %q, %v", state, why, err)
+		}
+		if body, err := s.MessageBody(ctx, in.ID); err != nil || body != "" {
+			t.Errorf("body %q, %v; want it dropped", body, err)
+		}
+		if ok, err := s.RefuseInbound(ctx, in.ID, "alice@example.com", "blocked"); err != nil || ok {
+			t.Errorf("RefuseInbound again = %v, %v", ok, err)
+		}
+	})
+}

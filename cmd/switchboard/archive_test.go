@@ -357,3 +357,41 @@ func TestArchiveAsWritten(t *testing.T) {
 		}
 	}
 }
+
+// TestArchiveLeavesRefused: a phone's message that the user's server
+// bounced (the user blocked the number) is dropped from the archive; the
+// others stay.
+func TestArchiveLeavesRefused(t *testing.T) {
+	s := startStack(t, sqliteDSN(t), smsc.Config{SystemID: "switchboard", Password: "secret"})
+	a := s.login(t, "alice")
+	waitComponent(t, s, a)
+	ctx := ctxT(t, 60*time.Second)
+	for _, text := range []string{"wanted", "unwanted"} {
+		must(t, s.smsc.SendMO(ctx, phone, alice, text))
+		if _, err := a.Next(ctx, func(st testenv.Stanza) bool { return st.Body == text }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	unwanted := ""
+	for _, st := range a.Pending() {
+		if st.Body == "unwanted" {
+			unwanted = st.Attr["id"]
+		}
+	}
+	results, _, _ := mamPage(t, s, a, "before", "", "")
+	for _, r := range results {
+		if r.Result.Forwarded.Message.Body == "unwanted" {
+			unwanted = r.Result.Forwarded.Message.ID
+		}
+	}
+	if len(results) != 2 || !strings.HasPrefix(unwanted, "sms-") {
+		t.Fatalf("%d results, the unwanted one's id %q", len(results), unwanted)
+	}
+	// As Prosody bounces a message from a blocked contact.
+	must(t, a.Send(ctx, fmt.Sprintf(`<message type='error' to='%s' id='%s'><error type='cancel'><not-acceptable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></message>`,
+		s.numberJID(phone), unwanted)))
+	waitUntil(t, 10*time.Second, "the refused message is still in the archive", func() bool {
+		results, _, _ := mamPage(t, s, a, fmt.Sprint("after", time.Now().UnixNano()), "", "")
+		return len(results) == 1 && results[0].Result.Forwarded.Message.Body == "wanted"
+	})
+}
