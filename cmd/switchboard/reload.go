@@ -20,11 +20,14 @@ import (
 // logger must have been made by newServeLogger.
 //
 // Without it SIGHUP ended the gateway, as it ends any Go program that does
-// not ask for it.
-func reloadOnHangup(ctx context.Context, path string, running *Config, log zerolog.Logger) {
+// not ask for it. The returned stop ends it and waits for it.
+func reloadOnHangup(ctx context.Context, path string, running *Config, log zerolog.Logger) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
+	done := make(chan struct{})
 	go func() {
+		defer close(done)
 		defer signal.Stop(hup)
 		for {
 			select {
@@ -48,6 +51,10 @@ func reloadOnHangup(ctx context.Context, path string, running *Config, log zerol
 			}
 		}
 	}()
+	return func() {
+		cancel()
+		<-done
+	}
 }
 
 // newServeLogger is newLogger whose level SIGHUP can change: the logger

@@ -68,7 +68,7 @@ func cmdServe(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	cfg.instance = instanceName()
 	log := newServeLogger(cfg.Log, stderr)
-	reloadOnHangup(ctx, *path, cfg, log.With().Str("instance", cfg.instance).Logger())
+	defer reloadOnHangup(ctx, *path, cfg, log.With().Str("instance", cfg.instance).Logger())()
 	return run(ctx, cfg, log)
 }
 
