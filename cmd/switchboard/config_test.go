@@ -524,19 +524,9 @@ func TestNumbersCommand(t *testing.T) {
 // SIGTERM still ends it cleanly, with status 0.
 func TestSIGTERM(t *testing.T) {
 	path := writeFile(t, "sb.toml", goodConfig+"\n[store]\ndsn = \""+sqliteDSN(t)+"\"\n")
-	cmd := command(t, "serve", "-config", path)
-	cmd.Env = append(cmd.Env, "SWITCHBOARD_XMPP_SERVER=127.0.0.1:1", "SWITCHBOARD_SMPP_ADDR=127.0.0.1:1", "SWITCHBOARD_LOG_LEVEL=debug")
-	var out syncBuffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	// Wait until it logged that it started.
-	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(out.String(), "starting") && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
-	terminate(t, cmd, &out)
+	cmd, out := startServe(t, path, "SWITCHBOARD_LOG_LEVEL=debug")
+	waitLog(t, out, `"starting"`)
+	terminate(t, cmd, out)
 	if !strings.Contains(out.String(), `"stopped"`) || strings.Contains(out.String(), "s3cret") || strings.Contains(out.String(), `"pw"`) {
 		t.Fatalf("log:\n%s", out.String())
 	}
@@ -548,18 +538,7 @@ func TestSIGTERM(t *testing.T) {
 func TestSIGHUP(t *testing.T) {
 	base := goodConfig + "\n[store]\ndsn = \"" + sqliteDSN(t) + "\"\n"
 	path := writeFile(t, "sb.toml", base+"[log]\nlevel = \"warn\"\n")
-	cmd := command(t, "serve", "-config", path)
-	cmd.Env = append(cmd.Env, "SWITCHBOARD_XMPP_SERVER=127.0.0.1:1", "SWITCHBOARD_SMPP_ADDR=127.0.0.1:1")
-	var out syncBuffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
-	waitFor := func(what string) {
-		t.Helper()
-		waitLog(t, &out, what)
-	}
+	cmd, out := startServe(t, path)
 	hangup := func(config string) {
 		t.Helper()
 		if err := os.WriteFile(path, []byte(config), 0o600); err != nil {
@@ -569,26 +548,26 @@ func TestSIGHUP(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor("connecting to the XMPP server failed") // a warning
+	waitLog(t, out, "connecting to the XMPP server failed") // a warning
 	if strings.Contains(out.String(), `"starting"`) {
 		t.Fatalf("info logged at level warn:\n%s", out.String())
 	}
 
 	// Down to info. A default written out (sms.max_parts) is no change.
 	hangup(strings.Replace(base, "s3cret", "n3w", 1) + "[sms]\nmax_parts = 10\n[log]\nlevel = \"info\"\n")
-	waitFor(`"log_level":"info","time"`)
-	waitFor(`"message":"SIGHUP: changed keys take effect only at the next start"`)
+	waitLog(t, out, `"log_level":"info","time"`)
+	waitLog(t, out, `"message":"SIGHUP: changed keys take effect only at the next start"`)
 	if !strings.Contains(out.String(), `"keys":["xmpp.secret"]`) {
 		t.Fatalf("changed keys not named as [xmpp.secret]:\n%s", out.String())
 	}
 
 	hangup(base + "[log]\nlevel = \"loud\"\n")
-	waitFor("configuration not reloaded; the running one stays")
+	waitLog(t, out, "configuration not reloaded; the running one stays")
 	if !strings.Contains(out.String(), "log.level") {
 		t.Fatalf("the bad key is not named:\n%s", out.String())
 	}
 
-	terminate(t, cmd, &out) // at info: the shutdown's lines show
+	terminate(t, cmd, out) // at info: the shutdown's lines show
 	if !strings.Contains(out.String(), `"stopped"`) || strings.Contains(out.String(), "s3cret") || strings.Contains(out.String(), "n3w") {
 		t.Fatalf("log:\n%s", out.String())
 	}
@@ -599,27 +578,41 @@ func TestSIGHUP(t *testing.T) {
 func TestSIGHUPQuiet(t *testing.T) {
 	base := goodConfig + "\n[store]\ndsn = \"" + sqliteDSN(t) + "\"\n"
 	path := writeFile(t, "sb.toml", base)
-	cmd := command(t, "serve", "-config", path)
-	cmd.Env = append(cmd.Env, "SWITCHBOARD_XMPP_SERVER=127.0.0.1:1", "SWITCHBOARD_SMPP_ADDR=127.0.0.1:1")
-	var out syncBuffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
-	waitLog(t, &out, `"starting"`)
+	cmd, out := startServe(t, path)
+	waitLog(t, out, `"starting"`)
 	must(t, os.WriteFile(path, []byte(base+"[log]\nlevel = \"error\"\n"), 0o600))
 	must(t, cmd.Process.Signal(syscall.SIGHUP))
-	waitLog(t, &out, `"log_level":"error"`)
+	waitLog(t, out, `"log_level":"error"`)
 	for line := range strings.Lines(out.String()) {
 		if strings.Contains(line, "SIGHUP: configuration reloaded") && !strings.Contains(line, `"instance":"`) {
 			t.Errorf("the reload's line lacks the instance: %s", line)
 		}
 	}
-	terminate(t, cmd, &out)
+	terminate(t, cmd, out)
 	if strings.Contains(out.String(), `"stopped"`) {
 		t.Fatalf("an info line at level error:\n%s", out.String())
 	}
+}
+
+// startServe runs serve with the configuration at path against servers
+// that are not there (XMPP and SMPP on port 1), env added; out gets what
+// it writes. The test's end kills it if it still runs.
+func startServe(t *testing.T, path string, env ...string) (*exec.Cmd, *syncBuffer) {
+	t.Helper()
+	cmd := command(t, "serve", "-config", path)
+	cmd.Env = append(cmd.Env, append([]string{"SWITCHBOARD_XMPP_SERVER=127.0.0.1:1", "SWITCHBOARD_SMPP_ADDR=127.0.0.1:1"}, env...)...)
+	out := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
+	})
+	return cmd, out
 }
 
 // waitLog waits up to 10 s for what to show in out.
