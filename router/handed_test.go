@@ -189,7 +189,7 @@ func TestQuoteStart(t *testing.T) {
 		{"abc\U0001F1EB\U0001F1F7xyz", 5, "abc\U0001F1EB\U0001F1F7…"},
 		{"\U0001F1EB\U0001F1F7\U0001F1E9\U0001F1EAxy", 3, "\U0001F1EB\U0001F1F7…"}, // FR DE, cut inside DE
 	} {
-		if got := quoteStart(tc.in, tc.max); got != tc.want {
+		if got := quoteStart(tc.in, tc.max, "…"); got != tc.want {
 			t.Errorf("quoteStart(%q, %d) = %q, want %q", tc.in, tc.max, got, tc.want)
 		}
 	}

@@ -99,15 +99,11 @@ func (r *Router) ReleaseHanded(ctx context.Context) {
 // outcome is known (Outbound), to be claimed and sent like any: the
 // client that sent it again had not seen it.
 func (r *Router) raiseResent(ctx context.Context) {
+	// notifyLoop alone takes from resentDone: what it holds now is there
+	// to take.
 	var ids []int64
-	for len(ids) < cap(r.resentDone) {
-		select {
-		case id := <-r.resentDone:
-			ids = append(ids, id)
-			continue
-		default:
-		}
-		break
+	for n := len(r.resentDone); n > 0; n-- {
+		ids = append(ids, <-r.resentDone)
 	}
 	if len(ids) == 0 {
 		return
@@ -408,7 +404,7 @@ func (r *Router) failureText(ctx context.Context, n store.Notice) string {
 	if n.Route == store.RouteXMPP {
 		to = "Your message to " + n.PeerNumber
 	}
-	if q := quoteStart(body, failureQuote); q != "" {
+	if q := quoteStart(body, failureQuote, "…"); q != "" {
 		to += " “" + q + "”"
 	}
 	return to + " was not delivered: " + n.Error + "."
@@ -417,10 +413,10 @@ func (r *Router) failureText(ctx context.Context, n store.Notice) string {
 // failureQuote is how many characters of a failed message its report quotes.
 const failureQuote = 60
 
-// quoteStart is s on one line, cut after about max characters with an
-// ellipsis, never inside a character a reader sees as one (an accent and
+// quoteStart is s on one line, cut after about max characters with
+// ellipsis after the cut, never inside a character a reader sees as one (an accent and
 // its letter, an emoji with its modifiers or joined to others, a flag).
-func quoteStart(s string, max int) string {
+func quoteStart(s string, max int, ellipsis string) string {
 	s = strings.Join(strings.Fields(s), " ")
 	r := []rune(s)
 	if len(r) <= max {
@@ -438,7 +434,7 @@ func quoteStart(s string, max int) string {
 		}
 		cut -= n % 2
 	}
-	return strings.TrimRight(string(r[:cut]), " ") + "…"
+	return strings.TrimRight(string(r[:cut]), " ") + ellipsis
 }
 
 const zwj = '\u200D'

@@ -399,13 +399,7 @@ func ReactionText(emojis []string, quote string) string {
 
 // smsQuote is the start of s an SMS quotes (see quoteStart), a cut marked
 // "..." in the GSM alphabet.
-func smsQuote(s string) string {
-	q := quoteStart(s, reactionQuote)
-	if t, cut := strings.CutSuffix(q, "…"); cut && len([]rune(s)) > reactionQuote {
-		return t + "..."
-	}
-	return q
-}
+func smsQuote(s string) string { return quoteStart(s, reactionQuote, "...") }
 
 func (m *Message) smsText() string {
 	if m.SMSText != "" {
